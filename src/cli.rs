@@ -1,0 +1,73 @@
+//! Command line: `km [options] PAYLOAD [ARGS...]`; option parsing stops at PAYLOAD.
+
+use std::ffi::OsString;
+
+use clap::Parser;
+
+use crate::trace::Sink;
+
+/// Run a Linux x86-64 executable as a unikernel in its own KVM virtual machine.
+#[derive(Parser, Debug)]
+#[command(
+    name = "km",
+    version,
+    disable_version_flag = true,
+    after_help = "Exit status: the payload's; 128+N when it is killed by signal N; 125 when km itself fails."
+)]
+pub struct Cli {
+    /// Trace km's work in categories matching REGEX (kvm, mem, load, hypercall, unimpl; all if no REGEX). Write -VREGEX or --verbose=REGEX.
+    #[arg(short = 'V', long = "verbose", value_name = "REGEX", num_args = 0..=1, require_equals = true, default_missing_value = ".*")]
+    pub verbose: Option<String>,
+
+    /// Where traces go: a file name, `stderr` or `none`.
+    #[arg(long = "km-log-to", value_name = "FILE|stderr|none", default_value = "stderr")]
+    pub log_to: Sink,
+
+    /// Give the payload exactly these environment variables (repeatable) instead of km's.
+    #[arg(short = 'e', long = "putenv", value_name = "K=V")]
+    pub putenv: Vec<OsString>,
+
+    /// Give the payload km's environment (the default).
+    #[arg(long = "copyenv", conflicts_with = "putenv")]
+    pub copyenv: bool,
+
+    /// Kill the payload with SIGSYS on a syscall km does not implement (default: ENOSYS).
+    #[arg(long = "kill-unimpl-scall")]
+    pub kill_unimpl_scall: bool,
+
+    /// Print the version.
+    #[arg(long = "version", action = clap::ArgAction::Version)]
+    pub version: Option<bool>,
+
+    /// The executable to run, then its arguments.
+    #[arg(value_name = "PAYLOAD", required = true, trailing_var_arg = true, num_args = 1..)]
+    pub command: Vec<OsString>,
+}
+
+/// Rewrites the attached short form `-VREGEX` into `--verbose=REGEX` (clap's optional
+/// values need `=`), looking only at km's own options, before the payload.
+pub fn normalize(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
+    let mut out = Vec::new();
+    let mut args = args.into_iter();
+    if let Some(argv0) = args.next() {
+        out.push(argv0);
+    }
+    while let Some(arg) = args.next() {
+        let s = arg.to_string_lossy();
+        if s == "--" || !s.starts_with('-') {
+            out.push(arg);
+            break;
+        }
+        if let Some(re) = s.strip_prefix("-V").filter(|re| !re.starts_with('=')) {
+            out.push(if re.is_empty() { "--verbose".into() } else { format!("--verbose={re}").into() });
+            continue;
+        }
+        let takes_value = matches!(s.as_ref(), "-e" | "--putenv" | "--km-log-to");
+        out.push(arg);
+        if takes_value && let Some(value) = args.next() {
+            out.push(value);
+        }
+    }
+    out.extend(args);
+    out
+}

@@ -1,0 +1,275 @@
+//! The landing pad: the guest's whole "kernel", a few instructions per entry.
+//!
+//! The system region (mapped supervisor-only except where noted) holds:
+//!
+//! | offset               | what                                                   |
+//! |----------------------|--------------------------------------------------------|
+//! | `0x00000`            | GDT (Linux user selectors, one TSS descriptor per vCPU) |
+//! | `0x10000`            | IDT: vectors 0-31 point at the exception stubs           |
+//! | `0x11000`            | exception stubs, 16 bytes per vector                    |
+//! | `0x20000 + 16K * n`  | vCPU n: syscall pad (user RX), request block (user RW), TSS with I/O bitmap, kernel stack |
+//! | `0x2000000`          | page-table pool (not mapped)                            |
+//!
+//! **Syscalls.** MSR_LSTAR of vCPU n points at its own copy of the pad, which stores
+//! the syscall number and arguments into the request block next to it, executes one
+//! `out` to [`HC_PORT`] (a KVM_EXIT_IO served by the monitor), loads the result, and
+//! returns: with `jmp *%rcx` when the pad runs at CPL3 (PVM keeps `syscall` at CPL3)
+//! or `sysretq` when it runs at CPL0 (hardware KVM). RCX and R11 are clobbered as the
+//! Linux ABI allows; nothing else, and the user stack is never touched. The TSS I/O
+//! bitmap opens only [`HC_PORT`] to CPL3.
+//!
+//! **Exceptions.** Each IDT stub (CPL0) pushes a zero error code when the CPU pushed
+//! none, pushes its vector, and executes `out` to [`EXC_PORT`]; the monitor reads the
+//! frame from the vCPU's kernel stack ([`ExceptionFrame`]). If the monitor resumes the
+//! vCPU, the stub pops both words and `iretq`s through the (possibly edited) frame.
+
+use std::arch::global_asm;
+
+use anyhow::Result;
+use vm_memory::ByteValued;
+
+use crate::memory::{Fault, GuestMemory, PAGE_SIZE};
+use crate::paging::{PTE_NX, PTE_USER, PTE_WRITE, PageSize, PageTables};
+
+pub const SYS_BASE: u64 = 0x7fff_fc00_0000;
+pub const SYS_SIZE: u64 = 64 << 20;
+const GDT: u64 = SYS_BASE;
+const GDT_SIZE: u64 = 0x10000;
+const IDT: u64 = SYS_BASE + 0x10000;
+const STUBS: u64 = SYS_BASE + 0x11000;
+const CPU_AREAS: u64 = SYS_BASE + 0x20000;
+const CPU_AREA_SIZE: u64 = 4 * PAGE_SIZE;
+/// Page-table pool inside the system region.
+pub const PT_POOL: std::ops::Range<u64> = SYS_BASE + 0x200_0000..SYS_BASE + SYS_SIZE;
+pub const MAX_VCPUS: u32 = 1024;
+
+pub const KERNEL_CS: u16 = 0x10;
+pub const KERNEL_DS: u16 = 0x18;
+pub const USER32_CS: u16 = 0x23;
+pub const USER_DS: u16 = 0x2b;
+pub const USER_CS: u16 = 0x33;
+const FIRST_TSS_ENTRY: u64 = 8;
+
+/// Port of the syscall hypercall (opened to CPL3 in every TSS).
+pub const HC_PORT: u16 = 0x10;
+/// Port the exception stubs use (CPL0 only).
+pub const EXC_PORT: u16 = 0x11;
+
+const TSS_SIZE: u64 = 0x68;
+/// I/O bitmap bytes: ports 0..31 plus the terminating 0xff byte.
+const IOBITMAP_LEN: u64 = 5;
+
+// The pad, copied into each vCPU's area. The request block is the page after the
+// pad's page, addressed RIP-relative through a local label so that the displacement
+// is fixed at assembly time and the code works wherever it is copied.
+global_asm!(
+    ".pushsection .rodata.km_pad, \"a\"",
+    ".balign 16",
+    ".globl km_pad_start",
+    "km_pad_start:",
+    ".Lkm_pad:",
+    "mov %rax, .Lkm_pad+0x1000(%rip)",
+    "mov %rdi, .Lkm_pad+0x1008(%rip)",
+    "mov %rsi, .Lkm_pad+0x1010(%rip)",
+    "mov %rdx, .Lkm_pad+0x1018(%rip)",
+    "mov %r10, .Lkm_pad+0x1020(%rip)",
+    "mov %r8, .Lkm_pad+0x1028(%rip)",
+    "mov %r9, .Lkm_pad+0x1030(%rip)",
+    "out %al, $0x10",
+    "mov %cs, %eax",
+    "test $3, %al",
+    "mov .Lkm_pad+0x1038(%rip), %rax",
+    "jz 1f",
+    "jmp *%rcx",
+    "1: sysretq",
+    ".globl km_pad_end",
+    "km_pad_end:",
+    ".popsection",
+    options(att_syntax)
+);
+
+unsafe extern "C" {
+    static km_pad_start: u8;
+    static km_pad_end: u8;
+}
+
+fn pad_code() -> &'static [u8] {
+    // SAFETY: both symbols are defined by the global_asm! block above, in the same
+    // read-only section, with km_pad_end after km_pad_start.
+    unsafe {
+        let start = &raw const km_pad_start;
+        let end = &raw const km_pad_end;
+        std::slice::from_raw_parts(start, end.offset_from(start) as usize)
+    }
+}
+
+/// Vectors for which the CPU pushes an error code.
+fn has_error_code(vector: u8) -> bool {
+    matches!(vector, 8 | 10..=14 | 17 | 21 | 29 | 30)
+}
+
+fn stub_code(vector: u8) -> Vec<u8> {
+    let mut code = Vec::with_capacity(16);
+    if !has_error_code(vector) {
+        code.extend_from_slice(&[0x6a, 0x00]); // push $0
+    }
+    code.extend_from_slice(&[0x6a, vector]); // push $vector
+    code.extend_from_slice(&[0xe6, EXC_PORT as u8]); // out %al, $EXC_PORT
+    code.extend_from_slice(&[0x48, 0x83, 0xc4, 0x10]); // add $16, %rsp
+    code.extend_from_slice(&[0x48, 0xcf]); // iretq
+    code
+}
+
+fn gate(handler: u64, dpl: u64) -> [u64; 2] {
+    let lo = (handler & 0xffff)
+        | ((KERNEL_CS as u64) << 16)
+        | ((0x8e | (dpl << 5)) << 40)
+        | (((handler >> 16) & 0xffff) << 48);
+    [lo, handler >> 32]
+}
+
+fn tss_descriptor(base: u64, limit: u64) -> [u64; 2] {
+    let lo = (limit & 0xffff)
+        | ((base & 0xff_ffff) << 16)
+        | (0x89 << 40)
+        | (((limit >> 16) & 0xf) << 48)
+        | (((base >> 24) & 0xff) << 56);
+    [lo, base >> 32]
+}
+
+fn words(w: &[u64]) -> Vec<u8> {
+    w.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// Writes and maps the GDT, IDT and exception stubs shared by all vCPUs.
+pub fn install_system(mem: &GuestMemory, pt: &mut PageTables) -> Result<()> {
+    let gdt: [u64; 7] = [
+        0,
+        0,
+        0x00af_9b00_0000_ffff, // 0x10 kernel CS, 64-bit
+        0x00cf_9300_0000_ffff, // 0x18 kernel DS
+        0x00cf_fb00_0000_ffff, // 0x23 user CS, 32-bit
+        0x00cf_f300_0000_ffff, // 0x2b user DS
+        0x00af_fb00_0000_ffff, // 0x33 user CS, 64-bit
+    ];
+    mem.write_bytes(GDT, &words(&gdt))?;
+    for vector in 0..32u8 {
+        let stub = STUBS + vector as u64 * 16;
+        mem.write_bytes(stub, &stub_code(vector))?;
+        // int3 and into may be executed by user code.
+        let dpl = if matches!(vector, 3 | 4) { 3 } else { 0 };
+        mem.write_bytes(IDT + vector as u64 * 16, &words(&gate(stub, dpl)))?;
+    }
+    pt.map(mem, GDT..GDT + GDT_SIZE, PTE_WRITE | PTE_NX, PageSize::Small)?;
+    pt.map(mem, IDT..IDT + PAGE_SIZE, PTE_NX, PageSize::Small)?;
+    pt.map(mem, STUBS..STUBS + PAGE_SIZE, 0, PageSize::Small)?;
+    Ok(())
+}
+
+/// Where vCPU `id`'s pieces live in the guest.
+#[derive(Debug, Clone, Copy)]
+pub struct CpuArea {
+    base: u64,
+    pub id: u32,
+}
+
+impl CpuArea {
+    pub fn new(id: u32) -> Self {
+        assert!(id < MAX_VCPUS);
+        CpuArea {
+            base: CPU_AREAS + id as u64 * CPU_AREA_SIZE,
+            id,
+        }
+    }
+
+    /// Syscall entry point (MSR_LSTAR).
+    pub fn pad(&self) -> u64 {
+        self.base
+    }
+
+    fn block(&self) -> u64 {
+        self.base + PAGE_SIZE
+    }
+
+    pub fn tss(&self) -> u64 {
+        self.base + 2 * PAGE_SIZE
+    }
+
+    pub fn tss_limit(&self) -> u64 {
+        TSS_SIZE + IOBITMAP_LEN - 1
+    }
+
+    pub fn tss_selector(&self) -> u16 {
+        ((FIRST_TSS_ENTRY + 2 * self.id as u64) * 8) as u16
+    }
+
+    fn kernel_stack_top(&self) -> u64 {
+        self.base + 4 * PAGE_SIZE
+    }
+
+    pub const GDT_BASE: u64 = GDT;
+    pub const GDT_LIMIT: u16 = (GDT_SIZE - 1) as u16;
+    pub const IDT_BASE: u64 = IDT;
+    pub const IDT_LIMIT: u16 = (256 * 16 - 1) as u16;
+
+    /// Writes and maps this vCPU's pad, request block, TSS and kernel stack.
+    pub fn install(&self, mem: &GuestMemory, pt: &mut PageTables) -> Result<()> {
+        mem.write_bytes(self.pad(), pad_code())?;
+        let tss = self.tss();
+        mem.write_obj(tss + 4, self.kernel_stack_top())?; // RSP0
+        mem.write_obj(tss + 0x66, TSS_SIZE as u16)?; // I/O bitmap offset
+        let mut bitmap = [0xffu8; IOBITMAP_LEN as usize];
+        bitmap[(HC_PORT / 8) as usize] &= !(1 << (HC_PORT % 8));
+        mem.write_bytes(tss + TSS_SIZE, &bitmap)?;
+        let desc = tss_descriptor(tss, self.tss_limit());
+        mem.write_bytes(GDT + self.tss_selector() as u64, &words(&desc))?;
+        let b = self.base;
+        pt.map(mem, b..b + PAGE_SIZE, PTE_USER, PageSize::Small)?;
+        pt.map(mem, b + PAGE_SIZE..b + 2 * PAGE_SIZE, PTE_USER | PTE_WRITE | PTE_NX, PageSize::Small)?;
+        pt.map(mem, b + 2 * PAGE_SIZE..b + 4 * PAGE_SIZE, PTE_WRITE | PTE_NX, PageSize::Small)?;
+        Ok(())
+    }
+
+    /// The syscall the guest is making: number and the six argument registers.
+    pub fn request(&self, mem: &GuestMemory) -> Result<SyscallRequest, Fault> {
+        mem.read_obj(self.block())
+    }
+
+    /// Sets the value the pad returns in RAX.
+    pub fn set_result(&self, mem: &GuestMemory, value: u64) -> Result<(), Fault> {
+        mem.write_obj(self.block() + 56, value)
+    }
+
+    /// The frame an exception stub left on the kernel stack.
+    pub fn exception(&self, mem: &GuestMemory) -> Result<ExceptionFrame, Fault> {
+        mem.read_obj(self.kernel_stack_top() - std::mem::size_of::<ExceptionFrame>() as u64)
+    }
+}
+
+/// Layout of the request block's first 56 bytes, as the pad stores them.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SyscallRequest {
+    pub nr: u64,
+    pub args: [u64; 6],
+}
+
+// SAFETY: plain integers, no padding; any bit pattern is valid.
+unsafe impl ByteValued for SyscallRequest {}
+
+/// What an exception stub leaves on the kernel stack: its own two pushes, then the
+/// CPU's interrupt frame.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ExceptionFrame {
+    pub vector: u64,
+    pub error_code: u64,
+    pub rip: u64,
+    pub cs: u64,
+    pub rflags: u64,
+    pub rsp: u64,
+    pub ss: u64,
+}
+
+// SAFETY: plain integers, no padding; any bit pattern is valid.
+unsafe impl ByteValued for ExceptionFrame {}

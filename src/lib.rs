@@ -1,0 +1,92 @@
+//! km: runs an unmodified Linux x86-64 executable as a unikernel in its own KVM VM.
+//!
+//! Where to look first:
+//! - [`landing_pad`]: the guest-side entry code (syscall pad, exception stubs, GDT/IDT/TSS);
+//! - [`vcpu`]: vCPU set-up and the exit loop;
+//! - [`syscalls`]: the syscall table and handlers;
+//! - [`memory`] / [`mm`] / [`paging`]: host memory behind the guest, the payload's
+//!   address space, and the guest page tables;
+//! - [`loader`] / [`stack`]: ELF loading and the initial stack.
+
+pub mod cli;
+pub mod landing_pad;
+pub mod loader;
+pub mod memory;
+pub mod mm;
+pub mod paging;
+pub mod process;
+pub mod stack;
+pub mod syscalls;
+pub mod trace;
+pub mod vcpu;
+pub mod vm;
+
+use std::ffi::{CString, OsString};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+
+use anyhow::{Context, Result, bail};
+
+use crate::process::Process;
+use crate::vcpu::Stop;
+use crate::vm::Vm;
+
+/// km's exit status when km itself fails (as opposed to the payload).
+pub const KM_ERROR_STATUS: u8 = 125;
+
+fn cstring(s: &OsString) -> Result<CString> {
+    CString::new(s.as_bytes()).with_context(|| format!("{s:?} contains a NUL byte"))
+}
+
+/// Loads and runs the payload named by `cli`, returning how it ended.
+pub fn run(cli: &cli::Cli) -> Result<Stop> {
+    let path = &cli.command[0];
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() {
+        bail!("not a regular file");
+    }
+    if meta.permissions().mode() & 0o111 == 0 {
+        bail!("permission denied (not executable)");
+    }
+    let data = std::fs::read(path)?;
+    let mut vm = Vm::new()?;
+    let (image, mm) = loader::load(&mut vm, &data)?;
+    let argv = cli.command.iter().map(cstring).collect::<Result<Vec<_>>>()?;
+    let envp = if cli.putenv.is_empty() {
+        std::env::vars_os()
+            .map(|(k, v)| cstring(&[k, v].join(std::ffi::OsStr::new("="))))
+            .collect::<Result<Vec<_>>>()?
+    } else {
+        cli.putenv.iter().map(cstring).collect::<Result<Vec<_>>>()?
+    };
+    let rsp = stack::build(
+        &vm,
+        &image,
+        &stack::Exec {
+            execfn: &argv[0],
+            argv: &argv,
+            envp: &envp,
+        },
+    )?;
+    let mut vcpu = vm.create_vcpu(0)?;
+    vcpu.start(image.entry, rsp)?;
+    let mut process = Process::new(mm, cli.kill_unimpl_scall);
+    vcpu.run(&mut vm, &mut process)
+}
+
+/// Runs km with parsed arguments; returns the exit status.
+pub fn main(cli: cli::Cli) -> u8 {
+    let payload = cli.command[0].to_string_lossy().into_owned();
+    if let Err(e) = trace::init(cli.verbose.as_deref(), &cli.log_to) {
+        eprintln!("km: {e:#}");
+        return KM_ERROR_STATUS;
+    }
+    match run(&cli) {
+        Ok(Stop::Exited(status)) => status as u8,
+        Ok(Stop::Killed(signal)) => 128 + signal as u8,
+        Err(e) => {
+            eprintln!("km: {payload}: {e:#}");
+            KM_ERROR_STATUS
+        }
+    }
+}

@@ -1,0 +1,311 @@
+//! Guest memory: the host reservations behind the guest's address space.
+//!
+//! km identity-maps its guest: a guest-virtual address is also the guest-physical
+//! address, so translating a guest pointer never walks page tables. The address space
+//! is a handful of [`Region`]s (the system area, the program image with its heap, the
+//! mmap area with the main stack). Each region is one host reservation made with
+//! `MAP_NORESERVE` (host pages exist only once touched); only its *committed* part is
+//! registered with KVM as memslots, because a memslot costs host kernel memory in
+//! proportion to its size. Regions grow in chunks that at least double the committed
+//! size, each chunk its own memslot, so growth never re-registers a live slot.
+//!
+//! Every access the monitor makes on behalf of the guest goes through
+//! [`GuestMemory::slice`], which checks the range against the committed part of one
+//! region and hands out a `vm_memory::VolatileSlice`: a bad guest pointer becomes a
+//! [`Fault`] (EFAULT for syscalls), never a host fault.
+
+pub mod host;
+
+use std::ops::Range;
+use std::os::fd::{AsRawFd, BorrowedFd};
+
+use anyhow::{Context, Result, bail};
+use kvm_bindings::kvm_userspace_memory_region;
+use kvm_ioctls::VmFd;
+use vm_memory::{Bytes, MmapRegion, VolatileMemory, VolatileSlice};
+
+pub const PAGE_SIZE: u64 = 4096;
+pub const HUGE_PAGE_SIZE: u64 = 2 << 20;
+
+pub const fn page_align_down(a: u64) -> u64 {
+    a & !(PAGE_SIZE - 1)
+}
+
+pub const fn page_align_up(a: u64) -> u64 {
+    a.wrapping_add(PAGE_SIZE - 1) & !(PAGE_SIZE - 1)
+}
+
+pub const fn huge_align_down(a: u64) -> u64 {
+    a & !(HUGE_PAGE_SIZE - 1)
+}
+
+pub const fn huge_align_up(a: u64) -> u64 {
+    a.wrapping_add(HUGE_PAGE_SIZE - 1) & !(HUGE_PAGE_SIZE - 1)
+}
+
+/// A guest access outside committed guest memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fault {
+    pub addr: u64,
+}
+
+impl std::fmt::Display for Fault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "guest address {:#x} is not mapped", self.addr)
+    }
+}
+
+impl std::error::Error for Fault {}
+
+/// Which way a region's committed part grows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Growth {
+    Up,
+    Down,
+}
+
+/// What a region holds; used in traces and error messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegionKind {
+    /// GDT, IDT, TSSs, landing pads and page tables.
+    System,
+    /// The program's loaded segments followed by its brk heap.
+    Image,
+    /// The mmap area growing down, with the main stack at its top.
+    Upper,
+}
+
+/// One contiguous host reservation covering guest addresses `[base, base + size)`.
+pub struct Region {
+    pub kind: RegionKind,
+    base: u64,
+    host: MmapRegion,
+    growth: Growth,
+    committed: Range<u64>,
+}
+
+impl Region {
+    pub fn reserved(&self) -> Range<u64> {
+        self.base..self.base + self.host.size() as u64
+    }
+
+    pub fn committed(&self) -> Range<u64> {
+        self.committed.clone()
+    }
+}
+
+/// The guest's memory: regions and the memslots that expose them to KVM.
+pub struct GuestMemory {
+    regions: Vec<Region>,
+    next_slot: u32,
+}
+
+impl GuestMemory {
+    pub fn new() -> Self {
+        GuestMemory {
+            regions: Vec::new(),
+            next_slot: 0,
+        }
+    }
+
+    /// Reserves host memory for guest range `[base, base + size)` (huge-page aligned)
+    /// with nothing committed yet. Returns the region index.
+    pub fn reserve(&mut self, kind: RegionKind, base: u64, size: u64, growth: Growth) -> Result<usize> {
+        if base % HUGE_PAGE_SIZE != 0 || size % HUGE_PAGE_SIZE != 0 {
+            bail!("{kind:?} region {base:#x}+{size:#x} is not 2 MiB aligned");
+        }
+        if let Some(r) = self
+            .regions
+            .iter()
+            .find(|r| base < r.reserved().end && r.reserved().start < base + size)
+        {
+            bail!(
+                "{kind:?} region {base:#x}..{:#x} overlaps the {:?} region {:#x}..{:#x}",
+                base + size,
+                r.kind,
+                r.reserved().start,
+                r.reserved().end
+            );
+        }
+        let host = MmapRegion::build(
+            None,
+            size as usize,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+        )
+        .with_context(|| format!("reserving {size:#x} bytes of host memory for the {kind:?} region"))?;
+        let edge = match growth {
+            Growth::Up => base,
+            Growth::Down => base + size,
+        };
+        self.regions.push(Region {
+            kind,
+            base,
+            host,
+            growth,
+            committed: edge..edge,
+        });
+        Ok(self.regions.len() - 1)
+    }
+
+    pub fn region(&self, idx: usize) -> &Region {
+        &self.regions[idx]
+    }
+
+    /// The region whose reservation contains `addr`.
+    pub fn region_of(&self, addr: u64) -> Option<usize> {
+        self.regions.iter().position(|r| r.reserved().contains(&addr))
+    }
+
+    /// Extends the committed part of region `idx` so that it covers `want` (which must
+    /// lie inside the reservation), registering new memslots. Returns the newly
+    /// committed guest range, which the caller maps in the guest page tables.
+    pub fn commit(&mut self, vm: &VmFd, idx: usize, want: Range<u64>) -> Result<Option<Range<u64>>> {
+        let next_slot = self.next_slot;
+        let r = &mut self.regions[idx];
+        let reserved = r.reserved();
+        if want.start < reserved.start || want.end > reserved.end {
+            bail!(
+                "{:?} region cannot hold {:#x}..{:#x} (reserved {:#x}..{:#x})",
+                r.kind,
+                want.start,
+                want.end,
+                reserved.start,
+                reserved.end
+            );
+        }
+        let have = r.committed.clone();
+        let grown = (have.end - have.start).max(HUGE_PAGE_SIZE);
+        let new = match r.growth {
+            Growth::Up if want.end > have.end => {
+                let end = huge_align_up(want.end).max(have.end + grown).min(reserved.end);
+                have.end..end
+            }
+            Growth::Down if want.start < have.start => {
+                let start = huge_align_down(want.start)
+                    .min(have.start.saturating_sub(grown))
+                    .max(reserved.start);
+                start..have.start
+            }
+            _ => return Ok(None),
+        };
+        let host_addr = r.host.as_ptr() as u64 + (new.start - r.base);
+        let region = kvm_userspace_memory_region {
+            slot: next_slot,
+            flags: 0,
+            guest_phys_addr: new.start,
+            memory_size: new.end - new.start,
+            userspace_addr: host_addr,
+        };
+        // SAFETY: the host range lies inside `r.host`, a mapping owned by this region
+        // that lives as long as the VM (regions are never dropped before the VM), and
+        // the guest range does not overlap any other slot (regions do not overlap and
+        // committed parts only grow into uncommitted space).
+        unsafe { vm.set_user_memory_region(region) }.with_context(|| {
+            format!(
+                "KVM_SET_USER_MEMORY_REGION slot {next_slot} for {:#x}..{:#x}",
+                new.start, new.end
+            )
+        })?;
+        self.next_slot += 1;
+        match r.growth {
+            Growth::Up => r.committed.end = new.end,
+            Growth::Down => r.committed.start = new.start,
+        }
+        Ok(Some(new))
+    }
+
+    /// A bounds-checked view of guest range `[addr, addr + len)`, which must lie in the
+    /// committed part of one region.
+    pub fn slice(&self, addr: u64, len: usize) -> Result<VolatileSlice<'_>, Fault> {
+        let end = addr.checked_add(len as u64).ok_or(Fault { addr })?;
+        let r = self
+            .regions
+            .iter()
+            .find(|r| r.committed.start <= addr && end <= r.committed.end && addr < r.committed.end)
+            .ok_or(Fault { addr })?;
+        r.host
+            .get_slice((addr - r.base) as usize, len)
+            .map_err(|_| Fault { addr })
+    }
+
+    pub fn read_obj<T: vm_memory::ByteValued>(&self, addr: u64) -> Result<T, Fault> {
+        self.slice(addr, std::mem::size_of::<T>())?
+            .read_obj(0)
+            .map_err(|_| Fault { addr })
+    }
+
+    pub fn write_obj<T: vm_memory::ByteValued>(&self, addr: u64, val: T) -> Result<(), Fault> {
+        self.slice(addr, std::mem::size_of::<T>())?
+            .write_obj(val, 0)
+            .map_err(|_| Fault { addr })
+    }
+
+    pub fn read_bytes(&self, addr: u64, buf: &mut [u8]) -> Result<(), Fault> {
+        let s = self.slice(addr, buf.len())?;
+        s.copy_to(buf);
+        Ok(())
+    }
+
+    pub fn write_bytes(&self, addr: u64, buf: &[u8]) -> Result<(), Fault> {
+        self.slice(addr, buf.len())?.copy_from(buf);
+        Ok(())
+    }
+
+    /// Reads a NUL-terminated string of at most `max` bytes (without the NUL).
+    pub fn read_cstr(&self, addr: u64, max: usize) -> Result<Vec<u8>, Fault> {
+        let mut out = Vec::new();
+        let mut at = addr;
+        while out.len() < max {
+            // Read up to the end of the page so a string ending just before an
+            // unmapped page is still readable.
+            let chunk = ((page_align_down(at) + PAGE_SIZE - at) as usize).min(max - out.len());
+            let s = self.slice(at, chunk)?;
+            let mut buf = vec![0u8; chunk];
+            s.copy_to(&mut buf);
+            if let Some(nul) = buf.iter().position(|&b| b == 0) {
+                out.extend_from_slice(&buf[..nul]);
+                return Ok(out);
+            }
+            out.extend_from_slice(&buf);
+            at += chunk as u64;
+        }
+        Err(Fault { addr: at })
+    }
+
+    /// Gives the host pages behind a committed guest range back to the host kernel and
+    /// makes the range read as zeroes again (anonymous, private).
+    pub fn discard(&self, range: Range<u64>) -> Result<()> {
+        self.remap(range, None, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE)
+    }
+
+    /// Backs a committed guest range with a host file mapping (MAP_PRIVATE or
+    /// MAP_SHARED); KVM follows the change through its MMU notifier.
+    pub fn map_file(&self, range: Range<u64>, fd: BorrowedFd<'_>, offset: u64, prot: i32, flags: i32) -> Result<()> {
+        self.remap(range, Some((fd, offset)), prot, flags)
+    }
+
+    fn remap(&self, range: Range<u64>, file: Option<(BorrowedFd<'_>, u64)>, prot: i32, flags: i32) -> Result<()> {
+        let len = (range.end - range.start) as usize;
+        let host = self.slice(range.start, len)?.ptr_guard_mut().as_ptr();
+        let (fd, off, kind) = match file {
+            Some((fd, off)) => (fd.as_raw_fd(), off as libc::off_t, 0),
+            None => (-1, 0, libc::MAP_ANONYMOUS | libc::MAP_NORESERVE),
+        };
+        // SAFETY: `host..host+len` lies inside a reservation owned by a region (checked
+        // by `slice`), which no Rust reference points into; MAP_FIXED replaces exactly
+        // those pages and nothing outside the guest's memory.
+        let p = unsafe { libc::mmap(host.cast(), len, prot, flags | kind | libc::MAP_FIXED, fd, off) };
+        if p == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error())
+                .with_context(|| format!("remapping guest range {:#x}..{:#x}", range.start, range.end));
+        }
+        Ok(())
+    }
+}
+
+impl Default for GuestMemory {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,357 @@
+//! The payload's address space, modelled on Linux: program image and brk heap low,
+//! the main stack high, and the mmap area growing down below the stack.
+//!
+//! This module keeps the mappings (VMAs) the payload asked for; `memory` provides the
+//! host memory behind them and `vm` commits it. A syscall's pointer argument is valid
+//! when every byte lies in a VMA with the needed protection ([`AddressSpace::check`]).
+//!
+//! Protections are recorded and honoured for syscall pointer checks; the guest page
+//! tables map committed memory read/write/execute (enforcing them in the page tables
+//! needs shadow-safe PTE updates, part of the memory-model work).
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::os::fd::BorrowedFd;
+
+use anyhow::Result;
+use rustix::io::Errno;
+
+use crate::memory::{Fault, Growth, HUGE_PAGE_SIZE, RegionKind, page_align_up};
+use crate::trace;
+use crate::trace::Category;
+use crate::vm::{MMAP_MIN_ADDR, Vm};
+
+/// Top of the main stack; the system region lies above it.
+pub const STACK_TOP: u64 = crate::landing_pad::SYS_BASE - HUGE_PAGE_SIZE;
+/// Main stack size (Linux's default RLIMIT_STACK).
+pub const STACK_SIZE: u64 = 8 << 20;
+/// Gap between the stack and the top of the mmap area.
+const STACK_GAP: u64 = HUGE_PAGE_SIZE;
+/// Host reservation for the mmap area and stack.
+const UPPER_SIZE: u64 = 256 << 30;
+/// Host reservation for the program image and its brk heap.
+const IMAGE_SIZE: u64 = 64 << 30;
+/// Where static-PIE programs are loaded (Linux's ELF_ET_DYN_BASE neighbourhood).
+pub const PIE_BASE: u64 = 0x5555_5540_0000;
+
+pub const PROT_READ: i32 = libc::PROT_READ;
+pub const PROT_WRITE: i32 = libc::PROT_WRITE;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VmaKind {
+    Image,
+    Heap,
+    Stack,
+    Anon,
+    File,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Vma {
+    pub end: u64,
+    pub prot: i32,
+    pub kind: VmaKind,
+    /// MAP_SHARED or MAP_PRIVATE.
+    pub shared: bool,
+}
+
+/// A request to map memory (the arguments of mmap after validation).
+pub struct MapRequest<'a> {
+    pub hint: u64,
+    pub len: u64,
+    pub prot: i32,
+    pub fixed: bool,
+    pub noreplace: bool,
+    pub shared: bool,
+    pub file: Option<(BorrowedFd<'a>, u64)>,
+}
+
+pub struct AddressSpace {
+    vmas: BTreeMap<u64, Vma>,
+    image_region: usize,
+    upper_region: usize,
+    brk_start: u64,
+    brk: u64,
+    mmap_top: u64,
+}
+
+impl AddressSpace {
+    /// Reserves the image region for `image` (the span of the program's segments) and
+    /// the upper region with the committed main stack.
+    pub fn new(vm: &mut Vm, image: Range<u64>) -> Result<Self> {
+        let upper_base = STACK_TOP - UPPER_SIZE;
+        let base = crate::memory::huge_align_down(image.start);
+        let size = IMAGE_SIZE.min(upper_base.saturating_sub(base));
+        if image.end > base + size || image.start < MMAP_MIN_ADDR {
+            anyhow::bail!(
+                "segments at {:#x}..{:#x} are outside the guest address space ({MMAP_MIN_ADDR:#x}..{:#x})",
+                image.start,
+                image.end,
+                base + size
+            );
+        }
+        let image_region = vm.reserve(RegionKind::Image, base, size, Growth::Up)?;
+        let upper_region = vm.reserve(RegionKind::Upper, upper_base, UPPER_SIZE, Growth::Down)?;
+        vm.commit(image_region, base..image.end)?;
+        vm.commit(upper_region, STACK_TOP - STACK_SIZE..STACK_TOP)?;
+        let brk = page_align_up(image.end);
+        let mut vmas = BTreeMap::new();
+        vmas.insert(
+            STACK_TOP - STACK_SIZE,
+            Vma {
+                end: STACK_TOP,
+                prot: PROT_READ | PROT_WRITE,
+                kind: VmaKind::Stack,
+                shared: false,
+            },
+        );
+        Ok(AddressSpace {
+            vmas,
+            image_region,
+            upper_region,
+            brk_start: brk,
+            brk,
+            mmap_top: STACK_TOP - STACK_SIZE - STACK_GAP,
+        })
+    }
+
+    /// Records a loaded ELF segment.
+    pub fn add_image_segment(&mut self, range: Range<u64>, prot: i32) {
+        self.insert(range, prot, VmaKind::Image, false);
+    }
+
+    fn insert(&mut self, range: Range<u64>, prot: i32, kind: VmaKind, shared: bool) {
+        self.remove(range.clone());
+        self.vmas.insert(
+            range.start,
+            Vma {
+                end: range.end,
+                prot,
+                kind,
+                shared,
+            },
+        );
+    }
+
+    /// Removes `range` from the VMAs, splitting those that straddle its edges.
+    fn remove(&mut self, range: Range<u64>) {
+        let overlapping: Vec<(u64, Vma)> = self
+            .vmas
+            .range(..range.end)
+            .filter(|(_, v)| v.end > range.start)
+            .map(|(s, v)| (*s, *v))
+            .collect();
+        for (start, vma) in overlapping {
+            self.vmas.remove(&start);
+            if start < range.start {
+                self.vmas.insert(
+                    start,
+                    Vma {
+                        end: range.start,
+                        ..vma
+                    },
+                );
+            }
+            if vma.end > range.end {
+                self.vmas.insert(range.end, vma);
+            }
+        }
+    }
+
+    fn overlaps(&self, range: &Range<u64>) -> bool {
+        self.vmas
+            .range(..range.end)
+            .next_back()
+            .is_some_and(|(_, v)| v.end > range.start)
+    }
+
+    /// The VMAs covering `range`, or `None` if any byte is unmapped.
+    fn covering(&self, range: &Range<u64>) -> Option<Vec<(u64, Vma)>> {
+        let mut at = range.start;
+        let mut out = Vec::new();
+        let start = self
+            .vmas
+            .range(..=range.start)
+            .next_back()
+            .map_or(range.start, |(s, _)| *s);
+        for (s, v) in self.vmas.range(start..range.end) {
+            if v.end <= at {
+                continue;
+            }
+            if *s > at {
+                return None;
+            }
+            out.push((*s, *v));
+            at = v.end;
+            if at >= range.end {
+                return Some(out);
+            }
+        }
+        (at >= range.end).then_some(out)
+    }
+
+    /// Checks that `[addr, addr + len)` is mapped with at least `prot`.
+    pub fn check(&self, addr: u64, len: u64, prot: i32) -> Result<(), Fault> {
+        if len == 0 {
+            return Ok(());
+        }
+        let end = addr.checked_add(len).ok_or(Fault { addr })?;
+        let vmas = self.covering(&(addr..end)).ok_or(Fault { addr })?;
+        if vmas.iter().all(|(_, v)| v.prot & prot == prot) {
+            Ok(())
+        } else {
+            Err(Fault { addr })
+        }
+    }
+
+    /// brk(2): moves the program break, returning the new (or unchanged) break.
+    pub fn brk(&mut self, vm: &mut Vm, want: u64) -> u64 {
+        if want < self.brk_start {
+            return self.brk;
+        }
+        let old_end = page_align_up(self.brk);
+        let new_end = page_align_up(want);
+        if new_end > old_end {
+            let grow = old_end..new_end;
+            if self.overlaps(&grow) || vm.commit(self.image_region, self.brk_start..new_end).is_err() {
+                return self.brk;
+            }
+        } else if new_end < old_end && vm.mem.discard(new_end..old_end).is_err() {
+            return self.brk;
+        }
+        self.remove(self.brk_start..old_end.max(new_end));
+        if new_end > self.brk_start {
+            self.insert(self.brk_start..new_end, PROT_READ | PROT_WRITE, VmaKind::Heap, false);
+        }
+        trace!(Category::Mem, "brk {:#x} -> {want:#x}", self.brk);
+        self.brk = want;
+        want
+    }
+
+    /// Finds room for `len` bytes in the mmap area, top down.
+    fn find_free(&self, len: u64) -> Option<u64> {
+        let floor = STACK_TOP - UPPER_SIZE;
+        let mut top = self.mmap_top;
+        for (start, vma) in self.vmas.range(..self.mmap_top).rev() {
+            if vma.end <= top && top - vma.end >= len {
+                return Some(top - len);
+            }
+            top = top.min(*start);
+        }
+        (top >= floor + len).then(|| top - len)
+    }
+
+    /// Which region a new mapping at `range` can live in.
+    fn region_for(&self, vm: &Vm, range: &Range<u64>) -> Option<usize> {
+        [self.image_region, self.upper_region].into_iter().find(|&r| {
+            let reserved = vm.mem.region(r).reserved();
+            reserved.start <= range.start && range.end <= reserved.end
+        })
+    }
+
+    /// mmap(2) after argument validation.
+    pub fn mmap(&mut self, vm: &mut Vm, req: &MapRequest<'_>) -> Result<u64, Errno> {
+        let len = page_align_up(req.len);
+        let hinted = req.hint..req.hint.saturating_add(len);
+        let usable = |r: &Range<u64>| r.start >= MMAP_MIN_ADDR && self.region_for(vm, r).is_some();
+        let start = if req.fixed || req.noreplace {
+            if !usable(&hinted) {
+                return Err(Errno::NOMEM);
+            }
+            if req.noreplace && self.overlaps(&hinted) {
+                return Err(Errno::EXIST);
+            }
+            req.hint
+        } else if req.hint != 0 && usable(&hinted) && !self.overlaps(&hinted) {
+            req.hint
+        } else {
+            self.find_free(len).ok_or(Errno::NOMEM)?
+        };
+        let range = start..start + len;
+        let region = self.region_for(vm, &range).ok_or(Errno::NOMEM)?;
+        vm.commit(region, range.clone()).map_err(|_| Errno::NOMEM)?;
+        let replacing = self.overlaps(&range);
+        match req.file {
+            Some((fd, offset)) => {
+                let flags = if req.shared { libc::MAP_SHARED } else { libc::MAP_PRIVATE };
+                let rw = libc::PROT_READ | libc::PROT_WRITE;
+                vm.mem
+                    .map_file(range.clone(), fd, offset, rw, flags)
+                    .or_else(|_| vm.mem.map_file(range.clone(), fd, offset, libc::PROT_READ, flags))
+                    .map_err(|e| {
+                        e.downcast_ref::<std::io::Error>()
+                            .and_then(|e| e.raw_os_error())
+                            .map_or(Errno::NOMEM, Errno::from_raw_os_error)
+                    })?;
+            }
+            None if replacing || req.shared => vm.mem.discard(range.clone()).map_err(|_| Errno::NOMEM)?,
+            None => {}
+        }
+        let kind = if req.file.is_some() { VmaKind::File } else { VmaKind::Anon };
+        self.insert(range.clone(), req.prot, kind, req.shared);
+        trace!(Category::Mem, "mmap {:#x}..{:#x} prot {:#x} {kind:?}", range.start, range.end, req.prot);
+        Ok(start)
+    }
+
+    /// munmap(2): drops the mappings in `range` and gives their memory back to the host.
+    pub fn munmap(&mut self, vm: &mut Vm, range: Range<u64>) -> Result<(), Errno> {
+        let mapped: Vec<Range<u64>> = self
+            .vmas
+            .range(..range.end)
+            .filter(|(_, v)| v.end > range.start)
+            .map(|(s, v)| (*s).max(range.start)..v.end.min(range.end))
+            .collect();
+        for r in mapped {
+            vm.mem.discard(r).map_err(|_| Errno::NOMEM)?;
+        }
+        self.remove(range.clone());
+        trace!(Category::Mem, "munmap {:#x}..{:#x}", range.start, range.end);
+        Ok(())
+    }
+
+    /// mprotect(2): changes the recorded protection of fully mapped `range`.
+    pub fn mprotect(&mut self, range: Range<u64>, prot: i32) -> Result<(), Errno> {
+        let vmas = self.covering(&range).ok_or(Errno::NOMEM)?;
+        for (start, vma) in vmas {
+            let piece = start.max(range.start)..vma.end.min(range.end);
+            self.insert(piece, prot, vma.kind, vma.shared);
+        }
+        Ok(())
+    }
+
+    /// The mapping that contains `addr`.
+    pub fn vma_at(&self, addr: u64) -> Option<(u64, Vma)> {
+        self.vmas
+            .range(..=addr)
+            .next_back()
+            .filter(|(_, v)| v.end > addr)
+            .map(|(s, v)| (*s, *v))
+    }
+
+    /// Whether `range` is free of mappings.
+    pub fn is_free(&self, range: &Range<u64>) -> bool {
+        !self.overlaps(range)
+    }
+
+    /// Commits and records an anonymous mapping exactly at `range` (used by mremap to
+    /// grow a mapping in place).
+    pub fn extend(&mut self, vm: &mut Vm, range: Range<u64>, like: Vma) -> Result<(), Errno> {
+        let region = self.region_for(vm, &range).ok_or(Errno::NOMEM)?;
+        vm.commit(region, range.clone()).map_err(|_| Errno::NOMEM)?;
+        self.insert(range, like.prot, like.kind, like.shared);
+        Ok(())
+    }
+
+    /// MADV_DONTNEED: private anonymous pages in `range` read as zero again and their
+    /// host memory is released. Fails with ENOMEM if part of `range` is unmapped.
+    pub fn discard_anon(&mut self, vm: &mut Vm, range: Range<u64>) -> Result<(), Errno> {
+        let vmas = self.covering(&range).ok_or(Errno::NOMEM)?;
+        for (start, vma) in vmas {
+            if vma.kind != VmaKind::File && !vma.shared {
+                let piece = start.max(range.start)..vma.end.min(range.end);
+                vm.mem.discard(piece).map_err(|_| Errno::NOMEM)?;
+            }
+        }
+        Ok(())
+    }
+}

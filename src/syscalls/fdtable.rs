@@ -1,0 +1,89 @@
+//! The guest's file descriptor table.
+//!
+//! Guest fd numbers are the guest's own (lowest free number first, as on Linux); each
+//! maps to a host fd owned by km, so the guest can never reach km's KVM descriptors.
+
+use std::collections::BTreeMap;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use rustix::io::Errno;
+
+struct Entry {
+    fd: OwnedFd,
+    cloexec: bool,
+}
+
+pub struct FdTable {
+    fds: BTreeMap<i32, Entry>,
+}
+
+/// Upper bound of guest fd numbers, as RLIMIT_NOFILE would give.
+fn limit() -> i32 {
+    rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .map_or(i32::MAX, |n| n.min(i32::MAX as u64) as i32)
+}
+
+impl FdTable {
+    /// A table holding duplicates of km's stdin, stdout and stderr as guest 0, 1, 2.
+    pub fn with_stdio() -> Self {
+        let mut fds = BTreeMap::new();
+        let stdio = [
+            rustix::stdio::stdin(),
+            rustix::stdio::stdout(),
+            rustix::stdio::stderr(),
+        ];
+        for (n, fd) in stdio.into_iter().enumerate() {
+            if let Ok(dup) = rustix::io::fcntl_dupfd_cloexec(fd, 3) {
+                fds.insert(n as i32, Entry { fd: dup, cloexec: false });
+            }
+        }
+        FdTable { fds }
+    }
+
+    pub fn get(&self, fd: i32) -> Result<BorrowedFd<'_>, Errno> {
+        self.fds.get(&fd).map(|e| e.fd.as_fd()).ok_or(Errno::BADF)
+    }
+
+    /// Installs `fd` at the lowest free guest number at or above `min`.
+    pub fn insert(&mut self, fd: OwnedFd, cloexec: bool, min: i32) -> Result<i32, Errno> {
+        let mut n = min;
+        for (&used, _) in self.fds.range(min..) {
+            if used != n {
+                break;
+            }
+            n += 1;
+        }
+        if n >= limit() {
+            return Err(Errno::MFILE);
+        }
+        self.fds.insert(n, Entry { fd, cloexec });
+        Ok(n)
+    }
+
+    /// Installs `fd` at exactly guest number `n`, closing what was there.
+    pub fn insert_at(&mut self, n: i32, fd: OwnedFd, cloexec: bool) -> Result<i32, Errno> {
+        if n < 0 || n >= limit() {
+            return Err(Errno::BADF);
+        }
+        self.fds.insert(n, Entry { fd, cloexec });
+        Ok(n)
+    }
+
+    pub fn close(&mut self, fd: i32) -> Result<(), Errno> {
+        self.fds.remove(&fd).map(drop).ok_or(Errno::BADF)
+    }
+
+    /// A new host descriptor for the same open file as guest `fd`.
+    pub fn dup_host(&self, fd: i32) -> Result<OwnedFd, Errno> {
+        rustix::io::fcntl_dupfd_cloexec(self.get(fd)?, 0)
+    }
+
+    pub fn cloexec(&self, fd: i32) -> Result<bool, Errno> {
+        self.fds.get(&fd).map(|e| e.cloexec).ok_or(Errno::BADF)
+    }
+
+    pub fn set_cloexec(&mut self, fd: i32, on: bool) -> Result<(), Errno> {
+        self.fds.get_mut(&fd).map(|e| e.cloexec = on).ok_or(Errno::BADF)
+    }
+}

@@ -1,0 +1,411 @@
+//! File and descriptor syscalls, served by the host on km's own descriptors.
+
+use std::ffi::{CStr, CString};
+use std::os::fd::BorrowedFd;
+
+use rustix::fs::{AtFlags, Mode, OFlags, RenameFlags, SeekFrom};
+use rustix::io::Errno;
+use vm_memory::{ReadVolatile, VolatileMemoryError, WriteVolatile};
+
+use super::{Ctx, SysResult};
+use crate::memory::host;
+
+/// Linux's MAX_RW_COUNT: the most a single read or write transfers.
+const MAX_RW_COUNT: u64 = 0x7fff_f000;
+/// The most bytes km bounces through its own buffer in one call.
+const BOUNCE_MAX: u64 = 16 << 20;
+const IOV_MAX: u64 = 1024;
+const TCGETS: u64 = 0x5401;
+const TIOCGWINSZ: u64 = 0x5413;
+/// Size of the kernel's `struct termios` (what TCGETS writes).
+const KERNEL_TERMIOS_SIZE: usize = 36;
+const WINSIZE_SIZE: usize = 8;
+
+fn io_errno(e: VolatileMemoryError) -> Errno {
+    match e {
+        VolatileMemoryError::IOError(e) => Errno::from_io_error(&e).unwrap_or(Errno::IO),
+        _ => Errno::FAULT,
+    }
+}
+
+fn fd_arg(a: u64) -> i32 {
+    a as i32
+}
+
+/// The host directory fd for a guest dirfd argument (AT_FDCWD or a guest fd).
+fn dirfd<'a>(ctx: &'a Ctx<'_>, a: u64) -> Result<BorrowedFd<'a>, Errno> {
+    if a as i32 == libc::AT_FDCWD {
+        Ok(rustix::fs::CWD)
+    } else {
+        ctx.process.fds.get(fd_arg(a))
+    }
+}
+
+/// A path argument that may be empty when `flags` contains AT_EMPTY_PATH.
+fn path_or_empty(ctx: &Ctx<'_>, addr: u64, flags: u64) -> Result<CString, Errno> {
+    if flags & libc::AT_EMPTY_PATH as u64 != 0 && ctx.read_obj::<u8>(addr)? == 0 {
+        return Ok(CString::default());
+    }
+    ctx.read_path(addr)
+}
+
+pub fn read(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let fd = ctx.process.fds.get(fd_arg(a[0]))?;
+    let mut buf = ctx.writable(a[1], a[2].min(MAX_RW_COUNT) as usize)?;
+    let mut fd = fd;
+    fd.read_volatile(&mut buf).map(|n| n as u64).map_err(io_errno)
+}
+
+pub fn write(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let fd = ctx.process.fds.get(fd_arg(a[0]))?;
+    let buf = ctx.readable(a[1], a[2].min(MAX_RW_COUNT) as usize)?;
+    let mut fd = fd;
+    fd.write_volatile(&buf).map(|n| n as u64).map_err(io_errno)
+}
+
+/// The (base, len) pairs of a guest iovec array.
+fn iovecs(ctx: &Ctx<'_>, addr: u64, count: u64) -> Result<Vec<(u64, u64)>, Errno> {
+    if count > IOV_MAX {
+        return Err(Errno::INVAL);
+    }
+    (0..count)
+        .map(|i| {
+            let base: u64 = ctx.read_obj(addr + 16 * i)?;
+            let len: u64 = ctx.read_obj(addr + 16 * i + 8)?;
+            if len > isize::MAX as u64 {
+                return Err(Errno::INVAL);
+            }
+            Ok((base, len))
+        })
+        .collect()
+}
+
+/// readv/writev as a sequence of reads/writes that stops at the first short one.
+fn vectored(ctx: &mut Ctx<'_>, a: &[u64; 6], write: bool) -> SysResult {
+    let mut fd = ctx.process.fds.get(fd_arg(a[0]))?;
+    let mut total = 0u64;
+    for (base, len) in iovecs(ctx, a[1], a[2])? {
+        let n = if write {
+            fd.write_volatile(&ctx.readable(base, len as usize)?)
+        } else {
+            fd.read_volatile(&mut ctx.writable(base, len as usize)?)
+        };
+        match n {
+            Ok(n) => {
+                total += n as u64;
+                if (n as u64) < len {
+                    break;
+                }
+            }
+            Err(e) if total == 0 => return Err(io_errno(e)),
+            Err(_) => break,
+        }
+    }
+    Ok(total)
+}
+
+pub fn readv(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    vectored(ctx, a, false)
+}
+
+pub fn writev(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    vectored(ctx, a, true)
+}
+
+pub fn pread64(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let len = a[2].min(BOUNCE_MAX) as usize;
+    ctx.writable(a[1], len)?;
+    let mut buf = vec![0u8; len];
+    let n = rustix::io::pread(ctx.process.fds.get(fd_arg(a[0]))?, &mut buf, a[3])?;
+    ctx.write_bytes(a[1], &buf[..n])?;
+    Ok(n as u64)
+}
+
+pub fn pwrite64(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let buf = ctx.read_bytes(a[1], a[2].min(BOUNCE_MAX) as usize)?;
+    Ok(rustix::io::pwrite(ctx.process.fds.get(fd_arg(a[0]))?, &buf, a[3])? as u64)
+}
+
+fn do_openat(ctx: &mut Ctx<'_>, dir: u64, path: u64, flags: u64, mode: u64) -> SysResult {
+    let path = ctx.read_path(path)?;
+    let flags = OFlags::from_bits_retain(flags as u32);
+    let fd = rustix::fs::openat(dirfd(ctx, dir)?, &path, flags | OFlags::CLOEXEC, Mode::from_raw_mode(mode as u32))?;
+    Ok(ctx.process.fds.insert(fd, flags.contains(OFlags::CLOEXEC), 0)? as u64)
+}
+
+pub fn open(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    do_openat(ctx, libc::AT_FDCWD as u64, a[0], a[1], a[2])
+}
+
+pub fn openat(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    do_openat(ctx, a[0], a[1], a[2], a[3])
+}
+
+pub fn close(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    ctx.process.fds.close(fd_arg(a[0]))?;
+    Ok(0)
+}
+
+pub fn lseek(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let off = a[1] as i64;
+    let pos = match a[2] as i32 {
+        libc::SEEK_SET => SeekFrom::Start(u64::try_from(off).map_err(|_| Errno::INVAL)?),
+        libc::SEEK_CUR => SeekFrom::Current(off),
+        libc::SEEK_END => SeekFrom::End(off),
+        libc::SEEK_DATA => SeekFrom::Data(u64::try_from(off).map_err(|_| Errno::NXIO)?),
+        libc::SEEK_HOLE => SeekFrom::Hole(u64::try_from(off).map_err(|_| Errno::NXIO)?),
+        _ => return Err(Errno::INVAL),
+    };
+    Ok(rustix::fs::seek(ctx.process.fds.get(fd_arg(a[0]))?, pos)?)
+}
+
+fn do_stat(ctx: &mut Ctx<'_>, dir: u64, path: &CStr, flags: u64, out: u64) -> SysResult {
+    ctx.writable(out, size_of::<libc::stat>())?;
+    let st = host::fstatat(dirfd(ctx, dir)?, path, flags as i32)?;
+    ctx.write_bytes(out, &st)?;
+    Ok(0)
+}
+
+pub fn fstat(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    do_stat(ctx, a[0], c"", libc::AT_EMPTY_PATH as u64, a[1])
+}
+
+pub fn stat(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let path = ctx.read_path(a[0])?;
+    do_stat(ctx, libc::AT_FDCWD as u64, &path, 0, a[1])
+}
+
+pub fn lstat(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let path = ctx.read_path(a[0])?;
+    do_stat(ctx, libc::AT_FDCWD as u64, &path, libc::AT_SYMLINK_NOFOLLOW as u64, a[1])
+}
+
+pub fn newfstatat(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let path = path_or_empty(ctx, a[1], a[3])?;
+    do_stat(ctx, a[0], &path, a[3], a[2])
+}
+
+pub fn statx(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let path = path_or_empty(ctx, a[1], a[2])?;
+    ctx.writable(a[4], size_of::<libc::statx>())?;
+    let st = host::statx(dirfd(ctx, a[0])?, &path, a[2] as i32, a[3] as u32)?;
+    ctx.write_bytes(a[4], &st)?;
+    Ok(0)
+}
+
+fn do_access(ctx: &mut Ctx<'_>, dir: u64, path: u64, mode: u64, flags: u64) -> SysResult {
+    let path = path_or_empty(ctx, path, flags)?;
+    let access = rustix::fs::Access::from_bits(mode as u32).ok_or(Errno::INVAL)?;
+    rustix::fs::accessat(dirfd(ctx, dir)?, &path, access, AtFlags::from_bits_retain(flags as u32))?;
+    Ok(0)
+}
+
+pub fn access(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    do_access(ctx, libc::AT_FDCWD as u64, a[0], a[1], 0)
+}
+
+pub fn faccessat(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    do_access(ctx, a[0], a[1], a[2], 0)
+}
+
+pub fn faccessat2(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    do_access(ctx, a[0], a[1], a[2], a[3])
+}
+
+pub fn getdents64(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let len = a[2].min(BOUNCE_MAX) as usize;
+    ctx.writable(a[1], len)?;
+    let buf = host::getdents64(ctx.process.fds.get(fd_arg(a[0]))?, len)?;
+    ctx.write_bytes(a[1], &buf)?;
+    Ok(buf.len() as u64)
+}
+
+pub fn getcwd(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let cwd = rustix::process::getcwd(Vec::new())?;
+    let bytes = cwd.as_bytes_with_nul();
+    if bytes.len() as u64 > a[1] {
+        return Err(Errno::RANGE);
+    }
+    ctx.write_bytes(a[0], bytes)?;
+    Ok(bytes.len() as u64)
+}
+
+pub fn chdir(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    rustix::process::chdir(&ctx.read_path(a[0])?)?;
+    Ok(0)
+}
+
+pub fn fchdir(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    rustix::process::fchdir(ctx.process.fds.get(fd_arg(a[0]))?)?;
+    Ok(0)
+}
+
+fn do_mkdirat(ctx: &mut Ctx<'_>, dir: u64, path: u64, mode: u64) -> SysResult {
+    let path = ctx.read_path(path)?;
+    rustix::fs::mkdirat(dirfd(ctx, dir)?, &path, Mode::from_raw_mode(mode as u32))?;
+    Ok(0)
+}
+
+pub fn mkdir(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    do_mkdirat(ctx, libc::AT_FDCWD as u64, a[0], a[1])
+}
+
+pub fn mkdirat(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    do_mkdirat(ctx, a[0], a[1], a[2])
+}
+
+fn do_unlinkat(ctx: &mut Ctx<'_>, dir: u64, path: u64, flags: u64) -> SysResult {
+    let path = ctx.read_path(path)?;
+    let flags = AtFlags::from_bits(flags as u32).ok_or(Errno::INVAL)?;
+    rustix::fs::unlinkat(dirfd(ctx, dir)?, &path, flags)?;
+    Ok(0)
+}
+
+pub fn rmdir(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    do_unlinkat(ctx, libc::AT_FDCWD as u64, a[0], libc::AT_REMOVEDIR as u64)
+}
+
+pub fn unlink(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    do_unlinkat(ctx, libc::AT_FDCWD as u64, a[0], 0)
+}
+
+pub fn unlinkat(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    do_unlinkat(ctx, a[0], a[1], a[2])
+}
+
+fn do_renameat(ctx: &mut Ctx<'_>, olddir: u64, old: u64, newdir: u64, new: u64, flags: u64) -> SysResult {
+    let old = ctx.read_path(old)?;
+    let new = ctx.read_path(new)?;
+    let flags = RenameFlags::from_bits(flags as u32).ok_or(Errno::INVAL)?;
+    rustix::fs::renameat_with(dirfd(ctx, olddir)?, &old, dirfd(ctx, newdir)?, &new, flags)?;
+    Ok(0)
+}
+
+pub fn rename(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let cwd = libc::AT_FDCWD as u64;
+    do_renameat(ctx, cwd, a[0], cwd, a[1], 0)
+}
+
+pub fn renameat(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    do_renameat(ctx, a[0], a[1], a[2], a[3], 0)
+}
+
+pub fn renameat2(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    do_renameat(ctx, a[0], a[1], a[2], a[3], a[4])
+}
+
+fn do_readlinkat(ctx: &mut Ctx<'_>, dir: u64, path: u64, buf: u64, size: u64) -> SysResult {
+    if size as i64 <= 0 {
+        return Err(Errno::INVAL);
+    }
+    let path = ctx.read_path(path)?;
+    let target = rustix::fs::readlinkat(dirfd(ctx, dir)?, &path, Vec::new())?;
+    let bytes = target.as_bytes();
+    let n = bytes.len().min(size as usize);
+    ctx.write_bytes(buf, &bytes[..n])?;
+    Ok(n as u64)
+}
+
+pub fn readlink(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    do_readlinkat(ctx, libc::AT_FDCWD as u64, a[0], a[1], a[2])
+}
+
+pub fn readlinkat(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    do_readlinkat(ctx, a[0], a[1], a[2], a[3])
+}
+
+pub fn fcntl(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let fd = fd_arg(a[0]);
+    let fds = &mut ctx.process.fds;
+    match a[1] as i32 {
+        cmd @ (libc::F_DUPFD | libc::F_DUPFD_CLOEXEC) => {
+            let min = i32::try_from(a[2]).map_err(|_| Errno::INVAL)?;
+            let host = fds.dup_host(fd)?;
+            Ok(fds.insert(host, cmd == libc::F_DUPFD_CLOEXEC, min)? as u64)
+        }
+        libc::F_GETFD => Ok(if fds.cloexec(fd)? { libc::FD_CLOEXEC as u64 } else { 0 }),
+        libc::F_SETFD => {
+            fds.set_cloexec(fd, a[2] & libc::FD_CLOEXEC as u64 != 0)?;
+            Ok(0)
+        }
+        libc::F_GETFL => Ok(rustix::fs::fcntl_getfl(fds.get(fd)?)?.bits() as u64),
+        libc::F_SETFL => {
+            rustix::fs::fcntl_setfl(fds.get(fd)?, OFlags::from_bits_retain(a[2] as u32))?;
+            Ok(0)
+        }
+        _ => {
+            fds.get(fd)?;
+            Err(Errno::INVAL)
+        }
+    }
+}
+
+pub fn dup(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let host = ctx.process.fds.dup_host(fd_arg(a[0]))?;
+    Ok(ctx.process.fds.insert(host, false, 0)? as u64)
+}
+
+fn do_dup3(ctx: &mut Ctx<'_>, old: i32, new: i32, cloexec: bool) -> SysResult {
+    let host = ctx.process.fds.dup_host(old)?;
+    Ok(ctx.process.fds.insert_at(new, host, cloexec)? as u64)
+}
+
+pub fn dup2(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let (old, new) = (fd_arg(a[0]), fd_arg(a[1]));
+    if old == new {
+        ctx.process.fds.get(old)?;
+        return Ok(new as u64);
+    }
+    do_dup3(ctx, old, new, false)
+}
+
+pub fn dup3(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let (old, new) = (fd_arg(a[0]), fd_arg(a[1]));
+    if old == new || a[2] & !(libc::O_CLOEXEC as u64) != 0 {
+        return Err(Errno::INVAL);
+    }
+    do_dup3(ctx, old, new, a[2] != 0)
+}
+
+fn do_pipe2(ctx: &mut Ctx<'_>, out: u64, flags: u64) -> SysResult {
+    let allowed = (libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_DIRECT) as u64;
+    if flags & !allowed != 0 {
+        return Err(Errno::INVAL);
+    }
+    ctx.writable(out, 8)?;
+    let host_flags = rustix::pipe::PipeFlags::from_bits_retain(flags as u32) | rustix::pipe::PipeFlags::CLOEXEC;
+    let (r, w) = rustix::pipe::pipe_with(host_flags)?;
+    let cloexec = flags & libc::O_CLOEXEC as u64 != 0;
+    let fds = &mut ctx.process.fds;
+    let r = fds.insert(r, cloexec, 0)?;
+    let w = match fds.insert(w, cloexec, 0) {
+        Ok(w) => w,
+        Err(e) => {
+            fds.close(r)?;
+            return Err(e);
+        }
+    };
+    ctx.write_obj(out, [r, w])?;
+    Ok(0)
+}
+
+pub fn pipe(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    do_pipe2(ctx, a[0], 0)
+}
+
+pub fn pipe2(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    do_pipe2(ctx, a[0], a[1])
+}
+
+pub fn ioctl(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let fd = ctx.process.fds.get(fd_arg(a[0]))?;
+    let len = match a[1] & 0xffff_ffff {
+        TCGETS => KERNEL_TERMIOS_SIZE,
+        TIOCGWINSZ => WINSIZE_SIZE,
+        _ => return Err(Errno::NOTTY),
+    };
+    ctx.writable(a[2], len)?;
+    let out = host::ioctl_read(fd, a[1] & 0xffff_ffff, len)?;
+    ctx.write_bytes(a[2], &out)?;
+    Ok(0)
+}

@@ -1,0 +1,260 @@
+//! Process identity, time, limits, system information and the thread-state syscalls
+//! a single-threaded C runtime makes at start-up.
+
+use rustix::io::Errno;
+use rustix::thread::{ClockId, NanosleepRelativeResult};
+use rustix::time::Timespec;
+
+use super::{Ctx, SysResult};
+use crate::memory::host;
+
+const ARCH_SET_FS: u64 = 0x1002;
+const ARCH_GET_FS: u64 = 0x1003;
+/// Lowest non-canonical user address: FS base must stay below it.
+const USER_ADDR_LIMIT: u64 = 1 << 47;
+const BOUNCE_MAX: u64 = 1 << 20;
+const SIGSET_SIZE: u64 = 8;
+const ROBUST_LIST_HEAD_SIZE: u64 = 24;
+const UTSNAME_FIELD: usize = 65;
+const NSEC_PER_SEC: i64 = 1_000_000_000;
+
+pub fn arch_prctl(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    match a[0] {
+        ARCH_SET_FS => {
+            if a[1] >= USER_ADDR_LIMIT {
+                return Err(Errno::PERM);
+            }
+            ctx.vcpu.set_fs_base(a[1]).map_err(|_| Errno::INVAL)?;
+            Ok(0)
+        }
+        ARCH_GET_FS => {
+            let base = ctx.vcpu.fs_base().map_err(|_| Errno::INVAL)?;
+            ctx.write_obj(a[1], base)?;
+            Ok(0)
+        }
+        _ => Err(Errno::INVAL),
+    }
+}
+
+pub fn set_tid_address(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    ctx.process.clear_child_tid = a[0];
+    Ok(rustix::process::getpid().as_raw_nonzero().get() as u64)
+}
+
+pub fn set_robust_list(_: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    if a[1] != ROBUST_LIST_HEAD_SIZE {
+        return Err(Errno::INVAL);
+    }
+    Ok(0)
+}
+
+pub fn uname(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let host = rustix::system::uname();
+    let release = [host.release().to_bytes(), ctx.vm.backend.release_suffix().as_bytes()].concat();
+    let fields: [&[u8]; 6] = [
+        b"kontain-runtime",
+        host.nodename().to_bytes(),
+        &release,
+        host.version().to_bytes(),
+        b"kontain_VM",
+        host.domainname().to_bytes(),
+    ];
+    let mut out = vec![0u8; 6 * UTSNAME_FIELD];
+    for (i, f) in fields.iter().enumerate() {
+        let n = f.len().min(UTSNAME_FIELD - 1);
+        out[i * UTSNAME_FIELD..i * UTSNAME_FIELD + n].copy_from_slice(&f[..n]);
+    }
+    ctx.write_bytes(a[0], &out)?;
+    Ok(0)
+}
+
+pub fn getpid(_: &mut Ctx<'_>, _: &[u64; 6]) -> SysResult {
+    Ok(rustix::process::getpid().as_raw_nonzero().get() as u64)
+}
+
+pub fn getppid(_: &mut Ctx<'_>, _: &[u64; 6]) -> SysResult {
+    Ok(rustix::process::getppid().map_or(0, |p| p.as_raw_nonzero().get() as u64))
+}
+
+pub fn getuid(_: &mut Ctx<'_>, _: &[u64; 6]) -> SysResult {
+    Ok(rustix::process::getuid().as_raw() as u64)
+}
+
+pub fn geteuid(_: &mut Ctx<'_>, _: &[u64; 6]) -> SysResult {
+    Ok(rustix::process::geteuid().as_raw() as u64)
+}
+
+pub fn getgid(_: &mut Ctx<'_>, _: &[u64; 6]) -> SysResult {
+    Ok(rustix::process::getgid().as_raw() as u64)
+}
+
+pub fn getegid(_: &mut Ctx<'_>, _: &[u64; 6]) -> SysResult {
+    Ok(rustix::process::getegid().as_raw() as u64)
+}
+
+pub fn getrandom(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let flags = rustix::rand::GetRandomFlags::from_bits(a[2] as u32).ok_or(Errno::INVAL)?;
+    let len = a[1].min(BOUNCE_MAX) as usize;
+    ctx.writable(a[0], len)?;
+    let mut buf = vec![0u8; len];
+    let n = rustix::rand::getrandom(&mut buf, flags)?;
+    ctx.write_bytes(a[0], &buf[..n])?;
+    Ok(n as u64)
+}
+
+pub fn clock_gettime(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    ctx.writable(a[1], size_of::<libc::timespec>())?;
+    ctx.write_bytes(a[1], &host::clock(a[0] as i32, false)?)?;
+    Ok(0)
+}
+
+pub fn clock_getres(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let res = host::clock(a[0] as i32, true)?;
+    if a[1] != 0 {
+        ctx.write_bytes(a[1], &res)?;
+    }
+    Ok(0)
+}
+
+fn realtime() -> Timespec {
+    rustix::time::clock_gettime(rustix::time::ClockId::Realtime)
+}
+
+pub fn gettimeofday(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    if a[0] != 0 {
+        let now = realtime();
+        ctx.write_obj(a[0], [now.tv_sec, now.tv_nsec / 1000])?;
+    }
+    if a[1] != 0 {
+        ctx.write_obj(a[1], [0u32; 2])?;
+    }
+    Ok(0)
+}
+
+pub fn time(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let now = realtime().tv_sec;
+    if a[0] != 0 {
+        ctx.write_obj(a[0], now)?;
+    }
+    Ok(now as u64)
+}
+
+fn read_timespec(ctx: &Ctx<'_>, addr: u64) -> Result<Timespec, Errno> {
+    let [sec, nsec]: [i64; 2] = ctx.read_obj(addr)?;
+    if sec < 0 || !(0..NSEC_PER_SEC).contains(&nsec) {
+        return Err(Errno::INVAL);
+    }
+    Ok(Timespec {
+        tv_sec: sec,
+        tv_nsec: nsec,
+    })
+}
+
+fn sleep_result(ctx: &Ctx<'_>, r: NanosleepRelativeResult, rem: u64) -> SysResult {
+    match r {
+        NanosleepRelativeResult::Ok => Ok(0),
+        NanosleepRelativeResult::Interrupted(left) => {
+            if rem != 0 {
+                ctx.write_obj(rem, [left.tv_sec, left.tv_nsec])?;
+            }
+            Err(Errno::INTR)
+        }
+        NanosleepRelativeResult::Err(e) => Err(e),
+    }
+}
+
+pub fn nanosleep(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let req = read_timespec(ctx, a[0])?;
+    sleep_result(ctx, rustix::thread::nanosleep(&req), a[1])
+}
+
+pub fn clock_nanosleep(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let clock = match a[0] as i32 {
+        libc::CLOCK_REALTIME => ClockId::Realtime,
+        libc::CLOCK_MONOTONIC => ClockId::Monotonic,
+        libc::CLOCK_BOOTTIME => ClockId::Boottime,
+        _ => return Err(Errno::INVAL),
+    };
+    let req = read_timespec(ctx, a[2])?;
+    if a[1] & libc::TIMER_ABSTIME as u64 != 0 {
+        rustix::thread::clock_nanosleep_absolute(clock, &req)?;
+        return Ok(0);
+    }
+    sleep_result(ctx, rustix::thread::clock_nanosleep_relative(clock, &req), a[3])
+}
+
+fn do_prlimit(ctx: &mut Ctx<'_>, resource: u64, new: u64, old: u64) -> SysResult {
+    let new = if new != 0 { Some(ctx.read_obj::<[u8; 16]>(new)?) } else { None };
+    if old != 0 {
+        ctx.writable(old, 16)?;
+    }
+    let prev = host::prlimit(resource as u32, new)?;
+    if old != 0 {
+        ctx.write_bytes(old, &prev)?;
+    }
+    Ok(0)
+}
+
+pub fn prlimit64(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let me = rustix::process::getpid().as_raw_nonzero().get() as u64;
+    if a[0] != 0 && a[0] != me {
+        return Err(Errno::SRCH);
+    }
+    do_prlimit(ctx, a[1], a[2], a[3])
+}
+
+pub fn getrlimit(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    do_prlimit(ctx, a[0], 0, a[1])
+}
+
+pub fn sysinfo(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    ctx.writable(a[0], size_of::<libc::sysinfo>())?;
+    ctx.write_bytes(a[0], &host::sysinfo()?)?;
+    Ok(0)
+}
+
+pub fn sched_yield(_: &mut Ctx<'_>, _: &[u64; 6]) -> SysResult {
+    rustix::thread::sched_yield();
+    Ok(0)
+}
+
+fn check_sigset_size(size: u64) -> Result<(), Errno> {
+    if size != SIGSET_SIZE { Err(Errno::INVAL) } else { Ok(()) }
+}
+
+/// Records handlers (delivery comes with the signals work).
+pub fn rt_sigaction(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    check_sigset_size(a[3])?;
+    let sig = a[0];
+    if !(1..=64).contains(&sig) || (a[1] != 0 && (sig == libc::SIGKILL as u64 || sig == libc::SIGSTOP as u64)) {
+        return Err(Errno::INVAL);
+    }
+    let new = if a[1] != 0 { Some(ctx.read_obj::<[u8; 32]>(a[1])?) } else { None };
+    let slot = (sig - 1) as usize;
+    if a[2] != 0 {
+        ctx.write_obj(a[2], ctx.process.sigactions[slot])?;
+    }
+    if let Some(new) = new {
+        ctx.process.sigactions[slot] = new;
+    }
+    Ok(0)
+}
+
+pub fn rt_sigprocmask(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    check_sigset_size(a[3])?;
+    let old = ctx.process.sigmask;
+    let set = if a[1] != 0 { Some(ctx.read_obj::<u64>(a[1])?) } else { None };
+    if a[2] != 0 {
+        ctx.write_obj(a[2], old)?;
+    }
+    if let Some(set) = set {
+        let unblockable = (1u64 << (libc::SIGKILL - 1)) | (1u64 << (libc::SIGSTOP - 1));
+        ctx.process.sigmask = match a[0] as i32 {
+            libc::SIG_BLOCK => old | set,
+            libc::SIG_UNBLOCK => old & !set,
+            libc::SIG_SETMASK => set,
+            _ => return Err(Errno::INVAL),
+        } & !unblockable;
+    }
+    Ok(0)
+}

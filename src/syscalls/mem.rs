@@ -1,0 +1,144 @@
+//! Memory syscalls: brk, mmap and friends, on top of the address-space model.
+
+use std::ops::Range;
+
+use rustix::io::Errno;
+
+use super::{Ctx, SysResult};
+use crate::memory::{PAGE_SIZE, page_align_up};
+use crate::mm::{MapRequest, VmaKind};
+use crate::process::Process;
+
+const MREMAP_MAYMOVE: u64 = 1;
+const MREMAP_FIXED: u64 = 2;
+/// Bytes copied per step when mremap moves a mapping.
+const COPY_CHUNK: u64 = 1 << 20;
+
+/// The page range `[addr, addr + len)` of a munmap/mprotect-style call.
+fn page_range(addr: u64, len: u64) -> Result<Range<u64>, Errno> {
+    if addr % PAGE_SIZE != 0 {
+        return Err(Errno::INVAL);
+    }
+    let end = addr.checked_add(page_align_up(len)).ok_or(Errno::INVAL)?;
+    if page_align_up(len) < len {
+        return Err(Errno::INVAL);
+    }
+    Ok(addr..end)
+}
+
+pub fn brk(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    Ok(ctx.process.mm.brk(ctx.vm, a[0]))
+}
+
+pub fn mmap(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let (hint, len, prot, flags, fd, offset) = (a[0], a[1], a[2] as i32, a[3] as i32, a[4] as i32, a[5]);
+    if len == 0 || offset % PAGE_SIZE != 0 || page_align_up(len) < len {
+        return Err(Errno::INVAL);
+    }
+    let shared = match flags & libc::MAP_SHARED_VALIDATE {
+        libc::MAP_SHARED | libc::MAP_SHARED_VALIDATE => true,
+        libc::MAP_PRIVATE => false,
+        _ => return Err(Errno::INVAL),
+    };
+    let fixed = flags & libc::MAP_FIXED != 0;
+    let noreplace = flags & libc::MAP_FIXED_NOREPLACE != 0;
+    if (fixed || noreplace) && hint % PAGE_SIZE != 0 {
+        return Err(Errno::INVAL);
+    }
+    let Process { mm, fds, .. } = &mut *ctx.process;
+    let file = if flags & libc::MAP_ANONYMOUS != 0 {
+        None
+    } else {
+        Some((fds.get(fd)?, offset))
+    };
+    let req = MapRequest {
+        hint: if fixed || noreplace { hint } else { page_align_up(hint) },
+        len,
+        prot,
+        fixed,
+        noreplace,
+        shared,
+        file,
+    };
+    mm.mmap(ctx.vm, &req)
+}
+
+pub fn munmap(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    if a[1] == 0 {
+        return Err(Errno::INVAL);
+    }
+    let range = page_range(a[0], a[1])?;
+    ctx.process.mm.munmap(ctx.vm, range)?;
+    Ok(0)
+}
+
+pub fn mprotect(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let range = page_range(a[0], a[1])?;
+    if range.is_empty() {
+        return Ok(0);
+    }
+    ctx.process.mm.mprotect(range, a[2] as i32)?;
+    Ok(0)
+}
+
+pub fn mremap(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let (old, old_len, new_len, flags, new_addr) = (a[0], page_align_up(a[1]), page_align_up(a[2]), a[3], a[4]);
+    if old % PAGE_SIZE != 0 || new_len == 0 || flags & !(MREMAP_MAYMOVE | MREMAP_FIXED) != 0 {
+        return Err(Errno::INVAL);
+    }
+    if flags & MREMAP_FIXED != 0 && (flags & MREMAP_MAYMOVE == 0 || new_addr % PAGE_SIZE != 0) {
+        return Err(Errno::INVAL);
+    }
+    let mm = &mut ctx.process.mm;
+    let (_, vma) = mm.vma_at(old).ok_or(Errno::FAULT)?;
+    if old + old_len > vma.end {
+        return Err(Errno::FAULT);
+    }
+    if flags & MREMAP_FIXED == 0 {
+        if new_len <= old_len {
+            mm.munmap(ctx.vm, old + new_len..old + old_len)?;
+            return Ok(old);
+        }
+        let tail = old + old_len..old + new_len;
+        if mm.is_free(&tail) && mm.extend(ctx.vm, tail, vma).is_ok() {
+            return Ok(old);
+        }
+        if flags & MREMAP_MAYMOVE == 0 {
+            return Err(Errno::NOMEM);
+        }
+    }
+    if vma.kind == VmaKind::File {
+        // Moving a file mapping needs its file and offset, which are not kept yet.
+        return Err(Errno::NOMEM);
+    }
+    let fixed = flags & MREMAP_FIXED != 0;
+    let req = MapRequest {
+        hint: if fixed { new_addr } else { 0 },
+        len: new_len,
+        prot: vma.prot,
+        fixed,
+        noreplace: false,
+        shared: vma.shared,
+        file: None,
+    };
+    let new = mm.mmap(ctx.vm, &req)?;
+    let keep = old_len.min(new_len);
+    let mut done = 0;
+    while done < keep {
+        let n = COPY_CHUNK.min(keep - done) as usize;
+        let mut buf = vec![0u8; n];
+        ctx.vm.mem.read_bytes(old + done, &mut buf)?;
+        ctx.vm.mem.write_bytes(new + done, &buf)?;
+        done += n as u64;
+    }
+    ctx.process.mm.munmap(ctx.vm, old..old + old_len)?;
+    Ok(new)
+}
+
+pub fn madvise(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let range = page_range(a[0], a[1])?;
+    if a[2] as i32 == libc::MADV_DONTNEED {
+        ctx.process.mm.discard_anon(ctx.vm, range)?;
+    }
+    Ok(0)
+}

@@ -1,0 +1,248 @@
+//! A vCPU: long-mode set-up for user code, and the exit loop.
+//!
+//! The hot path is one KVM_RUN per guest syscall: the landing pad leaves the request
+//! in guest memory, so serving it needs no register ioctl at all.
+
+use anyhow::{Context, Result};
+use kvm_bindings::{Msrs, kvm_msr_entry, kvm_regs, kvm_segment, kvm_xcrs};
+use kvm_ioctls::{VcpuExit, VcpuFd};
+
+use crate::landing_pad::{CpuArea, EXC_PORT, HC_PORT, USER_CS, USER_DS, USER32_CS, KERNEL_CS};
+use crate::process::Process;
+use crate::syscalls::{self, Outcome};
+use crate::trace;
+use crate::trace::Category;
+use crate::vm::{Backend, Vm};
+
+const MSR_STAR: u32 = 0xc000_0081;
+const MSR_LSTAR: u32 = 0xc000_0082;
+const MSR_CSTAR: u32 = 0xc000_0083;
+const MSR_SYSCALL_MASK: u32 = 0xc000_0084;
+const MSR_FS_BASE: u32 = 0xc000_0100;
+const MSR_GS_BASE: u32 = 0xc000_0101;
+const MSR_KERNEL_GS_BASE: u32 = 0xc000_0102;
+
+const CR0_PE: u64 = 1;
+const CR0_MP: u64 = 1 << 1;
+const CR0_ET: u64 = 1 << 4;
+const CR0_NE: u64 = 1 << 5;
+const CR0_WP: u64 = 1 << 16;
+const CR0_PG: u64 = 1 << 31;
+const CR4_PAE: u64 = 1 << 5;
+const CR4_OSFXSR: u64 = 1 << 9;
+const CR4_OSXMMEXCPT: u64 = 1 << 10;
+const CR4_FSGSBASE: u64 = 1 << 16;
+const CR4_OSXSAVE: u64 = 1 << 18;
+const EFER_SCE: u64 = 1;
+const EFER_LME: u64 = 1 << 8;
+const EFER_LMA: u64 = 1 << 10;
+const EFER_NXE: u64 = 1 << 11;
+
+/// RFLAGS bits cleared on `syscall` on hardware KVM (TF, DF, IF, AC, NT, like Linux).
+/// On PVM the pad runs at CPL3 and returns with `jmp`, which cannot restore flags, so
+/// nothing is masked there.
+const HW_SYSCALL_MASK: u64 = 0x4_7700;
+
+/// How a payload's run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// exit/exit_group with this status.
+    Exited(i32),
+    /// Killed by this signal.
+    Killed(i32),
+}
+
+pub struct Vcpu {
+    fd: VcpuFd,
+    area: CpuArea,
+}
+
+fn user_segment(selector: u16, code: bool) -> kvm_segment {
+    kvm_segment {
+        base: 0,
+        limit: 0xffff_ffff,
+        selector,
+        type_: if code { 11 } else { 3 },
+        present: 1,
+        dpl: 3,
+        db: if code { 0 } else { 1 },
+        s: 1,
+        l: if code { 1 } else { 0 },
+        g: 1,
+        avl: 0,
+        unusable: 0,
+        padding: 0,
+    }
+}
+
+fn msr(index: u32, data: u64) -> kvm_msr_entry {
+    kvm_msr_entry {
+        index,
+        data,
+        ..Default::default()
+    }
+}
+
+impl Vcpu {
+    pub(crate) fn new(fd: VcpuFd, area: CpuArea, vm: &Vm) -> Result<Vcpu> {
+        let has = |f: u32, reg: fn(&kvm_bindings::kvm_cpuid_entry2) -> u32, bit: u32| {
+            vm.cpuid(f, 0).is_some_and(|e| reg(&e) & (1 << bit) != 0)
+        };
+        let xsave = has(1, |e| e.ecx, 26);
+        let fsgsbase = has(7, |e| e.ebx, 0);
+
+        let mut s = fd.get_sregs().context("KVM_GET_SREGS")?;
+        s.cr0 = CR0_PG | CR0_WP | CR0_NE | CR0_ET | CR0_MP | CR0_PE;
+        s.cr3 = vm.page_table_root();
+        s.cr4 = CR4_PAE | CR4_OSFXSR | CR4_OSXMMEXCPT;
+        if xsave {
+            s.cr4 |= CR4_OSXSAVE;
+        }
+        if fsgsbase {
+            s.cr4 |= CR4_FSGSBASE;
+        }
+        s.efer = EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE;
+        s.gdt.base = CpuArea::GDT_BASE;
+        s.gdt.limit = CpuArea::GDT_LIMIT;
+        s.idt.base = CpuArea::IDT_BASE;
+        s.idt.limit = CpuArea::IDT_LIMIT;
+        s.tr = kvm_segment {
+            base: area.tss(),
+            limit: area.tss_limit() as u32,
+            selector: area.tss_selector(),
+            type_: 11,
+            present: 1,
+            ..Default::default()
+        };
+        s.cs = user_segment(USER_CS, true);
+        s.ss = user_segment(USER_DS, false);
+        // Linux starts 64-bit processes with null DS/ES/FS/GS.
+        let null = user_segment(0, false);
+        s.ds = null;
+        s.es = null;
+        s.fs = null;
+        s.gs = null;
+        fd.set_sregs(&s).context("KVM_SET_SREGS")?;
+
+        let mask = match vm.backend {
+            Backend::Pvm => 0,
+            Backend::Hardware => HW_SYSCALL_MASK,
+        };
+        let star = ((USER32_CS as u64 & !3) << 48) | ((KERNEL_CS as u64) << 32);
+        let msrs = Msrs::from_entries(&[
+            msr(MSR_STAR, star),
+            msr(MSR_LSTAR, area.pad()),
+            msr(MSR_CSTAR, 0),
+            msr(MSR_SYSCALL_MASK, mask),
+            msr(MSR_FS_BASE, 0),
+            msr(MSR_GS_BASE, 0),
+            msr(MSR_KERNEL_GS_BASE, 0),
+        ])
+        .context("building the MSR list")?;
+        let n = fd.set_msrs(&msrs).context("KVM_SET_MSRS")?;
+        anyhow::ensure!(n == msrs.as_slice().len(), "KVM_SET_MSRS set only {n} MSRs");
+
+        if xsave && let Some(leaf) = vm.cpuid(0xd, 0) {
+            let mut xcrs = kvm_xcrs {
+                nr_xcrs: 1,
+                ..Default::default()
+            };
+            xcrs.xcrs[0].xcr = 0;
+            xcrs.xcrs[0].value = leaf.eax as u64 | ((leaf.edx as u64) << 32);
+            fd.set_xcrs(&xcrs).context("KVM_SET_XCRS")?;
+        }
+        trace!(Category::Kvm, "vcpu {} ready: pad {:#x} xsave {xsave} fsgsbase {fsgsbase}", area.id, area.pad());
+        Ok(Vcpu { fd, area })
+    }
+
+    /// Points the vCPU at user code: `rip`, `rsp`, all other registers zero.
+    pub fn start(&self, rip: u64, rsp: u64) -> Result<()> {
+        let regs = kvm_regs {
+            rip,
+            rsp,
+            rflags: 0x202,
+            ..Default::default()
+        };
+        self.fd.set_regs(&regs).context("KVM_SET_REGS")
+    }
+
+    pub fn set_fs_base(&self, base: u64) -> Result<()> {
+        let msrs = Msrs::from_entries(&[msr(MSR_FS_BASE, base)]).context("building the MSR list")?;
+        self.fd.set_msrs(&msrs).context("KVM_SET_MSRS FS_BASE")?;
+        Ok(())
+    }
+
+    pub fn fs_base(&self) -> Result<u64> {
+        Ok(self.fd.get_sregs().context("KVM_GET_SREGS")?.fs.base)
+    }
+
+    /// Runs the payload until it exits or is killed.
+    pub fn run(&mut self, vm: &mut Vm, process: &mut Process) -> Result<Stop> {
+        loop {
+            let port = match self.fd.run() {
+                Ok(VcpuExit::IoOut(port, _)) => port,
+                Ok(VcpuExit::MmioRead(addr, _)) | Ok(VcpuExit::MmioWrite(addr, _)) => {
+                    trace!(Category::Kvm, "access to unbacked guest address {addr:#x}");
+                    return Ok(Stop::Killed(libc::SIGSEGV));
+                }
+                Ok(VcpuExit::Shutdown) => {
+                    trace!(Category::Kvm, "vcpu {} shut down (triple fault)", self.area.id);
+                    return Ok(Stop::Killed(libc::SIGSEGV));
+                }
+                Ok(other) => {
+                    let what = format!("{other:?}");
+                    let rip = self.fd.get_regs().map_or(0, |r| r.rip);
+                    anyhow::bail!("unexpected KVM exit {what} at rip {rip:#x}");
+                }
+                Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => continue,
+                Err(e) if e.errno() == libc::EFAULT => {
+                    // KVM could not map the host page behind a guest access (for
+                    // example a write to a read-only shared file mapping).
+                    trace!(Category::Kvm, "KVM_RUN: EFAULT on a guest access");
+                    return Ok(Stop::Killed(libc::SIGSEGV));
+                }
+                Err(e) => return Err(e).context("KVM_RUN"),
+            };
+            match port {
+                HC_PORT => {
+                    let req = self.area.request(&vm.mem)?;
+                    let mut ctx = syscalls::Ctx {
+                        vm: &mut *vm,
+                        process: &mut *process,
+                        vcpu: self,
+                    };
+                    match syscalls::dispatch(&mut ctx, &req) {
+                        Outcome::Return(value) => self.area.set_result(&vm.mem, value)?,
+                        Outcome::Exit(status) => return Ok(Stop::Exited(status)),
+                        Outcome::Kill(signal) => return Ok(Stop::Killed(signal)),
+                    }
+                }
+                EXC_PORT => {
+                    let frame = self.area.exception(&vm.mem)?;
+                    let cr2 = self.fd.get_sregs().map(|s| s.cr2).unwrap_or(0);
+                    trace!(
+                        Category::Kvm,
+                        "exception {} error {:#x} at rip {:#x} rsp {:#x} cr2 {cr2:#x}",
+                        frame.vector,
+                        frame.error_code,
+                        frame.rip,
+                        frame.rsp
+                    );
+                    return Ok(Stop::Killed(signal_for_vector(frame.vector)));
+                }
+                other => anyhow::bail!("guest wrote to unknown I/O port {other:#x}"),
+            }
+        }
+    }
+}
+
+/// The signal Linux sends for a CPU exception raised by user code.
+fn signal_for_vector(vector: u64) -> i32 {
+    match vector {
+        0 | 7 | 16 | 19 => libc::SIGFPE,
+        1 | 3 => libc::SIGTRAP,
+        6 => libc::SIGILL,
+        11 | 12 | 17 => libc::SIGBUS,
+        _ => libc::SIGSEGV,
+    }
+}

@@ -1,0 +1,139 @@
+//! The KVM virtual machine: backend detection, CPUID, guest memory and page tables.
+
+use std::ops::Range;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use kvm_bindings::{CpuId, KVM_MAX_CPUID_ENTRIES};
+use kvm_ioctls::{Kvm, VmFd};
+
+use crate::landing_pad::{self, CpuArea, PT_POOL, SYS_BASE, SYS_SIZE};
+use crate::memory::{GuestMemory, Growth, HUGE_PAGE_SIZE, PAGE_SIZE, RegionKind};
+use crate::paging::{PTE_USER, PTE_WRITE, PageSize, PageTables};
+use crate::trace;
+use crate::trace::Category;
+use crate::vcpu::Vcpu;
+
+/// Which KVM implementation serves `/dev/kvm`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// VT-x / AMD-V: `syscall` enters CPL0, debug facilities work.
+    Hardware,
+    /// kvm-pvm, the software backend: `syscall` stays at CPL3, CPL0 code is emulated.
+    Pvm,
+}
+
+impl Backend {
+    fn detect() -> Backend {
+        if Path::new("/sys/module/kvm_pvm").exists() {
+            Backend::Pvm
+        } else {
+            Backend::Hardware
+        }
+    }
+
+    /// The suffix km appends to the host release in `uname`.
+    pub fn release_suffix(self) -> &'static str {
+        match self {
+            Backend::Hardware => ".kontain.KVM",
+            Backend::Pvm => ".kontain.PVM",
+        }
+    }
+}
+
+/// Lowest address a payload may map (Linux's default vm.mmap_min_addr).
+pub const MMAP_MIN_ADDR: u64 = 0x10000;
+
+pub struct Vm {
+    kvm: Kvm,
+    fd: VmFd,
+    pub backend: Backend,
+    cpuid: CpuId,
+    pub mem: GuestMemory,
+    pt: PageTables,
+}
+
+impl Vm {
+    /// Opens /dev/kvm, creates the VM and installs the system region.
+    pub fn new() -> Result<Self> {
+        let kvm = Kvm::new().context("opening /dev/kvm")?;
+        let fd = kvm.create_vm().context("KVM_CREATE_VM")?;
+        let backend = Backend::detect();
+        trace!(Category::Kvm, "backend {:?}, KVM API {}", backend, kvm.get_api_version());
+        let cpuid = kvm
+            .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
+            .context("KVM_GET_SUPPORTED_CPUID")?;
+        let mut mem = GuestMemory::new();
+        let sys = mem.reserve(RegionKind::System, SYS_BASE, SYS_SIZE, Growth::Up)?;
+        mem.commit(&fd, sys, SYS_BASE..SYS_BASE + SYS_SIZE)?;
+        let mut pt = PageTables::new(&mem, PT_POOL)?;
+        landing_pad::install_system(&mem, &mut pt)?;
+        Ok(Vm {
+            kvm,
+            fd,
+            backend,
+            cpuid,
+            mem,
+            pt,
+        })
+    }
+
+    /// Supported CPUID entry `(function, index)`, as given to the guest.
+    pub fn cpuid(&self, function: u32, index: u32) -> Option<kvm_bindings::kvm_cpuid_entry2> {
+        self.cpuid
+            .as_slice()
+            .iter()
+            .find(|e| e.function == function && e.index == index)
+            .copied()
+    }
+
+    /// Reserves a user region of the guest address space.
+    pub fn reserve(&mut self, kind: RegionKind, base: u64, size: u64, growth: Growth) -> Result<usize> {
+        let idx = self.mem.reserve(kind, base, size, growth)?;
+        trace!(Category::Mem, "reserved {kind:?} region {base:#x}..{:#x}", base + size);
+        Ok(idx)
+    }
+
+    /// Makes `want` usable by the guest: memslots for it and user read/write/execute
+    /// page-table entries (protections are tracked by the address-space model).
+    pub fn commit(&mut self, region: usize, want: Range<u64>) -> Result<()> {
+        let Some(new) = self.mem.commit(&self.fd, region, want)? else { return Ok(()) };
+        trace!(Category::Mem, "committed {:#x}..{:#x} ({:?})", new.start, new.end, self.mem.region(region).kind);
+        let flags = PTE_USER | PTE_WRITE;
+        if new.start < HUGE_PAGE_SIZE {
+            // Below 2 MiB use small pages, so that the zero page stays unmapped and a
+            // null dereference faults.
+            let small_end = HUGE_PAGE_SIZE.min(new.end);
+            let small = new.start.max(MMAP_MIN_ADDR)..small_end;
+            if small.start < small.end {
+                self.pt.map(&self.mem, small, flags, PageSize::Small)?;
+            }
+            if small_end < new.end {
+                self.pt.map(&self.mem, small_end..new.end, flags, PageSize::Huge)?;
+            }
+        } else {
+            self.pt.map(&self.mem, new, flags, PageSize::Huge)?;
+        }
+        Ok(())
+    }
+
+    /// Creates vCPU `id` with its landing pad, ready to run user code.
+    pub fn create_vcpu(&mut self, id: u32) -> Result<Vcpu> {
+        let area = CpuArea::new(id);
+        area.install(&self.mem, &mut self.pt)?;
+        let fd = self
+            .fd
+            .create_vcpu(id as u64)
+            .with_context(|| format!("KVM_CREATE_VCPU {id}"))?;
+        fd.set_cpuid2(&self.cpuid).context("KVM_SET_CPUID2")?;
+        Vcpu::new(fd, area, self)
+    }
+
+    pub fn page_table_root(&self) -> u64 {
+        self.pt.root()
+    }
+
+    pub fn run_size(&self) -> usize {
+        self.kvm.get_vcpu_mmap_size().unwrap_or(PAGE_SIZE as usize)
+    }
+}

@@ -20,7 +20,11 @@ pub struct Cli {
     pub verbose: Option<String>,
 
     /// Where traces go: a file name, `stderr` or `none`.
-    #[arg(long = "km-log-to", value_name = "FILE|stderr|none", default_value = "stderr")]
+    #[arg(
+        long = "km-log-to",
+        value_name = "FILE|stderr|none",
+        default_value = "stderr"
+    )]
     pub log_to: Sink,
 
     /// Give the payload exactly these environment variables (repeatable) instead of km's.
@@ -59,7 +63,11 @@ pub fn normalize(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
             break;
         }
         if let Some(re) = s.strip_prefix("-V").filter(|re| !re.starts_with('=')) {
-            out.push(if re.is_empty() { "--verbose".into() } else { format!("--verbose={re}").into() });
+            out.push(if re.is_empty() {
+                "--verbose".into()
+            } else {
+                format!("--verbose={re}").into()
+            });
             continue;
         }
         let takes_value = matches!(s.as_ref(), "-e" | "--putenv" | "--km-log-to");

@@ -160,7 +160,12 @@ pub fn install_system(mem: &GuestMemory, pt: &mut PageTables) -> Result<()> {
         let dpl = if matches!(vector, 3 | 4) { 3 } else { 0 };
         mem.write_bytes(IDT + vector as u64 * 16, &words(&gate(stub, dpl)))?;
     }
-    pt.map(mem, GDT..GDT + GDT_SIZE, PTE_WRITE | PTE_NX, PageSize::Small)?;
+    pt.map(
+        mem,
+        GDT..GDT + GDT_SIZE,
+        PTE_WRITE | PTE_NX,
+        PageSize::Small,
+    )?;
     pt.map(mem, IDT..IDT + PAGE_SIZE, PTE_NX, PageSize::Small)?;
     pt.map(mem, STUBS..STUBS + PAGE_SIZE, 0, PageSize::Small)?;
     Ok(())
@@ -225,8 +230,18 @@ impl CpuArea {
         mem.write_bytes(GDT + self.tss_selector() as u64, &words(&desc))?;
         let b = self.base;
         pt.map(mem, b..b + PAGE_SIZE, PTE_USER, PageSize::Small)?;
-        pt.map(mem, b + PAGE_SIZE..b + 2 * PAGE_SIZE, PTE_USER | PTE_WRITE | PTE_NX, PageSize::Small)?;
-        pt.map(mem, b + 2 * PAGE_SIZE..b + 4 * PAGE_SIZE, PTE_WRITE | PTE_NX, PageSize::Small)?;
+        pt.map(
+            mem,
+            b + PAGE_SIZE..b + 2 * PAGE_SIZE,
+            PTE_USER | PTE_WRITE | PTE_NX,
+            PageSize::Small,
+        )?;
+        pt.map(
+            mem,
+            b + 2 * PAGE_SIZE..b + 4 * PAGE_SIZE,
+            PTE_WRITE | PTE_NX,
+            PageSize::Small,
+        )?;
         Ok(())
     }
 

@@ -51,7 +51,11 @@ pub fn run(cli: &cli::Cli) -> Result<Stop> {
     let data = std::fs::read(path)?;
     let mut vm = Vm::new()?;
     let (image, mm) = loader::load(&mut vm, &data)?;
-    let argv = cli.command.iter().map(cstring).collect::<Result<Vec<_>>>()?;
+    let argv = cli
+        .command
+        .iter()
+        .map(cstring)
+        .collect::<Result<Vec<_>>>()?;
     let envp = if cli.putenv.is_empty() {
         std::env::vars_os()
             .map(|(k, v)| cstring(&[k, v].join(std::ffi::OsStr::new("="))))

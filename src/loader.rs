@@ -6,12 +6,13 @@
 use std::ops::Range;
 
 use anyhow::{Result, bail};
+use object::LittleEndian;
 use object::elf::{self, FileHeader64, ProgramHeader64};
 use object::read::elf::{FileHeader, ProgramHeader};
-use object::LittleEndian;
 
-use crate::memory::{page_align_down, page_align_up};
+use crate::memory::{PAGE_SIZE, huge_align_up, page_align_down, page_align_up};
 use crate::mm::{AddressSpace, PIE_BASE};
+use crate::paging::{PTE_NX, PTE_USER, PTE_WRITE};
 use crate::trace;
 use crate::trace::Category;
 use crate::vm::Vm;
@@ -49,7 +50,7 @@ struct Program {
 }
 
 fn parse(data: &[u8]) -> Result<Program> {
-    if data.len() < 4 || &data[..4] != elf::ELFMAG {
+    if data.len() < 4 || data[..4] != elf::ELFMAG {
         bail!("not an ELF file");
     }
     if data.len() < 5 {
@@ -59,7 +60,8 @@ fn parse(data: &[u8]) -> Result<Program> {
         bail!("32-bit ELF: km runs x86-64 (64-bit) executables only");
     }
     let endian = LittleEndian;
-    let header = FileHeader64::<LittleEndian>::parse(data).map_err(|e| anyhow::anyhow!("truncated or corrupt ELF header: {e}"))?;
+    let header = FileHeader64::<LittleEndian>::parse(data)
+        .map_err(|e| anyhow::anyhow!("truncated or corrupt ELF header: {e}"))?;
     if header.e_ident().data != elf::ELFDATA2LSB {
         bail!("big-endian ELF: not an x86-64 executable");
     }
@@ -82,14 +84,22 @@ fn parse(data: &[u8]) -> Result<Program> {
             .flatten()
             .map(|b| String::from_utf8_lossy(b).into_owned())
             .unwrap_or_default();
-        bail!("dynamically linked (interpreter {name}): km cannot load dynamic executables yet; link with -static");
+        bail!(
+            "dynamically linked (interpreter {name}): km cannot load dynamic executables yet; link with -static"
+        );
     }
-    let loads: Vec<&ProgramHeader64<LittleEndian>> =
-        phdrs.iter().filter(|p| p.p_type(endian) == elf::PT_LOAD).collect();
+    let loads: Vec<&ProgramHeader64<LittleEndian>> = phdrs
+        .iter()
+        .filter(|p| p.p_type(endian) == elf::PT_LOAD)
+        .collect();
     let Some(lowest) = loads.iter().map(|p| p.p_vaddr(endian)).min() else {
         bail!("no loadable segments");
     };
-    let bias = if pie { PIE_BASE - page_align_down(lowest) } else { 0 };
+    let bias = if pie {
+        PIE_BASE - page_align_down(lowest)
+    } else {
+        0
+    };
     let mut segments = Vec::new();
     for (i, p) in loads.iter().enumerate() {
         let (off, filesz, memsz, vaddr) = (
@@ -109,15 +119,24 @@ fn parse(data: &[u8]) -> Result<Program> {
                 data.len()
             );
         };
-        let Some(start) = vaddr.checked_add(bias) else { bail!("segment {i} address overflows") };
-        if start.checked_add(memsz).is_none_or(|end| end > crate::mm::STACK_TOP) {
+        let Some(start) = vaddr.checked_add(bias) else {
+            bail!("segment {i} address overflows")
+        };
+        if start
+            .checked_add(memsz)
+            .is_none_or(|end| end > crate::mm::STACK_TOP)
+        {
             bail!("segment {i} at {vaddr:#x} (+{memsz:#x}) is outside the guest address space");
         }
         let flags = p.p_flags(endian).0;
-        let prot = [(elf::PF_R.0, libc::PROT_READ), (elf::PF_W.0, libc::PROT_WRITE), (elf::PF_X.0, libc::PROT_EXEC)]
-            .iter()
-            .filter(|(f, _)| flags & f != 0)
-            .fold(0, |acc, (_, p)| acc | p);
+        let prot = [
+            (elf::PF_R.0, libc::PROT_READ),
+            (elf::PF_W.0, libc::PROT_WRITE),
+            (elf::PF_X.0, libc::PROT_EXEC),
+        ]
+        .iter()
+        .filter(|(f, _)| flags & f != 0)
+        .fold(0, |acc, (_, p)| acc | p);
         segments.push(Segment {
             vaddr: start,
             memsz,
@@ -141,8 +160,12 @@ fn parse(data: &[u8]) -> Result<Program> {
         Some(p) => p.p_vaddr(endian) + bias,
         None => loads
             .iter()
-            .find(|p| (p.p_offset(endian)..p.p_offset(endian) + p.p_filesz(endian)).contains(&phoff))
-            .map_or(0, |p| p.p_vaddr(endian) + bias + (phoff - p.p_offset(endian))),
+            .find(|p| {
+                (p.p_offset(endian)..p.p_offset(endian) + p.p_filesz(endian)).contains(&phoff)
+            })
+            .map_or(0, |p| {
+                p.p_vaddr(endian) + bias + (phoff - p.p_offset(endian))
+            }),
     };
     let exec_stack = phdrs
         .iter()
@@ -159,6 +182,35 @@ fn parse(data: &[u8]) -> Result<Program> {
     })
 }
 
+/// Maps the image with 4 KiB pages carrying each segment's protection (a write to
+/// text faults, as on Linux); the rest of the last 2 MiB block, where the heap
+/// starts, is read/write.
+fn map_image_pages(vm: &mut Vm, segments: &[Segment], hi: u64) -> Result<()> {
+    let mut pages: std::collections::BTreeMap<u64, i32> = std::collections::BTreeMap::new();
+    for seg in segments {
+        let mut page = page_align_down(seg.vaddr);
+        while page < seg.vaddr + seg.memsz {
+            *pages.entry(page).or_default() |= seg.prot;
+            page += PAGE_SIZE;
+        }
+    }
+    for (page, prot) in pages {
+        let mut flags = PTE_USER;
+        if prot & libc::PROT_WRITE != 0 {
+            flags |= PTE_WRITE;
+        }
+        if prot & libc::PROT_EXEC == 0 {
+            flags |= PTE_NX;
+        }
+        vm.map_pages(page..page + PAGE_SIZE, flags)?;
+    }
+    let heap = hi..huge_align_up(hi);
+    if !heap.is_empty() {
+        vm.map_pages(heap, PTE_USER | PTE_WRITE)?;
+    }
+    Ok(())
+}
+
 /// Loads `data` (the payload file) into a fresh address space.
 pub fn load(vm: &mut Vm, data: &[u8]) -> Result<(Image, AddressSpace)> {
     let prog = parse(data)?;
@@ -169,14 +221,21 @@ pub fn load(vm: &mut Vm, data: &[u8]) -> Result<(Image, AddressSpace)> {
         .map(|s| page_align_up(s.vaddr + s.memsz))
         .max()
         .unwrap_or(lo);
+    map_image_pages(vm, &prog.segments, hi)?;
     let mut space = AddressSpace::new(vm, lo..hi)?;
     for seg in &prog.segments {
         vm.mem.write_bytes(seg.vaddr, &data[seg.file.clone()])?;
         let range = page_align_down(seg.vaddr)..page_align_up(seg.vaddr + seg.memsz);
-        trace!(Category::Load, "segment {:#x}..{:#x} prot {:#x}", range.start, range.end, seg.prot);
+        trace!(
+            Category::Load,
+            "segment {:#x}..{:#x} prot {:#x}", range.start, range.end, seg.prot
+        );
         space.add_image_segment(range, seg.prot);
     }
-    trace!(Category::Load, "entry {:#x} bias {:#x} phdr {:#x}", prog.entry, prog.bias, prog.phdr);
+    trace!(
+        Category::Load,
+        "entry {:#x} bias {:#x} phdr {:#x}", prog.entry, prog.bias, prog.phdr
+    );
     let image = Image {
         entry: prog.entry,
         phdr: prog.phdr,

@@ -7,7 +7,11 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { km::KM_ERROR_STATUS } else { 0 });
+            return ExitCode::from(if e.use_stderr() {
+                km::KM_ERROR_STATUS
+            } else {
+                0
+            });
         }
     };
     ExitCode::from(km::main(cli))

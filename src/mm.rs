@@ -213,7 +213,11 @@ impl AddressSpace {
         let new_end = page_align_up(want);
         if new_end > old_end {
             let grow = old_end..new_end;
-            if self.overlaps(&grow) || vm.commit(self.image_region, self.brk_start..new_end).is_err() {
+            if self.overlaps(&grow)
+                || vm
+                    .commit(self.image_region, self.brk_start..new_end)
+                    .is_err()
+            {
                 return self.brk;
             }
         } else if new_end < old_end && vm.mem.discard(new_end..old_end).is_err() {
@@ -221,7 +225,12 @@ impl AddressSpace {
         }
         self.remove(self.brk_start..old_end.max(new_end));
         if new_end > self.brk_start {
-            self.insert(self.brk_start..new_end, PROT_READ | PROT_WRITE, VmaKind::Heap, false);
+            self.insert(
+                self.brk_start..new_end,
+                PROT_READ | PROT_WRITE,
+                VmaKind::Heap,
+                false,
+            );
         }
         trace!(Category::Mem, "brk {:#x} -> {want:#x}", self.brk);
         self.brk = want;
@@ -243,10 +252,12 @@ impl AddressSpace {
 
     /// Which region a new mapping at `range` can live in.
     fn region_for(&self, vm: &Vm, range: &Range<u64>) -> Option<usize> {
-        [self.image_region, self.upper_region].into_iter().find(|&r| {
-            let reserved = vm.mem.region(r).reserved();
-            reserved.start <= range.start && range.end <= reserved.end
-        })
+        [self.image_region, self.upper_region]
+            .into_iter()
+            .find(|&r| {
+                let reserved = vm.mem.region(r).reserved();
+                reserved.start <= range.start && range.end <= reserved.end
+            })
     }
 
     /// mmap(2) after argument validation.
@@ -273,23 +284,39 @@ impl AddressSpace {
         let replacing = self.overlaps(&range);
         match req.file {
             Some((fd, offset)) => {
-                let flags = if req.shared { libc::MAP_SHARED } else { libc::MAP_PRIVATE };
+                let flags = if req.shared {
+                    libc::MAP_SHARED
+                } else {
+                    libc::MAP_PRIVATE
+                };
                 let rw = libc::PROT_READ | libc::PROT_WRITE;
                 vm.mem
                     .map_file(range.clone(), fd, offset, rw, flags)
-                    .or_else(|_| vm.mem.map_file(range.clone(), fd, offset, libc::PROT_READ, flags))
+                    .or_else(|_| {
+                        vm.mem
+                            .map_file(range.clone(), fd, offset, libc::PROT_READ, flags)
+                    })
                     .map_err(|e| {
                         e.downcast_ref::<std::io::Error>()
                             .and_then(|e| e.raw_os_error())
                             .map_or(Errno::NOMEM, Errno::from_raw_os_error)
                     })?;
             }
-            None if replacing || req.shared => vm.mem.discard(range.clone()).map_err(|_| Errno::NOMEM)?,
+            None if replacing || req.shared => {
+                vm.mem.discard(range.clone()).map_err(|_| Errno::NOMEM)?
+            }
             None => {}
         }
-        let kind = if req.file.is_some() { VmaKind::File } else { VmaKind::Anon };
+        let kind = if req.file.is_some() {
+            VmaKind::File
+        } else {
+            VmaKind::Anon
+        };
         self.insert(range.clone(), req.prot, kind, req.shared);
-        trace!(Category::Mem, "mmap {:#x}..{:#x} prot {:#x} {kind:?}", range.start, range.end, req.prot);
+        trace!(
+            Category::Mem,
+            "mmap {:#x}..{:#x} prot {:#x} {kind:?}", range.start, range.end, req.prot
+        );
         Ok(start)
     }
 

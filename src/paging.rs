@@ -60,13 +60,23 @@ impl PageTables {
 
     /// Maps `range` (aligned to `size`) with leaf flags `flags` (PTE_PRESENT is added).
     /// Entries already present are left as they are.
-    pub fn map(&mut self, mem: &GuestMemory, range: Range<u64>, flags: u64, size: PageSize) -> Result<()> {
+    pub fn map(
+        &mut self,
+        mem: &GuestMemory,
+        range: Range<u64>,
+        flags: u64,
+        size: PageSize,
+    ) -> Result<()> {
         let step = match size {
             PageSize::Small => PAGE_SIZE,
             PageSize::Huge => HUGE_PAGE_SIZE,
         };
-        if range.start % step != 0 || range.end % step != 0 {
-            bail!("page-table range {:#x}..{:#x} is not aligned to {step:#x}", range.start, range.end);
+        if !range.start.is_multiple_of(step) || !range.end.is_multiple_of(step) {
+            bail!(
+                "page-table range {:#x}..{:#x} is not aligned to {step:#x}",
+                range.start,
+                range.end
+            );
         }
         let leaf_level = match size {
             PageSize::Small => 3,

@@ -16,6 +16,8 @@ pub struct Process {
     /// delivery is the signals work.
     pub sigactions: [[u8; 32]; 64],
     pub sigmask: u64,
+    /// Signals sent while blocked.
+    pub sigpending: u64,
     /// The address set_tid_address registered.
     pub clear_child_tid: u64,
 }
@@ -29,6 +31,7 @@ impl Process {
             unimpl_seen: HashSet::new(),
             sigactions: [[0; 32]; 64],
             sigmask: 0,
+            sigpending: 0,
             clear_child_tid: 0,
         }
     }

@@ -80,7 +80,9 @@ pub fn init(filter: Option<&str>, sink: &Sink) -> Result<()> {
     let out: Box<dyn Write + Send> = match sink {
         Sink::Stderr => Box::new(std::io::stderr()),
         Sink::Null => return Ok(()),
-        Sink::File(path) => Box::new(File::create(path).with_context(|| format!("opening log file {path}"))?),
+        Sink::File(path) => {
+            Box::new(File::create(path).with_context(|| format!("opening log file {path}"))?)
+        }
     };
     let _ = OUT.set(Mutex::new(out));
     let mask = Category::ALL

@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use kvm_bindings::{Msrs, kvm_msr_entry, kvm_regs, kvm_segment, kvm_xcrs};
 use kvm_ioctls::{VcpuExit, VcpuFd};
 
-use crate::landing_pad::{CpuArea, EXC_PORT, HC_PORT, USER_CS, USER_DS, USER32_CS, KERNEL_CS};
+use crate::landing_pad::{CpuArea, EXC_PORT, HC_PORT, KERNEL_CS, USER_CS, USER_DS, USER32_CS};
 use crate::process::Process;
 use crate::syscalls::{self, Outcome};
 use crate::trace;
@@ -151,7 +151,12 @@ impl Vcpu {
             xcrs.xcrs[0].value = leaf.eax as u64 | ((leaf.edx as u64) << 32);
             fd.set_xcrs(&xcrs).context("KVM_SET_XCRS")?;
         }
-        trace!(Category::Kvm, "vcpu {} ready: pad {:#x} xsave {xsave} fsgsbase {fsgsbase}", area.id, area.pad());
+        trace!(
+            Category::Kvm,
+            "vcpu {} ready: pad {:#x} xsave {xsave} fsgsbase {fsgsbase}",
+            area.id,
+            area.pad()
+        );
         Ok(Vcpu { fd, area })
     }
 
@@ -167,7 +172,8 @@ impl Vcpu {
     }
 
     pub fn set_fs_base(&self, base: u64) -> Result<()> {
-        let msrs = Msrs::from_entries(&[msr(MSR_FS_BASE, base)]).context("building the MSR list")?;
+        let msrs =
+            Msrs::from_entries(&[msr(MSR_FS_BASE, base)]).context("building the MSR list")?;
         self.fd.set_msrs(&msrs).context("KVM_SET_MSRS FS_BASE")?;
         Ok(())
     }
@@ -186,7 +192,10 @@ impl Vcpu {
                     return Ok(Stop::Killed(libc::SIGSEGV));
                 }
                 Ok(VcpuExit::Shutdown) => {
-                    trace!(Category::Kvm, "vcpu {} shut down (triple fault)", self.area.id);
+                    trace!(
+                        Category::Kvm,
+                        "vcpu {} shut down (triple fault)", self.area.id
+                    );
                     return Ok(Stop::Killed(libc::SIGSEGV));
                 }
                 Ok(other) => {

@@ -8,7 +8,7 @@ use kvm_bindings::{CpuId, KVM_MAX_CPUID_ENTRIES};
 use kvm_ioctls::{Kvm, VmFd};
 
 use crate::landing_pad::{self, CpuArea, PT_POOL, SYS_BASE, SYS_SIZE};
-use crate::memory::{GuestMemory, Growth, HUGE_PAGE_SIZE, PAGE_SIZE, RegionKind};
+use crate::memory::{Growth, GuestMemory, HUGE_PAGE_SIZE, PAGE_SIZE, RegionKind};
 use crate::paging::{PTE_USER, PTE_WRITE, PageSize, PageTables};
 use crate::trace;
 use crate::trace::Category;
@@ -59,7 +59,12 @@ impl Vm {
         let kvm = Kvm::new().context("opening /dev/kvm")?;
         let fd = kvm.create_vm().context("KVM_CREATE_VM")?;
         let backend = Backend::detect();
-        trace!(Category::Kvm, "backend {:?}, KVM API {}", backend, kvm.get_api_version());
+        trace!(
+            Category::Kvm,
+            "backend {:?}, KVM API {}",
+            backend,
+            kvm.get_api_version()
+        );
         let cpuid = kvm
             .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
             .context("KVM_GET_SUPPORTED_CPUID")?;
@@ -88,17 +93,35 @@ impl Vm {
     }
 
     /// Reserves a user region of the guest address space.
-    pub fn reserve(&mut self, kind: RegionKind, base: u64, size: u64, growth: Growth) -> Result<usize> {
+    pub fn reserve(
+        &mut self,
+        kind: RegionKind,
+        base: u64,
+        size: u64,
+        growth: Growth,
+    ) -> Result<usize> {
         let idx = self.mem.reserve(kind, base, size, growth)?;
-        trace!(Category::Mem, "reserved {kind:?} region {base:#x}..{:#x}", base + size);
+        trace!(
+            Category::Mem,
+            "reserved {kind:?} region {base:#x}..{:#x}",
+            base + size
+        );
         Ok(idx)
     }
 
     /// Makes `want` usable by the guest: memslots for it and user read/write/execute
     /// page-table entries (protections are tracked by the address-space model).
     pub fn commit(&mut self, region: usize, want: Range<u64>) -> Result<()> {
-        let Some(new) = self.mem.commit(&self.fd, region, want)? else { return Ok(()) };
-        trace!(Category::Mem, "committed {:#x}..{:#x} ({:?})", new.start, new.end, self.mem.region(region).kind);
+        let Some(new) = self.mem.commit(&self.fd, region, want)? else {
+            return Ok(());
+        };
+        trace!(
+            Category::Mem,
+            "committed {:#x}..{:#x} ({:?})",
+            new.start,
+            new.end,
+            self.mem.region(region).kind
+        );
         let flags = PTE_USER | PTE_WRITE;
         if new.start < HUGE_PAGE_SIZE {
             // Below 2 MiB use small pages, so that the zero page stays unmapped and a
@@ -109,12 +132,20 @@ impl Vm {
                 self.pt.map(&self.mem, small, flags, PageSize::Small)?;
             }
             if small_end < new.end {
-                self.pt.map(&self.mem, small_end..new.end, flags, PageSize::Huge)?;
+                self.pt
+                    .map(&self.mem, small_end..new.end, flags, PageSize::Huge)?;
             }
         } else {
             self.pt.map(&self.mem, new, flags, PageSize::Huge)?;
         }
         Ok(())
+    }
+
+    /// Maps the 4 KiB pages of `range` with page-table `flags` ahead of a commit, so
+    /// that the huge-page mapping done by [`Vm::commit`] leaves their 2 MiB block to
+    /// these finer protections.
+    pub fn map_pages(&mut self, range: Range<u64>, flags: u64) -> Result<()> {
+        self.pt.map(&self.mem, range, flags, PageSize::Small)
     }
 
     /// Creates vCPU `id` with its landing pad, ready to run user code.

@@ -11,7 +11,11 @@ use rustix::io::Errno;
 
 fn check(ret: libc::c_long) -> Result<usize, Errno> {
     if ret < 0 {
-        Err(Errno::from_raw_os_error(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO)))
+        Err(Errno::from_raw_os_error(
+            std::io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::EIO),
+        ))
     } else {
         Ok(ret as usize)
     }
@@ -19,7 +23,10 @@ fn check(ret: libc::c_long) -> Result<usize, Errno> {
 
 /// Runs `call` with a zeroed km buffer of `len` bytes; returns the buffer and the
 /// call's non-negative result.
-fn with_buffer(len: usize, call: impl FnOnce(*mut libc::c_void) -> libc::c_long) -> Result<(Vec<u8>, usize), Errno> {
+fn with_buffer(
+    len: usize,
+    call: impl FnOnce(*mut libc::c_void) -> libc::c_long,
+) -> Result<(Vec<u8>, usize), Errno> {
     let mut buf = vec![0u8; len];
     let n = check(call(buf.as_mut_ptr().cast()))?;
     Ok((buf, n))
@@ -31,7 +38,9 @@ pub fn fstatat(dir: BorrowedFd<'_>, path: &CStr, flags: i32) -> Result<Vec<u8>, 
     let len = std::mem::size_of::<libc::stat>();
     // SAFETY: the kernel writes at most sizeof(struct stat) bytes into the buffer,
     // which is that long; `path` is a valid NUL-terminated string.
-    let (buf, _) = with_buffer(len, |p| unsafe { libc::fstatat(dir.as_raw_fd(), path.as_ptr(), p.cast(), flags) as _ })?;
+    let (buf, _) = with_buffer(len, |p| unsafe {
+        libc::fstatat(dir.as_raw_fd(), path.as_ptr(), p.cast(), flags) as _
+    })?;
     Ok(buf)
 }
 
@@ -40,7 +49,14 @@ pub fn statx(dir: BorrowedFd<'_>, path: &CStr, flags: i32, mask: u32) -> Result<
     let len = std::mem::size_of::<libc::statx>();
     // SAFETY: as for fstatat, with a statx-sized buffer.
     let (buf, _) = with_buffer(len, |p| unsafe {
-        libc::syscall(libc::SYS_statx, dir.as_raw_fd(), path.as_ptr(), flags, mask, p)
+        libc::syscall(
+            libc::SYS_statx,
+            dir.as_raw_fd(),
+            path.as_ptr(),
+            flags,
+            mask,
+            p,
+        )
     })?;
     Ok(buf)
 }
@@ -48,7 +64,9 @@ pub fn statx(dir: BorrowedFd<'_>, path: &CStr, flags: i32, mask: u32) -> Result<
 /// getdents64 into a buffer of at most `len` bytes.
 pub fn getdents64(fd: BorrowedFd<'_>, len: usize) -> Result<Vec<u8>, Errno> {
     // SAFETY: the kernel writes at most `len` bytes into the `len`-byte buffer.
-    let (mut buf, n) = with_buffer(len, |p| unsafe { libc::syscall(libc::SYS_getdents64, fd.as_raw_fd(), p, len) })?;
+    let (mut buf, n) = with_buffer(len, |p| unsafe {
+        libc::syscall(libc::SYS_getdents64, fd.as_raw_fd(), p, len)
+    })?;
     buf.truncate(n);
     Ok(buf)
 }
@@ -56,7 +74,9 @@ pub fn getdents64(fd: BorrowedFd<'_>, len: usize) -> Result<Vec<u8>, Errno> {
 /// An ioctl that writes a `len`-byte structure (TCGETS, TIOCGWINSZ).
 pub fn ioctl_read(fd: BorrowedFd<'_>, request: u64, len: usize) -> Result<Vec<u8>, Errno> {
     // SAFETY: only called with requests whose output is exactly `len` bytes.
-    let (buf, _) = with_buffer(len, |p| unsafe { libc::ioctl(fd.as_raw_fd(), request as _, p) as _ })?;
+    let (buf, _) = with_buffer(len, |p| unsafe {
+        libc::ioctl(fd.as_raw_fd(), request as _, p) as _
+    })?;
     Ok(buf)
 }
 
@@ -87,6 +107,8 @@ pub fn prlimit(resource: u32, new: Option<[u8; 16]>) -> Result<Vec<u8>, Errno> {
     let new_ptr = new.as_ref().map_or(std::ptr::null(), |n| n.as_ptr());
     // SAFETY: `new_ptr` is null or points at 16 bytes (struct rlimit64); the old
     // value is written into a 16-byte buffer.
-    let (buf, _) = with_buffer(16, |p| unsafe { libc::syscall(libc::SYS_prlimit64, 0, resource, new_ptr, p) })?;
+    let (buf, _) = with_buffer(16, |p| unsafe {
+        libc::syscall(libc::SYS_prlimit64, 0, resource, new_ptr, p)
+    })?;
     Ok(buf)
 }

@@ -110,8 +110,14 @@ impl GuestMemory {
 
     /// Reserves host memory for guest range `[base, base + size)` (huge-page aligned)
     /// with nothing committed yet. Returns the region index.
-    pub fn reserve(&mut self, kind: RegionKind, base: u64, size: u64, growth: Growth) -> Result<usize> {
-        if base % HUGE_PAGE_SIZE != 0 || size % HUGE_PAGE_SIZE != 0 {
+    pub fn reserve(
+        &mut self,
+        kind: RegionKind,
+        base: u64,
+        size: u64,
+        growth: Growth,
+    ) -> Result<usize> {
+        if !base.is_multiple_of(HUGE_PAGE_SIZE) || !size.is_multiple_of(HUGE_PAGE_SIZE) {
             bail!("{kind:?} region {base:#x}+{size:#x} is not 2 MiB aligned");
         }
         if let Some(r) = self
@@ -133,7 +139,9 @@ impl GuestMemory {
             libc::PROT_READ | libc::PROT_WRITE,
             libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
         )
-        .with_context(|| format!("reserving {size:#x} bytes of host memory for the {kind:?} region"))?;
+        .with_context(|| {
+            format!("reserving {size:#x} bytes of host memory for the {kind:?} region")
+        })?;
         let edge = match growth {
             Growth::Up => base,
             Growth::Down => base + size,
@@ -154,13 +162,20 @@ impl GuestMemory {
 
     /// The region whose reservation contains `addr`.
     pub fn region_of(&self, addr: u64) -> Option<usize> {
-        self.regions.iter().position(|r| r.reserved().contains(&addr))
+        self.regions
+            .iter()
+            .position(|r| r.reserved().contains(&addr))
     }
 
     /// Extends the committed part of region `idx` so that it covers `want` (which must
     /// lie inside the reservation), registering new memslots. Returns the newly
     /// committed guest range, which the caller maps in the guest page tables.
-    pub fn commit(&mut self, vm: &VmFd, idx: usize, want: Range<u64>) -> Result<Option<Range<u64>>> {
+    pub fn commit(
+        &mut self,
+        vm: &VmFd,
+        idx: usize,
+        want: Range<u64>,
+    ) -> Result<Option<Range<u64>>> {
         let next_slot = self.next_slot;
         let r = &mut self.regions[idx];
         let reserved = r.reserved();
@@ -178,7 +193,9 @@ impl GuestMemory {
         let grown = (have.end - have.start).max(HUGE_PAGE_SIZE);
         let new = match r.growth {
             Growth::Up if want.end > have.end => {
-                let end = huge_align_up(want.end).max(have.end + grown).min(reserved.end);
+                let end = huge_align_up(want.end)
+                    .max(have.end + grown)
+                    .min(reserved.end);
                 have.end..end
             }
             Growth::Down if want.start < have.start => {
@@ -276,16 +293,34 @@ impl GuestMemory {
     /// Gives the host pages behind a committed guest range back to the host kernel and
     /// makes the range read as zeroes again (anonymous, private).
     pub fn discard(&self, range: Range<u64>) -> Result<()> {
-        self.remap(range, None, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE)
+        self.remap(
+            range,
+            None,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE,
+        )
     }
 
     /// Backs a committed guest range with a host file mapping (MAP_PRIVATE or
     /// MAP_SHARED); KVM follows the change through its MMU notifier.
-    pub fn map_file(&self, range: Range<u64>, fd: BorrowedFd<'_>, offset: u64, prot: i32, flags: i32) -> Result<()> {
+    pub fn map_file(
+        &self,
+        range: Range<u64>,
+        fd: BorrowedFd<'_>,
+        offset: u64,
+        prot: i32,
+        flags: i32,
+    ) -> Result<()> {
         self.remap(range, Some((fd, offset)), prot, flags)
     }
 
-    fn remap(&self, range: Range<u64>, file: Option<(BorrowedFd<'_>, u64)>, prot: i32, flags: i32) -> Result<()> {
+    fn remap(
+        &self,
+        range: Range<u64>,
+        file: Option<(BorrowedFd<'_>, u64)>,
+        prot: i32,
+        flags: i32,
+    ) -> Result<()> {
         let len = (range.end - range.start) as usize;
         let host = self.slice(range.start, len)?.ptr_guard_mut().as_ptr();
         let (fd, off, kind) = match file {
@@ -295,10 +330,20 @@ impl GuestMemory {
         // SAFETY: `host..host+len` lies inside a reservation owned by a region (checked
         // by `slice`), which no Rust reference points into; MAP_FIXED replaces exactly
         // those pages and nothing outside the guest's memory.
-        let p = unsafe { libc::mmap(host.cast(), len, prot, flags | kind | libc::MAP_FIXED, fd, off) };
+        let p = unsafe {
+            libc::mmap(
+                host.cast(),
+                len,
+                prot,
+                flags | kind | libc::MAP_FIXED,
+                fd,
+                off,
+            )
+        };
         if p == libc::MAP_FAILED {
-            return Err(std::io::Error::last_os_error())
-                .with_context(|| format!("remapping guest range {:#x}..{:#x}", range.start, range.end));
+            return Err(std::io::Error::last_os_error()).with_context(|| {
+                format!("remapping guest range {:#x}..{:#x}", range.start, range.end)
+            });
         }
         Ok(())
     }

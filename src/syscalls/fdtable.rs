@@ -35,7 +35,13 @@ impl FdTable {
         ];
         for (n, fd) in stdio.into_iter().enumerate() {
             if let Ok(dup) = rustix::io::fcntl_dupfd_cloexec(fd, 3) {
-                fds.insert(n as i32, Entry { fd: dup, cloexec: false });
+                fds.insert(
+                    n as i32,
+                    Entry {
+                        fd: dup,
+                        cloexec: false,
+                    },
+                );
             }
         }
         FdTable { fds }
@@ -84,6 +90,9 @@ impl FdTable {
     }
 
     pub fn set_cloexec(&mut self, fd: i32, on: bool) -> Result<(), Errno> {
-        self.fds.get_mut(&fd).map(|e| e.cloexec = on).ok_or(Errno::BADF)
+        self.fds
+            .get_mut(&fd)
+            .map(|e| e.cloexec = on)
+            .ok_or(Errno::BADF)
     }
 }

@@ -50,10 +50,23 @@ fn path_or_empty(ctx: &Ctx<'_>, addr: u64, flags: u64) -> Result<CString, Errno>
 }
 
 pub fn read(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
-    let fd = ctx.process.fds.get(fd_arg(a[0]))?;
-    let mut buf = ctx.writable(a[1], a[2].min(MAX_RW_COUNT) as usize)?;
-    let mut fd = fd;
-    fd.read_volatile(&mut buf).map(|n| n as u64).map_err(io_errno)
+    let mut fd = ctx.process.fds.get(fd_arg(a[0]))?;
+    match ctx.writable(a[1], a[2].min(MAX_RW_COUNT) as usize) {
+        Ok(mut buf) => fd
+            .read_volatile(&mut buf)
+            .map(|n| n as u64)
+            .map_err(io_errno),
+        Err(e) => at_eof(fd).then_some(0).ok_or(e),
+    }
+}
+
+/// Whether a read from `fd` would return 0 without consuming anything: Linux only
+/// faults on a bad buffer once there is data to copy.
+fn at_eof(fd: BorrowedFd<'_>) -> bool {
+    let Ok(pos) = rustix::fs::seek(fd, SeekFrom::Current(0)) else {
+        return false;
+    };
+    rustix::io::pread(fd, &mut [0u8; 1], pos).is_ok_and(|n| n == 0)
 }
 
 pub fn write(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
@@ -129,8 +142,16 @@ pub fn pwrite64(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 fn do_openat(ctx: &mut Ctx<'_>, dir: u64, path: u64, flags: u64, mode: u64) -> SysResult {
     let path = ctx.read_path(path)?;
     let flags = OFlags::from_bits_retain(flags as u32);
-    let fd = rustix::fs::openat(dirfd(ctx, dir)?, &path, flags | OFlags::CLOEXEC, Mode::from_raw_mode(mode as u32))?;
-    Ok(ctx.process.fds.insert(fd, flags.contains(OFlags::CLOEXEC), 0)? as u64)
+    let fd = rustix::fs::openat(
+        dirfd(ctx, dir)?,
+        &path,
+        flags | OFlags::CLOEXEC,
+        Mode::from_raw_mode(mode as u32),
+    )?;
+    Ok(ctx
+        .process
+        .fds
+        .insert(fd, flags.contains(OFlags::CLOEXEC), 0)? as u64)
 }
 
 pub fn open(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
@@ -156,11 +177,10 @@ pub fn lseek(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
         libc::SEEK_HOLE => SeekFrom::Hole(u64::try_from(off).map_err(|_| Errno::NXIO)?),
         _ => return Err(Errno::INVAL),
     };
-    Ok(rustix::fs::seek(ctx.process.fds.get(fd_arg(a[0]))?, pos)?)
+    rustix::fs::seek(ctx.process.fds.get(fd_arg(a[0]))?, pos)
 }
 
 fn do_stat(ctx: &mut Ctx<'_>, dir: u64, path: &CStr, flags: u64, out: u64) -> SysResult {
-    ctx.writable(out, size_of::<libc::stat>())?;
     let st = host::fstatat(dirfd(ctx, dir)?, path, flags as i32)?;
     ctx.write_bytes(out, &st)?;
     Ok(0)
@@ -177,7 +197,13 @@ pub fn stat(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 
 pub fn lstat(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     let path = ctx.read_path(a[0])?;
-    do_stat(ctx, libc::AT_FDCWD as u64, &path, libc::AT_SYMLINK_NOFOLLOW as u64, a[1])
+    do_stat(
+        ctx,
+        libc::AT_FDCWD as u64,
+        &path,
+        libc::AT_SYMLINK_NOFOLLOW as u64,
+        a[1],
+    )
 }
 
 pub fn newfstatat(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
@@ -187,7 +213,6 @@ pub fn newfstatat(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 
 pub fn statx(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     let path = path_or_empty(ctx, a[1], a[2])?;
-    ctx.writable(a[4], size_of::<libc::statx>())?;
     let st = host::statx(dirfd(ctx, a[0])?, &path, a[2] as i32, a[3] as u32)?;
     ctx.write_bytes(a[4], &st)?;
     Ok(0)
@@ -196,7 +221,12 @@ pub fn statx(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 fn do_access(ctx: &mut Ctx<'_>, dir: u64, path: u64, mode: u64, flags: u64) -> SysResult {
     let path = path_or_empty(ctx, path, flags)?;
     let access = rustix::fs::Access::from_bits(mode as u32).ok_or(Errno::INVAL)?;
-    rustix::fs::accessat(dirfd(ctx, dir)?, &path, access, AtFlags::from_bits_retain(flags as u32))?;
+    rustix::fs::accessat(
+        dirfd(ctx, dir)?,
+        &path,
+        access,
+        AtFlags::from_bits_retain(flags as u32),
+    )?;
     Ok(0)
 }
 
@@ -273,7 +303,14 @@ pub fn unlinkat(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     do_unlinkat(ctx, a[0], a[1], a[2])
 }
 
-fn do_renameat(ctx: &mut Ctx<'_>, olddir: u64, old: u64, newdir: u64, new: u64, flags: u64) -> SysResult {
+fn do_renameat(
+    ctx: &mut Ctx<'_>,
+    olddir: u64,
+    old: u64,
+    newdir: u64,
+    new: u64,
+    flags: u64,
+) -> SysResult {
     let old = ctx.read_path(old)?;
     let new = ctx.read_path(new)?;
     let flags = RenameFlags::from_bits(flags as u32).ok_or(Errno::INVAL)?;
@@ -323,7 +360,11 @@ pub fn fcntl(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
             let host = fds.dup_host(fd)?;
             Ok(fds.insert(host, cmd == libc::F_DUPFD_CLOEXEC, min)? as u64)
         }
-        libc::F_GETFD => Ok(if fds.cloexec(fd)? { libc::FD_CLOEXEC as u64 } else { 0 }),
+        libc::F_GETFD => Ok(if fds.cloexec(fd)? {
+            libc::FD_CLOEXEC as u64
+        } else {
+            0
+        }),
         libc::F_SETFD => {
             fds.set_cloexec(fd, a[2] & libc::FD_CLOEXEC as u64 != 0)?;
             Ok(0)
@@ -373,7 +414,8 @@ fn do_pipe2(ctx: &mut Ctx<'_>, out: u64, flags: u64) -> SysResult {
         return Err(Errno::INVAL);
     }
     ctx.writable(out, 8)?;
-    let host_flags = rustix::pipe::PipeFlags::from_bits_retain(flags as u32) | rustix::pipe::PipeFlags::CLOEXEC;
+    let host_flags =
+        rustix::pipe::PipeFlags::from_bits_retain(flags as u32) | rustix::pipe::PipeFlags::CLOEXEC;
     let (r, w) = rustix::pipe::pipe_with(host_flags)?;
     let cloexec = flags & libc::O_CLOEXEC as u64 != 0;
     let fds = &mut ctx.process.fds;
@@ -404,7 +446,6 @@ pub fn ioctl(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
         TIOCGWINSZ => WINSIZE_SIZE,
         _ => return Err(Errno::NOTTY),
     };
-    ctx.writable(a[2], len)?;
     let out = host::ioctl_read(fd, a[1] & 0xffff_ffff, len)?;
     ctx.write_bytes(a[2], &out)?;
     Ok(0)

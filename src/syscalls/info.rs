@@ -13,7 +13,6 @@ const ARCH_GET_FS: u64 = 0x1003;
 /// Lowest non-canonical user address: FS base must stay below it.
 const USER_ADDR_LIMIT: u64 = 1 << 47;
 const BOUNCE_MAX: u64 = 1 << 20;
-const SIGSET_SIZE: u64 = 8;
 const ROBUST_LIST_HEAD_SIZE: u64 = 24;
 const UTSNAME_FIELD: usize = 65;
 const NSEC_PER_SEC: i64 = 1_000_000_000;
@@ -50,7 +49,11 @@ pub fn set_robust_list(_: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 
 pub fn uname(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     let host = rustix::system::uname();
-    let release = [host.release().to_bytes(), ctx.vm.backend.release_suffix().as_bytes()].concat();
+    let release = [
+        host.release().to_bytes(),
+        ctx.vm.backend.release_suffix().as_bytes(),
+    ]
+    .concat();
     let fields: [&[u8]; 6] = [
         b"kontain-runtime",
         host.nodename().to_bytes(),
@@ -103,7 +106,6 @@ pub fn getrandom(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 }
 
 pub fn clock_gettime(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
-    ctx.writable(a[1], size_of::<libc::timespec>())?;
     ctx.write_bytes(a[1], &host::clock(a[0] as i32, false)?)?;
     Ok(0)
 }
@@ -180,11 +182,19 @@ pub fn clock_nanosleep(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
         rustix::thread::clock_nanosleep_absolute(clock, &req)?;
         return Ok(0);
     }
-    sleep_result(ctx, rustix::thread::clock_nanosleep_relative(clock, &req), a[3])
+    sleep_result(
+        ctx,
+        rustix::thread::clock_nanosleep_relative(clock, &req),
+        a[3],
+    )
 }
 
 fn do_prlimit(ctx: &mut Ctx<'_>, resource: u64, new: u64, old: u64) -> SysResult {
-    let new = if new != 0 { Some(ctx.read_obj::<[u8; 16]>(new)?) } else { None };
+    let new = if new != 0 {
+        Some(ctx.read_obj::<[u8; 16]>(new)?)
+    } else {
+        None
+    };
     if old != 0 {
         ctx.writable(old, 16)?;
     }
@@ -208,53 +218,11 @@ pub fn getrlimit(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 }
 
 pub fn sysinfo(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
-    ctx.writable(a[0], size_of::<libc::sysinfo>())?;
     ctx.write_bytes(a[0], &host::sysinfo()?)?;
     Ok(0)
 }
 
 pub fn sched_yield(_: &mut Ctx<'_>, _: &[u64; 6]) -> SysResult {
     rustix::thread::sched_yield();
-    Ok(0)
-}
-
-fn check_sigset_size(size: u64) -> Result<(), Errno> {
-    if size != SIGSET_SIZE { Err(Errno::INVAL) } else { Ok(()) }
-}
-
-/// Records handlers (delivery comes with the signals work).
-pub fn rt_sigaction(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
-    check_sigset_size(a[3])?;
-    let sig = a[0];
-    if !(1..=64).contains(&sig) || (a[1] != 0 && (sig == libc::SIGKILL as u64 || sig == libc::SIGSTOP as u64)) {
-        return Err(Errno::INVAL);
-    }
-    let new = if a[1] != 0 { Some(ctx.read_obj::<[u8; 32]>(a[1])?) } else { None };
-    let slot = (sig - 1) as usize;
-    if a[2] != 0 {
-        ctx.write_obj(a[2], ctx.process.sigactions[slot])?;
-    }
-    if let Some(new) = new {
-        ctx.process.sigactions[slot] = new;
-    }
-    Ok(0)
-}
-
-pub fn rt_sigprocmask(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
-    check_sigset_size(a[3])?;
-    let old = ctx.process.sigmask;
-    let set = if a[1] != 0 { Some(ctx.read_obj::<u64>(a[1])?) } else { None };
-    if a[2] != 0 {
-        ctx.write_obj(a[2], old)?;
-    }
-    if let Some(set) = set {
-        let unblockable = (1u64 << (libc::SIGKILL - 1)) | (1u64 << (libc::SIGSTOP - 1));
-        ctx.process.sigmask = match a[0] as i32 {
-            libc::SIG_BLOCK => old | set,
-            libc::SIG_UNBLOCK => old & !set,
-            libc::SIG_SETMASK => set,
-            _ => return Err(Errno::INVAL),
-        } & !unblockable;
-    }
     Ok(0)
 }

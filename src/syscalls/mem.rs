@@ -16,7 +16,7 @@ const COPY_CHUNK: u64 = 1 << 20;
 
 /// The page range `[addr, addr + len)` of a munmap/mprotect-style call.
 fn page_range(addr: u64, len: u64) -> Result<Range<u64>, Errno> {
-    if addr % PAGE_SIZE != 0 {
+    if !addr.is_multiple_of(PAGE_SIZE) {
         return Err(Errno::INVAL);
     }
     let end = addr.checked_add(page_align_up(len)).ok_or(Errno::INVAL)?;
@@ -31,7 +31,8 @@ pub fn brk(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 }
 
 pub fn mmap(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
-    let (hint, len, prot, flags, fd, offset) = (a[0], a[1], a[2] as i32, a[3] as i32, a[4] as i32, a[5]);
+    let (hint, len, prot, flags, fd, offset) =
+        (a[0], a[1], a[2] as i32, a[3] as i32, a[4] as i32, a[5]);
     if len == 0 || offset % PAGE_SIZE != 0 || page_align_up(len) < len {
         return Err(Errno::INVAL);
     }
@@ -52,7 +53,11 @@ pub fn mmap(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
         Some((fds.get(fd)?, offset))
     };
     let req = MapRequest {
-        hint: if fixed || noreplace { hint } else { page_align_up(hint) },
+        hint: if fixed || noreplace {
+            hint
+        } else {
+            page_align_up(hint)
+        },
         len,
         prot,
         fixed,
@@ -82,7 +87,8 @@ pub fn mprotect(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 }
 
 pub fn mremap(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
-    let (old, old_len, new_len, flags, new_addr) = (a[0], page_align_up(a[1]), page_align_up(a[2]), a[3], a[4]);
+    let (old, old_len, new_len, flags, new_addr) =
+        (a[0], page_align_up(a[1]), page_align_up(a[2]), a[3], a[4]);
     if old % PAGE_SIZE != 0 || new_len == 0 || flags & !(MREMAP_MAYMOVE | MREMAP_FIXED) != 0 {
         return Err(Errno::INVAL);
     }

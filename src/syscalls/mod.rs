@@ -9,6 +9,7 @@ pub mod fdtable;
 mod fs;
 mod info;
 mod mem;
+mod signal;
 
 use std::ffi::CString;
 
@@ -75,12 +76,16 @@ impl Ctx<'_> {
     }
 
     pub fn read_obj<T: ByteValued>(&self, addr: u64) -> Result<T, Errno> {
-        self.process.mm.check(addr, size_of::<T>() as u64, PROT_READ)?;
+        self.process
+            .mm
+            .check(addr, size_of::<T>() as u64, PROT_READ)?;
         Ok(self.vm.mem.read_obj(addr)?)
     }
 
     pub fn write_obj<T: ByteValued>(&self, addr: u64, val: T) -> Result<(), Errno> {
-        self.process.mm.check(addr, size_of::<T>() as u64, PROT_WRITE)?;
+        self.process
+            .mm
+            .check(addr, size_of::<T>() as u64, PROT_WRITE)?;
         Ok(self.vm.mem.write_obj(addr, val)?)
     }
 
@@ -107,11 +112,20 @@ pub fn dispatch(ctx: &mut Ctx<'_>, req: &SyscallRequest) -> Outcome {
     let a = req.args;
     let result = match req.nr as i64 {
         libc::SYS_exit | libc::SYS_exit_group => return Outcome::Exit(a[0] as i32 & 0xff),
+        libc::SYS_kill => signal::kill(ctx, &a),
+        libc::SYS_tkill => signal::tgkill(ctx, u64::MAX, a[0], a[1]),
+        libc::SYS_tgkill => signal::tgkill(ctx, a[0], a[1], a[2]),
+        libc::SYS_rt_sigprocmask => signal::rt_sigprocmask(ctx, &a),
         nr => match handler(nr) {
-            Some(h) => h(ctx, &a),
+            Some((_, h)) => h(ctx, &a).map(Outcome::Return),
             None => {
                 if ctx.process.unimpl_seen.insert(req.nr) {
-                    trace!(Category::Unimpl, "unimplemented syscall {} ({})", req.nr, name(req.nr as i64));
+                    trace!(
+                        Category::Unimpl,
+                        "unimplemented syscall {} ({})",
+                        req.nr,
+                        name(req.nr as i64)
+                    );
                 }
                 if ctx.process.kill_unimpl {
                     return Outcome::Kill(libc::SIGSYS);
@@ -121,7 +135,8 @@ pub fn dispatch(ctx: &mut Ctx<'_>, req: &SyscallRequest) -> Outcome {
         },
     };
     let value = match result {
-        Ok(v) => v,
+        Ok(Outcome::Return(v)) => v,
+        Ok(other) => return other,
         Err(e) => (-(e.raw_os_error() as i64)) as u64,
     };
     trace!(
@@ -140,79 +155,79 @@ pub fn dispatch(ctx: &mut Ctx<'_>, req: &SyscallRequest) -> Outcome {
 type Handler = fn(&mut Ctx<'_>, &[u64; 6]) -> SysResult;
 
 /// The syscall table.
+/// The syscall table: number -> (name, handler).
 #[allow(non_upper_case_globals)] // libc spells the syscall numbers SYS_name.
-fn handler(nr: i64) -> Option<Handler> {
+fn handler(nr: i64) -> Option<(&'static str, Handler)> {
     use libc::*;
     Some(match nr {
-        SYS_read => fs::read,
-        SYS_write => fs::write,
-        SYS_readv => fs::readv,
-        SYS_writev => fs::writev,
-        SYS_pread64 => fs::pread64,
-        SYS_pwrite64 => fs::pwrite64,
-        SYS_open => fs::open,
-        SYS_openat => fs::openat,
-        SYS_close => fs::close,
-        SYS_lseek => fs::lseek,
-        SYS_fstat => fs::fstat,
-        SYS_stat => fs::stat,
-        SYS_lstat => fs::lstat,
-        SYS_newfstatat => fs::newfstatat,
-        SYS_statx => fs::statx,
-        SYS_access => fs::access,
-        SYS_faccessat => fs::faccessat,
-        SYS_faccessat2 => fs::faccessat2,
-        SYS_getdents64 => fs::getdents64,
-        SYS_getcwd => fs::getcwd,
-        SYS_chdir => fs::chdir,
-        SYS_fchdir => fs::fchdir,
-        SYS_mkdir => fs::mkdir,
-        SYS_mkdirat => fs::mkdirat,
-        SYS_rmdir => fs::rmdir,
-        SYS_unlink => fs::unlink,
-        SYS_unlinkat => fs::unlinkat,
-        SYS_rename => fs::rename,
-        SYS_renameat => fs::renameat,
-        SYS_renameat2 => fs::renameat2,
-        SYS_readlink => fs::readlink,
-        SYS_readlinkat => fs::readlinkat,
-        SYS_fcntl => fs::fcntl,
-        SYS_dup => fs::dup,
-        SYS_dup2 => fs::dup2,
-        SYS_dup3 => fs::dup3,
-        SYS_pipe => fs::pipe,
-        SYS_pipe2 => fs::pipe2,
-        SYS_ioctl => fs::ioctl,
-        SYS_brk => mem::brk,
-        SYS_mmap => mem::mmap,
-        SYS_munmap => mem::munmap,
-        SYS_mprotect => mem::mprotect,
-        SYS_mremap => mem::mremap,
-        SYS_madvise => mem::madvise,
-        SYS_arch_prctl => info::arch_prctl,
-        SYS_set_tid_address => info::set_tid_address,
-        SYS_set_robust_list => info::set_robust_list,
-        SYS_uname => info::uname,
-        SYS_getpid => info::getpid,
-        SYS_gettid => info::getpid,
-        SYS_getppid => info::getppid,
-        SYS_getuid => info::getuid,
-        SYS_geteuid => info::geteuid,
-        SYS_getgid => info::getgid,
-        SYS_getegid => info::getegid,
-        SYS_getrandom => info::getrandom,
-        SYS_clock_gettime => info::clock_gettime,
-        SYS_clock_getres => info::clock_getres,
-        SYS_gettimeofday => info::gettimeofday,
-        SYS_time => info::time,
-        SYS_nanosleep => info::nanosleep,
-        SYS_clock_nanosleep => info::clock_nanosleep,
-        SYS_prlimit64 => info::prlimit64,
-        SYS_getrlimit => info::getrlimit,
-        SYS_sysinfo => info::sysinfo,
-        SYS_sched_yield => info::sched_yield,
-        SYS_rt_sigaction => info::rt_sigaction,
-        SYS_rt_sigprocmask => info::rt_sigprocmask,
+        SYS_read => ("read", fs::read as Handler),
+        SYS_write => ("write", fs::write as Handler),
+        SYS_readv => ("readv", fs::readv as Handler),
+        SYS_writev => ("writev", fs::writev as Handler),
+        SYS_pread64 => ("pread64", fs::pread64 as Handler),
+        SYS_pwrite64 => ("pwrite64", fs::pwrite64 as Handler),
+        SYS_open => ("open", fs::open as Handler),
+        SYS_openat => ("openat", fs::openat as Handler),
+        SYS_close => ("close", fs::close as Handler),
+        SYS_lseek => ("lseek", fs::lseek as Handler),
+        SYS_fstat => ("fstat", fs::fstat as Handler),
+        SYS_stat => ("stat", fs::stat as Handler),
+        SYS_lstat => ("lstat", fs::lstat as Handler),
+        SYS_newfstatat => ("newfstatat", fs::newfstatat as Handler),
+        SYS_statx => ("statx", fs::statx as Handler),
+        SYS_access => ("access", fs::access as Handler),
+        SYS_faccessat => ("faccessat", fs::faccessat as Handler),
+        SYS_faccessat2 => ("faccessat2", fs::faccessat2 as Handler),
+        SYS_getdents64 => ("getdents64", fs::getdents64 as Handler),
+        SYS_getcwd => ("getcwd", fs::getcwd as Handler),
+        SYS_chdir => ("chdir", fs::chdir as Handler),
+        SYS_fchdir => ("fchdir", fs::fchdir as Handler),
+        SYS_mkdir => ("mkdir", fs::mkdir as Handler),
+        SYS_mkdirat => ("mkdirat", fs::mkdirat as Handler),
+        SYS_rmdir => ("rmdir", fs::rmdir as Handler),
+        SYS_unlink => ("unlink", fs::unlink as Handler),
+        SYS_unlinkat => ("unlinkat", fs::unlinkat as Handler),
+        SYS_rename => ("rename", fs::rename as Handler),
+        SYS_renameat => ("renameat", fs::renameat as Handler),
+        SYS_renameat2 => ("renameat2", fs::renameat2 as Handler),
+        SYS_readlink => ("readlink", fs::readlink as Handler),
+        SYS_readlinkat => ("readlinkat", fs::readlinkat as Handler),
+        SYS_fcntl => ("fcntl", fs::fcntl as Handler),
+        SYS_dup => ("dup", fs::dup as Handler),
+        SYS_dup2 => ("dup2", fs::dup2 as Handler),
+        SYS_dup3 => ("dup3", fs::dup3 as Handler),
+        SYS_pipe => ("pipe", fs::pipe as Handler),
+        SYS_pipe2 => ("pipe2", fs::pipe2 as Handler),
+        SYS_ioctl => ("ioctl", fs::ioctl as Handler),
+        SYS_brk => ("brk", mem::brk as Handler),
+        SYS_mmap => ("mmap", mem::mmap as Handler),
+        SYS_munmap => ("munmap", mem::munmap as Handler),
+        SYS_mprotect => ("mprotect", mem::mprotect as Handler),
+        SYS_mremap => ("mremap", mem::mremap as Handler),
+        SYS_madvise => ("madvise", mem::madvise as Handler),
+        SYS_arch_prctl => ("arch_prctl", info::arch_prctl as Handler),
+        SYS_set_tid_address => ("set_tid_address", info::set_tid_address as Handler),
+        SYS_set_robust_list => ("set_robust_list", info::set_robust_list as Handler),
+        SYS_uname => ("uname", info::uname as Handler),
+        SYS_getpid => ("getpid", info::getpid as Handler),
+        SYS_gettid => ("gettid", info::getpid as Handler),
+        SYS_getppid => ("getppid", info::getppid as Handler),
+        SYS_getuid => ("getuid", info::getuid as Handler),
+        SYS_geteuid => ("geteuid", info::geteuid as Handler),
+        SYS_getgid => ("getgid", info::getgid as Handler),
+        SYS_getegid => ("getegid", info::getegid as Handler),
+        SYS_getrandom => ("getrandom", info::getrandom as Handler),
+        SYS_clock_gettime => ("clock_gettime", info::clock_gettime as Handler),
+        SYS_clock_getres => ("clock_getres", info::clock_getres as Handler),
+        SYS_gettimeofday => ("gettimeofday", info::gettimeofday as Handler),
+        SYS_time => ("time", info::time as Handler),
+        SYS_nanosleep => ("nanosleep", info::nanosleep as Handler),
+        SYS_clock_nanosleep => ("clock_nanosleep", info::clock_nanosleep as Handler),
+        SYS_prlimit64 => ("prlimit64", info::prlimit64 as Handler),
+        SYS_getrlimit => ("getrlimit", info::getrlimit as Handler),
+        SYS_sysinfo => ("sysinfo", info::sysinfo as Handler),
+        SYS_sched_yield => ("sched_yield", info::sched_yield as Handler),
+        SYS_rt_sigaction => ("rt_sigaction", signal::rt_sigaction as Handler),
         _ => return None,
     })
 }
@@ -221,24 +236,19 @@ fn handler(nr: i64) -> Option<Handler> {
 #[allow(non_upper_case_globals)]
 fn name(nr: i64) -> String {
     use libc::*;
-    let known = [
-        (SYS_read, "read"),
-        (SYS_write, "write"),
-        (SYS_openat, "openat"),
-        (SYS_close, "close"),
-        (SYS_mmap, "mmap"),
-        (SYS_munmap, "munmap"),
-        (SYS_brk, "brk"),
-        (SYS_ioctl, "ioctl"),
-        (SYS_rseq, "rseq"),
-        (SYS_clone, "clone"),
-        (SYS_clone3, "clone3"),
-        (SYS_futex, "futex"),
-        (SYS_kill, "kill"),
-        (SYS_tgkill, "tgkill"),
-    ];
-    known
-        .iter()
-        .find(|(n, _)| *n == nr)
-        .map_or_else(|| format!("syscall_{nr}"), |(_, s)| s.to_string())
+    let special = match nr {
+        SYS_exit => "exit",
+        SYS_exit_group => "exit_group",
+        SYS_kill => "kill",
+        SYS_tkill => "tkill",
+        SYS_tgkill => "tgkill",
+        SYS_rt_sigprocmask => "rt_sigprocmask",
+        SYS_rseq => "rseq",
+        SYS_clone => "clone",
+        SYS_clone3 => "clone3",
+        SYS_futex => "futex",
+        SYS_sigaltstack => "sigaltstack",
+        _ => return handler(nr).map_or_else(|| format!("syscall_{nr}"), |(n, _)| n.to_string()),
+    };
+    special.to_string()
 }

@@ -52,6 +52,15 @@ pub enum Stop {
     Killed(i32),
 }
 
+/// Why KVM_RUN returned to km.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// The guest wrote to this I/O port (the landing pad's hypercalls).
+    Io(u16),
+    /// The guest did something Linux would kill it for with this signal.
+    Fatal(i32),
+}
+
 pub struct Vcpu {
     fd: VcpuFd,
     area: CpuArea,
@@ -182,21 +191,22 @@ impl Vcpu {
         Ok(self.fd.get_sregs().context("KVM_GET_SREGS")?.fs.base)
     }
 
-    /// Runs the payload until it exits or is killed.
-    pub fn run(&mut self, vm: &mut Vm, process: &mut Process) -> Result<Stop> {
+    /// Runs the vCPU until the guest writes to an I/O port (returned) or does
+    /// something that kills it (the signal Linux would send).
+    pub fn run_to_exit(&mut self) -> Result<Exit> {
         loop {
-            let port = match self.fd.run() {
-                Ok(VcpuExit::IoOut(port, _)) => port,
+            return Ok(match self.fd.run() {
+                Ok(VcpuExit::IoOut(port, _)) => Exit::Io(port),
                 Ok(VcpuExit::MmioRead(addr, _)) | Ok(VcpuExit::MmioWrite(addr, _)) => {
                     trace!(Category::Kvm, "access to unbacked guest address {addr:#x}");
-                    return Ok(Stop::Killed(libc::SIGSEGV));
+                    Exit::Fatal(libc::SIGSEGV)
                 }
                 Ok(VcpuExit::Shutdown) => {
                     trace!(
                         Category::Kvm,
                         "vcpu {} shut down (triple fault)", self.area.id
                     );
-                    return Ok(Stop::Killed(libc::SIGSEGV));
+                    Exit::Fatal(libc::SIGSEGV)
                 }
                 Ok(other) => {
                     let what = format!("{other:?}");
@@ -208,12 +218,18 @@ impl Vcpu {
                     // KVM could not map the host page behind a guest access (for
                     // example a write to a read-only shared file mapping).
                     trace!(Category::Kvm, "KVM_RUN: EFAULT on a guest access");
-                    return Ok(Stop::Killed(libc::SIGSEGV));
+                    Exit::Fatal(libc::SIGSEGV)
                 }
                 Err(e) => return Err(e).context("KVM_RUN"),
-            };
-            match port {
-                HC_PORT => {
+            });
+        }
+    }
+
+    /// Runs the payload until it exits or is killed: the exit loop.
+    pub fn run(&mut self, vm: &mut Vm, process: &mut Process) -> Result<Stop> {
+        loop {
+            match self.run_to_exit()? {
+                Exit::Io(HC_PORT) => {
                     let req = self.area.request(&vm.mem)?;
                     let mut ctx = syscalls::Ctx {
                         vm: &mut *vm,
@@ -226,7 +242,7 @@ impl Vcpu {
                         Outcome::Kill(signal) => return Ok(Stop::Killed(signal)),
                     }
                 }
-                EXC_PORT => {
+                Exit::Io(EXC_PORT) => {
                     let frame = self.area.exception(&vm.mem)?;
                     let cr2 = self.fd.get_sregs().map(|s| s.cr2).unwrap_or(0);
                     trace!(
@@ -239,7 +255,8 @@ impl Vcpu {
                     );
                     return Ok(Stop::Killed(signal_for_vector(frame.vector)));
                 }
-                other => anyhow::bail!("guest wrote to unknown I/O port {other:#x}"),
+                Exit::Io(other) => anyhow::bail!("guest wrote to unknown I/O port {other:#x}"),
+                Exit::Fatal(signal) => return Ok(Stop::Killed(signal)),
             }
         }
     }

@@ -8,6 +8,7 @@ use std::ffi::CStr;
 use std::os::fd::{AsRawFd, BorrowedFd};
 
 use rustix::io::Errno;
+use vm_memory::VolatileSlice;
 
 fn check(ret: libc::c_long) -> Result<usize, Errno> {
     if ret < 0 {
@@ -111,4 +112,33 @@ pub fn prlimit(resource: u32, new: Option<[u8; 16]>) -> Result<Vec<u8>, Errno> {
         libc::syscall(libc::SYS_prlimit64, 0, resource, new_ptr, p)
     })?;
     Ok(buf)
+}
+
+/// readv (`write == false`) or writev straight between `fd` and guest memory, so a
+/// vectored write reaches a pipe as one write, as on Linux.
+pub fn vectored(
+    fd: BorrowedFd<'_>,
+    bufs: &[VolatileSlice<'_>],
+    write: bool,
+) -> Result<usize, Errno> {
+    let guards: Vec<_> = bufs.iter().map(|b| b.ptr_guard_mut()).collect();
+    let iov: Vec<libc::iovec> = guards
+        .iter()
+        .zip(bufs)
+        .map(|(g, b)| libc::iovec {
+            iov_base: g.as_ptr().cast(),
+            iov_len: b.len(),
+        })
+        .collect();
+    // SAFETY: every iovec describes a checked slice of guest memory (from
+    // `GuestMemory::slice`), kept mapped by the guards for the duration of the call;
+    // the kernel reads or writes only within them.
+    let n = unsafe {
+        if write {
+            libc::writev(fd.as_raw_fd(), iov.as_ptr(), iov.len() as libc::c_int)
+        } else {
+            libc::readv(fd.as_raw_fd(), iov.as_ptr(), iov.len() as libc::c_int)
+        }
+    };
+    check(n as libc::c_long)
 }

@@ -93,28 +93,20 @@ fn iovecs(ctx: &Ctx<'_>, addr: u64, count: u64) -> Result<Vec<(u64, u64)>, Errno
         .collect()
 }
 
-/// readv/writev as a sequence of reads/writes that stops at the first short one.
+/// readv/writev: one host call over the checked guest buffers.
 fn vectored(ctx: &mut Ctx<'_>, a: &[u64; 6], write: bool) -> SysResult {
-    let mut fd = ctx.process.fds.get(fd_arg(a[0]))?;
-    let mut total = 0u64;
-    for (base, len) in iovecs(ctx, a[1], a[2])? {
-        let n = if write {
-            fd.write_volatile(&ctx.readable(base, len as usize)?)
-        } else {
-            fd.read_volatile(&mut ctx.writable(base, len as usize)?)
-        };
-        match n {
-            Ok(n) => {
-                total += n as u64;
-                if (n as u64) < len {
-                    break;
-                }
+    let fd = ctx.process.fds.get(fd_arg(a[0]))?;
+    let bufs = iovecs(ctx, a[1], a[2])?
+        .into_iter()
+        .map(|(base, len)| {
+            if write {
+                ctx.readable(base, len as usize)
+            } else {
+                ctx.writable(base, len as usize)
             }
-            Err(e) if total == 0 => return Err(io_errno(e)),
-            Err(_) => break,
-        }
-    }
-    Ok(total)
+        })
+        .collect::<Result<Vec<_>, Errno>>()?;
+    Ok(host::vectored(fd, &bufs, write)? as u64)
 }
 
 pub fn readv(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {

@@ -1,0 +1,123 @@
+//! `cargo bench`: km next to native, measured in the same run.
+//!
+//! - start-up: wall time from spawning to exit of a static hello, native vs under km;
+//! - syscall: time per forwarded getppid (loop of N calls minus a loop of 0), native vs
+//!   km, next to a bare KVM_RUN round trip (a guest `out` loop on km's own VM set-up),
+//!   which is the floor for any exit-based syscall.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use km::memory::{Growth, HUGE_PAGE_SIZE, RegionKind};
+use km::vcpu::Exit;
+use km::vm::Vm;
+
+const STARTUP_RUNS: usize = 40;
+const SYSCALLS: u64 = 20_000;
+const SYSCALL_RUNS: usize = 5;
+const BARE_EXITS: u32 = 20_000;
+
+fn build(out: &Path, src: &str, name: &str) -> PathBuf {
+    let exe = out.join(name);
+    let ok = Command::new("musl-gcc")
+        .args(["-static", "-O2", "-o"])
+        .arg(&exe)
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join(src))
+        .status()
+        .expect("musl-gcc (Debian package musl-tools) is needed to build the benchmark payloads");
+    assert!(ok.success(), "building {src} failed");
+    exe
+}
+
+fn km() -> PathBuf {
+    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/km");
+    let ok = Command::new("cargo")
+        .args(["build", "--release", "--quiet", "--bin", "km"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("cargo");
+    assert!(ok.success(), "building km failed");
+    target
+}
+
+/// Median wall time in seconds of `runs` runs of `cmd`.
+fn median_secs(cmd: &[&std::ffi::OsStr], runs: usize) -> f64 {
+    let mut times: Vec<f64> = (0..runs)
+        .map(|_| {
+            let start = Instant::now();
+            let status = Command::new(cmd[0])
+                .args(&cmd[1..])
+                .stdout(Stdio::null())
+                .status()
+                .expect("spawn");
+            assert!(status.success(), "{cmd:?} failed: {status}");
+            start.elapsed().as_secs_f64()
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[runs / 2]
+}
+
+/// Nanoseconds per getppid when run through `prefix` (empty = native).
+fn syscall_ns(prefix: &[&std::ffi::OsStr], exe: &Path) -> f64 {
+    let run = |n: u64| {
+        let n = n.to_string();
+        let mut cmd = prefix.to_vec();
+        cmd.push(exe.as_os_str());
+        cmd.push(n.as_ref());
+        median_secs(&cmd, SYSCALL_RUNS)
+    };
+    (run(SYSCALLS) - run(0)) * 1e9 / SYSCALLS as f64
+}
+
+/// Nanoseconds per bare KVM_RUN round trip: a user-mode `out; jmp` loop.
+fn bare_exit_ns() -> f64 {
+    const CODE: u64 = 0x40_0000;
+    let mut vm = Vm::new().expect("VM");
+    let region = vm
+        .reserve(RegionKind::Image, CODE, HUGE_PAGE_SIZE, Growth::Up)
+        .expect("region");
+    vm.commit(region, CODE..CODE + 0x1000).expect("commit");
+    // out %al, $0x10; jmp back to the out
+    vm.mem
+        .write_bytes(CODE, &[0xe6, 0x10, 0xeb, 0xfc])
+        .expect("code");
+    let mut vcpu = vm.create_vcpu(0).expect("vcpu");
+    vcpu.start(CODE, CODE + 0x800).expect("start");
+    let mut exit = || assert_eq!(vcpu.run_to_exit().expect("KVM_RUN"), Exit::Io(0x10));
+    (0..100).for_each(|_| exit());
+    let start = Instant::now();
+    (0..BARE_EXITS).for_each(|_| exit());
+    start.elapsed().as_secs_f64() * 1e9 / BARE_EXITS as f64
+}
+
+fn main() {
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-payloads");
+    std::fs::create_dir_all(&out).expect("payload dir");
+    let hello = build(&out, "examples/hello.c", "hello");
+    let getppid = build(&out, "benches/getppid.c", "getppid");
+    let km = km();
+    let km = km.as_os_str();
+
+    let native_start = median_secs(&[hello.as_os_str()], STARTUP_RUNS);
+    let km_start = median_secs(&[km, hello.as_os_str()], STARTUP_RUNS);
+    println!(
+        "start-up (hello, musl static, median of {STARTUP_RUNS}): native {:.2} ms, km {:.2} ms, ratio {:.1}x",
+        native_start * 1e3,
+        km_start * 1e3,
+        km_start / native_start
+    );
+
+    let native_sc = syscall_ns(&[], &getppid);
+    let km_sc = syscall_ns(&[km], &getppid);
+    let bare = bare_exit_ns();
+    println!(
+        "syscall (getppid x {SYSCALLS}): native {:.0} ns, km {:.0} ns, bare KVM exit {:.0} ns; km/native {:.0}x, km/bare-exit {:.2}",
+        native_sc,
+        km_sc,
+        bare,
+        km_sc / native_sc,
+        km_sc / bare
+    );
+}

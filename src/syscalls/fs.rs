@@ -442,3 +442,97 @@ pub fn ioctl(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     ctx.write_bytes(a[2], &out)?;
     Ok(0)
 }
+
+fn do_symlinkat(ctx: &mut Ctx<'_>, target: u64, dir: u64, path: u64) -> SysResult {
+    let target = ctx.read_path(target)?;
+    let path = ctx.read_path(path)?;
+    rustix::fs::symlinkat(&target, dirfd(ctx, dir)?, &path)?;
+    Ok(0)
+}
+
+pub fn symlink(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    do_symlinkat(ctx, a[0], libc::AT_FDCWD as u64, a[1])
+}
+
+pub fn symlinkat(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    do_symlinkat(ctx, a[0], a[1], a[2])
+}
+
+fn do_linkat(
+    ctx: &mut Ctx<'_>,
+    olddir: u64,
+    old: u64,
+    newdir: u64,
+    new: u64,
+    flags: u64,
+) -> SysResult {
+    let old = ctx.read_path(old)?;
+    let new = ctx.read_path(new)?;
+    let flags = AtFlags::from_bits(flags as u32).ok_or(Errno::INVAL)?;
+    rustix::fs::linkat(dirfd(ctx, olddir)?, &old, dirfd(ctx, newdir)?, &new, flags)?;
+    Ok(0)
+}
+
+pub fn link(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let cwd = libc::AT_FDCWD as u64;
+    do_linkat(ctx, cwd, a[0], cwd, a[1], 0)
+}
+
+pub fn linkat(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    do_linkat(ctx, a[0], a[1], a[2], a[3], a[4])
+}
+
+fn do_chmodat(ctx: &mut Ctx<'_>, dir: u64, path: u64, mode: u64) -> SysResult {
+    let path = ctx.read_path(path)?;
+    rustix::fs::chmodat(
+        dirfd(ctx, dir)?,
+        &path,
+        Mode::from_raw_mode(mode as u32),
+        AtFlags::empty(),
+    )?;
+    Ok(0)
+}
+
+pub fn chmod(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    do_chmodat(ctx, libc::AT_FDCWD as u64, a[0], a[1])
+}
+
+pub fn fchmodat(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    do_chmodat(ctx, a[0], a[1], a[2])
+}
+
+pub fn fchmod(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    rustix::fs::fchmod(
+        ctx.process.fds.get(fd_arg(a[0]))?,
+        Mode::from_raw_mode(a[1] as u32),
+    )?;
+    Ok(0)
+}
+
+pub fn ftruncate(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let len = u64::try_from(a[1] as i64).map_err(|_| Errno::INVAL)?;
+    rustix::fs::ftruncate(ctx.process.fds.get(fd_arg(a[0]))?, len)?;
+    Ok(0)
+}
+
+pub fn truncate(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let len = u64::try_from(a[1] as i64).map_err(|_| Errno::INVAL)?;
+    let path = ctx.read_path(a[0])?;
+    let fd = rustix::fs::open(&path, OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty())?;
+    rustix::fs::ftruncate(&fd, len)?;
+    Ok(0)
+}
+
+pub fn fsync(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    rustix::fs::fsync(ctx.process.fds.get(fd_arg(a[0]))?)?;
+    Ok(0)
+}
+
+pub fn fdatasync(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    rustix::fs::fdatasync(ctx.process.fds.get(fd_arg(a[0]))?)?;
+    Ok(0)
+}
+
+pub fn umask(_: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    Ok(rustix::process::umask(Mode::from_raw_mode(a[0] as u32 & 0o777)).bits() as u64)
+}

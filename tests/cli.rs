@@ -1,0 +1,102 @@
+//! km's own command line and error reporting.
+
+mod common;
+
+use std::io::Write;
+use std::path::Path;
+
+use common::{km, payload, run, scratch, text};
+
+const KM_ERROR: i32 = 125;
+
+fn assert_km_error(path: &Path, words: &str) {
+    let out = run(km().arg(path));
+    let err = text(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(KM_ERROR),
+        "{}: {err}",
+        path.display()
+    );
+    assert!(
+        err.starts_with(&format!("km: {}: ", path.display())),
+        "message names the payload: {err}"
+    );
+    assert!(err.contains(words), "expected {words:?} in {err:?}");
+    assert_eq!(err.lines().count(), 1, "one line: {err:?}");
+}
+
+#[test]
+fn help_and_version() {
+    let help = run(km().arg("--help"));
+    assert!(help.status.success());
+    for flag in [
+        "--verbose",
+        "--km-log-to",
+        "--putenv",
+        "--copyenv",
+        "--kill-unimpl-scall",
+        "PAYLOAD",
+    ] {
+        assert!(text(&help.stdout).contains(flag), "--help mentions {flag}");
+    }
+    let version = run(km().arg("--version"));
+    assert!(version.status.success());
+    assert!(text(&version.stdout).starts_with("km "));
+}
+
+#[test]
+fn unknown_option_is_an_error() {
+    let out = run(km().arg("--no-such-flag").arg(payload("hello.musl")));
+    assert_eq!(out.status.code(), Some(KM_ERROR));
+    assert!(text(&out.stderr).contains("--no-such-flag"));
+    let none = run(&mut km());
+    assert_eq!(none.status.code(), Some(KM_ERROR), "a payload is required");
+}
+
+#[test]
+fn bad_payloads_are_refused_clearly() {
+    let dir = scratch("bad-elf");
+    let write = |name: &str, bytes: &[u8]| {
+        let path = dir.join(name);
+        let mut f = std::fs::File::create(&path).unwrap();
+        f.write_all(bytes).unwrap();
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        path
+    };
+    assert_km_error(&write("text", b"#!/bin/sh\necho hi\n"), "not an ELF file");
+    let hello = std::fs::read(payload("hello.musl")).unwrap();
+    assert_km_error(&write("truncated-header", &hello[..40]), "truncated");
+    assert_km_error(&write("truncated-segments", &hello[..2000]), "truncated");
+    let mut elf32 = hello.clone();
+    elf32[4] = 1;
+    assert_km_error(&write("elf32", &elf32), "32-bit");
+    let mut arm = hello.clone();
+    arm[18] = 183; // EM_AARCH64
+    arm[19] = 0;
+    assert_km_error(&write("aarch64", &arm), "not an x86-64 executable");
+    assert_km_error(&payload("hello.dynamic"), "dynamically linked");
+    assert_km_error(&dir.join("missing"), "No such file or directory");
+    assert_km_error(&dir, "not a regular file");
+}
+
+#[test]
+fn tracing_by_category() {
+    let log = scratch("trace").join("km.log");
+    let out = run(km()
+        .arg("-Vhypercall|load")
+        .arg(format!("--km-log-to={}", log.display()))
+        .arg(payload("hello.musl")));
+    assert!(out.status.success());
+    assert!(out.stderr.is_empty(), "traces go to the log file");
+    let trace = std::fs::read_to_string(&log).unwrap();
+    assert!(trace.contains("km [hypercall] uname("), "{trace}");
+    assert!(trace.contains("km [load] entry "), "{trace}");
+    assert!(!trace.contains("km [kvm]"), "kvm category not selected");
+
+    let all = run(km().arg("-V").arg(payload("hello.musl")));
+    let err = text(&all.stderr);
+    assert!(err.contains("km [kvm] backend"), "{err}");
+    assert!(err.contains("km [mem] committed"), "{err}");
+}

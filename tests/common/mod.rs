@@ -1,0 +1,88 @@
+//! Shared test set-up: builds the payloads once and runs them natively and under km.
+// Each test binary uses a different subset of these helpers.
+#![allow(dead_code)]
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+/// The directory holding the built payloads (`make -C examples O=...`).
+pub fn payloads() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("payloads");
+        let status = Command::new("make")
+            .args(["-s", "-C", concat!(env!("CARGO_MANIFEST_DIR"), "/examples")])
+            .arg(format!("O={}", dir.display()))
+            .status()
+            .expect("running make (needs make, gcc and musl-tools)");
+        assert!(status.success(), "building the payloads failed");
+        assert!(
+            Path::new("/dev/kvm").exists(),
+            "/dev/kvm is missing: km needs KVM to run"
+        );
+        dir
+    })
+}
+
+pub fn payload(name: &str) -> PathBuf {
+    payloads().join(name)
+}
+
+pub fn km() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_km"));
+    cmd.stdin(Stdio::null());
+    cmd
+}
+
+pub fn native(exe: &Path) -> Command {
+    let mut cmd = Command::new(exe);
+    cmd.stdin(Stdio::null());
+    cmd
+}
+
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.output().expect("spawning")
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A fresh empty directory for one test.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("scratch")
+        .join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+/// Runs `exe args` natively and under km and asserts identical stdout and status.
+pub fn assert_same_as_native(exe: &Path, args: &[&OsStr], scratch_name: Option<&str>) {
+    let dir = scratch_name.map(scratch);
+    let mut args: Vec<&OsStr> = args.to_vec();
+    if let Some(dir) = &dir {
+        args.push(dir.as_os_str());
+    }
+    let native_out = run(native(exe).args(&args));
+    if let Some(name) = scratch_name {
+        scratch(name);
+    }
+    let km_out = run(km().arg(exe).args(&args));
+    assert_eq!(
+        text(&km_out.stdout),
+        text(&native_out.stdout),
+        "{} output differs from native; km stderr: {}",
+        exe.display(),
+        text(&km_out.stderr)
+    );
+    assert_eq!(
+        km_out.status.code(),
+        native_out.status.code(),
+        "{} exit status",
+        exe.display()
+    );
+}

@@ -1,0 +1,153 @@
+//! Payloads that run under km with the same output and status as natively.
+
+mod common;
+
+use std::ffi::OsStr;
+use std::os::unix::process::ExitStatusExt;
+
+use common::{assert_same_as_native, km, native, payload, run, text};
+
+const LIBCS: [&str; 2] = ["musl", "glibc"];
+
+/// Splits hello's output into its uname lines and everything else.
+fn split_uname(out: &str) -> (Vec<String>, Vec<String>) {
+    let uname = ["sysname:", "nodename:", "release:", "version:", "machine:"];
+    out.lines()
+        .map(str::to_string)
+        .partition(|l| uname.iter().any(|u| l.starts_with(u)))
+}
+
+#[test]
+fn hello_matches_native_except_uname() {
+    let host = rustix::system::uname();
+    let host_release = host.release().to_string_lossy().into_owned();
+    for variant in ["hello.musl", "hello.glibc", "hello.pie"] {
+        let exe = payload(variant);
+        let args = ["one", "two words", "-V", "--help"];
+        let native_out = run(native(&exe)
+            .args(args)
+            .env_clear()
+            .env("GREETING", "hi")
+            .env("EMPTY", ""));
+        // Command::env passes variables sorted by name; give km the same order.
+        let km_out = run(km()
+            .args(["-e", "EMPTY=", "--putenv", "GREETING=hi"])
+            .arg(&exe)
+            .args(args));
+        assert!(
+            km_out.status.success(),
+            "{variant}: {}",
+            text(&km_out.stderr)
+        );
+        let (km_uname, km_rest) = split_uname(&text(&km_out.stdout));
+        let (native_uname, native_rest) = split_uname(&text(&native_out.stdout));
+        assert_eq!(km_rest, native_rest, "{variant}: argv/env differ");
+        assert!(
+            km_rest.contains(&"argv[3]: -V".to_string()),
+            "options after the payload go to it"
+        );
+        assert_eq!(km_uname[0], "sysname: kontain-runtime");
+        assert_eq!(km_uname[1], native_uname[1], "nodename is the host's");
+        let release = km_uname[2].strip_prefix("release: ").unwrap();
+        assert!(
+            release == format!("{host_release}.kontain.PVM")
+                || release == format!("{host_release}.kontain.KVM"),
+            "{variant}: release {release}"
+        );
+        assert_eq!(km_uname[3], native_uname[3], "version is the host's");
+        assert_eq!(km_uname[4], "machine: kontain_VM");
+    }
+}
+
+#[test]
+fn copyenv_is_the_default() {
+    let out = run(km().arg(payload("hello.musl")).env("KM_TEST_MARK", "42"));
+    assert!(text(&out.stdout).contains("env: KM_TEST_MARK=42"));
+}
+
+#[test]
+fn file_io_round_trip() {
+    for libc in LIBCS {
+        assert_same_as_native(
+            &payload(&format!("fileio.{libc}")),
+            &[],
+            Some(&format!("fileio-{libc}")),
+        );
+    }
+}
+
+#[test]
+fn mmap_sparse_and_file_backed() {
+    for libc in LIBCS {
+        assert_same_as_native(
+            &payload(&format!("mmap.{libc}")),
+            &[],
+            Some(&format!("mmap-{libc}")),
+        );
+    }
+}
+
+#[test]
+fn brk_growth_and_malloc() {
+    for libc in LIBCS {
+        assert_same_as_native(&payload(&format!("brk.{libc}")), &[], None);
+    }
+}
+
+#[test]
+fn bad_pointers_get_efault() {
+    for libc in LIBCS {
+        let exe = payload(&format!("efault.{libc}"));
+        assert_same_as_native(&exe, &[], None);
+        let out = text(&run(km().arg(&exe)).stdout);
+        assert!(out.contains("write from 0x10: -1 Bad address"), "{out}");
+        assert!(
+            out.contains("unknown syscall 1000: -1 Function not implemented"),
+            "{out}"
+        );
+        assert!(out.ends_with("still alive\n"), "{out}");
+    }
+}
+
+#[test]
+fn exit_status_propagates() {
+    for libc in LIBCS {
+        let exe = payload(&format!("exitcode.{libc}"));
+        for code in ["0", "3", "42", "255", "256"] {
+            assert_same_as_native(&exe, &[OsStr::new(code)], None);
+            assert_same_as_native(&exe, &[OsStr::new("return"), OsStr::new(code)], None);
+        }
+    }
+}
+
+#[test]
+fn faults_kill_like_linux() {
+    let cases = [
+        ("null", libc::SIGSEGV),
+        ("div0", libc::SIGFPE),
+        ("ud2", libc::SIGILL),
+        ("abort", libc::SIGABRT),
+        ("text", libc::SIGSEGV),
+    ];
+    for libc in LIBCS {
+        let exe = payload(&format!("fault.{libc}"));
+        for (how, signal) in cases {
+            let native_out = run(native(&exe).arg(how));
+            assert_eq!(native_out.status.signal(), Some(signal), "native {how}");
+            let km_out = run(km().arg(&exe).arg(how));
+            assert_eq!(
+                km_out.status.code(),
+                Some(128 + signal),
+                "{libc} {how}: {}",
+                text(&km_out.stderr)
+            );
+        }
+        assert_eq!(run(km().arg(&exe)).status.code(), Some(0));
+    }
+}
+
+#[test]
+fn unimplemented_syscall_can_kill() {
+    let out = run(km().arg("--kill-unimpl-scall").arg(payload("efault.musl")));
+    assert_eq!(out.status.code(), Some(128 + libc::SIGSYS));
+}

@@ -24,8 +24,6 @@ pub struct Image {
     pub phdr: u64,
     pub phent: u64,
     pub phnum: u64,
-    /// Whether PT_GNU_STACK asks for an executable stack.
-    pub exec_stack: bool,
 }
 
 /// Offset of the class byte in `e_ident`.
@@ -221,8 +219,9 @@ pub fn load(vm: &mut Vm, data: &[u8]) -> Result<(Image, AddressSpace)> {
         .map(|s| page_align_up(s.vaddr + s.memsz))
         .max()
         .unwrap_or(lo);
-    map_image_pages(vm, &prog.segments, hi)?;
     let mut space = AddressSpace::new(vm, lo..hi)?;
+    map_image_pages(vm, &prog.segments, hi)?;
+    space.commit_initial(vm, hi, prog.exec_stack)?;
     for seg in &prog.segments {
         vm.mem.write_bytes(seg.vaddr, &data[seg.file.clone()])?;
         let range = page_align_down(seg.vaddr)..page_align_up(seg.vaddr + seg.memsz);
@@ -241,7 +240,6 @@ pub fn load(vm: &mut Vm, data: &[u8]) -> Result<(Image, AddressSpace)> {
         phdr: prog.phdr,
         phent: prog.phent,
         phnum: prog.phnum,
-        exec_stack: prog.exec_stack,
     };
     Ok((image, space))
 }

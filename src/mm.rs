@@ -17,6 +17,7 @@ use anyhow::Result;
 use rustix::io::Errno;
 
 use crate::memory::{Fault, Growth, HUGE_PAGE_SIZE, RegionKind, page_align_up};
+use crate::paging::{PTE_NX, PTE_USER, PTE_WRITE};
 use crate::trace;
 use crate::trace::Category;
 use crate::vm::{MMAP_MIN_ADDR, Vm};
@@ -28,7 +29,7 @@ pub const STACK_SIZE: u64 = 8 << 20;
 /// Gap between the stack and the top of the mmap area.
 const STACK_GAP: u64 = HUGE_PAGE_SIZE;
 /// Host reservation for the mmap area and stack.
-const UPPER_SIZE: u64 = 256 << 30;
+const UPPER_SIZE: u64 = 128 << 30;
 /// Host reservation for the program image and its brk heap.
 const IMAGE_SIZE: u64 = 64 << 30;
 /// Where static-PIE programs are loaded (Linux's ELF_ET_DYN_BASE neighbourhood).
@@ -77,7 +78,7 @@ pub struct AddressSpace {
 
 impl AddressSpace {
     /// Reserves the image region for `image` (the span of the program's segments) and
-    /// the upper region with the committed main stack.
+    /// the upper region; [`AddressSpace::commit_initial`] then makes them usable.
     pub fn new(vm: &mut Vm, image: Range<u64>) -> Result<Self> {
         let upper_base = STACK_TOP - UPPER_SIZE;
         let base = crate::memory::huge_align_down(image.start);
@@ -92,8 +93,6 @@ impl AddressSpace {
         }
         let image_region = vm.reserve(RegionKind::Image, base, size, Growth::Up)?;
         let upper_region = vm.reserve(RegionKind::Upper, upper_base, UPPER_SIZE, Growth::Down)?;
-        vm.commit(image_region, base..image.end)?;
-        vm.commit(upper_region, STACK_TOP - STACK_SIZE..STACK_TOP)?;
         let brk = page_align_up(image.end);
         let mut vmas = BTreeMap::new();
         vmas.insert(
@@ -113,6 +112,18 @@ impl AddressSpace {
             brk,
             mmap_top: STACK_TOP - STACK_SIZE - STACK_GAP,
         })
+    }
+
+    /// Commits the program image and the main stack, whose pages are mapped
+    /// non-executable unless PT_GNU_STACK asks for an executable stack. Page-table
+    /// entries made before this call (the image's own) are kept.
+    pub fn commit_initial(&mut self, vm: &mut Vm, image_end: u64, exec_stack: bool) -> Result<()> {
+        let stack = STACK_TOP - STACK_SIZE..STACK_TOP;
+        let nx = if exec_stack { 0 } else { PTE_NX };
+        vm.map_pages(stack.clone(), PTE_USER | PTE_WRITE | nx)?;
+        let base = vm.mem.region(self.image_region).reserved().start;
+        vm.commit(self.image_region, base..image_end)?;
+        vm.commit(self.upper_region, stack)
     }
 
     /// Records a loaded ELF segment.

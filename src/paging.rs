@@ -1,6 +1,9 @@
-//! Guest page tables: 4-level, identity mapping (guest-virtual == guest-physical).
+//! Guest page tables: 4-level, mapping each region's virtual range onto its
+//! guest-physical range.
 //!
-//! Table pages come from a bump pool in the system region. On the PVM backend the
+//! Table pages come from a bump pool in the system region; entries hold
+//! guest-physical addresses, which the pool's fixed offset turns back into the
+//! virtual addresses km uses to edit them. On the PVM backend the
 //! guest's page tables are shadowed by KVM, and the shadow is not told about writes
 //! the monitor makes to them; so this module only ever turns non-present entries into
 //! present ones (a fresh entry is read by KVM on the first fault). Changing or removing
@@ -10,7 +13,7 @@ use std::ops::Range;
 
 use anyhow::{Result, bail};
 
-use crate::memory::{GuestMemory, HUGE_PAGE_SIZE, PAGE_SIZE};
+use crate::memory::{Fault, GuestMemory, HUGE_PAGE_SIZE, PAGE_SIZE};
 
 pub const PTE_PRESENT: u64 = 1 << 0;
 pub const PTE_WRITE: u64 = 1 << 1;
@@ -26,18 +29,23 @@ pub enum PageSize {
 }
 
 pub struct PageTables {
+    /// Guest-virtual address of the PML4.
     pml4: u64,
     next: u64,
     end: u64,
+    /// Guest-physical minus guest-virtual address of pool pages.
+    pool_offset: u64,
 }
 
 impl PageTables {
     /// Creates an empty PML4 taken from `pool`, a committed guest range.
     pub fn new(mem: &GuestMemory, pool: Range<u64>) -> Result<Self> {
+        let pool_pa = mem.phys(pool.start).ok_or(Fault { addr: pool.start })?;
         let mut pt = PageTables {
             pml4: 0,
             next: pool.start,
             end: pool.end,
+            pool_offset: pool_pa.wrapping_sub(pool.start),
         };
         pt.pml4 = pt.alloc(mem)?;
         Ok(pt)
@@ -45,7 +53,15 @@ impl PageTables {
 
     /// The guest-physical address of the PML4, for CR3.
     pub fn root(&self) -> u64 {
-        self.pml4
+        self.pa(self.pml4)
+    }
+
+    fn pa(&self, table: u64) -> u64 {
+        table.wrapping_add(self.pool_offset)
+    }
+
+    fn va(&self, entry: u64) -> u64 {
+        (entry & ADDR_MASK).wrapping_sub(self.pool_offset)
     }
 
     fn alloc(&mut self, mem: &GuestMemory) -> Result<u64> {
@@ -90,19 +106,20 @@ impl PageTables {
                 let entry: u64 = mem.read_obj(slot)?;
                 if entry & PTE_PRESENT == 0 {
                     let next = self.alloc(mem)?;
-                    mem.write_obj(slot, next | PTE_PRESENT | PTE_WRITE | PTE_USER)?;
+                    mem.write_obj(slot, self.pa(next) | PTE_PRESENT | PTE_WRITE | PTE_USER)?;
                     table = next;
                 } else if entry & PTE_HUGE != 0 {
                     bail!("{va:#x} is already inside a 2 MiB mapping");
                 } else {
-                    table = entry & ADDR_MASK;
+                    table = self.va(entry);
                 }
             }
             let slot = table + index(va, leaf_level) * 8;
             let entry: u64 = mem.read_obj(slot)?;
             if entry & PTE_PRESENT == 0 {
                 let huge = if size == PageSize::Huge { PTE_HUGE } else { 0 };
-                mem.write_obj(slot, va | flags | huge | PTE_PRESENT)?;
+                let pa = mem.phys(va).ok_or(Fault { addr: va })?;
+                mem.write_obj(slot, pa | flags | huge | PTE_PRESENT)?;
             }
             va += step;
         }

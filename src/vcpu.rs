@@ -198,7 +198,10 @@ impl Vcpu {
             return Ok(match self.fd.run() {
                 Ok(VcpuExit::IoOut(port, _)) => Exit::Io(port),
                 Ok(VcpuExit::MmioRead(addr, _)) | Ok(VcpuExit::MmioWrite(addr, _)) => {
-                    trace!(Category::Kvm, "access to unbacked guest address {addr:#x}");
+                    trace!(
+                        Category::Kvm,
+                        "access to unbacked guest-physical address {addr:#x}"
+                    );
                     Exit::Fatal(libc::SIGSEGV)
                 }
                 Ok(VcpuExit::Shutdown) => {

@@ -1,8 +1,11 @@
 //! Guest memory: the host reservations behind the guest's address space.
 //!
-//! km identity-maps its guest: a guest-virtual address is also the guest-physical
-//! address, so translating a guest pointer never walks page tables. The address space
-//! is a handful of [`Region`]s (the system area, the program image with its heap, the
+//! Each [`Region`] is contiguous in guest-virtual, guest-physical and host memory, so
+//! translating a guest pointer is a region lookup, never a page-table walk. Regions
+//! sit at Linux-like virtual addresses (up to just below 2^47) but get compact
+//! guest-physical ranges from [`PHYS_BASE`] up, because hardware KVM rejects
+//! guest-physical addresses beyond the CPU's MAXPHYADDR (often 39 to 46 bits). The
+//! address space is a handful of regions (the system area, the program image with its heap, the
 //! mmap area with the main stack). Each region is one host reservation made with
 //! `MAP_NORESERVE` (host pages exist only once touched); only its *committed* part is
 //! registered with KVM as memslots, because a memslot costs host kernel memory in
@@ -43,6 +46,11 @@ pub const fn huge_align_up(a: u64) -> u64 {
     a.wrapping_add(HUGE_PAGE_SIZE - 1) & !(HUGE_PAGE_SIZE - 1)
 }
 
+/// Where guest-physical space for regions starts; each region's physical range is
+/// rounded up to [`PHYS_ALIGN`].
+const PHYS_BASE: u64 = 1 << 32;
+const PHYS_ALIGN: u64 = 1 << 30;
+
 /// A guest access outside committed guest memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Fault {
@@ -79,6 +87,8 @@ pub enum RegionKind {
 pub struct Region {
     pub kind: RegionKind,
     base: u64,
+    /// Guest-physical address of `base`.
+    phys: u64,
     host: MmapRegion,
     growth: Growth,
     committed: Range<u64>,
@@ -98,6 +108,7 @@ impl Region {
 pub struct GuestMemory {
     regions: Vec<Region>,
     next_slot: u32,
+    next_phys: u64,
 }
 
 impl GuestMemory {
@@ -105,6 +116,7 @@ impl GuestMemory {
         GuestMemory {
             regions: Vec::new(),
             next_slot: 0,
+            next_phys: PHYS_BASE,
         }
     }
 
@@ -146,9 +158,12 @@ impl GuestMemory {
             Growth::Up => base,
             Growth::Down => base + size,
         };
+        let phys = self.next_phys;
+        self.next_phys += size.next_multiple_of(PHYS_ALIGN);
         self.regions.push(Region {
             kind,
             base,
+            phys,
             host,
             growth,
             committed: edge..edge,
@@ -158,6 +173,12 @@ impl GuestMemory {
 
     pub fn region(&self, idx: usize) -> &Region {
         &self.regions[idx]
+    }
+
+    /// The guest-physical address behind guest-virtual `addr`.
+    pub fn phys(&self, addr: u64) -> Option<u64> {
+        let r = &self.regions[self.region_of(addr)?];
+        Some(addr - r.base + r.phys)
     }
 
     /// The region whose reservation contains `addr`.
@@ -210,7 +231,7 @@ impl GuestMemory {
         let region = kvm_userspace_memory_region {
             slot: next_slot,
             flags: 0,
-            guest_phys_addr: new.start,
+            guest_phys_addr: new.start - r.base + r.phys,
             memory_size: new.end - new.start,
             userspace_addr: host_addr,
         };

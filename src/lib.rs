@@ -27,8 +27,9 @@ use std::os::unix::fs::PermissionsExt;
 
 use anyhow::{Context, Result, bail};
 
-use crate::process::Process;
-use crate::vcpu::Stop;
+use std::sync::Arc;
+
+use crate::process::{Guest, Thread};
 use crate::vm::Vm;
 
 /// km's exit status when km itself fails (as opposed to the payload).
@@ -38,8 +39,8 @@ fn cstring(s: &OsString) -> Result<CString> {
     CString::new(s.as_bytes()).with_context(|| format!("{s:?} contains a NUL byte"))
 }
 
-/// Loads and runs the payload named by `cli`, returning how it ended.
-pub fn run(cli: &cli::Cli) -> Result<Stop> {
+/// Loads the payload named by `cli` and runs it; returns only on a monitor error.
+pub fn run(cli: &cli::Cli) -> Result<std::convert::Infallible> {
     let path = &cli.command[0];
     let meta = std::fs::metadata(path)?;
     if !meta.is_file() {
@@ -72,25 +73,35 @@ pub fn run(cli: &cli::Cli) -> Result<Stop> {
             envp: &envp,
         },
     )?;
-    let mut vcpu = vm.create_vcpu(0)?;
+    let name = path.to_string_lossy().into_owned();
+    let guest = Arc::new(Guest::new(name, vm, mm, cli.kill_unimpl_scall));
+    let vcpu = guest.take_vcpu()?;
     vcpu.start(image.entry, rsp)?;
-    let mut process = Process::new(mm, cli.kill_unimpl_scall);
-    vcpu.run(&mut vm, &mut process)
+    let tid = rustix::process::getpid().as_raw_nonzero().get();
+    guest.thread_started(tid);
+    let main = Thread {
+        tid,
+        vcpu,
+        clear_child_tid: 0,
+        robust_list: (0, 0),
+        sigmask: 0,
+    };
+    vcpu::run_thread(&guest, main);
+    // The main thread exited while others run; the last one to exit ends km.
+    loop {
+        std::thread::park();
+    }
 }
 
-/// Runs km with parsed arguments; returns the exit status.
+/// Runs km with parsed arguments; returns the exit status of a failed start (the
+/// payload's own status ends km from inside the run).
 pub fn main(cli: cli::Cli) -> u8 {
     let payload = cli.command[0].to_string_lossy().into_owned();
     if let Err(e) = trace::init(cli.verbose.as_deref(), &cli.log_to) {
         eprintln!("km: {e:#}");
         return KM_ERROR_STATUS;
     }
-    match run(&cli) {
-        Ok(Stop::Exited(status)) => status as u8,
-        Ok(Stop::Killed(signal)) => 128 + signal as u8,
-        Err(e) => {
-            eprintln!("km: {payload}: {e:#}");
-            KM_ERROR_STATUS
-        }
-    }
+    let Err(e) = run(&cli);
+    eprintln!("km: {payload}: {e:#}");
+    KM_ERROR_STATUS
 }

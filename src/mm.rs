@@ -117,7 +117,7 @@ impl AddressSpace {
     /// Commits the program image and the main stack, whose pages are mapped
     /// non-executable unless PT_GNU_STACK asks for an executable stack. Page-table
     /// entries made before this call (the image's own) are kept.
-    pub fn commit_initial(&mut self, vm: &mut Vm, image_end: u64, exec_stack: bool) -> Result<()> {
+    pub fn commit_initial(&mut self, vm: &Vm, image_end: u64, exec_stack: bool) -> Result<()> {
         let stack = STACK_TOP - STACK_SIZE..STACK_TOP;
         let nx = if exec_stack { 0 } else { PTE_NX };
         vm.map_pages(stack.clone(), PTE_USER | PTE_WRITE | nx)?;
@@ -216,7 +216,7 @@ impl AddressSpace {
     }
 
     /// brk(2): moves the program break, returning the new (or unchanged) break.
-    pub fn brk(&mut self, vm: &mut Vm, want: u64) -> u64 {
+    pub fn brk(&mut self, vm: &Vm, want: u64) -> u64 {
         if want < self.brk_start {
             return self.brk;
         }
@@ -272,7 +272,7 @@ impl AddressSpace {
     }
 
     /// mmap(2) after argument validation.
-    pub fn mmap(&mut self, vm: &mut Vm, req: &MapRequest<'_>) -> Result<u64, Errno> {
+    pub fn mmap(&mut self, vm: &Vm, req: &MapRequest<'_>) -> Result<u64, Errno> {
         let len = page_align_up(req.len);
         let hinted = req.hint..req.hint.saturating_add(len);
         let usable = |r: &Range<u64>| r.start >= MMAP_MIN_ADDR && self.region_for(vm, r).is_some();
@@ -332,7 +332,7 @@ impl AddressSpace {
     }
 
     /// munmap(2): drops the mappings in `range` and gives their memory back to the host.
-    pub fn munmap(&mut self, vm: &mut Vm, range: Range<u64>) -> Result<(), Errno> {
+    pub fn munmap(&mut self, vm: &Vm, range: Range<u64>) -> Result<(), Errno> {
         let mapped: Vec<Range<u64>> = self
             .vmas
             .range(..range.end)
@@ -373,7 +373,7 @@ impl AddressSpace {
 
     /// Commits and records an anonymous mapping exactly at `range` (used by mremap to
     /// grow a mapping in place).
-    pub fn extend(&mut self, vm: &mut Vm, range: Range<u64>, like: Vma) -> Result<(), Errno> {
+    pub fn extend(&mut self, vm: &Vm, range: Range<u64>, like: Vma) -> Result<(), Errno> {
         let region = self.region_for(vm, &range).ok_or(Errno::NOMEM)?;
         vm.commit(region, range.clone()).map_err(|_| Errno::NOMEM)?;
         self.insert(range, like.prot, like.kind, like.shared);
@@ -382,7 +382,7 @@ impl AddressSpace {
 
     /// MADV_DONTNEED: private anonymous pages in `range` read as zero again and their
     /// host memory is released. Fails with ENOMEM if part of `range` is unmapped.
-    pub fn discard_anon(&mut self, vm: &mut Vm, range: Range<u64>) -> Result<(), Errno> {
+    pub fn discard_anon(&mut self, vm: &Vm, range: Range<u64>) -> Result<(), Errno> {
         let vmas = self.covering(&range).ok_or(Errno::NOMEM)?;
         for (start, vma) in vmas {
             if vma.kind != VmaKind::File && !vma.shared {

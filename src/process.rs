@@ -1,38 +1,145 @@
-//! Per-payload state the syscalls act on: address space, fds, signal bookkeeping.
+//! The guest process: what its threads share ([`Guest`]) and what each thread owns
+//! ([`Thread`]), plus the bookkeeping of live threads and parked vCPUs.
+//!
+//! Each guest thread is one vCPU driven by its own host thread, so a thread blocked in
+//! a host syscall never stops the others. The process ends when a thread calls
+//! exit_group, when it is killed, or when its last thread exits: km then exits with
+//! the payload's status (see [`terminate`]).
 
 use std::collections::HashSet;
+use std::sync::{Mutex, MutexGuard};
+
+use anyhow::Result;
+use rustix::io::Errno;
+use vm_memory::{ByteValued, Bytes, VolatileSlice};
 
 use crate::mm::AddressSpace;
 use crate::syscalls::fdtable::FdTable;
+use crate::vcpu::{Stop, Vcpu};
+use crate::vm::Vm;
 
-pub struct Process {
-    pub mm: AddressSpace,
-    pub fds: FdTable,
+/// Locks `m`, ignoring poisoning: a panicking vCPU thread ends the whole process.
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Signal state shared by all threads.
+pub struct Signals {
+    /// Handlers recorded by rt_sigaction (`struct kernel_sigaction`, 32 bytes each).
+    pub actions: [[u8; 32]; 64],
+    /// Process-directed signals sent while blocked.
+    pub pending: u64,
+}
+
+/// Live threads and vCPUs parked for reuse.
+struct Threads {
+    live: HashSet<i32>,
+    idle: Vec<Vcpu>,
+    next_vcpu: u32,
+}
+
+/// State shared by every thread of the payload.
+pub struct Guest {
+    /// The payload as named on the command line, for messages.
+    pub name: String,
+    pub vm: Vm,
+    pub mm: Mutex<AddressSpace>,
+    pub fds: Mutex<FdTable>,
+    pub signals: Mutex<Signals>,
+    threads: Mutex<Threads>,
     /// `--kill-unimpl-scall`: an unimplemented syscall kills with SIGSYS.
     pub kill_unimpl: bool,
     /// Unimplemented syscalls already named in the trace.
-    pub unimpl_seen: HashSet<u64>,
-    /// Handlers recorded by rt_sigaction (`struct kernel_sigaction`, 32 bytes each);
-    /// delivery is the signals work.
-    pub sigactions: [[u8; 32]; 64],
-    pub sigmask: u64,
-    /// Signals sent while blocked.
-    pub sigpending: u64,
-    /// The address set_tid_address registered.
-    pub clear_child_tid: u64,
+    pub unimpl_seen: Mutex<HashSet<u64>>,
 }
 
-impl Process {
-    pub fn new(mm: AddressSpace, kill_unimpl: bool) -> Self {
-        Process {
-            mm,
-            fds: FdTable::with_stdio(),
+/// One guest thread: its vCPU and per-thread kernel state.
+pub struct Thread {
+    pub tid: i32,
+    pub vcpu: Vcpu,
+    /// The address set_tid_address / CLONE_CHILD_CLEARTID registered.
+    pub clear_child_tid: u64,
+    /// set_robust_list's head and length.
+    pub robust_list: (u64, u64),
+    pub sigmask: u64,
+}
+
+impl Guest {
+    pub fn new(name: String, vm: Vm, mm: AddressSpace, kill_unimpl: bool) -> Self {
+        Guest {
+            name,
+            vm,
+            mm: Mutex::new(mm),
+            fds: Mutex::new(FdTable::with_stdio()),
+            signals: Mutex::new(Signals {
+                actions: [[0; 32]; 64],
+                pending: 0,
+            }),
+            threads: Mutex::new(Threads {
+                live: HashSet::new(),
+                idle: Vec::new(),
+                next_vcpu: 0,
+            }),
             kill_unimpl,
-            unimpl_seen: HashSet::new(),
-            sigactions: [[0; 32]; 64],
-            sigmask: 0,
-            sigpending: 0,
-            clear_child_tid: 0,
+            unimpl_seen: Mutex::new(HashSet::new()),
         }
     }
+
+    /// Guest memory `[addr, addr + len)`, which the payload has mapped with `prot`.
+    pub fn user_slice(&self, addr: u64, len: usize, prot: i32) -> Result<VolatileSlice<'_>, Errno> {
+        lock(&self.mm).check(addr, len as u64, prot)?;
+        Ok(self.vm.mem.slice(addr, len)?)
+    }
+
+    /// Writes `val` to the payload's writable memory at `addr`.
+    pub fn write_user<T: ByteValued>(&self, addr: u64, val: T) -> Result<(), Errno> {
+        self.user_slice(addr, size_of::<T>(), libc::PROT_WRITE)?
+            .write_obj(val, 0)
+            .map_err(|_| Errno::FAULT)
+    }
+
+    /// Returns an unused vCPU to the pool.
+    pub fn park_vcpu(&self, vcpu: Vcpu) {
+        lock(&self.threads).idle.push(vcpu);
+    }
+
+    /// A vCPU for a new thread: a parked one, or a fresh one.
+    pub fn take_vcpu(&self) -> Result<Vcpu> {
+        let mut t = lock(&self.threads);
+        if let Some(vcpu) = t.idle.pop() {
+            return Ok(vcpu);
+        }
+        let id = t.next_vcpu;
+        t.next_vcpu += 1;
+        drop(t);
+        self.vm.create_vcpu(id)
+    }
+
+    /// Records a thread as running.
+    pub fn thread_started(&self, tid: i32) {
+        lock(&self.threads).live.insert(tid);
+    }
+
+    pub fn is_live(&self, tid: i32) -> bool {
+        lock(&self.threads).live.contains(&tid)
+    }
+
+    /// A thread exited with `status`: park its vCPU; the last thread ends the process.
+    pub fn thread_exited(&self, thread: Thread, status: i32) {
+        let mut t = lock(&self.threads);
+        t.live.remove(&thread.tid);
+        if t.live.is_empty() {
+            terminate(Stop::Exited(status));
+        }
+        t.idle.push(thread.vcpu);
+    }
+}
+
+/// Ends km the way the payload ended: with its exit status, or 128 + signal.
+pub fn terminate(stop: Stop) -> ! {
+    let status = match stop {
+        Stop::Exited(status) => status & 0xff,
+        Stop::Killed(signal) => 128 + signal,
+    };
+    std::process::exit(status)
 }

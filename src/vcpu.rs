@@ -8,7 +8,9 @@ use kvm_bindings::{Msrs, kvm_msr_entry, kvm_regs, kvm_segment, kvm_xcrs};
 use kvm_ioctls::{VcpuExit, VcpuFd};
 
 use crate::landing_pad::{CpuArea, EXC_PORT, HC_PORT, KERNEL_CS, USER_CS, USER_DS, USER32_CS};
-use crate::process::Process;
+use std::sync::Arc;
+
+use crate::process::{Guest, Thread, terminate};
 use crate::syscalls::{self, Outcome};
 use crate::trace;
 use crate::trace::Category;
@@ -63,7 +65,7 @@ pub enum Exit {
 
 pub struct Vcpu {
     fd: VcpuFd,
-    area: CpuArea,
+    pub area: CpuArea,
 }
 
 fn user_segment(selector: u16, code: bool) -> kvm_segment {
@@ -191,6 +193,32 @@ impl Vcpu {
         Ok(self.fd.get_sregs().context("KVM_GET_SREGS")?.fs.base)
     }
 
+    pub fn regs(&self) -> Result<kvm_regs> {
+        self.fd.get_regs().context("KVM_GET_REGS")
+    }
+
+    pub fn set_regs(&self, regs: &kvm_regs) -> Result<()> {
+        self.fd.set_regs(regs).context("KVM_SET_REGS")
+    }
+
+    /// The signal for the exception the vCPU just reported through its stub.
+    fn exception_signal(&self, vm: &Vm) -> i32 {
+        let Ok(frame) = self.area.exception(&vm.mem) else {
+            return libc::SIGSEGV;
+        };
+        let cr2 = self.fd.get_sregs().map(|s| s.cr2).unwrap_or(0);
+        trace!(
+            Category::Kvm,
+            "vcpu {}: exception {} error {:#x} at rip {:#x} rsp {:#x} cr2 {cr2:#x}",
+            self.area.id,
+            frame.vector,
+            frame.error_code,
+            frame.rip,
+            frame.rsp
+        );
+        signal_for_vector(frame.vector)
+    }
+
     /// Runs the vCPU until the guest writes to an I/O port (returned) or does
     /// something that kills it (the signal Linux would send).
     pub fn run_to_exit(&mut self) -> Result<Exit> {
@@ -227,42 +255,55 @@ impl Vcpu {
             });
         }
     }
+}
 
-    /// Runs the payload until it exits or is killed: the exit loop.
-    pub fn run(&mut self, vm: &mut Vm, process: &mut Process) -> Result<Stop> {
-        loop {
-            match self.run_to_exit()? {
-                Exit::Io(HC_PORT) => {
-                    let req = self.area.request(&vm.mem)?;
+/// The exit loop of one guest thread: serves its syscalls and exceptions until it
+/// exits. exit_group and fatal signals end the whole process from here.
+pub fn run_thread(guest: &Arc<Guest>, mut thread: Thread) {
+    loop {
+        let outcome = match thread.vcpu.run_to_exit() {
+            Ok(Exit::Io(HC_PORT)) => match thread.vcpu.area.request(&guest.vm.mem) {
+                Ok(req) => {
                     let mut ctx = syscalls::Ctx {
-                        vm: &mut *vm,
-                        process: &mut *process,
-                        vcpu: self,
+                        guest,
+                        thread: &mut thread,
                     };
-                    match syscalls::dispatch(&mut ctx, &req) {
-                        Outcome::Return(value) => self.area.set_result(&vm.mem, value)?,
-                        Outcome::Exit(status) => return Ok(Stop::Exited(status)),
-                        Outcome::Kill(signal) => return Ok(Stop::Killed(signal)),
-                    }
+                    syscalls::dispatch(&mut ctx, &req)
                 }
-                Exit::Io(EXC_PORT) => {
-                    let frame = self.area.exception(&vm.mem)?;
-                    let cr2 = self.fd.get_sregs().map(|s| s.cr2).unwrap_or(0);
-                    trace!(
-                        Category::Kvm,
-                        "exception {} error {:#x} at rip {:#x} rsp {:#x} cr2 {cr2:#x}",
-                        frame.vector,
-                        frame.error_code,
-                        frame.rip,
-                        frame.rsp
-                    );
-                    return Ok(Stop::Killed(signal_for_vector(frame.vector)));
+                Err(e) => fail(
+                    guest,
+                    anyhow::Error::new(e).context("reading the syscall request"),
+                ),
+            },
+            Ok(Exit::Io(EXC_PORT)) => Outcome::Kill(thread.vcpu.exception_signal(&guest.vm)),
+            Ok(Exit::Io(port)) => fail(
+                guest,
+                anyhow::anyhow!("guest wrote to unknown I/O port {port:#x}"),
+            ),
+            Ok(Exit::Fatal(signal)) => Outcome::Kill(signal),
+            Err(e) => fail(guest, e),
+        };
+        match outcome {
+            Outcome::Return(value) => {
+                if let Err(e) = thread.vcpu.area.set_result(&guest.vm.mem, value) {
+                    fail(guest, e.into());
                 }
-                Exit::Io(other) => anyhow::bail!("guest wrote to unknown I/O port {other:#x}"),
-                Exit::Fatal(signal) => return Ok(Stop::Killed(signal)),
             }
+            Outcome::ThreadExit(status) => {
+                syscalls::thread_exit_cleanup(guest, &thread);
+                guest.thread_exited(thread, status);
+                return;
+            }
+            Outcome::Exit(status) => terminate(Stop::Exited(status)),
+            Outcome::Kill(signal) => terminate(Stop::Killed(signal)),
         }
     }
+}
+
+/// A monitor failure while running the payload: report it and exit with km's status.
+fn fail(guest: &Guest, e: anyhow::Error) -> ! {
+    eprintln!("km: {}: {e:#}", guest.name);
+    std::process::exit(crate::KM_ERROR_STATUS as i32)
 }
 
 /// The signal Linux sends for a CPU exception raised by user code.

@@ -2,13 +2,14 @@
 
 use std::ops::Range;
 use std::path::Path;
+use std::sync::Mutex;
 
 use anyhow::{Context, Result};
 use kvm_bindings::{CpuId, KVM_MAX_CPUID_ENTRIES};
 use kvm_ioctls::{Kvm, VmFd};
 
 use crate::landing_pad::{self, CpuArea, PT_POOL, SYS_BASE, SYS_SIZE};
-use crate::memory::{Growth, GuestMemory, HUGE_PAGE_SIZE, PAGE_SIZE, RegionKind};
+use crate::memory::{Growth, GuestMemory, HUGE_PAGE_SIZE, RegionKind};
 use crate::paging::{PTE_USER, PTE_WRITE, PageSize, PageTables};
 use crate::trace;
 use crate::trace::Category;
@@ -45,12 +46,12 @@ impl Backend {
 pub const MMAP_MIN_ADDR: u64 = 0x10000;
 
 pub struct Vm {
-    kvm: Kvm,
     fd: VmFd,
     pub backend: Backend,
     cpuid: CpuId,
     pub mem: GuestMemory,
-    pt: PageTables,
+    /// Page tables; the lock also serializes memory commits.
+    pt: Mutex<PageTables>,
 }
 
 impl Vm {
@@ -74,12 +75,11 @@ impl Vm {
         let mut pt = PageTables::new(&mem, PT_POOL)?;
         landing_pad::install_system(&mem, &mut pt)?;
         Ok(Vm {
-            kvm,
             fd,
             backend,
             cpuid,
             mem,
-            pt,
+            pt: Mutex::new(pt),
         })
     }
 
@@ -111,7 +111,8 @@ impl Vm {
 
     /// Makes `want` usable by the guest: memslots for it and user read/write/execute
     /// page-table entries (protections are tracked by the address-space model).
-    pub fn commit(&mut self, region: usize, want: Range<u64>) -> Result<()> {
+    pub fn commit(&self, region: usize, want: Range<u64>) -> Result<()> {
+        let mut pt = self.page_tables();
         let Some(new) = self.mem.commit(&self.fd, region, want)? else {
             return Ok(());
         };
@@ -129,14 +130,13 @@ impl Vm {
             let small_end = HUGE_PAGE_SIZE.min(new.end);
             let small = new.start.max(MMAP_MIN_ADDR)..small_end;
             if small.start < small.end {
-                self.pt.map(&self.mem, small, flags, PageSize::Small)?;
+                pt.map(&self.mem, small, flags, PageSize::Small)?;
             }
             if small_end < new.end {
-                self.pt
-                    .map(&self.mem, small_end..new.end, flags, PageSize::Huge)?;
+                pt.map(&self.mem, small_end..new.end, flags, PageSize::Huge)?;
             }
         } else {
-            self.pt.map(&self.mem, new, flags, PageSize::Huge)?;
+            pt.map(&self.mem, new, flags, PageSize::Huge)?;
         }
         Ok(())
     }
@@ -144,14 +144,19 @@ impl Vm {
     /// Maps the 4 KiB pages of `range` with page-table `flags` ahead of a commit, so
     /// that the huge-page mapping done by [`Vm::commit`] leaves their 2 MiB block to
     /// these finer protections.
-    pub fn map_pages(&mut self, range: Range<u64>, flags: u64) -> Result<()> {
-        self.pt.map(&self.mem, range, flags, PageSize::Small)
+    pub fn map_pages(&self, range: Range<u64>, flags: u64) -> Result<()> {
+        self.page_tables()
+            .map(&self.mem, range, flags, PageSize::Small)
+    }
+
+    fn page_tables(&self) -> std::sync::MutexGuard<'_, PageTables> {
+        self.pt.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Creates vCPU `id` with its landing pad, ready to run user code.
-    pub fn create_vcpu(&mut self, id: u32) -> Result<Vcpu> {
+    pub fn create_vcpu(&self, id: u32) -> Result<Vcpu> {
         let area = CpuArea::new(id);
-        area.install(&self.mem, &mut self.pt)?;
+        area.install(&self.mem, &mut self.page_tables())?;
         let fd = self
             .fd
             .create_vcpu(id as u64)
@@ -161,10 +166,6 @@ impl Vm {
     }
 
     pub fn page_table_root(&self) -> u64 {
-        self.pt.root()
-    }
-
-    pub fn run_size(&self) -> usize {
-        self.kvm.get_vcpu_mmap_size().unwrap_or(PAGE_SIZE as usize)
+        self.page_tables().root()
     }
 }

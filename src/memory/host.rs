@@ -142,3 +142,66 @@ pub fn vectored(
     };
     check(n as libc::c_long)
 }
+
+/// The fourth futex argument: a timeout (for the waiting operations) or a count.
+pub enum FutexArg4 {
+    Timeout(Option<libc::timespec>),
+    Val2(u32),
+}
+
+/// futex(2) on guest memory: `uaddr` (and `uaddr2`) are checked 4-byte slices of
+/// guest memory, which the host kernel sees at their km addresses; every vCPU thread
+/// is a thread of km, so the host futex works across guest threads.
+pub fn futex(
+    uaddr: &VolatileSlice<'_>,
+    op: i32,
+    val: u32,
+    arg4: FutexArg4,
+    uaddr2: Option<&VolatileSlice<'_>>,
+    val3: u32,
+) -> Result<usize, Errno> {
+    let guard = uaddr.ptr_guard_mut();
+    let guard2 = uaddr2.map(|u| u.ptr_guard_mut());
+    let addr2 = guard2.as_ref().map_or(std::ptr::null_mut(), |g| g.as_ptr());
+    let arg4 = match &arg4 {
+        FutexArg4::Timeout(Some(ts)) => ts as *const libc::timespec as usize,
+        FutexArg4::Timeout(None) => 0,
+        FutexArg4::Val2(v) => *v as usize,
+    };
+    // SAFETY: `uaddr` and `uaddr2` are 4-byte guest slices kept mapped by the guards;
+    // `arg4` is a count or points at a timespec that lives until the call returns.
+    let n = unsafe { libc::syscall(libc::SYS_futex, guard.as_ptr(), op, val, arg4, addr2, val3) };
+    check(n)
+}
+
+/// sched_getaffinity of host thread `tid` (0: the caller), at most `len` bytes.
+pub fn sched_getaffinity(tid: i32, len: usize) -> Result<Vec<u8>, Errno> {
+    // SAFETY: the kernel writes at most `len` bytes into the `len`-byte buffer.
+    let (mut buf, n) = with_buffer(len, |p| unsafe {
+        libc::syscall(libc::SYS_sched_getaffinity, tid, len, p)
+    })?;
+    buf.truncate(n);
+    Ok(buf)
+}
+
+/// sched_setaffinity of host thread `tid` (0: the caller).
+pub fn sched_setaffinity(tid: i32, mask: &[u8]) -> Result<(), Errno> {
+    // SAFETY: the kernel reads `mask.len()` bytes from `mask`.
+    let n = unsafe { libc::syscall(libc::SYS_sched_setaffinity, tid, mask.len(), mask.as_ptr()) };
+    check(n).map(drop)
+}
+
+/// getcpu: the CPU and NUMA node the calling host thread runs on.
+pub fn getcpu() -> Result<(u32, u32), Errno> {
+    let (mut cpu, mut node) = (0u32, 0u32);
+    // SAFETY: both pointers point at u32s owned by this frame.
+    let n = unsafe {
+        libc::syscall(
+            libc::SYS_getcpu,
+            &mut cpu as *mut u32,
+            &mut node as *mut u32,
+            0usize,
+        )
+    };
+    check(n).map(|_| (cpu, node))
+}

@@ -21,6 +21,7 @@ pub mod host;
 
 use std::ops::Range;
 use std::os::fd::{AsRawFd, BorrowedFd};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use anyhow::{Context, Result, bail};
 use kvm_bindings::kvm_userspace_memory_region;
@@ -91,7 +92,10 @@ pub struct Region {
     phys: u64,
     host: MmapRegion,
     growth: Growth,
-    committed: Range<u64>,
+    /// The committed range; it only grows, and readers on other vCPU threads see it
+    /// without a lock.
+    committed_start: AtomicU64,
+    committed_end: AtomicU64,
 }
 
 impl Region {
@@ -100,14 +104,14 @@ impl Region {
     }
 
     pub fn committed(&self) -> Range<u64> {
-        self.committed.clone()
+        self.committed_start.load(Ordering::Acquire)..self.committed_end.load(Ordering::Acquire)
     }
 }
 
 /// The guest's memory: regions and the memslots that expose them to KVM.
 pub struct GuestMemory {
     regions: Vec<Region>,
-    next_slot: u32,
+    next_slot: AtomicU32,
     next_phys: u64,
 }
 
@@ -115,7 +119,7 @@ impl GuestMemory {
     pub fn new() -> Self {
         GuestMemory {
             regions: Vec::new(),
-            next_slot: 0,
+            next_slot: AtomicU32::new(0),
             next_phys: PHYS_BASE,
         }
     }
@@ -166,7 +170,8 @@ impl GuestMemory {
             phys,
             host,
             growth,
-            committed: edge..edge,
+            committed_start: AtomicU64::new(edge),
+            committed_end: AtomicU64::new(edge),
         });
         Ok(self.regions.len() - 1)
     }
@@ -191,14 +196,10 @@ impl GuestMemory {
     /// Extends the committed part of region `idx` so that it covers `want` (which must
     /// lie inside the reservation), registering new memslots. Returns the newly
     /// committed guest range, which the caller maps in the guest page tables.
-    pub fn commit(
-        &mut self,
-        vm: &VmFd,
-        idx: usize,
-        want: Range<u64>,
-    ) -> Result<Option<Range<u64>>> {
-        let next_slot = self.next_slot;
-        let r = &mut self.regions[idx];
+    /// Callers serialize commits (the VM holds its page-table lock around them).
+    pub fn commit(&self, vm: &VmFd, idx: usize, want: Range<u64>) -> Result<Option<Range<u64>>> {
+        let next_slot = self.next_slot.load(Ordering::Relaxed);
+        let r = &self.regions[idx];
         let reserved = r.reserved();
         if want.start < reserved.start || want.end > reserved.end {
             bail!(
@@ -210,7 +211,7 @@ impl GuestMemory {
                 reserved.end
             );
         }
-        let have = r.committed.clone();
+        let have = r.committed();
         let grown = (have.end - have.start).max(HUGE_PAGE_SIZE);
         let new = match r.growth {
             Growth::Up if want.end > have.end => {
@@ -245,10 +246,10 @@ impl GuestMemory {
                 new.start, new.end
             )
         })?;
-        self.next_slot += 1;
+        self.next_slot.store(next_slot + 1, Ordering::Relaxed);
         match r.growth {
-            Growth::Up => r.committed.end = new.end,
-            Growth::Down => r.committed.start = new.start,
+            Growth::Up => r.committed_end.store(new.end, Ordering::Release),
+            Growth::Down => r.committed_start.store(new.start, Ordering::Release),
         }
         Ok(Some(new))
     }
@@ -265,7 +266,10 @@ impl GuestMemory {
         let r = self
             .regions
             .iter()
-            .find(|r| r.committed.start <= addr && end <= r.committed.end && addr < r.committed.end)
+            .find(|r| {
+                let c = r.committed();
+                c.start <= addr && end <= c.end && addr < c.end
+            })
             .ok_or(Fault { addr })?;
         r.host
             .get_slice((addr - r.base) as usize, len)

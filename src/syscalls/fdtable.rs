@@ -2,14 +2,17 @@
 //!
 //! Guest fd numbers are the guest's own (lowest free number first, as on Linux); each
 //! maps to a host fd owned by km, so the guest can never reach km's KVM descriptors.
+//! Entries are shared (`Arc`) so that a thread blocked on a descriptor keeps it open
+//! while another thread closes the guest number, as Linux keeps the open file.
 
 use std::collections::BTreeMap;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
 
 use rustix::io::Errno;
 
 struct Entry {
-    fd: OwnedFd,
+    fd: Arc<OwnedFd>,
     cloexec: bool,
 }
 
@@ -38,7 +41,7 @@ impl FdTable {
                 fds.insert(
                     n as i32,
                     Entry {
-                        fd: dup,
+                        fd: Arc::new(dup),
                         cloexec: false,
                     },
                 );
@@ -47,8 +50,8 @@ impl FdTable {
         FdTable { fds }
     }
 
-    pub fn get(&self, fd: i32) -> Result<BorrowedFd<'_>, Errno> {
-        self.fds.get(&fd).map(|e| e.fd.as_fd()).ok_or(Errno::BADF)
+    pub fn get(&self, fd: i32) -> Result<Arc<OwnedFd>, Errno> {
+        self.fds.get(&fd).map(|e| e.fd.clone()).ok_or(Errno::BADF)
     }
 
     /// Installs `fd` at the lowest free guest number at or above `min`.
@@ -63,7 +66,13 @@ impl FdTable {
         if n >= limit() {
             return Err(Errno::MFILE);
         }
-        self.fds.insert(n, Entry { fd, cloexec });
+        self.fds.insert(
+            n,
+            Entry {
+                fd: Arc::new(fd),
+                cloexec,
+            },
+        );
         Ok(n)
     }
 
@@ -72,7 +81,13 @@ impl FdTable {
         if n < 0 || n >= limit() {
             return Err(Errno::BADF);
         }
-        self.fds.insert(n, Entry { fd, cloexec });
+        self.fds.insert(
+            n,
+            Entry {
+                fd: Arc::new(fd),
+                cloexec,
+            },
+        );
         Ok(n)
     }
 

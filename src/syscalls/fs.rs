@@ -1,7 +1,8 @@
 //! File and descriptor syscalls, served by the host on km's own descriptors.
 
 use std::ffi::{CStr, CString};
-use std::os::fd::BorrowedFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::Arc;
 
 use rustix::fs::{AtFlags, Mode, OFlags, RenameFlags, SeekFrom};
 use rustix::io::Errno;
@@ -9,6 +10,7 @@ use vm_memory::{ReadVolatile, VolatileMemoryError, WriteVolatile};
 
 use super::{Ctx, SysResult};
 use crate::memory::host;
+use crate::process::lock;
 
 /// Linux's MAX_RW_COUNT: the most a single read or write transfers.
 const MAX_RW_COUNT: u64 = 0x7fff_f000;
@@ -32,12 +34,21 @@ fn fd_arg(a: u64) -> i32 {
     a as i32
 }
 
-/// The host directory fd for a guest dirfd argument (AT_FDCWD or a guest fd).
-fn dirfd<'a>(ctx: &'a Ctx<'_>, a: u64) -> Result<BorrowedFd<'a>, Errno> {
+/// A directory argument: km's working directory (AT_FDCWD) or a guest fd.
+struct Dir(Option<Arc<OwnedFd>>);
+
+impl AsFd for Dir {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0.as_ref().map_or(rustix::fs::CWD, |fd| fd.as_fd())
+    }
+}
+
+/// The host directory for a guest dirfd argument.
+fn dirfd(ctx: &Ctx<'_>, a: u64) -> Result<Dir, Errno> {
     if a as i32 == libc::AT_FDCWD {
-        Ok(rustix::fs::CWD)
+        Ok(Dir(None))
     } else {
-        ctx.process.fds.get(fd_arg(a))
+        ctx.fd(a).map(|fd| Dir(Some(fd)))
     }
 }
 
@@ -50,7 +61,8 @@ fn path_or_empty(ctx: &Ctx<'_>, addr: u64, flags: u64) -> Result<CString, Errno>
 }
 
 pub fn read(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
-    let mut fd = ctx.process.fds.get(fd_arg(a[0]))?;
+    let fd = ctx.fd(a[0])?;
+    let mut fd = fd.as_fd();
     match ctx.writable(a[1], a[2].min(MAX_RW_COUNT) as usize) {
         Ok(mut buf) => fd
             .read_volatile(&mut buf)
@@ -70,9 +82,9 @@ fn at_eof(fd: BorrowedFd<'_>) -> bool {
 }
 
 pub fn write(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
-    let fd = ctx.process.fds.get(fd_arg(a[0]))?;
+    let fd = ctx.fd(a[0])?;
     let buf = ctx.readable(a[1], a[2].min(MAX_RW_COUNT) as usize)?;
-    let mut fd = fd;
+    let mut fd = fd.as_fd();
     fd.write_volatile(&buf).map(|n| n as u64).map_err(io_errno)
 }
 
@@ -95,7 +107,7 @@ fn iovecs(ctx: &Ctx<'_>, addr: u64, count: u64) -> Result<Vec<(u64, u64)>, Errno
 
 /// readv/writev: one host call over the checked guest buffers.
 fn vectored(ctx: &mut Ctx<'_>, a: &[u64; 6], write: bool) -> SysResult {
-    let fd = ctx.process.fds.get(fd_arg(a[0]))?;
+    let fd = ctx.fd(a[0])?;
     let bufs = iovecs(ctx, a[1], a[2])?
         .into_iter()
         .map(|(base, len)| {
@@ -106,7 +118,7 @@ fn vectored(ctx: &mut Ctx<'_>, a: &[u64; 6], write: bool) -> SysResult {
             }
         })
         .collect::<Result<Vec<_>, Errno>>()?;
-    Ok(host::vectored(fd, &bufs, write)? as u64)
+    Ok(host::vectored(fd.as_fd(), &bufs, write)? as u64)
 }
 
 pub fn readv(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
@@ -121,14 +133,14 @@ pub fn pread64(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     let len = a[2].min(BOUNCE_MAX) as usize;
     ctx.writable(a[1], len)?;
     let mut buf = vec![0u8; len];
-    let n = rustix::io::pread(ctx.process.fds.get(fd_arg(a[0]))?, &mut buf, a[3])?;
+    let n = rustix::io::pread(ctx.fd(a[0])?, &mut buf, a[3])?;
     ctx.write_bytes(a[1], &buf[..n])?;
     Ok(n as u64)
 }
 
 pub fn pwrite64(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     let buf = ctx.read_bytes(a[1], a[2].min(BOUNCE_MAX) as usize)?;
-    Ok(rustix::io::pwrite(ctx.process.fds.get(fd_arg(a[0]))?, &buf, a[3])? as u64)
+    Ok(rustix::io::pwrite(ctx.fd(a[0])?, &buf, a[3])? as u64)
 }
 
 fn do_openat(ctx: &mut Ctx<'_>, dir: u64, path: u64, flags: u64, mode: u64) -> SysResult {
@@ -140,10 +152,7 @@ fn do_openat(ctx: &mut Ctx<'_>, dir: u64, path: u64, flags: u64, mode: u64) -> S
         flags | OFlags::CLOEXEC,
         Mode::from_raw_mode(mode as u32),
     )?;
-    Ok(ctx
-        .process
-        .fds
-        .insert(fd, flags.contains(OFlags::CLOEXEC), 0)? as u64)
+    Ok(lock(&ctx.guest.fds).insert(fd, flags.contains(OFlags::CLOEXEC), 0)? as u64)
 }
 
 pub fn open(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
@@ -155,7 +164,7 @@ pub fn openat(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 }
 
 pub fn close(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
-    ctx.process.fds.close(fd_arg(a[0]))?;
+    lock(&ctx.guest.fds).close(fd_arg(a[0]))?;
     Ok(0)
 }
 
@@ -169,11 +178,11 @@ pub fn lseek(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
         libc::SEEK_HOLE => SeekFrom::Hole(u64::try_from(off).map_err(|_| Errno::NXIO)?),
         _ => return Err(Errno::INVAL),
     };
-    rustix::fs::seek(ctx.process.fds.get(fd_arg(a[0]))?, pos)
+    rustix::fs::seek(ctx.fd(a[0])?, pos)
 }
 
 fn do_stat(ctx: &mut Ctx<'_>, dir: u64, path: &CStr, flags: u64, out: u64) -> SysResult {
-    let st = host::fstatat(dirfd(ctx, dir)?, path, flags as i32)?;
+    let st = host::fstatat(dirfd(ctx, dir)?.as_fd(), path, flags as i32)?;
     ctx.write_bytes(out, &st)?;
     Ok(0)
 }
@@ -205,7 +214,7 @@ pub fn newfstatat(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 
 pub fn statx(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     let path = path_or_empty(ctx, a[1], a[2])?;
-    let st = host::statx(dirfd(ctx, a[0])?, &path, a[2] as i32, a[3] as u32)?;
+    let st = host::statx(dirfd(ctx, a[0])?.as_fd(), &path, a[2] as i32, a[3] as u32)?;
     ctx.write_bytes(a[4], &st)?;
     Ok(0)
 }
@@ -237,7 +246,7 @@ pub fn faccessat2(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 pub fn getdents64(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     let len = a[2].min(BOUNCE_MAX) as usize;
     ctx.writable(a[1], len)?;
-    let buf = host::getdents64(ctx.process.fds.get(fd_arg(a[0]))?, len)?;
+    let buf = host::getdents64(ctx.fd(a[0])?.as_fd(), len)?;
     ctx.write_bytes(a[1], &buf)?;
     Ok(buf.len() as u64)
 }
@@ -258,7 +267,7 @@ pub fn chdir(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 }
 
 pub fn fchdir(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
-    rustix::process::fchdir(ctx.process.fds.get(fd_arg(a[0]))?)?;
+    rustix::process::fchdir(ctx.fd(a[0])?)?;
     Ok(0)
 }
 
@@ -345,7 +354,7 @@ pub fn readlinkat(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 
 pub fn fcntl(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     let fd = fd_arg(a[0]);
-    let fds = &mut ctx.process.fds;
+    let mut fds = lock(&ctx.guest.fds);
     match a[1] as i32 {
         cmd @ (libc::F_DUPFD | libc::F_DUPFD_CLOEXEC) => {
             let min = i32::try_from(a[2]).map_err(|_| Errno::INVAL)?;
@@ -374,19 +383,21 @@ pub fn fcntl(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 }
 
 pub fn dup(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
-    let host = ctx.process.fds.dup_host(fd_arg(a[0]))?;
-    Ok(ctx.process.fds.insert(host, false, 0)? as u64)
+    let mut fds = lock(&ctx.guest.fds);
+    let host = fds.dup_host(fd_arg(a[0]))?;
+    Ok(fds.insert(host, false, 0)? as u64)
 }
 
 fn do_dup3(ctx: &mut Ctx<'_>, old: i32, new: i32, cloexec: bool) -> SysResult {
-    let host = ctx.process.fds.dup_host(old)?;
-    Ok(ctx.process.fds.insert_at(new, host, cloexec)? as u64)
+    let mut fds = lock(&ctx.guest.fds);
+    let host = fds.dup_host(old)?;
+    Ok(fds.insert_at(new, host, cloexec)? as u64)
 }
 
 pub fn dup2(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     let (old, new) = (fd_arg(a[0]), fd_arg(a[1]));
     if old == new {
-        ctx.process.fds.get(old)?;
+        ctx.fd(a[0])?;
         return Ok(new as u64);
     }
     do_dup3(ctx, old, new, false)
@@ -410,7 +421,7 @@ fn do_pipe2(ctx: &mut Ctx<'_>, out: u64, flags: u64) -> SysResult {
         rustix::pipe::PipeFlags::from_bits_retain(flags as u32) | rustix::pipe::PipeFlags::CLOEXEC;
     let (r, w) = rustix::pipe::pipe_with(host_flags)?;
     let cloexec = flags & libc::O_CLOEXEC as u64 != 0;
-    let fds = &mut ctx.process.fds;
+    let mut fds = lock(&ctx.guest.fds);
     let r = fds.insert(r, cloexec, 0)?;
     let w = match fds.insert(w, cloexec, 0) {
         Ok(w) => w,
@@ -419,6 +430,7 @@ fn do_pipe2(ctx: &mut Ctx<'_>, out: u64, flags: u64) -> SysResult {
             return Err(e);
         }
     };
+    drop(fds);
     ctx.write_obj(out, [r, w])?;
     Ok(0)
 }
@@ -432,13 +444,13 @@ pub fn pipe2(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 }
 
 pub fn ioctl(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
-    let fd = ctx.process.fds.get(fd_arg(a[0]))?;
+    let fd = ctx.fd(a[0])?;
     let len = match a[1] & 0xffff_ffff {
         TCGETS => KERNEL_TERMIOS_SIZE,
         TIOCGWINSZ => WINSIZE_SIZE,
         _ => return Err(Errno::NOTTY),
     };
-    let out = host::ioctl_read(fd, a[1] & 0xffff_ffff, len)?;
+    let out = host::ioctl_read(fd.as_fd(), a[1] & 0xffff_ffff, len)?;
     ctx.write_bytes(a[2], &out)?;
     Ok(0)
 }
@@ -502,16 +514,13 @@ pub fn fchmodat(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 }
 
 pub fn fchmod(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
-    rustix::fs::fchmod(
-        ctx.process.fds.get(fd_arg(a[0]))?,
-        Mode::from_raw_mode(a[1] as u32),
-    )?;
+    rustix::fs::fchmod(ctx.fd(a[0])?, Mode::from_raw_mode(a[1] as u32))?;
     Ok(0)
 }
 
 pub fn ftruncate(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     let len = u64::try_from(a[1] as i64).map_err(|_| Errno::INVAL)?;
-    rustix::fs::ftruncate(ctx.process.fds.get(fd_arg(a[0]))?, len)?;
+    rustix::fs::ftruncate(ctx.fd(a[0])?, len)?;
     Ok(0)
 }
 
@@ -524,12 +533,12 @@ pub fn truncate(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 }
 
 pub fn fsync(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
-    rustix::fs::fsync(ctx.process.fds.get(fd_arg(a[0]))?)?;
+    rustix::fs::fsync(ctx.fd(a[0])?)?;
     Ok(0)
 }
 
 pub fn fdatasync(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
-    rustix::fs::fdatasync(ctx.process.fds.get(fd_arg(a[0]))?)?;
+    rustix::fs::fdatasync(ctx.fd(a[0])?)?;
     Ok(0)
 }
 

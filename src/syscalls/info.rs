@@ -13,7 +13,6 @@ const ARCH_GET_FS: u64 = 0x1003;
 /// Lowest non-canonical user address: FS base must stay below it.
 const USER_ADDR_LIMIT: u64 = 1 << 47;
 const BOUNCE_MAX: u64 = 1 << 20;
-const ROBUST_LIST_HEAD_SIZE: u64 = 24;
 const UTSNAME_FIELD: usize = 65;
 const NSEC_PER_SEC: i64 = 1_000_000_000;
 
@@ -23,11 +22,14 @@ pub fn arch_prctl(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
             if a[1] >= USER_ADDR_LIMIT {
                 return Err(Errno::PERM);
             }
-            ctx.vcpu.set_fs_base(a[1]).map_err(|_| Errno::INVAL)?;
+            ctx.thread
+                .vcpu
+                .set_fs_base(a[1])
+                .map_err(|_| Errno::INVAL)?;
             Ok(0)
         }
         ARCH_GET_FS => {
-            let base = ctx.vcpu.fs_base().map_err(|_| Errno::INVAL)?;
+            let base = ctx.thread.vcpu.fs_base().map_err(|_| Errno::INVAL)?;
             ctx.write_obj(a[1], base)?;
             Ok(0)
         }
@@ -35,23 +37,11 @@ pub fn arch_prctl(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     }
 }
 
-pub fn set_tid_address(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
-    ctx.process.clear_child_tid = a[0];
-    Ok(rustix::process::getpid().as_raw_nonzero().get() as u64)
-}
-
-pub fn set_robust_list(_: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
-    if a[1] != ROBUST_LIST_HEAD_SIZE {
-        return Err(Errno::INVAL);
-    }
-    Ok(0)
-}
-
 pub fn uname(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     let host = rustix::system::uname();
     let release = [
         host.release().to_bytes(),
-        ctx.vm.backend.release_suffix().as_bytes(),
+        ctx.guest.vm.backend.release_suffix().as_bytes(),
     ]
     .concat();
     let fields: [&[u8]; 6] = [

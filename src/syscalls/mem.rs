@@ -2,12 +2,14 @@
 
 use std::ops::Range;
 
+use std::os::fd::AsFd;
+
 use rustix::io::Errno;
 
 use super::{Ctx, SysResult};
 use crate::memory::{PAGE_SIZE, page_align_up};
 use crate::mm::{MapRequest, VmaKind};
-use crate::process::Process;
+use crate::process::lock;
 
 const MREMAP_MAYMOVE: u64 = 1;
 const MREMAP_FIXED: u64 = 2;
@@ -27,7 +29,7 @@ fn page_range(addr: u64, len: u64) -> Result<Range<u64>, Errno> {
 }
 
 pub fn brk(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
-    Ok(ctx.process.mm.brk(ctx.vm, a[0]))
+    Ok(lock(&ctx.guest.mm).brk(&ctx.guest.vm, a[0]))
 }
 
 pub fn mmap(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
@@ -46,11 +48,10 @@ pub fn mmap(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     if (fixed || noreplace) && hint % PAGE_SIZE != 0 {
         return Err(Errno::INVAL);
     }
-    let Process { mm, fds, .. } = &mut *ctx.process;
     let file = if flags & libc::MAP_ANONYMOUS != 0 {
         None
     } else {
-        Some((fds.get(fd)?, offset))
+        Some(ctx.fd(fd as u64)?)
     };
     let req = MapRequest {
         hint: if fixed || noreplace {
@@ -63,9 +64,9 @@ pub fn mmap(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
         fixed,
         noreplace,
         shared,
-        file,
+        file: file.as_ref().map(|f| (f.as_fd(), offset)),
     };
-    mm.mmap(ctx.vm, &req)
+    lock(&ctx.guest.mm).mmap(&ctx.guest.vm, &req)
 }
 
 pub fn munmap(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
@@ -73,7 +74,7 @@ pub fn munmap(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
         return Err(Errno::INVAL);
     }
     let range = page_range(a[0], a[1])?;
-    ctx.process.mm.munmap(ctx.vm, range)?;
+    lock(&ctx.guest.mm).munmap(&ctx.guest.vm, range)?;
     Ok(0)
 }
 
@@ -82,7 +83,7 @@ pub fn mprotect(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     if range.is_empty() {
         return Ok(0);
     }
-    ctx.process.mm.mprotect(range, a[2] as i32)?;
+    lock(&ctx.guest.mm).mprotect(range, a[2] as i32)?;
     Ok(0)
 }
 
@@ -95,18 +96,19 @@ pub fn mremap(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     if flags & MREMAP_FIXED != 0 && (flags & MREMAP_MAYMOVE == 0 || new_addr % PAGE_SIZE != 0) {
         return Err(Errno::INVAL);
     }
-    let mm = &mut ctx.process.mm;
+    let vm = &ctx.guest.vm;
+    let mut mm = lock(&ctx.guest.mm);
     let (_, vma) = mm.vma_at(old).ok_or(Errno::FAULT)?;
     if old + old_len > vma.end {
         return Err(Errno::FAULT);
     }
     if flags & MREMAP_FIXED == 0 {
         if new_len <= old_len {
-            mm.munmap(ctx.vm, old + new_len..old + old_len)?;
+            mm.munmap(vm, old + new_len..old + old_len)?;
             return Ok(old);
         }
         let tail = old + old_len..old + new_len;
-        if mm.is_free(&tail) && mm.extend(ctx.vm, tail, vma).is_ok() {
+        if mm.is_free(&tail) && mm.extend(vm, tail, vma).is_ok() {
             return Ok(old);
         }
         if flags & MREMAP_MAYMOVE == 0 {
@@ -127,24 +129,24 @@ pub fn mremap(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
         shared: vma.shared,
         file: None,
     };
-    let new = mm.mmap(ctx.vm, &req)?;
+    let new = mm.mmap(vm, &req)?;
     let keep = old_len.min(new_len);
     let mut done = 0;
     while done < keep {
         let n = COPY_CHUNK.min(keep - done) as usize;
         let mut buf = vec![0u8; n];
-        ctx.vm.mem.read_bytes(old + done, &mut buf)?;
-        ctx.vm.mem.write_bytes(new + done, &buf)?;
+        vm.mem.read_bytes(old + done, &mut buf)?;
+        vm.mem.write_bytes(new + done, &buf)?;
         done += n as u64;
     }
-    ctx.process.mm.munmap(ctx.vm, old..old + old_len)?;
+    mm.munmap(vm, old..old + old_len)?;
     Ok(new)
 }
 
 pub fn madvise(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     let range = page_range(a[0], a[1])?;
     if a[2] as i32 == libc::MADV_DONTNEED {
-        ctx.process.mm.discard_anon(ctx.vm, range)?;
+        lock(&ctx.guest.mm).discard_anon(&ctx.guest.vm, range)?;
     }
     Ok(0)
 }

@@ -10,26 +10,29 @@ mod fs;
 mod info;
 mod mem;
 mod signal;
+mod thread;
 
 use std::ffi::CString;
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
 
 use rustix::io::Errno;
-use vm_memory::{ByteValued, VolatileSlice};
+use vm_memory::{ByteValued, Bytes, VolatileSlice};
 
 use crate::landing_pad::SyscallRequest;
 use crate::memory::Fault;
 use crate::mm::{PROT_READ, PROT_WRITE};
-use crate::process::Process;
+use crate::process::{Guest, Thread, lock};
 use crate::trace;
 use crate::trace::Category;
-use crate::vcpu::Vcpu;
-use crate::vm::Vm;
 
 /// What the vCPU loop does after a syscall.
 pub enum Outcome {
     /// Resume the guest with this value in RAX.
     Return(u64),
-    /// The payload exited with this status.
+    /// The calling thread exited with this status (exit).
+    ThreadExit(i32),
+    /// The payload exited with this status (exit_group).
     Exit(i32),
     /// The payload is killed by this signal.
     Kill(i32),
@@ -37,10 +40,11 @@ pub enum Outcome {
 
 pub type SysResult = Result<u64, Errno>;
 
+pub use thread::exit_cleanup as thread_exit_cleanup;
+
 pub struct Ctx<'a> {
-    pub vm: &'a mut Vm,
-    pub process: &'a mut Process,
-    pub vcpu: &'a Vcpu,
+    pub guest: &'a Arc<Guest>,
+    pub thread: &'a mut Thread,
 }
 
 impl From<Fault> for Errno {
@@ -51,17 +55,20 @@ impl From<Fault> for Errno {
 
 const PATH_MAX: usize = 4096;
 
-impl Ctx<'_> {
+impl<'a> Ctx<'a> {
     /// Guest memory the payload may read, `[addr, addr + len)`.
-    pub fn readable(&self, addr: u64, len: usize) -> Result<VolatileSlice<'_>, Errno> {
-        self.process.mm.check(addr, len as u64, PROT_READ)?;
-        Ok(self.vm.mem.slice(addr, len)?)
+    pub fn readable(&self, addr: u64, len: usize) -> Result<VolatileSlice<'a>, Errno> {
+        self.guest.user_slice(addr, len, PROT_READ)
     }
 
     /// Guest memory the payload may write, `[addr, addr + len)`.
-    pub fn writable(&self, addr: u64, len: usize) -> Result<VolatileSlice<'_>, Errno> {
-        self.process.mm.check(addr, len as u64, PROT_WRITE)?;
-        Ok(self.vm.mem.slice(addr, len)?)
+    pub fn writable(&self, addr: u64, len: usize) -> Result<VolatileSlice<'a>, Errno> {
+        self.guest.user_slice(addr, len, PROT_WRITE)
+    }
+
+    /// The host descriptor behind guest fd `fd`.
+    pub fn fd(&self, fd: u64) -> Result<Arc<OwnedFd>, Errno> {
+        lock(&self.guest.fds).get(fd as i32)
     }
 
     pub fn read_bytes(&self, addr: u64, len: usize) -> Result<Vec<u8>, Errno> {
@@ -76,25 +83,21 @@ impl Ctx<'_> {
     }
 
     pub fn read_obj<T: ByteValued>(&self, addr: u64) -> Result<T, Errno> {
-        self.process
-            .mm
-            .check(addr, size_of::<T>() as u64, PROT_READ)?;
-        Ok(self.vm.mem.read_obj(addr)?)
+        self.readable(addr, size_of::<T>())?
+            .read_obj(0)
+            .map_err(|_| Errno::FAULT)
     }
 
     pub fn write_obj<T: ByteValued>(&self, addr: u64, val: T) -> Result<(), Errno> {
-        self.process
-            .mm
-            .check(addr, size_of::<T>() as u64, PROT_WRITE)?;
-        Ok(self.vm.mem.write_obj(addr, val)?)
+        self.guest.write_user(addr, val)
     }
 
     /// A NUL-terminated path argument.
     pub fn read_path(&self, addr: u64) -> Result<CString, Errno> {
         // Check the first byte, then read page by page up to PATH_MAX.
-        self.process.mm.check(addr, 1, PROT_READ)?;
-        let bytes = self.vm.mem.read_cstr(addr, PATH_MAX).map_err(|f| {
-            if self.process.mm.check(f.addr, 1, PROT_READ).is_ok() {
+        self.readable(addr, 1)?;
+        let bytes = self.guest.vm.mem.read_cstr(addr, PATH_MAX).map_err(|f| {
+            if self.readable(f.addr, 1).is_ok() {
                 Errno::NAMETOOLONG
             } else {
                 Errno::FAULT
@@ -111,7 +114,9 @@ impl Ctx<'_> {
 pub fn dispatch(ctx: &mut Ctx<'_>, req: &SyscallRequest) -> Outcome {
     let a = req.args;
     let result = match req.nr as i64 {
-        libc::SYS_exit | libc::SYS_exit_group => return Outcome::Exit(a[0] as i32 & 0xff),
+        libc::SYS_exit => return Outcome::ThreadExit(a[0] as i32 & 0xff),
+        libc::SYS_exit_group => return Outcome::Exit(a[0] as i32 & 0xff),
+        libc::SYS_clone => thread::clone(ctx, &a),
         libc::SYS_kill => signal::kill(ctx, &a),
         libc::SYS_tkill => signal::tgkill(ctx, u64::MAX, a[0], a[1]),
         libc::SYS_tgkill => signal::tgkill(ctx, a[0], a[1], a[2]),
@@ -119,7 +124,7 @@ pub fn dispatch(ctx: &mut Ctx<'_>, req: &SyscallRequest) -> Outcome {
         nr => match handler(nr) {
             Some((_, h)) => h(ctx, &a).map(Outcome::Return),
             None => {
-                if ctx.process.unimpl_seen.insert(req.nr) {
+                if lock(&ctx.guest.unimpl_seen).insert(req.nr) {
                     trace!(
                         Category::Unimpl,
                         "unimplemented syscall {} ({})",
@@ -127,7 +132,7 @@ pub fn dispatch(ctx: &mut Ctx<'_>, req: &SyscallRequest) -> Outcome {
                         name(req.nr as i64)
                     );
                 }
-                if ctx.process.kill_unimpl {
+                if ctx.guest.kill_unimpl {
                     return Outcome::Kill(libc::SIGSYS);
                 }
                 Err(Errno::NOSYS)
@@ -218,11 +223,16 @@ fn handler(nr: i64) -> Option<(&'static str, Handler)> {
         SYS_mremap => ("mremap", mem::mremap as Handler),
         SYS_madvise => ("madvise", mem::madvise as Handler),
         SYS_arch_prctl => ("arch_prctl", info::arch_prctl as Handler),
-        SYS_set_tid_address => ("set_tid_address", info::set_tid_address as Handler),
-        SYS_set_robust_list => ("set_robust_list", info::set_robust_list as Handler),
+        SYS_set_tid_address => ("set_tid_address", thread::set_tid_address as Handler),
+        SYS_set_robust_list => ("set_robust_list", thread::set_robust_list as Handler),
         SYS_uname => ("uname", info::uname as Handler),
         SYS_getpid => ("getpid", info::getpid as Handler),
-        SYS_gettid => ("gettid", info::getpid as Handler),
+        SYS_gettid => ("gettid", thread::gettid as Handler),
+        SYS_futex => ("futex", thread::futex as Handler),
+        SYS_get_robust_list => ("get_robust_list", thread::get_robust_list as Handler),
+        SYS_sched_getaffinity => ("sched_getaffinity", thread::sched_getaffinity as Handler),
+        SYS_sched_setaffinity => ("sched_setaffinity", thread::sched_setaffinity as Handler),
+        SYS_getcpu => ("getcpu", thread::getcpu as Handler),
         SYS_getppid => ("getppid", info::getppid as Handler),
         SYS_getuid => ("getuid", info::getuid as Handler),
         SYS_geteuid => ("geteuid", info::geteuid as Handler),
@@ -258,7 +268,6 @@ fn name(nr: i64) -> String {
         SYS_rseq => "rseq",
         SYS_clone => "clone",
         SYS_clone3 => "clone3",
-        SYS_futex => "futex",
         SYS_sigaltstack => "sigaltstack",
         _ => return handler(nr).map_or_else(|| format!("syscall_{nr}"), |(n, _)| n.to_string()),
     };

@@ -5,6 +5,7 @@
 use rustix::io::Errno;
 
 use super::{Ctx, Outcome, SysResult};
+use crate::process::lock;
 
 const SIGSET_SIZE: u64 = 8;
 const SIG_DFL: u64 = 0;
@@ -32,11 +33,12 @@ pub fn rt_sigaction(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
         None
     };
     let slot = (sig - 1) as usize;
+    let old = lock(&ctx.guest.signals).actions[slot];
     if a[2] != 0 {
-        ctx.write_obj(a[2], ctx.process.sigactions[slot])?;
+        ctx.write_obj(a[2], old)?;
     }
     if let Some(new) = new {
-        ctx.process.sigactions[slot] = new;
+        lock(&ctx.guest.signals).actions[slot] = new;
     }
     Ok(0)
 }
@@ -44,7 +46,7 @@ pub fn rt_sigaction(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 /// rt_sigprocmask(2); unblocking a pending fatal signal ends the payload.
 pub fn rt_sigprocmask(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> Result<Outcome, Errno> {
     check_sigset_size(a[3])?;
-    let old = ctx.process.sigmask;
+    let old = ctx.thread.sigmask;
     let set = if a[1] != 0 {
         Some(ctx.read_obj::<u64>(a[1])?)
     } else {
@@ -55,7 +57,7 @@ pub fn rt_sigprocmask(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> Result<Outcome, Errno>
     }
     if let Some(set) = set {
         let unblockable = (1u64 << (libc::SIGKILL - 1)) | (1u64 << (libc::SIGSTOP - 1));
-        ctx.process.sigmask = match a[0] as i32 {
+        ctx.thread.sigmask = match a[0] as i32 {
             libc::SIG_BLOCK => old | set,
             libc::SIG_UNBLOCK => old & !set,
             libc::SIG_SETMASK => set,
@@ -67,12 +69,14 @@ pub fn rt_sigprocmask(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> Result<Outcome, Errno>
 
 /// The lowest pending, now unblocked signal whose default action is fatal.
 fn take_pending(ctx: &mut Ctx<'_>) -> Option<i32> {
-    let ready = ctx.process.sigpending & !ctx.process.sigmask;
+    let mut signals = lock(&ctx.guest.signals);
+    let ready = signals.pending & !ctx.thread.sigmask;
     if ready == 0 {
         return None;
     }
     let sig = ready.trailing_zeros() as u64 + 1;
-    ctx.process.sigpending &= !(1 << (sig - 1));
+    signals.pending &= !(1 << (sig - 1));
+    drop(signals);
     is_fatal(ctx, sig).then_some(sig as i32)
 }
 
@@ -88,8 +92,8 @@ fn self_signal(ctx: &mut Ctx<'_>, sig: u64) -> Result<Option<i32>, Errno> {
     if sig == 0 {
         return Ok(None);
     }
-    if ctx.process.sigmask & (1 << (sig - 1)) != 0 {
-        ctx.process.sigpending |= 1 << (sig - 1);
+    if ctx.thread.sigmask & (1 << (sig - 1)) != 0 {
+        lock(&ctx.guest.signals).pending |= 1 << (sig - 1);
         return Ok(None);
     }
     Ok(is_fatal(ctx, sig).then_some(sig as i32))
@@ -98,7 +102,7 @@ fn self_signal(ctx: &mut Ctx<'_>, sig: u64) -> Result<Option<i32>, Errno> {
 /// Whether `sig` kills the payload: SIGKILL, or a default action of terminate.
 fn is_fatal(ctx: &Ctx<'_>, sig: u64) -> bool {
     let handler = u64::from_ne_bytes(
-        ctx.process.sigactions[(sig - 1) as usize][..8]
+        lock(&ctx.guest.signals).actions[(sig - 1) as usize][..8]
             .try_into()
             .expect("8 bytes"),
     );
@@ -132,9 +136,9 @@ pub fn kill(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> Result<Outcome, Errno> {
     Ok(Outcome::Return(0))
 }
 
-/// tkill/tgkill: the only thread is the main one, whose tid is the pid.
+/// tkill/tgkill to one of the payload's threads (`tgid` is `u64::MAX` for tkill).
 pub fn tgkill(ctx: &mut Ctx<'_>, tgid: u64, tid: u64, sig: u64) -> Result<Outcome, Errno> {
-    if tid != own_pid() || (tgid != own_pid() && tgid != u64::MAX) {
+    if !ctx.guest.is_live(tid as i32) || (tgid != own_pid() && tgid != u64::MAX) {
         return Err(Errno::SRCH);
     }
     Ok(self_signal(ctx, sig)?.map_or(Outcome::Return(0), Outcome::Kill))

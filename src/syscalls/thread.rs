@@ -1,0 +1,237 @@
+//! Threads: clone as a new vCPU on its own host thread, futexes on the host, and the
+//! per-thread bookkeeping (tids, clear_child_tid, robust lists, affinity).
+
+use std::sync::Arc;
+use std::sync::mpsc;
+
+use kvm_bindings::kvm_regs;
+use rustix::io::Errno;
+
+use super::{Ctx, Outcome, SysResult};
+use crate::memory::host::{self, FutexArg4};
+use crate::process::{Guest, Thread};
+use crate::trace;
+use crate::trace::Category;
+use crate::vcpu;
+
+const ROBUST_LIST_HEAD_SIZE: u64 = 24;
+/// The flags every thread-creating clone carries (glibc, musl and Go all set them).
+const THREAD_FLAGS: u64 = (libc::CLONE_VM | libc::CLONE_THREAD | libc::CLONE_SIGHAND) as u64;
+const FUTEX_CMD_MASK: i32 = !(libc::FUTEX_PRIVATE_FLAG | libc::FUTEX_CLOCK_REALTIME);
+/// Largest affinity mask km passes through, in bytes (8192 CPUs).
+const AFFINITY_MAX: u64 = 1024;
+
+pub fn gettid(ctx: &mut Ctx<'_>, _: &[u64; 6]) -> SysResult {
+    Ok(ctx.thread.tid as u64)
+}
+
+pub fn set_tid_address(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    ctx.thread.clear_child_tid = a[0];
+    Ok(ctx.thread.tid as u64)
+}
+
+pub fn set_robust_list(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    if a[1] != ROBUST_LIST_HEAD_SIZE {
+        return Err(Errno::INVAL);
+    }
+    ctx.thread.robust_list = (a[0], a[1]);
+    Ok(0)
+}
+
+pub fn get_robust_list(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    if a[0] != 0 && a[0] as i32 != ctx.thread.tid {
+        return Err(Errno::PERM);
+    }
+    let (head, len) = ctx.thread.robust_list;
+    ctx.write_obj(a[1], head)?;
+    ctx.write_obj(a[2], len)?;
+    Ok(0)
+}
+
+/// clone(flags, stack, parent_tid, child_tid, tls) for threads.
+pub fn clone(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> Result<Outcome, Errno> {
+    let (flags, stack, ptid, ctid, tls) = (a[0], a[1], a[2], a[3], a[4]);
+    if flags & THREAD_FLAGS != THREAD_FLAGS {
+        // A new process (fork) is not supported yet.
+        return Err(Errno::NOSYS);
+    }
+    let parent = ctx.thread.vcpu.regs().map_err(|_| Errno::AGAIN)?;
+    let fs_base = if flags & libc::CLONE_SETTLS as u64 != 0 {
+        tls
+    } else {
+        ctx.thread.vcpu.fs_base().map_err(|_| Errno::AGAIN)?
+    };
+    // The child resumes where the parent's syscall returns (RCX, flags in R11), on
+    // its own stack, with every other register as the parent left it and RAX = 0.
+    let regs = kvm_regs {
+        rip: parent.rcx,
+        rflags: parent.r11,
+        rsp: if stack != 0 { stack } else { parent.rsp },
+        rax: 0,
+        ..parent
+    };
+    let spec = ChildSpec {
+        regs,
+        fs_base,
+        set_ptid: (flags & libc::CLONE_PARENT_SETTID as u64 != 0).then_some(ptid),
+        set_ctid: (flags & libc::CLONE_CHILD_SETTID as u64 != 0).then_some(ctid),
+        clear_ctid: if flags & libc::CLONE_CHILD_CLEARTID as u64 != 0 {
+            ctid
+        } else {
+            0
+        },
+        sigmask: ctx.thread.sigmask,
+    };
+    let tid = spawn(ctx.guest, spec)?;
+    trace!(
+        Category::Kvm,
+        "thread {} cloned thread {tid}", ctx.thread.tid
+    );
+    Ok(Outcome::Return(tid as u64))
+}
+
+struct ChildSpec {
+    regs: kvm_regs,
+    fs_base: u64,
+    set_ptid: Option<u64>,
+    set_ctid: Option<u64>,
+    clear_ctid: u64,
+    sigmask: u64,
+}
+
+/// Starts a guest thread on a new host thread; returns its tid once it is set up.
+fn spawn(guest: &Arc<Guest>, spec: ChildSpec) -> Result<i32, Errno> {
+    let vcpu = guest.take_vcpu().map_err(|_| Errno::AGAIN)?;
+    let guest = Arc::clone(guest);
+    let (tx, rx) = mpsc::channel();
+    std::thread::Builder::new()
+        .name("km-vcpu".into())
+        .spawn(move || {
+            let tid = rustix::thread::gettid().as_raw_nonzero().get();
+            let ready = vcpu
+                .set_regs(&spec.regs)
+                .and_then(|_| vcpu.set_fs_base(spec.fs_base))
+                .map_err(|_| Errno::AGAIN)
+                .and_then(|_| {
+                    for addr in [spec.set_ptid, spec.set_ctid].into_iter().flatten() {
+                        guest.write_user(addr, tid)?;
+                    }
+                    Ok(())
+                });
+            if let Err(e) = ready {
+                guest.park_vcpu(vcpu);
+                let _ = tx.send(Err(e));
+                return;
+            }
+            guest.thread_started(tid);
+            let _ = tx.send(Ok(tid));
+            let thread = Thread {
+                tid,
+                vcpu,
+                clear_child_tid: spec.clear_ctid,
+                robust_list: (0, 0),
+                sigmask: spec.sigmask,
+            };
+            vcpu::run_thread(&guest, thread);
+        })
+        .map_err(|_| Errno::AGAIN)?;
+    rx.recv().map_err(|_| Errno::AGAIN)?
+}
+
+/// What a thread's exit does before its vCPU is parked: CLONE_CHILD_CLEARTID.
+pub fn exit_cleanup(guest: &Guest, thread: &Thread) {
+    if thread.clear_child_tid == 0 {
+        return;
+    }
+    if guest.write_user(thread.clear_child_tid, 0i32).is_ok()
+        && let Ok(word) = guest.user_slice(thread.clear_child_tid, 4, libc::PROT_WRITE)
+    {
+        let _ = host::futex(&word, libc::FUTEX_WAKE, 1, FutexArg4::Val2(0), None, 0);
+    }
+}
+
+pub fn futex(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let (uaddr, op, val, arg4, uaddr2, val3) =
+        (a[0], a[1] as i32, a[2] as u32, a[3], a[4], a[5] as u32);
+    if uaddr % 4 != 0 {
+        return Err(Errno::INVAL);
+    }
+    let word = ctx.readable(uaddr, 4)?;
+    let cmd = op & FUTEX_CMD_MASK;
+    let waits = matches!(
+        cmd,
+        libc::FUTEX_WAIT
+            | libc::FUTEX_WAIT_BITSET
+            | libc::FUTEX_LOCK_PI
+            | libc::FUTEX_WAIT_REQUEUE_PI
+            | 13 /* LOCK_PI2 */
+    );
+    let second = matches!(
+        cmd,
+        libc::FUTEX_REQUEUE
+            | libc::FUTEX_CMP_REQUEUE
+            | libc::FUTEX_WAKE_OP
+            | libc::FUTEX_CMP_REQUEUE_PI
+            | libc::FUTEX_WAIT_REQUEUE_PI
+    );
+    let arg4 = if waits {
+        let timeout = if arg4 != 0 {
+            let [sec, nsec]: [i64; 2] = ctx.read_obj(arg4)?;
+            Some(libc::timespec {
+                tv_sec: sec,
+                tv_nsec: nsec,
+            })
+        } else {
+            None
+        };
+        FutexArg4::Timeout(timeout)
+    } else {
+        FutexArg4::Val2(arg4 as u32)
+    };
+    let word2 = if second {
+        if uaddr2 % 4 != 0 {
+            return Err(Errno::INVAL);
+        }
+        Some(ctx.writable(uaddr2, 4)?)
+    } else {
+        None
+    };
+    Ok(host::futex(&word, op, val, arg4, word2.as_ref(), val3)? as u64)
+}
+
+/// The host thread behind guest thread `pid` (0 = the caller).
+fn host_tid(ctx: &Ctx<'_>, pid: u64) -> Result<i32, Errno> {
+    let pid = pid as i32;
+    if pid == 0 || pid == ctx.thread.tid {
+        Ok(0)
+    } else if ctx.guest.is_live(pid) {
+        Ok(pid)
+    } else {
+        Err(Errno::SRCH)
+    }
+}
+
+pub fn sched_getaffinity(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let tid = host_tid(ctx, a[0])?;
+    let mask = host::sched_getaffinity(tid, a[1].min(AFFINITY_MAX) as usize)?;
+    ctx.write_bytes(a[2], &mask)?;
+    Ok(mask.len() as u64)
+}
+
+pub fn sched_setaffinity(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let tid = host_tid(ctx, a[0])?;
+    let mask = ctx.read_bytes(a[2], a[1].min(AFFINITY_MAX) as usize)?;
+    host::sched_setaffinity(tid, &mask)?;
+    Ok(0)
+}
+
+pub fn getcpu(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let (cpu, node) = host::getcpu()?;
+    if a[0] != 0 {
+        ctx.write_obj(a[0], cpu)?;
+    }
+    if a[1] != 0 {
+        ctx.write_obj(a[1], node)?;
+    }
+    Ok(0)
+}

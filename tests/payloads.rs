@@ -151,3 +151,34 @@ fn unimplemented_syscall_can_kill() {
     let out = run(km().arg("--kill-unimpl-scall").arg(payload("efault.musl")));
     assert_eq!(out.status.code(), Some(128 + libc::SIGSYS));
 }
+
+#[test]
+fn threads_match_native() {
+    for libc in LIBCS {
+        assert_same_as_native(&payload(&format!("threads.{libc}")), &[], None);
+    }
+}
+
+#[test]
+fn freed_memory_goes_back_to_the_host() {
+    for libc in LIBCS {
+        let out = run(km().arg(payload(&format!("rss.{libc}"))));
+        let line = text(&out.stdout);
+        assert!(out.status.success(), "{line} {}", text(&out.stderr));
+        let kib: Vec<i64> = line
+            .split_whitespace()
+            .filter_map(|w| w.parse().ok())
+            .collect();
+        let [before, during, after] = kib[..] else {
+            panic!("unexpected output {line:?}")
+        };
+        assert!(
+            during - before > 900 << 10,
+            "touching 1 GiB shows in km's RSS: {line}"
+        );
+        assert!(
+            after - before < 64 << 10,
+            "freeing it gives it back: {line}"
+        );
+    }
+}

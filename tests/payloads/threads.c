@@ -1,0 +1,135 @@
+/* Threads: mutex counter, condition variable, __thread, join values, barrier,
+ * raw futex wait/wake, and 200 threads created and joined in a loop. */
+/* musl-gcc has no kernel headers: the futex ABI numbers. */
+#define FUTEX_WAIT_PRIVATE 128
+#define FUTEX_WAKE_PRIVATE 129
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define THREADS 16
+#define ROUNDS 20000
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static long counter;
+static __thread long mine = -1;
+
+static void *count(void *arg) {
+    mine = (long)arg;
+    for (int i = 0; i < ROUNDS; i++) {
+        pthread_mutex_lock(&lock);
+        counter++;
+        pthread_mutex_unlock(&lock);
+    }
+    return (void *)(mine * mine);
+}
+
+/* Producer/consumer over a one-slot buffer. */
+static pthread_cond_t filled = PTHREAD_COND_INITIALIZER, emptied = PTHREAD_COND_INITIALIZER;
+static int slot, has_item;
+
+static void *produce(void *arg) {
+    (void)arg;
+    for (int i = 1; i <= 1000; i++) {
+        pthread_mutex_lock(&lock);
+        while (has_item)
+            pthread_cond_wait(&emptied, &lock);
+        slot = i;
+        has_item = 1;
+        pthread_cond_signal(&filled);
+        pthread_mutex_unlock(&lock);
+    }
+    return NULL;
+}
+
+static pthread_barrier_t barrier;
+static atomic_int arrived;
+
+static void *meet(void *arg) {
+    atomic_fetch_add(&arrived, 1);
+    int serial = pthread_barrier_wait(&barrier) == PTHREAD_BARRIER_SERIAL_THREAD;
+    /* Everyone must see all arrivals once past the barrier. */
+    return (void *)(long)(atomic_load(&arrived) == 4 ? 1 + serial : 100);
+}
+
+static atomic_int word;
+
+static void *futex_waker(void *arg) {
+    (void)arg;
+    usleep(20000);
+    atomic_store(&word, 1);
+    syscall(SYS_futex, &word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+    return NULL;
+}
+
+static void *nothing(void *arg) {
+    return arg;
+}
+
+int main(void) {
+    pthread_t t[THREADS];
+    for (long i = 0; i < THREADS; i++)
+        pthread_create(&t[i], NULL, count, (void *)i);
+    long squares = 0;
+    for (int i = 0; i < THREADS; i++) {
+        void *r;
+        pthread_join(t[i], &r);
+        squares += (long)r;
+    }
+    printf("counter %ld (expected %d), joined squares %ld, main's __thread %ld\n", counter, THREADS * ROUNDS, squares, mine);
+
+    pthread_t p;
+    pthread_create(&p, NULL, produce, NULL);
+    long total = 0;
+    for (int i = 0; i < 1000; i++) {
+        pthread_mutex_lock(&lock);
+        while (!has_item)
+            pthread_cond_wait(&filled, &lock);
+        total += slot;
+        has_item = 0;
+        pthread_cond_signal(&emptied);
+        pthread_mutex_unlock(&lock);
+    }
+    pthread_join(p, NULL);
+    printf("consumed total %ld\n", total);
+
+    pthread_barrier_init(&barrier, NULL, 4);
+    pthread_t b[3];
+    for (int i = 0; i < 3; i++)
+        pthread_create(&b[i], NULL, meet, NULL);
+    long serials = (long)meet(NULL);
+    for (int i = 0; i < 3; i++) {
+        void *r;
+        pthread_join(b[i], &r);
+        serials += (long)r;
+    }
+    printf("barrier: %ld (4 threads, one serial)\n", serials);
+
+    pthread_t w;
+    pthread_create(&w, NULL, futex_waker, NULL);
+    long rc = 0;
+    while (atomic_load(&word) == 0)
+        rc = syscall(SYS_futex, &word, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
+    pthread_join(w, NULL);
+    printf("futex woke: word %d\n", atomic_load(&word));
+    struct timespec ts = {0, 1000000};
+    rc = syscall(SYS_futex, &word, FUTEX_WAIT_PRIVATE, 1, &ts, NULL, 0);
+    printf("futex timeout: %ld\n", rc);
+
+    long sum = 0;
+    for (long i = 0; i < 200; i++) {
+        pthread_t x;
+        void *r;
+        if (pthread_create(&x, NULL, nothing, (void *)i) != 0) {
+            printf("create %ld failed\n", i);
+            return 1;
+        }
+        pthread_join(x, &r);
+        sum += (long)r;
+    }
+    printf("200 threads joined, sum %ld\n", sum);
+    return 0;
+}

@@ -3,7 +3,9 @@
 //! - start-up: wall time from spawning to exit of a static hello, native vs under km;
 //! - syscall: time per forwarded getppid (loop of N calls minus a loop of 0), native vs
 //!   km, next to a bare KVM_RUN round trip (a guest `out` loop on km's own VM set-up),
-//!   which is the floor for any exit-based syscall.
+//!   which is the floor for any exit-based syscall;
+//! - threads: pthread_create + pthread_join latency, and a two-thread futex ping-pong
+//!   round trip, native vs km.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -17,11 +19,13 @@ const STARTUP_RUNS: usize = 40;
 const SYSCALLS: u64 = 20_000;
 const SYSCALL_RUNS: usize = 5;
 const BARE_EXITS: u32 = 20_000;
+const THREAD_CREATES: u64 = 500;
+const PINGPONGS: u64 = 2_000;
 
 fn build(out: &Path, src: &str, name: &str) -> PathBuf {
     let exe = out.join(name);
     let ok = Command::new("musl-gcc")
-        .args(["-static", "-O2", "-o"])
+        .args(["-static", "-O2", "-pthread", "-o"])
         .arg(&exe)
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join(src))
         .status()
@@ -59,16 +63,20 @@ fn median_secs(cmd: &[&std::ffi::OsStr], runs: usize) -> f64 {
     times[runs / 2]
 }
 
-/// Nanoseconds per getppid when run through `prefix` (empty = native).
-fn syscall_ns(prefix: &[&std::ffi::OsStr], exe: &Path) -> f64 {
+/// Nanoseconds per iteration of `exe [mode] N` run through `prefix` (empty =
+/// native): the run with N iterations minus the run with none, divided by N.
+fn per_iteration_ns(prefix: &[&std::ffi::OsStr], exe: &Path, mode: Option<&str>, n: u64) -> f64 {
     let run = |n: u64| {
         let n = n.to_string();
         let mut cmd = prefix.to_vec();
         cmd.push(exe.as_os_str());
+        if let Some(mode) = mode {
+            cmd.push(mode.as_ref());
+        }
         cmd.push(n.as_ref());
         median_secs(&cmd, SYSCALL_RUNS)
     };
-    (run(SYSCALLS) - run(0)) * 1e9 / SYSCALLS as f64
+    (run(n) - run(0)) * 1e9 / n as f64
 }
 
 /// Nanoseconds per bare KVM_RUN round trip: a user-mode `out; jmp` loop.
@@ -97,6 +105,7 @@ fn main() {
     std::fs::create_dir_all(&out).expect("payload dir");
     let hello = build(&out, "examples/hello.c", "hello");
     let getppid = build(&out, "benches/getppid.c", "getppid");
+    let threads = build(&out, "benches/threads.c", "threads");
     let km = km();
     let km = km.as_os_str();
 
@@ -109,8 +118,8 @@ fn main() {
         km_start / native_start
     );
 
-    let native_sc = syscall_ns(&[], &getppid);
-    let km_sc = syscall_ns(&[km], &getppid);
+    let native_sc = per_iteration_ns(&[], &getppid, None, SYSCALLS);
+    let km_sc = per_iteration_ns(&[km], &getppid, None, SYSCALLS);
     let bare = bare_exit_ns();
     println!(
         "syscall (getppid x {SYSCALLS}): native {:.0} ns, km {:.0} ns, bare KVM exit {:.0} ns; km/native {:.0}x, km/bare-exit {:.2}",
@@ -120,4 +129,18 @@ fn main() {
         km_sc / native_sc,
         km_sc / bare
     );
+
+    for (label, mode, n) in [
+        ("thread create+join", "create", THREAD_CREATES),
+        ("futex ping-pong round trip", "pingpong", PINGPONGS),
+    ] {
+        let native = per_iteration_ns(&[], &threads, Some(mode), n);
+        let under_km = per_iteration_ns(&[km], &threads, Some(mode), n);
+        println!(
+            "{label} (x {n}): native {:.1} us, km {:.1} us, ratio {:.1}x",
+            native / 1e3,
+            under_km / 1e3,
+            under_km / native
+        );
+    }
 }

@@ -85,6 +85,7 @@ pub fn run(cli: &cli::Cli) -> Result<std::convert::Infallible> {
         clear_child_tid: 0,
         robust_list: (0, 0),
         sigmask: 0,
+        altstack: (0, 0),
     };
     vcpu::run_thread(&guest, main);
     // The main thread exited while others run; the last one to exit ends km.

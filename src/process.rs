@@ -62,6 +62,8 @@ pub struct Thread {
     /// set_robust_list's head and length.
     pub robust_list: (u64, u64),
     pub sigmask: u64,
+    /// sigaltstack: base and size (size 0: disabled).
+    pub altstack: (u64, u64),
 }
 
 impl Guest {

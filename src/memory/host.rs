@@ -5,7 +5,7 @@
 //! a checked write. No guest-supplied value is ever passed to the host as a pointer.
 
 use std::ffi::CStr;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use rustix::io::Errno;
 use vm_memory::VolatileSlice;
@@ -204,4 +204,207 @@ pub fn getcpu() -> Result<(u32, u32), Errno> {
         )
     };
     check(n).map(|_| (cpu, node))
+}
+
+/// Calls a socket function that takes a socket address argument (bind, connect).
+pub fn with_sockaddr(
+    fd: BorrowedFd<'_>,
+    addr: &[u8],
+    call: unsafe extern "C" fn(libc::c_int, *const libc::sockaddr, libc::socklen_t) -> libc::c_int,
+) -> Result<(), Errno> {
+    // SAFETY: `addr` is a km buffer of `addr.len()` bytes that the kernel only reads.
+    let n = unsafe {
+        call(
+            fd.as_raw_fd(),
+            addr.as_ptr().cast(),
+            addr.len() as libc::socklen_t,
+        )
+    };
+    check(n as libc::c_long).map(drop)
+}
+
+/// A socket address returned by the kernel: up to the buffer's length, and the
+/// address's full length (which may be larger, as with getsockname).
+pub struct SockAddrOut {
+    pub bytes: Vec<u8>,
+    pub len: u32,
+}
+
+fn sockaddr_out(
+    len: usize,
+    call: impl FnOnce(*mut libc::sockaddr, *mut libc::socklen_t) -> libc::c_long,
+) -> Result<(usize, SockAddrOut), Errno> {
+    let mut bytes = vec![0u8; len];
+    let mut full = len as libc::socklen_t;
+    let n = check(call(bytes.as_mut_ptr().cast(), &mut full))?;
+    bytes.truncate((full as usize).min(len));
+    Ok((n, SockAddrOut { bytes, len: full }))
+}
+
+/// getsockname (`peer == false`) or getpeername.
+pub fn sockname(fd: BorrowedFd<'_>, len: usize, peer: bool) -> Result<SockAddrOut, Errno> {
+    // SAFETY: the kernel writes at most `len` bytes into the `len`-byte buffer and
+    // the address length into `full`.
+    sockaddr_out(len, |p, l| unsafe {
+        if peer {
+            libc::getpeername(fd.as_raw_fd(), p, l) as _
+        } else {
+            libc::getsockname(fd.as_raw_fd(), p, l) as _
+        }
+    })
+    .map(|(_, a)| a)
+}
+
+/// accept4; the peer address is returned when `len` is given.
+pub fn accept4(
+    fd: BorrowedFd<'_>,
+    len: Option<usize>,
+    flags: i32,
+) -> Result<(OwnedFd, Option<SockAddrOut>), Errno> {
+    match len {
+        // SAFETY: as in `sockname`.
+        Some(len) => sockaddr_out(len, |p, l| unsafe {
+            libc::accept4(fd.as_raw_fd(), p, l, flags) as _
+        })
+        .map(|(n, a)| (owned(n), Some(a))),
+        // SAFETY: null address pointers are allowed.
+        None => check(unsafe {
+            libc::accept4(
+                fd.as_raw_fd(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                flags,
+            )
+        } as _)
+        .map(|n| (owned(n), None)),
+    }
+}
+
+fn owned(fd: usize) -> OwnedFd {
+    // SAFETY: `fd` was just returned by the kernel as a new descriptor of ours.
+    unsafe { OwnedFd::from_raw_fd(fd as RawFd) }
+}
+
+pub fn setsockopt(fd: BorrowedFd<'_>, level: i32, name: i32, value: &[u8]) -> Result<(), Errno> {
+    // SAFETY: the kernel reads `value.len()` bytes from `value`.
+    let n = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            value.as_ptr().cast(),
+            value.len() as libc::socklen_t,
+        )
+    };
+    check(n as libc::c_long).map(drop)
+}
+
+/// getsockopt with a `len`-byte buffer; returns the value (truncated to its length).
+pub fn getsockopt(fd: BorrowedFd<'_>, level: i32, name: i32, len: usize) -> Result<Vec<u8>, Errno> {
+    let mut buf = vec![0u8; len];
+    let mut out_len = len as libc::socklen_t;
+    // SAFETY: the kernel writes at most `out_len` bytes into `buf`.
+    let n = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            buf.as_mut_ptr().cast(),
+            &mut out_len,
+        )
+    };
+    check(n as libc::c_long)?;
+    buf.truncate(out_len as usize);
+    Ok(buf)
+}
+
+/// sendto from guest memory, with an optional destination address.
+pub fn sendto(
+    fd: BorrowedFd<'_>,
+    buf: &VolatileSlice<'_>,
+    flags: i32,
+    addr: Option<&[u8]>,
+) -> Result<usize, Errno> {
+    let guard = buf.ptr_guard();
+    let (ap, al) = addr.map_or((std::ptr::null(), 0), |a| (a.as_ptr(), a.len()));
+    // SAFETY: `buf` is checked guest memory kept mapped by the guard; `addr` is a km
+    // buffer; the kernel only reads both.
+    let n = unsafe {
+        libc::sendto(
+            fd.as_raw_fd(),
+            guard.as_ptr().cast(),
+            buf.len(),
+            flags,
+            ap.cast(),
+            al as libc::socklen_t,
+        )
+    };
+    check(n as libc::c_long)
+}
+
+/// recvfrom into guest memory; the source address is returned when `len` is given.
+pub fn recvfrom(
+    fd: BorrowedFd<'_>,
+    buf: &VolatileSlice<'_>,
+    flags: i32,
+    len: Option<usize>,
+) -> Result<(usize, Option<SockAddrOut>), Errno> {
+    let guard = buf.ptr_guard_mut();
+    let (ptr, size) = (guard.as_ptr(), buf.len());
+    match len {
+        // SAFETY: `buf` is checked guest memory kept mapped by the guard; the address
+        // goes to a km buffer as in `sockname`.
+        Some(len) => sockaddr_out(len, |p, l| unsafe {
+            libc::recvfrom(fd.as_raw_fd(), ptr.cast(), size, flags, p, l) as _
+        })
+        .map(|(n, a)| (n, Some(a))),
+        // SAFETY: as above, without an address.
+        None => check(unsafe {
+            libc::recvfrom(
+                fd.as_raw_fd(),
+                ptr.cast(),
+                size,
+                flags,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+            )
+        } as _)
+        .map(|n| (n, None)),
+    }
+}
+
+/// epoll_ctl with a 12-byte `struct epoll_event` (packed on x86-64).
+pub fn epoll_ctl(
+    epfd: BorrowedFd<'_>,
+    op: i32,
+    fd: BorrowedFd<'_>,
+    event: Option<[u8; 12]>,
+) -> Result<(), Errno> {
+    let ptr = event.as_ref().map_or(std::ptr::null(), |e| e.as_ptr());
+    // SAFETY: `ptr` is null or points at 12 bytes, the size of struct epoll_event.
+    let n = unsafe {
+        libc::epoll_ctl(
+            epfd.as_raw_fd(),
+            op,
+            fd.as_raw_fd(),
+            ptr as *mut libc::epoll_event,
+        )
+    };
+    check(n as libc::c_long).map(drop)
+}
+
+/// epoll_wait for up to `max` events, returned as packed 12-byte records.
+pub fn epoll_wait(epfd: BorrowedFd<'_>, max: usize, timeout_ms: i32) -> Result<Vec<u8>, Errno> {
+    // SAFETY: the kernel writes at most `max` 12-byte events into the buffer.
+    let (mut buf, n) = with_buffer(max * 12, |p| unsafe {
+        libc::epoll_wait(epfd.as_raw_fd(), p.cast(), max as i32, timeout_ms) as _
+    })?;
+    buf.truncate(n * 12);
+    Ok(buf)
+}
+
+/// poll on host descriptors (`fd` -1 entries are ignored, as by the kernel).
+pub fn poll(fds: &mut [libc::pollfd], timeout_ms: i32) -> Result<usize, Errno> {
+    // SAFETY: `fds` is a km slice of pollfd of the given length.
+    check(unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) } as _)
 }

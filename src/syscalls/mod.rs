@@ -9,6 +9,8 @@ pub mod fdtable;
 mod fs;
 mod info;
 mod mem;
+mod net;
+mod poll;
 mod signal;
 mod thread;
 
@@ -216,6 +218,28 @@ fn handler(nr: i64) -> Option<(&'static str, Handler)> {
         SYS_fsync => ("fsync", fs::fsync as Handler),
         SYS_fdatasync => ("fdatasync", fs::fdatasync as Handler),
         SYS_umask => ("umask", fs::umask as Handler),
+        SYS_socket => ("socket", net::socket as Handler),
+        SYS_socketpair => ("socketpair", net::socketpair as Handler),
+        SYS_bind => ("bind", net::bind as Handler),
+        SYS_connect => ("connect", net::connect as Handler),
+        SYS_listen => ("listen", net::listen as Handler),
+        SYS_accept => ("accept", net::accept as Handler),
+        SYS_accept4 => ("accept4", net::accept4 as Handler),
+        SYS_getsockname => ("getsockname", net::getsockname as Handler),
+        SYS_getpeername => ("getpeername", net::getpeername as Handler),
+        SYS_setsockopt => ("setsockopt", net::setsockopt as Handler),
+        SYS_getsockopt => ("getsockopt", net::getsockopt as Handler),
+        SYS_sendto => ("sendto", net::sendto as Handler),
+        SYS_recvfrom => ("recvfrom", net::recvfrom as Handler),
+        SYS_shutdown => ("shutdown", net::shutdown as Handler),
+        SYS_epoll_create => ("epoll_create", poll::epoll_create as Handler),
+        SYS_epoll_create1 => ("epoll_create1", poll::epoll_create1 as Handler),
+        SYS_epoll_ctl => ("epoll_ctl", poll::epoll_ctl as Handler),
+        SYS_epoll_wait => ("epoll_wait", poll::epoll_wait as Handler),
+        SYS_epoll_pwait => ("epoll_pwait", poll::epoll_pwait as Handler),
+        SYS_poll => ("poll", poll::poll as Handler),
+        SYS_ppoll => ("ppoll", poll::ppoll as Handler),
+        SYS_sigaltstack => ("sigaltstack", signal::sigaltstack as Handler),
         SYS_brk => ("brk", mem::brk as Handler),
         SYS_mmap => ("mmap", mem::mmap as Handler),
         SYS_munmap => ("munmap", mem::munmap as Handler),
@@ -268,7 +292,6 @@ fn name(nr: i64) -> String {
         SYS_rseq => "rseq",
         SYS_clone => "clone",
         SYS_clone3 => "clone3",
-        SYS_sigaltstack => "sigaltstack",
         _ => return handler(nr).map_or_else(|| format!("syscall_{nr}"), |(n, _)| n.to_string()),
     };
     special.to_string()

@@ -143,3 +143,36 @@ pub fn tgkill(ctx: &mut Ctx<'_>, tgid: u64, tid: u64, sig: u64) -> Result<Outcom
     }
     Ok(self_signal(ctx, sig)?.map_or(Outcome::Return(0), Outcome::Kill))
 }
+
+const SS_ONSTACK: u32 = 1;
+const SS_DISABLE: u32 = 2;
+/// Linux's MINSIGSTKSZ.
+const MIN_SIGSTKSZ: u64 = 2048;
+
+/// sigaltstack(2): records the thread's alternate signal stack (`stack_t`).
+pub fn sigaltstack(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let new = if a[0] != 0 {
+        Some(ctx.read_obj::<[u64; 3]>(a[0])?)
+    } else {
+        None
+    };
+    if a[1] != 0 {
+        let (sp, size) = ctx.thread.altstack;
+        let flags = if size == 0 { SS_DISABLE } else { 0 };
+        ctx.write_obj(a[1], [sp, flags as u64, size])?;
+    }
+    if let Some([sp, flags, size]) = new {
+        let flags = flags as u32;
+        if flags & !(SS_DISABLE | SS_ONSTACK | (1 << 31)) != 0 {
+            return Err(Errno::INVAL);
+        }
+        ctx.thread.altstack = if flags & SS_DISABLE != 0 {
+            (0, 0)
+        } else if size < MIN_SIGSTKSZ {
+            return Err(Errno::NOMEM);
+        } else {
+            (sp, size)
+        };
+    }
+    Ok(0)
+}

@@ -131,6 +131,7 @@ fn spawn(guest: &Arc<Guest>, spec: ChildSpec) -> Result<i32, Errno> {
                 clear_child_tid: spec.clear_ctid,
                 robust_list: (0, 0),
                 sigmask: spec.sigmask,
+                altstack: (0, 0),
             };
             vcpu::run_thread(&guest, thread);
         })

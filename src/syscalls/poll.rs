@@ -1,0 +1,129 @@
+//! Waiting on descriptors: poll/ppoll and epoll, on the host descriptors behind the
+//! guest's. epoll's user data is opaque and passes through unchanged.
+
+use std::os::fd::{AsFd, AsRawFd};
+
+use rustix::event::epoll;
+use rustix::io::Errno;
+
+use super::{Ctx, SysResult};
+use crate::memory::host;
+use crate::process::lock;
+
+const EPOLL_EVENT_SIZE: u64 = 12;
+/// Linux's EP_MAX_EVENTS.
+const EP_MAX_EVENTS: u64 = i32::MAX as u64 / EPOLL_EVENT_SIZE;
+/// Linux's cap on poll's descriptor count (RLIMIT_NOFILE in practice).
+const POLL_MAX: u64 = 1 << 20;
+const NSEC_PER_MSEC: i64 = 1_000_000;
+
+pub fn epoll_create(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    if a[0] as i32 <= 0 {
+        return Err(Errno::INVAL);
+    }
+    create(ctx, 0)
+}
+
+pub fn epoll_create1(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    if a[0] & !(libc::EPOLL_CLOEXEC as u64) != 0 {
+        return Err(Errno::INVAL);
+    }
+    create(ctx, a[0])
+}
+
+fn create(ctx: &mut Ctx<'_>, flags: u64) -> SysResult {
+    let fd = epoll::create(epoll::CreateFlags::CLOEXEC)?;
+    Ok(lock(&ctx.guest.fds).insert(fd, flags != 0, 0)? as u64)
+}
+
+pub fn epoll_ctl(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let epfd = ctx.fd(a[0])?;
+    let fd = ctx.fd(a[2])?;
+    let event = if a[1] as i32 == libc::EPOLL_CTL_DEL {
+        None
+    } else {
+        Some(ctx.read_obj::<[u8; 12]>(a[3])?)
+    };
+    host::epoll_ctl(epfd.as_fd(), a[1] as i32, fd.as_fd(), event)?;
+    Ok(0)
+}
+
+fn wait(ctx: &mut Ctx<'_>, epfd: u64, events: u64, max: u64, timeout_ms: i32) -> SysResult {
+    if max == 0 || max > EP_MAX_EVENTS {
+        return Err(Errno::INVAL);
+    }
+    let epfd = ctx.fd(epfd)?;
+    ctx.writable(events, (max * EPOLL_EVENT_SIZE) as usize)?;
+    let out = host::epoll_wait(epfd.as_fd(), max as usize, timeout_ms)?;
+    ctx.write_bytes(events, &out)?;
+    Ok(out.len() as u64 / EPOLL_EVENT_SIZE)
+}
+
+pub fn epoll_wait(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    wait(ctx, a[0], a[1], a[2], a[3] as i32)
+}
+
+/// epoll_pwait: the signal mask argument is ignored until signal delivery exists.
+pub fn epoll_pwait(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    wait(ctx, a[0], a[1], a[2], a[3] as i32)
+}
+
+fn do_poll(ctx: &mut Ctx<'_>, fds_addr: u64, nfds: u64, timeout_ms: i32) -> SysResult {
+    if nfds > POLL_MAX {
+        return Err(Errno::INVAL);
+    }
+    let raw = ctx.read_bytes(fds_addr, (nfds * 8) as usize)?;
+    let mut held = Vec::new();
+    let mut fds: Vec<libc::pollfd> = raw
+        .chunks_exact(8)
+        .map(|c| {
+            let guest_fd = i32::from_ne_bytes(c[0..4].try_into().expect("4 bytes"));
+            let events = i16::from_ne_bytes(c[4..6].try_into().expect("2 bytes"));
+            let fd = if guest_fd < 0 {
+                -1
+            } else {
+                match ctx.fd(guest_fd as u64) {
+                    Ok(f) => {
+                        let raw = f.as_raw_fd();
+                        held.push(f);
+                        raw
+                    }
+                    // An invalid descriptor polls as POLLNVAL: give the host one
+                    // that reports it.
+                    Err(_) => i32::MAX,
+                }
+            };
+            libc::pollfd {
+                fd,
+                events,
+                revents: 0,
+            }
+        })
+        .collect();
+    let n = host::poll(&mut fds, timeout_ms)?;
+    let mut out = raw;
+    for (chunk, p) in out.chunks_exact_mut(8).zip(&fds) {
+        chunk[6..8].copy_from_slice(&p.revents.to_ne_bytes());
+    }
+    ctx.write_bytes(fds_addr, &out)?;
+    Ok(n as u64)
+}
+
+pub fn poll(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    do_poll(ctx, a[0], a[1], a[2] as i32)
+}
+
+/// ppoll: the timeout is a timespec (rounded up to milliseconds); the signal mask
+/// is ignored until signal delivery exists.
+pub fn ppoll(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let timeout = if a[2] == 0 {
+        -1
+    } else {
+        let [sec, nsec]: [i64; 2] = ctx.read_obj(a[2])?;
+        if sec < 0 || !(0..1_000_000_000).contains(&nsec) {
+            return Err(Errno::INVAL);
+        }
+        (sec * 1000 + (nsec + NSEC_PER_MSEC - 1) / NSEC_PER_MSEC).min(i32::MAX as i64) as i32
+    };
+    do_poll(ctx, a[0], a[1], timeout)
+}

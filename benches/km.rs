@@ -87,6 +87,8 @@ fn bare_exit_ns() -> f64 {
         .reserve(RegionKind::Image, CODE, HUGE_PAGE_SIZE, Growth::Up)
         .expect("region");
     vm.commit(region, CODE..CODE + 0x1000).expect("commit");
+    vm.protect(CODE..CODE + 0x1000, libc::PROT_READ | libc::PROT_EXEC)
+        .expect("protect");
     // out %al, $0x10; jmp back to the out
     vm.mem
         .write_bytes(CODE, &[0xe6, 0x10, 0xeb, 0xfc])

@@ -29,7 +29,7 @@ use anyhow::Result;
 use vm_memory::ByteValued;
 
 use crate::memory::{Fault, GuestMemory, PAGE_SIZE};
-use crate::paging::{PTE_NX, PTE_USER, PTE_WRITE, PageSize, PageTables};
+use crate::paging::{PTE_NX, PTE_USER, PTE_WRITE, PageTables};
 
 pub const SYS_BASE: u64 = 0x7fff_fc00_0000;
 pub const SYS_SIZE: u64 = 64 << 20;
@@ -160,14 +160,9 @@ pub fn install_system(mem: &GuestMemory, pt: &mut PageTables) -> Result<()> {
         let dpl = if matches!(vector, 3 | 4) { 3 } else { 0 };
         mem.write_bytes(IDT + vector as u64 * 16, &words(&gate(stub, dpl)))?;
     }
-    pt.map(
-        mem,
-        GDT..GDT + GDT_SIZE,
-        PTE_WRITE | PTE_NX,
-        PageSize::Small,
-    )?;
-    pt.map(mem, IDT..IDT + PAGE_SIZE, PTE_NX, PageSize::Small)?;
-    pt.map(mem, STUBS..STUBS + PAGE_SIZE, 0, PageSize::Small)?;
+    pt.set(mem, GDT..GDT + GDT_SIZE, Some(PTE_WRITE | PTE_NX))?;
+    pt.set(mem, IDT..IDT + PAGE_SIZE, Some(PTE_NX))?;
+    pt.set(mem, STUBS..STUBS + PAGE_SIZE, Some(0))?;
     Ok(())
 }
 
@@ -229,18 +224,16 @@ impl CpuArea {
         let desc = tss_descriptor(tss, self.tss_limit());
         mem.write_bytes(GDT + self.tss_selector() as u64, &words(&desc))?;
         let b = self.base;
-        pt.map(mem, b..b + PAGE_SIZE, PTE_USER, PageSize::Small)?;
-        pt.map(
+        pt.set(mem, b..b + PAGE_SIZE, Some(PTE_USER))?;
+        pt.set(
             mem,
             b + PAGE_SIZE..b + 2 * PAGE_SIZE,
-            PTE_USER | PTE_WRITE | PTE_NX,
-            PageSize::Small,
+            Some(PTE_USER | PTE_WRITE | PTE_NX),
         )?;
-        pt.map(
+        pt.set(
             mem,
             b + 2 * PAGE_SIZE..b + 4 * PAGE_SIZE,
-            PTE_WRITE | PTE_NX,
-            PageSize::Small,
+            Some(PTE_WRITE | PTE_NX),
         )?;
         Ok(())
     }

@@ -10,9 +10,10 @@ use object::LittleEndian;
 use object::elf::{self, FileHeader64, ProgramHeader64};
 use object::read::elf::{FileHeader, ProgramHeader};
 
-use crate::memory::{PAGE_SIZE, huge_align_up, page_align_down, page_align_up};
+use std::collections::BTreeMap;
+
+use crate::memory::{PAGE_SIZE, page_align_down, page_align_up};
 use crate::mm::{AddressSpace, PIE_BASE};
-use crate::paging::{PTE_NX, PTE_USER, PTE_WRITE};
 use crate::trace;
 use crate::trace::Category;
 use crate::vm::Vm;
@@ -180,11 +181,10 @@ fn parse(data: &[u8]) -> Result<Program> {
     })
 }
 
-/// Maps the image with 4 KiB pages carrying each segment's protection (a write to
-/// text faults, as on Linux); the rest of the last 2 MiB block, where the heap
-/// starts, is read/write.
-fn map_image_pages(vm: &mut Vm, segments: &[Segment], hi: u64) -> Result<()> {
-    let mut pages: std::collections::BTreeMap<u64, i32> = std::collections::BTreeMap::new();
+/// Maps the image's pages with each segment's protection (a write to text faults,
+/// as on Linux); a page shared by two segments gets both protections.
+fn protect_image(vm: &Vm, segments: &[Segment]) -> Result<()> {
+    let mut pages: BTreeMap<u64, i32> = BTreeMap::new();
     for seg in segments {
         let mut page = page_align_down(seg.vaddr);
         while page < seg.vaddr + seg.memsz {
@@ -192,19 +192,21 @@ fn map_image_pages(vm: &mut Vm, segments: &[Segment], hi: u64) -> Result<()> {
             page += PAGE_SIZE;
         }
     }
+    // Apply runs of contiguous pages with the same protection at once.
+    let mut run: Option<(u64, u64, i32)> = None;
     for (page, prot) in pages {
-        let mut flags = PTE_USER;
-        if prot & libc::PROT_WRITE != 0 {
-            flags |= PTE_WRITE;
+        match &mut run {
+            Some((_, end, p)) if *end == page && *p == prot => *end += PAGE_SIZE,
+            _ => {
+                if let Some((start, end, p)) = run.take() {
+                    vm.protect(start..end, p)?;
+                }
+                run = Some((page, page + PAGE_SIZE, prot));
+            }
         }
-        if prot & libc::PROT_EXEC == 0 {
-            flags |= PTE_NX;
-        }
-        vm.map_pages(page..page + PAGE_SIZE, flags)?;
     }
-    let heap = hi..huge_align_up(hi);
-    if !heap.is_empty() {
-        vm.map_pages(heap, PTE_USER | PTE_WRITE)?;
+    if let Some((start, end, p)) = run {
+        vm.protect(start..end, p)?;
     }
     Ok(())
 }
@@ -220,8 +222,8 @@ pub fn load(vm: &mut Vm, data: &[u8]) -> Result<(Image, AddressSpace)> {
         .max()
         .unwrap_or(lo);
     let mut space = AddressSpace::new(vm, lo..hi)?;
-    map_image_pages(vm, &prog.segments, hi)?;
     space.commit_initial(vm, hi, prog.exec_stack)?;
+    protect_image(vm, &prog.segments)?;
     for seg in &prog.segments {
         vm.mem.write_bytes(seg.vaddr, &data[seg.file.clone()])?;
         let range = page_align_down(seg.vaddr)..page_align_up(seg.vaddr + seg.memsz);

@@ -5,9 +5,9 @@
 //! host memory behind them and `vm` commits it. A syscall's pointer argument is valid
 //! when every byte lies in a VMA with the needed protection ([`AddressSpace::check`]).
 //!
-//! Protections are recorded and honoured for syscall pointer checks; the guest page
-//! tables map committed memory read/write/execute (enforcing them in the page tables
-//! needs shadow-safe PTE updates, part of the memory-model work).
+//! Every VMA change is mirrored in the guest page tables through `Vm::protect`, so
+//! a write to a read-only page, or any access to a PROT_NONE or unmapped page, faults
+//! as on Linux; freed memory also goes back to the host (`GuestMemory::discard`).
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -17,7 +17,6 @@ use anyhow::Result;
 use rustix::io::Errno;
 
 use crate::memory::{Fault, Growth, HUGE_PAGE_SIZE, RegionKind, page_align_up};
-use crate::paging::{PTE_NX, PTE_USER, PTE_WRITE};
 use crate::trace;
 use crate::trace::Category;
 use crate::vm::{MMAP_MIN_ADDR, Vm};
@@ -119,11 +118,11 @@ impl AddressSpace {
     /// entries made before this call (the image's own) are kept.
     pub fn commit_initial(&mut self, vm: &Vm, image_end: u64, exec_stack: bool) -> Result<()> {
         let stack = STACK_TOP - STACK_SIZE..STACK_TOP;
-        let nx = if exec_stack { 0 } else { PTE_NX };
-        vm.map_pages(stack.clone(), PTE_USER | PTE_WRITE | nx)?;
         let base = vm.mem.region(self.image_region).reserved().start;
         vm.commit(self.image_region, base..image_end)?;
-        vm.commit(self.upper_region, stack)
+        vm.commit(self.upper_region, stack.clone())?;
+        let exec = if exec_stack { libc::PROT_EXEC } else { 0 };
+        vm.protect(stack, PROT_READ | PROT_WRITE | exec)
     }
 
     /// Records a loaded ELF segment.
@@ -231,7 +230,13 @@ impl AddressSpace {
             {
                 return self.brk;
             }
-        } else if new_end < old_end && vm.mem.discard(new_end..old_end).is_err() {
+            if vm.protect(grow, PROT_READ | PROT_WRITE).is_err() {
+                return self.brk;
+            }
+        } else if new_end < old_end
+            && (vm.protect(new_end..old_end, 0).is_err()
+                || vm.mem.discard(new_end..old_end).is_err())
+        {
             return self.brk;
         }
         self.remove(self.brk_start..old_end.max(new_end));
@@ -318,6 +323,8 @@ impl AddressSpace {
             }
             None => {}
         }
+        vm.protect(range.clone(), req.prot)
+            .map_err(|_| Errno::NOMEM)?;
         let kind = if req.file.is_some() {
             VmaKind::File
         } else {
@@ -340,6 +347,7 @@ impl AddressSpace {
             .map(|(s, v)| (*s).max(range.start)..v.end.min(range.end))
             .collect();
         for r in mapped {
+            vm.protect(r.clone(), 0).map_err(|_| Errno::NOMEM)?;
             vm.mem.discard(r).map_err(|_| Errno::NOMEM)?;
         }
         self.remove(range.clone());
@@ -348,13 +356,13 @@ impl AddressSpace {
     }
 
     /// mprotect(2): changes the recorded protection of fully mapped `range`.
-    pub fn mprotect(&mut self, range: Range<u64>, prot: i32) -> Result<(), Errno> {
+    pub fn mprotect(&mut self, vm: &Vm, range: Range<u64>, prot: i32) -> Result<(), Errno> {
         let vmas = self.covering(&range).ok_or(Errno::NOMEM)?;
         for (start, vma) in vmas {
             let piece = start.max(range.start)..vma.end.min(range.end);
             self.insert(piece, prot, vma.kind, vma.shared);
         }
-        Ok(())
+        vm.protect(range, prot).map_err(|_| Errno::NOMEM)
     }
 
     /// The mapping that contains `addr`.
@@ -376,6 +384,8 @@ impl AddressSpace {
     pub fn extend(&mut self, vm: &Vm, range: Range<u64>, like: Vma) -> Result<(), Errno> {
         let region = self.region_for(vm, &range).ok_or(Errno::NOMEM)?;
         vm.commit(region, range.clone()).map_err(|_| Errno::NOMEM)?;
+        vm.protect(range.clone(), like.prot)
+            .map_err(|_| Errno::NOMEM)?;
         self.insert(range, like.prot, like.kind, like.shared);
         Ok(())
     }

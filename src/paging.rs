@@ -1,13 +1,14 @@
 //! Guest page tables: 4-level, mapping each region's virtual range onto its
-//! guest-physical range.
+//! guest-physical range, with entries only for what the payload has mapped and with
+//! its protections (so a write to a read-only page and any access to an unmapped or
+//! PROT_NONE page fault, as on Linux).
 //!
 //! Table pages come from a bump pool in the system region; entries hold
 //! guest-physical addresses, which the pool's fixed offset turns back into the
-//! virtual addresses km uses to edit them. On the PVM backend the
-//! guest's page tables are shadowed by KVM, and the shadow is not told about writes
-//! the monitor makes to them; so this module only ever turns non-present entries into
-//! present ones (a fresh entry is read by KVM on the first fault). Changing or removing
-//! a present entry needs a shadow flush and is left to the memory-model work.
+//! virtual addresses km uses to edit them. [`PageTables::set`] reports whether it
+//! changed an entry that was present: a vCPU may have cached it (in the TLB on
+//! hardware, in KVM's shadow page tables on PVM), so the caller must flush
+//! (`Vm::protect` does). Turning a non-present entry present needs no flush.
 
 use std::ops::Range;
 
@@ -21,12 +22,6 @@ pub const PTE_USER: u64 = 1 << 2;
 const PTE_HUGE: u64 = 1 << 7;
 pub const PTE_NX: u64 = 1 << 63;
 const ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PageSize {
-    Small,
-    Huge,
-}
 
 pub struct PageTables {
     /// Guest-virtual address of the PML4.
@@ -74,56 +69,74 @@ impl PageTables {
         Ok(page)
     }
 
-    /// Maps `range` (aligned to `size`) with leaf flags `flags` (PTE_PRESENT is added).
-    /// Entries already present are left as they are.
-    pub fn map(
+    /// The slot of the entry at `level` (2 = PD, 3 = PT) for `va`, creating missing
+    /// upper tables. A 2 MiB leaf met on the way to a PT is split into 512 small
+    /// entries with the same flags; `stale` is set since the old entry was live.
+    fn slot(&mut self, mem: &GuestMemory, va: u64, level: u32, stale: &mut bool) -> Result<u64> {
+        let mut table = self.pml4;
+        for l in 0..level {
+            let slot = table + index(va, l) * 8;
+            let entry: u64 = mem.read_obj(slot)?;
+            table = if entry & PTE_PRESENT == 0 {
+                let next = self.alloc(mem)?;
+                mem.write_obj(slot, self.pa(next) | PTE_PRESENT | PTE_WRITE | PTE_USER)?;
+                next
+            } else if entry & PTE_HUGE != 0 {
+                let next = self.alloc(mem)?;
+                let flags = entry & !ADDR_MASK & !PTE_HUGE;
+                let base = entry & ADDR_MASK;
+                let small: Vec<u8> = (0..512u64)
+                    .flat_map(|i| ((base + i * PAGE_SIZE) | flags).to_le_bytes())
+                    .collect();
+                mem.write_bytes(next, &small)?;
+                mem.write_obj(slot, self.pa(next) | PTE_PRESENT | PTE_WRITE | PTE_USER)?;
+                *stale = true;
+                next
+            } else {
+                self.va(entry)
+            };
+        }
+        Ok(table + index(va, level) * 8)
+    }
+
+    /// Maps every page of `range` (4 KiB aligned) to its guest-physical address with
+    /// leaf `flags` (PTE_PRESENT is added), or unmaps it when `flags` is `None`.
+    /// Whole 2 MiB blocks get one large entry. Returns whether an entry that was
+    /// present changed, in which case cached translations must be flushed.
+    pub fn set(
         &mut self,
         mem: &GuestMemory,
         range: Range<u64>,
-        flags: u64,
-        size: PageSize,
-    ) -> Result<()> {
-        let step = match size {
-            PageSize::Small => PAGE_SIZE,
-            PageSize::Huge => HUGE_PAGE_SIZE,
-        };
-        if !range.start.is_multiple_of(step) || !range.end.is_multiple_of(step) {
+        flags: Option<u64>,
+    ) -> Result<bool> {
+        if !range.start.is_multiple_of(PAGE_SIZE) || !range.end.is_multiple_of(PAGE_SIZE) {
             bail!(
-                "page-table range {:#x}..{:#x} is not aligned to {step:#x}",
+                "page-table range {:#x}..{:#x} is not page aligned",
                 range.start,
                 range.end
             );
         }
-        let leaf_level = match size {
-            PageSize::Small => 3,
-            PageSize::Huge => 2,
-        };
+        let mut stale = false;
         let mut va = range.start;
         while va < range.end {
-            let mut table = self.pml4;
-            for level in 0..leaf_level {
-                let slot = table + index(va, level) * 8;
-                let entry: u64 = mem.read_obj(slot)?;
-                if entry & PTE_PRESENT == 0 {
-                    let next = self.alloc(mem)?;
-                    mem.write_obj(slot, self.pa(next) | PTE_PRESENT | PTE_WRITE | PTE_USER)?;
-                    table = next;
-                } else if entry & PTE_HUGE != 0 {
-                    bail!("{va:#x} is already inside a 2 MiB mapping");
-                } else {
-                    table = self.va(entry);
-                }
+            let whole_block = va.is_multiple_of(HUGE_PAGE_SIZE) && va + HUGE_PAGE_SIZE <= range.end;
+            let (slot, step, huge) = if whole_block {
+                (self.slot(mem, va, 2, &mut stale)?, HUGE_PAGE_SIZE, PTE_HUGE)
+            } else {
+                (self.slot(mem, va, 3, &mut stale)?, PAGE_SIZE, 0)
+            };
+            let new = match flags {
+                Some(f) => mem.phys(va).ok_or(Fault { addr: va })? | f | huge | PTE_PRESENT,
+                None => 0,
+            };
+            let old: u64 = mem.read_obj(slot)?;
+            if old & PTE_PRESENT != 0 && old != new {
+                stale = true;
             }
-            let slot = table + index(va, leaf_level) * 8;
-            let entry: u64 = mem.read_obj(slot)?;
-            if entry & PTE_PRESENT == 0 {
-                let huge = if size == PageSize::Huge { PTE_HUGE } else { 0 };
-                let pa = mem.phys(va).ok_or(Fault { addr: va })?;
-                mem.write_obj(slot, pa | flags | huge | PTE_PRESENT)?;
-            }
+            mem.write_obj(slot, new)?;
             va += step;
         }
-        Ok(())
+        Ok(stale)
     }
 }
 

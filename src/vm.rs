@@ -9,8 +9,8 @@ use kvm_bindings::{CpuId, KVM_MAX_CPUID_ENTRIES};
 use kvm_ioctls::{Kvm, VmFd};
 
 use crate::landing_pad::{self, CpuArea, PT_POOL, SYS_BASE, SYS_SIZE};
-use crate::memory::{Growth, GuestMemory, HUGE_PAGE_SIZE, RegionKind};
-use crate::paging::{PTE_USER, PTE_WRITE, PageSize, PageTables};
+use crate::memory::{Growth, GuestMemory, RegionKind};
+use crate::paging::{PTE_NX, PTE_USER, PTE_WRITE, PageTables};
 use crate::trace;
 use crate::trace::Category;
 use crate::vcpu::Vcpu;
@@ -69,7 +69,7 @@ impl Vm {
         let cpuid = kvm
             .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
             .context("KVM_GET_SUPPORTED_CPUID")?;
-        let mut mem = GuestMemory::new();
+        let mut mem = GuestMemory::new()?;
         let sys = mem.reserve(RegionKind::System, SYS_BASE, SYS_SIZE, Growth::Up)?;
         mem.commit(&fd, sys, SYS_BASE..SYS_BASE + SYS_SIZE)?;
         let mut pt = PageTables::new(&mem, PT_POOL)?;
@@ -109,44 +109,46 @@ impl Vm {
         Ok(idx)
     }
 
-    /// Makes `want` usable by the guest: memslots for it and user read/write/execute
-    /// page-table entries (protections are tracked by the address-space model).
+    /// Backs `want` with memslots (page-table entries come with [`Vm::protect`]).
     pub fn commit(&self, region: usize, want: Range<u64>) -> Result<()> {
-        let mut pt = self.page_tables();
-        let Some(new) = self.mem.commit(&self.fd, region, want)? else {
-            return Ok(());
-        };
-        trace!(
-            Category::Mem,
-            "committed {:#x}..{:#x} ({:?})",
-            new.start,
-            new.end,
-            self.mem.region(region).kind
-        );
-        let flags = PTE_USER | PTE_WRITE;
-        if new.start < HUGE_PAGE_SIZE {
-            // Below 2 MiB use small pages, so that the zero page stays unmapped and a
-            // null dereference faults.
-            let small_end = HUGE_PAGE_SIZE.min(new.end);
-            let small = new.start.max(MMAP_MIN_ADDR)..small_end;
-            if small.start < small.end {
-                pt.map(&self.mem, small, flags, PageSize::Small)?;
-            }
-            if small_end < new.end {
-                pt.map(&self.mem, small_end..new.end, flags, PageSize::Huge)?;
-            }
-        } else {
-            pt.map(&self.mem, new, flags, PageSize::Huge)?;
+        let _serial = self.page_tables();
+        if let Some(new) = self.mem.commit(&self.fd, region, want)? {
+            trace!(
+                Category::Mem,
+                "committed {:#x}..{:#x} ({:?})",
+                new.start,
+                new.end,
+                self.mem.region(region).kind
+            );
         }
         Ok(())
     }
 
-    /// Maps the 4 KiB pages of `range` with page-table `flags` ahead of a commit, so
-    /// that the huge-page mapping done by [`Vm::commit`] leaves their 2 MiB block to
-    /// these finer protections.
-    pub fn map_pages(&self, range: Range<u64>, flags: u64) -> Result<()> {
-        self.page_tables()
-            .map(&self.mem, range, flags, PageSize::Small)
+    /// Gives the committed, page-aligned `range` the protection `prot` (PROT_* bits;
+    /// PROT_NONE unmaps it) in the guest page tables. When a live entry changes, every
+    /// vCPU's cached translations are dropped before this returns, so no vCPU keeps
+    /// using an old mapping.
+    pub fn protect(&self, range: Range<u64>, prot: i32) -> Result<()> {
+        let flags =
+            (prot & (libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC) != 0).then(|| {
+                let mut f = PTE_USER;
+                if prot & libc::PROT_WRITE != 0 {
+                    f |= PTE_WRITE;
+                }
+                if prot & libc::PROT_EXEC == 0 {
+                    f |= PTE_NX;
+                }
+                f
+            });
+        let mut pt = self.page_tables();
+        if pt.set(&self.mem, range.clone(), flags)? {
+            trace!(
+                Category::Mem,
+                "protect {:#x}..{:#x} {prot:#x}: flushing translations", range.start, range.end
+            );
+            self.mem.flush_translations(&self.fd)?;
+        }
+        Ok(())
     }
 
     fn page_tables(&self) -> std::sync::MutexGuard<'_, PageTables> {

@@ -206,3 +206,26 @@ fn go_goroutines_timers_and_http() {
     let out = text(&run(km().arg(&exe)).stdout);
     assert!(out.contains("http: 200 hello km"), "{out}");
 }
+
+#[test]
+fn page_protections_are_enforced() {
+    for libc in LIBCS {
+        let exe = payload(&format!("protect.{libc}"));
+        for how in ["ro", "none", "unmapped", "other"] {
+            let native_out = run(native(&exe).arg(how));
+            assert_eq!(
+                native_out.status.signal(),
+                Some(libc::SIGSEGV),
+                "native {how}"
+            );
+            let km_out = run(km().arg(&exe).arg(how));
+            assert_eq!(
+                km_out.status.code(),
+                Some(128 + libc::SIGSEGV),
+                "{libc} {how}: {}",
+                text(&km_out.stdout)
+            );
+        }
+        assert_same_as_native(&exe, &[OsStr::new("rw")], None);
+    }
+}

@@ -51,6 +51,10 @@ pub const fn huge_align_up(a: u64) -> u64 {
 /// rounded up to [`PHYS_ALIGN`].
 const PHYS_BASE: u64 = 1 << 32;
 const PHYS_ALIGN: u64 = 1 << 30;
+/// The memslot and guest-physical page used to flush translations (below every
+/// region's physical range and far above any slot number regions use).
+const FLUSH_SLOT: u32 = 32_000;
+const FLUSH_GPA: u64 = 0x1000;
 
 /// A guest access outside committed guest memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,15 +117,17 @@ pub struct GuestMemory {
     regions: Vec<Region>,
     next_slot: AtomicU32,
     next_phys: u64,
+    flush_page: MmapRegion,
 }
 
 impl GuestMemory {
-    pub fn new() -> Self {
-        GuestMemory {
+    pub fn new() -> Result<Self> {
+        Ok(GuestMemory {
             regions: Vec::new(),
             next_slot: AtomicU32::new(0),
             next_phys: PHYS_BASE,
-        }
+            flush_page: MmapRegion::new(PAGE_SIZE as usize).context("allocating the flush page")?,
+        })
     }
 
     /// Reserves host memory for guest range `[base, base + size)` (huge-page aligned)
@@ -254,6 +260,27 @@ impl GuestMemory {
         Ok(Some(new))
     }
 
+    /// Drops every vCPU's cached guest translations (KVM's shadow page tables on PVM,
+    /// its MMU on hardware), after the monitor changed live page-table entries:
+    /// registering and deleting a one-page memslot makes KVM zap its MMU for all
+    /// vCPUs before the deletion returns.
+    pub fn flush_translations(&self, vm: &VmFd) -> Result<()> {
+        let mut region = kvm_userspace_memory_region {
+            slot: FLUSH_SLOT,
+            flags: 0,
+            guest_phys_addr: FLUSH_GPA,
+            memory_size: PAGE_SIZE,
+            userspace_addr: self.flush_page.as_ptr() as u64,
+        };
+        // SAFETY: the slot is km's own page, which lives as long as the VM, at a
+        // guest-physical address no region or page table uses.
+        unsafe { vm.set_user_memory_region(region) }.context("registering the flush memslot")?;
+        region.memory_size = 0;
+        // SAFETY: deleting the slot registered just above.
+        unsafe { vm.set_user_memory_region(region) }.context("deleting the flush memslot")?;
+        Ok(())
+    }
+
     /// A bounds-checked view of guest range `[addr, addr + len)`, which must lie in the
     /// committed part of one region.
     pub fn slice(&self, addr: u64, len: usize) -> Result<VolatileSlice<'_>, Fault> {
@@ -376,11 +403,5 @@ impl GuestMemory {
             });
         }
         Ok(())
-    }
-}
-
-impl Default for GuestMemory {
-    fn default() -> Self {
-        Self::new()
     }
 }

@@ -83,7 +83,7 @@ pub fn mprotect(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     if range.is_empty() {
         return Ok(0);
     }
-    lock(&ctx.guest.mm).mprotect(range, a[2] as i32)?;
+    lock(&ctx.guest.mm).mprotect(&ctx.guest.vm, range, a[2] as i32)?;
     Ok(0)
 }
 

@@ -56,6 +56,8 @@ pub const HC_PORT: u16 = 0x10;
 pub const EXC_PORT: u16 = 0x11;
 
 const TSS_SIZE: u64 = 0x68;
+/// Where the sigreturn trampoline sits in each pad page (after the pad's code).
+const SIGRETURN_OFFSET: u64 = 0x100;
 /// I/O bitmap bytes: ports 0..31 plus the terminating 0xff byte.
 const IOBITMAP_LEN: u64 = 5;
 
@@ -187,6 +189,12 @@ impl CpuArea {
         self.base
     }
 
+    /// `mov $SYS_rt_sigreturn, %eax; syscall`: the return address of signal frames
+    /// whose handler came without SA_RESTORER.
+    pub fn sigreturn_trampoline(&self) -> u64 {
+        self.base + SIGRETURN_OFFSET
+    }
+
     fn block(&self) -> u64 {
         self.base + PAGE_SIZE
     }
@@ -215,6 +223,8 @@ impl CpuArea {
     /// Writes and maps this vCPU's pad, request block, TSS and kernel stack.
     pub fn install(&self, mem: &GuestMemory, pt: &mut PageTables) -> Result<()> {
         mem.write_bytes(self.pad(), pad_code())?;
+        let sigreturn = [0xb8, libc::SYS_rt_sigreturn as u8, 0, 0, 0, 0x0f, 0x05];
+        mem.write_bytes(self.sigreturn_trampoline(), &sigreturn)?;
         let tss = self.tss();
         mem.write_obj(tss + 4, self.kernel_stack_top())?; // RSP0
         mem.write_obj(tss + 0x66, TSS_SIZE as u16)?; // I/O bitmap offset

@@ -15,6 +15,7 @@ pub mod memory;
 pub mod mm;
 pub mod paging;
 pub mod process;
+pub mod signals;
 pub mod stack;
 pub mod syscalls;
 pub mod trace;
@@ -74,17 +75,20 @@ pub fn run(cli: &cli::Cli) -> Result<std::convert::Infallible> {
         },
     )?;
     let name = path.to_string_lossy().into_owned();
+    vcpu::kick::install()?;
     let guest = Arc::new(Guest::new(name, vm, mm, cli.kill_unimpl_scall));
     let vcpu = guest.take_vcpu()?;
     vcpu.start(image.entry, rsp)?;
     let tid = rustix::process::getpid().as_raw_nonzero().get();
-    guest.thread_started(tid);
+    let handle = guest.thread_started(tid);
     let main = Thread {
         tid,
+        handle,
         vcpu,
         clear_child_tid: 0,
         robust_list: (0, 0),
         sigmask: 0,
+        saved_mask: None,
         altstack: (0, 0),
     };
     vcpu::run_thread(&guest, main);

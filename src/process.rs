@@ -6,16 +6,17 @@
 //! exit_group, when it is killed, or when its last thread exits: km then exits with
 //! the payload's status (see [`terminate`]).
 
-use std::collections::HashSet;
-use std::sync::{Mutex, MutexGuard};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use anyhow::Result;
 use rustix::io::Errno;
 use vm_memory::{ByteValued, Bytes, VolatileSlice};
 
 use crate::mm::AddressSpace;
+use crate::signals::{PendingQueue, SigAction};
 use crate::syscalls::fdtable::FdTable;
-use crate::vcpu::{Stop, Vcpu};
+use crate::vcpu::{Stop, Vcpu, kick};
 use crate::vm::Vm;
 
 /// Locks `m`, ignoring poisoning: a panicking vCPU thread ends the whole process.
@@ -23,17 +24,20 @@ pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Signal state shared by all threads.
+/// Signal dispositions, shared by all threads.
 pub struct Signals {
-    /// Handlers recorded by rt_sigaction (`struct kernel_sigaction`, 32 bytes each).
-    pub actions: [[u8; 32]; 64],
-    /// Process-directed signals sent while blocked.
-    pub pending: u64,
+    pub actions: [SigAction; 64],
+}
+
+/// What other threads may touch of a thread: its id and its pending signals.
+pub struct ThreadHandle {
+    pub tid: i32,
+    pub pending: PendingQueue,
 }
 
 /// Live threads and vCPUs parked for reuse.
 struct Threads {
-    live: HashSet<i32>,
+    live: HashMap<i32, Arc<ThreadHandle>>,
     idle: Vec<Vcpu>,
     next_vcpu: u32,
 }
@@ -46,6 +50,8 @@ pub struct Guest {
     pub mm: Mutex<AddressSpace>,
     pub fds: Mutex<FdTable>,
     pub signals: Mutex<Signals>,
+    /// Signals sent to the process as a whole.
+    pub pending: PendingQueue,
     threads: Mutex<Threads>,
     /// `--kill-unimpl-scall`: an unimplemented syscall kills with SIGSYS.
     pub kill_unimpl: bool,
@@ -56,12 +62,15 @@ pub struct Guest {
 /// One guest thread: its vCPU and per-thread kernel state.
 pub struct Thread {
     pub tid: i32,
+    pub handle: Arc<ThreadHandle>,
     pub vcpu: Vcpu,
     /// The address set_tid_address / CLONE_CHILD_CLEARTID registered.
     pub clear_child_tid: u64,
     /// set_robust_list's head and length.
     pub robust_list: (u64, u64),
     pub sigmask: u64,
+    /// The mask to restore after a handler interrupts rt_sigsuspend.
+    pub saved_mask: Option<u64>,
     /// sigaltstack: base and size (size 0: disabled).
     pub altstack: (u64, u64),
 }
@@ -74,11 +83,11 @@ impl Guest {
             mm: Mutex::new(mm),
             fds: Mutex::new(FdTable::with_stdio()),
             signals: Mutex::new(Signals {
-                actions: [[0; 32]; 64],
-                pending: 0,
+                actions: [SigAction::default(); 64],
             }),
+            pending: PendingQueue::default(),
             threads: Mutex::new(Threads {
-                live: HashSet::new(),
+                live: HashMap::new(),
                 idle: Vec::new(),
                 next_vcpu: 0,
             }),
@@ -117,13 +126,19 @@ impl Guest {
         self.vm.create_vcpu(id)
     }
 
-    /// Records a thread as running.
-    pub fn thread_started(&self, tid: i32) {
-        lock(&self.threads).live.insert(tid);
+    /// Records a thread as running; returns its handle.
+    pub fn thread_started(&self, tid: i32) -> Arc<ThreadHandle> {
+        let handle = Arc::new(ThreadHandle {
+            tid,
+            pending: PendingQueue::default(),
+        });
+        lock(&self.threads).live.insert(tid, handle.clone());
+        handle
     }
 
-    pub fn is_live(&self, tid: i32) -> bool {
-        lock(&self.threads).live.contains(&tid)
+    /// The running thread `tid`.
+    pub fn thread(&self, tid: i32) -> Option<Arc<ThreadHandle>> {
+        lock(&self.threads).live.get(&tid).cloned()
     }
 
     /// A thread exited with `status`: park its vCPU; the last thread ends the process.
@@ -131,17 +146,20 @@ impl Guest {
         let mut t = lock(&self.threads);
         t.live.remove(&thread.tid);
         if t.live.is_empty() {
-            terminate(Stop::Exited(status));
+            terminate(self, Stop::Exited(status));
         }
         t.idle.push(thread.vcpu);
     }
 }
 
-/// Ends km the way the payload ended: with its exit status, or 128 + signal.
-pub fn terminate(stop: Stop) -> ! {
-    let status = match stop {
-        Stop::Exited(status) => status & 0xff,
-        Stop::Killed(signal) => 128 + signal,
-    };
-    std::process::exit(status)
+/// Ends km the way the payload ended: with its exit status, or killed by its signal
+/// (re-raised on km, so that a parent sees the same status as for a native process).
+pub fn terminate(guest: &Guest, stop: Stop) -> ! {
+    match stop {
+        Stop::Exited(status) => std::process::exit(status & 0xff),
+        Stop::Killed(signal) => {
+            let _ = guest;
+            kick::die_by(signal)
+        }
+    }
 }

@@ -408,3 +408,58 @@ pub fn poll(fds: &mut [libc::pollfd], timeout_ms: i32) -> Result<usize, Errno> {
     // SAFETY: `fds` is a km slice of pollfd of the given length.
     check(unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) } as _)
 }
+
+/// setitimer on km with a `struct itimerval` (4 words); returns the old value.
+pub fn setitimer(which: i32, new: Option<[u64; 4]>) -> Result<[u64; 4], Errno> {
+    let mut old = [0u64; 4];
+    let new_ptr = new.as_ref().map_or(std::ptr::null(), |n| n.as_ptr());
+    // SAFETY: `new_ptr` is null or points at 4 words; `old` receives 4 words.
+    let n = unsafe { libc::syscall(libc::SYS_setitimer, which, new_ptr, old.as_mut_ptr()) };
+    check(n).map(|_| old)
+}
+
+pub fn getitimer(which: i32) -> Result<[u64; 4], Errno> {
+    let mut cur = [0u64; 4];
+    // SAFETY: `cur` receives one struct itimerval (4 words).
+    let n = unsafe { libc::syscall(libc::SYS_getitimer, which, cur.as_mut_ptr()) };
+    check(n).map(|_| cur)
+}
+
+/// timer_create with a copy of the payload's `struct sigevent` (64 bytes).
+pub fn timer_create(clock: i32, event: Option<[u8; 64]>) -> Result<i32, Errno> {
+    let mut id: i32 = 0;
+    let ev = event.as_ref().map_or(std::ptr::null(), |e| e.as_ptr());
+    // SAFETY: `ev` is null or points at 64 bytes (struct sigevent); `id` receives
+    // the timer id.
+    let n = unsafe { libc::syscall(libc::SYS_timer_create, clock, ev, &mut id as *mut i32) };
+    check(n).map(|_| id)
+}
+
+/// timer_settime with a `struct itimerspec` (4 words); returns the old value.
+pub fn timer_settime(id: i32, flags: i32, new: [u64; 4]) -> Result<[u64; 4], Errno> {
+    let mut old = [0u64; 4];
+    // SAFETY: both pointers point at 4 words owned by this frame.
+    let n = unsafe {
+        libc::syscall(
+            libc::SYS_timer_settime,
+            id,
+            flags,
+            new.as_ptr(),
+            old.as_mut_ptr(),
+        )
+    };
+    check(n).map(|_| old)
+}
+
+pub fn timer_gettime(id: i32) -> Result<[u64; 4], Errno> {
+    let mut cur = [0u64; 4];
+    // SAFETY: `cur` receives one struct itimerspec.
+    let n = unsafe { libc::syscall(libc::SYS_timer_gettime, id, cur.as_mut_ptr()) };
+    check(n).map(|_| cur)
+}
+
+/// timer_getoverrun or timer_delete.
+pub fn timer_call(nr: libc::c_long, id: i32) -> Result<usize, Errno> {
+    // SAFETY: both calls take a timer id only.
+    check(unsafe { libc::syscall(nr, id) })
+}

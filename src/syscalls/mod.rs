@@ -38,6 +38,8 @@ pub enum Outcome {
     Exit(i32),
     /// The payload is killed by this signal.
     Kill(i32),
+    /// The handler set the vCPU's user context itself (rt_sigreturn).
+    Resumed,
 }
 
 pub type SysResult = Result<u64, Errno>;
@@ -119,10 +121,7 @@ pub fn dispatch(ctx: &mut Ctx<'_>, req: &SyscallRequest) -> Outcome {
         libc::SYS_exit => return Outcome::ThreadExit(a[0] as i32 & 0xff),
         libc::SYS_exit_group => return Outcome::Exit(a[0] as i32 & 0xff),
         libc::SYS_clone => thread::clone(ctx, &a),
-        libc::SYS_kill => signal::kill(ctx, &a),
-        libc::SYS_tkill => signal::tgkill(ctx, u64::MAX, a[0], a[1]),
-        libc::SYS_tgkill => signal::tgkill(ctx, a[0], a[1], a[2]),
-        libc::SYS_rt_sigprocmask => signal::rt_sigprocmask(ctx, &a),
+        libc::SYS_rt_sigreturn => signal::rt_sigreturn(ctx, &a),
         nr => match handler(nr) {
             Some((_, h)) => h(ctx, &a).map(Outcome::Return),
             None => {
@@ -274,6 +273,22 @@ fn handler(nr: i64) -> Option<(&'static str, Handler)> {
         SYS_sysinfo => ("sysinfo", info::sysinfo as Handler),
         SYS_sched_yield => ("sched_yield", info::sched_yield as Handler),
         SYS_rt_sigaction => ("rt_sigaction", signal::rt_sigaction as Handler),
+        SYS_rt_sigprocmask => ("rt_sigprocmask", signal::rt_sigprocmask as Handler),
+        SYS_rt_sigpending => ("rt_sigpending", signal::rt_sigpending as Handler),
+        SYS_rt_sigsuspend => ("rt_sigsuspend", signal::rt_sigsuspend as Handler),
+        SYS_pause => ("pause", signal::pause as Handler),
+        SYS_rt_sigtimedwait => ("rt_sigtimedwait", signal::rt_sigtimedwait as Handler),
+        SYS_kill => ("kill", signal::kill as Handler),
+        SYS_tkill => ("tkill", signal::tkill as Handler),
+        SYS_tgkill => ("tgkill", signal::tgkill as Handler),
+        SYS_alarm => ("alarm", signal::alarm as Handler),
+        SYS_setitimer => ("setitimer", signal::setitimer as Handler),
+        SYS_getitimer => ("getitimer", signal::getitimer as Handler),
+        SYS_timer_create => ("timer_create", signal::timer_create as Handler),
+        SYS_timer_settime => ("timer_settime", signal::timer_settime as Handler),
+        SYS_timer_gettime => ("timer_gettime", signal::timer_gettime as Handler),
+        SYS_timer_getoverrun => ("timer_getoverrun", signal::timer_getoverrun as Handler),
+        SYS_timer_delete => ("timer_delete", signal::timer_delete as Handler),
         _ => return None,
     })
 }
@@ -285,10 +300,7 @@ fn name(nr: i64) -> String {
     let special = match nr {
         SYS_exit => "exit",
         SYS_exit_group => "exit_group",
-        SYS_kill => "kill",
-        SYS_tkill => "tkill",
-        SYS_tgkill => "tgkill",
-        SYS_rt_sigprocmask => "rt_sigprocmask",
+        SYS_rt_sigreturn => "rt_sigreturn",
         SYS_rseq => "rseq",
         SYS_clone => "clone",
         SYS_clone3 => "clone3",

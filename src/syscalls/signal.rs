@@ -1,14 +1,19 @@
-//! Signal syscalls. Dispositions and the mask are recorded; a signal the payload sends
-//! itself takes its default action (terminate, or ignore for SIGCHLD/SIGCONT/SIGURG/
-//! SIGWINCH and the stop signals). Running handlers is the signals work.
+//! Signal syscalls: dispositions, masks, sending, waiting, sigreturn and timers. The
+//! delivery machinery is in `crate::signals`.
+
+use std::time::{Duration, Instant};
 
 use rustix::io::Errno;
 
 use super::{Ctx, Outcome, SysResult};
+use crate::memory::host;
 use crate::process::lock;
+use crate::signals::{self, SI_TKILL, SI_USER, SigAction, UNBLOCKABLE};
+use crate::vcpu::kick;
 
 const SIGSET_SIZE: u64 = 8;
-const SIG_DFL: u64 = 0;
+/// How often a thread waiting for a signal looks again (a kick usually wakes it first).
+const WAIT_SLICE: Duration = Duration::from_millis(10);
 
 fn check_sigset_size(size: u64) -> Result<(), Errno> {
     if size != SIGSET_SIZE {
@@ -18,33 +23,38 @@ fn check_sigset_size(size: u64) -> Result<(), Errno> {
     }
 }
 
-/// Records handlers (delivery comes with the signals work).
+fn check_signal(sig: u64) -> Result<i32, Errno> {
+    if (1..=64).contains(&sig) {
+        Ok(sig as i32)
+    } else {
+        Err(Errno::INVAL)
+    }
+}
+
 pub fn rt_sigaction(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     check_sigset_size(a[3])?;
-    let sig = a[0];
-    if !(1..=64).contains(&sig)
-        || (a[1] != 0 && (sig == libc::SIGKILL as u64 || sig == libc::SIGSTOP as u64))
-    {
+    let sig = check_signal(a[0])?;
+    if a[1] != 0 && signals::bit(sig) & UNBLOCKABLE != 0 {
         return Err(Errno::INVAL);
     }
     let new = if a[1] != 0 {
-        Some(ctx.read_obj::<[u8; 32]>(a[1])?)
+        Some(SigAction::from_words(ctx.read_obj(a[1])?))
     } else {
         None
     };
     let slot = (sig - 1) as usize;
     let old = lock(&ctx.guest.signals).actions[slot];
     if a[2] != 0 {
-        ctx.write_obj(a[2], old)?;
+        ctx.write_obj(a[2], old.words())?;
     }
-    if let Some(new) = new {
+    if let Some(mut new) = new {
+        new.mask &= !UNBLOCKABLE;
         lock(&ctx.guest.signals).actions[slot] = new;
     }
     Ok(0)
 }
 
-/// rt_sigprocmask(2); unblocking a pending fatal signal ends the payload.
-pub fn rt_sigprocmask(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> Result<Outcome, Errno> {
+pub fn rt_sigprocmask(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     check_sigset_size(a[3])?;
     let old = ctx.thread.sigmask;
     let set = if a[1] != 0 {
@@ -52,96 +62,229 @@ pub fn rt_sigprocmask(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> Result<Outcome, Errno>
     } else {
         None
     };
-    if a[2] != 0 {
-        ctx.write_obj(a[2], old)?;
-    }
     if let Some(set) = set {
-        let unblockable = (1u64 << (libc::SIGKILL - 1)) | (1u64 << (libc::SIGSTOP - 1));
         ctx.thread.sigmask = match a[0] as i32 {
             libc::SIG_BLOCK => old | set,
             libc::SIG_UNBLOCK => old & !set,
             libc::SIG_SETMASK => set,
             _ => return Err(Errno::INVAL),
-        } & !unblockable;
+        } & !UNBLOCKABLE;
     }
-    Ok(take_pending(ctx).map_or(Outcome::Return(0), Outcome::Kill))
+    if a[2] != 0 {
+        ctx.write_obj(a[2], old)?;
+    }
+    Ok(0)
 }
 
-/// The lowest pending, now unblocked signal whose default action is fatal.
-fn take_pending(ctx: &mut Ctx<'_>) -> Option<i32> {
-    let mut signals = lock(&ctx.guest.signals);
-    let ready = signals.pending & !ctx.thread.sigmask;
-    if ready == 0 {
-        return None;
-    }
-    let sig = ready.trailing_zeros() as u64 + 1;
-    signals.pending &= !(1 << (sig - 1));
-    drop(signals);
-    is_fatal(ctx, sig).then_some(sig as i32)
+pub fn rt_sigpending(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    check_sigset_size(a[1])?;
+    let pending =
+        (ctx.thread.handle.pending.bits() | ctx.guest.pending.bits()) & ctx.thread.sigmask;
+    ctx.write_obj(a[0], pending)?;
+    Ok(0)
 }
 
-fn own_pid() -> u64 {
-    rustix::process::getpid().as_raw_nonzero().get() as u64
+/// Sleeps until a signal is deliverable to the thread (or `deadline` passes).
+fn wait_for_signal(ctx: &Ctx<'_>, deadline: Option<Instant>) -> bool {
+    loop {
+        if signals::deliverable(ctx.guest, ctx.thread) {
+            return true;
+        }
+        let slice = deadline.map_or(WAIT_SLICE, |d| {
+            d.saturating_duration_since(Instant::now()).min(WAIT_SLICE)
+        });
+        if slice.is_zero() {
+            return false;
+        }
+        std::thread::sleep(slice);
+    }
 }
 
-/// What happens when the payload sends itself `sig`.
-fn self_signal(ctx: &mut Ctx<'_>, sig: u64) -> Result<Option<i32>, Errno> {
-    if sig > 64 {
-        return Err(Errno::INVAL);
-    }
-    if sig == 0 {
-        return Ok(None);
-    }
-    if ctx.thread.sigmask & (1 << (sig - 1)) != 0 {
-        lock(&ctx.guest.signals).pending |= 1 << (sig - 1);
-        return Ok(None);
-    }
-    Ok(is_fatal(ctx, sig).then_some(sig as i32))
+/// rt_sigsuspend: waits with a temporary mask; the handler's frame saves the old one.
+pub fn rt_sigsuspend(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    check_sigset_size(a[1])?;
+    let mask: u64 = ctx.read_obj(a[0])?;
+    let old = ctx.thread.sigmask;
+    ctx.thread.sigmask = mask & !UNBLOCKABLE;
+    wait_for_signal(ctx, None);
+    ctx.thread.saved_mask = Some(old);
+    Err(Errno::INTR)
 }
 
-/// Whether `sig` kills the payload: SIGKILL, or a default action of terminate.
-fn is_fatal(ctx: &Ctx<'_>, sig: u64) -> bool {
-    let handler = u64::from_ne_bytes(
-        lock(&ctx.guest.signals).actions[(sig - 1) as usize][..8]
-            .try_into()
-            .expect("8 bytes"),
-    );
-    let ignored_by_default = matches!(
-        sig as i32,
-        libc::SIGCHLD
-            | libc::SIGCONT
-            | libc::SIGURG
-            | libc::SIGWINCH
-            | libc::SIGSTOP
-            | libc::SIGTSTP
-            | libc::SIGTTIN
-            | libc::SIGTTOU
-    );
-    sig as i32 == libc::SIGKILL || (handler == SIG_DFL && !ignored_by_default)
+pub fn pause(ctx: &mut Ctx<'_>, _: &[u64; 6]) -> SysResult {
+    wait_for_signal(ctx, None);
+    Err(Errno::INTR)
+}
+
+/// rt_sigtimedwait(set, info, timeout): takes a pending signal from `set` without
+/// running its handler.
+pub fn rt_sigtimedwait(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    check_sigset_size(a[3])?;
+    let set = ctx.read_obj::<u64>(a[0])? & !UNBLOCKABLE;
+    let deadline = if a[2] != 0 {
+        let [sec, nsec]: [i64; 2] = ctx.read_obj(a[2])?;
+        if sec < 0 || !(0..1_000_000_000).contains(&nsec) {
+            return Err(Errno::INVAL);
+        }
+        Some(Instant::now() + Duration::new(sec as u64, nsec as u32))
+    } else {
+        None
+    };
+    loop {
+        if let Some(info) = signals::take(ctx.guest, ctx.thread, set) {
+            if a[1] != 0 {
+                ctx.write_bytes(a[1], &info)?;
+            }
+            return Ok(signals::signo(&info) as u64);
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(Errno::AGAIN);
+        }
+        if signals::deliverable(ctx.guest, ctx.thread) {
+            return Err(Errno::INTR);
+        }
+        std::thread::sleep(
+            WAIT_SLICE
+                .min(deadline.map_or(WAIT_SLICE, |d| d.saturating_duration_since(Instant::now()))),
+        );
+    }
+}
+
+pub fn rt_sigreturn(ctx: &mut Ctx<'_>, _: &[u64; 6]) -> Result<Outcome, Errno> {
+    match signals::sigreturn(ctx.guest, ctx.thread) {
+        Ok(()) => Ok(Outcome::Resumed),
+        // A corrupt frame: Linux kills with SIGSEGV.
+        Err(_) => Ok(Outcome::Kill(libc::SIGSEGV)),
+    }
+}
+
+fn own_pid() -> i32 {
+    rustix::process::getpid().as_raw_nonzero().get()
+}
+
+fn uid() -> u32 {
+    rustix::process::getuid().as_raw()
 }
 
 /// kill(2): to the payload itself (its pid, 0 or -1), or passed to the host.
-pub fn kill(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> Result<Outcome, Errno> {
+pub fn kill(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     let pid = a[0] as i32;
-    if pid == 0 || pid == -1 || pid as u64 == own_pid() {
-        return Ok(self_signal(ctx, a[1])?.map_or(Outcome::Return(0), Outcome::Kill));
+    let sig = a[1];
+    if sig > 64 {
+        return Err(Errno::INVAL);
+    }
+    if pid == 0 || pid == -1 || pid == own_pid() {
+        if sig != 0 {
+            signals::send_to_process(
+                ctx.guest,
+                signals::info_from(sig as i32, SI_USER, own_pid(), uid()),
+            );
+        }
+        return Ok(0);
     }
     let target = rustix::process::Pid::from_raw(pid.abs()).ok_or(Errno::SRCH)?;
-    let signal = rustix::process::Signal::from_named_raw(a[1] as i32).ok_or(Errno::INVAL)?;
+    if sig == 0 {
+        rustix::process::test_kill_process(target)?;
+        return Ok(0);
+    }
+    let signal = rustix::process::Signal::from_named_raw(sig as i32).ok_or(Errno::INVAL)?;
     if pid < 0 {
         rustix::process::kill_process_group(target, signal)?;
     } else {
         rustix::process::kill_process(target, signal)?;
     }
-    Ok(Outcome::Return(0))
+    Ok(0)
 }
 
-/// tkill/tgkill to one of the payload's threads (`tgid` is `u64::MAX` for tkill).
-pub fn tgkill(ctx: &mut Ctx<'_>, tgid: u64, tid: u64, sig: u64) -> Result<Outcome, Errno> {
-    if !ctx.guest.is_live(tid as i32) || (tgid != own_pid() && tgid != u64::MAX) {
+fn signal_thread(ctx: &mut Ctx<'_>, tgid: Option<u64>, tid: u64, sig: u64) -> SysResult {
+    if sig > 64 || tid as i32 <= 0 {
+        return Err(Errno::INVAL);
+    }
+    if tgid.is_some_and(|g| g as i32 != own_pid()) {
         return Err(Errno::SRCH);
     }
-    Ok(self_signal(ctx, sig)?.map_or(Outcome::Return(0), Outcome::Kill))
+    let target = ctx.guest.thread(tid as i32).ok_or(Errno::SRCH)?;
+    if sig != 0 {
+        target
+            .pending
+            .add(signals::info_from(sig as i32, SI_TKILL, own_pid(), uid()));
+        if target.tid != ctx.thread.tid {
+            kick::kick(target.tid);
+        }
+    }
+    Ok(0)
+}
+
+pub fn tkill(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    signal_thread(ctx, None, a[0], a[1])
+}
+
+pub fn tgkill(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    signal_thread(ctx, Some(a[0]), a[1], a[2])
+}
+
+/// alarm(2) as ITIMER_REAL on km: the host's SIGALRM is forwarded to the payload.
+pub fn alarm(_: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let new = [0, 0, a[0].min(i32::MAX as u64), 0];
+    let old = host::setitimer(libc::ITIMER_REAL, Some(new))?;
+    // Whole seconds left, rounded up as alarm does.
+    Ok(old[2] + u64::from(old[3] != 0))
+}
+
+pub fn setitimer(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let new = if a[1] != 0 {
+        Some(ctx.read_obj::<[u64; 4]>(a[1])?)
+    } else {
+        None
+    };
+    let old = host::setitimer(a[0] as i32, new)?;
+    if a[2] != 0 {
+        ctx.write_obj(a[2], old)?;
+    }
+    Ok(0)
+}
+
+pub fn getitimer(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let cur = host::getitimer(a[0] as i32)?;
+    ctx.write_obj(a[1], cur)?;
+    Ok(0)
+}
+
+/// timer_create on km: the host timer's signal is forwarded to the payload.
+pub fn timer_create(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let event = if a[1] != 0 {
+        let bytes = ctx.read_bytes(a[1], 64)?;
+        Some(<[u8; 64]>::try_from(bytes.as_slice()).expect("64 bytes"))
+    } else {
+        None
+    };
+    let id = host::timer_create(a[0] as i32, event)?;
+    ctx.write_obj(a[2], id)?;
+    Ok(0)
+}
+
+pub fn timer_settime(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let new = ctx.read_obj::<[u64; 4]>(a[2])?;
+    let old = host::timer_settime(a[0] as i32, a[1] as i32, new)?;
+    if a[3] != 0 {
+        ctx.write_obj(a[3], old)?;
+    }
+    Ok(0)
+}
+
+pub fn timer_gettime(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let cur = host::timer_gettime(a[0] as i32)?;
+    ctx.write_obj(a[1], cur)?;
+    Ok(0)
+}
+
+pub fn timer_getoverrun(_: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    Ok(host::timer_call(libc::SYS_timer_getoverrun, a[0] as i32)? as u64)
+}
+
+pub fn timer_delete(_: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    host::timer_call(libc::SYS_timer_delete, a[0] as i32)?;
+    Ok(0)
 }
 
 const SS_ONSTACK: u32 = 1;

@@ -123,14 +123,16 @@ fn spawn(guest: &Arc<Guest>, spec: ChildSpec) -> Result<i32, Errno> {
                 let _ = tx.send(Err(e));
                 return;
             }
-            guest.thread_started(tid);
+            let handle = guest.thread_started(tid);
             let _ = tx.send(Ok(tid));
             let thread = Thread {
                 tid,
+                handle,
                 vcpu,
                 clear_child_tid: spec.clear_ctid,
                 robust_list: (0, 0),
                 sigmask: spec.sigmask,
+                saved_mask: None,
                 altstack: (0, 0),
             };
             vcpu::run_thread(&guest, thread);
@@ -205,7 +207,7 @@ fn host_tid(ctx: &Ctx<'_>, pid: u64) -> Result<i32, Errno> {
     let pid = pid as i32;
     if pid == 0 || pid == ctx.thread.tid {
         Ok(0)
-    } else if ctx.guest.is_live(pid) {
+    } else if ctx.guest.thread(pid).is_some() {
         Ok(pid)
     } else {
         Err(Errno::SRCH)

@@ -3,14 +3,19 @@
 //! The hot path is one KVM_RUN per guest syscall: the landing pad leaves the request
 //! in guest memory, so serving it needs no register ioctl at all.
 
+pub mod kick;
+
 use anyhow::{Context, Result};
 use kvm_bindings::{Msrs, kvm_msr_entry, kvm_regs, kvm_segment, kvm_xcrs};
 use kvm_ioctls::{VcpuExit, VcpuFd};
 
-use crate::landing_pad::{CpuArea, EXC_PORT, HC_PORT, KERNEL_CS, USER_CS, USER_DS, USER32_CS};
+use crate::landing_pad::{
+    CpuArea, EXC_PORT, HC_PORT, KERNEL_CS, SYS_BASE, SYS_SIZE, USER_CS, USER_DS, USER32_CS,
+};
 use std::sync::Arc;
 
 use crate::process::{Guest, Thread, terminate};
+use crate::signals::{self, Point};
 use crate::syscalls::{self, Outcome};
 use crate::trace;
 use crate::trace::Category;
@@ -59,6 +64,8 @@ pub enum Stop {
 pub enum Exit {
     /// The guest wrote to this I/O port (the landing pad's hypercalls).
     Io(u16),
+    /// A kick (a host signal) interrupted the vCPU.
+    Interrupted,
     /// The guest did something Linux would kill it for with this signal.
     Fatal(i32),
 }
@@ -193,30 +200,54 @@ impl Vcpu {
         Ok(self.fd.get_sregs().context("KVM_GET_SREGS")?.fs.base)
     }
 
+    /// Lets a kick interrupt this vCPU while the calling thread drives it.
+    pub fn make_kickable(&mut self) -> Option<usize> {
+        kick::register(self.fd.get_kvm_run())
+    }
+
+    /// The FPU/SSE/AVX state (KVM's XSAVE image, 4 KiB).
+    pub fn xsave(&self) -> Result<Vec<u8>> {
+        let x = self.fd.get_xsave().context("KVM_GET_XSAVE")?;
+        Ok(x.region.iter().flat_map(|w| w.to_ne_bytes()).collect())
+    }
+
+    pub fn set_xsave(&self, bytes: &[u8]) -> Result<()> {
+        let mut x = kvm_bindings::kvm_xsave::default();
+        for (w, c) in x.region.iter_mut().zip(bytes.chunks_exact(4)) {
+            *w = u32::from_ne_bytes(c.try_into().expect("4 bytes"));
+        }
+        // SAFETY: `x` is a complete kvm_xsave; KVM validates its contents.
+        unsafe { self.fd.set_xsave(&x) }.context("KVM_SET_XSAVE")
+    }
+
+    pub fn cr2(&self) -> Result<u64> {
+        Ok(self.fd.get_sregs().context("KVM_GET_SREGS")?.cr2)
+    }
+
+    /// Whether the vCPU is executing km's own guest code (pad or exception stub).
+    pub fn in_landing_pad(&self) -> Result<bool> {
+        let rip = self.regs()?.rip;
+        Ok((SYS_BASE..SYS_BASE + SYS_SIZE).contains(&rip))
+    }
+
+    /// Resumes user code with `regs`, switching to user CS/SS when the vCPU is
+    /// stopped in CPL0 code (an exception stub, or the pad on hardware KVM).
+    pub fn enter_user(&self, regs: &kvm_regs) -> Result<()> {
+        let mut s = self.fd.get_sregs().context("KVM_GET_SREGS")?;
+        if s.cs.dpl != 3 {
+            s.cs = user_segment(USER_CS, true);
+            s.ss = user_segment(USER_DS, false);
+            self.fd.set_sregs(&s).context("KVM_SET_SREGS")?;
+        }
+        self.set_regs(regs)
+    }
+
     pub fn regs(&self) -> Result<kvm_regs> {
         self.fd.get_regs().context("KVM_GET_REGS")
     }
 
     pub fn set_regs(&self, regs: &kvm_regs) -> Result<()> {
         self.fd.set_regs(regs).context("KVM_SET_REGS")
-    }
-
-    /// The signal for the exception the vCPU just reported through its stub.
-    fn exception_signal(&self, vm: &Vm) -> i32 {
-        let Ok(frame) = self.area.exception(&vm.mem) else {
-            return libc::SIGSEGV;
-        };
-        let cr2 = self.fd.get_sregs().map(|s| s.cr2).unwrap_or(0);
-        trace!(
-            Category::Kvm,
-            "vcpu {}: exception {} error {:#x} at rip {:#x} rsp {:#x} cr2 {cr2:#x}",
-            self.area.id,
-            frame.vector,
-            frame.error_code,
-            frame.rip,
-            frame.rsp
-        );
-        signal_for_vector(frame.vector)
     }
 
     /// Runs the vCPU until the guest writes to an I/O port (returned) or does
@@ -244,7 +275,10 @@ impl Vcpu {
                     let rip = self.fd.get_regs().map_or(0, |r| r.rip);
                     anyhow::bail!("unexpected KVM exit {what} at rip {rip:#x}");
                 }
-                Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => continue,
+                Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {
+                    self.fd.set_kvm_immediate_exit(0);
+                    Exit::Interrupted
+                }
                 Err(e) if e.errno() == libc::EFAULT => {
                     // KVM could not map the host page behind a guest access (for
                     // example a write to a read-only shared file mapping).
@@ -257,45 +291,81 @@ impl Vcpu {
     }
 }
 
-/// The exit loop of one guest thread: serves its syscalls and exceptions until it
-/// exits. exit_group and fatal signals end the whole process from here.
+/// The exit loop of one guest thread: serves its syscalls and exceptions and
+/// delivers its signals until it exits. exit_group and fatal signals end the whole
+/// process from here.
 pub fn run_thread(guest: &Arc<Guest>, mut thread: Thread) {
+    let kick_slot = thread.vcpu.make_kickable();
     loop {
-        let outcome = match thread.vcpu.run_to_exit() {
+        let point = match thread.vcpu.run_to_exit() {
             Ok(Exit::Io(HC_PORT)) => match thread.vcpu.area.request(&guest.vm.mem) {
                 Ok(req) => {
                     let mut ctx = syscalls::Ctx {
                         guest,
                         thread: &mut thread,
                     };
-                    syscalls::dispatch(&mut ctx, &req)
+                    match syscalls::dispatch(&mut ctx, &req) {
+                        Outcome::Return(value) => {
+                            if let Err(e) = thread.vcpu.area.set_result(&guest.vm.mem, value) {
+                                fail(guest, e.into());
+                            }
+                            let restart = value == (-(libc::EINTR as i64)) as u64;
+                            Point::Syscall {
+                                nr: req.nr,
+                                result: value,
+                                restart,
+                            }
+                        }
+                        // The handler already set the user context (rt_sigreturn).
+                        Outcome::Resumed => Point::Interrupted,
+                        Outcome::ThreadExit(status) => {
+                            kick::unregister(kick_slot);
+                            syscalls::thread_exit_cleanup(guest, &thread);
+                            guest.thread_exited(thread, status);
+                            return;
+                        }
+                        Outcome::Exit(status) => terminate(guest, Stop::Exited(status)),
+                        Outcome::Kill(signal) => terminate(guest, Stop::Killed(signal)),
+                    }
                 }
                 Err(e) => fail(
                     guest,
                     anyhow::Error::new(e).context("reading the syscall request"),
                 ),
             },
-            Ok(Exit::Io(EXC_PORT)) => Outcome::Kill(thread.vcpu.exception_signal(&guest.vm)),
+            Ok(Exit::Io(EXC_PORT)) => {
+                let frame = match thread.vcpu.area.exception(&guest.vm.mem) {
+                    Ok(frame) => frame,
+                    Err(e) => fail(guest, e.into()),
+                };
+                let cr2 = thread.vcpu.cr2().unwrap_or(0);
+                trace!(
+                    Category::Kvm,
+                    "thread {}: exception {} error {:#x} at rip {:#x} rsp {:#x} cr2 {cr2:#x}",
+                    thread.tid,
+                    frame.vector,
+                    frame.error_code,
+                    frame.rip,
+                    frame.rsp
+                );
+                let info = signals::for_exception(&frame, cr2);
+                if let Some(stop) = signals::raise_fault(guest, &thread, info) {
+                    terminate(guest, stop);
+                }
+                Point::Exception(frame)
+            }
             Ok(Exit::Io(port)) => fail(
                 guest,
                 anyhow::anyhow!("guest wrote to unknown I/O port {port:#x}"),
             ),
-            Ok(Exit::Fatal(signal)) => Outcome::Kill(signal),
+            Ok(Exit::Interrupted) => Point::Interrupted,
+            Ok(Exit::Fatal(signal)) => terminate(guest, Stop::Killed(signal)),
             Err(e) => fail(guest, e),
         };
-        match outcome {
-            Outcome::Return(value) => {
-                if let Err(e) = thread.vcpu.area.set_result(&guest.vm.mem, value) {
-                    fail(guest, e.into());
-                }
-            }
-            Outcome::ThreadExit(status) => {
-                syscalls::thread_exit_cleanup(guest, &thread);
-                guest.thread_exited(thread, status);
-                return;
-            }
-            Outcome::Exit(status) => terminate(Stop::Exited(status)),
-            Outcome::Kill(signal) => terminate(Stop::Killed(signal)),
+        match signals::deliver(guest, &mut thread, point) {
+            Ok(None) => {}
+            Ok(Some(stop)) => terminate(guest, stop),
+            Err(e) => fail(guest, e),
         }
     }
 }
@@ -304,15 +374,4 @@ pub fn run_thread(guest: &Arc<Guest>, mut thread: Thread) {
 fn fail(guest: &Guest, e: anyhow::Error) -> ! {
     eprintln!("km: {}: {e:#}", guest.name);
     std::process::exit(crate::KM_ERROR_STATUS as i32)
-}
-
-/// The signal Linux sends for a CPU exception raised by user code.
-fn signal_for_vector(vector: u64) -> i32 {
-    match vector {
-        0 | 7 | 16 | 19 => libc::SIGFPE,
-        1 | 3 => libc::SIGTRAP,
-        6 => libc::SIGILL,
-        11 | 12 | 17 => libc::SIGBUS,
-        _ => libc::SIGSEGV,
-    }
 }

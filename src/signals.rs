@@ -1,0 +1,503 @@
+//! Signals with Linux semantics: dispositions, pending sets, delivery onto the guest
+//! stack in the x86-64 kernel's `rt_sigframe` layout, `rt_sigreturn`, and default
+//! actions.
+//!
+//! A signal is delivered when its thread is about to re-enter the guest: after a
+//! syscall, after a CPU exception, or after a kick pulled the vCPU out of KVM_RUN
+//! (see `vcpu::kick`). Checking costs two atomic loads when nothing is pending.
+//!
+//! The frame, from high to low addresses: the XSAVE area of the interrupted context
+//! (64-byte aligned), then `rt_sigframe` = { return address (the SA_RESTORER),
+//! `ucontext` (flags, link, `uc_stack`, `sigcontext`, `uc_sigmask`), `siginfo` },
+//! placed so that the handler starts with RSP + 8 16-byte aligned, as after a call.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use anyhow::Result;
+use kvm_bindings::kvm_regs;
+use rustix::io::Errno;
+
+use crate::landing_pad::{ExceptionFrame, USER_CS, USER_DS};
+use crate::process::{Guest, Thread, lock};
+use crate::trace;
+use crate::trace::Category;
+use crate::vcpu::{Stop, kick};
+
+pub const SIG_DFL: u64 = 0;
+pub const SIG_IGN: u64 = 1;
+pub const SA_SIGINFO: u64 = 4;
+pub const SA_ONSTACK: u64 = 0x0800_0000;
+pub const SA_RESTART: u64 = 0x1000_0000;
+pub const SA_NODEFER: u64 = 0x4000_0000;
+pub const SA_RESETHAND: u64 = 0x8000_0000;
+pub const SA_RESTORER: u64 = 0x0400_0000;
+
+pub const SI_USER: i32 = 0;
+pub const SI_KERNEL: i32 = 0x80;
+pub const SI_TKILL: i32 = -6;
+const SEGV_MAPERR: i32 = 1;
+const SEGV_ACCERR: i32 = 2;
+const ILL_ILLOPN: i32 = 2;
+const FPE_INTDIV: i32 = 1;
+const FPE_FLTINV: i32 = 7;
+const TRAP_TRACE: i32 = 2;
+const BUS_ADRALN: i32 = 1;
+
+const UC_SIGCONTEXT_SS: u64 = 2;
+const UC_STRICT_RESTORE_SS: u64 = 4;
+const SS_ONSTACK: u64 = 1;
+const SS_DISABLE: u64 = 2;
+/// Bytes below the interrupted RSP that the x86-64 ABI lets functions use.
+const RED_ZONE: u64 = 128;
+const RT_SIGFRAME_SIZE: u64 = 440;
+const UCONTEXT_SIZE: u64 = 304;
+/// Room for the XSAVE image (KVM's `struct kvm_xsave`).
+pub const FPSTATE_SIZE: u64 = 4096;
+/// RFLAGS bits a sigreturn may change (Linux's FIX_EFLAGS) and the ones a handler
+/// starts without (TF, DF, RF).
+const FIX_EFLAGS: u64 = 0x0004_0dd5 | (1 << 16);
+const HANDLER_CLEARS: u64 = (1 << 8) | (1 << 10) | (1 << 16);
+const IF: u64 = 1 << 9;
+
+/// `siginfo_t` as the kernel lays it out (128 bytes).
+pub type SigInfo = [u8; 128];
+
+pub fn bit(sig: i32) -> u64 {
+    1 << (sig - 1)
+}
+
+/// Signals that can be neither caught nor blocked.
+pub const UNBLOCKABLE: u64 = (1 << (libc::SIGKILL - 1)) | (1 << (libc::SIGSTOP - 1));
+
+fn put(info: &mut SigInfo, offset: usize, bytes: &[u8]) {
+    info[offset..offset + bytes.len()].copy_from_slice(bytes);
+}
+
+/// A siginfo with `si_signo` and `si_code` only.
+pub fn info(sig: i32, code: i32) -> SigInfo {
+    let mut i = [0u8; 128];
+    put(&mut i, 0, &sig.to_ne_bytes());
+    put(&mut i, 8, &code.to_ne_bytes());
+    i
+}
+
+/// A siginfo naming its sender (kill, tgkill).
+pub fn info_from(sig: i32, code: i32, pid: i32, uid: u32) -> SigInfo {
+    let mut i = info(sig, code);
+    put(&mut i, 16, &pid.to_ne_bytes());
+    put(&mut i, 20, &uid.to_ne_bytes());
+    i
+}
+
+/// A siginfo for a fault at `addr`.
+pub fn info_fault(sig: i32, code: i32, addr: u64) -> SigInfo {
+    let mut i = info(sig, code);
+    put(&mut i, 16, &addr.to_ne_bytes());
+    i
+}
+
+pub fn signo(info: &SigInfo) -> i32 {
+    i32::from_ne_bytes(info[0..4].try_into().expect("4 bytes"))
+}
+
+/// `struct kernel_sigaction` as rt_sigaction passes it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SigAction {
+    pub handler: u64,
+    pub flags: u64,
+    pub restorer: u64,
+    pub mask: u64,
+}
+
+impl SigAction {
+    pub fn from_words(w: [u64; 4]) -> Self {
+        SigAction {
+            handler: w[0],
+            flags: w[1],
+            restorer: w[2],
+            mask: w[3],
+        }
+    }
+
+    pub fn words(&self) -> [u64; 4] {
+        [self.handler, self.flags, self.restorer, self.mask]
+    }
+}
+
+/// What a signal does when its handler is SIG_DFL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DefaultAction {
+    Terminate,
+    /// Terminate and write a core file.
+    Core,
+    Ignore,
+}
+
+pub fn default_action(sig: i32) -> DefaultAction {
+    match sig {
+        libc::SIGQUIT
+        | libc::SIGILL
+        | libc::SIGTRAP
+        | libc::SIGABRT
+        | libc::SIGBUS
+        | libc::SIGFPE
+        | libc::SIGSEGV
+        | libc::SIGSYS
+        | libc::SIGXCPU
+        | libc::SIGXFSZ => DefaultAction::Core,
+        // Stopping is not supported: the stop signals and SIGCONT are ignored.
+        libc::SIGCHLD
+        | libc::SIGCONT
+        | libc::SIGURG
+        | libc::SIGWINCH
+        | libc::SIGSTOP
+        | libc::SIGTSTP
+        | libc::SIGTTIN
+        | libc::SIGTTOU => DefaultAction::Ignore,
+        _ => DefaultAction::Terminate,
+    }
+}
+
+/// Pending signals: a bit set readable without a lock, and their siginfo.
+#[derive(Default)]
+pub struct PendingQueue {
+    bits: AtomicU64,
+    info: Mutex<BTreeMap<i32, SigInfo>>,
+}
+
+impl PendingQueue {
+    /// Adds `sig`; a standard signal already pending is not queued twice.
+    pub fn add(&self, info: SigInfo) {
+        let sig = signo(&info);
+        let mut map = lock(&self.info);
+        map.entry(sig).or_insert(info);
+        self.bits.fetch_or(bit(sig), Ordering::SeqCst);
+    }
+
+    pub fn bits(&self) -> u64 {
+        self.bits.load(Ordering::SeqCst)
+    }
+
+    /// Takes the lowest pending signal in `allowed`.
+    pub fn take(&self, allowed: u64) -> Option<SigInfo> {
+        if self.bits() & allowed == 0 {
+            return None;
+        }
+        let mut map = lock(&self.info);
+        let ready = self.bits() & allowed;
+        if ready == 0 {
+            return None;
+        }
+        let sig = ready.trailing_zeros() as i32 + 1;
+        self.bits.fetch_and(!bit(sig), Ordering::SeqCst);
+        Some(map.remove(&sig).unwrap_or_else(|| info(sig, SI_KERNEL)))
+    }
+}
+
+/// Moves host signals received by km into the payload's process-wide pending set.
+fn collect_host_signals(guest: &Guest) {
+    let mut host = kick::take_host_pending();
+    while host != 0 {
+        let sig = host.trailing_zeros() as i32 + 1;
+        host &= host - 1;
+        let mut i: SigInfo = [0u8; 128];
+        put(&mut i, 0, &kick::host_info(sig));
+        put(&mut i, 0, &sig.to_ne_bytes());
+        guest.pending.add(i);
+    }
+}
+
+/// Queues a signal for the whole process and kicks the threads to take it.
+pub fn send_to_process(guest: &Guest, info: SigInfo) {
+    guest.pending.add(info);
+    kick::kick_all();
+}
+
+/// Where the thread stands when a signal may be delivered.
+#[derive(Debug, Clone, Copy)]
+pub enum Point {
+    /// A syscall returned `result`; `restart` when it was interrupted (EINTR) and
+    /// may be restarted under SA_RESTART.
+    Syscall { nr: u64, result: u64, restart: bool },
+    /// The guest took a CPU exception (the vCPU sits in the exception stub).
+    Exception(ExceptionFrame),
+    /// A kick pulled the vCPU out of the guest between two instructions.
+    Interrupted,
+}
+
+/// Whether a signal could be delivered to `thread` now (cheap check).
+pub fn deliverable(guest: &Guest, thread: &Thread) -> bool {
+    let allowed = !thread.sigmask;
+    (thread.handle.pending.bits() | guest.pending.bits() | kick::peek_host_pending()) & allowed != 0
+}
+
+/// Takes the next signal for `thread` among those `allowed`.
+pub fn take(guest: &Guest, thread: &Thread, allowed: u64) -> Option<SigInfo> {
+    collect_host_signals(guest);
+    thread
+        .handle
+        .pending
+        .take(allowed)
+        .or_else(|| guest.pending.take(allowed))
+}
+
+/// The user-mode register state of the thread at `point`.
+fn user_context(thread: &Thread, point: Point) -> Result<kvm_regs> {
+    let mut regs = thread.vcpu.regs()?;
+    match point {
+        Point::Syscall { result, .. } => {
+            regs.rip = regs.rcx;
+            regs.rflags = regs.r11;
+            regs.rax = result;
+        }
+        Point::Exception(frame) => {
+            regs.rip = frame.rip;
+            regs.rsp = frame.rsp;
+            regs.rflags = frame.rflags;
+        }
+        Point::Interrupted => {}
+    }
+    Ok(regs)
+}
+
+/// Delivers pending signals to `thread` at `point`. Returns how the process ends if
+/// a signal's action is to terminate it.
+pub fn deliver(guest: &Guest, thread: &mut Thread, point: Point) -> Result<Option<Stop>> {
+    if !deliverable(guest, thread) {
+        return Ok(None);
+    }
+    if matches!(point, Point::Interrupted) && thread.vcpu.in_landing_pad()? {
+        // Between the pad's instructions: the syscall exit that follows delivers.
+        return Ok(None);
+    }
+    while let Some(info) = take(guest, thread, !thread.sigmask) {
+        let sig = signo(&info);
+        let action = lock(&guest.signals).actions[(sig - 1) as usize];
+        match action.handler {
+            SIG_IGN => continue,
+            SIG_DFL => match default_action(sig) {
+                DefaultAction::Ignore => continue,
+                DefaultAction::Terminate | DefaultAction::Core => {
+                    return Ok(Some(Stop::Killed(sig)));
+                }
+            },
+            _ => return setup_frame(guest, thread, &info, action, point),
+        }
+    }
+    Ok(None)
+}
+
+/// The signal and siginfo Linux gives for CPU exception `frame` (CR2 for #PF).
+pub fn for_exception(frame: &ExceptionFrame, cr2: u64) -> SigInfo {
+    match frame.vector {
+        0 => info_fault(libc::SIGFPE, FPE_INTDIV, frame.rip),
+        16 | 19 => info_fault(libc::SIGFPE, FPE_FLTINV, frame.rip),
+        1 => info_fault(libc::SIGTRAP, TRAP_TRACE, frame.rip),
+        3 => info(libc::SIGTRAP, SI_KERNEL),
+        6 => info_fault(libc::SIGILL, ILL_ILLOPN, frame.rip),
+        17 => info_fault(libc::SIGBUS, BUS_ADRALN, 0),
+        14 => {
+            let code = if frame.error_code & 1 == 0 {
+                SEGV_MAPERR
+            } else {
+                SEGV_ACCERR
+            };
+            info_fault(libc::SIGSEGV, code, cr2)
+        }
+        _ => info(libc::SIGSEGV, SI_KERNEL),
+    }
+}
+
+/// Raises a CPU exception's signal in `thread`: queued for delivery at the
+/// exception, or fatal at once when it is blocked or ignored (as Linux forces it).
+pub fn raise_fault(guest: &Guest, thread: &Thread, info: SigInfo) -> Option<Stop> {
+    let sig = signo(&info);
+    let action = lock(&guest.signals).actions[(sig - 1) as usize];
+    if thread.sigmask & bit(sig) != 0 || action.handler == SIG_IGN || action.handler == SIG_DFL {
+        return Some(Stop::Killed(sig));
+    }
+    thread.handle.pending.add(info);
+    None
+}
+
+fn write_user(guest: &Guest, addr: u64, bytes: &[u8]) -> Result<(), Errno> {
+    guest
+        .user_slice(addr, bytes.len(), libc::PROT_WRITE)?
+        .copy_from(bytes);
+    Ok(())
+}
+
+fn words(w: &[u64]) -> Vec<u8> {
+    w.iter().flat_map(|x| x.to_ne_bytes()).collect()
+}
+
+/// `sigcontext`'s 18 general registers, in the kernel's order.
+fn gregs(r: &kvm_regs) -> [u64; 18] {
+    [
+        r.r8, r.r9, r.r10, r.r11, r.r12, r.r13, r.r14, r.r15, r.rdi, r.rsi, r.rbp, r.rbx, r.rdx,
+        r.rax, r.rcx, r.rsp, r.rip, r.rflags,
+    ]
+}
+
+fn set_gregs(r: &mut kvm_regs, g: &[u64]) {
+    [
+        r.r8, r.r9, r.r10, r.r11, r.r12, r.r13, r.r14, r.r15, r.rdi, r.rsi, r.rbp, r.rbx, r.rdx,
+        r.rax, r.rcx, r.rsp, r.rip, r.rflags,
+    ] = g[..18].try_into().expect("18 registers");
+}
+
+/// Syscalls that SA_RESTART restarts after a handler (Linux's -ERESTARTSYS ones).
+fn restartable(nr: u64) -> bool {
+    matches!(
+        nr as i64,
+        libc::SYS_read
+            | libc::SYS_readv
+            | libc::SYS_write
+            | libc::SYS_writev
+            | libc::SYS_pread64
+            | libc::SYS_pwrite64
+            | libc::SYS_ioctl
+            | libc::SYS_wait4
+            | libc::SYS_open
+            | libc::SYS_openat
+            | libc::SYS_futex
+            | libc::SYS_accept
+            | libc::SYS_accept4
+            | libc::SYS_connect
+            | libc::SYS_recvfrom
+            | libc::SYS_sendto
+            | libc::SYS_fcntl
+    )
+}
+
+/// Builds the signal frame for `info` and points the vCPU at the handler.
+fn setup_frame(
+    guest: &Guest,
+    thread: &mut Thread,
+    info: &SigInfo,
+    action: SigAction,
+    point: Point,
+) -> Result<Option<Stop>> {
+    let sig = signo(info);
+    let mut user = user_context(thread, point)?;
+    if let Point::Syscall {
+        nr, restart: true, ..
+    } = point
+    {
+        if action.flags & SA_RESTART != 0 && restartable(nr) {
+            // Re-execute the `syscall` instruction (2 bytes) after the handler.
+            user.rip -= 2;
+            user.rax = nr;
+        } else {
+            user.rax = (-(libc::EINTR as i64)) as u64;
+        }
+    }
+    let (alt_sp, alt_size) = thread.altstack;
+    let on_alt = alt_size != 0 && user.rsp > alt_sp && user.rsp <= alt_sp + alt_size;
+    let mut sp = if action.flags & SA_ONSTACK != 0 && alt_size != 0 && !on_alt {
+        alt_sp + alt_size
+    } else {
+        user.rsp - RED_ZONE
+    };
+    sp = (sp - FPSTATE_SIZE) & !63;
+    let fpstate = sp;
+    let frame = ((sp - RT_SIGFRAME_SIZE + 8) & !15) - 8;
+    let uc = frame + 8;
+    let info_addr = uc + UCONTEXT_SIZE;
+
+    let (trapno, err, cr2) = match point {
+        Point::Exception(f) => (f.vector, f.error_code, thread.vcpu.cr2().unwrap_or(0)),
+        _ => (0, 0, 0),
+    };
+    let old_mask = thread.saved_mask.take().unwrap_or(thread.sigmask);
+    let stack_flags = if alt_size == 0 {
+        SS_DISABLE
+    } else if on_alt {
+        SS_ONSTACK
+    } else {
+        0
+    };
+    let mut ucontext = words(&[
+        UC_SIGCONTEXT_SS | UC_STRICT_RESTORE_SS,
+        0,
+        alt_sp,
+        stack_flags,
+        alt_size,
+    ]);
+    ucontext.extend(words(&gregs(&user)));
+    let segs = (USER_CS as u64) | ((USER_DS as u64) << 48);
+    ucontext.extend(words(&[
+        segs, err, trapno, old_mask, cr2, fpstate, 0, 0, 0, 0, 0, 0, 0, 0, old_mask,
+    ]));
+    debug_assert_eq!(ucontext.len() as u64, UCONTEXT_SIZE);
+    let restorer = if action.flags & SA_RESTORER != 0 {
+        action.restorer
+    } else {
+        thread.vcpu.area.sigreturn_trampoline()
+    };
+    let written = write_user(guest, fpstate, &thread.vcpu.xsave()?)
+        .and_then(|_| write_user(guest, frame, &restorer.to_ne_bytes()))
+        .and_then(|_| write_user(guest, uc, &ucontext))
+        .and_then(|_| write_user(guest, info_addr, info));
+    if written.is_err() {
+        // No room for the frame: Linux kills with SIGSEGV.
+        trace!(
+            Category::Kvm,
+            "signal {sig}: cannot write the frame at {frame:#x}"
+        );
+        return Ok(Some(Stop::Killed(libc::SIGSEGV)));
+    }
+    let mut regs = user;
+    regs.rip = action.handler;
+    regs.rsp = frame;
+    regs.rdi = sig as u64;
+    regs.rsi = info_addr;
+    regs.rdx = uc;
+    regs.rax = 0;
+    regs.rflags = (user.rflags & !HANDLER_CLEARS) | IF;
+    thread.vcpu.enter_user(&regs)?;
+
+    thread.sigmask |= action.mask & !UNBLOCKABLE;
+    if action.flags & SA_NODEFER == 0 {
+        thread.sigmask |= bit(sig);
+    }
+    if action.flags & SA_RESETHAND != 0 {
+        lock(&guest.signals).actions[(sig - 1) as usize] = SigAction::default();
+    }
+    trace!(
+        Category::Kvm,
+        "thread {}: signal {sig} -> handler {:#x}, frame {frame:#x}", thread.tid, action.handler
+    );
+    Ok(None)
+}
+
+/// rt_sigreturn: restores the context saved in the frame the handler returns from
+/// (RSP points just above the frame's return-address slot).
+pub fn sigreturn(guest: &Guest, thread: &mut Thread) -> Result<(), Errno> {
+    let regs = thread.vcpu.regs().map_err(|_| Errno::FAULT)?;
+    let uc = regs.rsp;
+    let mut bytes = vec![0u8; UCONTEXT_SIZE as usize];
+    guest
+        .user_slice(uc, bytes.len(), libc::PROT_READ)?
+        .copy_to(&mut bytes);
+    let w: Vec<u64> = bytes
+        .chunks_exact(8)
+        .map(|c| u64::from_ne_bytes(c.try_into().expect("8")))
+        .collect();
+    let mut user = regs;
+    set_gregs(&mut user, &w[5..23]);
+    user.rflags = (regs.rflags & !FIX_EFLAGS) | (user.rflags & FIX_EFLAGS) | IF;
+    let fpstate = w[28];
+    if fpstate != 0 {
+        let mut xsave = vec![0u8; FPSTATE_SIZE as usize];
+        guest
+            .user_slice(fpstate, xsave.len(), libc::PROT_READ)?
+            .copy_to(&mut xsave);
+        thread.vcpu.set_xsave(&xsave).map_err(|_| Errno::FAULT)?;
+    }
+    thread.sigmask = w[37] & !UNBLOCKABLE;
+    thread.vcpu.enter_user(&user).map_err(|_| Errno::FAULT)?;
+    Ok(())
+}

@@ -1,0 +1,200 @@
+//! Host signals around the vCPU threads: the *kick* that pulls a vCPU thread out of
+//! KVM_RUN or out of a blocking host syscall, and the forwarding of signals sent to
+//! km (SIGINT, SIGTERM, SIGALRM from a host timer, ...) to the payload.
+//!
+//! The handlers only touch atomics and `kvm_run.immediate_exit`, which is what
+//! makes them async-signal-safe: a forwarded signal is recorded in [`take_host_pending`]'s
+//! set, every vCPU thread is kicked, and each checks for deliverable signals before
+//! it enters the guest again.
+
+use std::cell::Cell;
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+
+use anyhow::{Result, bail};
+use kvm_bindings::kvm_run;
+
+/// Most vCPU threads that can be kicked.
+const MAX_THREADS: usize = 1024;
+static VCPU_TIDS: [AtomicI32; MAX_THREADS] = [const { AtomicI32::new(0) }; MAX_THREADS];
+/// Host signals received and not yet taken for the payload.
+static HOST_PENDING: AtomicU64 = AtomicU64::new(0);
+/// The first 32 bytes of the last host siginfo of each signal (code, pid/uid or
+/// timer id and value), for the payload's siginfo.
+static HOST_INFO: [[AtomicU64; 4]; 65] = [const { [const { AtomicU64::new(0) }; 4] }; 65];
+
+thread_local! {
+    /// This thread's vCPU run structure, while it drives one.
+    static RUN: Cell<*mut kvm_run> = const { Cell::new(std::ptr::null_mut()) };
+}
+
+/// The signal km uses to kick its own vCPU threads.
+pub fn kick_signal() -> i32 {
+    libc::SIGRTMIN()
+}
+
+/// Signals sent to km that go to the payload (the rest keep their host meaning).
+fn forwarded() -> impl Iterator<Item = i32> {
+    [
+        libc::SIGHUP,
+        libc::SIGINT,
+        libc::SIGQUIT,
+        libc::SIGUSR1,
+        libc::SIGUSR2,
+        libc::SIGPIPE,
+        libc::SIGALRM,
+        libc::SIGTERM,
+        libc::SIGCHLD,
+        libc::SIGURG,
+        libc::SIGXCPU,
+        libc::SIGXFSZ,
+        libc::SIGVTALRM,
+        libc::SIGPROF,
+        libc::SIGWINCH,
+        libc::SIGIO,
+        libc::SIGPWR,
+    ]
+    .into_iter()
+    .chain(kick_signal() + 1..=libc::SIGRTMAX())
+}
+
+extern "C" fn on_kick(_: libc::c_int) {
+    let run = RUN.with(|r| r.get());
+    if !run.is_null() {
+        // SAFETY: `run` is this thread's mapped kvm_run (set by `register` and cleared
+        // before the mapping goes away); a volatile byte store is signal-safe.
+        unsafe { std::ptr::write_volatile(&raw mut (*run).immediate_exit, 1) };
+    }
+}
+
+extern "C" fn on_forwarded(sig: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
+    if !(1..=64).contains(&sig) {
+        return;
+    }
+    if !info.is_null() {
+        // SAFETY: the kernel passes a valid siginfo of at least 128 bytes.
+        let words = unsafe { std::slice::from_raw_parts(info as *const u64, 4) };
+        for (slot, w) in HOST_INFO[sig as usize].iter().zip(words) {
+            slot.store(*w, Ordering::Relaxed);
+        }
+    }
+    HOST_PENDING.fetch_or(1 << (sig - 1), Ordering::SeqCst);
+    on_kick(sig);
+    kick_all();
+}
+
+fn install_handler(sig: i32, action: libc::sighandler_t, siginfo: bool) -> Result<()> {
+    // SAFETY: a zeroed sigaction is valid; the handlers only use async-signal-safe
+    // operations; SA_RESTART is left out so blocking host calls return EINTR.
+    let rc = unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = action;
+        sa.sa_flags = if siginfo { libc::SA_SIGINFO } else { 0 };
+        libc::sigemptyset(&mut sa.sa_mask);
+        libc::sigaction(sig, &sa, std::ptr::null_mut())
+    };
+    if rc != 0 {
+        bail!(
+            "installing the handler for host signal {sig}: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+    Ok(())
+}
+
+/// Installs km's handlers for the kick and the forwarded signals.
+pub fn install() -> Result<()> {
+    install_handler(
+        kick_signal(),
+        on_kick as extern "C" fn(libc::c_int) as libc::sighandler_t,
+        false,
+    )?;
+    for sig in forwarded() {
+        let handler =
+            on_forwarded as extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void);
+        install_handler(sig, handler as libc::sighandler_t, true)?;
+    }
+    Ok(())
+}
+
+/// Puts `sig` back to its default host action (before km re-raises it on itself).
+pub fn restore_default(sig: i32) {
+    let _ = install_handler(sig, libc::SIG_DFL, false);
+}
+
+/// Makes the calling thread kickable while it drives the vCPU whose run structure is
+/// `run`; returns the slot to pass to [`unregister`].
+pub fn register(run: *mut kvm_run) -> Option<usize> {
+    RUN.with(|r| r.set(run));
+    let tid = rustix::thread::gettid().as_raw_nonzero().get();
+    VCPU_TIDS.iter().position(|slot| {
+        slot.compare_exchange(0, tid, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+    })
+}
+
+pub fn unregister(slot: Option<usize>) {
+    RUN.with(|r| r.set(std::ptr::null_mut()));
+    if let Some(slot) = slot {
+        VCPU_TIDS[slot].store(0, Ordering::SeqCst);
+    }
+}
+
+/// Kicks host thread `tid` (a vCPU thread of km).
+pub fn kick(tid: i32) {
+    // SAFETY: tgkill takes plain integers.
+    unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, kick_signal()) };
+}
+
+/// Kicks every vCPU thread.
+pub fn kick_all() {
+    for slot in &VCPU_TIDS {
+        let tid = slot.load(Ordering::SeqCst);
+        if tid != 0 {
+            kick(tid);
+        }
+    }
+}
+
+/// Host signals received and not yet taken, without taking them.
+pub fn peek_host_pending() -> u64 {
+    HOST_PENDING.load(Ordering::Relaxed)
+}
+
+/// Takes the set of host signals received since the last call.
+pub fn take_host_pending() -> u64 {
+    if HOST_PENDING.load(Ordering::Relaxed) == 0 {
+        return 0;
+    }
+    HOST_PENDING.swap(0, Ordering::SeqCst)
+}
+
+/// The first 32 bytes of the last host siginfo of `sig`.
+pub fn host_info(sig: i32) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    for (chunk, w) in out.chunks_exact_mut(8).zip(&HOST_INFO[sig as usize]) {
+        chunk.copy_from_slice(&w.load(Ordering::Relaxed).to_ne_bytes());
+    }
+    out
+}
+
+/// Ends km by signal `sig` with its default action, as the payload was killed. km's
+/// own memory is left out of any host core dump (the payload's is in the kmcore).
+pub fn die_by(sig: i32) -> ! {
+    let _ = std::fs::write("/proc/self/coredump_filter", "0");
+    restore_default(sig);
+    // SAFETY: plain signal-mask and signal syscalls on the calling thread.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, sig);
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+        libc::syscall(
+            libc::SYS_tgkill,
+            libc::getpid(),
+            libc::syscall(libc::SYS_gettid),
+            sig,
+        );
+    }
+    // Signals whose host default is not to terminate end here.
+    std::process::exit(128 + sig)
+}

@@ -253,41 +253,39 @@ impl Vcpu {
     /// Runs the vCPU until the guest writes to an I/O port (returned) or does
     /// something that kills it (the signal Linux would send).
     pub fn run_to_exit(&mut self) -> Result<Exit> {
-        loop {
-            return Ok(match self.fd.run() {
-                Ok(VcpuExit::IoOut(port, _)) => Exit::Io(port),
-                Ok(VcpuExit::MmioRead(addr, _)) | Ok(VcpuExit::MmioWrite(addr, _)) => {
-                    trace!(
-                        Category::Kvm,
-                        "access to unbacked guest-physical address {addr:#x}"
-                    );
-                    Exit::Fatal(libc::SIGSEGV)
-                }
-                Ok(VcpuExit::Shutdown) => {
-                    trace!(
-                        Category::Kvm,
-                        "vcpu {} shut down (triple fault)", self.area.id
-                    );
-                    Exit::Fatal(libc::SIGSEGV)
-                }
-                Ok(other) => {
-                    let what = format!("{other:?}");
-                    let rip = self.fd.get_regs().map_or(0, |r| r.rip);
-                    anyhow::bail!("unexpected KVM exit {what} at rip {rip:#x}");
-                }
-                Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {
-                    self.fd.set_kvm_immediate_exit(0);
-                    Exit::Interrupted
-                }
-                Err(e) if e.errno() == libc::EFAULT => {
-                    // KVM could not map the host page behind a guest access (for
-                    // example a write to a read-only shared file mapping).
-                    trace!(Category::Kvm, "KVM_RUN: EFAULT on a guest access");
-                    Exit::Fatal(libc::SIGSEGV)
-                }
-                Err(e) => return Err(e).context("KVM_RUN"),
-            });
-        }
+        Ok(match self.fd.run() {
+            Ok(VcpuExit::IoOut(port, _)) => Exit::Io(port),
+            Ok(VcpuExit::MmioRead(addr, _)) | Ok(VcpuExit::MmioWrite(addr, _)) => {
+                trace!(
+                    Category::Kvm,
+                    "access to unbacked guest-physical address {addr:#x}"
+                );
+                Exit::Fatal(libc::SIGSEGV)
+            }
+            Ok(VcpuExit::Shutdown) => {
+                trace!(
+                    Category::Kvm,
+                    "vcpu {} shut down (triple fault)", self.area.id
+                );
+                Exit::Fatal(libc::SIGSEGV)
+            }
+            Ok(other) => {
+                let what = format!("{other:?}");
+                let rip = self.fd.get_regs().map_or(0, |r| r.rip);
+                anyhow::bail!("unexpected KVM exit {what} at rip {rip:#x}");
+            }
+            Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {
+                self.fd.set_kvm_immediate_exit(0);
+                Exit::Interrupted
+            }
+            Err(e) if e.errno() == libc::EFAULT => {
+                // KVM could not map the host page behind a guest access (for
+                // example a write to a read-only shared file mapping).
+                trace!(Category::Kvm, "KVM_RUN: EFAULT on a guest access");
+                Exit::Fatal(libc::SIGSEGV)
+            }
+            Err(e) => return Err(e).context("KVM_RUN"),
+        })
     }
 }
 

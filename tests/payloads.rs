@@ -230,3 +230,50 @@ fn page_protections_are_enforced() {
         assert_same_as_native(&exe, &[OsStr::new("rw")], None);
     }
 }
+
+#[test]
+fn signal_handlers_match_native() {
+    for libc in LIBCS {
+        assert_same_as_native(&payload(&format!("signals.{libc}")), &[], None);
+    }
+}
+
+/// Starts `waiter [mode]` under km, waits for "ready", sends `signal` to km.
+fn signal_km(mode: Option<&str>, signal: i32) -> std::process::Output {
+    use std::io::{BufRead, BufReader};
+    let mut child = km()
+        .arg(payload("waiter.musl"))
+        .args(mode)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn km");
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line, "ready\n");
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    let sig = rustix::process::Signal::from_named_raw(signal).unwrap();
+    rustix::process::kill_process(pid, sig).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn host_signals_reach_the_payload() {
+    for signal in [libc::SIGTERM, libc::SIGINT] {
+        let out = signal_km(None, signal);
+        assert_eq!(
+            out.status.signal(),
+            Some(signal),
+            "default action ends km by {signal}"
+        );
+        let out = signal_km(Some("handler"), signal);
+        assert_eq!(out.status.code(), Some(3));
+        let name = if signal == libc::SIGTERM {
+            "SIGTERM"
+        } else {
+            "SIGINT"
+        };
+        assert_eq!(text(&out.stdout), format!("handled {name}\n"));
+    }
+}

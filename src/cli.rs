@@ -39,6 +39,23 @@ pub struct Cli {
     #[arg(long = "kill-unimpl-scall")]
     pub kill_unimpl_scall: bool,
 
+    /// Where a payload killed by a core-dumping signal leaves its core file.
+    #[arg(
+        short = 'C',
+        long = "coredump",
+        value_name = "FILE",
+        default_value = "kmcore"
+    )]
+    pub coredump: std::path::PathBuf,
+
+    /// Write no core file.
+    #[arg(long = "no-coredump")]
+    pub no_coredump: bool,
+
+    /// Print no crash report when a signal kills the payload.
+    #[arg(long = "no-crash-report")]
+    pub no_crash_report: bool,
+
     /// Print the version.
     #[arg(long = "version", action = clap::ArgAction::Version)]
     pub version: Option<bool>,
@@ -70,7 +87,10 @@ pub fn normalize(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
             });
             continue;
         }
-        let takes_value = matches!(s.as_ref(), "-e" | "--putenv" | "--km-log-to");
+        let takes_value = matches!(
+            s.as_ref(),
+            "-e" | "--putenv" | "--km-log-to" | "-C" | "--coredump"
+        );
         out.push(arg);
         if takes_value && let Some(value) = args.next() {
             out.push(value);

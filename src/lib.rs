@@ -9,6 +9,7 @@
 //! - [`loader`] / [`stack`]: ELF loading and the initial stack.
 
 pub mod cli;
+pub mod crash;
 pub mod landing_pad;
 pub mod loader;
 pub mod memory;
@@ -30,7 +31,7 @@ use anyhow::{Context, Result, bail};
 
 use std::sync::Arc;
 
-use crate::process::{Guest, Thread};
+use crate::process::{Config, Guest, Thread};
 use crate::vm::Vm;
 
 /// km's exit status when km itself fails (as opposed to the payload).
@@ -52,7 +53,7 @@ pub fn run(cli: &cli::Cli) -> Result<std::convert::Infallible> {
     }
     let data = std::fs::read(path)?;
     let mut vm = Vm::new()?;
-    let (image, mm) = loader::load(&mut vm, &data)?;
+    let (image, mm) = loader::load(&mut vm, &path.to_string_lossy(), &data)?;
     let argv = cli
         .command
         .iter()
@@ -65,7 +66,7 @@ pub fn run(cli: &cli::Cli) -> Result<std::convert::Infallible> {
     } else {
         cli.putenv.iter().map(cstring).collect::<Result<Vec<_>>>()?
     };
-    let rsp = stack::build(
+    let (rsp, auxv) = stack::build(
         &vm,
         &image,
         &stack::Exec {
@@ -74,9 +75,20 @@ pub fn run(cli: &cli::Cli) -> Result<std::convert::Infallible> {
             envp: &envp,
         },
     )?;
-    let name = path.to_string_lossy().into_owned();
     vcpu::kick::install()?;
-    let guest = Arc::new(Guest::new(name, vm, mm, cli.kill_unimpl_scall));
+    let config = Config {
+        name: path.to_string_lossy().into_owned(),
+        argv: cli
+            .command
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect(),
+        auxv,
+        kill_unimpl: cli.kill_unimpl_scall,
+        core_path: (!cli.no_coredump).then(|| cli.coredump.clone()),
+        crash_report: !cli.no_crash_report,
+    };
+    let guest = Arc::new(Guest::new(config, vm, mm));
     let vcpu = guest.take_vcpu()?;
     vcpu.start(image.entry, rsp)?;
     let tid = rustix::process::getpid().as_raw_nonzero().get();

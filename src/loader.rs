@@ -212,7 +212,8 @@ fn protect_image(vm: &Vm, segments: &[Segment]) -> Result<()> {
 }
 
 /// Loads `data` (the payload file) into a fresh address space.
-pub fn load(vm: &mut Vm, data: &[u8]) -> Result<(Image, AddressSpace)> {
+pub fn load(vm: &mut Vm, path: &str, data: &[u8]) -> Result<(Image, AddressSpace)> {
+    let path: std::sync::Arc<str> = path.into();
     let prog = parse(data)?;
     let lo = page_align_down(prog.segments[0].vaddr);
     let hi = prog
@@ -231,7 +232,8 @@ pub fn load(vm: &mut Vm, data: &[u8]) -> Result<(Image, AddressSpace)> {
             Category::Load,
             "segment {:#x}..{:#x} prot {:#x}", range.start, range.end, seg.prot
         );
-        space.add_image_segment(range, seg.prot);
+        let offset = seg.file.start as u64 - (seg.vaddr - range.start);
+        space.add_image_segment(range, seg.prot, path.clone(), offset);
     }
     trace!(
         Category::Load,

@@ -12,6 +12,7 @@
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::os::fd::BorrowedFd;
+use std::sync::Arc;
 
 use anyhow::Result;
 use rustix::io::Errno;
@@ -46,13 +47,38 @@ pub enum VmaKind {
     File,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Vma {
     pub end: u64,
     pub prot: i32,
     pub kind: VmaKind,
     /// MAP_SHARED or MAP_PRIVATE.
     pub shared: bool,
+    /// The file mapped (or loaded) here and the file offset of the VMA's start.
+    pub file: Option<(Arc<str>, u64)>,
+}
+
+impl Vma {
+    fn new(prot: i32, kind: VmaKind, shared: bool, file: Option<(Arc<str>, u64)>) -> Self {
+        Vma {
+            end: 0,
+            prot,
+            kind,
+            shared,
+            file,
+        }
+    }
+
+    /// This VMA cut to start `by` bytes later.
+    fn advanced(&self, by: u64) -> Vma {
+        Vma {
+            file: self
+                .file
+                .as_ref()
+                .map(|(path, off)| (path.clone(), off + by)),
+            ..self.clone()
+        }
+    }
 }
 
 /// A request to map memory (the arguments of mmap after validation).
@@ -64,6 +90,8 @@ pub struct MapRequest<'a> {
     pub noreplace: bool,
     pub shared: bool,
     pub file: Option<(BorrowedFd<'a>, u64)>,
+    /// The mapped file's name, for core files.
+    pub path: Option<Arc<str>>,
 }
 
 pub struct AddressSpace {
@@ -101,6 +129,7 @@ impl AddressSpace {
                 prot: PROT_READ | PROT_WRITE,
                 kind: VmaKind::Stack,
                 shared: false,
+                file: None,
             },
         );
         Ok(AddressSpace {
@@ -125,22 +154,28 @@ impl AddressSpace {
         vm.protect(stack, PROT_READ | PROT_WRITE | exec)
     }
 
-    /// Records a loaded ELF segment.
-    pub fn add_image_segment(&mut self, range: Range<u64>, prot: i32) {
-        self.insert(range, prot, VmaKind::Image, false);
+    /// Records a loaded ELF segment of file `path` at file offset `offset`.
+    pub fn add_image_segment(&mut self, range: Range<u64>, prot: i32, path: Arc<str>, offset: u64) {
+        self.insert(
+            range,
+            Vma::new(prot, VmaKind::Image, false, Some((path, offset))),
+        );
     }
 
-    fn insert(&mut self, range: Range<u64>, prot: i32, kind: VmaKind, shared: bool) {
+    fn insert(&mut self, range: Range<u64>, vma: Vma) {
         self.remove(range.clone());
         self.vmas.insert(
             range.start,
             Vma {
                 end: range.end,
-                prot,
-                kind,
-                shared,
+                ..vma
             },
         );
+    }
+
+    /// Every mapping, in address order.
+    pub fn vmas(&self) -> impl Iterator<Item = (u64, &Vma)> {
+        self.vmas.iter().map(|(s, v)| (*s, v))
     }
 
     /// Removes `range` from the VMAs, splitting those that straddle its edges.
@@ -149,7 +184,7 @@ impl AddressSpace {
             .vmas
             .range(..range.end)
             .filter(|(_, v)| v.end > range.start)
-            .map(|(s, v)| (*s, *v))
+            .map(|(s, v)| (*s, v.clone()))
             .collect();
         for (start, vma) in overlapping {
             self.vmas.remove(&start);
@@ -158,12 +193,12 @@ impl AddressSpace {
                     start,
                     Vma {
                         end: range.start,
-                        ..vma
+                        ..vma.clone()
                     },
                 );
             }
             if vma.end > range.end {
-                self.vmas.insert(range.end, vma);
+                self.vmas.insert(range.end, vma.advanced(range.end - start));
             }
         }
     }
@@ -191,7 +226,7 @@ impl AddressSpace {
             if *s > at {
                 return None;
             }
-            out.push((*s, *v));
+            out.push((*s, v.clone()));
             at = v.end;
             if at >= range.end {
                 return Some(out);
@@ -243,9 +278,7 @@ impl AddressSpace {
         if new_end > self.brk_start {
             self.insert(
                 self.brk_start..new_end,
-                PROT_READ | PROT_WRITE,
-                VmaKind::Heap,
-                false,
+                Vma::new(PROT_READ | PROT_WRITE, VmaKind::Heap, false, None),
             );
         }
         trace!(Category::Mem, "brk {:#x} -> {want:#x}", self.brk);
@@ -330,7 +363,8 @@ impl AddressSpace {
         } else {
             VmaKind::Anon
         };
-        self.insert(range.clone(), req.prot, kind, req.shared);
+        let file = req.path.clone().zip(req.file.map(|(_, off)| off));
+        self.insert(range.clone(), Vma::new(req.prot, kind, req.shared, file));
         trace!(
             Category::Mem,
             "mmap {:#x}..{:#x} prot {:#x} {kind:?}", range.start, range.end, req.prot
@@ -360,7 +394,11 @@ impl AddressSpace {
         let vmas = self.covering(&range).ok_or(Errno::NOMEM)?;
         for (start, vma) in vmas {
             let piece = start.max(range.start)..vma.end.min(range.end);
-            self.insert(piece, prot, vma.kind, vma.shared);
+            let piece_vma = Vma {
+                prot,
+                ..vma.advanced(piece.start - start)
+            };
+            self.insert(piece, piece_vma);
         }
         vm.protect(range, prot).map_err(|_| Errno::NOMEM)
     }
@@ -371,7 +409,7 @@ impl AddressSpace {
             .range(..=addr)
             .next_back()
             .filter(|(_, v)| v.end > addr)
-            .map(|(s, v)| (*s, *v))
+            .map(|(s, v)| (*s, v.clone()))
     }
 
     /// Whether `range` is free of mappings.
@@ -386,7 +424,7 @@ impl AddressSpace {
         vm.commit(region, range.clone()).map_err(|_| Errno::NOMEM)?;
         vm.protect(range.clone(), like.prot)
             .map_err(|_| Errno::NOMEM)?;
-        self.insert(range, like.prot, like.kind, like.shared);
+        self.insert(range, like);
         Ok(())
     }
 

@@ -4,10 +4,12 @@
 //! Each guest thread is one vCPU driven by its own host thread, so a thread blocked in
 //! a host syscall never stops the others. The process ends when a thread calls
 //! exit_group, when it is killed, or when its last thread exits: km then exits with
-//! the payload's status (see [`terminate`]).
+//! the payload's status (see [`exit_process`] and `crash::die`).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use rustix::io::Errno;
@@ -16,7 +18,7 @@ use vm_memory::{ByteValued, Bytes, VolatileSlice};
 use crate::mm::AddressSpace;
 use crate::signals::{PendingQueue, SigAction};
 use crate::syscalls::fdtable::FdTable;
-use crate::vcpu::{Stop, Vcpu, kick};
+use crate::vcpu::{Vcpu, kick};
 use crate::vm::Vm;
 
 /// Locks `m`, ignoring poisoning: a panicking vCPU thread ends the whole process.
@@ -42,10 +44,32 @@ struct Threads {
     next_vcpu: u32,
 }
 
-/// State shared by every thread of the payload.
-pub struct Guest {
+/// How the payload was started, and km's policies for it.
+pub struct Config {
     /// The payload as named on the command line, for messages.
     pub name: String,
+    pub argv: Vec<String>,
+    /// The auxiliary vector given to the payload (for core files).
+    pub auxv: Vec<u8>,
+    /// `--kill-unimpl-scall`: an unimplemented syscall kills with SIGSYS.
+    pub kill_unimpl: bool,
+    /// Where a core-dumping signal writes the kmcore (`None`: no core).
+    pub core_path: Option<std::path::PathBuf>,
+    /// Print a crash report on stderr when a signal kills the payload.
+    pub crash_report: bool,
+}
+
+/// An all-stop request: every thread reports its state and parks.
+#[derive(Default)]
+struct StopAll {
+    requested: AtomicBool,
+    reports: Mutex<Vec<km_coredump::Thread>>,
+    arrived: Condvar,
+}
+
+/// State shared by every thread of the payload.
+pub struct Guest {
+    pub config: Config,
     pub vm: Vm,
     pub mm: Mutex<AddressSpace>,
     pub fds: Mutex<FdTable>,
@@ -53,8 +77,7 @@ pub struct Guest {
     /// Signals sent to the process as a whole.
     pub pending: PendingQueue,
     threads: Mutex<Threads>,
-    /// `--kill-unimpl-scall`: an unimplemented syscall kills with SIGSYS.
-    pub kill_unimpl: bool,
+    stop: StopAll,
     /// Unimplemented syscalls already named in the trace.
     pub unimpl_seen: Mutex<HashSet<u64>>,
 }
@@ -76,9 +99,9 @@ pub struct Thread {
 }
 
 impl Guest {
-    pub fn new(name: String, vm: Vm, mm: AddressSpace, kill_unimpl: bool) -> Self {
+    pub fn new(config: Config, vm: Vm, mm: AddressSpace) -> Self {
         Guest {
-            name,
+            config,
             vm,
             mm: Mutex::new(mm),
             fds: Mutex::new(FdTable::with_stdio()),
@@ -91,7 +114,7 @@ impl Guest {
                 idle: Vec::new(),
                 next_vcpu: 0,
             }),
-            kill_unimpl,
+            stop: StopAll::default(),
             unimpl_seen: Mutex::new(HashSet::new()),
         }
     }
@@ -141,25 +164,55 @@ impl Guest {
         lock(&self.threads).live.get(&tid).cloned()
     }
 
+    /// Whether another thread asked every thread to stop (for a core dump).
+    pub fn stop_requested(&self) -> bool {
+        self.stop.requested.load(Ordering::SeqCst)
+    }
+
+    /// Asks every other thread to stop and report; returns their states, waiting at
+    /// most `timeout` for them.
+    pub fn stop_others(&self, timeout: Duration) -> Vec<km_coredump::Thread> {
+        self.stop.requested.store(true, Ordering::SeqCst);
+        kick::kick_all();
+        let deadline = Instant::now() + timeout;
+        let mut reports = lock(&self.stop.reports);
+        loop {
+            let others = lock(&self.threads).live.len().saturating_sub(1);
+            let left = deadline.saturating_duration_since(Instant::now());
+            if reports.len() >= others || left.is_zero() {
+                return reports.clone();
+            }
+            reports = self
+                .stop
+                .arrived
+                .wait_timeout(reports, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    /// Reports this thread's state to the thread that asked for a stop, and parks.
+    pub fn report_and_park(&self, state: km_coredump::Thread) -> ! {
+        lock(&self.stop.reports).push(state);
+        self.stop.arrived.notify_all();
+        loop {
+            std::thread::park();
+        }
+    }
+
     /// A thread exited with `status`: park its vCPU; the last thread ends the process.
     pub fn thread_exited(&self, thread: Thread, status: i32) {
         let mut t = lock(&self.threads);
         t.live.remove(&thread.tid);
         if t.live.is_empty() {
-            terminate(self, Stop::Exited(status));
+            exit_process(status);
         }
         t.idle.push(thread.vcpu);
     }
 }
 
-/// Ends km the way the payload ended: with its exit status, or killed by its signal
-/// (re-raised on km, so that a parent sees the same status as for a native process).
-pub fn terminate(guest: &Guest, stop: Stop) -> ! {
-    match stop {
-        Stop::Exited(status) => std::process::exit(status & 0xff),
-        Stop::Killed(signal) => {
-            let _ = guest;
-            kick::die_by(signal)
-        }
-    }
+/// Ends km with the payload's exit status (a payload killed by a signal ends in
+/// `crash::die`).
+pub fn exit_process(status: i32) -> ! {
+    std::process::exit(status & 0xff)
 }

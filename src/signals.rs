@@ -23,7 +23,7 @@ use crate::landing_pad::{ExceptionFrame, USER_CS, USER_DS};
 use crate::process::{Guest, Thread, lock};
 use crate::trace;
 use crate::trace::Category;
-use crate::vcpu::{Stop, kick};
+use crate::vcpu::kick;
 
 pub const SIG_DFL: u64 = 0;
 pub const SIG_IGN: u64 = 1;
@@ -244,7 +244,7 @@ pub fn take(guest: &Guest, thread: &Thread, allowed: u64) -> Option<SigInfo> {
 }
 
 /// The user-mode register state of the thread at `point`.
-fn user_context(thread: &Thread, point: Point) -> Result<kvm_regs> {
+pub fn user_context(thread: &Thread, point: Point) -> Result<kvm_regs> {
     let mut regs = thread.vcpu.regs()?;
     match point {
         Point::Syscall { result, .. } => {
@@ -262,9 +262,9 @@ fn user_context(thread: &Thread, point: Point) -> Result<kvm_regs> {
     Ok(regs)
 }
 
-/// Delivers pending signals to `thread` at `point`. Returns how the process ends if
-/// a signal's action is to terminate it.
-pub fn deliver(guest: &Guest, thread: &mut Thread, point: Point) -> Result<Option<Stop>> {
+/// Delivers pending signals to `thread` at `point`. Returns the signal that kills
+/// the process, if one's action is to terminate it.
+pub fn deliver(guest: &Guest, thread: &mut Thread, point: Point) -> Result<Option<SigInfo>> {
     if !deliverable(guest, thread) {
         return Ok(None);
     }
@@ -279,9 +279,7 @@ pub fn deliver(guest: &Guest, thread: &mut Thread, point: Point) -> Result<Optio
             SIG_IGN => continue,
             SIG_DFL => match default_action(sig) {
                 DefaultAction::Ignore => continue,
-                DefaultAction::Terminate | DefaultAction::Core => {
-                    return Ok(Some(Stop::Killed(sig)));
-                }
+                DefaultAction::Terminate | DefaultAction::Core => return Ok(Some(info)),
             },
             _ => return setup_frame(guest, thread, &info, action, point),
         }
@@ -311,12 +309,13 @@ pub fn for_exception(frame: &ExceptionFrame, cr2: u64) -> SigInfo {
 }
 
 /// Raises a CPU exception's signal in `thread`: queued for delivery at the
-/// exception, or fatal at once when it is blocked or ignored (as Linux forces it).
-pub fn raise_fault(guest: &Guest, thread: &Thread, info: SigInfo) -> Option<Stop> {
+/// exception, or returned as fatal when it is blocked, ignored or defaulted (as
+/// Linux forces it).
+pub fn raise_fault(guest: &Guest, thread: &Thread, info: SigInfo) -> Option<SigInfo> {
     let sig = signo(&info);
     let action = lock(&guest.signals).actions[(sig - 1) as usize];
     if thread.sigmask & bit(sig) != 0 || action.handler == SIG_IGN || action.handler == SIG_DFL {
-        return Some(Stop::Killed(sig));
+        return Some(info);
     }
     thread.handle.pending.add(info);
     None
@@ -379,7 +378,7 @@ fn setup_frame(
     info: &SigInfo,
     action: SigAction,
     point: Point,
-) -> Result<Option<Stop>> {
+) -> Result<Option<SigInfo>> {
     let sig = signo(info);
     let mut user = user_context(thread, point)?;
     if let Point::Syscall {
@@ -447,7 +446,7 @@ fn setup_frame(
             Category::Kvm,
             "signal {sig}: cannot write the frame at {frame:#x}"
         );
-        return Ok(Some(Stop::Killed(libc::SIGSEGV)));
+        return Ok(Some(info_fault(libc::SIGSEGV, SI_KERNEL, frame)));
     }
     let mut regs = user;
     regs.rip = action.handler;

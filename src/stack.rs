@@ -75,8 +75,8 @@ fn min_sigstksz(vm: &Vm) -> u64 {
     frame.next_multiple_of(16)
 }
 
-/// Builds the initial stack; returns the initial RSP.
-pub fn build(vm: &Vm, image: &Image, exec: &Exec<'_>) -> Result<u64> {
+/// Builds the initial stack; returns the initial RSP and the auxiliary vector's bytes.
+pub fn build(vm: &Vm, image: &Image, exec: &Exec<'_>) -> Result<(u64, Vec<u8>)> {
     let mut p = Pusher {
         mem: &vm.mem,
         sp: STACK_TOP - 8,
@@ -131,10 +131,15 @@ pub fn build(vm: &Vm, image: &Image, exec: &Exec<'_>) -> Result<u64> {
     table.push(0);
     table.extend(&envp);
     table.push(0);
-    for (k, v) in auxv {
-        table.extend([k, v]);
+    for (k, v) in &auxv {
+        table.extend([*k, *v]);
     }
     let bytes: Vec<u8> = table.iter().flat_map(|w| w.to_le_bytes()).collect();
     vm.mem.write_bytes(sp, &bytes)?;
-    Ok(sp)
+    let auxv_bytes = auxv
+        .iter()
+        .flat_map(|(k, v)| [k.to_le_bytes(), v.to_le_bytes()])
+        .flatten()
+        .collect();
+    Ok((sp, auxv_bytes))
 }

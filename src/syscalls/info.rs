@@ -2,11 +2,12 @@
 //! a single-threaded C runtime makes at start-up.
 
 use rustix::io::Errno;
-use rustix::thread::{ClockId, NanosleepRelativeResult};
+use rustix::thread::ClockId;
 use rustix::time::Timespec;
 
 use super::{Ctx, SysResult};
 use crate::memory::host;
+use crate::signals;
 
 const ARCH_SET_FS: u64 = 0x1002;
 const ARCH_GET_FS: u64 = 0x1003;
@@ -142,22 +143,64 @@ fn read_timespec(ctx: &Ctx<'_>, addr: u64) -> Result<Timespec, Errno> {
     })
 }
 
-fn sleep_result(ctx: &Ctx<'_>, r: NanosleepRelativeResult, rem: u64) -> SysResult {
-    match r {
-        NanosleepRelativeResult::Ok => Ok(0),
-        NanosleepRelativeResult::Interrupted(left) => {
-            if rem != 0 {
-                ctx.write_obj(rem, [left.tv_sec, left.tv_nsec])?;
-            }
+/// Sleeps on `clock` until `deadline` (absolute). A kick that brings no signal for
+/// this thread resumes the sleep; a deliverable signal ends it with EINTR, writing
+/// the time left to `rem` (when non-zero).
+fn sleep_until(ctx: &Ctx<'_>, clock: ClockId, deadline: Timespec, rem: u64) -> SysResult {
+    loop {
+        match rustix::thread::clock_nanosleep_absolute(clock, &deadline) {
+            Ok(()) => return Ok(0),
             Err(Errno::INTR)
+                if signals::deliverable(ctx.guest, ctx.thread) || ctx.guest.stop_requested() =>
+            {
+                if rem != 0 {
+                    let now = rustix::time::clock_gettime(clock_for_gettime(clock));
+                    let left = to_nanos(&deadline).saturating_sub(to_nanos(&now)).max(0);
+                    ctx.write_obj(rem, [left / NSEC_PER_SEC, left % NSEC_PER_SEC])?;
+                }
+                return Err(Errno::INTR);
+            }
+            Err(Errno::INTR) => continue,
+            Err(e) => return Err(e),
         }
-        NanosleepRelativeResult::Err(e) => Err(e),
     }
+}
+
+fn to_nanos(t: &Timespec) -> i64 {
+    t.tv_sec
+        .saturating_mul(NSEC_PER_SEC)
+        .saturating_add(t.tv_nsec)
+}
+
+fn from_nanos(n: i64) -> Timespec {
+    Timespec {
+        tv_sec: n / NSEC_PER_SEC,
+        tv_nsec: n % NSEC_PER_SEC,
+    }
+}
+
+fn clock_for_gettime(clock: ClockId) -> rustix::time::ClockId {
+    match clock {
+        ClockId::Realtime => rustix::time::ClockId::Realtime,
+        ClockId::Boottime => rustix::time::ClockId::Boottime,
+        _ => rustix::time::ClockId::Monotonic,
+    }
+}
+
+/// A relative sleep of `req` on `clock`.
+fn sleep_for(ctx: &Ctx<'_>, clock: ClockId, req: &Timespec, rem: u64) -> SysResult {
+    let now = rustix::time::clock_gettime(clock_for_gettime(clock));
+    sleep_until(
+        ctx,
+        clock,
+        from_nanos(to_nanos(&now).saturating_add(to_nanos(req))),
+        rem,
+    )
 }
 
 pub fn nanosleep(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     let req = read_timespec(ctx, a[0])?;
-    sleep_result(ctx, rustix::thread::nanosleep(&req), a[1])
+    sleep_for(ctx, ClockId::Monotonic, &req, a[1])
 }
 
 pub fn clock_nanosleep(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
@@ -169,14 +212,9 @@ pub fn clock_nanosleep(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     };
     let req = read_timespec(ctx, a[2])?;
     if a[1] & libc::TIMER_ABSTIME as u64 != 0 {
-        rustix::thread::clock_nanosleep_absolute(clock, &req)?;
-        return Ok(0);
+        return sleep_until(ctx, clock, req, 0);
     }
-    sleep_result(
-        ctx,
-        rustix::thread::clock_nanosleep_relative(clock, &req),
-        a[3],
-    )
+    sleep_for(ctx, clock, &req, a[3])
 }
 
 fn do_prlimit(ctx: &mut Ctx<'_>, resource: u64, new: u64, old: u64) -> SysResult {

@@ -28,6 +28,13 @@ fn page_range(addr: u64, len: u64) -> Result<Range<u64>, Errno> {
     Ok(addr..end)
 }
 
+/// The name of the file behind a host descriptor (for core files).
+fn file_name(fd: std::os::fd::BorrowedFd<'_>) -> std::sync::Arc<str> {
+    use std::os::fd::AsRawFd;
+    std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+        .map_or_else(|_| "".into(), |p| p.to_string_lossy().into())
+}
+
 pub fn brk(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     Ok(lock(&ctx.guest.mm).brk(&ctx.guest.vm, a[0]))
 }
@@ -65,6 +72,7 @@ pub fn mmap(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
         noreplace,
         shared,
         file: file.as_ref().map(|f| (f.as_fd(), offset)),
+        path: file.as_ref().map(|f| file_name(f.as_fd())),
     };
     lock(&ctx.guest.mm).mmap(&ctx.guest.vm, &req)
 }
@@ -108,7 +116,7 @@ pub fn mremap(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
             return Ok(old);
         }
         let tail = old + old_len..old + new_len;
-        if mm.is_free(&tail) && mm.extend(vm, tail, vma).is_ok() {
+        if mm.is_free(&tail) && mm.extend(vm, tail, vma.clone()).is_ok() {
             return Ok(old);
         }
         if flags & MREMAP_MAYMOVE == 0 {
@@ -128,6 +136,7 @@ pub fn mremap(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
         noreplace: false,
         shared: vma.shared,
         file: None,
+        path: None,
     };
     let new = mm.mmap(vm, &req)?;
     let keep = old_len.min(new_len);

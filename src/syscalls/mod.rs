@@ -25,6 +25,7 @@ use crate::landing_pad::SyscallRequest;
 use crate::memory::Fault;
 use crate::mm::{PROT_READ, PROT_WRITE};
 use crate::process::{Guest, Thread, lock};
+use crate::signals;
 use crate::trace;
 use crate::trace::Category;
 
@@ -123,7 +124,16 @@ pub fn dispatch(ctx: &mut Ctx<'_>, req: &SyscallRequest) -> Outcome {
         libc::SYS_clone => thread::clone(ctx, &a),
         libc::SYS_rt_sigreturn => signal::rt_sigreturn(ctx, &a),
         nr => match handler(nr) {
-            Some((_, h)) => h(ctx, &a).map(Outcome::Return),
+            Some((_, h)) => loop {
+                // A kick interrupts every vCPU thread's blocking call; one that got
+                // no signal of its own goes back to waiting, as on Linux.
+                match h(ctx, &a) {
+                    Err(Errno::INTR)
+                        if !signals::deliverable(ctx.guest, ctx.thread)
+                            && !ctx.guest.stop_requested() => {}
+                    r => break r.map(Outcome::Return),
+                }
+            },
             None => {
                 if lock(&ctx.guest.unimpl_seen).insert(req.nr) {
                     trace!(
@@ -133,7 +143,7 @@ pub fn dispatch(ctx: &mut Ctx<'_>, req: &SyscallRequest) -> Outcome {
                         name(req.nr as i64)
                     );
                 }
-                if ctx.guest.kill_unimpl {
+                if ctx.guest.config.kill_unimpl {
                     return Outcome::Kill(libc::SIGSYS);
                 }
                 Err(Errno::NOSYS)

@@ -87,7 +87,7 @@ pub fn rt_sigpending(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 /// Sleeps until a signal is deliverable to the thread (or `deadline` passes).
 fn wait_for_signal(ctx: &Ctx<'_>, deadline: Option<Instant>) -> bool {
     loop {
-        if signals::deliverable(ctx.guest, ctx.thread) {
+        if signals::deliverable(ctx.guest, ctx.thread) || ctx.guest.stop_requested() {
             return true;
         }
         let slice = deadline.map_or(WAIT_SLICE, |d| {
@@ -107,7 +107,8 @@ pub fn rt_sigsuspend(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     let old = ctx.thread.sigmask;
     ctx.thread.sigmask = mask & !UNBLOCKABLE;
     wait_for_signal(ctx, None);
-    ctx.thread.saved_mask = Some(old);
+    // A retried sigsuspend must keep the mask from before the first call.
+    ctx.thread.saved_mask.get_or_insert(old);
     Err(Errno::INTR)
 }
 
@@ -140,7 +141,7 @@ pub fn rt_sigtimedwait(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
         if deadline.is_some_and(|d| Instant::now() >= d) {
             return Err(Errno::AGAIN);
         }
-        if signals::deliverable(ctx.guest, ctx.thread) {
+        if signals::deliverable(ctx.guest, ctx.thread) || ctx.guest.stop_requested() {
             return Err(Errno::INTR);
         }
         std::thread::sleep(

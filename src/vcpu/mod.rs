@@ -14,7 +14,8 @@ use crate::landing_pad::{
 };
 use std::sync::Arc;
 
-use crate::process::{Guest, Thread, terminate};
+use crate::crash;
+use crate::process::{Guest, Thread, exit_process};
 use crate::signals::{self, Point};
 use crate::syscalls::{self, Outcome};
 use crate::trace;
@@ -57,6 +58,17 @@ pub enum Stop {
     Exited(i32),
     /// Killed by this signal.
     Killed(i32),
+}
+
+/// The host's enabled XSAVE features (XCR0) and the XSAVE area size they need.
+pub fn host_xstate() -> (u64, u32) {
+    if !std::arch::is_x86_feature_detected!("xsave") {
+        return (3, 512);
+    }
+    // SAFETY: XGETBV with ECX = 0 is valid once XSAVE is enabled (checked above).
+    let xcr0 = unsafe { std::arch::x86_64::_xgetbv(0) };
+    let size = std::arch::x86_64::__cpuid_count(0xd, 0).ebx;
+    (xcr0, size)
 }
 
 /// Why KVM_RUN returned to km.
@@ -220,6 +232,12 @@ impl Vcpu {
         unsafe { self.fd.set_xsave(&x) }.context("KVM_SET_XSAVE")
     }
 
+    /// FS and GS base (the thread pointer is FS base).
+    pub fn segment_bases(&self) -> Result<(u64, u64)> {
+        let s = self.fd.get_sregs().context("KVM_GET_SREGS")?;
+        Ok((s.fs.base, s.gs.base))
+    }
+
     pub fn cr2(&self) -> Result<u64> {
         Ok(self.fd.get_sregs().context("KVM_GET_SREGS")?.cr2)
     }
@@ -322,8 +340,17 @@ pub fn run_thread(guest: &Arc<Guest>, mut thread: Thread) {
                             guest.thread_exited(thread, status);
                             return;
                         }
-                        Outcome::Exit(status) => terminate(guest, Stop::Exited(status)),
-                        Outcome::Kill(signal) => terminate(guest, Stop::Killed(signal)),
+                        Outcome::Exit(status) => exit_process(status),
+                        Outcome::Kill(signal) => crash::die(
+                            guest,
+                            &thread,
+                            Point::Syscall {
+                                nr: req.nr,
+                                result: 0,
+                                restart: false,
+                            },
+                            &signals::info(signal, signals::SI_KERNEL),
+                        ),
                     }
                 }
                 Err(e) => fail(
@@ -347,8 +374,8 @@ pub fn run_thread(guest: &Arc<Guest>, mut thread: Thread) {
                     frame.rsp
                 );
                 let info = signals::for_exception(&frame, cr2);
-                if let Some(stop) = signals::raise_fault(guest, &thread, info) {
-                    terminate(guest, stop);
+                if let Some(fatal) = signals::raise_fault(guest, &thread, info) {
+                    crash::die(guest, &thread, Point::Exception(frame), &fatal);
                 }
                 Point::Exception(frame)
             }
@@ -357,12 +384,20 @@ pub fn run_thread(guest: &Arc<Guest>, mut thread: Thread) {
                 anyhow::anyhow!("guest wrote to unknown I/O port {port:#x}"),
             ),
             Ok(Exit::Interrupted) => Point::Interrupted,
-            Ok(Exit::Fatal(signal)) => terminate(guest, Stop::Killed(signal)),
+            Ok(Exit::Fatal(signal)) => crash::die(
+                guest,
+                &thread,
+                Point::Interrupted,
+                &signals::info(signal, signals::SI_KERNEL),
+            ),
             Err(e) => fail(guest, e),
         };
+        if guest.stop_requested() {
+            guest.report_and_park(crash::thread_state(&thread, point));
+        }
         match signals::deliver(guest, &mut thread, point) {
             Ok(None) => {}
-            Ok(Some(stop)) => terminate(guest, stop),
+            Ok(Some(fatal)) => crash::die(guest, &thread, point, &fatal),
             Err(e) => fail(guest, e),
         }
     }
@@ -370,6 +405,6 @@ pub fn run_thread(guest: &Arc<Guest>, mut thread: Thread) {
 
 /// A monitor failure while running the payload: report it and exit with km's status.
 fn fail(guest: &Guest, e: anyhow::Error) -> ! {
-    eprintln!("km: {}: {e:#}", guest.name);
+    eprintln!("km: {}: {e:#}", guest.config.name);
     std::process::exit(crate::KM_ERROR_STATUS as i32)
 }

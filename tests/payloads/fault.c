@@ -1,6 +1,10 @@
-/* Faults in a nested call chain: main -> level1 -> level2 -> fault. argv[1] picks it. */
+/* Faults in a nested call chain: main -> level1 -> level2 -> fault. argv[1] picks
+ * it: null, div0, ud2, abort, text, or threads (two threads wait in waiter() while
+ * main makes a null write). */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static volatile int zero = 0;
 
@@ -22,6 +26,25 @@ __attribute__((noinline)) static int level1(const char *how) {
     return level2(how) + 1;
 }
 
+static volatile int started;
+
+__attribute__((noinline)) static void *waiter(void *arg) {
+    (void)arg;
+    __atomic_add_fetch(&started, 1, __ATOMIC_SEQ_CST);
+    for (;;)
+        pause();
+    return NULL;
+}
+
 int main(int argc, char **argv) {
-    return level1(argc > 1 ? argv[1] : "none") - 1;
+    const char *how = argc > 1 ? argv[1] : "none";
+    if (strcmp(how, "threads") == 0) {
+        pthread_t t[2];
+        for (int i = 0; i < 2; i++)
+            pthread_create(&t[i], NULL, waiter, NULL);
+        while (started < 2)
+            usleep(1000);
+        how = "null";
+    }
+    return level1(how) - 1;
 }

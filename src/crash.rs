@@ -1,0 +1,141 @@
+//! What happens when a signal kills the payload: every thread is stopped, the
+//! kmcore is written (through the `km-coredump` crate), a short crash report goes
+//! to stderr, and km dies by the same signal.
+
+use std::fs::File;
+use std::io::BufWriter;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+use crate::landing_pad::{USER_CS, USER_DS};
+use crate::process::{Guest, Thread, lock};
+use crate::signals::{self, DefaultAction, Point, SigInfo};
+use crate::vcpu::kick;
+
+/// How long the dying thread waits for the others to report.
+const STOP_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The state of `thread`, stopped at `point`, as a core file records it.
+pub fn thread_state(thread: &Thread, point: Point) -> km_coredump::Thread {
+    let r = signals::user_context(thread, point).unwrap_or_default();
+    let (fs_base, gs_base) = thread.vcpu.segment_bases().unwrap_or((0, 0));
+    let orig_rax = match point {
+        Point::Syscall { nr, .. } => nr,
+        _ => u64::MAX,
+    };
+    km_coredump::Thread {
+        tid: thread.tid,
+        regs: km_coredump::Regs {
+            r15: r.r15,
+            r14: r.r14,
+            r13: r.r13,
+            r12: r.r12,
+            rbp: r.rbp,
+            rbx: r.rbx,
+            r11: r.r11,
+            r10: r.r10,
+            r9: r.r9,
+            r8: r.r8,
+            rax: r.rax,
+            rcx: r.rcx,
+            rdx: r.rdx,
+            rsi: r.rsi,
+            rdi: r.rdi,
+            orig_rax,
+            rip: r.rip,
+            cs: USER_CS as u64,
+            rflags: r.rflags,
+            rsp: r.rsp,
+            ss: USER_DS as u64,
+            fs_base,
+            gs_base,
+            ..Default::default()
+        },
+        xsave: thread.vcpu.xsave().map(xstate_note).unwrap_or_default(),
+        sigpend: thread.handle.pending.bits(),
+        sighold: thread.sigmask,
+    }
+}
+
+/// Offset of the software-reserved XCR0 copy in the FXSAVE area, where Linux core
+/// files (and gdb) keep the feature mask that sizes the XSAVE note.
+const XSTATE_XCR0_OFFSET: usize = 464;
+
+/// The XSAVE image as the kernel writes NT_X86_XSTATE: cut to the size of the
+/// enabled features, with XCR0 in the FXSAVE area's software-reserved bytes.
+fn xstate_note(mut xsave: Vec<u8>) -> Vec<u8> {
+    // The guest runs with the host's enabled features on PVM and with the same
+    // set on hardware KVM (km enables all supported features).
+    let (xcr0, size) = crate::vcpu::host_xstate();
+    xsave.resize((size as usize).max(512).min(xsave.len().max(512)), 0);
+    xsave[XSTATE_XCR0_OFFSET..XSTATE_XCR0_OFFSET + 8].copy_from_slice(&xcr0.to_le_bytes());
+    xsave
+}
+
+fn process_info(guest: &Guest) -> km_coredump::Process {
+    let pid = |p: Option<rustix::process::Pid>| p.map_or(0, |p| p.as_raw_nonzero().get());
+    let fname = std::path::Path::new(&guest.config.name)
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    km_coredump::Process {
+        pid: rustix::process::getpid().as_raw_nonzero().get(),
+        ppid: pid(rustix::process::getppid()),
+        pgrp: rustix::process::getpgrp().as_raw_nonzero().get(),
+        sid: rustix::process::getsid(None).map_or(0, |p| p.as_raw_nonzero().get()),
+        uid: rustix::process::getuid().as_raw(),
+        gid: rustix::process::getgid().as_raw(),
+        fname,
+        psargs: guest.config.argv.join(" "),
+    }
+}
+
+fn mappings(guest: &Guest) -> Vec<km_coredump::Mapping> {
+    lock(&guest.mm)
+        .vmas()
+        .map(|(start, v)| km_coredump::Mapping {
+            start,
+            end: v.end,
+            read: v.prot != libc::PROT_NONE,
+            write: v.prot & libc::PROT_WRITE != 0,
+            exec: v.prot & libc::PROT_EXEC != 0,
+            file: v.file.as_ref().map(|(path, off)| (path.to_string(), *off)),
+        })
+        .collect()
+}
+
+/// Writes the kmcore for a payload killed by `info` in `thread` at `point`.
+fn write_core(
+    guest: &Guest,
+    thread: &Thread,
+    point: Point,
+    info: &SigInfo,
+    path: &std::path::Path,
+) -> Result<()> {
+    let mut threads = vec![thread_state(thread, point)];
+    threads.extend(guest.stop_others(STOP_TIMEOUT));
+    let core = km_coredump::Core {
+        signal: signals::signo(info),
+        siginfo: *info,
+        process: process_info(guest),
+        threads,
+        auxv: guest.config.auxv.clone(),
+        mappings: mappings(guest),
+    };
+    let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let mut read = |addr: u64, buf: &mut [u8]| guest.vm.mem.read_bytes(addr, buf).is_ok();
+    km_coredump::write(&core, &mut read, BufWriter::new(file))
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// Ends the process because `info`'s signal killed it in `thread` at `point`.
+pub fn die(guest: &Guest, thread: &Thread, point: Point, info: &SigInfo) -> ! {
+    let sig = signals::signo(info);
+    if signals::default_action(sig) == DefaultAction::Core
+        && let Some(path) = &guest.config.core_path
+        && let Err(e) = write_core(guest, thread, point, info, path)
+    {
+        eprintln!("km: {}: no core file: {e:#}", guest.config.name);
+    }
+    kick::die_by(sig)
+}

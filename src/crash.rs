@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
+use crate::backtrace;
 use crate::landing_pad::{USER_CS, USER_DS};
 use crate::process::{Guest, Thread, lock};
 use crate::signals::{self, DefaultAction, Point, SigInfo};
@@ -61,15 +62,31 @@ pub fn thread_state(thread: &Thread, point: Point) -> km_coredump::Thread {
 /// Offset of the software-reserved XCR0 copy in the FXSAVE area, where Linux core
 /// files (and gdb) keep the feature mask that sizes the XSAVE note.
 const XSTATE_XCR0_OFFSET: usize = 464;
+/// Offset of XSTATE_BV, the XSAVE header's mask of components present.
+const XSTATE_BV_OFFSET: usize = 512;
+/// x87, SSE and AVX: the components whose XSAVE offsets every x86 CPU shares.
+const PORTABLE_XCR0: u64 = 0x7;
+const XSAVE_LEGACY_AND_HEADER: usize = 576;
+const XSAVE_WITH_AVX: usize = 832;
 
-/// The XSAVE image as the kernel writes NT_X86_XSTATE: cut to the size of the
-/// enabled features, with XCR0 in the FXSAVE area's software-reserved bytes.
+/// The XSAVE image as NT_X86_XSTATE: the x87, SSE and AVX state with XCR0 in the
+/// FXSAVE area's software-reserved bytes. Later components (AVX-512 and up) sit at
+/// vendor-specific offsets that gdb 13 cannot tell apart, so they are left out.
 fn xstate_note(mut xsave: Vec<u8>) -> Vec<u8> {
-    // The guest runs with the host's enabled features on PVM and with the same
-    // set on hardware KVM (km enables all supported features).
-    let (xcr0, size) = crate::vcpu::host_xstate();
-    xsave.resize((size as usize).max(512).min(xsave.len().max(512)), 0);
+    let xcr0 = crate::vcpu::host_xcr0() & PORTABLE_XCR0;
+    let size = if xcr0 & 4 != 0 {
+        XSAVE_WITH_AVX
+    } else {
+        XSAVE_LEGACY_AND_HEADER
+    };
+    xsave.resize(size, 0);
     xsave[XSTATE_XCR0_OFFSET..XSTATE_XCR0_OFFSET + 8].copy_from_slice(&xcr0.to_le_bytes());
+    let bv = u64::from_le_bytes(
+        xsave[XSTATE_BV_OFFSET..XSTATE_BV_OFFSET + 8]
+            .try_into()
+            .expect("8 bytes"),
+    );
+    xsave[XSTATE_BV_OFFSET..XSTATE_BV_OFFSET + 8].copy_from_slice(&(bv & xcr0).to_le_bytes());
     xsave
 }
 
@@ -128,14 +145,77 @@ fn write_core(
         .with_context(|| format!("writing {}", path.display()))
 }
 
+fn signal_name(sig: i32) -> String {
+    let name = match sig {
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGILL => "SIGILL",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGTRAP => "SIGTRAP",
+        libc::SIGSYS => "SIGSYS",
+        libc::SIGQUIT => "SIGQUIT",
+        libc::SIGXCPU => "SIGXCPU",
+        libc::SIGXFSZ => "SIGXFSZ",
+        _ => return format!("signal {sig}"),
+    };
+    format!("{name} (signal {sig})")
+}
+
+/// The crash report: signal, fault address, and the symbolized backtrace of the
+/// thread that took the signal.
+fn report(guest: &Guest, thread: &Thread, point: Point, info: &SigInfo) -> String {
+    let sig = signals::signo(info);
+    let mut out = format!(
+        "km: {}: killed by {} in thread {}",
+        guest.config.name,
+        signal_name(sig),
+        thread.tid
+    );
+    if matches!(
+        sig,
+        libc::SIGSEGV | libc::SIGBUS | libc::SIGILL | libc::SIGFPE
+    ) {
+        let addr = u64::from_ne_bytes(info[16..24].try_into().expect("8 bytes"));
+        out.push_str(&format!(", fault address {addr:#x}"));
+    }
+    out.push('\n');
+    if let (Ok(regs), Ok(elf)) = (
+        signals::user_context(thread, point),
+        std::fs::read(&guest.config.name),
+    ) {
+        let read = |addr: u64| guest.vm.mem.read_obj::<u64>(addr).ok();
+        let start = backtrace::Start {
+            rip: regs.rip,
+            rsp: regs.rsp,
+            rbp: regs.rbp,
+        };
+        let pcs = backtrace::unwind(&elf, guest.config.bias, start, &read);
+        for line in backtrace::symbolize(&guest.config.name, guest.config.bias, &pcs) {
+            out.push_str(&format!("  {line}\n"));
+        }
+    }
+    out
+}
+
 /// Ends the process because `info`'s signal killed it in `thread` at `point`.
 pub fn die(guest: &Guest, thread: &Thread, point: Point, info: &SigInfo) -> ! {
     let sig = signals::signo(info);
-    if signals::default_action(sig) == DefaultAction::Core
-        && let Some(path) = &guest.config.core_path
-        && let Err(e) = write_core(guest, thread, point, info, path)
-    {
-        eprintln!("km: {}: no core file: {e:#}", guest.config.name);
+    if signals::default_action(sig) == DefaultAction::Core {
+        let mut text = if guest.config.crash_report {
+            report(guest, thread, point, info)
+        } else {
+            String::new()
+        };
+        if let Some(path) = &guest.config.core_path {
+            match write_core(guest, thread, point, info, path) {
+                Ok(()) => text.push_str(&format!("  core dumped to {}\n", path.display())),
+                Err(e) => {
+                    text.push_str(&format!("km: {}: no core file: {e:#}\n", guest.config.name))
+                }
+            }
+        }
+        eprint!("{text}");
     }
     kick::die_by(sig)
 }

@@ -8,6 +8,7 @@
 //!   address space, and the guest page tables;
 //! - [`loader`] / [`stack`]: ELF loading and the initial stack.
 
+pub mod backtrace;
 pub mod cli;
 pub mod crash;
 pub mod landing_pad;
@@ -84,6 +85,7 @@ pub fn run(cli: &cli::Cli) -> Result<std::convert::Infallible> {
             .map(|a| a.to_string_lossy().into_owned())
             .collect(),
         auxv,
+        bias: image.bias,
         kill_unimpl: cli.kill_unimpl_scall,
         core_path: (!cli.no_coredump).then(|| cli.coredump.clone()),
         crash_report: !cli.no_crash_report,

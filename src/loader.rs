@@ -22,6 +22,8 @@ use crate::vm::Vm;
 #[derive(Debug, Clone)]
 pub struct Image {
     pub entry: u64,
+    /// Load bias: where the program is relative to its link addresses (static PIE).
+    pub bias: u64,
     pub phdr: u64,
     pub phent: u64,
     pub phnum: u64,
@@ -241,6 +243,7 @@ pub fn load(vm: &mut Vm, path: &str, data: &[u8]) -> Result<(Image, AddressSpace
     );
     let image = Image {
         entry: prog.entry,
+        bias: prog.bias,
         phdr: prog.phdr,
         phent: prog.phent,
         phnum: prog.phnum,

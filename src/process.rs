@@ -49,6 +49,8 @@ pub struct Config {
     /// The payload as named on the command line, for messages.
     pub name: String,
     pub argv: Vec<String>,
+    /// The executable's load bias (for symbolizing backtraces).
+    pub bias: u64,
     /// The auxiliary vector given to the payload (for core files).
     pub auxv: Vec<u8>,
     /// `--kill-unimpl-scall`: an unimplemented syscall kills with SIGSYS.

@@ -60,15 +60,13 @@ pub enum Stop {
     Killed(i32),
 }
 
-/// The host's enabled XSAVE features (XCR0) and the XSAVE area size they need.
-pub fn host_xstate() -> (u64, u32) {
+/// The host's enabled XSAVE features (XCR0), which PVM guests run with.
+pub fn host_xcr0() -> u64 {
     if !std::arch::is_x86_feature_detected!("xsave") {
-        return (3, 512);
+        return 3;
     }
     // SAFETY: XGETBV with ECX = 0 is valid once XSAVE is enabled (checked above).
-    let xcr0 = unsafe { std::arch::x86_64::_xgetbv(0) };
-    let size = std::arch::x86_64::__cpuid_count(0xd, 0).ebx;
-    (xcr0, size)
+    unsafe { std::arch::x86_64::_xgetbv(0) }
 }
 
 /// Why KVM_RUN returned to km.

@@ -1,0 +1,122 @@
+//! Payloads killed by a signal: km's exit, its crash report, and the kmcore read back
+//! by the real gdb (Debian's gdb, installed by .ci/run).
+
+mod common;
+
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::{km, payload, run, scratch, text};
+
+fn gdb(exe: &Path, core: &Path, commands: &[&str]) -> String {
+    let mut cmd = Command::new("gdb");
+    cmd.args(["-batch", "-nx"]).arg(exe).arg(core);
+    for c in commands {
+        cmd.args(["-ex", c]);
+    }
+    let out = cmd
+        .output()
+        .expect("gdb is needed for these tests (Debian package gdb)");
+    text(&out.stdout) + &text(&out.stderr)
+}
+
+/// Runs `fault.LIBC how` under km in a fresh directory; returns km's output and the
+/// directory.
+fn crash(libc: &str, how: &str, extra: &[&str]) -> (Output, std::path::PathBuf) {
+    let dir = scratch(&format!("core-{libc}-{how}-{}", extra.len()));
+    let out = run(km()
+        .current_dir(&dir)
+        .args(extra)
+        .arg(payload(&format!("fault.{libc}")))
+        .arg(how));
+    (out, dir)
+}
+
+#[test]
+fn crashes_leave_a_core_that_gdb_reads() {
+    let cases = [
+        ("null", libc::SIGSEGV, "SIGSEGV"),
+        ("div0", libc::SIGFPE, "SIGFPE"),
+        ("ud2", libc::SIGILL, "SIGILL"),
+        ("abort", libc::SIGABRT, "SIGABRT"),
+    ];
+    for libc in ["musl", "glibc"] {
+        for (how, signal, name) in cases {
+            let (out, dir) = crash(libc, how, &[]);
+            assert_eq!(out.status.signal(), Some(signal), "{libc} {how}");
+            let report = text(&out.stderr);
+            assert!(report.contains(&format!("killed by {name}")), "{report}");
+            assert!(report.contains("core dumped to kmcore"), "{report}");
+            let core = dir.join("kmcore");
+            let exe = payload(&format!("fault.{libc}"));
+            let shown = gdb(&exe, &core, &["bt", "info threads", "info registers rip"]);
+            assert!(
+                shown.contains(&format!("Program terminated with signal {name}")),
+                "{shown}"
+            );
+            assert!(shown.contains("rip            0x"), "{shown}");
+            assert!(!shown.contains("warning"), "{shown}");
+            // musl's abort has no unwind information (natively too): gdb stops in raise.
+            if !(libc == "musl" && how == "abort") {
+                for frame in ["level2", "level1", "main"] {
+                    assert!(
+                        shown.contains(&format!(" {frame} (")),
+                        "{libc} {how}: no {frame} in\n{shown}"
+                    );
+                }
+            }
+            if how != "abort" {
+                assert!(
+                    report.contains("in level2 at fault.c:"),
+                    "crash report backtrace:\n{report}"
+                );
+                assert!(report.contains("in level1 at fault.c:"), "{report}");
+                assert!(report.contains("in main at fault.c:"), "{report}");
+            }
+        }
+    }
+}
+
+#[test]
+fn every_thread_is_in_the_core() {
+    for libc in ["musl", "glibc"] {
+        let (out, dir) = crash(libc, "threads", &[]);
+        assert_eq!(out.status.signal(), Some(libc::SIGSEGV));
+        let exe = payload(&format!("fault.{libc}"));
+        let shown = gdb(
+            &exe,
+            &dir.join("kmcore"),
+            &["info threads", "thread apply all bt"],
+        );
+        for n in 1..=3 {
+            assert!(
+                shown.contains(&format!("\nThread {n} ")),
+                "{libc}: thread {n} missing:\n{shown}"
+            );
+        }
+        let first = shown
+            .split("\nThread 1 ")
+            .nth(1)
+            .expect("thread 1 backtrace");
+        assert!(
+            first.contains(" level2 (") && first.contains(" main ("),
+            "{shown}"
+        );
+        assert!(!shown.contains("warning"), "{shown}");
+        if libc == "glibc" {
+            assert_eq!(shown.matches(" in waiter (").count(), 2, "{shown}");
+        }
+    }
+}
+
+#[test]
+fn core_file_options() {
+    let (out, dir) = crash("musl", "null", &["-C", "custom.core"]);
+    assert_eq!(out.status.signal(), Some(libc::SIGSEGV));
+    assert!(dir.join("custom.core").exists() && !dir.join("kmcore").exists());
+    let (out, dir) = crash("musl", "null", &["--no-coredump", "--no-crash-report"]);
+    assert_eq!(out.status.signal(), Some(libc::SIGSEGV));
+    assert!(!dir.join("kmcore").exists());
+    assert!(out.stderr.is_empty(), "{}", text(&out.stderr));
+}

@@ -56,6 +56,15 @@ pub struct Cli {
     #[arg(long = "no-crash-report")]
     pub no_crash_report: bool,
 
+    /// Debug with gdb: stop before the first instruction and wait for `target remote`
+    /// on PORT (default 2159). Write -gPORT or --gdb-server-port=PORT.
+    #[arg(short = 'g', long = "gdb-server-port", value_name = "PORT", num_args = 0..=1, require_equals = true, default_missing_value = "2159")]
+    pub gdb_port: Option<u16>,
+
+    /// The address the gdb stub listens on.
+    #[arg(long = "gdb-address", value_name = "ADDR", default_value = "127.0.0.1")]
+    pub gdb_address: String,
+
     /// Print the version.
     #[arg(long = "version", action = clap::ArgAction::Version)]
     pub version: Option<bool>,
@@ -65,8 +74,8 @@ pub struct Cli {
     pub command: Vec<OsString>,
 }
 
-/// Rewrites the attached short form `-VREGEX` into `--verbose=REGEX` (clap's optional
-/// values need `=`), looking only at km's own options, before the payload.
+/// Rewrites the attached short forms `-VREGEX` and `-gPORT` into their long forms
+/// (clap's optional values need `=`), looking only at km's own options, before the payload.
 pub fn normalize(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
     let mut out = Vec::new();
     let mut args = args.into_iter();
@@ -87,9 +96,17 @@ pub fn normalize(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
             });
             continue;
         }
+        if let Some(port) = s.strip_prefix("-g").filter(|p| !p.starts_with('=')) {
+            out.push(if port.is_empty() {
+                "--gdb-server-port".into()
+            } else {
+                format!("--gdb-server-port={port}").into()
+            });
+            continue;
+        }
         let takes_value = matches!(
             s.as_ref(),
-            "-e" | "--putenv" | "--km-log-to" | "-C" | "--coredump"
+            "-e" | "--putenv" | "--km-log-to" | "-C" | "--coredump" | "--gdb-address"
         );
         out.push(arg);
         if takes_value && let Some(value) = args.next() {

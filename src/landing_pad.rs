@@ -258,9 +258,36 @@ impl CpuArea {
         mem.write_obj(self.block() + 56, value)
     }
 
+    fn exception_frame(&self) -> u64 {
+        self.kernel_stack_top() - std::mem::size_of::<ExceptionFrame>() as u64
+    }
+
     /// The frame an exception stub left on the kernel stack.
     pub fn exception(&self, mem: &GuestMemory) -> Result<ExceptionFrame, Fault> {
-        mem.read_obj(self.kernel_stack_top() - std::mem::size_of::<ExceptionFrame>() as u64)
+        mem.read_obj(self.exception_frame())
+    }
+
+    /// Rewrites the frame the stub will `iretq` through, so that the vCPU returns
+    /// to user code at `rip` with `rsp` and `rflags` (TF included).
+    pub fn set_exception_return(
+        &self,
+        mem: &GuestMemory,
+        rip: u64,
+        rsp: u64,
+        rflags: u64,
+    ) -> Result<(), Fault> {
+        let mut frame = self.exception(mem)?;
+        frame.rip = rip;
+        frame.cs = USER_CS as u64;
+        frame.rflags = rflags;
+        frame.rsp = rsp;
+        frame.ss = USER_DS as u64;
+        mem.write_obj(self.exception_frame(), frame)
+    }
+
+    /// Whether `rip` is in the exception stubs.
+    pub fn in_stubs(rip: u64) -> bool {
+        (STUBS..STUBS + PAGE_SIZE).contains(&rip)
     }
 }
 

@@ -11,6 +11,8 @@
 pub mod backtrace;
 pub mod cli;
 pub mod crash;
+pub mod debug;
+pub mod gdb;
 pub mod landing_pad;
 pub mod loader;
 pub mod memory;
@@ -90,7 +92,8 @@ pub fn run(cli: &cli::Cli) -> Result<std::convert::Infallible> {
         core_path: (!cli.no_coredump).then(|| cli.coredump.clone()),
         crash_report: !cli.no_crash_report,
     };
-    let guest = Arc::new(Guest::new(config, vm, mm));
+    let debugger = cli.gdb_port.map(|_| Arc::new(debug::Debugger::default()));
+    let guest = Arc::new(Guest::new(config, vm, mm, debugger.clone()));
     let vcpu = guest.take_vcpu()?;
     vcpu.start(image.entry, rsp)?;
     let tid = rustix::process::getpid().as_raw_nonzero().get();
@@ -102,10 +105,18 @@ pub fn run(cli: &cli::Cli) -> Result<std::convert::Infallible> {
         clear_child_tid: 0,
         robust_list: (0, 0),
         sigmask: 0,
+        stepping: false,
         saved_mask: None,
         altstack: (0, 0),
     };
-    vcpu::run_thread(&guest, main);
+    if let (Some(port), Some(debugger)) = (cli.gdb_port, debugger) {
+        let stream = gdb::accept(&format!("{}:{port}", cli.gdb_address), &guest.config.name)?;
+        let (guest, debugger) = (guest.clone(), debugger.clone());
+        std::thread::Builder::new()
+            .name("km-gdb".into())
+            .spawn(move || gdb::serve(guest, debugger, stream))?;
+    }
+    vcpu::run_thread(&guest, main, cli.gdb_port.is_some());
     // The main thread exited while others run; the last one to exit ends km.
     loop {
         std::thread::park();

@@ -72,6 +72,8 @@ struct StopAll {
 /// State shared by every thread of the payload.
 pub struct Guest {
     pub config: Config,
+    /// Set when the payload runs under gdb.
+    pub debugger: Option<Arc<crate::debug::Debugger>>,
     pub vm: Vm,
     pub mm: Mutex<AddressSpace>,
     pub fds: Mutex<FdTable>,
@@ -94,6 +96,8 @@ pub struct Thread {
     /// set_robust_list's head and length.
     pub robust_list: (u64, u64),
     pub sigmask: u64,
+    /// Single-stepping for gdb (RFLAGS.TF set on entry).
+    pub stepping: bool,
     /// The mask to restore after a handler interrupts rt_sigsuspend.
     pub saved_mask: Option<u64>,
     /// sigaltstack: base and size (size 0: disabled).
@@ -101,9 +105,15 @@ pub struct Thread {
 }
 
 impl Guest {
-    pub fn new(config: Config, vm: Vm, mm: AddressSpace) -> Self {
+    pub fn new(
+        config: Config,
+        vm: Vm,
+        mm: AddressSpace,
+        debugger: Option<Arc<crate::debug::Debugger>>,
+    ) -> Self {
         Guest {
             config,
+            debugger,
             vm,
             mm: Mutex::new(mm),
             fds: Mutex::new(FdTable::with_stdio()),
@@ -157,7 +167,11 @@ impl Guest {
             tid,
             pending: PendingQueue::default(),
         });
-        lock(&self.threads).live.insert(tid, handle.clone());
+        let mut t = lock(&self.threads);
+        t.live.insert(tid, handle.clone());
+        if let Some(d) = &self.debugger {
+            d.set_live(t.live.len());
+        }
         handle
     }
 
@@ -168,6 +182,12 @@ impl Guest {
 
     /// Whether another thread asked every thread to stop (for a core dump).
     pub fn stop_requested(&self) -> bool {
+        self.stop.requested.load(Ordering::SeqCst)
+            || self.debugger.as_ref().is_some_and(|d| d.stopping())
+    }
+
+    /// Whether a core dump asked every thread to stop for good.
+    pub fn dump_requested(&self) -> bool {
         self.stop.requested.load(Ordering::SeqCst)
     }
 
@@ -206,8 +226,12 @@ impl Guest {
     pub fn thread_exited(&self, thread: Thread, status: i32) {
         let mut t = lock(&self.threads);
         t.live.remove(&thread.tid);
+        if let Some(d) = &self.debugger {
+            d.set_live(t.live.len());
+        }
         if t.live.is_empty() {
-            exit_process(status);
+            drop(t);
+            exit_payload(self, status);
         }
         t.idle.push(thread.vcpu);
     }
@@ -217,4 +241,15 @@ impl Guest {
 /// `crash::die`).
 pub fn exit_process(status: i32) -> ! {
     std::process::exit(status & 0xff)
+}
+
+/// The payload exited: tell gdb first when it is attached.
+pub fn exit_payload(guest: &Guest, status: i32) -> ! {
+    if let Some(d) = &guest.debugger {
+        d.report_end(
+            crate::debug::Event::Exited(status & 0xff),
+            Duration::from_secs(2),
+        );
+    }
+    exit_process(status)
 }

@@ -456,7 +456,7 @@ fn setup_frame(
     regs.rdx = uc;
     regs.rax = 0;
     regs.rflags = (user.rflags & !HANDLER_CLEARS) | IF;
-    thread.vcpu.enter_user(&regs)?;
+    thread.vcpu.enter_user(&guest.vm.mem, &regs)?;
 
     thread.sigmask |= action.mask & !UNBLOCKABLE;
     if action.flags & SA_NODEFER == 0 {
@@ -497,6 +497,9 @@ pub fn sigreturn(guest: &Guest, thread: &mut Thread) -> Result<(), Errno> {
         thread.vcpu.set_xsave(&xsave).map_err(|_| Errno::FAULT)?;
     }
     thread.sigmask = w[37] & !UNBLOCKABLE;
-    thread.vcpu.enter_user(&user).map_err(|_| Errno::FAULT)?;
+    thread
+        .vcpu
+        .enter_user(&guest.vm.mem, &user)
+        .map_err(|_| Errno::FAULT)?;
     Ok(())
 }

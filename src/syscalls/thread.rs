@@ -132,10 +132,11 @@ fn spawn(guest: &Arc<Guest>, spec: ChildSpec) -> Result<i32, Errno> {
                 clear_child_tid: spec.clear_ctid,
                 robust_list: (0, 0),
                 sigmask: spec.sigmask,
+                stepping: false,
                 saved_mask: None,
                 altstack: (0, 0),
             };
-            vcpu::run_thread(&guest, thread);
+            vcpu::run_thread(&guest, thread, false);
         })
         .map_err(|_| Errno::AGAIN)?;
     rx.recv().map_err(|_| Errno::AGAIN)?

@@ -12,10 +12,12 @@ use kvm_ioctls::{VcpuExit, VcpuFd};
 use crate::landing_pad::{
     CpuArea, EXC_PORT, HC_PORT, KERNEL_CS, SYS_BASE, SYS_SIZE, USER_CS, USER_DS, USER32_CS,
 };
+use crate::memory::GuestMemory;
 use std::sync::Arc;
 
 use crate::crash;
-use crate::process::{Guest, Thread, exit_process};
+use crate::debug::{self, Event};
+use crate::process::{Guest, Thread, exit_payload};
 use crate::signals::{self, Point};
 use crate::syscalls::{self, Outcome};
 use crate::trace;
@@ -76,6 +78,8 @@ pub enum Exit {
     Io(u16),
     /// A kick (a host signal) interrupted the vCPU.
     Interrupted,
+    /// KVM single-stepped one instruction at this address (KVM_EXIT_DEBUG).
+    Debug(u64),
     /// The guest did something Linux would kill it for with this signal.
     Fatal(i32),
 }
@@ -246,9 +250,38 @@ impl Vcpu {
         Ok((SYS_BASE..SYS_BASE + SYS_SIZE).contains(&rip))
     }
 
-    /// Resumes user code with `regs`, switching to user CS/SS when the vCPU is
-    /// stopped in CPL0 code (an exception stub, or the pad on hardware KVM).
-    pub fn enter_user(&self, regs: &kvm_regs) -> Result<()> {
+    /// Turns KVM's single-step on or off. On PVM, TF set by the monitor on a vCPU
+    /// leaving an emulated CPL0 stub does not trap, but KVM's single-step does, and
+    /// it raises #DB through the guest IDT like TF would.
+    pub fn set_single_step(&self, on: bool) -> Result<()> {
+        let control = if on {
+            kvm_bindings::KVM_GUESTDBG_ENABLE | kvm_bindings::KVM_GUESTDBG_SINGLESTEP
+        } else {
+            0
+        };
+        let dbg = kvm_bindings::kvm_guest_debug {
+            control,
+            ..Default::default()
+        };
+        self.fd.set_guest_debug(&dbg).context("KVM_SET_GUEST_DEBUG")
+    }
+
+    /// Resumes user code with exactly `regs`. From an exception stub the vCPU returns
+    /// through the stub's `iretq` with an edited frame (which also honours TF for
+    /// single-stepping); from the hardware-KVM pad (CPL0) the segments are switched
+    /// to user ones; at CPL3 setting the registers is enough.
+    pub fn enter_user(&self, mem: &GuestMemory, regs: &kvm_regs) -> Result<()> {
+        let current = self.regs()?;
+        if CpuArea::in_stubs(current.rip) {
+            self.area
+                .set_exception_return(mem, regs.rip, regs.rsp, regs.rflags)?;
+            return self.set_regs(&kvm_regs {
+                rip: current.rip,
+                rsp: current.rsp,
+                rflags: current.rflags,
+                ..*regs
+            });
+        }
         let mut s = self.fd.get_sregs().context("KVM_GET_SREGS")?;
         if s.cs.dpl != 3 {
             s.cs = user_segment(USER_CS, true);
@@ -278,6 +311,7 @@ impl Vcpu {
                 );
                 Exit::Fatal(libc::SIGSEGV)
             }
+            Ok(VcpuExit::Debug(arch)) => Exit::Debug(arch.pc),
             Ok(VcpuExit::Shutdown) => {
                 trace!(
                     Category::Kvm,
@@ -307,11 +341,18 @@ impl Vcpu {
 
 /// The exit loop of one guest thread: serves its syscalls and exceptions and
 /// delivers its signals until it exits. exit_group and fatal signals end the whole
-/// process from here.
-pub fn run_thread(guest: &Arc<Guest>, mut thread: Thread) {
+/// process from here. Under gdb, debug events park the thread (see `crate::debug`).
+pub fn run_thread(guest: &Arc<Guest>, mut thread: Thread, initial_stop: bool) {
     let kick_slot = thread.vcpu.make_kickable();
+    if initial_stop && let Some(d) = &guest.debugger {
+        d.request_stop();
+        match debug_park(guest, &mut thread, Point::Interrupted) {
+            Ok(signal) => inject(&thread, signal),
+            Err(e) => fail(guest, e),
+        }
+    }
     loop {
-        let point = match thread.vcpu.run_to_exit() {
+        let mut point = match thread.vcpu.run_to_exit() {
             Ok(Exit::Io(HC_PORT)) => match thread.vcpu.area.request(&guest.vm.mem) {
                 Ok(req) => {
                     let mut ctx = syscalls::Ctx {
@@ -338,7 +379,7 @@ pub fn run_thread(guest: &Arc<Guest>, mut thread: Thread) {
                             guest.thread_exited(thread, status);
                             return;
                         }
-                        Outcome::Exit(status) => exit_process(status),
+                        Outcome::Exit(status) => exit_payload(guest, status),
                         Outcome::Kill(signal) => crash::die(
                             guest,
                             &thread,
@@ -356,32 +397,30 @@ pub fn run_thread(guest: &Arc<Guest>, mut thread: Thread) {
                     anyhow::Error::new(e).context("reading the syscall request"),
                 ),
             },
-            Ok(Exit::Io(EXC_PORT)) => {
-                let frame = match thread.vcpu.area.exception(&guest.vm.mem) {
-                    Ok(frame) => frame,
-                    Err(e) => fail(guest, e.into()),
-                };
-                let cr2 = thread.vcpu.cr2().unwrap_or(0);
-                trace!(
-                    Category::Kvm,
-                    "thread {}: exception {} error {:#x} at rip {:#x} rsp {:#x} cr2 {cr2:#x}",
-                    thread.tid,
-                    frame.vector,
-                    frame.error_code,
-                    frame.rip,
-                    frame.rsp
-                );
-                let info = signals::for_exception(&frame, cr2);
-                if let Some(fatal) = signals::raise_fault(guest, &thread, info) {
-                    crash::die(guest, &thread, Point::Exception(frame), &fatal);
-                }
-                Point::Exception(frame)
-            }
+            Ok(Exit::Io(EXC_PORT)) => match exception(guest, &mut thread) {
+                Ok(point) => point,
+                Err(e) => fail(guest, e),
+            },
             Ok(Exit::Io(port)) => fail(
                 guest,
                 anyhow::anyhow!("guest wrote to unknown I/O port {port:#x}"),
             ),
             Ok(Exit::Interrupted) => Point::Interrupted,
+            // KVM's single-step: inside km's own code keep going; in user code
+            // (hardware KVM reports steps this way) the step is done.
+            Ok(Exit::Debug(pc)) if (SYS_BASE..SYS_BASE + SYS_SIZE).contains(&pc) => continue,
+            Ok(Exit::Debug(_)) => {
+                if thread.stepping
+                    && let Some(d) = &guest.debugger
+                {
+                    d.report(Event::Step(thread.tid));
+                    match debug_park(guest, &mut thread, Point::Interrupted) {
+                        Ok(signal) => inject(&thread, signal),
+                        Err(e) => fail(guest, e),
+                    }
+                }
+                Point::Interrupted
+            }
             Ok(Exit::Fatal(signal)) => crash::die(
                 guest,
                 &thread,
@@ -390,14 +429,145 @@ pub fn run_thread(guest: &Arc<Guest>, mut thread: Thread) {
             ),
             Err(e) => fail(guest, e),
         };
-        if guest.stop_requested() {
+        if guest.dump_requested() {
             guest.report_and_park(crash::thread_state(&thread, point));
+        }
+        if guest.debugger.as_ref().is_some_and(|d| d.stopping()) {
+            match thread.vcpu.in_landing_pad() {
+                // Parked at the next exit, once out of km's own code.
+                Ok(true) if matches!(point, Point::Interrupted) => continue,
+                Err(e) => fail(guest, e),
+                _ => match debug_park(guest, &mut thread, point) {
+                    Ok(signal) => {
+                        inject(&thread, signal);
+                        point = Point::Interrupted;
+                    }
+                    Err(e) => fail(guest, e),
+                },
+            }
         }
         match signals::deliver(guest, &mut thread, point) {
             Ok(None) => {}
             Ok(Some(fatal)) => crash::die(guest, &thread, point, &fatal),
             Err(e) => fail(guest, e),
         }
+    }
+}
+
+/// Handles a CPU exception reported by the stubs: a debug event when gdb is
+/// attached (breakpoint, single-step), else the signal Linux would raise.
+fn exception(guest: &Guest, thread: &mut Thread) -> Result<Point> {
+    let mut frame = thread.vcpu.area.exception(&guest.vm.mem)?;
+    let cr2 = thread.vcpu.cr2().unwrap_or(0);
+    trace!(
+        Category::Kvm,
+        "thread {}: exception {} error {:#x} at rip {:#x} rsp {:#x} cr2 {cr2:#x}",
+        thread.tid,
+        frame.vector,
+        frame.error_code,
+        frame.rip,
+        frame.rsp
+    );
+    if let Some(d) = guest.debugger.as_ref().filter(|d| d.attached()) {
+        match frame.vector {
+            3 if d.has_breakpoint(frame.rip - 1) => {
+                frame.rip -= 1;
+                d.report(Event::Breakpoint(thread.tid));
+                let signal = debug_park(guest, thread, Point::Exception(frame))?;
+                inject(thread, signal);
+                return Ok(Point::Interrupted);
+            }
+            1 if thread.stepping => {
+                if (SYS_BASE..SYS_BASE + SYS_SIZE).contains(&frame.rip) {
+                    // Stepping through the landing pad: keep going until user code.
+                    let regs = signals::user_context(thread, Point::Exception(frame))?;
+                    thread.vcpu.enter_user(&guest.vm.mem, &regs)?;
+                    return Ok(Point::Interrupted);
+                }
+                d.report(Event::Step(thread.tid));
+                let signal = debug_park(guest, thread, Point::Exception(frame))?;
+                inject(thread, signal);
+                return Ok(Point::Interrupted);
+            }
+            _ => {
+                let info = signals::for_exception(&frame, cr2);
+                d.report(Event::Signal(thread.tid, signals::signo(&info)));
+                let signal = debug_park(guest, thread, Point::Exception(frame))?;
+                if signal != Some(signals::signo(&info)) {
+                    // gdb chose not to pass the signal: resume where it stands.
+                    return Ok(Point::Interrupted);
+                }
+                if let Some(fatal) = signals::raise_fault(guest, thread, info) {
+                    crash::die(guest, thread, Point::Interrupted, &fatal);
+                }
+                return Ok(Point::Interrupted);
+            }
+        }
+    }
+    let info = signals::for_exception(&frame, cr2);
+    if let Some(fatal) = signals::raise_fault(guest, thread, info) {
+        crash::die(guest, thread, Point::Exception(frame), &fatal);
+    }
+    Ok(Point::Exception(frame))
+}
+
+/// Parks `thread` (stopped at `point`) for gdb and resumes it with the registers and
+/// action gdb left: the vCPU re-enters user code exactly there. Returns the signal
+/// gdb asked to deliver, if any.
+fn debug_park(guest: &Guest, thread: &mut Thread, point: Point) -> Result<Option<i32>> {
+    let Some(d) = &guest.debugger else {
+        return Ok(None);
+    };
+    let mut regs = signals::user_context(thread, point)?;
+    if let Point::Syscall {
+        nr, restart: true, ..
+    } = point
+    {
+        // Interrupted by the stop: show (and later resume) the thread at its syscall.
+        regs.rip -= 2;
+        regs.rax = nr;
+    }
+    regs.rflags &= !debug::TF;
+    let (fs_base, gs_base) = thread.vcpu.segment_bases()?;
+    let parked = debug::Parked {
+        regs,
+        fs_base,
+        gs_base,
+        xsave: thread.vcpu.xsave()?,
+        dirty: false,
+    };
+    let resume = d.park(thread.tid, parked);
+    let mut regs = resume.regs;
+    let stepping = resume.action == debug::Action::Step;
+    if stepping {
+        regs.rflags |= debug::TF;
+    }
+    if stepping != thread.stepping {
+        thread.vcpu.set_single_step(stepping)?;
+        thread.stepping = stepping;
+    }
+    trace!(
+        Category::Kvm,
+        "thread {} resumes from gdb at {:#x} ({:?}, flags {:#x})",
+        thread.tid,
+        regs.rip,
+        resume.action,
+        regs.rflags
+    );
+    if let Some(xsave) = &resume.xsave {
+        thread.vcpu.set_xsave(xsave)?;
+    }
+    thread.vcpu.enter_user(&guest.vm.mem, &regs)?;
+    Ok(resume.signal)
+}
+
+/// A signal gdb asked to deliver when it resumed a thread parked at a stop.
+fn inject(thread: &Thread, signal: Option<i32>) {
+    if let Some(sig) = signal {
+        thread
+            .handle
+            .pending
+            .add(signals::info(sig, signals::SI_USER));
     }
 }
 

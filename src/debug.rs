@@ -1,0 +1,322 @@
+//! The vCPU side of debugging: all-stop parking of guest threads, their saved
+//! state while gdb looks at them, resume actions, and software breakpoints.
+//!
+//! A thread that hits a debug event (breakpoint, finished single-step, signal)
+//! parks and queues the event; every other thread is kicked and parks too (all-stop).
+//! While parked, a thread's user registers live here, where the gdb stub reads and
+//! writes them; on resume the thread enters the guest with whatever gdb left,
+//! single-stepping with RFLAGS.TF when asked to. The guest's own exception path
+//! (#BP and #DB through the IDT stubs) is what reports breakpoints and steps, which
+//! works on PVM (where KVM_SET_GUEST_DEBUG does not fire) and on hardware KVM alike.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use kvm_bindings::kvm_regs;
+
+use crate::process::lock;
+
+/// RFLAGS.TF: trap after the next instruction.
+pub const TF: u64 = 1 << 8;
+const INT3: u8 = 0xcc;
+
+/// Why a thread stopped, as reported to gdb.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// Hit the software breakpoint at its (adjusted) RIP.
+    Breakpoint(i32),
+    /// Finished a single-step.
+    Step(i32),
+    /// About to receive this signal (gdb decides whether it is delivered).
+    Signal(i32, i32),
+    /// The process exited with this status.
+    Exited(i32),
+    /// The process was killed by this signal.
+    Killed(i32),
+}
+
+/// What a parked thread does when gdb resumes the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Action {
+    #[default]
+    Continue,
+    Step,
+}
+
+/// A parked thread's state.
+#[derive(Debug, Clone)]
+pub struct Parked {
+    pub regs: kvm_regs,
+    pub fs_base: u64,
+    pub gs_base: u64,
+    pub xsave: Vec<u8>,
+    /// Whether gdb changed `regs`.
+    pub dirty: bool,
+}
+
+#[derive(Default)]
+struct State {
+    /// All-stop requested: every running thread parks at its next chance.
+    stopping: bool,
+    parked: BTreeMap<i32, Parked>,
+    /// Resume actions and signals to deliver, by thread; default Continue.
+    actions: HashMap<i32, (Action, Option<i32>)>,
+    /// Threads without an action stay stopped (gdb's scheduler locking).
+    lock_others: bool,
+    /// Bumped on every resume; parked threads wait for it to change.
+    generation: u64,
+    /// Software breakpoints: address -> original byte.
+    breakpoints: BTreeMap<u64, u8>,
+    events: VecDeque<Event>,
+    /// Threads gdb knows about (live).
+    live: usize,
+    /// gdb has gone: events are ignored and threads run freely.
+    detached: bool,
+    /// The stub has told gdb that the process ended.
+    finished: bool,
+}
+
+/// Debugging state shared by the vCPU threads and the gdb stub.
+#[derive(Default)]
+pub struct Debugger {
+    state: Mutex<State>,
+    changed: Condvar,
+}
+
+/// What a parked thread resumes with.
+pub struct Resume {
+    pub regs: kvm_regs,
+    pub dirty: bool,
+    pub xsave: Option<Vec<u8>>,
+    pub action: Action,
+    pub signal: Option<i32>,
+}
+
+impl Debugger {
+    pub fn stopping(&self) -> bool {
+        lock(&self.state).stopping
+    }
+
+    /// Whether gdb is attached (events stop the target).
+    pub fn attached(&self) -> bool {
+        !lock(&self.state).detached
+    }
+
+    /// gdb went away: forget breakpoints (the stub restored their bytes) and let
+    /// every thread run.
+    pub fn detach(&self) {
+        let mut s = lock(&self.state);
+        s.detached = true;
+        s.breakpoints.clear();
+        s.stopping = false;
+        s.actions.clear();
+        s.generation += 1;
+        self.changed.notify_all();
+    }
+
+    /// The stub reported the end of the process to gdb.
+    pub fn finish(&self) {
+        lock(&self.state).finished = true;
+        self.changed.notify_all();
+    }
+
+    /// Reports the end of the process and waits (bounded) until gdb was told.
+    pub fn report_end(&self, event: Event, timeout: Duration) {
+        self.report(event);
+        let deadline = Instant::now() + timeout;
+        let mut s = lock(&self.state);
+        while !s.finished && !s.detached {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            s = self
+                .changed
+                .wait_timeout(s, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    /// Every inserted breakpoint, with its original byte.
+    pub fn breakpoints(&self) -> Vec<(u64, u8)> {
+        lock(&self.state)
+            .breakpoints
+            .iter()
+            .map(|(a, b)| (*a, *b))
+            .collect()
+    }
+
+    /// Records how many guest threads are alive (for all-stop completeness).
+    pub fn set_live(&self, n: usize) {
+        lock(&self.state).live = n;
+        self.changed.notify_all();
+    }
+
+    /// Asks every thread to stop without an event (the stop gdb finds on attach).
+    pub fn request_stop(&self) {
+        lock(&self.state).stopping = true;
+    }
+
+    /// Queues `event` and asks every thread to stop.
+    pub fn report(&self, event: Event) {
+        let mut s = lock(&self.state);
+        if s.detached {
+            return;
+        }
+        s.stopping = true;
+        s.events.push_back(event);
+        self.changed.notify_all();
+    }
+
+    /// Parks the calling thread (`tid`) with `state` until gdb resumes it.
+    pub fn park(&self, tid: i32, state: Parked) -> Resume {
+        let mut s = lock(&self.state);
+        if s.detached {
+            return Resume {
+                regs: state.regs,
+                dirty: false,
+                xsave: None,
+                action: Action::Continue,
+                signal: None,
+            };
+        }
+        s.parked.insert(tid, state);
+        self.changed.notify_all();
+        let mut generation = s.generation;
+        loop {
+            while s.generation == generation {
+                s = self.changed.wait(s).unwrap_or_else(|e| e.into_inner());
+            }
+            generation = s.generation;
+            if s.detached || !s.lock_others || s.actions.contains_key(&tid) {
+                break;
+            }
+        }
+        let Some(parked) = s.parked.remove(&tid) else {
+            unreachable!("a parked thread's state stays until it resumes")
+        };
+        let (action, signal) = s.actions.remove(&tid).unwrap_or_default();
+        Resume {
+            regs: parked.regs,
+            dirty: parked.dirty,
+            xsave: parked.dirty.then_some(parked.xsave),
+            action,
+            signal,
+        }
+    }
+
+    /// The next event, waiting up to `timeout`, once every live thread is parked.
+    pub fn next_event(&self, timeout: Duration) -> Option<Event> {
+        let deadline = Instant::now() + timeout;
+        let mut s = lock(&self.state);
+        loop {
+            let all_parked = s.parked.len() >= s.live;
+            let exit = matches!(s.events.front(), Some(Event::Exited(_) | Event::Killed(_)));
+            if !s.events.is_empty() && (all_parked || exit) {
+                return s.events.pop_front();
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            s = self
+                .changed
+                .wait_timeout(s, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    /// Stops everything (gdb's Ctrl-C) and waits up to `timeout` for it.
+    pub fn interrupt(&self, timeout: Duration) -> Option<i32> {
+        let deadline = Instant::now() + timeout;
+        let mut s = lock(&self.state);
+        s.stopping = true;
+        drop(s);
+        crate::vcpu::kick::kick_all();
+        let mut s = lock(&self.state);
+        while s.parked.len() < s.live && !Instant::now().ge(&deadline) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            s = self
+                .changed
+                .wait_timeout(s, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        s.parked.keys().next().copied()
+    }
+
+    /// Resumes the parked threads with the actions gdb set; with `lock_others`, only
+    /// the threads that have one.
+    pub fn resume(&self, actions: HashMap<i32, (Action, Option<i32>)>, lock_others: bool) {
+        let mut s = lock(&self.state);
+        s.actions = actions;
+        s.lock_others = lock_others;
+        s.stopping = false;
+        s.generation += 1;
+        self.changed.notify_all();
+    }
+
+    pub fn threads(&self) -> Vec<i32> {
+        lock(&self.state).parked.keys().copied().collect()
+    }
+
+    pub fn with_parked<T>(&self, tid: i32, f: impl FnOnce(&mut Parked) -> T) -> Option<T> {
+        lock(&self.state).parked.get_mut(&tid).map(f)
+    }
+
+    /// Whether a breakpoint km inserted sits at `addr`.
+    pub fn has_breakpoint(&self, addr: u64) -> bool {
+        lock(&self.state).breakpoints.contains_key(&addr)
+    }
+
+    /// Inserts a breakpoint: `read`/`write` access guest memory.
+    pub fn add_breakpoint(
+        &self,
+        addr: u64,
+        read: impl Fn(u64) -> Option<u8>,
+        write: impl Fn(u64, u8) -> bool,
+    ) -> bool {
+        let mut s = lock(&self.state);
+        if s.breakpoints.contains_key(&addr) {
+            return true;
+        }
+        let Some(orig) = read(addr) else { return false };
+        if !write(addr, INT3) {
+            return false;
+        }
+        s.breakpoints.insert(addr, orig);
+        true
+    }
+
+    pub fn remove_breakpoint(&self, addr: u64, write: impl Fn(u64, u8) -> bool) -> bool {
+        let mut s = lock(&self.state);
+        match s.breakpoints.remove(&addr) {
+            Some(orig) => write(addr, orig),
+            None => false,
+        }
+    }
+
+    /// Replaces inserted breakpoints in `buf` (guest memory at `addr`) by the
+    /// original bytes, so that gdb never sees them.
+    pub fn hide_breakpoints(&self, addr: u64, buf: &mut [u8]) {
+        let s = lock(&self.state);
+        for (&bp, &orig) in s.breakpoints.range(addr..addr + buf.len() as u64) {
+            buf[(bp - addr) as usize] = orig;
+        }
+    }
+
+    /// Records that gdb wrote `byte` over breakpoint `addr` (kept under the int3).
+    pub fn write_under_breakpoint(&self, addr: u64, byte: u8) -> bool {
+        let mut s = lock(&self.state);
+        match s.breakpoints.get_mut(&addr) {
+            Some(orig) => {
+                *orig = byte;
+                true
+            }
+            None => false,
+        }
+    }
+}

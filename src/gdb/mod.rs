@@ -1,0 +1,115 @@
+//! The GDB remote stub, built on the `gdbstub` crate: `km -g[PORT]` stops the payload
+//! before its first instruction and waits for `target remote`; the stub then runs on
+//! its own thread, driving the guest threads through `crate::debug`.
+
+mod target;
+
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use gdbstub::common::Signal;
+use gdbstub::conn::ConnectionExt;
+use gdbstub::stub::{DisconnectReason, GdbStub, MultiThreadStopReason, run_blocking};
+use gdbstub::target::Target;
+
+use crate::debug::{Debugger, Event};
+use crate::process::Guest;
+
+pub use target::KmTarget;
+
+/// How often the stub looks for gdb's Ctrl-C while the payload runs.
+const POLL: Duration = Duration::from_millis(5);
+/// How long Ctrl-C waits for every thread to stop.
+const STOP_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Listens on `addr` and waits for gdb to connect.
+pub fn accept(addr: &str, payload: &str) -> Result<TcpStream> {
+    let listener =
+        TcpListener::bind(addr).with_context(|| format!("listening for gdb on {addr}"))?;
+    let port = listener.local_addr()?.port();
+    eprintln!("km: waiting for gdb: gdb {payload} -ex 'target remote :{port}'");
+    let (stream, _) = listener.accept().context("accepting the gdb connection")?;
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
+fn tid(t: i32) -> gdbstub::common::Tid {
+    gdbstub::common::Tid::new(t as usize).expect("thread ids are positive")
+}
+
+fn stop_reason(event: Event) -> MultiThreadStopReason<u64> {
+    match event {
+        Event::Breakpoint(t) => MultiThreadStopReason::SwBreak(tid(t)),
+        Event::Step(t) => MultiThreadStopReason::SignalWithThread {
+            tid: tid(t),
+            signal: Signal::SIGTRAP,
+        },
+        Event::Signal(t, sig) => MultiThreadStopReason::SignalWithThread {
+            tid: tid(t),
+            signal: Signal(sig as u8),
+        },
+        Event::Exited(status) => MultiThreadStopReason::Exited(status as u8),
+        Event::Killed(sig) => MultiThreadStopReason::Terminated(Signal(sig as u8)),
+    }
+}
+
+enum EventLoop {}
+
+impl run_blocking::BlockingEventLoop for EventLoop {
+    type Target = KmTarget;
+    type Connection = TcpStream;
+    type StopReason = MultiThreadStopReason<u64>;
+
+    #[allow(clippy::type_complexity)]
+    fn wait_for_stop_reason(
+        target: &mut KmTarget,
+        conn: &mut TcpStream,
+    ) -> Result<
+        run_blocking::Event<Self::StopReason>,
+        run_blocking::WaitForStopReasonError<<KmTarget as Target>::Error, std::io::Error>,
+    > {
+        loop {
+            if conn.peek().map(|b| b.is_some()).unwrap_or(true) {
+                let byte = conn
+                    .read()
+                    .map_err(run_blocking::WaitForStopReasonError::Connection)?;
+                return Ok(run_blocking::Event::IncomingData(byte));
+            }
+            if let Some(event) = target.debugger().next_event(POLL) {
+                return Ok(run_blocking::Event::TargetStopped(stop_reason(event)));
+            }
+        }
+    }
+
+    fn on_interrupt(
+        target: &mut KmTarget,
+    ) -> Result<Option<Self::StopReason>, <KmTarget as Target>::Error> {
+        Ok(target.debugger().interrupt(STOP_TIMEOUT).map(|t| {
+            MultiThreadStopReason::SignalWithThread {
+                tid: tid(t),
+                signal: Signal::SIGINT,
+            }
+        }))
+    }
+}
+
+/// Serves gdb on `stream` until the payload ends or gdb goes away; then lets the
+/// payload run on by itself.
+pub fn serve(guest: Arc<Guest>, debugger: Arc<Debugger>, stream: TcpStream) {
+    let mut target = KmTarget::new(guest.clone(), debugger.clone());
+    let result = GdbStub::new(stream).run_blocking::<EventLoop>(&mut target);
+    match result {
+        Ok(DisconnectReason::TargetExited(_)) | Ok(DisconnectReason::TargetTerminated(_)) => {
+            debugger.finish()
+        }
+        Ok(DisconnectReason::Kill) => crate::process::exit_process(137),
+        Ok(DisconnectReason::Disconnect) | Err(_) => {
+            for (addr, orig) in debugger.breakpoints() {
+                let _ = guest.vm.mem.write_bytes(addr, &[orig]);
+            }
+            debugger.detach();
+        }
+    }
+}

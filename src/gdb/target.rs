@@ -1,0 +1,256 @@
+//! The gdbstub `Target`: registers and memory of the stopped guest, resume actions
+//! and software breakpoints.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use gdbstub::common::{Signal, Tid};
+use gdbstub::target::ext::base::BaseOps;
+use gdbstub::target::ext::base::multithread::{
+    MultiThreadBase, MultiThreadResume, MultiThreadResumeOps, MultiThreadSchedulerLocking,
+    MultiThreadSchedulerLockingOps, MultiThreadSingleStep, MultiThreadSingleStepOps,
+};
+use gdbstub::target::ext::breakpoints::{
+    Breakpoints, BreakpointsOps, SwBreakpoint, SwBreakpointOps,
+};
+use gdbstub::target::{Target, TargetError, TargetResult};
+use gdbstub_arch::x86::X86_64_SSE;
+use gdbstub_arch::x86::reg::X86_64CoreRegs;
+
+use crate::debug::{Action, Debugger};
+use crate::landing_pad::{USER_CS, USER_DS};
+use crate::process::Guest;
+
+pub struct KmTarget {
+    guest: Arc<Guest>,
+    debugger: Arc<Debugger>,
+    actions: HashMap<i32, (Action, Option<i32>)>,
+    lock_others: bool,
+}
+
+impl KmTarget {
+    pub fn new(guest: Arc<Guest>, debugger: Arc<Debugger>) -> Self {
+        KmTarget {
+            guest,
+            debugger,
+            actions: HashMap::new(),
+            lock_others: false,
+        }
+    }
+
+    pub fn debugger(&self) -> &Debugger {
+        &self.debugger
+    }
+}
+
+/// Offsets in the FXSAVE area (the first 512 bytes of the XSAVE image).
+const FX_ST0: usize = 32;
+const FX_XMM0: usize = 160;
+const FX_MXCSR: usize = 24;
+
+fn u16_at(b: &[u8], o: usize) -> u32 {
+    u16::from_le_bytes([b[o], b[o + 1]]) as u32
+}
+
+fn u32_at(b: &[u8], o: usize) -> u32 {
+    u32::from_le_bytes(b[o..o + 4].try_into().expect("4 bytes"))
+}
+
+impl Target for KmTarget {
+    type Arch = X86_64_SSE;
+    type Error = &'static str;
+
+    fn base_ops(&mut self) -> BaseOps<'_, Self::Arch, Self::Error> {
+        BaseOps::MultiThread(self)
+    }
+
+    fn support_breakpoints(&mut self) -> Option<BreakpointsOps<'_, Self>> {
+        Some(self)
+    }
+}
+
+impl MultiThreadBase for KmTarget {
+    fn read_registers(&mut self, regs: &mut X86_64CoreRegs, tid: Tid) -> TargetResult<(), Self> {
+        self.debugger
+            .with_parked(tid.get() as i32, |p| {
+                let r = &p.regs;
+                regs.regs = [
+                    r.rax, r.rbx, r.rcx, r.rdx, r.rsi, r.rdi, r.rbp, r.rsp, r.r8, r.r9, r.r10,
+                    r.r11, r.r12, r.r13, r.r14, r.r15,
+                ];
+                regs.rip = r.rip;
+                regs.eflags = r.rflags as u32;
+                regs.segments.cs = USER_CS as u32;
+                regs.segments.ss = USER_DS as u32;
+                let fx = &p.xsave;
+                if fx.len() >= 512 {
+                    for (i, st) in regs.st.iter_mut().enumerate() {
+                        st.copy_from_slice(&fx[FX_ST0 + 16 * i..FX_ST0 + 16 * i + 10]);
+                    }
+                    regs.fpu.fctrl = u16_at(fx, 0);
+                    regs.fpu.fstat = u16_at(fx, 2);
+                    regs.fpu.ftag = fx[4] as u32;
+                    regs.fpu.fop = u16_at(fx, 6);
+                    regs.fpu.fioff = u32_at(fx, 8);
+                    regs.fpu.fooff = u32_at(fx, 16);
+                    for (i, x) in regs.xmm.iter_mut().enumerate() {
+                        *x = u128::from_le_bytes(
+                            fx[FX_XMM0 + 16 * i..FX_XMM0 + 16 * i + 16]
+                                .try_into()
+                                .expect("16"),
+                        );
+                    }
+                    regs.mxcsr = u32_at(fx, FX_MXCSR);
+                }
+            })
+            .ok_or(TargetError::NonFatal)
+    }
+
+    fn write_registers(&mut self, regs: &X86_64CoreRegs, tid: Tid) -> TargetResult<(), Self> {
+        self.debugger
+            .with_parked(tid.get() as i32, |p| {
+                let r = &mut p.regs;
+                [
+                    r.rax, r.rbx, r.rcx, r.rdx, r.rsi, r.rdi, r.rbp, r.rsp, r.r8, r.r9, r.r10,
+                    r.r11, r.r12, r.r13, r.r14, r.r15,
+                ] = regs.regs;
+                r.rip = regs.rip;
+                r.rflags = regs.eflags as u64;
+                if p.xsave.len() >= 512 {
+                    for (i, x) in regs.xmm.iter().enumerate() {
+                        p.xsave[FX_XMM0 + 16 * i..FX_XMM0 + 16 * i + 16]
+                            .copy_from_slice(&x.to_le_bytes());
+                    }
+                    p.xsave[FX_MXCSR..FX_MXCSR + 4].copy_from_slice(&regs.mxcsr.to_le_bytes());
+                }
+                p.dirty = true;
+            })
+            .ok_or(TargetError::NonFatal)
+    }
+
+    fn read_addrs(&mut self, start: u64, data: &mut [u8], _tid: Tid) -> TargetResult<usize, Self> {
+        // gdb may read any mapped memory, whatever its protection.
+        let mem = &self.guest.vm.mem;
+        let mut n = 0;
+        while n < data.len() {
+            let at = start + n as u64;
+            let chunk =
+                (crate::memory::page_align_down(at) + crate::memory::PAGE_SIZE - at) as usize;
+            let len = chunk.min(data.len() - n);
+            if mem.read_bytes(at, &mut data[n..n + len]).is_err() {
+                break;
+            }
+            n += len;
+        }
+        if n == 0 && !data.is_empty() {
+            return Err(TargetError::Errno(libc::EFAULT as u8));
+        }
+        self.debugger.hide_breakpoints(start, &mut data[..n]);
+        Ok(n)
+    }
+
+    fn write_addrs(&mut self, start: u64, data: &[u8], _tid: Tid) -> TargetResult<(), Self> {
+        for (i, &b) in data.iter().enumerate() {
+            let at = start + i as u64;
+            if !self.debugger.write_under_breakpoint(at, b) {
+                self.guest
+                    .vm
+                    .mem
+                    .write_bytes(at, &[b])
+                    .map_err(|_| TargetError::Errno(libc::EFAULT as u8))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn list_active_threads(
+        &mut self,
+        thread_is_active: &mut dyn FnMut(Tid),
+    ) -> Result<(), Self::Error> {
+        for t in self.debugger.threads() {
+            if let Some(tid) = Tid::new(t as usize) {
+                thread_is_active(tid);
+            }
+        }
+        Ok(())
+    }
+
+    fn support_resume(&mut self) -> Option<MultiThreadResumeOps<'_, Self>> {
+        Some(self)
+    }
+}
+
+fn signal(s: Option<Signal>) -> Option<i32> {
+    s.map(|s| s.0 as i32).filter(|&s| s != 0)
+}
+
+impl MultiThreadResume for KmTarget {
+    fn resume(&mut self) -> Result<(), Self::Error> {
+        self.debugger
+            .resume(std::mem::take(&mut self.actions), self.lock_others);
+        Ok(())
+    }
+
+    fn clear_resume_actions(&mut self) -> Result<(), Self::Error> {
+        self.actions.clear();
+        self.lock_others = false;
+        Ok(())
+    }
+
+    fn support_scheduler_locking(&mut self) -> Option<MultiThreadSchedulerLockingOps<'_, Self>> {
+        Some(self)
+    }
+
+    fn set_resume_action_continue(
+        &mut self,
+        tid: Tid,
+        sig: Option<Signal>,
+    ) -> Result<(), Self::Error> {
+        self.actions
+            .insert(tid.get() as i32, (Action::Continue, signal(sig)));
+        Ok(())
+    }
+
+    fn support_single_step(&mut self) -> Option<MultiThreadSingleStepOps<'_, Self>> {
+        Some(self)
+    }
+}
+
+impl MultiThreadSingleStep for KmTarget {
+    fn set_resume_action_step(&mut self, tid: Tid, sig: Option<Signal>) -> Result<(), Self::Error> {
+        self.actions
+            .insert(tid.get() as i32, (Action::Step, signal(sig)));
+        Ok(())
+    }
+}
+
+impl MultiThreadSchedulerLocking for KmTarget {
+    fn set_resume_action_scheduler_lock(&mut self) -> Result<(), Self::Error> {
+        self.lock_others = true;
+        Ok(())
+    }
+}
+
+impl Breakpoints for KmTarget {
+    fn support_sw_breakpoint(&mut self) -> Option<SwBreakpointOps<'_, Self>> {
+        Some(self)
+    }
+}
+
+impl SwBreakpoint for KmTarget {
+    fn add_sw_breakpoint(&mut self, addr: u64, _kind: usize) -> TargetResult<bool, Self> {
+        let mem = &self.guest.vm.mem;
+        Ok(self.debugger.add_breakpoint(
+            addr,
+            |a| mem.read_obj::<u8>(a).ok(),
+            |a, b| mem.write_bytes(a, &[b]).is_ok(),
+        ))
+    }
+
+    fn remove_sw_breakpoint(&mut self, addr: u64, _kind: usize) -> TargetResult<bool, Self> {
+        let mem = &self.guest.vm.mem;
+        Ok(self
+            .debugger
+            .remove_breakpoint(addr, |a, b| mem.write_bytes(a, &[b]).is_ok()))
+    }
+}

@@ -28,6 +28,8 @@ pub enum Event {
     Breakpoint(i32),
     /// Finished a single-step.
     Step(i32),
+    /// Wrote to the watched address.
+    Watch(i32, u64),
     /// About to receive this signal (gdb decides whether it is delivered).
     Signal(i32, i32),
     /// The process exited with this status.
@@ -48,6 +50,8 @@ pub enum Action {
 #[derive(Debug, Clone)]
 pub struct Parked {
     pub regs: kvm_regs,
+    /// The syscall the thread is in, or u64::MAX.
+    pub orig_rax: u64,
     pub fs_base: u64,
     pub gs_base: u64,
     pub xsave: Vec<u8>,
@@ -59,7 +63,9 @@ pub struct Parked {
 struct State {
     /// All-stop requested: every running thread parks at its next chance.
     stopping: bool,
-    parked: BTreeMap<i32, Parked>,
+    /// Stopped threads, with the resume generation they stopped in: an entry from an
+    /// older generation belongs to a thread released but not yet awake.
+    parked: BTreeMap<i32, (u64, Parked)>,
     /// Resume actions and signals to deliver, by thread; default Continue.
     actions: HashMap<i32, (Action, Option<i32>)>,
     /// Threads without an action stay stopped (gdb's scheduler locking).
@@ -68,6 +74,8 @@ struct State {
     generation: u64,
     /// Software breakpoints: address -> original byte.
     breakpoints: BTreeMap<u64, u8>,
+    /// Write watchpoints: address -> (length, last seen contents).
+    watches: BTreeMap<u64, (usize, Vec<u8>)>,
     events: VecDeque<Event>,
     /// Threads gdb knows about (live).
     live: usize,
@@ -87,6 +95,7 @@ pub struct Debugger {
 /// What a parked thread resumes with.
 pub struct Resume {
     pub regs: kvm_regs,
+    pub fs_base: u64,
     pub dirty: bool,
     pub xsave: Option<Vec<u8>>,
     pub action: Action,
@@ -168,6 +177,8 @@ impl Debugger {
         s.stopping = true;
         s.events.push_back(event);
         self.changed.notify_all();
+        drop(s);
+        crate::vcpu::kick::kick_others(rustix::thread::gettid().as_raw_nonzero().get());
     }
 
     /// Parks the calling thread (`tid`) with `state` until gdb resumes it.
@@ -176,15 +187,16 @@ impl Debugger {
         if s.detached {
             return Resume {
                 regs: state.regs,
+                fs_base: state.fs_base,
                 dirty: false,
                 xsave: None,
                 action: Action::Continue,
                 signal: None,
             };
         }
-        s.parked.insert(tid, state);
-        self.changed.notify_all();
         let mut generation = s.generation;
+        s.parked.insert(tid, (generation, state));
+        self.changed.notify_all();
         loop {
             while s.generation == generation {
                 s = self.changed.wait(s).unwrap_or_else(|e| e.into_inner());
@@ -193,13 +205,19 @@ impl Debugger {
             if s.detached || !s.lock_others || s.actions.contains_key(&tid) {
                 break;
             }
+            // Scheduler locking: stay stopped in the new generation.
+            if let Some(entry) = s.parked.get_mut(&tid) {
+                entry.0 = generation;
+            }
+            self.changed.notify_all();
         }
-        let Some(parked) = s.parked.remove(&tid) else {
-            unreachable!("a parked thread's state stays until it resumes")
+        let Some((_, parked)) = s.parked.remove(&tid) else {
+            unreachable!("a parked thread's entry stays until it wakes")
         };
-        let (action, signal) = s.actions.remove(&tid).unwrap_or_default();
+        let (action, signal) = s.actions.get(&tid).copied().unwrap_or_default();
         Resume {
             regs: parked.regs,
+            fs_base: parked.fs_base,
             dirty: parked.dirty,
             xsave: parked.dirty.then_some(parked.xsave),
             action,
@@ -207,12 +225,27 @@ impl Debugger {
         }
     }
 
+    /// Threads stopped since the last resume.
+    fn stopped(s: &State) -> usize {
+        s.parked
+            .values()
+            .filter(|(g, _)| *g == s.generation)
+            .count()
+    }
+
     /// The next event, waiting up to `timeout`, once every live thread is parked.
     pub fn next_event(&self, timeout: Duration) -> Option<Event> {
         let deadline = Instant::now() + timeout;
         let mut s = lock(&self.state);
+        if !s.events.is_empty() && !s.stopping {
+            // An event queued before the last resume: stop everything again.
+            s.stopping = true;
+            drop(s);
+            crate::vcpu::kick::kick_all();
+            s = lock(&self.state);
+        }
         loop {
-            let all_parked = s.parked.len() >= s.live;
+            let all_parked = Self::stopped(&s) >= s.live;
             let exit = matches!(s.events.front(), Some(Event::Exited(_) | Event::Killed(_)));
             if !s.events.is_empty() && (all_parked || exit) {
                 return s.events.pop_front();
@@ -237,7 +270,7 @@ impl Debugger {
         drop(s);
         crate::vcpu::kick::kick_all();
         let mut s = lock(&self.state);
-        while s.parked.len() < s.live && !Instant::now().ge(&deadline) {
+        while Self::stopped(&s) < s.live && !Instant::now().ge(&deadline) {
             let left = deadline.saturating_duration_since(Instant::now());
             s = self
                 .changed
@@ -264,7 +297,7 @@ impl Debugger {
     }
 
     pub fn with_parked<T>(&self, tid: i32, f: impl FnOnce(&mut Parked) -> T) -> Option<T> {
-        lock(&self.state).parked.get_mut(&tid).map(f)
+        lock(&self.state).parked.get_mut(&tid).map(|(_, p)| f(p))
     }
 
     /// Whether a breakpoint km inserted sits at `addr`.
@@ -306,6 +339,39 @@ impl Debugger {
         for (&bp, &orig) in s.breakpoints.range(addr..addr + buf.len() as u64) {
             buf[(bp - addr) as usize] = orig;
         }
+    }
+
+    /// Watches `len` bytes at `addr` for writes; `read` reads guest memory.
+    pub fn add_watch(&self, addr: u64, len: usize, read: impl Fn(u64, &mut [u8]) -> bool) -> bool {
+        let mut old = vec![0u8; len];
+        if !read(addr, &mut old) {
+            return false;
+        }
+        lock(&self.state).watches.insert(addr, (len, old));
+        true
+    }
+
+    pub fn remove_watch(&self, addr: u64) -> bool {
+        lock(&self.state).watches.remove(&addr).is_some()
+    }
+
+    /// Whether write watchpoints are set (threads then run instruction by instruction).
+    pub fn watching(&self) -> bool {
+        let s = lock(&self.state);
+        !s.watches.is_empty() && !s.detached
+    }
+
+    /// The first watched address whose contents changed since last looked at.
+    pub fn watch_hit(&self, read: impl Fn(u64, &mut [u8]) -> bool) -> Option<u64> {
+        let mut s = lock(&self.state);
+        for (&addr, (len, old)) in s.watches.iter_mut() {
+            let mut now = vec![0u8; *len];
+            if read(addr, &mut now) && now != *old {
+                *old = now;
+                return Some(addr);
+            }
+        }
+        None
     }
 
     /// Records that gdb wrote `byte` over breakpoint `addr` (kept under the int3).

@@ -248,9 +248,25 @@ impl CpuArea {
         Ok(())
     }
 
+    /// Where `rip` stands in this vCPU's pad: `Some(true)` once the hypercall has been
+    /// made (only the result load and the return are left), `Some(false)` before it,
+    /// `None` outside the pad.
+    pub fn after_hypercall(&self, rip: u64) -> Option<bool> {
+        let code = pad_code();
+        let out = code.windows(2).position(|w| w == [0xe6, HC_PORT as u8])? as u64;
+        (self.pad()..self.pad() + code.len() as u64)
+            .contains(&rip)
+            .then(|| rip > self.pad() + out)
+    }
+
     /// The syscall the guest is making: number and the six argument registers.
     pub fn request(&self, mem: &GuestMemory) -> Result<SyscallRequest, Fault> {
         mem.read_obj(self.block())
+    }
+
+    /// The value the pad will return in RAX.
+    pub fn result(&self, mem: &GuestMemory) -> Result<u64, Fault> {
+        mem.read_obj(self.block() + 56)
     }
 
     /// Sets the value the pad returns in RAX.

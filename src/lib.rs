@@ -106,6 +106,7 @@ pub fn run(cli: &cli::Cli) -> Result<std::convert::Infallible> {
         robust_list: (0, 0),
         sigmask: 0,
         stepping: false,
+        gdb_step: false,
         saved_mask: None,
         altstack: (0, 0),
     };

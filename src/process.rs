@@ -96,8 +96,10 @@ pub struct Thread {
     /// set_robust_list's head and length.
     pub robust_list: (u64, u64),
     pub sigmask: u64,
-    /// Single-stepping for gdb (RFLAGS.TF set on entry).
+    /// KVM single-step is on for this vCPU (a gdb step, or watchpoints).
     pub stepping: bool,
+    /// The current single-step is gdb's (its end is reported as a step).
+    pub gdb_step: bool,
     /// The mask to restore after a handler interrupts rt_sigsuspend.
     pub saved_mask: Option<u64>,
     /// sigaltstack: base and size (size 0: disabled).

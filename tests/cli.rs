@@ -26,6 +26,20 @@ fn assert_km_error(path: &Path, words: &str) {
     assert_eq!(err.lines().count(), 1, "one line: {err:?}");
 }
 
+/// A genuine i386 executable from `gcc -m32` (no libc needed), if this gcc can make one.
+fn real_elf32(dir: &Path) -> Option<std::path::PathBuf> {
+    let src = dir.join("start32.c");
+    std::fs::write(&src, "void _start(void) { for (;;) ; }\n").unwrap();
+    let exe = dir.join("elf32-gcc");
+    let built = std::process::Command::new("gcc")
+        .args(["-m32", "-static", "-nostdlib", "-ffreestanding", "-o"])
+        .arg(&exe)
+        .arg(&src)
+        .output()
+        .ok()?;
+    built.status.success().then_some(exe)
+}
+
 #[test]
 fn help_and_version() {
     let help = run(km().arg("--help"));
@@ -68,10 +82,17 @@ fn bad_payloads_are_refused_clearly() {
     assert_km_error(&write("text", b"#!/bin/sh\necho hi\n"), "not an ELF file");
     let hello = std::fs::read(payload("hello.musl")).unwrap();
     assert_km_error(&write("truncated-header", &hello[..40]), "truncated");
+    assert_km_error(&write("truncated-200", &hello[..200]), "truncated");
     assert_km_error(&write("truncated-segments", &hello[..2000]), "truncated");
     let mut elf32 = hello.clone();
     elf32[4] = 1;
     assert_km_error(&write("elf32", &elf32), "32-bit");
+    match real_elf32(&dir) {
+        Some(exe) => assert_km_error(&exe, "32-bit"),
+        None => eprintln!(
+            "no real 32-bit ELF: `gcc -m32` does not work here (only the patched one is tested)"
+        ),
+    }
     let mut arm = hello.clone();
     arm[18] = 183; // EM_AARCH64
     arm[19] = 0;

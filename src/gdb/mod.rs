@@ -2,6 +2,7 @@
 //! before its first instruction and waits for `target remote`; the stub then runs on
 //! its own thread, driving the guest threads through `crate::debug`.
 
+mod arch;
 mod target;
 
 use std::net::{TcpListener, TcpStream};
@@ -49,6 +50,11 @@ fn stop_reason(event: Event) -> MultiThreadStopReason<u64> {
         Event::Signal(t, sig) => MultiThreadStopReason::SignalWithThread {
             tid: tid(t),
             signal: Signal(sig as u8),
+        },
+        Event::Watch(t, addr) => MultiThreadStopReason::Watch {
+            tid: tid(t),
+            kind: gdbstub::target::ext::breakpoints::WatchKind::Write,
+            addr,
         },
         Event::Exited(status) => MultiThreadStopReason::Exited(status as u8),
         Event::Killed(sig) => MultiThreadStopReason::Terminated(Signal(sig as u8)),
@@ -100,12 +106,16 @@ impl run_blocking::BlockingEventLoop for EventLoop {
 pub fn serve(guest: Arc<Guest>, debugger: Arc<Debugger>, stream: TcpStream) {
     let mut target = KmTarget::new(guest.clone(), debugger.clone());
     let result = GdbStub::new(stream).run_blocking::<EventLoop>(&mut target);
+    crate::trace!(crate::trace::Category::Kvm, "gdb stub ends: {result:?}");
     match result {
         Ok(DisconnectReason::TargetExited(_)) | Ok(DisconnectReason::TargetTerminated(_)) => {
             debugger.finish()
         }
         Ok(DisconnectReason::Kill) => crate::process::exit_process(137),
         Ok(DisconnectReason::Disconnect) | Err(_) => {
+            if let Err(e) = &result {
+                eprintln!("km: {}: gdb stub: {e}", guest.config.name);
+            }
             for (addr, orig) in debugger.breakpoints() {
                 let _ = guest.vm.mem.write_bytes(addr, &[orig]);
             }

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::arch::{KmRegs, KmX86_64};
 use gdbstub::common::{Signal, Tid};
 use gdbstub::target::ext::base::BaseOps;
 use gdbstub::target::ext::base::multithread::{
@@ -11,11 +12,10 @@ use gdbstub::target::ext::base::multithread::{
     MultiThreadSchedulerLockingOps, MultiThreadSingleStep, MultiThreadSingleStepOps,
 };
 use gdbstub::target::ext::breakpoints::{
-    Breakpoints, BreakpointsOps, SwBreakpoint, SwBreakpointOps,
+    Breakpoints, BreakpointsOps, HwWatchpoint, HwWatchpointOps, SwBreakpoint, SwBreakpointOps,
+    WatchKind,
 };
 use gdbstub::target::{Target, TargetError, TargetResult};
-use gdbstub_arch::x86::X86_64_SSE;
-use gdbstub_arch::x86::reg::X86_64CoreRegs;
 
 use crate::debug::{Action, Debugger};
 use crate::landing_pad::{USER_CS, USER_DS};
@@ -57,7 +57,7 @@ fn u32_at(b: &[u8], o: usize) -> u32 {
 }
 
 impl Target for KmTarget {
-    type Arch = X86_64_SSE;
+    type Arch = KmX86_64;
     type Error = &'static str;
 
     fn base_ops(&mut self) -> BaseOps<'_, Self::Arch, Self::Error> {
@@ -70,9 +70,13 @@ impl Target for KmTarget {
 }
 
 impl MultiThreadBase for KmTarget {
-    fn read_registers(&mut self, regs: &mut X86_64CoreRegs, tid: Tid) -> TargetResult<(), Self> {
+    fn read_registers(&mut self, all: &mut KmRegs, tid: Tid) -> TargetResult<(), Self> {
         self.debugger
             .with_parked(tid.get() as i32, |p| {
+                all.orig_rax = p.orig_rax;
+                all.fs_base = p.fs_base;
+                all.gs_base = p.gs_base;
+                let regs = &mut all.core;
                 let r = &p.regs;
                 regs.regs = [
                     r.rax, r.rbx, r.rcx, r.rdx, r.rsi, r.rdi, r.rbp, r.rsp, r.r8, r.r9, r.r10,
@@ -106,9 +110,12 @@ impl MultiThreadBase for KmTarget {
             .ok_or(TargetError::NonFatal)
     }
 
-    fn write_registers(&mut self, regs: &X86_64CoreRegs, tid: Tid) -> TargetResult<(), Self> {
+    fn write_registers(&mut self, all: &KmRegs, tid: Tid) -> TargetResult<(), Self> {
         self.debugger
             .with_parked(tid.get() as i32, |p| {
+                p.fs_base = all.fs_base;
+                p.gs_base = all.gs_base;
+                let regs = &all.core;
                 let r = &mut p.regs;
                 [
                     r.rax, r.rbx, r.rcx, r.rdx, r.rsi, r.rdi, r.rbp, r.rsp, r.r8, r.r9, r.r10,
@@ -234,6 +241,40 @@ impl MultiThreadSchedulerLocking for KmTarget {
 impl Breakpoints for KmTarget {
     fn support_sw_breakpoint(&mut self) -> Option<SwBreakpointOps<'_, Self>> {
         Some(self)
+    }
+
+    fn support_hw_watchpoint(&mut self) -> Option<HwWatchpointOps<'_, Self>> {
+        Some(self)
+    }
+}
+
+/// Write watchpoints without debug registers (which do not fire on PVM): while one is
+/// set, running threads single-step and the watched bytes are compared after each
+/// instruction. Read and access watchpoints would need page protection and are not
+/// offered.
+impl HwWatchpoint for KmTarget {
+    fn add_hw_watchpoint(
+        &mut self,
+        addr: u64,
+        len: u64,
+        kind: WatchKind,
+    ) -> TargetResult<bool, Self> {
+        if kind != WatchKind::Write {
+            return Ok(false);
+        }
+        let mem = &self.guest.vm.mem;
+        Ok(self
+            .debugger
+            .add_watch(addr, len as usize, |a, buf| mem.read_bytes(a, buf).is_ok()))
+    }
+
+    fn remove_hw_watchpoint(
+        &mut self,
+        addr: u64,
+        _len: u64,
+        _kind: WatchKind,
+    ) -> TargetResult<bool, Self> {
+        Ok(self.debugger.remove_watch(addr))
     }
 }
 

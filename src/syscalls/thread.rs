@@ -133,6 +133,7 @@ fn spawn(guest: &Arc<Guest>, spec: ChildSpec) -> Result<i32, Errno> {
                 robust_list: (0, 0),
                 sigmask: spec.sigmask,
                 stepping: false,
+                gdb_step: false,
                 saved_mask: None,
                 altstack: (0, 0),
             };

@@ -147,9 +147,15 @@ pub fn kick(tid: i32) {
 
 /// Kicks every vCPU thread.
 pub fn kick_all() {
+    kick_others(0);
+}
+
+/// Kicks every vCPU thread but `me` (a thread about to stop on its own does not
+/// need a pending immediate exit, which would also swallow a single-step on PVM).
+pub fn kick_others(me: i32) {
     for slot in &VCPU_TIDS {
         let tid = slot.load(Ordering::SeqCst);
-        if tid != 0 {
+        if tid != 0 && tid != me {
             kick(tid);
         }
     }

@@ -272,7 +272,7 @@ impl Vcpu {
     /// to user ones; at CPL3 setting the registers is enough.
     pub fn enter_user(&self, mem: &GuestMemory, regs: &kvm_regs) -> Result<()> {
         let current = self.regs()?;
-        if CpuArea::in_stubs(current.rip) {
+        if CpuArea::in_stubs(current.rip) && regs.rflags & crate::debug::TF == 0 {
             self.area
                 .set_exception_return(mem, regs.rip, regs.rsp, regs.rflags)?;
             return self.set_regs(&kvm_regs {
@@ -410,10 +410,12 @@ pub fn run_thread(guest: &Arc<Guest>, mut thread: Thread, initial_stop: bool) {
             // (hardware KVM reports steps this way) the step is done.
             Ok(Exit::Debug(pc)) if (SYS_BASE..SYS_BASE + SYS_SIZE).contains(&pc) => continue,
             Ok(Exit::Debug(_)) => {
-                if thread.stepping
-                    && let Some(d) = &guest.debugger
-                {
-                    d.report(Event::Step(thread.tid));
+                if let Some(event) = step_event(guest, &thread) {
+                    guest
+                        .debugger
+                        .as_ref()
+                        .expect("stepping needs gdb")
+                        .report(event);
                     match debug_park(guest, &mut thread, Point::Interrupted) {
                         Ok(signal) => inject(&thread, signal),
                         Err(e) => fail(guest, e),
@@ -433,8 +435,15 @@ pub fn run_thread(guest: &Arc<Guest>, mut thread: Thread, initial_stop: bool) {
             guest.report_and_park(crash::thread_state(&thread, point));
         }
         if guest.debugger.as_ref().is_some_and(|d| d.stopping()) {
+            if matches!(point, Point::Interrupted) {
+                match stop_point_in_pad(guest, &thread) {
+                    Ok(Some(p)) => point = p,
+                    Ok(None) => {}
+                    Err(e) => fail(guest, e),
+                }
+            }
             match thread.vcpu.in_landing_pad() {
-                // Parked at the next exit, once out of km's own code.
+                // In an exception stub: parked at its exit, a few instructions on.
                 Ok(true) if matches!(point, Point::Interrupted) => continue,
                 Err(e) => fail(guest, e),
                 _ => match debug_park(guest, &mut thread, point) {
@@ -452,6 +461,40 @@ pub fn run_thread(guest: &Arc<Guest>, mut thread: Thread, initial_stop: bool) {
             Err(e) => fail(guest, e),
         }
     }
+}
+
+/// The user-visible stop point of a thread interrupted inside its syscall pad: the
+/// syscall done (result loaded next) or not yet made (to be re-executed).
+fn stop_point_in_pad(guest: &Guest, thread: &Thread) -> Result<Option<Point>> {
+    let regs = thread.vcpu.regs()?;
+    Ok(match thread.vcpu.area.after_hypercall(regs.rip) {
+        Some(true) => {
+            let req = thread.vcpu.area.request(&guest.vm.mem)?;
+            let result = thread.vcpu.area.result(&guest.vm.mem)?;
+            Some(Point::Syscall {
+                nr: req.nr,
+                result,
+                restart: false,
+            })
+        }
+        // Nothing happened yet: resume at the `syscall` instruction itself.
+        Some(false) => Some(Point::Syscall {
+            nr: regs.rax,
+            result: 0,
+            restart: true,
+        }),
+        None => None,
+    })
+}
+
+/// What a finished single-step of `thread` means for gdb: the end of gdb's own step,
+/// a write to a watched address, or nothing (keep going).
+fn step_event(guest: &Guest, thread: &Thread) -> Option<Event> {
+    let d = guest.debugger.as_ref()?;
+    if let Some(addr) = d.watch_hit(|a, buf| guest.vm.mem.read_bytes(a, buf).is_ok()) {
+        return Some(Event::Watch(thread.tid, addr));
+    }
+    thread.gdb_step.then_some(Event::Step(thread.tid))
 }
 
 /// Handles a CPU exception reported by the stubs: a debug event when gdb is
@@ -484,9 +527,17 @@ fn exception(guest: &Guest, thread: &mut Thread) -> Result<Point> {
                     thread.vcpu.enter_user(&guest.vm.mem, &regs)?;
                     return Ok(Point::Interrupted);
                 }
-                d.report(Event::Step(thread.tid));
-                let signal = debug_park(guest, thread, Point::Exception(frame))?;
-                inject(thread, signal);
+                match step_event(guest, thread) {
+                    Some(event) => {
+                        d.report(event);
+                        let signal = debug_park(guest, thread, Point::Exception(frame))?;
+                        inject(thread, signal);
+                    }
+                    None => {
+                        let regs = signals::user_context(thread, Point::Exception(frame))?;
+                        thread.vcpu.enter_user(&guest.vm.mem, &regs)?;
+                    }
+                }
                 return Ok(Point::Interrupted);
             }
             _ => {
@@ -529,16 +580,26 @@ fn debug_park(guest: &Guest, thread: &mut Thread, point: Point) -> Result<Option
     }
     regs.rflags &= !debug::TF;
     let (fs_base, gs_base) = thread.vcpu.segment_bases()?;
+    let orig_rax = match point {
+        Point::Syscall { nr, .. } => nr,
+        _ => u64::MAX,
+    };
     let parked = debug::Parked {
         regs,
+        orig_rax,
         fs_base,
         gs_base,
         xsave: thread.vcpu.xsave()?,
         dirty: false,
     };
+    trace!(
+        Category::Kvm,
+        "thread {} parks for gdb at {:#x}", thread.tid, regs.rip
+    );
     let resume = d.park(thread.tid, parked);
     let mut regs = resume.regs;
-    let stepping = resume.action == debug::Action::Step;
+    thread.gdb_step = resume.action == debug::Action::Step;
+    let stepping = thread.gdb_step || d.watching();
     if stepping {
         regs.rflags |= debug::TF;
     }
@@ -556,6 +617,9 @@ fn debug_park(guest: &Guest, thread: &mut Thread, point: Point) -> Result<Option
     );
     if let Some(xsave) = &resume.xsave {
         thread.vcpu.set_xsave(xsave)?;
+        if resume.fs_base != fs_base {
+            thread.vcpu.set_fs_base(resume.fs_base)?;
+        }
     }
     thread.vcpu.enter_user(&guest.vm.mem, &regs)?;
     Ok(resume.signal)

@@ -60,8 +60,9 @@ pub fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-/// Runs `exe args` natively and under km and asserts identical stdout and status.
-pub fn assert_same_as_native(exe: &Path, args: &[&OsStr], scratch_name: Option<&str>) {
+/// Runs `exe args` natively and under km and asserts identical stdout and status;
+/// returns km's run.
+pub fn assert_same_as_native(exe: &Path, args: &[&OsStr], scratch_name: Option<&str>) -> Output {
     let dir = scratch_name.map(scratch);
     let mut args: Vec<&OsStr> = args.to_vec();
     if let Some(dir) = &dir {
@@ -85,4 +86,33 @@ pub fn assert_same_as_native(exe: &Path, args: &[&OsStr], scratch_name: Option<&
         "{} exit status",
         exe.display()
     );
+    km_out
+}
+
+/// Like `assert_same_as_native`, for payloads that check themselves: both runs must
+/// also exit 0 and print `last_line` last (so a payload that fails the same way
+/// natively and under km does not pass).
+pub fn assert_passes_like_native(
+    exe: &Path,
+    args: &[&OsStr],
+    scratch_name: Option<&str>,
+    last_line: &str,
+) -> String {
+    let out = assert_same_as_native(exe, args, scratch_name);
+    let stdout = text(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{} failed: {stdout}{}",
+        exe.display(),
+        text(&out.stderr)
+    );
+    assert!(
+        stdout
+            .lines()
+            .last()
+            .is_some_and(|l| l.starts_with(last_line)),
+        "{}: expected the last line to start with {last_line:?}: {stdout}",
+        exe.display()
+    );
+    stdout
 }

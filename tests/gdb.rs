@@ -1,0 +1,153 @@
+//! gdb sessions against `km -g`, checked line by line, and the same session against
+//! Debian's gdbserver running the payload natively, so that the checks test what gdb
+//! shows and not km's quirks.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{km, payload, text};
+
+/// The lines a session must show, in order (substrings of whole lines).
+const EXPECTED: &[&str] = &[
+    "Breakpoint 1, compute (n=3) at gdbdemo.c:17",
+    "#0  compute (n=3) at gdbdemo.c:17",
+    "in main () at gdbdemo.c:38",
+    "* 1    Thread ",
+    "  2    Thread ",
+    "  3    Thread ",
+    "18\t    int total = add(base, 1);",
+    "add (a=6, b=1) at gdbdemo.c:12",
+    "$1 = 6",
+    "Value returned is $2 = 7",
+    "<compute+",
+    "rip            0x",
+    "fs_base        0x",
+    "atchpoint 2: counter",
+    "Old value = 0",
+    "New value = 1",
+    "exited normally",
+];
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits until the server prints the line that says it listens.
+fn wait_listening(server: &mut Child, marker: &str) {
+    let mut err = BufReader::new(server.stderr.take().unwrap());
+    let mut line = String::new();
+    while err.read_line(&mut line).unwrap() > 0 {
+        if line.contains(marker) {
+            // Keep draining stderr so the server never blocks on it.
+            std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+            return;
+        }
+        line.clear();
+    }
+    panic!("the server ended before listening");
+}
+
+/// Longest a session may take before it counts as hung.
+const SESSION_LIMIT: Duration = Duration::from_secs(60);
+
+/// Runs the session script against the server on `port`; `None` if it hung.
+fn session(exe: &Path, port: u16) -> Option<String> {
+    let mut gdb = Command::new("gdb")
+        .args([
+            "-batch",
+            "-nx",
+            "-ex",
+            &format!("target remote :{port}"),
+            "-x",
+        ])
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/gdb-tests/session.gdb"
+        ))
+        .arg(exe)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("gdb is needed for these tests (Debian package gdb)");
+    let started = Instant::now();
+    while gdb.try_wait().unwrap().is_none() {
+        if started.elapsed() > SESSION_LIMIT {
+            let _ = gdb.kill();
+            let _ = gdb.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = gdb.wait_with_output().unwrap();
+    Some(text(&out.stdout) + &text(&out.stderr))
+}
+
+fn assert_session(shown: &str, who: &str) {
+    let lines: Vec<&str> = shown.lines().collect();
+    let mut at = 0;
+    for want in EXPECTED {
+        match lines[at..].iter().position(|l| l.contains(want)) {
+            Some(i) => at += i + 1,
+            None => panic!("{who}: expected a line with {want:?} after line {at} in:\n{shown}"),
+        }
+    }
+}
+
+#[test]
+fn gdb_session_under_km_and_gdbserver() {
+    for libc in ["glibc", "musl"] {
+        let exe = payload(&format!("gdbdemo.{libc}"));
+
+        // A session under km on PVM occasionally never gets the stop after a
+        // single-step (see the closing notes of the gdb stub issue); such a hung
+        // attempt is retried, every completed one is checked in full.
+        let mut completed = false;
+        for _attempt in 0..3 {
+            let port = free_port();
+            let mut server = km()
+                .arg(format!("-g{port}"))
+                .arg(&exe)
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            wait_listening(&mut server, "waiting for gdb");
+            let Some(shown) = session(&exe, port) else {
+                let _ = server.kill();
+                let _ = server.wait();
+                eprintln!("km {libc}: the gdb session hung; retrying");
+                continue;
+            };
+            let status = server.wait().unwrap();
+            assert_session(&shown, &format!("km {libc}"));
+            assert!(status.success(), "km: {status}");
+            completed = true;
+            break;
+        }
+        assert!(completed, "km {libc}: every gdb session hung");
+
+        let port = free_port();
+        let Ok(mut native) = Command::new("gdbserver")
+            .arg(format!(":{port}"))
+            .arg(&exe)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+        else {
+            panic!("gdbserver is needed for these tests (Debian package gdbserver)");
+        };
+        wait_listening(&mut native, "Listening on port");
+        let shown = session(&exe, port).expect("the gdbserver session hung");
+        native.wait().unwrap();
+        assert_session(&shown, &format!("gdbserver {libc}"));
+    }
+}

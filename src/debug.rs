@@ -17,6 +17,9 @@ use kvm_bindings::kvm_regs;
 
 use crate::process::lock;
 
+/// How often threads that have not stopped yet are kicked again.
+const REKICK: Duration = Duration::from_millis(20);
+
 /// RFLAGS.TF: trap after the next instruction.
 pub const TF: u64 = 1 << 8;
 const INT3: u8 = 0xcc;
@@ -254,9 +257,22 @@ impl Debugger {
             if left.is_zero() {
                 return None;
             }
+            if !s.events.is_empty() {
+                // A kick only interrupts a blocking call already in progress: kick
+                // the threads still running again until they all stop.
+                let parked: Vec<i32> = s
+                    .parked
+                    .iter()
+                    .filter(|(_, (g, _))| *g == s.generation)
+                    .map(|(t, _)| *t)
+                    .collect();
+                drop(s);
+                crate::vcpu::kick::kick_all_but(&parked);
+                s = lock(&self.state);
+            }
             s = self
                 .changed
-                .wait_timeout(s, left)
+                .wait_timeout(s, left.min(REKICK))
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }

@@ -206,10 +206,12 @@ impl Guest {
             if reports.len() >= others || left.is_zero() {
                 return reports.clone();
             }
+            // A kick only interrupts a blocking call already in progress.
+            kick::kick_all_but(&reports.iter().map(|r| r.tid).collect::<Vec<_>>());
             reports = self
                 .stop
                 .arrived
-                .wait_timeout(reports, left)
+                .wait_timeout(reports, left.min(Duration::from_millis(20)))
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }

@@ -153,9 +153,14 @@ pub fn kick_all() {
 /// Kicks every vCPU thread but `me` (a thread about to stop on its own does not
 /// need a pending immediate exit, which would also swallow a single-step on PVM).
 pub fn kick_others(me: i32) {
+    kick_all_but(&[me]);
+}
+
+/// Kicks every vCPU thread not in `skip`.
+pub fn kick_all_but(skip: &[i32]) {
     for slot in &VCPU_TIDS {
         let tid = slot.load(Ordering::SeqCst);
-        if tid != 0 && tid != me {
+        if tid != 0 && !skip.contains(&tid) {
             kick(tid);
         }
     }

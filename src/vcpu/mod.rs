@@ -405,7 +405,15 @@ pub fn run_thread(guest: &Arc<Guest>, mut thread: Thread, initial_stop: bool) {
                 guest,
                 anyhow::anyhow!("guest wrote to unknown I/O port {port:#x}"),
             ),
-            Ok(Exit::Interrupted) => Point::Interrupted,
+            Ok(Exit::Interrupted) => {
+                // An immediate exit drops KVM's pending single-step: arm it again.
+                if thread.stepping
+                    && let Err(e) = thread.vcpu.set_single_step(true)
+                {
+                    fail(guest, e);
+                }
+                Point::Interrupted
+            }
             // KVM's single-step: inside km's own code keep going; in user code
             // (hardware KVM reports steps this way) the step is done.
             Ok(Exit::Debug(pc)) if (SYS_BASE..SYS_BASE + SYS_SIZE).contains(&pc) => continue,

@@ -217,5 +217,8 @@ pub fn die(guest: &Guest, thread: &Thread, point: Point, info: &SigInfo) -> ! {
         }
         eprint!("{text}");
     }
+    if let Some(d) = &guest.debugger {
+        d.report_end(crate::debug::Event::Killed(sig), STOP_TIMEOUT);
+    }
     kick::die_by(sig)
 }

@@ -59,8 +59,8 @@ fn wait_listening(server: &mut Child, marker: &str) {
 /// Longest a session may take before it counts as hung.
 const SESSION_LIMIT: Duration = Duration::from_secs(60);
 
-/// Runs the session script against the server on `port`; `None` if it hung.
-fn session(exe: &Path, port: u16) -> Option<String> {
+/// Runs gdb-tests/`script` against the server on `port`; `None` if it hung.
+fn session(exe: &Path, port: u16, script: &str) -> Option<String> {
     let mut gdb = Command::new("gdb")
         .args([
             "-batch",
@@ -69,10 +69,11 @@ fn session(exe: &Path, port: u16) -> Option<String> {
             &format!("target remote :{port}"),
             "-x",
         ])
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/gdb-tests/session.gdb"
-        ))
+        .arg(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("gdb-tests")
+                .join(script),
+        )
         .arg(exe)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -91,10 +92,10 @@ fn session(exe: &Path, port: u16) -> Option<String> {
     Some(text(&out.stdout) + &text(&out.stderr))
 }
 
-fn assert_session(shown: &str, who: &str) {
+fn assert_session(shown: &str, who: &str, expected: &[&str]) {
     let lines: Vec<&str> = shown.lines().collect();
     let mut at = 0;
-    for want in EXPECTED {
+    for want in expected {
         match lines[at..].iter().position(|l| l.contains(want)) {
             Some(i) => at += i + 1,
             None => panic!("{who}: expected a line with {want:?} after line {at} in:\n{shown}"),
@@ -116,13 +117,13 @@ fn gdb_session_under_km_and_gdbserver() {
             .spawn()
             .unwrap();
         wait_listening(&mut server, "waiting for gdb");
-        let shown = session(&exe, port);
+        let shown = session(&exe, port, "session.gdb");
         if shown.is_none() {
             let _ = server.kill();
         }
         let status = server.wait().unwrap();
         let shown = shown.unwrap_or_else(|| panic!("km {libc}: the gdb session hung"));
-        assert_session(&shown, &format!("km {libc}"));
+        assert_session(&shown, &format!("km {libc}"), EXPECTED);
         assert!(status.success(), "km: {status}");
 
         let port = free_port();
@@ -136,8 +137,60 @@ fn gdb_session_under_km_and_gdbserver() {
             panic!("gdbserver is needed for these tests (Debian package gdbserver)");
         };
         wait_listening(&mut native, "Listening on port");
-        let shown = session(&exe, port).expect("the gdbserver session hung");
+        let shown = session(&exe, port, "session.gdb").expect("the gdbserver session hung");
         native.wait().unwrap();
-        assert_session(&shown, &format!("gdbserver {libc}"));
+        assert_session(&shown, &format!("gdbserver {libc}"), EXPECTED);
     }
+}
+
+/// What the signal session must show: the fault stops gdb at its line, and
+/// continuing delivers it.
+const SIGNAL_EXPECTED: &[&str] = &[
+    "Program received signal SIGSEGV, Segmentation fault.",
+    "level2 (how=",
+    "at ../tests/payloads/fault.c:13",
+    "Program terminated with signal SIGSEGV, Segmentation fault.",
+];
+
+#[test]
+fn a_fault_stops_gdb_with_its_signal() {
+    let exe = payload("fault.glibc");
+    let dir = common::scratch("gdb-signal");
+    let port = free_port();
+    let mut server = km()
+        .current_dir(&dir)
+        .args(["--no-coredump", "--no-crash-report"])
+        .arg(format!("-g{port}"))
+        .arg(&exe)
+        .arg("null")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_listening(&mut server, "waiting for gdb");
+    let shown = session(&exe, port, "signal.gdb");
+    if shown.is_none() {
+        let _ = server.kill();
+    }
+    let status = server.wait().unwrap();
+    assert_session(&shown.expect("the gdb session hung"), "km", SIGNAL_EXPECTED);
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(libc::SIGSEGV)
+    );
+
+    let port = free_port();
+    let mut native = Command::new("gdbserver")
+        .current_dir(&dir)
+        .arg(format!(":{port}"))
+        .arg(&exe)
+        .arg("null")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("gdbserver");
+    wait_listening(&mut native, "Listening on port");
+    let shown = session(&exe, port, "signal.gdb").expect("the gdbserver session hung");
+    native.wait().unwrap();
+    assert_session(&shown, "gdbserver", SIGNAL_EXPECTED);
 }

@@ -61,6 +61,11 @@ pub struct Cli {
     #[arg(short = 'g', long = "gdb-server-port", value_name = "PORT", num_args = 0..=1, require_equals = true, default_missing_value = "2159")]
     pub gdb_port: Option<u16>,
 
+    /// Run the payload at once and let gdb attach (and detach) at any time, on the
+    /// -g/--gdb-server-port port (default 2159).
+    #[arg(long = "gdb-listen")]
+    pub gdb_listen: bool,
+
     /// The address the gdb stub listens on.
     #[arg(long = "gdb-address", value_name = "ADDR", default_value = "127.0.0.1")]
     pub gdb_address: String,

@@ -115,6 +115,21 @@ impl Debugger {
         !lock(&self.state).detached
     }
 
+    /// A debugger that starts detached (`--gdb-listen`: gdb attaches later).
+    pub fn detached() -> Self {
+        let d = Debugger::default();
+        lock(&d.state).detached = true;
+        d
+    }
+
+    /// gdb connected: debug events stop the target again.
+    pub fn attach(&self) {
+        let mut s = lock(&self.state);
+        s.detached = false;
+        s.finished = false;
+        s.events.clear();
+    }
+
     /// gdb went away: forget breakpoints (the stub restored their bytes) and let
     /// every thread run.
     pub fn detach(&self) {

@@ -37,6 +37,9 @@ use std::sync::Arc;
 use crate::process::{Config, Guest, Thread};
 use crate::vm::Vm;
 
+/// The port `-g` and `--gdb-listen` use when none is given.
+pub const DEFAULT_GDB_PORT: u16 = 2159;
+
 /// km's exit status when km itself fails (as opposed to the payload).
 pub const KM_ERROR_STATUS: u8 = 125;
 
@@ -92,7 +95,14 @@ pub fn run(cli: &cli::Cli) -> Result<std::convert::Infallible> {
         core_path: (!cli.no_coredump).then(|| cli.coredump.clone()),
         crash_report: !cli.no_crash_report,
     };
-    let debugger = cli.gdb_port.map(|_| Arc::new(debug::Debugger::default()));
+    let gdb_port = cli.gdb_port.or(cli.gdb_listen.then_some(DEFAULT_GDB_PORT));
+    let debugger = gdb_port.map(|_| {
+        Arc::new(if cli.gdb_listen {
+            debug::Debugger::detached()
+        } else {
+            debug::Debugger::default()
+        })
+    });
     let guest = Arc::new(Guest::new(config, vm, mm, debugger.clone()));
     let vcpu = guest.take_vcpu()?;
     vcpu.start(image.entry, rsp)?;
@@ -110,14 +120,22 @@ pub fn run(cli: &cli::Cli) -> Result<std::convert::Infallible> {
         saved_mask: None,
         altstack: (0, 0),
     };
-    if let (Some(port), Some(debugger)) = (cli.gdb_port, debugger) {
-        let stream = gdb::accept(&format!("{}:{port}", cli.gdb_address), &guest.config.name)?;
+    if let (Some(port), Some(debugger)) = (gdb_port, debugger) {
+        let addr = format!("{}:{port}", cli.gdb_address);
+        let listener = gdb::listen(&addr, &guest.config.name, !cli.gdb_listen)?;
         let (guest, debugger) = (guest.clone(), debugger.clone());
-        std::thread::Builder::new()
-            .name("km-gdb".into())
-            .spawn(move || gdb::serve(guest, debugger, stream))?;
+        if cli.gdb_listen {
+            std::thread::Builder::new()
+                .name("km-gdb".into())
+                .spawn(move || gdb::serve_attaches(guest, debugger, listener))?;
+        } else {
+            let stream = gdb::accept(&listener)?;
+            std::thread::Builder::new()
+                .name("km-gdb".into())
+                .spawn(move || gdb::serve(guest, debugger, stream))?;
+        }
     }
-    vcpu::run_thread(&guest, main, cli.gdb_port.is_some());
+    vcpu::run_thread(&guest, main, cli.gdb_port.is_some() && !cli.gdb_listen);
     // The main thread exited while others run; the last one to exit ends km.
     loop {
         std::thread::park();

@@ -194,3 +194,45 @@ fn a_fault_stops_gdb_with_its_signal() {
     native.wait().unwrap();
     assert_session(&shown, "gdbserver", SIGNAL_EXPECTED);
 }
+
+#[test]
+fn attach_detach_and_attach_again() {
+    let exe = payload("waiter.glibc");
+    let port = free_port();
+    let mut server = km()
+        .arg("--gdb-listen")
+        .arg(format!("-g{port}"))
+        .arg(&exe)
+        .arg("handler")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_listening(&mut server, "gdb can attach");
+    let mut out = BufReader::new(server.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "ready\n", "the payload runs before gdb attaches");
+    for round in 1..=2 {
+        let shown = Command::new("gdb")
+            .args(["-batch", "-nx", "-ex", &format!("target remote :{port}")])
+            .args(["-ex", "info threads", "-ex", "bt", "-ex", "detach"])
+            .arg(&exe)
+            .output()
+            .expect("gdb");
+        let shown = text(&shown.stdout) + &text(&shown.stderr);
+        for want in ["* 1    Thread ", " in pause ()", " in main (", "detached"] {
+            assert!(
+                shown.contains(want),
+                "attach {round}: no {want:?} in\n{shown}"
+            );
+        }
+    }
+    // Detached, the payload runs on: its SIGTERM handler answers.
+    let pid = rustix::process::Pid::from_raw(server.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    line.clear();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "handled SIGTERM\n");
+    assert_eq!(server.wait().unwrap().code(), Some(3));
+}

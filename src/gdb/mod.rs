@@ -25,15 +25,38 @@ const POLL: Duration = Duration::from_millis(5);
 /// How long Ctrl-C waits for every thread to stop.
 const STOP_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Listens on `addr` and waits for gdb to connect.
-pub fn accept(addr: &str, payload: &str) -> Result<TcpStream> {
+/// Listens on `addr` for gdb, telling the user how to connect.
+pub fn listen(addr: &str, payload: &str, waiting: bool) -> Result<TcpListener> {
     let listener =
         TcpListener::bind(addr).with_context(|| format!("listening for gdb on {addr}"))?;
     let port = listener.local_addr()?.port();
-    eprintln!("km: waiting for gdb: gdb {payload} -ex 'target remote :{port}'");
+    let what = if waiting {
+        "waiting for gdb"
+    } else {
+        "gdb can attach"
+    };
+    eprintln!("km: {what}: gdb {payload} -ex 'target remote :{port}'");
+    Ok(listener)
+}
+
+/// Waits for gdb to connect.
+pub fn accept(listener: &TcpListener) -> Result<TcpStream> {
     let (stream, _) = listener.accept().context("accepting the gdb connection")?;
     stream.set_nodelay(true)?;
     Ok(stream)
+}
+
+/// `--gdb-listen`: the payload runs; each gdb that connects stops it (all threads),
+/// debugs it, and lets it run on when it detaches.
+pub fn serve_attaches(guest: Arc<Guest>, debugger: Arc<Debugger>, listener: TcpListener) {
+    while let Ok(stream) = accept(&listener) {
+        debugger.attach();
+        if debugger.interrupt(STOP_TIMEOUT).is_none() {
+            debugger.detach();
+            continue;
+        }
+        serve(guest.clone(), debugger.clone(), stream);
+    }
 }
 
 fn tid(t: i32) -> gdbstub::common::Tid {

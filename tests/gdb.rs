@@ -236,3 +236,128 @@ fn attach_detach_and_attach_again() {
     assert_eq!(line, "handled SIGTERM\n");
     assert_eq!(server.wait().unwrap().code(), Some(3));
 }
+
+/// The configurations in vscode/launch.json (JSON with `//` comment lines).
+fn launch_configs() -> Vec<serde_json::Value> {
+    let raw = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/vscode/launch.json"))
+        .unwrap();
+    let json: String = raw
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("//"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let v: serde_json::Value = serde_json::from_str(&json).expect("launch.json parses");
+    v["configurations"].as_array().unwrap().clone()
+}
+
+fn config(name_part: &str) -> serde_json::Value {
+    launch_configs()
+        .into_iter()
+        .find(|c| c["name"].as_str().unwrap().contains(name_part))
+        .unwrap_or_else(|| panic!("no launch configuration named like {name_part:?}"))
+}
+
+/// Runs gdb's MI interpreter on `exe` with `commands`, as VS Code's cppdbg does.
+fn mi(exe: &Path, commands: &[String], dir: &Path) -> String {
+    use std::io::Write;
+    let mut gdb = Command::new("gdb")
+        .args(["--interpreter=mi2", "-nx"])
+        .arg(exe)
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("gdb");
+    let mut input = gdb.stdin.take().unwrap();
+    let script = commands.join("\n") + "\n";
+    std::thread::spawn(move || {
+        input.write_all(script.as_bytes()).unwrap();
+        // Leave time for the commands to run before gdb sees end of input.
+        std::thread::sleep(Duration::from_secs(5));
+    });
+    let out = gdb.wait_with_output().unwrap();
+    text(&out.stdout)
+}
+
+fn setup_commands(c: &serde_json::Value) -> Vec<String> {
+    c["setupCommands"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|s| s["text"].as_str().unwrap().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn vscode_launch_configurations_work_through_gdb_mi() {
+    let exe = payload("gdbdemo.glibc");
+    let launch = config("launch payload");
+    assert_eq!(launch["type"], "cppdbg");
+    assert_eq!(launch["miDebuggerServerAddress"], "localhost:2159");
+    let port = free_port();
+    let mut server = km()
+        .arg(format!("-g{port}"))
+        .arg(&exe)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_listening(&mut server, "waiting for gdb");
+    let mut commands = setup_commands(&launch);
+    commands.extend(
+        [
+            format!("-target-select remote localhost:{port}"),
+            "-break-insert compute".into(),
+            "-exec-continue".into(),
+            "-stack-list-frames".into(),
+            "-exec-continue".into(),
+        ]
+        .into_iter(),
+    );
+    let shown = mi(&exe, &commands, Path::new(env!("CARGO_TARGET_TMPDIR")));
+    assert!(server.wait().unwrap().success());
+    for want in [
+        "^connected",
+        "reason=\"breakpoint-hit\"",
+        "func=\"compute\"",
+        "func=\"main\"",
+        "reason=\"exited-normally\"",
+    ] {
+        assert!(shown.contains(want), "no {want:?} in\n{shown}");
+    }
+
+    // The core-file configuration: gdb opens the kmcore of a crashed payload.
+    let core_cfg = config("kmcore");
+    assert!(
+        core_cfg["coreDumpPath"]
+            .as_str()
+            .unwrap()
+            .ends_with("/kmcore")
+    );
+    let dir = common::scratch("vscode-core");
+    let fault = payload("fault.glibc");
+    let out = km()
+        .current_dir(&dir)
+        .arg(&fault)
+        .arg("null")
+        .output()
+        .unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&out.status),
+        Some(libc::SIGSEGV)
+    );
+    let shown = mi(
+        &fault,
+        &[
+            "-target-select core kmcore".into(),
+            "-stack-list-frames".into(),
+        ],
+        &dir,
+    );
+    for want in ["func=\"level2\"", "func=\"level1\"", "func=\"main\""] {
+        assert!(shown.contains(want), "no {want:?} in\n{shown}");
+    }
+}

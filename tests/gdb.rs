@@ -307,16 +307,13 @@ fn vscode_launch_configurations_work_through_gdb_mi() {
         .unwrap();
     wait_listening(&mut server, "waiting for gdb");
     let mut commands = setup_commands(&launch);
-    commands.extend(
-        [
-            format!("-target-select remote localhost:{port}"),
-            "-break-insert compute".into(),
-            "-exec-continue".into(),
-            "-stack-list-frames".into(),
-            "-exec-continue".into(),
-        ]
-        .into_iter(),
-    );
+    commands.extend([
+        format!("-target-select remote localhost:{port}"),
+        "-break-insert compute".into(),
+        "-exec-continue".into(),
+        "-stack-list-frames".into(),
+        "-exec-continue".into(),
+    ]);
     let shown = mi(&exe, &commands, Path::new(env!("CARGO_TARGET_TMPDIR")));
     assert!(server.wait().unwrap().success());
     for want in [

@@ -122,6 +122,7 @@ pub fn dispatch(ctx: &mut Ctx<'_>, req: &SyscallRequest) -> Outcome {
         libc::SYS_exit => return Outcome::ThreadExit(a[0] as i32 & 0xff),
         libc::SYS_exit_group => return Outcome::Exit(a[0] as i32 & 0xff),
         libc::SYS_clone => thread::clone(ctx, &a),
+        libc::SYS_clone3 => thread::clone3(ctx, &a),
         libc::SYS_rt_sigreturn => signal::rt_sigreturn(ctx, &a),
         nr => match handler(nr) {
             Some((_, h)) => loop {

@@ -90,6 +90,32 @@ pub fn clone(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> Result<Outcome, Errno> {
     Ok(Outcome::Return(tid as u64))
 }
 
+/// clone3(args, size) for threads: `struct clone_args` gives the same facts as
+/// clone's registers (the stack as base and size).
+pub fn clone3(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> Result<Outcome, Errno> {
+    const CLONE_ARGS_SIZE_VER0: u64 = 64;
+    if a[1] < CLONE_ARGS_SIZE_VER0 {
+        return Err(Errno::INVAL);
+    }
+    let args: [u64; 8] = ctx.read_obj(a[0])?;
+    let [
+        flags,
+        _pidfd,
+        child_tid,
+        parent_tid,
+        _exit_signal,
+        stack,
+        stack_size,
+        tls,
+    ] = args;
+    let top = if stack != 0 {
+        stack.checked_add(stack_size).ok_or(Errno::INVAL)?
+    } else {
+        0
+    };
+    clone(ctx, &[flags, top, parent_tid, child_tid, tls, 0])
+}
+
 struct ChildSpec {
     regs: kvm_regs,
     fs_base: u64,

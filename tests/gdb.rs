@@ -4,10 +4,12 @@
 
 mod common;
 
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
+use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{km, payload, text};
@@ -103,43 +105,79 @@ fn assert_session(shown: &str, who: &str, expected: &[&str]) {
     }
 }
 
+/// Starts `server` (already told its port), waits until it listens (it prints
+/// `marker`), runs gdb-tests/`script` against it and waits for it to end. Returns
+/// what gdb showed and how the server ended; a hung session fails the test.
+fn served(
+    mut server: Command,
+    marker: &str,
+    exe: &Path,
+    port: u16,
+    script: &str,
+    who: &str,
+) -> (String, ExitStatus) {
+    let mut child = server
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("{who}: cannot start the server ({e}); gdbserver comes with Debian's gdbserver")
+        });
+    wait_listening(&mut child, marker);
+    let shown = session(exe, port, script);
+    if shown.is_none() {
+        let _ = child.kill();
+    }
+    let status = child.wait().unwrap();
+    (
+        shown.unwrap_or_else(|| panic!("{who}: the gdb session hung")),
+        status,
+    )
+}
+
+fn km_gdb(port: u16, dir: &Path, args: &[&OsStr]) -> Command {
+    let mut cmd = km();
+    cmd.current_dir(dir).arg(format!("-g{port}")).args(args);
+    cmd
+}
+
+fn gdbserver(port: u16, dir: &Path, args: &[&OsStr]) -> Command {
+    let mut cmd = Command::new("gdbserver");
+    cmd.current_dir(dir).arg(format!(":{port}")).args(args);
+    cmd
+}
+
 #[test]
 fn gdb_session_under_km_and_gdbserver() {
+    let dir = common::scratch("gdb-session");
     for libc in ["glibc", "musl"] {
         let exe = payload(&format!("gdbdemo.{libc}"));
+        let args = [exe.as_os_str()];
 
         let port = free_port();
-        let mut server = km()
-            .arg(format!("-g{port}"))
-            .arg(&exe)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        wait_listening(&mut server, "waiting for gdb");
-        let shown = session(&exe, port, "session.gdb");
-        if shown.is_none() {
-            let _ = server.kill();
-        }
-        let status = server.wait().unwrap();
-        let shown = shown.unwrap_or_else(|| panic!("km {libc}: the gdb session hung"));
-        assert_session(&shown, &format!("km {libc}"), EXPECTED);
-        assert!(status.success(), "km: {status}");
+        let who = format!("km {libc}");
+        let (shown, status) = served(
+            km_gdb(port, &dir, &args),
+            "waiting for gdb",
+            &exe,
+            port,
+            "session.gdb",
+            &who,
+        );
+        assert_session(&shown, &who, EXPECTED);
+        assert!(status.success(), "{who}: {status}");
 
         let port = free_port();
-        let Ok(mut native) = Command::new("gdbserver")
-            .arg(format!(":{port}"))
-            .arg(&exe)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-        else {
-            panic!("gdbserver is needed for these tests (Debian package gdbserver)");
-        };
-        wait_listening(&mut native, "Listening on port");
-        let shown = session(&exe, port, "session.gdb").expect("the gdbserver session hung");
-        native.wait().unwrap();
-        assert_session(&shown, &format!("gdbserver {libc}"), EXPECTED);
+        let who = format!("gdbserver {libc}");
+        let (shown, _) = served(
+            gdbserver(port, &dir, &args),
+            "Listening on port",
+            &exe,
+            port,
+            "session.gdb",
+            &who,
+        );
+        assert_session(&shown, &who, EXPECTED);
     }
 }
 
@@ -156,42 +194,35 @@ const SIGNAL_EXPECTED: &[&str] = &[
 fn a_fault_stops_gdb_with_its_signal() {
     let exe = payload("fault.glibc");
     let dir = common::scratch("gdb-signal");
-    let port = free_port();
-    let mut server = km()
-        .current_dir(&dir)
-        .args(["--no-coredump", "--no-crash-report"])
-        .arg(format!("-g{port}"))
-        .arg(&exe)
-        .arg("null")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_listening(&mut server, "waiting for gdb");
-    let shown = session(&exe, port, "signal.gdb");
-    if shown.is_none() {
-        let _ = server.kill();
-    }
-    let status = server.wait().unwrap();
-    assert_session(&shown.expect("the gdb session hung"), "km", SIGNAL_EXPECTED);
-    assert_eq!(
-        std::os::unix::process::ExitStatusExt::signal(&status),
-        Some(libc::SIGSEGV)
-    );
 
     let port = free_port();
-    let mut native = Command::new("gdbserver")
-        .current_dir(&dir)
-        .arg(format!(":{port}"))
-        .arg(&exe)
-        .arg("null")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("gdbserver");
-    wait_listening(&mut native, "Listening on port");
-    let shown = session(&exe, port, "signal.gdb").expect("the gdbserver session hung");
-    native.wait().unwrap();
+    let km_args = [
+        OsStr::new("--no-coredump"),
+        OsStr::new("--no-crash-report"),
+        exe.as_os_str(),
+        OsStr::new("null"),
+    ];
+    let (shown, status) = served(
+        km_gdb(port, &dir, &km_args),
+        "waiting for gdb",
+        &exe,
+        port,
+        "signal.gdb",
+        "km",
+    );
+    assert_session(&shown, "km", SIGNAL_EXPECTED);
+    assert_eq!(status.signal(), Some(libc::SIGSEGV));
+
+    let port = free_port();
+    let native_args = [exe.as_os_str(), OsStr::new("null")];
+    let (shown, _) = served(
+        gdbserver(port, &dir, &native_args),
+        "Listening on port",
+        &exe,
+        port,
+        "signal.gdb",
+        "gdbserver",
+    );
     assert_session(&shown, "gdbserver", SIGNAL_EXPECTED);
 }
 

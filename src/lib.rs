@@ -58,8 +58,17 @@ pub fn run(cli: &cli::Cli) -> Result<std::convert::Infallible> {
         bail!("permission denied (not executable)");
     }
     let data = std::fs::read(path)?;
+    let interp = match loader::interp_of(&data)? {
+        Some(name) => Some((loader::read_interp(&name)?, name)),
+        None => None,
+    };
     let mut vm = Vm::new()?;
-    let (image, mm) = loader::load(&mut vm, &path.to_string_lossy(), &data)?;
+    let (image, mm) = loader::load(
+        &mut vm,
+        &path.to_string_lossy(),
+        &data,
+        interp.as_ref().map(|(d, n)| (n.as_str(), d.as_slice())),
+    )?;
     let argv = cli
         .command
         .iter()

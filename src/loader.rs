@@ -1,4 +1,7 @@
-//! ELF loading: static executables (ET_EXEC) and static PIE (ET_DYN without PT_INTERP).
+//! ELF loading, the way Linux's binfmt_elf does it: the program (ET_EXEC, or ET_DYN
+//! placed at [`PIE_BASE`]) and, when it names one in PT_INTERP, its dynamic linker,
+//! placed in the mmap area. The linker then maps shared objects itself through
+//! ordinary syscalls.
 //!
 //! Headers are parsed with the `object` crate; every segment is validated against the
 //! file size and the guest address space before anything is copied into the guest.
@@ -27,6 +30,10 @@ pub struct Image {
     pub phdr: u64,
     pub phent: u64,
     pub phnum: u64,
+    /// The program's own entry point (AT_ENTRY); `entry` is the linker's when there is one.
+    pub program_entry: u64,
+    /// Where the dynamic linker is loaded (AT_BASE), 0 without one.
+    pub interp_base: u64,
 }
 
 /// Offset of the class byte in `e_ident`.
@@ -48,9 +55,26 @@ struct Program {
     phent: u64,
     phnum: u64,
     exec_stack: bool,
+    /// PT_INTERP: the dynamic linker's path.
+    interp: Option<String>,
 }
 
-fn parse(data: &[u8]) -> Result<Program> {
+impl Program {
+    /// The page-aligned span of the loaded segments.
+    fn span(&self) -> Range<u64> {
+        let lo = page_align_down(self.segments[0].vaddr);
+        let hi = self
+            .segments
+            .iter()
+            .map(|s| page_align_up(s.vaddr + s.memsz))
+            .max()
+            .unwrap_or(lo);
+        lo..hi
+    }
+}
+
+/// Parses and validates `data`; an ET_DYN file's lowest page goes at `dyn_base`.
+fn parse(data: &[u8], dyn_base: u64) -> Result<Program> {
     if data.len() < 4 || data[..4] != elf::ELFMAG {
         bail!("not an ELF file");
     }
@@ -78,17 +102,13 @@ fn parse(data: &[u8]) -> Result<Program> {
     let phdrs: &[ProgramHeader64<LittleEndian>] = header
         .program_headers(endian, data)
         .map_err(|e| anyhow::anyhow!("truncated or corrupt program header table: {e}"))?;
-    if let Some(interp) = phdrs.iter().find(|p| p.p_type(endian) == elf::PT_INTERP) {
-        let name = interp
-            .interpreter(endian, data)
-            .ok()
-            .flatten()
-            .map(|b| String::from_utf8_lossy(b).into_owned())
-            .unwrap_or_default();
-        bail!(
-            "dynamically linked (interpreter {name}): km cannot load dynamic executables yet; link with -static"
-        );
-    }
+    let interp = match phdrs.iter().find(|p| p.p_type(endian) == elf::PT_INTERP) {
+        Some(p) => match p.interpreter(endian, data) {
+            Ok(Some(name)) if !name.is_empty() => Some(String::from_utf8_lossy(name).into_owned()),
+            _ => bail!("corrupt PT_INTERP (the dynamic linker's name)"),
+        },
+        None => None,
+    };
     let loads: Vec<&ProgramHeader64<LittleEndian>> = phdrs
         .iter()
         .filter(|p| p.p_type(endian) == elf::PT_LOAD)
@@ -97,7 +117,7 @@ fn parse(data: &[u8]) -> Result<Program> {
         bail!("no loadable segments");
     };
     let bias = if pie {
-        PIE_BASE - page_align_down(lowest)
+        dyn_base.wrapping_sub(page_align_down(lowest))
     } else {
         0
     };
@@ -120,9 +140,7 @@ fn parse(data: &[u8]) -> Result<Program> {
                 data.len()
             );
         };
-        let Some(start) = vaddr.checked_add(bias) else {
-            bail!("segment {i} address overflows")
-        };
+        let start = vaddr.wrapping_add(bias);
         if start
             .checked_add(memsz)
             .is_none_or(|end| end > crate::mm::STACK_TOP)
@@ -180,6 +198,7 @@ fn parse(data: &[u8]) -> Result<Program> {
         phent: header.e_phentsize(endian) as u64,
         phnum: phdrs.len() as u64,
         exec_stack,
+        interp,
     })
 }
 
@@ -213,40 +232,83 @@ fn protect_image(vm: &Vm, segments: &[Segment]) -> Result<()> {
     Ok(())
 }
 
-/// Loads `data` (the payload file) into a fresh address space.
-pub fn load(vm: &mut Vm, path: &str, data: &[u8]) -> Result<(Image, AddressSpace)> {
-    let path: std::sync::Arc<str> = path.into();
-    let prog = parse(data)?;
-    let lo = page_align_down(prog.segments[0].vaddr);
-    let hi = prog
-        .segments
-        .iter()
-        .map(|s| page_align_up(s.vaddr + s.memsz))
-        .max()
-        .unwrap_or(lo);
-    let mut space = AddressSpace::new(vm, lo..hi)?;
-    space.commit_initial(vm, hi, prog.exec_stack)?;
+/// Copies `prog`'s segments (from `data`, the file `path`) into committed guest
+/// memory and records them as mappings of that file.
+fn copy_segments(
+    vm: &Vm,
+    space: &mut AddressSpace,
+    prog: &Program,
+    path: &std::sync::Arc<str>,
+    data: &[u8],
+) -> Result<()> {
     protect_image(vm, &prog.segments)?;
     for seg in &prog.segments {
         vm.mem.write_bytes(seg.vaddr, &data[seg.file.clone()])?;
         let range = page_align_down(seg.vaddr)..page_align_up(seg.vaddr + seg.memsz);
         trace!(
             Category::Load,
-            "segment {:#x}..{:#x} prot {:#x}", range.start, range.end, seg.prot
+            "{path}: segment {:#x}..{:#x} prot {:#x}", range.start, range.end, seg.prot
         );
         let offset = seg.file.start as u64 - (seg.vaddr - range.start);
         space.add_image_segment(range, seg.prot, path.clone(), offset);
     }
+    Ok(())
+}
+
+/// Reads and checks the dynamic linker named by PT_INTERP (before anything is loaded).
+pub fn read_interp(name: &str) -> Result<Vec<u8>> {
+    let data = std::fs::read(name)
+        .map_err(|e| anyhow::anyhow!("dynamic linker {name}: {e}"))?;
+    let prog = parse(&data, 0).map_err(|e| anyhow::anyhow!("dynamic linker {name}: {e}"))?;
+    if prog.interp.is_some() {
+        bail!("dynamic linker {name} itself names a dynamic linker");
+    }
+    Ok(data)
+}
+
+/// The dynamic linker `data` names, if any (so a caller can read it first).
+pub fn interp_of(data: &[u8]) -> Result<Option<String>> {
+    Ok(parse(data, PIE_BASE)?.interp)
+}
+
+/// Loads `data` (the payload file at `path`) into a fresh address space, with its
+/// dynamic linker `interp` (the linker's path and bytes) when it has one.
+pub fn load(
+    vm: &mut Vm,
+    path: &str,
+    data: &[u8],
+    interp: Option<(&str, &[u8])>,
+) -> Result<(Image, AddressSpace)> {
+    let path: std::sync::Arc<str> = path.into();
+    let prog = parse(data, PIE_BASE)?;
+    let span = prog.span();
+    let mut space = AddressSpace::new(vm, span.clone())?;
+    space.commit_initial(vm, span.end, prog.exec_stack)?;
+    copy_segments(vm, &mut space, &prog, &path, data)?;
+    let (entry, interp_base) = match interp {
+        Some((name, bytes)) => {
+            let len = parse(bytes, 0)?.span().end;
+            let base = space.place(vm, len)?;
+            let linker = parse(bytes, base)?;
+            copy_segments(vm, &mut space, &linker, &name.into(), bytes)?;
+            (linker.entry, base)
+        }
+        None => (prog.entry, 0),
+    };
     trace!(
         Category::Load,
-        "entry {:#x} bias {:#x} phdr {:#x}", prog.entry, prog.bias, prog.phdr
+        "entry {entry:#x} bias {:#x} phdr {:#x} linker at {interp_base:#x}",
+        prog.bias,
+        prog.phdr
     );
     let image = Image {
-        entry: prog.entry,
+        entry,
         bias: prog.bias,
         phdr: prog.phdr,
         phent: prog.phent,
         phnum: prog.phnum,
+        program_entry: prog.entry,
+        interp_base,
     };
     Ok((image, space))
 }

@@ -154,6 +154,17 @@ impl AddressSpace {
         vm.protect(stack, PROT_READ | PROT_WRITE | exec)
     }
 
+    /// Finds and commits room for `len` bytes in the mmap area (for the dynamic linker,
+    /// whose segments the loader then records); returns its start.
+    pub fn place(&mut self, vm: &Vm, len: u64) -> Result<u64> {
+        let len = page_align_up(len);
+        let start = self
+            .find_free(len)
+            .ok_or_else(|| anyhow::anyhow!("no room for {len:#x} bytes in the mmap area"))?;
+        vm.commit(self.upper_region, start..start + len)?;
+        Ok(start)
+    }
+
     /// Records a loaded ELF segment of file `path` at file offset `offset`.
     pub fn add_image_segment(&mut self, range: Range<u64>, prot: i32, path: Arc<str>, offset: u64) {
         self.insert(

@@ -463,3 +463,60 @@ pub fn timer_call(nr: libc::c_long, id: i32) -> Result<usize, Errno> {
     // SAFETY: both calls take a timer id only.
     check(unsafe { libc::syscall(nr, id) })
 }
+
+/// `struct statfs` of the file system holding `path` (statfs) or `fd` (fstatfs).
+pub fn statfs(target: Result<&CStr, BorrowedFd<'_>>) -> Result<Vec<u8>, Errno> {
+    let len = std::mem::size_of::<libc::statfs>();
+    // SAFETY: the kernel writes at most sizeof(struct statfs) bytes into the buffer,
+    // which is that long; a path is a valid NUL-terminated string.
+    let (buf, _) = with_buffer(len, |p| unsafe {
+        match target {
+            Ok(path) => libc::statfs(path.as_ptr(), p.cast()) as _,
+            Err(fd) => libc::fstatfs(fd.as_raw_fd(), p.cast()) as _,
+        }
+    })?;
+    Ok(buf)
+}
+
+/// What an extended-attribute call names: a path (following the last symlink or
+/// not) or an open file.
+pub enum XattrTarget<'a> {
+    Path(&'a CStr, bool),
+    Fd(BorrowedFd<'a>),
+}
+
+/// getxattr/lgetxattr/fgetxattr (`name: Some`) or listxattr and friends (`None`):
+/// the value (or name list) read into a km buffer of `size` bytes, and its length
+/// (when `size` is 0, only the length is asked for).
+pub fn xattr(
+    target: XattrTarget<'_>,
+    name: Option<&CStr>,
+    size: usize,
+) -> Result<(Vec<u8>, usize), Errno> {
+    // SAFETY: the kernel writes at most `size` bytes into the buffer, which is that
+    // long (a null buffer when `size` is 0 asks only for the length); paths and names
+    // are valid NUL-terminated strings.
+    let (mut buf, n) = with_buffer(size, |p| unsafe {
+        let p = if size == 0 { std::ptr::null_mut() } else { p };
+        match (target, name) {
+            (XattrTarget::Path(path, true), Some(name)) => {
+                libc::getxattr(path.as_ptr(), name.as_ptr(), p, size) as _
+            }
+            (XattrTarget::Path(path, false), Some(name)) => {
+                libc::lgetxattr(path.as_ptr(), name.as_ptr(), p, size) as _
+            }
+            (XattrTarget::Fd(fd), Some(name)) => {
+                libc::fgetxattr(fd.as_raw_fd(), name.as_ptr(), p, size) as _
+            }
+            (XattrTarget::Path(path, true), None) => {
+                libc::listxattr(path.as_ptr(), p.cast(), size) as _
+            }
+            (XattrTarget::Path(path, false), None) => {
+                libc::llistxattr(path.as_ptr(), p.cast(), size) as _
+            }
+            (XattrTarget::Fd(fd), None) => libc::flistxattr(fd.as_raw_fd(), p.cast(), size) as _,
+        }
+    })?;
+    buf.truncate(n);
+    Ok((buf, n))
+}

@@ -7,6 +7,7 @@
 
 pub mod fdtable;
 mod fs;
+mod fsmeta;
 mod info;
 mod mem;
 mod net;
@@ -228,6 +229,14 @@ fn handler(nr: i64) -> Option<(&'static str, Handler)> {
         SYS_fsync => ("fsync", fs::fsync as Handler),
         SYS_fdatasync => ("fdatasync", fs::fdatasync as Handler),
         SYS_umask => ("umask", fs::umask as Handler),
+        SYS_statfs => ("statfs", fsmeta::statfs as Handler),
+        SYS_fstatfs => ("fstatfs", fsmeta::fstatfs as Handler),
+        SYS_getxattr => ("getxattr", fsmeta::getxattr as Handler),
+        SYS_lgetxattr => ("lgetxattr", fsmeta::lgetxattr as Handler),
+        SYS_fgetxattr => ("fgetxattr", fsmeta::fgetxattr as Handler),
+        SYS_listxattr => ("listxattr", fsmeta::listxattr as Handler),
+        SYS_llistxattr => ("llistxattr", fsmeta::llistxattr as Handler),
+        SYS_flistxattr => ("flistxattr", fsmeta::flistxattr as Handler),
         SYS_socket => ("socket", net::socket as Handler),
         SYS_socketpair => ("socketpair", net::socketpair as Handler),
         SYS_bind => ("bind", net::bind as Handler),

@@ -1,0 +1,97 @@
+//! File-system metadata: statfs/fstatfs and reading extended attributes (which
+//! `ls -l` asks for ACLs and security labels).
+
+use std::ffi::CString;
+use std::os::fd::AsFd;
+
+use rustix::io::Errno;
+
+use super::{Ctx, SysResult};
+use crate::memory::host::{self, XattrTarget};
+
+/// Linux's XATTR_SIZE_MAX and XATTR_LIST_MAX.
+const XATTR_MAX: u64 = 65536;
+
+pub fn statfs(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let path = ctx.read_path(a[0])?;
+    let buf = host::statfs(Ok(&path))?;
+    ctx.write_bytes(a[1], &buf)?;
+    Ok(0)
+}
+
+pub fn fstatfs(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let fd = ctx.fd(a[0])?;
+    let buf = host::statfs(Err(fd.as_fd()))?;
+    ctx.write_bytes(a[1], &buf)?;
+    Ok(0)
+}
+
+/// The attribute name argument (1..=255 bytes, as Linux checks).
+fn xattr_name(ctx: &Ctx<'_>, addr: u64) -> Result<CString, Errno> {
+    let name = ctx.read_path(addr).map_err(|e| match e {
+        Errno::NOENT | Errno::NAMETOOLONG => Errno::RANGE,
+        e => e,
+    })?;
+    if name.as_bytes().len() > 255 {
+        return Err(Errno::RANGE);
+    }
+    Ok(name)
+}
+
+/// Runs an xattr read for `target` and copies the result to the guest buffer
+/// `[buf, buf + size)`.
+fn read_xattr(
+    ctx: &Ctx<'_>,
+    target: XattrTarget<'_>,
+    name: Option<&CString>,
+    buf: u64,
+    size: u64,
+) -> SysResult {
+    let size = size.min(XATTR_MAX) as usize;
+    if size > 0 {
+        ctx.writable(buf, size)?;
+    }
+    let (bytes, n) = host::xattr(target, name.map(|n| n.as_c_str()), size)?;
+    if size > 0 {
+        ctx.write_bytes(buf, &bytes)?;
+    }
+    Ok(n as u64)
+}
+
+fn path_xattr(ctx: &mut Ctx<'_>, a: &[u64; 6], follow: bool, get: bool) -> SysResult {
+    let path = ctx.read_path(a[0])?;
+    let target = XattrTarget::Path(&path, follow);
+    if get {
+        let name = xattr_name(ctx, a[1])?;
+        read_xattr(ctx, target, Some(&name), a[2], a[3])
+    } else {
+        read_xattr(ctx, target, None, a[1], a[2])
+    }
+}
+
+pub fn getxattr(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    path_xattr(ctx, a, true, true)
+}
+
+pub fn lgetxattr(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    path_xattr(ctx, a, false, true)
+}
+
+pub fn listxattr(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    path_xattr(ctx, a, true, false)
+}
+
+pub fn llistxattr(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    path_xattr(ctx, a, false, false)
+}
+
+pub fn fgetxattr(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let fd = ctx.fd(a[0])?;
+    let name = xattr_name(ctx, a[1])?;
+    read_xattr(ctx, XattrTarget::Fd(fd.as_fd()), Some(&name), a[2], a[3])
+}
+
+pub fn flistxattr(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let fd = ctx.fd(a[0])?;
+    read_xattr(ctx, XattrTarget::Fd(fd.as_fd()), None, a[1], a[2])
+}

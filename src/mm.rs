@@ -94,6 +94,7 @@ pub struct MapRequest<'a> {
     pub path: Option<Arc<str>>,
 }
 
+#[derive(Clone)]
 pub struct AddressSpace {
     vmas: BTreeMap<u64, Vma>,
     image_region: usize,

@@ -23,6 +23,7 @@ const PTE_HUGE: u64 = 1 << 7;
 pub const PTE_NX: u64 = 1 << 63;
 const ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
 
+#[derive(Clone)]
 pub struct PageTables {
     /// Guest-virtual address of the PML4.
     pml4: u64,

@@ -27,6 +27,7 @@ pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// Signal dispositions, shared by all threads.
+#[derive(Clone)]
 pub struct Signals {
     pub actions: [SigAction; 64],
 }
@@ -45,6 +46,7 @@ struct Threads {
 }
 
 /// How the payload was started, and km's policies for it.
+#[derive(Clone)]
 pub struct Config {
     /// The payload as named on the command line, for messages.
     pub name: String,
@@ -130,6 +132,17 @@ impl Guest {
             }),
             stop: StopAll::default(),
             unimpl_seen: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// The guest of a forked km: a copy of this one's state in the child's own VM,
+    /// without threads (the caller adds the forking one) and without a debugger.
+    pub fn forked(&self, vm: Vm, mm: AddressSpace, fds: FdTable, signals: Signals) -> Guest {
+        Guest {
+            fds: Mutex::new(fds),
+            signals: Mutex::new(signals),
+            unimpl_seen: Mutex::new(lock(&self.unimpl_seen).clone()),
+            ..Guest::new(self.config.clone(), vm, mm, None)
         }
     }
 

@@ -45,6 +45,14 @@ impl Backend {
 /// Lowest address a payload may map (Linux's default vm.mmap_min_addr).
 pub const MMAP_MIN_ADDR: u64 = 0x10000;
 
+/// Which side of [`Vm::fork`] this is.
+pub enum Forked {
+    /// The parent, with the child's pid.
+    Parent(i32),
+    /// The child, with its own VM over its copy of the guest's memory.
+    Child(Vm),
+}
+
 pub struct Vm {
     fd: VmFd,
     pub backend: Backend,
@@ -149,6 +157,28 @@ impl Vm {
             self.mem.flush_translations(&self.fd)?;
         }
         Ok(())
+    }
+
+    /// Forks km with the page tables held still. In the child, a new VM is built
+    /// over the child's copy of guest memory: same regions, same page tables, no
+    /// vCPUs yet.
+    pub fn fork(&self) -> Result<Forked> {
+        let pt = self.page_tables();
+        let pid = crate::memory::host::fork().context("forking km")?;
+        if pid != 0 {
+            return Ok(Forked::Parent(pid));
+        }
+        let pt = pt.clone();
+        let kvm = Kvm::new().context("opening /dev/kvm in the forked km")?;
+        let fd = kvm.create_vm().context("KVM_CREATE_VM in the forked km")?;
+        let mem = self.mem.fork_into(&fd)?;
+        Ok(Forked::Child(Vm {
+            fd,
+            backend: self.backend,
+            cpuid: self.cpuid.clone(),
+            mem,
+            pt: Mutex::new(pt),
+        }))
     }
 
     fn page_tables(&self) -> std::sync::MutexGuard<'_, PageTables> {

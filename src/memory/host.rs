@@ -520,3 +520,40 @@ pub fn xattr(
     buf.truncate(n);
     Ok((buf, n))
 }
+
+/// Forks km. The child continues only in the calling thread: the caller must hold
+/// every lock the child goes on to use, and rebuild what belonged to other threads.
+pub fn fork() -> Result<i32, Errno> {
+    // SAFETY: glibc's fork runs its atfork handlers (malloc's locks among them); the
+    // child touches only state the caller has made consistent (see above).
+    let pid = unsafe { libc::fork() };
+    check(pid as libc::c_long).map(|p| p as i32)
+}
+
+/// wait4 with km-side status and rusage buffers: (pid, status, rusage bytes).
+pub fn wait4(pid: i32, options: i32, rusage_len: usize) -> Result<(i32, i32, Vec<u8>), Errno> {
+    let mut status = 0i32;
+    // SAFETY: the kernel writes one int to `status` and a struct rusage into the
+    // buffer, which is `rusage_len` (its size) bytes long.
+    let (rusage, pid) = with_buffer(rusage_len, |p| unsafe {
+        libc::wait4(pid, &mut status, options, p.cast()) as _
+    })?;
+    Ok((pid as i32, status, rusage))
+}
+
+/// waitid with km-side siginfo and rusage buffers.
+pub fn waitid(
+    idtype: u32,
+    id: u32,
+    options: i32,
+    info_len: usize,
+    rusage_len: usize,
+) -> Result<(Vec<u8>, Vec<u8>), Errno> {
+    let mut rusage = vec![0u8; rusage_len];
+    // SAFETY: the kernel writes a siginfo_t (`info_len` bytes) and a struct rusage
+    // (`rusage_len` bytes) into buffers of those sizes.
+    let (info, _) = with_buffer(info_len, |p| unsafe {
+        libc::syscall(libc::SYS_waitid, idtype, id, p, options, rusage.as_mut_ptr())
+    })?;
+    Ok((info, rusage))
+}

@@ -21,6 +21,7 @@ pub mod host;
 
 use std::ops::Range;
 use std::os::fd::{AsRawFd, BorrowedFd};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use anyhow::{Context, Result, bail};
@@ -94,7 +95,8 @@ pub struct Region {
     base: u64,
     /// Guest-physical address of `base`.
     phys: u64,
-    host: MmapRegion,
+    /// Shared with the copy a forked km builds over the same (copy-on-write) pages.
+    host: Arc<MmapRegion>,
     growth: Growth,
     /// The committed range; it only grows, and readers on other vCPU threads see it
     /// without a lock.
@@ -174,7 +176,7 @@ impl GuestMemory {
             kind,
             base,
             phys,
-            host,
+            host: Arc::new(host),
             growth,
             committed_start: AtomicU64::new(edge),
             committed_end: AtomicU64::new(edge),
@@ -258,6 +260,48 @@ impl GuestMemory {
             Growth::Down => r.committed_start.store(new.start, Ordering::Release),
         }
         Ok(Some(new))
+    }
+
+    /// In a forked km: the same regions (the child's copy-on-write copy of the
+    /// parent's pages) exposed to the child's new VM `vm`, one memslot per region.
+    pub fn fork_into(&self, vm: &VmFd) -> Result<GuestMemory> {
+        let mut regions = Vec::with_capacity(self.regions.len());
+        for (slot, r) in self.regions.iter().enumerate() {
+            let committed = r.committed();
+            if committed.end > committed.start {
+                let region = kvm_userspace_memory_region {
+                    slot: slot as u32,
+                    flags: 0,
+                    guest_phys_addr: committed.start - r.base + r.phys,
+                    memory_size: committed.end - committed.start,
+                    userspace_addr: r.host.as_ptr() as u64 + (committed.start - r.base),
+                };
+                // SAFETY: the host range is the committed part of `r.host`, a mapping
+                // this new region shares ownership of; regions do not overlap, so
+                // neither do the slots.
+                unsafe { vm.set_user_memory_region(region) }.with_context(|| {
+                    format!(
+                        "KVM_SET_USER_MEMORY_REGION for the forked {:?} region {:#x}..{:#x}",
+                        r.kind, committed.start, committed.end
+                    )
+                })?;
+            }
+            regions.push(Region {
+                kind: r.kind,
+                base: r.base,
+                phys: r.phys,
+                host: r.host.clone(),
+                growth: r.growth,
+                committed_start: AtomicU64::new(committed.start),
+                committed_end: AtomicU64::new(committed.end),
+            });
+        }
+        Ok(GuestMemory {
+            next_slot: AtomicU32::new(regions.len() as u32),
+            regions,
+            next_phys: self.next_phys,
+            flush_page: MmapRegion::new(PAGE_SIZE as usize).context("allocating the flush page")?,
+        })
     }
 
     /// Drops every vCPU's cached guest translations (KVM's shadow page tables on PVM,

@@ -11,11 +11,13 @@ use std::sync::Arc;
 
 use rustix::io::Errno;
 
+#[derive(Clone)]
 struct Entry {
     fd: Arc<OwnedFd>,
     cloexec: bool,
 }
 
+#[derive(Clone)]
 pub struct FdTable {
     fds: BTreeMap<i32, Entry>,
 }

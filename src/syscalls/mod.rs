@@ -12,6 +12,7 @@ mod info;
 mod mem;
 mod net;
 mod poll;
+mod process;
 mod signal;
 mod thread;
 
@@ -237,6 +238,15 @@ fn handler(nr: i64) -> Option<(&'static str, Handler)> {
         SYS_listxattr => ("listxattr", fsmeta::listxattr as Handler),
         SYS_llistxattr => ("llistxattr", fsmeta::llistxattr as Handler),
         SYS_flistxattr => ("flistxattr", fsmeta::flistxattr as Handler),
+        SYS_fork => ("fork", process::fork as Handler),
+        SYS_vfork => ("vfork", process::vfork as Handler),
+        SYS_wait4 => ("wait4", process::wait4 as Handler),
+        SYS_waitid => ("waitid", process::waitid as Handler),
+        SYS_setpgid => ("setpgid", process::setpgid as Handler),
+        SYS_getpgid => ("getpgid", process::getpgid as Handler),
+        SYS_getpgrp => ("getpgrp", process::getpgrp as Handler),
+        SYS_setsid => ("setsid", process::setsid as Handler),
+        SYS_getsid => ("getsid", process::getsid as Handler),
         SYS_socket => ("socket", net::socket as Handler),
         SYS_socketpair => ("socketpair", net::socketpair as Handler),
         SYS_bind => ("bind", net::bind as Handler),

@@ -7,7 +7,7 @@ use std::sync::mpsc;
 use kvm_bindings::kvm_regs;
 use rustix::io::Errno;
 
-use super::{Ctx, Outcome, SysResult};
+use super::{Ctx, Outcome, SysResult, process};
 use crate::memory::host::{self, FutexArg4};
 use crate::process::{Guest, Thread};
 use crate::trace;
@@ -48,40 +48,17 @@ pub fn get_robust_list(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     Ok(0)
 }
 
-/// clone(flags, stack, parent_tid, child_tid, tls) for threads.
+/// clone(flags, stack, parent_tid, child_tid, tls): a thread, or without
+/// CLONE_THREAD a new process (see `process::new_process`).
 pub fn clone(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> Result<Outcome, Errno> {
     let (flags, stack, ptid, ctid, tls) = (a[0], a[1], a[2], a[3], a[4]);
-    if flags & THREAD_FLAGS != THREAD_FLAGS {
-        // A new process (fork) is not supported yet.
-        return Err(Errno::NOSYS);
+    let spec = ChildSpec::of_caller(ctx, flags, stack, ptid, ctid, tls)?;
+    if flags & libc::CLONE_THREAD as u64 == 0 {
+        return process::new_process(ctx, spec).map(Outcome::Return);
     }
-    let parent = ctx.thread.vcpu.regs().map_err(|_| Errno::AGAIN)?;
-    let fs_base = if flags & libc::CLONE_SETTLS as u64 != 0 {
-        tls
-    } else {
-        ctx.thread.vcpu.fs_base().map_err(|_| Errno::AGAIN)?
-    };
-    // The child resumes where the parent's syscall returns (RCX, flags in R11), on
-    // its own stack, with every other register as the parent left it and RAX = 0.
-    let regs = kvm_regs {
-        rip: parent.rcx,
-        rflags: parent.r11,
-        rsp: if stack != 0 { stack } else { parent.rsp },
-        rax: 0,
-        ..parent
-    };
-    let spec = ChildSpec {
-        regs,
-        fs_base,
-        set_ptid: (flags & libc::CLONE_PARENT_SETTID as u64 != 0).then_some(ptid),
-        set_ctid: (flags & libc::CLONE_CHILD_SETTID as u64 != 0).then_some(ctid),
-        clear_ctid: if flags & libc::CLONE_CHILD_CLEARTID as u64 != 0 {
-            ctid
-        } else {
-            0
-        },
-        sigmask: ctx.thread.sigmask,
-    };
+    if flags & THREAD_FLAGS != THREAD_FLAGS {
+        return Err(Errno::INVAL);
+    }
     let tid = spawn(ctx.guest, spec)?;
     trace!(
         Category::Kvm,
@@ -116,13 +93,48 @@ pub fn clone3(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> Result<Outcome, Errno> {
     clone(ctx, &[flags, top, parent_tid, child_tid, tls, 0])
 }
 
-struct ChildSpec {
-    regs: kvm_regs,
-    fs_base: u64,
-    set_ptid: Option<u64>,
-    set_ctid: Option<u64>,
-    clear_ctid: u64,
-    sigmask: u64,
+/// The first user context and clone bookkeeping of a new thread or process.
+pub struct ChildSpec {
+    pub regs: kvm_regs,
+    pub fs_base: u64,
+    pub set_ptid: Option<u64>,
+    pub set_ctid: Option<u64>,
+    pub clear_ctid: u64,
+    pub sigmask: u64,
+}
+
+impl ChildSpec {
+    /// The child of clone(`flags`, `stack`, `ptid`, `ctid`, `tls`) made by the caller:
+    /// it resumes where the caller's syscall returns (RCX, flags in R11), on `stack`
+    /// if given, with every other register as the caller left it and RAX = 0.
+    pub fn of_caller(
+        ctx: &Ctx<'_>,
+        flags: u64,
+        stack: u64,
+        ptid: u64,
+        ctid: u64,
+        tls: u64,
+    ) -> Result<ChildSpec, Errno> {
+        let parent = ctx.thread.vcpu.regs().map_err(|_| Errno::AGAIN)?;
+        let fs_base = if flags & libc::CLONE_SETTLS as u64 != 0 {
+            tls
+        } else {
+            ctx.thread.vcpu.fs_base().map_err(|_| Errno::AGAIN)?
+        };
+        let has = |f: i32| flags & f as u64 != 0;
+        Ok(ChildSpec {
+            regs: process::child_regs(&parent, stack),
+            fs_base,
+            set_ptid: has(libc::CLONE_PARENT_SETTID).then_some(ptid),
+            set_ctid: has(libc::CLONE_CHILD_SETTID).then_some(ctid),
+            clear_ctid: if has(libc::CLONE_CHILD_CLEARTID) {
+                ctid
+            } else {
+                0
+            },
+            sigmask: ctx.thread.sigmask,
+        })
+    }
 }
 
 /// Starts a guest thread on a new host thread; returns its tid once it is set up.

@@ -139,6 +139,16 @@ pub fn unregister(slot: Option<usize>) {
     }
 }
 
+/// In a forked km, whose only thread is the caller: forgets the parent's vCPU
+/// threads and the host signals the parent had not yet handed to its payload.
+pub fn forget_parent() {
+    RUN.with(|r| r.set(std::ptr::null_mut()));
+    for slot in &VCPU_TIDS {
+        slot.store(0, Ordering::SeqCst);
+    }
+    HOST_PENDING.store(0, Ordering::SeqCst);
+}
+
 /// Kicks host thread `tid` (a vCPU thread of km).
 pub fn kick(tid: i32) {
     // SAFETY: tgkill takes plain integers.

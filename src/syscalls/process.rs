@@ -1,0 +1,204 @@
+//! New processes and their reaping: fork, vfork and clone without CLONE_THREAD, wait4
+//! and waitid, process groups and sessions.
+//!
+//! A fork is a host fork of km: the child km gets a copy-on-write copy of the guest's
+//! memory (and of km's own state), builds a new VM over it and runs the forking
+//! thread's user context with RAX = 0 on a fresh vCPU. Guest pids are host pids, so
+//! the parent's wait4 and kill go straight to the host, and the child km's exit
+//! status (the payload's, or death by the payload's signal) is what the parent sees.
+
+use std::sync::Arc;
+
+use kvm_bindings::kvm_regs;
+use rustix::io::Errno;
+
+use super::thread::ChildSpec;
+use super::{Ctx, SysResult};
+use crate::memory::host;
+use crate::process::{Guest, Thread, lock};
+use crate::trace;
+use crate::trace::Category;
+use crate::vcpu::{self, kick};
+use crate::vm::Forked;
+
+/// Size of `struct rusage`.
+const RUSAGE_SIZE: usize = 144;
+/// Size of `siginfo_t`.
+const SIGINFO_SIZE: usize = 128;
+
+pub fn fork(ctx: &mut Ctx<'_>, _: &[u64; 6]) -> SysResult {
+    let spec = ChildSpec::of_caller(ctx, 0, 0, 0, 0, 0)?;
+    new_process(ctx, spec)
+}
+
+pub fn vfork(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    fork(ctx, a)
+}
+
+/// Forks the payload: the child continues in `spec`'s context in a new km process;
+/// returns the child's pid to the parent. (CLONE_VM and CLONE_VFORK children get a
+/// copy of memory too, which every fork-then-exec user, posix_spawn included, is
+/// fine with; the parent is not held until the child execs.)
+pub fn new_process(ctx: &mut Ctx<'_>, spec: ChildSpec) -> SysResult {
+    let guest = ctx.guest;
+    let xsave = ctx.thread.vcpu.xsave().map_err(|_| Errno::AGAIN)?;
+    let fds = lock(&guest.fds).clone();
+    let signals = lock(&guest.signals).clone();
+    // The address space stays still (no other thread maps or unmaps) across the fork.
+    let mm = lock(&guest.mm);
+    let forked = guest.vm.fork();
+    let vm = match forked {
+        Ok(Forked::Parent(pid)) => {
+            drop(mm);
+            if let Some(ptid) = spec.set_ptid {
+                guest.write_user(ptid, pid)?;
+            }
+            trace!(
+                Category::Kvm,
+                "thread {} forked process {pid}", ctx.thread.tid
+            );
+            return Ok(pid as u64);
+        }
+        Err(e) => {
+            trace!(Category::Kvm, "fork failed: {e:#}");
+            return Err(Errno::AGAIN);
+        }
+        Ok(Forked::Child(vm)) => vm,
+    };
+    // The child km: only this thread exists; everything is rebuilt from the copies.
+    kick::forget_parent();
+    let child = Arc::new(guest.forked(vm, mm.clone(), fds, signals));
+    drop(mm);
+    let altstack = ctx.thread.altstack;
+    let sigmask = ctx.thread.sigmask;
+    run_child(&child, spec, &xsave, sigmask, altstack)
+}
+
+/// Runs the forked child's only thread; never returns.
+fn run_child(
+    guest: &Arc<Guest>,
+    spec: ChildSpec,
+    xsave: &[u8],
+    sigmask: u64,
+    altstack: (u64, u64),
+) -> ! {
+    let tid = rustix::process::getpid().as_raw_nonzero().get();
+    let started = guest.take_vcpu().and_then(|vcpu| {
+        vcpu.set_regs(&spec.regs)?;
+        vcpu.set_fs_base(spec.fs_base)?;
+        vcpu.set_xsave(xsave)?;
+        Ok(vcpu)
+    });
+    let vcpu = match started {
+        Ok(vcpu) => vcpu,
+        Err(e) => {
+            eprintln!("km: {}: starting the forked child: {e:#}", guest.config.name);
+            std::process::exit(crate::KM_ERROR_STATUS as i32);
+        }
+    };
+    for addr in [spec.set_ptid, spec.set_ctid].into_iter().flatten() {
+        let _ = guest.write_user(addr, tid);
+    }
+    let handle = guest.thread_started(tid);
+    let thread = Thread {
+        tid,
+        handle,
+        vcpu,
+        clear_child_tid: spec.clear_ctid,
+        robust_list: (0, 0),
+        sigmask,
+        stepping: false,
+        gdb_step: false,
+        saved_mask: None,
+        altstack,
+    };
+    vcpu::run_thread(guest, thread, false);
+    // The child's first thread exited while others run; the last one ends km.
+    loop {
+        std::thread::park();
+    }
+}
+
+/// The child's user context: where the parent's syscall returns, with RAX = 0.
+pub fn child_regs(parent: &kvm_regs, stack: u64) -> kvm_regs {
+    kvm_regs {
+        rip: parent.rcx,
+        rflags: parent.r11,
+        rsp: if stack != 0 { stack } else { parent.rsp },
+        rax: 0,
+        ..*parent
+    }
+}
+
+pub fn wait4(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let (pid, status_addr, options, rusage_addr) = (a[0] as i32, a[1], a[2] as i32, a[3]);
+    if status_addr != 0 {
+        ctx.writable(status_addr, 4)?;
+    }
+    if rusage_addr != 0 {
+        ctx.writable(rusage_addr, RUSAGE_SIZE)?;
+    }
+    let (child, status, rusage) = host::wait4(pid, options, RUSAGE_SIZE)?;
+    if child != 0 {
+        if status_addr != 0 {
+            ctx.write_obj(status_addr, status)?;
+        }
+        if rusage_addr != 0 {
+            ctx.write_bytes(rusage_addr, &rusage)?;
+        }
+    }
+    Ok(child as u64)
+}
+
+pub fn waitid(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let (idtype, id, info_addr, options, rusage_addr) =
+        (a[0] as u32, a[1] as u32, a[2], a[3] as i32, a[4]);
+    if info_addr != 0 {
+        ctx.writable(info_addr, SIGINFO_SIZE)?;
+    }
+    if rusage_addr != 0 {
+        ctx.writable(rusage_addr, RUSAGE_SIZE)?;
+    }
+    let (info, rusage) = host::waitid(idtype, id, options, SIGINFO_SIZE, RUSAGE_SIZE)?;
+    if info_addr != 0 {
+        ctx.write_bytes(info_addr, &info)?;
+    }
+    if rusage_addr != 0 {
+        ctx.write_bytes(rusage_addr, &rusage)?;
+    }
+    Ok(0)
+}
+
+fn pid_arg(v: u64) -> Option<rustix::process::Pid> {
+    rustix::process::Pid::from_raw(v as i32)
+}
+
+pub fn setpgid(_: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    if (a[0] as i32) < 0 || (a[1] as i32) < 0 {
+        return Err(Errno::INVAL);
+    }
+    rustix::process::setpgid(pid_arg(a[0]), pid_arg(a[1]))?;
+    Ok(0)
+}
+
+pub fn getpgid(_: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    if (a[0] as i32) < 0 {
+        return Err(Errno::SRCH);
+    }
+    Ok(rustix::process::getpgid(pid_arg(a[0]))?.as_raw_nonzero().get() as u64)
+}
+
+pub fn getpgrp(_: &mut Ctx<'_>, _: &[u64; 6]) -> SysResult {
+    Ok(rustix::process::getpgrp().as_raw_nonzero().get() as u64)
+}
+
+pub fn setsid(_: &mut Ctx<'_>, _: &[u64; 6]) -> SysResult {
+    Ok(rustix::process::setsid()?.as_raw_nonzero().get() as u64)
+}
+
+pub fn getsid(_: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    if (a[0] as i32) < 0 {
+        return Err(Errno::SRCH);
+    }
+    Ok(rustix::process::getsid(pid_arg(a[0]))?.as_raw_nonzero().get() as u64)
+}

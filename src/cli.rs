@@ -70,6 +70,10 @@ pub struct Cli {
     #[arg(long = "gdb-address", value_name = "ADDR", default_value = "127.0.0.1")]
     pub gdb_address: String,
 
+    /// Give the payload NAME as argv[0] instead of PAYLOAD (as `exec -a` does).
+    #[arg(long = "argv0", value_name = "NAME")]
+    pub argv0: Option<OsString>,
+
     /// Print the version.
     #[arg(long = "version", action = clap::ArgAction::Version)]
     pub version: Option<bool>,
@@ -77,6 +81,35 @@ pub struct Cli {
     /// The executable to run, then its arguments.
     #[arg(value_name = "PAYLOAD", required = true, trailing_var_arg = true, num_args = 1..)]
     pub command: Vec<OsString>,
+}
+
+impl Cli {
+    /// The options a km re-executed for the payload's execve repeats: tracing, core
+    /// files and policies (not the environment, which execve gives, nor gdb's).
+    pub fn exec_options(&self) -> Vec<OsString> {
+        let mut out: Vec<OsString> = Vec::new();
+        if let Some(re) = &self.verbose {
+            out.push(format!("--verbose={re}").into());
+        }
+        match &self.log_to {
+            Sink::Stderr => {}
+            Sink::Null => out.push("--km-log-to=none".into()),
+            Sink::File(path) => out.push(format!("--km-log-to={path}").into()),
+        }
+        if self.kill_unimpl_scall {
+            out.push("--kill-unimpl-scall".into());
+        }
+        let mut coredump = OsString::from("--coredump=");
+        coredump.push(&self.coredump);
+        out.push(coredump);
+        if self.no_coredump {
+            out.push("--no-coredump".into());
+        }
+        if self.no_crash_report {
+            out.push("--no-crash-report".into());
+        }
+        out
+    }
 }
 
 /// Rewrites the attached short forms `-VREGEX` and `-gPORT` into their long forms
@@ -111,7 +144,12 @@ pub fn normalize(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
         }
         let takes_value = matches!(
             s.as_ref(),
-            "-e" | "--putenv" | "--km-log-to" | "-C" | "--coredump" | "--gdb-address"
+            "-e" | "--putenv"
+                | "--km-log-to"
+                | "-C"
+                | "--coredump"
+                | "--gdb-address"
+                | "--argv0"
         );
         out.push(arg);
         if takes_value && let Some(value) = args.next() {

@@ -12,6 +12,7 @@ pub mod backtrace;
 pub mod cli;
 pub mod crash;
 pub mod debug;
+pub mod exec;
 pub mod gdb;
 pub mod landing_pad;
 pub mod loader;
@@ -28,13 +29,12 @@ pub mod vm;
 
 use std::ffi::{CString, OsString};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::PermissionsExt;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 
 use std::sync::Arc;
 
-use crate::process::{Config, Guest, Thread};
+use crate::process::{Config, Guest, Thread, lock};
 use crate::vm::Vm;
 
 /// The port `-g` and `--gdb-listen` use when none is given.
@@ -47,33 +47,49 @@ fn cstring(s: &OsString) -> Result<CString> {
     CString::new(s.as_bytes()).with_context(|| format!("{s:?} contains a NUL byte"))
 }
 
+/// What km inherited from its parent that the payload inherits in turn.
+pub struct Inherited {
+    fds: Vec<(i32, std::os::fd::OwnedFd)>,
+    sigmask: u64,
+    ignored: u64,
+}
+
+impl Inherited {
+    /// Takes km's inherited descriptors and signal state; call before km opens
+    /// anything or installs a handler.
+    pub fn take() -> Inherited {
+        let fds = memory::host::inherited_fds();
+        let (sigmask, ignored) = vcpu::kick::take_inherited();
+        Inherited {
+            fds,
+            sigmask,
+            ignored,
+        }
+    }
+}
+
 /// Loads the payload named by `cli` and runs it; returns only on a monitor error.
-pub fn run(cli: &cli::Cli) -> Result<std::convert::Infallible> {
+pub fn run(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infallible> {
     let path = &cli.command[0];
-    let meta = std::fs::metadata(path)?;
-    if !meta.is_file() {
-        bail!("not a regular file");
-    }
-    if meta.permissions().mode() & 0o111 == 0 {
-        bail!("permission denied (not executable)");
-    }
-    let data = std::fs::read(path)?;
-    let interp = match loader::interp_of(&data)? {
-        Some(name) => Some((loader::read_interp(&name)?, name)),
-        None => None,
-    };
-    let mut vm = Vm::new()?;
-    let (image, mm) = loader::load(
-        &mut vm,
-        &path.to_string_lossy(),
-        &data,
-        interp.as_ref().map(|(d, n)| (n.as_str(), d.as_slice())),
-    )?;
-    let argv = cli
+    let mut argv = cli
         .command
         .iter()
         .map(cstring)
         .collect::<Result<Vec<_>>>()?;
+    if let Some(argv0) = &cli.argv0 {
+        argv[0] = cstring(argv0)?;
+    }
+    let program = exec::resolve(path, argv)?;
+    let mut vm = Vm::new()?;
+    let (image, mm) = loader::load(
+        &mut vm,
+        &program.path.to_string_lossy(),
+        &program.data,
+        program
+            .interp
+            .as_ref()
+            .map(|(n, d)| (n.as_str(), d.as_slice())),
+    )?;
     let envp = if cli.putenv.is_empty() {
         std::env::vars_os()
             .map(|(k, v)| cstring(&[k, v].join(std::ffi::OsStr::new("="))))
@@ -81,23 +97,26 @@ pub fn run(cli: &cli::Cli) -> Result<std::convert::Infallible> {
     } else {
         cli.putenv.iter().map(cstring).collect::<Result<Vec<_>>>()?
     };
+    let execfn = cstring(path)?;
     let (rsp, auxv) = stack::build(
         &vm,
         &image,
         &stack::Exec {
-            execfn: &argv[0],
-            argv: &argv,
+            execfn: &execfn,
+            argv: &program.argv,
             envp: &envp,
         },
     )?;
     vcpu::kick::install()?;
     let config = Config {
-        name: path.to_string_lossy().into_owned(),
-        argv: cli
-            .command
+        name: program.path.to_string_lossy().into_owned(),
+        argv: program
+            .argv
             .iter()
             .map(|a| a.to_string_lossy().into_owned())
             .collect(),
+        exe: std::path::absolute(&program.path)?,
+        exec_options: cli.exec_options(),
         auxv,
         bias: image.bias,
         kill_unimpl: cli.kill_unimpl_scall,
@@ -112,7 +131,13 @@ pub fn run(cli: &cli::Cli) -> Result<std::convert::Infallible> {
             debug::Debugger::default()
         })
     });
-    let guest = Arc::new(Guest::new(config, vm, mm, debugger.clone()));
+    let fds = syscalls::fdtable::FdTable::inherited(inherited.fds);
+    let guest = Arc::new(Guest::new(config, vm, mm, fds, debugger.clone()));
+    for sig in 1..=64 {
+        if inherited.ignored & signals::bit(sig) != 0 {
+            lock(&guest.signals).actions[(sig - 1) as usize].handler = libc::SIG_IGN as u64;
+        }
+    }
     let vcpu = guest.take_vcpu()?;
     vcpu.start(image.entry, rsp)?;
     let tid = rustix::process::getpid().as_raw_nonzero().get();
@@ -123,7 +148,7 @@ pub fn run(cli: &cli::Cli) -> Result<std::convert::Infallible> {
         vcpu,
         clear_child_tid: 0,
         robust_list: (0, 0),
-        sigmask: 0,
+        sigmask: inherited.sigmask,
         stepping: false,
         gdb_step: false,
         saved_mask: None,
@@ -154,12 +179,13 @@ pub fn run(cli: &cli::Cli) -> Result<std::convert::Infallible> {
 /// Runs km with parsed arguments; returns the exit status of a failed start (the
 /// payload's own status ends km from inside the run).
 pub fn main(cli: cli::Cli) -> u8 {
+    let inherited = Inherited::take();
     let payload = cli.command[0].to_string_lossy().into_owned();
     if let Err(e) = trace::init(cli.verbose.as_deref(), &cli.log_to) {
         eprintln!("km: {e:#}");
         return KM_ERROR_STATUS;
     }
-    let Err(e) = run(&cli);
+    let Err(e) = run(&cli, inherited);
     eprintln!("km: {payload}: {e:#}");
     KM_ERROR_STATUS
 }

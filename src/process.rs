@@ -51,6 +51,10 @@ pub struct Config {
     /// The payload as named on the command line, for messages.
     pub name: String,
     pub argv: Vec<String>,
+    /// The ELF file running (absolute), for /proc/self/exe.
+    pub exe: std::path::PathBuf,
+    /// km's options to repeat when the payload's execve re-executes km.
+    pub exec_options: Vec<std::ffi::OsString>,
     /// The executable's load bias (for symbolizing backtraces).
     pub bias: u64,
     /// The auxiliary vector given to the payload (for core files).
@@ -113,6 +117,7 @@ impl Guest {
         config: Config,
         vm: Vm,
         mm: AddressSpace,
+        fds: FdTable,
         debugger: Option<Arc<crate::debug::Debugger>>,
     ) -> Self {
         Guest {
@@ -120,7 +125,7 @@ impl Guest {
             debugger,
             vm,
             mm: Mutex::new(mm),
-            fds: Mutex::new(FdTable::with_stdio()),
+            fds: Mutex::new(fds),
             signals: Mutex::new(Signals {
                 actions: [SigAction::default(); 64],
             }),
@@ -139,10 +144,9 @@ impl Guest {
     /// without threads (the caller adds the forking one) and without a debugger.
     pub fn forked(&self, vm: Vm, mm: AddressSpace, fds: FdTable, signals: Signals) -> Guest {
         Guest {
-            fds: Mutex::new(fds),
             signals: Mutex::new(signals),
             unimpl_seen: Mutex::new(lock(&self.unimpl_seen).clone()),
-            ..Guest::new(self.config.clone(), vm, mm, None)
+            ..Guest::new(self.config.clone(), vm, mm, fds, None)
         }
     }
 

@@ -557,3 +557,65 @@ pub fn waitid(
     })?;
     Ok((info, rusage))
 }
+
+/// The descriptors km inherited above stdio (what its parent, or the payload's
+/// execve, passed on), now owned by the caller and marked close-on-exec on the host
+/// (the guest's own flag is kept by the fd table). Call before km opens anything.
+pub fn inherited_fds() -> Vec<(i32, OwnedFd)> {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return Vec::new();
+    };
+    let numbers: Vec<RawFd> = dir
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|&n| n > 2)
+        .collect();
+    let mut out = Vec::new();
+    for n in numbers {
+        // SAFETY: F_GETFD on a plain number only reads its flags; EBADF (the closed
+        // directory descriptor of the listing above) is skipped.
+        if unsafe { libc::fcntl(n, libc::F_GETFD) } < 0 {
+            continue;
+        }
+        // SAFETY: `n` is open and nothing in km owns it: km has not opened anything
+        // yet and each number is taken once.
+        let fd = unsafe { OwnedFd::from_raw_fd(n) };
+        let _ = rustix::io::fcntl_setfd(&fd, rustix::io::FdFlags::CLOEXEC);
+        out.push((n, fd));
+    }
+    out
+}
+
+/// Just before execve: makes host descriptor `n` refer to `fd`'s open file, without
+/// close-on-exec; whatever km had at `n` is closed. Other threads must be stopped.
+pub fn place_fd(fd: BorrowedFd<'_>, n: RawFd) -> Result<(), Errno> {
+    // SAFETY: dup2 takes plain numbers; the caller accepts losing km's descriptor at
+    // `n` (it is about to execve).
+    check(unsafe { libc::dup2(fd.as_raw_fd(), n) } as libc::c_long).map(drop)
+}
+
+/// Just before execve: lets host descriptor `n` (km's own) close on exec.
+pub fn close_on_exec(n: RawFd) {
+    // SAFETY: F_SETFD on a plain number only changes its flags (EBADF is harmless).
+    unsafe { libc::fcntl(n, libc::F_SETFD, libc::FD_CLOEXEC) };
+}
+
+/// execve(2); returns only on failure.
+pub fn execve(path: &CStr, argv: &[std::ffi::CString], envp: &[std::ffi::CString]) -> Errno {
+    let argv: Vec<*const libc::c_char> = argv
+        .iter()
+        .map(|a| a.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect();
+    let envp: Vec<*const libc::c_char> = envp
+        .iter()
+        .map(|a| a.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect();
+    // SAFETY: both arrays are NULL-terminated and point at live C strings.
+    unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+    Errno::from_raw_os_error(
+        std::io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EIO),
+    )
+}

@@ -31,7 +31,7 @@ fn limit() -> i32 {
 
 impl FdTable {
     /// A table holding duplicates of km's stdin, stdout and stderr as guest 0, 1, 2.
-    pub fn with_stdio() -> Self {
+    fn with_stdio() -> Self {
         let mut fds = BTreeMap::new();
         let stdio = [
             rustix::stdio::stdin(),
@@ -50,6 +50,32 @@ impl FdTable {
             }
         }
         FdTable { fds }
+    }
+
+    /// A table holding km's stdio (see [`FdTable::with_stdio`]) and the descriptors
+    /// km inherited above them at their own numbers, as Linux gives a program every
+    /// descriptor its parent left open.
+    pub fn inherited(fds: Vec<(i32, OwnedFd)>) -> Self {
+        let mut table = FdTable::with_stdio();
+        for (n, fd) in fds {
+            table.fds.insert(
+                n,
+                Entry {
+                    fd: Arc::new(fd),
+                    cloexec: false,
+                },
+            );
+        }
+        table
+    }
+
+    /// The descriptors an execve keeps (those without FD_CLOEXEC), by guest number.
+    pub fn inherited_by_exec(&self) -> Vec<(i32, Arc<OwnedFd>)> {
+        self.fds
+            .iter()
+            .filter(|(_, e)| !e.cloexec)
+            .map(|(n, e)| (*n, e.fd.clone()))
+            .collect()
     }
 
     pub fn get(&self, fd: i32) -> Result<Arc<OwnedFd>, Errno> {

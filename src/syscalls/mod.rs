@@ -5,6 +5,7 @@
 //! every guest pointer goes through the `Ctx` accessors, which check it against the
 //! address space (EFAULT) before touching guest memory.
 
+mod exec;
 pub mod fdtable;
 mod fs;
 mod fsmeta;
@@ -125,6 +126,8 @@ pub fn dispatch(ctx: &mut Ctx<'_>, req: &SyscallRequest) -> Outcome {
         libc::SYS_exit_group => return Outcome::Exit(a[0] as i32 & 0xff),
         libc::SYS_clone => thread::clone(ctx, &a),
         libc::SYS_clone3 => thread::clone3(ctx, &a),
+        libc::SYS_execve => exec::execve(ctx, &a),
+        libc::SYS_execveat => exec::execveat(ctx, &a),
         libc::SYS_rt_sigreturn => signal::rt_sigreturn(ctx, &a),
         nr => match handler(nr) {
             Some((_, h)) => loop {
@@ -334,6 +337,8 @@ fn name(nr: i64) -> String {
         SYS_rseq => "rseq",
         SYS_clone => "clone",
         SYS_clone3 => "clone3",
+        SYS_execve => "execve",
+        SYS_execveat => "execveat",
         _ => return handler(nr).map_or_else(|| format!("syscall_{nr}"), |(n, _)| n.to_string()),
     };
     special.to_string()

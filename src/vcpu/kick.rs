@@ -219,3 +219,53 @@ pub fn die_by(sig: i32) -> ! {
     // Signals whose host default is not to terminate end here.
     std::process::exit(128 + sig)
 }
+
+/// The signal state km inherited, which Linux's execve carries to a program: the
+/// blocked mask, and the signals whose disposition is SIG_IGN (SIGPIPE excepted:
+/// Rust's runtime ignores it in every process before km's code runs). km's own host
+/// mask is then cleared, so kicks and forwarded signals reach it.
+pub fn take_inherited() -> (u64, u64) {
+    let mut ignored = 0u64;
+    // SAFETY: sigaction and sigprocmask with a null new action/set only read the
+    // calling process's state into zeroed structures; the final call clears the mask.
+    unsafe {
+        for sig in 1..=64 {
+            let mut old: libc::sigaction = std::mem::zeroed();
+            if sig != libc::SIGPIPE
+                && libc::sigaction(sig, std::ptr::null(), &mut old) == 0
+                && old.sa_sigaction == libc::SIG_IGN
+            {
+                ignored |= 1 << (sig - 1);
+            }
+        }
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), &mut set);
+        let mask = (1..=64)
+            .filter(|&sig| libc::sigismember(&set, sig) == 1)
+            .fold(0u64, |m, sig| m | 1 << (sig - 1));
+        libc::sigemptyset(&mut set);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+        (mask, ignored)
+    }
+}
+
+/// Just before execve: makes the calling thread's host mask `mask` and the signals
+/// in `ignored` ignored on the host, so the re-executed km inherits the payload's.
+pub fn prepare_exec(mask: u64, ignored: u64) {
+    for sig in 1..=64 {
+        if ignored & (1 << (sig - 1)) != 0 && sig != libc::SIGKILL && sig != libc::SIGSTOP {
+            let _ = install_handler(sig, libc::SIG_IGN, false);
+        }
+    }
+    // SAFETY: building a sigset from plain numbers and setting this thread's mask.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for sig in 1..=64 {
+            if mask & (1 << (sig - 1)) != 0 {
+                libc::sigaddset(&mut set, sig);
+            }
+        }
+        libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
+}

@@ -144,12 +144,7 @@ pub fn normalize(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
         }
         let takes_value = matches!(
             s.as_ref(),
-            "-e" | "--putenv"
-                | "--km-log-to"
-                | "-C"
-                | "--coredump"
-                | "--gdb-address"
-                | "--argv0"
+            "-e" | "--putenv" | "--km-log-to" | "-C" | "--coredump" | "--gdb-address" | "--argv0"
         );
         out.push(arg);
         if takes_value && let Some(value) = args.next() {

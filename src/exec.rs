@@ -130,23 +130,10 @@ fn shebang(line: &[u8]) -> Result<(CString, Option<CString>), Error> {
     }
     let rest = rest.trim_ascii();
     let cstr = |b: &[u8]| CString::new(b).map_err(|_| error(Errno::NOEXEC, "NUL in #! line"));
-    Ok((cstr(name)?, (!rest.is_empty()).then(|| cstr(rest)).transpose()?))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn shebang_lines_split_as_linux_does() {
-        let (name, arg) = shebang(b" /bin/sh  -e -x \nrest").unwrap();
-        assert_eq!(name.as_bytes(), b"/bin/sh");
-        assert_eq!(arg.unwrap().as_bytes(), b"-e -x");
-        let (name, arg) = shebang(b"/usr/bin/env\n").unwrap();
-        assert_eq!(name.as_bytes(), b"/usr/bin/env");
-        assert!(arg.is_none());
-        assert_eq!(shebang(b"  \n").unwrap_err().errno, Errno::NOEXEC);
-    }
+    Ok((
+        cstr(name)?,
+        (!rest.is_empty()).then(|| cstr(rest)).transpose()?,
+    ))
 }
 
 /// How long other threads get to stop before an execve goes ahead without them.
@@ -205,4 +192,20 @@ pub fn replace(
     args.push(CString::new(program.path.as_bytes()).expect("resolved paths have no NUL"));
     args.extend(program.argv.iter().skip(1).cloned());
     host::execve(c"/proc/self/exe", &args, envp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shebang_lines_split_as_linux_does() {
+        let (name, arg) = shebang(b" /bin/sh  -e -x \nrest").unwrap();
+        assert_eq!(name.as_bytes(), b"/bin/sh");
+        assert_eq!(arg.unwrap().as_bytes(), b"-e -x");
+        let (name, arg) = shebang(b"/usr/bin/env\n").unwrap();
+        assert_eq!(name.as_bytes(), b"/usr/bin/env");
+        assert!(arg.is_none());
+        assert_eq!(shebang(b"  \n").unwrap_err().errno, Errno::NOEXEC);
+    }
 }

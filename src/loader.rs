@@ -257,8 +257,7 @@ fn copy_segments(
 
 /// Reads and checks the dynamic linker named by PT_INTERP (before anything is loaded).
 pub fn read_interp(name: &str) -> Result<Vec<u8>> {
-    let data = std::fs::read(name)
-        .map_err(|e| anyhow::anyhow!("dynamic linker {name}: {e}"))?;
+    let data = std::fs::read(name).map_err(|e| anyhow::anyhow!("dynamic linker {name}: {e}"))?;
     let prog = parse(&data, 0).map_err(|e| anyhow::anyhow!("dynamic linker {name}: {e}"))?;
     if prog.interp.is_some() {
         bail!("dynamic linker {name} itself names a dynamic linker");
@@ -297,9 +296,7 @@ pub fn load(
     };
     trace!(
         Category::Load,
-        "entry {entry:#x} bias {:#x} phdr {:#x} linker at {interp_base:#x}",
-        prog.bias,
-        prog.phdr
+        "entry {entry:#x} bias {:#x} phdr {:#x} linker at {interp_base:#x}", prog.bias, prog.phdr
     );
     let image = Image {
         entry,

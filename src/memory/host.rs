@@ -553,7 +553,14 @@ pub fn waitid(
     // SAFETY: the kernel writes a siginfo_t (`info_len` bytes) and a struct rusage
     // (`rusage_len` bytes) into buffers of those sizes.
     let (info, _) = with_buffer(info_len, |p| unsafe {
-        libc::syscall(libc::SYS_waitid, idtype, id, p, options, rusage.as_mut_ptr())
+        libc::syscall(
+            libc::SYS_waitid,
+            idtype,
+            id,
+            p,
+            options,
+            rusage.as_mut_ptr(),
+        )
     })?;
     Ok((info, rusage))
 }

@@ -29,18 +29,13 @@ fn string_array(ctx: &Ctx<'_>, mut addr: u64, total: &mut usize) -> Result<Vec<C
             return Ok(out);
         }
         ctx.readable(p, 1)?;
-        let bytes = ctx
-            .guest
-            .vm
-            .mem
-            .read_cstr(p, MAX_ARG_STRLEN)
-            .map_err(|f| {
-                if ctx.readable(f.addr, 1).is_ok() {
-                    Errno::TOOBIG
-                } else {
-                    Errno::FAULT
-                }
-            })?;
+        let bytes = ctx.guest.vm.mem.read_cstr(p, MAX_ARG_STRLEN).map_err(|f| {
+            if ctx.readable(f.addr, 1).is_ok() {
+                Errno::TOOBIG
+            } else {
+                Errno::FAULT
+            }
+        })?;
         *total += bytes.len() + 1 + 8;
         if *total > MAX_ARGS_TOTAL {
             return Err(Errno::TOOBIG);
@@ -106,9 +101,8 @@ pub fn execveat(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> Result<Outcome, Errno> {
     {
         return Err(Errno::LOOP);
     }
-    let real = std::fs::canonicalize(&joined).map_err(|e| {
-        Errno::from_raw_os_error(e.raw_os_error().unwrap_or(libc::ENOENT))
-    })?;
+    let real = std::fs::canonicalize(&joined)
+        .map_err(|e| Errno::from_raw_os_error(e.raw_os_error().unwrap_or(libc::ENOENT)))?;
     let real = CString::new(real.as_os_str().as_bytes()).map_err(|_| Errno::INVAL)?;
     do_execve(ctx, real, a[2], a[3])
 }

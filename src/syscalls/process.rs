@@ -92,7 +92,10 @@ fn run_child(
     let vcpu = match started {
         Ok(vcpu) => vcpu,
         Err(e) => {
-            eprintln!("km: {}: starting the forked child: {e:#}", guest.config.name);
+            eprintln!(
+                "km: {}: starting the forked child: {e:#}",
+                guest.config.name
+            );
             std::process::exit(crate::KM_ERROR_STATUS as i32);
         }
     };
@@ -185,7 +188,9 @@ pub fn getpgid(_: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     if (a[0] as i32) < 0 {
         return Err(Errno::SRCH);
     }
-    Ok(rustix::process::getpgid(pid_arg(a[0]))?.as_raw_nonzero().get() as u64)
+    Ok(rustix::process::getpgid(pid_arg(a[0]))?
+        .as_raw_nonzero()
+        .get() as u64)
 }
 
 pub fn getpgrp(_: &mut Ctx<'_>, _: &[u64; 6]) -> SysResult {
@@ -200,5 +205,7 @@ pub fn getsid(_: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     if (a[0] as i32) < 0 {
         return Err(Errno::SRCH);
     }
-    Ok(rustix::process::getsid(pid_arg(a[0]))?.as_raw_nonzero().get() as u64)
+    Ok(rustix::process::getsid(pid_arg(a[0]))?
+        .as_raw_nonzero()
+        .get() as u64)
 }

@@ -1,6 +1,8 @@
 //! Command line: `km [options] PAYLOAD [ARGS...]`; option parsing stops at PAYLOAD.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
 
 use clap::Parser;
 
@@ -110,6 +112,34 @@ impl Cli {
         }
         out
     }
+}
+
+/// Where the command `argv0` was found: itself when it has a slash, else the
+/// first match on PATH, as a shell or the kernel (a `#!` line) found it.
+fn command_path(argv0: &OsStr) -> Option<PathBuf> {
+    if argv0.as_bytes().contains(&b'/') {
+        return Some(PathBuf::from(argv0));
+    }
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join(argv0))
+        .find(|p| p.symlink_metadata().is_ok())
+}
+
+/// km invoked through a symlink `NAME -> km` runs `NAME.km` next to the link with
+/// the same arguments (argv[0] as given); returns that command line for km.
+pub fn symlink_invocation(args: &[OsString]) -> Option<Vec<OsString>> {
+    let argv0 = args.first()?;
+    let link = command_path(argv0)?;
+    let name = link.file_name()?;
+    if name == "km" || !link.symlink_metadata().ok()?.file_type().is_symlink() {
+        return None;
+    }
+    let mut payload = name.to_owned();
+    payload.push(".km");
+    let mut out: Vec<OsString> = vec!["km".into(), "--argv0".into(), argv0.clone(), "--".into()];
+    out.push(link.with_file_name(payload).into_os_string());
+    out.extend(args[1..].iter().cloned());
+    Some(out)
 }
 
 /// Rewrites the attached short forms `-VREGEX` and `-gPORT` into their long forms

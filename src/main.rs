@@ -3,7 +3,9 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let cli = match km::cli::Cli::try_parse_from(km::cli::normalize(std::env::args_os())) {
+    let args: Vec<_> = std::env::args_os().collect();
+    let args = km::cli::symlink_invocation(&args).unwrap_or_else(|| km::cli::normalize(args));
+    let cli = match km::cli::Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();

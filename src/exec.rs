@@ -56,9 +56,9 @@ fn error(errno: Errno, message: impl Into<String>) -> Error {
     }
 }
 
-fn io_error(path: &OsStr, e: std::io::Error) -> Error {
+fn io_error(e: std::io::Error) -> Error {
     let errno = Errno::from_raw_os_error(e.raw_os_error().unwrap_or(libc::EIO));
-    error(errno, format!("{}: {e}", Path::new(path).display()))
+    error(errno, e.to_string())
 }
 
 /// Resolves `path` run with `argv` as execve does.
@@ -70,7 +70,7 @@ fn resolve_at(path: &OsStr, argv: Vec<CString>, depth: usize) -> Result<Program,
     if depth >= MAX_DEPTH {
         return Err(error(Errno::LOOP, "too many levels of #! interpreters"));
     }
-    let meta = std::fs::metadata(path).map_err(|e| io_error(path, e))?;
+    let meta = std::fs::metadata(path).map_err(io_error)?;
     if !meta.is_file() {
         return Err(error(Errno::ACCESS, "not a regular file"));
     }
@@ -79,7 +79,7 @@ fn resolve_at(path: &OsStr, argv: Vec<CString>, depth: usize) -> Result<Program,
     if !executable {
         return Err(error(Errno::ACCESS, "permission denied (not executable)"));
     }
-    let data = std::fs::read(path).map_err(|e| io_error(path, e))?;
+    let data = std::fs::read(path).map_err(io_error)?;
     if let Some(line) = data.strip_prefix(b"#!") {
         let (interp, arg) = shebang(line)?;
         let mut args = vec![interp.clone()];

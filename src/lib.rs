@@ -115,7 +115,7 @@ pub fn run(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infalli
             .iter()
             .map(|a| a.to_string_lossy().into_owned())
             .collect(),
-        exe: std::path::absolute(&program.path)?,
+        exe: std::fs::canonicalize(&program.path)?,
         exec_options: cli.exec_options(),
         auxv,
         bias: image.bias,

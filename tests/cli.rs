@@ -79,7 +79,11 @@ fn bad_payloads_are_refused_clearly() {
             .unwrap();
         path
     };
-    assert_km_error(&write("text", b"#!/bin/sh\necho hi\n"), "not an ELF file");
+    assert_km_error(&write("text", b"echo hi\n"), "not an ELF file");
+    assert_km_error(
+        &write("bad-interpreter", b"#!/nonexistent/sh\necho hi\n"),
+        "interpreter /nonexistent/sh: No such file or directory",
+    );
     let hello = std::fs::read(payload("hello.musl")).unwrap();
     assert_km_error(&write("truncated-header", &hello[..40]), "truncated");
     assert_km_error(&write("truncated-200", &hello[..200]), "truncated");
@@ -97,7 +101,17 @@ fn bad_payloads_are_refused_clearly() {
     arm[18] = 183; // EM_AARCH64
     arm[19] = 0;
     assert_km_error(&write("aarch64", &arm), "not an x86-64 executable");
-    assert_km_error(&payload("hello.dynamic"), "dynamically linked");
+    let mut dynamic = std::fs::read(payload("hello.dynamic")).unwrap();
+    let linker = b"/lib64/ld-linux-x86-64.so.2";
+    let at = dynamic
+        .windows(linker.len())
+        .position(|w| w == linker)
+        .expect("PT_INTERP names glibc's linker");
+    dynamic[at + linker.len() - 1] = b'9';
+    assert_km_error(
+        &write("missing-linker", &dynamic),
+        "dynamic linker /lib64/ld-linux-x86-64.so.9: No such file",
+    );
     assert_km_error(&dir.join("missing"), "No such file or directory");
     assert_km_error(&dir, "not a regular file");
 }

@@ -22,7 +22,15 @@ fn split_uname(out: &str) -> (Vec<String>, Vec<String>) {
 fn hello_matches_native_except_uname() {
     let host = rustix::system::uname();
     let host_release = host.release().to_string_lossy().into_owned();
-    for variant in ["hello.musl", "hello.glibc", "hello.pie"] {
+    let variants = [
+        "hello.musl",
+        "hello.glibc",
+        "hello.pie",
+        // Dynamically linked: km loads glibc's and musl's dynamic linkers.
+        "hello.dynamic",
+        "hello.dynmusl",
+    ];
+    for variant in variants {
         let exe = payload(variant);
         let args = ["one", "two words", "-V", "--help"];
         let native_out = run(native(&exe)

@@ -8,7 +8,7 @@ use rustix::fs::{AtFlags, Mode, OFlags, RenameFlags, SeekFrom};
 use rustix::io::Errno;
 use vm_memory::{ReadVolatile, VolatileMemoryError, WriteVolatile};
 
-use super::{Ctx, SysResult};
+use super::{Ctx, SysResult, procfs};
 use crate::memory::host;
 use crate::process::lock;
 
@@ -144,8 +144,22 @@ pub fn pwrite64(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 }
 
 fn do_openat(ctx: &mut Ctx<'_>, dir: u64, path: u64, flags: u64, mode: u64) -> SysResult {
-    let path = ctx.read_path(path)?;
+    let mut path = ctx.read_path(path)?;
     let flags = OFlags::from_bits_retain(flags as u32);
+    match procfs::self_path(path.as_bytes()) {
+        Some(procfs::SelfPath::Exe) => {
+            path = CString::new(procfs::exe(ctx.guest)).map_err(|_| Errno::INVAL)?;
+        }
+        Some(procfs::SelfPath::Fd(n, rest)) => path = procfs::host_fd_path(ctx, n, &rest)?,
+        Some(generated) => {
+            if flags.intersects(OFlags::WRONLY | OFlags::RDWR) {
+                return Err(Errno::ACCESS);
+            }
+            let fd = procfs::file_with(&procfs::contents(ctx.guest, &generated))?;
+            return Ok(lock(&ctx.guest.fds).insert(fd, flags.contains(OFlags::CLOEXEC), 0)? as u64);
+        }
+        None => {}
+    }
     let fd = rustix::fs::openat(
         dirfd(ctx, dir)?,
         &path,
@@ -337,8 +351,14 @@ fn do_readlinkat(ctx: &mut Ctx<'_>, dir: u64, path: u64, buf: u64, size: u64) ->
         return Err(Errno::INVAL);
     }
     let path = ctx.read_path(path)?;
-    let target = rustix::fs::readlinkat(dirfd(ctx, dir)?, &path, Vec::new())?;
-    let bytes = target.as_bytes();
+    let target = match procfs::self_path(path.as_bytes()) {
+        Some(procfs::SelfPath::Exe) => procfs::exe(ctx.guest),
+        Some(procfs::SelfPath::Fd(n, rest)) => {
+            rustix::fs::readlink(procfs::host_fd_path(ctx, n, &rest)?, Vec::new())?.into_bytes()
+        }
+        _ => rustix::fs::readlinkat(dirfd(ctx, dir)?, &path, Vec::new())?.into_bytes(),
+    };
+    let bytes = &target[..];
     let n = bytes.len().min(size as usize);
     ctx.write_bytes(buf, &bytes[..n])?;
     Ok(n as u64)

@@ -14,6 +14,7 @@ mod mem;
 mod net;
 mod poll;
 mod process;
+mod procfs;
 mod signal;
 mod thread;
 

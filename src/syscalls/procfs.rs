@@ -1,0 +1,135 @@
+//! The payload's view of itself in /proc: the files that would otherwise describe
+//! km (its executable, mappings, auxiliary vector, command line and descriptors)
+//! are answered from the guest's own state.
+
+use std::ffi::CString;
+use std::io::Write;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+
+use rustix::io::Errno;
+
+use super::Ctx;
+use crate::mm::{Vma, VmaKind};
+use crate::process::{Guest, lock};
+
+/// A /proc path that names the payload itself.
+pub enum SelfPath {
+    Exe,
+    Maps,
+    Auxv,
+    Cmdline,
+    /// `fd/N` and what follows it.
+    Fd(i32, Vec<u8>),
+}
+
+/// Parses `/proc/self/...`, `/proc/thread-self/...` or `/proc/PID/...` with the
+/// payload's own pid; `None` for every other path (served by the host).
+pub fn self_path(path: &[u8]) -> Option<SelfPath> {
+    let rest = path.strip_prefix(b"/proc/")?;
+    let slash = rest.iter().position(|&b| b == b'/')?;
+    let (who, file) = (&rest[..slash], &rest[slash + 1..]);
+    let own = rustix::process::getpid().as_raw_nonzero().get().to_string();
+    if who != b"self" && who != b"thread-self" && who != own.as_bytes() {
+        return None;
+    }
+    Some(match file {
+        b"exe" => SelfPath::Exe,
+        b"maps" => SelfPath::Maps,
+        b"auxv" => SelfPath::Auxv,
+        b"cmdline" => SelfPath::Cmdline,
+        _ => {
+            let fd = file.strip_prefix(b"fd/")?;
+            let end = fd.iter().position(|&b| b == b'/').unwrap_or(fd.len());
+            let n = std::str::from_utf8(&fd[..end]).ok()?.parse().ok()?;
+            SelfPath::Fd(n, fd[end..].to_vec())
+        }
+    })
+}
+
+/// The host path behind guest descriptor `n` (plus `rest`), through km's own /proc.
+pub fn host_fd_path(ctx: &Ctx<'_>, n: i32, rest: &[u8]) -> Result<CString, Errno> {
+    let fd = lock(&ctx.guest.fds).get(n).map_err(|_| Errno::NOENT)?;
+    let mut path = format!("/proc/self/fd/{}", fd.as_raw_fd()).into_bytes();
+    path.extend_from_slice(rest);
+    CString::new(path).map_err(|_| Errno::INVAL)
+}
+
+/// The contents of a generated file (maps, auxv, cmdline).
+pub fn contents(guest: &Guest, which: &SelfPath) -> Vec<u8> {
+    match which {
+        SelfPath::Maps => maps(guest),
+        SelfPath::Auxv => guest.config.auxv.clone(),
+        SelfPath::Cmdline => guest
+            .config
+            .argv
+            .iter()
+            .flat_map(|a| a.bytes().chain(std::iter::once(0)))
+            .collect(),
+        SelfPath::Exe | SelfPath::Fd(..) => Vec::new(),
+    }
+}
+
+/// An open, read-only, seekable file holding `bytes` (a sealed-off memfd).
+pub fn file_with(bytes: &[u8]) -> Result<OwnedFd, Errno> {
+    let fd = rustix::fs::memfd_create(c"km-proc", rustix::fs::MemfdFlags::CLOEXEC)?;
+    let mut file = std::fs::File::from(fd);
+    file.write_all(bytes).map_err(|_| Errno::IO)?;
+    let fd = OwnedFd::from(file);
+    rustix::fs::seek(&fd, rustix::fs::SeekFrom::Start(0))?;
+    Ok(fd)
+}
+
+/// /proc/self/maps in Linux's format, from the guest's mappings.
+fn maps(guest: &Guest) -> Vec<u8> {
+    let mm = lock(&guest.mm);
+    let mut out = Vec::new();
+    for (start, vma) in mm.vmas() {
+        let _ = writeln!(out, "{}", map_line(start, vma));
+    }
+    out
+}
+
+fn map_line(start: u64, vma: &Vma) -> String {
+    let flag = |p: i32, c: char| if vma.prot & p != 0 { c } else { '-' };
+    let perms: String = [
+        flag(libc::PROT_READ, 'r'),
+        flag(libc::PROT_WRITE, 'w'),
+        flag(libc::PROT_EXEC, 'x'),
+        if vma.shared { 's' } else { 'p' },
+    ]
+    .into_iter()
+    .collect();
+    let (offset, dev, inode, name) = match (&vma.file, vma.kind) {
+        (Some((path, offset)), _) => {
+            let (dev, inode) = std::fs::metadata(&**path).map_or((0, 0), |m| {
+                use std::os::unix::fs::MetadataExt;
+                (m.dev(), m.ino())
+            });
+            let name = std::path::absolute(&**path).map_or_else(
+                |_| path.to_string(),
+                |p| p.as_os_str().to_string_lossy().into_owned(),
+            );
+            (*offset, dev, inode, name)
+        }
+        (None, VmaKind::Heap) => (0, 0, 0, "[heap]".to_string()),
+        (None, VmaKind::Stack) => (0, 0, 0, "[stack]".to_string()),
+        (None, _) => (0, 0, 0, String::new()),
+    };
+    let major = libc::major(dev);
+    let minor = libc::minor(dev);
+    let head = format!(
+        "{start:08x}-{:08x} {perms} {offset:08x} {major:02x}:{minor:02x} {inode}",
+        vma.end
+    );
+    if name.is_empty() {
+        head
+    } else {
+        format!("{head:<72} {name}")
+    }
+}
+
+/// The target of /proc/self/exe.
+pub fn exe(guest: &Guest) -> Vec<u8> {
+    guest.config.exe.as_os_str().as_bytes().to_vec()
+}

@@ -1,0 +1,118 @@
+/* Processes: fork + waitpid statuses, fork + pipe, execve with argv/envp, exec
+ * errors, posix_spawn, system(), and the process's view of itself in /proc.
+ * Usage: procs HELLO (a payload that prints its argv and environment). */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+static int counter = 1;
+
+static void show(const char *what, int st) {
+    if (WIFEXITED(st))
+        printf("%s: exited %d\n", what, WEXITSTATUS(st));
+    else if (WIFSIGNALED(st))
+        printf("%s: killed by %s\n", what, strsignal(WTERMSIG(st)));
+}
+
+int main(int argc, char **argv) {
+    setvbuf(stdout, NULL, _IONBF, 0);
+    if (argc < 2) {
+        fprintf(stderr, "usage: procs HELLO\n");
+        return 2;
+    }
+    int st;
+    /* Exit statuses and memory copies. */
+    pid_t pid = fork();
+    if (pid == 0) {
+        counter = 100;
+        _exit(counter + 7);
+    }
+    printf("waitpid returned the child: %d\n", waitpid(pid, &st, 0) == pid);
+    show("child", st);
+    printf("parent's counter unchanged: %d\n", counter);
+    pid = fork();
+    if (pid == 0) {
+        kill(getpid(), SIGTERM);
+        pause();
+    }
+    waitpid(pid, &st, 0);
+    show("killed child", st);
+    /* getppid in the child is the parent's pid. */
+    int p[2];
+    if (pipe(p) != 0) return 1;
+    pid_t parent = getpid();
+    pid = fork();
+    if (pid == 0) {
+        close(p[0]);
+        char msg[64];
+        int n = snprintf(msg, sizeof msg, "child sees its parent: %d\n", getppid() == parent);
+        write(p[1], msg, n);
+        _exit(0);
+    }
+    close(p[1]);
+    char buf[128];
+    ssize_t n = read(p[0], buf, sizeof buf - 1);
+    buf[n > 0 ? n : 0] = 0;
+    printf("through the pipe: %s", buf);
+    close(p[0]);
+    waitpid(pid, &st, 0);
+    /* Exec errors come back to the caller. */
+    char *none[] = {"none", NULL};
+    execve("/nonexistent/program", none, environ);
+    printf("exec of a missing file: %s\n", strerror(errno));
+    execve("/etc/passwd", none, environ);
+    printf("exec of a non-executable file: %s\n", strerror(errno));
+    /* execve of another payload with argv and envp, output through a pipe. */
+    if (pipe(p) != 0) return 1;
+    pid = fork();
+    if (pid == 0) {
+        dup2(p[1], 1);
+        close(p[0]);
+        close(p[1]);
+        char *args[] = {"renamed", "first arg", "second", NULL};
+        char *env[] = {"ONLY=this", NULL};
+        execve(argv[1], args, env);
+        _exit(99);
+    }
+    close(p[1]);
+    FILE *in = fdopen(p[0], "r");
+    char line[256];
+    while (fgets(line, sizeof line, in))
+        if (!strncmp(line, "arg", 3) || !strncmp(line, "env", 3))
+            printf("exec'd: %s", line);
+    fclose(in);
+    waitpid(pid, &st, 0);
+    show("exec'd child", st);
+    /* posix_spawn and system(). */
+    char *sargs[] = {"sh", "-c", "exit 3", NULL};
+    if (posix_spawn(&pid, "/bin/sh", NULL, NULL, sargs, environ) == 0) {
+        waitpid(pid, &st, 0);
+        show("posix_spawn", st);
+    }
+    st = system("echo system says hi; exit 4");
+    show("system", st);
+    /* The process's view of itself. */
+    char exe[4096];
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    exe[len > 0 ? len : 0] = 0;
+    char *self = realpath(argv[0], NULL);
+    printf("/proc/self/exe is the program: %d\n", self && !strcmp(exe, self));
+    FILE *maps = fopen("/proc/self/maps", "r");
+    int found = 0;
+    while (maps && fgets(line, sizeof line, maps))
+        found |= self && strstr(line, self) && strstr(line, "r-xp");
+    printf("/proc/self/maps shows the program's text: %d\n", found);
+    if (maps) fclose(maps);
+    FILE *cmd = fopen("/proc/self/cmdline", "r");
+    len = cmd ? fread(buf, 1, sizeof buf, cmd) : 0;
+    printf("/proc/self/cmdline has argv[1]: %d\n", len > 0 && memmem(buf, len, argv[1], strlen(argv[1])) != NULL);
+    if (cmd) fclose(cmd);
+    return 0;
+}

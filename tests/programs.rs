@@ -1,0 +1,174 @@
+//! Real programs: Debian's dynamically linked executables, fork, exec
+//! and wait, `#!` scripts, symlink invocation, and the payload's view of itself in
+//! /proc. Each is run natively and under km, and the outputs must match.
+
+mod common;
+
+use std::ffi::OsStr;
+use std::path::Path;
+
+use common::*;
+
+/// Runs `exe args` natively and under km in `dir`; asserts the same stdout and exit
+/// status and returns km's stdout.
+fn same_in(dir: &Path, exe: &Path, args: &[&OsStr]) -> String {
+    let native_out = run(native(exe).args(args).current_dir(dir));
+    let km_out = run(km().arg(exe).args(args).current_dir(dir));
+    assert_eq!(
+        text(&km_out.stdout),
+        text(&native_out.stdout),
+        "{} {args:?}: output differs from native; km stderr: {}",
+        exe.display(),
+        text(&km_out.stderr)
+    );
+    assert_eq!(
+        km_out.status.code(),
+        native_out.status.code(),
+        "{} {args:?}: status; km stderr: {}",
+        exe.display(),
+        text(&km_out.stderr)
+    );
+    text(&km_out.stdout)
+}
+
+fn os(args: &[&'static str]) -> Vec<&'static OsStr> {
+    args.iter().map(|a| OsStr::new(*a)).collect()
+}
+
+#[test]
+fn fork_exec_wait_spawn_and_proc_self() {
+    let dir = scratch("procs");
+    let hello = payload("hello.glibc");
+    let out = same_in(&dir, &payload("procs.dynamic"), &[hello.as_os_str()]);
+    for line in [
+        "child: exited 107",
+        "killed child: killed by Terminated",
+        "child sees its parent: 1",
+        "exec of a missing file: No such file or directory",
+        "exec of a non-executable file: Permission denied",
+        "exec'd: argv[0]: renamed",
+        "exec'd: env: ONLY=this",
+        "posix_spawn: exited 3",
+        "system: exited 4",
+        "/proc/self/exe is the program: 1",
+        "/proc/self/maps shows the program's text: 1",
+        "/proc/self/cmdline has argv[1]: 1",
+    ] {
+        assert!(out.contains(line), "missing {line:?} in:\n{out}");
+    }
+}
+
+#[test]
+fn debian_ls_and_sh_pipelines() {
+    let dir = scratch("debian-ls");
+    std::fs::create_dir(dir.join("sub")).unwrap();
+    std::fs::write(dir.join("file.txt"), "some bytes\n").unwrap();
+    std::os::unix::fs::symlink("file.txt", dir.join("link")).unwrap();
+    let out = same_in(
+        &dir,
+        Path::new("/bin/ls"),
+        &os(&["-la", "--time-style=+", "."]),
+    );
+    assert!(
+        out.contains("file.txt") && out.contains("link -> file.txt"),
+        "{out}"
+    );
+    let out = same_in(
+        &dir,
+        Path::new("/bin/sh"),
+        &os(&["-c", "echo a | tr a b; ls | sort -r | head -2; exit 3"]),
+    );
+    assert!(out.starts_with("b\nsub\nlink\n"), "{out}");
+}
+
+#[test]
+fn debian_python3_json_hashlib_threads_subprocess() {
+    let script = r#"
+import hashlib, json, subprocess, threading
+out = {}
+def work(i):
+    out[i] = hashlib.sha256(str(i).encode()).hexdigest()[:12]
+threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+for t in threads: t.start()
+for t in threads: t.join()
+child = subprocess.run(["/bin/echo", "from a child"], capture_output=True, text=True)
+rc = subprocess.call(["/bin/sh", "-c", "exit 5"])
+print(json.dumps({"hashes": out, "child": child.stdout.strip(), "rc": rc}, sort_keys=True))
+"#;
+    let dir = scratch("python");
+    let out = same_in(
+        &dir,
+        Path::new("/usr/bin/python3"),
+        &[OsStr::new("-c"), OsStr::new(script)],
+    );
+    assert!(
+        out.contains(r#""child": "from a child""#) && out.contains(r#""rc": 5"#),
+        "{out}"
+    );
+}
+
+#[test]
+fn debian_sqlite3_in_memory() {
+    let dir = scratch("sqlite");
+    let sql = "create table t(a, b); insert into t values (1, 'x'), (2, 'y'), (3, 'z'); \
+               select count(*), sum(a), group_concat(b) from t; select b from t where a > 1 order by a desc;";
+    let out = same_in(
+        &dir,
+        Path::new("/usr/bin/sqlite3"),
+        &[OsStr::new(":memory:"), OsStr::new(sql)],
+    );
+    assert_eq!(out, "3|6|x,y,z\nz\ny\n");
+}
+
+#[test]
+fn shebang_scripts_run_directly_and_from_the_payload() {
+    let dir = scratch("shebang");
+    let script = dir.join("greet.sh");
+    std::fs::write(
+        &script,
+        "#!/bin/sh -e\necho \"script $0 got $# args: $*\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let out = same_in(&dir, &script, &os(&["one", "two"]));
+    assert!(out.contains("got 2 args: one two"), "{out}");
+    let out = same_in(
+        &dir,
+        Path::new("/bin/sh"),
+        &os(&["-c", "./greet.sh from-sh"]),
+    );
+    assert!(
+        out.contains("script ./greet.sh got 1 args: from-sh"),
+        "{out}"
+    );
+}
+
+#[test]
+fn symlink_to_km_runs_name_dot_km() {
+    let dir = scratch("symlink");
+    std::fs::copy(payload("hello.dynamic"), dir.join("greeter.km")).unwrap();
+    let link = dir.join("greeter");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_km"), &link).unwrap();
+    let out = run(std::process::Command::new(&link).args(["x", "y z"]));
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        stdout.contains("machine: kontain_VM"),
+        "ran under km: {stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("argv[0]: {}", link.display())),
+        "{stdout}"
+    );
+    assert!(stdout.contains("argv[2]: y z"), "{stdout}");
+    // A #! line naming the link runs the payload with the script as an argument.
+    let script = dir.join("via-link");
+    std::fs::write(&script, format!("#!{}\n", link.display())).unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let out = run(&mut std::process::Command::new(&script));
+    assert!(
+        text(&out.stdout).contains(&format!("argv[1]: {}", script.display())),
+        "{}",
+        text(&out.stdout)
+    );
+}

@@ -5,7 +5,9 @@
 //!   km, next to a bare KVM_RUN round trip (a guest `out` loop on km's own VM set-up),
 //!   which is the floor for any exit-based syscall;
 //! - threads: pthread_create + pthread_join latency, and a two-thread futex ping-pong
-//!   round trip, native vs km.
+//!   round trip, native vs km;
+//! - processes: a fork + _exit + waitpid loop, and the start-up of Debian's dynamically
+//!   linked `python3 -c pass`, native vs km.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -21,6 +23,8 @@ const SYSCALL_RUNS: usize = 5;
 const BARE_EXITS: u32 = 20_000;
 const THREAD_CREATES: u64 = 500;
 const PINGPONGS: u64 = 2_000;
+const FORKS: u64 = 200;
+const PYTHON_RUNS: usize = 10;
 
 fn build(out: &Path, src: &str, name: &str) -> PathBuf {
     let exe = out.join(name);
@@ -108,6 +112,7 @@ fn main() {
     let hello = build(&out, "examples/hello.c", "hello");
     let getppid = build(&out, "benches/getppid.c", "getppid");
     let threads = build(&out, "benches/threads.c", "threads");
+    let forks = build(&out, "benches/forks.c", "forks");
     let km = km();
     let km = km.as_os_str();
 
@@ -145,4 +150,24 @@ fn main() {
             under_km / native
         );
     }
+
+    let native = per_iteration_ns(&[], &forks, None, FORKS);
+    let under_km = per_iteration_ns(&[km], &forks, None, FORKS);
+    println!(
+        "fork+exit+wait (x {FORKS}): native {:.1} us, km {:.1} us, ratio {:.1}x",
+        native / 1e3,
+        under_km / 1e3,
+        under_km / native
+    );
+
+    let python = Path::new("/usr/bin/python3");
+    let args = [python.as_os_str(), "-c".as_ref(), "pass".as_ref()];
+    let native = median_secs(&args, PYTHON_RUNS);
+    let under_km = median_secs(&[&[km][..], &args[..]].concat(), PYTHON_RUNS);
+    println!(
+        "start-up (python3 -c pass, dynamic, median of {PYTHON_RUNS}): native {:.1} ms, km {:.1} ms, ratio {:.1}x",
+        native * 1e3,
+        under_km * 1e3,
+        under_km / native
+    );
 }

@@ -68,6 +68,19 @@ impl Inherited {
     }
 }
 
+/// Makes km look like the payload to `ps` and /proc: its command line and its name
+/// (the program file's name, at most 15 bytes, as Linux sets it on execve).
+fn show_as(program: &exec::Program) {
+    memory::host::show_command_line(&program.argv);
+    let name = std::path::Path::new(&program.path)
+        .file_name()
+        .map(|n| n.as_bytes()[..n.len().min(15)].to_vec())
+        .and_then(|n| CString::new(n).ok());
+    if let Some(name) = name {
+        let _ = rustix::thread::set_name(&name);
+    }
+}
+
 /// Loads the payload named by `cli` and runs it; returns only on a monitor error.
 pub fn run(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infallible> {
     let path = &cli.command[0];
@@ -80,6 +93,7 @@ pub fn run(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infalli
         argv[0] = cstring(argv0)?;
     }
     let program = exec::resolve(path, argv)?;
+    show_as(&program);
     let mut vm = Vm::new()?;
     let (image, mm) = loader::load(
         &mut vm,

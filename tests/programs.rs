@@ -172,3 +172,27 @@ fn symlink_to_km_runs_name_dot_km() {
         text(&out.stdout)
     );
 }
+
+#[test]
+fn ps_shows_the_payload_not_km() {
+    let mut child = km()
+        .args(["/bin/sleep", "5"])
+        .spawn()
+        .expect("spawning km");
+    let proc_dir = Path::new("/proc").join(child.id().to_string());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let (mut comm, mut cmdline) = (String::new(), Vec::new());
+    while std::time::Instant::now() < deadline {
+        comm = std::fs::read_to_string(proc_dir.join("comm")).unwrap_or_default();
+        cmdline = std::fs::read(proc_dir.join("cmdline")).unwrap_or_default();
+        if comm.trim() == "sleep" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(comm.trim(), "sleep");
+    let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).filter(|a| !a.is_empty()).collect();
+    assert_eq!(args, [&b"/bin/sleep"[..], b"5"], "{:?}", text(&cmdline));
+}

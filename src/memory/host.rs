@@ -626,3 +626,31 @@ pub fn execve(path: &CStr, argv: &[std::ffi::CString], envp: &[std::ffi::CString
             .unwrap_or(libc::EIO),
     )
 }
+
+/// Shows `argv` as km's own command line (what `ps` and /proc/PID/cmdline of km
+/// show), written over km's original argument strings: the kernel reads the command
+/// line from that memory. Arguments that do not fit are cut; the rest is zeroed.
+pub fn show_command_line(argv: &[std::ffi::CString]) {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return;
+    };
+    // Fields after the parenthesised command name; arg_start and arg_end are fields
+    // 48 and 49 of the whole line.
+    let Some(tail) = stat.rsplit_once(')').map(|(_, t)| t) else {
+        return;
+    };
+    let fields: Vec<&str> = tail.split_whitespace().collect();
+    let field = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<usize>().ok());
+    let (Some(start), Some(end)) = (field(48), field(49)) else {
+        return;
+    };
+    if end <= start {
+        return;
+    }
+    let mut bytes: Vec<u8> = argv.iter().flat_map(|a| a.as_bytes_with_nul()).copied().collect();
+    bytes.resize(end - start, 0);
+    // SAFETY: [start, end) is this process's own argument area on the initial stack,
+    // as the kernel reports it; km read its arguments (std::env::args_os copies them)
+    // before this call, and nothing keeps references into the area.
+    unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), start as *mut u8, bytes.len()) };
+}

@@ -48,6 +48,7 @@ fn fork_exec_wait_spawn_and_proc_self() {
         "exec of a non-executable file: Permission denied",
         "exec'd: argv[0]: renamed",
         "exec'd: env: ONLY=this",
+        "vfork child ran first\nvfork parent resumed\nvfork child: exited 6",
         "posix_spawn: exited 3",
         "system: exited 4",
         "/proc/self/exe is the program: 1",
@@ -175,10 +176,7 @@ fn symlink_to_km_runs_name_dot_km() {
 
 #[test]
 fn ps_shows_the_payload_not_km() {
-    let mut child = km()
-        .args(["/bin/sleep", "5"])
-        .spawn()
-        .expect("spawning km");
+    let mut child = km().args(["/bin/sleep", "5"]).spawn().expect("spawning km");
     let proc_dir = Path::new("/proc").join(child.id().to_string());
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     let (mut comm, mut cmdline) = (String::new(), Vec::new());
@@ -193,6 +191,9 @@ fn ps_shows_the_payload_not_km() {
     let _ = child.kill();
     let _ = child.wait();
     assert_eq!(comm.trim(), "sleep");
-    let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).filter(|a| !a.is_empty()).collect();
+    let args: Vec<&[u8]> = cmdline
+        .split(|&b| b == 0)
+        .filter(|a| !a.is_empty())
+        .collect();
     assert_eq!(args, [&b"/bin/sleep"[..], b"5"], "{:?}", text(&cmdline));
 }

@@ -647,7 +647,11 @@ pub fn show_command_line(argv: &[std::ffi::CString]) {
     if end <= start {
         return;
     }
-    let mut bytes: Vec<u8> = argv.iter().flat_map(|a| a.as_bytes_with_nul()).copied().collect();
+    let mut bytes: Vec<u8> = argv
+        .iter()
+        .flat_map(|a| a.as_bytes_with_nul())
+        .copied()
+        .collect();
     bytes.resize(end - start, 0);
     // SAFETY: [start, end) is this process's own argument area on the initial stack,
     // as the kernel reports it; km read its arguments (std::env::args_os copies them)

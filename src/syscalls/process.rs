@@ -7,7 +7,8 @@
 //! the parent's wait4 and kill go straight to the host, and the child km's exit
 //! status (the payload's, or death by the payload's signal) is what the parent sees.
 
-use std::sync::Arc;
+use std::os::fd::OwnedFd;
+use std::sync::{Arc, Mutex};
 
 use kvm_bindings::kvm_regs;
 use rustix::io::Errno;
@@ -26,21 +27,31 @@ const RUSAGE_SIZE: usize = 144;
 /// Size of `siginfo_t`.
 const SIGINFO_SIZE: usize = 128;
 
+/// In a vfork child: the write end of the pipe its parent waits on. It closes when
+/// the child execs (it is close-on-exec) or exits, which releases the parent.
+static VFORK_RELEASE: Mutex<Option<OwnedFd>> = Mutex::new(None);
+
 pub fn fork(ctx: &mut Ctx<'_>, _: &[u64; 6]) -> SysResult {
     let spec = ChildSpec::of_caller(ctx, 0, 0, 0, 0, 0)?;
-    new_process(ctx, spec)
+    new_process(ctx, spec, false)
 }
 
-pub fn vfork(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
-    fork(ctx, a)
+pub fn vfork(ctx: &mut Ctx<'_>, _: &[u64; 6]) -> SysResult {
+    let spec = ChildSpec::of_caller(ctx, 0, 0, 0, 0, 0)?;
+    new_process(ctx, spec, true)
 }
 
 /// Forks the payload: the child continues in `spec`'s context in a new km process;
-/// returns the child's pid to the parent. (CLONE_VM and CLONE_VFORK children get a
-/// copy of memory too, which every fork-then-exec user, posix_spawn included, is
-/// fine with; the parent is not held until the child execs.)
-pub fn new_process(ctx: &mut Ctx<'_>, spec: ChildSpec) -> SysResult {
+/// returns the child's pid to the parent. A CLONE_VM child gets a copy of memory
+/// too, which every fork-then-exec user (posix_spawn, system) is fine with; with
+/// `vfork` the parent waits, as Linux's vfork does, until the child execs or exits.
+pub fn new_process(ctx: &mut Ctx<'_>, spec: ChildSpec, vfork: bool) -> SysResult {
     let guest = ctx.guest;
+    let release = if vfork {
+        Some(rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?)
+    } else {
+        None
+    };
     let xsave = ctx.thread.vcpu.xsave().map_err(|_| Errno::AGAIN)?;
     let fds = lock(&guest.fds).clone();
     let signals = lock(&guest.signals).clone();
@@ -50,6 +61,12 @@ pub fn new_process(ctx: &mut Ctx<'_>, spec: ChildSpec) -> SysResult {
     let vm = match forked {
         Ok(Forked::Parent(pid)) => {
             drop(mm);
+            if let Some((wait, done)) = release {
+                drop(done);
+                // EOF once the child has exec'd or exited; a kick's EINTR waits on.
+                let mut byte = [0u8; 1];
+                while matches!(rustix::io::read(&wait, &mut byte), Err(Errno::INTR)) {}
+            }
             if let Some(ptid) = spec.set_ptid {
                 guest.write_user(ptid, pid)?;
             }
@@ -67,6 +84,7 @@ pub fn new_process(ctx: &mut Ctx<'_>, spec: ChildSpec) -> SysResult {
     };
     // The child km: only this thread exists; everything is rebuilt from the copies.
     kick::forget_parent();
+    *lock(&VFORK_RELEASE) = release.map(|(_, done)| done);
     let child = Arc::new(guest.forked(vm, mm.clone(), fds, signals));
     drop(mm);
     let altstack = ctx.thread.altstack;

@@ -54,7 +54,8 @@ pub fn clone(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> Result<Outcome, Errno> {
     let (flags, stack, ptid, ctid, tls) = (a[0], a[1], a[2], a[3], a[4]);
     let spec = ChildSpec::of_caller(ctx, flags, stack, ptid, ctid, tls)?;
     if flags & libc::CLONE_THREAD as u64 == 0 {
-        return process::new_process(ctx, spec).map(Outcome::Return);
+        let vfork = flags & libc::CLONE_VFORK as u64 != 0;
+        return process::new_process(ctx, spec, vfork).map(Outcome::Return);
     }
     if flags & THREAD_FLAGS != THREAD_FLAGS {
         return Err(Errno::INVAL);

@@ -90,6 +90,16 @@ int main(int argc, char **argv) {
     fclose(in);
     waitpid(pid, &st, 0);
     show("exec'd child", st);
+    /* vfork: the parent goes on only once the child has exec'd or exited. */
+    pid = vfork();
+    if (pid == 0) {
+        usleep(100 * 1000);
+        write(1, "vfork child ran first\n", 22);
+        _exit(6);
+    }
+    printf("vfork parent resumed\n");
+    waitpid(pid, &st, 0);
+    show("vfork child", st);
     /* posix_spawn and system(). */
     char *sargs[] = {"sh", "-c", "exit 3", NULL};
     if (posix_spawn(&pid, "/bin/sh", NULL, NULL, sargs, environ) == 0) {

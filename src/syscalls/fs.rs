@@ -155,7 +155,7 @@ fn do_openat(ctx: &mut Ctx<'_>, dir: u64, path: u64, flags: u64, mode: u64) -> S
             if flags.intersects(OFlags::WRONLY | OFlags::RDWR) {
                 return Err(Errno::ACCESS);
             }
-            let fd = procfs::file_with(&procfs::contents(ctx.guest, &generated))?;
+            let fd = procfs::file_with(&procfs::contents(ctx.guest, ctx.thread, &generated))?;
             return Ok(lock(&ctx.guest.fds).insert(fd, flags.contains(OFlags::CLOEXEC), 0)? as u64);
         }
         None => {}

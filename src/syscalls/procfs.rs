@@ -1,6 +1,6 @@
 //! The payload's view of itself in /proc: the files that would otherwise describe
-//! km (its executable, mappings, auxiliary vector, command line and descriptors)
-//! are answered from the guest's own state.
+//! km (its executable, mappings, auxiliary vector, command line, signal state and
+//! descriptors) are answered from the guest's own state.
 
 use std::ffi::CString;
 use std::io::Write;
@@ -11,7 +11,7 @@ use rustix::io::Errno;
 
 use super::Ctx;
 use crate::mm::{Vma, VmaKind};
-use crate::process::{Guest, lock};
+use crate::process::{Guest, Thread, lock};
 
 /// A /proc path that names the payload itself.
 pub enum SelfPath {
@@ -19,6 +19,8 @@ pub enum SelfPath {
     Maps,
     Auxv,
     Cmdline,
+    /// The host's status with the guest's signal state.
+    Status,
     /// `fd/N` and what follows it.
     Fd(i32, Vec<u8>),
 }
@@ -38,6 +40,7 @@ pub fn self_path(path: &[u8]) -> Option<SelfPath> {
         b"maps" => SelfPath::Maps,
         b"auxv" => SelfPath::Auxv,
         b"cmdline" => SelfPath::Cmdline,
+        b"status" => SelfPath::Status,
         _ => {
             let fd = file.strip_prefix(b"fd/")?;
             let end = fd.iter().position(|&b| b == b'/').unwrap_or(fd.len());
@@ -55,9 +58,10 @@ pub fn host_fd_path(ctx: &Ctx<'_>, n: i32, rest: &[u8]) -> Result<CString, Errno
     CString::new(path).map_err(|_| Errno::INVAL)
 }
 
-/// The contents of a generated file (maps, auxv, cmdline).
-pub fn contents(guest: &Guest, which: &SelfPath) -> Vec<u8> {
+/// The contents of a generated file (maps, auxv, cmdline, status) as `thread` sees it.
+pub fn contents(guest: &Guest, thread: &Thread, which: &SelfPath) -> Vec<u8> {
     match which {
+        SelfPath::Status => status(guest, thread),
         SelfPath::Maps => maps(guest),
         SelfPath::Auxv => guest.config.auxv.clone(),
         SelfPath::Cmdline => guest
@@ -78,6 +82,42 @@ pub fn file_with(bytes: &[u8]) -> Result<OwnedFd, Errno> {
     let fd = OwnedFd::from(file);
     rustix::fs::seek(&fd, rustix::fs::SeekFrom::Start(0))?;
     Ok(fd)
+}
+
+/// /proc/self/status: km's own (name, ids, memory and threads are right: km shows as
+/// the payload and its memory is the guest's), with the signal lines the guest's.
+fn status(guest: &Guest, thread: &Thread) -> Vec<u8> {
+    let host = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let actions = lock(&guest.signals).actions;
+    let with = |pred: &dyn Fn(u64) -> bool| {
+        (0..64)
+            .filter(|&i| pred(actions[i].handler))
+            .fold(0u64, |m, i| m | 1 << i)
+    };
+    let ignored = with(&|h| h == libc::SIG_IGN as u64);
+    let caught = with(&|h| h != libc::SIG_IGN as u64 && h != libc::SIG_DFL as u64);
+    let mut out = String::with_capacity(host.len());
+    for line in host.lines() {
+        let value = match line.split_once(':').map(|(k, _)| k) {
+            Some("SigPnd") => Some(thread.handle.pending.bits()),
+            Some("ShdPnd") => Some(guest.pending.bits()),
+            Some("SigBlk") => Some(thread.sigmask),
+            Some("SigIgn") => Some(ignored),
+            Some("SigCgt") => Some(caught),
+            _ => None,
+        };
+        match value {
+            Some(v) => {
+                let key = line.split_once(':').map_or(line, |(k, _)| k);
+                out.push_str(&format!("{key}:\t{v:016x}\n"));
+            }
+            None => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    out.into_bytes()
 }
 
 /// /proc/self/maps in Linux's format, from the guest's mappings.

@@ -220,24 +220,30 @@ pub fn die_by(sig: i32) -> ! {
     std::process::exit(128 + sig)
 }
 
+/// rt_sigaction straight to the kernel (glibc's wrapper refuses its own signals 32
+/// and 33): sets `sig`'s handler to `new` if given, returns the old handler.
+fn raw_handler(sig: i32, new: Option<libc::sighandler_t>) -> Option<libc::sighandler_t> {
+    // struct kernel_sigaction: handler, flags, restorer, mask.
+    let mut old = [0u64; 4];
+    let new = new.map(|h| [h as u64, 0, 0, 0]);
+    let new_ptr = new.as_ref().map_or(std::ptr::null(), |n| n.as_ptr());
+    // SAFETY: both pointers are null or point at kernel_sigaction-sized arrays; a
+    // handler set here is SIG_IGN or SIG_DFL, never code.
+    let rc = unsafe { libc::syscall(libc::SYS_rt_sigaction, sig, new_ptr, old.as_mut_ptr(), 8) };
+    (rc == 0).then_some(old[0] as libc::sighandler_t)
+}
+
 /// The signal state km inherited, which Linux's execve carries to a program: the
 /// blocked mask, and the signals whose disposition is SIG_IGN (SIGPIPE excepted:
 /// Rust's runtime ignores it in every process before km's code runs). km's own host
 /// mask is then cleared, so kicks and forwarded signals reach it.
 pub fn take_inherited() -> (u64, u64) {
-    let mut ignored = 0u64;
-    // SAFETY: sigaction and sigprocmask with a null new action/set only read the
-    // calling process's state into zeroed structures; the final call clears the mask.
+    let ignored = (1..=64)
+        .filter(|&sig| sig != libc::SIGPIPE && raw_handler(sig, None) == Some(libc::SIG_IGN))
+        .fold(0u64, |m, sig| m | 1 << (sig - 1));
+    // SAFETY: sigprocmask with a null new set only reads the calling thread's mask
+    // into a zeroed set; the final call clears the mask.
     unsafe {
-        for sig in 1..=64 {
-            let mut old: libc::sigaction = std::mem::zeroed();
-            if sig != libc::SIGPIPE
-                && libc::sigaction(sig, std::ptr::null(), &mut old) == 0
-                && old.sa_sigaction == libc::SIG_IGN
-            {
-                ignored |= 1 << (sig - 1);
-            }
-        }
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), &mut set);
         let mask = (1..=64)
@@ -254,7 +260,7 @@ pub fn take_inherited() -> (u64, u64) {
 pub fn prepare_exec(mask: u64, ignored: u64) {
     for sig in 1..=64 {
         if ignored & (1 << (sig - 1)) != 0 && sig != libc::SIGKILL && sig != libc::SIGSTOP {
-            let _ = install_handler(sig, libc::SIG_IGN, false);
+            raw_handler(sig, Some(libc::SIG_IGN));
         }
     }
     // SAFETY: building a sigset from plain numbers and setting this thread's mask.

@@ -14,6 +14,10 @@
 extern char **environ;
 static int counter = 1;
 
+static void show_handler(int sig) {
+    (void)sig;
+}
+
 static void show(const char *what, int st) {
     if (WIFEXITED(st))
         printf("%s: exited %d\n", what, WEXITSTATUS(st));
@@ -100,6 +104,21 @@ int main(int argc, char **argv) {
     printf("vfork parent resumed\n");
     waitpid(pid, &st, 0);
     show("vfork child", st);
+    /* execve keeps the signal mask and ignored signals (handled ones go back to
+     * the default), as /proc/self/status of the new program shows. */
+    pid = fork();
+    if (pid == 0) {
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, SIGUSR2);
+        sigprocmask(SIG_BLOCK, &set, NULL);
+        signal(SIGUSR1, SIG_IGN);
+        signal(SIGHUP, show_handler);
+        char *grep[] = {"grep", "-E", "^Sig(Blk|Ign|Cgt)", "/proc/self/status", NULL};
+        execve("/bin/grep", grep, environ);
+        _exit(99);
+    }
+    waitpid(pid, &st, 0);
     /* posix_spawn and system(). */
     char *sargs[] = {"sh", "-c", "exit 3", NULL};
     if (posix_spawn(&pid, "/bin/sh", NULL, NULL, sargs, environ) == 0) {

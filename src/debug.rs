@@ -52,6 +52,8 @@ pub enum Action {
 /// A parked thread's state.
 #[derive(Debug, Clone)]
 pub struct Parked {
+    /// The thread's vCPU (named in gdb's thread list).
+    pub vcpu: u32,
     pub regs: kvm_regs,
     /// The syscall the thread is in, or u64::MAX.
     pub orig_rax: u64,

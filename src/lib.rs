@@ -84,6 +84,8 @@ pub fn run(cli: &cli::Cli) -> Result<std::convert::Infallible> {
     vcpu::kick::install()?;
     let config = Config {
         name: path.to_string_lossy().into_owned(),
+        path: std::fs::canonicalize(path)
+            .with_context(|| format!("resolving {}", path.to_string_lossy()))?,
         argv: cli
             .command
             .iter()

@@ -48,6 +48,8 @@ struct Threads {
 pub struct Config {
     /// The payload as named on the command line, for messages.
     pub name: String,
+    /// The payload's absolute path (gdb's exec-file), resolved at start.
+    pub path: std::path::PathBuf,
     pub argv: Vec<String>,
     /// The executable's load bias (for symbolizing backtraces).
     pub bias: u64,

@@ -61,8 +61,9 @@ fn wait_listening(server: &mut Child, marker: &str) {
 /// Longest a session may take before it counts as hung.
 const SESSION_LIMIT: Duration = Duration::from_secs(60);
 
-/// Runs gdb-tests/`script` against the server on `port`; `None` if it hung.
-fn session(exe: &Path, port: u16, script: &str) -> Option<String> {
+/// Runs gdb-tests/`script` against the server on `port`, gdb reading symbols from
+/// `exe` or, without it, fetching the executable from the server; `None` if it hung.
+fn session(exe: Option<&Path>, port: u16, script: &str) -> Option<String> {
     let mut gdb = Command::new("gdb")
         .args([
             "-batch",
@@ -76,7 +77,7 @@ fn session(exe: &Path, port: u16, script: &str) -> Option<String> {
                 .join("gdb-tests")
                 .join(script),
         )
-        .arg(exe)
+        .args(exe)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -106,12 +107,13 @@ fn assert_session(shown: &str, who: &str, expected: &[&str]) {
 }
 
 /// Starts `server` (already told its port), waits until it listens (it prints
-/// `marker`), runs gdb-tests/`script` against it and waits for it to end. Returns
-/// what gdb showed and how the server ended; a hung session fails the test.
+/// `marker`), runs gdb-tests/`script` against it (see [`session`]) and waits for it
+/// to end. Returns what gdb showed and how the server ended; a hung session fails
+/// the test.
 fn served(
     mut server: Command,
     marker: &str,
-    exe: &Path,
+    exe: Option<&Path>,
     port: u16,
     script: &str,
     who: &str,
@@ -159,7 +161,7 @@ fn gdb_session_under_km_and_gdbserver() {
         let (shown, status) = served(
             km_gdb(port, &dir, &args),
             "waiting for gdb",
-            &exe,
+            Some(&exe),
             port,
             "session.gdb",
             &who,
@@ -172,13 +174,75 @@ fn gdb_session_under_km_and_gdbserver() {
         let (shown, _) = served(
             gdbserver(port, &dir, &args),
             "Listening on port",
-            &exe,
+            Some(&exe),
             port,
             "session.gdb",
             &who,
         );
         assert_session(&shown, &who, EXPECTED);
     }
+}
+
+/// What a gdb without the executable must show against either server: the file
+/// read through host I/O, its symbols, the auxiliary vector.
+const NOFILE_EXPECTED: &[&str] = &[
+    "Reading symbols from target:",
+    "AT_PHDR ",
+    "AT_ENTRY             Entry point of program         0x",
+    "AT_EXECFN ",
+    "AT_NULL ",
+    "Breakpoint 1 at 0x",
+    "hit Breakpoint 1, compute (n=3) at gdbdemo.c:17",
+    "exited normally",
+];
+
+#[test]
+fn gdb_without_the_executable_fetches_it_and_names_threads() {
+    let dir = common::scratch("gdb-nofile");
+    let exe = payload("gdbdemo.glibc");
+    let args = [exe.as_os_str()];
+
+    let port = free_port();
+    let (shown, status) = served(
+        km_gdb(port, &dir, &args),
+        "waiting for gdb",
+        None,
+        port,
+        "nofile.gdb",
+        "km",
+    );
+    assert_session(&shown, "km", NOFILE_EXPECTED);
+    assert!(
+        shown.contains(&format!("Reading {} from remote target", exe.display())),
+        "km: gdb did not take the path from qXfer:exec-file:\n{shown}"
+    );
+    // km names each thread after the executable (as Linux's comm) and its vCPU.
+    assert_session(
+        &shown,
+        "km",
+        &[
+            " (gdbdemo.glibc, vcpu 0) compute (n=3) at gdbdemo.c:17",
+            " (gdbdemo.glibc, vcpu 1) ",
+            " (gdbdemo.glibc, vcpu 2) ",
+        ],
+    );
+    assert!(status.success(), "km: {status}");
+
+    let port = free_port();
+    let (shown, _) = served(
+        gdbserver(port, &dir, &args),
+        "Listening on port",
+        None,
+        port,
+        "nofile.gdb",
+        "gdbserver",
+    );
+    assert_session(&shown, "gdbserver", NOFILE_EXPECTED);
+    assert_session(
+        &shown,
+        "gdbserver",
+        &[" \"gdbdemo.glibc\" compute (n=3) at gdbdemo.c:17"],
+    );
 }
 
 /// What the signal session must show: the fault stops gdb at its line, and
@@ -205,7 +269,7 @@ fn a_fault_stops_gdb_with_its_signal() {
     let (shown, status) = served(
         km_gdb(port, &dir, &km_args),
         "waiting for gdb",
-        &exe,
+        Some(&exe),
         port,
         "signal.gdb",
         "km",
@@ -218,7 +282,7 @@ fn a_fault_stops_gdb_with_its_signal() {
     let (shown, _) = served(
         gdbserver(port, &dir, &native_args),
         "Listening on port",
-        &exe,
+        Some(&exe),
         port,
         "signal.gdb",
         "gdbserver",

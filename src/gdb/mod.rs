@@ -3,6 +3,7 @@
 //! its own thread, driving the guest threads through `crate::debug`.
 
 mod arch;
+mod host;
 mod target;
 
 use std::net::{TcpListener, TcpStream};

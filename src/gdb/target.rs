@@ -5,7 +5,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::arch::{KmRegs, KmX86_64};
+use super::host::HostFiles;
 use gdbstub::common::{Signal, Tid};
+use gdbstub::target::ext::auxv::AuxvOps;
 use gdbstub::target::ext::base::BaseOps;
 use gdbstub::target::ext::base::multithread::{
     MultiThreadBase, MultiThreadResume, MultiThreadResumeOps, MultiThreadSchedulerLocking,
@@ -15,6 +17,9 @@ use gdbstub::target::ext::breakpoints::{
     Breakpoints, BreakpointsOps, HwWatchpoint, HwWatchpointOps, SwBreakpoint, SwBreakpointOps,
     WatchKind,
 };
+use gdbstub::target::ext::exec_file::ExecFileOps;
+use gdbstub::target::ext::host_io::HostIoOps;
+use gdbstub::target::ext::thread_extra_info::ThreadExtraInfoOps;
 use gdbstub::target::{Target, TargetError, TargetResult};
 
 use crate::debug::{Action, Debugger};
@@ -22,8 +27,9 @@ use crate::landing_pad::{USER_CS, USER_DS};
 use crate::process::Guest;
 
 pub struct KmTarget {
-    guest: Arc<Guest>,
-    debugger: Arc<Debugger>,
+    pub(super) guest: Arc<Guest>,
+    pub(super) debugger: Arc<Debugger>,
+    pub(super) files: HostFiles,
     actions: HashMap<i32, (Action, Option<i32>)>,
     lock_others: bool,
 }
@@ -33,6 +39,7 @@ impl KmTarget {
         KmTarget {
             guest,
             debugger,
+            files: HostFiles::default(),
             actions: HashMap::new(),
             lock_others: false,
         }
@@ -65,6 +72,18 @@ impl Target for KmTarget {
     }
 
     fn support_breakpoints(&mut self) -> Option<BreakpointsOps<'_, Self>> {
+        Some(self)
+    }
+
+    fn support_auxv(&mut self) -> Option<AuxvOps<'_, Self>> {
+        Some(self)
+    }
+
+    fn support_exec_file(&mut self) -> Option<ExecFileOps<'_, Self>> {
+        Some(self)
+    }
+
+    fn support_host_io(&mut self) -> Option<HostIoOps<'_, Self>> {
         Some(self)
     }
 }
@@ -183,6 +202,10 @@ impl MultiThreadBase for KmTarget {
     }
 
     fn support_resume(&mut self) -> Option<MultiThreadResumeOps<'_, Self>> {
+        Some(self)
+    }
+
+    fn support_thread_extra_info(&mut self) -> Option<ThreadExtraInfoOps<'_, Self>> {
         Some(self)
     }
 }

@@ -593,6 +593,7 @@ fn debug_park(guest: &Guest, thread: &mut Thread, point: Point) -> Result<Option
         _ => u64::MAX,
     };
     let parked = debug::Parked {
+        vcpu: thread.vcpu.area.id,
         regs,
         orig_rax,
         fs_base,

@@ -245,6 +245,59 @@ fn gdb_without_the_executable_fetches_it_and_names_threads() {
     );
 }
 
+/// Runs gdb-tests/`script` on `exe args` under `km -g` and under gdbserver and
+/// checks that both sessions show `expected`; returns how km ended.
+fn both_servers(exe: &Path, args: &[&str], script: &str, expected: &[&str]) -> ExitStatus {
+    let dir = common::scratch(script);
+    let mut all = vec![exe.as_os_str()];
+    all.extend(args.iter().map(OsStr::new));
+
+    let port = free_port();
+    let (shown, km_status) = served(
+        km_gdb(port, &dir, &all),
+        "waiting for gdb",
+        Some(exe),
+        port,
+        script,
+        "km",
+    );
+    assert_session(&shown, &format!("km {script}"), expected);
+
+    let port = free_port();
+    let (shown, _) = served(
+        gdbserver(port, &dir, &all),
+        "Listening on port",
+        Some(exe),
+        port,
+        script,
+        "gdbserver",
+    );
+    assert_session(&shown, &format!("gdbserver {script}"), expected);
+    km_status
+}
+
+#[test]
+fn ymm_registers_are_read_and_written() {
+    if !std::arch::is_x86_feature_detected!("avx") {
+        eprintln!("no AVX on this CPU: nothing to test");
+        return;
+    }
+    let status = both_servers(
+        &payload("debuggee.glibc"),
+        &["avx"],
+        "avx.gdb",
+        &[
+            "Breakpoint 1, avx_loaded () at ../tests/payloads/debuggee.c:25",
+            "$1 = {0x1122334455667788, 0x1122334455667788, 0x1122334455667788, 0x1122334455667788}",
+            "$2 = {0x1122334455667788, 0x1122334455667788, 0x1122334455667788, 0x42}",
+            // `info registers ymm0` shows the same through every view of the register.
+            "v4_int64 = {0x1122334455667788, 0x1122334455667788, 0x1122334455667788, 0x42}",
+            "exited normally",
+        ],
+    );
+    assert!(status.success(), "km: {status}");
+}
+
 /// What the signal session must show: the fault stops gdb at its line, and
 /// continuing delivers it.
 const SIGNAL_EXPECTED: &[&str] = &[

@@ -54,6 +54,16 @@ impl KmTarget {
 const FX_ST0: usize = 32;
 const FX_XMM0: usize = 160;
 const FX_MXCSR: usize = 24;
+/// XSAVE header: XSTATE_BV, the components the image holds (others are in their
+/// initial state, all zero for YMM).
+const XSTATE_BV: usize = 512;
+/// The YMM_Hi128 component (XSAVE feature 2) in the standard format KVM uses.
+const XSAVE_YMM_HI: usize = 576;
+const YMM_BIT: u64 = 1 << 2;
+
+fn u64_at(b: &[u8], o: usize) -> u64 {
+    u64::from_le_bytes(b[o..o + 8].try_into().expect("8 bytes"))
+}
 
 fn u16_at(b: &[u8], o: usize) -> u32 {
     u16::from_le_bytes([b[o], b[o + 1]]) as u32
@@ -125,6 +135,12 @@ impl MultiThreadBase for KmTarget {
                     }
                     regs.mxcsr = u32_at(fx, FX_MXCSR);
                 }
+                if fx.len() >= XSAVE_YMM_HI + 256 && u64_at(fx, XSTATE_BV) & YMM_BIT != 0 {
+                    for (i, y) in all.ymm_hi.iter_mut().enumerate() {
+                        let at = XSAVE_YMM_HI + 16 * i;
+                        *y = u128::from_le_bytes(fx[at..at + 16].try_into().expect("16"));
+                    }
+                }
             })
             .ok_or(TargetError::NonFatal)
     }
@@ -148,6 +164,14 @@ impl MultiThreadBase for KmTarget {
                             .copy_from_slice(&x.to_le_bytes());
                     }
                     p.xsave[FX_MXCSR..FX_MXCSR + 4].copy_from_slice(&regs.mxcsr.to_le_bytes());
+                }
+                if super::arch::avx() && p.xsave.len() >= XSAVE_YMM_HI + 256 {
+                    for (i, y) in all.ymm_hi.iter().enumerate() {
+                        let at = XSAVE_YMM_HI + 16 * i;
+                        p.xsave[at..at + 16].copy_from_slice(&y.to_le_bytes());
+                    }
+                    let bv = u64_at(&p.xsave, XSTATE_BV) | YMM_BIT;
+                    p.xsave[XSTATE_BV..XSTATE_BV + 8].copy_from_slice(&bv.to_le_bytes());
                 }
                 p.dirty = true;
             })

@@ -119,6 +119,7 @@ pub fn run(cli: &cli::Cli) -> Result<std::convert::Infallible> {
         sigmask: 0,
         stepping: false,
         gdb_step: false,
+        watch_step: None,
         saved_mask: None,
         altstack: (0, 0),
     };

@@ -102,6 +102,9 @@ pub struct Thread {
     pub stepping: bool,
     /// The current single-step is gdb's (its end is reported as a step).
     pub gdb_step: bool,
+    /// The instruction being single-stepped was let through pages hidden for read
+    /// and access watchpoints.
+    pub watch_step: Option<crate::debug::WatchStep>,
     /// The mask to restore after a handler interrupts rt_sigsuspend.
     pub saved_mask: Option<u64>,
     /// sigaltstack: base and size (size 0: disabled).

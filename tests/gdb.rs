@@ -287,7 +287,7 @@ fn ymm_registers_are_read_and_written() {
         &["avx"],
         "avx.gdb",
         &[
-            "Breakpoint 1, avx_loaded () at ../tests/payloads/debuggee.c:25",
+            "Breakpoint 1, avx_loaded () at ../tests/payloads/debuggee.c:27",
             "$1 = {0x1122334455667788, 0x1122334455667788, 0x1122334455667788, 0x1122334455667788}",
             "$2 = {0x1122334455667788, 0x1122334455667788, 0x1122334455667788, 0x42}",
             // `info registers ymm0` shows the same through every view of the register.
@@ -296,6 +296,74 @@ fn ymm_registers_are_read_and_written() {
         ],
     );
     assert!(status.success(), "km: {status}");
+}
+
+/// A read watchpoint stops after each read of `g`, with its value and line; an access
+/// watchpoint reports reads and the write (old and new value).
+const WATCH_EXPECTED: &[&str] = &[
+    "Hardware read watchpoint 1: g",
+    "Hardware read watchpoint 1: g",
+    "Value = 5",
+    " in reader (n=3) at ../tests/payloads/debuggee.c:18",
+    "18\t        sum += g;",
+    "Hardware read watchpoint 1: g",
+    "Value = 5",
+    " in reader (n=3) at ../tests/payloads/debuggee.c:18",
+    "Hardware access (read/write) watchpoint 2: g",
+    "Hardware access (read/write) watchpoint 2: g",
+    "Value = 5",
+    " in reader (n=3) at ../tests/payloads/debuggee.c:18",
+    "Hardware access (read/write) watchpoint 2: g",
+    "Old value = 5",
+    "New value = 7",
+    "writer (v=7) at ../tests/payloads/debuggee.c:24",
+    "Hardware access (read/write) watchpoint 2: g",
+    "Value = 7",
+    " in reader (n=1) at ../tests/payloads/debuggee.c:18",
+    "exited normally",
+];
+
+#[test]
+fn read_and_access_watchpoints() {
+    for libc in ["glibc", "musl"] {
+        let exe = payload(&format!("debuggee.{libc}"));
+        let status = both_servers(&exe, &["watch"], "watch.gdb", WATCH_EXPECTED);
+        assert!(status.success(), "km {libc}: {status}");
+    }
+}
+
+/// With a read watchpoint on a constant (its page hidden from the payload), the
+/// payload's own faults stay SIGSEGV: a write to the read-only page and a write to
+/// unmapped memory.
+#[test]
+fn faults_under_a_read_watchpoint_stay_sigsegv() {
+    let exe = payload("debuggee.glibc");
+    for (args, line) in [
+        (&["fault"][..], "58\t        *(volatile int *)&ro = other;"),
+        (
+            &["fault", "null"][..],
+            "57\t            *(volatile int *)(long)other = 1;",
+        ),
+    ] {
+        let status = both_servers(
+            &exe,
+            args,
+            "watchfault.gdb",
+            &[
+                "Hardware read watchpoint 1: ro",
+                "Value = 3",
+                "55\t        other = *(volatile const int *)&ro;",
+                "Program received signal SIGSEGV, Segmentation fault.",
+                line,
+                "Program terminated with signal SIGSEGV, Segmentation fault.",
+            ],
+        );
+        assert_eq!(
+            status.signal(),
+            Some(libc::SIGSEGV),
+            "km {args:?}: {status}"
+        );
+    }
 }
 
 /// What the signal session must show: the fault stops gdb at its line, and

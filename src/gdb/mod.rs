@@ -16,7 +16,7 @@ use gdbstub::conn::ConnectionExt;
 use gdbstub::stub::{DisconnectReason, GdbStub, MultiThreadStopReason, run_blocking};
 use gdbstub::target::Target;
 
-use crate::debug::{Debugger, Event};
+use crate::debug::{Debugger, Event, WatchKind};
 use crate::process::Guest;
 
 pub use target::KmTarget;
@@ -75,9 +75,13 @@ fn stop_reason(event: Event) -> MultiThreadStopReason<u64> {
             tid: tid(t),
             signal: Signal(sig as u8),
         },
-        Event::Watch(t, addr) => MultiThreadStopReason::Watch {
+        Event::Watch(t, kind, addr) => MultiThreadStopReason::Watch {
             tid: tid(t),
-            kind: gdbstub::target::ext::breakpoints::WatchKind::Write,
+            kind: match kind {
+                WatchKind::Write => gdbstub::target::ext::breakpoints::WatchKind::Write,
+                WatchKind::Read => gdbstub::target::ext::breakpoints::WatchKind::Read,
+                WatchKind::Access => gdbstub::target::ext::breakpoints::WatchKind::ReadWrite,
+            },
             addr,
         },
         Event::Exited(status) => MultiThreadStopReason::Exited(status as u8),
@@ -142,6 +146,14 @@ pub fn serve(guest: Arc<Guest>, debugger: Arc<Debugger>, stream: TcpStream) {
             }
             for (addr, orig) in debugger.breakpoints() {
                 let _ = guest.vm.mem.write_bytes(addr, &[orig]);
+            }
+            for page in debugger.clear_access_watches() {
+                if let Err(e) = crate::debug::show_page(&guest, page) {
+                    eprintln!(
+                        "km: {}: gdb stub: showing page {page:#x}: {e:#}",
+                        guest.config.name
+                    );
+                }
             }
             debugger.detach();
         }

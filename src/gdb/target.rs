@@ -22,7 +22,7 @@ use gdbstub::target::ext::host_io::HostIoOps;
 use gdbstub::target::ext::thread_extra_info::ThreadExtraInfoOps;
 use gdbstub::target::{Target, TargetError, TargetResult};
 
-use crate::debug::{Action, Debugger};
+use crate::debug::{self, Action, Debugger};
 use crate::landing_pad::{USER_CS, USER_DS};
 use crate::process::Guest;
 
@@ -295,33 +295,65 @@ impl Breakpoints for KmTarget {
     }
 }
 
-/// Write watchpoints without debug registers (which do not fire on PVM): while one is
-/// set, running threads single-step and the watched bytes are compared after each
-/// instruction. Read and access watchpoints would need page protection and are not
-/// offered.
+/// Watchpoints without debug registers (which do not fire on PVM): write watchpoints
+/// single-step the running threads and compare the watched bytes; read and access
+/// watchpoints hide the pages they cover (see `crate::debug`).
 impl HwWatchpoint for KmTarget {
     fn add_hw_watchpoint(
         &mut self,
         addr: u64,
         len: u64,
-        kind: WatchKind,
+        gdb_kind: WatchKind,
     ) -> TargetResult<bool, Self> {
-        if kind != WatchKind::Write {
-            return Ok(false);
+        let kind = match gdb_kind {
+            WatchKind::Write => {
+                let mem = &self.guest.vm.mem;
+                return Ok(self
+                    .debugger
+                    .add_watch(addr, len as usize, |a, buf| mem.read_bytes(a, buf).is_ok()));
+            }
+            WatchKind::Read => debug::WatchKind::Read,
+            WatchKind::ReadWrite => debug::WatchKind::Access,
+        };
+        for page in self.debugger.add_access_watch(addr, len, kind) {
+            let hidden = debug::hide_page(&self.guest, page).map_err(|e| {
+                eprintln!(
+                    "km: {}: gdb stub: hiding page {page:#x}: {e:#}",
+                    self.guest.config.name
+                );
+                TargetError::<&'static str>::NonFatal
+            });
+            if !matches!(hidden, Ok(true)) {
+                // Not mapped: refuse the watchpoint (gdb says it cannot insert it).
+                self.remove_hw_watchpoint(addr, len, gdb_kind)?;
+                return Ok(false);
+            }
         }
-        let mem = &self.guest.vm.mem;
-        Ok(self
-            .debugger
-            .add_watch(addr, len as usize, |a, buf| mem.read_bytes(a, buf).is_ok()))
+        Ok(true)
     }
 
     fn remove_hw_watchpoint(
         &mut self,
         addr: u64,
         _len: u64,
-        _kind: WatchKind,
+        kind: WatchKind,
     ) -> TargetResult<bool, Self> {
-        Ok(self.debugger.remove_watch(addr))
+        let kind = match kind {
+            WatchKind::Write => return Ok(self.debugger.remove_watch(addr)),
+            WatchKind::Read => debug::WatchKind::Read,
+            WatchKind::ReadWrite => debug::WatchKind::Access,
+        };
+        let (found, shown) = self.debugger.remove_access_watch(addr, kind);
+        for page in shown {
+            debug::show_page(&self.guest, page).map_err(|e| {
+                eprintln!(
+                    "km: {}: gdb stub: showing page {page:#x}: {e:#}",
+                    self.guest.config.name
+                );
+                TargetError::NonFatal
+            })?;
+        }
+        Ok(found)
     }
 }
 

@@ -1,6 +1,7 @@
 /* Debugging targets for tests/gdb.rs, chosen by argv[1]:
  *   watch  reads a global in a loop and then writes it (read/access watchpoints)
- *   fault  the same, then writes through a null pointer (SIGSEGV)
+ *   fault  the same, then reads a constant and writes it (SIGSEGV), with a further
+ *          argument first through a pointer to unmapped memory (SIGSEGV)
  *   avx    loads a known pattern into ymm0 and stops in avx_loaded()
  *   sleep  blocks in sleep(100) inside nap() (gdb's Ctrl-C) */
 #include <stdio.h>
@@ -9,6 +10,7 @@
 
 int g = 5;
 int other;
+const int ro = 3;
 
 __attribute__((noinline)) int reader(int n) {
     int sum = 0;
@@ -49,7 +51,11 @@ int main(int argc, char **argv) {
     writer(7);
     s += reader(1);
     printf("sum %d\n", s);
-    if (!strcmp(mode, "fault"))
-        *(volatile int *)(long)other = 1;
+    if (!strcmp(mode, "fault")) {
+        other = *(volatile const int *)&ro;
+        if (argc > 2)
+            *(volatile int *)(long)other = 1;
+        *(volatile int *)&ro = other;
+    }
     return 0;
 }

@@ -574,3 +574,238 @@ fn vscode_launch_configurations_work_through_gdb_mi() {
         assert!(shown.contains(want), "no {want:?} in\n{shown}");
     }
 }
+
+/// Runs gdb's MI interpreter with `steps`: each command is sent, then the test waits
+/// the given time (so that gdb sees it while the target runs). Returns gdb's output.
+fn mi_timed(exe: &Path, steps: &[(&str, Duration)]) -> String {
+    use std::io::Write;
+    let mut gdb = Command::new("gdb")
+        .args(["--interpreter=mi2", "-nx"])
+        .arg(exe)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("gdb");
+    let mut input = gdb.stdin.take().unwrap();
+    let steps: Vec<(String, Duration)> = steps.iter().map(|(c, d)| (c.to_string(), *d)).collect();
+    std::thread::spawn(move || {
+        for (command, pause) in steps {
+            if writeln!(input, "{command}").is_err() {
+                return;
+            }
+            std::thread::sleep(pause);
+        }
+    });
+    let out = gdb.wait_with_output().unwrap();
+    text(&out.stdout)
+}
+
+/// Waits up to `limit` for `child` to end.
+fn wait_for(child: &mut Child, limit: Duration, who: &str) -> ExitStatus {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            panic!("{who} did not end within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// gdb's Ctrl-C (MI `-exec-interrupt`) stops a payload blocked in a host syscall
+/// (sleep), shows where it is, and the payload can be resumed and stopped again.
+#[test]
+fn interrupt_stops_a_payload_blocked_in_a_host_syscall() {
+    let exe = payload("debuggee.glibc");
+    let dir = common::scratch("gdb-interrupt");
+    let args = [exe.as_os_str(), OsStr::new("sleep")];
+    let servers = [
+        ("km", km_gdb(free_port(), &dir, &args), "waiting for gdb"),
+        (
+            "gdbserver",
+            gdbserver(free_port(), &dir, &args),
+            "Listening on port",
+        ),
+    ];
+    for (who, mut server, marker) in servers {
+        let port = server
+            .get_args()
+            .find_map(|a| {
+                let a = a.to_str().unwrap();
+                a.strip_prefix("-g")
+                    .or(a.strip_prefix(':'))?
+                    .parse::<u16>()
+                    .ok()
+            })
+            .unwrap();
+        let mut child = server
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_listening(&mut child, marker);
+        let short = Duration::from_millis(500);
+        let running = Duration::from_millis(1500);
+        let target = format!("-target-select remote :{port}");
+        let shown = mi_timed(
+            &exe,
+            &[
+                ("-gdb-set mi-async on", Duration::ZERO),
+                ("-gdb-set confirm off", Duration::ZERO),
+                (&target, short),
+                ("-exec-continue", running),
+                ("-exec-interrupt", short),
+                ("-stack-list-frames", short),
+                ("-exec-continue", running),
+                ("-exec-interrupt", short),
+                ("-stack-list-frames", short),
+                ("-interpreter-exec console kill", short),
+                ("-gdb-exit", Duration::ZERO),
+            ],
+        );
+        let stops = shown
+            .matches("*stopped,reason=\"signal-received\",signal-name=\"SIGINT\"")
+            .count();
+        assert_eq!(stops, 2, "{who}: two Ctrl-C stops expected in\n{shown}");
+        let stacks: Vec<&str> = shown
+            .lines()
+            .filter(|l| l.starts_with("^done,stack="))
+            .collect();
+        assert_eq!(
+            stacks.len(),
+            2,
+            "{who}: two backtraces expected in\n{shown}"
+        );
+        for stack in stacks {
+            for want in ["func=\"sleep\"", "func=\"nap\"", "func=\"main\""] {
+                assert!(stack.contains(want), "{who}: no {want} in {stack}");
+            }
+        }
+        wait_for(&mut child, Duration::from_secs(10), who);
+    }
+}
+
+/// A remote-protocol packet with its checksum.
+fn packet(body: &str) -> Vec<u8> {
+    let sum = body.bytes().fold(0u8, |s, b| s.wrapping_add(b));
+    format!("${body}#{sum:02x}").into_bytes()
+}
+
+/// Clients that send junk, bad checksums or half a packet, or connect while another
+/// is attached, end their own session at most: the payload runs to its normal end,
+/// and with --gdb-listen a real gdb attaches afterwards.
+#[test]
+fn broken_clients_do_not_hurt_the_payload() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    let exe = payload("gdbdemo.glibc");
+    let junk: [&[u8]; 3] = [b"hello world\n", b"$qSupported#00", b"$m4010"];
+    for bytes in junk {
+        let port = free_port();
+        let mut server = km()
+            .arg(format!("-g{port}"))
+            .arg(&exe)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_listening(&mut server, "waiting for gdb");
+        let mut client = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        // A second client while the first is attached: refused or never served.
+        if let Ok(mut second) = TcpStream::connect(("127.0.0.1", port)) {
+            let _ = second.write_all(&packet("?"));
+        }
+        client.write_all(bytes).unwrap();
+        drop(client);
+        let status = wait_for(&mut server, Duration::from_secs(20), "km");
+        let mut out = String::new();
+        server
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
+        let what = String::from_utf8_lossy(bytes);
+        assert!(status.success(), "after {what:?}: {status}");
+        assert_eq!(out, "compute: 7, counter: 1\n", "after {what:?}");
+    }
+
+    let exe = payload("waiter.glibc");
+    let port = free_port();
+    let mut server = km()
+        .arg("--gdb-listen")
+        .arg(format!("-g{port}"))
+        .arg(&exe)
+        .arg("handler")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_listening(&mut server, "gdb can attach");
+    let mut out = BufReader::new(server.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    // Reads until a whole reply packet (`$...#xx`) came, or 5 s passed.
+    let read_reply = |s: &mut TcpStream| {
+        let mut got = Vec::new();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut buf = [0u8; 256];
+        while !got.iter().position(|&b| b == b'$').is_some_and(|d| {
+            got[d..]
+                .iter()
+                .position(|&b| b == b'#')
+                .is_some_and(|h| got.len() >= d + h + 3)
+        }) {
+            match s.read(&mut buf) {
+                Ok(n) if n > 0 => got.extend_from_slice(&buf[..n]),
+                _ => break,
+            }
+        }
+        String::from_utf8_lossy(&got).into_owned()
+    };
+    let mut first = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    first.write_all(&packet("?")).unwrap();
+    assert!(read_reply(&mut first).contains("$T05thread:"));
+    // The second client waits while the first is attached.
+    let mut second = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    second.write_all(&packet("?")).unwrap();
+    second
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    assert!(
+        second.read(&mut [0u8; 16]).is_err(),
+        "served while another client is attached"
+    );
+    first.write_all(b"$qSupported#00").unwrap();
+    first.write_all(b"$m40").unwrap();
+    drop(first);
+    // Then it is served, and leaves in the middle of a packet.
+    assert!(read_reply(&mut second).contains("$T05thread:"));
+    second.write_all(b"$g#6").unwrap();
+    drop(second);
+
+    let shown = Command::new("gdb")
+        .args(["-batch", "-nx", "-ex", &format!("target remote :{port}")])
+        .args(["-ex", "bt", "-ex", "detach"])
+        .arg(&exe)
+        .output()
+        .expect("gdb");
+    let shown = text(&shown.stdout) + &text(&shown.stderr);
+    for want in [" in pause ()", " in main (", "detached"] {
+        assert!(shown.contains(want), "no {want:?} in\n{shown}");
+    }
+    let pid = rustix::process::Pid::from_raw(server.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    line.clear();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "handled SIGTERM\n");
+    assert_eq!(
+        wait_for(&mut server, Duration::from_secs(10), "km").code(),
+        Some(3)
+    );
+}

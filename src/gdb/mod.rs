@@ -3,6 +3,7 @@
 //! its own thread, driving the guest threads through `crate::debug`.
 
 mod arch;
+mod conn;
 mod host;
 mod target;
 
@@ -19,6 +20,7 @@ use gdbstub::target::Target;
 use crate::debug::{Debugger, Event, WatchKind};
 use crate::process::Guest;
 
+use conn::Conn;
 pub use target::KmTarget;
 
 /// How often the stub looks for gdb's Ctrl-C while the payload runs.
@@ -93,13 +95,13 @@ enum EventLoop {}
 
 impl run_blocking::BlockingEventLoop for EventLoop {
     type Target = KmTarget;
-    type Connection = TcpStream;
+    type Connection = Conn;
     type StopReason = MultiThreadStopReason<u64>;
 
     #[allow(clippy::type_complexity)]
     fn wait_for_stop_reason(
         target: &mut KmTarget,
-        conn: &mut TcpStream,
+        conn: &mut Conn,
     ) -> Result<
         run_blocking::Event<Self::StopReason>,
         run_blocking::WaitForStopReasonError<<KmTarget as Target>::Error, std::io::Error>,
@@ -133,7 +135,7 @@ impl run_blocking::BlockingEventLoop for EventLoop {
 /// payload run on by itself.
 pub fn serve(guest: Arc<Guest>, debugger: Arc<Debugger>, stream: TcpStream) {
     let mut target = KmTarget::new(guest.clone(), debugger.clone());
-    let result = GdbStub::new(stream).run_blocking::<EventLoop>(&mut target);
+    let result = GdbStub::new(Conn::new(stream)).run_blocking::<EventLoop>(&mut target);
     crate::trace!(crate::trace::Category::Kvm, "gdb stub ends: {result:?}");
     match result {
         Ok(DisconnectReason::TargetExited(_)) | Ok(DisconnectReason::TargetTerminated(_)) => {

@@ -366,6 +366,51 @@ fn faults_under_a_read_watchpoint_stay_sigsegv() {
     }
 }
 
+/// `stepi 300` from main steps over system calls (the landing pad) one instruction
+/// at a time and ends where it ends natively.
+#[test]
+fn stepi_steps_over_system_calls() {
+    let exe = payload("gdbdemo.glibc");
+    let dir = common::scratch("gdb-stepi");
+    let args = [exe.as_os_str()];
+    let port = free_port();
+    let (km_shown, status) = served(
+        km_gdb(port, &dir, &args),
+        "waiting for gdb",
+        Some(&exe),
+        port,
+        "stepi.gdb",
+        "km",
+    );
+    assert!(status.success(), "km: {status}");
+    let port = free_port();
+    let (native, _) = served(
+        gdbserver(port, &dir, &args),
+        "Listening on port",
+        Some(&exe),
+        port,
+        "stepi.gdb",
+        "gdbserver",
+    );
+    let pc = |shown: &str| {
+        assert_session(
+            shown,
+            "stepi",
+            &["Breakpoint 1, main ()", "$1 = ", "exited normally"],
+        );
+        shown
+            .lines()
+            .find(|l| l.starts_with("$1 = "))
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(
+        pc(&km_shown),
+        pc(&native),
+        "km:\n{km_shown}\ngdbserver:\n{native}"
+    );
+}
+
 /// What the signal session must show: the fault stops gdb at its line, and
 /// continuing delivers it.
 const SIGNAL_EXPECTED: &[&str] = &[

@@ -364,6 +364,13 @@ pub fn run_thread(guest: &Arc<Guest>, mut thread: Thread, initial_stop: bool) {
                             if let Err(e) = thread.vcpu.area.set_result(&guest.vm.mem, value) {
                                 fail(guest, e.into());
                             }
+                            // The hypercall's I/O exit drops KVM's pending single-step
+                            // (seen on PVM): arm it again to step on through the pad.
+                            if thread.stepping
+                                && let Err(e) = thread.vcpu.set_single_step(true)
+                            {
+                                fail(guest, e);
+                            }
                             let restart = value == (-(libc::EINTR as i64)) as u64;
                             Point::Syscall {
                                 nr: req.nr,

@@ -409,6 +409,28 @@ fn stepi_steps_over_system_calls() {
         pc(&native),
         "km:\n{km_shown}\ngdbserver:\n{native}"
     );
+
+    // Through several system calls, each step stays a step.
+    let exe = payload("debuggee.glibc");
+    let args = [exe.as_os_str(), OsStr::new("watch")];
+    let port = free_port();
+    let (shown, _) = served(
+        km_gdb(port, &dir, &args),
+        "waiting for gdb",
+        Some(&exe),
+        port,
+        "stepi-long.gdb",
+        "km",
+    );
+    assert_session(
+        &shown,
+        "km stepi 1000",
+        &["Breakpoint 1, main (", "$1 = (void (*)()) 0x"],
+    );
+    assert!(
+        !shown.contains("exited normally"),
+        "km ran off while stepping:\n{shown}"
+    );
 }
 
 /// What the signal session must show: the fault stops gdb at its line, and

@@ -364,18 +364,19 @@ pub fn run_thread(guest: &Arc<Guest>, mut thread: Thread, initial_stop: bool) {
                             if let Err(e) = thread.vcpu.area.set_result(&guest.vm.mem, value) {
                                 fail(guest, e.into());
                             }
-                            // The hypercall's I/O exit drops KVM's pending single-step
-                            // (seen on PVM): arm it again to step on through the pad.
-                            if thread.stepping
-                                && let Err(e) = thread.vcpu.set_single_step(true)
-                            {
-                                fail(guest, e);
-                            }
                             let restart = value == (-(libc::EINTR as i64)) as u64;
-                            Point::Syscall {
+                            let point = Point::Syscall {
                                 nr: req.nr,
                                 result: value,
                                 restart,
+                            };
+                            if thread.stepping && !restart {
+                                match step_after_syscall(guest, &mut thread, point) {
+                                    Ok(()) => Point::Interrupted,
+                                    Err(e) => fail(guest, e),
+                                }
+                            } else {
+                                point
                             }
                         }
                         // The handler already set the user context (rt_sigreturn).
@@ -468,6 +469,26 @@ pub fn run_thread(guest: &Arc<Guest>, mut thread: Thread, initial_stop: bool) {
             Err(e) => fail(guest, e),
         }
     }
+}
+
+/// A system call made while single-stepping ends the step at the instruction after
+/// `syscall`, as under Linux. KVM's pending single-step does not survive the
+/// hypercall's I/O exit (seen on PVM), so km ends the step itself: it stops for gdb,
+/// or re-enters user code after the syscall, stepping on if still needed.
+fn step_after_syscall(guest: &Guest, thread: &mut Thread, point: Point) -> Result<()> {
+    match step_event(guest, thread)? {
+        Some(event) => {
+            let d = guest.debugger.as_ref().expect("step events need gdb");
+            d.report(event);
+            let signal = debug_park(guest, thread, point)?;
+            inject(thread, signal);
+        }
+        None => {
+            let regs = continue_after_step(guest, thread, signals::user_context(thread, point)?)?;
+            thread.vcpu.enter_user(&guest.vm.mem, &regs)?;
+        }
+    }
+    Ok(())
 }
 
 /// A single-step KVM reported at a user instruction (hardware KVM): stops for gdb,

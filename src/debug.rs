@@ -8,14 +8,27 @@
 //! single-stepping with RFLAGS.TF when asked to. The guest's own exception path
 //! (#BP and #DB through the IDT stubs) is what reports breakpoints and steps, which
 //! works on PVM (where KVM_SET_GUEST_DEBUG does not fire) and on hardware KVM alike.
+//!
+//! Watchpoints use no debug registers either (they do not fire on PVM). Write
+//! watchpoints single-step the running threads and compare the watched bytes. Read
+//! and access watchpoints hide the pages they cover: the page-table entry is removed
+//! (the payload's own mapping is untouched), so any access to such a page faults.
+//! A fault that the payload's mapping allows is km's: the page is shown again, the
+//! thread single-steps the instruction, the page is hidden again and, when the access
+//! touched a watched range, the thread stops with a watch event after the instruction,
+//! as with a debug register. A fault the mapping does not allow is the payload's own
+//! and raises SIGSEGV as without gdb.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use kvm_bindings::kvm_regs;
 
-use crate::process::lock;
+use anyhow::Result;
+
+use crate::memory::{PAGE_SIZE, page_align_down};
+use crate::process::{Guest, lock};
 
 /// How often threads that have not stopped yet are kicked again.
 const REKICK: Duration = Duration::from_millis(20);
@@ -31,14 +44,33 @@ pub enum Event {
     Breakpoint(i32),
     /// Finished a single-step.
     Step(i32),
-    /// Wrote to the watched address.
-    Watch(i32, u64),
+    /// Accessed the watched range that starts at this address.
+    Watch(i32, WatchKind, u64),
     /// About to receive this signal (gdb decides whether it is delivered).
     Signal(i32, i32),
     /// The process exited with this status.
     Exited(i32),
     /// The process was killed by this signal.
     Killed(i32),
+}
+
+/// Which accesses a watchpoint reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WatchKind {
+    Write,
+    Read,
+    /// Reads and writes.
+    Access,
+}
+
+/// A thread single-stepping one instruction over pages hidden for read and access
+/// watchpoints, which it was let to touch.
+#[derive(Debug, Default)]
+pub struct WatchStep {
+    /// The pages shown for this instruction (hidden again once it is done).
+    pub pages: Vec<u64>,
+    /// The watchpoint the instruction hit, with its address.
+    pub hit: Option<(WatchKind, u64)>,
 }
 
 /// What a parked thread does when gdb resumes the target.
@@ -52,6 +84,8 @@ pub enum Action {
 /// A parked thread's state.
 #[derive(Debug, Clone)]
 pub struct Parked {
+    /// The thread's vCPU (named in gdb's thread list).
+    pub vcpu: u32,
     pub regs: kvm_regs,
     /// The syscall the thread is in, or u64::MAX.
     pub orig_rax: u64,
@@ -79,6 +113,8 @@ struct State {
     breakpoints: BTreeMap<u64, u8>,
     /// Write watchpoints: address -> (length, last seen contents).
     watches: BTreeMap<u64, (usize, Vec<u8>)>,
+    /// Read and access watchpoints: address -> (length, kind).
+    access_watches: BTreeMap<u64, (u64, WatchKind)>,
     events: VecDeque<Event>,
     /// Threads gdb knows about (live).
     live: usize,
@@ -405,6 +441,65 @@ impl Debugger {
         None
     }
 
+    /// The pages that read and access watchpoints cover.
+    pub fn hidden_pages(&self) -> BTreeSet<u64> {
+        let s = lock(&self.state);
+        s.access_watches
+            .iter()
+            .flat_map(|(&addr, &(len, _))| {
+                (page_align_down(addr)..addr + len.max(1)).step_by(PAGE_SIZE as usize)
+            })
+            .collect()
+    }
+
+    /// Whether read or access watchpoints hide the page holding `addr`.
+    pub fn hides(&self, addr: u64) -> bool {
+        let page = page_align_down(addr);
+        lock(&self.state)
+            .access_watches
+            .iter()
+            .any(|(&a, &(len, _))| page_align_down(a) <= page && page < a + len.max(1))
+    }
+
+    /// The read or access watchpoint that an access at `addr` (a write or not) hits.
+    pub fn access_hit(&self, addr: u64, write: bool) -> Option<(WatchKind, u64)> {
+        let s = lock(&self.state);
+        s.access_watches
+            .iter()
+            .filter(|&(&a, &(len, _))| (a..a + len).contains(&addr))
+            .find(|&(_, &(_, kind))| kind == WatchKind::Access || !write)
+            .map(|(&a, &(_, kind))| (kind, a))
+    }
+
+    /// Records a read or access watchpoint and returns the pages to hide for it (those
+    /// no other watchpoint hides yet).
+    pub fn add_access_watch(&self, addr: u64, len: u64, kind: WatchKind) -> Vec<u64> {
+        let before = self.hidden_pages();
+        lock(&self.state).access_watches.insert(addr, (len, kind));
+        self.hidden_pages().difference(&before).copied().collect()
+    }
+
+    /// Forgets a read or access watchpoint; returns whether it existed and the pages
+    /// to show again (those no other watchpoint hides).
+    pub fn remove_access_watch(&self, addr: u64, kind: WatchKind) -> (bool, Vec<u64>) {
+        let before = self.hidden_pages();
+        let mut s = lock(&self.state);
+        let found = s.access_watches.get(&addr).is_some_and(|w| w.1 == kind);
+        if found {
+            s.access_watches.remove(&addr);
+        }
+        drop(s);
+        let shown = before.difference(&self.hidden_pages()).copied().collect();
+        (found, shown)
+    }
+
+    /// Forgets every read and access watchpoint; returns the pages to show again.
+    pub fn clear_access_watches(&self) -> Vec<u64> {
+        let pages = self.hidden_pages();
+        lock(&self.state).access_watches.clear();
+        pages.into_iter().collect()
+    }
+
     /// Records that gdb wrote `byte` over breakpoint `addr` (kept under the int3).
     pub fn write_under_breakpoint(&self, addr: u64, byte: u8) -> bool {
         let mut s = lock(&self.state);
@@ -416,4 +511,86 @@ impl Debugger {
             None => false,
         }
     }
+}
+
+/// Hides `page` from the payload (its page-table entry goes, its mapping stays):
+/// every access faults. Returns false, changing nothing, if the payload does not map
+/// the page.
+pub fn hide_page(guest: &Guest, page: u64) -> Result<bool> {
+    let mm = lock(&guest.mm);
+    if mm.vma_at(page).is_none() {
+        return Ok(false);
+    }
+    guest.vm.protect(page..page + PAGE_SIZE, 0)?;
+    Ok(true)
+}
+
+/// Gives `page` back the protection of the payload's mapping (none if it has gone).
+pub fn show_page(guest: &Guest, page: u64) -> Result<()> {
+    let mm = lock(&guest.mm);
+    let prot = mm.vma_at(page).map_or(0, |(_, vma)| vma.prot);
+    guest.vm.protect(page..page + PAGE_SIZE, prot)
+}
+
+/// x86 page-fault error code bits.
+const PF_PRESENT: u64 = 1;
+const PF_WRITE: u64 = 1 << 1;
+const PF_FETCH: u64 = 1 << 4;
+
+/// Whether the page fault at `addr` with `error_code` comes from a page hidden for
+/// a watchpoint, by an access the payload's mapping allows (so it is km's to handle,
+/// not the payload's SIGSEGV).
+pub fn watched_fault(guest: &Guest, addr: u64, error_code: u64) -> bool {
+    let Some(d) = guest.debugger.as_ref() else {
+        return false;
+    };
+    if error_code & PF_PRESENT != 0 || !d.hides(addr) {
+        return false;
+    }
+    let Some((_, vma)) = lock(&guest.mm).vma_at(addr) else {
+        return false;
+    };
+    let need = if error_code & PF_FETCH != 0 {
+        libc::PROT_EXEC
+    } else if error_code & PF_WRITE != 0 {
+        libc::PROT_WRITE
+    } else {
+        // x86 pages cannot be write- or execute-only: any protection reads.
+        libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC
+    };
+    vma.prot & need != 0
+}
+
+/// Lets the faulting access at `addr` (by the instruction about to be single-stepped)
+/// through: shows its page and notes whether it hits a watchpoint.
+pub fn begin_watch_step(
+    guest: &Guest,
+    step: &mut WatchStep,
+    addr: u64,
+    error_code: u64,
+) -> Result<()> {
+    let d = guest.debugger.as_ref().expect("watched faults need gdb");
+    let page = page_align_down(addr);
+    show_page(guest, page)?;
+    step.pages.push(page);
+    if step.hit.is_none() {
+        step.hit = d.access_hit(addr, error_code & PF_WRITE != 0);
+    }
+    Ok(())
+}
+
+/// Ends an instruction's watch step: hides its pages again (those still watched) and
+/// returns the watchpoint it hit.
+pub fn end_watch_step(guest: &Guest, step: WatchStep) -> Result<Option<(WatchKind, u64)>> {
+    let hidden = guest
+        .debugger
+        .as_ref()
+        .map(|d| d.hidden_pages())
+        .unwrap_or_default();
+    for page in step.pages {
+        if hidden.contains(&page) {
+            hide_page(guest, page)?;
+        }
+    }
+    Ok(step.hit)
 }

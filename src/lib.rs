@@ -165,6 +165,7 @@ pub fn run(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infalli
         sigmask: inherited.sigmask,
         stepping: false,
         gdb_step: false,
+        watch_step: None,
         saved_mask: None,
         altstack: (0, 0),
     };

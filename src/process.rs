@@ -51,7 +51,7 @@ pub struct Config {
     /// The payload as named on the command line, for messages.
     pub name: String,
     pub argv: Vec<String>,
-    /// The ELF file running (absolute), for /proc/self/exe.
+    /// The ELF file running, absolute (/proc/self/exe, gdb's exec-file).
     pub exe: std::path::PathBuf,
     /// km's options to repeat when the payload's execve re-executes km.
     pub exec_options: Vec<std::ffi::OsString>,
@@ -106,6 +106,9 @@ pub struct Thread {
     pub stepping: bool,
     /// The current single-step is gdb's (its end is reported as a step).
     pub gdb_step: bool,
+    /// The instruction being single-stepped was let through pages hidden for read
+    /// and access watchpoints.
+    pub watch_step: Option<crate::debug::WatchStep>,
     /// The mask to restore after a handler interrupts rt_sigsuspend.
     pub saved_mask: Option<u64>,
     /// sigaltstack: base and size (size 0: disabled).

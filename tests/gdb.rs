@@ -61,8 +61,9 @@ fn wait_listening(server: &mut Child, marker: &str) {
 /// Longest a session may take before it counts as hung.
 const SESSION_LIMIT: Duration = Duration::from_secs(60);
 
-/// Runs gdb-tests/`script` against the server on `port`; `None` if it hung.
-fn session(exe: &Path, port: u16, script: &str) -> Option<String> {
+/// Runs gdb-tests/`script` against the server on `port`, gdb reading symbols from
+/// `exe` or, without it, fetching the executable from the server; `None` if it hung.
+fn session(exe: Option<&Path>, port: u16, script: &str) -> Option<String> {
     let mut gdb = Command::new("gdb")
         .args([
             "-batch",
@@ -76,7 +77,7 @@ fn session(exe: &Path, port: u16, script: &str) -> Option<String> {
                 .join("gdb-tests")
                 .join(script),
         )
-        .arg(exe)
+        .args(exe)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -106,12 +107,13 @@ fn assert_session(shown: &str, who: &str, expected: &[&str]) {
 }
 
 /// Starts `server` (already told its port), waits until it listens (it prints
-/// `marker`), runs gdb-tests/`script` against it and waits for it to end. Returns
-/// what gdb showed and how the server ended; a hung session fails the test.
+/// `marker`), runs gdb-tests/`script` against it (see [`session`]) and waits for it
+/// to end. Returns what gdb showed and how the server ended; a hung session fails
+/// the test.
 fn served(
     mut server: Command,
     marker: &str,
-    exe: &Path,
+    exe: Option<&Path>,
     port: u16,
     script: &str,
     who: &str,
@@ -159,7 +161,7 @@ fn gdb_session_under_km_and_gdbserver() {
         let (shown, status) = served(
             km_gdb(port, &dir, &args),
             "waiting for gdb",
-            &exe,
+            Some(&exe),
             port,
             "session.gdb",
             &who,
@@ -172,13 +174,263 @@ fn gdb_session_under_km_and_gdbserver() {
         let (shown, _) = served(
             gdbserver(port, &dir, &args),
             "Listening on port",
-            &exe,
+            Some(&exe),
             port,
             "session.gdb",
             &who,
         );
         assert_session(&shown, &who, EXPECTED);
     }
+}
+
+/// What a gdb without the executable must show against either server: the file
+/// read through host I/O, its symbols, the auxiliary vector.
+const NOFILE_EXPECTED: &[&str] = &[
+    "Reading symbols from target:",
+    "AT_PHDR ",
+    "AT_ENTRY             Entry point of program         0x",
+    "AT_EXECFN ",
+    "AT_NULL ",
+    "Breakpoint 1 at 0x",
+    "hit Breakpoint 1, compute (n=3) at gdbdemo.c:17",
+    "exited normally",
+];
+
+#[test]
+fn gdb_without_the_executable_fetches_it_and_names_threads() {
+    let dir = common::scratch("gdb-nofile");
+    let exe = payload("gdbdemo.glibc");
+    let args = [exe.as_os_str()];
+
+    let port = free_port();
+    let (shown, status) = served(
+        km_gdb(port, &dir, &args),
+        "waiting for gdb",
+        None,
+        port,
+        "nofile.gdb",
+        "km",
+    );
+    assert_session(&shown, "km", NOFILE_EXPECTED);
+    assert!(
+        shown.contains(&format!("Reading {} from remote target", exe.display())),
+        "km: gdb did not take the path from qXfer:exec-file:\n{shown}"
+    );
+    // km names each thread after the executable (as Linux's comm) and its vCPU.
+    assert_session(
+        &shown,
+        "km",
+        &[
+            " (gdbdemo.glibc, vcpu 0) compute (n=3) at gdbdemo.c:17",
+            " (gdbdemo.glibc, vcpu 1) ",
+            " (gdbdemo.glibc, vcpu 2) ",
+        ],
+    );
+    assert!(status.success(), "km: {status}");
+
+    let port = free_port();
+    let (shown, _) = served(
+        gdbserver(port, &dir, &args),
+        "Listening on port",
+        None,
+        port,
+        "nofile.gdb",
+        "gdbserver",
+    );
+    assert_session(&shown, "gdbserver", NOFILE_EXPECTED);
+    assert_session(
+        &shown,
+        "gdbserver",
+        &[" \"gdbdemo.glibc\" compute (n=3) at gdbdemo.c:17"],
+    );
+}
+
+/// Runs gdb-tests/`script` on `exe args` under `km -g` and under gdbserver and
+/// checks that both sessions show `expected`; returns how km ended.
+fn both_servers(exe: &Path, args: &[&str], script: &str, expected: &[&str]) -> ExitStatus {
+    let dir = common::scratch(script);
+    let mut all = vec![exe.as_os_str()];
+    all.extend(args.iter().map(OsStr::new));
+
+    let port = free_port();
+    let (shown, km_status) = served(
+        km_gdb(port, &dir, &all),
+        "waiting for gdb",
+        Some(exe),
+        port,
+        script,
+        "km",
+    );
+    assert_session(&shown, &format!("km {script}"), expected);
+
+    let port = free_port();
+    let (shown, _) = served(
+        gdbserver(port, &dir, &all),
+        "Listening on port",
+        Some(exe),
+        port,
+        script,
+        "gdbserver",
+    );
+    assert_session(&shown, &format!("gdbserver {script}"), expected);
+    km_status
+}
+
+#[test]
+fn ymm_registers_are_read_and_written() {
+    if !std::arch::is_x86_feature_detected!("avx") {
+        eprintln!("no AVX on this CPU: nothing to test");
+        return;
+    }
+    let status = both_servers(
+        &payload("debuggee.glibc"),
+        &["avx"],
+        "avx.gdb",
+        &[
+            "Breakpoint 1, avx_loaded () at ../tests/payloads/debuggee.c:27",
+            "$1 = {0x1122334455667788, 0x1122334455667788, 0x1122334455667788, 0x1122334455667788}",
+            "$2 = {0x1122334455667788, 0x1122334455667788, 0x1122334455667788, 0x42}",
+            // `info registers ymm0` shows the same through every view of the register.
+            "v4_int64 = {0x1122334455667788, 0x1122334455667788, 0x1122334455667788, 0x42}",
+            "exited normally",
+        ],
+    );
+    assert!(status.success(), "km: {status}");
+}
+
+/// A read watchpoint stops after each read of `g`, with its value and line; an access
+/// watchpoint reports reads and the write (old and new value).
+const WATCH_EXPECTED: &[&str] = &[
+    "Hardware read watchpoint 1: g",
+    "Hardware read watchpoint 1: g",
+    "Value = 5",
+    " in reader (n=3) at ../tests/payloads/debuggee.c:18",
+    "18\t        sum += g;",
+    "Hardware read watchpoint 1: g",
+    "Value = 5",
+    " in reader (n=3) at ../tests/payloads/debuggee.c:18",
+    "Hardware access (read/write) watchpoint 2: g",
+    "Hardware access (read/write) watchpoint 2: g",
+    "Value = 5",
+    " in reader (n=3) at ../tests/payloads/debuggee.c:18",
+    "Hardware access (read/write) watchpoint 2: g",
+    "Old value = 5",
+    "New value = 7",
+    "writer (v=7) at ../tests/payloads/debuggee.c:24",
+    "Hardware access (read/write) watchpoint 2: g",
+    "Value = 7",
+    " in reader (n=1) at ../tests/payloads/debuggee.c:18",
+    "exited normally",
+];
+
+#[test]
+fn read_and_access_watchpoints() {
+    for libc in ["glibc", "musl"] {
+        let exe = payload(&format!("debuggee.{libc}"));
+        let status = both_servers(&exe, &["watch"], "watch.gdb", WATCH_EXPECTED);
+        assert!(status.success(), "km {libc}: {status}");
+    }
+}
+
+/// With a read watchpoint on a constant (its page hidden from the payload), the
+/// payload's own faults stay SIGSEGV: a write to the read-only page and a write to
+/// unmapped memory.
+#[test]
+fn faults_under_a_read_watchpoint_stay_sigsegv() {
+    let exe = payload("debuggee.glibc");
+    for (args, line) in [
+        (&["fault"][..], "58\t        *(volatile int *)&ro = other;"),
+        (
+            &["fault", "null"][..],
+            "57\t            *(volatile int *)(long)other = 1;",
+        ),
+    ] {
+        let status = both_servers(
+            &exe,
+            args,
+            "watchfault.gdb",
+            &[
+                "Hardware read watchpoint 1: ro",
+                "Value = 3",
+                "55\t        other = *(volatile const int *)&ro;",
+                "Program received signal SIGSEGV, Segmentation fault.",
+                line,
+                "Program terminated with signal SIGSEGV, Segmentation fault.",
+            ],
+        );
+        assert_eq!(
+            status.signal(),
+            Some(libc::SIGSEGV),
+            "km {args:?}: {status}"
+        );
+    }
+}
+
+/// `stepi 300` from main steps over system calls (the landing pad) one instruction
+/// at a time and ends where it ends natively.
+#[test]
+fn stepi_steps_over_system_calls() {
+    let exe = payload("gdbdemo.glibc");
+    let dir = common::scratch("gdb-stepi");
+    let args = [exe.as_os_str()];
+    let port = free_port();
+    let (km_shown, status) = served(
+        km_gdb(port, &dir, &args),
+        "waiting for gdb",
+        Some(&exe),
+        port,
+        "stepi.gdb",
+        "km",
+    );
+    assert!(status.success(), "km: {status}");
+    let port = free_port();
+    let (native, _) = served(
+        gdbserver(port, &dir, &args),
+        "Listening on port",
+        Some(&exe),
+        port,
+        "stepi.gdb",
+        "gdbserver",
+    );
+    let pc = |shown: &str| {
+        assert_session(
+            shown,
+            "stepi",
+            &["Breakpoint 1, main ()", "$1 = ", "exited normally"],
+        );
+        shown
+            .lines()
+            .find(|l| l.starts_with("$1 = "))
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(
+        pc(&km_shown),
+        pc(&native),
+        "km:\n{km_shown}\ngdbserver:\n{native}"
+    );
+
+    // Through several system calls, each step stays a step.
+    let exe = payload("debuggee.glibc");
+    let args = [exe.as_os_str(), OsStr::new("watch")];
+    let port = free_port();
+    let (shown, _) = served(
+        km_gdb(port, &dir, &args),
+        "waiting for gdb",
+        Some(&exe),
+        port,
+        "stepi-long.gdb",
+        "km",
+    );
+    assert_session(
+        &shown,
+        "km stepi 1000",
+        &["Breakpoint 1, main (", "$1 = (void (*)()) 0x"],
+    );
+    assert!(
+        !shown.contains("exited normally"),
+        "km ran off while stepping:\n{shown}"
+    );
 }
 
 /// What the signal session must show: the fault stops gdb at its line, and
@@ -205,7 +457,7 @@ fn a_fault_stops_gdb_with_its_signal() {
     let (shown, status) = served(
         km_gdb(port, &dir, &km_args),
         "waiting for gdb",
-        &exe,
+        Some(&exe),
         port,
         "signal.gdb",
         "km",
@@ -218,7 +470,7 @@ fn a_fault_stops_gdb_with_its_signal() {
     let (shown, _) = served(
         gdbserver(port, &dir, &native_args),
         "Listening on port",
-        &exe,
+        Some(&exe),
         port,
         "signal.gdb",
         "gdbserver",
@@ -388,4 +640,239 @@ fn vscode_launch_configurations_work_through_gdb_mi() {
     for want in ["func=\"level2\"", "func=\"level1\"", "func=\"main\""] {
         assert!(shown.contains(want), "no {want:?} in\n{shown}");
     }
+}
+
+/// Runs gdb's MI interpreter with `steps`: each command is sent, then the test waits
+/// the given time (so that gdb sees it while the target runs). Returns gdb's output.
+fn mi_timed(exe: &Path, steps: &[(&str, Duration)]) -> String {
+    use std::io::Write;
+    let mut gdb = Command::new("gdb")
+        .args(["--interpreter=mi2", "-nx"])
+        .arg(exe)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("gdb");
+    let mut input = gdb.stdin.take().unwrap();
+    let steps: Vec<(String, Duration)> = steps.iter().map(|(c, d)| (c.to_string(), *d)).collect();
+    std::thread::spawn(move || {
+        for (command, pause) in steps {
+            if writeln!(input, "{command}").is_err() {
+                return;
+            }
+            std::thread::sleep(pause);
+        }
+    });
+    let out = gdb.wait_with_output().unwrap();
+    text(&out.stdout)
+}
+
+/// Waits up to `limit` for `child` to end.
+fn wait_for(child: &mut Child, limit: Duration, who: &str) -> ExitStatus {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            panic!("{who} did not end within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// gdb's Ctrl-C (MI `-exec-interrupt`) stops a payload blocked in a host syscall
+/// (sleep), shows where it is, and the payload can be resumed and stopped again.
+#[test]
+fn interrupt_stops_a_payload_blocked_in_a_host_syscall() {
+    let exe = payload("debuggee.glibc");
+    let dir = common::scratch("gdb-interrupt");
+    let args = [exe.as_os_str(), OsStr::new("sleep")];
+    let servers = [
+        ("km", km_gdb(free_port(), &dir, &args), "waiting for gdb"),
+        (
+            "gdbserver",
+            gdbserver(free_port(), &dir, &args),
+            "Listening on port",
+        ),
+    ];
+    for (who, mut server, marker) in servers {
+        let port = server
+            .get_args()
+            .find_map(|a| {
+                let a = a.to_str().unwrap();
+                a.strip_prefix("-g")
+                    .or(a.strip_prefix(':'))?
+                    .parse::<u16>()
+                    .ok()
+            })
+            .unwrap();
+        let mut child = server
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_listening(&mut child, marker);
+        let short = Duration::from_millis(500);
+        let running = Duration::from_millis(1500);
+        let target = format!("-target-select remote :{port}");
+        let shown = mi_timed(
+            &exe,
+            &[
+                ("-gdb-set mi-async on", Duration::ZERO),
+                ("-gdb-set confirm off", Duration::ZERO),
+                (&target, short),
+                ("-exec-continue", running),
+                ("-exec-interrupt", short),
+                ("-stack-list-frames", short),
+                ("-exec-continue", running),
+                ("-exec-interrupt", short),
+                ("-stack-list-frames", short),
+                ("-interpreter-exec console kill", short),
+                ("-gdb-exit", Duration::ZERO),
+            ],
+        );
+        let stops = shown
+            .matches("*stopped,reason=\"signal-received\",signal-name=\"SIGINT\"")
+            .count();
+        assert_eq!(stops, 2, "{who}: two Ctrl-C stops expected in\n{shown}");
+        let stacks: Vec<&str> = shown
+            .lines()
+            .filter(|l| l.starts_with("^done,stack="))
+            .collect();
+        assert_eq!(
+            stacks.len(),
+            2,
+            "{who}: two backtraces expected in\n{shown}"
+        );
+        for stack in stacks {
+            for want in ["func=\"sleep\"", "func=\"nap\"", "func=\"main\""] {
+                assert!(stack.contains(want), "{who}: no {want} in {stack}");
+            }
+        }
+        wait_for(&mut child, Duration::from_secs(10), who);
+    }
+}
+
+/// A remote-protocol packet with its checksum.
+fn packet(body: &str) -> Vec<u8> {
+    let sum = body.bytes().fold(0u8, |s, b| s.wrapping_add(b));
+    format!("${body}#{sum:02x}").into_bytes()
+}
+
+/// Clients that send junk, bad checksums or half a packet, or connect while another
+/// is attached, end their own session at most: the payload runs to its normal end,
+/// and with --gdb-listen a real gdb attaches afterwards.
+#[test]
+fn broken_clients_do_not_hurt_the_payload() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    let exe = payload("gdbdemo.glibc");
+    let junk: [&[u8]; 3] = [b"hello world\n", b"$qSupported#00", b"$m4010"];
+    for bytes in junk {
+        let port = free_port();
+        let mut server = km()
+            .arg(format!("-g{port}"))
+            .arg(&exe)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_listening(&mut server, "waiting for gdb");
+        let mut client = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        // A second client while the first is attached: refused or never served.
+        if let Ok(mut second) = TcpStream::connect(("127.0.0.1", port)) {
+            let _ = second.write_all(&packet("?"));
+        }
+        client.write_all(bytes).unwrap();
+        drop(client);
+        let status = wait_for(&mut server, Duration::from_secs(20), "km");
+        let mut out = String::new();
+        server
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
+        let what = String::from_utf8_lossy(bytes);
+        assert!(status.success(), "after {what:?}: {status}");
+        assert_eq!(out, "compute: 7, counter: 1\n", "after {what:?}");
+    }
+
+    let exe = payload("waiter.glibc");
+    let port = free_port();
+    let mut server = km()
+        .arg("--gdb-listen")
+        .arg(format!("-g{port}"))
+        .arg(&exe)
+        .arg("handler")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_listening(&mut server, "gdb can attach");
+    let mut out = BufReader::new(server.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    // Reads until a whole reply packet (`$...#xx`) came, or 5 s passed.
+    let read_reply = |s: &mut TcpStream| {
+        let mut got = Vec::new();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut buf = [0u8; 256];
+        while !got.iter().position(|&b| b == b'$').is_some_and(|d| {
+            got[d..]
+                .iter()
+                .position(|&b| b == b'#')
+                .is_some_and(|h| got.len() >= d + h + 3)
+        }) {
+            match s.read(&mut buf) {
+                Ok(n) if n > 0 => got.extend_from_slice(&buf[..n]),
+                _ => break,
+            }
+        }
+        String::from_utf8_lossy(&got).into_owned()
+    };
+    let mut first = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    first.write_all(&packet("?")).unwrap();
+    assert!(read_reply(&mut first).contains("$T05thread:"));
+    // The second client waits while the first is attached.
+    let mut second = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    second.write_all(&packet("?")).unwrap();
+    second
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    assert!(
+        second.read(&mut [0u8; 16]).is_err(),
+        "served while another client is attached"
+    );
+    first.write_all(b"$qSupported#00").unwrap();
+    first.write_all(b"$m40").unwrap();
+    drop(first);
+    // Then it is served, and leaves in the middle of a packet.
+    assert!(read_reply(&mut second).contains("$T05thread:"));
+    second.write_all(b"$g#6").unwrap();
+    drop(second);
+
+    let shown = Command::new("gdb")
+        .args(["-batch", "-nx", "-ex", &format!("target remote :{port}")])
+        .args(["-ex", "bt", "-ex", "detach"])
+        .arg(&exe)
+        .output()
+        .expect("gdb");
+    let shown = text(&shown.stdout) + &text(&shown.stderr);
+    for want in [" in pause ()", " in main (", "detached"] {
+        assert!(shown.contains(want), "no {want:?} in\n{shown}");
+    }
+    let pid = rustix::process::Pid::from_raw(server.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    line.clear();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "handled SIGTERM\n");
+    assert_eq!(
+        wait_for(&mut server, Duration::from_secs(10), "km").code(),
+        Some(3)
+    );
 }

@@ -3,6 +3,8 @@
 //! its own thread, driving the guest threads through `crate::debug`.
 
 mod arch;
+mod conn;
+mod host;
 mod target;
 
 use std::net::{TcpListener, TcpStream};
@@ -15,9 +17,10 @@ use gdbstub::conn::ConnectionExt;
 use gdbstub::stub::{DisconnectReason, GdbStub, MultiThreadStopReason, run_blocking};
 use gdbstub::target::Target;
 
-use crate::debug::{Debugger, Event};
+use crate::debug::{Debugger, Event, WatchKind};
 use crate::process::Guest;
 
+use conn::Conn;
 pub use target::KmTarget;
 
 /// How often the stub looks for gdb's Ctrl-C while the payload runs.
@@ -74,9 +77,13 @@ fn stop_reason(event: Event) -> MultiThreadStopReason<u64> {
             tid: tid(t),
             signal: Signal(sig as u8),
         },
-        Event::Watch(t, addr) => MultiThreadStopReason::Watch {
+        Event::Watch(t, kind, addr) => MultiThreadStopReason::Watch {
             tid: tid(t),
-            kind: gdbstub::target::ext::breakpoints::WatchKind::Write,
+            kind: match kind {
+                WatchKind::Write => gdbstub::target::ext::breakpoints::WatchKind::Write,
+                WatchKind::Read => gdbstub::target::ext::breakpoints::WatchKind::Read,
+                WatchKind::Access => gdbstub::target::ext::breakpoints::WatchKind::ReadWrite,
+            },
             addr,
         },
         Event::Exited(status) => MultiThreadStopReason::Exited(status as u8),
@@ -88,13 +95,13 @@ enum EventLoop {}
 
 impl run_blocking::BlockingEventLoop for EventLoop {
     type Target = KmTarget;
-    type Connection = TcpStream;
+    type Connection = Conn;
     type StopReason = MultiThreadStopReason<u64>;
 
     #[allow(clippy::type_complexity)]
     fn wait_for_stop_reason(
         target: &mut KmTarget,
-        conn: &mut TcpStream,
+        conn: &mut Conn,
     ) -> Result<
         run_blocking::Event<Self::StopReason>,
         run_blocking::WaitForStopReasonError<<KmTarget as Target>::Error, std::io::Error>,
@@ -128,7 +135,7 @@ impl run_blocking::BlockingEventLoop for EventLoop {
 /// payload run on by itself.
 pub fn serve(guest: Arc<Guest>, debugger: Arc<Debugger>, stream: TcpStream) {
     let mut target = KmTarget::new(guest.clone(), debugger.clone());
-    let result = GdbStub::new(stream).run_blocking::<EventLoop>(&mut target);
+    let result = GdbStub::new(Conn::new(stream)).run_blocking::<EventLoop>(&mut target);
     crate::trace!(crate::trace::Category::Kvm, "gdb stub ends: {result:?}");
     match result {
         Ok(DisconnectReason::TargetExited(_)) | Ok(DisconnectReason::TargetTerminated(_)) => {
@@ -141,6 +148,14 @@ pub fn serve(guest: Arc<Guest>, debugger: Arc<Debugger>, stream: TcpStream) {
             }
             for (addr, orig) in debugger.breakpoints() {
                 let _ = guest.vm.mem.write_bytes(addr, &[orig]);
+            }
+            for page in debugger.clear_access_watches() {
+                if let Err(e) = crate::debug::show_page(&guest, page) {
+                    eprintln!(
+                        "km: {}: gdb stub: showing page {page:#x}: {e:#}",
+                        guest.config.name
+                    );
+                }
             }
             debugger.detach();
         }

@@ -5,7 +5,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::arch::{KmRegs, KmX86_64};
+use super::host::HostFiles;
 use gdbstub::common::{Signal, Tid};
+use gdbstub::target::ext::auxv::AuxvOps;
 use gdbstub::target::ext::base::BaseOps;
 use gdbstub::target::ext::base::multithread::{
     MultiThreadBase, MultiThreadResume, MultiThreadResumeOps, MultiThreadSchedulerLocking,
@@ -15,15 +17,19 @@ use gdbstub::target::ext::breakpoints::{
     Breakpoints, BreakpointsOps, HwWatchpoint, HwWatchpointOps, SwBreakpoint, SwBreakpointOps,
     WatchKind,
 };
+use gdbstub::target::ext::exec_file::ExecFileOps;
+use gdbstub::target::ext::host_io::HostIoOps;
+use gdbstub::target::ext::thread_extra_info::ThreadExtraInfoOps;
 use gdbstub::target::{Target, TargetError, TargetResult};
 
-use crate::debug::{Action, Debugger};
+use crate::debug::{self, Action, Debugger};
 use crate::landing_pad::{USER_CS, USER_DS};
 use crate::process::Guest;
 
 pub struct KmTarget {
-    guest: Arc<Guest>,
-    debugger: Arc<Debugger>,
+    pub(super) guest: Arc<Guest>,
+    pub(super) debugger: Arc<Debugger>,
+    pub(super) files: HostFiles,
     actions: HashMap<i32, (Action, Option<i32>)>,
     lock_others: bool,
 }
@@ -33,6 +39,7 @@ impl KmTarget {
         KmTarget {
             guest,
             debugger,
+            files: HostFiles::default(),
             actions: HashMap::new(),
             lock_others: false,
         }
@@ -47,6 +54,16 @@ impl KmTarget {
 const FX_ST0: usize = 32;
 const FX_XMM0: usize = 160;
 const FX_MXCSR: usize = 24;
+/// XSAVE header: XSTATE_BV, the components the image holds (others are in their
+/// initial state, all zero for YMM).
+const XSTATE_BV: usize = 512;
+/// The YMM_Hi128 component (XSAVE feature 2) in the standard format KVM uses.
+const XSAVE_YMM_HI: usize = 576;
+const YMM_BIT: u64 = 1 << 2;
+
+fn u64_at(b: &[u8], o: usize) -> u64 {
+    u64::from_le_bytes(b[o..o + 8].try_into().expect("8 bytes"))
+}
 
 fn u16_at(b: &[u8], o: usize) -> u32 {
     u16::from_le_bytes([b[o], b[o + 1]]) as u32
@@ -65,6 +82,18 @@ impl Target for KmTarget {
     }
 
     fn support_breakpoints(&mut self) -> Option<BreakpointsOps<'_, Self>> {
+        Some(self)
+    }
+
+    fn support_auxv(&mut self) -> Option<AuxvOps<'_, Self>> {
+        Some(self)
+    }
+
+    fn support_exec_file(&mut self) -> Option<ExecFileOps<'_, Self>> {
+        Some(self)
+    }
+
+    fn support_host_io(&mut self) -> Option<HostIoOps<'_, Self>> {
         Some(self)
     }
 }
@@ -106,6 +135,12 @@ impl MultiThreadBase for KmTarget {
                     }
                     regs.mxcsr = u32_at(fx, FX_MXCSR);
                 }
+                if fx.len() >= XSAVE_YMM_HI + 256 && u64_at(fx, XSTATE_BV) & YMM_BIT != 0 {
+                    for (i, y) in all.ymm_hi.iter_mut().enumerate() {
+                        let at = XSAVE_YMM_HI + 16 * i;
+                        *y = u128::from_le_bytes(fx[at..at + 16].try_into().expect("16"));
+                    }
+                }
             })
             .ok_or(TargetError::NonFatal)
     }
@@ -129,6 +164,14 @@ impl MultiThreadBase for KmTarget {
                             .copy_from_slice(&x.to_le_bytes());
                     }
                     p.xsave[FX_MXCSR..FX_MXCSR + 4].copy_from_slice(&regs.mxcsr.to_le_bytes());
+                }
+                if super::arch::avx() && p.xsave.len() >= XSAVE_YMM_HI + 256 {
+                    for (i, y) in all.ymm_hi.iter().enumerate() {
+                        let at = XSAVE_YMM_HI + 16 * i;
+                        p.xsave[at..at + 16].copy_from_slice(&y.to_le_bytes());
+                    }
+                    let bv = u64_at(&p.xsave, XSTATE_BV) | YMM_BIT;
+                    p.xsave[XSTATE_BV..XSTATE_BV + 8].copy_from_slice(&bv.to_le_bytes());
                 }
                 p.dirty = true;
             })
@@ -183,6 +226,10 @@ impl MultiThreadBase for KmTarget {
     }
 
     fn support_resume(&mut self) -> Option<MultiThreadResumeOps<'_, Self>> {
+        Some(self)
+    }
+
+    fn support_thread_extra_info(&mut self) -> Option<ThreadExtraInfoOps<'_, Self>> {
         Some(self)
     }
 }
@@ -248,33 +295,65 @@ impl Breakpoints for KmTarget {
     }
 }
 
-/// Write watchpoints without debug registers (which do not fire on PVM): while one is
-/// set, running threads single-step and the watched bytes are compared after each
-/// instruction. Read and access watchpoints would need page protection and are not
-/// offered.
+/// Watchpoints without debug registers (which do not fire on PVM): write watchpoints
+/// single-step the running threads and compare the watched bytes; read and access
+/// watchpoints hide the pages they cover (see `crate::debug`).
 impl HwWatchpoint for KmTarget {
     fn add_hw_watchpoint(
         &mut self,
         addr: u64,
         len: u64,
-        kind: WatchKind,
+        gdb_kind: WatchKind,
     ) -> TargetResult<bool, Self> {
-        if kind != WatchKind::Write {
-            return Ok(false);
+        let kind = match gdb_kind {
+            WatchKind::Write => {
+                let mem = &self.guest.vm.mem;
+                return Ok(self
+                    .debugger
+                    .add_watch(addr, len as usize, |a, buf| mem.read_bytes(a, buf).is_ok()));
+            }
+            WatchKind::Read => debug::WatchKind::Read,
+            WatchKind::ReadWrite => debug::WatchKind::Access,
+        };
+        for page in self.debugger.add_access_watch(addr, len, kind) {
+            let hidden = debug::hide_page(&self.guest, page).map_err(|e| {
+                eprintln!(
+                    "km: {}: gdb stub: hiding page {page:#x}: {e:#}",
+                    self.guest.config.name
+                );
+                TargetError::<&'static str>::NonFatal
+            });
+            if !matches!(hidden, Ok(true)) {
+                // Not mapped: refuse the watchpoint (gdb says it cannot insert it).
+                self.remove_hw_watchpoint(addr, len, gdb_kind)?;
+                return Ok(false);
+            }
         }
-        let mem = &self.guest.vm.mem;
-        Ok(self
-            .debugger
-            .add_watch(addr, len as usize, |a, buf| mem.read_bytes(a, buf).is_ok()))
+        Ok(true)
     }
 
     fn remove_hw_watchpoint(
         &mut self,
         addr: u64,
         _len: u64,
-        _kind: WatchKind,
+        kind: WatchKind,
     ) -> TargetResult<bool, Self> {
-        Ok(self.debugger.remove_watch(addr))
+        let kind = match kind {
+            WatchKind::Write => return Ok(self.debugger.remove_watch(addr)),
+            WatchKind::Read => debug::WatchKind::Read,
+            WatchKind::ReadWrite => debug::WatchKind::Access,
+        };
+        let (found, shown) = self.debugger.remove_access_watch(addr, kind);
+        for page in shown {
+            debug::show_page(&self.guest, page).map_err(|e| {
+                eprintln!(
+                    "km: {}: gdb stub: showing page {page:#x}: {e:#}",
+                    self.guest.config.name
+                );
+                TargetError::NonFatal
+            })?;
+        }
+        Ok(found)
     }
 }
 

@@ -130,6 +130,7 @@ fn run_child(
         sigmask,
         stepping: false,
         gdb_step: false,
+        watch_step: None,
         saved_mask: None,
         altstack,
     };

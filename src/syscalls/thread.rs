@@ -173,6 +173,7 @@ fn spawn(guest: &Arc<Guest>, spec: ChildSpec) -> Result<i32, Errno> {
                 sigmask: spec.sigmask,
                 stepping: false,
                 gdb_step: false,
+                watch_step: None,
                 saved_mask: None,
                 altstack: (0, 0),
             };

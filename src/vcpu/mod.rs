@@ -365,10 +365,18 @@ pub fn run_thread(guest: &Arc<Guest>, mut thread: Thread, initial_stop: bool) {
                                 fail(guest, e.into());
                             }
                             let restart = value == (-(libc::EINTR as i64)) as u64;
-                            Point::Syscall {
+                            let point = Point::Syscall {
                                 nr: req.nr,
                                 result: value,
                                 restart,
+                            };
+                            if thread.stepping && !restart {
+                                match step_after_syscall(guest, &mut thread, point) {
+                                    Ok(()) => Point::Interrupted,
+                                    Err(e) => fail(guest, e),
+                                }
+                            } else {
+                                point
                             }
                         }
                         // The handler already set the user context (rt_sigreturn).
@@ -418,16 +426,8 @@ pub fn run_thread(guest: &Arc<Guest>, mut thread: Thread, initial_stop: bool) {
             // (hardware KVM reports steps this way) the step is done.
             Ok(Exit::Debug(pc)) if (SYS_BASE..SYS_BASE + SYS_SIZE).contains(&pc) => continue,
             Ok(Exit::Debug(_)) => {
-                if let Some(event) = step_event(guest, &thread) {
-                    guest
-                        .debugger
-                        .as_ref()
-                        .expect("stepping needs gdb")
-                        .report(event);
-                    match debug_park(guest, &mut thread, Point::Interrupted) {
-                        Ok(signal) => inject(&thread, signal),
-                        Err(e) => fail(guest, e),
-                    }
+                if let Err(e) = after_kvm_step(guest, &mut thread) {
+                    fail(guest, e);
                 }
                 Point::Interrupted
             }
@@ -471,6 +471,44 @@ pub fn run_thread(guest: &Arc<Guest>, mut thread: Thread, initial_stop: bool) {
     }
 }
 
+/// A system call made while single-stepping ends the step at the instruction after
+/// `syscall`, as under Linux. KVM's pending single-step does not survive the
+/// hypercall's I/O exit (seen on PVM), so km ends the step itself: it stops for gdb,
+/// or re-enters user code after the syscall, stepping on if still needed.
+fn step_after_syscall(guest: &Guest, thread: &mut Thread, point: Point) -> Result<()> {
+    match step_event(guest, thread)? {
+        Some(event) => {
+            let d = guest.debugger.as_ref().expect("step events need gdb");
+            d.report(event);
+            let signal = debug_park(guest, thread, point)?;
+            inject(thread, signal);
+        }
+        None => {
+            let regs = continue_after_step(guest, thread, signals::user_context(thread, point)?)?;
+            thread.vcpu.enter_user(&guest.vm.mem, &regs)?;
+        }
+    }
+    Ok(())
+}
+
+/// A single-step KVM reported at a user instruction (hardware KVM): stops for gdb,
+/// or goes on stepping or running.
+fn after_kvm_step(guest: &Guest, thread: &mut Thread) -> Result<()> {
+    match step_event(guest, thread)? {
+        Some(event) => {
+            let d = guest.debugger.as_ref().expect("step events need gdb");
+            d.report(event);
+            let signal = debug_park(guest, thread, Point::Interrupted)?;
+            inject(thread, signal);
+        }
+        None => {
+            let regs = continue_after_step(guest, thread, thread.vcpu.regs()?)?;
+            thread.vcpu.set_regs(&regs)?;
+        }
+    }
+    Ok(())
+}
+
 /// The user-visible stop point of a thread interrupted inside its syscall pad: the
 /// syscall done (result loaded next) or not yet made (to be re-executed).
 fn stop_point_in_pad(guest: &Guest, thread: &Thread) -> Result<Option<Point>> {
@@ -496,14 +534,63 @@ fn stop_point_in_pad(guest: &Guest, thread: &Thread) -> Result<Option<Point>> {
 }
 
 /// What a finished single-step of `thread` means for gdb: the end of gdb's own step,
-/// a write to a watched address, or nothing (keep going).
-fn step_event(guest: &Guest, thread: &Thread) -> Option<Event> {
-    let d = guest.debugger.as_ref()?;
-    if let Some(addr) = d.watch_hit(|a, buf| guest.vm.mem.read_bytes(a, buf).is_ok()) {
-        return Some(Event::Watch(thread.tid, addr));
+/// an access to a watched address, or nothing (keep going). A step over a page
+/// hidden for watchpoints ends here: the page is hidden again.
+fn step_event(guest: &Guest, thread: &mut Thread) -> Result<Option<Event>> {
+    let hit = match thread.watch_step.take() {
+        Some(step) => debug::end_watch_step(guest, step)?,
+        None => None,
+    };
+    let Some(d) = guest.debugger.as_ref().filter(|d| d.attached()) else {
+        // gdb went away during its step: nobody waits for its end.
+        thread.gdb_step = false;
+        return Ok(None);
+    };
+    if let Some((kind, addr)) = hit {
+        return Ok(Some(Event::Watch(thread.tid, kind, addr)));
     }
-    thread.gdb_step.then_some(Event::Step(thread.tid))
+    if let Some(addr) = d.watch_hit(|a, buf| guest.vm.mem.read_bytes(a, buf).is_ok()) {
+        return Ok(Some(Event::Watch(
+            thread.tid,
+            debug::WatchKind::Write,
+            addr,
+        )));
+    }
+    Ok(thread.gdb_step.then_some(Event::Step(thread.tid)))
 }
+
+/// Whether `thread` must run instruction by instruction: for gdb's step, for write
+/// watchpoints, or to finish an instruction let through a hidden page.
+fn needs_stepping(guest: &Guest, thread: &Thread) -> bool {
+    thread.gdb_step
+        || thread.watch_step.is_some()
+        || guest.debugger.as_ref().is_some_and(|d| d.watching())
+}
+
+/// Turns KVM's single-step for `thread` on or off.
+fn set_stepping(thread: &mut Thread, on: bool) -> Result<()> {
+    if on != thread.stepping {
+        thread.vcpu.set_single_step(on)?;
+        thread.stepping = on;
+    }
+    Ok(())
+}
+
+/// After a single-step that stops nothing: keeps stepping if still needed, else
+/// stops, and returns `regs` (the user context to resume) with TF to match.
+fn continue_after_step(guest: &Guest, thread: &mut Thread, mut regs: kvm_regs) -> Result<kvm_regs> {
+    set_stepping(thread, needs_stepping(guest, thread))?;
+    if thread.stepping {
+        regs.rflags |= debug::TF;
+    } else {
+        regs.rflags &= !debug::TF;
+    }
+    Ok(regs)
+}
+
+/// The x86 exception vectors km's debugging handles itself.
+const DEBUG_VECTOR: u64 = 1;
+const PAGE_FAULT_VECTOR: u64 = 14;
 
 /// Handles a CPU exception reported by the stubs: a debug event when gdb is
 /// attached (breakpoint, single-step), else the signal Linux would raise.
@@ -519,6 +606,42 @@ fn exception(guest: &Guest, thread: &mut Thread) -> Result<Point> {
         frame.rip,
         frame.rsp
     );
+    if frame.vector == PAGE_FAULT_VECTOR && debug::watched_fault(guest, cr2, frame.error_code) {
+        // An access to a page hidden for watchpoints: let this instruction through.
+        let step = thread.watch_step.get_or_insert_default();
+        debug::begin_watch_step(guest, step, cr2, frame.error_code)?;
+        set_stepping(thread, true)?;
+        let mut regs = signals::user_context(thread, Point::Exception(frame))?;
+        regs.rflags |= debug::TF;
+        thread.vcpu.enter_user(&guest.vm.mem, &regs)?;
+        return Ok(Point::Interrupted);
+    }
+    if frame.vector == DEBUG_VECTOR && thread.stepping {
+        let regs = signals::user_context(thread, Point::Exception(frame))?;
+        if (SYS_BASE..SYS_BASE + SYS_SIZE).contains(&frame.rip) {
+            // Stepping through the landing pad: keep going until user code.
+            thread.vcpu.enter_user(&guest.vm.mem, &regs)?;
+            return Ok(Point::Interrupted);
+        }
+        match step_event(guest, thread)? {
+            Some(event) => {
+                let d = guest.debugger.as_ref().expect("step events need gdb");
+                d.report(event);
+                let signal = debug_park(guest, thread, Point::Exception(frame))?;
+                inject(thread, signal);
+            }
+            None => {
+                let regs = continue_after_step(guest, thread, regs)?;
+                thread.vcpu.enter_user(&guest.vm.mem, &regs)?;
+            }
+        }
+        return Ok(Point::Interrupted);
+    }
+    if let Some(step) = thread.watch_step.take() {
+        // The instruction let through a hidden page raised something else.
+        debug::end_watch_step(guest, step)?;
+        set_stepping(thread, needs_stepping(guest, thread))?;
+    }
     if let Some(d) = guest.debugger.as_ref().filter(|d| d.attached()) {
         match frame.vector {
             3 if d.has_breakpoint(frame.rip - 1) => {
@@ -526,26 +649,6 @@ fn exception(guest: &Guest, thread: &mut Thread) -> Result<Point> {
                 d.report(Event::Breakpoint(thread.tid));
                 let signal = debug_park(guest, thread, Point::Exception(frame))?;
                 inject(thread, signal);
-                return Ok(Point::Interrupted);
-            }
-            1 if thread.stepping => {
-                if (SYS_BASE..SYS_BASE + SYS_SIZE).contains(&frame.rip) {
-                    // Stepping through the landing pad: keep going until user code.
-                    let regs = signals::user_context(thread, Point::Exception(frame))?;
-                    thread.vcpu.enter_user(&guest.vm.mem, &regs)?;
-                    return Ok(Point::Interrupted);
-                }
-                match step_event(guest, thread) {
-                    Some(event) => {
-                        d.report(event);
-                        let signal = debug_park(guest, thread, Point::Exception(frame))?;
-                        inject(thread, signal);
-                    }
-                    None => {
-                        let regs = signals::user_context(thread, Point::Exception(frame))?;
-                        thread.vcpu.enter_user(&guest.vm.mem, &regs)?;
-                    }
-                }
                 return Ok(Point::Interrupted);
             }
             _ => {
@@ -593,6 +696,7 @@ fn debug_park(guest: &Guest, thread: &mut Thread, point: Point) -> Result<Option
         _ => u64::MAX,
     };
     let parked = debug::Parked {
+        vcpu: thread.vcpu.area.id,
         regs,
         orig_rax,
         fs_base,
@@ -607,13 +711,9 @@ fn debug_park(guest: &Guest, thread: &mut Thread, point: Point) -> Result<Option
     let resume = d.park(thread.tid, parked);
     let mut regs = resume.regs;
     thread.gdb_step = resume.action == debug::Action::Step;
-    let stepping = thread.gdb_step || d.watching();
-    if stepping {
+    set_stepping(thread, needs_stepping(guest, thread))?;
+    if thread.stepping {
         regs.rflags |= debug::TF;
-    }
-    if stepping != thread.stepping {
-        thread.vcpu.set_single_step(stepping)?;
-        thread.stepping = stepping;
     }
     trace!(
         Category::Kvm,

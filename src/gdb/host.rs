@@ -1,0 +1,188 @@
+//! What gdb asks about the process and the host rather than the stopped threads:
+//! the auxiliary vector (`info auxv`), the executable's path (`qXfer:exec-file`),
+//! thread names, and read-only host file access (`vFile`), with which a gdb started
+//! without the executable fetches it from km.
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::fs::File;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
+
+use gdbstub::common::{Pid, Tid};
+use gdbstub::target::TargetResult;
+use gdbstub::target::ext::auxv::Auxv;
+use gdbstub::target::ext::exec_file::ExecFile;
+use gdbstub::target::ext::host_io::{
+    HostIo, HostIoClose, HostIoCloseOps, HostIoErrno, HostIoError, HostIoFstat, HostIoFstatOps,
+    HostIoOpen, HostIoOpenFlags, HostIoOpenMode, HostIoOpenOps, HostIoPread, HostIoPreadOps,
+    HostIoReadlink, HostIoReadlinkOps, HostIoResult, HostIoStat,
+};
+use gdbstub::target::ext::thread_extra_info::ThreadExtraInfo;
+
+use super::KmTarget;
+
+/// Linux keeps this many bytes of a task's name (TASK_COMM_LEN less the NUL).
+const COMM_LEN: usize = 15;
+
+/// Host files gdb opened with `vFile:open`, by the descriptor number gdb was given.
+#[derive(Default)]
+pub struct HostFiles {
+    open: HashMap<u32, File>,
+    next: u32,
+}
+
+/// Copies the part of `data` at `offset` into `buf`; past the end copies nothing.
+fn copy_from(data: &[u8], offset: u64, length: usize, buf: &mut [u8]) -> usize {
+    let Some(rest) = usize::try_from(offset).ok().and_then(|o| data.get(o..)) else {
+        return 0;
+    };
+    let n = rest.len().min(length).min(buf.len());
+    buf[..n].copy_from_slice(&rest[..n]);
+    n
+}
+
+impl Auxv for KmTarget {
+    fn get_auxv(&self, offset: u64, length: usize, buf: &mut [u8]) -> TargetResult<usize, Self> {
+        Ok(copy_from(&self.guest.config.auxv, offset, length, buf))
+    }
+}
+
+impl ExecFile for KmTarget {
+    fn get_exec_file(
+        &self,
+        _pid: Option<Pid>,
+        offset: u64,
+        length: usize,
+        buf: &mut [u8],
+    ) -> TargetResult<usize, Self> {
+        let path = self.guest.config.exe.as_os_str().as_bytes();
+        Ok(copy_from(path, offset, length, buf))
+    }
+}
+
+impl ThreadExtraInfo for KmTarget {
+    /// The thread's name as Linux would give it (the program file's name, cut to 15
+    /// bytes, which km also takes as its comm) and the vCPU that runs it.
+    fn thread_extra_info(&self, tid: Tid, buf: &mut [u8]) -> Result<usize, Self::Error> {
+        let name = std::path::Path::new(&self.guest.config.name);
+        let comm = name.file_name().map(|n| n.as_bytes()).unwrap_or_default();
+        let comm = &comm[..comm.len().min(COMM_LEN)];
+        let info = match self.debugger.with_parked(tid.get() as i32, |p| p.vcpu) {
+            Some(vcpu) => format!("{}, vcpu {vcpu}", String::from_utf8_lossy(comm)),
+            None => String::from_utf8_lossy(comm).into_owned(),
+        };
+        Ok(copy_from(info.as_bytes(), 0, info.len(), buf))
+    }
+}
+
+fn errno<E>(e: HostIoErrno) -> HostIoError<E> {
+    HostIoError::Errno(e)
+}
+
+/// Host I/O is read-only: gdb may fetch files (the executable, `/proc` entries) but
+/// not change anything on the host.
+impl HostIo for KmTarget {
+    fn support_open(&mut self) -> Option<HostIoOpenOps<'_, Self>> {
+        Some(self)
+    }
+
+    fn support_close(&mut self) -> Option<HostIoCloseOps<'_, Self>> {
+        Some(self)
+    }
+
+    fn support_pread(&mut self) -> Option<HostIoPreadOps<'_, Self>> {
+        Some(self)
+    }
+
+    fn support_fstat(&mut self) -> Option<HostIoFstatOps<'_, Self>> {
+        Some(self)
+    }
+
+    fn support_readlink(&mut self) -> Option<HostIoReadlinkOps<'_, Self>> {
+        Some(self)
+    }
+}
+
+impl HostIoOpen for KmTarget {
+    fn open(
+        &mut self,
+        filename: &[u8],
+        flags: HostIoOpenFlags,
+        _mode: HostIoOpenMode,
+    ) -> HostIoResult<u32, Self> {
+        let writes = HostIoOpenFlags::O_WRONLY
+            | HostIoOpenFlags::O_RDWR
+            | HostIoOpenFlags::O_APPEND
+            | HostIoOpenFlags::O_CREAT
+            | HostIoOpenFlags::O_TRUNC;
+        if flags.intersects(writes) {
+            return Err(errno(HostIoErrno::EACCES));
+        }
+        let file = File::open(OsStr::from_bytes(filename))?;
+        let files = &mut self.files;
+        let fd = files.next;
+        files.next += 1;
+        files.open.insert(fd, file);
+        Ok(fd)
+    }
+}
+
+impl HostIoClose for KmTarget {
+    fn close(&mut self, fd: u32) -> HostIoResult<(), Self> {
+        self.files
+            .open
+            .remove(&fd)
+            .map(drop)
+            .ok_or(errno(HostIoErrno::EBADF))
+    }
+}
+
+impl HostIoPread for KmTarget {
+    fn pread(
+        &mut self,
+        fd: u32,
+        count: usize,
+        offset: u64,
+        buf: &mut [u8],
+    ) -> HostIoResult<usize, Self> {
+        let file = self.files.open.get(&fd).ok_or(errno(HostIoErrno::EBADF))?;
+        let n = count.min(buf.len());
+        Ok(file.read_at(&mut buf[..n], offset)?)
+    }
+}
+
+impl HostIoFstat for KmTarget {
+    fn fstat(&mut self, fd: u32) -> HostIoResult<HostIoStat, Self> {
+        let file = self.files.open.get(&fd).ok_or(errno(HostIoErrno::EBADF))?;
+        let m = file.metadata()?;
+        // The protocol's fields are 32 bits wide where Linux's are wider.
+        Ok(HostIoStat {
+            st_dev: m.dev() as u32,
+            st_ino: m.ino() as u32,
+            st_mode: HostIoOpenMode::from_bits_truncate(m.mode()),
+            st_nlink: m.nlink() as u32,
+            st_uid: m.uid(),
+            st_gid: m.gid(),
+            st_rdev: m.rdev() as u32,
+            st_size: m.size(),
+            st_blksize: m.blksize(),
+            st_blocks: m.blocks(),
+            st_atime: m.atime() as u32,
+            st_mtime: m.mtime() as u32,
+            st_ctime: m.ctime() as u32,
+        })
+    }
+}
+
+impl HostIoReadlink for KmTarget {
+    fn readlink(&mut self, filename: &[u8], buf: &mut [u8]) -> HostIoResult<usize, Self> {
+        let target = std::fs::read_link(OsStr::from_bytes(filename))?;
+        let bytes = target.as_os_str().as_bytes();
+        if bytes.len() > buf.len() {
+            return Err(errno(HostIoErrno::ENAMETOOLONG));
+        }
+        buf[..bytes.len()].copy_from_slice(bytes);
+        Ok(bytes.len())
+    }
+}

@@ -1,0 +1,61 @@
+/* Debugging targets for tests/gdb.rs, chosen by argv[1]:
+ *   watch  reads a global in a loop and then writes it (read/access watchpoints)
+ *   fault  the same, then reads a constant and writes it (SIGSEGV), with a further
+ *          argument first through a pointer to unmapped memory (SIGSEGV)
+ *   avx    loads a known pattern into ymm0 and stops in avx_loaded()
+ *   sleep  blocks in sleep(100) inside nap() (gdb's Ctrl-C) */
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+int g = 5;
+int other;
+const int ro = 3;
+
+__attribute__((noinline)) int reader(int n) {
+    int sum = 0;
+    for (int i = 0; i < n; i++)
+        sum += g;
+    return sum;
+}
+
+__attribute__((noinline)) void writer(int v) {
+    g = v;
+}
+
+__attribute__((noinline)) void avx_loaded(void) {
+}
+
+__attribute__((noinline)) void nap(void) {
+    sleep(100);
+}
+
+static void load_ymm0(void) {
+    static const long long pattern = 0x1122334455667788LL;
+    __asm__ volatile("vbroadcastsd %0, %%ymm0" : : "m"(pattern) : "xmm0");
+}
+
+int main(int argc, char **argv) {
+    const char *mode = argc > 1 ? argv[1] : "watch";
+    if (!strcmp(mode, "avx")) {
+        load_ymm0();
+        avx_loaded();
+        return 0;
+    }
+    if (!strcmp(mode, "sleep")) {
+        nap();
+        return 0;
+    }
+    other = 1;
+    int s = reader(3);
+    writer(7);
+    s += reader(1);
+    printf("sum %d\n", s);
+    if (!strcmp(mode, "fault")) {
+        other = *(volatile const int *)&ro;
+        if (argc > 2)
+            *(volatile int *)(long)other = 1;
+        *(volatile int *)&ro = other;
+    }
+    return 0;
+}

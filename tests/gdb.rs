@@ -152,7 +152,9 @@ fn gdbserver(port: u16, dir: &Path, args: &[&OsStr]) -> Command {
 #[test]
 fn gdb_session_under_km_and_gdbserver() {
     let dir = common::scratch("gdb-session");
-    for libc in ["glibc", "musl"] {
+    // Static glibc and musl, and glibc dynamically linked (gdb finds the libraries
+    // through the auxiliary vector and the dynamic linker's link map).
+    for libc in ["glibc", "musl", "dynamic"] {
         let exe = payload(&format!("gdbdemo.{libc}"));
         let args = [exe.as_os_str()];
 

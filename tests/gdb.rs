@@ -878,3 +878,40 @@ fn broken_clients_do_not_hurt_the_payload() {
         Some(3)
     );
 }
+
+/// `stepi` through clone3 (pthread_create) under km and gdbserver: the step ends in
+/// the parent, the new thread runs on (no stray SIGTRAP), the payload exits.
+#[test]
+fn stepping_through_thread_creation() {
+    let exe = payload("gdbdemo.glibc");
+    let dir = common::scratch("gdb-clone-step");
+    let args = [exe.as_os_str()];
+    let expected = &[
+        "Breakpoint 1, 0x",
+        "[New Thread ",
+        "in __clone_internal ()",
+        "exited normally",
+    ];
+    let port = free_port();
+    let (shown, status) = served(
+        km_gdb(port, &dir, &args),
+        "waiting for gdb",
+        Some(&exe),
+        port,
+        "clone-step.gdb",
+        "km",
+    );
+    assert_session(&shown, "km", expected);
+    assert!(!shown.contains("SIGTRAP"), "km:\n{shown}");
+    assert!(status.success(), "km: {status}");
+    let port = free_port();
+    let (shown, _) = served(
+        gdbserver(port, &dir, &args),
+        "Listening on port",
+        Some(&exe),
+        port,
+        "clone-step.gdb",
+        "gdbserver",
+    );
+    assert_session(&shown, "gdbserver", expected);
+}

@@ -141,11 +141,12 @@ fn run_child(
     }
 }
 
-/// The child's user context: where the parent's syscall returns, with RAX = 0.
+/// The child's user context: where the parent's syscall returns, with RAX = 0 and
+/// without the parent's single-step (TF), which a child never inherits on Linux.
 pub fn child_regs(parent: &kvm_regs, stack: u64) -> kvm_regs {
     kvm_regs {
         rip: parent.rcx,
-        rflags: parent.r11,
+        rflags: parent.r11 & !crate::debug::TF,
         rsp: if stack != 0 { stack } else { parent.rsp },
         rax: 0,
         ..*parent

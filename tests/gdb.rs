@@ -450,12 +450,7 @@ fn a_fault_stops_gdb_with_its_signal() {
     let dir = common::scratch("gdb-signal");
 
     let port = free_port();
-    let km_args = [
-        OsStr::new("--no-coredump"),
-        OsStr::new("--no-crash-report"),
-        exe.as_os_str(),
-        OsStr::new("null"),
-    ];
+    let km_args = [exe.as_os_str(), OsStr::new("null")];
     let (shown, status) = served(
         km_gdb(port, &dir, &km_args),
         "waiting for gdb",
@@ -466,6 +461,19 @@ fn a_fault_stops_gdb_with_its_signal() {
     );
     assert_session(&shown, "km", SIGNAL_EXPECTED);
     assert_eq!(status.signal(), Some(libc::SIGSEGV));
+    // The signal gdb passed on killed the payload: its core shows the faulting
+    // frame, not km's exception stub.
+    let core = Command::new("gdb")
+        .args(["-batch", "-nx", "-ex", "bt 1"])
+        .arg(&exe)
+        .arg(dir.join("kmcore"))
+        .output()
+        .expect("gdb");
+    let bt = String::from_utf8_lossy(&core.stdout);
+    assert!(
+        bt.contains("#0  ") && bt.contains("in level2 ") && bt.contains("fault.c:13"),
+        "{bt}"
+    );
 
     let port = free_port();
     let native_args = [exe.as_os_str(), OsStr::new("null")];

@@ -660,7 +660,9 @@ fn exception(guest: &Guest, thread: &mut Thread) -> Result<Point> {
                     return Ok(Point::Interrupted);
                 }
                 if let Some(fatal) = signals::raise_fault(guest, thread, info) {
-                    crash::die(guest, thread, Point::Interrupted, &fatal);
+                    // The vCPU now sits in the stub's exit; the report and core
+                    // show the faulting user context.
+                    crash::die(guest, thread, Point::Exception(frame), &fatal);
                 }
                 return Ok(Point::Interrupted);
             }

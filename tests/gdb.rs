@@ -923,3 +923,46 @@ fn stepping_through_thread_creation() {
     );
     assert_session(&shown, "gdbserver", expected);
 }
+
+/// A dynamically linked payload: the stub lists the loaded libraries
+/// (qXfer:libraries-svr4) as gdbserver does, and gdb shows them.
+#[test]
+fn shared_libraries_of_a_dynamic_payload() {
+    let exe = payload("gdbdemo.dynamic");
+    let dir = common::scratch("gdb-libraries");
+    let args = [exe.as_os_str()];
+    let expected = &[
+        "hit Breakpoint 1, compute (n=3)",
+        "/lib/x86_64-linux-gnu/libc.so.6",
+        "<library-list-svr4 version=\"1.0\" main-lm=\"0x",
+        "exited normally",
+    ];
+    let port = free_port();
+    let (shown, status) = served(
+        km_gdb(port, &dir, &args),
+        "waiting for gdb",
+        Some(&exe),
+        port,
+        "libraries.gdb",
+        "km",
+    );
+    assert_session(&shown, "km", expected);
+    assert!(status.success(), "km: {status}");
+    let raw = |shown: &str| {
+        shown
+            .lines()
+            .find(|l| l.starts_with("received:"))
+            .map(str::to_owned)
+    };
+    assert!(raw(&shown).unwrap().contains("libc.so.6"), "{shown}");
+    let port = free_port();
+    let (native, _) = served(
+        gdbserver(port, &dir, &args),
+        "Listening on port",
+        Some(&exe),
+        port,
+        "libraries.gdb",
+        "gdbserver",
+    );
+    assert_session(&native, "gdbserver", expected);
+}

@@ -33,7 +33,7 @@ pub struct HostFiles {
 }
 
 /// Copies the part of `data` at `offset` into `buf`; past the end copies nothing.
-fn copy_from(data: &[u8], offset: u64, length: usize, buf: &mut [u8]) -> usize {
+pub fn copy_from(data: &[u8], offset: u64, length: usize, buf: &mut [u8]) -> usize {
     let Some(rest) = usize::try_from(offset).ok().and_then(|o| data.get(o..)) else {
         return 0;
     };

@@ -5,6 +5,7 @@
 mod arch;
 mod conn;
 mod host;
+mod libraries;
 mod target;
 
 use std::net::{TcpListener, TcpStream};

@@ -93,6 +93,12 @@ impl Target for KmTarget {
         Some(self)
     }
 
+    fn support_libraries_svr4(
+        &mut self,
+    ) -> Option<gdbstub::target::ext::libraries::LibrariesSvr4Ops<'_, Self>> {
+        Some(self)
+    }
+
     fn support_host_io(&mut self) -> Option<HostIoOps<'_, Self>> {
         Some(self)
     }

@@ -156,19 +156,7 @@ pub fn run(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infalli
     vcpu.start(image.entry, rsp)?;
     let tid = rustix::process::getpid().as_raw_nonzero().get();
     let handle = guest.thread_started(tid);
-    let main = Thread {
-        tid,
-        handle,
-        vcpu,
-        clear_child_tid: 0,
-        robust_list: (0, 0),
-        sigmask: inherited.sigmask,
-        stepping: false,
-        gdb_step: false,
-        watch_step: None,
-        saved_mask: None,
-        altstack: (0, 0),
-    };
+    let main = Thread::new(tid, handle, vcpu, inherited.sigmask);
     if let (Some(port), Some(debugger)) = (gdb_port, debugger) {
         let addr = format!("{}:{port}", cli.gdb_address);
         let listener = gdb::listen(&addr, &guest.config.name, !cli.gdb_listen)?;

@@ -115,6 +115,25 @@ pub struct Thread {
     pub altstack: (u64, u64),
 }
 
+impl Thread {
+    /// A thread with signal mask `sigmask` and no other per-thread kernel state yet.
+    pub fn new(tid: i32, handle: Arc<ThreadHandle>, vcpu: Vcpu, sigmask: u64) -> Thread {
+        Thread {
+            tid,
+            handle,
+            vcpu,
+            clear_child_tid: 0,
+            robust_list: (0, 0),
+            sigmask,
+            stepping: false,
+            gdb_step: false,
+            watch_step: None,
+            saved_mask: None,
+            altstack: (0, 0),
+        }
+    }
+}
+
 impl Guest {
     pub fn new(
         config: Config,

@@ -9,7 +9,7 @@ use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{km, payload, text};
@@ -137,6 +137,45 @@ fn served(
     )
 }
 
+/// Runs gdb `script` against `km -gPORT args` in `dir` (gdb loads `exe` when given);
+/// returns what gdb showed and how km ended.
+fn under_km(
+    dir: &Path,
+    args: &[&OsStr],
+    exe: Option<&Path>,
+    script: &str,
+    who: &str,
+) -> (String, ExitStatus) {
+    let port = free_port();
+    served(
+        km_gdb(port, dir, args),
+        "waiting for gdb",
+        exe,
+        port,
+        script,
+        who,
+    )
+}
+
+/// The same session against Debian's gdbserver running `args` natively.
+fn under_gdbserver(
+    dir: &Path,
+    args: &[&OsStr],
+    exe: Option<&Path>,
+    script: &str,
+    who: &str,
+) -> (String, ExitStatus) {
+    let port = free_port();
+    served(
+        gdbserver(port, dir, args),
+        "Listening on port",
+        exe,
+        port,
+        script,
+        who,
+    )
+}
+
 fn km_gdb(port: u16, dir: &Path, args: &[&OsStr]) -> Command {
     let mut cmd = km();
     cmd.current_dir(dir).arg(format!("-g{port}")).args(args);
@@ -158,29 +197,13 @@ fn gdb_session_under_km_and_gdbserver() {
         let exe = payload(&format!("gdbdemo.{libc}"));
         let args = [exe.as_os_str()];
 
-        let port = free_port();
         let who = format!("km {libc}");
-        let (shown, status) = served(
-            km_gdb(port, &dir, &args),
-            "waiting for gdb",
-            Some(&exe),
-            port,
-            "session.gdb",
-            &who,
-        );
+        let (shown, status) = under_km(&dir, &args, Some(&exe), "session.gdb", &who);
         assert_session(&shown, &who, EXPECTED);
         assert!(status.success(), "{who}: {status}");
 
-        let port = free_port();
         let who = format!("gdbserver {libc}");
-        let (shown, _) = served(
-            gdbserver(port, &dir, &args),
-            "Listening on port",
-            Some(&exe),
-            port,
-            "session.gdb",
-            &who,
-        );
+        let (shown, _) = under_gdbserver(&dir, &args, Some(&exe), "session.gdb", &who);
         assert_session(&shown, &who, EXPECTED);
     }
 }
@@ -204,15 +227,7 @@ fn gdb_without_the_executable_fetches_it_and_names_threads() {
     let exe = payload("gdbdemo.glibc");
     let args = [exe.as_os_str()];
 
-    let port = free_port();
-    let (shown, status) = served(
-        km_gdb(port, &dir, &args),
-        "waiting for gdb",
-        None,
-        port,
-        "nofile.gdb",
-        "km",
-    );
+    let (shown, status) = under_km(&dir, &args, None, "nofile.gdb", "km");
     assert_session(&shown, "km", NOFILE_EXPECTED);
     assert!(
         shown.contains(&format!("Reading {} from remote target", exe.display())),
@@ -230,15 +245,7 @@ fn gdb_without_the_executable_fetches_it_and_names_threads() {
     );
     assert!(status.success(), "km: {status}");
 
-    let port = free_port();
-    let (shown, _) = served(
-        gdbserver(port, &dir, &args),
-        "Listening on port",
-        None,
-        port,
-        "nofile.gdb",
-        "gdbserver",
-    );
+    let (shown, _) = under_gdbserver(&dir, &args, None, "nofile.gdb", "gdbserver");
     assert_session(&shown, "gdbserver", NOFILE_EXPECTED);
     assert_session(
         &shown,
@@ -254,26 +261,10 @@ fn both_servers(exe: &Path, args: &[&str], script: &str, expected: &[&str]) -> E
     let mut all = vec![exe.as_os_str()];
     all.extend(args.iter().map(OsStr::new));
 
-    let port = free_port();
-    let (shown, km_status) = served(
-        km_gdb(port, &dir, &all),
-        "waiting for gdb",
-        Some(exe),
-        port,
-        script,
-        "km",
-    );
+    let (shown, km_status) = under_km(&dir, &all, Some(exe), script, "km");
     assert_session(&shown, &format!("km {script}"), expected);
 
-    let port = free_port();
-    let (shown, _) = served(
-        gdbserver(port, &dir, &all),
-        "Listening on port",
-        Some(exe),
-        port,
-        script,
-        "gdbserver",
-    );
+    let (shown, _) = under_gdbserver(&dir, &all, Some(exe), script, "gdbserver");
     assert_session(&shown, &format!("gdbserver {script}"), expected);
     km_status
 }
@@ -375,25 +366,9 @@ fn stepi_steps_over_system_calls() {
     let exe = payload("gdbdemo.glibc");
     let dir = common::scratch("gdb-stepi");
     let args = [exe.as_os_str()];
-    let port = free_port();
-    let (km_shown, status) = served(
-        km_gdb(port, &dir, &args),
-        "waiting for gdb",
-        Some(&exe),
-        port,
-        "stepi.gdb",
-        "km",
-    );
+    let (km_shown, status) = under_km(&dir, &args, Some(&exe), "stepi.gdb", "km");
     assert!(status.success(), "km: {status}");
-    let port = free_port();
-    let (native, _) = served(
-        gdbserver(port, &dir, &args),
-        "Listening on port",
-        Some(&exe),
-        port,
-        "stepi.gdb",
-        "gdbserver",
-    );
+    let (native, _) = under_gdbserver(&dir, &args, Some(&exe), "stepi.gdb", "gdbserver");
     let pc = |shown: &str| {
         assert_session(
             shown,
@@ -415,15 +390,7 @@ fn stepi_steps_over_system_calls() {
     // Through several system calls, each step stays a step.
     let exe = payload("debuggee.glibc");
     let args = [exe.as_os_str(), OsStr::new("watch")];
-    let port = free_port();
-    let (shown, _) = served(
-        km_gdb(port, &dir, &args),
-        "waiting for gdb",
-        Some(&exe),
-        port,
-        "stepi-long.gdb",
-        "km",
-    );
+    let (shown, _) = under_km(&dir, &args, Some(&exe), "stepi-long.gdb", "km");
     assert_session(
         &shown,
         "km stepi 1000",
@@ -449,16 +416,8 @@ fn a_fault_stops_gdb_with_its_signal() {
     let exe = payload("fault.glibc");
     let dir = common::scratch("gdb-signal");
 
-    let port = free_port();
     let km_args = [exe.as_os_str(), OsStr::new("null")];
-    let (shown, status) = served(
-        km_gdb(port, &dir, &km_args),
-        "waiting for gdb",
-        Some(&exe),
-        port,
-        "signal.gdb",
-        "km",
-    );
+    let (shown, status) = under_km(&dir, &km_args, Some(&exe), "signal.gdb", "km");
     assert_session(&shown, "km", SIGNAL_EXPECTED);
     assert_eq!(status.signal(), Some(libc::SIGSEGV));
     // The signal gdb passed on killed the payload: its core shows the faulting
@@ -475,27 +434,18 @@ fn a_fault_stops_gdb_with_its_signal() {
         "{bt}"
     );
 
-    let port = free_port();
     let native_args = [exe.as_os_str(), OsStr::new("null")];
-    let (shown, _) = served(
-        gdbserver(port, &dir, &native_args),
-        "Listening on port",
-        Some(&exe),
-        port,
-        "signal.gdb",
-        "gdbserver",
-    );
+    let (shown, _) = under_gdbserver(&dir, &native_args, Some(&exe), "signal.gdb", "gdbserver");
     assert_session(&shown, "gdbserver", SIGNAL_EXPECTED);
 }
 
-#[test]
-fn attach_detach_and_attach_again() {
-    let exe = payload("waiter.glibc");
-    let port = free_port();
+/// Starts `km --gdb-listen` on the waiter payload (`exe`, which handles SIGTERM) and
+/// waits until it runs, before any gdb attaches; returns km and its stdout.
+fn listening_waiter(exe: &Path, port: u16) -> (Child, BufReader<ChildStdout>) {
     let mut server = km()
         .arg("--gdb-listen")
         .arg(format!("-g{port}"))
-        .arg(&exe)
+        .arg(exe)
         .arg("handler")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -506,6 +456,15 @@ fn attach_detach_and_attach_again() {
     let mut line = String::new();
     out.read_line(&mut line).unwrap();
     assert_eq!(line, "ready\n", "the payload runs before gdb attaches");
+    (server, out)
+}
+
+#[test]
+fn attach_detach_and_attach_again() {
+    let exe = payload("waiter.glibc");
+    let port = free_port();
+    let (mut server, mut out) = listening_waiter(&exe, port);
+    let mut line = String::new();
     for round in 1..=2 {
         let shown = Command::new("gdb")
             .args(["-batch", "-nx", "-ex", &format!("target remote :{port}")])
@@ -813,20 +772,8 @@ fn broken_clients_do_not_hurt_the_payload() {
 
     let exe = payload("waiter.glibc");
     let port = free_port();
-    let mut server = km()
-        .arg("--gdb-listen")
-        .arg(format!("-g{port}"))
-        .arg(&exe)
-        .arg("handler")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_listening(&mut server, "gdb can attach");
-    let mut out = BufReader::new(server.stdout.take().unwrap());
+    let (mut server, mut out) = listening_waiter(&exe, port);
     let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    assert_eq!(line, "ready\n");
     // Reads until a whole reply packet (`$...#xx`) came, or 5 s passed.
     let read_reply = |s: &mut TcpStream| {
         let mut got = Vec::new();
@@ -900,27 +847,11 @@ fn stepping_through_thread_creation() {
         "in __clone_internal ()",
         "exited normally",
     ];
-    let port = free_port();
-    let (shown, status) = served(
-        km_gdb(port, &dir, &args),
-        "waiting for gdb",
-        Some(&exe),
-        port,
-        "clone-step.gdb",
-        "km",
-    );
+    let (shown, status) = under_km(&dir, &args, Some(&exe), "clone-step.gdb", "km");
     assert_session(&shown, "km", expected);
     assert!(!shown.contains("SIGTRAP"), "km:\n{shown}");
     assert!(status.success(), "km: {status}");
-    let port = free_port();
-    let (shown, _) = served(
-        gdbserver(port, &dir, &args),
-        "Listening on port",
-        Some(&exe),
-        port,
-        "clone-step.gdb",
-        "gdbserver",
-    );
+    let (shown, _) = under_gdbserver(&dir, &args, Some(&exe), "clone-step.gdb", "gdbserver");
     assert_session(&shown, "gdbserver", expected);
 }
 
@@ -937,15 +868,7 @@ fn shared_libraries_of_a_dynamic_payload() {
         "<library-list-svr4 version=\"1.0\" main-lm=\"0x",
         "exited normally",
     ];
-    let port = free_port();
-    let (shown, status) = served(
-        km_gdb(port, &dir, &args),
-        "waiting for gdb",
-        Some(&exe),
-        port,
-        "libraries.gdb",
-        "km",
-    );
+    let (shown, status) = under_km(&dir, &args, Some(&exe), "libraries.gdb", "km");
     assert_session(&shown, "km", expected);
     assert!(status.success(), "km: {status}");
     let raw = |shown: &str| {
@@ -955,14 +878,6 @@ fn shared_libraries_of_a_dynamic_payload() {
             .map(str::to_owned)
     };
     assert!(raw(&shown).unwrap().contains("libc.so.6"), "{shown}");
-    let port = free_port();
-    let (native, _) = served(
-        gdbserver(port, &dir, &args),
-        "Listening on port",
-        Some(&exe),
-        port,
-        "libraries.gdb",
-        "gdbserver",
-    );
+    let (native, _) = under_gdbserver(&dir, &args, Some(&exe), "libraries.gdb", "gdbserver");
     assert_session(&native, "gdbserver", expected);
 }

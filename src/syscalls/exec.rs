@@ -28,19 +28,12 @@ fn string_array(ctx: &Ctx<'_>, mut addr: u64, total: &mut usize) -> Result<Vec<C
         if p == 0 {
             return Ok(out);
         }
-        ctx.readable(p, 1)?;
-        let bytes = ctx.guest.vm.mem.read_cstr(p, MAX_ARG_STRLEN).map_err(|f| {
-            if ctx.readable(f.addr, 1).is_ok() {
-                Errno::TOOBIG
-            } else {
-                Errno::FAULT
-            }
-        })?;
-        *total += bytes.len() + 1 + 8;
+        let arg = ctx.read_cstring(p, MAX_ARG_STRLEN, Errno::TOOBIG)?;
+        *total += arg.as_bytes().len() + 1 + 8;
         if *total > MAX_ARGS_TOTAL {
             return Err(Errno::TOOBIG);
         }
-        out.push(CString::new(bytes).expect("read_cstr stops at NUL"));
+        out.push(arg);
         addr = addr.checked_add(8).ok_or(Errno::FAULT)?;
     }
 }

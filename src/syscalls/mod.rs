@@ -101,21 +101,27 @@ impl<'a> Ctx<'a> {
         self.guest.write_user(addr, val)
     }
 
-    /// A NUL-terminated path argument.
-    pub fn read_path(&self, addr: u64) -> Result<CString, Errno> {
-        // Check the first byte, then read page by page up to PATH_MAX.
+    /// A NUL-terminated string of at most `max` bytes; a longer one is `too_long`.
+    pub fn read_cstring(&self, addr: u64, max: usize, too_long: Errno) -> Result<CString, Errno> {
+        // Check the first byte, then read page by page up to `max`.
         self.readable(addr, 1)?;
-        let bytes = self.guest.vm.mem.read_cstr(addr, PATH_MAX).map_err(|f| {
+        let bytes = self.guest.vm.mem.read_cstr(addr, max).map_err(|f| {
             if self.readable(f.addr, 1).is_ok() {
-                Errno::NAMETOOLONG
+                too_long
             } else {
                 Errno::FAULT
             }
         })?;
-        if bytes.is_empty() {
+        Ok(CString::new(bytes).expect("read_cstr stops at NUL"))
+    }
+
+    /// A NUL-terminated path argument.
+    pub fn read_path(&self, addr: u64) -> Result<CString, Errno> {
+        let path = self.read_cstring(addr, PATH_MAX, Errno::NAMETOOLONG)?;
+        if path.is_empty() {
             return Err(Errno::NOENT);
         }
-        Ok(CString::new(bytes).expect("read_cstr stops at NUL"))
+        Ok(path)
     }
 }
 

@@ -122,17 +122,9 @@ fn run_child(
     }
     let handle = guest.thread_started(tid);
     let thread = Thread {
-        tid,
-        handle,
-        vcpu,
         clear_child_tid: spec.clear_ctid,
-        robust_list: (0, 0),
-        sigmask,
-        stepping: false,
-        gdb_step: false,
-        watch_step: None,
-        saved_mask: None,
         altstack,
+        ..Thread::new(tid, handle, vcpu, sigmask)
     };
     vcpu::run_thread(guest, thread, false);
     // The child's first thread exited while others run; the last one ends km.

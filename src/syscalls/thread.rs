@@ -165,17 +165,8 @@ fn spawn(guest: &Arc<Guest>, spec: ChildSpec) -> Result<i32, Errno> {
             let handle = guest.thread_started(tid);
             let _ = tx.send(Ok(tid));
             let thread = Thread {
-                tid,
-                handle,
-                vcpu,
                 clear_child_tid: spec.clear_ctid,
-                robust_list: (0, 0),
-                sigmask: spec.sigmask,
-                stepping: false,
-                gdb_step: false,
-                watch_step: None,
-                saved_mask: None,
-                altstack: (0, 0),
+                ..Thread::new(tid, handle, vcpu, spec.sigmask)
             };
             vcpu::run_thread(&guest, thread, false);
         })

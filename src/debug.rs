@@ -513,6 +513,37 @@ impl Debugger {
     }
 }
 
+/// What a debugger left in the payload's memory and page tables: breakpoint bytes
+/// (address, original byte) and pages hidden for watchpoints.
+#[derive(Default)]
+pub struct Marks {
+    breakpoints: Vec<(u64, u8)>,
+    hidden: BTreeSet<u64>,
+}
+
+impl Debugger {
+    /// The marks gdb's breakpoints and watchpoints have left now.
+    pub fn marks(&self) -> Marks {
+        Marks {
+            breakpoints: self.breakpoints(),
+            hidden: self.hidden_pages(),
+        }
+    }
+}
+
+/// Takes `marks` out of `guest` (a fork child, which gdb does not follow, as with
+/// gdbserver's detach-on-fork): original bytes back under breakpoints, hidden pages
+/// shown again.
+pub fn erase_marks(guest: &Guest, marks: Marks) -> Result<()> {
+    for (addr, byte) in marks.breakpoints {
+        guest.vm.mem.write_bytes(addr, &[byte])?;
+    }
+    for page in marks.hidden {
+        show_page(guest, page)?;
+    }
+    Ok(())
+}
+
 /// Hides `page` from the payload (its page-table entry goes, its mapping stays):
 /// every access faults. Returns false, changing nothing, if the payload does not map
 /// the page.

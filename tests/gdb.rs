@@ -881,3 +881,22 @@ fn shared_libraries_of_a_dynamic_payload() {
     let (native, _) = under_gdbserver(&dir, &args, Some(&exe), "libraries.gdb", "gdbserver");
     assert_session(&native, "gdbserver", expected);
 }
+
+/// A breakpoint in code that both sides of a fork run stops the parent only; the
+/// child, which gdb does not follow (as gdbserver detaches it), runs without it
+/// and exits 0, which the parent's status reports.
+#[test]
+fn breakpoints_stay_with_the_parent_across_fork() {
+    let exe = payload("debuggee.glibc");
+    let dir = common::scratch("gdb-fork");
+    let args = [exe.as_os_str(), OsStr::new("fork")];
+    let expected = &["Breakpoint 1, reader (n=2)", "exited normally"];
+    let (shown, status) = under_km(&dir, &args, Some(&exe), "fork.gdb", "km");
+    assert_session(&shown, "km", expected);
+    assert!(
+        status.success(),
+        "km (the child hit the breakpoint?): {status}\n{shown}"
+    );
+    let (shown, _) = under_gdbserver(&dir, &args, Some(&exe), "fork.gdb", "gdbserver");
+    assert_session(&shown, "gdbserver", expected);
+}

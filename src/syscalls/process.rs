@@ -53,6 +53,7 @@ pub fn new_process(ctx: &mut Ctx<'_>, spec: ChildSpec, vfork: bool) -> SysResult
         None
     };
     let xsave = ctx.thread.vcpu.xsave().map_err(|_| Errno::AGAIN)?;
+    let marks = guest.debugger.as_ref().map(|d| d.marks());
     let fds = lock(&guest.fds).clone();
     let signals = lock(&guest.signals).clone();
     // The address space stays still (no other thread maps or unmaps) across the fork.
@@ -87,6 +88,14 @@ pub fn new_process(ctx: &mut Ctx<'_>, spec: ChildSpec, vfork: bool) -> SysResult
     *lock(&VFORK_RELEASE) = release.map(|(_, done)| done);
     let child = Arc::new(guest.forked(vm, mm.clone(), fds, signals));
     drop(mm);
+    if let Some(marks) = marks
+        && let Err(e) = crate::debug::erase_marks(&child, marks)
+    {
+        eprintln!(
+            "km: {}: clearing gdb's breakpoints in the forked child: {e:#}",
+            guest.config.name
+        );
+    }
     let altstack = ctx.thread.altstack;
     let sigmask = ctx.thread.sigmask;
     run_child(&child, spec, &xsave, sigmask, altstack)

@@ -3,9 +3,12 @@
  *   fault  the same, then reads a constant and writes it (SIGSEGV), with a further
  *          argument first through a pointer to unmapped memory (SIGSEGV)
  *   avx    loads a known pattern into ymm0 and stops in avx_loaded()
- *   sleep  blocks in sleep(100) inside nap() (gdb's Ctrl-C) */
+ *   sleep  blocks in sleep(100) inside nap() (gdb's Ctrl-C)
+ *   fork   forks a child; both call reader() (a breakpoint in the parent must not
+ *          hit the child, which gdb does not follow), the parent reports the child */
 #include <stdio.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 int g = 5;
@@ -41,6 +44,17 @@ int main(int argc, char **argv) {
         load_ymm0();
         avx_loaded();
         return 0;
+    }
+    if (!strcmp(mode, "fork")) {
+        pid_t pid = fork();
+        int s = reader(2);
+        if (pid == 0)
+            _exit(s == 10 ? 0 : 1);
+        int st;
+        waitpid(pid, &st, 0);
+        printf("child %s %d\n", WIFEXITED(st) ? "exited" : "killed by signal",
+               WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+        return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : 3;
     }
     if (!strcmp(mode, "sleep")) {
         nap();

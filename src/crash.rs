@@ -180,18 +180,28 @@ fn report(guest: &Guest, thread: &Thread, point: Point, info: &SigInfo) -> Strin
         out.push_str(&format!(", fault address {addr:#x}"));
     }
     out.push('\n');
-    if let (Ok(regs), Ok(elf)) = (
-        signals::user_context(thread, point),
-        std::fs::read(&guest.config.name),
-    ) {
+    if let Ok(regs) = signals::user_context(thread, point) {
+        let modules = {
+            let mm = lock(&guest.mm);
+            let files: Vec<(std::ops::Range<u64>, std::sync::Arc<str>, u64)> = mm
+                .vmas()
+                .filter_map(|(start, v)| {
+                    v.file
+                        .as_ref()
+                        .map(|(p, off)| (start..v.end, p.clone(), *off))
+                })
+                .collect();
+            drop(mm);
+            backtrace::Modules::from_mappings(files.iter().map(|(r, p, o)| (r.clone(), &**p, *o)))
+        };
         let read = |addr: u64| guest.vm.mem.read_obj::<u64>(addr).ok();
         let start = backtrace::Start {
             rip: regs.rip,
             rsp: regs.rsp,
             rbp: regs.rbp,
         };
-        let pcs = backtrace::unwind(&elf, guest.config.bias, start, &read);
-        for line in backtrace::symbolize(&guest.config.name, guest.config.bias, &pcs) {
+        let pcs = backtrace::unwind(&modules, start, &read);
+        for line in backtrace::symbolize(&modules, &guest.config.name, &pcs) {
             out.push_str(&format!("  {line}\n"));
         }
     }

@@ -132,7 +132,6 @@ pub fn run(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infalli
         exe: std::fs::canonicalize(&program.path)?,
         exec_options: cli.exec_options(),
         auxv,
-        bias: image.bias,
         kill_unimpl: cli.kill_unimpl_scall,
         core_path: (!cli.no_coredump).then(|| cli.coredump.clone()),
         crash_report: !cli.no_crash_report,

@@ -25,8 +25,6 @@ use crate::vm::Vm;
 #[derive(Debug, Clone)]
 pub struct Image {
     pub entry: u64,
-    /// Load bias: where the program is relative to its link addresses (static PIE).
-    pub bias: u64,
     pub phdr: u64,
     pub phent: u64,
     pub phnum: u64,
@@ -300,7 +298,6 @@ pub fn load(
     );
     let image = Image {
         entry,
-        bias: prog.bias,
         phdr: prog.phdr,
         phent: prog.phent,
         phnum: prog.phnum,

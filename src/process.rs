@@ -55,8 +55,6 @@ pub struct Config {
     pub exe: std::path::PathBuf,
     /// km's options to repeat when the payload's execve re-executes km.
     pub exec_options: Vec<std::ffi::OsString>,
-    /// The executable's load bias (for symbolizing backtraces).
-    pub bias: u64,
     /// The auxiliary vector given to the payload (for core files).
     pub auxv: Vec<u8>,
     /// `--kill-unimpl-scall`: an unimplemented syscall kills with SIGSYS.

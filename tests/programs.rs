@@ -199,3 +199,36 @@ fn ps_shows_the_payload_not_km() {
         .collect();
     assert_eq!(args, [&b"/bin/sleep"[..], b"5"], "{:?}", text(&cmdline));
 }
+
+#[test]
+fn crash_report_unwinds_through_shared_libraries() {
+    let dir = scratch("dynamic-crash");
+    let out = run(km()
+        .arg("--no-coredump")
+        .arg(payload("fault.dynamic"))
+        .arg("abort")
+        .current_dir(&dir));
+    let err = text(&out.stderr);
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&out.status),
+        Some(libc::SIGABRT),
+        "{err}"
+    );
+    let frames: Vec<&str> = err
+        .lines()
+        .filter(|l| l.trim_start().starts_with('#'))
+        .collect();
+    let at = |what: &str| {
+        frames
+            .iter()
+            .position(|l| l.contains(what))
+            .unwrap_or_else(|| panic!("no frame with {what:?} in:\n{err}"))
+    };
+    // abort() in libc, called from the program's own frames, called from libc's
+    // start-up code: each frame named from the file it is in.
+    let abort = at("in abort from /");
+    let level2 = at("in level2 at fault.c:19");
+    let main = at("in main at fault.c:49");
+    let start = at("in __libc_start_main from /");
+    assert!(abort < level2 && level2 < main && main < start, "{err}");
+}

@@ -658,3 +658,28 @@ pub fn show_command_line(argv: &[std::ffi::CString]) {
     // before this call, and nothing keeps references into the area.
     unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), start as *mut u8, bytes.len()) };
 }
+
+/// kill(2) on the host (any signal number, real-time ones included).
+pub fn kill(pid: i32, sig: i32) -> Result<(), Errno> {
+    // SAFETY: kill takes plain integers.
+    check(unsafe { libc::kill(pid, sig) } as libc::c_long).map(drop)
+}
+
+/// The processes in host process group `pgid`, from /proc (a snapshot).
+pub fn group_members(pgid: i32) -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|stat| {
+                    // Fields after the parenthesised name: state, ppid, pgrp.
+                    let tail = stat.rsplit_once(')')?.1;
+                    tail.split_whitespace().nth(2)?.parse::<i32>().ok()
+                })
+                == Some(pgid)
+        })
+        .collect()
+}

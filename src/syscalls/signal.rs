@@ -167,32 +167,37 @@ fn uid() -> u32 {
     rustix::process::getuid().as_raw()
 }
 
-/// kill(2): to the payload itself (its pid, 0 or -1), or passed to the host.
+/// kill(2). The payload itself (its pid) gets the signal through km; other
+/// processes (fork children are km processes too) through the host. A process group
+/// holding the payload (0, or -its pgid) is signalled member by member so that the
+/// payload's own share goes through km once; -1 is every other process, as on Linux.
 pub fn kill(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     let pid = a[0] as i32;
     let sig = a[1];
     if sig > 64 {
         return Err(Errno::INVAL);
     }
-    if pid == 0 || pid == -1 || pid == own_pid() {
+    let sig = sig as i32;
+    let own = own_pid();
+    let own_group = rustix::process::getpgrp().as_raw_nonzero().get();
+    let to_self = |ctx: &Ctx<'_>| {
         if sig != 0 {
-            signals::send_to_process(
-                ctx.guest,
-                signals::info_from(sig as i32, SI_USER, own_pid(), uid()),
-            );
+            signals::send_to_process(ctx.guest, signals::info_from(sig, SI_USER, own, uid()));
         }
-        return Ok(0);
-    }
-    let target = rustix::process::Pid::from_raw(pid.abs()).ok_or(Errno::SRCH)?;
-    if sig == 0 {
-        rustix::process::test_kill_process(target)?;
-        return Ok(0);
-    }
-    let signal = rustix::process::Signal::from_named_raw(sig as i32).ok_or(Errno::INVAL)?;
-    if pid < 0 {
-        rustix::process::kill_process_group(target, signal)?;
-    } else {
-        rustix::process::kill_process(target, signal)?;
+    };
+    match pid {
+        p if p == own => to_self(ctx),
+        p if p == 0 || p == -own_group => {
+            for member in host::group_members(own_group) {
+                if member != own {
+                    // A member that has exited since the listing is no error.
+                    let _ = host::kill(member, sig);
+                }
+            }
+            to_self(ctx);
+        }
+        i32::MIN => return Err(Errno::SRCH),
+        p => host::kill(p, sig)?,
     }
     Ok(0)
 }

@@ -18,6 +18,13 @@ static void show_handler(int sig) {
     (void)sig;
 }
 
+static volatile sig_atomic_t usr1;
+
+static void count_usr1(int sig) {
+    (void)sig;
+    usr1++;
+}
+
 static void show(const char *what, int st) {
     if (WIFEXITED(st))
         printf("%s: exited %d\n", what, WEXITSTATUS(st));
@@ -127,6 +134,29 @@ int main(int argc, char **argv) {
     }
     st = system("echo system says hi; exit 4");
     show("system", st);
+    /* kill(0, sig): every process of the caller's group, the caller once. */
+    setpgid(0, 0);
+    signal(SIGUSR1, count_usr1);
+    sigset_t usr1_set, old_set;
+    sigemptyset(&usr1_set);
+    sigaddset(&usr1_set, SIGUSR1);
+    sigprocmask(SIG_BLOCK, &usr1_set, &old_set);
+    if (pipe(p) != 0) return 1;
+    pid = fork();
+    if (pid == 0) {
+        close(p[0]);
+        write(p[1], "r", 1);
+        while (!usr1)
+            sigsuspend(&old_set);
+        _exit(usr1);
+    }
+    close(p[1]);
+    read(p[0], buf, 1);
+    close(p[0]);
+    kill(0, SIGUSR1);
+    sigprocmask(SIG_SETMASK, &old_set, NULL);
+    waitpid(pid, &st, 0);
+    printf("kill(0): parent got %d, child got %d\n", (int)usr1, WEXITSTATUS(st));
     /* The process's view of itself. */
     char exe[4096];
     ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -80,6 +81,16 @@ int main(int argc, char **argv) {
     printf("exec of a missing file: %s\n", strerror(errno));
     execve("/etc/passwd", none, environ);
     printf("exec of a non-executable file: %s\n", strerror(errno));
+    FILE *junk = fopen("junk-program", "w");
+    if (junk) {
+        fputs("neither ELF nor #!\n", junk);
+        fclose(junk);
+        chmod("junk-program", 0755);
+        char *junk_argv[] = {"junk-program", NULL};
+        execve("./junk-program", junk_argv, environ);
+        printf("exec of an executable that is no program: %s\n", strerror(errno));
+        unlink("junk-program");
+    }
     /* execve of another payload with argv and envp, output through a pipe. */
     if (pipe(p) != 0) return 1;
     pid = fork();

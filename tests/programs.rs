@@ -64,6 +64,13 @@ fn fork_exec_wait_spawn_and_proc_self() {
 }
 
 #[test]
+fn exec_from_a_multithreaded_process() {
+    let dir = scratch("exec-threads");
+    let out = same_in(&dir, &payload("execthreads.dynamic"), &[]);
+    assert_eq!(out, "exec'd from a process with 5 threads\n");
+}
+
+#[test]
 fn debian_ls_and_sh_pipelines() {
     let dir = scratch("debian-ls");
     std::fs::create_dir(dir.join("sub")).unwrap();

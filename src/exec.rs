@@ -151,6 +151,13 @@ pub fn replace(
     use crate::memory::host;
     use crate::process::lock;
 
+    if guest.debugger.as_ref().is_some_and(|d| d.attached()) {
+        eprintln!(
+            "km: {}: execve of {}: the gdb session ends here (km's stub does not follow exec)",
+            guest.config.name,
+            program.path.to_string_lossy()
+        );
+    }
     // Linux's de_thread: every other thread is gone before the new program starts.
     guest.stop_others(STOP_TIMEOUT);
     let kept = lock(&guest.fds).inherited_by_exec();

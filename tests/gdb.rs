@@ -280,7 +280,10 @@ fn ymm_registers_are_read_and_written() {
         &["avx"],
         "avx.gdb",
         &[
-            "Breakpoint 1, avx_loaded () at ../tests/payloads/debuggee.c:27",
+            &format!(
+                "Breakpoint 1, avx_loaded () at ../tests/payloads/debuggee.c:{}",
+                debuggee_line("void avx_loaded(void) {") + 1
+            ),
             "$1 = {0x1122334455667788, 0x1122334455667788, 0x1122334455667788, 0x1122334455667788}",
             "$2 = {0x1122334455667788, 0x1122334455667788, 0x1122334455667788, 0x42}",
             // `info registers ymm0` shows the same through every view of the register.
@@ -291,36 +294,54 @@ fn ymm_registers_are_read_and_written() {
     assert!(status.success(), "km: {status}");
 }
 
+/// The line of debuggee.c that holds `code` (tests name lines by their code, so
+/// that editing the payload does not break them).
+fn debuggee_line(code: &str) -> usize {
+    let src = include_str!("payloads/debuggee.c");
+    src.lines()
+        .position(|l| l.contains(code))
+        .unwrap_or_else(|| panic!("debuggee.c has no line with {code:?}"))
+        + 1
+}
+
 /// A read watchpoint stops after each read of `g`, with its value and line; an access
 /// watchpoint reports reads and the write (old and new value).
-const WATCH_EXPECTED: &[&str] = &[
-    "Hardware read watchpoint 1: g",
-    "Hardware read watchpoint 1: g",
-    "Value = 5",
-    " in reader (n=3) at ../tests/payloads/debuggee.c:18",
-    "18\t        sum += g;",
-    "Hardware read watchpoint 1: g",
-    "Value = 5",
-    " in reader (n=3) at ../tests/payloads/debuggee.c:18",
-    "Hardware access (read/write) watchpoint 2: g",
-    "Hardware access (read/write) watchpoint 2: g",
-    "Value = 5",
-    " in reader (n=3) at ../tests/payloads/debuggee.c:18",
-    "Hardware access (read/write) watchpoint 2: g",
-    "Old value = 5",
-    "New value = 7",
-    "writer (v=7) at ../tests/payloads/debuggee.c:24",
-    "Hardware access (read/write) watchpoint 2: g",
-    "Value = 7",
-    " in reader (n=1) at ../tests/payloads/debuggee.c:18",
-    "exited normally",
-];
+fn watch_expected() -> Vec<String> {
+    let read = debuggee_line("sum += g;");
+    // The write is reported after the store, at the end of writer().
+    let write = debuggee_line("g = v;") + 1;
+    let at = |f: &str| format!(" in {f} at ../tests/payloads/debuggee.c:{read}");
+    vec![
+        "Hardware read watchpoint 1: g".into(),
+        "Hardware read watchpoint 1: g".into(),
+        "Value = 5".into(),
+        at("reader (n=3)"),
+        format!("{read}\t        sum += g;"),
+        "Hardware read watchpoint 1: g".into(),
+        "Value = 5".into(),
+        at("reader (n=3)"),
+        "Hardware access (read/write) watchpoint 2: g".into(),
+        "Hardware access (read/write) watchpoint 2: g".into(),
+        "Value = 5".into(),
+        at("reader (n=3)"),
+        "Hardware access (read/write) watchpoint 2: g".into(),
+        "Old value = 5".into(),
+        "New value = 7".into(),
+        format!("writer (v=7) at ../tests/payloads/debuggee.c:{write}"),
+        "Hardware access (read/write) watchpoint 2: g".into(),
+        "Value = 7".into(),
+        at("reader (n=1)"),
+        "exited normally".into(),
+    ]
+}
 
 #[test]
 fn read_and_access_watchpoints() {
     for libc in ["glibc", "musl"] {
         let exe = payload(&format!("debuggee.{libc}"));
-        let status = both_servers(&exe, &["watch"], "watch.gdb", WATCH_EXPECTED);
+        let expected = watch_expected();
+        let expected: Vec<&str> = expected.iter().map(String::as_str).collect();
+        let status = both_servers(&exe, &["watch"], "watch.gdb", &expected);
         assert!(status.success(), "km {libc}: {status}");
     }
 }
@@ -331,11 +352,15 @@ fn read_and_access_watchpoints() {
 #[test]
 fn faults_under_a_read_watchpoint_stay_sigsegv() {
     let exe = payload("debuggee.glibc");
+    let shown = |code: &str, indent: &str| format!("{}\t{indent}{code}", debuggee_line(code));
     for (args, line) in [
-        (&["fault"][..], "58\t        *(volatile int *)&ro = other;"),
+        (
+            &["fault"][..],
+            shown("*(volatile int *)&ro = other;", "        "),
+        ),
         (
             &["fault", "null"][..],
-            "57\t            *(volatile int *)(long)other = 1;",
+            shown("*(volatile int *)(long)other = 1;", "            "),
         ),
     ] {
         let status = both_servers(
@@ -345,9 +370,9 @@ fn faults_under_a_read_watchpoint_stay_sigsegv() {
             &[
                 "Hardware read watchpoint 1: ro",
                 "Value = 3",
-                "55\t        other = *(volatile const int *)&ro;",
+                &shown("other = *(volatile const int *)&ro;", "        "),
                 "Program received signal SIGSEGV, Segmentation fault.",
-                line,
+                &line,
                 "Program terminated with signal SIGSEGV, Segmentation fault.",
             ],
         );

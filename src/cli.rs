@@ -21,7 +21,7 @@ pub struct Cli {
     #[arg(short = 'V', long = "verbose", value_name = "REGEX", num_args = 0..=1, require_equals = true, default_missing_value = ".*")]
     pub verbose: Option<String>,
 
-    /// Where traces go: a file name, `stderr` or `none`.
+    /// Where traces go: a file name (appended to), `stderr` or `none`.
     #[arg(
         long = "km-log-to",
         value_name = "FILE|stderr|none",

@@ -3,7 +3,6 @@
 //! The set of enabled categories is decided once at start-up (the regex is matched
 //! against each category name), so a disabled trace point costs one atomic load.
 
-use std::fs::File;
 use std::io::Write;
 use std::sync::Mutex;
 use std::sync::OnceLock;
@@ -81,7 +80,14 @@ pub fn init(filter: Option<&str>, sink: &Sink) -> Result<()> {
         Sink::Stderr => Box::new(std::io::stderr()),
         Sink::Null => return Ok(()),
         Sink::File(path) => {
-            Box::new(File::create(path).with_context(|| format!("opening log file {path}"))?)
+            // Appended to: a payload's fork children and execve'd programs are km
+            // processes too, and they log into the same file.
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("opening log file {path}"))?;
+            Box::new(file)
         }
     };
     let _ = OUT.set(Mutex::new(out));

@@ -156,12 +156,7 @@ pub fn child_regs(parent: &kvm_regs, stack: u64) -> kvm_regs {
 
 pub fn wait4(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     let (pid, status_addr, options, rusage_addr) = (a[0] as i32, a[1], a[2] as i32, a[3]);
-    if status_addr != 0 {
-        ctx.writable(status_addr, 4)?;
-    }
-    if rusage_addr != 0 {
-        ctx.writable(rusage_addr, RUSAGE_SIZE)?;
-    }
+    // As on Linux, the child is reaped first; a bad pointer is EFAULT afterwards.
     let (child, status, rusage) = host::wait4(pid, options, RUSAGE_SIZE)?;
     if child != 0 {
         if status_addr != 0 {
@@ -177,12 +172,6 @@ pub fn wait4(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 pub fn waitid(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     let (idtype, id, info_addr, options, rusage_addr) =
         (a[0] as u32, a[1] as u32, a[2], a[3] as i32, a[4]);
-    if info_addr != 0 {
-        ctx.writable(info_addr, SIGINFO_SIZE)?;
-    }
-    if rusage_addr != 0 {
-        ctx.writable(rusage_addr, RUSAGE_SIZE)?;
-    }
     let (info, rusage) = host::waitid(idtype, id, options, SIGINFO_SIZE, RUSAGE_SIZE)?;
     if info_addr != 0 {
         ctx.write_bytes(info_addr, &info)?;

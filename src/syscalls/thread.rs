@@ -17,6 +17,18 @@ use crate::vcpu;
 const ROBUST_LIST_HEAD_SIZE: u64 = 24;
 /// The flags every thread-creating clone carries (glibc, musl and Go all set them).
 const THREAD_FLAGS: u64 = (libc::CLONE_VM | libc::CLONE_THREAD | libc::CLONE_SIGHAND) as u64;
+/// What a new process (clone without CLONE_THREAD) cannot have under km: a file
+/// table shared with its parent, a pidfd, tracing, new namespaces.
+const UNSUPPORTED_PROCESS_FLAGS: u64 = (libc::CLONE_FILES
+    | libc::CLONE_PIDFD
+    | libc::CLONE_PTRACE
+    | libc::CLONE_NEWNS
+    | libc::CLONE_NEWCGROUP
+    | libc::CLONE_NEWUTS
+    | libc::CLONE_NEWIPC
+    | libc::CLONE_NEWUSER
+    | libc::CLONE_NEWPID
+    | libc::CLONE_NEWNET) as u64;
 const FUTEX_CMD_MASK: i32 = !(libc::FUTEX_PRIVATE_FLAG | libc::FUTEX_CLOCK_REALTIME);
 /// Largest affinity mask km passes through, in bytes (8192 CPUs).
 const AFFINITY_MAX: u64 = 1024;
@@ -54,6 +66,10 @@ pub fn clone(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> Result<Outcome, Errno> {
     let (flags, stack, ptid, ctid, tls) = (a[0], a[1], a[2], a[3], a[4]);
     let spec = ChildSpec::of_caller(ctx, flags, stack, ptid, ctid, tls)?;
     if flags & libc::CLONE_THREAD as u64 == 0 {
+        if flags & UNSUPPORTED_PROCESS_FLAGS != 0 {
+            // A child sharing km's fd table or in new namespaces is beyond a fork.
+            return Err(Errno::INVAL);
+        }
         let vfork = flags & libc::CLONE_VFORK as u64 != 0;
         return process::new_process(ctx, spec, vfork).map(Outcome::Return);
     }

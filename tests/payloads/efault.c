@@ -14,6 +14,7 @@ static const char *errno_name(int e) {
     case EBADF: return "EBADF";
     case ENOENT: return "ENOENT";
     case ENOMEM: return "ENOMEM";
+    case ECHILD: return "ECHILD";
     default: return "E?";
     }
 }
@@ -45,6 +46,16 @@ int main(void) {
     report("writev bad iovec", syscall(SYS_writev, 1, (void *)0x30, 1));
     report("getcwd into 0x40", syscall(SYS_getcwd, (void *)0x40, 100));
     report("pipe into 0x50", syscall(SYS_pipe, (void *)0x50));
+    /* The child is reaped, then its status cannot be stored: EFAULT, and no child
+     * is left to wait for (ECHILD). */
+    pid_t child = fork();
+    if (child == 0)
+        _exit(0);
+    report("wait4 status into 0x60", syscall(SYS_wait4, child, (void *)0x60, 0, NULL));
+    report("wait4 again", syscall(SYS_wait4, child, NULL, 0, NULL));
+    char *argv[] = {"x", (char *)0x70, NULL};
+    report("execve argv[1] at 0x70", syscall(SYS_execve, "/bin/true", argv, NULL));
+    report("execve path 0x80", syscall(SYS_execve, (void *)0x80, argv, NULL));
     report("unknown syscall 1000", syscall(1000));
     printf("still alive\n");
     return 0;

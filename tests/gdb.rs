@@ -925,3 +925,26 @@ fn breakpoints_stay_with_the_parent_across_fork() {
     let (shown, _) = under_gdbserver(&dir, &args, Some(&exe), "fork.gdb", "gdbserver");
     assert_session(&shown, "gdbserver", expected);
 }
+
+/// `--gdb-listen` on a payload whose fork child outlives it: once the parent km has
+/// exited, nothing listens on the port (the child km closed its copy of the socket).
+#[test]
+fn a_fork_child_does_not_keep_the_gdb_port() {
+    let port = free_port();
+    let mut server = km()
+        .arg("--gdb-listen")
+        .arg(format!("-g{port}"))
+        .arg(payload("debuggee.glibc"))
+        .arg("linger")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let status = wait_for(&mut server, Duration::from_secs(10), "km");
+    assert!(status.success(), "{status}");
+    let refused = std::net::TcpStream::connect(("127.0.0.1", port));
+    assert!(
+        refused.is_err(),
+        "something still listens on the gdb port after km exited"
+    );
+}

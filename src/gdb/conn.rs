@@ -7,10 +7,12 @@
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
+use std::os::fd::AsRawFd;
 
 use gdbstub::conn::{Connection, ConnectionExt};
 
 pub struct Conn {
+    _registered: super::sockets::Registered,
     stream: TcpStream,
     out: Vec<u8>,
     input: Vec<u8>,
@@ -22,6 +24,7 @@ pub struct Conn {
 impl Conn {
     pub fn new(stream: TcpStream) -> Self {
         Conn {
+            _registered: super::sockets::register(stream.as_raw_fd()),
             stream,
             out: Vec::new(),
             input: Vec::new(),

@@ -6,9 +6,11 @@ mod arch;
 mod conn;
 mod host;
 mod libraries;
+pub mod sockets;
 mod target;
 
 use std::net::{TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,30 +31,41 @@ const POLL: Duration = Duration::from_millis(5);
 /// How long Ctrl-C waits for every thread to stop.
 const STOP_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// The socket gdb connects to.
+pub struct Listener {
+    _registered: sockets::Registered,
+    socket: TcpListener,
+}
+
 /// Listens on `addr` for gdb, telling the user how to connect.
-pub fn listen(addr: &str, payload: &str, waiting: bool) -> Result<TcpListener> {
-    let listener =
-        TcpListener::bind(addr).with_context(|| format!("listening for gdb on {addr}"))?;
-    let port = listener.local_addr()?.port();
+pub fn listen(addr: &str, payload: &str, waiting: bool) -> Result<Listener> {
+    let socket = TcpListener::bind(addr).with_context(|| format!("listening for gdb on {addr}"))?;
+    let port = socket.local_addr()?.port();
     let what = if waiting {
         "waiting for gdb"
     } else {
         "gdb can attach"
     };
     eprintln!("km: {what}: gdb {payload} -ex 'target remote :{port}'");
-    Ok(listener)
+    Ok(Listener {
+        _registered: sockets::register(socket.as_raw_fd()),
+        socket,
+    })
 }
 
 /// Waits for gdb to connect.
-pub fn accept(listener: &TcpListener) -> Result<TcpStream> {
-    let (stream, _) = listener.accept().context("accepting the gdb connection")?;
+pub fn accept(listener: &Listener) -> Result<TcpStream> {
+    let (stream, _) = listener
+        .socket
+        .accept()
+        .context("accepting the gdb connection")?;
     stream.set_nodelay(true)?;
     Ok(stream)
 }
 
 /// `--gdb-listen`: the payload runs; each gdb that connects stops it (all threads),
 /// debugs it, and lets it run on when it detaches.
-pub fn serve_attaches(guest: Arc<Guest>, debugger: Arc<Debugger>, listener: TcpListener) {
+pub fn serve_attaches(guest: Arc<Guest>, debugger: Arc<Debugger>, listener: Listener) {
     while let Ok(stream) = accept(&listener) {
         debugger.attach();
         if debugger.interrupt(STOP_TIMEOUT).is_none() {

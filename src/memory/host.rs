@@ -683,3 +683,11 @@ pub fn group_members(pgid: i32) -> Vec<i32> {
         })
         .collect()
 }
+
+/// Closes descriptor `n` by number: for a forked km's copies of descriptors that
+/// objects of threads the child does not have still own (and never use again).
+pub fn close_fd(n: RawFd) {
+    // SAFETY: close takes a plain number; the owners of `n` are never dropped or used
+    // in this process (their threads exist only in the parent).
+    unsafe { libc::close(n) };
+}

@@ -85,6 +85,7 @@ pub fn new_process(ctx: &mut Ctx<'_>, spec: ChildSpec, vfork: bool) -> SysResult
     };
     // The child km: only this thread exists; everything is rebuilt from the copies.
     kick::forget_parent();
+    crate::gdb::sockets::close_in_fork_child();
     *lock(&VFORK_RELEASE) = release.map(|(_, done)| done);
     let child = Arc::new(guest.forked(vm, mm.clone(), fds, signals));
     drop(mm);

@@ -5,7 +5,8 @@
  *   avx    loads a known pattern into ymm0 and stops in avx_loaded()
  *   sleep  blocks in sleep(100) inside nap() (gdb's Ctrl-C)
  *   fork   forks a child; both call reader() (a breakpoint in the parent must not
- *          hit the child, which gdb does not follow), the parent reports the child */
+ *          hit the child, which gdb does not follow), the parent reports the child
+ *   linger the parent exits at once, leaving a child that sleeps for 2 s */
 #include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -55,6 +56,11 @@ int main(int argc, char **argv) {
         printf("child %s %d\n", WIFEXITED(st) ? "exited" : "killed by signal",
                WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
         return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : 3;
+    }
+    if (!strcmp(mode, "linger")) {
+        if (fork() == 0)
+            sleep(2);
+        return 0;
     }
     if (!strcmp(mode, "sleep")) {
         nap();

@@ -6,6 +6,7 @@
 //!   which is the floor for any exit-based syscall;
 //! - threads: pthread_create + pthread_join latency, and a two-thread futex ping-pong
 //!   round trip, native vs km;
+//! - clock: clock_gettime(CLOCK_MONOTONIC) from km's vDSO vs Linux's;
 //! - processes: a fork + _exit + waitpid loop, and the start-up of Debian's dynamically
 //!   linked `python3 -c pass`, native vs km.
 
@@ -24,6 +25,7 @@ const BARE_EXITS: u32 = 20_000;
 const THREAD_CREATES: u64 = 500;
 const PINGPONGS: u64 = 2_000;
 const FORKS: u64 = 200;
+const CLOCK_READS: u64 = 2_000_000;
 const PYTHON_RUNS: usize = 10;
 
 fn build(out: &Path, src: &str, name: &str) -> PathBuf {
@@ -113,6 +115,7 @@ fn main() {
     let getppid = build(&out, "benches/getppid.c", "getppid");
     let threads = build(&out, "benches/threads.c", "threads");
     let forks = build(&out, "benches/forks.c", "forks");
+    let clock = build(&out, "benches/clock.c", "clock");
     let km = km();
     let km = km.as_os_str();
 
@@ -150,6 +153,13 @@ fn main() {
             under_km / native
         );
     }
+
+    let native = per_iteration_ns(&[], &clock, None, CLOCK_READS);
+    let under_km = per_iteration_ns(&[km], &clock, None, CLOCK_READS);
+    println!(
+        "clock_gettime (vDSO, x {CLOCK_READS}): native {native:.1} ns, km {under_km:.1} ns, ratio {:.1}x",
+        under_km / native
+    );
 
     let native = per_iteration_ns(&[], &forks, None, FORKS);
     let under_km = per_iteration_ns(&[km], &forks, None, FORKS);

@@ -58,6 +58,11 @@ pub struct Cli {
     #[arg(long = "no-crash-report")]
     pub no_crash_report: bool,
 
+    /// Give the payload no vDSO: clock_gettime, gettimeofday and time then make
+    /// syscalls (a VM exit each).
+    #[arg(long = "no-vdso")]
+    pub no_vdso: bool,
+
     /// Debug with gdb: stop before the first instruction and wait for `target remote`
     /// on PORT (default 2159). Write -gPORT or --gdb-server-port=PORT.
     #[arg(short = 'g', long = "gdb-server-port", value_name = "PORT", num_args = 0..=1, require_equals = true, default_missing_value = "2159")]
@@ -109,6 +114,9 @@ impl Cli {
         }
         if self.no_crash_report {
             out.push("--no-crash-report".into());
+        }
+        if self.no_vdso {
+            out.push("--no-vdso".into());
         }
         out
     }

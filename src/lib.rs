@@ -25,6 +25,7 @@ pub mod stack;
 pub mod syscalls;
 pub mod trace;
 pub mod vcpu;
+pub mod vdso;
 pub mod vm;
 
 use std::ffi::{CString, OsString};
@@ -95,7 +96,7 @@ pub fn run(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infalli
     let program = exec::resolve(path, argv)?;
     show_as(&program);
     let mut vm = Vm::new()?;
-    let (image, mm) = loader::load(
+    let (mut image, mut mm) = loader::load(
         &mut vm,
         &program.path.to_string_lossy(),
         &program.data,
@@ -104,6 +105,12 @@ pub fn run(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infalli
             .as_ref()
             .map(|(n, d)| (n.as_str(), d.as_slice())),
     )?;
+    let vdso = if cli.no_vdso {
+        None
+    } else {
+        Some(vdso::map(&vm, &mut mm)?)
+    };
+    image.vdso = vdso.map_or(0, |v| v.base);
     let envp = if cli.putenv.is_empty() {
         std::env::vars_os()
             .map(|(k, v)| cstring(&[k, v].join(std::ffi::OsStr::new("="))))
@@ -131,6 +138,7 @@ pub fn run(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infalli
             .collect(),
         exe: std::fs::canonicalize(&program.path)?,
         exec_options: cli.exec_options(),
+        vvar: vdso.map(|v| v.vvar),
         auxv,
         kill_unimpl: cli.kill_unimpl_scall,
         core_path: (!cli.no_coredump).then(|| cli.coredump.clone()),
@@ -152,6 +160,7 @@ pub fn run(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infalli
         }
     }
     let vcpu = guest.take_vcpu()?;
+    vdso::start(&guest, &vcpu)?;
     vcpu.start(image.entry, rsp)?;
     let tid = rustix::process::getpid().as_raw_nonzero().get();
     let handle = guest.thread_started(tid);

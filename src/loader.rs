@@ -32,6 +32,8 @@ pub struct Image {
     pub program_entry: u64,
     /// Where the dynamic linker is loaded (AT_BASE), 0 without one.
     pub interp_base: u64,
+    /// Where km's vDSO is (AT_SYSINFO_EHDR), 0 without one.
+    pub vdso: u64,
 }
 
 /// Offset of the class byte in `e_ident`.
@@ -248,7 +250,7 @@ fn copy_segments(
             "{path}: segment {:#x}..{:#x} prot {:#x}", range.start, range.end, seg.prot
         );
         let offset = seg.file.start as u64 - (seg.vaddr - range.start);
-        space.add_image_segment(range, seg.prot, path.clone(), offset);
+        space.add_loaded_segment(range, seg.prot, Some((path.clone(), offset)));
     }
     Ok(())
 }
@@ -303,6 +305,7 @@ pub fn load(
         phnum: prog.phnum,
         program_entry: prog.entry,
         interp_base,
+        vdso: 0,
     };
     Ok((image, space))
 }

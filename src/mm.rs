@@ -45,6 +45,8 @@ pub enum VmaKind {
     Stack,
     Anon,
     File,
+    /// km's vDSO (and its data page).
+    Vdso,
 }
 
 #[derive(Debug, Clone)]
@@ -166,12 +168,20 @@ impl AddressSpace {
         Ok(start)
     }
 
-    /// Records a loaded ELF segment of file `path` at file offset `offset`.
-    pub fn add_image_segment(&mut self, range: Range<u64>, prot: i32, path: Arc<str>, offset: u64) {
-        self.insert(
-            range,
-            Vma::new(prot, VmaKind::Image, false, Some((path, offset))),
-        );
+    /// Records a loaded ELF segment: of `file` (its path and the segment's file
+    /// offset), or of km's vDSO when `None`.
+    pub fn add_loaded_segment(
+        &mut self,
+        range: Range<u64>,
+        prot: i32,
+        file: Option<(Arc<str>, u64)>,
+    ) {
+        let kind = if file.is_some() {
+            VmaKind::Image
+        } else {
+            VmaKind::Vdso
+        };
+        self.insert(range, Vma::new(prot, kind, false, file));
     }
 
     fn insert(&mut self, range: Range<u64>, vma: Vma) {

@@ -53,6 +53,8 @@ pub struct Config {
     pub argv: Vec<String>,
     /// The ELF file running, absolute (/proc/self/exe, gdb's exec-file).
     pub exe: std::path::PathBuf,
+    /// km's vDSO data page, when the payload has the vDSO.
+    pub vvar: Option<u64>,
     /// km's options to repeat when the payload's execve re-executes km.
     pub exec_options: Vec<std::ffi::OsString>,
     /// The auxiliary vector given to the payload (for core files).

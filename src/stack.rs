@@ -37,6 +37,7 @@ const AT_SECURE: u64 = 23;
 const AT_RANDOM: u64 = 25;
 const AT_HWCAP2: u64 = 26;
 const AT_EXECFN: u64 = 31;
+const AT_SYSINFO_EHDR: u64 = 33;
 const AT_MINSIGSTKSZ: u64 = 51;
 
 /// HWCAP2_FSGSBASE: user code may use the FS/GS base instructions.
@@ -120,6 +121,9 @@ pub fn build(vm: &Vm, image: &Image, exec: &Exec<'_>) -> Result<(u64, Vec<u8>)> 
     ];
     if fsgsbase {
         auxv.push((AT_HWCAP2, HWCAP2_FSGSBASE));
+    }
+    if image.vdso != 0 {
+        auxv.push((AT_SYSINFO_EHDR, image.vdso));
     }
     auxv.extend([(AT_EXECFN, execfn), (AT_PLATFORM, platform), (AT_NULL, 0)]);
 

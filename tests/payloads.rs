@@ -316,3 +316,51 @@ fn host_signals_reach_the_payload() {
         assert_eq!(text(&out.stdout), format!("handled {name}\n"));
     }
 }
+
+/// km's vDSO: the clocks agree with the syscalls (also in a fork child, whose VM has
+/// its own TSC), CLOCK_MONOTONIC never goes back, and the calls make no exit: the
+/// trace shows only the test's own comparison syscalls. With --no-vdso every call
+/// is a syscall.
+#[test]
+fn clocks_come_from_the_vdso_without_exits() {
+    for libc in ["glibc", "musl"] {
+        let exe = payload(&format!("clocks.{libc}"));
+        for (vdso, max_calls) in [(true, 100), (false, usize::MAX)] {
+            let log = common::scratch(&format!("clocks-{libc}-{vdso}")).join("trace");
+            let mut cmd = km();
+            cmd.arg("-Vhypercall")
+                .arg(format!("--km-log-to={}", log.display()));
+            if !vdso {
+                cmd.arg("--no-vdso");
+            }
+            let out = run(cmd.arg(&exe));
+            let stdout = text(&out.stdout);
+            assert!(
+                out.status.success(),
+                "{libc} vdso={vdso}: {stdout}{}",
+                text(&out.stderr)
+            );
+            assert!(
+                stdout.contains("parent: ok") && stdout.contains("child: ok"),
+                "{stdout}"
+            );
+            assert!(
+                stdout.contains(if vdso { "vdso: yes" } else { "vdso: no" }),
+                "{stdout}"
+            );
+            let trace = std::fs::read_to_string(&log).unwrap();
+            let calls = trace.matches("] clock_gettime(").count();
+            if vdso {
+                assert!(
+                    calls <= max_calls,
+                    "{libc}: {calls} clock_gettime exits with the vDSO"
+                );
+            } else {
+                assert!(
+                    calls >= 10_000,
+                    "{libc}: only {calls} clock_gettime exits without the vDSO"
+                );
+            }
+        }
+    }
+}

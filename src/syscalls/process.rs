@@ -112,6 +112,8 @@ fn run_child(
 ) -> ! {
     let tid = rustix::process::getpid().as_raw_nonzero().get();
     let started = guest.take_vcpu().and_then(|vcpu| {
+        // The new VM's TSC differs from the parent's: the clocks start afresh.
+        crate::vdso::start(guest, &vcpu)?;
         vcpu.set_regs(&spec.regs)?;
         vcpu.set_fs_base(spec.fs_base)?;
         vcpu.set_xsave(xsave)?;

@@ -154,6 +154,7 @@ fn map_line(start: u64, vma: &Vma) -> String {
         }
         (None, VmaKind::Heap) => (0, 0, 0, "[heap]".to_string()),
         (None, VmaKind::Stack) => (0, 0, 0, "[stack]".to_string()),
+        (None, VmaKind::Vdso) => (0, 0, 0, "[vdso]".to_string()),
         (None, _) => (0, 0, 0, String::new()),
     };
     let major = libc::major(dev);

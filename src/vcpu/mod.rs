@@ -29,6 +29,7 @@ const MSR_LSTAR: u32 = 0xc000_0082;
 const MSR_CSTAR: u32 = 0xc000_0083;
 const MSR_SYSCALL_MASK: u32 = 0xc000_0084;
 const MSR_FS_BASE: u32 = 0xc000_0100;
+const MSR_IA32_TSC: u32 = 0x10;
 const MSR_GS_BASE: u32 = 0xc000_0101;
 const MSR_KERNEL_GS_BASE: u32 = 0xc000_0102;
 
@@ -63,6 +64,12 @@ pub enum Stop {
 }
 
 /// The host's enabled XSAVE features (XCR0), which PVM guests run with.
+/// The host's time-stamp counter.
+pub fn host_tsc() -> u64 {
+    // SAFETY: rdtsc has no preconditions on x86-64.
+    unsafe { std::arch::x86_64::_rdtsc() }
+}
+
 pub fn host_xcr0() -> u64 {
     if !std::arch::is_x86_feature_detected!("xsave") {
         return 3;
@@ -301,6 +308,23 @@ impl Vcpu {
 
     /// Runs the vCPU until the guest writes to an I/O port (returned) or does
     /// something that kills it (the signal Linux would send).
+    /// Relates this vCPU's TSC to the host's: reads the guest TSC (its MSR, which is
+    /// what `rdtsc` returns in the guest on both backends) between two host reads.
+    /// Returns (guest TSC, host TSC just before), so the guest value is at most one
+    /// ioctl younger than the host's.
+    pub fn guest_tsc(&self) -> Result<(u64, u64)> {
+        let mut msrs =
+            Msrs::from_entries(&[msr(MSR_IA32_TSC, 0)]).context("building the MSR list")?;
+        let host = host_tsc();
+        self.fd.get_msrs(&mut msrs).context("KVM_GET_MSRS TSC")?;
+        Ok((msrs.as_slice()[0].data, host))
+    }
+
+    /// The guest TSC's frequency in kHz (KVM_GET_TSC_KHZ).
+    pub fn tsc_khz(&self) -> Result<u32> {
+        self.fd.get_tsc_khz().context("KVM_GET_TSC_KHZ")
+    }
+
     pub fn run_to_exit(&mut self) -> Result<Exit> {
         Ok(match self.fd.run() {
             Ok(VcpuExit::IoOut(port, _)) => Exit::Io(port),

@@ -120,7 +120,8 @@ impl Clock {
         // trimmed to meet the host again by the next refresh.
         let (base, excess) = match self.last {
             Some((t0, m0, mult0)) => {
-                let then = m0 + ((tsc.wrapping_sub(t0) as u128 * mult0 as u128) >> FRACTION) as i64;
+                let then =
+                    m0 + ((tsc.saturating_sub(t0) as u128 * mult0 as u128) >> FRACTION) as i64;
                 (then.max(mono), then.max(mono) - mono)
             }
             None => (mono, 0),

@@ -144,7 +144,9 @@ pub fn symlink_invocation(args: &[OsString]) -> Option<Vec<OsString>> {
     }
     let mut payload = name.to_owned();
     payload.push(".km");
-    let mut out: Vec<OsString> = vec!["km".into(), "--argv0".into(), argv0.clone(), "--".into()];
+    let mut with_equals = OsString::from("--argv0=");
+    with_equals.push(argv0);
+    let mut out: Vec<OsString> = vec!["km".into(), with_equals, "--".into()];
     out.push(link.with_file_name(payload).into_os_string());
     out.extend(args[1..].iter().cloned());
     Some(out)

@@ -193,8 +193,10 @@ pub fn replace(
     for opt in &guest.config.exec_options {
         args.push(CString::new(opt.as_bytes()).expect("km options have no NUL"));
     }
-    args.push(c"--argv0".into());
-    args.push(program.argv.first().cloned().unwrap_or_default());
+    // One argument with `=`: an argv[0] may start with '-' (a login shell's does).
+    let mut argv0 = b"--argv0=".to_vec();
+    argv0.extend_from_slice(program.argv.first().map_or(&b""[..], |a| a.as_bytes()));
+    args.push(CString::new(argv0).expect("argv strings have no NUL"));
     args.push(c"--".into());
     args.push(CString::new(program.path.as_bytes()).expect("resolved paths have no NUL"));
     args.extend(program.argv.iter().skip(1).cloned());

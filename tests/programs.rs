@@ -47,7 +47,7 @@ fn fork_exec_wait_spawn_and_proc_self() {
         "exec of a missing file: No such file or directory",
         "exec of a non-executable file: Permission denied",
         "exec of an executable that is no program: Exec format error",
-        "exec'd: argv[0]: renamed",
+        "exec'd: argv[0]: -renamed",
         "exec'd: env: ONLY=this",
         "vfork child ran first\nvfork parent resumed\nvfork child: exited 6",
         // Native output (same_in) also checks SigIgn: SIGUSR1 and what km inherited.

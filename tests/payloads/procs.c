@@ -98,7 +98,7 @@ int main(int argc, char **argv) {
         dup2(p[1], 1);
         close(p[0]);
         close(p[1]);
-        char *args[] = {"renamed", "first arg", "second", NULL};
+        char *args[] = {"-renamed", "first arg", "second", NULL};
         char *env[] = {"ONLY=this", NULL};
         execve(argv[1], args, env);
         _exit(99);

@@ -169,16 +169,28 @@ impl Vm {
             return Ok(Forked::Parent(pid));
         }
         let pt = pt.clone();
+        match self.child_vm(pt) {
+            Ok(vm) => Ok(Forked::Child(vm)),
+            // Never return an error into the child: it would run on as the parent.
+            Err(e) => {
+                eprintln!("km: forked child: {e:#}");
+                std::process::exit(crate::KM_ERROR_STATUS as i32)
+            }
+        }
+    }
+
+    /// In a forked km: a new VM over the child's copy of this VM's memory.
+    fn child_vm(&self, pt: PageTables) -> Result<Vm> {
         let kvm = Kvm::new().context("opening /dev/kvm in the forked km")?;
         let fd = kvm.create_vm().context("KVM_CREATE_VM in the forked km")?;
         let mem = self.mem.fork_into(&fd)?;
-        Ok(Forked::Child(Vm {
+        Ok(Vm {
             fd,
             backend: self.backend,
             cpuid: self.cpuid.clone(),
             mem,
             pt: Mutex::new(pt),
-        }))
+        })
     }
 
     fn page_tables(&self) -> std::sync::MutexGuard<'_, PageTables> {

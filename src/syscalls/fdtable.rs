@@ -119,6 +119,19 @@ impl FdTable {
         Ok(n)
     }
 
+    /// close_range: closes the guest descriptors in `range`, or with `cloexec` marks
+    /// them close-on-exec.
+    pub fn close_range(&mut self, range: std::ops::RangeInclusive<i32>, cloexec: bool) {
+        if cloexec {
+            self.fds.range_mut(range).for_each(|(_, e)| e.cloexec = true);
+        } else {
+            let doomed: Vec<i32> = self.fds.range(range).map(|(n, _)| *n).collect();
+            for n in doomed {
+                self.fds.remove(&n);
+            }
+        }
+    }
+
     pub fn close(&mut self, fd: i32) -> Result<(), Errno> {
         self.fds.remove(&fd).map(drop).ok_or(Errno::BADF)
     }

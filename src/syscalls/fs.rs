@@ -182,6 +182,23 @@ pub fn close(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     Ok(0)
 }
 
+/// close_range(first, last, flags): CLOSE_RANGE_UNSHARE means nothing here (the
+/// table is never shared), CLOSE_RANGE_CLOEXEC marks instead of closing.
+pub fn close_range(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    const UNSHARE: u64 = 1 << 1;
+    const CLOEXEC: u64 = 1 << 2;
+    let (first, last, flags) = (a[0] as u32, a[1] as u32, a[2]);
+    if flags & !(UNSHARE | CLOEXEC) != 0 || first > last {
+        return Err(Errno::INVAL);
+    }
+    let Ok(first) = i32::try_from(first) else {
+        return Ok(0);
+    };
+    let last = i32::try_from(last).unwrap_or(i32::MAX);
+    lock(&ctx.guest.fds).close_range(first..=last, flags & CLOEXEC != 0);
+    Ok(0)
+}
+
 pub fn lseek(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     let off = a[1] as i64;
     let pos = match a[2] as i32 {

@@ -223,6 +223,7 @@ fn handler(nr: i64) -> Option<(&'static str, Handler)> {
         SYS_readlinkat => ("readlinkat", fs::readlinkat as Handler),
         SYS_fcntl => ("fcntl", fs::fcntl as Handler),
         SYS_dup => ("dup", fs::dup as Handler),
+        SYS_close_range => ("close_range", fs::close_range as Handler),
         SYS_dup2 => ("dup2", fs::dup2 as Handler),
         SYS_dup3 => ("dup3", fs::dup3 as Handler),
         SYS_pipe => ("pipe", fs::pipe as Handler),

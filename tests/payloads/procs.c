@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -145,6 +147,13 @@ int main(int argc, char **argv) {
     }
     st = system("echo system says hi; exit 4");
     show("system", st);
+    /* close_range: marking close-on-exec, then closing. */
+    int a = open("/etc/passwd", O_RDONLY), b = dup(a);
+    syscall(SYS_close_range, b, b, 4 /* CLOSE_RANGE_CLOEXEC */);
+    printf("close_range CLOEXEC: %d %d\n", fcntl(a, F_GETFD), fcntl(b, F_GETFD));
+    syscall(SYS_close_range, a, ~0U, 0);
+    printf("close_range closed: %d %d\n", fcntl(a, F_GETFD) == -1 && errno == EBADF,
+           fcntl(b, F_GETFD) == -1 && errno == EBADF);
     /* kill(0, sig): every process of the caller's group, the caller once. */
     setpgid(0, 0);
     signal(SIGUSR1, count_usr1);

@@ -93,6 +93,10 @@ fn debian_ls_and_sh_pipelines() {
         &os(&["-c", "echo a | tr a b; ls | sort -r | head -2; exit 3"]),
     );
     assert!(out.starts_with("b\nsub\nlink\n"), "{out}");
+    // The payload's own descriptors, not km's (KVM's would show): the same as the
+    // native listing, which also holds whatever the test runner passed on.
+    let out = same_in(&dir, Path::new("/bin/ls"), &os(&["/proc/self/fd"]));
+    assert!(out.starts_with("0\n1\n") && out.contains("\n2\n"), "{out}");
 }
 
 #[test]

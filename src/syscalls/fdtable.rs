@@ -132,6 +132,11 @@ impl FdTable {
         }
     }
 
+    /// The guest descriptor numbers in use, in order.
+    pub fn numbers(&self) -> Vec<i32> {
+        self.fds.keys().copied().collect()
+    }
+
     pub fn close(&mut self, fd: i32) -> Result<(), Errno> {
         self.fds.remove(&fd).map(drop).ok_or(Errno::BADF)
     }

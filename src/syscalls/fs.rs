@@ -277,7 +277,19 @@ pub fn faccessat2(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 pub fn getdents64(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     let len = a[2].min(BOUNCE_MAX) as usize;
     ctx.writable(a[1], len)?;
-    let buf = host::getdents64(ctx.fd(a[0])?.as_fd(), len)?;
+    let fd = ctx.fd(a[0])?;
+    if procfs::is_own_fd_dir(fd.as_fd()) {
+        // The directory's file position counts the entries already listed.
+        let from = rustix::fs::seek(&fd, SeekFrom::Current(0))? as usize;
+        let (buf, taken) = procfs::fd_dirents(ctx.guest, from, len);
+        if buf.is_empty() && taken == 0 && from < 2 + lock(&ctx.guest.fds).numbers().len() {
+            return Err(Errno::INVAL);
+        }
+        rustix::fs::seek(&fd, SeekFrom::Start((from + taken) as u64))?;
+        ctx.write_bytes(a[1], &buf)?;
+        return Ok(buf.len() as u64);
+    }
+    let buf = host::getdents64(fd.as_fd(), len)?;
     ctx.write_bytes(a[1], &buf)?;
     Ok(buf.len() as u64)
 }

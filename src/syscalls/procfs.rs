@@ -4,7 +4,7 @@
 
 use std::ffi::CString;
 use std::io::Write;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 
 use rustix::io::Errno;
@@ -56,6 +56,46 @@ pub fn host_fd_path(ctx: &Ctx<'_>, n: i32, rest: &[u8]) -> Result<CString, Errno
     let mut path = format!("/proc/self/fd/{}", fd.as_raw_fd()).into_bytes();
     path.extend_from_slice(rest);
     CString::new(path).map_err(|_| Errno::INVAL)
+}
+
+/// Whether host descriptor `fd` is km's own /proc/PID/fd directory (which the guest
+/// opened as /proc/self/fd): its listing must be the guest's descriptors.
+pub fn is_own_fd_dir(fd: BorrowedFd<'_>) -> bool {
+    let own = format!("/proc/{}/fd", rustix::process::getpid().as_raw_nonzero());
+    rustix::fs::readlink(format!("/proc/self/fd/{}", fd.as_raw_fd()), Vec::new())
+        .is_ok_and(|target| target.as_bytes() == own.as_bytes())
+}
+
+/// getdents64 records for the guest's /proc/self/fd from entry `from` on (".",
+/// "..", then one symlink per guest descriptor), at most `max` bytes; returns them
+/// and how many entries they hold.
+pub fn fd_dirents(guest: &Guest, from: usize, max: usize) -> (Vec<u8>, usize) {
+    const DT_DIR: u8 = 4;
+    const DT_LNK: u8 = 10;
+    let mut entries: Vec<(String, u8)> = vec![(".".into(), DT_DIR), ("..".into(), DT_DIR)];
+    entries.extend(
+        lock(&guest.fds)
+            .numbers()
+            .into_iter()
+            .map(|n| (n.to_string(), DT_LNK)),
+    );
+    let mut out = Vec::new();
+    let mut taken = 0;
+    for (i, (name, kind)) in entries.iter().enumerate().skip(from) {
+        // d_ino, d_off, d_reclen, d_type, the name with its NUL, padded to 8.
+        let reclen = (8 + 8 + 2 + 1 + name.len() + 1).next_multiple_of(8);
+        if out.len() + reclen > max {
+            break;
+        }
+        out.extend_from_slice(&(i as u64 + 1).to_ne_bytes());
+        out.extend_from_slice(&(i as i64 + 1).to_ne_bytes());
+        out.extend_from_slice(&(reclen as u16).to_ne_bytes());
+        out.push(*kind);
+        out.extend_from_slice(name.as_bytes());
+        out.resize(out.len() + reclen - (8 + 8 + 2 + 1 + name.len()), 0);
+        taken += 1;
+    }
+    (out, taken)
 }
 
 /// The contents of a generated file (maps, auxv, cmdline, status) as `thread` sees it.

@@ -123,7 +123,9 @@ impl FdTable {
     /// them close-on-exec.
     pub fn close_range(&mut self, range: std::ops::RangeInclusive<i32>, cloexec: bool) {
         if cloexec {
-            self.fds.range_mut(range).for_each(|(_, e)| e.cloexec = true);
+            self.fds
+                .range_mut(range)
+                .for_each(|(_, e)| e.cloexec = true);
         } else {
             let doomed: Vec<i32> = self.fds.range(range).map(|(n, _)| *n).collect();
             for n in doomed {

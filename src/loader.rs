@@ -55,6 +55,8 @@ struct Program {
     phent: u64,
     phnum: u64,
     exec_stack: bool,
+    /// ET_DYN: loaded wherever km places it.
+    pie: bool,
     /// PT_INTERP: the dynamic linker's path.
     interp: Option<String>,
 }
@@ -198,6 +200,7 @@ fn parse(data: &[u8], dyn_base: u64) -> Result<Program> {
         phent: header.e_phentsize(endian) as u64,
         phnum: phdrs.len() as u64,
         exec_stack,
+        pie,
         interp,
     })
 }
@@ -261,6 +264,9 @@ pub fn read_interp(name: &str) -> Result<Vec<u8>> {
     let prog = parse(&data, 0).map_err(|e| anyhow::anyhow!("dynamic linker {name}: {e}"))?;
     if prog.interp.is_some() {
         bail!("dynamic linker {name} itself names a dynamic linker");
+    }
+    if !prog.pie {
+        bail!("dynamic linker {name} is not position-independent (ET_EXEC)");
     }
     Ok(data)
 }

@@ -112,6 +112,19 @@ fn bad_payloads_are_refused_clearly() {
         &write("missing-linker", &dynamic),
         "dynamic linker /lib64/ld-linux-x86-64.so.9: No such file",
     );
+    // A linker that is not position-independent: PT_INTERP names (relative to the
+    // working directory, as the kernel reads it) a static executable.
+    let static_linker = b"./static-hello\0";
+    dynamic[at..at + static_linker.len()].copy_from_slice(static_linker);
+    std::fs::copy(payload("hello.musl"), dir.join("static-hello")).unwrap();
+    let odd = write("static-linker", &dynamic);
+    let out = run(km().arg(&odd).current_dir(&dir));
+    assert_eq!(out.status.code(), Some(KM_ERROR));
+    assert!(
+        text(&out.stderr).contains("dynamic linker ./static-hello is not position-independent"),
+        "{}",
+        text(&out.stderr)
+    );
     assert_km_error(&dir.join("missing"), "No such file or directory");
     assert_km_error(&dir, "not a regular file");
 }

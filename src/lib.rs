@@ -159,6 +159,9 @@ pub fn run(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infalli
             lock(&guest.signals).actions[(sig - 1) as usize].handler = libc::SIG_IGN as u64;
         }
     }
+    if inherited.ignored & signals::bit(libc::SIGCHLD) != 0 {
+        vcpu::kick::mirror_sigchld(true)?;
+    }
     let vcpu = guest.take_vcpu()?;
     vdso::start(&guest, &vcpu)?;
     vcpu.start(image.entry, rsp)?;

@@ -124,6 +124,12 @@ impl SigAction {
     pub fn words(&self) -> [u64; 4] {
         [self.handler, self.flags, self.restorer, self.mask]
     }
+
+    /// For SIGCHLD: whether children are reaped without wait (SIG_IGN or
+    /// SA_NOCLDWAIT).
+    pub fn reaps_children(&self) -> bool {
+        self.handler == libc::SIG_IGN as u64 || self.flags & libc::SA_NOCLDWAIT as u64 != 0
+    }
 }
 
 /// What a signal does when its handler is SIG_DFL.

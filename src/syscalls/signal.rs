@@ -50,6 +50,9 @@ pub fn rt_sigaction(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     if let Some(mut new) = new {
         new.mask &= !UNBLOCKABLE;
         lock(&ctx.guest.signals).actions[slot] = new;
+        if sig == libc::SIGCHLD {
+            kick::mirror_sigchld(new.reaps_children()).map_err(|_| Errno::INVAL)?;
+        }
     }
     Ok(0)
 }

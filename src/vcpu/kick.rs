@@ -82,13 +82,13 @@ extern "C" fn on_forwarded(sig: libc::c_int, info: *mut libc::siginfo_t, _: *mut
     kick_all();
 }
 
-fn install_handler(sig: i32, action: libc::sighandler_t, siginfo: bool) -> Result<()> {
+fn install_handler(sig: i32, action: libc::sighandler_t, flags: i32) -> Result<()> {
     // SAFETY: a zeroed sigaction is valid; the handlers only use async-signal-safe
     // operations; SA_RESTART is left out so blocking host calls return EINTR.
     let rc = unsafe {
         let mut sa: libc::sigaction = std::mem::zeroed();
         sa.sa_sigaction = action;
-        sa.sa_flags = if siginfo { libc::SA_SIGINFO } else { 0 };
+        sa.sa_flags = flags;
         libc::sigemptyset(&mut sa.sa_mask);
         libc::sigaction(sig, &sa, std::ptr::null_mut())
     };
@@ -106,19 +106,31 @@ pub fn install() -> Result<()> {
     install_handler(
         kick_signal(),
         on_kick as extern "C" fn(libc::c_int) as libc::sighandler_t,
-        false,
+        0,
     )?;
     for sig in forwarded() {
-        let handler =
-            on_forwarded as extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void);
-        install_handler(sig, handler as libc::sighandler_t, true)?;
+        install_handler(sig, forwarding_handler(), libc::SA_SIGINFO)?;
     }
     Ok(())
 }
 
+fn forwarding_handler() -> libc::sighandler_t {
+    let handler =
+        on_forwarded as extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void);
+    handler as libc::sighandler_t
+}
+
+/// Mirrors the payload's SIGCHLD disposition on the host where it changes what the
+/// host does: when the payload ignores SIGCHLD (or sets SA_NOCLDWAIT), its children
+/// (km processes) are reaped automatically and wait gives ECHILD, as on Linux.
+pub fn mirror_sigchld(auto_reap: bool) -> Result<()> {
+    let flags = libc::SA_SIGINFO | if auto_reap { libc::SA_NOCLDWAIT } else { 0 };
+    install_handler(libc::SIGCHLD, forwarding_handler(), flags)
+}
+
 /// Puts `sig` back to its default host action (before km re-raises it on itself).
 pub fn restore_default(sig: i32) {
-    let _ = install_handler(sig, libc::SIG_DFL, false);
+    let _ = install_handler(sig, libc::SIG_DFL, 0);
 }
 
 /// Makes the calling thread kickable while it drives the vCPU whose run structure is

@@ -147,6 +147,15 @@ int main(int argc, char **argv) {
     }
     st = system("echo system says hi; exit 4");
     show("system", st);
+    /* SIGCHLD ignored: children are reaped on their own, wait finds none. */
+    signal(SIGCHLD, SIG_IGN);
+    pid = fork();
+    if (pid == 0)
+        _exit(0);
+    usleep(200 * 1000);
+    int reaped = waitpid(pid, &st, 0);
+    printf("SIGCHLD ignored: waitpid gives %d (%s)\n", reaped, strerror(errno));
+    signal(SIGCHLD, SIG_DFL);
     /* close_range: marking close-on-exec, then closing. */
     int a = open("/etc/passwd", O_RDONLY), b = dup(a);
     syscall(SYS_close_range, b, b, 4 /* CLOSE_RANGE_CLOEXEC */);

@@ -75,6 +75,18 @@ fn copyenv_is_the_default() {
 }
 
 #[test]
+fn file_operations_and_event_descriptors_match_native() {
+    for libc in LIBCS {
+        assert_passes_like_native(
+            &payload(&format!("fileops.{libc}")),
+            &[],
+            Some(&format!("fileops-{libc}")),
+            "personality 0",
+        );
+    }
+}
+
+#[test]
 fn file_io_round_trip() {
     for libc in LIBCS {
         assert_passes_like_native(

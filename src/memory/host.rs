@@ -691,3 +691,162 @@ pub fn close_fd(n: RawFd) {
     // in this process (their threads exist only in the parent).
     unsafe { libc::close(n) };
 }
+
+/// Syscalls whose arguments are all plain integers (descriptors are km's host
+/// descriptors), which [`int_syscall`] may make.
+const INT_SYSCALLS: &[libc::c_long] = &[
+    libc::SYS_flock,
+    libc::SYS_fadvise64,
+    libc::SYS_fallocate,
+    libc::SYS_readahead,
+    libc::SYS_syncfs,
+    libc::SYS_fchown,
+    libc::SYS_getpriority,
+    libc::SYS_setpriority,
+    libc::SYS_setuid,
+    libc::SYS_setgid,
+    libc::SYS_setreuid,
+    libc::SYS_setregid,
+    libc::SYS_setresuid,
+    libc::SYS_setresgid,
+    libc::SYS_setfsuid,
+    libc::SYS_setfsgid,
+    libc::SYS_sched_getscheduler,
+    libc::SYS_inotify_rm_watch,
+];
+
+/// Syscalls with integer arguments that return a new descriptor.
+const FD_SYSCALLS: &[libc::c_long] = &[
+    libc::SYS_eventfd2,
+    libc::SYS_timerfd_create,
+    libc::SYS_inotify_init1,
+];
+
+/// Makes syscall `nr`, one of [`INT_SYSCALLS`], with integer arguments.
+pub fn int_syscall(nr: libc::c_long, args: [u64; 4]) -> Result<u64, Errno> {
+    if !INT_SYSCALLS.contains(&nr) {
+        return Err(Errno::NOSYS);
+    }
+    // SAFETY: the syscalls allowed here take no pointers, so no argument value can
+    // make the kernel touch memory.
+    let r = unsafe { libc::syscall(nr, args[0], args[1], args[2], args[3]) };
+    check(r).map(|n| n as u64)
+}
+
+/// Makes syscall `nr`, one of [`FD_SYSCALLS`], and owns the descriptor it returns.
+pub fn fd_syscall(nr: libc::c_long, args: [u64; 2]) -> Result<OwnedFd, Errno> {
+    if !FD_SYSCALLS.contains(&nr) {
+        return Err(Errno::NOSYS);
+    }
+    // SAFETY: as for `int_syscall`; the result, when not an error, is a new
+    // descriptor nobody else owns.
+    let fd = check(unsafe { libc::syscall(nr, args[0], args[1]) })?;
+    // SAFETY: see above.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Vectored I/O at file offset `offset` (preadv/pwritev) on guest memory.
+pub fn vectored_at(
+    fd: BorrowedFd<'_>,
+    bufs: &[VolatileSlice<'_>],
+    offset: i64,
+    write: bool,
+) -> Result<usize, Errno> {
+    let guards: Vec<_> = bufs.iter().map(|b| b.ptr_guard_mut()).collect();
+    let iov: Vec<libc::iovec> = guards
+        .iter()
+        .zip(bufs)
+        .map(|(g, b)| libc::iovec {
+            iov_base: g.as_ptr().cast(),
+            iov_len: b.len(),
+        })
+        .collect();
+    // SAFETY: as for `vectored`.
+    let n = unsafe {
+        if write {
+            libc::pwritev(
+                fd.as_raw_fd(),
+                iov.as_ptr(),
+                iov.len() as libc::c_int,
+                offset,
+            )
+        } else {
+            libc::preadv(
+                fd.as_raw_fd(),
+                iov.as_ptr(),
+                iov.len() as libc::c_int,
+                offset,
+            )
+        }
+    };
+    check(n as libc::c_long)
+}
+
+/// getrusage(who) into a km buffer (`struct rusage`).
+pub fn getrusage(who: i32) -> Result<Vec<u8>, Errno> {
+    let len = std::mem::size_of::<libc::rusage>();
+    // SAFETY: the kernel writes one struct rusage into the buffer, which is that long.
+    let (buf, _) = with_buffer(len, |p| unsafe { libc::getrusage(who, p.cast()) as _ })?;
+    Ok(buf)
+}
+
+/// times() with its `struct tms` in a km buffer: (clock ticks, buffer).
+pub fn times() -> Result<(u64, Vec<u8>), Errno> {
+    let len = std::mem::size_of::<libc::tms>();
+    // SAFETY: the kernel writes one struct tms into the buffer, which is that long.
+    let (buf, ticks) = with_buffer(len, |p| unsafe { libc::times(p.cast()) as _ })?;
+    Ok((ticks as u64, buf))
+}
+
+/// getresuid (`gid: false`) or getresgid: real, effective, saved.
+pub fn getres_ids(gid: bool) -> Result<[u32; 3], Errno> {
+    let mut ids = [0u32; 3];
+    let [r, e, s] = &mut ids;
+    // SAFETY: the kernel writes one id into each of the three km variables.
+    let rc = unsafe {
+        if gid {
+            libc::getresgid(r, e, s)
+        } else {
+            libc::getresuid(r, e, s)
+        }
+    };
+    check(rc as libc::c_long).map(|_| ids)
+}
+
+/// setgroups with a km list.
+pub fn setgroups(groups: &[u32]) -> Result<(), Errno> {
+    // SAFETY: the kernel reads `groups.len()` ids from the km slice.
+    let rc = unsafe { libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) };
+    check(rc).map(drop)
+}
+
+/// prctl options with an integer argument and result (see `syscalls::creds`).
+const PRCTL_INT: &[i32] = &[
+    libc::PR_SET_PDEATHSIG,
+    libc::PR_GET_DUMPABLE,
+    libc::PR_SET_DUMPABLE,
+    libc::PR_SET_CHILD_SUBREAPER,
+    libc::PR_SET_NO_NEW_PRIVS,
+    libc::PR_GET_NO_NEW_PRIVS,
+];
+
+/// prctl(option, arg) for an option of [`PRCTL_INT`].
+pub fn prctl_int(option: i32, arg: u64) -> Result<u64, Errno> {
+    if !PRCTL_INT.contains(&option) {
+        return Err(Errno::INVAL);
+    }
+    // SAFETY: these options take an integer, never a pointer.
+    let r = unsafe { libc::prctl(option, arg as libc::c_ulong, 0, 0, 0) };
+    check(r as libc::c_long).map(|n| n as u64)
+}
+
+/// prctl(PR_GET_PDEATHSIG or PR_GET_CHILD_SUBREAPER): the int it stores.
+pub fn prctl_get(option: i32) -> Result<i32, Errno> {
+    if option != libc::PR_GET_PDEATHSIG && option != libc::PR_GET_CHILD_SUBREAPER {
+        return Err(Errno::INVAL);
+    }
+    let mut value: libc::c_int = 0;
+    // SAFETY: both options store one int at the km address given.
+    let r = unsafe { libc::prctl(option, &mut value as *mut libc::c_int, 0, 0, 0) };
+    check(r as libc::c_long).map(|_| value)
+}

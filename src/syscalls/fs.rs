@@ -35,7 +35,7 @@ fn fd_arg(a: u64) -> i32 {
 }
 
 /// A directory argument: km's working directory (AT_FDCWD) or a guest fd.
-struct Dir(Option<Arc<OwnedFd>>);
+pub(super) struct Dir(Option<Arc<OwnedFd>>);
 
 impl AsFd for Dir {
     fn as_fd(&self) -> BorrowedFd<'_> {
@@ -44,7 +44,7 @@ impl AsFd for Dir {
 }
 
 /// The host directory for a guest dirfd argument.
-fn dirfd(ctx: &Ctx<'_>, a: u64) -> Result<Dir, Errno> {
+pub(super) fn dirfd(ctx: &Ctx<'_>, a: u64) -> Result<Dir, Errno> {
     if a as i32 == libc::AT_FDCWD {
         Ok(Dir(None))
     } else {
@@ -106,7 +106,8 @@ fn iovecs(ctx: &Ctx<'_>, addr: u64, count: u64) -> Result<Vec<(u64, u64)>, Errno
 }
 
 /// readv/writev: one host call over the checked guest buffers.
-fn vectored(ctx: &mut Ctx<'_>, a: &[u64; 6], write: bool) -> SysResult {
+/// readv/writev, or preadv/pwritev at file offset `at`.
+fn vectored_io(ctx: &mut Ctx<'_>, a: &[u64; 6], write: bool, at: Option<i64>) -> SysResult {
     let fd = ctx.fd(a[0])?;
     let bufs = iovecs(ctx, a[1], a[2])?
         .into_iter()
@@ -118,15 +119,38 @@ fn vectored(ctx: &mut Ctx<'_>, a: &[u64; 6], write: bool) -> SysResult {
             }
         })
         .collect::<Result<Vec<_>, Errno>>()?;
-    Ok(host::vectored(fd.as_fd(), &bufs, write)? as u64)
+    Ok(match at {
+        Some(offset) => host::vectored_at(fd.as_fd(), &bufs, offset, write)?,
+        None => host::vectored(fd.as_fd(), &bufs, write)?,
+    } as u64)
 }
 
 pub fn readv(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
-    vectored(ctx, a, false)
+    vectored_io(ctx, a, false, None)
 }
 
 pub fn writev(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
-    vectored(ctx, a, true)
+    vectored_io(ctx, a, true, None)
+}
+
+/// The file offset of preadv/pwritev (the low and high halves; x86-64 passes it
+/// whole in the first).
+fn vectored_offset(a: &[u64; 6]) -> Result<i64, Errno> {
+    let offset = a[3] as i64;
+    if offset < 0 {
+        return Err(Errno::INVAL);
+    }
+    Ok(offset)
+}
+
+pub fn preadv(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let at = vectored_offset(a)?;
+    vectored_io(ctx, a, false, Some(at))
+}
+
+pub fn pwritev(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let at = vectored_offset(a)?;
+    vectored_io(ctx, a, true, Some(at))
 }
 
 pub fn pread64(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
@@ -143,7 +167,13 @@ pub fn pwrite64(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     Ok(rustix::io::pwrite(ctx.fd(a[0])?, &buf, a[3])? as u64)
 }
 
-fn do_openat(ctx: &mut Ctx<'_>, dir: u64, path: u64, flags: u64, mode: u64) -> SysResult {
+pub(super) fn do_openat(
+    ctx: &mut Ctx<'_>,
+    dir: u64,
+    path: u64,
+    flags: u64,
+    mode: u64,
+) -> SysResult {
     let mut path = ctx.read_path(path)?;
     let flags = OFlags::from_bits_retain(flags as u32);
     match procfs::self_path(path.as_bytes()) {

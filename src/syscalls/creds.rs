@@ -1,0 +1,211 @@
+//! Who the process is and how it is treated: user and group ids, supplementary
+//! groups, scheduling priority and policy, resource usage and times, prctl and
+//! personality. Guest pids and ids are the host's: these go to the host (for the
+//! km process, which is the payload's process).
+
+use rustix::io::Errno;
+
+use super::{Ctx, SysResult};
+use crate::memory::host;
+
+/// Linux's NGROUPS_MAX.
+const NGROUPS_MAX: u64 = 65536;
+
+fn ints(nr: libc::c_long, a: &[u64; 6]) -> SysResult {
+    host::int_syscall(nr, [a[0], a[1], a[2], a[3]])
+}
+
+pub fn setuid(_: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    ints(libc::SYS_setuid, a)
+}
+
+pub fn setgid(_: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    ints(libc::SYS_setgid, a)
+}
+
+pub fn setreuid(_: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    ints(libc::SYS_setreuid, a)
+}
+
+pub fn setregid(_: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    ints(libc::SYS_setregid, a)
+}
+
+pub fn setresuid(_: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    ints(libc::SYS_setresuid, a)
+}
+
+pub fn setresgid(_: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    ints(libc::SYS_setresgid, a)
+}
+
+pub fn setfsuid(_: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    ints(libc::SYS_setfsuid, a)
+}
+
+pub fn setfsgid(_: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    ints(libc::SYS_setfsgid, a)
+}
+
+fn getres(ctx: &Ctx<'_>, a: &[u64; 6], gid: bool) -> SysResult {
+    let ids = host::getres_ids(gid)?;
+    for (addr, id) in a[..3].iter().zip(ids) {
+        ctx.write_obj(*addr, id)?;
+    }
+    Ok(0)
+}
+
+pub fn getresuid(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    getres(ctx, a, false)
+}
+
+pub fn getresgid(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    getres(ctx, a, true)
+}
+
+pub fn getgroups(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let size = a[0] as i32;
+    if size < 0 {
+        return Err(Errno::INVAL);
+    }
+    let groups: Vec<u32> = rustix::process::getgroups()?
+        .iter()
+        .map(|g| g.as_raw())
+        .collect();
+    if size == 0 {
+        return Ok(groups.len() as u64);
+    }
+    if (size as usize) < groups.len() {
+        return Err(Errno::INVAL);
+    }
+    let bytes: Vec<u8> = groups.iter().flat_map(|g| g.to_ne_bytes()).collect();
+    ctx.write_bytes(a[1], &bytes)?;
+    Ok(groups.len() as u64)
+}
+
+pub fn setgroups(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    if a[0] > NGROUPS_MAX {
+        return Err(Errno::INVAL);
+    }
+    let bytes = ctx.read_bytes(a[1], a[0] as usize * 4)?;
+    let groups: Vec<u32> = bytes
+        .chunks_exact(4)
+        .map(|c| u32::from_ne_bytes(c.try_into().expect("4 bytes")))
+        .collect();
+    host::setgroups(&groups)?;
+    Ok(0)
+}
+
+pub fn getpriority(_: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    ints(libc::SYS_getpriority, a)
+}
+
+pub fn setpriority(_: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    ints(libc::SYS_setpriority, a)
+}
+
+pub fn sched_getscheduler(_: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    ints(libc::SYS_sched_getscheduler, a)
+}
+
+/// sched_getparam: the only field is the static priority, 0 under SCHED_OTHER.
+pub fn sched_getparam(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    if (a[0] as i32) < 0 {
+        return Err(Errno::INVAL);
+    }
+    let policy = host::int_syscall(libc::SYS_sched_getscheduler, [a[0], 0, 0, 0])?;
+    let priority: i32 = if policy == libc::SCHED_OTHER as u64
+        || policy == libc::SCHED_BATCH as u64
+        || policy == libc::SCHED_IDLE as u64
+    {
+        0
+    } else {
+        return Err(Errno::NOSYS);
+    };
+    ctx.write_obj(a[1], priority)?;
+    Ok(0)
+}
+
+pub fn getrusage(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let who = a[0] as i32;
+    if ![
+        libc::RUSAGE_SELF,
+        libc::RUSAGE_CHILDREN,
+        libc::RUSAGE_THREAD,
+    ]
+    .contains(&who)
+    {
+        return Err(Errno::INVAL);
+    }
+    let usage = host::getrusage(who)?;
+    ctx.write_bytes(a[1], &usage)?;
+    Ok(0)
+}
+
+pub fn times(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let (ticks, tms) = host::times()?;
+    if a[0] != 0 {
+        ctx.write_bytes(a[0], &tms)?;
+    }
+    Ok(ticks)
+}
+
+/// personality: km runs Linux programs only; asking (0xffffffff) or setting
+/// PER_LINUX gives PER_LINUX.
+pub fn personality(_: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    match a[0] as u32 {
+        0 | 0xffff_ffff => Ok(0),
+        _ => Err(Errno::INVAL),
+    }
+}
+
+/// prctl: the thread's name (the host thread's, so `ps -L` and /proc show it),
+/// and the process-wide settings the host keeps for km's process. Anything that
+/// would bind km itself (seccomp, memory map layout) is refused.
+pub fn prctl(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    const PR_SET_PDEATHSIG: u64 = 1;
+    const PR_GET_PDEATHSIG: u64 = 2;
+    const PR_GET_DUMPABLE: u64 = 3;
+    const PR_SET_DUMPABLE: u64 = 4;
+    const PR_SET_NAME: u64 = 15;
+    const PR_GET_NAME: u64 = 16;
+    const PR_SET_CHILD_SUBREAPER: u64 = 36;
+    const PR_GET_CHILD_SUBREAPER: u64 = 37;
+    const PR_SET_NO_NEW_PRIVS: u64 = 38;
+    const PR_GET_NO_NEW_PRIVS: u64 = 39;
+    const NAME_LEN: usize = 16;
+    match a[0] {
+        PR_SET_NAME => {
+            // Up to 15 bytes before the NUL; a longer name is cut, as on Linux.
+            let mut name = Vec::new();
+            for i in 0..NAME_LEN as u64 - 1 {
+                match ctx.read_obj::<u8>(a[1] + i)? {
+                    0 => break,
+                    b => name.push(b),
+                }
+            }
+            let name = std::ffi::CString::new(name).expect("NUL stops the copy");
+            rustix::thread::set_name(&name)?;
+            Ok(0)
+        }
+        PR_GET_NAME => {
+            let name = rustix::thread::name()?;
+            let mut bytes = name.as_bytes_with_nul().to_vec();
+            bytes.resize(NAME_LEN, 0);
+            ctx.write_bytes(a[1], &bytes)?;
+            Ok(0)
+        }
+        PR_GET_PDEATHSIG | PR_GET_CHILD_SUBREAPER => {
+            let value = host::prctl_get(a[0] as i32)?;
+            ctx.write_obj(a[1], value)?;
+            Ok(0)
+        }
+        PR_SET_PDEATHSIG
+        | PR_GET_DUMPABLE
+        | PR_SET_DUMPABLE
+        | PR_SET_CHILD_SUBREAPER
+        | PR_SET_NO_NEW_PRIVS
+        | PR_GET_NO_NEW_PRIVS => host::prctl_int(a[0] as i32, a[1]),
+        _ => Err(Errno::INVAL),
+    }
+}

@@ -850,3 +850,31 @@ pub fn prctl_get(option: i32) -> Result<i32, Errno> {
     let r = unsafe { libc::prctl(option, &mut value as *mut libc::c_int, 0, 0, 0) };
     check(r as libc::c_long).map(|_| value)
 }
+
+/// setxattr/lsetxattr/fsetxattr (`value: Some`) or removexattr and friends (`None`)
+/// with km-side name and value.
+pub fn change_xattr(
+    target: XattrTarget<'_>,
+    name: &CStr,
+    value: Option<(&[u8], i32)>,
+) -> Result<(), Errno> {
+    // SAFETY: paths and names are valid NUL-terminated strings and the value is a
+    // km slice whose length is passed with it.
+    let r = unsafe {
+        match (target, value) {
+            (XattrTarget::Path(p, true), Some((v, f))) => {
+                libc::setxattr(p.as_ptr(), name.as_ptr(), v.as_ptr().cast(), v.len(), f)
+            }
+            (XattrTarget::Path(p, false), Some((v, f))) => {
+                libc::lsetxattr(p.as_ptr(), name.as_ptr(), v.as_ptr().cast(), v.len(), f)
+            }
+            (XattrTarget::Fd(fd), Some((v, f))) => {
+                libc::fsetxattr(fd.as_raw_fd(), name.as_ptr(), v.as_ptr().cast(), v.len(), f)
+            }
+            (XattrTarget::Path(p, true), None) => libc::removexattr(p.as_ptr(), name.as_ptr()),
+            (XattrTarget::Path(p, false), None) => libc::lremovexattr(p.as_ptr(), name.as_ptr()),
+            (XattrTarget::Fd(fd), None) => libc::fremovexattr(fd.as_raw_fd(), name.as_ptr()),
+        }
+    };
+    check(r as libc::c_long).map(drop)
+}

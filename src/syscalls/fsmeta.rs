@@ -1,5 +1,5 @@
-//! File-system metadata: statfs/fstatfs and reading extended attributes (which
-//! `ls -l` asks for ACLs and security labels).
+//! File-system metadata: statfs/fstatfs and extended attributes (`ls -l` reads
+//! them for ACLs and security labels, `cp -a` copies them).
 
 use std::ffi::CString;
 use std::os::fd::AsFd;
@@ -94,4 +94,74 @@ pub fn fgetxattr(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 pub fn flistxattr(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     let fd = ctx.fd(a[0])?;
     read_xattr(ctx, XattrTarget::Fd(fd.as_fd()), None, a[1], a[2])
+}
+
+/// Sets (`set`) or removes an attribute of `target`: the name at `name`, the value
+/// `[value, value + size)` with `flags`.
+fn change(
+    ctx: &Ctx<'_>,
+    target: XattrTarget<'_>,
+    name: u64,
+    set: Option<(u64, u64, u64)>,
+) -> SysResult {
+    let name = xattr_name(ctx, name)?;
+    match set {
+        Some((value, size, flags)) => {
+            if size > XATTR_MAX {
+                return Err(Errno::TOOBIG);
+            }
+            if flags & !((libc::XATTR_CREATE | libc::XATTR_REPLACE) as u64) != 0 {
+                return Err(Errno::INVAL);
+            }
+            let bytes = ctx.read_bytes(value, size as usize)?;
+            host::change_xattr(target, &name, Some((&bytes, flags as i32)))?;
+        }
+        None => host::change_xattr(target, &name, None)?,
+    }
+    Ok(0)
+}
+
+pub fn setxattr(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let path = ctx.read_path(a[0])?;
+    change(
+        ctx,
+        XattrTarget::Path(&path, true),
+        a[1],
+        Some((a[2], a[3], a[4])),
+    )
+}
+
+pub fn lsetxattr(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let path = ctx.read_path(a[0])?;
+    change(
+        ctx,
+        XattrTarget::Path(&path, false),
+        a[1],
+        Some((a[2], a[3], a[4])),
+    )
+}
+
+pub fn fsetxattr(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let fd = ctx.fd(a[0])?;
+    change(
+        ctx,
+        XattrTarget::Fd(fd.as_fd()),
+        a[1],
+        Some((a[2], a[3], a[4])),
+    )
+}
+
+pub fn removexattr(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let path = ctx.read_path(a[0])?;
+    change(ctx, XattrTarget::Path(&path, true), a[1], None)
+}
+
+pub fn lremovexattr(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let path = ctx.read_path(a[0])?;
+    change(ctx, XattrTarget::Path(&path, false), a[1], None)
+}
+
+pub fn fremovexattr(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let fd = ctx.fd(a[0])?;
+    change(ctx, XattrTarget::Fd(fd.as_fd()), a[1], None)
 }

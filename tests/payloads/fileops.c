@@ -21,6 +21,7 @@
 #include <sys/timerfd.h>
 #include <sys/times.h>
 #include <sys/uio.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 #include <utime.h>
 
@@ -77,6 +78,13 @@ int main(int argc, char **argv) {
     memset(buf, 0, sizeof buf);
     pread(out, buf, 10, 0);
     printf("after pwritev [%s]\n", buf);
+    say("setxattr", setxattr("a", "user.km", "v1", 2, 0));
+    say("fsetxattr create existing", fsetxattr(fd, "user.km", "v2", 2, XATTR_CREATE));
+    memset(buf, 0, sizeof buf);
+    say("getxattr", getxattr("a", "user.km", buf, sizeof buf));
+    printf("xattr value [%s]\n", buf);
+    say("removexattr", removexattr("a", "user.km"));
+    say("removexattr again", removexattr("a", "user.km"));
     say("mkfifo", mkfifo("fifo", 0600));
     lstat("fifo", &st);
     printf("fifo is a fifo: %d\n", S_ISFIFO(st.st_mode));

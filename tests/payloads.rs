@@ -87,6 +87,18 @@ fn file_operations_and_event_descriptors_match_native() {
 }
 
 #[test]
+fn socket_messages_pass_descriptors_and_addresses() {
+    for libc in LIBCS {
+        assert_passes_like_native(
+            &payload(&format!("msgs.{libc}")),
+            &[],
+            None,
+            "sendmmsg: 2 sent",
+        );
+    }
+}
+
+#[test]
 fn file_io_round_trip() {
     for libc in LIBCS {
         assert_passes_like_native(

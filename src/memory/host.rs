@@ -878,3 +878,106 @@ pub fn change_xattr(
     };
     check(r as libc::c_long).map(drop)
 }
+
+/// What recvmsg gave back: bytes received, the source address (up to the capacity
+/// asked for) and its full length, the control data and the message flags.
+pub struct Received {
+    pub len: usize,
+    pub name: Vec<u8>,
+    pub name_len: u32,
+    pub control: Vec<u8>,
+    pub flags: i32,
+}
+
+fn iovecs_of(
+    guards: &[vm_memory::volatile_memory::PtrGuardMut],
+    bufs: &[VolatileSlice<'_>],
+) -> Vec<libc::iovec> {
+    guards
+        .iter()
+        .zip(bufs)
+        .map(|(g, b)| libc::iovec {
+            iov_base: g.as_ptr().cast(),
+            iov_len: b.len(),
+        })
+        .collect()
+}
+
+/// sendmsg over guest buffers, with a km-side address and control data (whose
+/// descriptors the caller has already made km's host descriptors).
+pub fn sendmsg(
+    fd: BorrowedFd<'_>,
+    name: Option<&[u8]>,
+    bufs: &[VolatileSlice<'_>],
+    control: &[u8],
+    flags: i32,
+) -> Result<usize, Errno> {
+    let guards: Vec<_> = bufs.iter().map(|b| b.ptr_guard_mut()).collect();
+    let mut iov = iovecs_of(&guards, bufs);
+    // SAFETY: a zeroed msghdr is valid; every pointer set below is a km buffer or
+    // checked guest memory kept mapped by the guards, with its length.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    if let Some(name) = name {
+        msg.msg_name = name.as_ptr() as *mut libc::c_void;
+        msg.msg_namelen = name.len() as libc::socklen_t;
+    }
+    msg.msg_iov = iov.as_mut_ptr();
+    msg.msg_iovlen = iov.len();
+    if !control.is_empty() {
+        msg.msg_control = control.as_ptr() as *mut libc::c_void;
+        msg.msg_controllen = control.len();
+    }
+    // SAFETY: see above; the kernel only reads through `msg`.
+    check(unsafe { libc::sendmsg(fd.as_raw_fd(), &msg, flags) } as libc::c_long)
+}
+
+/// recvmsg into guest buffers, with km-side address and control buffers of the
+/// given capacities; descriptors passed in SCM_RIGHTS arrive close-on-exec.
+pub fn recvmsg(
+    fd: BorrowedFd<'_>,
+    name_cap: usize,
+    bufs: &[VolatileSlice<'_>],
+    control_cap: usize,
+    flags: i32,
+) -> Result<Received, Errno> {
+    let guards: Vec<_> = bufs.iter().map(|b| b.ptr_guard_mut()).collect();
+    let mut iov = iovecs_of(&guards, bufs);
+    let mut name = vec![0u8; name_cap];
+    let mut control = vec![0u8; control_cap];
+    // SAFETY: as for `sendmsg`; the kernel writes within the km buffers' lengths
+    // and the guest buffers behind the iovecs.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    if name_cap > 0 {
+        msg.msg_name = name.as_mut_ptr().cast();
+        msg.msg_namelen = name_cap as libc::socklen_t;
+    }
+    msg.msg_iov = iov.as_mut_ptr();
+    msg.msg_iovlen = iov.len();
+    if control_cap > 0 {
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = control_cap;
+    }
+    // SAFETY: see above.
+    let n = check(
+        unsafe { libc::recvmsg(fd.as_raw_fd(), &mut msg, flags | libc::MSG_CMSG_CLOEXEC) }
+            as libc::c_long,
+    )?;
+    let name_len = if name_cap > 0 { msg.msg_namelen } else { 0 };
+    name.truncate((name_len as usize).min(name_cap));
+    control.truncate(msg.msg_controllen.min(control_cap));
+    Ok(Received {
+        len: n,
+        name,
+        name_len,
+        control,
+        flags: msg.msg_flags,
+    })
+}
+
+/// Takes ownership of descriptor `n`, which the kernel just installed for km (an
+/// SCM_RIGHTS message that recvmsg received).
+pub fn adopt_received_fd(n: RawFd) -> OwnedFd {
+    // SAFETY: a descriptor passed in SCM_RIGHTS is new in km's table and owned by
+    // nothing else; each is adopted once, as it is read from the control data.
+    unsafe { OwnedFd::from_raw_fd(n) }
+}

@@ -89,7 +89,7 @@ pub fn write(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 }
 
 /// The (base, len) pairs of a guest iovec array.
-fn iovecs(ctx: &Ctx<'_>, addr: u64, count: u64) -> Result<Vec<(u64, u64)>, Errno> {
+pub(super) fn iovecs(ctx: &Ctx<'_>, addr: u64, count: u64) -> Result<Vec<(u64, u64)>, Errno> {
     if count > IOV_MAX {
         return Err(Errno::INVAL);
     }

@@ -14,6 +14,7 @@ mod fs;
 mod fsmeta;
 mod info;
 mod mem;
+mod msg;
 mod net;
 mod poll;
 mod process;
@@ -331,6 +332,9 @@ fn handler(nr: i64) -> Option<(&'static str, Handler)> {
         SYS_getsockopt => ("getsockopt", net::getsockopt as Handler),
         SYS_sendto => ("sendto", net::sendto as Handler),
         SYS_recvfrom => ("recvfrom", net::recvfrom as Handler),
+        SYS_sendmsg => ("sendmsg", msg::sendmsg as Handler),
+        SYS_sendmmsg => ("sendmmsg", msg::sendmmsg as Handler),
+        SYS_recvmsg => ("recvmsg", msg::recvmsg as Handler),
         SYS_shutdown => ("shutdown", net::shutdown as Handler),
         SYS_epoll_create => ("epoll_create", poll::epoll_create as Handler),
         SYS_epoll_create1 => ("epoll_create1", poll::epoll_create1 as Handler),

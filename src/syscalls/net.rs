@@ -64,7 +64,7 @@ pub fn socketpair(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     Ok(0)
 }
 
-fn read_sockaddr(ctx: &Ctx<'_>, addr: u64, len: u64) -> Result<Vec<u8>, Errno> {
+pub(super) fn read_sockaddr(ctx: &Ctx<'_>, addr: u64, len: u64) -> Result<Vec<u8>, Errno> {
     if len > SOCKADDR_MAX {
         return Err(Errno::INVAL);
     }

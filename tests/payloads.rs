@@ -93,7 +93,7 @@ fn socket_messages_pass_descriptors_and_addresses() {
             &payload(&format!("msgs.{libc}")),
             &[],
             None,
-            "sendmmsg: 2 sent",
+            "sendmmsg: 2 sent 17 17",
         );
     }
 }

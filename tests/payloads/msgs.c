@@ -49,9 +49,11 @@ int main(void) {
     struct sockaddr_in from;
     memset(buf, 0, sizeof buf);
     struct msghdr d = {.msg_name = &from, .msg_namelen = sizeof from, .msg_iov = &riov, .msg_iovlen = 1};
-    printf("recvmsg datagram: %zd [%s] from the sender: %d\n", recvmsg(u2, &d, 0), buf,
+    ssize_t n = recvmsg(u2, &d, 0);
+    printf("recvmsg datagram: %zd [%s] from the sender: %d\n", n, buf,
            d.msg_namelen == sizeof from && from.sin_port == a1.sin_port);
     struct mmsghdr mm[2] = {{.msg_hdr = s}, {.msg_hdr = s}};
-    printf("sendmmsg: %d sent %u %u\n", sendmmsg(u1, mm, 2, 0), mm[0].msg_len, mm[1].msg_len);
+    int sent = sendmmsg(u1, mm, 2, 0);
+    printf("sendmmsg: %d sent %u %u\n", sent, mm[0].msg_len, mm[1].msg_len);
     return 0;
 }

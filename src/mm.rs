@@ -434,6 +434,11 @@ impl AddressSpace {
             .map(|(s, v)| (*s, v.clone()))
     }
 
+    /// Whether every page of `range` is mapped.
+    pub fn is_mapped(&self, range: &Range<u64>) -> bool {
+        self.covering(range).is_some()
+    }
+
     /// Whether `range` is free of mappings.
     pub fn is_free(&self, range: &Range<u64>) -> bool {
         !self.overlaps(range)

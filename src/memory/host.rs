@@ -712,6 +712,8 @@ const INT_SYSCALLS: &[libc::c_long] = &[
     libc::SYS_setfsuid,
     libc::SYS_setfsgid,
     libc::SYS_sched_getscheduler,
+    libc::SYS_sched_get_priority_max,
+    libc::SYS_sched_get_priority_min,
     libc::SYS_inotify_rm_watch,
 ];
 

@@ -391,6 +391,22 @@ impl GuestMemory {
         Err(Fault { addr: at })
     }
 
+    /// msync(2) on the host pages behind a committed guest range: a shared file
+    /// mapping's changes reach the file.
+    pub fn sync_to_file(&self, range: Range<u64>, flags: i32) -> Result<()> {
+        let len = (range.end - range.start) as usize;
+        let host = self.slice(range.start, len)?.ptr_guard_mut().as_ptr();
+        // SAFETY: `host..host+len` is committed guest memory inside a region's
+        // reservation (checked by `slice`); msync only writes dirty pages back.
+        let rc = unsafe { libc::msync(host.cast(), len, flags) };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error()).with_context(|| {
+                format!("msync of guest range {:#x}..{:#x}", range.start, range.end)
+            });
+        }
+        Ok(())
+    }
+
     /// Gives the host pages behind a committed guest range back to the host kernel and
     /// makes the range read as zeroes again (anonymous, private).
     pub fn discard(&self, range: Range<u64>) -> Result<()> {

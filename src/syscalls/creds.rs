@@ -104,6 +104,14 @@ pub fn setpriority(_: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     ints(libc::SYS_setpriority, a)
 }
 
+pub fn sched_get_priority_max(_: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    ints(libc::SYS_sched_get_priority_max, a)
+}
+
+pub fn sched_get_priority_min(_: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    ints(libc::SYS_sched_get_priority_min, a)
+}
+
 pub fn sched_getscheduler(_: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     ints(libc::SYS_sched_getscheduler, a)
 }

@@ -152,6 +152,72 @@ pub fn mremap(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     Ok(new)
 }
 
+/// msync: shared file mappings are written back by the host; the rest has
+/// nothing to write. Unmapped pages give ENOMEM, as on Linux.
+pub fn msync(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let flags = a[2] as i32;
+    let known = libc::MS_ASYNC | libc::MS_SYNC | libc::MS_INVALIDATE;
+    if flags & !known != 0 || flags & libc::MS_ASYNC != 0 && flags & libc::MS_SYNC != 0 {
+        return Err(Errno::INVAL);
+    }
+    let range = page_range(a[0], a[1])?;
+    let mm = lock(&ctx.guest.mm);
+    if !mm.is_mapped(&range) {
+        return Err(Errno::NOMEM);
+    }
+    let shared: Vec<Range<u64>> = mm
+        .vmas()
+        .filter(|(start, v)| {
+            v.shared && v.file.is_some() && *start < range.end && v.end > range.start
+        })
+        .map(|(start, v)| start.max(range.start)..v.end.min(range.end))
+        .collect();
+    drop(mm);
+    for r in shared {
+        ctx.guest
+            .vm
+            .mem
+            .sync_to_file(r, flags & !libc::MS_INVALIDATE)
+            .map_err(|_| Errno::IO)?;
+    }
+    Ok(0)
+}
+
+/// mlock and munlock (and their variants): guest memory stays where it is; only
+/// the range is checked (ENOMEM if unmapped).
+pub fn mlock(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let start = a[0] & !(PAGE_SIZE - 1);
+    let range = page_range(start, a[1] + (a[0] - start))?;
+    if !lock(&ctx.guest.mm).is_mapped(&range) {
+        return Err(Errno::NOMEM);
+    }
+    Ok(0)
+}
+
+pub fn mlockall(_: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let known = (libc::MCL_CURRENT | libc::MCL_FUTURE | libc::MCL_ONFAULT) as u64;
+    if a[0] == 0 || a[0] & !known != 0 {
+        return Err(Errno::INVAL);
+    }
+    Ok(0)
+}
+
+pub fn munlockall(_: &mut Ctx<'_>, _: &[u64; 6]) -> SysResult {
+    Ok(0)
+}
+
+/// mincore: every mapped page counts as resident (km's guest memory is ordinary
+/// host memory); unmapped pages give ENOMEM.
+pub fn mincore(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let range = page_range(a[0], a[1])?;
+    if !lock(&ctx.guest.mm).is_mapped(&range) {
+        return Err(Errno::NOMEM);
+    }
+    let pages = ((range.end - range.start) / PAGE_SIZE) as usize;
+    ctx.write_bytes(a[2], &vec![1u8; pages])?;
+    Ok(0)
+}
+
 pub fn madvise(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     let range = page_range(a[0], a[1])?;
     if a[2] as i32 == libc::MADV_DONTNEED {

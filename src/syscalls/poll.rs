@@ -127,3 +127,126 @@ pub fn ppoll(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     };
     do_poll(ctx, a[0], a[1], timeout)
 }
+
+/// The guest's fd_set at `addr` for descriptors below `nfds` (none if null).
+fn read_fd_set(ctx: &Ctx<'_>, addr: u64, nfds: usize) -> Result<Option<Vec<u64>>, Errno> {
+    if addr == 0 {
+        return Ok(None);
+    }
+    let words = nfds.div_ceil(64);
+    let bytes = ctx.read_bytes(addr, words * 8)?;
+    Ok(Some(
+        bytes
+            .chunks_exact(8)
+            .map(|c| u64::from_ne_bytes(c.try_into().expect("8 bytes")))
+            .collect(),
+    ))
+}
+
+fn has(set: &Option<Vec<u64>>, fd: usize) -> bool {
+    set.as_ref()
+        .is_some_and(|s| s[fd / 64] & (1 << (fd % 64)) != 0)
+}
+
+/// select and pselect6 through the host's poll: `timeout_ms` -1 waits forever.
+/// Returns the ready count; the guest's sets are rewritten with the ready ones.
+fn do_select(ctx: &mut Ctx<'_>, a: &[u64; 6], timeout_ms: i32) -> SysResult {
+    let nfds = a[0] as i32;
+    if nfds < 0 || nfds as u64 > POLL_MAX {
+        return Err(Errno::INVAL);
+    }
+    let nfds = nfds as usize;
+    let sets = [
+        read_fd_set(ctx, a[1], nfds)?,
+        read_fd_set(ctx, a[2], nfds)?,
+        read_fd_set(ctx, a[3], nfds)?,
+    ];
+    let mut held = Vec::new();
+    let mut polled = Vec::new();
+    for fd in 0..nfds {
+        let mut events = 0;
+        if has(&sets[0], fd) {
+            events |= libc::POLLIN;
+        }
+        if has(&sets[1], fd) {
+            events |= libc::POLLOUT;
+        }
+        if has(&sets[2], fd) {
+            events |= libc::POLLPRI;
+        }
+        if events == 0 {
+            continue;
+        }
+        let host = ctx.fd(fd as u64)?;
+        polled.push((
+            fd,
+            libc::pollfd {
+                fd: host.as_raw_fd(),
+                events,
+                revents: 0,
+            },
+        ));
+        held.push(host);
+    }
+    let mut fds: Vec<libc::pollfd> = polled.iter().map(|(_, p)| *p).collect();
+    host::poll(&mut fds, timeout_ms)?;
+    let mut ready: [Vec<u64>; 3] = std::array::from_fn(|_| vec![0u64; nfds.div_ceil(64)]);
+    let mut count = 0;
+    for ((fd, _), p) in polled.iter().zip(&fds) {
+        if p.revents & libc::POLLNVAL != 0 {
+            return Err(Errno::BADF);
+        }
+        let hits = [
+            p.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 && has(&sets[0], *fd),
+            p.revents & (libc::POLLOUT | libc::POLLERR) != 0 && has(&sets[1], *fd),
+            p.revents & libc::POLLPRI != 0 && has(&sets[2], *fd),
+        ];
+        for (set, hit) in ready.iter_mut().zip(hits) {
+            if hit {
+                set[fd / 64] |= 1 << (fd % 64);
+                count += 1;
+            }
+        }
+    }
+    for (addr, set) in a[1..4].iter().zip(&ready) {
+        if *addr != 0 {
+            let bytes: Vec<u8> = set.iter().flat_map(|w| w.to_ne_bytes()).collect();
+            ctx.write_bytes(*addr, &bytes)?;
+        }
+    }
+    Ok(count)
+}
+
+pub fn select(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let timeout = if a[4] == 0 {
+        -1
+    } else {
+        let [sec, usec]: [i64; 2] = ctx.read_obj(a[4])?;
+        if sec < 0 || !(0..1_000_000).contains(&usec) {
+            return Err(Errno::INVAL);
+        }
+        (sec * 1000 + (usec + 999) / 1000).min(i32::MAX as i64) as i32
+    };
+    let start = std::time::Instant::now();
+    let n = do_select(ctx, a, timeout)?;
+    if a[4] != 0 {
+        // Linux leaves the time not slept in the timeval.
+        let left = (timeout as u128 * 1000).saturating_sub(start.elapsed().as_micros()) as i64;
+        ctx.write_obj(a[4], [left / 1_000_000, left % 1_000_000])?;
+    }
+    Ok(n)
+}
+
+/// pselect6: the timeout is a timespec; the signal mask, as for ppoll, is not applied.
+pub fn pselect6(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let timeout = if a[4] == 0 {
+        -1
+    } else {
+        let [sec, nsec]: [i64; 2] = ctx.read_obj(a[4])?;
+        if sec < 0 || !(0..1_000_000_000).contains(&nsec) {
+            return Err(Errno::INVAL);
+        }
+        (sec * 1000 + (nsec + NSEC_PER_MSEC - 1) / NSEC_PER_MSEC).min(i32::MAX as i64) as i32
+    };
+    do_select(ctx, a, timeout)
+}

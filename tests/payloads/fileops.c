@@ -8,7 +8,9 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/eventfd.h>
+#include <sys/select.h>
 #include <sys/file.h>
 #include <sys/inotify.h>
 #include <sys/mman.h>
@@ -114,6 +116,44 @@ int main(int argc, char **argv) {
     struct inotify_event *e = (struct inotify_event *)ev;
     printf("inotify: %d event for %s (wd ok %d)\n", n > 0 && (e->mask & IN_CREATE) != 0, n > 0 ? e->name : "-", e->wd == wd);
     say("inotify_rm_watch", inotify_rm_watch(ifd, wd));
+    /* select: a pipe becomes readable; an empty one times out. */
+    int sp[2];
+    pipe(sp);
+    fd_set rs;
+    FD_ZERO(&rs);
+    FD_SET(sp[0], &rs);
+    struct timeval zero = {0, 20000};
+    int ready = select(sp[0] + 1, &rs, NULL, NULL, &zero);
+    printf("select on an empty pipe: %d, still set %d\n", ready, FD_ISSET(sp[0], &rs));
+    write(sp[1], "x", 1);
+    FD_SET(sp[0], &rs);
+    fd_set ws;
+    FD_ZERO(&ws);
+    FD_SET(sp[1], &ws);
+    ready = select(sp[1] + 1, &rs, &ws, NULL, NULL);
+    printf("select readable and writable: %d (%d %d)\n", ready, FD_ISSET(sp[0], &rs), FD_ISSET(sp[1], &ws));
+    int gone = dup(0);
+    close(gone);
+    FD_ZERO(&rs);
+    FD_SET(gone, &rs);
+    ready = select(gone + 1, &rs, NULL, NULL, &zero);
+    printf("select on a closed descriptor: %d %s\n", ready, ready < 0 ? strerror(errno) : "");
+    /* A shared file mapping written and synced; locking and residency. */
+    int mf = open("mapped", O_CREAT | O_RDWR | O_TRUNC, 0600);
+    ftruncate(mf, 4096);
+    char *map = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, mf, 0);
+    memcpy(map, "synced", 6);
+    say("msync", msync(map, 4096, MS_SYNC));
+    memset(buf, 0, sizeof buf);
+    pread(mf, buf, 6, 0);
+    printf("file after msync [%s]\n", buf);
+    say("mlock", mlock(map, 100));
+    say("munlock", munlock(map, 100));
+    unsigned char vec[1];
+    say("mincore", mincore(map, 4096, vec));
+    munmap(map, 4096);
+    say("msync unmapped", msync(map, 4096, MS_SYNC));
+    say("sched_get_priority_max(SCHED_FIFO)", sched_get_priority_max(SCHED_FIFO));
     uid_t r, eu, s;
     getresuid(&r, &eu, &s);
     printf("getresuid matches getuid: %d\n", r == getuid() && eu == geteuid());

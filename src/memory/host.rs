@@ -122,14 +122,7 @@ pub fn vectored(
     write: bool,
 ) -> Result<usize, Errno> {
     let guards: Vec<_> = bufs.iter().map(|b| b.ptr_guard_mut()).collect();
-    let iov: Vec<libc::iovec> = guards
-        .iter()
-        .zip(bufs)
-        .map(|(g, b)| libc::iovec {
-            iov_base: g.as_ptr().cast(),
-            iov_len: b.len(),
-        })
-        .collect();
+    let iov = iovecs_of(&guards, bufs);
     // SAFETY: every iovec describes a checked slice of guest memory (from
     // `GuestMemory::slice`), kept mapped by the guards for the duration of the call;
     // the kernel reads or writes only within them.
@@ -755,14 +748,7 @@ pub fn vectored_at(
     write: bool,
 ) -> Result<usize, Errno> {
     let guards: Vec<_> = bufs.iter().map(|b| b.ptr_guard_mut()).collect();
-    let iov: Vec<libc::iovec> = guards
-        .iter()
-        .zip(bufs)
-        .map(|(g, b)| libc::iovec {
-            iov_base: g.as_ptr().cast(),
-            iov_len: b.len(),
-        })
-        .collect();
+    let iov = iovecs_of(&guards, bufs);
     // SAFETY: as for `vectored`.
     let n = unsafe {
         if write {
@@ -891,6 +877,7 @@ pub struct Received {
     pub flags: i32,
 }
 
+/// The iovecs of checked guest buffers, whose pointers `guards` keep valid.
 fn iovecs_of(
     guards: &[vm_memory::volatile_memory::PtrGuardMut],
     bufs: &[VolatileSlice<'_>],

@@ -16,6 +16,23 @@ const EP_MAX_EVENTS: u64 = i32::MAX as u64 / EPOLL_EVENT_SIZE;
 /// Linux's cap on poll's descriptor count (RLIMIT_NOFILE in practice).
 const POLL_MAX: u64 = 1 << 20;
 const NSEC_PER_MSEC: i64 = 1_000_000;
+const USEC_PER_MSEC: i64 = 1_000;
+
+/// A timeout argument as poll's milliseconds (rounded up; -1 for a null pointer):
+/// a timespec (`per_ms` nanoseconds) or a timeval (`per_ms` microseconds).
+fn timeout_ms(ctx: &Ctx<'_>, addr: u64, per_ms: i64) -> Result<i32, Errno> {
+    if addr == 0 {
+        return Ok(-1);
+    }
+    let [sec, sub]: [i64; 2] = ctx.read_obj(addr)?;
+    if sec < 0 || !(0..per_ms * 1000).contains(&sub) {
+        return Err(Errno::INVAL);
+    }
+    Ok((sec
+        .saturating_mul(1000)
+        .saturating_add((sub + per_ms - 1) / per_ms))
+    .min(i32::MAX as i64) as i32)
+}
 
 pub fn epoll_create(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     if a[0] as i32 <= 0 {
@@ -116,15 +133,7 @@ pub fn poll(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 /// ppoll: the timeout is a timespec (rounded up to milliseconds); the signal mask
 /// is ignored until signal delivery exists.
 pub fn ppoll(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
-    let timeout = if a[2] == 0 {
-        -1
-    } else {
-        let [sec, nsec]: [i64; 2] = ctx.read_obj(a[2])?;
-        if sec < 0 || !(0..1_000_000_000).contains(&nsec) {
-            return Err(Errno::INVAL);
-        }
-        (sec * 1000 + (nsec + NSEC_PER_MSEC - 1) / NSEC_PER_MSEC).min(i32::MAX as i64) as i32
-    };
+    let timeout = timeout_ms(ctx, a[2], NSEC_PER_MSEC)?;
     do_poll(ctx, a[0], a[1], timeout)
 }
 
@@ -218,15 +227,7 @@ fn do_select(ctx: &mut Ctx<'_>, a: &[u64; 6], timeout_ms: i32) -> SysResult {
 }
 
 pub fn select(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
-    let timeout = if a[4] == 0 {
-        -1
-    } else {
-        let [sec, usec]: [i64; 2] = ctx.read_obj(a[4])?;
-        if sec < 0 || !(0..1_000_000).contains(&usec) {
-            return Err(Errno::INVAL);
-        }
-        (sec * 1000 + (usec + 999) / 1000).min(i32::MAX as i64) as i32
-    };
+    let timeout = timeout_ms(ctx, a[4], USEC_PER_MSEC)?;
     let start = std::time::Instant::now();
     let n = do_select(ctx, a, timeout)?;
     if a[4] != 0 {
@@ -239,14 +240,6 @@ pub fn select(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 
 /// pselect6: the timeout is a timespec; the signal mask, as for ppoll, is not applied.
 pub fn pselect6(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
-    let timeout = if a[4] == 0 {
-        -1
-    } else {
-        let [sec, nsec]: [i64; 2] = ctx.read_obj(a[4])?;
-        if sec < 0 || !(0..1_000_000_000).contains(&nsec) {
-            return Err(Errno::INVAL);
-        }
-        (sec * 1000 + (nsec + NSEC_PER_MSEC - 1) / NSEC_PER_MSEC).min(i32::MAX as i64) as i32
-    };
+    let timeout = timeout_ms(ctx, a[4], NSEC_PER_MSEC)?;
     do_select(ctx, a, timeout)
 }

@@ -948,3 +948,30 @@ fn a_fork_child_does_not_keep_the_gdb_port() {
         "something still listens on the gdb port after km exited"
     );
 }
+
+/// `info proc` and `info proc mappings` show the payload (its command line, exe and
+/// mappings, read through the stub's host I/O), and `kill` is reported as a kill;
+/// the same script passes against gdbserver.
+#[test]
+fn info_proc_and_kill() {
+    let exe = payload("gdbdemo.glibc");
+    let dir = common::scratch("gdb-proc");
+    let args = [exe.as_os_str()];
+    let cmdline = format!("cmdline = '{}'", exe.display());
+    let exe_line = format!("exe = '{}'", exe.display());
+    let expected = [
+        "hit Breakpoint 1, compute (n=3)",
+        &cmdline,
+        &exe_line,
+        "Mapped address spaces:",
+        "r-xp",
+        "[heap]",
+        "[stack]",
+        " killed]",
+    ];
+    let (shown, status) = under_km(&dir, &args, Some(&exe), "proc.gdb", "km");
+    assert_session(&shown, "km", &expected);
+    assert_eq!(status.signal(), Some(libc::SIGKILL), "km: {status}");
+    let (shown, _) = under_gdbserver(&dir, &args, Some(&exe), "proc.gdb", "gdbserver");
+    assert_session(&shown, "gdbserver", &expected);
+}

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs::File;
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{FileExt, MetadataExt};
 
 use gdbstub::common::{Pid, Tid};
@@ -21,6 +21,7 @@ use gdbstub::target::ext::host_io::{
 use gdbstub::target::ext::thread_extra_info::ThreadExtraInfo;
 
 use super::KmTarget;
+use crate::syscalls::procfs::{self, DebuggerView};
 
 /// Linux keeps this many bytes of a task's name (TASK_COMM_LEN less the NUL).
 const COMM_LEN: usize = 15;
@@ -119,7 +120,12 @@ impl HostIoOpen for KmTarget {
         if flags.intersects(writes) {
             return Err(errno(HostIoErrno::EACCES));
         }
-        let file = File::open(OsStr::from_bytes(filename))?;
+        let file = match procfs::open_for_debugger(&self.guest, filename) {
+            DebuggerView::Host(path) => File::open(OsStr::from_bytes(&path))?,
+            DebuggerView::Bytes(bytes) => {
+                File::from(procfs::file_with(&bytes).map_err(|_| errno(HostIoErrno::EIO))?)
+            }
+        };
         let files = &mut self.files;
         let fd = files.next;
         files.next += 1;
@@ -177,8 +183,13 @@ impl HostIoFstat for KmTarget {
 
 impl HostIoReadlink for KmTarget {
     fn readlink(&mut self, filename: &[u8], buf: &mut [u8]) -> HostIoResult<usize, Self> {
-        let target = std::fs::read_link(OsStr::from_bytes(filename))?;
-        let bytes = target.as_os_str().as_bytes();
+        let target = match procfs::readlink_for_debugger(&self.guest, filename) {
+            DebuggerView::Host(path) => std::fs::read_link(OsStr::from_bytes(&path))?
+                .into_os_string()
+                .into_vec(),
+            DebuggerView::Bytes(bytes) => bytes,
+        };
+        let bytes = &target[..];
         if bytes.len() > buf.len() {
             return Err(errno(HostIoErrno::ENAMETOOLONG));
         }

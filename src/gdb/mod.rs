@@ -149,13 +149,21 @@ impl run_blocking::BlockingEventLoop for EventLoop {
 /// payload run on by itself.
 pub fn serve(guest: Arc<Guest>, debugger: Arc<Debugger>, stream: TcpStream) {
     let mut target = KmTarget::new(guest.clone(), debugger.clone());
+    let reply = stream.try_clone().ok();
     let result = GdbStub::new(Conn::new(stream)).run_blocking::<EventLoop>(&mut target);
     crate::trace!(crate::trace::Category::Kvm, "gdb stub ends: {result:?}");
     match result {
         Ok(DisconnectReason::TargetExited(_)) | Ok(DisconnectReason::TargetTerminated(_)) => {
             debugger.finish()
         }
-        Ok(DisconnectReason::Kill) => crate::process::exit_process(137),
+        Ok(DisconnectReason::Kill) => {
+            // gdbstub leaves gdb's vKill unanswered outside extended mode; answer it
+            // as gdbserver does, so gdb reports the kill rather than a lost link.
+            if let Some(mut reply) = reply {
+                let _ = std::io::Write::write_all(&mut reply, b"$OK#9a");
+            }
+            crate::vcpu::kick::die_by(libc::SIGKILL)
+        }
         Ok(DisconnectReason::Disconnect) | Err(_) => {
             if let Err(e) = &result {
                 eprintln!("km: {}: gdb stub: {e}", guest.config.name);

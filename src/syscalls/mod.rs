@@ -18,7 +18,7 @@ mod msg;
 mod net;
 mod poll;
 mod process;
-mod procfs;
+pub mod procfs;
 mod signal;
 mod thread;
 

@@ -102,16 +102,63 @@ pub fn fd_dirents(guest: &Guest, from: usize, max: usize) -> (Vec<u8>, usize) {
 pub fn contents(guest: &Guest, thread: &Thread, which: &SelfPath) -> Vec<u8> {
     match which {
         SelfPath::Status => status(guest, thread),
+        other => contents_without_thread(guest, other),
+    }
+}
+
+/// What a debugger sees at a path it reads through km (gdb's host I/O).
+pub enum DebuggerView {
+    /// This host path.
+    Host(Vec<u8>),
+    /// These bytes (a generated file's contents, or a link's target).
+    Bytes(Vec<u8>),
+}
+
+/// gdb names the process by the stub's pid 1, which here means the payload.
+fn debugger_path(path: &[u8]) -> Vec<u8> {
+    match path.strip_prefix(b"/proc/1/") {
+        Some(rest) => [&b"/proc/self/"[..], rest].concat(),
+        None => path.to_vec(),
+    }
+}
+
+/// The file a debugger opens at `path` (`info proc mappings` reads /proc/1/maps).
+pub fn open_for_debugger(guest: &Guest, path: &[u8]) -> DebuggerView {
+    let path = debugger_path(path);
+    match self_path(&path) {
+        Some(SelfPath::Exe) => DebuggerView::Host(exe(guest)),
+        Some(which @ (SelfPath::Maps | SelfPath::Auxv | SelfPath::Cmdline)) => {
+            DebuggerView::Bytes(contents_without_thread(guest, &which))
+        }
+        _ => DebuggerView::Host(path),
+    }
+}
+
+/// The link a debugger reads at `path` (`info proc` reads /proc/1/exe and cwd).
+pub fn readlink_for_debugger(guest: &Guest, path: &[u8]) -> DebuggerView {
+    let path = debugger_path(path);
+    match self_path(&path) {
+        Some(SelfPath::Exe) => DebuggerView::Bytes(exe(guest)),
+        _ => DebuggerView::Host(path),
+    }
+}
+
+fn contents_without_thread(guest: &Guest, which: &SelfPath) -> Vec<u8> {
+    match which {
         SelfPath::Maps => maps(guest),
         SelfPath::Auxv => guest.config.auxv.clone(),
-        SelfPath::Cmdline => guest
-            .config
-            .argv
-            .iter()
-            .flat_map(|a| a.bytes().chain(std::iter::once(0)))
-            .collect(),
-        SelfPath::Exe | SelfPath::Fd(..) => Vec::new(),
+        SelfPath::Cmdline => cmdline(guest),
+        SelfPath::Exe | SelfPath::Status | SelfPath::Fd(..) => Vec::new(),
     }
+}
+
+fn cmdline(guest: &Guest) -> Vec<u8> {
+    guest
+        .config
+        .argv
+        .iter()
+        .flat_map(|a| a.bytes().chain(std::iter::once(0)))
+        .collect()
 }
 
 /// An open, read-only, seekable file holding `bytes` (a sealed-off memfd).

@@ -50,6 +50,10 @@ pub enum Event {
     Signal(i32, i32),
     /// The process exited with this status.
     Exited(i32),
+    /// Entered syscall `.1` (gdb's `catch syscall`).
+    SyscallEntry(i32, u64),
+    /// Returned from syscall `.1`.
+    SyscallReturn(i32, u64),
     /// The process was killed by this signal.
     Killed(i32),
 }
@@ -115,6 +119,8 @@ struct State {
     watches: BTreeMap<u64, (usize, Vec<u8>)>,
     /// Read and access watchpoints: address -> (length, kind).
     access_watches: BTreeMap<u64, (u64, WatchKind)>,
+    /// `catch syscall`: off (`None`), every syscall (`Some(None)`), or these.
+    catch_syscalls: Option<Option<BTreeSet<u64>>>,
     events: VecDeque<Event>,
     /// Threads gdb knows about (live).
     live: usize,
@@ -172,6 +178,7 @@ impl Debugger {
         let mut s = lock(&self.state);
         s.detached = true;
         s.breakpoints.clear();
+        s.catch_syscalls = None;
         s.stopping = false;
         s.actions.clear();
         s.generation += 1;
@@ -522,6 +529,20 @@ pub struct Marks {
 }
 
 impl Debugger {
+    /// Sets which syscalls stop the target at entry and return (`catch syscall`).
+    pub fn set_catch_syscalls(&self, catch: Option<Option<BTreeSet<u64>>>) {
+        lock(&self.state).catch_syscalls = catch;
+    }
+
+    /// Whether syscall `nr` stops the target (gdb attached and catching it).
+    pub fn catches_syscall(&self, nr: u64) -> bool {
+        let s = lock(&self.state);
+        !s.detached
+            && s.catch_syscalls
+                .as_ref()
+                .is_some_and(|only| only.as_ref().is_none_or(|set| set.contains(&nr)))
+    }
+
     /// The marks gdb's breakpoints and watchpoints have left now.
     pub fn marks(&self) -> Marks {
         Marks {

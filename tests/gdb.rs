@@ -975,3 +975,32 @@ fn info_proc_and_kill() {
     let (shown, _) = under_gdbserver(&dir, &args, Some(&exe), "proc.gdb", "gdbserver");
     assert_session(&shown, "gdbserver", &expected);
 }
+
+/// `catch syscall`: a stop at the entry of the payload's first write (RAX -ENOSYS,
+/// orig_rax the number) and one at its return, under km and gdbserver (which
+/// labels the two stops the other way round, so the labels are km's only).
+#[test]
+fn catch_syscall_stops_at_entry_and_return() {
+    let exe = payload("hello.glibc");
+    let dir = common::scratch("gdb-catch-syscall");
+    let args = [exe.as_os_str()];
+    let expected = [
+        "Catchpoint 1 (syscall 'write' [1])",
+        "in write ()",
+        "$1 = -38",
+        "$2 = 1",
+        "in write ()",
+        "$3 = 1",
+        "exited normally",
+    ];
+    let (shown, status) = under_km(&dir, &args, Some(&exe), "catch-syscall.gdb", "km");
+    assert_session(&shown, "km", &expected);
+    assert_session(
+        &shown,
+        "km",
+        &["(call to syscall write)", "(returned from syscall write)"],
+    );
+    assert!(status.success(), "km: {status}");
+    let (shown, _) = under_gdbserver(&dir, &args, Some(&exe), "catch-syscall.gdb", "gdbserver");
+    assert_session(&shown, "gdbserver", &expected);
+}

@@ -19,6 +19,7 @@ use gdbstub::common::Signal;
 use gdbstub::conn::ConnectionExt;
 use gdbstub::stub::{DisconnectReason, GdbStub, MultiThreadStopReason, run_blocking};
 use gdbstub::target::Target;
+use gdbstub::target::ext::catch_syscalls::CatchSyscallPosition;
 
 use crate::debug::{Debugger, Event, WatchKind};
 use crate::process::Guest;
@@ -100,6 +101,17 @@ fn stop_reason(event: Event) -> MultiThreadStopReason<u64> {
             },
             addr,
         },
+        Event::SyscallEntry(t, nr) | Event::SyscallReturn(t, nr) => {
+            MultiThreadStopReason::CatchSyscall {
+                tid: Some(tid(t)),
+                number: nr,
+                position: if matches!(event, Event::SyscallEntry(..)) {
+                    CatchSyscallPosition::Entry
+                } else {
+                    CatchSyscallPosition::Return
+                },
+            }
+        }
         Event::Exited(status) => MultiThreadStopReason::Exited(status as u8),
         Event::Killed(sig) => MultiThreadStopReason::Terminated(Signal(sig as u8)),
     }

@@ -93,6 +93,12 @@ impl Target for KmTarget {
         Some(self)
     }
 
+    fn support_catch_syscalls(
+        &mut self,
+    ) -> Option<gdbstub::target::ext::catch_syscalls::CatchSyscallsOps<'_, Self>> {
+        Some(self)
+    }
+
     fn support_libraries_svr4(
         &mut self,
     ) -> Option<gdbstub::target::ext::libraries::LibrariesSvr4Ops<'_, Self>> {
@@ -378,5 +384,23 @@ impl SwBreakpoint for KmTarget {
         Ok(self
             .debugger
             .remove_breakpoint(addr, |a, b| mem.write_bytes(a, &[b]).is_ok()))
+    }
+}
+
+/// `catch syscall`: the vCPU threads stop at entry (before km serves the syscall)
+/// and at return (see `vcpu::run_thread`).
+impl gdbstub::target::ext::catch_syscalls::CatchSyscalls for KmTarget {
+    fn enable_catch_syscalls(
+        &mut self,
+        filter: Option<gdbstub::target::ext::catch_syscalls::SyscallNumbers<'_, u64>>,
+    ) -> TargetResult<(), Self> {
+        self.debugger
+            .set_catch_syscalls(Some(filter.map(|numbers| numbers.collect())));
+        Ok(())
+    }
+
+    fn disable_catch_syscalls(&mut self) -> TargetResult<(), Self> {
+        self.debugger.set_catch_syscalls(None);
+        Ok(())
     }
 }

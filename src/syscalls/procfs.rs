@@ -30,10 +30,18 @@ pub enum SelfPath {
 pub fn self_path(path: &[u8]) -> Option<SelfPath> {
     let rest = path.strip_prefix(b"/proc/")?;
     let slash = rest.iter().position(|&b| b == b'/')?;
-    let (who, file) = (&rest[..slash], &rest[slash + 1..]);
+    let (who, mut file) = (&rest[..slash], &rest[slash + 1..]);
     let own = rustix::process::getpid().as_raw_nonzero().get().to_string();
     if who != b"self" && who != b"thread-self" && who != own.as_bytes() {
         return None;
+    }
+    // A thread's own directory (task/TID/) shows the process's mappings and so on.
+    if let Some(task) = file.strip_prefix(b"task/") {
+        let end = task.iter().position(|&b| b == b'/')?;
+        if !task[..end].iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        file = &task[end + 1..];
     }
     Some(match file {
         b"exe" => SelfPath::Exe,

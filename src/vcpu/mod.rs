@@ -379,6 +379,9 @@ pub fn run_thread(guest: &Arc<Guest>, mut thread: Thread, initial_stop: bool) {
         let mut point = match thread.vcpu.run_to_exit() {
             Ok(Exit::Io(HC_PORT)) => match thread.vcpu.area.request(&guest.vm.mem) {
                 Ok(req) => {
+                    if let Err(e) = catch_syscall_entry(guest, &mut thread, req.nr) {
+                        fail(guest, e);
+                    }
                     let mut ctx = syscalls::Ctx {
                         guest,
                         thread: &mut thread,
@@ -394,7 +397,16 @@ pub fn run_thread(guest: &Arc<Guest>, mut thread: Thread, initial_stop: bool) {
                                 result: value,
                                 restart,
                             };
-                            if thread.stepping && !restart {
+                            if catches_syscall(guest, req.nr) {
+                                // `catch syscall`: stop at its return, then go on.
+                                let d = guest.debugger.as_ref().expect("catching needs gdb");
+                                d.report(Event::SyscallReturn(thread.tid, req.nr));
+                                match debug_park(guest, &mut thread, point) {
+                                    Ok(signal) => inject(&thread, signal),
+                                    Err(e) => fail(guest, e),
+                                }
+                                Point::Interrupted
+                            } else if thread.stepping && !restart {
                                 match step_after_syscall(guest, &mut thread, point) {
                                     Ok(()) => Point::Interrupted,
                                     Err(e) => fail(guest, e),
@@ -757,6 +769,43 @@ fn debug_park(guest: &Guest, thread: &mut Thread, point: Point) -> Result<Option
     }
     thread.vcpu.enter_user(&guest.vm.mem, &regs)?;
     Ok(resume.signal)
+}
+
+fn catches_syscall(guest: &Guest, nr: u64) -> bool {
+    guest
+        .debugger
+        .as_ref()
+        .is_some_and(|d| d.catches_syscall(nr))
+}
+
+/// `catch syscall` at entry: the thread stops as Linux shows a syscall-entry stop
+/// (after the `syscall` instruction, RAX = -ENOSYS, orig_rax = the number) before km
+/// serves it. Register changes gdb makes there do not change the syscall.
+fn catch_syscall_entry(guest: &Guest, thread: &mut Thread, nr: u64) -> Result<()> {
+    let Some(d) = guest.debugger.as_ref().filter(|d| d.catches_syscall(nr)) else {
+        return Ok(());
+    };
+    d.report(Event::SyscallEntry(thread.tid, nr));
+    let point = Point::Syscall {
+        nr,
+        result: (-(libc::ENOSYS as i64)) as u64,
+        restart: false,
+    };
+    let mut regs = signals::user_context(thread, point)?;
+    regs.rflags &= !debug::TF;
+    let (fs_base, gs_base) = thread.vcpu.segment_bases()?;
+    let parked = debug::Parked {
+        vcpu: thread.vcpu.area.id,
+        regs,
+        orig_rax: nr,
+        fs_base,
+        gs_base,
+        xsave: thread.vcpu.xsave()?,
+        dirty: false,
+    };
+    let resume = d.park(thread.tid, parked);
+    inject(thread, resume.signal);
+    Ok(())
 }
 
 /// A signal gdb asked to deliver when it resumed a thread parked at a stop.

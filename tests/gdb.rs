@@ -1003,4 +1003,12 @@ fn catch_syscall_stops_at_entry_and_return() {
     assert!(status.success(), "km: {status}");
     let (shown, _) = under_gdbserver(&dir, &args, Some(&exe), "catch-syscall.gdb", "gdbserver");
     assert_session(&shown, "gdbserver", &expected);
+
+    // A stepi from the entry stop runs the syscall and stops after it.
+    let stepped = ["in write ()", "in write ()", "$1 = 1", "exited normally"];
+    let (shown, status) = under_km(&dir, &args, Some(&exe), "catch-step.gdb", "km");
+    assert_session(&shown, "km", &stepped);
+    assert!(status.success(), "km: {status}");
+    let (shown, _) = under_gdbserver(&dir, &args, Some(&exe), "catch-step.gdb", "gdbserver");
+    assert_session(&shown, "gdbserver", &stepped);
 }

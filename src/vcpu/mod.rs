@@ -804,6 +804,9 @@ fn catch_syscall_entry(guest: &Guest, thread: &mut Thread, nr: u64) -> Result<()
         dirty: false,
     };
     let resume = d.park(thread.tid, parked);
+    // A step from here runs the syscall and stops after it, as on Linux.
+    thread.gdb_step = resume.action == debug::Action::Step;
+    set_stepping(thread, needs_stepping(guest, thread))?;
     inject(thread, resume.signal);
     Ok(())
 }

@@ -75,7 +75,10 @@ fn exec_from_a_multithreaded_process() {
 
 #[test]
 fn debian_ls_and_sh_pipelines() {
-    let dir = scratch("debian-ls");
+    // One level down, so that `..` is this test's own directory: the shared scratch
+    // directory's link count changes as tests running alongside add theirs.
+    let dir = scratch("debian-ls").join("tree");
+    std::fs::create_dir(&dir).unwrap();
     std::fs::create_dir(dir.join("sub")).unwrap();
     std::fs::write(dir.join("file.txt"), "some bytes\n").unwrap();
     std::os::unix::fs::symlink("file.txt", dir.join("link")).unwrap();

@@ -20,6 +20,7 @@
 //! and raises SIGSEGV as without gdb.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -135,6 +136,8 @@ struct State {
 pub struct Debugger {
     state: Mutex<State>,
     changed: Condvar,
+    /// `catch syscall` is on: lets every syscall skip the state lock otherwise.
+    catching: AtomicBool,
 }
 
 /// What a parked thread resumes with.
@@ -179,6 +182,7 @@ impl Debugger {
         s.detached = true;
         s.breakpoints.clear();
         s.catch_syscalls = None;
+        self.catching.store(false, Ordering::Relaxed);
         s.stopping = false;
         s.actions.clear();
         s.generation += 1;
@@ -531,11 +535,15 @@ pub struct Marks {
 impl Debugger {
     /// Sets which syscalls stop the target at entry and return (`catch syscall`).
     pub fn set_catch_syscalls(&self, catch: Option<Option<BTreeSet<u64>>>) {
+        self.catching.store(catch.is_some(), Ordering::Relaxed);
         lock(&self.state).catch_syscalls = catch;
     }
 
     /// Whether syscall `nr` stops the target (gdb attached and catching it).
     pub fn catches_syscall(&self, nr: u64) -> bool {
+        if !self.catching.load(Ordering::Relaxed) {
+            return false;
+        }
         let s = lock(&self.state);
         !s.detached
             && s.catch_syscalls

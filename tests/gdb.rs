@@ -137,28 +137,19 @@ fn served(
     )
 }
 
-/// Runs gdb `script` against `km -gPORT args` in `dir` (gdb loads `exe` when given);
-/// returns what gdb showed and how km ended.
-fn under_km(
-    dir: &Path,
-    args: &[&OsStr],
-    exe: Option<&Path>,
-    script: &str,
-    who: &str,
-) -> (String, ExitStatus) {
-    let port = free_port();
-    served(
-        km_gdb(port, dir, args),
-        "waiting for gdb",
-        exe,
-        port,
-        script,
-        who,
-    )
+/// Which server a session runs against.
+#[derive(Clone, Copy)]
+enum Server {
+    /// `km -gPORT`.
+    Km,
+    /// Debian's gdbserver running the payload natively.
+    Gdbserver,
 }
 
-/// The same session against Debian's gdbserver running `args` natively.
-fn under_gdbserver(
+/// Runs gdb `script` against `server` running `args` in `dir` (gdb loads `exe` when
+/// given); returns what gdb showed and how the server ended.
+fn under(
+    server: Server,
     dir: &Path,
     args: &[&OsStr],
     exe: Option<&Path>,
@@ -166,14 +157,11 @@ fn under_gdbserver(
     who: &str,
 ) -> (String, ExitStatus) {
     let port = free_port();
-    served(
-        gdbserver(port, dir, args),
-        "Listening on port",
-        exe,
-        port,
-        script,
-        who,
-    )
+    let (command, marker) = match server {
+        Server::Km => (km_gdb(port, dir, args), "waiting for gdb"),
+        Server::Gdbserver => (gdbserver(port, dir, args), "Listening on port"),
+    };
+    served(command, marker, exe, port, script, who)
 }
 
 fn km_gdb(port: u16, dir: &Path, args: &[&OsStr]) -> Command {
@@ -198,12 +186,19 @@ fn gdb_session_under_km_and_gdbserver() {
         let args = [exe.as_os_str()];
 
         let who = format!("km {libc}");
-        let (shown, status) = under_km(&dir, &args, Some(&exe), "session.gdb", &who);
+        let (shown, status) = under(Server::Km, &dir, &args, Some(&exe), "session.gdb", &who);
         assert_session(&shown, &who, EXPECTED);
         assert!(status.success(), "{who}: {status}");
 
         let who = format!("gdbserver {libc}");
-        let (shown, _) = under_gdbserver(&dir, &args, Some(&exe), "session.gdb", &who);
+        let (shown, _) = under(
+            Server::Gdbserver,
+            &dir,
+            &args,
+            Some(&exe),
+            "session.gdb",
+            &who,
+        );
         assert_session(&shown, &who, EXPECTED);
     }
 }
@@ -227,7 +222,7 @@ fn gdb_without_the_executable_fetches_it_and_names_threads() {
     let exe = payload("gdbdemo.glibc");
     let args = [exe.as_os_str()];
 
-    let (shown, status) = under_km(&dir, &args, None, "nofile.gdb", "km");
+    let (shown, status) = under(Server::Km, &dir, &args, None, "nofile.gdb", "km");
     assert_session(&shown, "km", NOFILE_EXPECTED);
     assert!(
         shown.contains(&format!("Reading {} from remote target", exe.display())),
@@ -245,7 +240,14 @@ fn gdb_without_the_executable_fetches_it_and_names_threads() {
     );
     assert!(status.success(), "km: {status}");
 
-    let (shown, _) = under_gdbserver(&dir, &args, None, "nofile.gdb", "gdbserver");
+    let (shown, _) = under(
+        Server::Gdbserver,
+        &dir,
+        &args,
+        None,
+        "nofile.gdb",
+        "gdbserver",
+    );
     assert_session(&shown, "gdbserver", NOFILE_EXPECTED);
     assert_session(
         &shown,
@@ -255,18 +257,31 @@ fn gdb_without_the_executable_fetches_it_and_names_threads() {
 }
 
 /// Runs gdb-tests/`script` on `exe args` under `km -g` and under gdbserver and
-/// checks that both sessions show `expected`; returns how km ended.
-fn both_servers(exe: &Path, args: &[&str], script: &str, expected: &[&str]) -> ExitStatus {
+/// checks that both sessions show `expected`; returns what km's showed and how km
+/// ended.
+fn both_servers(
+    exe: &Path,
+    args: &[&str],
+    script: &str,
+    expected: &[&str],
+) -> (String, ExitStatus) {
     let dir = common::scratch(script);
     let mut all = vec![exe.as_os_str()];
     all.extend(args.iter().map(OsStr::new));
 
-    let (shown, km_status) = under_km(&dir, &all, Some(exe), script, "km");
-    assert_session(&shown, &format!("km {script}"), expected);
+    let (km_shown, km_status) = under(Server::Km, &dir, &all, Some(exe), script, "km");
+    assert_session(&km_shown, &format!("km {script}"), expected);
 
-    let (shown, _) = under_gdbserver(&dir, &all, Some(exe), script, "gdbserver");
+    let (shown, _) = under(
+        Server::Gdbserver,
+        &dir,
+        &all,
+        Some(exe),
+        script,
+        "gdbserver",
+    );
     assert_session(&shown, &format!("gdbserver {script}"), expected);
-    km_status
+    (km_shown, km_status)
 }
 
 #[test]
@@ -275,7 +290,7 @@ fn ymm_registers_are_read_and_written() {
         eprintln!("no AVX on this CPU: nothing to test");
         return;
     }
-    let status = both_servers(
+    let (_, status) = both_servers(
         &payload("debuggee.glibc"),
         &["avx"],
         "avx.gdb",
@@ -341,7 +356,7 @@ fn read_and_access_watchpoints() {
         let exe = payload(&format!("debuggee.{libc}"));
         let expected = watch_expected();
         let expected: Vec<&str> = expected.iter().map(String::as_str).collect();
-        let status = both_servers(&exe, &["watch"], "watch.gdb", &expected);
+        let (_, status) = both_servers(&exe, &["watch"], "watch.gdb", &expected);
         assert!(status.success(), "km {libc}: {status}");
     }
 }
@@ -363,7 +378,7 @@ fn faults_under_a_read_watchpoint_stay_sigsegv() {
             shown("*(volatile int *)(long)other = 1;", "            "),
         ),
     ] {
-        let status = both_servers(
+        let (_, status) = both_servers(
             &exe,
             args,
             "watchfault.gdb",
@@ -391,9 +406,16 @@ fn stepi_steps_over_system_calls() {
     let exe = payload("gdbdemo.glibc");
     let dir = common::scratch("gdb-stepi");
     let args = [exe.as_os_str()];
-    let (km_shown, status) = under_km(&dir, &args, Some(&exe), "stepi.gdb", "km");
+    let (km_shown, status) = under(Server::Km, &dir, &args, Some(&exe), "stepi.gdb", "km");
     assert!(status.success(), "km: {status}");
-    let (native, _) = under_gdbserver(&dir, &args, Some(&exe), "stepi.gdb", "gdbserver");
+    let (native, _) = under(
+        Server::Gdbserver,
+        &dir,
+        &args,
+        Some(&exe),
+        "stepi.gdb",
+        "gdbserver",
+    );
     let pc = |shown: &str| {
         assert_session(
             shown,
@@ -415,7 +437,7 @@ fn stepi_steps_over_system_calls() {
     // Through several system calls, each step stays a step.
     let exe = payload("debuggee.glibc");
     let args = [exe.as_os_str(), OsStr::new("watch")];
-    let (shown, _) = under_km(&dir, &args, Some(&exe), "stepi-long.gdb", "km");
+    let (shown, _) = under(Server::Km, &dir, &args, Some(&exe), "stepi-long.gdb", "km");
     assert_session(
         &shown,
         "km stepi 1000",
@@ -442,7 +464,7 @@ fn a_fault_stops_gdb_with_its_signal() {
     let dir = common::scratch("gdb-signal");
 
     let km_args = [exe.as_os_str(), OsStr::new("null")];
-    let (shown, status) = under_km(&dir, &km_args, Some(&exe), "signal.gdb", "km");
+    let (shown, status) = under(Server::Km, &dir, &km_args, Some(&exe), "signal.gdb", "km");
     assert_session(&shown, "km", SIGNAL_EXPECTED);
     assert_eq!(status.signal(), Some(libc::SIGSEGV));
     // The signal gdb passed on killed the payload: its core shows the faulting
@@ -460,7 +482,14 @@ fn a_fault_stops_gdb_with_its_signal() {
     );
 
     let native_args = [exe.as_os_str(), OsStr::new("null")];
-    let (shown, _) = under_gdbserver(&dir, &native_args, Some(&exe), "signal.gdb", "gdbserver");
+    let (shown, _) = under(
+        Server::Gdbserver,
+        &dir,
+        &native_args,
+        Some(&exe),
+        "signal.gdb",
+        "gdbserver",
+    );
     assert_session(&shown, "gdbserver", SIGNAL_EXPECTED);
 }
 
@@ -863,48 +892,31 @@ fn broken_clients_do_not_hurt_the_payload() {
 /// the parent, the new thread runs on (no stray SIGTRAP), the payload exits.
 #[test]
 fn stepping_through_thread_creation() {
-    let exe = payload("gdbdemo.glibc");
-    let dir = common::scratch("gdb-clone-step");
-    let args = [exe.as_os_str()];
     let expected = &[
         "Breakpoint 1, 0x",
         "[New Thread ",
         "in __clone_internal ()",
         "exited normally",
     ];
-    let (shown, status) = under_km(&dir, &args, Some(&exe), "clone-step.gdb", "km");
-    assert_session(&shown, "km", expected);
+    let (shown, status) = both_servers(&payload("gdbdemo.glibc"), &[], "clone-step.gdb", expected);
     assert!(!shown.contains("SIGTRAP"), "km:\n{shown}");
     assert!(status.success(), "km: {status}");
-    let (shown, _) = under_gdbserver(&dir, &args, Some(&exe), "clone-step.gdb", "gdbserver");
-    assert_session(&shown, "gdbserver", expected);
 }
 
 /// A dynamically linked payload: the stub lists the loaded libraries
 /// (qXfer:libraries-svr4) as gdbserver does, and gdb shows them.
 #[test]
 fn shared_libraries_of_a_dynamic_payload() {
-    let exe = payload("gdbdemo.dynamic");
-    let dir = common::scratch("gdb-libraries");
-    let args = [exe.as_os_str()];
     let expected = &[
         "hit Breakpoint 1, compute (n=3)",
         "/lib/x86_64-linux-gnu/libc.so.6",
         "<library-list-svr4 version=\"1.0\" main-lm=\"0x",
         "exited normally",
     ];
-    let (shown, status) = under_km(&dir, &args, Some(&exe), "libraries.gdb", "km");
-    assert_session(&shown, "km", expected);
+    let (shown, status) = both_servers(&payload("gdbdemo.dynamic"), &[], "libraries.gdb", expected);
     assert!(status.success(), "km: {status}");
-    let raw = |shown: &str| {
-        shown
-            .lines()
-            .find(|l| l.starts_with("received:"))
-            .map(str::to_owned)
-    };
-    assert!(raw(&shown).unwrap().contains("libc.so.6"), "{shown}");
-    let (native, _) = under_gdbserver(&dir, &args, Some(&exe), "libraries.gdb", "gdbserver");
-    assert_session(&native, "gdbserver", expected);
+    let raw = shown.lines().find(|l| l.starts_with("received:"));
+    assert!(raw.is_some_and(|r| r.contains("libc.so.6")), "{shown}");
 }
 
 /// A breakpoint in code that both sides of a fork run stops the parent only; the
@@ -912,18 +924,12 @@ fn shared_libraries_of_a_dynamic_payload() {
 /// and exits 0, which the parent's status reports.
 #[test]
 fn breakpoints_stay_with_the_parent_across_fork() {
-    let exe = payload("debuggee.glibc");
-    let dir = common::scratch("gdb-fork");
-    let args = [exe.as_os_str(), OsStr::new("fork")];
     let expected = &["Breakpoint 1, reader (n=2)", "exited normally"];
-    let (shown, status) = under_km(&dir, &args, Some(&exe), "fork.gdb", "km");
-    assert_session(&shown, "km", expected);
+    let (shown, status) = both_servers(&payload("debuggee.glibc"), &["fork"], "fork.gdb", expected);
     assert!(
         status.success(),
         "km (the child hit the breakpoint?): {status}\n{shown}"
     );
-    let (shown, _) = under_gdbserver(&dir, &args, Some(&exe), "fork.gdb", "gdbserver");
-    assert_session(&shown, "gdbserver", expected);
 }
 
 /// `--gdb-listen` on a payload whose fork child outlives it: once the parent km has
@@ -955,8 +961,6 @@ fn a_fork_child_does_not_keep_the_gdb_port() {
 #[test]
 fn info_proc_and_kill() {
     let exe = payload("gdbdemo.glibc");
-    let dir = common::scratch("gdb-proc");
-    let args = [exe.as_os_str()];
     let cmdline = format!("cmdline = '{}'", exe.display());
     let exe_line = format!("exe = '{}'", exe.display());
     let expected = [
@@ -969,11 +973,8 @@ fn info_proc_and_kill() {
         "[stack]",
         " killed]",
     ];
-    let (shown, status) = under_km(&dir, &args, Some(&exe), "proc.gdb", "km");
-    assert_session(&shown, "km", &expected);
+    let (_, status) = both_servers(&exe, &[], "proc.gdb", &expected);
     assert_eq!(status.signal(), Some(libc::SIGKILL), "km: {status}");
-    let (shown, _) = under_gdbserver(&dir, &args, Some(&exe), "proc.gdb", "gdbserver");
-    assert_session(&shown, "gdbserver", &expected);
 }
 
 /// `catch syscall`: a stop at the entry of the payload's first write (RAX -ENOSYS,
@@ -982,8 +983,6 @@ fn info_proc_and_kill() {
 #[test]
 fn catch_syscall_stops_at_entry_and_return() {
     let exe = payload("hello.glibc");
-    let dir = common::scratch("gdb-catch-syscall");
-    let args = [exe.as_os_str()];
     let expected = [
         "Catchpoint 1 (syscall 'write' [1])",
         "in write ()",
@@ -993,22 +992,16 @@ fn catch_syscall_stops_at_entry_and_return() {
         "$3 = 1",
         "exited normally",
     ];
-    let (shown, status) = under_km(&dir, &args, Some(&exe), "catch-syscall.gdb", "km");
-    assert_session(&shown, "km", &expected);
+    let (shown, status) = both_servers(&exe, &[], "catch-syscall.gdb", &expected);
     assert_session(
         &shown,
         "km",
         &["(call to syscall write)", "(returned from syscall write)"],
     );
     assert!(status.success(), "km: {status}");
-    let (shown, _) = under_gdbserver(&dir, &args, Some(&exe), "catch-syscall.gdb", "gdbserver");
-    assert_session(&shown, "gdbserver", &expected);
 
     // A stepi from the entry stop runs the syscall and stops after it.
     let stepped = ["in write ()", "in write ()", "$1 = 1", "exited normally"];
-    let (shown, status) = under_km(&dir, &args, Some(&exe), "catch-step.gdb", "km");
-    assert_session(&shown, "km", &stepped);
+    let (_, status) = both_servers(&exe, &[], "catch-step.gdb", &stepped);
     assert!(status.success(), "km: {status}");
-    let (shown, _) = under_gdbserver(&dir, &args, Some(&exe), "catch-step.gdb", "gdbserver");
-    assert_session(&shown, "gdbserver", &stepped);
 }

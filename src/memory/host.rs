@@ -115,25 +115,29 @@ pub fn prlimit(resource: u32, new: Option<[u8; 16]>) -> Result<Vec<u8>, Errno> {
 }
 
 /// readv (`write == false`) or writev straight between `fd` and guest memory, so a
-/// vectored write reaches a pipe as one write, as on Linux.
+/// vectored write reaches a pipe as one write, as on Linux; at file offset `at`
+/// (preadv/pwritev) when given.
 pub fn vectored(
     fd: BorrowedFd<'_>,
     bufs: &[VolatileSlice<'_>],
     write: bool,
+    at: Option<i64>,
 ) -> Result<usize, Errno> {
     let guards: Vec<_> = bufs.iter().map(|b| b.ptr_guard_mut()).collect();
     let iov = iovecs_of(&guards, bufs);
+    let (fd, iov, n) = (fd.as_raw_fd(), iov.as_ptr(), iov.len() as libc::c_int);
     // SAFETY: every iovec describes a checked slice of guest memory (from
     // `GuestMemory::slice`), kept mapped by the guards for the duration of the call;
     // the kernel reads or writes only within them.
-    let n = unsafe {
-        if write {
-            libc::writev(fd.as_raw_fd(), iov.as_ptr(), iov.len() as libc::c_int)
-        } else {
-            libc::readv(fd.as_raw_fd(), iov.as_ptr(), iov.len() as libc::c_int)
+    let done = unsafe {
+        match (write, at) {
+            (true, None) => libc::writev(fd, iov, n),
+            (false, None) => libc::readv(fd, iov, n),
+            (true, Some(off)) => libc::pwritev(fd, iov, n, off),
+            (false, Some(off)) => libc::preadv(fd, iov, n, off),
         }
     };
-    check(n as libc::c_long)
+    check(done as libc::c_long)
 }
 
 /// The fourth futex argument: a timeout (for the waiting operations) or a count.
@@ -738,36 +742,6 @@ pub fn fd_syscall(nr: libc::c_long, args: [u64; 2]) -> Result<OwnedFd, Errno> {
     let fd = check(unsafe { libc::syscall(nr, args[0], args[1]) })?;
     // SAFETY: see above.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
-}
-
-/// Vectored I/O at file offset `offset` (preadv/pwritev) on guest memory.
-pub fn vectored_at(
-    fd: BorrowedFd<'_>,
-    bufs: &[VolatileSlice<'_>],
-    offset: i64,
-    write: bool,
-) -> Result<usize, Errno> {
-    let guards: Vec<_> = bufs.iter().map(|b| b.ptr_guard_mut()).collect();
-    let iov = iovecs_of(&guards, bufs);
-    // SAFETY: as for `vectored`.
-    let n = unsafe {
-        if write {
-            libc::pwritev(
-                fd.as_raw_fd(),
-                iov.as_ptr(),
-                iov.len() as libc::c_int,
-                offset,
-            )
-        } else {
-            libc::preadv(
-                fd.as_raw_fd(),
-                iov.as_ptr(),
-                iov.len() as libc::c_int,
-                offset,
-            )
-        }
-    };
-    check(n as libc::c_long)
 }
 
 /// getrusage(who) into a km buffer (`struct rusage`).

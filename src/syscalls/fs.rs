@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use rustix::fs::{AtFlags, Mode, OFlags, RenameFlags, SeekFrom};
 use rustix::io::Errno;
-use vm_memory::{ReadVolatile, VolatileMemoryError, WriteVolatile};
+use vm_memory::{ReadVolatile, VolatileMemoryError, VolatileSlice, WriteVolatile};
 
 use super::{Ctx, SysResult, procfs};
 use crate::memory::host;
@@ -88,8 +88,14 @@ pub fn write(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     fd.write_volatile(&buf).map(|n| n as u64).map_err(io_errno)
 }
 
-/// The (base, len) pairs of a guest iovec array.
-pub(super) fn iovecs(ctx: &Ctx<'_>, addr: u64, count: u64) -> Result<Vec<(u64, u64)>, Errno> {
+/// The guest buffers of the iovec array at `addr` (`count` entries), checked for
+/// reading (`from_guest`: the host reads them, as writev) or for writing.
+pub(super) fn iov_slices<'a>(
+    ctx: &Ctx<'a>,
+    addr: u64,
+    count: u64,
+    from_guest: bool,
+) -> Result<Vec<VolatileSlice<'a>>, Errno> {
     if count > IOV_MAX {
         return Err(Errno::INVAL);
     }
@@ -100,29 +106,20 @@ pub(super) fn iovecs(ctx: &Ctx<'_>, addr: u64, count: u64) -> Result<Vec<(u64, u
             if len > isize::MAX as u64 {
                 return Err(Errno::INVAL);
             }
-            Ok((base, len))
-        })
-        .collect()
-}
-
-/// readv/writev: one host call over the checked guest buffers.
-/// readv/writev, or preadv/pwritev at file offset `at`.
-fn vectored_io(ctx: &mut Ctx<'_>, a: &[u64; 6], write: bool, at: Option<i64>) -> SysResult {
-    let fd = ctx.fd(a[0])?;
-    let bufs = iovecs(ctx, a[1], a[2])?
-        .into_iter()
-        .map(|(base, len)| {
-            if write {
+            if from_guest {
                 ctx.readable(base, len as usize)
             } else {
                 ctx.writable(base, len as usize)
             }
         })
-        .collect::<Result<Vec<_>, Errno>>()?;
-    Ok(match at {
-        Some(offset) => host::vectored_at(fd.as_fd(), &bufs, offset, write)?,
-        None => host::vectored(fd.as_fd(), &bufs, write)?,
-    } as u64)
+        .collect()
+}
+
+/// readv/writev, or preadv/pwritev at file offset `at`.
+fn vectored_io(ctx: &mut Ctx<'_>, a: &[u64; 6], write: bool, at: Option<i64>) -> SysResult {
+    let fd = ctx.fd(a[0])?;
+    let bufs = iov_slices(ctx, a[1], a[2], write)?;
+    Ok(host::vectored(fd.as_fd(), &bufs, write, at)? as u64)
 }
 
 pub fn readv(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use rustix::io::Errno;
 
-use super::fs::iovecs;
+use super::fs::iov_slices;
 use super::net::read_sockaddr;
 use super::{Ctx, SysResult};
 use crate::memory::host;
@@ -100,10 +100,7 @@ fn send_one(ctx: &Ctx<'_>, fd: &OwnedFd, hdr: u64, flags: i32) -> SysResult {
     };
     let iov: u64 = ctx.read_obj(hdr + MSG_IOV)?;
     let iovlen: u64 = ctx.read_obj(hdr + MSG_IOVLEN)?;
-    let bufs = iovecs(ctx, iov, iovlen)?
-        .into_iter()
-        .map(|(base, len)| ctx.readable(base, len as usize))
-        .collect::<Result<Vec<_>, Errno>>()?;
+    let bufs = iov_slices(ctx, iov, iovlen, true)?;
     let control_addr: u64 = ctx.read_obj(hdr + MSG_CONTROL)?;
     let control_len: u64 = ctx.read_obj(hdr + MSG_CONTROLLEN)?;
     if control_len > CONTROL_MAX {
@@ -154,10 +151,7 @@ pub fn recvmsg(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     };
     let iov: u64 = ctx.read_obj(hdr + MSG_IOV)?;
     let iovlen: u64 = ctx.read_obj(hdr + MSG_IOVLEN)?;
-    let bufs = iovecs(ctx, iov, iovlen)?
-        .into_iter()
-        .map(|(base, len)| ctx.writable(base, len as usize))
-        .collect::<Result<Vec<_>, Errno>>()?;
+    let bufs = iov_slices(ctx, iov, iovlen, false)?;
     let control_addr: u64 = ctx.read_obj(hdr + MSG_CONTROL)?;
     let control_cap = if control_addr != 0 {
         ctx.read_obj::<u64>(hdr + MSG_CONTROLLEN)?.min(CONTROL_MAX) as usize

@@ -711,6 +711,37 @@ fn exception(guest: &Guest, thread: &mut Thread) -> Result<Point> {
     Ok(Point::Exception(frame))
 }
 
+/// Parks `thread` for gdb showing user registers `regs` (and `orig_rax`) until gdb
+/// resumes it; then arms the single-step gdb asked for. The caller resumes the vCPU.
+/// Returns gdb's resume and the FS base the thread had when it parked.
+fn park(
+    guest: &Guest,
+    d: &debug::Debugger,
+    thread: &mut Thread,
+    mut regs: kvm_regs,
+    orig_rax: u64,
+) -> Result<(debug::Resume, u64)> {
+    regs.rflags &= !debug::TF;
+    let (fs_base, gs_base) = thread.vcpu.segment_bases()?;
+    let parked = debug::Parked {
+        vcpu: thread.vcpu.area.id,
+        regs,
+        orig_rax,
+        fs_base,
+        gs_base,
+        xsave: thread.vcpu.xsave()?,
+        dirty: false,
+    };
+    trace!(
+        Category::Kvm,
+        "thread {} parks for gdb at {:#x}", thread.tid, regs.rip
+    );
+    let resume = d.park(thread.tid, parked);
+    thread.gdb_step = resume.action == debug::Action::Step;
+    set_stepping(thread, needs_stepping(guest, thread))?;
+    Ok((resume, fs_base))
+}
+
 /// Parks `thread` (stopped at `point`) for gdb and resumes it with the registers and
 /// action gdb left: the vCPU re-enters user code exactly there. Returns the signal
 /// gdb asked to deliver, if any.
@@ -727,29 +758,12 @@ fn debug_park(guest: &Guest, thread: &mut Thread, point: Point) -> Result<Option
         regs.rip -= 2;
         regs.rax = nr;
     }
-    regs.rflags &= !debug::TF;
-    let (fs_base, gs_base) = thread.vcpu.segment_bases()?;
     let orig_rax = match point {
         Point::Syscall { nr, .. } => nr,
         _ => u64::MAX,
     };
-    let parked = debug::Parked {
-        vcpu: thread.vcpu.area.id,
-        regs,
-        orig_rax,
-        fs_base,
-        gs_base,
-        xsave: thread.vcpu.xsave()?,
-        dirty: false,
-    };
-    trace!(
-        Category::Kvm,
-        "thread {} parks for gdb at {:#x}", thread.tid, regs.rip
-    );
-    let resume = d.park(thread.tid, parked);
+    let (resume, fs_base) = park(guest, d, thread, regs, orig_rax)?;
     let mut regs = resume.regs;
-    thread.gdb_step = resume.action == debug::Action::Step;
-    set_stepping(thread, needs_stepping(guest, thread))?;
     if thread.stepping {
         regs.rflags |= debug::TF;
     }
@@ -791,22 +805,9 @@ fn catch_syscall_entry(guest: &Guest, thread: &mut Thread, nr: u64) -> Result<()
         result: (-(libc::ENOSYS as i64)) as u64,
         restart: false,
     };
-    let mut regs = signals::user_context(thread, point)?;
-    regs.rflags &= !debug::TF;
-    let (fs_base, gs_base) = thread.vcpu.segment_bases()?;
-    let parked = debug::Parked {
-        vcpu: thread.vcpu.area.id,
-        regs,
-        orig_rax: nr,
-        fs_base,
-        gs_base,
-        xsave: thread.vcpu.xsave()?,
-        dirty: false,
-    };
-    let resume = d.park(thread.tid, parked);
+    let regs = signals::user_context(thread, point)?;
     // A step from here runs the syscall and stops after it, as on Linux.
-    thread.gdb_step = resume.action == debug::Action::Step;
-    set_stepping(thread, needs_stepping(guest, thread))?;
+    let (resume, _) = park(guest, d, thread, regs, nr)?;
     inject(thread, resume.signal);
     Ok(())
 }

@@ -290,24 +290,50 @@ fn ymm_registers_are_read_and_written() {
         eprintln!("no AVX on this CPU: nothing to test");
         return;
     }
-    let (_, status) = both_servers(
-        &payload("debuggee.glibc"),
-        &["avx"],
-        "avx.gdb",
-        &[
-            &format!(
-                "Breakpoint 1, avx_loaded () at ../tests/payloads/debuggee.c:{}",
-                debuggee_line("void avx_loaded(void) {") + 1
-            ),
-            "$1 = {0x1122334455667788, 0x1122334455667788, 0x1122334455667788, 0x1122334455667788}",
-            "$2 = {0x1122334455667788, 0x1122334455667788, 0x1122334455667788, 0x42}",
-            // `info registers ymm0` shows the same through every view of the register.
-            "v4_int64 = {0x1122334455667788, 0x1122334455667788, 0x1122334455667788, 0x42}",
-            "exited normally",
-        ],
+    let exe = payload("debuggee.glibc");
+    let dir = common::scratch("avx.gdb");
+    let args = [exe.as_os_str(), OsStr::new("avx")];
+    let stop = format!(
+        "Breakpoint 1, avx_loaded () at ../tests/payloads/debuggee.c:{}",
+        debuggee_line("void avx_loaded(void) {") + 1
     );
+    let expected = [
+        stop.as_str(),
+        "$1 = {0x1122334455667788, 0x1122334455667788, 0x1122334455667788, 0x1122334455667788}",
+        YMM_WRITTEN,
+        // `info registers ymm0` shows the same through every view of the register.
+        "v4_int64 = {0x1122334455667788, 0x1122334455667788, 0x1122334455667788, 0x42}",
+        "exited normally",
+    ];
+
+    let (km_shown, status) = under(Server::Km, &dir, &args, Some(&exe), "avx.gdb", "km");
+    assert_session(&km_shown, "km avx.gdb", &expected);
     assert!(status.success(), "km: {status}");
+
+    // The reference: on some hosts (seen on an Intel AVX-512 machine) gdbserver itself
+    // loses the ymm write, so its capability is checked before its session is held
+    // against the expected lines.
+    let (shown, _) = under(
+        Server::Gdbserver,
+        &dir,
+        &args,
+        Some(&exe),
+        "avx.gdb",
+        "gdbserver",
+    );
+    if shown.contains("$1 = {0x1122334455667788") && !shown.contains(YMM_WRITTEN) {
+        eprintln!(
+            "gdbserver reference skipped: this host's gdbserver does not keep a write to \
+             the upper half of ymm0 (km's session was checked):\n{shown}"
+        );
+        return;
+    }
+    assert_session(&shown, "gdbserver avx.gdb", &expected);
 }
+
+/// What gdb prints after `set var $ymm0.v4_int64[3] = 0x42` and a stepi, when the
+/// write reached the thread.
+const YMM_WRITTEN: &str = "$2 = {0x1122334455667788, 0x1122334455667788, 0x1122334455667788, 0x42}";
 
 /// The line of debuggee.c that holds `code` (tests name lines by their code, so
 /// that editing the payload does not break them).

@@ -1,4 +1,4 @@
-//! Builds km's vDSO (src/vdso/), the small shared object km maps into every payload
+//! Builds km's vDSO (src/guest/vdso/), the small shared object km maps into every payload
 //! so that clock_gettime and friends need no VM exit. It is C compiled freestanding
 //! with the system's C compiler ($CC, else cc), the way Linux builds its own vDSO.
 
@@ -7,9 +7,9 @@ use std::process::Command;
 
 fn main() {
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
-    let src = PathBuf::from("src/vdso");
+    let src = PathBuf::from("src/guest/vdso");
     for file in ["vdso.c", "vdso.lds"] {
-        println!("cargo:rerun-if-changed=src/vdso/{file}");
+        println!("cargo:rerun-if-changed=src/guest/vdso/{file}");
     }
     println!("cargo:rerun-if-env-changed=CC");
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".to_string());

@@ -14,9 +14,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
+use km::guest::vm::Vm;
+use km::kvm::Exit;
 use km::memory::{Growth, HUGE_PAGE_SIZE, RegionKind};
-use km::vcpu::Exit;
-use km::vm::Vm;
 
 const STARTUP_RUNS: usize = 40;
 const SYSCALLS: u64 = 20_000;

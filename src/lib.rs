@@ -1,32 +1,30 @@
 //! km: runs an unmodified Linux x86-64 executable as a unikernel in its own KVM VM.
 //!
-//! Where to look first:
-//! - [`landing_pad`]: the guest-side entry code (syscall pad, exception stubs, GDT/IDT/TSS);
-//! - [`vcpu`]: vCPU set-up and the exit loop;
-//! - [`syscalls`]: the syscall table and handlers;
-//! - [`memory`] / [`mm`] / [`paging`]: host memory behind the guest, the payload's
-//!   address space, and the guest page tables;
-//! - [`loader`] / [`stack`]: ELF loading and the initial stack.
+//! The layers, each using only the ones above it in this list (docs/architecture.md;
+//! `scripts/modcycles` checks the direction):
+//! 1. [`memory`]: host reservations, memslots, bounds-checked guest access;
+//! 2. [`kvm`]: the KVM VM and vCPU wrappers;
+//! 3. [`guest`]: the machine and what the payload sees in memory (landing pad in
+//!    [`guest::landing_pad`], loader, address space, page tables, vDSO);
+//! 4. [`kernel`]: the Linux personality (process, threads, signals, descriptors);
+//! 5. [`syscalls`]: the syscall table (`syscalls/mod.rs`) and handlers;
+//! 6. [`debug`] and [`crash`]: debug events, crash reports and kmcore;
+//! 7. [`run`]: the exit loop;
+//! 8. [`cli`], [`gdb`] (the remote-protocol transport) and this file's start-up.
+//!
+//! [`trace`] is a leaf every layer may use.
 
-pub mod backtrace;
 pub mod cli;
 pub mod crash;
 pub mod debug;
-pub mod exec;
 pub mod gdb;
-pub mod landing_pad;
-pub mod loader;
+pub mod guest;
+pub mod kernel;
+pub mod kvm;
 pub mod memory;
-pub mod mm;
-pub mod paging;
-pub mod process;
-pub mod signals;
-pub mod stack;
+pub mod run;
 pub mod syscalls;
 pub mod trace;
-pub mod vcpu;
-pub mod vdso;
-pub mod vm;
 
 use std::ffi::{CString, OsString};
 use std::os::unix::ffi::OsStrExt;
@@ -35,8 +33,12 @@ use anyhow::{Context, Result};
 
 use std::sync::Arc;
 
-use crate::process::{Config, Guest, Thread, lock};
-use crate::vm::Vm;
+use crate::guest::vm::Vm;
+use crate::guest::{loader, stack, vdso};
+use crate::kernel::process::{Config, Guest, Thread};
+use crate::kernel::ptrace::Debugger;
+use crate::kernel::{exec, lock, signals};
+use crate::kvm::kick;
 
 /// The port `-g` and `--gdb-listen` use when none is given.
 pub const DEFAULT_GDB_PORT: u16 = 2159;
@@ -60,7 +62,7 @@ impl Inherited {
     /// anything or installs a handler.
     pub fn take() -> Inherited {
         let fds = memory::host::inherited_fds();
-        let (sigmask, ignored) = vcpu::kick::take_inherited();
+        let (sigmask, ignored) = kick::take_inherited();
         Inherited {
             fds,
             sigmask,
@@ -128,7 +130,7 @@ pub fn run(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infalli
             envp: &envp,
         },
     )?;
-    vcpu::kick::install()?;
+    kick::install()?;
     let config = Config {
         name: program.path.to_string_lossy().into_owned(),
         argv: program
@@ -147,23 +149,32 @@ pub fn run(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infalli
     let gdb_port = cli.gdb_port.or(cli.gdb_listen.then_some(DEFAULT_GDB_PORT));
     let debugger = gdb_port.map(|_| {
         Arc::new(if cli.gdb_listen {
-            debug::Debugger::detached()
+            Debugger::detached()
         } else {
-            debug::Debugger::default()
+            Debugger::default()
         })
     });
-    let fds = syscalls::fdtable::FdTable::inherited(inherited.fds);
-    let guest = Arc::new(Guest::new(config, vm, mm, fds, debugger.clone()));
+    let fds = kernel::fdtable::FdTable::inherited(inherited.fds);
+    let guest = Arc::new(Guest::new(
+        config,
+        vm,
+        mm,
+        fds,
+        debugger.clone(),
+        run::run_thread,
+    ));
     for sig in 1..=64 {
         if inherited.ignored & signals::bit(sig) != 0 {
             lock(&guest.signals).actions[(sig - 1) as usize].handler = libc::SIG_IGN as u64;
         }
     }
     if inherited.ignored & signals::bit(libc::SIGCHLD) != 0 {
-        vcpu::kick::mirror_sigchld(true)?;
+        kick::mirror_sigchld(true)?;
     }
     let vcpu = guest.take_vcpu()?;
-    vdso::start(&guest, &vcpu)?;
+    if let Some(vvar) = guest.config.vvar {
+        vdso::start(vvar, &vcpu, &guest, |g| &g.vm.mem)?;
+    }
     vcpu.start(image.entry, rsp)?;
     let tid = rustix::process::getpid().as_raw_nonzero().get();
     let handle = guest.thread_started(tid);
@@ -183,7 +194,7 @@ pub fn run(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infalli
                 .spawn(move || gdb::serve(guest, debugger, stream))?;
         }
     }
-    vcpu::run_thread(&guest, main, cli.gdb_port.is_some() && !cli.gdb_listen);
+    guest.run(main, cli.gdb_port.is_some() && !cli.gdb_listen);
     // The main thread exited while others run; the last one to exit ends km.
     loop {
         std::thread::park();

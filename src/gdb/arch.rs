@@ -16,7 +16,7 @@ const LINUX_LEN: usize = 24;
 /// Whether guests run with AVX state enabled (XCR0 bit 2): PVM guests use the host's
 /// XCR0, and km gives hardware-KVM vCPUs every feature KVM supports.
 pub fn avx() -> bool {
-    crate::vcpu::host_xcr0() & 4 != 0
+    crate::kvm::host_xcr0() & 4 != 0
 }
 
 pub enum KmX86_64 {}

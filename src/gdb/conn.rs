@@ -12,7 +12,7 @@ use std::os::fd::AsRawFd;
 use gdbstub::conn::{Connection, ConnectionExt};
 
 pub struct Conn {
-    _registered: super::sockets::Registered,
+    _registered: crate::kernel::private_fds::Registered,
     stream: TcpStream,
     out: Vec<u8>,
     input: Vec<u8>,
@@ -24,7 +24,7 @@ pub struct Conn {
 impl Conn {
     pub fn new(stream: TcpStream) -> Self {
         Conn {
-            _registered: super::sockets::register(stream.as_raw_fd()),
+            _registered: crate::kernel::private_fds::register(stream.as_raw_fd()),
             stream,
             out: Vec::new(),
             input: Vec::new(),

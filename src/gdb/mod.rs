@@ -1,12 +1,14 @@
-//! The GDB remote stub, built on the `gdbstub` crate: `km -g[PORT]` stops the payload
-//! before its first instruction and waits for `target remote`; the stub then runs on
-//! its own thread, driving the guest threads through `crate::debug`.
+//! Layer 8, the GDB remote-protocol transport (the `gdbstub` crate) over the
+//! debugger state in `crate::kernel::ptrace`; may use every layer below.
+//!
+//! `km -g[PORT]` stops the payload before its first instruction and waits for
+//! `target remote`; the stub then runs on its own thread, parking and resuming the
+//! guest threads through the ptrace state, which the thread loop honours.
 
 mod arch;
 mod conn;
 mod host;
 mod libraries;
-pub mod sockets;
 mod target;
 
 use std::net::{TcpListener, TcpStream};
@@ -21,8 +23,9 @@ use gdbstub::stub::{DisconnectReason, GdbStub, MultiThreadStopReason, run_blocki
 use gdbstub::target::Target;
 use gdbstub::target::ext::catch_syscalls::CatchSyscallPosition;
 
-use crate::debug::{Debugger, Event, WatchKind};
-use crate::process::Guest;
+use crate::kernel::private_fds;
+use crate::kernel::process::Guest;
+use crate::kernel::ptrace::{Debugger, Event, WatchKind};
 
 use conn::Conn;
 pub use target::KmTarget;
@@ -34,7 +37,7 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The socket gdb connects to.
 pub struct Listener {
-    _registered: sockets::Registered,
+    _registered: private_fds::Registered,
     socket: TcpListener,
 }
 
@@ -49,7 +52,7 @@ pub fn listen(addr: &str, payload: &str, waiting: bool) -> Result<Listener> {
     };
     eprintln!("km: {what}: gdb {payload} -ex 'target remote :{port}'");
     Ok(Listener {
-        _registered: sockets::register(socket.as_raw_fd()),
+        _registered: private_fds::register(socket.as_raw_fd()),
         socket,
     })
 }
@@ -174,7 +177,7 @@ pub fn serve(guest: Arc<Guest>, debugger: Arc<Debugger>, stream: TcpStream) {
             if let Some(mut reply) = reply {
                 let _ = std::io::Write::write_all(&mut reply, b"$OK#9a");
             }
-            crate::vcpu::kick::die_by(libc::SIGKILL)
+            crate::kvm::kick::die_by(libc::SIGKILL)
         }
         Ok(DisconnectReason::Disconnect) | Err(_) => {
             if let Err(e) = &result {
@@ -184,7 +187,7 @@ pub fn serve(guest: Arc<Guest>, debugger: Arc<Debugger>, stream: TcpStream) {
                 let _ = guest.vm.mem.write_bytes(addr, &[orig]);
             }
             for page in debugger.clear_access_watches() {
-                if let Err(e) = crate::debug::show_page(&guest, page) {
+                if let Err(e) = guest.show_page(page) {
                     eprintln!(
                         "km: {}: gdb stub: showing page {page:#x}: {e:#}",
                         guest.config.name

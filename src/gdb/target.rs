@@ -22,9 +22,9 @@ use gdbstub::target::ext::host_io::HostIoOps;
 use gdbstub::target::ext::thread_extra_info::ThreadExtraInfoOps;
 use gdbstub::target::{Target, TargetError, TargetResult};
 
-use crate::debug::{self, Action, Debugger};
-use crate::landing_pad::{USER_CS, USER_DS};
-use crate::process::Guest;
+use crate::guest::landing_pad::{USER_CS, USER_DS};
+use crate::kernel::process::Guest;
+use crate::kernel::ptrace::{self, Action, Debugger};
 
 pub struct KmTarget {
     pub(super) guest: Arc<Guest>,
@@ -324,11 +324,11 @@ impl HwWatchpoint for KmTarget {
                     .debugger
                     .add_watch(addr, len as usize, |a, buf| mem.read_bytes(a, buf).is_ok()));
             }
-            WatchKind::Read => debug::WatchKind::Read,
-            WatchKind::ReadWrite => debug::WatchKind::Access,
+            WatchKind::Read => ptrace::WatchKind::Read,
+            WatchKind::ReadWrite => ptrace::WatchKind::Access,
         };
         for page in self.debugger.add_access_watch(addr, len, kind) {
-            let hidden = debug::hide_page(&self.guest, page).map_err(|e| {
+            let hidden = self.guest.hide_page(page).map_err(|e| {
                 eprintln!(
                     "km: {}: gdb stub: hiding page {page:#x}: {e:#}",
                     self.guest.config.name
@@ -352,12 +352,12 @@ impl HwWatchpoint for KmTarget {
     ) -> TargetResult<bool, Self> {
         let kind = match kind {
             WatchKind::Write => return Ok(self.debugger.remove_watch(addr)),
-            WatchKind::Read => debug::WatchKind::Read,
-            WatchKind::ReadWrite => debug::WatchKind::Access,
+            WatchKind::Read => ptrace::WatchKind::Read,
+            WatchKind::ReadWrite => ptrace::WatchKind::Access,
         };
         let (found, shown) = self.debugger.remove_access_watch(addr, kind);
         for page in shown {
-            debug::show_page(&self.guest, page).map_err(|e| {
+            self.guest.show_page(page).map_err(|e| {
                 eprintln!(
                     "km: {}: gdb stub: showing page {page:#x}: {e:#}",
                     self.guest.config.name

@@ -1,4 +1,5 @@
-//! Guest memory: the host reservations behind the guest's address space.
+//! Layer 1, memory: the host reservations behind the guest's address space, its
+//! memslots and bounds-checked access to it. Uses no other layer of km.
 //!
 //! Each [`Region`] is contiguous in guest-virtual, guest-physical and host memory, so
 //! translating a guest pointer is a region lookup, never a page-table walk. Regions

@@ -7,8 +7,8 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use rustix::io::Errno;
 
 use super::{Ctx, SysResult};
+use crate::kernel::lock;
 use crate::memory::host;
-use crate::process::lock;
 
 /// Installs `fd` with the guest's close-on-exec choice (`flags & cloexec_flag`).
 fn install(ctx: &Ctx<'_>, fd: OwnedFd, flags: u64, cloexec_flag: i32) -> SysResult {

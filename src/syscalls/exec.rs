@@ -8,7 +8,7 @@ use std::os::unix::ffi::OsStrExt;
 use rustix::io::Errno;
 
 use super::{Ctx, Outcome};
-use crate::exec;
+use crate::kernel::exec;
 use crate::trace;
 use crate::trace::Category;
 

@@ -9,8 +9,8 @@ use rustix::io::Errno;
 use vm_memory::{ReadVolatile, VolatileMemoryError, VolatileSlice, WriteVolatile};
 
 use super::{Ctx, SysResult, procfs};
+use crate::kernel::lock;
 use crate::memory::host;
-use crate::process::lock;
 
 /// Linux's MAX_RW_COUNT: the most a single read or write transfers.
 const MAX_RW_COUNT: u64 = 0x7fff_f000;

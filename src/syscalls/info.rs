@@ -6,8 +6,8 @@ use rustix::thread::ClockId;
 use rustix::time::Timespec;
 
 use super::{Ctx, SysResult};
+use crate::kernel::signals;
 use crate::memory::host;
-use crate::signals;
 
 const ARCH_SET_FS: u64 = 0x1002;
 const ARCH_GET_FS: u64 = 0x1003;

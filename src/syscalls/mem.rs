@@ -7,9 +7,9 @@ use std::os::fd::AsFd;
 use rustix::io::Errno;
 
 use super::{Ctx, SysResult};
+use crate::guest::mm::{MapRequest, VmaKind};
+use crate::kernel::lock;
 use crate::memory::{PAGE_SIZE, page_align_up};
-use crate::mm::{MapRequest, VmaKind};
-use crate::process::lock;
 
 const MREMAP_MAYMOVE: u64 = 1;
 const MREMAP_FIXED: u64 = 2;

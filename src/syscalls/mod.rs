@@ -1,6 +1,7 @@
-//! The syscall table: what km does for each Linux x86-64 system call.
+//! Layer 5, syscalls: the syscall table (what km does for each Linux x86-64 system
+//! call) and its handlers. Uses `memory`, `kvm`, `guest` and `kernel`.
 //!
-//! [`dispatch`] is called from the vCPU exit loop with the request the landing pad
+//! [`dispatch`] is called from the exit loop (`crate::run`) with the request the landing pad
 //! left in guest memory. Handlers get a [`Ctx`] and return `Ok(value)` or an errno;
 //! every guest pointer goes through the `Ctx` accessors, which check it against the
 //! address space (EFAULT) before touching guest memory.
@@ -8,7 +9,6 @@
 mod creds;
 mod events;
 mod exec;
-pub mod fdtable;
 mod files;
 mod fs;
 mod fsmeta;
@@ -29,11 +29,12 @@ use std::sync::Arc;
 use rustix::io::Errno;
 use vm_memory::{ByteValued, Bytes, VolatileSlice};
 
-use crate::landing_pad::SyscallRequest;
+use crate::guest::landing_pad::SyscallRequest;
+use crate::guest::mm::{PROT_READ, PROT_WRITE};
+use crate::kernel::lock;
+use crate::kernel::process::{Guest, Thread};
+use crate::kernel::signals;
 use crate::memory::Fault;
-use crate::mm::{PROT_READ, PROT_WRITE};
-use crate::process::{Guest, Thread, lock};
-use crate::signals;
 use crate::trace;
 use crate::trace::Category;
 

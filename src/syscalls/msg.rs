@@ -11,8 +11,8 @@ use rustix::io::Errno;
 use super::fs::iov_slices;
 use super::net::read_sockaddr;
 use super::{Ctx, SysResult};
+use crate::kernel::lock;
 use crate::memory::host;
-use crate::process::lock;
 
 /// Offsets in `struct msghdr`.
 const MSG_NAME: u64 = 0;

@@ -7,8 +7,8 @@ use rustix::io::Errno;
 use rustix::net::{AddressFamily, Protocol, Shutdown, SocketFlags, SocketType};
 
 use super::{Ctx, SysResult};
+use crate::kernel::lock;
 use crate::memory::host::{self, SockAddrOut};
-use crate::process::lock;
 
 /// Largest socket address km copies (sizeof(struct sockaddr_storage)).
 const SOCKADDR_MAX: u64 = 128;

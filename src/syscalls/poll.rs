@@ -7,8 +7,8 @@ use rustix::event::epoll;
 use rustix::io::Errno;
 
 use super::{Ctx, SysResult};
+use crate::kernel::lock;
 use crate::memory::host;
-use crate::process::lock;
 
 const EPOLL_EVENT_SIZE: u64 = 12;
 /// Linux's EP_MAX_EVENTS.

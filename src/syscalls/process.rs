@@ -15,12 +15,14 @@ use rustix::io::Errno;
 
 use super::thread::ChildSpec;
 use super::{Ctx, SysResult};
+use crate::guest::vm::Forked;
+use crate::kernel::lock;
+use crate::kernel::process::{Guest, Thread};
+use crate::kernel::ptrace::Marks;
+use crate::kvm::kick;
 use crate::memory::host;
-use crate::process::{Guest, Thread, lock};
 use crate::trace;
 use crate::trace::Category;
-use crate::vcpu::{self, kick};
-use crate::vm::Forked;
 
 /// Size of `struct rusage`.
 const RUSAGE_SIZE: usize = 144;
@@ -85,12 +87,12 @@ pub fn new_process(ctx: &mut Ctx<'_>, spec: ChildSpec, vfork: bool) -> SysResult
     };
     // The child km: only this thread exists; everything is rebuilt from the copies.
     kick::forget_parent();
-    crate::gdb::sockets::close_in_fork_child();
+    crate::kernel::private_fds::close_in_fork_child();
     *lock(&VFORK_RELEASE) = release.map(|(_, done)| done);
     let child = Arc::new(guest.forked(vm, mm.clone(), fds, signals));
     drop(mm);
     if let Some(marks) = marks
-        && let Err(e) = crate::debug::erase_marks(&child, marks)
+        && let Err(e) = erase_marks(&child, marks)
     {
         eprintln!(
             "km: {}: clearing gdb's breakpoints in the forked child: {e:#}",
@@ -100,6 +102,19 @@ pub fn new_process(ctx: &mut Ctx<'_>, spec: ChildSpec, vfork: bool) -> SysResult
     let altstack = ctx.thread.altstack;
     let sigmask = ctx.thread.sigmask;
     run_child(&child, spec, &xsave, sigmask, altstack)
+}
+
+/// Takes gdb's `marks` out of a fork child (which gdb does not follow, as with
+/// gdbserver's detach-on-fork): original bytes back under breakpoints, hidden pages
+/// shown again.
+fn erase_marks(child: &Guest, marks: Marks) -> anyhow::Result<()> {
+    for (addr, byte) in marks.breakpoints {
+        child.vm.mem.write_bytes(addr, &[byte])?;
+    }
+    for page in marks.hidden {
+        child.show_page(page)?;
+    }
+    Ok(())
 }
 
 /// Runs the forked child's only thread; never returns.
@@ -113,7 +128,9 @@ fn run_child(
     let tid = rustix::process::getpid().as_raw_nonzero().get();
     let started = guest.take_vcpu().and_then(|vcpu| {
         // The new VM's TSC differs from the parent's: the clocks start afresh.
-        crate::vdso::start(guest, &vcpu)?;
+        if let Some(vvar) = guest.config.vvar {
+            crate::guest::vdso::start(vvar, &vcpu, guest, |g| &g.vm.mem)?;
+        }
         vcpu.set_regs(&spec.regs)?;
         vcpu.set_fs_base(spec.fs_base)?;
         vcpu.set_xsave(xsave)?;
@@ -138,7 +155,7 @@ fn run_child(
         altstack,
         ..Thread::new(tid, handle, vcpu, sigmask)
     };
-    vcpu::run_thread(guest, thread, false);
+    guest.run(thread, false);
     // The child's first thread exited while others run; the last one ends km.
     loop {
         std::thread::park();
@@ -150,7 +167,7 @@ fn run_child(
 pub fn child_regs(parent: &kvm_regs, stack: u64) -> kvm_regs {
     kvm_regs {
         rip: parent.rcx,
-        rflags: parent.r11 & !crate::debug::TF,
+        rflags: parent.r11 & !crate::kvm::TF,
         rsp: if stack != 0 { stack } else { parent.rsp },
         rax: 0,
         ..*parent

@@ -10,8 +10,9 @@ use std::os::unix::ffi::OsStrExt;
 use rustix::io::Errno;
 
 use super::Ctx;
-use crate::mm::{Vma, VmaKind};
-use crate::process::{Guest, Thread, lock};
+use crate::guest::mm::{Vma, VmaKind};
+use crate::kernel::lock;
+use crate::kernel::process::{Guest, Thread};
 
 /// A /proc path that names the payload itself.
 pub enum SelfPath {

@@ -1,15 +1,15 @@
 //! Signal syscalls: dispositions, masks, sending, waiting, sigreturn and timers. The
-//! delivery machinery is in `crate::signals`.
+//! delivery machinery is in `crate::kernel::signals`.
 
 use std::time::{Duration, Instant};
 
 use rustix::io::Errno;
 
 use super::{Ctx, Outcome, SysResult};
+use crate::kernel::lock;
+use crate::kernel::signals::{self, SI_TKILL, SI_USER, SigAction, UNBLOCKABLE};
+use crate::kvm::kick;
 use crate::memory::host;
-use crate::process::lock;
-use crate::signals::{self, SI_TKILL, SI_USER, SigAction, UNBLOCKABLE};
-use crate::vcpu::kick;
 
 const SIGSET_SIZE: u64 = 8;
 /// How often a thread waiting for a signal looks again (a kick usually wakes it first).

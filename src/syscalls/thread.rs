@@ -8,11 +8,10 @@ use kvm_bindings::kvm_regs;
 use rustix::io::Errno;
 
 use super::{Ctx, Outcome, SysResult, process};
+use crate::kernel::process::{Guest, Thread};
 use crate::memory::host::{self, FutexArg4};
-use crate::process::{Guest, Thread};
 use crate::trace;
 use crate::trace::Category;
-use crate::vcpu;
 
 const ROBUST_LIST_HEAD_SIZE: u64 = 24;
 /// The flags every thread-creating clone carries (glibc, musl and Go all set them).
@@ -184,7 +183,7 @@ fn spawn(guest: &Arc<Guest>, spec: ChildSpec) -> Result<i32, Errno> {
                 clear_child_tid: spec.clear_ctid,
                 ..Thread::new(tid, handle, vcpu, spec.sigmask)
             };
-            vcpu::run_thread(&guest, thread, false);
+            guest.run(thread, false);
         })
         .map_err(|_| Errno::AGAIN)?;
     rx.recv().map_err(|_| Errno::AGAIN)?

@@ -1,46 +1,18 @@
-//! The KVM virtual machine: backend detection, CPUID, guest memory and page tables.
+//! The guest machine: a KVM VM with the guest's memory, page tables and system
+//! region (descriptor tables, landing pads), and its vCPUs.
 
 use std::ops::Range;
-use std::path::Path;
 use std::sync::Mutex;
 
 use anyhow::{Context, Result};
-use kvm_bindings::{CpuId, KVM_MAX_CPUID_ENTRIES};
-use kvm_ioctls::{Kvm, VmFd};
 
-use crate::landing_pad::{self, CpuArea, PT_POOL, SYS_BASE, SYS_SIZE};
+use super::landing_pad::{self, CpuArea, PT_POOL, SYS_BASE, SYS_SIZE};
+use super::paging::{PTE_NX, PTE_USER, PTE_WRITE, PageTables};
+use super::vcpu::Vcpu;
+use crate::kvm::{Backend, KvmVm};
 use crate::memory::{Growth, GuestMemory, RegionKind};
-use crate::paging::{PTE_NX, PTE_USER, PTE_WRITE, PageTables};
 use crate::trace;
 use crate::trace::Category;
-use crate::vcpu::Vcpu;
-
-/// Which KVM implementation serves `/dev/kvm`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    /// VT-x / AMD-V: `syscall` enters CPL0, debug facilities work.
-    Hardware,
-    /// kvm-pvm, the software backend: `syscall` stays at CPL3, CPL0 code is emulated.
-    Pvm,
-}
-
-impl Backend {
-    fn detect() -> Backend {
-        if Path::new("/sys/module/kvm_pvm").exists() {
-            Backend::Pvm
-        } else {
-            Backend::Hardware
-        }
-    }
-
-    /// The suffix km appends to the host release in `uname`.
-    pub fn release_suffix(self) -> &'static str {
-        match self {
-            Backend::Hardware => ".kontain.KVM",
-            Backend::Pvm => ".kontain.PVM",
-        }
-    }
-}
 
 /// Lowest address a payload may map (Linux's default vm.mmap_min_addr).
 pub const MMAP_MIN_ADDR: u64 = 0x10000;
@@ -54,9 +26,8 @@ pub enum Forked {
 }
 
 pub struct Vm {
-    fd: VmFd,
+    pub kvm: KvmVm,
     pub backend: Backend,
-    cpuid: CpuId,
     pub mem: GuestMemory,
     /// Page tables; the lock also serializes memory commits.
     pt: Mutex<PageTables>,
@@ -65,39 +36,18 @@ pub struct Vm {
 impl Vm {
     /// Opens /dev/kvm, creates the VM and installs the system region.
     pub fn new() -> Result<Self> {
-        let kvm = Kvm::new().context("opening /dev/kvm")?;
-        let fd = kvm.create_vm().context("KVM_CREATE_VM")?;
-        let backend = Backend::detect();
-        trace!(
-            Category::Kvm,
-            "backend {:?}, KVM API {}",
-            backend,
-            kvm.get_api_version()
-        );
-        let cpuid = kvm
-            .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
-            .context("KVM_GET_SUPPORTED_CPUID")?;
+        let kvm = KvmVm::new()?;
         let mut mem = GuestMemory::new()?;
         let sys = mem.reserve(RegionKind::System, SYS_BASE, SYS_SIZE, Growth::Up)?;
-        mem.commit(&fd, sys, SYS_BASE..SYS_BASE + SYS_SIZE)?;
+        mem.commit(kvm.fd(), sys, SYS_BASE..SYS_BASE + SYS_SIZE)?;
         let mut pt = PageTables::new(&mem, PT_POOL)?;
         landing_pad::install_system(&mem, &mut pt)?;
         Ok(Vm {
-            fd,
-            backend,
-            cpuid,
+            backend: kvm.backend,
+            kvm,
             mem,
             pt: Mutex::new(pt),
         })
-    }
-
-    /// Supported CPUID entry `(function, index)`, as given to the guest.
-    pub fn cpuid(&self, function: u32, index: u32) -> Option<kvm_bindings::kvm_cpuid_entry2> {
-        self.cpuid
-            .as_slice()
-            .iter()
-            .find(|e| e.function == function && e.index == index)
-            .copied()
     }
 
     /// Reserves a user region of the guest address space.
@@ -120,7 +70,7 @@ impl Vm {
     /// Backs `want` with memslots (page-table entries come with [`Vm::protect`]).
     pub fn commit(&self, region: usize, want: Range<u64>) -> Result<()> {
         let _serial = self.page_tables();
-        if let Some(new) = self.mem.commit(&self.fd, region, want)? {
+        if let Some(new) = self.mem.commit(self.kvm.fd(), region, want)? {
             trace!(
                 Category::Mem,
                 "committed {:#x}..{:#x} ({:?})",
@@ -154,7 +104,7 @@ impl Vm {
                 Category::Mem,
                 "protect {:#x}..{:#x} {prot:#x}: flushing translations", range.start, range.end
             );
-            self.mem.flush_translations(&self.fd)?;
+            self.mem.flush_translations(self.kvm.fd())?;
         }
         Ok(())
     }
@@ -181,13 +131,11 @@ impl Vm {
 
     /// In a forked km: a new VM over the child's copy of this VM's memory.
     fn child_vm(&self, pt: PageTables) -> Result<Vm> {
-        let kvm = Kvm::new().context("opening /dev/kvm in the forked km")?;
-        let fd = kvm.create_vm().context("KVM_CREATE_VM in the forked km")?;
-        let mem = self.mem.fork_into(&fd)?;
+        let kvm = self.kvm.recreate()?;
+        let mem = self.mem.fork_into(kvm.fd())?;
         Ok(Vm {
-            fd,
+            kvm,
             backend: self.backend,
-            cpuid: self.cpuid.clone(),
             mem,
             pt: Mutex::new(pt),
         })
@@ -201,12 +149,8 @@ impl Vm {
     pub fn create_vcpu(&self, id: u32) -> Result<Vcpu> {
         let area = CpuArea::new(id);
         area.install(&self.mem, &mut self.page_tables())?;
-        let fd = self
-            .fd
-            .create_vcpu(id as u64)
-            .with_context(|| format!("KVM_CREATE_VCPU {id}"))?;
-        fd.set_cpuid2(&self.cpuid).context("KVM_SET_CPUID2")?;
-        Vcpu::new(fd, area, self)
+        let kvm = self.kvm.create_vcpu(&area.setup(self.page_table_root()))?;
+        Ok(Vcpu { kvm, area })
     }
 
     pub fn page_table_root(&self) -> u64 {

@@ -17,7 +17,7 @@ use std::path::Path;
 
 use rustix::io::Errno;
 
-use crate::loader;
+use crate::guest::loader;
 
 /// Linux's BINPRM_BUF_SIZE: how much of a `#!` line counts.
 const SHEBANG_MAX: usize = 256;
@@ -143,13 +143,13 @@ const STOP_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
 /// with environment `envp`, by re-executing km. Returns only when the host execve
 /// fails, after other threads have stopped for good: the caller ends the payload.
 pub fn replace(
-    guest: &crate::process::Guest,
-    thread: &crate::process::Thread,
+    guest: &crate::kernel::process::Guest,
+    thread: &crate::kernel::process::Thread,
     program: &Program,
     envp: &[CString],
 ) -> Errno {
+    use crate::kernel::lock;
     use crate::memory::host;
-    use crate::process::lock;
 
     if guest.debugger.as_ref().is_some_and(|d| d.attached()) {
         eprintln!(
@@ -187,7 +187,7 @@ pub fn replace(
         .enumerate()
         .filter(|(_, a)| a.handler == libc::SIG_IGN as u64)
         .fold(0u64, |m, (i, _)| m | 1 << i);
-    crate::vcpu::kick::prepare_exec(thread.sigmask, ignored);
+    crate::kvm::kick::prepare_exec(thread.sigmask, ignored);
 
     let mut args: Vec<CString> = vec![c"km".into()];
     for opt in &guest.config.exec_options {

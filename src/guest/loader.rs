@@ -15,11 +15,11 @@ use object::read::elf::{FileHeader, ProgramHeader};
 
 use std::collections::BTreeMap;
 
+use crate::guest::mm::{AddressSpace, PIE_BASE};
+use crate::guest::vm::Vm;
 use crate::memory::{PAGE_SIZE, page_align_down, page_align_up};
-use crate::mm::{AddressSpace, PIE_BASE};
 use crate::trace;
 use crate::trace::Category;
-use crate::vm::Vm;
 
 /// What the initial stack and the vCPU need to know about the loaded program.
 #[derive(Debug, Clone)]
@@ -145,7 +145,7 @@ fn parse(data: &[u8], dyn_base: u64) -> Result<Program> {
         let start = vaddr.wrapping_add(bias);
         if start
             .checked_add(memsz)
-            .is_none_or(|end| end > crate::mm::STACK_TOP)
+            .is_none_or(|end| end > crate::guest::mm::STACK_TOP)
         {
             bail!("segment {i} at {vaddr:#x} (+{memsz:#x}) is outside the guest address space");
         }

@@ -19,11 +19,12 @@ use anyhow::Result;
 use kvm_bindings::kvm_regs;
 use rustix::io::Errno;
 
-use crate::landing_pad::{ExceptionFrame, USER_CS, USER_DS};
-use crate::process::{Guest, Thread, lock};
+use crate::guest::landing_pad::{ExceptionFrame, USER_CS, USER_DS};
+use crate::kernel::lock;
+use crate::kernel::process::{Guest, Thread};
+use crate::kvm::kick;
 use crate::trace;
 use crate::trace::Category;
-use crate::vcpu::kick;
 
 pub const SIG_DFL: u64 = 0;
 pub const SIG_IGN: u64 = 1;

@@ -13,10 +13,10 @@ use std::ffi::CString;
 
 use anyhow::Result;
 
-use crate::loader::Image;
+use crate::guest::loader::Image;
+use crate::guest::mm::STACK_TOP;
+use crate::guest::vm::Vm;
 use crate::memory::GuestMemory;
-use crate::mm::STACK_TOP;
-use crate::vm::Vm;
 
 const AT_NULL: u64 = 0;
 const AT_PHDR: u64 = 3;
@@ -71,7 +71,7 @@ impl Pusher<'_> {
 /// Linux's AT_MINSIGSTKSZ: the largest signal frame (rt_sigframe, alignment padding and
 /// the XSAVE area of every enabled feature), see init_sigframe_size() in the kernel.
 fn min_sigstksz(vm: &Vm) -> u64 {
-    let xstate = vm.cpuid(0xd, 0).map_or(512 + 64, |e| e.ebx as u64);
+    let xstate = vm.kvm.cpuid(0xd, 0).map_or(512 + 64, |e| e.ebx as u64);
     let frame = 440 + 15 + xstate + 4 + 63;
     frame.next_multiple_of(16)
 }
@@ -99,8 +99,8 @@ pub fn build(vm: &Vm, image: &Image, exec: &Exec<'_>) -> Result<(u64, Vec<u8>)> 
     rustix::rand::getrandom(&mut random, rustix::rand::GetRandomFlags::empty())?;
     let random = p.bytes(&random)?;
 
-    let hwcap = vm.cpuid(1, 0).map_or(0, |e| e.edx as u64);
-    let fsgsbase = vm.cpuid(7, 0).is_some_and(|e| e.ebx & 1 != 0);
+    let hwcap = vm.kvm.cpuid(1, 0).map_or(0, |e| e.edx as u64);
+    let fsgsbase = vm.kvm.cpuid(7, 0).is_some_and(|e| e.ebx & 1 != 0);
     let mut auxv: Vec<(u64, u64)> = vec![
         (AT_MINSIGSTKSZ, min_sigstksz(vm)),
         (AT_HWCAP, hwcap),

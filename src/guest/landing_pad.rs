@@ -28,8 +28,9 @@ use std::arch::global_asm;
 use anyhow::Result;
 use vm_memory::ByteValued;
 
+use super::paging::{PTE_NX, PTE_USER, PTE_WRITE, PageTables};
+use crate::kvm::CpuSetup;
 use crate::memory::{Fault, GuestMemory, PAGE_SIZE};
-use crate::paging::{PTE_NX, PTE_USER, PTE_WRITE, PageTables};
 
 pub const SYS_BASE: u64 = 0x7fff_fc00_0000;
 pub const SYS_SIZE: u64 = 64 << 20;
@@ -199,26 +200,37 @@ impl CpuArea {
         self.base + PAGE_SIZE
     }
 
-    pub fn tss(&self) -> u64 {
+    fn tss(&self) -> u64 {
         self.base + 2 * PAGE_SIZE
     }
 
-    pub fn tss_limit(&self) -> u64 {
+    fn tss_limit(&self) -> u64 {
         TSS_SIZE + IOBITMAP_LEN - 1
     }
 
-    pub fn tss_selector(&self) -> u16 {
+    fn tss_selector(&self) -> u16 {
         ((FIRST_TSS_ENTRY + 2 * self.id as u64) * 8) as u16
+    }
+
+    /// What KVM needs to start this vCPU in user mode over page tables `cr3`.
+    pub fn setup(&self, cr3: u64) -> CpuSetup {
+        CpuSetup {
+            id: self.id,
+            cr3,
+            gdt: (GDT, (GDT_SIZE - 1) as u16),
+            idt: (IDT, (256 * 16 - 1) as u16),
+            tss: (self.tss(), self.tss_limit() as u32, self.tss_selector()),
+            syscall_entry: self.pad(),
+            kernel_cs: KERNEL_CS,
+            user_cs: USER_CS,
+            user_ds: USER_DS,
+            user32_cs: USER32_CS,
+        }
     }
 
     fn kernel_stack_top(&self) -> u64 {
         self.base + 4 * PAGE_SIZE
     }
-
-    pub const GDT_BASE: u64 = GDT;
-    pub const GDT_LIMIT: u16 = (GDT_SIZE - 1) as u16;
-    pub const IDT_BASE: u64 = IDT;
-    pub const IDT_LIMIT: u16 = (256 * 16 - 1) as u16;
 
     /// Writes and maps this vCPU's pad, request block, TSS and kernel stack.
     pub fn install(&self, mem: &GuestMemory, pt: &mut PageTables) -> Result<()> {

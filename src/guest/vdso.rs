@@ -1,4 +1,4 @@
-//! km's vDSO: a small shared object (built from `src/vdso/` by build.rs) mapped into
+//! km's vDSO: a small shared object (built from `src/guest/vdso/` by build.rs) mapped into
 //! every payload and announced with AT_SYSINFO_EHDR, so that clock_gettime,
 //! gettimeofday and time read the TSC in the guest instead of making a VM exit.
 //!
@@ -19,11 +19,10 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use object::{Object, ObjectSection};
 
+use super::mm::AddressSpace;
+use super::vm::Vm;
+use crate::kvm::{KvmVcpu, host_tsc};
 use crate::memory::{GuestMemory, page_align_up};
-use crate::mm::AddressSpace;
-use crate::process::Guest;
-use crate::vcpu::{Vcpu, host_tsc};
-use crate::vm::Vm;
 
 /// The vDSO image.
 static IMAGE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/vdso.so"));
@@ -164,13 +163,15 @@ impl Clock {
     }
 }
 
-/// Starts the guest's clocks: relates the TSC of `vcpu` (a vCPU of `guest`) to the
-/// host's, publishes, and keeps publishing from a km thread. Until the first
-/// publication the vDSO uses the syscalls.
-pub fn start(guest: &Arc<Guest>, vcpu: &Vcpu) -> Result<()> {
-    let Some(vvar) = guest.config.vvar else {
-        return Ok(());
-    };
+/// Starts the guest's clocks at data page `vvar`: relates the TSC of `vcpu` to the
+/// host's, publishes, and keeps publishing from a km thread into the guest memory
+/// `mem` finds in `owner`. Until the first publication the vDSO uses the syscalls.
+pub fn start<G: Send + Sync + 'static>(
+    vvar: u64,
+    vcpu: &KvmVcpu,
+    owner: &Arc<G>,
+    mem: fn(&G) -> &GuestMemory,
+) -> Result<()> {
     let khz = vcpu.tsc_khz()?;
     let (guest_tsc, host) = vcpu.guest_tsc()?;
     let mut clock = Clock {
@@ -181,14 +182,14 @@ pub fn start(guest: &Arc<Guest>, vcpu: &Vcpu) -> Result<()> {
         last: None,
         last_host: (0, 0),
     };
-    clock.publish(&guest.vm.mem)?;
-    let guest = Arc::clone(guest);
+    clock.publish(mem(owner))?;
+    let owner = Arc::clone(owner);
     std::thread::Builder::new()
         .name("km-clock".into())
         .spawn(move || {
             loop {
                 std::thread::sleep(REFRESH);
-                if clock.publish(&guest.vm.mem).is_err() {
+                if clock.publish(mem(&owner)).is_err() {
                     return;
                 }
             }

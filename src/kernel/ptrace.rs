@@ -1,5 +1,7 @@
-//! The vCPU side of debugging: all-stop parking of guest threads, their saved
-//! state while gdb looks at them, resume actions, and software breakpoints.
+//! The kernel side of debugging, as ptrace is Linux's: all-stop parking of guest
+//! threads, their saved state while a debugger looks at them, resume actions, the
+//! table of software breakpoints and watchpoints. It holds state only; the thread
+//! loop parks threads here (`crate::debug`) and the gdb stub drives it.
 //!
 //! A thread that hits a debug event (breakpoint, finished single-step, signal)
 //! parks and queues the event; every other thread is kicked and parks too (all-stop).
@@ -26,16 +28,12 @@ use std::time::{Duration, Instant};
 
 use kvm_bindings::kvm_regs;
 
-use anyhow::Result;
-
+use super::lock;
 use crate::memory::{PAGE_SIZE, page_align_down};
-use crate::process::{Guest, lock};
 
 /// How often threads that have not stopped yet are kicked again.
 const REKICK: Duration = Duration::from_millis(20);
 
-/// RFLAGS.TF: trap after the next instruction.
-pub const TF: u64 = 1 << 8;
 const INT3: u8 = 0xcc;
 
 /// Why a thread stopped, as reported to gdb.
@@ -243,7 +241,7 @@ impl Debugger {
         s.events.push_back(event);
         self.changed.notify_all();
         drop(s);
-        crate::vcpu::kick::kick_others(rustix::thread::gettid().as_raw_nonzero().get());
+        crate::kvm::kick::kick_others(rustix::thread::gettid().as_raw_nonzero().get());
     }
 
     /// Parks the calling thread (`tid`) with `state` until gdb resumes it.
@@ -306,7 +304,7 @@ impl Debugger {
             // An event queued before the last resume: stop everything again.
             s.stopping = true;
             drop(s);
-            crate::vcpu::kick::kick_all();
+            crate::kvm::kick::kick_all();
             s = lock(&self.state);
         }
         loop {
@@ -329,7 +327,7 @@ impl Debugger {
                     .map(|(t, _)| *t)
                     .collect();
                 drop(s);
-                crate::vcpu::kick::kick_all_but(&parked);
+                crate::kvm::kick::kick_all_but(&parked);
                 s = lock(&self.state);
             }
             s = self
@@ -346,7 +344,7 @@ impl Debugger {
         let mut s = lock(&self.state);
         s.stopping = true;
         drop(s);
-        crate::vcpu::kick::kick_all();
+        crate::kvm::kick::kick_all();
         let mut s = lock(&self.state);
         while Self::stopped(&s) < s.live && !Instant::now().ge(&deadline) {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -528,8 +526,8 @@ impl Debugger {
 /// (address, original byte) and pages hidden for watchpoints.
 #[derive(Default)]
 pub struct Marks {
-    breakpoints: Vec<(u64, u8)>,
-    hidden: BTreeSet<u64>,
+    pub breakpoints: Vec<(u64, u8)>,
+    pub hidden: BTreeSet<u64>,
 }
 
 impl Debugger {
@@ -558,99 +556,4 @@ impl Debugger {
             hidden: self.hidden_pages(),
         }
     }
-}
-
-/// Takes `marks` out of `guest` (a fork child, which gdb does not follow, as with
-/// gdbserver's detach-on-fork): original bytes back under breakpoints, hidden pages
-/// shown again.
-pub fn erase_marks(guest: &Guest, marks: Marks) -> Result<()> {
-    for (addr, byte) in marks.breakpoints {
-        guest.vm.mem.write_bytes(addr, &[byte])?;
-    }
-    for page in marks.hidden {
-        show_page(guest, page)?;
-    }
-    Ok(())
-}
-
-/// Hides `page` from the payload (its page-table entry goes, its mapping stays):
-/// every access faults. Returns false, changing nothing, if the payload does not map
-/// the page.
-pub fn hide_page(guest: &Guest, page: u64) -> Result<bool> {
-    let mm = lock(&guest.mm);
-    if mm.vma_at(page).is_none() {
-        return Ok(false);
-    }
-    guest.vm.protect(page..page + PAGE_SIZE, 0)?;
-    Ok(true)
-}
-
-/// Gives `page` back the protection of the payload's mapping (none if it has gone).
-pub fn show_page(guest: &Guest, page: u64) -> Result<()> {
-    let mm = lock(&guest.mm);
-    let prot = mm.vma_at(page).map_or(0, |(_, vma)| vma.prot);
-    guest.vm.protect(page..page + PAGE_SIZE, prot)
-}
-
-/// x86 page-fault error code bits.
-const PF_PRESENT: u64 = 1;
-const PF_WRITE: u64 = 1 << 1;
-const PF_FETCH: u64 = 1 << 4;
-
-/// Whether the page fault at `addr` with `error_code` comes from a page hidden for
-/// a watchpoint, by an access the payload's mapping allows (so it is km's to handle,
-/// not the payload's SIGSEGV).
-pub fn watched_fault(guest: &Guest, addr: u64, error_code: u64) -> bool {
-    let Some(d) = guest.debugger.as_ref() else {
-        return false;
-    };
-    if error_code & PF_PRESENT != 0 || !d.hides(addr) {
-        return false;
-    }
-    let Some((_, vma)) = lock(&guest.mm).vma_at(addr) else {
-        return false;
-    };
-    let need = if error_code & PF_FETCH != 0 {
-        libc::PROT_EXEC
-    } else if error_code & PF_WRITE != 0 {
-        libc::PROT_WRITE
-    } else {
-        // x86 pages cannot be write- or execute-only: any protection reads.
-        libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC
-    };
-    vma.prot & need != 0
-}
-
-/// Lets the faulting access at `addr` (by the instruction about to be single-stepped)
-/// through: shows its page and notes whether it hits a watchpoint.
-pub fn begin_watch_step(
-    guest: &Guest,
-    step: &mut WatchStep,
-    addr: u64,
-    error_code: u64,
-) -> Result<()> {
-    let d = guest.debugger.as_ref().expect("watched faults need gdb");
-    let page = page_align_down(addr);
-    show_page(guest, page)?;
-    step.pages.push(page);
-    if step.hit.is_none() {
-        step.hit = d.access_hit(addr, error_code & PF_WRITE != 0);
-    }
-    Ok(())
-}
-
-/// Ends an instruction's watch step: hides its pages again (those still watched) and
-/// returns the watchpoint it hit.
-pub fn end_watch_step(guest: &Guest, step: WatchStep) -> Result<Option<(WatchKind, u64)>> {
-    let hidden = guest
-        .debugger
-        .as_ref()
-        .map(|d| d.hidden_pages())
-        .unwrap_or_default();
-    for page in step.pages {
-        if hidden.contains(&page) {
-            hide_page(guest, page)?;
-        }
-    }
-    Ok(step.hit)
 }

@@ -1,6 +1,8 @@
-//! What happens when a signal kills the payload: every thread is stopped, the
-//! kmcore is written (through the `km-coredump` crate), a short crash report goes
-//! to stderr, and km dies by the same signal.
+//! Layer 6, crash: what happens when a signal kills the payload. Uses `kvm`, `guest`
+//! and `kernel` (threads as data); the kmcore format is the `km-coredump` crate.
+//!
+//! Every thread is stopped, the kmcore is written, a short crash report goes to
+//! stderr, and km dies by the same signal.
 
 use std::fs::File;
 use std::io::BufWriter;
@@ -8,11 +10,13 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use crate::backtrace;
-use crate::landing_pad::{USER_CS, USER_DS};
-use crate::process::{Guest, Thread, lock};
-use crate::signals::{self, DefaultAction, Point, SigInfo};
-use crate::vcpu::kick;
+pub mod backtrace;
+
+use crate::guest::landing_pad::{USER_CS, USER_DS};
+use crate::kernel::lock;
+use crate::kernel::process::{Guest, Thread};
+use crate::kernel::signals::{self, DefaultAction, Point, SigInfo};
+use crate::kvm::kick;
 
 /// How long the dying thread waits for the others to report.
 const STOP_TIMEOUT: Duration = Duration::from_secs(2);
@@ -73,7 +77,7 @@ const XSAVE_WITH_AVX: usize = 832;
 /// FXSAVE area's software-reserved bytes. Later components (AVX-512 and up) sit at
 /// vendor-specific offsets that gdb 13 cannot tell apart, so they are left out.
 fn xstate_note(mut xsave: Vec<u8>) -> Vec<u8> {
-    let xcr0 = crate::vcpu::host_xcr0() & PORTABLE_XCR0;
+    let xcr0 = crate::kvm::host_xcr0() & PORTABLE_XCR0;
     let size = if xcr0 & 4 != 0 {
         XSAVE_WITH_AVX
     } else {
@@ -228,7 +232,7 @@ pub fn die(guest: &Guest, thread: &Thread, point: Point, info: &SigInfo) -> ! {
         eprint!("{text}");
     }
     if let Some(d) = &guest.debugger {
-        d.report_end(crate::debug::Event::Killed(sig), STOP_TIMEOUT);
+        d.report_end(crate::kernel::ptrace::Event::Killed(sig), STOP_TIMEOUT);
     }
     kick::die_by(sig)
 }

@@ -17,13 +17,13 @@ use std::sync::Arc;
 use anyhow::Result;
 use rustix::io::Errno;
 
+use crate::guest::vm::{MMAP_MIN_ADDR, Vm};
 use crate::memory::{Fault, Growth, HUGE_PAGE_SIZE, RegionKind, page_align_up};
 use crate::trace;
 use crate::trace::Category;
-use crate::vm::{MMAP_MIN_ADDR, Vm};
 
 /// Top of the main stack; the system region lies above it.
-pub const STACK_TOP: u64 = crate::landing_pad::SYS_BASE - HUGE_PAGE_SIZE;
+pub const STACK_TOP: u64 = crate::guest::landing_pad::SYS_BASE - HUGE_PAGE_SIZE;
 /// Main stack size (Linux's default RLIMIT_STACK).
 pub const STACK_SIZE: u64 = 8 << 20;
 /// Gap between the stack and the top of the mmap area.

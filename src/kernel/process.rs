@@ -8,23 +8,26 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use rustix::io::Errno;
 use vm_memory::{ByteValued, Bytes, VolatileSlice};
 
-use crate::mm::AddressSpace;
-use crate::signals::{PendingQueue, SigAction};
-use crate::syscalls::fdtable::FdTable;
-use crate::vcpu::{Vcpu, kick};
-use crate::vm::Vm;
+use super::fdtable::FdTable;
+use super::lock;
+use super::ptrace::{Debugger, Event, WatchStep};
+use super::signals::{PendingQueue, SigAction};
+use crate::guest::mm::AddressSpace;
+use crate::guest::vcpu::Vcpu;
+use crate::guest::vm::Vm;
+use crate::kvm::kick;
+use crate::memory::PAGE_SIZE;
 
-/// Locks `m`, ignoring poisoning: a panicking vCPU thread ends the whole process.
-pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
+/// Runs a guest thread until it exits (`crate::run::run_thread`, given by the layer
+/// above so that the kernel can start threads without knowing the exit loop).
+pub type ThreadRunner = fn(&Arc<Guest>, Thread, bool);
 
 /// Signal dispositions, shared by all threads.
 #[derive(Clone)]
@@ -79,7 +82,7 @@ struct StopAll {
 pub struct Guest {
     pub config: Config,
     /// Set when the payload runs under gdb.
-    pub debugger: Option<Arc<crate::debug::Debugger>>,
+    pub debugger: Option<Arc<Debugger>>,
     pub vm: Vm,
     pub mm: Mutex<AddressSpace>,
     pub fds: Mutex<FdTable>,
@@ -90,6 +93,7 @@ pub struct Guest {
     stop: StopAll,
     /// Unimplemented syscalls already named in the trace.
     pub unimpl_seen: Mutex<HashSet<u64>>,
+    runner: ThreadRunner,
 }
 
 /// One guest thread: its vCPU and per-thread kernel state.
@@ -108,7 +112,7 @@ pub struct Thread {
     pub gdb_step: bool,
     /// The instruction being single-stepped was let through pages hidden for read
     /// and access watchpoints.
-    pub watch_step: Option<crate::debug::WatchStep>,
+    pub watch_step: Option<WatchStep>,
     /// The mask to restore after a handler interrupts rt_sigsuspend.
     pub saved_mask: Option<u64>,
     /// sigaltstack: base and size (size 0: disabled).
@@ -140,9 +144,11 @@ impl Guest {
         vm: Vm,
         mm: AddressSpace,
         fds: FdTable,
-        debugger: Option<Arc<crate::debug::Debugger>>,
+        debugger: Option<Arc<Debugger>>,
+        runner: ThreadRunner,
     ) -> Self {
         Guest {
+            runner,
             config,
             debugger,
             vm,
@@ -168,7 +174,7 @@ impl Guest {
         Guest {
             signals: Mutex::new(signals),
             unimpl_seen: Mutex::new(lock(&self.unimpl_seen).clone()),
-            ..Guest::new(self.config.clone(), vm, mm, fds, None)
+            ..Guest::new(self.config.clone(), vm, mm, fds, None, self.runner)
         }
     }
 
@@ -183,6 +189,32 @@ impl Guest {
         self.user_slice(addr, size_of::<T>(), libc::PROT_WRITE)?
             .write_obj(val, 0)
             .map_err(|_| Errno::FAULT)
+    }
+
+    /// Runs `thread` on the calling host thread until it exits (`initial_stop`:
+    /// parked for gdb before its first instruction).
+    pub fn run(self: &Arc<Self>, thread: Thread, initial_stop: bool) {
+        (self.runner)(self, thread, initial_stop)
+    }
+
+    /// Hides `page` from the payload (its page-table entry goes, its mapping
+    /// stays): every access faults. Returns false, changing nothing, if the payload
+    /// does not map the page.
+    pub fn hide_page(&self, page: u64) -> Result<bool> {
+        let mm = lock(&self.mm);
+        if mm.vma_at(page).is_none() {
+            return Ok(false);
+        }
+        self.vm.protect(page..page + PAGE_SIZE, 0)?;
+        Ok(true)
+    }
+
+    /// Gives `page` back the protection of the payload's mapping (none if it has
+    /// gone).
+    pub fn show_page(&self, page: u64) -> Result<()> {
+        let mm = lock(&self.mm);
+        let prot = mm.vma_at(page).map_or(0, |(_, vma)| vma.prot);
+        self.vm.protect(page..page + PAGE_SIZE, prot)
     }
 
     /// Returns an unused vCPU to the pool.
@@ -289,10 +321,7 @@ pub fn exit_process(status: i32) -> ! {
 /// The payload exited: tell gdb first when it is attached.
 pub fn exit_payload(guest: &Guest, status: i32) -> ! {
     if let Some(d) = &guest.debugger {
-        d.report_end(
-            crate::debug::Event::Exited(status & 0xff),
-            Duration::from_secs(2),
-        );
+        d.report_end(Event::Exited(status & 0xff), Duration::from_secs(2));
     }
     exit_process(status)
 }

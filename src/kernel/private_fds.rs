@@ -1,4 +1,4 @@
-//! The stub's sockets, registered so that a forked km can close its copies: no
+//! km's own descriptors that a forked km must close: the gdb stub's sockets. No
 //! thread of the child serves them, and a copy of the listening socket or of the
 //! connection held by a long-lived child would take gdb's next connection, or keep
 //! the session open, after the parent has gone.

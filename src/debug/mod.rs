@@ -1,0 +1,376 @@
+//! Layer 6, debugging: what a guest thread does at a debug event. It parks for gdb
+//! (all-stop, through the state in `crate::kernel::ptrace`), single-steps for gdb's
+//! step and for watchpoints, stops at `catch syscall` entries and returns, and hides
+//! pages for read and access watchpoints ([`watch`]). The thread loop (`crate::run`)
+//! asks these functions at each exit; they see threads as data.
+
+pub mod watch;
+
+use anyhow::Result;
+use kvm_bindings::kvm_regs;
+
+use crate::guest::landing_pad::{ExceptionFrame, SYS_BASE, SYS_SIZE};
+use crate::kernel::process::{Guest, Thread};
+use crate::kernel::ptrace::{self, Event, WatchKind};
+use crate::kernel::signals::{self, Point, SigInfo};
+use crate::kvm::TF;
+use crate::trace;
+use crate::trace::Category;
+
+/// The x86 exception vectors km's debugging handles itself.
+const BREAKPOINT_VECTOR: u64 = 3;
+const DEBUG_VECTOR: u64 = 1;
+const PAGE_FAULT_VECTOR: u64 = 14;
+
+/// What debugging made of a CPU exception.
+pub enum Exception {
+    /// Consumed (a breakpoint, a step, a watched page): the thread goes on from
+    /// where it stands now.
+    Handled,
+    /// gdb saw the exception's signal and passed it on: raise it, then go on from
+    /// where the thread stands now.
+    Passed(SigInfo),
+    /// Not a debug event: the payload gets the exception's signal as without gdb.
+    Payload,
+}
+
+/// Parks the first thread before its first instruction (`km -g`).
+pub fn initial_stop(guest: &Guest, thread: &mut Thread) -> Result<()> {
+    if let Some(d) = &guest.debugger {
+        d.request_stop();
+        let signal = debug_park(guest, thread, Point::Interrupted)?;
+        inject(thread, signal);
+    }
+    Ok(())
+}
+
+/// A CPU exception `frame` (with `cr2` for page faults) seen first by debugging.
+pub fn exception(
+    guest: &Guest,
+    thread: &mut Thread,
+    mut frame: ExceptionFrame,
+    cr2: u64,
+) -> Result<Exception> {
+    if frame.vector == PAGE_FAULT_VECTOR && watch::watched_fault(guest, cr2, frame.error_code) {
+        // An access to a page hidden for watchpoints: let this instruction through.
+        let step = thread.watch_step.get_or_insert_default();
+        watch::begin_watch_step(guest, step, cr2, frame.error_code)?;
+        set_stepping(thread, true)?;
+        let mut regs = signals::user_context(thread, Point::Exception(frame))?;
+        regs.rflags |= TF;
+        thread.vcpu.enter_user(&guest.vm.mem, &regs)?;
+        return Ok(Exception::Handled);
+    }
+    if frame.vector == DEBUG_VECTOR && thread.stepping {
+        let regs = signals::user_context(thread, Point::Exception(frame))?;
+        if (SYS_BASE..SYS_BASE + SYS_SIZE).contains(&frame.rip) {
+            // Stepping through the landing pad: keep going until user code.
+            thread.vcpu.enter_user(&guest.vm.mem, &regs)?;
+            return Ok(Exception::Handled);
+        }
+        match step_event(guest, thread)? {
+            Some(event) => stop(guest, thread, event, Point::Exception(frame))?,
+            None => {
+                let regs = continue_after_step(guest, thread, regs)?;
+                thread.vcpu.enter_user(&guest.vm.mem, &regs)?;
+            }
+        }
+        return Ok(Exception::Handled);
+    }
+    if let Some(step) = thread.watch_step.take() {
+        // The instruction let through a hidden page raised something else.
+        watch::end_watch_step(guest, step)?;
+        set_stepping(thread, needs_stepping(guest, thread))?;
+    }
+    let Some(d) = guest.debugger.as_ref().filter(|d| d.attached()) else {
+        return Ok(Exception::Payload);
+    };
+    if frame.vector == BREAKPOINT_VECTOR && d.has_breakpoint(frame.rip - 1) {
+        frame.rip -= 1;
+        stop(
+            guest,
+            thread,
+            Event::Breakpoint(thread.tid),
+            Point::Exception(frame),
+        )?;
+        return Ok(Exception::Handled);
+    }
+    let info = signals::for_exception(&frame, cr2);
+    d.report(Event::Signal(thread.tid, signals::signo(&info)));
+    let signal = debug_park(guest, thread, Point::Exception(frame))?;
+    if signal != Some(signals::signo(&info)) {
+        // gdb chose not to pass the signal: resume where it stands.
+        return Ok(Exception::Handled);
+    }
+    Ok(Exception::Passed(info))
+}
+
+/// After a syscall returned (`point`): stops at its return for `catch syscall`, or
+/// ends a single-step there. Returns the point the thread goes on from.
+pub fn syscall_returned(guest: &Guest, thread: &mut Thread, point: Point) -> Result<Point> {
+    let Point::Syscall { nr, restart, .. } = point else {
+        return Ok(point);
+    };
+    if catches_syscall(guest, nr) {
+        // `catch syscall`: stop at its return, then go on.
+        stop(guest, thread, Event::SyscallReturn(thread.tid, nr), point)?;
+        return Ok(Point::Interrupted);
+    }
+    if thread.stepping && !restart {
+        step_after_syscall(guest, thread, point)?;
+        return Ok(Point::Interrupted);
+    }
+    Ok(point)
+}
+
+/// An immediate exit drops KVM's pending single-step: arms it again.
+pub fn interrupted(thread: &mut Thread) -> Result<()> {
+    if thread.stepping {
+        thread.vcpu.set_single_step(true)?;
+    }
+    Ok(())
+}
+
+/// When gdb asked every thread to stop: parks this one, stopped at `point`.
+/// Returns the point it goes on from, or `None` when it sits in an exception stub
+/// and must first run to the stub's exit (a few instructions on).
+pub fn park_if_stopping(guest: &Guest, thread: &mut Thread, point: Point) -> Result<Option<Point>> {
+    if !guest.debugger.as_ref().is_some_and(|d| d.stopping()) {
+        return Ok(Some(point));
+    }
+    let mut point = point;
+    if matches!(point, Point::Interrupted)
+        && let Some(p) = stop_point_in_pad(guest, thread)?
+    {
+        point = p;
+    }
+    if matches!(point, Point::Interrupted) && thread.vcpu.in_landing_pad()? {
+        return Ok(None);
+    }
+    let signal = debug_park(guest, thread, point)?;
+    inject(thread, signal);
+    Ok(Some(Point::Interrupted))
+}
+
+/// Reports `event` to gdb and parks the thread at `point` until gdb resumes it.
+fn stop(guest: &Guest, thread: &mut Thread, event: Event, point: Point) -> Result<()> {
+    let d = guest.debugger.as_ref().expect("debug events need gdb");
+    d.report(event);
+    let signal = debug_park(guest, thread, point)?;
+    inject(thread, signal);
+    Ok(())
+}
+
+/// A system call made while single-stepping ends the step at the instruction after
+/// `syscall`, as under Linux. KVM's pending single-step does not survive the
+/// hypercall's I/O exit (seen on PVM), so km ends the step itself: it stops for gdb,
+/// or re-enters user code after the syscall, stepping on if still needed.
+fn step_after_syscall(guest: &Guest, thread: &mut Thread, point: Point) -> Result<()> {
+    match step_event(guest, thread)? {
+        Some(event) => stop(guest, thread, event, point)?,
+        None => {
+            let regs = continue_after_step(guest, thread, signals::user_context(thread, point)?)?;
+            thread.vcpu.enter_user(&guest.vm.mem, &regs)?;
+        }
+    }
+    Ok(())
+}
+
+/// A single-step KVM reported at a user instruction (hardware KVM): stops for gdb,
+/// or goes on stepping or running.
+pub fn after_kvm_step(guest: &Guest, thread: &mut Thread) -> Result<()> {
+    match step_event(guest, thread)? {
+        Some(event) => stop(guest, thread, event, Point::Interrupted)?,
+        None => {
+            let regs = continue_after_step(guest, thread, thread.vcpu.regs()?)?;
+            thread.vcpu.set_regs(&regs)?;
+        }
+    }
+    Ok(())
+}
+
+/// The user-visible stop point of a thread interrupted inside its syscall pad: the
+/// syscall done (result loaded next) or not yet made (to be re-executed).
+fn stop_point_in_pad(guest: &Guest, thread: &Thread) -> Result<Option<Point>> {
+    let regs = thread.vcpu.regs()?;
+    Ok(match thread.vcpu.area.after_hypercall(regs.rip) {
+        Some(true) => {
+            let req = thread.vcpu.area.request(&guest.vm.mem)?;
+            let result = thread.vcpu.area.result(&guest.vm.mem)?;
+            Some(Point::Syscall {
+                nr: req.nr,
+                result,
+                restart: false,
+            })
+        }
+        // Nothing happened yet: resume at the `syscall` instruction itself.
+        Some(false) => Some(Point::Syscall {
+            nr: regs.rax,
+            result: 0,
+            restart: true,
+        }),
+        None => None,
+    })
+}
+
+/// What a finished single-step of `thread` means for gdb: the end of gdb's own step,
+/// an access to a watched address, or nothing (keep going). A step over a page
+/// hidden for watchpoints ends here: the page is hidden again.
+fn step_event(guest: &Guest, thread: &mut Thread) -> Result<Option<Event>> {
+    let hit = match thread.watch_step.take() {
+        Some(step) => watch::end_watch_step(guest, step)?,
+        None => None,
+    };
+    let Some(d) = guest.debugger.as_ref().filter(|d| d.attached()) else {
+        // gdb went away during its step: nobody waits for its end.
+        thread.gdb_step = false;
+        return Ok(None);
+    };
+    if let Some((kind, addr)) = hit {
+        return Ok(Some(Event::Watch(thread.tid, kind, addr)));
+    }
+    if let Some(addr) = d.watch_hit(|a, buf| guest.vm.mem.read_bytes(a, buf).is_ok()) {
+        return Ok(Some(Event::Watch(thread.tid, WatchKind::Write, addr)));
+    }
+    Ok(thread.gdb_step.then_some(Event::Step(thread.tid)))
+}
+
+/// Whether `thread` must run instruction by instruction: for gdb's step, for write
+/// watchpoints, or to finish an instruction let through a hidden page.
+fn needs_stepping(guest: &Guest, thread: &Thread) -> bool {
+    thread.gdb_step
+        || thread.watch_step.is_some()
+        || guest.debugger.as_ref().is_some_and(|d| d.watching())
+}
+
+/// Turns KVM's single-step for `thread` on or off.
+fn set_stepping(thread: &mut Thread, on: bool) -> Result<()> {
+    if on != thread.stepping {
+        thread.vcpu.set_single_step(on)?;
+        thread.stepping = on;
+    }
+    Ok(())
+}
+
+/// After a single-step that stops nothing: keeps stepping if still needed, else
+/// stops, and returns `regs` (the user context to resume) with TF to match.
+fn continue_after_step(guest: &Guest, thread: &mut Thread, mut regs: kvm_regs) -> Result<kvm_regs> {
+    set_stepping(thread, needs_stepping(guest, thread))?;
+    if thread.stepping {
+        regs.rflags |= TF;
+    } else {
+        regs.rflags &= !TF;
+    }
+    Ok(regs)
+}
+
+/// Parks `thread` for gdb showing user registers `regs` (and `orig_rax`) until gdb
+/// resumes it; then arms the single-step gdb asked for. The caller resumes the vCPU.
+/// Returns gdb's resume and the FS base the thread had when it parked.
+fn park(
+    guest: &Guest,
+    d: &ptrace::Debugger,
+    thread: &mut Thread,
+    mut regs: kvm_regs,
+    orig_rax: u64,
+) -> Result<(ptrace::Resume, u64)> {
+    regs.rflags &= !TF;
+    let (fs_base, gs_base) = thread.vcpu.segment_bases()?;
+    let parked = ptrace::Parked {
+        vcpu: thread.vcpu.area.id,
+        regs,
+        orig_rax,
+        fs_base,
+        gs_base,
+        xsave: thread.vcpu.xsave()?,
+        dirty: false,
+    };
+    trace!(
+        Category::Kvm,
+        "thread {} parks for gdb at {:#x}", thread.tid, regs.rip
+    );
+    let resume = d.park(thread.tid, parked);
+    thread.gdb_step = resume.action == ptrace::Action::Step;
+    set_stepping(thread, needs_stepping(guest, thread))?;
+    Ok((resume, fs_base))
+}
+
+/// Parks `thread` (stopped at `point`) for gdb and resumes it with the registers and
+/// action gdb left: the vCPU re-enters user code exactly there. Returns the signal
+/// gdb asked to deliver, if any.
+fn debug_park(guest: &Guest, thread: &mut Thread, point: Point) -> Result<Option<i32>> {
+    let Some(d) = &guest.debugger else {
+        return Ok(None);
+    };
+    let mut regs = signals::user_context(thread, point)?;
+    if let Point::Syscall {
+        nr, restart: true, ..
+    } = point
+    {
+        // Interrupted by the stop: show (and later resume) the thread at its syscall.
+        regs.rip -= 2;
+        regs.rax = nr;
+    }
+    let orig_rax = match point {
+        Point::Syscall { nr, .. } => nr,
+        _ => u64::MAX,
+    };
+    let (resume, fs_base) = park(guest, d, thread, regs, orig_rax)?;
+    let mut regs = resume.regs;
+    if thread.stepping {
+        regs.rflags |= TF;
+    }
+    trace!(
+        Category::Kvm,
+        "thread {} resumes from gdb at {:#x} ({:?}, flags {:#x})",
+        thread.tid,
+        regs.rip,
+        resume.action,
+        regs.rflags
+    );
+    if let Some(xsave) = &resume.xsave {
+        thread.vcpu.set_xsave(xsave)?;
+        if resume.fs_base != fs_base {
+            thread.vcpu.set_fs_base(resume.fs_base)?;
+        }
+    }
+    thread.vcpu.enter_user(&guest.vm.mem, &regs)?;
+    Ok(resume.signal)
+}
+
+fn catches_syscall(guest: &Guest, nr: u64) -> bool {
+    guest
+        .debugger
+        .as_ref()
+        .is_some_and(|d| d.catches_syscall(nr))
+}
+
+/// `catch syscall` at entry: the thread stops as Linux shows a syscall-entry stop
+/// (after the `syscall` instruction, RAX = -ENOSYS, orig_rax = the number) before km
+/// serves it. Register changes gdb makes there do not change the syscall.
+pub fn catch_syscall_entry(guest: &Guest, thread: &mut Thread, nr: u64) -> Result<()> {
+    let Some(d) = guest.debugger.as_ref().filter(|d| d.catches_syscall(nr)) else {
+        return Ok(());
+    };
+    d.report(Event::SyscallEntry(thread.tid, nr));
+    let point = Point::Syscall {
+        nr,
+        result: (-(libc::ENOSYS as i64)) as u64,
+        restart: false,
+    };
+    let regs = signals::user_context(thread, point)?;
+    // A step from here runs the syscall and stops after it, as on Linux.
+    let (resume, _) = park(guest, d, thread, regs, nr)?;
+    inject(thread, resume.signal);
+    Ok(())
+}
+
+/// A signal gdb asked to deliver when it resumed a thread parked at a stop.
+fn inject(thread: &Thread, signal: Option<i32>) {
+    if let Some(sig) = signal {
+        thread
+            .handle
+            .pending
+            .add(signals::info(sig, signals::SI_USER));
+    }
+}

@@ -1,0 +1,345 @@
+//! A KVM vCPU as a plain wrapper: long-mode set-up for user code, registers, XSAVE,
+//! single-step, TSC, and running until the next exit. It knows nothing of guest
+//! threads, signals, syscalls or gdb.
+
+use anyhow::{Context, Result};
+use kvm_bindings::{Msrs, kvm_msr_entry, kvm_regs, kvm_segment, kvm_xcrs};
+use kvm_ioctls::{VcpuExit, VcpuFd};
+
+use super::kick;
+use super::vm::{Backend, KvmVm};
+use crate::trace;
+use crate::trace::Category;
+
+const MSR_STAR: u32 = 0xc000_0081;
+const MSR_LSTAR: u32 = 0xc000_0082;
+const MSR_CSTAR: u32 = 0xc000_0083;
+const MSR_SYSCALL_MASK: u32 = 0xc000_0084;
+const MSR_FS_BASE: u32 = 0xc000_0100;
+const MSR_IA32_TSC: u32 = 0x10;
+const MSR_GS_BASE: u32 = 0xc000_0101;
+const MSR_KERNEL_GS_BASE: u32 = 0xc000_0102;
+
+const CR0_PE: u64 = 1;
+const CR0_MP: u64 = 1 << 1;
+const CR0_ET: u64 = 1 << 4;
+const CR0_NE: u64 = 1 << 5;
+const CR0_WP: u64 = 1 << 16;
+const CR0_PG: u64 = 1 << 31;
+const CR4_PAE: u64 = 1 << 5;
+const CR4_OSFXSR: u64 = 1 << 9;
+const CR4_OSXMMEXCPT: u64 = 1 << 10;
+const CR4_FSGSBASE: u64 = 1 << 16;
+const CR4_OSXSAVE: u64 = 1 << 18;
+const EFER_SCE: u64 = 1;
+const EFER_LME: u64 = 1 << 8;
+const EFER_LMA: u64 = 1 << 10;
+const EFER_NXE: u64 = 1 << 11;
+
+/// RFLAGS bits cleared on `syscall` on hardware KVM (TF, DF, IF, AC, NT, like Linux).
+/// On PVM the pad runs at CPL3 and returns with `jmp`, which cannot restore flags, so
+/// nothing is masked there.
+const HW_SYSCALL_MASK: u64 = 0x4_7700;
+
+/// The trap flag in RFLAGS (single-step).
+pub const TF: u64 = 1 << 8;
+
+/// The host's time-stamp counter.
+pub fn host_tsc() -> u64 {
+    // SAFETY: rdtsc has no preconditions on x86-64.
+    unsafe { std::arch::x86_64::_rdtsc() }
+}
+
+/// The host's enabled XSAVE features (XCR0), which PVM guests run with.
+pub fn host_xcr0() -> u64 {
+    if !std::arch::is_x86_feature_detected!("xsave") {
+        return 3;
+    }
+    // SAFETY: XGETBV with ECX = 0 is valid once XSAVE is enabled (checked above).
+    unsafe { std::arch::x86_64::_xgetbv(0) }
+}
+
+/// Why KVM_RUN returned to km.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// The guest wrote to this I/O port (the landing pad's hypercalls).
+    Io(u16),
+    /// A kick (a host signal) interrupted the vCPU.
+    Interrupted,
+    /// KVM single-stepped one instruction at this address (KVM_EXIT_DEBUG).
+    Debug(u64),
+    /// The guest did something Linux would kill it for with this signal.
+    Fatal(i32),
+}
+
+/// Where the guest's descriptor tables, task state and syscall entry are, and the
+/// selectors of its segments: what a vCPU needs to start in 64-bit user mode.
+pub struct CpuSetup {
+    pub id: u32,
+    pub cr3: u64,
+    pub gdt: (u64, u16),
+    pub idt: (u64, u16),
+    /// Base, limit and selector of the task state segment.
+    pub tss: (u64, u32, u16),
+    /// The `syscall` entry point (MSR_LSTAR).
+    pub syscall_entry: u64,
+    pub kernel_cs: u16,
+    pub user_cs: u16,
+    pub user_ds: u16,
+    pub user32_cs: u16,
+}
+
+pub struct KvmVcpu {
+    fd: VcpuFd,
+    pub id: u32,
+    /// The user code and data selectors (from [`CpuSetup`]).
+    user: (u16, u16),
+}
+
+fn user_segment(selector: u16, code: bool) -> kvm_segment {
+    kvm_segment {
+        base: 0,
+        limit: 0xffff_ffff,
+        selector,
+        type_: if code { 11 } else { 3 },
+        present: 1,
+        dpl: 3,
+        db: if code { 0 } else { 1 },
+        s: 1,
+        l: if code { 1 } else { 0 },
+        g: 1,
+        avl: 0,
+        unusable: 0,
+        padding: 0,
+    }
+}
+
+fn msr(index: u32, data: u64) -> kvm_msr_entry {
+    kvm_msr_entry {
+        index,
+        data,
+        ..Default::default()
+    }
+}
+
+impl KvmVcpu {
+    pub(super) fn new(fd: VcpuFd, setup: &CpuSetup, vm: &KvmVm) -> Result<KvmVcpu> {
+        let has = |f: u32, reg: fn(&kvm_bindings::kvm_cpuid_entry2) -> u32, bit: u32| {
+            vm.cpuid(f, 0).is_some_and(|e| reg(&e) & (1 << bit) != 0)
+        };
+        let xsave = has(1, |e| e.ecx, 26);
+        let fsgsbase = has(7, |e| e.ebx, 0);
+
+        let mut s = fd.get_sregs().context("KVM_GET_SREGS")?;
+        s.cr0 = CR0_PG | CR0_WP | CR0_NE | CR0_ET | CR0_MP | CR0_PE;
+        s.cr3 = setup.cr3;
+        s.cr4 = CR4_PAE | CR4_OSFXSR | CR4_OSXMMEXCPT;
+        if xsave {
+            s.cr4 |= CR4_OSXSAVE;
+        }
+        if fsgsbase {
+            s.cr4 |= CR4_FSGSBASE;
+        }
+        s.efer = EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE;
+        (s.gdt.base, s.gdt.limit) = setup.gdt;
+        (s.idt.base, s.idt.limit) = setup.idt;
+        let (tss_base, tss_limit, tss_selector) = setup.tss;
+        s.tr = kvm_segment {
+            base: tss_base,
+            limit: tss_limit,
+            selector: tss_selector,
+            type_: 11,
+            present: 1,
+            ..Default::default()
+        };
+        s.cs = user_segment(setup.user_cs, true);
+        s.ss = user_segment(setup.user_ds, false);
+        // Linux starts 64-bit processes with null DS/ES/FS/GS.
+        let null = user_segment(0, false);
+        s.ds = null;
+        s.es = null;
+        s.fs = null;
+        s.gs = null;
+        fd.set_sregs(&s).context("KVM_SET_SREGS")?;
+
+        let mask = match vm.backend {
+            Backend::Pvm => 0,
+            Backend::Hardware => HW_SYSCALL_MASK,
+        };
+        let star = ((setup.user32_cs as u64 & !3) << 48) | ((setup.kernel_cs as u64) << 32);
+        let msrs = Msrs::from_entries(&[
+            msr(MSR_STAR, star),
+            msr(MSR_LSTAR, setup.syscall_entry),
+            msr(MSR_CSTAR, 0),
+            msr(MSR_SYSCALL_MASK, mask),
+            msr(MSR_FS_BASE, 0),
+            msr(MSR_GS_BASE, 0),
+            msr(MSR_KERNEL_GS_BASE, 0),
+        ])
+        .context("building the MSR list")?;
+        let n = fd.set_msrs(&msrs).context("KVM_SET_MSRS")?;
+        anyhow::ensure!(n == msrs.as_slice().len(), "KVM_SET_MSRS set only {n} MSRs");
+
+        if xsave && let Some(leaf) = vm.cpuid(0xd, 0) {
+            let mut xcrs = kvm_xcrs {
+                nr_xcrs: 1,
+                ..Default::default()
+            };
+            xcrs.xcrs[0].xcr = 0;
+            xcrs.xcrs[0].value = leaf.eax as u64 | ((leaf.edx as u64) << 32);
+            fd.set_xcrs(&xcrs).context("KVM_SET_XCRS")?;
+        }
+        trace!(
+            Category::Kvm,
+            "vcpu {} ready: syscall entry {:#x} xsave {xsave} fsgsbase {fsgsbase}",
+            setup.id,
+            setup.syscall_entry
+        );
+        Ok(KvmVcpu {
+            fd,
+            id: setup.id,
+            user: (setup.user_cs, setup.user_ds),
+        })
+    }
+
+    /// Points the vCPU at user code: `rip`, `rsp`, all other registers zero.
+    pub fn start(&self, rip: u64, rsp: u64) -> Result<()> {
+        let regs = kvm_regs {
+            rip,
+            rsp,
+            rflags: 0x202,
+            ..Default::default()
+        };
+        self.fd.set_regs(&regs).context("KVM_SET_REGS")
+    }
+
+    pub fn set_fs_base(&self, base: u64) -> Result<()> {
+        let msrs =
+            Msrs::from_entries(&[msr(MSR_FS_BASE, base)]).context("building the MSR list")?;
+        self.fd.set_msrs(&msrs).context("KVM_SET_MSRS FS_BASE")?;
+        Ok(())
+    }
+
+    pub fn fs_base(&self) -> Result<u64> {
+        Ok(self.fd.get_sregs().context("KVM_GET_SREGS")?.fs.base)
+    }
+
+    /// Lets a kick interrupt this vCPU while the calling thread drives it.
+    pub fn make_kickable(&mut self) -> Option<usize> {
+        kick::register(self.fd.get_kvm_run())
+    }
+
+    /// The FPU/SSE/AVX state (KVM's XSAVE image, 4 KiB).
+    pub fn xsave(&self) -> Result<Vec<u8>> {
+        let x = self.fd.get_xsave().context("KVM_GET_XSAVE")?;
+        Ok(x.region.iter().flat_map(|w| w.to_ne_bytes()).collect())
+    }
+
+    pub fn set_xsave(&self, bytes: &[u8]) -> Result<()> {
+        let mut x = kvm_bindings::kvm_xsave::default();
+        for (w, c) in x.region.iter_mut().zip(bytes.chunks_exact(4)) {
+            *w = u32::from_ne_bytes(c.try_into().expect("4 bytes"));
+        }
+        // SAFETY: `x` is a complete kvm_xsave; KVM validates its contents.
+        unsafe { self.fd.set_xsave(&x) }.context("KVM_SET_XSAVE")
+    }
+
+    /// FS and GS base (the thread pointer is FS base).
+    pub fn segment_bases(&self) -> Result<(u64, u64)> {
+        let s = self.fd.get_sregs().context("KVM_GET_SREGS")?;
+        Ok((s.fs.base, s.gs.base))
+    }
+
+    pub fn cr2(&self) -> Result<u64> {
+        Ok(self.fd.get_sregs().context("KVM_GET_SREGS")?.cr2)
+    }
+
+    /// Turns KVM's single-step on or off. On PVM, TF set by the monitor on a vCPU
+    /// leaving an emulated CPL0 stub does not trap, but KVM's single-step does, and
+    /// it raises #DB through the guest IDT like TF would.
+    pub fn set_single_step(&self, on: bool) -> Result<()> {
+        let control = if on {
+            kvm_bindings::KVM_GUESTDBG_ENABLE | kvm_bindings::KVM_GUESTDBG_SINGLESTEP
+        } else {
+            0
+        };
+        let dbg = kvm_bindings::kvm_guest_debug {
+            control,
+            ..Default::default()
+        };
+        self.fd.set_guest_debug(&dbg).context("KVM_SET_GUEST_DEBUG")
+    }
+
+    /// Sets `regs` with the vCPU at CPL3: a vCPU in CPL0 code (the hardware-KVM
+    /// pad) gets the user code and stack segments first.
+    pub fn set_user_regs(&self, regs: &kvm_regs) -> Result<()> {
+        let mut s = self.fd.get_sregs().context("KVM_GET_SREGS")?;
+        if s.cs.dpl != 3 {
+            s.cs = user_segment(self.user.0, true);
+            s.ss = user_segment(self.user.1, false);
+            self.fd.set_sregs(&s).context("KVM_SET_SREGS")?;
+        }
+        self.set_regs(regs)
+    }
+
+    pub fn regs(&self) -> Result<kvm_regs> {
+        self.fd.get_regs().context("KVM_GET_REGS")
+    }
+
+    pub fn set_regs(&self, regs: &kvm_regs) -> Result<()> {
+        self.fd.set_regs(regs).context("KVM_SET_REGS")
+    }
+
+    /// Relates this vCPU's TSC to the host's: reads the guest TSC (its MSR, which is
+    /// what `rdtsc` returns in the guest on both backends) between two host reads.
+    /// Returns (guest TSC, host TSC just before), so the guest value is at most one
+    /// ioctl younger than the host's.
+    pub fn guest_tsc(&self) -> Result<(u64, u64)> {
+        let mut msrs =
+            Msrs::from_entries(&[msr(MSR_IA32_TSC, 0)]).context("building the MSR list")?;
+        let host = host_tsc();
+        self.fd.get_msrs(&mut msrs).context("KVM_GET_MSRS TSC")?;
+        Ok((msrs.as_slice()[0].data, host))
+    }
+
+    /// The guest TSC's frequency in kHz (KVM_GET_TSC_KHZ).
+    pub fn tsc_khz(&self) -> Result<u32> {
+        self.fd.get_tsc_khz().context("KVM_GET_TSC_KHZ")
+    }
+
+    /// Runs the vCPU until the guest writes to an I/O port (returned) or does
+    /// something that kills it (the signal Linux would send).
+    pub fn run_to_exit(&mut self) -> Result<Exit> {
+        Ok(match self.fd.run() {
+            Ok(VcpuExit::IoOut(port, _)) => Exit::Io(port),
+            Ok(VcpuExit::MmioRead(addr, _)) | Ok(VcpuExit::MmioWrite(addr, _)) => {
+                trace!(
+                    Category::Kvm,
+                    "access to unbacked guest-physical address {addr:#x}"
+                );
+                Exit::Fatal(libc::SIGSEGV)
+            }
+            Ok(VcpuExit::Debug(arch)) => Exit::Debug(arch.pc),
+            Ok(VcpuExit::Shutdown) => {
+                trace!(Category::Kvm, "vcpu {} shut down (triple fault)", self.id);
+                Exit::Fatal(libc::SIGSEGV)
+            }
+            Ok(other) => {
+                let what = format!("{other:?}");
+                let rip = self.fd.get_regs().map_or(0, |r| r.rip);
+                anyhow::bail!("unexpected KVM exit {what} at rip {rip:#x}");
+            }
+            Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {
+                self.fd.set_kvm_immediate_exit(0);
+                Exit::Interrupted
+            }
+            Err(e) if e.errno() == libc::EFAULT => {
+                // KVM could not map the host page behind a guest access (for
+                // example a write to a read-only shared file mapping).
+                trace!(Category::Kvm, "KVM_RUN: EFAULT on a guest access");
+                Exit::Fatal(libc::SIGSEGV)
+            }
+            Err(e) => return Err(e).context("KVM_RUN"),
+        })
+    }
+}

@@ -1,0 +1,171 @@
+//! Layer 7, the exit loop of one guest thread: run the vCPU, then hand the exit to
+//! the layer it belongs to (a syscall to `syscalls`, an exception to `debug` and then
+//! `kernel::signals`, a fatal exit to `crash`), then park for gdb and deliver
+//! signals. The only place that ties those layers together.
+//!
+//! The hot path is one KVM_RUN per guest syscall: the landing pad leaves the request
+//! in guest memory, so serving it needs no register ioctl at all.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+
+use crate::crash;
+use crate::debug;
+use crate::guest::landing_pad::{EXC_PORT, HC_PORT, SYS_BASE, SYS_SIZE};
+use crate::kernel::process::{Guest, Thread, exit_payload};
+use crate::kernel::signals::{self, Point};
+use crate::kvm::{Exit, kick};
+use crate::syscalls::{self, Outcome};
+use crate::trace;
+use crate::trace::Category;
+
+/// Runs `thread` until it exits; exit_group and fatal signals end the whole process
+/// from here. `initial_stop`: park for gdb before the first instruction.
+pub fn run_thread(guest: &Arc<Guest>, mut thread: Thread, initial_stop: bool) {
+    let kick_slot = thread.vcpu.make_kickable();
+    if initial_stop {
+        or_fail(guest, debug::initial_stop(guest, &mut thread));
+    }
+    loop {
+        let point = match or_fail(guest, thread.vcpu.run_to_exit()) {
+            Exit::Io(HC_PORT) => match syscall(guest, &mut thread) {
+                Served::Point(point) => point,
+                Served::ThreadExit(status) => {
+                    kick::unregister(kick_slot);
+                    syscalls::thread_exit_cleanup(guest, &thread);
+                    guest.thread_exited(thread, status);
+                    return;
+                }
+            },
+            Exit::Io(EXC_PORT) => or_fail(guest, exception(guest, &mut thread)),
+            Exit::Io(port) => fail(
+                guest,
+                anyhow::anyhow!("guest wrote to unknown I/O port {port:#x}"),
+            ),
+            Exit::Interrupted => {
+                or_fail(guest, debug::interrupted(&mut thread));
+                Point::Interrupted
+            }
+            // KVM's single-step: inside km's own code keep going; in user code
+            // (hardware KVM reports steps this way) the step is done.
+            Exit::Debug(pc) if (SYS_BASE..SYS_BASE + SYS_SIZE).contains(&pc) => continue,
+            Exit::Debug(_) => {
+                or_fail(guest, debug::after_kvm_step(guest, &mut thread));
+                Point::Interrupted
+            }
+            Exit::Fatal(signal) => crash::die(
+                guest,
+                &thread,
+                Point::Interrupted,
+                &signals::info(signal, signals::SI_KERNEL),
+            ),
+        };
+        if guest.dump_requested() {
+            guest.report_and_park(crash::thread_state(&thread, point));
+        }
+        let Some(point) = or_fail(guest, debug::park_if_stopping(guest, &mut thread, point)) else {
+            // In an exception stub: parked at its exit, a few instructions on.
+            continue;
+        };
+        match or_fail(guest, signals::deliver(guest, &mut thread, point)) {
+            None => {}
+            Some(fatal) => crash::die(guest, &thread, point, &fatal),
+        }
+    }
+}
+
+/// What serving a syscall left the thread with.
+enum Served {
+    /// Go on from this point (signals are delivered there).
+    Point(Point),
+    /// The thread exited with this status.
+    ThreadExit(i32),
+}
+
+/// Serves the syscall the landing pad left in the request block.
+fn syscall(guest: &Arc<Guest>, thread: &mut Thread) -> Served {
+    let req = or_fail(
+        guest,
+        thread
+            .vcpu
+            .area
+            .request(&guest.vm.mem)
+            .context("reading the syscall request"),
+    );
+    or_fail(guest, debug::catch_syscall_entry(guest, thread, req.nr));
+    let mut ctx = syscalls::Ctx { guest, thread };
+    match syscalls::dispatch(&mut ctx, &req) {
+        Outcome::Return(value) => {
+            or_fail(
+                guest,
+                thread
+                    .vcpu
+                    .area
+                    .set_result(&guest.vm.mem, value)
+                    .map_err(Into::into),
+            );
+            let point = Point::Syscall {
+                nr: req.nr,
+                result: value,
+                restart: value == (-(libc::EINTR as i64)) as u64,
+            };
+            Served::Point(or_fail(
+                guest,
+                debug::syscall_returned(guest, thread, point),
+            ))
+        }
+        // The handler already set the user context (rt_sigreturn).
+        Outcome::Resumed => Served::Point(Point::Interrupted),
+        Outcome::ThreadExit(status) => Served::ThreadExit(status),
+        Outcome::Exit(status) => exit_payload(guest, status),
+        Outcome::Kill(signal) => crash::die(
+            guest,
+            thread,
+            Point::Syscall {
+                nr: req.nr,
+                result: 0,
+                restart: false,
+            },
+            &signals::info(signal, signals::SI_KERNEL),
+        ),
+    }
+}
+
+/// A CPU exception reported by the stubs: a debug event when gdb is attached
+/// (breakpoint, single-step, watched page), else the signal Linux would raise.
+fn exception(guest: &Guest, thread: &mut Thread) -> Result<Point> {
+    let frame = thread.vcpu.area.exception(&guest.vm.mem)?;
+    let cr2 = thread.vcpu.cr2().unwrap_or(0);
+    trace!(
+        Category::Kvm,
+        "thread {}: exception {} error {:#x} at rip {:#x} rsp {:#x} cr2 {cr2:#x}",
+        thread.tid,
+        frame.vector,
+        frame.error_code,
+        frame.rip,
+        frame.rsp
+    );
+    let (info, point) = match debug::exception(guest, thread, frame, cr2)? {
+        debug::Exception::Handled => return Ok(Point::Interrupted),
+        debug::Exception::Passed(info) => (info, Point::Interrupted),
+        debug::Exception::Payload => (signals::for_exception(&frame, cr2), Point::Exception(frame)),
+    };
+    if let Some(fatal) = signals::raise_fault(guest, thread, info) {
+        // After gdb passed the signal the vCPU sits in the stub's exit; the report
+        // and core show the faulting user context either way.
+        crash::die(guest, thread, Point::Exception(frame), &fatal);
+    }
+    Ok(point)
+}
+
+/// The value of `r`, or the end of km on a monitor failure (see [`fail`]).
+fn or_fail<T>(guest: &Guest, r: Result<T>) -> T {
+    r.unwrap_or_else(|e| fail(guest, e))
+}
+
+/// A monitor failure while running the payload: report it and exit with km's status.
+fn fail(guest: &Guest, e: anyhow::Error) -> ! {
+    eprintln!("km: {}: {e:#}", guest.config.name);
+    std::process::exit(crate::KM_ERROR_STATUS as i32)
+}

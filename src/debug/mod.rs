@@ -147,9 +147,30 @@ pub fn park_if_stopping(guest: &Guest, thread: &mut Thread, point: Point) -> Res
     if matches!(point, Point::Interrupted) && thread.vcpu.in_landing_pad()? {
         return Ok(None);
     }
+    if matches!(point, Point::Interrupted) && interrupted_after_breakpoint(guest, thread)? {
+        stop(guest, thread, Event::Breakpoint(thread.tid), point)?;
+        return Ok(Some(Point::Interrupted));
+    }
     let signal = debug_park(guest, thread, point)?;
     inject(thread, signal);
     Ok(Some(Point::Interrupted))
+}
+
+/// Whether `thread`, interrupted in user code, has just executed the `int3` of a
+/// breakpoint whose #BP never reached the guest: on PVM a kick can end KVM_RUN
+/// between the two, and the registers set for the stop drop the pending exception.
+/// The thread is then moved back onto the breakpoint, as its #BP would have been.
+fn interrupted_after_breakpoint(guest: &Guest, thread: &Thread) -> Result<bool> {
+    let Some(d) = guest.debugger.as_ref().filter(|d| d.attached()) else {
+        return Ok(false);
+    };
+    let mut regs = thread.vcpu.regs()?;
+    if !d.has_breakpoint(regs.rip.wrapping_sub(1)) {
+        return Ok(false);
+    }
+    regs.rip -= 1;
+    thread.vcpu.set_regs(&regs)?;
+    Ok(true)
 }
 
 /// Reports `event` to gdb and parks the thread at `point` until gdb resumes it.

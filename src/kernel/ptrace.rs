@@ -21,7 +21,7 @@
 //! as with a debug register. A fault the mapping does not allow is the payload's own
 //! and raises SIGSEGV as without gdb.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -55,6 +55,21 @@ pub enum Event {
     SyscallReturn(i32, u64),
     /// The process was killed by this signal.
     Killed(i32),
+}
+
+impl Event {
+    /// The thread the event belongs to (`None`: the whole process).
+    pub fn thread(&self) -> Option<i32> {
+        match *self {
+            Event::Breakpoint(t)
+            | Event::Step(t)
+            | Event::Watch(t, ..)
+            | Event::Signal(t, _)
+            | Event::SyscallEntry(t, _)
+            | Event::SyscallReturn(t, _) => Some(t),
+            Event::Exited(_) | Event::Killed(_) => None,
+        }
+    }
 }
 
 /// Which accesses a watchpoint reports.
@@ -120,7 +135,12 @@ struct State {
     access_watches: BTreeMap<u64, (u64, WatchKind)>,
     /// `catch syscall`: off (`None`), every syscall (`Some(None)`), or these.
     catch_syscalls: Option<Option<BTreeSet<u64>>>,
+    /// Events not reported yet, oldest first. An event of a thread gdb left stopped
+    /// at the last resume waits until gdb resumes that thread (as gdbserver keeps a
+    /// thread's pending status).
     events: VecDeque<Event>,
+    /// The threads the last resume left stopped (scheduler locking).
+    held: HashSet<i32>,
     /// Threads gdb knows about (live).
     live: usize,
     /// gdb has gone: events are ignored and threads run freely.
@@ -171,6 +191,7 @@ impl Debugger {
         s.detached = false;
         s.finished = false;
         s.events.clear();
+        s.held.clear();
     }
 
     /// gdb went away: forget breakpoints (the stub restored their bytes) and let
@@ -183,6 +204,7 @@ impl Debugger {
         self.catching.store(false, Ordering::Relaxed);
         s.stopping = false;
         s.actions.clear();
+        s.held.clear();
         s.generation += 1;
         self.changed.notify_all();
     }
@@ -296,28 +318,30 @@ impl Debugger {
             .count()
     }
 
-    /// The next event, waiting up to `timeout`, once every live thread is parked.
+    /// Whether `event` may be reported now: its thread is not one gdb left stopped.
+    fn reportable(s: &State, event: &Event) -> bool {
+        event.thread().is_none_or(|t| !s.held.contains(&t))
+    }
+
+    /// The next reportable event, waiting up to `timeout`, once every live thread is
+    /// parked.
     pub fn next_event(&self, timeout: Duration) -> Option<Event> {
         let deadline = Instant::now() + timeout;
         let mut s = lock(&self.state);
-        if !s.events.is_empty() && !s.stopping {
-            // An event queued before the last resume: stop everything again.
-            s.stopping = true;
-            drop(s);
-            crate::kvm::kick::kick_all();
-            s = lock(&self.state);
-        }
         loop {
-            let all_parked = Self::stopped(&s) >= s.live;
-            let exit = matches!(s.events.front(), Some(Event::Exited(_) | Event::Killed(_)));
-            if !s.events.is_empty() && (all_parked || exit) {
-                return s.events.pop_front();
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return None;
-            }
-            if !s.events.is_empty() {
+            if let Some(i) = s.events.iter().position(|e| Self::reportable(&s, e)) {
+                if !s.stopping {
+                    // An event queued before the last resume: stop everything again.
+                    s.stopping = true;
+                    drop(s);
+                    crate::kvm::kick::kick_all();
+                    s = lock(&self.state);
+                    continue;
+                }
+                let all_parked = Self::stopped(&s) >= s.live;
+                if all_parked || matches!(s.events[i], Event::Exited(_) | Event::Killed(_)) {
+                    return s.events.remove(i);
+                }
                 // A kick only interrupts a blocking call already in progress: kick
                 // the threads still running again until they all stop.
                 let parked: Vec<i32> = s
@@ -329,6 +353,10 @@ impl Debugger {
                 drop(s);
                 crate::kvm::kick::kick_all_but(&parked);
                 s = lock(&self.state);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
             }
             s = self
                 .changed
@@ -358,9 +386,37 @@ impl Debugger {
     }
 
     /// Resumes the parked threads with the actions gdb set; with `lock_others`, only
-    /// the threads that have one.
+    /// the threads that have one. As gdbserver does, a resumed thread's event that
+    /// gdb has not seen yet is reported instead, resuming nothing; a breakpoint event
+    /// whose breakpoint gdb has removed since is dropped (the thread, parked at the
+    /// breakpoint's address, runs the original instruction when it resumes).
     pub fn resume(&self, actions: HashMap<i32, (Action, Option<i32>)>, lock_others: bool) {
         let mut s = lock(&self.state);
+        let State {
+            events,
+            parked,
+            breakpoints,
+            ..
+        } = &mut *s;
+        events.retain(|e| match e {
+            Event::Breakpoint(t) => parked
+                .get(t)
+                .is_none_or(|(_, p)| breakpoints.contains_key(&p.regs.rip)),
+            _ => true,
+        });
+        s.held = if lock_others {
+            s.parked
+                .keys()
+                .filter(|t| !actions.contains_key(t))
+                .copied()
+                .collect()
+        } else {
+            HashSet::new()
+        };
+        if s.events.iter().any(|e| Self::reportable(&s, e)) {
+            self.changed.notify_all();
+            return;
+        }
         s.actions = actions;
         s.lock_others = lock_others;
         s.stopping = false;

@@ -68,10 +68,7 @@ pub fn run_thread(guest: &Arc<Guest>, mut thread: Thread, initial_stop: bool) {
             // In an exception stub: parked at its exit, a few instructions on.
             continue;
         };
-        match or_fail(guest, signals::deliver(guest, &mut thread, point)) {
-            None => {}
-            Some(fatal) => crash::die(guest, &thread, point, &fatal),
-        }
+        or_fail(guest, deliver_signals(guest, &mut thread, point));
     }
 }
 
@@ -157,6 +154,35 @@ fn exception(guest: &Guest, thread: &mut Thread) -> Result<Point> {
         crash::die(guest, thread, Point::Exception(frame), &fatal);
     }
     Ok(point)
+}
+
+/// Delivers the thread's pending signals at `point`, each seen by gdb first; a
+/// fatal one ends the process.
+fn deliver_signals(guest: &Guest, thread: &mut Thread, mut point: Point) -> Result<()> {
+    if !signals::ready(guest, thread, point)? {
+        return Ok(());
+    }
+    loop {
+        let info = match thread.forced_signal.take() {
+            Some(info) => info,
+            None => {
+                let Some(info) = signals::take(guest, thread, !thread.sigmask) else {
+                    return Ok(());
+                };
+                let (delivered, now) = debug::signal_stop(guest, thread, info, point)?;
+                point = now;
+                match delivered {
+                    Some(info) => info,
+                    None => continue,
+                }
+            }
+        };
+        match signals::deliver(guest, thread, &info, point)? {
+            signals::Delivery::Ignored => {}
+            signals::Delivery::Handler => return Ok(()),
+            signals::Delivery::Fatal(fatal) => crash::die(guest, thread, point, &fatal),
+        }
+    }
 }
 
 /// The value of `r`, or the end of km on a monitor failure (see [`fail`]).

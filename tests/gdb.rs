@@ -1066,3 +1066,25 @@ fn breakpoints_hit_by_many_threads_at_once() {
     );
     assert!(status.success(), "km: {status}");
 }
+
+/// A signal the payload raises stops gdb before delivery, passes on to its handler
+/// when gdb continues, and `signal SIGUSR2` delivers the signal gdb means.
+#[test]
+fn signals_stop_gdb_and_gdb_delivers_signals() {
+    let expected = [
+        "received signal SIGUSR1, User defined signal 1.",
+        "Breakpoint 1, signalled (last=10)",
+        // gdb steps over the breakpoint with the signal; the handler returns onto
+        // the breakpoint, which reports again (as under gdbserver).
+        "Breakpoint 1, signalled (last=10)",
+        "Breakpoint 1, signalled (last=12)",
+        "exited normally",
+    ];
+    let (_, status) = both_servers(
+        &payload("debuggee.glibc"),
+        &["signals"],
+        "signals.gdb",
+        &expected,
+    );
+    assert!(status.success(), "km: {status}");
+}

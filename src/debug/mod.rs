@@ -173,6 +173,32 @@ fn interrupted_after_breakpoint(guest: &Guest, thread: &Thread) -> Result<bool> 
     Ok(true)
 }
 
+/// Signal `info` about to be delivered to `thread` at `point`: gdb sees it first
+/// (as a ptrace signal-delivery stop) and resumes the thread with the signal to
+/// deliver instead (the same, another, or none). Returns that signal and the point
+/// the thread stands at now.
+pub fn signal_stop(
+    guest: &Guest,
+    thread: &mut Thread,
+    info: SigInfo,
+    point: Point,
+) -> Result<(Option<SigInfo>, Point)> {
+    let sig = signals::signo(&info);
+    let Some(d) = guest.debugger.as_ref().filter(|d| d.attached()) else {
+        return Ok((Some(info), point));
+    };
+    if sig == libc::SIGKILL {
+        return Ok((Some(info), point));
+    }
+    d.report(Event::Signal(thread.tid, sig));
+    let delivered = match debug_park(guest, thread, point)? {
+        Some(s) if s == sig => Some(info),
+        Some(s) => Some(signals::info(s, signals::SI_USER)),
+        None => None,
+    };
+    Ok((delivered, Point::Interrupted))
+}
+
 /// Reports `event` to gdb and parks the thread at `point` until gdb resumes it.
 fn stop(guest: &Guest, thread: &mut Thread, event: Event, point: Point) -> Result<()> {
     let d = guest.debugger.as_ref().expect("debug events need gdb");
@@ -386,12 +412,10 @@ pub fn catch_syscall_entry(guest: &Guest, thread: &mut Thread, nr: u64) -> Resul
     Ok(())
 }
 
-/// A signal gdb asked to deliver when it resumed a thread parked at a stop.
-fn inject(thread: &Thread, signal: Option<i32>) {
+/// A signal gdb asked to deliver when it resumed a thread parked at a stop: it is
+/// delivered next, without another stop (as with ptrace's PTRACE_CONT).
+fn inject(thread: &mut Thread, signal: Option<i32>) {
     if let Some(sig) = signal {
-        thread
-            .handle
-            .pending
-            .add(signals::info(sig, signals::SI_USER));
+        thread.forced_signal = Some(signals::info(sig, signals::SI_USER));
     }
 }

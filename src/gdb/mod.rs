@@ -9,6 +9,7 @@ mod arch;
 mod conn;
 mod host;
 mod libraries;
+mod signals;
 mod target;
 
 use std::net::{TcpListener, TcpStream};
@@ -93,7 +94,7 @@ fn stop_reason(event: Event) -> MultiThreadStopReason<u64> {
         },
         Event::Signal(t, sig) => MultiThreadStopReason::SignalWithThread {
             tid: tid(t),
-            signal: Signal(sig as u8),
+            signal: signals::to_gdb(sig),
         },
         Event::Watch(t, kind, addr) => MultiThreadStopReason::Watch {
             tid: tid(t),
@@ -116,7 +117,7 @@ fn stop_reason(event: Event) -> MultiThreadStopReason<u64> {
             }
         }
         Event::Exited(status) => MultiThreadStopReason::Exited(status as u8),
-        Event::Killed(sig) => MultiThreadStopReason::Terminated(Signal(sig as u8)),
+        Event::Killed(sig) => MultiThreadStopReason::Terminated(signals::to_gdb(sig)),
     }
 }
 

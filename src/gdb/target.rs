@@ -247,7 +247,7 @@ impl MultiThreadBase for KmTarget {
 }
 
 fn signal(s: Option<Signal>) -> Option<i32> {
-    s.map(|s| s.0 as i32).filter(|&s| s != 0)
+    s.and_then(super::signals::from_gdb)
 }
 
 impl MultiThreadResume for KmTarget {

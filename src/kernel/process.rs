@@ -18,7 +18,7 @@ use vm_memory::{ByteValued, Bytes, VolatileSlice};
 use super::fdtable::FdTable;
 use super::lock;
 use super::ptrace::{Debugger, Event, WatchStep};
-use super::signals::{PendingQueue, SigAction};
+use super::signals::{PendingQueue, SigAction, SigInfo};
 use crate::guest::mm::AddressSpace;
 use crate::guest::vcpu::Vcpu;
 use crate::guest::vm::Vm;
@@ -115,6 +115,9 @@ pub struct Thread {
     pub watch_step: Option<WatchStep>,
     /// The mask to restore after a handler interrupts rt_sigsuspend.
     pub saved_mask: Option<u64>,
+    /// A signal delivered before any pending one and without a debugger stop: a
+    /// CPU fault's (a debugger already saw it) or one gdb resumed the thread with.
+    pub forced_signal: Option<SigInfo>,
     /// sigaltstack: base and size (size 0: disabled).
     pub altstack: (u64, u64),
 }
@@ -133,6 +136,7 @@ impl Thread {
             gdb_step: false,
             watch_step: None,
             saved_mask: None,
+            forced_signal: None,
             altstack: (0, 0),
         }
     }

@@ -237,7 +237,10 @@ pub enum Point {
 /// Whether a signal could be delivered to `thread` now (cheap check).
 pub fn deliverable(guest: &Guest, thread: &Thread) -> bool {
     let allowed = !thread.sigmask;
-    (thread.handle.pending.bits() | guest.pending.bits() | kick::peek_host_pending()) & allowed != 0
+    thread.forced_signal.is_some()
+        || (thread.handle.pending.bits() | guest.pending.bits() | kick::peek_host_pending())
+            & allowed
+            != 0
 }
 
 /// Takes the next signal for `thread` among those `allowed`.
@@ -269,29 +272,47 @@ pub fn user_context(thread: &Thread, point: Point) -> Result<kvm_regs> {
     Ok(regs)
 }
 
-/// Delivers pending signals to `thread` at `point`. Returns the signal that kills
-/// the process, if one's action is to terminate it.
-pub fn deliver(guest: &Guest, thread: &mut Thread, point: Point) -> Result<Option<SigInfo>> {
+/// Whether signals can be delivered to `thread` at `point` now: one is pending
+/// and the thread is not between the instructions of its syscall pad (the syscall
+/// exit that follows delivers).
+pub fn ready(guest: &Guest, thread: &Thread, point: Point) -> Result<bool> {
     if !deliverable(guest, thread) {
-        return Ok(None);
+        return Ok(false);
     }
-    if matches!(point, Point::Interrupted) && thread.vcpu.in_landing_pad()? {
-        // Between the pad's instructions: the syscall exit that follows delivers.
-        return Ok(None);
-    }
-    while let Some(info) = take(guest, thread, !thread.sigmask) {
-        let sig = signo(&info);
-        let action = lock(&guest.signals).actions[(sig - 1) as usize];
-        match action.handler {
-            SIG_IGN => continue,
-            SIG_DFL => match default_action(sig) {
-                DefaultAction::Ignore => continue,
-                DefaultAction::Terminate | DefaultAction::Core => return Ok(Some(info)),
-            },
-            _ => return setup_frame(guest, thread, &info, action, point),
-        }
-    }
-    Ok(None)
+    Ok(!(matches!(point, Point::Interrupted) && thread.vcpu.in_landing_pad()?))
+}
+
+/// What delivering a signal did.
+pub enum Delivery {
+    /// Ignored (by its handler or by default): the next one may be delivered.
+    Ignored,
+    /// The thread now runs the signal's handler.
+    Handler,
+    /// The process dies of this signal (the one delivered, or SIGSEGV when its
+    /// frame could not be written).
+    Fatal(SigInfo),
+}
+
+/// Delivers signal `info` to `thread` stopped at `point`.
+pub fn deliver(
+    guest: &Guest,
+    thread: &mut Thread,
+    info: &SigInfo,
+    point: Point,
+) -> Result<Delivery> {
+    let sig = signo(info);
+    let action = lock(&guest.signals).actions[(sig - 1) as usize];
+    Ok(match action.handler {
+        SIG_IGN => Delivery::Ignored,
+        SIG_DFL => match default_action(sig) {
+            DefaultAction::Ignore => Delivery::Ignored,
+            DefaultAction::Terminate | DefaultAction::Core => Delivery::Fatal(*info),
+        },
+        _ => match setup_frame(guest, thread, info, action, point)? {
+            None => Delivery::Handler,
+            Some(fatal) => Delivery::Fatal(fatal),
+        },
+    })
 }
 
 /// The signal and siginfo Linux gives for CPU exception `frame` (CR2 for #PF).
@@ -315,16 +336,15 @@ pub fn for_exception(frame: &ExceptionFrame, cr2: u64) -> SigInfo {
     }
 }
 
-/// Raises a CPU exception's signal in `thread`: queued for delivery at the
-/// exception, or returned as fatal when it is blocked, ignored or defaulted (as
-/// Linux forces it).
-pub fn raise_fault(guest: &Guest, thread: &Thread, info: SigInfo) -> Option<SigInfo> {
+/// Raises a CPU exception's signal in `thread`: delivered next, or returned as
+/// fatal when it is blocked, ignored or defaulted (as Linux forces it).
+pub fn raise_fault(guest: &Guest, thread: &mut Thread, info: SigInfo) -> Option<SigInfo> {
     let sig = signo(&info);
     let action = lock(&guest.signals).actions[(sig - 1) as usize];
     if thread.sigmask & bit(sig) != 0 || action.handler == SIG_IGN || action.handler == SIG_DFL {
         return Some(info);
     }
-    thread.handle.pending.add(info);
+    thread.forced_signal = Some(info);
     None
 }
 

@@ -6,7 +6,10 @@
  *   sleep  blocks in sleep(100) inside nap() (gdb's Ctrl-C)
  *   fork   forks a child; both call reader() (a breakpoint in the parent must not
  *          hit the child, which gdb does not follow), the parent reports the child
- *   linger the parent exits at once, leaving a child that sleeps for 2 s */
+ *   linger the parent exits at once, leaving a child that sleeps for 2 s
+ *   signals raises SIGUSR1 into a handler, then calls signalled() twice with the
+ *          last signal handled (gdb delivers SIGUSR2 at the first call) */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -28,6 +31,16 @@ __attribute__((noinline)) void writer(int v) {
 }
 
 __attribute__((noinline)) void avx_loaded(void) {
+}
+
+static volatile sig_atomic_t handled;
+
+static void on_signal(int sig) {
+    handled = sig;
+}
+
+__attribute__((noinline)) void signalled(int last) {
+    (void)last;
 }
 
 __attribute__((noinline)) void nap(void) {
@@ -56,6 +69,14 @@ int main(int argc, char **argv) {
         printf("child %s %d\n", WIFEXITED(st) ? "exited" : "killed by signal",
                WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
         return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : 3;
+    }
+    if (!strcmp(mode, "signals")) {
+        signal(SIGUSR1, on_signal);
+        signal(SIGUSR2, on_signal);
+        raise(SIGUSR1);
+        signalled(handled);
+        signalled(handled);
+        return handled == SIGUSR2 ? 0 : 3;
     }
     if (!strcmp(mode, "linger")) {
         if (fork() == 0)

@@ -3,6 +3,7 @@
 //! The hot path is one KVM_RUN per guest syscall: the landing pad leaves the request
 //! in guest memory, so serving it needs no register ioctl at all.
 
+mod backing;
 pub mod kick;
 
 use anyhow::{Context, Result};
@@ -13,6 +14,7 @@ use crate::landing_pad::{
     CpuArea, EXC_PORT, HC_PORT, KERNEL_CS, SYS_BASE, SYS_SIZE, USER_CS, USER_DS, USER32_CS,
 };
 use crate::memory::GuestMemory;
+use backing::PageFault;
 use std::sync::Arc;
 
 use crate::crash;
@@ -89,6 +91,8 @@ pub enum Exit {
     Debug(u64),
     /// The guest did something Linux would kill it for with this signal.
     Fatal(i32),
+    /// KVM could not reach the host page behind a guest access (see `backing`).
+    Unbacked,
 }
 
 pub struct Vcpu {
@@ -353,10 +357,10 @@ impl Vcpu {
                 Exit::Interrupted
             }
             Err(e) if e.errno() == libc::EFAULT => {
-                // KVM could not map the host page behind a guest access (for
-                // example a write to a read-only shared file mapping).
+                // KVM could not map the host page behind a guest access (a file
+                // page past the end of its file); PVM does not say which.
                 trace!(Category::Kvm, "KVM_RUN: EFAULT on a guest access");
-                Exit::Fatal(libc::SIGSEGV)
+                Exit::Unbacked
             }
             Err(e) => return Err(e).context("KVM_RUN"),
         })
@@ -467,6 +471,11 @@ pub fn run_thread(guest: &Arc<Guest>, mut thread: Thread, initial_stop: bool) {
                 }
                 Point::Interrupted
             }
+            Ok(Exit::Unbacked) => match backing::hide_unbacked(guest) {
+                Ok(true) => Point::Interrupted,
+                Ok(false) => crash::die(guest, &thread, Point::Interrupted, &backing::bus_error(0)),
+                Err(e) => fail(guest, e),
+            },
             Ok(Exit::Fatal(signal)) => crash::die(
                 guest,
                 &thread,
@@ -642,7 +651,23 @@ fn exception(guest: &Guest, thread: &mut Thread) -> Result<Point> {
         frame.rip,
         frame.rsp
     );
-    if frame.vector == PAGE_FAULT_VECTOR && debug::watched_fault(guest, cr2, frame.error_code) {
+    let mut bus = None;
+    if frame.vector == PAGE_FAULT_VECTOR {
+        match backing::page_fault(guest, cr2)? {
+            PageFault::NotHidden => {}
+            PageFault::Retry => {
+                let regs = signals::user_context(thread, Point::Exception(frame))?;
+                thread.vcpu.enter_user(&guest.vm.mem, &regs)?;
+                return Ok(Point::Interrupted);
+            }
+            PageFault::Bus(info) => bus = Some(info),
+        }
+    }
+    let info = bus.unwrap_or_else(|| signals::for_exception(&frame, cr2));
+    if bus.is_none()
+        && frame.vector == PAGE_FAULT_VECTOR
+        && debug::watched_fault(guest, cr2, frame.error_code)
+    {
         // An access to a page hidden for watchpoints: let this instruction through.
         let step = thread.watch_step.get_or_insert_default();
         debug::begin_watch_step(guest, step, cr2, frame.error_code)?;
@@ -688,7 +713,6 @@ fn exception(guest: &Guest, thread: &mut Thread) -> Result<Point> {
                 return Ok(Point::Interrupted);
             }
             _ => {
-                let info = signals::for_exception(&frame, cr2);
                 d.report(Event::Signal(thread.tid, signals::signo(&info)));
                 let signal = debug_park(guest, thread, Point::Exception(frame))?;
                 if signal != Some(signals::signo(&info)) {
@@ -704,7 +728,6 @@ fn exception(guest: &Guest, thread: &mut Thread) -> Result<Point> {
             }
         }
     }
-    let info = signals::for_exception(&frame, cr2);
     if let Some(fatal) = signals::raise_fault(guest, thread, info) {
         crash::die(guest, thread, Point::Exception(frame), &fatal);
     }

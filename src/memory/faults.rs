@@ -1,0 +1,274 @@
+//! Host faults on guest memory during km's own accesses.
+//!
+//! A guest page can be backed by a host page km cannot touch: a shared (or not yet
+//! copied private) file mapping whose file was truncated below it raises SIGBUS on
+//! access, a read-only file mapping SIGSEGV on a write. km's copies to and from
+//! guest memory run inside [`guarded`]; when one of them faults on a guest region,
+//! the SIGBUS/SIGSEGV handler installed by [`install`] moves the offending host page
+//! aside (`mremap` to a spare address, so its file, offset and protection are kept),
+//! maps a zero page in its place and returns, so the copy finishes on harmless
+//! memory. When the copy is done, [`guarded`] moves the original pages back (later
+//! accesses fault again, as on Linux) and reports the copy as failed: the syscall
+//! gets EFAULT. Faults outside a guarded copy, or at an address outside the guest's
+//! regions, go to the previous handler (Rust's stack-overflow check, then the
+//! default action): they are km's bugs and still kill it.
+//!
+//! The cost on the syscall path is two thread-local counter updates per copy; the
+//! fault path costs a signal and three mappings per page. While a page is moved
+//! aside, other threads see the zero page in its place; one lock makes threads that
+//! fault at the same time take turns, so each restores exactly what it moved.
+
+use std::cell::Cell;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering, compiler_fence};
+
+use anyhow::{Result, bail};
+
+const PAGE: usize = 4096;
+
+/// Host ranges of the guest's regions, `[start, end)`; unused slots are empty.
+const MAX_REGIONS: usize = 8;
+static REGIONS: [[AtomicUsize; 2]; MAX_REGIONS] =
+    [const { [const { AtomicUsize::new(0) }, const { AtomicUsize::new(0) }] }; MAX_REGIONS];
+
+/// The host thread whose guarded copy has pages moved aside (0: none).
+static OWNER: AtomicI32 = AtomicI32::new(0);
+
+/// The handlers km replaced, for faults that are not guest copies.
+static PREVIOUS_SIGBUS: OnceLock<Previous> = OnceLock::new();
+static PREVIOUS_SIGSEGV: OnceLock<Previous> = OnceLock::new();
+
+struct Previous(libc::sigaction);
+
+// SAFETY: a sigaction is plain data (a handler address, flags and a mask); it is
+// written once before any handler can read it.
+unsafe impl Sync for Previous {}
+// SAFETY: as above.
+unsafe impl Send for Previous {}
+
+/// Pages one thread can keep aside at once; beyond, a faulting page is replaced by
+/// a zero page for good (the payload then reads zeroes there instead of SIGBUS).
+const MAX_ASIDE: usize = 1024;
+
+thread_local! {
+    /// How many guarded copies this thread is inside.
+    static DEPTH: Cell<u32> = const { Cell::new(0) };
+    /// Faults this thread recovered from, ever.
+    static FAULTS: Cell<u64> = const { Cell::new(0) };
+    /// Pages moved aside: (the guest page's host address, where it went; 0 if lost).
+    static ASIDE: [Cell<(usize, usize)>; MAX_ASIDE] =
+        const { [const { Cell::new((0, 0)) }; MAX_ASIDE] };
+    static ASIDE_LEN: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Records host range `[start, start + len)` as guest memory.
+pub fn register(start: usize, len: usize) -> Result<()> {
+    for [s, e] in &REGIONS {
+        if s.compare_exchange(0, start, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            e.store(start + len, Ordering::Release);
+            return Ok(());
+        }
+    }
+    bail!("more than {MAX_REGIONS} guest regions");
+}
+
+fn in_guest(addr: usize) -> bool {
+    REGIONS.iter().any(|[s, e]| {
+        let start = s.load(Ordering::Acquire);
+        start != 0 && (start..e.load(Ordering::Acquire)).contains(&addr)
+    })
+}
+
+/// Runs `copy`, an access to guest memory; `None` if it touched a host page that
+/// faulted (it then ran to its end on zero pages, whose contents mean nothing).
+pub fn guarded<T>(copy: impl FnOnce() -> T) -> Option<T> {
+    let start = ASIDE_LEN.get();
+    let before = FAULTS.get();
+    DEPTH.set(DEPTH.get() + 1);
+    compiler_fence(Ordering::SeqCst);
+    let out = copy();
+    compiler_fence(Ordering::SeqCst);
+    DEPTH.set(DEPTH.get() - 1);
+    let faulted = FAULTS.get() != before;
+    restore_from(start);
+    (!faulted).then_some(out)
+}
+
+/// Moves the pages set aside since entry `start` back in place; the last one out
+/// lets other threads recover their faults.
+fn restore_from(start: usize) {
+    let len = ASIDE_LEN.get();
+    if len == start {
+        return;
+    }
+    ASIDE.with(|aside| {
+        for slot in aside[start..len].iter().rev() {
+            let (page, spare) = slot.get();
+            if spare != 0 {
+                // SAFETY: `spare` holds the page moved away from `page` (a guest page
+                // inside a region reservation) by `set_aside`; moving it back
+                // replaces the zero page mapped there meanwhile.
+                unsafe { move_page(spare, page) };
+            }
+        }
+    });
+    ASIDE_LEN.set(start);
+    if start == 0 {
+        OWNER.store(0, Ordering::Release);
+    }
+}
+
+/// mremap of one page from `from` to `to`, replacing whatever is at `to`.
+///
+/// # Safety
+/// Both addresses must be page aligned and `to` must be memory no Rust reference
+/// points into (guest memory or a spare page of this module).
+unsafe fn move_page(from: usize, to: usize) -> bool {
+    // SAFETY: see the function's contract.
+    let p = unsafe {
+        libc::mremap(
+            from as *mut libc::c_void,
+            PAGE,
+            PAGE,
+            libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
+            to as *mut libc::c_void,
+        )
+    };
+    p != libc::MAP_FAILED
+}
+
+/// Maps an anonymous page at `at` (MAP_FIXED when `at` is not 0); returns its address.
+///
+/// # Safety
+/// `at` must be 0 or a page of guest memory no Rust reference points into.
+unsafe fn anonymous_page(at: usize, prot: i32) -> Option<usize> {
+    let fixed = if at == 0 { 0 } else { libc::MAP_FIXED };
+    // SAFETY: see the function's contract.
+    let p = unsafe {
+        libc::mmap(
+            at as *mut libc::c_void,
+            PAGE,
+            prot,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | fixed,
+            -1,
+            0,
+        )
+    };
+    (p != libc::MAP_FAILED).then_some(p as usize)
+}
+
+/// Makes this thread the one with pages aside, waiting for another to finish.
+fn take_turn() {
+    // SAFETY: gettid has no arguments and cannot fail.
+    let me = unsafe { libc::gettid() };
+    while let Err(owner) = OWNER.compare_exchange(0, me, Ordering::AcqRel, Ordering::Acquire) {
+        if owner == me {
+            return;
+        }
+        // SAFETY: sched_yield has no arguments.
+        unsafe { libc::sched_yield() };
+    }
+}
+
+/// In the fault handler: replaces guest page `page` (host address) by a zero page,
+/// keeping the original aside. Returns false if nothing could be done.
+fn set_aside(page: usize) -> bool {
+    take_turn();
+    let len = ASIDE_LEN.get();
+    // SAFETY: `page` is a guest page inside a region reservation, which km only
+    // reaches through volatile copies (no Rust reference into it); the spare page is
+    // a fresh mapping of this module.
+    let spare = unsafe {
+        if len == MAX_ASIDE {
+            0
+        } else {
+            let Some(spare) = anonymous_page(0, libc::PROT_NONE) else {
+                return false;
+            };
+            if !move_page(page, spare) {
+                libc::munmap(spare as *mut libc::c_void, PAGE);
+                return false;
+            }
+            spare
+        }
+    };
+    // SAFETY: as above; `page` is now a hole (or the lost page, replaced).
+    if unsafe { anonymous_page(page, libc::PROT_READ | libc::PROT_WRITE) }.is_none() {
+        if spare != 0 {
+            // SAFETY: moving the original back where it was.
+            unsafe { move_page(spare, page) };
+        }
+        return false;
+    }
+    if len < MAX_ASIDE {
+        ASIDE.with(|aside| aside[len].set((page, spare)));
+        ASIDE_LEN.set(len + 1);
+    }
+    FAULTS.set(FAULTS.get() + 1);
+    true
+}
+
+extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+    // SAFETY: the kernel passes a valid siginfo; si_addr is set for SIGBUS/SIGSEGV.
+    let addr = unsafe { (*info).si_addr() } as usize;
+    if DEPTH.get() > 0 && in_guest(addr) && set_aside(addr & !(PAGE - 1)) {
+        return;
+    }
+    let previous = match sig {
+        libc::SIGBUS => PREVIOUS_SIGBUS.get(),
+        _ => PREVIOUS_SIGSEGV.get(),
+    };
+    match previous.map(|p| (p.0.sa_sigaction, p.0.sa_flags)) {
+        Some((handler, flags)) if handler != libc::SIG_DFL && handler != libc::SIG_IGN => {
+            // SAFETY: the previous handler was installed for this signal with these
+            // flags; it gets the same arguments the kernel gave.
+            unsafe {
+                if flags & libc::SA_SIGINFO != 0 {
+                    let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
+                        std::mem::transmute(handler);
+                    f(sig, info, ctx);
+                } else {
+                    let f: extern "C" fn(libc::c_int) = std::mem::transmute(handler);
+                    f(sig);
+                }
+            }
+        }
+        // The default action: returning re-runs the access, which now kills km.
+        // SAFETY: restoring a signal's default disposition.
+        _ => unsafe {
+            libc::signal(sig, libc::SIG_DFL);
+        },
+    }
+}
+
+/// Installs the handler for SIGBUS and SIGSEGV (once per km process).
+pub fn install() -> Result<()> {
+    for (sig, previous) in [
+        (libc::SIGBUS, &PREVIOUS_SIGBUS),
+        (libc::SIGSEGV, &PREVIOUS_SIGSEGV),
+    ] {
+        let handler =
+            on_fault as extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void);
+        // SAFETY: zeroed sigactions are valid; the handler is async-signal-safe (atomics,
+        // thread-local cells and raw mmap/mremap/munmap/sched_yield calls), and runs on
+        // the alternate stack where a thread has one (Rust's stack-overflow check).
+        let (rc, old) = unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = handler as libc::sighandler_t;
+            sa.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
+            libc::sigemptyset(&mut sa.sa_mask);
+            let mut old: libc::sigaction = std::mem::zeroed();
+            (libc::sigaction(sig, &sa, &mut old), old)
+        };
+        if rc != 0 {
+            bail!(
+                "installing km's handler for host signal {sig}: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+        let _ = previous.set(Previous(old));
+    }
+    Ok(())
+}

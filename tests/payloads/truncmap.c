@@ -1,9 +1,10 @@
 /* A shared file mapping whose second page lies past the end of the file after a
  * truncate: syscalls given a pointer into that page must fail with EFAULT, and the
  * program's own access to it raises SIGBUS (BUS_ADRERR at the touched address).
- *   truncmap DIR syscalls   each syscall with a pointer into the page: its errno
- *   truncmap DIR touch      reads the page (dies of SIGBUS)
- *   truncmap DIR handler    reads the page under a SIGBUS handler, then writes it
+ *   truncmap syscalls DIR   each syscall with a pointer into the page: its errno
+ *   truncmap touch DIR      reads the page (dies of SIGBUS) after printing where
+ *   truncmap handler DIR    reads and writes the page under a SIGBUS handler
+ * DIR receives the file.
  * Output is buffered (stdio to a pipe), so a dying monitor loses it. */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -48,6 +49,9 @@ static void map_truncated(const char *dir) {
     close(fd);
 }
 
+static void catch_bus(void);
+static void caught(const char *how, long offset, int write);
+
 static void syscalls(const char *dir) {
     int fd = open(dir, O_RDONLY | O_DIRECTORY);
     int file = openat(fd, "truncmap.data", O_RDONLY);
@@ -64,8 +68,11 @@ static void syscalls(const char *dir) {
     report("read", syscall(SYS_read, file, page, 8));
     report("write", syscall(SYS_write, 1, page, 8));
     report("futex", syscall(SYS_futex, page, FUTEX_WAKE, 1, NULL, NULL, 0));
-    /* The page before is intact, and the monitor still serves syscalls. */
+    /* The page before is intact, the page past EOF still faults (no syscall left a
+     * readable page there), and the monitor still serves syscalls. */
     printf("first page: %s\n", page - 4096);
+    catch_bus();
+    caught("touch after the syscalls", 8, 0);
     printf("done\n");
 }
 
@@ -103,11 +110,15 @@ static void caught(const char *how, long offset, int write) {
            (long)((char *)seen.si_addr - page));
 }
 
-static void handler(void) {
+static void catch_bus(void) {
     struct sigaction sa = {0};
     sa.sa_sigaction = on_bus;
     sa.sa_flags = SA_SIGINFO;
     sigaction(SIGBUS, &sa, NULL);
+}
+
+static void handler(void) {
+    catch_bus();
     caught("read", 123, 0);
     caught("write", 4000, 1);
     caught("read again", 0, 0);
@@ -117,15 +128,15 @@ static void handler(void) {
 int main(int argc, char **argv) {
     if (argc != 3)
         return 2;
-    map_truncated(argv[1]);
-    if (strcmp(argv[2], "syscalls") == 0) {
-        syscalls(argv[1]);
-    } else if (strcmp(argv[2], "touch") == 0) {
-        printf("touching page+77\n");
+    map_truncated(argv[2]);
+    if (strcmp(argv[1], "syscalls") == 0) {
+        syscalls(argv[2]);
+    } else if (strcmp(argv[1], "touch") == 0) {
+        printf("touching page+77 at %p\n", (void *)(page + 77));
         fflush(stdout);
         (void)*(volatile char *)(page + 77);
         printf("survived\n");
-    } else if (strcmp(argv[2], "handler") == 0) {
+    } else if (strcmp(argv[1], "handler") == 0) {
         handler();
     } else {
         return 2;

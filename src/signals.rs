@@ -20,6 +20,7 @@ use kvm_bindings::kvm_regs;
 use rustix::io::Errno;
 
 use crate::landing_pad::{ExceptionFrame, USER_CS, USER_DS};
+use crate::memory;
 use crate::process::{Guest, Thread, lock};
 use crate::trace;
 use crate::trace::Category;
@@ -328,10 +329,8 @@ pub fn raise_fault(guest: &Guest, thread: &Thread, info: SigInfo) -> Option<SigI
 }
 
 fn write_user(guest: &Guest, addr: u64, bytes: &[u8]) -> Result<(), Errno> {
-    guest
-        .user_slice(addr, bytes.len(), libc::PROT_WRITE)?
-        .copy_from(bytes);
-    Ok(())
+    let s = guest.user_slice(addr, bytes.len(), libc::PROT_WRITE)?;
+    Ok(memory::copy_from(addr, &s, bytes)?)
 }
 
 fn words(w: &[u64]) -> Vec<u8> {
@@ -484,9 +483,8 @@ pub fn sigreturn(guest: &Guest, thread: &mut Thread) -> Result<(), Errno> {
     let regs = thread.vcpu.regs().map_err(|_| Errno::FAULT)?;
     let uc = regs.rsp;
     let mut bytes = vec![0u8; UCONTEXT_SIZE as usize];
-    guest
-        .user_slice(uc, bytes.len(), libc::PROT_READ)?
-        .copy_to(&mut bytes);
+    let s = guest.user_slice(uc, bytes.len(), libc::PROT_READ)?;
+    memory::copy_to(uc, &s, &mut bytes)?;
     let w: Vec<u64> = bytes
         .chunks_exact(8)
         .map(|c| u64::from_ne_bytes(c.try_into().expect("8")))
@@ -497,9 +495,8 @@ pub fn sigreturn(guest: &Guest, thread: &mut Thread) -> Result<(), Errno> {
     let fpstate = w[28];
     if fpstate != 0 {
         let mut xsave = vec![0u8; FPSTATE_SIZE as usize];
-        guest
-            .user_slice(fpstate, xsave.len(), libc::PROT_READ)?
-            .copy_to(&mut xsave);
+        let s = guest.user_slice(fpstate, xsave.len(), libc::PROT_READ)?;
+        memory::copy_to(fpstate, &s, &mut xsave)?;
         thread.vcpu.set_xsave(&xsave).map_err(|_| Errno::FAULT)?;
     }
     thread.sigmask = w[37] & !UNBLOCKABLE;

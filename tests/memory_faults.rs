@@ -124,3 +124,26 @@ fn touching_a_page_past_eof_dies_of_sigbus_with_a_core() {
         );
     }
 }
+
+#[test]
+fn a_signal_frame_on_a_page_past_eof_is_sigsegv() {
+    for libc in LIBCS {
+        let exe = payload(&format!("truncmap.{libc}"));
+        let dir = scratch(&format!("truncmap-altstack-{libc}"));
+        let native_out = run(native(&exe).arg("altstack").arg(&dir));
+        let out = run(km().current_dir(&dir).arg(&exe).arg("altstack").arg(&dir));
+        assert_eq!(
+            native_out.status.signal(),
+            Some(libc::SIGSEGV),
+            "{libc} native"
+        );
+        assert_eq!(
+            out.status.signal(),
+            Some(libc::SIGSEGV),
+            "{libc}: {}",
+            text(&out.stderr)
+        );
+        assert_eq!(text(&out.stdout), text(&native_out.stdout), "{libc}");
+        assert_eq!(text(&out.stdout), "raising SIGUSR1\n", "{libc}");
+    }
+}

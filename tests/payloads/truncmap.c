@@ -4,6 +4,8 @@
  *   truncmap syscalls DIR   each syscall with a pointer into the page: its errno
  *   truncmap touch DIR      reads the page (dies of SIGBUS) after printing where
  *   truncmap handler DIR    reads and writes the page under a SIGBUS handler
+ *   truncmap altstack DIR   takes a signal on an alternate stack ending in the page
+ *                           (the frame cannot be written: SIGSEGV)
  * DIR receives the file.
  * Output is buffered (stdio to a pipe), so a dying monitor loses it. */
 #define _GNU_SOURCE
@@ -125,6 +127,26 @@ static void handler(void) {
     printf("done\n");
 }
 
+static void on_usr1(int sig) {
+    (void)sig;
+    printf("handler ran\n");
+}
+
+static void altstack(void) {
+    stack_t ss = {.ss_sp = page - 4096, .ss_size = 2 * 4096};
+    struct sigaction sa = {0};
+    sa.sa_handler = on_usr1;
+    sa.sa_flags = SA_ONSTACK;
+    if (sigaltstack(&ss, NULL) != 0 || sigaction(SIGUSR1, &sa, NULL) != 0) {
+        perror("sigaltstack");
+        exit(2);
+    }
+    printf("raising SIGUSR1\n");
+    fflush(stdout);
+    raise(SIGUSR1);
+    printf("survived\n");
+}
+
 int main(int argc, char **argv) {
     if (argc != 3)
         return 2;
@@ -138,6 +160,8 @@ int main(int argc, char **argv) {
         printf("survived\n");
     } else if (strcmp(argv[1], "handler") == 0) {
         handler();
+    } else if (strcmp(argv[1], "altstack") == 0) {
+        altstack();
     } else {
         return 2;
     }

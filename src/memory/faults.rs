@@ -61,6 +61,18 @@ thread_local! {
     static ASIDE_LEN: Cell<usize> = const { Cell::new(0) };
 }
 
+/// In a forked km, which has only the forking thread: pages other threads had set
+/// aside stay zero pages in the child's copy, and their turn ends.
+pub fn after_fork() {
+    let owner = if ASIDE_LEN.get() == 0 {
+        0
+    } else {
+        // SAFETY: gettid has no arguments and cannot fail.
+        unsafe { libc::gettid() }
+    };
+    OWNER.store(owner, Ordering::Release);
+}
+
 /// Records host range `[start, start + len)` as guest memory.
 pub fn register(start: usize, len: usize) -> Result<()> {
     for [s, e] in &REGIONS {

@@ -222,11 +222,35 @@ fn set_aside(page: usize) -> bool {
     true
 }
 
+/// Writes "km: host signal N at 0x...: not a guest memory copy (a km bug)" to
+/// stderr without allocating (the handler may run on a broken heap).
+fn report_bug(sig: libc::c_int, addr: usize) {
+    let mut line = [0u8; 96];
+    let mut len = 0;
+    let mut put = |bytes: &[u8]| {
+        line[len..len + bytes.len()].copy_from_slice(bytes);
+        len += bytes.len();
+    };
+    put(b"km: host signal ");
+    put(&[b'0' + (sig / 10) as u8, b'0' + (sig % 10) as u8]);
+    put(b" at 0x");
+    let hex: [u8; 16] = std::array::from_fn(|i| b"0123456789abcdef"[(addr >> (60 - 4 * i)) & 0xf]);
+    put(&hex);
+    put(b": not a guest memory copy (a km bug)\n");
+    // SAFETY: writes `len` bytes of the stack buffer to stderr.
+    unsafe { libc::write(2, line.as_ptr().cast(), len) };
+}
+
 extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
-    // SAFETY: the kernel passes a valid siginfo; si_addr is set for SIGBUS/SIGSEGV.
-    let addr = unsafe { (*info).si_addr() } as usize;
-    if DEPTH.get() > 0 && in_guest(addr) && set_aside(addr & !(PAGE - 1)) {
-        return;
+    // SAFETY: the kernel passes a valid siginfo; si_addr is set for a fault, which
+    // the kernel reports with a positive si_code (a signal sent by a process has
+    // none and never counts as a fault).
+    let (code, addr) = unsafe { ((*info).si_code, (*info).si_addr() as usize) };
+    if code > 0 {
+        if DEPTH.get() > 0 && in_guest(addr) && set_aside(addr & !(PAGE - 1)) {
+            return;
+        }
+        report_bug(sig, addr);
     }
     let previous = match sig {
         libc::SIGBUS => PREVIOUS_SIGBUS.get(),

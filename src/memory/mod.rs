@@ -377,9 +377,9 @@ impl GuestMemory {
         copy_from(addr, &self.slice(addr, buf.len())?, buf)
     }
 
-    /// Whether km can read the host page behind guest page `addr` (committed, and
-    /// not a file page past the end of its file).
-    pub fn readable(&self, addr: u64) -> bool {
+    /// Whether km can read the host page behind guest address `addr` (committed,
+    /// and not a file page past the end of its file).
+    pub fn backing_readable(&self, addr: u64) -> bool {
         self.read_obj::<u8>(page_align_down(addr)).is_ok()
     }
 

@@ -22,7 +22,6 @@ use std::sync::Mutex;
 
 use anyhow::Result;
 
-use crate::memory::page_align_down;
 use crate::process::{Guest, lock};
 use crate::signals::{self, SigInfo};
 
@@ -89,7 +88,7 @@ pub fn page_fault(guest: &Guest, addr: u64) -> Result<PageFault> {
     set_visible(guest, &hidden, false)?;
     hidden.clear();
     PROBING.set(false);
-    if guest.vm.mem.readable(page_align_down(addr)) {
+    if guest.vm.mem.backing_readable(addr) {
         return Ok(PageFault::Retry);
     }
     Ok(PageFault::Bus(bus_error(addr)))

@@ -45,6 +45,22 @@ fn syscalls_on_a_page_past_eof_get_efault() {
     }
 }
 
+/// Threads faulting at once take turns: none finds another's stand-in page.
+#[test]
+fn threads_faulting_together_all_get_efault() {
+    for libc in LIBCS {
+        let exe = payload(&format!("truncmap.{libc}"));
+        let name = format!("truncmap-threads-{libc}");
+        let out = assert_passes_like_native(&exe, &[OsStr::new("threads")], Some(&name), "done");
+        for line in [
+            "threads: 1600 of 1600 calls got EFAULT",
+            "touch after the threads: signal 7 BUS_ADRERR at page+0",
+        ] {
+            assert!(out.lines().any(|l| l == line), "{libc}: no {line:?}: {out}");
+        }
+    }
+}
+
 #[test]
 fn a_sigbus_handler_sees_bus_adrerr_at_the_address() {
     for libc in LIBCS {

@@ -10,17 +10,23 @@
 //! memory. When the copy is done, [`guarded`] moves the original pages back (later
 //! accesses fault again, as on Linux) and reports the copy as failed: the syscall
 //! gets EFAULT. Faults outside a guarded copy, or at an address outside the guest's
-//! regions, go to the previous handler (Rust's stack-overflow check, then the
-//! default action): they are km's bugs and still kill it.
+//! regions, are reported and go to the previous handler (Rust's stack-overflow
+//! check, then the default action): they are km's bugs and still kill it.
 //!
-//! The cost on the syscall path is two thread-local counter updates per copy; the
-//! fault path costs a signal and three mappings per page. While a page is moved
-//! aside, other threads see the zero page in its place; one lock makes threads that
-//! fault at the same time take turns, so each restores exactly what it moved.
+//! While a page is aside, other threads would find the zero page in its place, so
+//! one thread at a time may have pages aside (the others' faults wait their turn),
+//! a guarded copy starts only when no other thread has, and a copy during which
+//! another thread set a page aside runs again. Guarded copies are single copies of
+//! the checked helpers (never a whole syscall), so a turn lasts microseconds. What
+//! the host kernel copies for km (read(2) into guest memory) and the payload's own
+//! accesses are not held back: in that window they meet the zero page.
+//!
+//! The cost on the syscall path is a few atomic and thread-local reads per copy
+//! (about 12 ns); the fault path costs a signal and three mappings per page.
 
 use std::cell::Cell;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering, compiler_fence};
+use std::sync::atomic::{AtomicI32, AtomicU64, AtomicUsize, Ordering, compiler_fence};
 
 use anyhow::{Result, bail};
 
@@ -33,6 +39,9 @@ static REGIONS: [[AtomicUsize; 2]; MAX_REGIONS] =
 
 /// The host thread whose guarded copy has pages moved aside (0: none).
 static OWNER: AtomicI32 = AtomicI32::new(0);
+/// Pages ever set aside, by any thread: a copy that sees it change ran while
+/// another thread had a zero page in place.
+static SET_ASIDE: AtomicU64 = AtomicU64::new(0);
 
 /// The handlers km replaced, for faults that are not guest copies.
 static PREVIOUS_SIGBUS: OnceLock<Previous> = OnceLock::new();
@@ -67,10 +76,9 @@ pub fn after_fork() {
     let owner = if ASIDE_LEN.get() == 0 {
         0
     } else {
-        // SAFETY: gettid has no arguments and cannot fail.
-        unsafe { libc::gettid() }
+        this_thread()
     };
-    OWNER.store(owner, Ordering::Release);
+    OWNER.store(owner, Ordering::SeqCst);
 }
 
 /// Records host range `[start, start + len)` as guest memory.
@@ -93,19 +101,48 @@ fn in_guest(addr: usize) -> bool {
     })
 }
 
-/// Runs `copy`, an access to guest memory; `None` if it touched a host page that
-/// faulted (it then ran to its end on zero pages, whose contents mean nothing).
-pub fn guarded<T>(copy: impl FnOnce() -> T) -> Option<T> {
-    let start = ASIDE_LEN.get();
-    let before = FAULTS.get();
-    DEPTH.set(DEPTH.get() + 1);
-    compiler_fence(Ordering::SeqCst);
-    let out = copy();
-    compiler_fence(Ordering::SeqCst);
-    DEPTH.set(DEPTH.get() - 1);
-    let faulted = FAULTS.get() != before;
-    restore_from(start);
-    (!faulted).then_some(out)
+/// Runs `copy`, one copy to or from guest memory (it may run more than once);
+/// `None` if it touched a host page that faults (it then ran to its end on zero
+/// pages, whose contents mean nothing).
+pub fn guarded<T>(mut copy: impl FnMut() -> T) -> Option<T> {
+    loop {
+        while others_have_pages() {
+            std::thread::yield_now();
+        }
+        // A thread setting a page aside takes its turn before counting the page and
+        // counts it before moving it: either the turn is seen below, or the count
+        // changes before this copy can meet the zero page.
+        let epoch = SET_ASIDE.load(Ordering::SeqCst);
+        if others_have_pages() {
+            continue;
+        }
+        let start = ASIDE_LEN.get();
+        let before = FAULTS.get();
+        DEPTH.set(DEPTH.get() + 1);
+        compiler_fence(Ordering::SeqCst);
+        let out = copy();
+        compiler_fence(Ordering::SeqCst);
+        DEPTH.set(DEPTH.get() - 1);
+        let faulted = FAULTS.get() != before;
+        restore_from(start);
+        if faulted {
+            return None;
+        }
+        if SET_ASIDE.load(Ordering::SeqCst) == epoch {
+            return Some(out);
+        }
+    }
+}
+
+fn this_thread() -> i32 {
+    // SAFETY: gettid has no arguments and cannot fail.
+    unsafe { libc::gettid() }
+}
+
+/// Whether another thread has pages aside.
+fn others_have_pages() -> bool {
+    let owner = OWNER.load(Ordering::SeqCst);
+    owner != 0 && owner != this_thread()
 }
 
 /// Moves the pages set aside since entry `start` back in place; the last one out
@@ -128,7 +165,7 @@ fn restore_from(start: usize) {
     });
     ASIDE_LEN.set(start);
     if start == 0 {
-        OWNER.store(0, Ordering::Release);
+        OWNER.store(0, Ordering::SeqCst);
     }
 }
 
@@ -173,9 +210,8 @@ unsafe fn anonymous_page(at: usize, prot: i32) -> Option<usize> {
 
 /// Makes this thread the one with pages aside, waiting for another to finish.
 fn take_turn() {
-    // SAFETY: gettid has no arguments and cannot fail.
-    let me = unsafe { libc::gettid() };
-    while let Err(owner) = OWNER.compare_exchange(0, me, Ordering::AcqRel, Ordering::Acquire) {
+    let me = this_thread();
+    while let Err(owner) = OWNER.compare_exchange(0, me, Ordering::SeqCst, Ordering::SeqCst) {
         if owner == me {
             return;
         }
@@ -188,6 +224,7 @@ fn take_turn() {
 /// keeping the original aside. Returns false if nothing could be done.
 fn set_aside(page: usize) -> bool {
     take_turn();
+    SET_ASIDE.fetch_add(1, Ordering::SeqCst);
     let len = ASIDE_LEN.get();
     // SAFETY: `page` is a guest page inside a region reservation, which km only
     // reaches through volatile copies (no Rust reference into it); the spare page is

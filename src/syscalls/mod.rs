@@ -150,9 +150,7 @@ pub fn dispatch(ctx: &mut Ctx<'_>, req: &SyscallRequest) -> Outcome {
             Some((_, h)) => loop {
                 // A kick interrupts every vCPU thread's blocking call; one that got
                 // no signal of its own goes back to waiting, as on Linux.
-                // A host page that faults under a copy the handler made directly
-                // (not through the checked helpers) still fails the call.
-                match memory::faults::guarded(|| h(ctx, &a)).unwrap_or(Err(Errno::FAULT)) {
+                match h(ctx, &a) {
                     Err(Errno::INTR)
                         if !signals::deliverable(ctx.guest, ctx.thread)
                             && !ctx.guest.stop_requested() => {}

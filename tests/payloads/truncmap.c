@@ -4,6 +4,7 @@
  *   truncmap syscalls DIR   each syscall with a pointer into the page: its errno
  *   truncmap touch DIR      reads the page (dies of SIGBUS) after printing where
  *   truncmap handler DIR    reads and writes the page under a SIGBUS handler
+ *   truncmap threads DIR    4 threads make such syscalls at the same time
  *   truncmap altstack DIR   takes a signal on an alternate stack ending in the page
  *                           (the frame cannot be written: SIGSEGV)
  * DIR receives the file.
@@ -11,6 +12,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdio.h>
@@ -127,6 +129,36 @@ static void handler(void) {
     printf("done\n");
 }
 
+#define THREADS 4
+#define ROUNDS 200
+
+static void *hammer(void *arg) {
+    long efaults = 0;
+    for (int i = 0; i < ROUNDS; i++) {
+        char *p = page + 64 * ((long)arg + THREADS * (i % 8));
+        efaults += syscall(SYS_getrandom, p, 32, 0) < 0 && errno == EFAULT;
+        efaults += syscall(SYS_uname, p) < 0 && errno == EFAULT;
+    }
+    return (void *)efaults;
+}
+
+static void threads(void) {
+    pthread_t t[THREADS];
+    long total = 0;
+    for (long i = 0; i < THREADS; i++)
+        pthread_create(&t[i], NULL, hammer, (void *)i);
+    for (int i = 0; i < THREADS; i++) {
+        void *n;
+        pthread_join(t[i], &n);
+        total += (long)n;
+    }
+    printf("threads: %ld of %d calls got EFAULT\n", total, THREADS * ROUNDS * 2);
+    printf("first page: %s\n", page - 4096);
+    catch_bus();
+    caught("touch after the threads", 0, 0);
+    printf("done\n");
+}
+
 static void on_usr1(int sig) {
     (void)sig;
     printf("handler ran\n");
@@ -160,6 +192,8 @@ int main(int argc, char **argv) {
         printf("survived\n");
     } else if (strcmp(argv[1], "handler") == 0) {
         handler();
+    } else if (strcmp(argv[1], "threads") == 0) {
+        threads();
     } else if (strcmp(argv[1], "altstack") == 0) {
         altstack();
     } else {

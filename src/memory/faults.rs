@@ -269,7 +269,10 @@ fn report_bug(sig: libc::c_int, addr: usize) {
         len += bytes.len();
     };
     put(b"km: host signal ");
-    put(&[b'0' + (sig / 10) as u8, b'0' + (sig % 10) as u8]);
+    if sig >= 10 {
+        put(&[b'0' + (sig / 10 % 10) as u8]);
+    }
+    put(&[b'0' + (sig % 10) as u8]);
     put(b" at 0x");
     let hex: [u8; 16] = std::array::from_fn(|i| b"0123456789abcdef"[(addr >> (60 - 4 * i)) & 0xf]);
     put(&hex);
@@ -344,4 +347,91 @@ pub fn install() -> Result<()> {
         let _ = previous.set(Previous(old));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+    use std::os::fd::{AsRawFd, FromRawFd};
+
+    /// A shared mapping of a two-page file truncated to one page: its second page
+    /// raises SIGBUS.
+    fn truncated_mapping() -> (std::fs::File, usize) {
+        let path = std::env::temp_dir().join(format!("km-faults-{}", std::process::id()));
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .expect("creating the file");
+        let _ = std::fs::remove_file(&path);
+        file.set_len(2 * PAGE as u64).expect("sizing the file");
+        // SAFETY: a new shared mapping of the file, placed by the kernel.
+        let map = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                2 * PAGE,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                file.as_raw_fd(),
+                0,
+            )
+        };
+        assert_ne!(map, libc::MAP_FAILED);
+        file.set_len(PAGE as u64).expect("truncating the file");
+        (file, map as usize)
+    }
+
+    /// In a child process (so the handler and the registered range are its own): a
+    /// guarded read of the page past EOF fails, the page faults again afterwards,
+    /// and the same read outside a guarded copy is reported and kills by SIGBUS.
+    #[test]
+    fn faults_fail_guarded_copies_and_kill_elsewhere() {
+        let (_file, map) = truncated_mapping();
+        let mut fds = [0; 2];
+        // SAFETY: pipe writes two descriptors into the array.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        // SAFETY: the child only makes raw system calls and touches atomics and
+        // thread-local cells (no allocation) before it dies or exits.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            // SAFETY: see above; `map` is the mapping made before the fork.
+            unsafe {
+                libc::dup2(fds[1], 2);
+                let past_eof = (map + PAGE) as *const u8;
+                let ok = install().is_ok()
+                    && register(map, 2 * PAGE).is_ok()
+                    && guarded(|| std::ptr::read_volatile(past_eof)).is_none()
+                    && guarded(|| std::ptr::read_volatile(map as *const u8)) == Some(0)
+                    && guarded(|| std::ptr::read_volatile(past_eof)).is_none();
+                if ok {
+                    std::ptr::read_volatile(past_eof);
+                }
+                libc::_exit(3);
+            }
+        }
+        let mut report = String::new();
+        // SAFETY: closing the parent's copy of the write end; the read end is owned
+        // by the File from here on.
+        unsafe {
+            libc::close(fds[1]);
+            std::fs::File::from_raw_fd(fds[0])
+        }
+        .read_to_string(&mut report)
+        .expect("reading the child's stderr");
+        let mut status = 0;
+        // SAFETY: waits for the child forked above.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        assert!(
+            libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGBUS,
+            "child status {status:#x}: {report}"
+        );
+        let expected = format!(
+            "km: host signal 7 at {:#018x}: not a guest memory copy",
+            map + PAGE
+        );
+        assert!(report.contains(&expected), "{report}");
+    }
 }

@@ -480,8 +480,9 @@ impl GuestMemory {
 
 /// Copies guest slice `s` (at guest address `addr`) into `buf`, which is as long.
 pub fn copy_to(addr: u64, s: &VolatileSlice<'_>, buf: &mut [u8]) -> Result<(), Fault> {
-    faults::guarded(|| s.copy_to(buf)).ok_or(Fault { addr })?;
-    Ok(())
+    faults::guarded(|| s.copy_to(buf))
+        .map(drop)
+        .ok_or(Fault { addr })
 }
 
 /// Copies `buf` into guest slice `s` (at guest address `addr`), which is as long.

@@ -651,18 +651,19 @@ fn exception(guest: &Guest, thread: &mut Thread) -> Result<Point> {
         frame.rip,
         frame.rsp
     );
-    let mut bus = None;
-    if frame.vector == PAGE_FAULT_VECTOR {
-        match backing::page_fault(guest, cr2)? {
-            PageFault::NotHidden => {}
+    // A page hidden to learn where the payload touched a page past EOF.
+    let bus = match frame.vector {
+        PAGE_FAULT_VECTOR => match backing::page_fault(guest, cr2)? {
+            PageFault::NotHidden => None,
             PageFault::Retry => {
                 let regs = signals::user_context(thread, Point::Exception(frame))?;
                 thread.vcpu.enter_user(&guest.vm.mem, &regs)?;
                 return Ok(Point::Interrupted);
             }
-            PageFault::Bus(info) => bus = Some(info),
-        }
-    }
+            PageFault::Bus(info) => Some(info),
+        },
+        _ => None,
+    };
     let info = bus.unwrap_or_else(|| signals::for_exception(&frame, cr2));
     if bus.is_none()
         && frame.vector == PAGE_FAULT_VECTOR

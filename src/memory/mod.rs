@@ -479,6 +479,7 @@ impl GuestMemory {
 }
 
 /// Copies guest slice `s` (at guest address `addr`) into `buf`, which is as long.
+#[allow(clippy::disallowed_methods)] // the guarded copy itself (clippy.toml)
 pub fn copy_to(addr: u64, s: &VolatileSlice<'_>, buf: &mut [u8]) -> Result<(), Fault> {
     faults::guarded(|| s.copy_to(buf))
         .map(drop)
@@ -486,11 +487,13 @@ pub fn copy_to(addr: u64, s: &VolatileSlice<'_>, buf: &mut [u8]) -> Result<(), F
 }
 
 /// Copies `buf` into guest slice `s` (at guest address `addr`), which is as long.
+#[allow(clippy::disallowed_methods)] // the guarded copy itself (clippy.toml)
 pub fn copy_from(addr: u64, s: &VolatileSlice<'_>, buf: &[u8]) -> Result<(), Fault> {
     faults::guarded(|| s.copy_from(buf)).ok_or(Fault { addr })
 }
 
 /// Reads a `T` from the start of guest slice `s` (at guest address `addr`).
+#[allow(clippy::disallowed_methods)] // the guarded copy itself (clippy.toml)
 pub fn read_obj<T: vm_memory::ByteValued>(addr: u64, s: &VolatileSlice<'_>) -> Result<T, Fault> {
     faults::guarded(|| s.read_obj(0))
         .and_then(|r| r.ok())
@@ -498,6 +501,7 @@ pub fn read_obj<T: vm_memory::ByteValued>(addr: u64, s: &VolatileSlice<'_>) -> R
 }
 
 /// Writes `val` at the start of guest slice `s` (at guest address `addr`).
+#[allow(clippy::disallowed_methods)] // the guarded copy itself (clippy.toml)
 pub fn write_obj<T: vm_memory::ByteValued>(
     addr: u64,
     s: &VolatileSlice<'_>,

@@ -12,6 +12,9 @@ use common::{assert_passes_like_native, km, native, payload, run, scratch, text}
 
 const LIBCS: [&str; 2] = ["musl", "glibc"];
 
+/// The file mapped MAP_SHARED, then MAP_PRIVATE (the payload's MODE-private).
+const SHARINGS: [&str; 2] = ["", "-private"];
+
 /// The syscalls the payload passes a pointer into the page past EOF.
 const SYSCALLS: [&str; 14] = [
     "getrandom",
@@ -32,10 +35,11 @@ const SYSCALLS: [&str; 14] = [
 
 #[test]
 fn syscalls_on_a_page_past_eof_get_efault() {
-    for libc in LIBCS {
+    for (libc, sharing) in LIBCS.iter().flat_map(|l| SHARINGS.map(|s| (l, s))) {
         let exe = payload(&format!("truncmap.{libc}"));
-        let name = format!("truncmap-syscalls-{libc}");
-        let out = assert_passes_like_native(&exe, &[OsStr::new("syscalls")], Some(&name), "done");
+        let mode = format!("syscalls{sharing}");
+        let name = format!("truncmap-{mode}-{libc}");
+        let out = assert_passes_like_native(&exe, &[OsStr::new(&mode)], Some(&name), "done");
         for call in &SYSCALLS[..SYSCALLS.len() - 1] {
             let line = format!("{call}: EFAULT");
             assert!(out.lines().any(|l| l == line), "{libc}: no {line:?}: {out}");
@@ -63,10 +67,11 @@ fn threads_faulting_together_all_get_efault() {
 
 #[test]
 fn a_sigbus_handler_sees_bus_adrerr_at_the_address() {
-    for libc in LIBCS {
+    for (libc, sharing) in LIBCS.iter().flat_map(|l| SHARINGS.map(|s| (l, s))) {
         let exe = payload(&format!("truncmap.{libc}"));
-        let name = format!("truncmap-handler-{libc}");
-        let out = assert_passes_like_native(&exe, &[OsStr::new("handler")], Some(&name), "done");
+        let mode = format!("handler{sharing}");
+        let name = format!("truncmap-{mode}-{libc}");
+        let out = assert_passes_like_native(&exe, &[OsStr::new(&mode)], Some(&name), "done");
         for line in [
             "read: signal 7 BUS_ADRERR at page+123",
             "write: signal 7 BUS_ADRERR at page+4000",

@@ -7,7 +7,8 @@
  *   truncmap threads DIR    4 threads make such syscalls at the same time
  *   truncmap altstack DIR   takes a signal on an alternate stack ending in the page
  *                           (the frame cannot be written: SIGSEGV)
- * DIR receives the file.
+ * DIR receives the file. MODE-private (syscalls-private, ...) maps it MAP_PRIVATE
+ * (its pages not yet copied fault the same way).
  * Output is buffered (stdio to a pipe), so a dying monitor loses it. */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -35,7 +36,7 @@ static void report(const char *what, long r) {
         printf("%s: %ld ok\n", what, r);
 }
 
-static void map_truncated(const char *dir) {
+static void map_truncated(const char *dir, int flags) {
     char path[4096];
     snprintf(path, sizeof path, "%s/truncmap.data", dir);
     int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
@@ -43,7 +44,7 @@ static void map_truncated(const char *dir) {
         perror("creating the file");
         exit(2);
     }
-    char *map = mmap(NULL, 2 * 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    char *map = mmap(NULL, 2 * 4096, PROT_READ | PROT_WRITE, flags, fd, 0);
     if (map == MAP_FAILED || ftruncate(fd, 4096) != 0) {
         perror("mapping and truncating");
         exit(2);
@@ -182,7 +183,11 @@ static void altstack(void) {
 int main(int argc, char **argv) {
     if (argc != 3)
         return 2;
-    map_truncated(argv[2]);
+    char *suffix = strstr(argv[1], "-private");
+    int private = suffix != NULL;
+    if (private)
+        *suffix = 0;
+    map_truncated(argv[2], private ? MAP_PRIVATE : MAP_SHARED);
     if (strcmp(argv[1], "syscalls") == 0) {
         syscalls(argv[2]);
     } else if (strcmp(argv[1], "touch") == 0) {

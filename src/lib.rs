@@ -131,6 +131,7 @@ pub fn run(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infalli
         },
     )?;
     kick::install()?;
+    memory::faults::install()?;
     let config = Config {
         name: program.path.to_string_lossy().into_owned(),
         argv: program

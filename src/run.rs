@@ -13,6 +13,7 @@ use anyhow::{Context, Result};
 use crate::crash;
 use crate::debug;
 use crate::guest::landing_pad::{EXC_PORT, HC_PORT, SYS_BASE, SYS_SIZE};
+use crate::kernel::backing::{self, PageFault};
 use crate::kernel::process::{Guest, Thread, exit_payload};
 use crate::kernel::signals::{self, Point};
 use crate::kvm::{Exit, kick};
@@ -54,6 +55,12 @@ pub fn run_thread(guest: &Arc<Guest>, mut thread: Thread, initial_stop: bool) {
                 or_fail(guest, debug::after_kvm_step(guest, &mut thread));
                 Point::Interrupted
             }
+            Exit::Unbacked => {
+                if !or_fail(guest, backing::hide_unbacked(guest)) {
+                    crash::die(guest, &thread, Point::Interrupted, &backing::bus_error(0));
+                }
+                Point::Interrupted
+            }
             Exit::Fatal(signal) => crash::die(
                 guest,
                 &thread,
@@ -79,6 +86,9 @@ enum Served {
     /// The thread exited with this status.
     ThreadExit(i32),
 }
+
+/// The x86 page-fault vector.
+const PAGE_FAULT_VECTOR: u64 = 14;
 
 /// Serves the syscall the landing pad left in the request block.
 fn syscall(guest: &Arc<Guest>, thread: &mut Thread) -> Served {
@@ -143,10 +153,23 @@ fn exception(guest: &Guest, thread: &mut Thread) -> Result<Point> {
         frame.rip,
         frame.rsp
     );
-    let (info, point) = match debug::exception(guest, thread, frame, cr2)? {
+    let info = match frame.vector {
+        // A page hidden to learn where the payload touched a page past EOF.
+        PAGE_FAULT_VECTOR => match backing::page_fault(guest, cr2)? {
+            PageFault::NotHidden => signals::for_exception(&frame, cr2),
+            PageFault::Retry => {
+                let regs = signals::user_context(thread, Point::Exception(frame))?;
+                thread.vcpu.enter_user(&guest.vm.mem, &regs)?;
+                return Ok(Point::Interrupted);
+            }
+            PageFault::Bus(info) => info,
+        },
+        _ => signals::for_exception(&frame, cr2),
+    };
+    let point = match debug::exception(guest, thread, frame, cr2, &info)? {
         debug::Exception::Handled => return Ok(Point::Interrupted),
-        debug::Exception::Passed(info) => (info, Point::Interrupted),
-        debug::Exception::Payload => (signals::for_exception(&frame, cr2), Point::Exception(frame)),
+        debug::Exception::Passed => Point::Interrupted,
+        debug::Exception::Payload => Point::Exception(frame),
     };
     if let Some(fatal) = signals::raise_fault(guest, thread, info) {
         // After gdb passed the signal the vCPU sits in the stub's exit; the report

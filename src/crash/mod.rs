@@ -166,6 +166,18 @@ fn signal_name(sig: i32) -> String {
     format!("{name} (signal {sig})")
 }
 
+/// The name of a memory fault's si_code, as in `<signal.h>`.
+fn fault_code_name(sig: i32, code: i32) -> Option<&'static str> {
+    Some(match (sig, code) {
+        (libc::SIGSEGV, signals::SEGV_MAPERR) => "SEGV_MAPERR",
+        (libc::SIGSEGV, signals::SEGV_ACCERR) => "SEGV_ACCERR",
+        (libc::SIGBUS, libc::BUS_ADRALN) => "BUS_ADRALN",
+        (libc::SIGBUS, libc::BUS_ADRERR) => "BUS_ADRERR",
+        (libc::SIGBUS, libc::BUS_OBJERR) => "BUS_OBJERR",
+        _ => return None,
+    })
+}
+
 /// The crash report: signal, fault address, and the symbolized backtrace of the
 /// thread that took the signal.
 fn report(guest: &Guest, thread: &Thread, point: Point, info: &SigInfo) -> String {
@@ -182,6 +194,10 @@ fn report(guest: &Guest, thread: &Thread, point: Point, info: &SigInfo) -> Strin
     ) {
         let addr = u64::from_ne_bytes(info[16..24].try_into().expect("8 bytes"));
         out.push_str(&format!(", fault address {addr:#x}"));
+        let code = i32::from_ne_bytes(info[8..12].try_into().expect("4 bytes"));
+        if let Some(name) = fault_code_name(sig, code) {
+            out.push_str(&format!(" ({name})"));
+        }
     }
     out.push('\n');
     if let Ok(regs) = signals::user_context(thread, point) {

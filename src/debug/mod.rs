@@ -29,7 +29,7 @@ pub enum Exception {
     Handled,
     /// gdb saw the exception's signal and passed it on: raise it, then go on from
     /// where the thread stands now.
-    Passed(SigInfo),
+    Passed,
     /// Not a debug event: the payload gets the exception's signal as without gdb.
     Payload,
 }
@@ -44,12 +44,14 @@ pub fn initial_stop(guest: &Guest, thread: &mut Thread) -> Result<()> {
     Ok(())
 }
 
-/// A CPU exception `frame` (with `cr2` for page faults) seen first by debugging.
+/// A CPU exception `frame` (with `cr2` for page faults), which means signal `info`
+/// to the payload, seen first by debugging.
 pub fn exception(
     guest: &Guest,
     thread: &mut Thread,
     mut frame: ExceptionFrame,
     cr2: u64,
+    info: &SigInfo,
 ) -> Result<Exception> {
     if frame.vector == PAGE_FAULT_VECTOR && watch::watched_fault(guest, cr2, frame.error_code) {
         // An access to a page hidden for watchpoints: let this instruction through.
@@ -95,14 +97,13 @@ pub fn exception(
         )?;
         return Ok(Exception::Handled);
     }
-    let info = signals::for_exception(&frame, cr2);
-    d.report(Event::Signal(thread.tid, signals::signo(&info)));
+    d.report(Event::Signal(thread.tid, signals::signo(info)));
     let signal = debug_park(guest, thread, Point::Exception(frame))?;
-    if signal != Some(signals::signo(&info)) {
+    if signal != Some(signals::signo(info)) {
         // gdb chose not to pass the signal: resume where it stands.
         return Ok(Exception::Handled);
     }
-    Ok(Exception::Passed(info))
+    Ok(Exception::Passed)
 }
 
 /// After a syscall returned (`point`): stops at its return for `catch syscall`, or

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use rustix::io::Errno;
-use vm_memory::{ByteValued, Bytes, VolatileSlice};
+use vm_memory::{ByteValued, VolatileSlice};
 
 use super::fdtable::FdTable;
 use super::lock;
@@ -190,9 +190,8 @@ impl Guest {
 
     /// Writes `val` to the payload's writable memory at `addr`.
     pub fn write_user<T: ByteValued>(&self, addr: u64, val: T) -> Result<(), Errno> {
-        self.user_slice(addr, size_of::<T>(), libc::PROT_WRITE)?
-            .write_obj(val, 0)
-            .map_err(|_| Errno::FAULT)
+        let s = self.user_slice(addr, size_of::<T>(), libc::PROT_WRITE)?;
+        Ok(crate::memory::write_obj(addr, &s, val)?)
     }
 
     /// Runs `thread` on the calling host thread until it exits (`initial_stop`:

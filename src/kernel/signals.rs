@@ -23,6 +23,7 @@ use crate::guest::landing_pad::{ExceptionFrame, USER_CS, USER_DS};
 use crate::kernel::lock;
 use crate::kernel::process::{Guest, Thread};
 use crate::kvm::kick;
+use crate::memory;
 use crate::trace;
 use crate::trace::Category;
 
@@ -38,8 +39,8 @@ pub const SA_RESTORER: u64 = 0x0400_0000;
 pub const SI_USER: i32 = 0;
 pub const SI_KERNEL: i32 = 0x80;
 pub const SI_TKILL: i32 = -6;
-const SEGV_MAPERR: i32 = 1;
-const SEGV_ACCERR: i32 = 2;
+pub const SEGV_MAPERR: i32 = 1;
+pub const SEGV_ACCERR: i32 = 2;
 const ILL_ILLOPN: i32 = 2;
 const FPE_INTDIV: i32 = 1;
 const FPE_FLTINV: i32 = 7;
@@ -349,10 +350,8 @@ pub fn raise_fault(guest: &Guest, thread: &mut Thread, info: SigInfo) -> Option<
 }
 
 fn write_user(guest: &Guest, addr: u64, bytes: &[u8]) -> Result<(), Errno> {
-    guest
-        .user_slice(addr, bytes.len(), libc::PROT_WRITE)?
-        .copy_from(bytes);
-    Ok(())
+    let s = guest.user_slice(addr, bytes.len(), libc::PROT_WRITE)?;
+    Ok(memory::copy_from(addr, &s, bytes)?)
 }
 
 fn words(w: &[u64]) -> Vec<u8> {
@@ -505,9 +504,8 @@ pub fn sigreturn(guest: &Guest, thread: &mut Thread) -> Result<(), Errno> {
     let regs = thread.vcpu.regs().map_err(|_| Errno::FAULT)?;
     let uc = regs.rsp;
     let mut bytes = vec![0u8; UCONTEXT_SIZE as usize];
-    guest
-        .user_slice(uc, bytes.len(), libc::PROT_READ)?
-        .copy_to(&mut bytes);
+    let s = guest.user_slice(uc, bytes.len(), libc::PROT_READ)?;
+    memory::copy_to(uc, &s, &mut bytes)?;
     let w: Vec<u64> = bytes
         .chunks_exact(8)
         .map(|c| u64::from_ne_bytes(c.try_into().expect("8")))
@@ -518,9 +516,8 @@ pub fn sigreturn(guest: &Guest, thread: &mut Thread) -> Result<(), Errno> {
     let fpstate = w[28];
     if fpstate != 0 {
         let mut xsave = vec![0u8; FPSTATE_SIZE as usize];
-        guest
-            .user_slice(fpstate, xsave.len(), libc::PROT_READ)?
-            .copy_to(&mut xsave);
+        let s = guest.user_slice(fpstate, xsave.len(), libc::PROT_READ)?;
+        memory::copy_to(fpstate, &s, &mut xsave)?;
         thread.vcpu.set_xsave(&xsave).map_err(|_| Errno::FAULT)?;
     }
     thread.sigmask = w[37] & !UNBLOCKABLE;

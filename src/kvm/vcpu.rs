@@ -70,6 +70,9 @@ pub enum Exit {
     Debug(u64),
     /// The guest did something Linux would kill it for with this signal.
     Fatal(i32),
+    /// KVM could not reach the host page behind a guest access (a file page past
+    /// the end of its file; PVM does not say which: see `kernel::backing`).
+    Unbacked,
 }
 
 /// Where the guest's descriptor tables, task state and syscall entry are, and the
@@ -334,10 +337,8 @@ impl KvmVcpu {
                 Exit::Interrupted
             }
             Err(e) if e.errno() == libc::EFAULT => {
-                // KVM could not map the host page behind a guest access (for
-                // example a write to a read-only shared file mapping).
                 trace!(Category::Kvm, "KVM_RUN: EFAULT on a guest access");
-                Exit::Fatal(libc::SIGSEGV)
+                Exit::Unbacked
             }
             Err(e) => return Err(e).context("KVM_RUN"),
         })

@@ -524,6 +524,9 @@ pub fn fork() -> Result<i32, Errno> {
     // SAFETY: glibc's fork runs its atfork handlers (malloc's locks among them); the
     // child touches only state the caller has made consistent (see above).
     let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        super::faults::after_fork();
+    }
     check(pid as libc::c_long).map(|p| p as i32)
 }
 

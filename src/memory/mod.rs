@@ -16,8 +16,12 @@
 //! Every access the monitor makes on behalf of the guest goes through
 //! [`GuestMemory::slice`], which checks the range against the committed part of one
 //! region and hands out a `vm_memory::VolatileSlice`: a bad guest pointer becomes a
-//! [`Fault`] (EFAULT for syscalls), never a host fault.
+//! [`Fault`] (EFAULT for syscalls), never a host fault; a host page that faults
+//! under a copy (a file truncated below its mapping) fails that copy the same way
+//! ([`faults`]).
 
+mod eof;
+pub mod faults;
 pub mod host;
 
 use std::ops::Range;
@@ -167,6 +171,7 @@ impl GuestMemory {
         .with_context(|| {
             format!("reserving {size:#x} bytes of host memory for the {kind:?} region")
         })?;
+        faults::register(host.as_ptr() as usize, host.size())?;
         let edge = match growth {
             Growth::Up => base,
             Growth::Down => base + size,
@@ -193,6 +198,15 @@ impl GuestMemory {
     pub fn phys(&self, addr: u64) -> Option<u64> {
         let r = &self.regions[self.region_of(addr)?];
         Some(addr - r.base + r.phys)
+    }
+
+    /// The guest address of host address `host`, if it lies in a region.
+    fn guest_of_host(&self, host: u64) -> Option<u64> {
+        self.regions.iter().find_map(|r| {
+            let start = r.host.as_ptr() as u64;
+            let offset = host.checked_sub(start)?;
+            (offset < r.host.size() as u64).then_some(r.base + offset)
+        })
     }
 
     /// The region whose reservation contains `addr`.
@@ -349,26 +363,25 @@ impl GuestMemory {
     }
 
     pub fn read_obj<T: vm_memory::ByteValued>(&self, addr: u64) -> Result<T, Fault> {
-        self.slice(addr, std::mem::size_of::<T>())?
-            .read_obj(0)
-            .map_err(|_| Fault { addr })
+        read_obj(addr, &self.slice(addr, std::mem::size_of::<T>())?)
     }
 
     pub fn write_obj<T: vm_memory::ByteValued>(&self, addr: u64, val: T) -> Result<(), Fault> {
-        self.slice(addr, std::mem::size_of::<T>())?
-            .write_obj(val, 0)
-            .map_err(|_| Fault { addr })
+        write_obj(addr, &self.slice(addr, std::mem::size_of::<T>())?, val)
     }
 
     pub fn read_bytes(&self, addr: u64, buf: &mut [u8]) -> Result<(), Fault> {
-        let s = self.slice(addr, buf.len())?;
-        s.copy_to(buf);
-        Ok(())
+        copy_to(addr, &self.slice(addr, buf.len())?, buf)
     }
 
     pub fn write_bytes(&self, addr: u64, buf: &[u8]) -> Result<(), Fault> {
-        self.slice(addr, buf.len())?.copy_from(buf);
-        Ok(())
+        copy_from(addr, &self.slice(addr, buf.len())?, buf)
+    }
+
+    /// Whether km can read the host page behind guest address `addr` (committed,
+    /// and not a file page past the end of its file).
+    pub fn backing_readable(&self, addr: u64) -> bool {
+        self.read_obj::<u8>(page_align_down(addr)).is_ok()
     }
 
     /// Reads a NUL-terminated string of at most `max` bytes (without the NUL).
@@ -379,9 +392,8 @@ impl GuestMemory {
             // Read up to the end of the page so a string ending just before an
             // unmapped page is still readable.
             let chunk = ((page_align_down(at) + PAGE_SIZE - at) as usize).min(max - out.len());
-            let s = self.slice(at, chunk)?;
             let mut buf = vec![0u8; chunk];
-            s.copy_to(&mut buf);
+            self.read_bytes(at, &mut buf)?;
             if let Some(nul) = buf.iter().position(|&b| b == 0) {
                 out.extend_from_slice(&buf[..nul]);
                 return Ok(out);
@@ -465,4 +477,38 @@ impl GuestMemory {
         }
         Ok(())
     }
+}
+
+/// Copies guest slice `s` (at guest address `addr`) into `buf`, which is as long.
+#[allow(clippy::disallowed_methods)] // the guarded copy itself (clippy.toml)
+pub fn copy_to(addr: u64, s: &VolatileSlice<'_>, buf: &mut [u8]) -> Result<(), Fault> {
+    faults::guarded(|| s.copy_to(buf))
+        .map(drop)
+        .ok_or(Fault { addr })
+}
+
+/// Copies `buf` into guest slice `s` (at guest address `addr`), which is as long.
+#[allow(clippy::disallowed_methods)] // the guarded copy itself (clippy.toml)
+pub fn copy_from(addr: u64, s: &VolatileSlice<'_>, buf: &[u8]) -> Result<(), Fault> {
+    faults::guarded(|| s.copy_from(buf)).ok_or(Fault { addr })
+}
+
+/// Reads a `T` from the start of guest slice `s` (at guest address `addr`).
+#[allow(clippy::disallowed_methods)] // the guarded copy itself (clippy.toml)
+pub fn read_obj<T: vm_memory::ByteValued>(addr: u64, s: &VolatileSlice<'_>) -> Result<T, Fault> {
+    faults::guarded(|| s.read_obj(0))
+        .and_then(|r| r.ok())
+        .ok_or(Fault { addr })
+}
+
+/// Writes `val` at the start of guest slice `s` (at guest address `addr`).
+#[allow(clippy::disallowed_methods)] // the guarded copy itself (clippy.toml)
+pub fn write_obj<T: vm_memory::ByteValued>(
+    addr: u64,
+    s: &VolatileSlice<'_>,
+    val: T,
+) -> Result<(), Fault> {
+    faults::guarded(|| s.write_obj(val, 0))
+        .and_then(|r| r.ok())
+        .ok_or(Fault { addr })
 }

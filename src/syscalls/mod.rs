@@ -27,14 +27,14 @@ use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
 use rustix::io::Errno;
-use vm_memory::{ByteValued, Bytes, VolatileSlice};
+use vm_memory::{ByteValued, VolatileSlice};
 
 use crate::guest::landing_pad::SyscallRequest;
 use crate::guest::mm::{PROT_READ, PROT_WRITE};
 use crate::kernel::lock;
 use crate::kernel::process::{Guest, Thread};
 use crate::kernel::signals;
-use crate::memory::Fault;
+use crate::memory::{self, Fault};
 use crate::trace;
 use crate::trace::Category;
 
@@ -86,20 +86,25 @@ impl<'a> Ctx<'a> {
     }
 
     pub fn read_bytes(&self, addr: u64, len: usize) -> Result<Vec<u8>, Errno> {
+        let s = self.readable(addr, len)?;
         let mut buf = vec![0u8; len];
-        self.readable(addr, len)?.copy_to(&mut buf);
+        memory::copy_to(addr, &s, &mut buf)?;
         Ok(buf)
     }
 
     pub fn write_bytes(&self, addr: u64, bytes: &[u8]) -> Result<(), Errno> {
-        self.writable(addr, bytes.len())?.copy_from(bytes);
-        Ok(())
+        Ok(memory::copy_from(
+            addr,
+            &self.writable(addr, bytes.len())?,
+            bytes,
+        )?)
     }
 
     pub fn read_obj<T: ByteValued>(&self, addr: u64) -> Result<T, Errno> {
-        self.readable(addr, size_of::<T>())?
-            .read_obj(0)
-            .map_err(|_| Errno::FAULT)
+        Ok(memory::read_obj(
+            addr,
+            &self.readable(addr, size_of::<T>())?,
+        )?)
     }
 
     pub fn write_obj<T: ByteValued>(&self, addr: u64, val: T) -> Result<(), Errno> {
@@ -111,7 +116,8 @@ impl<'a> Ctx<'a> {
         // Check the first byte, then read page by page up to `max`.
         self.readable(addr, 1)?;
         let bytes = self.guest.vm.mem.read_cstr(addr, max).map_err(|f| {
-            if self.readable(f.addr, 1).is_ok() {
+            // A string longer than `max` ends the read at `addr + max`.
+            if Some(f.addr) == addr.checked_add(max as u64) {
                 too_long
             } else {
                 Errno::FAULT

@@ -131,6 +131,15 @@ struct State {
     finished: bool,
 }
 
+impl State {
+    /// Starts or ends an all-stop; while it lasts the payload is held (SIGTERM and
+    /// SIGINT to km end it at once, as no payload thread can take them).
+    fn set_stopping(&mut self, on: bool) {
+        self.stopping = on;
+        crate::vcpu::kick::hold(on);
+    }
+}
+
 /// Debugging state shared by the vCPU threads and the gdb stub.
 #[derive(Default)]
 pub struct Debugger {
@@ -183,7 +192,7 @@ impl Debugger {
         s.breakpoints.clear();
         s.catch_syscalls = None;
         self.catching.store(false, Ordering::Relaxed);
-        s.stopping = false;
+        s.set_stopping(false);
         s.actions.clear();
         s.generation += 1;
         self.changed.notify_all();
@@ -230,7 +239,7 @@ impl Debugger {
 
     /// Asks every thread to stop without an event (the stop gdb finds on attach).
     pub fn request_stop(&self) {
-        lock(&self.state).stopping = true;
+        lock(&self.state).set_stopping(true);
     }
 
     /// Queues `event` and asks every thread to stop.
@@ -239,7 +248,7 @@ impl Debugger {
         if s.detached {
             return;
         }
-        s.stopping = true;
+        s.set_stopping(true);
         s.events.push_back(event);
         self.changed.notify_all();
         drop(s);
@@ -304,7 +313,7 @@ impl Debugger {
         let mut s = lock(&self.state);
         if !s.events.is_empty() && !s.stopping {
             // An event queued before the last resume: stop everything again.
-            s.stopping = true;
+            s.set_stopping(true);
             drop(s);
             crate::vcpu::kick::kick_all();
             s = lock(&self.state);
@@ -344,7 +353,7 @@ impl Debugger {
     pub fn interrupt(&self, timeout: Duration) -> Option<i32> {
         let deadline = Instant::now() + timeout;
         let mut s = lock(&self.state);
-        s.stopping = true;
+        s.set_stopping(true);
         drop(s);
         crate::vcpu::kick::kick_all();
         let mut s = lock(&self.state);
@@ -365,7 +374,7 @@ impl Debugger {
         let mut s = lock(&self.state);
         s.actions = actions;
         s.lock_others = lock_others;
-        s.stopping = false;
+        s.set_stopping(false);
         s.generation += 1;
         self.changed.notify_all();
     }

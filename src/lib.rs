@@ -177,6 +177,8 @@ pub fn run(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infalli
                 .name("km-gdb".into())
                 .spawn(move || gdb::serve_attaches(guest, debugger, listener))?;
         } else {
+            // Held from the start: SIGTERM or SIGINT while waiting for gdb ends km.
+            debugger.request_stop();
             let stream = gdb::accept(&listener)?;
             std::thread::Builder::new()
                 .name("km-gdb".into())

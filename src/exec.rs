@@ -173,24 +173,36 @@ fn read_interp(name: &str) -> Result<(String, Vec<u8>), Error> {
 }
 
 /// The interpreter and optional argument of a `#!` line (after the `#!`), split as
-/// Linux does: leading blanks skipped, the name ends at a blank, the rest (trimmed)
-/// is one argument.
+/// Linux's binfmt_script does: the line ends at a newline (or the end of the first
+/// [`SHEBANG_MAX`] bytes) and loses its trailing blanks; the name, after leading
+/// blanks, ends at a blank or a NUL; what follows a blank, from its first non-blank
+/// byte to a NUL, is one argument.
 fn shebang(line: &[u8]) -> Result<(CString, Option<CString>), Error> {
     let line = &line[..line.len().min(SHEBANG_MAX - 2)];
     let end = line.iter().position(|&b| b == b'\n').unwrap_or(line.len());
     let blank = |b: &u8| *b == b' ' || *b == b'\t';
-    let text = line[..end].trim_ascii();
-    let name_end = text.iter().position(blank).unwrap_or(text.len());
-    let (name, rest) = text.split_at(name_end);
+    let line = &line[..line[..end]
+        .iter()
+        .rposition(|b| !blank(b))
+        .map_or(0, |i| i + 1)];
+    let line = &line[line.iter().position(|b| !blank(b)).unwrap_or(line.len())..];
+    let name_end = line
+        .iter()
+        .position(|b| blank(b) || *b == 0)
+        .unwrap_or(line.len());
+    let (name, rest) = line.split_at(name_end);
     if name.is_empty() {
         return Err(error(Errno::NOEXEC, "empty #! line"));
     }
-    let rest = rest.trim_ascii();
+    let arg = match rest.split_first() {
+        Some((b, rest)) if blank(b) => {
+            let rest = &rest[rest.iter().position(|b| !blank(b)).unwrap_or(rest.len())..];
+            Some(&rest[..rest.iter().position(|&b| b == 0).unwrap_or(rest.len())])
+        }
+        _ => None,
+    };
     let cstr = |b: &[u8]| CString::new(b).map_err(|_| error(Errno::NOEXEC, "NUL in #! line"));
-    Ok((
-        cstr(name)?,
-        (!rest.is_empty()).then(|| cstr(rest)).transpose()?,
-    ))
+    Ok((cstr(name)?, arg.map(cstr).transpose()?))
 }
 
 /// How long other threads get to stop before an execve goes ahead without them.
@@ -273,5 +285,15 @@ mod tests {
         assert_eq!(name.as_bytes(), b"/usr/bin/env");
         assert!(arg.is_none());
         assert_eq!(shebang(b"  \n").unwrap_err().errno, Errno::NOEXEC);
+        // Only blanks and tabs separate; a NUL ends the name or the argument.
+        let (name, arg) = shebang(b"/bin/sh\r\n").unwrap();
+        assert_eq!(name.as_bytes(), b"/bin/sh\r");
+        assert!(arg.is_none());
+        let (name, arg) = shebang(b"/x\t5 \0\0 6").unwrap();
+        assert_eq!(name.as_bytes(), b"/x");
+        assert_eq!(arg.unwrap().as_bytes(), b"5 ");
+        let (name, arg) = shebang(b"/x\0 5").unwrap();
+        assert_eq!(name.as_bytes(), b"/x");
+        assert!(arg.is_none());
     }
 }

@@ -169,6 +169,10 @@ pub fn run(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infalli
     let handle = guest.thread_started(tid);
     let main = Thread::new(tid, handle, vcpu, inherited.sigmask);
     if let (Some(port), Some(debugger)) = (gdb_port, debugger) {
+        if !cli.gdb_listen {
+            // Held from the start: SIGTERM or SIGINT while waiting for gdb ends km.
+            debugger.request_stop();
+        }
         let addr = format!("{}:{port}", cli.gdb_address);
         let listener = gdb::listen(&addr, &guest.config.name, !cli.gdb_listen)?;
         let (guest, debugger) = (guest.clone(), debugger.clone());
@@ -177,8 +181,6 @@ pub fn run(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infalli
                 .name("km-gdb".into())
                 .spawn(move || gdb::serve_attaches(guest, debugger, listener))?;
         } else {
-            // Held from the start: SIGTERM or SIGINT while waiting for gdb ends km.
-            debugger.request_stop();
             let stream = gdb::accept(&listener)?;
             std::thread::Builder::new()
                 .name("km-gdb".into())

@@ -81,12 +81,8 @@ extern "C" fn on_forwarded(sig: libc::c_int, info: *mut libc::siginfo_t, _: *mut
             slot.store(*w, Ordering::Relaxed);
         }
     }
-    if (sig == libc::SIGTERM || sig == libc::SIGINT) && HELD.load(Ordering::SeqCst) {
-        raise_default(sig);
-        // SAFETY: _exit is async-signal-safe.
-        unsafe { libc::_exit(128 + sig) };
-    }
     HOST_PENDING.fetch_or(1 << (sig - 1), Ordering::SeqCst);
+    end_if_held();
     on_kick(sig);
     kick_all();
 }
@@ -145,6 +141,24 @@ pub fn restore_default(sig: i32) {
 /// Records whether the payload is held for gdb (see [`HELD`]).
 pub fn hold(held: bool) {
     HELD.store(held, Ordering::SeqCst);
+    end_if_held();
+}
+
+/// Ends km by SIGTERM or SIGINT, pending from the host, while the payload is held.
+/// Async-signal-safe. The handler records a signal before it looks at [`HELD`] and
+/// [`hold`] sets it before it looks at the signals: one of them sees both.
+fn end_if_held() {
+    if !HELD.load(Ordering::SeqCst) {
+        return;
+    }
+    let pending = HOST_PENDING.load(Ordering::SeqCst);
+    for sig in [libc::SIGTERM, libc::SIGINT] {
+        if pending & (1 << (sig - 1)) != 0 {
+            raise_default(sig);
+            // SAFETY: _exit ends the process at once (async-signal-safe).
+            unsafe { libc::_exit(128 + sig) };
+        }
+    }
 }
 
 /// Makes the calling thread kickable while it drives the vCPU whose run structure is

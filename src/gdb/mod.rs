@@ -66,8 +66,9 @@ pub fn accept(listener: &Listener) -> Result<TcpStream> {
     Ok(stream)
 }
 
-/// `--gdb-listen`: the payload runs; each gdb that connects stops it (all threads),
-/// debugs it, and lets it run on when it detaches.
+/// `--gdb-listen`: the payload runs; each gdb that connects and speaks stops it (all
+/// threads), debugs it, and lets it run on when it detaches. A connection from the
+/// payload itself is refused.
 pub fn serve_attaches(guest: Arc<Guest>, debugger: Arc<Debugger>, listener: Listener) {
     while let Ok(stream) = accept(&listener) {
         if from_own_payload(&guest, &stream) {

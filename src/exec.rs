@@ -161,8 +161,10 @@ fn read_interp(name: &str) -> Result<(String, Vec<u8>), Error> {
         ..e
     };
     let mut file = open_exec(OsStr::new(name)).map_err(in_linker)?;
+    let size = file.metadata().map_err(|e| in_linker(io_error(e)))?.len();
     let mut data = Vec::new();
-    if !read_at_most(&mut file, &mut data, INTERP_MAX).map_err(in_linker)? {
+    // The size is checked first (nothing is read), the read is capped (a file may grow).
+    if size > INTERP_MAX || !read_at_most(&mut file, &mut data, INTERP_MAX).map_err(in_linker)? {
         return Err(in_linker(error(
             Errno::LIBBAD,
             format!("larger than {} MiB", INTERP_MAX >> 20),

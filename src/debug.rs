@@ -351,11 +351,14 @@ impl Debugger {
 
     /// Stops everything (gdb's Ctrl-C) and waits up to `timeout` for it.
     pub fn interrupt(&self, timeout: Duration) -> Option<i32> {
-        let deadline = Instant::now() + timeout;
-        let mut s = lock(&self.state);
-        s.set_stopping(true);
-        drop(s);
+        lock(&self.state).set_stopping(true);
         crate::vcpu::kick::kick_all();
+        self.wait_stopped(timeout)
+    }
+
+    /// Waits up to `timeout` for every live thread to park; returns a parked one.
+    pub fn wait_stopped(&self, timeout: Duration) -> Option<i32> {
+        let deadline = Instant::now() + timeout;
         let mut s = lock(&self.state);
         while Self::stopped(&s) < s.live && !Instant::now().ge(&deadline) {
             let left = deadline.saturating_duration_since(Instant::now());

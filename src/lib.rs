@@ -184,7 +184,7 @@ pub fn run(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infalli
             let stream = gdb::accept(&listener)?;
             std::thread::Builder::new()
                 .name("km-gdb".into())
-                .spawn(move || gdb::serve(guest, debugger, stream))?;
+                .spawn(move || gdb::serve_from_start(guest, debugger, stream))?;
         }
     }
     vcpu::run_thread(&guest, main, cli.gdb_port.is_some() && !cli.gdb_listen);

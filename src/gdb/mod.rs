@@ -204,6 +204,13 @@ impl run_blocking::BlockingEventLoop for EventLoop {
     }
 }
 
+/// `-g`: serves gdb on `stream` once the payload has stopped before its first
+/// instruction (gdb's first questions need a stopped thread to answer).
+pub fn serve_from_start(guest: Arc<Guest>, debugger: Arc<Debugger>, stream: TcpStream) {
+    debugger.wait_stopped(STOP_TIMEOUT);
+    serve(guest, debugger, stream)
+}
+
 /// Serves gdb on `stream` until the payload ends or gdb goes away; then lets the
 /// payload run on by itself.
 pub fn serve(guest: Arc<Guest>, debugger: Arc<Debugger>, stream: TcpStream) {

@@ -138,7 +138,7 @@ pub fn restore_default(sig: i32) {
     let _ = install_handler(sig, libc::SIG_DFL, 0);
 }
 
-/// Records whether the payload is held for gdb (see [`HELD`]).
+/// Records whether the payload is held for gdb (no thread of it can take a signal).
 pub fn hold(held: bool) {
     HELD.store(held, Ordering::SeqCst);
     end_if_held();

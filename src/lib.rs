@@ -181,6 +181,10 @@ pub fn run(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infalli
     let handle = guest.thread_started(tid);
     let main = Thread::new(tid, handle, vcpu, inherited.sigmask);
     if let (Some(port), Some(debugger)) = (gdb_port, debugger) {
+        if !cli.gdb_listen {
+            // Held from the start: SIGTERM or SIGINT while waiting for gdb ends km.
+            debugger.request_stop();
+        }
         let addr = format!("{}:{port}", cli.gdb_address);
         let listener = gdb::listen(&addr, &guest.config.name, !cli.gdb_listen)?;
         let (guest, debugger) = (guest.clone(), debugger.clone());
@@ -192,7 +196,7 @@ pub fn run(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infalli
             let stream = gdb::accept(&listener)?;
             std::thread::Builder::new()
                 .name("km-gdb".into())
-                .spawn(move || gdb::serve(guest, debugger, stream))?;
+                .spawn(move || gdb::serve_from_start(guest, debugger, stream))?;
         }
     }
     guest.run(main, cli.gdb_port.is_some() && !cli.gdb_listen);

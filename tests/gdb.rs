@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{km, payload, text};
+use common::{km, payload, text, wait_for};
 
 /// The lines a session must show, in order (substrings of whole lines).
 const EXPECTED: &[&str] = &[
@@ -724,21 +724,6 @@ fn mi_timed(exe: &Path, steps: &[(&str, Duration)]) -> String {
     });
     let out = gdb.wait_with_output().unwrap();
     text(&out.stdout)
-}
-
-/// Waits up to `limit` for `child` to end.
-fn wait_for(child: &mut Child, limit: Duration, who: &str) -> ExitStatus {
-    let started = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if started.elapsed() > limit {
-            let _ = child.kill();
-            panic!("{who} did not end within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// gdb's Ctrl-C (MI `-exec-interrupt`) stops a payload blocked in a host syscall

@@ -12,10 +12,10 @@ mod libraries;
 mod signals;
 mod target;
 
-use std::net::{TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use gdbstub::common::Signal;
@@ -24,6 +24,7 @@ use gdbstub::stub::{DisconnectReason, GdbStub, MultiThreadStopReason, run_blocki
 use gdbstub::target::Target;
 use gdbstub::target::ext::catch_syscalls::CatchSyscallPosition;
 
+use crate::kernel::lock;
 use crate::kernel::private_fds;
 use crate::kernel::process::Guest;
 use crate::kernel::ptrace::{Debugger, Event, WatchKind};
@@ -33,6 +34,8 @@ pub use target::KmTarget;
 
 /// How often the stub looks for gdb's Ctrl-C while the payload runs.
 const POLL: Duration = Duration::from_millis(5);
+/// How long a new `--gdb-listen` client may stay silent before it is dropped.
+const FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long Ctrl-C waits for every thread to stop.
 const STOP_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -68,16 +71,61 @@ pub fn accept(listener: &Listener) -> Result<TcpStream> {
     Ok(stream)
 }
 
-/// `--gdb-listen`: the payload runs; each gdb that connects stops it (all threads),
-/// debugs it, and lets it run on when it detaches.
+/// `--gdb-listen`: the payload runs; each gdb that connects and speaks stops it (all
+/// threads), debugs it, and lets it run on when it detaches. A connection from the
+/// payload itself is refused.
 pub fn serve_attaches(guest: Arc<Guest>, debugger: Arc<Debugger>, listener: Listener) {
     while let Ok(stream) = accept(&listener) {
+        if from_own_payload(&guest, &stream) {
+            eprintln!(
+                "km: {}: gdb stub: refused a connection from the payload itself",
+                guest.config.name
+            );
+            continue;
+        }
+        if !speaks_within(&stream, FIRST_BYTE_TIMEOUT) {
+            continue;
+        }
         debugger.attach();
         if debugger.interrupt(STOP_TIMEOUT).is_none() {
             debugger.detach();
             continue;
         }
         serve(guest.clone(), debugger.clone(), stream);
+    }
+}
+
+/// Whether `stream` comes from one of the payload's own sockets. The payload would
+/// stop for a debugger it drives itself and never speak again: refused, as Linux
+/// refuses a process that tries to trace itself.
+fn from_own_payload(guest: &Guest, stream: &TcpStream) -> bool {
+    let Ok(peer) = stream.peer_addr() else {
+        return false;
+    };
+    let canonical = |a: SocketAddr| (a.ip().to_canonical(), a.port());
+    let fds = lock(&guest.fds);
+    fds.numbers()
+        .into_iter()
+        .filter_map(|n| fds.get(n).ok())
+        .filter_map(|fd| rustix::net::getsockname(&*fd).ok())
+        .filter_map(|addr| SocketAddr::try_from(addr).ok())
+        .any(|addr| canonical(addr) == canonical(peer))
+}
+
+/// Whether a byte arrives on `stream` within `timeout`: the payload is stopped only
+/// for a client that speaks, never for one that connects and stays silent.
+fn speaks_within(stream: &TcpStream, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+            return false;
+        }
+        match stream.peek(&mut [0u8; 1]) {
+            Ok(n) => return n > 0 && stream.set_read_timeout(None).is_ok(),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return false,
+        }
     }
 }
 
@@ -159,6 +207,13 @@ impl run_blocking::BlockingEventLoop for EventLoop {
             }
         }))
     }
+}
+
+/// `-g`: serves gdb on `stream` once the payload has stopped before its first
+/// instruction (gdb's first questions need a stopped thread to answer).
+pub fn serve_from_start(guest: Arc<Guest>, debugger: Arc<Debugger>, stream: TcpStream) {
+    debugger.wait_stopped(STOP_TIMEOUT);
+    serve(guest, debugger, stream)
 }
 
 /// Serves gdb on `stream` until the payload ends or gdb goes away; then lets the

@@ -258,17 +258,16 @@ fn copy_segments(
     Ok(())
 }
 
-/// Reads and checks the dynamic linker named by PT_INTERP (before anything is loaded).
-pub fn read_interp(name: &str) -> Result<Vec<u8>> {
-    let data = std::fs::read(name).map_err(|e| anyhow::anyhow!("dynamic linker {name}: {e}"))?;
-    let prog = parse(&data, 0).map_err(|e| anyhow::anyhow!("dynamic linker {name}: {e}"))?;
+/// Checks the dynamic linker `name` whose bytes are `data` (before anything is loaded).
+pub fn check_interp(name: &str, data: &[u8]) -> Result<()> {
+    let prog = parse(data, 0).map_err(|e| anyhow::anyhow!("dynamic linker {name}: {e}"))?;
     if prog.interp.is_some() {
         bail!("dynamic linker {name} itself names a dynamic linker");
     }
     if !prog.pie {
         bail!("dynamic linker {name} is not position-independent (ET_EXEC)");
     }
-    Ok(data)
+    Ok(())
 }
 
 /// The dynamic linker `data` names, if any (so a caller can read it first).

@@ -11,18 +11,22 @@
 //! ignored; km's own options are repeated on the new command line.
 
 use std::ffi::{CString, OsStr, OsString};
+use std::fs::File;
+use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
 
+use rustix::fs::{FileType, Mode, OFlags};
 use rustix::io::Errno;
 
 use crate::guest::loader;
 
 /// Linux's BINPRM_BUF_SIZE: how much of a `#!` line counts.
 const SHEBANG_MAX: usize = 256;
-/// Scripts may name scripts this many levels deep (Linux's limit), then ELOOP.
-const MAX_DEPTH: usize = 5;
+/// `#!` rewrites Linux's exec_binprm allows (a sixth is ELOOP): five scripts may
+/// chain before the ELF file.
+const MAX_REWRITES: usize = 5;
+/// The largest dynamic linker km reads (glibc's and musl's are under 1 MiB).
+const INTERP_MAX: u64 = 64 << 20;
 
 /// A resolved program: the ELF file to load and the arguments it gets.
 pub struct Program {
@@ -61,25 +65,66 @@ fn io_error(e: std::io::Error) -> Error {
     error(errno, e.to_string())
 }
 
+fn errno_error(e: Errno) -> Error {
+    io_error(e.into())
+}
+
+/// What a non-regular file is, for messages.
+fn kind(file_type: FileType) -> &'static str {
+    match file_type {
+        FileType::Directory => "a directory",
+        FileType::CharacterDevice => "a character device",
+        FileType::BlockDevice => "a block device",
+        FileType::Fifo => "a FIFO",
+        FileType::Socket => "a socket",
+        _ => "not a regular file",
+    }
+}
+
+/// Opens `path` as Linux's open_exec opens a program or an interpreter, without
+/// blocking (a FIFO opens at once), then checks the opened file: it must be regular
+/// and executable (EACCES otherwise).
+fn open_exec(path: &OsStr) -> Result<File, Error> {
+    let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY;
+    let fd = rustix::fs::open(path, flags, Mode::empty()).map_err(errno_error)?;
+    let mode = rustix::fs::fstat(&fd).map_err(errno_error)?.st_mode;
+    let file_type = FileType::from_raw_mode(mode);
+    if file_type != FileType::RegularFile {
+        return Err(error(
+            Errno::ACCESS,
+            format!("not a regular file ({})", kind(file_type)),
+        ));
+    }
+    let executable =
+        mode & 0o111 != 0 && rustix::fs::access(path, rustix::fs::Access::EXEC_OK).is_ok();
+    if !executable {
+        return Err(error(Errno::ACCESS, "permission denied (not executable)"));
+    }
+    Ok(File::from(fd))
+}
+
+/// Reads the rest of `file` onto `data`, stopping past `max` bytes in all; false if
+/// the file is larger than that.
+fn read_at_most(file: &mut File, data: &mut Vec<u8>, max: u64) -> Result<bool, Error> {
+    let left = max.saturating_sub(data.len() as u64);
+    file.take(left.saturating_add(1))
+        .read_to_end(data)
+        .map_err(io_error)?;
+    Ok(data.len() as u64 <= max)
+}
+
 /// Resolves `path` run with `argv` as execve does.
 pub fn resolve(path: &OsStr, argv: Vec<CString>) -> Result<Program, Error> {
     resolve_at(path, argv, 0)
 }
 
 fn resolve_at(path: &OsStr, argv: Vec<CString>, depth: usize) -> Result<Program, Error> {
-    if depth >= MAX_DEPTH {
+    if depth > MAX_REWRITES {
         return Err(error(Errno::LOOP, "too many levels of #! interpreters"));
     }
-    let meta = std::fs::metadata(path).map_err(io_error)?;
-    if !meta.is_file() {
-        return Err(error(Errno::ACCESS, "not a regular file"));
-    }
-    let executable = meta.permissions().mode() & 0o111 != 0
-        && rustix::fs::access(path, rustix::fs::Access::EXEC_OK).is_ok();
-    if !executable {
-        return Err(error(Errno::ACCESS, "permission denied (not executable)"));
-    }
-    let data = std::fs::read(path).map_err(io_error)?;
+    let mut file = open_exec(path)?;
+    let mut data = Vec::new();
+    read_at_most(&mut file, &mut data, SHEBANG_MAX as u64)?;
     if let Some(line) = data.strip_prefix(b"#!") {
         let (interp, arg) = shebang(line)?;
         let mut args = vec![interp.clone()];
@@ -92,21 +137,12 @@ fn resolve_at(path: &OsStr, argv: Vec<CString>, depth: usize) -> Result<Program,
             ..e
         });
     }
+    if !data.starts_with(&object::elf::ELFMAG) {
+        return Err(error(Errno::NOEXEC, "not an ELF file"));
+    }
+    file.read_to_end(&mut data).map_err(io_error)?;
     let interp = loader::interp_of(&data).map_err(|e| error(Errno::NOEXEC, format!("{e:#}")))?;
-    let interp = match interp {
-        Some(name) => {
-            let bytes = loader::read_interp(&name).map_err(|e| {
-                let errno = if Path::new(&name).exists() {
-                    Errno::NOEXEC
-                } else {
-                    Errno::NOENT
-                };
-                error(errno, format!("{e:#}"))
-            })?;
-            Some((name, bytes))
-        }
-        None => None,
-    };
+    let interp = interp.map(|name| read_interp(&name)).transpose()?;
     Ok(Program {
         path: path.to_owned(),
         argv,
@@ -115,25 +151,60 @@ fn resolve_at(path: &OsStr, argv: Vec<CString>, depth: usize) -> Result<Program,
     })
 }
 
+/// Reads and checks the dynamic linker `name` (PT_INTERP) with the errno Linux's
+/// binfmt_elf gives: open_exec's (ENOENT; EACCES for a file that is not a regular,
+/// executable one), ELIBBAD for a file that is no usable linker (here also one over
+/// [`INTERP_MAX`]).
+fn read_interp(name: &str) -> Result<(String, Vec<u8>), Error> {
+    let in_linker = |e: Error| Error {
+        message: format!("dynamic linker {name}: {}", e.message),
+        ..e
+    };
+    let mut file = open_exec(OsStr::new(name)).map_err(in_linker)?;
+    let size = file.metadata().map_err(|e| in_linker(io_error(e)))?.len();
+    let mut data = Vec::new();
+    // The size is checked first (nothing is read), the read is capped (a file may grow).
+    if size > INTERP_MAX || !read_at_most(&mut file, &mut data, INTERP_MAX).map_err(in_linker)? {
+        return Err(in_linker(error(
+            Errno::LIBBAD,
+            format!("larger than {} MiB", INTERP_MAX >> 20),
+        )));
+    }
+    loader::check_interp(name, &data).map_err(|e| error(Errno::LIBBAD, format!("{e:#}")))?;
+    Ok((name.to_owned(), data))
+}
+
 /// The interpreter and optional argument of a `#!` line (after the `#!`), split as
-/// Linux does: leading blanks skipped, the name ends at a blank, the rest (trimmed)
-/// is one argument.
+/// Linux's binfmt_script does: the line ends at a newline (or the end of the first
+/// [`SHEBANG_MAX`] bytes) and loses its trailing blanks; the name, after leading
+/// blanks, ends at a blank or a NUL; what follows a blank, from its first non-blank
+/// byte to a NUL, is one argument.
 fn shebang(line: &[u8]) -> Result<(CString, Option<CString>), Error> {
     let line = &line[..line.len().min(SHEBANG_MAX - 2)];
     let end = line.iter().position(|&b| b == b'\n').unwrap_or(line.len());
     let blank = |b: &u8| *b == b' ' || *b == b'\t';
-    let text = line[..end].trim_ascii();
-    let name_end = text.iter().position(blank).unwrap_or(text.len());
-    let (name, rest) = text.split_at(name_end);
+    let line = &line[..line[..end]
+        .iter()
+        .rposition(|b| !blank(b))
+        .map_or(0, |i| i + 1)];
+    let line = &line[line.iter().position(|b| !blank(b)).unwrap_or(line.len())..];
+    let name_end = line
+        .iter()
+        .position(|b| blank(b) || *b == 0)
+        .unwrap_or(line.len());
+    let (name, rest) = line.split_at(name_end);
     if name.is_empty() {
         return Err(error(Errno::NOEXEC, "empty #! line"));
     }
-    let rest = rest.trim_ascii();
+    let arg = match rest.split_first() {
+        Some((b, rest)) if blank(b) => {
+            let rest = &rest[rest.iter().position(|b| !blank(b)).unwrap_or(rest.len())..];
+            Some(&rest[..rest.iter().position(|&b| b == 0).unwrap_or(rest.len())])
+        }
+        _ => None,
+    };
     let cstr = |b: &[u8]| CString::new(b).map_err(|_| error(Errno::NOEXEC, "NUL in #! line"));
-    Ok((
-        cstr(name)?,
-        (!rest.is_empty()).then(|| cstr(rest)).transpose()?,
-    ))
+    Ok((cstr(name)?, arg.map(cstr).transpose()?))
 }
 
 /// How long other threads get to stop before an execve goes ahead without them.
@@ -216,5 +287,15 @@ mod tests {
         assert_eq!(name.as_bytes(), b"/usr/bin/env");
         assert!(arg.is_none());
         assert_eq!(shebang(b"  \n").unwrap_err().errno, Errno::NOEXEC);
+        // Only blanks and tabs separate; a NUL ends the name or the argument.
+        let (name, arg) = shebang(b"/bin/sh\r\n").unwrap();
+        assert_eq!(name.as_bytes(), b"/bin/sh\r");
+        assert!(arg.is_none());
+        let (name, arg) = shebang(b"/x\t5 \0\0 6").unwrap();
+        assert_eq!(name.as_bytes(), b"/x");
+        assert_eq!(arg.unwrap().as_bytes(), b"5 ");
+        let (name, arg) = shebang(b"/x\0 5").unwrap();
+        assert_eq!(name.as_bytes(), b"/x");
+        assert!(arg.is_none());
     }
 }

@@ -149,6 +149,15 @@ struct State {
     finished: bool,
 }
 
+impl State {
+    /// Starts or ends an all-stop; while it lasts the payload is held (SIGTERM and
+    /// SIGINT to km end it at once, as no payload thread can take them).
+    fn set_stopping(&mut self, on: bool) {
+        self.stopping = on;
+        crate::kvm::kick::hold(on);
+    }
+}
+
 /// Debugging state shared by the vCPU threads and the gdb stub.
 #[derive(Default)]
 pub struct Debugger {
@@ -202,7 +211,7 @@ impl Debugger {
         s.breakpoints.clear();
         s.catch_syscalls = None;
         self.catching.store(false, Ordering::Relaxed);
-        s.stopping = false;
+        s.set_stopping(false);
         s.actions.clear();
         s.held.clear();
         s.generation += 1;
@@ -250,7 +259,7 @@ impl Debugger {
 
     /// Asks every thread to stop without an event (the stop gdb finds on attach).
     pub fn request_stop(&self) {
-        lock(&self.state).stopping = true;
+        lock(&self.state).set_stopping(true);
     }
 
     /// Queues `event` and asks every thread to stop.
@@ -259,7 +268,7 @@ impl Debugger {
         if s.detached {
             return;
         }
-        s.stopping = true;
+        s.set_stopping(true);
         s.events.push_back(event);
         self.changed.notify_all();
         drop(s);
@@ -332,7 +341,7 @@ impl Debugger {
             if let Some(i) = s.events.iter().position(|e| Self::reportable(&s, e)) {
                 if !s.stopping {
                     // An event queued before the last resume: stop everything again.
-                    s.stopping = true;
+                    s.set_stopping(true);
                     drop(s);
                     crate::kvm::kick::kick_all();
                     s = lock(&self.state);
@@ -368,11 +377,14 @@ impl Debugger {
 
     /// Stops everything (gdb's Ctrl-C) and waits up to `timeout` for it.
     pub fn interrupt(&self, timeout: Duration) -> Option<i32> {
-        let deadline = Instant::now() + timeout;
-        let mut s = lock(&self.state);
-        s.stopping = true;
-        drop(s);
+        lock(&self.state).set_stopping(true);
         crate::kvm::kick::kick_all();
+        self.wait_stopped(timeout)
+    }
+
+    /// Waits up to `timeout` for every live thread to park; returns a parked one.
+    pub fn wait_stopped(&self, timeout: Duration) -> Option<i32> {
+        let deadline = Instant::now() + timeout;
         let mut s = lock(&self.state);
         while Self::stopped(&s) < s.live && !Instant::now().ge(&deadline) {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -419,7 +431,7 @@ impl Debugger {
         }
         s.actions = actions;
         s.lock_others = lock_others;
-        s.stopping = false;
+        s.set_stopping(false);
         s.generation += 1;
         self.changed.notify_all();
     }

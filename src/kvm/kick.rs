@@ -5,10 +5,12 @@
 //! The handlers only touch atomics and `kvm_run.immediate_exit`, which is what
 //! makes them async-signal-safe: a forwarded signal is recorded in [`take_host_pending`]'s
 //! set, every vCPU thread is kicked, and each checks for deliverable signals before
-//! it enters the guest again.
+//! it enters the guest again. SIGTERM and SIGINT end km at once while the payload
+//! is held (stopped under gdb, or waiting for gdb to connect), as no payload thread
+//! can take them then.
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 
 use anyhow::{Result, bail};
 use kvm_bindings::kvm_run;
@@ -21,6 +23,8 @@ static HOST_PENDING: AtomicU64 = AtomicU64::new(0);
 /// The first 32 bytes of the last host siginfo of each signal (code, pid/uid or
 /// timer id and value), for the payload's siginfo.
 static HOST_INFO: [[AtomicU64; 4]; 65] = [const { [const { AtomicU64::new(0) }; 4] }; 65];
+/// The payload is held for gdb: no thread of it can take a signal.
+static HELD: AtomicBool = AtomicBool::new(false);
 
 thread_local! {
     /// This thread's vCPU run structure, while it drives one.
@@ -78,6 +82,7 @@ extern "C" fn on_forwarded(sig: libc::c_int, info: *mut libc::siginfo_t, _: *mut
         }
     }
     HOST_PENDING.fetch_or(1 << (sig - 1), Ordering::SeqCst);
+    end_if_held();
     on_kick(sig);
     kick_all();
 }
@@ -133,6 +138,29 @@ pub fn restore_default(sig: i32) {
     let _ = install_handler(sig, libc::SIG_DFL, 0);
 }
 
+/// Records whether the payload is held for gdb (no thread of it can take a signal).
+pub fn hold(held: bool) {
+    HELD.store(held, Ordering::SeqCst);
+    end_if_held();
+}
+
+/// Ends km by SIGTERM or SIGINT, pending from the host, while the payload is held.
+/// Async-signal-safe. The handler records a signal before it looks at [`HELD`] and
+/// [`hold`] sets it before it looks at the signals: one of them sees both.
+fn end_if_held() {
+    if !HELD.load(Ordering::SeqCst) {
+        return;
+    }
+    let pending = HOST_PENDING.load(Ordering::SeqCst);
+    for sig in [libc::SIGTERM, libc::SIGINT] {
+        if pending & (1 << (sig - 1)) != 0 {
+            raise_default(sig);
+            // SAFETY: _exit ends the process at once (async-signal-safe).
+            unsafe { libc::_exit(128 + sig) };
+        }
+    }
+}
+
 /// Makes the calling thread kickable while it drives the vCPU whose run structure is
 /// `run`; returns the slot to pass to [`unregister`].
 pub fn register(run: *mut kvm_run) -> Option<usize> {
@@ -159,6 +187,7 @@ pub fn forget_parent() {
         slot.store(0, Ordering::SeqCst);
     }
     HOST_PENDING.store(0, Ordering::SeqCst);
+    HELD.store(false, Ordering::SeqCst);
 }
 
 /// Kicks host thread `tid` (a vCPU thread of km).
@@ -214,6 +243,14 @@ pub fn host_info(sig: i32) -> [u8; 32] {
 /// own memory is left out of any host core dump (the payload's is in the kmcore).
 pub fn die_by(sig: i32) -> ! {
     let _ = std::fs::write("/proc/self/coredump_filter", "0");
+    raise_default(sig);
+    // Signals whose host default is not to terminate end here.
+    std::process::exit(128 + sig)
+}
+
+/// Raises `sig` on the calling thread with its default host action (async-signal-
+/// safe: a handler may call it).
+fn raise_default(sig: i32) {
     restore_default(sig);
     // SAFETY: plain signal-mask and signal syscalls on the calling thread.
     unsafe {
@@ -228,8 +265,6 @@ pub fn die_by(sig: i32) -> ! {
             sig,
         );
     }
-    // Signals whose host default is not to terminate end here.
-    std::process::exit(128 + sig)
 }
 
 /// rt_sigaction straight to the kernel (glibc's wrapper refuses its own signals 32

@@ -4,8 +4,9 @@
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 /// The directory holding the built payloads (`make -C examples O=...`).
 pub fn payloads() -> &'static Path {
@@ -115,4 +116,19 @@ pub fn assert_passes_like_native(
         exe.display()
     );
     stdout
+}
+
+/// Waits up to `limit` for `child` to end; kills it and fails the test past that.
+pub fn wait_for(child: &mut Child, limit: Duration, who: &str) -> ExitStatus {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            panic!("{who} did not end within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

@@ -17,6 +17,8 @@ const MAX_RW_COUNT: u64 = 0x7fff_f000;
 /// The most bytes km bounces through its own buffer in one call.
 const BOUNCE_MAX: u64 = 16 << 20;
 const IOV_MAX: u64 = 1024;
+/// Size of `struct iovec`.
+const IOVEC_SIZE: u64 = 16;
 const TCGETS: u64 = 0x5401;
 const TIOCGWINSZ: u64 = 0x5413;
 /// Size of the kernel's `struct termios` (what TCGETS writes).
@@ -99,13 +101,23 @@ pub(super) fn iov_slices<'a>(
     if count > IOV_MAX {
         return Err(Errno::INVAL);
     }
-    (0..count)
-        .map(|i| {
-            let base: u64 = ctx.read_obj(addr + 16 * i)?;
-            let len: u64 = ctx.read_obj(addr + 16 * i + 8)?;
-            if len > isize::MAX as u64 {
-                return Err(Errno::INVAL);
-            }
+    // count <= IOV_MAX: the array's size cannot overflow; the array is checked
+    // readable before it is copied.
+    let array = ctx.read_bytes(addr, (count * IOVEC_SIZE) as usize)?;
+    let iovecs: Vec<(u64, u64)> = array
+        .chunks_exact(IOVEC_SIZE as usize)
+        .map(|iovec| {
+            let word = |at: usize| u64::from_ne_bytes(iovec[at..at + 8].try_into().expect("8"));
+            (word(0), word(8))
+        })
+        .collect();
+    // As Linux: any negative length is EINVAL before any buffer faults.
+    if iovecs.iter().any(|&(_, len)| len > isize::MAX as u64) {
+        return Err(Errno::INVAL);
+    }
+    iovecs
+        .into_iter()
+        .map(|(base, len)| {
             if from_guest {
                 ctx.readable(base, len as usize)
             } else {

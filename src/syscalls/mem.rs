@@ -107,15 +107,17 @@ pub fn mremap(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     let vm = &ctx.guest.vm;
     let mut mm = lock(&ctx.guest.mm);
     let (_, vma) = mm.vma_at(old).ok_or(Errno::FAULT)?;
-    if old + old_len > vma.end {
-        return Err(Errno::FAULT);
-    }
+    let old_end = old
+        .checked_add(old_len)
+        .filter(|end| *end <= vma.end)
+        .ok_or(Errno::FAULT)?;
     if flags & MREMAP_FIXED == 0 {
         if new_len <= old_len {
-            mm.munmap(vm, old + new_len..old + old_len)?;
+            mm.munmap(vm, old + new_len..old_end)?;
             return Ok(old);
         }
-        let tail = old + old_len..old + new_len;
+        let new_end = old.checked_add(new_len).ok_or(Errno::NOMEM)?;
+        let tail = old_end..new_end;
         if mm.is_free(&tail) && mm.extend(vm, tail, vma.clone()).is_ok() {
             return Ok(old);
         }
@@ -148,7 +150,7 @@ pub fn mremap(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
         vm.mem.write_bytes(new + done, &buf)?;
         done += n as u64;
     }
-    mm.munmap(vm, old..old + old_len)?;
+    mm.munmap(vm, old..old_end)?;
     Ok(new)
 }
 
@@ -187,7 +189,8 @@ pub fn msync(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 /// the range is checked (ENOMEM if unmapped).
 pub fn mlock(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     let start = a[0] & !(PAGE_SIZE - 1);
-    let range = page_range(start, a[1] + (a[0] - start))?;
+    let len = a[1].checked_add(a[0] - start).ok_or(Errno::INVAL)?;
+    let range = page_range(start, len)?;
     if !lock(&ctx.guest.mm).is_mapped(&range) {
         return Err(Errno::NOMEM);
     }

@@ -8,6 +8,7 @@
 //!   address space, and the guest page tables;
 //! - [`loader`] / [`stack`]: ELF loading and the initial stack.
 
+pub mod admission;
 pub mod backtrace;
 pub mod cli;
 pub mod crash;

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use anyhow::Result;
 use rustix::io::Errno;
 
+use crate::admission::{self, Charge};
 use crate::memory::{Fault, Growth, HUGE_PAGE_SIZE, RegionKind, page_align_up};
 use crate::trace;
 use crate::trace::Category;
@@ -71,6 +72,11 @@ impl Vma {
         }
     }
 
+    /// Private writable memory other than the stack: what RLIMIT_DATA limits.
+    fn is_data(&self) -> bool {
+        self.prot & PROT_WRITE != 0 && !self.shared && self.kind != VmaKind::Stack
+    }
+
     /// This VMA cut to start `by` bytes later.
     fn advanced(&self, by: u64) -> Vma {
         Vma {
@@ -91,6 +97,8 @@ pub struct MapRequest<'a> {
     pub fixed: bool,
     pub noreplace: bool,
     pub shared: bool,
+    /// MAP_NORESERVE: not charged against the overcommit policy (unless strict).
+    pub noreserve: bool,
     pub file: Option<(BorrowedFd<'a>, u64)>,
     /// The mapped file's name, for core files.
     pub path: Option<Arc<str>>,
@@ -280,7 +288,13 @@ impl AddressSpace {
         let new_end = page_align_up(want);
         if new_end > old_end {
             let grow = old_end..new_end;
+            let charge = Charge {
+                bytes: new_end - old_end,
+                accounted: true,
+                data: true,
+            };
             if self.overlaps(&grow)
+                || self.admit(charge, &grow).is_err()
                 || vm
                     .commit(self.image_region, self.brk_start..new_end)
                     .is_err()
@@ -306,6 +320,21 @@ impl AddressSpace {
         trace!(Category::Mem, "brk {:#x} -> {want:#x}", self.brk);
         self.brk = want;
         want
+    }
+
+    /// Admits `charge` for a new mapping at `range` (which replaces whatever is
+    /// mapped there), as Linux's overcommit policy and RLIMIT_AS/RLIMIT_DATA would.
+    fn admit(&self, charge: Charge, range: &Range<u64>) -> Result<(), Errno> {
+        admission::admit(charge, || {
+            let outside = |start: u64, vma: &Vma| {
+                let overlap = vma.end.min(range.end).saturating_sub(start.max(range.start));
+                vma.end - start - overlap
+            };
+            self.vmas().fold((0, 0), |(mapped, data), (start, vma)| {
+                let bytes = outside(start, vma);
+                (mapped + bytes, data + if vma.is_data() { bytes } else { 0 })
+            })
+        })
     }
 
     /// Finds room for `len` bytes in the mmap area, top down.
@@ -351,6 +380,9 @@ impl AddressSpace {
         };
         let range = start..start + len;
         let region = self.region_for(vm, &range).ok_or(Errno::NOMEM)?;
+        let charge =
+            Charge::of_mapping(len, req.prot, req.shared, req.file.is_some(), req.noreserve);
+        self.admit(charge, &range)?;
         vm.commit(region, range.clone()).map_err(|_| Errno::NOMEM)?;
         let replacing = self.overlaps(&range);
         match req.file {
@@ -448,6 +480,9 @@ impl AddressSpace {
     /// grow a mapping in place).
     pub fn extend(&mut self, vm: &Vm, range: Range<u64>, like: Vma) -> Result<(), Errno> {
         let region = self.region_for(vm, &range).ok_or(Errno::NOMEM)?;
+        let bytes = range.end - range.start;
+        let charge = Charge::of_mapping(bytes, like.prot, like.shared, like.file.is_some(), false);
+        self.admit(charge, &range)?;
         vm.commit(region, range.clone()).map_err(|_| Errno::NOMEM)?;
         vm.protect(range.clone(), like.prot)
             .map_err(|_| Errno::NOMEM)?;

@@ -71,6 +71,7 @@ pub fn mmap(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
         fixed,
         noreplace,
         shared,
+        noreserve: flags & libc::MAP_NORESERVE != 0,
         file: file.as_ref().map(|f| (f.as_fd(), offset)),
         path: file.as_ref().map(|f| file_name(f.as_fd())),
     };
@@ -137,6 +138,7 @@ pub fn mremap(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
         fixed,
         noreplace: false,
         shared: vma.shared,
+        noreserve: false,
         file: None,
         path: None,
     };

@@ -47,7 +47,7 @@ pub fn listen(addr: &str, payload: &str, waiting: bool) -> Result<Listener> {
     } else {
         "gdb can attach"
     };
-    eprintln!("km: {what}: gdb {payload} -ex 'target remote :{port}'");
+    crate::eprintln_whole!("km: {what}: gdb {payload} -ex 'target remote :{port}'");
     Ok(Listener {
         _registered: sockets::register(socket.as_raw_fd()),
         socket,
@@ -178,14 +178,14 @@ pub fn serve(guest: Arc<Guest>, debugger: Arc<Debugger>, stream: TcpStream) {
         }
         Ok(DisconnectReason::Disconnect) | Err(_) => {
             if let Err(e) = &result {
-                eprintln!("km: {}: gdb stub: {e}", guest.config.name);
+                crate::eprintln_whole!("km: {}: gdb stub: {e}", guest.config.name);
             }
             for (addr, orig) in debugger.breakpoints() {
                 let _ = guest.vm.mem.write_bytes(addr, &[orig]);
             }
             for page in debugger.clear_access_watches() {
                 if let Err(e) = crate::debug::show_page(&guest, page) {
-                    eprintln!(
+                    crate::eprintln_whole!(
                         "km: {}: gdb stub: showing page {page:#x}: {e:#}",
                         guest.config.name
                     );

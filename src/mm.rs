@@ -25,6 +25,8 @@ use crate::vm::{MMAP_MIN_ADDR, Vm};
 
 /// Top of the main stack; the system region lies above it.
 pub const STACK_TOP: u64 = crate::landing_pad::SYS_BASE - HUGE_PAGE_SIZE;
+/// End of the user address space (Linux's TASK_SIZE with 4-level paging).
+pub const TASK_SIZE: u64 = (1 << 47) - crate::memory::PAGE_SIZE;
 /// Main stack size (Linux's default RLIMIT_STACK).
 pub const STACK_SIZE: u64 = 8 << 20;
 /// Gap between the stack and the top of the mmap area.

@@ -16,7 +16,7 @@ use crate::process::lock;
 const MAX_RW_COUNT: u64 = 0x7fff_f000;
 /// The most bytes km bounces through its own buffer in one call.
 const BOUNCE_MAX: u64 = 16 << 20;
-const IOV_MAX: u64 = 1024;
+pub(super) const IOV_MAX: u64 = 1024;
 /// Size of `struct iovec`.
 const IOVEC_SIZE: u64 = 16;
 const TCGETS: u64 = 0x5401;
@@ -130,7 +130,8 @@ pub(super) fn iov_slices<'a>(
 /// readv/writev, or preadv/pwritev at file offset `at`.
 fn vectored_io(ctx: &mut Ctx<'_>, a: &[u64; 6], write: bool, at: Option<i64>) -> SysResult {
     let fd = ctx.fd(a[0])?;
-    let bufs = iov_slices(ctx, a[1], a[2], write)?;
+    // Linux takes the count as an unsigned int.
+    let bufs = iov_slices(ctx, a[1], a[2] as u32 as u64, write)?;
     Ok(host::vectored(fd.as_fd(), &bufs, write, at)? as u64)
 }
 

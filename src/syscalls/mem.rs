@@ -8,7 +8,7 @@ use rustix::io::Errno;
 
 use super::{Ctx, SysResult};
 use crate::memory::{PAGE_SIZE, page_align_up};
-use crate::mm::{MapRequest, VmaKind};
+use crate::mm::{MapRequest, TASK_SIZE, VmaKind};
 use crate::process::lock;
 
 const MREMAP_MAYMOVE: u64 = 1;
@@ -102,6 +102,9 @@ pub fn mremap(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     if old % PAGE_SIZE != 0 || new_len == 0 || flags & !(MREMAP_MAYMOVE | MREMAP_FIXED) != 0 {
         return Err(Errno::INVAL);
     }
+    if old_len > TASK_SIZE || new_len > TASK_SIZE {
+        return Err(Errno::INVAL);
+    }
     if flags & MREMAP_FIXED != 0 && (flags & MREMAP_MAYMOVE == 0 || new_addr % PAGE_SIZE != 0) {
         return Err(Errno::INVAL);
     }
@@ -191,7 +194,8 @@ pub fn msync(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 /// the range is checked (ENOMEM if unmapped).
 pub fn mlock(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     let start = a[0] & !(PAGE_SIZE - 1);
-    let len = a[1].checked_add(a[0] - start).ok_or(Errno::INVAL)?;
+    // As Linux: the length from the page start, page-aligned, wraps (to nothing).
+    let len = page_align_up(a[1].wrapping_add(a[0] - start));
     let range = page_range(start, len)?;
     if !lock(&ctx.guest.mm).is_mapped(&range) {
         return Err(Errno::NOMEM);
@@ -219,6 +223,7 @@ pub fn mincore(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
         return Err(Errno::NOMEM);
     }
     let pages = ((range.end - range.start) / PAGE_SIZE) as usize;
+    ctx.writable(a[2], pages)?;
     ctx.write_bytes(a[2], &vec![1u8; pages])?;
     Ok(0)
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use rustix::io::Errno;
 
-use super::fs::iov_slices;
+use super::fs::{IOV_MAX, iov_slices};
 use super::net::read_sockaddr;
 use super::{Ctx, SysResult};
 use crate::memory::host;
@@ -118,6 +118,9 @@ impl MsgHdr {
         if (name_len as i32) < 0 {
             // msg_namelen is an int to Linux.
             return Err(Errno::INVAL);
+        }
+        if iov_len > IOV_MAX {
+            return Err(Errno::MSGSIZE);
         }
         Ok(MsgHdr {
             name,

@@ -201,7 +201,9 @@ impl Vm {
             .create_vcpu(id as u64)
             .with_context(|| format!("KVM_CREATE_VCPU {id}"))?;
         fd.set_cpuid2(&self.cpuid).context("KVM_SET_CPUID2")?;
-        Vcpu::new(fd, area, self)
+        let mut vcpu = Vcpu::new(fd, area, self)?;
+        vcpu.first_run()?;
+        Ok(vcpu)
     }
 
     pub fn page_table_root(&self) -> u64 {

@@ -97,6 +97,9 @@ pub fn new_process(ctx: &mut Ctx<'_>, spec: ChildSpec, vfork: bool) -> SysResult
     *lock(&VFORK_RELEASE) = release.map(|(_, done)| done);
     let child = Arc::new(guest.forked(vm, mm.clone(), fds, signals));
     drop(mm);
+    // The parent's descriptor table, copied into this process, must not hold the
+    // child's descriptors open (a pipe's write end the child closes must close).
+    lock(&guest.fds).close_range(0..=i32::MAX, false);
     if let Some(marks) = marks
         && let Err(e) = crate::debug::erase_marks(&child, marks)
     {

@@ -329,7 +329,10 @@ impl AddressSpace {
     fn admit(&self, charge: Charge, range: &Range<u64>) -> Result<(), Errno> {
         admission::admit(charge, || {
             let outside = |start: u64, vma: &Vma| {
-                let overlap = vma.end.min(range.end).saturating_sub(start.max(range.start));
+                let overlap = vma
+                    .end
+                    .min(range.end)
+                    .saturating_sub(start.max(range.start));
                 vma.end - start - overlap
             };
             self.vmas().fold((0, 0), |(mapped, data), (start, vma)| {

@@ -55,7 +55,8 @@ fn do_execve(ctx: &mut Ctx<'_>, path: CString, argv: u64, envp: u64) -> Result<O
     // Linux does when execve fails that late.
     crate::eprintln_whole!(
         "km: {}: re-executing km for {:?}: {errno}",
-        ctx.guest.config.name, program.path
+        ctx.guest.config.name,
+        program.path
     );
     Ok(Outcome::Kill(libc::SIGKILL))
 }

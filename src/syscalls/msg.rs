@@ -125,7 +125,11 @@ impl MsgHdr {
         Ok(MsgHdr {
             name,
             // Linux cuts a longer address length to a sockaddr_storage.
-            name_len: if name == 0 { 0 } else { name_len.min(NAME_MAX as u32) },
+            name_len: if name == 0 {
+                0
+            } else {
+                name_len.min(NAME_MAX as u32)
+            },
             iov,
             iov_len,
             control,

@@ -42,10 +42,10 @@ fn run_limited(cmd: &mut Command) -> Output {
 /// exit 0 with the same output and returns it.
 fn same_as_native(libc: &str, mode: &str, wrap: impl Fn(Command) -> Command) -> String {
     let exe = payload(&format!("hostile.{libc}"));
-    let native_out = run_limited(&mut wrap(native(&exe)).arg(mode));
+    let native_out = run_limited(wrap(native(&exe)).arg(mode));
     let mut under_km = km();
     under_km.arg(&exe);
-    let km_out = run_limited(&mut wrap(under_km).arg(mode));
+    let km_out = run_limited(wrap(under_km).arg(mode));
     let stdout = text(&km_out.stdout);
     assert_eq!(
         stdout,

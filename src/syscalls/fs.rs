@@ -315,7 +315,8 @@ pub fn faccessat2(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 }
 
 pub fn getdents64(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
-    let len = a[2].min(BOUNCE_MAX) as usize;
+    // The count is an unsigned int to Linux.
+    let len = (a[2] as u32 as u64).min(BOUNCE_MAX) as usize;
     ctx.writable(a[1], len)?;
     let fd = ctx.fd(a[0])?;
     if procfs::is_own_fd_dir(fd.as_fd()) {
@@ -416,7 +417,9 @@ pub fn renameat2(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 }
 
 fn do_readlinkat(ctx: &mut Ctx<'_>, dir: u64, path: u64, buf: u64, size: u64) -> SysResult {
-    if size as i64 <= 0 {
+    // bufsiz is an int to Linux.
+    let size = size as i32;
+    if size <= 0 {
         return Err(Errno::INVAL);
     }
     let path = ctx.read_path(path)?;

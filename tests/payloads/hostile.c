@@ -194,6 +194,12 @@ static void struct_cases(void) {
     show("mlock length 2^64-1 from mid-page", syscall(SYS_mlock, edge + 1, UINT64_MAX));
     show("munmap length 2^64-4096", syscall(SYS_munmap, edge, UINT64_MAX - 4095));
     show("set_robust_list length 1", syscall(SYS_set_robust_list, edge, 1));
+
+    // int and unsigned int arguments: only the low 32 bits count
+    static char link[64];
+    show("readlink bufsiz 2^32+4 (an int: 4)", syscall(SYS_readlink, "/proc/self/cwd", link, (1ULL << 32) + 4));
+    int dir = open("/", O_RDONLY | O_DIRECTORY);
+    show("getdents64 count 2^32 (an unsigned int: 0)", syscall(SYS_getdents64, dir, edge, 1ULL << 32));
 }
 
 static uint64_t meminfo(const char *field) {

@@ -21,13 +21,15 @@ enum Policy {
     Strict,
 }
 
-/// What Linux accounts for a mapping: its size in bytes, whether they count against
-/// the overcommit policy (VM_ACCOUNT) and against RLIMIT_DATA.
+/// What Linux accounts for new memory: its size in bytes, whether they count
+/// against the overcommit policy (VM_ACCOUNT), against RLIMIT_DATA, and against
+/// RLIMIT_AS (new address space, which making a mapping writable is not).
 #[derive(Debug, Clone, Copy)]
 pub struct Charge {
-    pub bytes: u64,
-    pub accounted: bool,
-    pub data: bool,
+    bytes: u64,
+    accounted: bool,
+    data: bool,
+    mapped: bool,
 }
 
 impl Charge {
@@ -42,6 +44,17 @@ impl Charge {
             bytes,
             accounted: committable && (!noreserve || policy() == Policy::Strict),
             data,
+            mapped: true,
+        }
+    }
+
+    /// The charge for making `bytes` of private mappings writable (mprotect).
+    pub fn write_access(bytes: u64) -> Charge {
+        Charge {
+            bytes,
+            accounted: true,
+            data: true,
+            mapped: false,
         }
     }
 }
@@ -50,7 +63,7 @@ impl Charge {
 /// gives as (all, private writable) bytes, computed only when a limit is set;
 /// ENOMEM if not.
 pub fn admit(charge: Charge, totals: impl FnOnce() -> (u64, u64)) -> Result<(), Errno> {
-    let as_limit = getrlimit(Resource::As).current;
+    let as_limit = getrlimit(Resource::As).current.filter(|_| charge.mapped);
     let data_limit = getrlimit(Resource::Data).current.filter(|_| charge.data);
     if as_limit.is_some() || data_limit.is_some() {
         let (mapped, data) = totals();

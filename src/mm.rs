@@ -290,11 +290,8 @@ impl AddressSpace {
         let new_end = page_align_up(want);
         if new_end > old_end {
             let grow = old_end..new_end;
-            let charge = Charge {
-                bytes: new_end - old_end,
-                accounted: true,
-                data: true,
-            };
+            let rw = PROT_READ | PROT_WRITE;
+            let charge = Charge::of_mapping(new_end - old_end, rw, false, false, false);
             if self.overlaps(&grow)
                 || self.admit(charge, &grow).is_err()
                 || vm
@@ -449,8 +446,20 @@ impl AddressSpace {
     }
 
     /// mprotect(2): changes the recorded protection of fully mapped `range`.
+    /// Private memory made writable is charged as Linux does (ENOMEM if refused).
     pub fn mprotect(&mut self, vm: &Vm, range: Range<u64>, prot: i32) -> Result<(), Errno> {
         let vmas = self.covering(&range).ok_or(Errno::NOMEM)?;
+        if prot & PROT_WRITE != 0 {
+            let gaining: u64 = vmas
+                .iter()
+                .filter(|(_, v)| !v.shared && v.kind != VmaKind::Stack && v.prot & PROT_WRITE == 0)
+                .map(|(start, v)| v.end.min(range.end) - (*start).max(range.start))
+                .sum();
+            if gaining > 0 {
+                // Nothing is unmapped: every current mapping counts.
+                self.admit(Charge::write_access(gaining), &(range.start..range.start))?;
+            }
+        }
         for (start, vma) in vmas {
             let piece = start.max(range.start)..vma.end.min(range.end);
             let piece_vma = Vma {

@@ -17,8 +17,6 @@ const EP_MAX_EVENTS: u64 = i32::MAX as u64 / EPOLL_EVENT_SIZE;
 /// Most events one epoll_wait asks the host for (fewer than asked is fine to
 /// epoll's callers), which bounds km's buffer whatever the guest's maxevents.
 const EVENTS_PER_WAIT: u64 = 1024;
-/// Linux's cap on select's descriptor count.
-const SELECT_MAX: u64 = 1 << 20;
 const NSEC_PER_MSEC: i64 = 1_000_000;
 const USEC_PER_MSEC: i64 = 1_000;
 
@@ -175,10 +173,11 @@ fn has(set: &Option<Vec<u64>>, fd: usize) -> bool {
 /// Returns the ready count; the guest's sets are rewritten with the ready ones.
 fn do_select(ctx: &mut Ctx<'_>, a: &[u64; 6], timeout_ms: i32) -> SysResult {
     let nfds = a[0] as i32;
-    if nfds < 0 || nfds as u64 > SELECT_MAX {
+    if nfds < 0 {
         return Err(Errno::INVAL);
     }
-    let nfds = nfds as usize;
+    // Linux cuts nfds to the size of the descriptor table.
+    let nfds = nfds.min(fdtable::limit()) as usize;
     let sets = [
         read_fd_set(ctx, a[1], nfds)?,
         read_fd_set(ctx, a[2], nfds)?,

@@ -156,6 +156,8 @@ static void struct_cases(void) {
     show("poll nfds 2^40", syscall(SYS_poll, edge, 1ULL << 40, 0));
     show("poll fds across the end of memory", syscall(SYS_poll, edge + 4096 - 8, 2, 0));
     show("select nfds -1", syscall(SYS_select, -1, NULL, NULL, NULL, NULL));
+    long zero[2] = {0, 0};
+    show("select nfds 2^30", syscall(SYS_select, 1 << 30, NULL, NULL, NULL, zero));
     show("select fd_set across the end of memory", syscall(SYS_select, 64, edge + 4096 - 4, NULL, NULL, NULL));
 
     // clone3 (every case fails before a child exists)
@@ -235,8 +237,10 @@ static void overcommit_cases(void) {
     show("mmap shared anonymous larger than RAM+swap", p == MAP_FAILED ? -1 : 0);
     p = mmap(NULL, size, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     show("mmap read-only larger than RAM+swap", p == MAP_FAILED ? -1 : 0);
-    if (p != MAP_FAILED)
+    if (p != MAP_FAILED) {
+        show("mprotect it writable", mprotect(p, size, rw));
         munmap(p, size);
+    }
     p = mmap(NULL, size, rw, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     show("mmap MAP_NORESERVE larger than RAM+swap", p == MAP_FAILED ? -1 : 0);
     if (p != MAP_FAILED)

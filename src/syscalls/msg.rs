@@ -1,7 +1,7 @@
 //! sendmsg, recvmsg and sendmmsg: the guest's `struct msghdr` read in one piece and
-//! written back field by field, its buffers as checked guest memory, and descriptors passed in
-//! SCM_RIGHTS control messages translated between guest numbers and km's host
-//! descriptors both ways.
+//! written back field by field, its buffers as checked guest memory, and descriptors
+//! passed in SCM_RIGHTS control messages translated between guest numbers and km's
+//! host descriptors both ways.
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::Arc;
@@ -25,8 +25,6 @@ const MMSGHDR_SIZE: u64 = 64;
 /// Largest address and control data km passes (the kernel's optmem limit is similar).
 const NAME_MAX: u64 = 128;
 const CONTROL_MAX: u64 = 64 << 10;
-/// Most messages one sendmmsg sends (Linux's UIO_MAXIOV).
-const MMSG_MAX: u64 = 1024;
 /// Size of `struct cmsghdr` (len, level, type).
 const CMSG_HEADER: usize = 16;
 
@@ -168,10 +166,11 @@ pub fn sendmsg(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 /// was.
 pub fn sendmmsg(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     let fd = ctx.fd(a[0])?;
-    let count = a[2].min(MMSG_MAX);
+    let count = a[2].min(IOV_MAX);
     let mut sent = 0;
     for i in 0..count {
-        // i < MMSG_MAX: the offset cannot overflow, the guest's base can.
+        // i < IOV_MAX (UIO_MAXIOV, sendmmsg's cap too): the offset cannot overflow,
+        // the guest's base can.
         let hdr = a[1].checked_add(i * MMSGHDR_SIZE).ok_or(Errno::FAULT);
         match hdr.and_then(|hdr| send_one(ctx, &fd, hdr, a[3] as i32).map(|n| (hdr, n))) {
             Ok((hdr, n)) => {

@@ -212,10 +212,10 @@ pub fn main(cli: cli::Cli) -> u8 {
     let inherited = Inherited::take();
     let payload = cli.command[0].to_string_lossy().into_owned();
     if let Err(e) = trace::init(cli.verbose.as_deref(), &cli.log_to) {
-        eprintln!("km: {e:#}");
+        crate::eprintln_whole!("km: {e:#}");
         return KM_ERROR_STATUS;
     }
     let Err(e) = run(&cli, inherited);
-    eprintln!("km: {payload}: {e:#}");
+    crate::eprintln_whole!("km: {payload}: {e:#}");
     KM_ERROR_STATUS
 }

@@ -215,6 +215,6 @@ fn or_fail<T>(guest: &Guest, r: Result<T>) -> T {
 
 /// A monitor failure while running the payload: report it and exit with km's status.
 fn fail(guest: &Guest, e: anyhow::Error) -> ! {
-    eprintln!("km: {}: {e:#}", guest.config.name);
+    crate::eprintln_whole!("km: {}: {e:#}", guest.config.name);
     std::process::exit(crate::KM_ERROR_STATUS as i32)
 }

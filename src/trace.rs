@@ -105,9 +105,28 @@ pub fn enabled(cat: Category) -> bool {
 
 pub fn emit(cat: Category, args: std::fmt::Arguments<'_>) {
     if let Some(out) = OUT.get() {
+        let line = format!("km [{}] {args}\n", cat.name());
         let mut out = out.lock().unwrap_or_else(|e| e.into_inner());
-        let _ = writeln!(out, "km [{}] {}", cat.name(), args);
+        // One write(2) per line: km processes sharing the sink never interleave
+        // mid-line.
+        let _ = out.write_all(line.as_bytes());
     }
+}
+
+/// Writes one line to stderr with a single write(2), so the lines of concurrent
+/// km processes (a payload's fork children share its stderr) never interleave
+/// mid-line.
+pub fn stderr_line(args: std::fmt::Arguments<'_>) {
+    let line = format!("{args}\n");
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+}
+
+/// `eprintln_whole!("format", args...)`: `eprintln!` written with one write(2).
+#[macro_export]
+macro_rules! eprintln_whole {
+    ($($arg:tt)*) => {
+        $crate::trace::stderr_line(format_args!($($arg)*))
+    };
 }
 
 /// `trace!(Category::Mem, "format", args...)`: formats only when the category is on.

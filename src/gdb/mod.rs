@@ -54,7 +54,7 @@ pub fn listen(addr: &str, payload: &str, waiting: bool) -> Result<Listener> {
     } else {
         "gdb can attach"
     };
-    eprintln!("km: {what}: gdb {payload} -ex 'target remote :{port}'");
+    crate::eprintln_whole!("km: {what}: gdb {payload} -ex 'target remote :{port}'");
     Ok(Listener {
         _registered: private_fds::register(socket.as_raw_fd()),
         socket,
@@ -77,7 +77,7 @@ pub fn accept(listener: &Listener) -> Result<TcpStream> {
 pub fn serve_attaches(guest: Arc<Guest>, debugger: Arc<Debugger>, listener: Listener) {
     while let Ok(stream) = accept(&listener) {
         if from_own_payload(&guest, &stream) {
-            eprintln!(
+            crate::eprintln_whole!(
                 "km: {}: gdb stub: refused a connection from the payload itself",
                 guest.config.name
             );
@@ -237,14 +237,14 @@ pub fn serve(guest: Arc<Guest>, debugger: Arc<Debugger>, stream: TcpStream) {
         }
         Ok(DisconnectReason::Disconnect) | Err(_) => {
             if let Err(e) = &result {
-                eprintln!("km: {}: gdb stub: {e}", guest.config.name);
+                crate::eprintln_whole!("km: {}: gdb stub: {e}", guest.config.name);
             }
             for (addr, orig) in debugger.breakpoints() {
                 let _ = guest.vm.mem.write_bytes(addr, &[orig]);
             }
             for page in debugger.clear_access_watches() {
                 if let Err(e) = guest.show_page(page) {
-                    eprintln!(
+                    crate::eprintln_whole!(
                         "km: {}: gdb stub: showing page {page:#x}: {e:#}",
                         guest.config.name
                     );

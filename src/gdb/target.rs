@@ -329,7 +329,7 @@ impl HwWatchpoint for KmTarget {
         };
         for page in self.debugger.add_access_watch(addr, len, kind) {
             let hidden = self.guest.hide_page(page).map_err(|e| {
-                eprintln!(
+                crate::eprintln_whole!(
                     "km: {}: gdb stub: hiding page {page:#x}: {e:#}",
                     self.guest.config.name
                 );
@@ -358,7 +358,7 @@ impl HwWatchpoint for KmTarget {
         let (found, shown) = self.debugger.remove_access_watch(addr, kind);
         for page in shown {
             self.guest.show_page(page).map_err(|e| {
-                eprintln!(
+                crate::eprintln_whole!(
                     "km: {}: gdb stub: showing page {page:#x}: {e:#}",
                     self.guest.config.name
                 );

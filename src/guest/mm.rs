@@ -17,6 +17,7 @@ use std::sync::Arc;
 use anyhow::Result;
 use rustix::io::Errno;
 
+use super::admission::{self, Charge};
 use crate::guest::vm::{MMAP_MIN_ADDR, Vm};
 use crate::memory::{Fault, Growth, HUGE_PAGE_SIZE, RegionKind, page_align_up};
 use crate::trace;
@@ -24,6 +25,8 @@ use crate::trace::Category;
 
 /// Top of the main stack; the system region lies above it.
 pub const STACK_TOP: u64 = crate::guest::landing_pad::SYS_BASE - HUGE_PAGE_SIZE;
+/// End of the user address space (Linux's TASK_SIZE with 4-level paging).
+pub const TASK_SIZE: u64 = (1 << 47) - crate::memory::PAGE_SIZE;
 /// Main stack size (Linux's default RLIMIT_STACK).
 pub const STACK_SIZE: u64 = 8 << 20;
 /// Gap between the stack and the top of the mmap area.
@@ -71,6 +74,11 @@ impl Vma {
         }
     }
 
+    /// Private writable memory other than the stack: what RLIMIT_DATA limits.
+    fn is_data(&self) -> bool {
+        self.prot & PROT_WRITE != 0 && !self.shared && self.kind != VmaKind::Stack
+    }
+
     /// This VMA cut to start `by` bytes later.
     fn advanced(&self, by: u64) -> Vma {
         Vma {
@@ -91,6 +99,8 @@ pub struct MapRequest<'a> {
     pub fixed: bool,
     pub noreplace: bool,
     pub shared: bool,
+    /// MAP_NORESERVE: not charged against the overcommit policy (unless strict).
+    pub noreserve: bool,
     pub file: Option<(BorrowedFd<'a>, u64)>,
     /// The mapped file's name, for core files.
     pub path: Option<Arc<str>>,
@@ -280,7 +290,10 @@ impl AddressSpace {
         let new_end = page_align_up(want);
         if new_end > old_end {
             let grow = old_end..new_end;
+            let rw = PROT_READ | PROT_WRITE;
+            let charge = Charge::of_mapping(new_end - old_end, rw, false, false, false);
             if self.overlaps(&grow)
+                || self.admit(charge, &grow).is_err()
                 || vm
                     .commit(self.image_region, self.brk_start..new_end)
                     .is_err()
@@ -306,6 +319,24 @@ impl AddressSpace {
         trace!(Category::Mem, "brk {:#x} -> {want:#x}", self.brk);
         self.brk = want;
         want
+    }
+
+    /// Admits `charge` for a new mapping at `range` (which replaces whatever is
+    /// mapped there), as Linux's overcommit policy and RLIMIT_AS/RLIMIT_DATA would.
+    fn admit(&self, charge: Charge, range: &Range<u64>) -> Result<(), Errno> {
+        admission::admit(charge, || {
+            let outside = |start: u64, vma: &Vma| {
+                let overlap = vma
+                    .end
+                    .min(range.end)
+                    .saturating_sub(start.max(range.start));
+                vma.end - start - overlap
+            };
+            self.vmas().fold((0, 0), |(mapped, data), (start, vma)| {
+                let bytes = outside(start, vma);
+                (mapped + bytes, data + if vma.is_data() { bytes } else { 0 })
+            })
+        })
     }
 
     /// Finds room for `len` bytes in the mmap area, top down.
@@ -351,6 +382,9 @@ impl AddressSpace {
         };
         let range = start..start + len;
         let region = self.region_for(vm, &range).ok_or(Errno::NOMEM)?;
+        let charge =
+            Charge::of_mapping(len, req.prot, req.shared, req.file.is_some(), req.noreserve);
+        self.admit(charge, &range)?;
         vm.commit(region, range.clone()).map_err(|_| Errno::NOMEM)?;
         let replacing = self.overlaps(&range);
         match req.file {
@@ -412,8 +446,20 @@ impl AddressSpace {
     }
 
     /// mprotect(2): changes the recorded protection of fully mapped `range`.
+    /// Private memory made writable is charged as Linux does (ENOMEM if refused).
     pub fn mprotect(&mut self, vm: &Vm, range: Range<u64>, prot: i32) -> Result<(), Errno> {
         let vmas = self.covering(&range).ok_or(Errno::NOMEM)?;
+        if prot & PROT_WRITE != 0 {
+            let gaining: u64 = vmas
+                .iter()
+                .filter(|(_, v)| !v.shared && v.kind != VmaKind::Stack && v.prot & PROT_WRITE == 0)
+                .map(|(start, v)| v.end.min(range.end) - (*start).max(range.start))
+                .sum();
+            if gaining > 0 {
+                // Nothing is unmapped: every current mapping counts.
+                self.admit(Charge::write_access(gaining), &(range.start..range.start))?;
+            }
+        }
         for (start, vma) in vmas {
             let piece = start.max(range.start)..vma.end.min(range.end);
             let piece_vma = Vma {
@@ -448,6 +494,9 @@ impl AddressSpace {
     /// grow a mapping in place).
     pub fn extend(&mut self, vm: &Vm, range: Range<u64>, like: Vma) -> Result<(), Errno> {
         let region = self.region_for(vm, &range).ok_or(Errno::NOMEM)?;
+        let bytes = range.end - range.start;
+        let charge = Charge::of_mapping(bytes, like.prot, like.shared, like.file.is_some(), false);
+        self.admit(charge, &range)?;
         vm.commit(region, range.clone()).map_err(|_| Errno::NOMEM)?;
         vm.protect(range.clone(), like.prot)
             .map_err(|_| Errno::NOMEM)?;

@@ -2,6 +2,7 @@
 //! memory, page tables, landing pads and vCPUs), the address space, the ELF loader,
 //! the initial stack and the vDSO. Uses `memory` and `kvm`.
 
+pub mod admission;
 pub mod landing_pad;
 pub mod loader;
 pub mod mm;

@@ -21,8 +21,9 @@ pub const MMAP_MIN_ADDR: u64 = 0x10000;
 pub enum Forked {
     /// The parent, with the child's pid.
     Parent(i32),
-    /// The child, with its own VM over its copy of the guest's memory.
-    Child(Vm),
+    /// The child, with its own VM over its copy of the guest's memory, or why it
+    /// could not have one.
+    Child(Result<Vm>),
 }
 
 pub struct Vm {
@@ -111,7 +112,8 @@ impl Vm {
 
     /// Forks km with the page tables held still. In the child, a new VM is built
     /// over the child's copy of guest memory: same regions, same page tables, no
-    /// vCPUs yet.
+    /// vCPUs yet; the child gets the error if that fails, and must report it and
+    /// exit (never run on as the parent).
     pub fn fork(&self) -> Result<Forked> {
         let pt = self.page_tables();
         let pid = crate::memory::host::fork().context("forking km")?;
@@ -119,14 +121,7 @@ impl Vm {
             return Ok(Forked::Parent(pid));
         }
         let pt = pt.clone();
-        match self.child_vm(pt) {
-            Ok(vm) => Ok(Forked::Child(vm)),
-            // Never return an error into the child: it would run on as the parent.
-            Err(e) => {
-                eprintln!("km: forked child: {e:#}");
-                std::process::exit(crate::KM_ERROR_STATUS as i32)
-            }
-        }
+        Ok(Forked::Child(self.child_vm(pt)))
     }
 
     /// In a forked km: a new VM over the child's copy of this VM's memory.
@@ -149,7 +144,8 @@ impl Vm {
     pub fn create_vcpu(&self, id: u32) -> Result<Vcpu> {
         let area = CpuArea::new(id);
         area.install(&self.mem, &mut self.page_tables())?;
-        let kvm = self.kvm.create_vcpu(&area.setup(self.page_table_root()))?;
+        let mut kvm = self.kvm.create_vcpu(&area.setup(self.page_table_root()))?;
+        kvm.first_run()?;
         Ok(Vcpu { kvm, area })
     }
 

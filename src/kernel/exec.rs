@@ -223,7 +223,7 @@ pub fn replace(
     use crate::memory::host;
 
     if guest.debugger.as_ref().is_some_and(|d| d.attached()) {
-        eprintln!(
+        crate::eprintln_whole!(
             "km: {}: execve of {}: the gdb session ends here (km's stub does not follow exec)",
             guest.config.name,
             program.path.to_string_lossy()

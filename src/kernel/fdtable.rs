@@ -23,7 +23,7 @@ pub struct FdTable {
 }
 
 /// Upper bound of guest fd numbers, as RLIMIT_NOFILE would give.
-fn limit() -> i32 {
+pub fn limit() -> i32 {
     rustix::process::getrlimit(rustix::process::Resource::Nofile)
         .current
         .map_or(i32::MAX, |n| n.min(i32::MAX as u64) as i32)

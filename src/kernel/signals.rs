@@ -420,17 +420,20 @@ fn setup_frame(
         }
     }
     let (alt_sp, alt_size) = thread.altstack;
-    let on_alt = alt_size != 0 && user.rsp > alt_sp && user.rsp <= alt_sp + alt_size;
+    // The stack pointer and the alternate stack are the guest's: the frame address
+    // wraps as Linux's does, and a wrapped frame is unwritable (SIGSEGV below).
+    let alt_top = alt_sp.wrapping_add(alt_size);
+    let on_alt = alt_size != 0 && user.rsp > alt_sp && user.rsp <= alt_top;
     let mut sp = if action.flags & SA_ONSTACK != 0 && alt_size != 0 && !on_alt {
-        alt_sp + alt_size
+        alt_top
     } else {
-        user.rsp - RED_ZONE
+        user.rsp.wrapping_sub(RED_ZONE)
     };
-    sp = (sp - FPSTATE_SIZE) & !63;
+    sp = sp.wrapping_sub(FPSTATE_SIZE) & !63;
     let fpstate = sp;
-    let frame = ((sp - RT_SIGFRAME_SIZE + 8) & !15) - 8;
-    let uc = frame + 8;
-    let info_addr = uc + UCONTEXT_SIZE;
+    let frame = (sp.wrapping_sub(RT_SIGFRAME_SIZE - 8) & !15).wrapping_sub(8);
+    let uc = frame.wrapping_add(8);
+    let info_addr = uc.wrapping_add(UCONTEXT_SIZE);
 
     let (trapno, err, cr2) = match point {
         Point::Exception(f) => (f.vector, f.error_code, thread.vcpu.cr2().unwrap_or(0)),

@@ -310,6 +310,20 @@ impl KvmVcpu {
         self.fd.get_tsc_khz().context("KVM_GET_TSC_KHZ")
     }
 
+    /// A KVM_RUN that enters no guest code (immediate_exit): what KVM sets up on a
+    /// VM's first run (its NX huge-page recovery thread, which counts against
+    /// process limits) is done here, and its failure returned, instead of every
+    /// later KVM_RUN failing with EAGAIN.
+    pub fn first_run(&mut self) -> Result<()> {
+        self.fd.set_kvm_immediate_exit(1);
+        let ran = self.fd.run().map(|_| ());
+        self.fd.set_kvm_immediate_exit(0);
+        match ran {
+            Err(e) if e.errno() != libc::EINTR => Err(e).context("KVM_RUN (first run)"),
+            _ => Ok(()),
+        }
+    }
+
     /// Runs the vCPU until the guest writes to an I/O port (returned) or does
     /// something that kills it (the signal Linux would send).
     pub fn run_to_exit(&mut self) -> Result<Exit> {

@@ -53,9 +53,10 @@ fn do_execve(ctx: &mut Ctx<'_>, path: CString, argv: u64, envp: u64) -> Result<O
     let errno = exec::replace(ctx.guest, ctx.thread, &program, &envp);
     // Past the point of no return (other threads are gone): end the payload, as
     // Linux does when execve fails that late.
-    eprintln!(
+    crate::eprintln_whole!(
         "km: {}: re-executing km for {:?}: {errno}",
-        ctx.guest.config.name, program.path
+        ctx.guest.config.name,
+        program.path
     );
     Ok(Outcome::Kill(libc::SIGKILL))
 }

@@ -16,7 +16,9 @@ use crate::memory::host;
 const MAX_RW_COUNT: u64 = 0x7fff_f000;
 /// The most bytes km bounces through its own buffer in one call.
 const BOUNCE_MAX: u64 = 16 << 20;
-const IOV_MAX: u64 = 1024;
+pub(super) const IOV_MAX: u64 = 1024;
+/// Size of `struct iovec`.
+const IOVEC_SIZE: u64 = 16;
 const TCGETS: u64 = 0x5401;
 const TIOCGWINSZ: u64 = 0x5413;
 /// Size of the kernel's `struct termios` (what TCGETS writes).
@@ -99,13 +101,23 @@ pub(super) fn iov_slices<'a>(
     if count > IOV_MAX {
         return Err(Errno::INVAL);
     }
-    (0..count)
-        .map(|i| {
-            let base: u64 = ctx.read_obj(addr + 16 * i)?;
-            let len: u64 = ctx.read_obj(addr + 16 * i + 8)?;
-            if len > isize::MAX as u64 {
-                return Err(Errno::INVAL);
-            }
+    // count <= IOV_MAX: the array's size cannot overflow; the array is checked
+    // readable before it is copied.
+    let array = ctx.read_bytes(addr, (count * IOVEC_SIZE) as usize)?;
+    let iovecs: Vec<(u64, u64)> = array
+        .chunks_exact(IOVEC_SIZE as usize)
+        .map(|iovec| {
+            let word = |at: usize| u64::from_ne_bytes(iovec[at..at + 8].try_into().expect("8"));
+            (word(0), word(8))
+        })
+        .collect();
+    // As Linux: any negative length is EINVAL before any buffer faults.
+    if iovecs.iter().any(|&(_, len)| len > isize::MAX as u64) {
+        return Err(Errno::INVAL);
+    }
+    iovecs
+        .into_iter()
+        .map(|(base, len)| {
             if from_guest {
                 ctx.readable(base, len as usize)
             } else {
@@ -118,7 +130,8 @@ pub(super) fn iov_slices<'a>(
 /// readv/writev, or preadv/pwritev at file offset `at`.
 fn vectored_io(ctx: &mut Ctx<'_>, a: &[u64; 6], write: bool, at: Option<i64>) -> SysResult {
     let fd = ctx.fd(a[0])?;
-    let bufs = iov_slices(ctx, a[1], a[2], write)?;
+    // Linux takes the count as an unsigned int.
+    let bufs = iov_slices(ctx, a[1], a[2] as u32 as u64, write)?;
     Ok(host::vectored(fd.as_fd(), &bufs, write, at)? as u64)
 }
 
@@ -302,7 +315,8 @@ pub fn faccessat2(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 }
 
 pub fn getdents64(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
-    let len = a[2].min(BOUNCE_MAX) as usize;
+    // The count is an unsigned int to Linux.
+    let len = (a[2] as u32 as u64).min(BOUNCE_MAX) as usize;
     ctx.writable(a[1], len)?;
     let fd = ctx.fd(a[0])?;
     if procfs::is_own_fd_dir(fd.as_fd()) {
@@ -403,7 +417,9 @@ pub fn renameat2(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 }
 
 fn do_readlinkat(ctx: &mut Ctx<'_>, dir: u64, path: u64, buf: u64, size: u64) -> SysResult {
-    if size as i64 <= 0 {
+    // bufsiz is an int to Linux.
+    let size = size as i32;
+    if size <= 0 {
         return Err(Errno::INVAL);
     }
     let path = ctx.read_path(path)?;

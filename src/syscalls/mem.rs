@@ -7,6 +7,7 @@ use std::os::fd::AsFd;
 use rustix::io::Errno;
 
 use super::{Ctx, SysResult};
+use crate::guest::mm::TASK_SIZE;
 use crate::guest::mm::{MapRequest, VmaKind};
 use crate::kernel::lock;
 use crate::memory::{PAGE_SIZE, page_align_up};
@@ -71,6 +72,7 @@ pub fn mmap(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
         fixed,
         noreplace,
         shared,
+        noreserve: flags & libc::MAP_NORESERVE != 0,
         file: file.as_ref().map(|f| (f.as_fd(), offset)),
         path: file.as_ref().map(|f| file_name(f.as_fd())),
     };
@@ -101,21 +103,26 @@ pub fn mremap(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     if old % PAGE_SIZE != 0 || new_len == 0 || flags & !(MREMAP_MAYMOVE | MREMAP_FIXED) != 0 {
         return Err(Errno::INVAL);
     }
+    if old_len > TASK_SIZE || new_len > TASK_SIZE {
+        return Err(Errno::INVAL);
+    }
     if flags & MREMAP_FIXED != 0 && (flags & MREMAP_MAYMOVE == 0 || new_addr % PAGE_SIZE != 0) {
         return Err(Errno::INVAL);
     }
     let vm = &ctx.guest.vm;
     let mut mm = lock(&ctx.guest.mm);
     let (_, vma) = mm.vma_at(old).ok_or(Errno::FAULT)?;
-    if old + old_len > vma.end {
-        return Err(Errno::FAULT);
-    }
+    let old_end = old
+        .checked_add(old_len)
+        .filter(|end| *end <= vma.end)
+        .ok_or(Errno::FAULT)?;
     if flags & MREMAP_FIXED == 0 {
         if new_len <= old_len {
-            mm.munmap(vm, old + new_len..old + old_len)?;
+            mm.munmap(vm, old + new_len..old_end)?;
             return Ok(old);
         }
-        let tail = old + old_len..old + new_len;
+        let new_end = old.checked_add(new_len).ok_or(Errno::NOMEM)?;
+        let tail = old_end..new_end;
         if mm.is_free(&tail) && mm.extend(vm, tail, vma.clone()).is_ok() {
             return Ok(old);
         }
@@ -135,6 +142,7 @@ pub fn mremap(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
         fixed,
         noreplace: false,
         shared: vma.shared,
+        noreserve: false,
         file: None,
         path: None,
     };
@@ -148,7 +156,7 @@ pub fn mremap(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
         vm.mem.write_bytes(new + done, &buf)?;
         done += n as u64;
     }
-    mm.munmap(vm, old..old + old_len)?;
+    mm.munmap(vm, old..old_end)?;
     Ok(new)
 }
 
@@ -187,7 +195,9 @@ pub fn msync(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 /// the range is checked (ENOMEM if unmapped).
 pub fn mlock(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     let start = a[0] & !(PAGE_SIZE - 1);
-    let range = page_range(start, a[1] + (a[0] - start))?;
+    // As Linux: the length from the page start, page-aligned, wraps (to nothing).
+    let len = page_align_up(a[1].wrapping_add(a[0] - start));
+    let range = page_range(start, len)?;
     if !lock(&ctx.guest.mm).is_mapped(&range) {
         return Err(Errno::NOMEM);
     }
@@ -214,6 +224,7 @@ pub fn mincore(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
         return Err(Errno::NOMEM);
     }
     let pages = ((range.end - range.start) / PAGE_SIZE) as usize;
+    ctx.writable(a[2], pages)?;
     ctx.write_bytes(a[2], &vec![1u8; pages])?;
     Ok(0)
 }

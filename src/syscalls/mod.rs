@@ -85,6 +85,8 @@ impl<'a> Ctx<'a> {
         lock(&self.guest.fds).get(fd as i32)
     }
 
+    /// A copy of `[addr, addr + len)`, allocated only once the range is known to be
+    /// readable guest memory.
     pub fn read_bytes(&self, addr: u64, len: usize) -> Result<Vec<u8>, Errno> {
         let s = self.readable(addr, len)?;
         let mut buf = vec![0u8; len];

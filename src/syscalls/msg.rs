@@ -1,68 +1,79 @@
-//! sendmsg, recvmsg and sendmmsg: the guest's `struct msghdr` read and written
-//! field by field, its buffers as checked guest memory, and descriptors passed in
-//! SCM_RIGHTS control messages translated between guest numbers and km's host
-//! descriptors both ways.
+//! sendmsg, recvmsg and sendmmsg: the guest's `struct msghdr` read in one piece and
+//! written back field by field, its buffers as checked guest memory, and descriptors
+//! passed in SCM_RIGHTS control messages translated between guest numbers and km's
+//! host descriptors both ways.
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::Arc;
 
 use rustix::io::Errno;
 
-use super::fs::iov_slices;
+use super::fs::{IOV_MAX, iov_slices};
 use super::net::read_sockaddr;
 use super::{Ctx, SysResult};
 use crate::kernel::lock;
 use crate::memory::host;
 
-/// Offsets in `struct msghdr`.
-const MSG_NAME: u64 = 0;
+/// Offsets in `struct msghdr` of the fields km writes back.
 const MSG_NAMELEN: u64 = 8;
-const MSG_IOV: u64 = 16;
-const MSG_IOVLEN: u64 = 24;
-const MSG_CONTROL: u64 = 32;
 const MSG_CONTROLLEN: u64 = 40;
 const MSG_FLAGS: u64 = 48;
+/// Offset in `struct mmsghdr` of the count sent.
+const MMSG_LEN: u64 = 56;
 /// Size of `struct mmsghdr` (a msghdr and the count sent).
 const MMSGHDR_SIZE: u64 = 64;
 /// Largest address and control data km passes (the kernel's optmem limit is similar).
 const NAME_MAX: u64 = 128;
 const CONTROL_MAX: u64 = 64 << 10;
-/// Most messages one sendmmsg sends (Linux's UIO_MAXIOV).
-const MMSG_MAX: u64 = 1024;
 /// Size of `struct cmsghdr` (len, level, type).
 const CMSG_HEADER: usize = 16;
 
-/// The control messages in `control`: (offset of the data, data length, level, type).
-fn cmsgs(control: &[u8]) -> Vec<(usize, usize, i32, i32)> {
-    let mut out = Vec::new();
-    let mut at = 0;
-    while at + CMSG_HEADER <= control.len() {
-        let word = |o: usize, n: usize| &control[at + o..at + o + n];
-        let len = u64::from_ne_bytes(word(0, 8).try_into().expect("8 bytes")) as usize;
-        if len < CMSG_HEADER || at + len > control.len() {
-            break;
-        }
-        let level = i32::from_ne_bytes(word(8, 4).try_into().expect("4 bytes"));
-        let kind = i32::from_ne_bytes(word(12, 4).try_into().expect("4 bytes"));
-        out.push((at + CMSG_HEADER, len - CMSG_HEADER, level, kind));
-        at += len.next_multiple_of(8);
-    }
-    out
+/// One control message of a `msg_control` buffer.
+struct Cmsg {
+    /// Offset of the data in the buffer.
+    data: usize,
+    len: usize,
+    level: i32,
+    kind: i32,
 }
 
-fn is_rights(level: i32, kind: i32) -> bool {
-    level == libc::SOL_SOCKET && kind == libc::SCM_RIGHTS
+/// The control messages in `control`, checked as Linux's CMSG_OK does: each
+/// `cmsg_len` covers at least its header and stays inside the buffer (EINVAL).
+fn cmsgs(control: &[u8]) -> Result<Vec<Cmsg>, Errno> {
+    let mut out = Vec::new();
+    let mut at = 0usize;
+    while control.len().saturating_sub(at) >= CMSG_HEADER {
+        let field = |o: usize, n: usize| &control[at + o..at + o + n];
+        let len = u64::from_ne_bytes(field(0, 8).try_into().expect("8 bytes"));
+        let room = (control.len() - at) as u64;
+        if len < CMSG_HEADER as u64 || len > room {
+            return Err(Errno::INVAL);
+        }
+        let len = len as usize;
+        out.push(Cmsg {
+            data: at + CMSG_HEADER,
+            len: len - CMSG_HEADER,
+            level: i32::from_ne_bytes(field(8, 4).try_into().expect("4 bytes")),
+            kind: i32::from_ne_bytes(field(12, 4).try_into().expect("4 bytes")),
+        });
+        // `len` is at most the buffer's length, so aligning it cannot overflow.
+        at += len.next_multiple_of(8);
+    }
+    Ok(out)
+}
+
+impl Cmsg {
+    fn is_rights(&self) -> bool {
+        self.level == libc::SOL_SOCKET && self.kind == libc::SCM_RIGHTS
+    }
 }
 
 /// Rewrites the guest descriptors in SCM_RIGHTS messages of `control` as km's host
 /// descriptors; returns those (to keep them open across the call).
 fn fds_to_host(ctx: &Ctx<'_>, control: &mut [u8]) -> Result<Vec<Arc<OwnedFd>>, Errno> {
     let mut held = Vec::new();
-    for (data, len, level, kind) in cmsgs(control) {
-        if !is_rights(level, kind) {
-            continue;
-        }
-        for slot in control[data..data + len].chunks_exact_mut(4) {
+    for cmsg in cmsgs(control)?.iter().filter(|c| c.is_rights()) {
+        for slot in control[cmsg.data..cmsg.data + cmsg.len].chunks_exact_mut(4) {
             let guest = i32::from_ne_bytes((&*slot).try_into().expect("4 bytes"));
             let host = lock(&ctx.guest.fds).get(guest)?;
             slot.copy_from_slice(&host.as_raw_fd().to_ne_bytes());
@@ -75,11 +86,8 @@ fn fds_to_host(ctx: &Ctx<'_>, control: &mut [u8]) -> Result<Vec<Arc<OwnedFd>>, E
 /// Installs the descriptors received in SCM_RIGHTS messages of `control` in the
 /// guest's table and rewrites them as guest numbers.
 fn fds_to_guest(ctx: &Ctx<'_>, control: &mut [u8], cloexec: bool) -> Result<(), Errno> {
-    for (data, len, level, kind) in cmsgs(control) {
-        if !is_rights(level, kind) {
-            continue;
-        }
-        for slot in control[data..data + len].chunks_exact_mut(4) {
+    for cmsg in cmsgs(control)?.iter().filter(|c| c.is_rights()) {
+        for slot in control[cmsg.data..cmsg.data + cmsg.len].chunks_exact_mut(4) {
             let host = i32::from_ne_bytes((&*slot).try_into().expect("4 bytes"));
             let fd = host::adopt_received_fd(host);
             let guest = lock(&ctx.guest.fds).insert(fd, cloexec, 0)?;
@@ -89,25 +97,59 @@ fn fds_to_guest(ctx: &Ctx<'_>, control: &mut [u8], cloexec: bool) -> Result<(), 
     Ok(())
 }
 
+/// The fields of a guest `struct msghdr` km reads.
+struct MsgHdr {
+    name: u64,
+    name_len: u32,
+    iov: u64,
+    iov_len: u64,
+    control: u64,
+    control_len: u64,
+}
+
+impl MsgHdr {
+    /// The msghdr at `hdr`, read in one piece (EFAULT unless all of it is readable).
+    fn read(ctx: &Ctx<'_>, hdr: u64) -> Result<MsgHdr, Errno> {
+        let [name, name_len, iov, iov_len, control, control_len, _flags]: [u64; 7] =
+            ctx.read_obj(hdr)?;
+        let name_len = name_len as u32;
+        if (name_len as i32) < 0 {
+            // msg_namelen is an int to Linux.
+            return Err(Errno::INVAL);
+        }
+        if iov_len > IOV_MAX {
+            return Err(Errno::MSGSIZE);
+        }
+        Ok(MsgHdr {
+            name,
+            // Linux cuts a longer address length to a sockaddr_storage.
+            name_len: if name == 0 {
+                0
+            } else {
+                name_len.min(NAME_MAX as u32)
+            },
+            iov,
+            iov_len,
+            control,
+            control_len,
+        })
+    }
+}
+
 /// One sendmsg of the guest msghdr at `hdr`.
 fn send_one(ctx: &Ctx<'_>, fd: &OwnedFd, hdr: u64, flags: i32) -> SysResult {
-    let name_addr: u64 = ctx.read_obj(hdr + MSG_NAME)?;
-    let name_len: u32 = ctx.read_obj(hdr + MSG_NAMELEN)?;
-    let name = if name_addr != 0 && name_len > 0 {
-        Some(read_sockaddr(ctx, name_addr, name_len as u64)?)
+    let msg = MsgHdr::read(ctx, hdr)?;
+    let name = if msg.name_len > 0 {
+        Some(read_sockaddr(ctx, msg.name, msg.name_len as u64)?)
     } else {
         None
     };
-    let iov: u64 = ctx.read_obj(hdr + MSG_IOV)?;
-    let iovlen: u64 = ctx.read_obj(hdr + MSG_IOVLEN)?;
-    let bufs = iov_slices(ctx, iov, iovlen, true)?;
-    let control_addr: u64 = ctx.read_obj(hdr + MSG_CONTROL)?;
-    let control_len: u64 = ctx.read_obj(hdr + MSG_CONTROLLEN)?;
-    if control_len > CONTROL_MAX {
+    let bufs = iov_slices(ctx, msg.iov, msg.iov_len, true)?;
+    if msg.control_len > CONTROL_MAX {
         return Err(Errno::NOBUFS);
     }
-    let mut control = if control_addr != 0 && control_len > 0 {
-        ctx.read_bytes(control_addr, control_len as usize)?
+    let mut control = if msg.control != 0 && msg.control_len > 0 {
+        ctx.read_bytes(msg.control, msg.control_len as usize)?
     } else {
         Vec::new()
     };
@@ -124,13 +166,15 @@ pub fn sendmsg(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 /// was.
 pub fn sendmmsg(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     let fd = ctx.fd(a[0])?;
-    let count = a[2].min(MMSG_MAX);
+    let count = a[2].min(IOV_MAX);
     let mut sent = 0;
     for i in 0..count {
-        let hdr = a[1] + i * MMSGHDR_SIZE;
-        match send_one(ctx, &fd, hdr, a[3] as i32) {
-            Ok(n) => {
-                ctx.write_obj(hdr + 56, n as u32)?;
+        // i < IOV_MAX (UIO_MAXIOV, sendmmsg's cap too): the offset cannot overflow,
+        // the guest's base can.
+        let hdr = a[1].checked_add(i * MMSGHDR_SIZE).ok_or(Errno::FAULT);
+        match hdr.and_then(|hdr| send_one(ctx, &fd, hdr, a[3] as i32).map(|n| (hdr, n))) {
+            Ok((hdr, n)) => {
+                ctx.write_obj(hdr + MMSG_LEN, n as u32)?;
                 sent += 1;
             }
             Err(e) if sent == 0 => return Err(e),
@@ -143,29 +187,22 @@ pub fn sendmmsg(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 pub fn recvmsg(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     let fd = ctx.fd(a[0])?;
     let (hdr, flags) = (a[1], a[2] as i32);
-    let name_addr: u64 = ctx.read_obj(hdr + MSG_NAME)?;
-    let name_cap = if name_addr != 0 {
-        (ctx.read_obj::<u32>(hdr + MSG_NAMELEN)? as u64).min(NAME_MAX) as usize
-    } else {
-        0
-    };
-    let iov: u64 = ctx.read_obj(hdr + MSG_IOV)?;
-    let iovlen: u64 = ctx.read_obj(hdr + MSG_IOVLEN)?;
-    let bufs = iov_slices(ctx, iov, iovlen, false)?;
-    let control_addr: u64 = ctx.read_obj(hdr + MSG_CONTROL)?;
-    let control_cap = if control_addr != 0 {
-        ctx.read_obj::<u64>(hdr + MSG_CONTROLLEN)?.min(CONTROL_MAX) as usize
+    let msg = MsgHdr::read(ctx, hdr)?;
+    let name_cap = msg.name_len as usize;
+    let bufs = iov_slices(ctx, msg.iov, msg.iov_len, false)?;
+    let control_cap = if msg.control != 0 {
+        msg.control_len.min(CONTROL_MAX) as usize
     } else {
         0
     };
     let mut got = host::recvmsg(fd.as_fd(), name_cap, &bufs, control_cap, flags)?;
     fds_to_guest(ctx, &mut got.control, flags & libc::MSG_CMSG_CLOEXEC != 0)?;
     if name_cap > 0 {
-        ctx.write_bytes(name_addr, &got.name)?;
+        ctx.write_bytes(msg.name, &got.name)?;
         ctx.write_obj(hdr + MSG_NAMELEN, got.name_len)?;
     }
     if control_cap > 0 {
-        ctx.write_bytes(control_addr, &got.control)?;
+        ctx.write_bytes(msg.control, &got.control)?;
     }
     ctx.write_obj(hdr + MSG_CONTROLLEN, got.control.len() as u64)?;
     ctx.write_obj(hdr + MSG_FLAGS, got.flags)?;

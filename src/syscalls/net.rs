@@ -64,7 +64,10 @@ pub fn socketpair(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     Ok(0)
 }
 
+/// The socket address at `addr`, `len` bytes long (an int to Linux: only its low
+/// 32 bits count, and a negative or too long one is EINVAL).
 pub(super) fn read_sockaddr(ctx: &Ctx<'_>, addr: u64, len: u64) -> Result<Vec<u8>, Errno> {
+    let len = len as u32 as u64;
     if len > SOCKADDR_MAX {
         return Err(Errno::INVAL);
     }

@@ -7,14 +7,16 @@ use rustix::event::epoll;
 use rustix::io::Errno;
 
 use super::{Ctx, SysResult};
-use crate::kernel::lock;
+use crate::guest::mm::TASK_SIZE;
+use crate::kernel::{fdtable, lock};
 use crate::memory::host;
 
 const EPOLL_EVENT_SIZE: u64 = 12;
 /// Linux's EP_MAX_EVENTS.
 const EP_MAX_EVENTS: u64 = i32::MAX as u64 / EPOLL_EVENT_SIZE;
-/// Linux's cap on poll's descriptor count (RLIMIT_NOFILE in practice).
-const POLL_MAX: u64 = 1 << 20;
+/// Most events one epoll_wait asks the host for (fewer than asked is fine to
+/// epoll's callers), which bounds km's buffer whatever the guest's maxevents.
+const EVENTS_PER_WAIT: u64 = 1024;
 const NSEC_PER_MSEC: i64 = 1_000_000;
 const USEC_PER_MSEC: i64 = 1_000;
 
@@ -65,13 +67,21 @@ pub fn epoll_ctl(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     Ok(0)
 }
 
+/// epoll_wait(epfd, events, maxevents, timeout). As Linux, the events buffer need
+/// only lie in user space until events are written to it (EFAULT then).
 fn wait(ctx: &mut Ctx<'_>, epfd: u64, events: u64, max: u64, timeout_ms: i32) -> SysResult {
-    if max == 0 || max > EP_MAX_EVENTS {
+    // maxevents is an int.
+    let max = max as i32;
+    if max <= 0 || max as u64 > EP_MAX_EVENTS {
         return Err(Errno::INVAL);
     }
+    let max = max as u64;
+    let end = events.checked_add(max * EPOLL_EVENT_SIZE);
+    if end.is_none_or(|end| end > TASK_SIZE) {
+        return Err(Errno::FAULT);
+    }
     let epfd = ctx.fd(epfd)?;
-    ctx.writable(events, (max * EPOLL_EVENT_SIZE) as usize)?;
-    let out = host::epoll_wait(epfd.as_fd(), max as usize, timeout_ms)?;
+    let out = host::epoll_wait(epfd.as_fd(), max.min(EVENTS_PER_WAIT) as usize, timeout_ms)?;
     ctx.write_bytes(events, &out)?;
     Ok(out.len() as u64 / EPOLL_EVENT_SIZE)
 }
@@ -86,7 +96,9 @@ pub fn epoll_pwait(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 }
 
 fn do_poll(ctx: &mut Ctx<'_>, fds_addr: u64, nfds: u64, timeout_ms: i32) -> SysResult {
-    if nfds > POLL_MAX {
+    // nfds is an unsigned int, at most RLIMIT_NOFILE.
+    let nfds = nfds as u32 as u64;
+    if nfds > fdtable::limit() as u64 {
         return Err(Errno::INVAL);
     }
     let raw = ctx.read_bytes(fds_addr, (nfds * 8) as usize)?;
@@ -161,10 +173,11 @@ fn has(set: &Option<Vec<u64>>, fd: usize) -> bool {
 /// Returns the ready count; the guest's sets are rewritten with the ready ones.
 fn do_select(ctx: &mut Ctx<'_>, a: &[u64; 6], timeout_ms: i32) -> SysResult {
     let nfds = a[0] as i32;
-    if nfds < 0 || nfds as u64 > POLL_MAX {
+    if nfds < 0 {
         return Err(Errno::INVAL);
     }
-    let nfds = nfds as usize;
+    // Linux cuts nfds to the size of the descriptor table.
+    let nfds = nfds.min(fdtable::limit()) as usize;
     let sets = [
         read_fd_set(ctx, a[1], nfds)?,
         read_fd_set(ctx, a[2], nfds)?,

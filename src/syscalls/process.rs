@@ -47,6 +47,9 @@ pub fn vfork(ctx: &mut Ctx<'_>, _: &[u64; 6]) -> SysResult {
 /// returns the child's pid to the parent. A CLONE_VM child gets a copy of memory
 /// too, which every fork-then-exec user (posix_spawn, system) is fine with; with
 /// `vfork` the parent waits, as Linux's vfork does, until the child execs or exits.
+/// The parent returns only once the child km is set up and about to run the
+/// payload; a child that could not be set up is reaped and its errno returned, as
+/// Linux's fork fails.
 pub fn new_process(ctx: &mut Ctx<'_>, spec: ChildSpec, vfork: bool) -> SysResult {
     let guest = ctx.guest;
     let release = if vfork {
@@ -54,6 +57,7 @@ pub fn new_process(ctx: &mut Ctx<'_>, spec: ChildSpec, vfork: bool) -> SysResult
     } else {
         None
     };
+    let (report_rx, report_tx) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
     let xsave = ctx.thread.vcpu.xsave().map_err(|_| Errno::AGAIN)?;
     let marks = guest.debugger.as_ref().map(|d| d.marks());
     let fds = lock(&guest.fds).clone();
@@ -64,6 +68,8 @@ pub fn new_process(ctx: &mut Ctx<'_>, spec: ChildSpec, vfork: bool) -> SysResult
     let vm = match forked {
         Ok(Forked::Parent(pid)) => {
             drop(mm);
+            drop(report_tx);
+            child_ready(pid, &report_rx)?;
             if let Some((wait, done)) = release {
                 drop(done);
                 // EOF once the child has exec'd or exited; a kick's EINTR waits on.
@@ -81,27 +87,87 @@ pub fn new_process(ctx: &mut Ctx<'_>, spec: ChildSpec, vfork: bool) -> SysResult
         }
         Err(e) => {
             trace!(Category::Kvm, "fork failed: {e:#}");
-            return Err(Errno::AGAIN);
+            return Err(fork_errno(&e));
         }
         Ok(Forked::Child(vm)) => vm,
     };
     // The child km: only this thread exists; everything is rebuilt from the copies.
+    drop(report_rx);
+    let vm = vm.unwrap_or_else(|e| child_failed(&report_tx, &e));
     kick::forget_parent();
     crate::kernel::private_fds::close_in_fork_child();
     *lock(&VFORK_RELEASE) = release.map(|(_, done)| done);
     let child = Arc::new(guest.forked(vm, mm.clone(), fds, signals));
     drop(mm);
+    // The parent's descriptor table, copied into this process, must not hold the
+    // child's descriptors open (a pipe's write end the child closes must close).
+    lock(&guest.fds).close_range(0..=i32::MAX, false);
     if let Some(marks) = marks
         && let Err(e) = erase_marks(&child, marks)
     {
-        eprintln!(
+        crate::eprintln_whole!(
             "km: {}: clearing gdb's breakpoints in the forked child: {e:#}",
             guest.config.name
         );
     }
     let altstack = ctx.thread.altstack;
     let sigmask = ctx.thread.sigmask;
-    run_child(&child, spec, &xsave, sigmask, altstack)
+    run_child(&child, spec, &xsave, sigmask, altstack, report_tx)
+}
+
+/// The errno Linux's fork gives for a failure of km's: ENOMEM when memory ran
+/// out, EAGAIN otherwise (a process or thread limit, most often).
+fn fork_errno(e: &anyhow::Error) -> Errno {
+    let nomem = e.chain().any(|cause| {
+        cause.downcast_ref::<Errno>() == Some(&Errno::NOMEM)
+            || cause
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(|e| e.raw_os_error() == Some(libc::ENOMEM))
+            || cause
+                .downcast_ref::<kvm_ioctls::Error>()
+                .is_some_and(|e| e.errno() == libc::ENOMEM)
+    });
+    if nomem { Errno::NOMEM } else { Errno::AGAIN }
+}
+
+/// In the parent: waits for the forked child `pid` to report its set-up (an errno,
+/// 0 for ready). A child that failed, or died before reporting, is reaped and its
+/// errno (EAGAIN if it gave none) returned.
+fn child_ready(pid: i32, report: &OwnedFd) -> Result<(), Errno> {
+    let mut word = [0u8; 4];
+    let got = loop {
+        match rustix::io::read(report, &mut word) {
+            Err(Errno::INTR) => {}
+            r => break r,
+        }
+    };
+    let errno = match got {
+        Ok(4) => i32::from_ne_bytes(word),
+        _ => libc::EAGAIN,
+    };
+    if errno == 0 {
+        return Ok(());
+    }
+    let child = rustix::process::Pid::from_raw(pid);
+    while matches!(
+        rustix::process::waitpid(child, rustix::process::WaitOptions::empty()),
+        Err(Errno::INTR)
+    ) {}
+    Err(Errno::from_raw_os_error(errno))
+}
+
+/// In the child: tells the parent its set-up result (a 4-byte write to a pipe is
+/// atomic).
+fn report_to_parent(report: &OwnedFd, errno: i32) {
+    let _ = rustix::io::write(report, &errno.to_ne_bytes());
+}
+
+/// In a child whose set-up failed: reports why to the parent, whose fork then
+/// fails with that errno, and exits.
+fn child_failed(report: &OwnedFd, e: &anyhow::Error) -> ! {
+    trace!(Category::Kvm, "forked child not started: {e:#}");
+    report_to_parent(report, fork_errno(e).raw_os_error());
+    std::process::exit(crate::KM_ERROR_STATUS as i32)
 }
 
 /// Takes gdb's `marks` out of a fork child (which gdb does not follow, as with
@@ -117,13 +183,15 @@ fn erase_marks(child: &Guest, marks: Marks) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs the forked child's only thread; never returns.
+/// Runs the forked child's only thread once it is set up, which it reports to the
+/// parent over `report`; never returns.
 fn run_child(
     guest: &Arc<Guest>,
     spec: ChildSpec,
     xsave: &[u8],
     sigmask: u64,
     altstack: (u64, u64),
+    report: OwnedFd,
 ) -> ! {
     let tid = rustix::process::getpid().as_raw_nonzero().get();
     let started = guest.take_vcpu().and_then(|vcpu| {
@@ -136,16 +204,9 @@ fn run_child(
         vcpu.set_xsave(xsave)?;
         Ok(vcpu)
     });
-    let vcpu = match started {
-        Ok(vcpu) => vcpu,
-        Err(e) => {
-            eprintln!(
-                "km: {}: starting the forked child: {e:#}",
-                guest.config.name
-            );
-            std::process::exit(crate::KM_ERROR_STATUS as i32);
-        }
-    };
+    let vcpu = started.unwrap_or_else(|e| child_failed(&report, &e));
+    report_to_parent(&report, 0);
+    drop(report);
     for addr in [spec.set_ptid, spec.set_ctid].into_iter().flatten() {
         let _ = guest.write_user(addr, tid);
     }

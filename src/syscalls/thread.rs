@@ -9,6 +9,7 @@ use rustix::io::Errno;
 
 use super::{Ctx, Outcome, SysResult, process};
 use crate::kernel::process::{Guest, Thread};
+use crate::memory::PAGE_SIZE;
 use crate::memory::host::{self, FutexArg4};
 use crate::trace;
 use crate::trace::Category;
@@ -84,23 +85,42 @@ pub fn clone(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> Result<Outcome, Errno> {
 }
 
 /// clone3(args, size) for threads: `struct clone_args` gives the same facts as
-/// clone's registers (the stack as base and size).
+/// clone's registers (the stack as base and size; set_tid and cgroup are not
+/// used). Its size is checked as Linux does: at least the first version, at most a
+/// page, and any part past the fields Linux knows must be zero (E2BIG).
 pub fn clone3(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> Result<Outcome, Errno> {
     const CLONE_ARGS_SIZE_VER0: u64 = 64;
-    if a[1] < CLONE_ARGS_SIZE_VER0 {
+    /// Size of Linux's current `struct clone_args` (VER2).
+    const CLONE_ARGS_SIZE: u64 = 88;
+    let size = a[1];
+    if size < CLONE_ARGS_SIZE_VER0 {
         return Err(Errno::INVAL);
     }
+    if size > PAGE_SIZE {
+        return Err(Errno::TOOBIG);
+    }
     let args: [u64; 8] = ctx.read_obj(a[0])?;
+    if size > CLONE_ARGS_SIZE {
+        // The first 64 bytes are readable, so this address does not overflow.
+        let unknown = ctx.read_bytes(a[0] + CLONE_ARGS_SIZE, (size - CLONE_ARGS_SIZE) as usize)?;
+        if unknown.iter().any(|&b| b != 0) {
+            return Err(Errno::TOOBIG);
+        }
+    }
     let [
         flags,
         _pidfd,
         child_tid,
         parent_tid,
-        _exit_signal,
+        exit_signal,
         stack,
         stack_size,
         tls,
     ] = args;
+    // Linux: the exit signal fits CSIGNAL, and a stack has a base and a size or neither.
+    if exit_signal & !(libc::CSIGNAL as u64) != 0 || (stack == 0) != (stack_size == 0) {
+        return Err(Errno::INVAL);
+    }
     let top = if stack != 0 {
         stack.checked_add(stack_size).ok_or(Errno::INVAL)?
     } else {

@@ -221,6 +221,13 @@ impl Guest {
         lock(&self.threads).live.get(&tid).cloned()
     }
 
+    /// The tids of the running threads, in order.
+    pub fn thread_ids(&self) -> Vec<i32> {
+        let mut tids: Vec<i32> = lock(&self.threads).live.keys().copied().collect();
+        tids.sort_unstable();
+        tids
+    }
+
     /// Whether another thread asked every thread to stop (for a core dump).
     pub fn stop_requested(&self) -> bool {
         self.stop.requested.load(Ordering::SeqCst)

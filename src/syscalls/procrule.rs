@@ -220,7 +220,7 @@ fn walk(guest: &Guest, dir: BorrowedFd<'_>, path: &[u8], follow: bool) -> Result
     let mut links = 0;
     while let Some(name) = todo.pop() {
         let last = todo.is_empty();
-        let (next, view) = match guest_fd_dir(guest, cur.as_fd())? {
+        let (mut next, view) = match guest_fd_dir(guest, cur.as_fd())? {
             Some(info) => guest_fd_entry(guest, &name, info, last && !follow)?,
             None => (step(cur.as_fd(), &name)?, None),
         };
@@ -229,12 +229,16 @@ fn walk(guest: &Guest, dir: BorrowedFd<'_>, path: &[u8], follow: bool) -> Result
             if links > MAX_LINKS {
                 return Err(Errno::LOOP);
             }
-            let target = link_target(guest, next.as_fd())?;
-            if target.first() == Some(&b'/') {
-                cur = start(dir, b"/")?;
+            match link_target(guest, cur.as_fd(), &name, next.as_fd())? {
+                Jump::Object(object) => next = object,
+                Jump::Text(target) => {
+                    if target.first() == Some(&b'/') {
+                        cur = start(dir, b"/")?;
+                    }
+                    todo.extend(components(&target));
+                    continue;
+                }
             }
-            todo.extend(components(&target));
-            continue;
         }
         if last {
             let access = match view {
@@ -275,25 +279,34 @@ fn step(dir: BorrowedFd<'_>, name: &[u8]) -> Result<OwnedFd, Errno> {
     rustix::fs::openat2(dir, name, flags, Mode::empty(), ResolveFlags::NO_MAGICLINKS)
 }
 
-/// The text a symlink stands for, with the payload's magic links (`exe`, `cwd`,
-/// `root`) replaced by what they mean for the guest; other kms' magic links and the
-/// payload's unknown ones are refused.
-fn link_target(guest: &Guest, link: BorrowedFd<'_>) -> Result<Vec<u8>, Errno> {
+/// Where following a symlink leads.
+enum Jump {
+    /// On to this path.
+    Text(Vec<u8>),
+    /// To this object (another process's magic link, followed by the host).
+    Object(OwnedFd),
+}
+
+/// Where symlink `link` (entry `name` of `dir`) leads: the payload's magic links
+/// (`exe`, `cwd`, `root`) to what they mean for the guest; another km's and the
+/// payload's other ones (namespaces, map_files) are refused.
+fn link_target(guest: &Guest, dir: BorrowedFd<'_>, name: &[u8], link: BorrowedFd<'_>) -> Result<Jump, Errno> {
     if in_procfs(link) {
         match whose(guest, &host_path(link)?)? {
-            Whose::Payload(b"exe") => return Ok(procfs::exe(guest)),
-            Whose::Payload(b"cwd") => return Ok(rustix::process::getcwd(Vec::new())?.into_bytes()),
-            Whose::Payload(b"root") => return Ok(b"/".to_vec()),
+            Whose::Payload(b"exe") => return Ok(Jump::Text(procfs::exe(guest))),
+            Whose::Payload(b"cwd") => {
+                return Ok(Jump::Text(rustix::process::getcwd(Vec::new())?.into_bytes()));
+            }
+            Whose::Payload(b"root") => return Ok(Jump::Text(b"/".to_vec())),
             Whose::Payload(_) | Whose::OtherKm(_) | Whose::KmThread => return Err(Errno::ACCESS),
-            Whose::Nobody | Whose::Other => {}
+            Whose::Other => {
+                let flags = OFlags::PATH | OFlags::CLOEXEC;
+                return Ok(Jump::Object(rustix::fs::openat(dir, name, flags, Mode::empty())?));
+            }
+            Whose::Nobody => {}
         }
     }
-    let target = rustix::fs::readlinkat(link, c"", Vec::new())?.into_bytes();
-    // Another process's link to a pipe or socket names no path to follow.
-    if in_procfs(link) && target.first() != Some(&b'/') && target.contains(&b':') {
-        return Err(Errno::ACCESS);
-    }
-    Ok(target)
+    Ok(Jump::Text(rustix::fs::readlinkat(link, c"", Vec::new())?.into_bytes()))
 }
 
 /// Whether `dir` is the payload's `fd` (`Some(false)`) or `fdinfo` (`Some(true)`)

@@ -1,7 +1,7 @@
 //! File and descriptor syscalls, served by the host on km's own descriptors.
 
 use std::ffi::{CStr, CString};
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
 
 use rustix::fs::{AtFlags, Mode, OFlags, RenameFlags, SeekFrom};
@@ -280,8 +280,9 @@ fn do_access(ctx: &mut Ctx<'_>, dir: u64, path: u64, mode: u64, flags: u64) -> S
     let path = path_or_empty(ctx, path, flags)?;
     let access = rustix::fs::Access::from_bits(mode as u32).ok_or(Errno::INVAL)?;
     let target = stat_target(ctx, dir, &path, flags)?;
-    let flags = AtFlags::from_bits_retain(flags as u32) | AtFlags::EMPTY_PATH;
-    rustix::fs::accessat(target, c"", access, flags)?;
+    let via = format!("/proc/self/fd/{}", target.as_raw_fd());
+    let flags = AtFlags::from_bits_retain(flags as u32) - AtFlags::EMPTY_PATH;
+    rustix::fs::accessat(rustix::fs::CWD, via, access, flags)?;
     Ok(0)
 }
 

@@ -151,6 +151,7 @@ pub fn open(
     flags: OFlags,
     mode: Mode,
 ) -> Result<OwnedFd, Errno> {
+    let (flags, mode) = as_open_would(flags, mode);
     let how = flags | OFlags::CLOEXEC;
     match rustix::fs::openat2(dir, path, how, mode, ResolveFlags::NO_MAGICLINKS) {
         Ok(fd) if !in_procfs(fd.as_fd()) => return Ok(fd),
@@ -182,6 +183,26 @@ pub fn link_text(guest: &Guest, found: &Resolved) -> Result<Vec<u8>, Errno> {
         }
         Access::Serve(_) | Access::Host => Err(Errno::INVAL),
     }
+}
+
+/// The flags and mode open(2) goes on with (openat2 refuses what open ignores):
+/// unknown flags dropped, only the path flags with O_PATH, the mode only when a
+/// file may be created.
+fn as_open_would(flags: OFlags, mode: Mode) -> (OFlags, Mode) {
+    /// Linux's VALID_OPEN_FLAGS and O_PATH_FLAGS.
+    const VALID: u32 = 0o37777703;
+    let path_flags = OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::PATH | OFlags::CLOEXEC;
+    let mut flags = OFlags::from_bits_retain(flags.bits() & VALID);
+    if flags.contains(OFlags::PATH) {
+        flags &= path_flags;
+    }
+    let creates = flags.contains(OFlags::CREATE) || flags.contains(OFlags::TMPFILE);
+    let mode = if creates {
+        Mode::from_raw_mode(mode.as_raw_mode() & 0o7777)
+    } else {
+        Mode::empty()
+    };
+    (flags, mode)
 }
 
 /// A new open file for the object behind O_PATH descriptor `fd`.

@@ -69,7 +69,10 @@ fn run_escapes(libc: &str) {
 
     // Every refusal is there, and Linux itself lets the process open each of them.
     for want in REFUSED.lines() {
-        assert!(lines.contains(&want), "{libc}: missing {want:?} in\n{km_out}");
+        assert!(
+            lines.contains(&want),
+            "{libc}: missing {want:?} in\n{km_out}"
+        );
         let (what, _) = want.rsplit_once(": ").unwrap();
         assert!(
             linux_lines
@@ -95,7 +98,9 @@ fn run_escapes(libc: &str) {
     let km_exe = km_exe.to_string_lossy();
     assert!(maps.iter().any(|l| l.ends_with(&*exe.to_string_lossy())));
     assert!(
-        !maps.iter().any(|l| l.contains(&*km_exe) || l.contains("[vvar]")),
+        !maps
+            .iter()
+            .any(|l| l.contains(&*km_exe) || l.contains("[vvar]")),
         "{libc}: km's own mappings show:\n{}",
         maps.join("\n")
     );
@@ -196,12 +201,12 @@ fn request(s: &mut TcpStream, body: &str) -> String {
     let mut got = Vec::new();
     let mut buf = [0u8; 4096];
     loop {
-        if let Some(d) = got.iter().position(|&b| b == b'$') {
-            if let Some(h) = got[d..].iter().position(|&b| b == b'#') {
-                if got.len() >= d + h + 3 {
-                    return String::from_utf8_lossy(&got[d + 1..d + h]).into_owned();
-                }
-            }
+        let start = got.iter().position(|&b| b == b'$');
+        let hash = start.and_then(|d| got[d..].iter().position(|&b| b == b'#').map(|h| d + h));
+        if let (Some(d), Some(h)) = (start, hash)
+            && got.len() >= h + 3
+        {
+            return String::from_utf8_lossy(&got[d + 1..h]).into_owned();
         }
         let n = s.read(&mut buf).unwrap();
         assert!(n > 0, "the stub closed the connection");
@@ -252,7 +257,9 @@ fn gdb_host_io_reads_no_km_memory_and_no_special_files() {
         format!("/proc/{km_pid}/task/{km_pid}/mem"),
         "/dev/zero".into(),
         "/proc/self/fd/0".into(),
-        Path::new(env!("CARGO_TARGET_TMPDIR")).to_string_lossy().into(),
+        Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .to_string_lossy()
+            .into(),
     ] {
         let reply = open(&mut s, &refused);
         assert!(reply.starts_with("F-1,"), "{refused}: {reply}");
@@ -263,7 +270,10 @@ fn gdb_host_io_reads_no_km_memory_and_no_special_files() {
         let fd = reply.strip_prefix('F').unwrap_or("-1");
         assert!(!fd.starts_with('-'), "{allowed}: {reply}");
         let read = request(&mut s, &format!("vFile:pread:{fd},10,0"));
-        assert!(read.starts_with("F") && !read.starts_with("F-"), "{allowed}: {read}");
+        assert!(
+            read.starts_with("F") && !read.starts_with("F-"),
+            "{allowed}: {read}"
+        );
         request(&mut s, &format!("vFile:close:{fd}"));
     }
     let _ = server.kill();

@@ -555,7 +555,20 @@ fn do_linkat(
     let old = ctx.read_path(old)?;
     let new = ctx.read_path(new)?;
     let flags = AtFlags::from_bits(flags as u32).ok_or(Errno::INVAL)?;
-    rustix::fs::linkat(dirfd(ctx, olddir)?, &old, dirfd(ctx, newdir)?, &new, flags)?;
+    let olddir = dirfd(ctx, olddir)?;
+    let newdir = dirfd(ctx, newdir)?;
+    if !flags.contains(AtFlags::SYMLINK_FOLLOW) || old.is_empty() {
+        rustix::fs::linkat(olddir, &old, newdir, &new, flags)?;
+        return Ok(0);
+    }
+    // Following links: the object through the /proc rule (km's own /proc/self/fd/N
+    // must not link km's descriptors into the file system).
+    let found = procrule::resolve(ctx.guest, olddir.as_fd(), &old, true)?;
+    if !matches!(found.access, procrule::Access::Host) {
+        return Err(Errno::XDEV);
+    }
+    let via = format!("/proc/self/fd/{}", found.fd.as_raw_fd());
+    rustix::fs::linkat(rustix::fs::CWD, via, newdir, &new, flags)?;
     Ok(0)
 }
 

@@ -1,6 +1,7 @@
 //! The payload's view of itself in /proc: the files that would otherwise describe
 //! km (its executable, mappings, auxiliary vector, command line, signal state and
-//! descriptors) are answered from the guest's own state.
+//! descriptors) are answered from the guest's own state. Which path gets which is
+//! decided by the /proc rule (`procrule.rs`).
 
 use std::io::Write;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -88,7 +89,9 @@ pub fn open_view(
     flags: OFlags,
 ) -> Result<OwnedFd, Errno> {
     match which {
-        SelfPath::Exe => rustix::fs::open(&guest.config.exe, flags | OFlags::CLOEXEC, Mode::empty()),
+        SelfPath::Exe => {
+            rustix::fs::open(&guest.config.exe, flags | OFlags::CLOEXEC, Mode::empty())
+        }
         // The link itself, opened without following it.
         SelfPath::Fd(_) => Err(Errno::LOOP),
         generated => {
@@ -166,7 +169,13 @@ fn stat() -> Vec<u8> {
     let fields: Vec<&str> = fields
         .iter()
         .enumerate()
-        .map(|(i, f)| if STAT_ADDRESSES.contains(&(i + 3)) { "0" } else { f })
+        .map(|(i, f)| {
+            if STAT_ADDRESSES.contains(&(i + 3)) {
+                "0"
+            } else {
+                f
+            }
+        })
         .collect();
     format!("{head} {}\n", fields.join(" ")).into_bytes()
 }

@@ -96,7 +96,12 @@ enum Whose<'a> {
 
 /// Resolves `path` (relative to `dir`; the last component followed if `follow`).
 /// An empty path is the object `dir` itself.
-pub fn resolve(guest: &Guest, dir: BorrowedFd<'_>, path: &CStr, follow: bool) -> Result<Resolved, Errno> {
+pub fn resolve(
+    guest: &Guest,
+    dir: BorrowedFd<'_>,
+    path: &CStr,
+    follow: bool,
+) -> Result<Resolved, Errno> {
     if path.is_empty() {
         let fd = rustix::fs::openat(dir, c".", OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
             .or_else(|_| rustix::io::fcntl_dupfd_cloexec(dir, 0))?;
@@ -115,7 +120,11 @@ pub fn resolve(guest: &Guest, dir: BorrowedFd<'_>, path: &CStr, follow: bool) ->
 /// The host's own resolution of `path` when it lands outside procfs without
 /// crossing a magic link (`None`: it must be walked here).
 fn outside_proc(dir: BorrowedFd<'_>, path: &CStr, follow: bool) -> Result<Option<OwnedFd>, Errno> {
-    let nofollow = if follow { OFlags::empty() } else { OFlags::NOFOLLOW };
+    let nofollow = if follow {
+        OFlags::empty()
+    } else {
+        OFlags::NOFOLLOW
+    };
     let flags = OFlags::PATH | OFlags::CLOEXEC | nofollow;
     match rustix::fs::openat2(dir, path, flags, Mode::empty(), ResolveFlags::NO_MAGICLINKS) {
         Ok(fd) if !in_procfs(fd.as_fd()) => Ok(Some(fd)),
@@ -212,7 +221,7 @@ pub fn reopen(fd: BorrowedFd<'_>, flags: OFlags) -> Result<OwnedFd, Errno> {
 }
 
 fn in_procfs(fd: BorrowedFd<'_>) -> bool {
-    rustix::fs::fstatfs(fd).is_ok_and(|s| s.f_type as i64 == PROC_SUPER_MAGIC)
+    rustix::fs::fstatfs(fd).is_ok_and(|s| s.f_type == PROC_SUPER_MAGIC)
 }
 
 fn is_symlink(fd: BorrowedFd<'_>) -> bool {
@@ -311,23 +320,37 @@ enum Jump {
 /// Where symlink `link` (entry `name` of `dir`) leads: the payload's magic links
 /// (`exe`, `cwd`, `root`) to what they mean for the guest; another km's and the
 /// payload's other ones (namespaces, map_files) are refused.
-fn link_target(guest: &Guest, dir: BorrowedFd<'_>, name: &[u8], link: BorrowedFd<'_>) -> Result<Jump, Errno> {
+fn link_target(
+    guest: &Guest,
+    dir: BorrowedFd<'_>,
+    name: &[u8],
+    link: BorrowedFd<'_>,
+) -> Result<Jump, Errno> {
     if in_procfs(link) {
         match whose(guest, &host_path(link)?)? {
             Whose::Payload(b"exe") => return Ok(Jump::Text(procfs::exe(guest))),
             Whose::Payload(b"cwd") => {
-                return Ok(Jump::Text(rustix::process::getcwd(Vec::new())?.into_bytes()));
+                return Ok(Jump::Text(
+                    rustix::process::getcwd(Vec::new())?.into_bytes(),
+                ));
             }
             Whose::Payload(b"root") => return Ok(Jump::Text(b"/".to_vec())),
             Whose::Payload(_) | Whose::OtherKm(_) | Whose::KmThread => return Err(Errno::ACCESS),
             Whose::Other => {
                 let flags = OFlags::PATH | OFlags::CLOEXEC;
-                return Ok(Jump::Object(rustix::fs::openat(dir, name, flags, Mode::empty())?));
+                return Ok(Jump::Object(rustix::fs::openat(
+                    dir,
+                    name,
+                    flags,
+                    Mode::empty(),
+                )?));
             }
             Whose::Nobody => {}
         }
     }
-    Ok(Jump::Text(rustix::fs::readlinkat(link, c"", Vec::new())?.into_bytes()))
+    Ok(Jump::Text(
+        rustix::fs::readlinkat(link, c"", Vec::new())?.into_bytes(),
+    ))
 }
 
 /// Whether `dir` is the payload's `fd` (`Some(false)`) or `fdinfo` (`Some(true)`)
@@ -465,7 +488,11 @@ fn split_first(path: &[u8]) -> (&[u8], &[u8]) {
 }
 
 fn number(name: &[u8]) -> Option<i32> {
-    std::str::from_utf8(name).ok()?.parse().ok().filter(|n| *n > 0)
+    std::str::from_utf8(name)
+        .ok()?
+        .parse()
+        .ok()
+        .filter(|n| *n > 0)
 }
 
 fn is_km_thread(tid: i32) -> bool {
@@ -504,8 +531,7 @@ pub fn guest_listing(guest: &Guest, fd: BorrowedFd<'_>) -> Option<Vec<(String, u
 /// Whether the O_PATH object `fd` is the payload's (a host file outside procfs,
 /// or in the payload's own /proc/<pid>), as the debugger may read.
 fn payloads_or_host(guest: &Guest, fd: BorrowedFd<'_>) -> bool {
-    !in_procfs(fd)
-        || host_path(fd).is_ok_and(|p| matches!(whose(guest, &p), Ok(Whose::Payload(_))))
+    !in_procfs(fd) || host_path(fd).is_ok_and(|p| matches!(whose(guest, &p), Ok(Whose::Payload(_))))
 }
 
 /// gdb names the process by the stub's pid 1, which here means the payload.

@@ -173,7 +173,8 @@ static void descriptor_checks(void) {
             continue;
         snprintf(path, sizeof path, "/proc/self/fd/%d", n);
         if (readlink(path, target, sizeof target) >= 0 || errno != ENOENT || stat(path, &st) == 0 ||
-            errno != ENOENT || open(path, O_RDONLY) >= 0 || errno != ENOENT) {
+            errno != ENOENT || open(path, O_RDONLY) >= 0 || errno != ENOENT ||
+            linkat(AT_FDCWD, path, AT_FDCWD, "procescape.hard", AT_SYMLINK_FOLLOW) == 0 || errno != ENOENT) {
             printf("fd %d that the payload does not have: %s\n", n, err(errno));
             hidden = 0;
         }
@@ -200,6 +201,16 @@ static void descriptor_checks(void) {
     close(info);
     close(again);
     close(null);
+    // A file of the payload's, linked back into the directory through its fd link.
+    int file = open("procescape.file", O_CREAT | O_RDWR | O_TRUNC, 0600);
+    snprintf(path, sizeof path, "/proc/self/fd/%d", file);
+    unlink("procescape.hard");
+    int linked = linkat(AT_FDCWD, path, AT_FDCWD, "procescape.hard", AT_SYMLINK_FOLLOW);
+    printf("linkat through /proc/self/fd/<file>: %s, links %d\n", linked == 0 ? "ok" : err(errno),
+           fstat(file, &st) == 0 ? (int)st.st_nlink : -1);
+    unlink("procescape.hard");
+    unlink("procescape.file");
+    close(file);
 }
 
 static void *sleeper(void *arg) {

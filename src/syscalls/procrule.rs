@@ -162,14 +162,17 @@ pub fn open(
 ) -> Result<OwnedFd, Errno> {
     let (flags, mode) = as_open_would(flags, mode);
     let how = flags | OFlags::CLOEXEC;
-    match rustix::fs::openat2(dir, path, how, mode, ResolveFlags::NO_MAGICLINKS) {
+    let host_error = match rustix::fs::openat2(dir, path, how, mode, ResolveFlags::NO_MAGICLINKS) {
         Ok(fd) if !in_procfs(fd.as_fd()) => return Ok(fd),
         // Opened without reading anything; dropped, and decided below.
-        Ok(_) | Err(Errno::LOOP) => {}
+        Ok(_) | Err(Errno::LOOP) => None,
         Err(e) if !near_proc(dir, path) => return Err(e),
-        Err(_) => {}
-    }
-    let found = resolve(guest, dir, path, !flags.contains(OFlags::NOFOLLOW))?;
+        Err(e) => Some(e),
+    };
+    // A path the host could not open and the walk finds nothing at either: the
+    // host's reason (EROFS, EACCES, ...) is the one Linux would give.
+    let found = resolve(guest, dir, path, !flags.contains(OFlags::NOFOLLOW))
+        .map_err(|e| host_error.unwrap_or(e))?;
     if flags.contains(OFlags::CREATE | OFlags::EXCL) {
         return Err(Errno::EXIST);
     }

@@ -224,19 +224,29 @@ pub fn lseek(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     rustix::fs::seek(ctx.fd(a[0])?, pos)
 }
 
-/// The object a stat-like call on `path` (relative to guest dirfd `dir`) looks at,
-/// through the /proc rule; with AT_EMPTY_PATH and an empty path, `dir` itself.
-fn stat_target(ctx: &Ctx<'_>, dir: u64, path: &CStr, flags: u64) -> Result<OwnedFd, Errno> {
-    let dir = dirfd(ctx, dir)?;
-    if path.is_empty() && flags & libc::AT_EMPTY_PATH as u64 != 0 {
-        return rustix::io::fcntl_dupfd_cloexec(dir.as_fd(), 0);
+/// The object a call on `path` (relative to guest dirfd `dir`) acts on, through the
+/// /proc rule; with AT_EMPTY_PATH and an empty path, `dir` itself.
+pub(super) fn path_target(
+    ctx: &Ctx<'_>,
+    dir: u64,
+    path: &CStr,
+    flags: u64,
+) -> Result<OwnedFd, Errno> {
+    let empty = path.is_empty() && flags & libc::AT_EMPTY_PATH as u64 != 0;
+    if empty && dir as i32 != libc::AT_FDCWD {
+        return rustix::io::fcntl_dupfd_cloexec(ctx.fd(dir)?.as_fd(), 0);
     }
     let follow = flags & libc::AT_SYMLINK_NOFOLLOW as u64 == 0;
-    Ok(procrule::resolve(ctx.guest, dir.as_fd(), path, follow)?.fd)
+    Ok(procrule::resolve(ctx.guest, dirfd(ctx, dir)?.as_fd(), path, follow)?.fd)
+}
+
+/// The path through which a call that follows links reaches `target` itself.
+pub(super) fn via_fd(target: &OwnedFd) -> String {
+    format!("/proc/self/fd/{}", target.as_raw_fd())
 }
 
 fn do_stat(ctx: &mut Ctx<'_>, dir: u64, path: &CStr, flags: u64, out: u64) -> SysResult {
-    let target = stat_target(ctx, dir, path, flags)?;
+    let target = path_target(ctx, dir, path, flags)?;
     let st = host::fstatat(target.as_fd(), c"", libc::AT_EMPTY_PATH)?;
     ctx.write_bytes(out, &st)?;
     Ok(0)
@@ -269,7 +279,7 @@ pub fn newfstatat(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 
 pub fn statx(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     let path = path_or_empty(ctx, a[1], a[2])?;
-    let target = stat_target(ctx, a[0], &path, a[2])?;
+    let target = path_target(ctx, a[0], &path, a[2])?;
     let sync = a[2] as i32 & AT_STATX_SYNC_TYPE;
     let st = host::statx(target.as_fd(), c"", sync | libc::AT_EMPTY_PATH, a[3] as u32)?;
     ctx.write_bytes(a[4], &st)?;
@@ -279,10 +289,9 @@ pub fn statx(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 fn do_access(ctx: &mut Ctx<'_>, dir: u64, path: u64, mode: u64, flags: u64) -> SysResult {
     let path = path_or_empty(ctx, path, flags)?;
     let access = rustix::fs::Access::from_bits(mode as u32).ok_or(Errno::INVAL)?;
-    let target = stat_target(ctx, dir, &path, flags)?;
-    let via = format!("/proc/self/fd/{}", target.as_raw_fd());
+    let target = path_target(ctx, dir, &path, flags)?;
     let flags = AtFlags::from_bits_retain(flags as u32) - AtFlags::EMPTY_PATH;
-    rustix::fs::accessat(rustix::fs::CWD, via, access, flags)?;
+    rustix::fs::accessat(rustix::fs::CWD, via_fd(&target), access, flags)?;
     Ok(0)
 }
 
@@ -567,8 +576,7 @@ fn do_linkat(
     if !matches!(found.access, procrule::Access::Host) {
         return Err(Errno::XDEV);
     }
-    let via = format!("/proc/self/fd/{}", found.fd.as_raw_fd());
-    rustix::fs::linkat(rustix::fs::CWD, via, newdir, &new, flags)?;
+    rustix::fs::linkat(rustix::fs::CWD, via_fd(&found.fd), newdir, &new, flags)?;
     Ok(0)
 }
 
@@ -583,12 +591,9 @@ pub fn linkat(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 
 fn do_chmodat(ctx: &mut Ctx<'_>, dir: u64, path: u64, mode: u64) -> SysResult {
     let path = ctx.read_path(path)?;
-    rustix::fs::chmodat(
-        dirfd(ctx, dir)?,
-        &path,
-        Mode::from_raw_mode(mode as u32),
-        AtFlags::empty(),
-    )?;
+    let target = path_target(ctx, dir, &path, 0)?;
+    let mode = Mode::from_raw_mode(mode as u32);
+    rustix::fs::chmodat(rustix::fs::CWD, via_fd(&target), mode, AtFlags::empty())?;
     Ok(0)
 }
 
@@ -614,7 +619,15 @@ pub fn ftruncate(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 pub fn truncate(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     let len = u64::try_from(a[1] as i64).map_err(|_| Errno::INVAL)?;
     let path = ctx.read_path(a[0])?;
-    let fd = rustix::fs::open(&path, OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty())?;
+    let (cwd, flags) = (rustix::fs::CWD, OFlags::WRONLY);
+    let fd = procrule::open(
+        ctx.guest,
+        Some(ctx.thread),
+        cwd,
+        &path,
+        flags,
+        Mode::empty(),
+    )?;
     rustix::fs::ftruncate(&fd, len)?;
     Ok(0)
 }

@@ -171,8 +171,12 @@ pub fn open(
     };
     // A path the host could not open and the walk finds nothing at either: the
     // host's reason (EROFS, EACCES, ...) is the one Linux would give.
-    let found = resolve(guest, dir, path, !flags.contains(OFlags::NOFOLLOW))
-        .map_err(|e| host_error.unwrap_or(e))?;
+    let found = match resolve(guest, dir, path, !flags.contains(OFlags::NOFOLLOW)) {
+        Err(Errno::NOENT) if flags.contains(OFlags::CREATE) => {
+            return create_below(guest, dir, path, how, mode);
+        }
+        found => found.map_err(|e| host_error.unwrap_or(e))?,
+    };
     if flags.contains(OFlags::CREATE | OFlags::EXCL) {
         return Err(Errno::EXIST);
     }
@@ -183,6 +187,37 @@ pub fn open(
         Access::Host if is_symlink(found.fd.as_fd()) => Err(Errno::LOOP),
         Access::Host => reopen(found.fd.as_fd(), flags - OFlags::CREATE),
     }
+}
+
+/// Creates the file `path` names (its last component missing) in the directory the
+/// rest of it resolves to, as O_CREAT does through a path with magic links.
+fn create_below(
+    guest: &Guest,
+    dir: BorrowedFd<'_>,
+    path: &CStr,
+    flags: OFlags,
+    mode: Mode,
+) -> Result<OwnedFd, Errno> {
+    let bytes = path.to_bytes();
+    let (parent, name) = match bytes.iter().rposition(|&b| b == b'/') {
+        Some(0) => (&b"/"[..], &bytes[1..]),
+        Some(i) => (&bytes[..i], &bytes[i + 1..]),
+        None => (&b"."[..], bytes),
+    };
+    if name.is_empty() {
+        return Err(Errno::ISDIR);
+    }
+    let parent = CString::new(parent).map_err(|_| Errno::INVAL)?;
+    let found = resolve(guest, dir, &parent, true)?;
+    if !matches!(found.access, Access::Host) || in_procfs(found.fd.as_fd()) {
+        return Err(Errno::ACCESS);
+    }
+    let created = rustix::fs::openat2(&found.fd, name, flags, mode, ResolveFlags::NO_MAGICLINKS)?;
+    // A symlink put there meanwhile may lead into /proc: nothing there is created.
+    if in_procfs(created.as_fd()) {
+        return Err(Errno::ACCESS);
+    }
+    Ok(created)
 }
 
 /// What readlink gives at a resolved path (EINVAL for what is no symlink).

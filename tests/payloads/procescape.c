@@ -174,7 +174,10 @@ static void descriptor_checks(void) {
         snprintf(path, sizeof path, "/proc/self/fd/%d", n);
         if (readlink(path, target, sizeof target) >= 0 || errno != ENOENT || stat(path, &st) == 0 ||
             errno != ENOENT || open(path, O_RDONLY) >= 0 || errno != ENOENT ||
-            linkat(AT_FDCWD, path, AT_FDCWD, "procescape.hard", AT_SYMLINK_FOLLOW) == 0 || errno != ENOENT) {
+            linkat(AT_FDCWD, path, AT_FDCWD, "procescape.hard", AT_SYMLINK_FOLLOW) == 0 || errno != ENOENT ||
+            truncate(path, 0) == 0 || errno != ENOENT || chmod(path, 0600) == 0 || errno != ENOENT ||
+            chown(path, -1, -1) == 0 || errno != ENOENT || utimensat(AT_FDCWD, path, 0, 0) == 0 ||
+            errno != ENOENT) {
             printf("fd %d that the payload does not have: %s\n", n, err(errno));
             hidden = 0;
         }
@@ -211,6 +214,21 @@ static void descriptor_checks(void) {
     unlink("procescape.hard");
     unlink("procescape.file");
     close(file);
+    // Creating through the payload's magic links: its cwd, and a directory fd.
+    int made = open("/proc/self/cwd/procescape.new", O_CREAT | O_EXCL | O_WRONLY, 0600);
+    printf("create through /proc/self/cwd: %s\n", made >= 0 ? "ok" : err(errno));
+    int again2 = open("/proc/self/cwd/procescape.new", O_CREAT | O_EXCL | O_WRONLY, 0600);
+    printf("again with O_EXCL: %s\n", again2 >= 0 ? "ok" : strerror(errno));
+    int here = open(".", O_RDONLY | O_DIRECTORY);
+    snprintf(path, sizeof path, "/proc/self/fd/%d/procescape.new2", here);
+    int made2 = open(path, O_CREAT | O_WRONLY, 0600);
+    printf("create through /proc/self/fd/<dir>: %s\n", made2 >= 0 ? "ok" : err(errno));
+    printf("truncate through /proc/self/fd/<dir>/file: %d\n", truncate(path, 0));
+    unlink("procescape.new");
+    unlink("procescape.new2");
+    close(made);
+    close(made2);
+    close(here);
 }
 
 static void *sleeper(void *arg) {

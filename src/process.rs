@@ -53,6 +53,9 @@ pub struct Config {
     pub argv: Vec<String>,
     /// The ELF file running, absolute (/proc/self/exe, gdb's exec-file).
     pub exe: std::path::PathBuf,
+    /// The environment given to the payload, NUL-terminated strings
+    /// (/proc/self/environ: km's own may hold what `--putenv` kept from it).
+    pub environ: Vec<u8>,
     /// km's vDSO data page, when the payload has the vDSO.
     pub vvar: Option<u64>,
     /// km's options to repeat when the payload's execve re-executes km.

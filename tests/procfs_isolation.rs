@@ -116,6 +116,28 @@ fn own_proc_escapes_get_eacces_or_the_guest_view_musl() {
     run_escapes("musl");
 }
 
+/// /proc/self/environ is the environment the payload was given, not km's (which
+/// may hold what `--putenv` kept from the payload).
+#[test]
+fn environ_is_the_payloads_not_kms() {
+    let exe = payload("procescape.musl");
+    let out = run(km()
+        .env("PROCESCAPE_SECRET", "kept from the payload")
+        .args(["--putenv", "PROCESCAPE_VISIBLE=1", "--putenv", "B=2"])
+        .arg(&exe)
+        .arg("environ"));
+    assert_eq!(
+        text(&out.stdout),
+        "environ: 2 strings, visible 1, secret 0\n"
+    );
+    let out = run(km()
+        .env("PROCESCAPE_SECRET", "given")
+        .env("PROCESCAPE_VISIBLE", "1")
+        .arg(&exe)
+        .arg("environ"));
+    assert!(text(&out.stdout).ends_with("visible 1, secret 1\n"));
+}
+
 /// Starts `procescape wait` under km and returns it once it runs.
 fn waiting_payload() -> (Child, BufReader<std::process::ChildStdout>) {
     let mut other = km()

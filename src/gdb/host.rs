@@ -1,7 +1,8 @@
 //! What gdb asks about the process and the host rather than the stopped threads:
 //! the auxiliary vector (`info auxv`), the executable's path (`qXfer:exec-file`),
-//! thread names, and read-only host file access (`vFile`), with which a gdb started
-//! without the executable fetches it from km.
+//! thread names, and read-only host file access (`vFile`: regular files and the
+//! payload's own /proc, through the /proc rule), with which a gdb started without
+//! the executable fetches it from km.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -80,8 +81,9 @@ fn errno<E>(e: HostIoErrno) -> HostIoError<E> {
     HostIoError::Errno(e)
 }
 
-/// Host I/O is read-only: gdb may fetch files (the executable, `/proc` entries) but
-/// not change anything on the host.
+/// Host I/O is read-only: gdb may fetch regular files (the executable) and the
+/// payload's `/proc` entries, never km's memory or special files, and change
+/// nothing on the host.
 impl HostIo for KmTarget {
     fn support_open(&mut self) -> Option<HostIoOpenOps<'_, Self>> {
         Some(self)

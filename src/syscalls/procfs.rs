@@ -20,6 +20,7 @@ pub enum SelfPath {
     Smaps,
     Auxv,
     Cmdline,
+    Environ,
     /// The host's status with the guest's signal state.
     Status,
     /// The host's stat without km's addresses.
@@ -65,6 +66,7 @@ pub fn contents(guest: &Guest, thread: Option<&Thread>, which: &SelfPath) -> Vec
         SelfPath::Smaps => maps(guest, true),
         SelfPath::Auxv => guest.config.auxv.clone(),
         SelfPath::Cmdline => cmdline(guest),
+        SelfPath::Environ => guest.config.environ.clone(),
         SelfPath::Status => status(guest, thread),
         SelfPath::Stat => stat(),
         SelfPath::Exe | SelfPath::Fd(_) => Vec::new(),

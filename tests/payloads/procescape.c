@@ -4,6 +4,7 @@
 //   procescape other PID  another payload's /proc/PID: harmless files only
 //   procescape wait       reads stdin to its end (the other payload)
 //   procescape exec       what /proc/self/exe re-executes into
+//   procescape environ    what /proc/self/environ holds
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
@@ -314,6 +315,19 @@ int main(int argc, char **argv) {
         char c;
         while (read(0, &c, 1) > 0) {
         }
+        return 0;
+    }
+    if (argc > 1 && strcmp(argv[1], "environ") == 0) {
+        int fd = open("/proc/self/environ", O_RDONLY);
+        char *env = fd < 0 ? 0 : slurp(fd);
+        size_t n = 0;
+        int visible = 0, secret = 0;
+        // NUL-separated strings: walk them one by one.
+        for (char *e = env; env && *e; e += strlen(e) + 1, n++) {
+            visible |= strcmp(e, "PROCESCAPE_VISIBLE=1") == 0;
+            secret |= strncmp(e, "PROCESCAPE_SECRET=", 18) == 0;
+        }
+        printf("environ: %zu strings, visible %d, secret %d\n", n, visible, secret);
         return 0;
     }
     if (argc > 1 && strcmp(argv[1], "exec") == 0) {

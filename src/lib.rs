@@ -140,6 +140,11 @@ pub fn run(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infalli
             .map(|a| a.to_string_lossy().into_owned())
             .collect(),
         exe: std::fs::canonicalize(&program.path)?,
+        environ: envp
+            .iter()
+            .flat_map(|e| e.as_bytes_with_nul())
+            .copied()
+            .collect(),
         exec_options: cli.exec_options(),
         vvar: vdso.map(|v| v.vvar),
         auxv,

@@ -1,12 +1,12 @@
 //! What gdb asks about the process and the host rather than the stopped threads:
 //! the auxiliary vector (`info auxv`), the executable's path (`qXfer:exec-file`),
-//! thread names, and read-only host file access (`vFile`), with which a gdb started
-//! without the executable fetches it from km.
+//! thread names, and read-only host file access (`vFile`: regular files and the
+//! payload's own /proc, through the /proc rule), with which a gdb started without
+//! the executable fetches it from km.
 
 use std::collections::HashMap;
-use std::ffi::OsStr;
 use std::fs::File;
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, MetadataExt};
 
 use gdbstub::common::{Pid, Tid};
@@ -21,7 +21,7 @@ use gdbstub::target::ext::host_io::{
 use gdbstub::target::ext::thread_extra_info::ThreadExtraInfo;
 
 use super::KmTarget;
-use crate::syscalls::procfs::{self, DebuggerView};
+use crate::syscalls::procrule;
 
 /// Linux keeps this many bytes of a task's name (TASK_COMM_LEN less the NUL).
 const COMM_LEN: usize = 15;
@@ -81,8 +81,9 @@ fn errno<E>(e: HostIoErrno) -> HostIoError<E> {
     HostIoError::Errno(e)
 }
 
-/// Host I/O is read-only: gdb may fetch files (the executable, `/proc` entries) but
-/// not change anything on the host.
+/// Host I/O is read-only: gdb may fetch regular files (the executable) and the
+/// payload's `/proc` entries, never km's memory or special files, and change
+/// nothing on the host.
 impl HostIo for KmTarget {
     fn support_open(&mut self) -> Option<HostIoOpenOps<'_, Self>> {
         Some(self)
@@ -120,12 +121,9 @@ impl HostIoOpen for KmTarget {
         if flags.intersects(writes) {
             return Err(errno(HostIoErrno::EACCES));
         }
-        let file = match procfs::open_for_debugger(&self.guest, filename) {
-            DebuggerView::Host(path) => File::open(OsStr::from_bytes(&path))?,
-            DebuggerView::Bytes(bytes) => {
-                File::from(procfs::file_with(&bytes).map_err(|_| errno(HostIoErrno::EIO))?)
-            }
-        };
+        let file = File::from(
+            procrule::open_for_debugger(&self.guest, filename).map_err(std::io::Error::from)?,
+        );
         let files = &mut self.files;
         let fd = files.next;
         files.next += 1;
@@ -183,12 +181,8 @@ impl HostIoFstat for KmTarget {
 
 impl HostIoReadlink for KmTarget {
     fn readlink(&mut self, filename: &[u8], buf: &mut [u8]) -> HostIoResult<usize, Self> {
-        let target = match procfs::readlink_for_debugger(&self.guest, filename) {
-            DebuggerView::Host(path) => std::fs::read_link(OsStr::from_bytes(&path))?
-                .into_os_string()
-                .into_vec(),
-            DebuggerView::Bytes(bytes) => bytes,
-        };
+        let target =
+            procrule::readlink_for_debugger(&self.guest, filename).map_err(std::io::Error::from)?;
         let bytes = &target[..];
         if bytes.len() > buf.len() {
             return Err(errno(HostIoErrno::ENAMETOOLONG));

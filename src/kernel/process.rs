@@ -56,6 +56,9 @@ pub struct Config {
     pub argv: Vec<String>,
     /// The ELF file running, absolute (/proc/self/exe, gdb's exec-file).
     pub exe: std::path::PathBuf,
+    /// The environment given to the payload, NUL-terminated strings
+    /// (/proc/self/environ: km's own may hold what `--putenv` kept from it).
+    pub environ: Vec<u8>,
     /// km's vDSO data page, when the payload has the vDSO.
     pub vvar: Option<u64>,
     /// km's options to repeat when the payload's execve re-executes km.
@@ -254,6 +257,13 @@ impl Guest {
     /// The running thread `tid`.
     pub fn thread(&self, tid: i32) -> Option<Arc<ThreadHandle>> {
         lock(&self.threads).live.get(&tid).cloned()
+    }
+
+    /// The tids of the running threads, in order.
+    pub fn thread_ids(&self) -> Vec<i32> {
+        let mut tids: Vec<i32> = lock(&self.threads).live.keys().copied().collect();
+        tids.sort_unstable();
+        tids
     }
 
     /// Whether another thread asked every thread to stop (for a core dump).

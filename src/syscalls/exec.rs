@@ -7,7 +7,7 @@ use std::os::unix::ffi::OsStrExt;
 
 use rustix::io::Errno;
 
-use super::{Ctx, Outcome};
+use super::{Ctx, Outcome, procrule};
 use crate::kernel::exec;
 use crate::trace;
 use crate::trace::Category;
@@ -39,6 +39,8 @@ fn string_array(ctx: &Ctx<'_>, mut addr: u64, total: &mut usize) -> Result<Vec<C
 }
 
 fn do_execve(ctx: &mut Ctx<'_>, path: CString, argv: u64, envp: u64) -> Result<Outcome, Errno> {
+    let path = procrule::exec_path(ctx.guest, &path)?;
+    let path = CString::new(path).map_err(|_| Errno::INVAL)?;
     let mut total = 0;
     let argv = string_array(ctx, argv, &mut total)?;
     let envp = string_array(ctx, envp, &mut total)?;

@@ -7,7 +7,7 @@ use std::os::fd::AsFd;
 use rustix::fs::{AtFlags, Timespec, Timestamps};
 use rustix::io::Errno;
 
-use super::fs::{dirfd, do_openat};
+use super::fs::{dirfd, do_openat, path_target};
 use super::{Ctx, SysResult};
 use crate::memory::host;
 
@@ -34,7 +34,8 @@ fn do_chownat(ctx: &mut Ctx<'_>, dir: u64, path: u64, uid: u64, gid: u64, flags:
     };
     let owner = id(uid).map(rustix::fs::Uid::from_raw);
     let group = id(gid).map(rustix::fs::Gid::from_raw);
-    rustix::fs::chownat(dirfd(ctx, dir)?, &path, owner, group, flags)?;
+    let target = path_target(ctx, dir, &path, flags.bits() as u64)?;
+    rustix::fs::chownat(target, c"", owner, group, AtFlags::EMPTY_PATH)?;
     Ok(0)
 }
 
@@ -89,8 +90,8 @@ fn do_utimens(
         return Err(Errno::INVAL);
     }
     let path = ctx.read_path(path)?;
-    let flags = AtFlags::from_bits_retain(flags as u32);
-    rustix::fs::utimensat(dirfd(ctx, dir)?, &path, &times, flags)?;
+    let target = path_target(ctx, dir, &path, flags)?;
+    rustix::fs::utimensat(target, c"", &times, AtFlags::EMPTY_PATH)?;
     Ok(0)
 }
 

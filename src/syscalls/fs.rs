@@ -1,14 +1,14 @@
 //! File and descriptor syscalls, served by the host on km's own descriptors.
 
 use std::ffi::{CStr, CString};
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
 
 use rustix::fs::{AtFlags, Mode, OFlags, RenameFlags, SeekFrom};
 use rustix::io::Errno;
 use vm_memory::{ReadVolatile, VolatileMemoryError, VolatileSlice, WriteVolatile};
 
-use super::{Ctx, SysResult, procfs};
+use super::{Ctx, SysResult, procfs, procrule};
 use crate::kernel::lock;
 use crate::memory::host;
 
@@ -24,6 +24,8 @@ const TIOCGWINSZ: u64 = 0x5413;
 /// Size of the kernel's `struct termios` (what TCGETS writes).
 const KERNEL_TERMIOS_SIZE: usize = 36;
 const WINSIZE_SIZE: usize = 8;
+/// statx's flags choosing how to synchronise with a remote file system.
+const AT_STATX_SYNC_TYPE: i32 = 0x6000;
 
 fn io_errno(e: VolatileMemoryError) -> Errno {
     match e {
@@ -184,28 +186,11 @@ pub(super) fn do_openat(
     flags: u64,
     mode: u64,
 ) -> SysResult {
-    let mut path = ctx.read_path(path)?;
+    let path = ctx.read_path(path)?;
     let flags = OFlags::from_bits_retain(flags as u32);
-    match procfs::self_path(path.as_bytes()) {
-        Some(procfs::SelfPath::Exe) => {
-            path = CString::new(procfs::exe(ctx.guest)).map_err(|_| Errno::INVAL)?;
-        }
-        Some(procfs::SelfPath::Fd(n, rest)) => path = procfs::host_fd_path(ctx, n, &rest)?,
-        Some(generated) => {
-            if flags.intersects(OFlags::WRONLY | OFlags::RDWR) {
-                return Err(Errno::ACCESS);
-            }
-            let fd = procfs::file_with(&procfs::contents(ctx.guest, ctx.thread, &generated))?;
-            return Ok(lock(&ctx.guest.fds).insert(fd, flags.contains(OFlags::CLOEXEC), 0)? as u64);
-        }
-        None => {}
-    }
-    let fd = rustix::fs::openat(
-        dirfd(ctx, dir)?,
-        &path,
-        flags | OFlags::CLOEXEC,
-        Mode::from_raw_mode(mode as u32),
-    )?;
+    let dir = dirfd(ctx, dir)?;
+    let mode = Mode::from_raw_mode(mode as u32);
+    let fd = procrule::open(ctx.guest, Some(ctx.thread), dir.as_fd(), &path, flags, mode)?;
     Ok(lock(&ctx.guest.fds).insert(fd, flags.contains(OFlags::CLOEXEC), 0)? as u64)
 }
 
@@ -252,8 +237,30 @@ pub fn lseek(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     rustix::fs::seek(ctx.fd(a[0])?, pos)
 }
 
+/// The object a call on `path` (relative to guest dirfd `dir`) acts on, through the
+/// /proc rule; with AT_EMPTY_PATH and an empty path, `dir` itself.
+pub(super) fn path_target(
+    ctx: &Ctx<'_>,
+    dir: u64,
+    path: &CStr,
+    flags: u64,
+) -> Result<OwnedFd, Errno> {
+    let empty = path.is_empty() && flags & libc::AT_EMPTY_PATH as u64 != 0;
+    if empty && dir as i32 != libc::AT_FDCWD {
+        return rustix::io::fcntl_dupfd_cloexec(ctx.fd(dir)?.as_fd(), 0);
+    }
+    let follow = flags & libc::AT_SYMLINK_NOFOLLOW as u64 == 0;
+    Ok(procrule::resolve(ctx.guest, dirfd(ctx, dir)?.as_fd(), path, follow)?.fd)
+}
+
+/// The path through which a call that follows links reaches `target` itself.
+pub(super) fn via_fd(target: &OwnedFd) -> String {
+    format!("/proc/self/fd/{}", target.as_raw_fd())
+}
+
 fn do_stat(ctx: &mut Ctx<'_>, dir: u64, path: &CStr, flags: u64, out: u64) -> SysResult {
-    let st = host::fstatat(dirfd(ctx, dir)?.as_fd(), path, flags as i32)?;
+    let target = path_target(ctx, dir, path, flags)?;
+    let st = host::fstatat(target.as_fd(), c"", libc::AT_EMPTY_PATH)?;
     ctx.write_bytes(out, &st)?;
     Ok(0)
 }
@@ -285,7 +292,9 @@ pub fn newfstatat(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 
 pub fn statx(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     let path = path_or_empty(ctx, a[1], a[2])?;
-    let st = host::statx(dirfd(ctx, a[0])?.as_fd(), &path, a[2] as i32, a[3] as u32)?;
+    let target = path_target(ctx, a[0], &path, a[2])?;
+    let sync = a[2] as i32 & AT_STATX_SYNC_TYPE;
+    let st = host::statx(target.as_fd(), c"", sync | libc::AT_EMPTY_PATH, a[3] as u32)?;
     ctx.write_bytes(a[4], &st)?;
     Ok(0)
 }
@@ -293,12 +302,9 @@ pub fn statx(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 fn do_access(ctx: &mut Ctx<'_>, dir: u64, path: u64, mode: u64, flags: u64) -> SysResult {
     let path = path_or_empty(ctx, path, flags)?;
     let access = rustix::fs::Access::from_bits(mode as u32).ok_or(Errno::INVAL)?;
-    rustix::fs::accessat(
-        dirfd(ctx, dir)?,
-        &path,
-        access,
-        AtFlags::from_bits_retain(flags as u32),
-    )?;
+    let target = path_target(ctx, dir, &path, flags)?;
+    let flags = AtFlags::from_bits_retain(flags as u32) - AtFlags::EMPTY_PATH;
+    rustix::fs::accessat(rustix::fs::CWD, via_fd(&target), access, flags)?;
     Ok(0)
 }
 
@@ -319,11 +325,11 @@ pub fn getdents64(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     let len = (a[2] as u32 as u64).min(BOUNCE_MAX) as usize;
     ctx.writable(a[1], len)?;
     let fd = ctx.fd(a[0])?;
-    if procfs::is_own_fd_dir(fd.as_fd()) {
+    if let Some(entries) = procrule::guest_listing(ctx.guest, fd.as_fd()) {
         // The directory's file position counts the entries already listed.
         let from = rustix::fs::seek(&fd, SeekFrom::Current(0))? as usize;
-        let (buf, taken) = procfs::fd_dirents(ctx.guest, from, len);
-        if buf.is_empty() && taken == 0 && from < 2 + lock(&ctx.guest.fds).numbers().len() {
+        let (buf, taken) = procfs::dirents(&entries, from, len);
+        if buf.is_empty() && taken == 0 && from < entries.len() {
             return Err(Errno::INVAL);
         }
         rustix::fs::seek(&fd, SeekFrom::Start((from + taken) as u64))?;
@@ -346,7 +352,12 @@ pub fn getcwd(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 }
 
 pub fn chdir(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
-    rustix::process::chdir(&ctx.read_path(a[0])?)?;
+    let path = ctx.read_path(a[0])?;
+    let found = procrule::resolve(ctx.guest, rustix::fs::CWD, &path, true)?;
+    match found.access {
+        procrule::Access::Host => rustix::process::fchdir(&found.fd)?,
+        procrule::Access::Serve(_) => return Err(Errno::NOTDIR),
+    }
     Ok(0)
 }
 
@@ -423,13 +434,9 @@ fn do_readlinkat(ctx: &mut Ctx<'_>, dir: u64, path: u64, buf: u64, size: u64) ->
         return Err(Errno::INVAL);
     }
     let path = ctx.read_path(path)?;
-    let target = match procfs::self_path(path.as_bytes()) {
-        Some(procfs::SelfPath::Exe) => procfs::exe(ctx.guest),
-        Some(procfs::SelfPath::Fd(n, rest)) => {
-            rustix::fs::readlink(procfs::host_fd_path(ctx, n, &rest)?, Vec::new())?.into_bytes()
-        }
-        _ => rustix::fs::readlinkat(dirfd(ctx, dir)?, &path, Vec::new())?.into_bytes(),
-    };
+    let dir = dirfd(ctx, dir)?;
+    let found = procrule::resolve(ctx.guest, dir.as_fd(), &path, false)?;
+    let target = procrule::link_text(ctx.guest, &found)?;
     let bytes = &target[..];
     let n = bytes.len().min(size as usize);
     ctx.write_bytes(buf, &bytes[..n])?;
@@ -573,7 +580,19 @@ fn do_linkat(
     let old = ctx.read_path(old)?;
     let new = ctx.read_path(new)?;
     let flags = AtFlags::from_bits(flags as u32).ok_or(Errno::INVAL)?;
-    rustix::fs::linkat(dirfd(ctx, olddir)?, &old, dirfd(ctx, newdir)?, &new, flags)?;
+    let olddir = dirfd(ctx, olddir)?;
+    let newdir = dirfd(ctx, newdir)?;
+    if !flags.contains(AtFlags::SYMLINK_FOLLOW) || old.is_empty() {
+        rustix::fs::linkat(olddir, &old, newdir, &new, flags)?;
+        return Ok(0);
+    }
+    // Following links: the object through the /proc rule (km's own /proc/self/fd/N
+    // must not link km's descriptors into the file system).
+    let found = procrule::resolve(ctx.guest, olddir.as_fd(), &old, true)?;
+    if !matches!(found.access, procrule::Access::Host) {
+        return Err(Errno::XDEV);
+    }
+    rustix::fs::linkat(rustix::fs::CWD, via_fd(&found.fd), newdir, &new, flags)?;
     Ok(0)
 }
 
@@ -588,12 +607,9 @@ pub fn linkat(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 
 fn do_chmodat(ctx: &mut Ctx<'_>, dir: u64, path: u64, mode: u64) -> SysResult {
     let path = ctx.read_path(path)?;
-    rustix::fs::chmodat(
-        dirfd(ctx, dir)?,
-        &path,
-        Mode::from_raw_mode(mode as u32),
-        AtFlags::empty(),
-    )?;
+    let target = path_target(ctx, dir, &path, 0)?;
+    let mode = Mode::from_raw_mode(mode as u32);
+    rustix::fs::chmodat(rustix::fs::CWD, via_fd(&target), mode, AtFlags::empty())?;
     Ok(0)
 }
 
@@ -619,7 +635,15 @@ pub fn ftruncate(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 pub fn truncate(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     let len = u64::try_from(a[1] as i64).map_err(|_| Errno::INVAL)?;
     let path = ctx.read_path(a[0])?;
-    let fd = rustix::fs::open(&path, OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty())?;
+    let (cwd, flags) = (rustix::fs::CWD, OFlags::WRONLY);
+    let fd = procrule::open(
+        ctx.guest,
+        Some(ctx.thread),
+        cwd,
+        &path,
+        flags,
+        Mode::empty(),
+    )?;
     rustix::fs::ftruncate(&fd, len)?;
     Ok(0)
 }

@@ -19,6 +19,7 @@ mod net;
 mod poll;
 mod process;
 pub mod procfs;
+pub mod procrule;
 mod signal;
 mod thread;
 

@@ -1,93 +1,45 @@
 //! The payload's view of itself in /proc: the files that would otherwise describe
 //! km (its executable, mappings, auxiliary vector, command line, signal state and
-//! descriptors) are answered from the guest's own state.
+//! descriptors) are answered from the guest's own state. Which path gets which is
+//! decided by the /proc rule (`procrule.rs`).
 
-use std::ffi::CString;
 use std::io::Write;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 
+use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 
-use super::Ctx;
 use crate::guest::mm::{Vma, VmaKind};
 use crate::kernel::lock;
 use crate::kernel::process::{Guest, Thread};
 
-/// A /proc path that names the payload itself.
+/// A file of the payload's own /proc/<pid> that km answers with the guest's view.
 pub enum SelfPath {
     Exe,
     Maps,
+    Smaps,
     Auxv,
     Cmdline,
+    Environ,
     /// The host's status with the guest's signal state.
     Status,
-    /// `fd/N` and what follows it.
-    Fd(i32, Vec<u8>),
+    /// The host's stat without km's addresses.
+    Stat,
+    /// The link `fd/N` itself (read as the guest descriptor's target).
+    Fd(i32),
 }
 
-/// Parses `/proc/self/...`, `/proc/thread-self/...` or `/proc/PID/...` with the
-/// payload's own pid; `None` for every other path (served by the host).
-pub fn self_path(path: &[u8]) -> Option<SelfPath> {
-    let rest = path.strip_prefix(b"/proc/")?;
-    let slash = rest.iter().position(|&b| b == b'/')?;
-    let (who, mut file) = (&rest[..slash], &rest[slash + 1..]);
-    let own = rustix::process::getpid().as_raw_nonzero().get().to_string();
-    if who != b"self" && who != b"thread-self" && who != own.as_bytes() {
-        return None;
-    }
-    // A thread's own directory (task/TID/) shows the process's mappings and so on.
-    if let Some(task) = file.strip_prefix(b"task/") {
-        let end = task.iter().position(|&b| b == b'/')?;
-        if !task[..end].iter().all(u8::is_ascii_digit) {
-            return None;
-        }
-        file = &task[end + 1..];
-    }
-    Some(match file {
-        b"exe" => SelfPath::Exe,
-        b"maps" => SelfPath::Maps,
-        b"auxv" => SelfPath::Auxv,
-        b"cmdline" => SelfPath::Cmdline,
-        b"status" => SelfPath::Status,
-        _ => {
-            let fd = file.strip_prefix(b"fd/")?;
-            let end = fd.iter().position(|&b| b == b'/').unwrap_or(fd.len());
-            let n = std::str::from_utf8(&fd[..end]).ok()?.parse().ok()?;
-            SelfPath::Fd(n, fd[end..].to_vec())
-        }
-    })
+/// The target of the payload's `fd/N` link: what the guest descriptor `n` is.
+pub fn fd_target(guest: &Guest, n: i32) -> Result<Vec<u8>, Errno> {
+    let fd = lock(&guest.fds).get(n).map_err(|_| Errno::NOENT)?;
+    let via = format!("/proc/self/fd/{}", fd.as_raw_fd());
+    Ok(rustix::fs::readlink(via, Vec::new())?.into_bytes())
 }
 
-/// The host path behind guest descriptor `n` (plus `rest`), through km's own /proc.
-pub fn host_fd_path(ctx: &Ctx<'_>, n: i32, rest: &[u8]) -> Result<CString, Errno> {
-    let fd = lock(&ctx.guest.fds).get(n).map_err(|_| Errno::NOENT)?;
-    let mut path = format!("/proc/self/fd/{}", fd.as_raw_fd()).into_bytes();
-    path.extend_from_slice(rest);
-    CString::new(path).map_err(|_| Errno::INVAL)
-}
-
-/// Whether host descriptor `fd` is km's own /proc/PID/fd directory (which the guest
-/// opened as /proc/self/fd): its listing must be the guest's descriptors.
-pub fn is_own_fd_dir(fd: BorrowedFd<'_>) -> bool {
-    let own = format!("/proc/{}/fd", rustix::process::getpid().as_raw_nonzero());
-    rustix::fs::readlink(format!("/proc/self/fd/{}", fd.as_raw_fd()), Vec::new())
-        .is_ok_and(|target| target.as_bytes() == own.as_bytes())
-}
-
-/// getdents64 records for the guest's /proc/self/fd from entry `from` on (".",
-/// "..", then one symlink per guest descriptor), at most `max` bytes; returns them
-/// and how many entries they hold.
-pub fn fd_dirents(guest: &Guest, from: usize, max: usize) -> (Vec<u8>, usize) {
-    const DT_DIR: u8 = 4;
-    const DT_LNK: u8 = 10;
-    let mut entries: Vec<(String, u8)> = vec![(".".into(), DT_DIR), ("..".into(), DT_DIR)];
-    entries.extend(
-        lock(&guest.fds)
-            .numbers()
-            .into_iter()
-            .map(|n| (n.to_string(), DT_LNK)),
-    );
+/// getdents64 records for `entries` (names and d_type) from entry `from` on, at
+/// most `max` bytes; returns them and how many entries they hold.
+pub fn dirents(entries: &[(String, u8)], from: usize, max: usize) -> (Vec<u8>, usize) {
     let mut out = Vec::new();
     let mut taken = 0;
     for (i, (name, kind)) in entries.iter().enumerate().skip(from) {
@@ -107,57 +59,18 @@ pub fn fd_dirents(guest: &Guest, from: usize, max: usize) -> (Vec<u8>, usize) {
     (out, taken)
 }
 
-/// The contents of a generated file (maps, auxv, cmdline, status) as `thread` sees it.
-pub fn contents(guest: &Guest, thread: &Thread, which: &SelfPath) -> Vec<u8> {
+/// The contents of a generated file as `thread` sees it (a debugger reads the
+/// signal state of no thread in particular).
+pub fn contents(guest: &Guest, thread: Option<&Thread>, which: &SelfPath) -> Vec<u8> {
     match which {
-        SelfPath::Status => status(guest, thread),
-        other => contents_without_thread(guest, other),
-    }
-}
-
-/// What a debugger sees at a path it reads through km (gdb's host I/O).
-pub enum DebuggerView {
-    /// This host path.
-    Host(Vec<u8>),
-    /// These bytes (a generated file's contents, or a link's target).
-    Bytes(Vec<u8>),
-}
-
-/// gdb names the process by the stub's pid 1, which here means the payload.
-fn debugger_path(path: &[u8]) -> Vec<u8> {
-    match path.strip_prefix(b"/proc/1/") {
-        Some(rest) => [&b"/proc/self/"[..], rest].concat(),
-        None => path.to_vec(),
-    }
-}
-
-/// The file a debugger opens at `path` (`info proc mappings` reads /proc/1/maps).
-pub fn open_for_debugger(guest: &Guest, path: &[u8]) -> DebuggerView {
-    let path = debugger_path(path);
-    match self_path(&path) {
-        Some(SelfPath::Exe) => DebuggerView::Host(exe(guest)),
-        Some(which @ (SelfPath::Maps | SelfPath::Auxv | SelfPath::Cmdline)) => {
-            DebuggerView::Bytes(contents_without_thread(guest, &which))
-        }
-        _ => DebuggerView::Host(path),
-    }
-}
-
-/// The link a debugger reads at `path` (`info proc` reads /proc/1/exe and cwd).
-pub fn readlink_for_debugger(guest: &Guest, path: &[u8]) -> DebuggerView {
-    let path = debugger_path(path);
-    match self_path(&path) {
-        Some(SelfPath::Exe) => DebuggerView::Bytes(exe(guest)),
-        _ => DebuggerView::Host(path),
-    }
-}
-
-fn contents_without_thread(guest: &Guest, which: &SelfPath) -> Vec<u8> {
-    match which {
-        SelfPath::Maps => maps(guest),
+        SelfPath::Maps => maps(guest, false),
+        SelfPath::Smaps => maps(guest, true),
         SelfPath::Auxv => guest.config.auxv.clone(),
         SelfPath::Cmdline => cmdline(guest),
-        SelfPath::Exe | SelfPath::Status | SelfPath::Fd(..) => Vec::new(),
+        SelfPath::Environ => guest.config.environ.clone(),
+        SelfPath::Status => status(guest, thread),
+        SelfPath::Stat => stat(),
+        SelfPath::Exe | SelfPath::Fd(_) => Vec::new(),
     }
 }
 
@@ -168,6 +81,32 @@ fn cmdline(guest: &Guest) -> Vec<u8> {
         .iter()
         .flat_map(|a| a.bytes().chain(std::iter::once(0)))
         .collect()
+}
+
+/// An open file for the guest's view `which`, opened with `flags` (as `thread`,
+/// if any, sees it).
+pub fn open_view(
+    guest: &Guest,
+    thread: Option<&Thread>,
+    which: &SelfPath,
+    flags: OFlags,
+) -> Result<OwnedFd, Errno> {
+    match which {
+        SelfPath::Exe => {
+            rustix::fs::open(&guest.config.exe, flags | OFlags::CLOEXEC, Mode::empty())
+        }
+        // The link itself, opened without following it.
+        SelfPath::Fd(_) => Err(Errno::LOOP),
+        generated => {
+            if flags.intersects(OFlags::WRONLY | OFlags::RDWR) {
+                return Err(Errno::ACCESS);
+            }
+            if flags.contains(OFlags::DIRECTORY) {
+                return Err(Errno::NOTDIR);
+            }
+            file_with(&contents(guest, thread, generated))
+        }
+    }
 }
 
 /// An open, read-only, seekable file holding `bytes` (a sealed-off memfd).
@@ -182,7 +121,7 @@ pub fn file_with(bytes: &[u8]) -> Result<OwnedFd, Errno> {
 
 /// /proc/self/status: km's own (name, ids, memory and threads are right: km shows as
 /// the payload and its memory is the guest's), with the signal lines the guest's.
-fn status(guest: &Guest, thread: &Thread) -> Vec<u8> {
+fn status(guest: &Guest, thread: Option<&Thread>) -> Vec<u8> {
     let host = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let actions = lock(&guest.signals).actions;
     let with = |pred: &dyn Fn(u64) -> bool| {
@@ -195,9 +134,9 @@ fn status(guest: &Guest, thread: &Thread) -> Vec<u8> {
     let mut out = String::with_capacity(host.len());
     for line in host.lines() {
         let value = match line.split_once(':').map(|(k, _)| k) {
-            Some("SigPnd") => Some(thread.handle.pending.bits()),
+            Some("SigPnd") => Some(thread.map_or(0, |t| t.handle.pending.bits())),
             Some("ShdPnd") => Some(guest.pending.bits()),
-            Some("SigBlk") => Some(thread.sigmask),
+            Some("SigBlk") => Some(thread.map_or(0, |t| t.sigmask)),
             Some("SigIgn") => Some(ignored),
             Some("SigCgt") => Some(caught),
             _ => None,
@@ -216,12 +155,49 @@ fn status(guest: &Guest, thread: &Thread) -> Vec<u8> {
     out.into_bytes()
 }
 
-/// /proc/self/maps in Linux's format, from the guest's mappings.
-fn maps(guest: &Guest) -> Vec<u8> {
+/// /proc/self/stat fields that hold addresses in km (start and end of code, stack,
+/// stack and instruction pointers, data, brk, arguments, environment), counted from
+/// 1 as in proc(5); Linux shows 0 there to readers it does not trust either.
+const STAT_ADDRESSES: [usize; 12] = [26, 27, 28, 29, 30, 45, 46, 47, 48, 49, 50, 51];
+
+/// /proc/self/stat: km's own with its addresses zeroed.
+fn stat() -> Vec<u8> {
+    let host = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The name (field 2) may hold spaces and parentheses: fields count after its ')'.
+    let Some(close) = host.rfind(')') else {
+        return host.into_bytes();
+    };
+    let (head, tail) = host.split_at(close + 1);
+    let fields: Vec<&str> = tail.split_whitespace().collect();
+    let fields: Vec<&str> = fields
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            if STAT_ADDRESSES.contains(&(i + 3)) {
+                "0"
+            } else {
+                f
+            }
+        })
+        .collect();
+    format!("{head} {}\n", fields.join(" ")).into_bytes()
+}
+
+/// /proc/self/maps in Linux's format, from the guest's mappings; with `sizes`, as
+/// smaps: each mapping followed by its size (km counts no resident pages per
+/// mapping, so only the sizes Linux always gives).
+fn maps(guest: &Guest, sizes: bool) -> Vec<u8> {
     let mm = lock(&guest.mm);
     let mut out = Vec::new();
     for (start, vma) in mm.vmas() {
         let _ = writeln!(out, "{}", map_line(start, vma));
+        if sizes {
+            let kb = (vma.end - start) / 1024;
+            let _ = write!(
+                out,
+                "Size:           {kb:8} kB\nKernelPageSize:        4 kB\nMMUPageSize:           4 kB\n"
+            );
+        }
     }
     out
 }

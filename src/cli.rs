@@ -77,6 +77,16 @@ pub struct Cli {
     #[arg(long = "gdb-address", value_name = "ADDR", default_value = "127.0.0.1")]
     pub gdb_address: String,
 
+    /// Run km without its seccomp filter (for debugging km: the filter limits km's
+    /// own host syscalls to those it needs; see docs/security.md).
+    #[arg(long = "no-seccomp")]
+    pub no_seccomp: bool,
+
+    /// Internal: this km was re-executed for the payload's execve and runs under
+    /// the seccomp filter its parent installed.
+    #[arg(long = "seccomp-inherited", hide = true)]
+    pub seccomp_inherited: bool,
+
     /// Give the payload NAME as argv[0] instead of PAYLOAD (as `exec -a` does).
     #[arg(long = "argv0", value_name = "NAME")]
     pub argv0: Option<OsString>,
@@ -118,6 +128,11 @@ impl Cli {
         if self.no_vdso {
             out.push("--no-vdso".into());
         }
+        out.push(if self.no_seccomp {
+            "--no-seccomp".into()
+        } else {
+            "--seccomp-inherited".into()
+        });
         out
     }
 }

@@ -20,6 +20,7 @@ pub mod memory;
 pub mod mm;
 pub mod paging;
 pub mod process;
+pub mod seccomp;
 pub mod signals;
 pub mod stack;
 pub mod syscalls;
@@ -84,6 +85,9 @@ fn show_as(program: &exec::Program) {
 
 /// Loads the payload named by `cli` and runs it; returns only on a monitor error.
 pub fn run(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infallible> {
+    if cli.seccomp_inherited {
+        vcpu::kick::install_sigsys_report()?;
+    }
     let path = &cli.command[0];
     let mut argv = cli
         .command
@@ -182,6 +186,9 @@ pub fn run(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infalli
                 .name("km-gdb".into())
                 .spawn(move || gdb::serve(guest, debugger, stream))?;
         }
+    }
+    if !cli.no_seccomp && !cli.seccomp_inherited {
+        seccomp::install()?;
     }
     vcpu::run_thread(&guest, main, cli.gdb_port.is_some() && !cli.gdb_listen);
     // The main thread exited while others run; the last one to exit ends km.

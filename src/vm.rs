@@ -4,7 +4,9 @@ use std::ops::Range;
 use std::path::Path;
 use std::sync::Mutex;
 
-use anyhow::{Context, Result};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd};
+
+use anyhow::{Context, Result, bail};
 use kvm_bindings::{CpuId, KVM_MAX_CPUID_ENTRIES};
 use kvm_ioctls::{Kvm, VmFd};
 
@@ -42,6 +44,22 @@ impl Backend {
     }
 }
 
+/// KVM_GET_API_VERSION's answer from every KVM.
+const KVM_API_VERSION: i32 = 12;
+
+/// KVM on descriptor `fd` (km's own, duplicated for a fork child, or inherited by
+/// a km re-executed for the payload's execve), checked to be /dev/kvm's.
+fn kvm_from(fd: OwnedFd) -> Result<Kvm> {
+    let raw = fd.into_raw_fd();
+    // SAFETY: `raw` was an OwnedFd, so it is open and owned by nobody else; the Kvm
+    // takes it over (a descriptor of another kind fails the check below).
+    let kvm = unsafe { Kvm::from_raw_fd(raw) };
+    if kvm.get_api_version() != KVM_API_VERSION {
+        bail!("descriptor {raw} is not /dev/kvm");
+    }
+    Ok(kvm)
+}
+
 /// Lowest address a payload may map (Linux's default vm.mmap_min_addr).
 pub const MMAP_MIN_ADDR: u64 = 0x10000;
 
@@ -54,6 +72,9 @@ pub enum Forked {
 }
 
 pub struct Vm {
+    /// km's /dev/kvm descriptor, kept for a forked or re-executed km (which may
+    /// no longer be allowed to open /dev/kvm: `--sandbox`).
+    kvm: Kvm,
     fd: VmFd,
     pub backend: Backend,
     cpuid: CpuId,
@@ -63,9 +84,13 @@ pub struct Vm {
 }
 
 impl Vm {
-    /// Opens /dev/kvm, creates the VM and installs the system region.
-    pub fn new() -> Result<Self> {
-        let kvm = Kvm::new().context("opening /dev/kvm")?;
+    /// Creates the VM and installs the system region, on `kvm` (a /dev/kvm
+    /// descriptor km inherited) or else on /dev/kvm opened here.
+    pub fn new(kvm: Option<OwnedFd>) -> Result<Self> {
+        let kvm = match kvm {
+            Some(fd) => kvm_from(fd)?,
+            None => Kvm::new().context("opening /dev/kvm")?,
+        };
         let fd = kvm.create_vm().context("KVM_CREATE_VM")?;
         let backend = Backend::detect();
         trace!(
@@ -83,12 +108,20 @@ impl Vm {
         let mut pt = PageTables::new(&mem, PT_POOL)?;
         landing_pad::install_system(&mem, &mut pt)?;
         Ok(Vm {
+            kvm,
             fd,
             backend,
             cpuid,
             mem,
             pt: Mutex::new(pt),
         })
+    }
+
+    /// km's /dev/kvm descriptor (execve passes it to the re-executed km).
+    pub fn kvm_fd(&self) -> BorrowedFd<'_> {
+        // SAFETY: the descriptor stays open as long as `self.kvm`, which the
+        // returned borrow cannot outlive.
+        unsafe { BorrowedFd::borrow_raw(self.kvm.as_raw_fd()) }
     }
 
     /// Supported CPUID entry `(function, index)`, as given to the guest.
@@ -181,10 +214,15 @@ impl Vm {
 
     /// In a forked km: a new VM over the child's copy of this VM's memory.
     fn child_vm(&self, pt: PageTables) -> Result<Vm> {
-        let kvm = Kvm::new().context("opening /dev/kvm in the forked km")?;
+        let kvm = self
+            .kvm_fd()
+            .try_clone_to_owned()
+            .context("duplicating /dev/kvm's descriptor in the forked km")?;
+        let kvm = kvm_from(kvm)?;
         let fd = kvm.create_vm().context("KVM_CREATE_VM in the forked km")?;
         let mem = self.mem.fork_into(&fd)?;
         Ok(Vm {
+            kvm,
             fd,
             backend: self.backend,
             cpuid: self.cpuid.clone(),

@@ -27,7 +27,12 @@ fn forbidden_call_child() {
 #[test]
 fn a_forbidden_host_call_kills_km_by_sigsys_with_a_message() {
     let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "forbidden_call_child", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "forbidden_call_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD, "1")
         .stdin(Stdio::null())
         .output()
@@ -75,7 +80,10 @@ fn seccomp_of_running_km(args: &[&str]) -> (String, String) {
 fn km_runs_its_payload_under_the_filter_unless_told_not_to() {
     let sleep = ["/bin/sleep", "10"];
     assert_eq!(seccomp_of_running_km(&sleep).0, "2");
-    assert_eq!(seccomp_of_running_km(&[&["--no-seccomp"][..], &sleep[..]].concat()).0, "0");
+    assert_eq!(
+        seccomp_of_running_km(&[&["--no-seccomp"][..], &sleep[..]].concat()).0,
+        "0"
+    );
 }
 
 /// The payload's execve re-executes km, which keeps its parent's filter (one

@@ -186,6 +186,9 @@ pub fn run(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infalli
     let tid = rustix::process::getpid().as_raw_nonzero().get();
     let handle = guest.thread_started(tid);
     let main = Thread::new(tid, handle, vcpu, inherited.sigmask);
+    if !cli.no_seccomp && !cli.seccomp_inherited {
+        seccomp::install()?;
+    }
     if let (Some(port), Some(debugger)) = (gdb_port, debugger) {
         let addr = format!("{}:{port}", cli.gdb_address);
         let listener = gdb::listen(&addr, &guest.config.name, !cli.gdb_listen)?;
@@ -200,9 +203,6 @@ pub fn run(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infalli
                 .name("km-gdb".into())
                 .spawn(move || gdb::serve(guest, debugger, stream))?;
         }
-    }
-    if !cli.no_seccomp && !cli.seccomp_inherited {
-        seccomp::install()?;
     }
     vcpu::run_thread(&guest, main, cli.gdb_port.is_some() && !cli.gdb_listen);
     // The main thread exited while others run; the last one to exit ends km.

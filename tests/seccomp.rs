@@ -48,26 +48,39 @@ fn a_forbidden_host_call_kills_km_by_sigsys_with_a_message() {
     assert!(stderr.contains(&line), "{stderr}");
 }
 
-/// The `Seccomp:` mode and `Seccomp_filters:` count in /proc/PID/status of a km
-/// running `args`, once it runs `sleep` (km names itself after its payload).
-fn seccomp_of_running_km(args: &[&str]) -> (String, String) {
+/// `Seccomp_filters:` in a /proc/PID/status text: how many filters the process
+/// runs under (the test itself may run under a container's).
+fn filters(status: &str) -> u32 {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Seccomp_filters:"))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("Seccomp_filters in /proc/PID/status")
+}
+
+fn own_filters() -> u32 {
+    filters(&std::fs::read_to_string("/proc/self/status").unwrap())
+}
+
+/// How many filters a km running `args` has once it runs `sleep` (km names itself
+/// after its payload), has started its clock thread (the filter comes after it)
+/// and `settle` has passed; polls until there are `until` filters, if given.
+fn filters_of_running_km(args: &[&str], until: Option<u32>) -> u32 {
     let mut child = km().args(args).spawn().unwrap();
-    let status = format!("/proc/{}/status", child.id());
-    let field = |s: &str, name: &str| {
-        s.lines()
-            .find_map(|l| l.strip_prefix(name))
-            .unwrap_or("")
-            .trim()
-            .to_string()
-    };
+    let path = format!("/proc/{}/status", child.id());
     let deadline = Instant::now() + Duration::from_secs(5);
-    let mut found = (String::new(), String::new());
+    let mut found = 0;
     while Instant::now() < deadline {
-        let s = std::fs::read_to_string(&status).unwrap_or_default();
-        found = (field(&s, "Seccomp:"), field(&s, "Seccomp_filters:"));
-        // The filter is installed once set-up is done, just before the payload runs.
-        if s.starts_with("Name:\tsleep") && found.0 == "2" {
-            break;
+        let s = std::fs::read_to_string(&path).unwrap_or_default();
+        let started = s.starts_with("Name:\tsleep") && !s.contains("\nThreads:\t1\n");
+        if started {
+            if until.is_none() {
+                std::thread::sleep(Duration::from_millis(300));
+            }
+            found = filters(&std::fs::read_to_string(&path).unwrap());
+            if until.is_none_or(|n| n == found) {
+                break;
+            }
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -78,20 +91,20 @@ fn seccomp_of_running_km(args: &[&str]) -> (String, String) {
 
 #[test]
 fn km_runs_its_payload_under_the_filter_unless_told_not_to() {
+    let own = own_filters();
     let sleep = ["/bin/sleep", "10"];
-    assert_eq!(seccomp_of_running_km(&sleep).0, "2");
-    assert_eq!(
-        seccomp_of_running_km(&[&["--no-seccomp"][..], &sleep[..]].concat()).0,
-        "0"
-    );
+    assert_eq!(filters_of_running_km(&sleep, Some(own + 1)), own + 1);
+    let unfiltered = [&["--no-seccomp"][..], &sleep[..]].concat();
+    assert_eq!(filters_of_running_km(&unfiltered, None), own);
 }
 
 /// The payload's execve re-executes km, which keeps its parent's filter (one
 /// filter, not one more per execve).
 #[test]
 fn an_execed_km_keeps_the_one_filter() {
-    let found = seccomp_of_running_km(&["/bin/sh", "-c", "exec /bin/sleep 10"]);
-    assert_eq!(found, ("2".to_string(), "1".to_string()));
+    let own = own_filters();
+    let exec = ["/bin/sh", "-c", "exec /bin/sleep 10"];
+    assert_eq!(filters_of_running_km(&exec, None), own + 1);
 }
 
 /// A payload's fork and execve (a host fork of km, and km re-executed) work under

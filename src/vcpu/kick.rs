@@ -162,35 +162,6 @@ fn report_refused(nr: i32) {
     unsafe { libc::write(2, line.as_ptr().cast(), len) };
 }
 
-/// Ends km by `sig`'s default action from inside a signal handler: only
-/// async-signal-safe calls (km's memory is left out of any host core dump).
-fn die_in_handler(sig: i32) -> ! {
-    // SAFETY: open/write/close of a procfs file, then plain signal syscalls on the
-    // calling thread; none allocates.
-    unsafe {
-        let fd = libc::open(c"/proc/self/coredump_filter".as_ptr(), libc::O_WRONLY);
-        if fd >= 0 {
-            libc::write(fd, b"0".as_ptr().cast(), 1);
-            libc::close(fd);
-        }
-    }
-    raw_handler(sig, Some(libc::SIG_DFL));
-    // SAFETY: as above.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, sig);
-        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
-        libc::syscall(
-            libc::SYS_tgkill,
-            libc::getpid(),
-            libc::syscall(libc::SYS_gettid),
-            sig,
-        );
-        libc::_exit(128 + sig)
-    }
-}
-
 extern "C" fn on_sigsys(sig: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
     // SAFETY: the kernel passes a valid siginfo; for SYS_SECCOMP its _sigsys part
     // holds the call address at byte 16 and the syscall number (an int) at byte 24.
@@ -203,7 +174,9 @@ extern "C" fn on_sigsys(sig: libc::c_int, info: *mut libc::siginfo_t, _: *mut li
     if code == SYS_SECCOMP {
         report_refused(nr);
     }
-    die_in_handler(sig)
+    raise_default(sig);
+    // SAFETY: _exit ends the process at once; it is async-signal-safe.
+    unsafe { libc::_exit(128 + sig) }
 }
 
 /// Installs the SIGSYS handler that names a host syscall km's seccomp filter
@@ -215,11 +188,6 @@ pub fn install_sigsys_report() -> Result<()> {
         handler as libc::sighandler_t,
         libc::SA_SIGINFO,
     )
-}
-
-/// Puts `sig` back to its default host action (before km re-raises it on itself).
-pub fn restore_default(sig: i32) {
-    let _ = install_handler(sig, libc::SIG_DFL, 0);
 }
 
 /// Makes the calling thread kickable while it drives the vCPU whose run structure is
@@ -302,9 +270,26 @@ pub fn host_info(sig: i32) -> [u8; 32] {
 /// Ends km by signal `sig` with its default action, as the payload was killed. km's
 /// own memory is left out of any host core dump (the payload's is in the kmcore).
 pub fn die_by(sig: i32) -> ! {
-    let _ = std::fs::write("/proc/self/coredump_filter", "0");
-    restore_default(sig);
-    // SAFETY: plain signal-mask and signal syscalls on the calling thread.
+    raise_default(sig);
+    // Signals whose host default is not to terminate end here.
+    std::process::exit(128 + sig)
+}
+
+/// Raises `sig` on the calling thread with its default action, with km's memory
+/// left out of a host core dump; returns only if that action does not terminate.
+/// Async-signal-safe: it also ends km from a signal handler.
+fn raise_default(sig: i32) {
+    // SAFETY: open/write/close of a procfs file with a literal path and buffer,
+    // then plain signal-mask and signal syscalls on the calling thread.
+    unsafe {
+        let fd = libc::open(c"/proc/self/coredump_filter".as_ptr(), libc::O_WRONLY);
+        if fd >= 0 {
+            libc::write(fd, b"0".as_ptr().cast(), 1);
+            libc::close(fd);
+        }
+    }
+    raw_handler(sig, Some(libc::SIG_DFL));
+    // SAFETY: as above.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
@@ -317,8 +302,6 @@ pub fn die_by(sig: i32) -> ! {
             sig,
         );
     }
-    // Signals whose host default is not to terminate end here.
-    std::process::exit(128 + sig)
 }
 
 /// rt_sigaction straight to the kernel (glibc's wrapper refuses its own signals 32

@@ -9,7 +9,7 @@
 //! The filter is built with `seccompiler`, the BPF compiler of Firecracker, which
 //! is maintained for exactly this use (a VMM's own threads). It is inherited by
 //! fork and execve, so a km re-executed for the payload's execve runs under its
-//! parent's filter (and skips installing its own, see `Cli::seccomp_inherited`).
+//! parent's filters (and skips installing its own, see `Cli::seccomp_inherited`).
 //! docs/security.md lists the allow-list; a test keeps both in step.
 
 use std::collections::BTreeMap;
@@ -346,29 +346,72 @@ fn prctl_rules() -> Result<Vec<SeccompRule>> {
         .collect()
 }
 
+/// The clone flags that create namespaces: km's clone never passes them.
+const NAMESPACE_FLAGS: u64 = (libc::CLONE_NEWNS
+    | libc::CLONE_NEWCGROUP
+    | libc::CLONE_NEWUTS
+    | libc::CLONE_NEWIPC
+    | libc::CLONE_NEWUSER
+    | libc::CLONE_NEWPID
+    | libc::CLONE_NEWNET
+    | libc::CLONE_NEWTIME) as u64;
+
+/// clone (threads, fork) without namespace flags.
+fn clone_rules() -> Result<Vec<SeccompRule>> {
+    let cond = SeccompCondition::new(
+        0,
+        SeccompCmpArgLen::Qword,
+        SeccompCmpOp::MaskedEq(NAMESPACE_FLAGS),
+        0,
+    )
+    .context("building a seccomp condition")?;
+    Ok(vec![
+        SeccompRule::new(vec![cond]).context("building a seccomp rule")?,
+    ])
+}
+
+fn compile(
+    rules: BTreeMap<i64, Vec<SeccompRule>>,
+    mismatch: SeccompAction,
+    matched: SeccompAction,
+) -> Result<BpfProgram> {
+    let filter = SeccompFilter::new(rules, mismatch, matched, seccompiler::TargetArch::x86_64)
+        .context("building km's seccomp filter")?;
+    filter.try_into().context("compiling km's seccomp filter")
+}
+
 /// km's filter as a BPF program: the allow-list, SIGSYS for anything else.
-pub fn program() -> Result<BpfProgram> {
+fn program() -> Result<BpfProgram> {
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
     for (nr, _) in ALLOWED.iter().flat_map(|g| g.calls) {
         rules.insert(*nr, Vec::new());
     }
     rules.insert(libc::SYS_ioctl, ioctl_rules()?);
     rules.insert(libc::SYS_prctl, prctl_rules()?);
-    let filter = SeccompFilter::new(
-        rules,
-        SeccompAction::Trap,
-        SeccompAction::Allow,
-        seccompiler::TargetArch::x86_64,
-    )
-    .context("building km's seccomp filter")?;
-    filter.try_into().context("compiling km's seccomp filter")
+    rules.insert(libc::SYS_clone, clone_rules()?);
+    compile(rules, SeccompAction::Trap, SeccompAction::Allow)
 }
 
-/// Installs km's filter on every thread of km (TSYNC), with the SIGSYS handler
+/// A second filter: clone3 fails with ENOSYS. Its flags sit in memory, out of a
+/// filter's reach, so km's threads are made with clone (glibc falls back to it),
+/// whose flags the first filter checks. The kernel applies the stricter answer of
+/// the two filters, so clone3 gets ENOSYS although the allow-list names it.
+fn clone3_refusal() -> Result<BpfProgram> {
+    let rules = BTreeMap::from([(libc::SYS_clone3, Vec::new())]);
+    compile(
+        rules,
+        SeccompAction::Allow,
+        SeccompAction::Errno(libc::ENOSYS as u32),
+    )
+}
+
+/// Installs km's filters on every thread of km (TSYNC), with the SIGSYS handler
 /// that reports a refused call.
 pub fn install() -> Result<()> {
-    let program = program()?;
+    let (program, clone3) = (program()?, clone3_refusal()?);
     crate::vcpu::kick::install_sigsys_report()?;
+    // The allow-list refuses seccomp itself, so it goes last.
+    seccompiler::apply_filter_all_threads(&clone3).context("installing km's clone3 filter")?;
     seccompiler::apply_filter_all_threads(&program).context("installing km's seccomp filter")
 }
 

@@ -77,6 +77,45 @@ pub struct Cli {
     #[arg(long = "gdb-address", value_name = "ADDR", default_value = "127.0.0.1")]
     pub gdb_address: String,
 
+    /// Run km without its seccomp filter (for debugging km: the filter limits km's
+    /// own host syscalls to those it needs; see docs/security.md).
+    #[arg(long = "no-seccomp")]
+    pub no_seccomp: bool,
+
+    /// Internal: this km was re-executed for the payload's execve and runs under
+    /// the seccomp filter its parent installed.
+    #[arg(long = "seccomp-inherited", hide = true)]
+    pub seccomp_inherited: bool,
+
+    /// As root: run the payload as an unprivileged user (--sandbox-uid and
+    /// --sandbox-gid, default 65534), with no supplementary groups, capabilities or
+    /// new privileges. km opens /dev/kvm and reads the payload first.
+    #[arg(long = "sandbox")]
+    pub sandbox: bool,
+
+    /// The uid --sandbox runs the payload as.
+    #[arg(
+        long = "sandbox-uid",
+        value_name = "UID",
+        default_value_t = 65534,
+        requires = "sandbox"
+    )]
+    pub sandbox_uid: u32,
+
+    /// The gid --sandbox runs the payload as.
+    #[arg(
+        long = "sandbox-gid",
+        value_name = "GID",
+        default_value_t = 65534,
+        requires = "sandbox"
+    )]
+    pub sandbox_gid: u32,
+
+    /// Internal: the /dev/kvm descriptor a km re-executed for the payload's execve
+    /// inherits (it may not be allowed to open /dev/kvm itself: --sandbox).
+    #[arg(long = "kvm-fd", value_name = "FD", hide = true)]
+    pub kvm_fd: Option<i32>,
+
     /// Give the payload NAME as argv[0] instead of PAYLOAD (as `exec -a` does).
     #[arg(long = "argv0", value_name = "NAME")]
     pub argv0: Option<OsString>,
@@ -118,6 +157,16 @@ impl Cli {
         if self.no_vdso {
             out.push("--no-vdso".into());
         }
+        if self.sandbox {
+            out.push("--sandbox".into());
+            out.push(format!("--sandbox-uid={}", self.sandbox_uid).into());
+            out.push(format!("--sandbox-gid={}", self.sandbox_gid).into());
+        }
+        out.push(if self.no_seccomp {
+            "--no-seccomp".into()
+        } else {
+            "--seccomp-inherited".into()
+        });
         out
     }
 }
@@ -184,7 +233,14 @@ pub fn normalize(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
         }
         let takes_value = matches!(
             s.as_ref(),
-            "-e" | "--putenv" | "--km-log-to" | "-C" | "--coredump" | "--gdb-address" | "--argv0"
+            "-e" | "--putenv"
+                | "--km-log-to"
+                | "-C"
+                | "--coredump"
+                | "--gdb-address"
+                | "--argv0"
+                | "--sandbox-uid"
+                | "--sandbox-gid"
         );
         out.push(arg);
         if takes_value && let Some(value) = args.next() {

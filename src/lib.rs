@@ -23,13 +23,15 @@ pub mod kernel;
 pub mod kvm;
 pub mod memory;
 pub mod run;
+pub mod sandbox;
+pub mod seccomp;
 pub mod syscalls;
 pub mod trace;
 
 use std::ffi::{CString, OsString};
 use std::os::unix::ffi::OsStrExt;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 
 use std::sync::Arc;
 
@@ -53,18 +55,23 @@ fn cstring(s: &OsString) -> Result<CString> {
 /// What km inherited from its parent that the payload inherits in turn.
 pub struct Inherited {
     fds: Vec<(i32, std::os::fd::OwnedFd)>,
+    /// The /dev/kvm descriptor named by `--kvm-fd`.
+    kvm: Option<std::os::fd::OwnedFd>,
     sigmask: u64,
     ignored: u64,
 }
 
 impl Inherited {
     /// Takes km's inherited descriptors and signal state; call before km opens
-    /// anything or installs a handler.
-    pub fn take() -> Inherited {
-        let fds = memory::host::inherited_fds();
+    /// anything or installs a handler. Descriptor `kvm_fd` is km's, not the payload's.
+    pub fn take(kvm_fd: Option<i32>) -> Inherited {
+        let (kvm, fds) = memory::host::inherited_fds()
+            .into_iter()
+            .partition::<Vec<_>, _>(|(n, _)| Some(*n) == kvm_fd);
         let (sigmask, ignored) = kick::take_inherited();
         Inherited {
             fds,
+            kvm: kvm.into_iter().next().map(|(_, fd)| fd),
             sigmask,
             ignored,
         }
@@ -86,6 +93,9 @@ fn show_as(program: &exec::Program) {
 
 /// Loads the payload named by `cli` and runs it; returns only on a monitor error.
 pub fn run(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infallible> {
+    if cli.seccomp_inherited {
+        kick::install_sigsys_report()?;
+    }
     let path = &cli.command[0];
     let mut argv = cli
         .command
@@ -97,7 +107,12 @@ pub fn run(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infalli
     }
     let program = exec::resolve(path, argv)?;
     show_as(&program);
-    let mut vm = Vm::new()?;
+    if let Some(n) = cli.kvm_fd
+        && inherited.kvm.is_none()
+    {
+        bail!("--kvm-fd {n}: no such inherited descriptor");
+    }
+    let mut vm = Vm::new(inherited.kvm)?;
     let (mut image, mut mm) = loader::load(
         &mut vm,
         &program.path.to_string_lossy(),
@@ -178,6 +193,9 @@ pub fn run(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infalli
         kick::mirror_sigchld(true)?;
     }
     let vcpu = guest.take_vcpu()?;
+    if cli.sandbox {
+        sandbox::enter(cli.sandbox_uid, cli.sandbox_gid)?;
+    }
     if let Some(vvar) = guest.config.vvar {
         vdso::start(vvar, &vcpu, &guest, |g| &g.vm.mem)?;
     }
@@ -185,6 +203,9 @@ pub fn run(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infalli
     let tid = rustix::process::getpid().as_raw_nonzero().get();
     let handle = guest.thread_started(tid);
     let main = Thread::new(tid, handle, vcpu, inherited.sigmask);
+    if !cli.no_seccomp && !cli.seccomp_inherited {
+        seccomp::install()?;
+    }
     if let (Some(port), Some(debugger)) = (gdb_port, debugger) {
         if !cli.gdb_listen {
             // Held from the start: SIGTERM or SIGINT while waiting for gdb ends km.
@@ -214,7 +235,7 @@ pub fn run(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infalli
 /// Runs km with parsed arguments; returns the exit status of a failed start (the
 /// payload's own status ends km from inside the run).
 pub fn main(cli: cli::Cli) -> u8 {
-    let inherited = Inherited::take();
+    let inherited = Inherited::take(cli.kvm_fd);
     let payload = cli.command[0].to_string_lossy().into_owned();
     if let Err(e) = trace::init(cli.verbose.as_deref(), &cli.log_to) {
         crate::eprintln_whole!("km: {e:#}");

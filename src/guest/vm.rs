@@ -4,6 +4,8 @@
 use std::ops::Range;
 use std::sync::Mutex;
 
+use std::os::fd::OwnedFd;
+
 use anyhow::{Context, Result};
 
 use super::landing_pad::{self, CpuArea, PT_POOL, SYS_BASE, SYS_SIZE};
@@ -35,9 +37,10 @@ pub struct Vm {
 }
 
 impl Vm {
-    /// Opens /dev/kvm, creates the VM and installs the system region.
-    pub fn new() -> Result<Self> {
-        let kvm = KvmVm::new()?;
+    /// Creates the VM (on `kvm`, a /dev/kvm descriptor km inherited, or else on
+    /// /dev/kvm opened here) and installs the system region.
+    pub fn new(kvm: Option<OwnedFd>) -> Result<Self> {
+        let kvm = KvmVm::new(kvm)?;
         let mut mem = GuestMemory::new()?;
         let sys = mem.reserve(RegionKind::System, SYS_BASE, SYS_SIZE, Growth::Up)?;
         mem.commit(kvm.fd(), sys, SYS_BASE..SYS_BASE + SYS_SIZE)?;

@@ -259,11 +259,20 @@ pub fn replace(
         .filter(|(_, a)| a.handler == libc::SIG_IGN as u64)
         .fold(0u64, |m, (i, _)| m | 1 << i);
     crate::kvm::kick::prepare_exec(thread.sigmask, ignored);
+    // The new km gets km's /dev/kvm descriptor at a number above every guest one.
+    let kvm = match rustix::io::fcntl_dupfd_cloexec(guest.vm.kvm.kvm_fd(), above)
+        .and_then(|fd| rustix::io::fcntl_setfd(&fd, rustix::io::FdFlags::empty()).map(|_| fd))
+    {
+        Ok(fd) => fd,
+        Err(e) => return e,
+    };
 
     let mut args: Vec<CString> = vec![c"km".into()];
     for opt in &guest.config.exec_options {
         args.push(CString::new(opt.as_bytes()).expect("km options have no NUL"));
     }
+    let kvm_fd = format!("--kvm-fd={}", std::os::fd::AsRawFd::as_raw_fd(&kvm));
+    args.push(CString::new(kvm_fd).expect("a number has no NUL"));
     // One argument with `=`: an argv[0] may start with '-' (a login shell's does).
     let mut argv0 = b"--argv0=".to_vec();
     argv0.extend_from_slice(program.argv.first().map_or(&b""[..], |a| a.as_bytes()));

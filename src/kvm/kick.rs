@@ -133,9 +133,66 @@ pub fn mirror_sigchld(auto_reap: bool) -> Result<()> {
     install_handler(libc::SIGCHLD, forwarding_handler(), flags)
 }
 
-/// Puts `sig` back to its default host action (before km re-raises it on itself).
-pub fn restore_default(sig: i32) {
-    let _ = install_handler(sig, libc::SIG_DFL, 0);
+/// si_code of a SIGSYS raised by a seccomp filter (Linux's SYS_SECCOMP).
+const SYS_SECCOMP: i32 = 1;
+
+/// Writes `km: host syscall NR refused by km's seccomp filter ...` to stderr in one
+/// write, without allocating (it runs in a signal handler).
+fn report_refused(nr: i32) {
+    const HEAD: &[u8] = b"km: host syscall ";
+    const TAIL: &[u8] = b" refused by km's seccomp filter (a km bug: please report it; \
+--no-seccomp runs km without the filter); km dies by SIGSYS\n";
+    let mut digits = [0u8; 11];
+    let mut at = digits.len();
+    let mut n = nr.unsigned_abs();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if nr < 0 {
+        at -= 1;
+        digits[at] = b'-';
+    }
+    let mut line = [0u8; 256];
+    let mut len = 0;
+    for part in [HEAD, &digits[at..], TAIL] {
+        line[len..len + part.len()].copy_from_slice(part);
+        len += part.len();
+    }
+    // SAFETY: writes `len` initialized bytes of `line` to descriptor 2.
+    unsafe { libc::write(2, line.as_ptr().cast(), len) };
+}
+
+extern "C" fn on_sigsys(sig: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
+    // SAFETY: the kernel passes a valid siginfo; for SYS_SECCOMP its _sigsys part
+    // holds the call address at byte 16 and the syscall number (an int) at byte 24.
+    let (code, nr) = unsafe {
+        (
+            (*info).si_code,
+            std::ptr::read_unaligned(info.cast::<u8>().add(24).cast::<i32>()),
+        )
+    };
+    if code == SYS_SECCOMP {
+        report_refused(nr);
+    }
+    raise_default(sig);
+    // SAFETY: _exit ends the process at once; it is async-signal-safe.
+    unsafe { libc::_exit(128 + sig) }
+}
+
+/// Installs the SIGSYS handler that names a host syscall km's seccomp filter
+/// refused before km dies by SIGSYS (any other SIGSYS keeps its default action).
+pub fn install_sigsys_report() -> Result<()> {
+    let handler = on_sigsys as extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void);
+    install_handler(
+        libc::SIGSYS,
+        handler as libc::sighandler_t,
+        libc::SA_SIGINFO,
+    )
 }
 
 /// Records whether the payload is held for gdb (no thread of it can take a signal).
@@ -242,17 +299,26 @@ pub fn host_info(sig: i32) -> [u8; 32] {
 /// Ends km by signal `sig` with its default action, as the payload was killed. km's
 /// own memory is left out of any host core dump (the payload's is in the kmcore).
 pub fn die_by(sig: i32) -> ! {
-    let _ = std::fs::write("/proc/self/coredump_filter", "0");
     raise_default(sig);
     // Signals whose host default is not to terminate end here.
     std::process::exit(128 + sig)
 }
 
-/// Raises `sig` on the calling thread with its default host action (async-signal-
-/// safe: a handler may call it).
+/// Raises `sig` on the calling thread with its default action, with km's memory
+/// left out of a host core dump; returns only if that action does not terminate.
+/// Async-signal-safe: it also ends km from a signal handler.
 fn raise_default(sig: i32) {
-    restore_default(sig);
-    // SAFETY: plain signal-mask and signal syscalls on the calling thread.
+    // SAFETY: open/write/close of a procfs file with a literal path and buffer,
+    // then plain signal-mask and signal syscalls on the calling thread.
+    unsafe {
+        let fd = libc::open(c"/proc/self/coredump_filter".as_ptr(), libc::O_WRONLY);
+        if fd >= 0 {
+            libc::write(fd, b"0".as_ptr().cast(), 1);
+            libc::close(fd);
+        }
+    }
+    raw_handler(sig, Some(libc::SIG_DFL));
+    // SAFETY: as above.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);

@@ -1,9 +1,10 @@
 //! The KVM virtual machine as a plain wrapper: /dev/kvm, backend detection, CPUID,
 //! and vCPU creation. Guest memory registers its memslots on [`KvmVm::fd`].
 
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd};
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use kvm_bindings::{CpuId, KVM_MAX_CPUID_ENTRIES};
 use kvm_ioctls::{Kvm, VmFd};
 
@@ -38,16 +39,39 @@ impl Backend {
     }
 }
 
+/// KVM_GET_API_VERSION's answer from every KVM.
+const KVM_API_VERSION: i32 = 12;
+
+/// KVM on descriptor `fd` (km's own, duplicated for a fork child, or inherited by
+/// a km re-executed for the payload's execve), checked to be /dev/kvm's.
+fn kvm_from(fd: OwnedFd) -> Result<Kvm> {
+    let raw = fd.into_raw_fd();
+    // SAFETY: `raw` was an OwnedFd, so it is open and owned by nobody else; the Kvm
+    // takes it over (a descriptor of another kind fails the check below).
+    let kvm = unsafe { Kvm::from_raw_fd(raw) };
+    if kvm.get_api_version() != KVM_API_VERSION {
+        bail!("descriptor {raw} is not /dev/kvm");
+    }
+    Ok(kvm)
+}
+
 pub struct KvmVm {
+    /// km's /dev/kvm descriptor, kept for a forked or re-executed km (which may
+    /// no longer be allowed to open /dev/kvm: `--sandbox`).
+    kvm: Kvm,
     fd: VmFd,
     pub backend: Backend,
     cpuid: CpuId,
 }
 
 impl KvmVm {
-    /// Opens /dev/kvm and creates an empty VM.
-    pub fn new() -> Result<Self> {
-        let kvm = Kvm::new().context("opening /dev/kvm")?;
+    /// Creates an empty VM on `kvm` (a /dev/kvm descriptor km inherited) or else on
+    /// /dev/kvm opened here.
+    pub fn new(kvm: Option<OwnedFd>) -> Result<Self> {
+        let kvm = match kvm {
+            Some(fd) => kvm_from(fd)?,
+            None => Kvm::new().context("opening /dev/kvm")?,
+        };
         let fd = kvm.create_vm().context("KVM_CREATE_VM")?;
         let backend = Backend::detect();
         trace!(
@@ -59,19 +83,36 @@ impl KvmVm {
         let cpuid = kvm
             .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
             .context("KVM_GET_SUPPORTED_CPUID")?;
-        Ok(KvmVm { fd, backend, cpuid })
+        Ok(KvmVm {
+            kvm,
+            fd,
+            backend,
+            cpuid,
+        })
     }
 
     /// In a forked km: a new empty VM like this one (the child cannot use the
     /// parent's VM).
     pub fn recreate(&self) -> Result<Self> {
-        let kvm = Kvm::new().context("opening /dev/kvm in the forked km")?;
+        let kvm = self
+            .kvm_fd()
+            .try_clone_to_owned()
+            .context("duplicating /dev/kvm's descriptor in the forked km")?;
+        let kvm = kvm_from(kvm)?;
         let fd = kvm.create_vm().context("KVM_CREATE_VM in the forked km")?;
         Ok(KvmVm {
+            kvm,
             fd,
             backend: self.backend,
             cpuid: self.cpuid.clone(),
         })
+    }
+
+    /// km's /dev/kvm descriptor (execve passes it to the re-executed km).
+    pub fn kvm_fd(&self) -> BorrowedFd<'_> {
+        // SAFETY: the descriptor stays open as long as `self.kvm`, which the
+        // returned borrow cannot outlive.
+        unsafe { BorrowedFd::borrow_raw(self.kvm.as_raw_fd()) }
     }
 
     /// The VM descriptor, for memslots.

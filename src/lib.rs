@@ -192,10 +192,11 @@ pub fn run(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infalli
     if inherited.ignored & signals::bit(libc::SIGCHLD) != 0 {
         kick::mirror_sigchld(true)?;
     }
-    let vcpu = guest.take_vcpu()?;
     if cli.sandbox {
+        // Before the first vCPU: its first run starts KVM's worker thread in km.
         sandbox::enter(cli.sandbox_uid, cli.sandbox_gid)?;
     }
+    let vcpu = guest.take_vcpu()?;
     if let Some(vvar) = guest.config.vvar {
         vdso::start(vvar, &vcpu, &guest, |g| &g.vm.mem)?;
     }

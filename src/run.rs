@@ -202,7 +202,7 @@ fn deliver_signals(guest: &Guest, thread: &mut Thread, mut point: Point) -> Resu
         };
         match signals::deliver(guest, thread, &info, point)? {
             signals::Delivery::Ignored => {}
-            signals::Delivery::Handler => return Ok(()),
+            signals::Delivery::Handler => return debug::handler_entered(guest, thread),
             signals::Delivery::Fatal(fatal) => crash::die(guest, thread, point, &fatal),
         }
     }

@@ -578,23 +578,44 @@ fn attach_detach_and_attach_again() {
     assert_eq!(server.wait().unwrap().code(), Some(3));
 }
 
-/// The configurations in vscode/launch.json (JSON with `//` comment lines).
-fn launch_configs() -> Vec<serde_json::Value> {
-    let raw = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/vscode/launch.json"))
-        .unwrap();
+/// vscode/`file` (JSON with `//` comment lines).
+fn vscode_json(file: &str) -> serde_json::Value {
+    let raw = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("vscode")
+            .join(file),
+    )
+    .unwrap();
     let json: String = raw
         .lines()
         .filter(|l| !l.trim_start().starts_with("//"))
         .collect::<Vec<_>>()
         .join("\n");
-    let v: serde_json::Value = serde_json::from_str(&json).expect("launch.json parses");
-    v["configurations"].as_array().unwrap().clone()
+    serde_json::from_str(&json).unwrap_or_else(|e| panic!("{file} parses: {e}"))
+}
+
+/// `value` with VS Code's `${config:km.*}` variables taken from settings.json, the
+/// one place the payload and port are named.
+fn resolved(value: &serde_json::Value) -> String {
+    let settings = vscode_json("settings.json");
+    let mut s = value.as_str().expect("a string").to_string();
+    for key in ["km.program", "km.gdbPort"] {
+        let set = settings[key]
+            .as_str()
+            .unwrap_or_else(|| panic!("{key} set"));
+        s = s.replace(&format!("${{config:{key}}}"), set);
+    }
+    assert!(!s.contains("${config:"), "unknown setting in {s}");
+    s
 }
 
 fn config(name_part: &str) -> serde_json::Value {
-    launch_configs()
-        .into_iter()
+    vscode_json("launch.json")["configurations"]
+        .as_array()
+        .unwrap()
+        .iter()
         .find(|c| c["name"].as_str().unwrap().contains(name_part))
+        .cloned()
         .unwrap_or_else(|| panic!("no launch configuration named like {name_part:?}"))
 }
 
@@ -637,7 +658,26 @@ fn vscode_launch_configurations_work_through_gdb_mi() {
     let exe = payload("gdbdemo.glibc");
     let launch = config("launch payload");
     assert_eq!(launch["type"], "cppdbg");
-    assert_eq!(launch["miDebuggerServerAddress"], "localhost:2159");
+    // The task starts km the way the configuration connects to it: same payload,
+    // same port, and VS Code's background matcher keys.
+    let task = &vscode_json("tasks.json")["tasks"][0];
+    assert_eq!(task["label"], launch["preLaunchTask"]);
+    let args: Vec<String> = task["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(resolved)
+        .collect();
+    let port_set = resolved(&launch["miDebuggerServerAddress"]);
+    assert_eq!(format!("localhost:{}", &args[0][2..]), port_set);
+    assert_eq!(args[1], resolved(&launch["program"]));
+    let background = task["problemMatcher"]["background"].as_object().unwrap();
+    for key in background.keys() {
+        assert!(
+            ["activeBegin", "beginsPattern", "endsPattern"].contains(&key.as_str()),
+            "tasks.json: VS Code knows no background key {key:?}"
+        );
+    }
     let port = free_port();
     let mut server = km()
         .arg(format!("-g{port}"))
@@ -1071,5 +1111,20 @@ fn signals_stop_gdb_and_gdb_delivers_signals() {
         "signals.gdb",
         &expected,
     );
+    assert!(status.success(), "km: {status}");
+}
+
+/// `hbreak` stops at its line (km uses its int3 machinery; gdbserver debug
+/// registers), and sharing an address with a `break` is fine.
+#[test]
+fn hardware_breakpoints() {
+    let expected = [
+        "Hardware assisted breakpoint 1 at 0x",
+        "Breakpoint 2 at 0x",
+        "Breakpoint 1, compute (n=3) at gdbdemo.c:17",
+        "2       breakpoint     keep y",
+        "exited normally",
+    ];
+    let (_, status) = both_servers(&payload("gdbdemo.glibc"), &[], "hbreak.gdb", &expected);
     assert!(status.success(), "km: {status}");
 }

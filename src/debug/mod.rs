@@ -21,6 +21,8 @@ use crate::trace::Category;
 const BREAKPOINT_VECTOR: u64 = 3;
 const DEBUG_VECTOR: u64 = 1;
 const PAGE_FAULT_VECTOR: u64 = 14;
+/// The `int3` instruction.
+const INT3: u8 = 0xcc;
 
 /// What debugging made of a CPU exception.
 pub enum Exception {
@@ -87,6 +89,17 @@ pub fn exception(
     let Some(d) = guest.debugger.as_ref().filter(|d| d.attached()) else {
         return Ok(Exception::Payload);
     };
+    if frame.vector == BREAKPOINT_VECTOR && late_breakpoint(guest, d, &frame) {
+        // A #BP of a breakpoint gdb has removed since, delivered late: on PVM a #BP
+        // raised just before a stop can reach the guest after it. The thread goes
+        // on at the breakpoint's address, now holding the original instruction.
+        if d.had_breakpoint(frame.rip - 1) {
+            frame.rip -= 1;
+        }
+        let regs = signals::user_context(thread, Point::Exception(frame))?;
+        thread.vcpu.enter_user(&guest.vm.mem, &regs)?;
+        return Ok(Exception::Handled);
+    }
     if frame.vector == BREAKPOINT_VECTOR && d.has_breakpoint(frame.rip - 1) {
         frame.rip -= 1;
         stop(
@@ -174,6 +187,16 @@ fn interrupted_after_breakpoint(guest: &Guest, thread: &Thread) -> Result<bool> 
     Ok(true)
 }
 
+/// Whether the #BP in `frame` comes from a breakpoint gdb removed, with no int3
+/// there now (neither gdb's nor the payload's own): delivered after (`rip` one
+/// past it) or at (`rip` on it) the breakpoint's address.
+fn late_breakpoint(guest: &Guest, d: &ptrace::Debugger, frame: &ExceptionFrame) -> bool {
+    let at = frame.rip.wrapping_sub(1);
+    !d.has_breakpoint(at)
+        && (d.had_breakpoint(at) || d.had_breakpoint(frame.rip))
+        && guest.vm.mem.read_obj::<u8>(at).is_ok_and(|b| b != INT3)
+}
+
 /// Signal `info` about to be delivered to `thread` at `point`: gdb sees it first
 /// (as a ptrace signal-delivery stop) and resumes the thread with the signal to
 /// deliver instead (the same, another, or none). Returns that signal and the point
@@ -198,6 +221,15 @@ pub fn signal_stop(
         None => None,
     };
     Ok((delivered, Point::Interrupted))
+}
+
+/// A signal handler's frame was just set up: a thread gdb was single-stepping
+/// stops at the handler's first instruction, as Linux reports such a step.
+pub fn handler_entered(guest: &Guest, thread: &mut Thread) -> Result<()> {
+    if thread.gdb_step {
+        stop(guest, thread, Event::Step(thread.tid), Point::Interrupted)?;
+    }
+    Ok(())
 }
 
 /// Reports `event` to gdb and parks the thread at `point` until gdb resumes it.

@@ -1,7 +1,7 @@
 //! The gdbstub `Target`: registers and memory of the stopped guest, resume actions
 //! and software breakpoints.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use super::arch::{KmRegs, KmX86_64};
@@ -14,8 +14,8 @@ use gdbstub::target::ext::base::multithread::{
     MultiThreadSchedulerLockingOps, MultiThreadSingleStep, MultiThreadSingleStepOps,
 };
 use gdbstub::target::ext::breakpoints::{
-    Breakpoints, BreakpointsOps, HwWatchpoint, HwWatchpointOps, SwBreakpoint, SwBreakpointOps,
-    WatchKind,
+    Breakpoints, BreakpointsOps, HwBreakpoint, HwBreakpointOps, HwWatchpoint, HwWatchpointOps,
+    SwBreakpoint, SwBreakpointOps, WatchKind,
 };
 use gdbstub::target::ext::exec_file::ExecFileOps;
 use gdbstub::target::ext::host_io::HostIoOps;
@@ -32,6 +32,16 @@ pub struct KmTarget {
     pub(super) files: HostFiles,
     actions: HashMap<i32, (Action, Option<i32>)>,
     lock_others: bool,
+    /// Addresses of gdb's breakpoints by kind (`break` and `hbreak` share km's int3
+    /// at an address both use).
+    breakpoints: [BTreeSet<u64>; 2],
+}
+
+/// Which of gdb's breakpoint kinds: `Z0` or `Z1`.
+#[derive(Clone, Copy)]
+enum BreakKind {
+    Software = 0,
+    Hardware = 1,
 }
 
 impl KmTarget {
@@ -42,7 +52,36 @@ impl KmTarget {
             files: HostFiles::default(),
             actions: HashMap::new(),
             lock_others: false,
+            breakpoints: Default::default(),
         }
+    }
+
+    /// Inserts gdb's breakpoint of `kind` at `addr`: an int3, unless one is there.
+    fn add_breakpoint(&mut self, addr: u64, kind: BreakKind) -> bool {
+        let mem = &self.guest.vm.mem;
+        let inserted = self.debugger.add_breakpoint(
+            addr,
+            |a| mem.read_obj::<u8>(a).ok(),
+            |a, b| mem.write_bytes(a, &[b]).is_ok(),
+        );
+        if inserted {
+            self.breakpoints[kind as usize].insert(addr);
+        }
+        inserted
+    }
+
+    /// Removes gdb's breakpoint of `kind` at `addr`: the int3 goes once no kind
+    /// uses the address.
+    fn remove_breakpoint(&mut self, addr: u64, kind: BreakKind) -> bool {
+        if !self.breakpoints[kind as usize].remove(&addr) {
+            return false;
+        }
+        if self.breakpoints.iter().any(|set| set.contains(&addr)) {
+            return true;
+        }
+        let mem = &self.guest.vm.mem;
+        self.debugger
+            .remove_breakpoint(addr, |a, b| mem.write_bytes(a, &[b]).is_ok())
     }
 
     pub fn debugger(&self) -> &Debugger {
@@ -302,6 +341,10 @@ impl Breakpoints for KmTarget {
         Some(self)
     }
 
+    fn support_hw_breakpoint(&mut self) -> Option<HwBreakpointOps<'_, Self>> {
+        Some(self)
+    }
+
     fn support_hw_watchpoint(&mut self) -> Option<HwWatchpointOps<'_, Self>> {
         Some(self)
     }
@@ -371,19 +414,24 @@ impl HwWatchpoint for KmTarget {
 
 impl SwBreakpoint for KmTarget {
     fn add_sw_breakpoint(&mut self, addr: u64, _kind: usize) -> TargetResult<bool, Self> {
-        let mem = &self.guest.vm.mem;
-        Ok(self.debugger.add_breakpoint(
-            addr,
-            |a| mem.read_obj::<u8>(a).ok(),
-            |a, b| mem.write_bytes(a, &[b]).is_ok(),
-        ))
+        Ok(self.add_breakpoint(addr, BreakKind::Software))
     }
 
     fn remove_sw_breakpoint(&mut self, addr: u64, _kind: usize) -> TargetResult<bool, Self> {
-        let mem = &self.guest.vm.mem;
-        Ok(self
-            .debugger
-            .remove_breakpoint(addr, |a, b| mem.write_bytes(a, &[b]).is_ok()))
+        Ok(self.remove_breakpoint(addr, BreakKind::Software))
+    }
+}
+
+/// `hbreak`: debug registers do not fire on PVM, so a hardware breakpoint is km's
+/// int3 as well; gdb only needs its semantics (it also works in read-only code,
+/// which km writes through the host's view of guest memory).
+impl HwBreakpoint for KmTarget {
+    fn add_hw_breakpoint(&mut self, addr: u64, _kind: usize) -> TargetResult<bool, Self> {
+        Ok(self.add_breakpoint(addr, BreakKind::Hardware))
+    }
+
+    fn remove_hw_breakpoint(&mut self, addr: u64, _kind: usize) -> TargetResult<bool, Self> {
+        Ok(self.remove_breakpoint(addr, BreakKind::Hardware))
     }
 }
 

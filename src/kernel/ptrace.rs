@@ -129,6 +129,8 @@ struct State {
     generation: u64,
     /// Software breakpoints: address -> original byte.
     breakpoints: BTreeMap<u64, u8>,
+    /// Addresses of breakpoints removed in this session.
+    removed: BTreeSet<u64>,
     /// Write watchpoints: address -> (length, last seen contents).
     watches: BTreeMap<u64, (usize, Vec<u8>)>,
     /// Read and access watchpoints: address -> (length, kind).
@@ -471,9 +473,17 @@ impl Debugger {
     pub fn remove_breakpoint(&self, addr: u64, write: impl Fn(u64, u8) -> bool) -> bool {
         let mut s = lock(&self.state);
         match s.breakpoints.remove(&addr) {
-            Some(orig) => write(addr, orig),
+            Some(orig) => {
+                s.removed.insert(addr);
+                write(addr, orig)
+            }
             None => false,
         }
+    }
+
+    /// Whether a breakpoint of this session sat at `addr` and was removed.
+    pub fn had_breakpoint(&self, addr: u64) -> bool {
+        lock(&self.state).removed.contains(&addr)
     }
 
     /// Replaces inserted breakpoints in `buf` (guest memory at `addr`) by the

@@ -113,9 +113,11 @@ pub fn run(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infalli
         bail!("--kvm-fd {n}: no such inherited descriptor");
     }
     let mut vm = Vm::new(inherited.kvm)?;
+    // The executable by its absolute path, as Linux names it in a core's NT_FILE.
+    let exe = std::fs::canonicalize(&program.path)?;
     let (mut image, mut mm) = loader::load(
         &mut vm,
-        &program.path.to_string_lossy(),
+        &exe.to_string_lossy(),
         &program.data,
         program
             .interp
@@ -154,7 +156,7 @@ pub fn run(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infalli
             .iter()
             .map(|a| a.to_string_lossy().into_owned())
             .collect(),
-        exe: std::fs::canonicalize(&program.path)?,
+        exe,
         environ: envp
             .iter()
             .flat_map(|e| e.as_bytes_with_nul())

@@ -45,7 +45,7 @@ pub fn run_thread(guest: &Arc<Guest>, mut thread: Thread, initial_stop: bool) {
                 anyhow::anyhow!("guest wrote to unknown I/O port {port:#x}"),
             ),
             Exit::Interrupted => {
-                or_fail(guest, debug::interrupted(&mut thread));
+                or_fail(guest, debug::interrupted(guest, &mut thread));
                 Point::Interrupted
             }
             // KVM's single-step: inside km's own code keep going; in user code

@@ -120,3 +120,43 @@ fn core_file_options() {
     assert!(!dir.join("kmcore").exists());
     assert!(out.stderr.is_empty(), "{}", text(&out.stderr));
 }
+
+/// With core dumps allowed, a crash leaves the kmcore and no host core of km
+/// itself (natively the same crash leaves the host's core, so the check can fail).
+#[test]
+fn no_host_core_of_km_next_to_the_kmcore() {
+    let pattern = std::fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap_or_default();
+    if pattern.trim() != "core" {
+        eprintln!(
+            "skipped: kernel.core_pattern is {pattern:?}, not \"core\": host cores go elsewhere"
+        );
+        return;
+    }
+    let exe = payload("fault.glibc");
+    let cores = |dir: &Path| -> Vec<String> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n == "core" || n.starts_with("core."))
+            .collect()
+    };
+    let native = scratch("core-native-host");
+    let out = run(Command::new("sh")
+        .current_dir(&native)
+        .arg("-c")
+        .arg("ulimit -c unlimited && exec \"$0\" null")
+        .arg(&exe));
+    assert_eq!(out.status.signal(), Some(libc::SIGSEGV));
+    assert!(!cores(&native).is_empty(), "natively the host dumps a core");
+
+    let dir = scratch("core-km-host");
+    let out = run(Command::new("sh")
+        .current_dir(&dir)
+        .arg("-c")
+        .arg("ulimit -c unlimited && exec \"$0\" \"$1\" null")
+        .arg(env!("CARGO_BIN_EXE_km"))
+        .arg(&exe));
+    assert_eq!(out.status.signal(), Some(libc::SIGSEGV));
+    assert!(dir.join("kmcore").exists(), "no kmcore");
+    assert_eq!(cores(&dir), Vec::<String>::new(), "a host core of km");
+}

@@ -137,10 +137,21 @@ pub fn syscall_returned(guest: &Guest, thread: &mut Thread, point: Point) -> Res
     Ok(point)
 }
 
-/// An immediate exit drops KVM's pending single-step: arms it again.
-pub fn interrupted(thread: &mut Thread) -> Result<()> {
+/// After a kick ended KVM_RUN: arms the single-step again (an immediate exit drops
+/// KVM's pending one), and stops a thread that has just executed one of gdb's
+/// `int3`s whose #BP did not reach the guest (see [`interrupted_after_breakpoint`])
+/// at that breakpoint, before anything (a stop, a signal) sets its registers.
+pub fn interrupted(guest: &Guest, thread: &mut Thread) -> Result<()> {
     if thread.stepping {
         thread.vcpu.set_single_step(true)?;
+    }
+    if interrupted_after_breakpoint(guest, thread)? {
+        stop(
+            guest,
+            thread,
+            Event::Breakpoint(thread.tid),
+            Point::Interrupted,
+        )?;
     }
     Ok(())
 }
@@ -161,23 +172,23 @@ pub fn park_if_stopping(guest: &Guest, thread: &mut Thread, point: Point) -> Res
     if matches!(point, Point::Interrupted) && thread.vcpu.in_landing_pad()? {
         return Ok(None);
     }
-    if matches!(point, Point::Interrupted) && interrupted_after_breakpoint(guest, thread)? {
-        stop(guest, thread, Event::Breakpoint(thread.tid), point)?;
-        return Ok(Some(Point::Interrupted));
-    }
     let signal = debug_park(guest, thread, point)?;
     inject(thread, signal);
     Ok(Some(Point::Interrupted))
 }
 
-/// Whether `thread`, interrupted in user code, has just executed the `int3` of a
-/// breakpoint whose #BP never reached the guest: on PVM a kick can end KVM_RUN
-/// between the two, and the registers set for the stop drop the pending exception.
-/// The thread is then moved back onto the breakpoint, as its #BP would have been.
+/// Whether `thread`, interrupted, has just executed the `int3` of a breakpoint
+/// whose #BP never reached the guest: on PVM a kick can end KVM_RUN between the two,
+/// and registers set afterwards (for a stop, a signal frame) drop the pending
+/// exception. The thread is then moved back onto the breakpoint, as its #BP would
+/// have been.
 fn interrupted_after_breakpoint(guest: &Guest, thread: &Thread) -> Result<bool> {
     let Some(d) = guest.debugger.as_ref().filter(|d| d.attached()) else {
         return Ok(false);
     };
+    if thread.vcpu.in_landing_pad()? {
+        return Ok(false);
+    }
     let mut regs = thread.vcpu.regs()?;
     if !d.has_breakpoint(regs.rip.wrapping_sub(1)) {
         return Ok(false);

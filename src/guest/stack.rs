@@ -118,10 +118,9 @@ pub fn build(vm: &Vm, image: &Image, exec: &Exec<'_>) -> Result<(u64, Vec<u8>)> 
         (AT_EGID, rustix::process::getegid().as_raw() as u64),
         (AT_SECURE, 0),
         (AT_RANDOM, random),
+        // Always there on x86, as Linux gives it (a core's auxv shows it too).
+        (AT_HWCAP2, if fsgsbase { HWCAP2_FSGSBASE } else { 0 }),
     ];
-    if fsgsbase {
-        auxv.push((AT_HWCAP2, HWCAP2_FSGSBASE));
-    }
     if image.vdso != 0 {
         auxv.push((AT_SYSINFO_EHDR, image.vdso));
     }

@@ -304,13 +304,17 @@ pub fn die_by(sig: i32) -> ! {
     std::process::exit(128 + sig)
 }
 
-/// Raises `sig` on the calling thread with its default action, with km's memory
-/// left out of a host core dump; returns only if that action does not terminate.
-/// Async-signal-safe: it also ends km from a signal handler.
+/// Raises `sig` on the calling thread with its default action, without a host
+/// core dump of km itself (the payload's is the kmcore); returns only if that
+/// action does not terminate. Async-signal-safe: it also ends km from a signal
+/// handler.
 fn raise_default(sig: i32) {
-    // SAFETY: open/write/close of a procfs file with a literal path and buffer,
-    // then plain signal-mask and signal syscalls on the calling thread.
+    // SAFETY: prctl with integer arguments, and open/write/close of a procfs file
+    // with a literal path and buffer. A process that is not dumpable leaves no
+    // core (with fs.suid_dumpable 0, the default; 2 still gives only a root-owned
+    // one), and km's memory is left out of any core anyway.
     unsafe {
+        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
         let fd = libc::open(c"/proc/self/coredump_filter".as_ptr(), libc::O_WRONLY);
         if fd >= 0 {
             libc::write(fd, b"0".as_ptr().cast(), 1);
@@ -318,7 +322,7 @@ fn raise_default(sig: i32) {
         }
     }
     raw_handler(sig, Some(libc::SIG_DFL));
-    // SAFETY: as above.
+    // SAFETY: plain signal-mask and signal syscalls on the calling thread.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);

@@ -1128,3 +1128,25 @@ fn hardware_breakpoints() {
     let (_, status) = both_servers(&payload("gdbdemo.glibc"), &[], "hbreak.gdb", &expected);
     assert!(status.success(), "km: {status}");
 }
+
+/// `quit` while stopped kills a payload `km -g` started (gdb learns from qAttached
+/// that it did not attach), as gdbserver's does.
+#[test]
+fn quit_kills_a_payload_started_for_gdb() {
+    let dir = common::scratch("gdb-quit");
+    let exe = payload("gdbdemo.glibc");
+    let (shown, status) = under(
+        Server::Km,
+        &dir,
+        &[exe.as_os_str()],
+        Some(&exe),
+        "quit.gdb",
+        "km",
+    );
+    assert_session(&shown, "km", &["Breakpoint 1, compute (n=3)"]);
+    assert_eq!(
+        status.signal(),
+        Some(libc::SIGKILL),
+        "km: {status}\n{shown}"
+    );
+}

@@ -91,7 +91,7 @@ pub fn serve_attaches(guest: Arc<Guest>, debugger: Arc<Debugger>, listener: List
             debugger.detach();
             continue;
         }
-        serve(guest.clone(), debugger.clone(), stream);
+        serve(guest.clone(), debugger.clone(), stream, false);
     }
 }
 
@@ -213,28 +213,20 @@ impl run_blocking::BlockingEventLoop for EventLoop {
 /// instruction (gdb's first questions need a stopped thread to answer).
 pub fn serve_from_start(guest: Arc<Guest>, debugger: Arc<Debugger>, stream: TcpStream) {
     debugger.wait_stopped(STOP_TIMEOUT);
-    serve(guest, debugger, stream)
+    serve(guest, debugger, stream, true)
 }
 
 /// Serves gdb on `stream` until the payload ends or gdb goes away; then lets the
-/// payload run on by itself.
-pub fn serve(guest: Arc<Guest>, debugger: Arc<Debugger>, stream: TcpStream) {
-    let mut target = KmTarget::new(guest.clone(), debugger.clone());
-    let reply = stream.try_clone().ok();
+/// payload run on by itself. `launched`: km started the payload for this gdb.
+fn serve(guest: Arc<Guest>, debugger: Arc<Debugger>, stream: TcpStream, launched: bool) {
+    let mut target = KmTarget::new(guest.clone(), debugger.clone(), launched);
     let result = GdbStub::new(Conn::new(stream)).run_blocking::<EventLoop>(&mut target);
     crate::trace!(crate::trace::Category::Kvm, "gdb stub ends: {result:?}");
     match result {
         Ok(DisconnectReason::TargetExited(_)) | Ok(DisconnectReason::TargetTerminated(_)) => {
             debugger.finish()
         }
-        Ok(DisconnectReason::Kill) => {
-            // gdbstub leaves gdb's vKill unanswered outside extended mode; answer it
-            // as gdbserver does, so gdb reports the kill rather than a lost link.
-            if let Some(mut reply) = reply {
-                let _ = std::io::Write::write_all(&mut reply, b"$OK#9a");
-            }
-            crate::kvm::kick::die_by(libc::SIGKILL)
-        }
+        Ok(DisconnectReason::Kill) => crate::kvm::kick::die_by(libc::SIGKILL),
         Ok(DisconnectReason::Disconnect) | Err(_) => {
             if let Err(e) = &result {
                 crate::eprintln_whole!("km: {}: gdb stub: {e}", guest.config.name);

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use super::arch::{KmRegs, KmX86_64};
 use super::host::HostFiles;
+use gdbstub::common::Pid;
 use gdbstub::common::{Signal, Tid};
 use gdbstub::target::ext::auxv::AuxvOps;
 use gdbstub::target::ext::base::BaseOps;
@@ -18,6 +19,9 @@ use gdbstub::target::ext::breakpoints::{
     SwBreakpoint, SwBreakpointOps, WatchKind,
 };
 use gdbstub::target::ext::exec_file::ExecFileOps;
+use gdbstub::target::ext::extended_mode::{
+    Args, AttachKind, ExtendedMode, ExtendedModeOps, ShouldTerminate,
+};
 use gdbstub::target::ext::host_io::HostIoOps;
 use gdbstub::target::ext::thread_extra_info::ThreadExtraInfoOps;
 use gdbstub::target::{Target, TargetError, TargetResult};
@@ -32,6 +36,9 @@ pub struct KmTarget {
     pub(super) files: HostFiles,
     actions: HashMap<i32, (Action, Option<i32>)>,
     lock_others: bool,
+    /// km started the payload for this gdb (`-g`), rather than gdb attaching to
+    /// a running one (`--gdb-listen`): gdb's `quit` then kills it, as gdbserver's.
+    launched: bool,
     /// Addresses of gdb's breakpoints by kind (`break` and `hbreak` share km's int3
     /// at an address both use).
     breakpoints: [BTreeSet<u64>; 2],
@@ -45,10 +52,11 @@ enum BreakKind {
 }
 
 impl KmTarget {
-    pub fn new(guest: Arc<Guest>, debugger: Arc<Debugger>) -> Self {
+    pub fn new(guest: Arc<Guest>, debugger: Arc<Debugger>, launched: bool) -> Self {
         KmTarget {
             guest,
             debugger,
+            launched,
             files: HostFiles::default(),
             actions: HashMap::new(),
             lock_others: false,
@@ -141,6 +149,10 @@ impl Target for KmTarget {
     fn support_libraries_svr4(
         &mut self,
     ) -> Option<gdbstub::target::ext::libraries::LibrariesSvr4Ops<'_, Self>> {
+        Some(self)
+    }
+
+    fn support_extended_mode(&mut self) -> Option<ExtendedModeOps<'_, Self>> {
         Some(self)
     }
 
@@ -432,6 +444,35 @@ impl HwBreakpoint for KmTarget {
 
     fn remove_hw_breakpoint(&mut self, addr: u64, _kind: usize) -> TargetResult<bool, Self> {
         Ok(self.remove_breakpoint(addr, BreakKind::Hardware))
+    }
+}
+
+/// Only what tells gdb how the payload came to be debugged (`qAttached`, so that
+/// `quit` kills a payload km started and detaches from one gdb attached to) and
+/// answers `vKill`; km serves one payload, so it neither runs nor attaches to others.
+impl ExtendedMode for KmTarget {
+    fn run(&mut self, _: Option<&[u8]>, _: Args<'_, '_>) -> TargetResult<Pid, Self> {
+        Err(TargetError::NonFatal)
+    }
+
+    fn attach(&mut self, _: Pid) -> TargetResult<(), Self> {
+        Err(TargetError::NonFatal)
+    }
+
+    fn query_if_attached(&mut self, _: Pid) -> TargetResult<AttachKind, Self> {
+        Ok(if self.launched {
+            AttachKind::Run
+        } else {
+            AttachKind::Attach
+        })
+    }
+
+    fn kill(&mut self, _: Option<Pid>) -> TargetResult<ShouldTerminate, Self> {
+        Ok(ShouldTerminate::Yes)
+    }
+
+    fn restart(&mut self) -> Result<(), Self::Error> {
+        Err("km cannot restart its payload")
     }
 }
 

@@ -362,6 +362,15 @@ fn syscalls_with_hostile_arguments() {
     assert!(calls > 0, "no syscall was made");
 }
 
+/// Found by the syscall fuzzer: km forked on clone3 arguments Linux refuses (unknown
+/// flags, a bad exit signal or set_tid size, nonzero trailing bytes).
+#[test]
+fn clone3_refuses_what_linux_refuses() {
+    for build in ["clone3args.glibc", "clone3args.musl"] {
+        common::assert_passes_like_native(&payload(build), &[], None, "done");
+    }
+}
+
 // ---------- (b) ELF mutants ----------
 
 /// Where the base ELF's parts are (read from the unmutated file, which is trusted).

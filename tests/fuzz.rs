@@ -304,7 +304,7 @@ fn failure(what: &str, why: &str, e: &Ended, detail: &str) -> String {
 // ---------- (a) hostile syscalls ----------
 
 #[test]
-fn syscalls_with_hostile_arguments() {
+fn fuzz_syscalls() {
     let (seed, budget) = settings("sysfuzz");
     let skip = known_open();
     let skip_args: Vec<&str> = skip
@@ -598,7 +598,7 @@ fn mutate_once(rng: &mut Rng, b: &mut Vec<u8>, l: &Layout, dir: &Path, skip: &[&
 }
 
 #[test]
-fn elf_mutants() {
+fn fuzz_elf() {
     let (seed, budget) = settings("elf");
     let skip = known_open();
     let dir = scratch("fuzz-elf");
@@ -981,7 +981,7 @@ fn gdb_session(rng: &mut Rng, listen: bool, dir: &Path, tally: &mut Tally, label
 }
 
 #[test]
-fn gdb_packets() {
+fn fuzz_gdb() {
     let (seed, budget) = settings("gdb");
     let dir = scratch("fuzz-gdb");
     let mut rng = Rng(seed);

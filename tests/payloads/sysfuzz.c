@@ -9,7 +9,9 @@
  * call that killed or hung the program. The same SEED replays the same cases.
  * SKIP names argument kinds left out (the fuzz test's list of known open failures):
  *   trunc  pointers into the page past EOF of a truncated MAP_SHARED file mapping
- *   cmsg   cmsg_len/msg_controllen values that do not fit the control buffer */
+ *   cmsg   cmsg_len/msg_controllen values that do not fit the control buffer
+ *   rlimit new RLIMIT_AS, RLIMIT_DATA and RLIMIT_SIGPENDING values (km sets them on
+ *          itself, where they limit its own allocations and signals) */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -53,7 +55,7 @@ static int chance(int percent) { return below(100) < (uint64_t)percent; }
  * unmapped), arena may be unmapped/remapped/protected by the calls themselves. */
 static uint8_t *work, *arena, *ro_page, *none_page, *trunc_map;
 static uint64_t unmapped, initial_brk;
-static int skip_trunc, skip_cmsg;
+static int skip_trunc, skip_cmsg, skip_rlimit;
 static int fds[MAX_FDS], nfds;
 /* Whether the last open was of a scratch path (only those join the fd pool: a
  * directory fd of the host would let relative paths reach outside the scratch dir). */
@@ -707,7 +709,9 @@ static int make_args(long nr, uint64_t *a) {
     case SYS_clock_nanosleep: a[0] = below(12); a[1] = chance(80) ? 0 : num(); a[2] = timespec_ptr(); a[3] = ptr(); break;
     case SYS_prlimit64: {
         a[0] = pid(); a[1] = chance(80) ? below(16) : num();
-        if (a[1] == 0 /* RLIMIT_CPU */ || a[1] == 1 /* FSIZE */ || a[1] == 7 /* NOFILE */)
+        /* CPU, FSIZE and NOFILE limits would end or cripple the fuzzer itself. */
+        if (a[1] == 0 || a[1] == 1 || a[1] == 7 ||
+            (skip_rlimit && (a[1] == 2 || a[1] == 9 || a[1] == 11)))
             a[2] = 0;
         else
             a[2] = chance(50) ? 0 : ptr();
@@ -879,7 +883,7 @@ static void setup(const char *dir) {
 
 int main(int argc, char **argv) {
     if (argc < 5) {
-        fprintf(stderr, "usage: sysfuzz SEED SECONDS MAXCASES DIR [trunc] [cmsg]\n");
+        fprintf(stderr, "usage: sysfuzz SEED SECONDS MAXCASES DIR [trunc] [cmsg] [rlimit]\n");
         return 2;
     }
     uint64_t seed = strtoull(argv[1], NULL, 0);
@@ -888,6 +892,7 @@ int main(int argc, char **argv) {
     for (int i = 5; i < argc; i++) {
         skip_trunc |= strcmp(argv[i], "trunc") == 0;
         skip_cmsg |= strcmp(argv[i], "cmsg") == 0;
+        skip_rlimit |= strcmp(argv[i], "rlimit") == 0;
     }
     rng_state = seed;
     deadline = time(NULL) + secs;

@@ -746,7 +746,8 @@ fn gdb_len(rng: &mut Rng) -> u64 {
 
 /// A thread id: mostly the stopped thread's (`tid`, as the stub gave it), else odd ones.
 fn gdb_tid(rng: &mut Rng, tid: &str) -> String {
-    if rng.chance(60) {
+    // Odd ids (-1, 0, a pid of -1) in Hg, T or vCont end gdbstub's session.
+    if rng.chance(85) {
         return tid.to_string();
     }
     rng.pick(&[
@@ -787,6 +788,8 @@ fn gdb_body(rng: &mut Rng, tid: &str) -> Vec<u8> {
     let o = gdb_len(rng);
     let size = rng.index(64);
     let data = rng.bytes(size);
+    // M and X carry as many bytes as they say, mostly (else gdbstub ends the session).
+    let n = if rng.chance(85) { size as u64 } else { l };
     let s = match rng.below(34) {
         0 => "?".into(),
         1 => "g".into(),
@@ -794,9 +797,9 @@ fn gdb_body(rng: &mut Rng, tid: &str) -> Vec<u8> {
         3 => format!("p{:x}", rng.below(100)),
         4 => format!("P{:x}={}", rng.below(100), hex(&data)),
         5 | 6 => format!("m{a:x},{l:x}"),
-        7 => format!("M{a:x},{l:x}:{}", hex(&data)),
+        7 => format!("M{a:x},{n:x}:{}", hex(&data)),
         8 => {
-            let mut p = format!("X{a:x},{l:x}:").into_bytes();
+            let mut p = format!("X{a:x},{n:x}:").into_bytes();
             p.extend(data.iter().flat_map(|&c| match c {
                 b'#' | b'$' | b'}' | b'*' => vec![b'}', c ^ 0x20],
                 _ => vec![c],

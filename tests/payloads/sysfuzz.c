@@ -317,7 +317,8 @@ static uint64_t iovec_ptr(uint64_t *count) {
     uint64_t *v = (uint64_t *)in_work(n * 16);
     if (n <= 4096 && in_work_range(v, n * 16))
         for (uint64_t i = 0; i < n; i++) {
-            v[2 * i] = ptr();
+            /* Mostly readable buffers, so the call goes on to what follows them. */
+            v[2 * i] = chance(70) ? (uint64_t)work + below(WORK_SIZE - 256) : ptr();
             v[2 * i + 1] = chance(70) ? below(200) : len();
         }
     *count = chance(85) ? n : num();
@@ -796,6 +797,12 @@ static const long calls[] = {
  * unchecked arguments: below 1000 only the table above). */
 static long pick_call(void) {
     static const uint64_t none[] = { 0x40000000, 0x7fffffff, 0x80000000ULL, -1ULL, 1ULL << 32 };
+    /* The calls that walk nested structures, more often. */
+    static const long nested[] = { SYS_sendmsg, SYS_recvmsg, SYS_sendmmsg, SYS_readv,
+        SYS_writev, SYS_ppoll, SYS_epoll_ctl, SYS_clone3, SYS_set_robust_list,
+        SYS_timer_settime, SYS_pselect6, SYS_rt_sigtimedwait };
+    if (chance(10))
+        return nested[below(sizeof nested / sizeof nested[0])];
     if (chance(97))
         return calls[below(sizeof calls / sizeof calls[0])];
     return chance(50) ? (long)(1000 + below(100000)) : (long)none[below(5)];

@@ -710,9 +710,11 @@ static int make_args(long nr, uint64_t *a) {
     case SYS_clock_nanosleep: a[0] = below(12); a[1] = chance(80) ? 0 : num(); a[2] = timespec_ptr(); a[3] = ptr(); break;
     case SYS_prlimit64: {
         a[0] = pid(); a[1] = chance(80) ? below(16) : num();
-        /* CPU, FSIZE and NOFILE limits would end or cripple the fuzzer itself. */
-        if (a[1] == 0 || a[1] == 1 || a[1] == 7 ||
-            (skip_rlimit && (a[1] == 2 || a[1] == 9 || a[1] == 11)))
+        /* CPU, FSIZE and NOFILE limits would end or cripple the fuzzer itself (the
+         * kernel takes the resource as a 32-bit number). */
+        uint32_t res = (uint32_t)a[1];
+        if (res == 0 || res == 1 || res == 7 ||
+            (skip_rlimit && (res == 2 || res == 9 || res == 11)))
             a[2] = 0;
         else
             a[2] = chance(50) ? 0 : ptr();

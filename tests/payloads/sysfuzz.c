@@ -1,6 +1,7 @@
 /* sysfuzz SEED SECONDS MAXCASES DIR [SKIP...]: random syscalls with hostile arguments,
  * for tests/fuzz.rs. Runs in DIR (a scratch directory): every path it gives a call that
- * changes files is relative, without "..", so nothing outside DIR is touched; calls
+ * changes files is relative, without "..", and every descriptor it gives one is DIR's
+ * (or standard output or error), so nothing outside DIR is touched; calls
  * aimed at other processes, that end or wedge the program, or that could harm the
  * host (device nodes, huge files, raw network) are left out or given safe values.
  * A periodic SIGALRM interrupts blocking calls and bounds the run to SECONDS; at most
@@ -57,8 +58,10 @@ static uint8_t *work, *arena, *ro_page, *none_page, *trunc_map;
 static uint64_t unmapped, initial_brk;
 static int skip_trunc, skip_cmsg, skip_rlimit;
 static int fds[MAX_FDS], nfds;
-/* Whether the last open was of a scratch path (only those join the fd pool: a
- * directory fd of the host would let relative paths reach outside the scratch dir). */
+/* Whether the last open was of a scratch path. Only those join the fd pool; any other
+ * is closed at once: its number, once reused by the pool (a pool fd closed, then the
+ * host file opened in its place), would let fchmod, fchown or mkdirat reach a host
+ * file or directory. */
 static int opened_scratch;
 
 static void add_fd(long fd) {
@@ -208,7 +211,7 @@ static uint64_t num(void) {
 
 static uint64_t fd(void) {
     static const uint64_t bad[] = {
-        -1ULL, (uint64_t)AT_FDCWD, 0, 1, 2, 1023, 1024, 4096, 65535, 1 << 20,
+        -1ULL, (uint64_t)AT_FDCWD, 0, 1023, 1024, 4096, 65535, 1 << 20,
         0x7fffffff, 0x80000000ULL, 0xffffffffULL, 0x100000000ULL, -2ULL,
     };
     if (nfds && chance(75))
@@ -390,13 +393,19 @@ static uint64_t pollfd_ptr(uint64_t *count) {
     return (uint64_t)p;
 }
 
+/* An itimerspec (or itimerval): short values, some invalid; a repeating interval is
+ * never below 1 ms (1 s for itimerval), as a timer firing every few nanoseconds
+ * would bury the program in its own signals (natively too). */
 static uint64_t itimerspec_ptr(void) {
     int64_t *t = (int64_t *)in_work(32);
-    if (in_work_range(t, 32))
+    if (in_work_range(t, 32)) {
         for (int i = 0; i < 4; i += 2) {
             t[i] = chance(90) ? 0 : (int64_t)num();
             t[i + 1] = chance(90) ? (int64_t)below(50 * 1000 * 1000) : (int64_t)num();
         }
+        if (t[0] == 0 && t[1] > 0 && t[1] < 1000 * 1000)
+            t[1] = 1000 * 1000;
+    }
     return (uint64_t)t;
 }
 
@@ -593,6 +602,13 @@ static int make_args(long nr, uint64_t *a) {
     case SYS_getxattr: case SYS_lgetxattr: case SYS_listxattr: case SYS_llistxattr:
         a[0] = read_path(); a[1] = chance(50) ? (uint64_t)"user.fuzz" : ptr(); a[2] = ptr(); a[3] = len();
         if (nr == SYS_listxattr || nr == SYS_llistxattr) {
+            a[1] = ptr();
+            a[2] = len();
+        }
+        break;
+    case SYS_fgetxattr: case SYS_fsetxattr: case SYS_fremovexattr: case SYS_flistxattr:
+        a[0] = fd(); a[1] = chance(50) ? (uint64_t)"user.fuzz" : ptr(); a[2] = ptr(); a[3] = len(); a[4] = num();
+        if (nr == SYS_flistxattr) {
             a[1] = ptr();
             a[2] = len();
         }
@@ -872,7 +888,11 @@ static void setup(const char *dir) {
     add_fd(syscall(SYS_eventfd2, 0, 0));
     add_fd(syscall(SYS_timerfd_create, CLOCK_MONOTONIC, 0));
     add_fd(syscall(SYS_memfd_create, "fuzz", 0));
-    add_fd(open("/dev/null", O_RDONLY));
+    /* Standard input becomes a scratch file: fchmod(0) must not reach /dev/null. */
+    int in = open("stdin", O_RDWR | O_CREAT, 0644);
+    if (in < 0 || dup2(in, 0) != 0)
+        exit(2);
+    close(in);
 
     /* SIGALRM every 50 ms interrupts blocking calls (no SA_RESTART) and ends the run;
      * other signals timers may raise are caught; SIGPIPE and SIGXFSZ are ignored. */
@@ -931,6 +951,8 @@ int main(int argc, char **argv) {
         if (nr == SYS_clone3 && rc == 0)
             syscall(SYS_exit, 0);
         logf_("= %ld\n", rc < 0 ? -(long)errno : rc);
+        if ((nr == SYS_open || nr == SYS_openat) && !opened_scratch && rc >= 0)
+            close((int)rc);
         if (rc < 0)
             failed++;
         else if (((nr == SYS_open || nr == SYS_openat) && opened_scratch) || nr == SYS_creat ||

@@ -726,10 +726,10 @@ static int make_args(long nr, uint64_t *a) {
     case SYS_clock_nanosleep: a[0] = below(12); a[1] = chance(80) ? 0 : num(); a[2] = timespec_ptr(); a[3] = ptr(); break;
     case SYS_prlimit64: {
         a[0] = pid(); a[1] = chance(80) ? below(16) : num();
-        /* CPU, FSIZE and NOFILE limits would end or cripple the fuzzer itself (the
-         * kernel takes the resource as a 32-bit number). */
+        /* CPU, FSIZE, NOFILE and RTTIME limits would end or cripple the fuzzer itself
+         * (SIGKILL past a hard CPU limit); the kernel takes the resource as 32 bits. */
         uint32_t res = (uint32_t)a[1];
-        if (res == 0 || res == 1 || res == 7 ||
+        if (res == 0 || res == 1 || res == 7 || res == 15 ||
             (skip_rlimit && (res == 2 || res == 9 || res == 11)))
             a[2] = 0;
         else

@@ -23,7 +23,7 @@ use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::{km, payload, scratch};
+use common::{km, payload, scratch, text};
 use rustix::process::{Pid, Signal, kill_process};
 
 /// Failures of issue 10 being fixed on other branches: their cases are left out of
@@ -121,7 +121,6 @@ fn known_open() -> Vec<&'static str> {
 
 /// How one km run ended.
 struct Ended {
-    pid: u32,
     /// None: it did not end, even after SIGKILL's grace.
     status: Option<ExitStatus>,
     /// Whether the harness sent it SIGTERM (a payload that ran too long).
@@ -192,9 +191,9 @@ fn wait_bounded(mut child: Child, dir: &Path, limit: Duration, terminate: bool) 
         std::thread::sleep(nap);
         nap = (nap * 2).min(Duration::from_millis(20));
     };
-    let read = |name: &str| fs::read_to_string(dir.join(name)).unwrap_or_default();
+    // Lossy: a payload may write any bytes to its stdout and stderr.
+    let read = |name: &str| text(&fs::read(dir.join(name)).unwrap_or_default());
     Ended {
-        pid: child.id(),
         status,
         terminated,
         stdout: read("km.out"),
@@ -233,21 +232,15 @@ const QUIET_PAYLOAD_SIGNALS: &[i32] = &[
 
 /// Whether km's death by `sig` is the payload's: a core-dumping signal with km's crash
 /// report for it, a quiet signal the payload can raise, or the harness's SIGTERM.
-/// The report must come from km's process `pid` (its main thread has that id), or be
-/// the last one: a payload's fork children are km processes that report too.
-fn payload_signal(sig: i32, stderr: &str, pid: u32, terminated: bool) -> bool {
+/// The report must be the last one (a payload's fork children are km processes that
+/// report too, before the parent).
+fn payload_signal(sig: i32, stderr: &str, terminated: bool) -> bool {
     if CORE_SIGNALS.contains(&sig) {
-        let named = format!("(signal {sig}) in thread ");
-        let reports: Vec<&str> = stderr
+        let last = stderr
             .lines()
-            .filter(|l| l.starts_with("km: ") && l.contains(") in thread "))
-            .collect();
-        let by_km = reports.iter().any(|l| {
-            l.split(&named)
-                .nth(1)
-                .is_some_and(|t| t.split(',').next() == Some(&pid.to_string()))
-        });
-        return by_km || reports.last().is_some_and(|l| l.contains(&named));
+            .rev()
+            .find(|l| l.starts_with("km: ") && l.contains(") in thread "));
+        return last.is_some_and(|l| l.contains(&format!("(signal {sig}) in thread ")));
     }
     (terminated && sig == libc::SIGTERM)
         || QUIET_PAYLOAD_SIGNALS.contains(&sig)
@@ -280,13 +273,11 @@ fn verdict(e: &Ended) -> Result<&'static str, String> {
         }
         (Some(125), _) => Ok("km refused (125)"),
         (Some(_), _) => Ok("payload exited"),
-        (None, Some(sig)) if payload_signal(sig, &e.stderr, e.pid, e.terminated) => {
-            Ok(if e.terminated {
-                "ran long, ended by SIGTERM"
-            } else {
-                "payload killed by a signal"
-            })
-        }
+        (None, Some(sig)) if payload_signal(sig, &e.stderr, e.terminated) => Ok(if e.terminated {
+            "ran long, ended by SIGTERM"
+        } else {
+            "payload killed by a signal"
+        }),
         (None, Some(sig)) => Err(format!("km died by signal {sig} of its own")),
         (None, None) => Err("no exit status".into()),
     }

@@ -9,7 +9,6 @@ use rustix::io::Errno;
 
 use super::{Ctx, Outcome, SysResult, process};
 use crate::kernel::process::{Guest, Thread};
-use crate::memory::PAGE_SIZE;
 use crate::memory::host::{self, FutexArg4};
 use crate::trace;
 use crate::trace::Category;
@@ -89,44 +88,91 @@ pub fn clone(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> Result<Outcome, Errno> {
 /// used). Its size is checked as Linux does: at least the first version, at most a
 /// page, and any part past the fields Linux knows must be zero (E2BIG).
 pub fn clone3(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> Result<Outcome, Errno> {
-    const CLONE_ARGS_SIZE_VER0: u64 = 64;
-    /// Size of Linux's current `struct clone_args` (VER2).
-    const CLONE_ARGS_SIZE: u64 = 88;
-    let size = a[1];
-    if size < CLONE_ARGS_SIZE_VER0 {
-        return Err(Errno::INVAL);
-    }
-    if size > PAGE_SIZE {
-        return Err(Errno::TOOBIG);
-    }
-    let args: [u64; 8] = ctx.read_obj(a[0])?;
-    if size > CLONE_ARGS_SIZE {
-        // The first 64 bytes are readable, so this address does not overflow.
-        let unknown = ctx.read_bytes(a[0] + CLONE_ARGS_SIZE, (size - CLONE_ARGS_SIZE) as usize)?;
-        if unknown.iter().any(|&b| b != 0) {
-            return Err(Errno::TOOBIG);
-        }
-    }
     let [
         flags,
         _pidfd,
         child_tid,
         parent_tid,
-        exit_signal,
+        _exit_signal,
         stack,
         stack_size,
         tls,
-    ] = args;
-    // Linux: the exit signal fits CSIGNAL, and a stack has a base and a size or neither.
-    if exit_signal & !(libc::CSIGNAL as u64) != 0 || (stack == 0) != (stack_size == 0) {
-        return Err(Errno::INVAL);
-    }
+        ..,
+    ] = clone3_args(ctx, a[0], a[1])?;
     let top = if stack != 0 {
         stack.checked_add(stack_size).ok_or(Errno::INVAL)?
     } else {
         0
     };
     clone(ctx, &[flags, top, parent_tid, child_tid, tls, 0])
+}
+
+/// Sizes of `struct clone_args`: its first version and the one km knows (with
+/// set_tid and cgroup).
+const CLONE_ARGS_SIZE_VER0: u64 = 64;
+const CLONE_ARGS_SIZE_VER2: u64 = 88;
+const CLONE_ARGS_SIZE_MAX: u64 = 4096;
+const MAX_PID_NS_LEVEL: u64 = 32;
+const CSIGNAL: u64 = 0xff;
+/// The highest signal number.
+const NSIG: u64 = 64;
+const CLONE_CLEAR_SIGHAND: u64 = 1 << 32;
+const CLONE_INTO_CGROUP: u64 = 1 << 33;
+
+/// clone3's `struct clone_args` at `addr`, `size` bytes long, refused as Linux
+/// refuses it: a size out of range or unknown trailing bytes that are not zero
+/// (E2BIG), unknown flags, a bad exit signal, set_tid, stack or flag combination
+/// (EINVAL).
+fn clone3_args(ctx: &Ctx<'_>, addr: u64, size: u64) -> Result<[u64; 11], Errno> {
+    if size > CLONE_ARGS_SIZE_MAX {
+        return Err(Errno::TOOBIG);
+    }
+    if size < CLONE_ARGS_SIZE_VER0 {
+        return Err(Errno::INVAL);
+    }
+    let mut raw = [0u8; CLONE_ARGS_SIZE_VER2 as usize];
+    let known = size.min(CLONE_ARGS_SIZE_VER2) as usize;
+    raw[..known].copy_from_slice(&ctx.read_bytes(addr, known)?);
+    if size > CLONE_ARGS_SIZE_VER2 {
+        let rest = addr.checked_add(CLONE_ARGS_SIZE_VER2).ok_or(Errno::FAULT)?;
+        let trailing = ctx.read_bytes(rest, (size - CLONE_ARGS_SIZE_VER2) as usize)?;
+        if trailing.iter().any(|&b| b != 0) {
+            return Err(Errno::TOOBIG);
+        }
+    }
+    let mut args = [0u64; 11];
+    for (arg, bytes) in args.iter_mut().zip(raw.chunks_exact(8)) {
+        *arg = u64::from_le_bytes(bytes.try_into().expect("8 bytes"));
+    }
+    let [
+        flags,
+        _,
+        _,
+        _,
+        exit_signal,
+        stack,
+        stack_size,
+        _,
+        set_tid,
+        set_tid_size,
+        cgroup,
+    ] = args;
+    let has = |f: u64| flags & f != 0;
+    let known_flags = 0xffff_ffff | CLONE_CLEAR_SIGHAND | CLONE_INTO_CGROUP;
+    let sighand = libc::CLONE_SIGHAND as u64;
+    let refused = set_tid_size > MAX_PID_NS_LEVEL
+        || (set_tid == 0) != (set_tid_size == 0)
+        || exit_signal > NSIG
+        || (has(CLONE_INTO_CGROUP) && (cgroup > i32::MAX as u64 || size < CLONE_ARGS_SIZE_VER2))
+        || flags & !known_flags != 0
+        || has(libc::CLONE_DETACHED as u64 | CSIGNAL)
+        || flags & (sighand | CLONE_CLEAR_SIGHAND) == sighand | CLONE_CLEAR_SIGHAND
+        || (has((libc::CLONE_THREAD | libc::CLONE_PARENT) as u64) && exit_signal != 0)
+        || (stack == 0) != (stack_size == 0);
+    if refused {
+        return Err(Errno::INVAL);
+    }
+    Ok(args)
 }
 
 /// The first user context and clone bookkeeping of a new thread or process.

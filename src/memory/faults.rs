@@ -329,12 +329,14 @@ pub fn install() -> Result<()> {
             on_fault as extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void);
         // SAFETY: zeroed sigactions are valid; the handler is async-signal-safe (atomics,
         // thread-local cells and raw mmap/mremap/munmap/sched_yield calls), and runs on
-        // the alternate stack where a thread has one (Rust's stack-overflow check).
+        // the alternate stack where a thread has one (Rust's stack-overflow check),
+        // with every other signal blocked: a kick or forwarded signal handled on top
+        // of it overflowed that small stack (found by the syscall fuzzer).
         let (rc, old) = unsafe {
             let mut sa: libc::sigaction = std::mem::zeroed();
             sa.sa_sigaction = handler as libc::sighandler_t;
             sa.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
-            libc::sigemptyset(&mut sa.sa_mask);
+            libc::sigfillset(&mut sa.sa_mask);
             let mut old: libc::sigaction = std::mem::zeroed();
             (libc::sigaction(sig, &sa, &mut old), old)
         };

@@ -25,6 +25,7 @@ use crate::trace::Category;
 /// from here. `initial_stop`: park for gdb before the first instruction.
 pub fn run_thread(guest: &Arc<Guest>, mut thread: Thread, initial_stop: bool) {
     let kick_slot = thread.vcpu.make_kickable();
+    or_fail(guest, debug::thread_started(guest, &mut thread));
     if initial_stop {
         or_fail(guest, debug::initial_stop(guest, &mut thread));
     }
@@ -44,8 +45,8 @@ pub fn run_thread(guest: &Arc<Guest>, mut thread: Thread, initial_stop: bool) {
                 guest,
                 anyhow::anyhow!("guest wrote to unknown I/O port {port:#x}"),
             ),
-            Exit::Interrupted => {
-                or_fail(guest, debug::interrupted(guest, &mut thread));
+            Exit::Interrupted(ran) => {
+                or_fail(guest, debug::interrupted(guest, &mut thread, ran));
                 Point::Interrupted
             }
             // KVM's single-step: inside km's own code keep going; in user code

@@ -1150,3 +1150,24 @@ fn quit_kills_a_payload_started_for_gdb() {
         "km: {status}\n{shown}"
     );
 }
+
+/// A write watchpoint set before a thread is created catches that thread's write.
+/// (Which thread km names for it can still race: every thread single-steps and
+/// compares the watched bytes, and another thread's step may see the write first.)
+#[test]
+fn watchpoints_follow_new_threads() {
+    let expected = [
+        "Breakpoint 1, watch_armed ()",
+        "atchpoint 2: shared",
+        "Old value = 0",
+        "New value = 7",
+        "exited normally",
+    ];
+    let (_, status) = both_servers(
+        &payload("debuggee.glibc"),
+        &["watchthreads"],
+        "watch-threads.gdb",
+        &expected,
+    );
+    assert!(status.success(), "km: {status}");
+}

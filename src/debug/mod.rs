@@ -36,6 +36,22 @@ pub enum Exception {
     Payload,
 }
 
+/// A new thread of a payload under gdb: it single-steps from its first
+/// instruction when write watchpoints are set (it never parked when gdb set them).
+pub fn thread_started(guest: &Guest, thread: &mut Thread) -> Result<()> {
+    if let Some(d) = guest
+        .debugger
+        .as_ref()
+        .filter(|d| d.attached() && d.watching())
+    {
+        d.watch_snapshot(&mut thread.watch_seen, |a, buf| {
+            guest.vm.mem.read_bytes(a, buf).is_ok()
+        });
+        set_stepping(thread, true)?;
+    }
+    Ok(())
+}
+
 /// Parks the first thread before its first instruction (`km -g`).
 pub fn initial_stop(guest: &Guest, thread: &mut Thread) -> Result<()> {
     if let Some(d) = &guest.debugger {
@@ -72,7 +88,7 @@ pub fn exception(
             thread.vcpu.enter_user(&guest.vm.mem, &regs)?;
             return Ok(Exception::Handled);
         }
-        match step_event(guest, thread)? {
+        match step_event(guest, thread, false)? {
             Some(event) => stop(guest, thread, event, Point::Exception(frame))?,
             None => {
                 let regs = continue_after_step(guest, thread, regs)?;
@@ -141,11 +157,12 @@ pub fn syscall_returned(guest: &Guest, thread: &mut Thread, point: Point) -> Res
 /// KVM's pending one), and stops a thread that has just executed one of gdb's
 /// `int3`s whose #BP did not reach the guest (see [`interrupted_after_breakpoint`])
 /// at that breakpoint, before anything (a stop, a signal) sets its registers.
-pub fn interrupted(guest: &Guest, thread: &mut Thread) -> Result<()> {
+/// `ran`: the guest ran before the kick (else it cannot have executed anything).
+pub fn interrupted(guest: &Guest, thread: &mut Thread, ran: bool) -> Result<()> {
     if thread.stepping {
         thread.vcpu.set_single_step(true)?;
     }
-    if interrupted_after_breakpoint(guest, thread)? {
+    if ran && interrupted_after_breakpoint(guest, thread)? {
         stop(
             guest,
             thread,
@@ -186,7 +203,10 @@ fn interrupted_after_breakpoint(guest: &Guest, thread: &Thread) -> Result<bool> 
     let Some(d) = guest.debugger.as_ref().filter(|d| d.attached()) else {
         return Ok(false);
     };
-    if thread.vcpu.in_landing_pad()? {
+    // A thread that single-steps may stand one byte past a breakpoint because it
+    // stepped the original instruction there (gdb's step over it): only a running
+    // thread can be told by its position.
+    if thread.stepping || thread.vcpu.in_landing_pad()? {
         return Ok(false);
     }
     let mut regs = thread.vcpu.regs()?;
@@ -257,7 +277,7 @@ fn stop(guest: &Guest, thread: &mut Thread, event: Event, point: Point) -> Resul
 /// hypercall's I/O exit (seen on PVM), so km ends the step itself: it stops for gdb,
 /// or re-enters user code after the syscall, stepping on if still needed.
 fn step_after_syscall(guest: &Guest, thread: &mut Thread, point: Point) -> Result<()> {
-    match step_event(guest, thread)? {
+    match step_event(guest, thread, true)? {
         Some(event) => stop(guest, thread, event, point)?,
         None => {
             let regs = continue_after_step(guest, thread, signals::user_context(thread, point)?)?;
@@ -270,7 +290,7 @@ fn step_after_syscall(guest: &Guest, thread: &mut Thread, point: Point) -> Resul
 /// A single-step KVM reported at a user instruction (hardware KVM): stops for gdb,
 /// or goes on stepping or running.
 pub fn after_kvm_step(guest: &Guest, thread: &mut Thread) -> Result<()> {
-    match step_event(guest, thread)? {
+    match step_event(guest, thread, false)? {
         Some(event) => stop(guest, thread, event, Point::Interrupted)?,
         None => {
             let regs = continue_after_step(guest, thread, thread.vcpu.regs()?)?;
@@ -307,7 +327,7 @@ fn stop_point_in_pad(guest: &Guest, thread: &Thread) -> Result<Option<Point>> {
 /// What a finished single-step of `thread` means for gdb: the end of gdb's own step,
 /// an access to a watched address, or nothing (keep going). A step over a page
 /// hidden for watchpoints ends here: the page is hidden again.
-fn step_event(guest: &Guest, thread: &mut Thread) -> Result<Option<Event>> {
+fn step_event(guest: &Guest, thread: &mut Thread, after_syscall: bool) -> Result<Option<Event>> {
     let hit = match thread.watch_step.take() {
         Some(step) => watch::end_watch_step(guest, step)?,
         None => None,
@@ -320,7 +340,12 @@ fn step_event(guest: &Guest, thread: &mut Thread) -> Result<Option<Event>> {
     if let Some((kind, addr)) = hit {
         return Ok(Some(Event::Watch(thread.tid, kind, addr)));
     }
-    if let Some(addr) = d.watch_hit(|a, buf| guest.vm.mem.read_bytes(a, buf).is_ok()) {
+    let read = |a, buf: &mut [u8]| guest.vm.mem.read_bytes(a, buf).is_ok();
+    if after_syscall {
+        // What changed during the syscall was not written by an instruction of
+        // this thread (Linux's debug registers do not see the kernel's writes).
+        d.watch_snapshot(&mut thread.watch_seen, read);
+    } else if let Some(addr) = d.watch_hit(&mut thread.watch_seen, read) {
         return Ok(Some(Event::Watch(thread.tid, WatchKind::Write, addr)));
     }
     Ok(thread.gdb_step.then_some(Event::Step(thread.tid)))
@@ -383,6 +408,9 @@ fn park(
     let resume = d.park(thread.tid, parked);
     thread.gdb_step = resume.action == ptrace::Action::Step;
     set_stepping(thread, needs_stepping(guest, thread))?;
+    d.watch_snapshot(&mut thread.watch_seen, |a, buf| {
+        guest.vm.mem.read_bytes(a, buf).is_ok()
+    });
     Ok((resume, fs_base))
 }
 

@@ -91,6 +91,10 @@ pub struct WatchStep {
     pub hit: Option<(WatchKind, u64)>,
 }
 
+/// What one thread last saw at each write watchpoint (address -> bytes): a change
+/// after its own single-step is its write.
+pub type WatchSeen = BTreeMap<u64, Vec<u8>>;
+
 /// What a parked thread does when gdb resumes the target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Action {
@@ -516,16 +520,38 @@ impl Debugger {
     }
 
     /// The first watched address whose contents changed since last looked at.
-    pub fn watch_hit(&self, read: impl Fn(u64, &mut [u8]) -> bool) -> Option<u64> {
-        let mut s = lock(&self.state);
-        for (&addr, (len, old)) in s.watches.iter_mut() {
+    pub fn watch_hit(
+        &self,
+        seen: &mut WatchSeen,
+        read: impl Fn(u64, &mut [u8]) -> bool,
+    ) -> Option<u64> {
+        let s = lock(&self.state);
+        let mut hit = None;
+        for (&addr, (len, _)) in s.watches.iter() {
             let mut now = vec![0u8; *len];
-            if read(addr, &mut now) && now != *old {
-                *old = now;
-                return Some(addr);
+            if !read(addr, &mut now) {
+                continue;
+            }
+            if seen.get(&addr).is_some_and(|before| *before != now) && hit.is_none() {
+                hit = Some(addr);
+            }
+            seen.insert(addr, now);
+        }
+        hit
+    }
+
+    /// Records in `seen` what the write watchpoints cover now, before a thread
+    /// runs on after something else than its own instruction (a stop, a syscall,
+    /// its start): changes made meanwhile are not its writes.
+    pub fn watch_snapshot(&self, seen: &mut WatchSeen, read: impl Fn(u64, &mut [u8]) -> bool) {
+        let s = lock(&self.state);
+        seen.clear();
+        for (&addr, (len, _)) in s.watches.iter() {
+            let mut now = vec![0u8; *len];
+            if read(addr, &mut now) {
+                seen.insert(addr, now);
             }
         }
-        None
     }
 
     /// The pages that read and access watchpoints cover.

@@ -64,8 +64,9 @@ pub fn host_xcr0() -> u64 {
 pub enum Exit {
     /// The guest wrote to this I/O port (the landing pad's hypercalls).
     Io(u16),
-    /// A kick (a host signal) interrupted the vCPU.
-    Interrupted,
+    /// A kick (a host signal) interrupted the vCPU; `false` when it came before
+    /// KVM_RUN, which then ran no guest code at all.
+    Interrupted(bool),
     /// KVM single-stepped one instruction at this address (KVM_EXIT_DEBUG).
     Debug(u64),
     /// The guest did something Linux would kill it for with this signal.
@@ -327,6 +328,12 @@ impl KvmVcpu {
     /// Runs the vCPU until the guest writes to an I/O port (returned) or does
     /// something that kills it (the signal Linux would send).
     pub fn run_to_exit(&mut self) -> Result<Exit> {
+        // A kick already there makes KVM_RUN return at once, before the guest runs.
+        // SAFETY: a volatile read of a field of the vCPU's own mapped kvm_run, which
+        // kick handlers write only with volatile stores of 0 or 1.
+        let kicked_before =
+            unsafe { std::ptr::read_volatile(&raw const self.fd.get_kvm_run().immediate_exit) }
+                != 0;
         Ok(match self.fd.run() {
             Ok(VcpuExit::IoOut(port, _)) => Exit::Io(port),
             Ok(VcpuExit::MmioRead(addr, _)) | Ok(VcpuExit::MmioWrite(addr, _)) => {
@@ -348,7 +355,7 @@ impl KvmVcpu {
             }
             Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {
                 self.fd.set_kvm_immediate_exit(0);
-                Exit::Interrupted
+                Exit::Interrupted(!kicked_before)
             }
             Err(e) if e.errno() == libc::EFAULT => {
                 trace!(Category::Kvm, "KVM_RUN: EFAULT on a guest access");

@@ -8,7 +8,10 @@
  *          hit the child, which gdb does not follow), the parent reports the child
  *   linger the parent exits at once, leaving a child that sleeps for 2 s
  *   signals raises SIGUSR1 into a handler, then calls signalled() twice with the
- *          last signal handled (gdb delivers SIGUSR2 at the first call) */
+ *          last signal handled (gdb delivers SIGUSR2 at the first call)
+ *   watchthreads  stops in watch_armed(), then a thread created after it writes
+ *          `shared` (a watchpoint set there must see the new thread's write) */
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -34,6 +37,16 @@ __attribute__((noinline)) void avx_loaded(void) {
 }
 
 static volatile sig_atomic_t handled;
+static int shared;
+
+__attribute__((noinline)) void watch_armed(void) {
+}
+
+static void *late_writer(void *arg) {
+    (void)arg;
+    shared = 7;
+    return NULL;
+}
 
 static void on_signal(int sig) {
     handled = sig;
@@ -69,6 +82,13 @@ int main(int argc, char **argv) {
         printf("child %s %d\n", WIFEXITED(st) ? "exited" : "killed by signal",
                WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
         return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : 3;
+    }
+    if (!strcmp(mode, "watchthreads")) {
+        pthread_t t;
+        watch_armed();
+        pthread_create(&t, NULL, late_writer, NULL);
+        pthread_join(t, NULL);
+        return shared == 7 ? 0 : 3;
     }
     if (!strcmp(mode, "signals")) {
         signal(SIGUSR1, on_signal);

@@ -28,11 +28,7 @@ use rustix::process::{Pid, Signal, kill_process};
 
 /// Failures of issue 10 being fixed on other branches: their cases are left out of
 /// the run unless KM_FUZZ_ALL=1. Remove an entry once its fix is merged.
-const KNOWN_OPEN: &[(&str, &str)] = &[(
-    "rlimit",
-    "item 7 (found by this fuzzer): prlimit64 sets the payload's RLIMIT_AS/RLIMIT_DATA \
-         on km itself, whose own allocations then fail (km aborts)",
-)];
+const KNOWN_OPEN: &[(&str, &str)] = &[];
 
 /// Largest resident size a km run may reach (the payloads here need a few MiB).
 const MEMORY_BOUND_KIB: u64 = 512 * 1024;

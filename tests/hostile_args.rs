@@ -142,6 +142,30 @@ fn mapping_larger_than_ram_and_swap_gets_enomem() {
     }
 }
 
+/// The payload's RLIMIT_AS and RLIMIT_DATA bind its own mappings as on Linux; km
+/// keeps them for the guest instead of applying them to itself (it aborted on its
+/// own allocations when the payload lowered them).
+#[test]
+fn address_space_and_data_limits_bind_the_payload() {
+    for libc in LIBCS {
+        let out = same_as_native(libc, "rlimit", |c| c);
+        assert_lines(
+            &out,
+            &[
+                "lower RLIMIT_AS: 0",
+                "mmap 1 GiB: ENOMEM",
+                "mmap 16 MiB: ok",
+                "soft above hard: -1 EINVAL",
+                "RLIMIT_AS now: 512 MiB",
+                "lower RLIMIT_DATA: 0",
+                "mmap 128 MiB private writable: ENOMEM",
+                "mmap 128 MiB read-only: ok",
+                "malloc 100 KiB: ok",
+            ],
+        );
+    }
+}
+
 /// A pids cgroup of the test's own (v1, or v2 with the pids controller), removed
 /// when dropped.
 struct PidsCgroup(PathBuf);

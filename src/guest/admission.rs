@@ -3,12 +3,14 @@
 //! (`vm.overcommit_memory`) would not grant it, or when it would take the payload's
 //! mappings past RLIMIT_AS (all of them) or RLIMIT_DATA (private writable ones).
 //!
-//! The limits are km's own host limits, which the payload's prlimit sets.
+//! The limits are the guest's own (`guest::limits`), which the payload's prlimit
+//! sets.
 
 use std::sync::OnceLock;
 
 use rustix::io::Errno;
-use rustix::process::{Resource, getrlimit};
+
+use super::limits;
 
 /// `vm.overcommit_memory`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,8 +65,9 @@ impl Charge {
 /// gives as (all, private writable) bytes, computed only when a limit is set;
 /// ENOMEM if not.
 pub fn admit(charge: Charge, totals: impl FnOnce() -> (u64, u64)) -> Result<(), Errno> {
-    let as_limit = getrlimit(Resource::As).current.filter(|_| charge.mapped);
-    let data_limit = getrlimit(Resource::Data).current.filter(|_| charge.data);
+    let (as_limit, data_limit) = limits::memory();
+    let as_limit = as_limit.filter(|_| charge.mapped);
+    let data_limit = data_limit.filter(|_| charge.data);
     if as_limit.is_some() || data_limit.is_some() {
         let (mapped, data) = totals();
         let over = |limit: Option<u64>, total: u64| {

@@ -4,6 +4,7 @@
 
 pub mod admission;
 pub mod landing_pad;
+pub mod limits;
 pub mod loader;
 pub mod mm;
 pub mod paging;

@@ -6,6 +6,7 @@ use rustix::thread::ClockId;
 use rustix::time::Timespec;
 
 use super::{Ctx, SysResult};
+use crate::guest::limits;
 use crate::kernel::signals;
 use crate::memory::host;
 
@@ -218,6 +219,8 @@ pub fn clock_nanosleep(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 }
 
 fn do_prlimit(ctx: &mut Ctx<'_>, resource: u64, new: u64, old: u64) -> SysResult {
+    // The kernel takes the resource as 32 bits.
+    let resource = resource as u32;
     let new = if new != 0 {
         Some(ctx.read_obj::<[u8; 16]>(new)?)
     } else {
@@ -226,11 +229,29 @@ fn do_prlimit(ctx: &mut Ctx<'_>, resource: u64, new: u64, old: u64) -> SysResult
     if old != 0 {
         ctx.writable(old, 16)?;
     }
-    let prev = host::prlimit(resource as u32, new)?;
+    let prev = if limits::kept(resource) {
+        kept_prlimit(resource, new)?
+    } else {
+        host::prlimit(resource, new)?
+    };
     if old != 0 {
         ctx.write_bytes(old, &prev)?;
     }
     Ok(0)
+}
+
+/// prlimit of a limit km keeps for the guest (`guest::limits`): `new` is a
+/// `struct rlimit64`; returns the previous one.
+fn kept_prlimit(resource: u32, new: Option<[u8; 16]>) -> Result<Vec<u8>, Errno> {
+    let word = |b: &[u8]| u64::from_ne_bytes(b.try_into().expect("8 bytes"));
+    let prev = match new {
+        Some(n) => {
+            let privileged = rustix::process::geteuid().is_root();
+            limits::set(resource, (word(&n[..8]), word(&n[8..])), privileged)?
+        }
+        None => limits::get(resource).ok_or(Errno::INVAL)?,
+    };
+    Ok([prev.0.to_ne_bytes(), prev.1.to_ne_bytes()].concat())
 }
 
 pub fn prlimit64(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {

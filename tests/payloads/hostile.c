@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -286,6 +287,33 @@ static void forklimit_case(void) {
     fprintf(stderr, "%d children\n", children);
 }
 
+/* The payload's own address-space and data limits bind its mappings, not km
+ * (km kept running its own allocations after them). */
+static void rlimit_cases(void) {
+    struct rlimit as, data;
+    getrlimit(RLIMIT_AS, &as);
+    getrlimit(RLIMIT_DATA, &data);
+    struct rlimit low = { 512ul << 20, as.rlim_max };
+    printf("lower RLIMIT_AS: %d\n", setrlimit(RLIMIT_AS, &low));
+    void *p = mmap(0, 1ul << 30, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    printf("mmap 1 GiB: %s\n", p == MAP_FAILED ? errname(errno) : "ok");
+    p = mmap(0, 16ul << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    printf("mmap 16 MiB: %s\n", p == MAP_FAILED ? errname(errno) : "ok");
+    struct rlimit bad = { 256ul << 20, 128ul << 20 };
+    int rc = setrlimit(RLIMIT_AS, &bad);
+    printf("soft above hard: %d %s\n", rc, rc ? errname(errno) : "");
+    getrlimit(RLIMIT_AS, &as);
+    printf("RLIMIT_AS now: %lu MiB\n", (unsigned long)(as.rlim_cur >> 20));
+    struct rlimit data_low = { 64ul << 20, data.rlim_max };
+    printf("lower RLIMIT_DATA: %d\n", setrlimit(RLIMIT_DATA, &data_low));
+    p = mmap(0, 128ul << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    printf("mmap 128 MiB private writable: %s\n", p == MAP_FAILED ? errname(errno) : "ok");
+    p = mmap(0, 128ul << 20, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    printf("mmap 128 MiB read-only: %s\n", p == MAP_FAILED ? errname(errno) : "ok");
+    void *small = malloc(100 << 10);
+    printf("malloc 100 KiB: %s\n", small ? "ok" : "NULL");
+}
+
 int main(int argc, char **argv) {
     if (argc < 2)
         return 2;
@@ -299,6 +327,8 @@ int main(int argc, char **argv) {
         overcommit_cases();
     else if (strcmp(argv[1], "forklimit") == 0)
         forklimit_case();
+    else if (strcmp(argv[1], "rlimit") == 0)
+        rlimit_cases();
     else
         return 2;
     return 0;

@@ -116,6 +116,11 @@ pub struct Cli {
     #[arg(long = "kvm-fd", value_name = "FD", hide = true)]
     pub kvm_fd: Option<i32>,
 
+    /// Internal: the payload's RLIMIT_DATA, RLIMIT_AS and RLIMIT_SIGPENDING (soft
+    /// and hard each) that a km re-executed for its execve takes over.
+    #[arg(long = "guest-limits", value_name = "LIMITS", hide = true)]
+    pub guest_limits: Option<String>,
+
     /// Give the payload NAME as argv[0] instead of PAYLOAD (as `exec -a` does).
     #[arg(long = "argv0", value_name = "NAME")]
     pub argv0: Option<OsString>,

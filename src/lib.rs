@@ -112,6 +112,9 @@ pub fn run(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infalli
     {
         bail!("--kvm-fd {n}: no such inherited descriptor");
     }
+    if let Some(limits) = &cli.guest_limits {
+        guest::limits::restore(limits).map_err(anyhow::Error::msg)?;
+    }
     let mut vm = Vm::new(inherited.kvm)?;
     // The executable by its absolute path, as Linux names it in a core's NT_FILE.
     let exe = std::fs::canonicalize(&program.path)?;

@@ -251,3 +251,19 @@ fn crash_report_unwinds_through_shared_libraries() {
     let start = at("in __libc_start_main from /");
     assert!(abort < level2 && level2 < main && main < start, "{err}");
 }
+
+/// Limits the payload lowers stay with it across execve, as on Linux: km keeps
+/// RLIMIT_AS/DATA for the guest and hands them to the km that execve re-executes.
+#[test]
+fn lowered_memory_limits_survive_execve() {
+    let dir = scratch("limits-exec");
+    let out = same_in(
+        &dir,
+        Path::new("/bin/sh"),
+        &os(&[
+            "-c",
+            "ulimit -v 524288; ulimit -d 262144; exec sh -c 'ulimit -v; ulimit -d'",
+        ]),
+    );
+    assert_eq!(out, "524288\n262144\n");
+}

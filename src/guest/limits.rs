@@ -2,7 +2,8 @@
 //! RLIMIT_DATA, RLIMIT_SIGPENDING). On the host they would bind km itself, whose
 //! own reservations, allocations and kicks would then fail, so km keeps them for the
 //! guest: they start as km's own limits and only the payload's prlimit changes
-//! them. A fork child inherits them with km's memory.
+//! them. A fork child inherits them with km's memory, and a km re-executed for
+//! the payload's execve gets them as `--guest-limits`.
 
 use std::sync::Mutex;
 
@@ -71,4 +72,28 @@ pub fn set(resource: u32, new: (u64, u64), privileged: bool) -> Result<(u64, u64
 pub fn memory() -> (Option<u64>, Option<u64>) {
     let soft = |r: u32| get(r).map(|l| l.0).filter(|&s| s != INFINITY);
     (soft(libc::RLIMIT_AS), soft(libc::RLIMIT_DATA))
+}
+
+/// The guest's limits as km's `--guest-limits` option gives them to the km that
+/// execve re-executes (Linux keeps limits across execve).
+pub fn exec_option() -> String {
+    let values = with_limits(|l| l.map(|(soft, hard)| format!("{soft}:{hard}")));
+    format!("--guest-limits={}", values.join(":"))
+}
+
+/// Takes the guest's limits from a `--guest-limits` value (see [`exec_option`]).
+pub fn restore(option: &str) -> Result<(), String> {
+    let numbers: Vec<u64> = option
+        .split(':')
+        .map(|n| {
+            n.parse()
+                .map_err(|e| format!("--guest-limits {option:?}: {e}"))
+        })
+        .collect::<Result<_, _>>()?;
+    let pairs: Vec<(u64, u64)> = numbers.chunks_exact(2).map(|p| (p[0], p[1])).collect();
+    let restored: [(u64, u64); 3] = pairs
+        .try_into()
+        .map_err(|_| format!("--guest-limits {option:?}: 6 numbers wanted"))?;
+    *LIMITS.lock().unwrap_or_else(|e| e.into_inner()) = Some(restored);
+    Ok(())
 }

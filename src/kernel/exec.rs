@@ -273,6 +273,8 @@ pub fn replace(
     }
     let kvm_fd = format!("--kvm-fd={}", std::os::fd::AsRawFd::as_raw_fd(&kvm));
     args.push(CString::new(kvm_fd).expect("a number has no NUL"));
+    let limits = crate::guest::limits::exec_option();
+    args.push(CString::new(limits).expect("numbers have no NUL"));
     // One argument with `=`: an argv[0] may start with '-' (a login shell's does).
     let mut argv0 = b"--argv0=".to_vec();
     argv0.extend_from_slice(program.argv.first().map_or(&b""[..], |a| a.as_bytes()));

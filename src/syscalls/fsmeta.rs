@@ -2,10 +2,11 @@
 //! them for ACLs and security labels, `cp -a` copies them).
 
 use std::ffi::CString;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 
 use rustix::io::Errno;
 
+use super::fs::{path_target, via_fd};
 use super::{Ctx, SysResult};
 use crate::memory::host::{self, XattrTarget};
 
@@ -14,7 +15,10 @@ const XATTR_MAX: u64 = 65536;
 
 pub fn statfs(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     let path = ctx.read_path(a[0])?;
-    let buf = host::statfs(Ok(&path))?;
+    // The /proc rule decides on the object the path reaches (fstatfs takes the
+    // O_PATH descriptor it gives).
+    let target = path_target(ctx, libc::AT_FDCWD as u64, &path, 0)?;
+    let buf = host::statfs(Err(target.as_fd()))?;
     ctx.write_bytes(a[1], &buf)?;
     Ok(0)
 }
@@ -58,9 +62,50 @@ fn read_xattr(
     Ok(n as u64)
 }
 
+/// The object an xattr call on the path at `addr` acts on, as the /proc rule
+/// resolves it (so that `/proc/self/fd/N` is the guest's descriptor N, never km's):
+/// reached through km's descriptor for it, or for a symlink itself (`follow` off),
+/// by the path the rule has vetted.
+struct XattrPath {
+    _target: OwnedFd,
+    path: CString,
+    follow: bool,
+}
+
+impl XattrPath {
+    fn resolve(ctx: &Ctx<'_>, addr: u64, follow: bool) -> Result<XattrPath, Errno> {
+        let path = ctx.read_path(addr)?;
+        let flags = if follow {
+            0
+        } else {
+            libc::AT_SYMLINK_NOFOLLOW as u64
+        };
+        let target = path_target(ctx, libc::AT_FDCWD as u64, &path, flags)?;
+        let symlink = rustix::fs::fstat(&target)
+            .is_ok_and(|st| rustix::fs::FileType::from_raw_mode(st.st_mode).is_symlink());
+        if !follow && symlink {
+            return Ok(XattrPath {
+                _target: target,
+                path,
+                follow: false,
+            });
+        }
+        let path = CString::new(via_fd(&target)).map_err(|_| Errno::INVAL)?;
+        Ok(XattrPath {
+            _target: target,
+            path,
+            follow: true,
+        })
+    }
+
+    fn target(&self) -> XattrTarget<'_> {
+        XattrTarget::Path(&self.path, self.follow)
+    }
+}
+
 fn path_xattr(ctx: &mut Ctx<'_>, a: &[u64; 6], follow: bool, get: bool) -> SysResult {
-    let path = ctx.read_path(a[0])?;
-    let target = XattrTarget::Path(&path, follow);
+    let resolved = XattrPath::resolve(ctx, a[0], follow)?;
+    let target = resolved.target();
     if get {
         let name = xattr_name(ctx, a[1])?;
         read_xattr(ctx, target, Some(&name), a[2], a[3])
@@ -122,23 +167,13 @@ fn change(
 }
 
 pub fn setxattr(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
-    let path = ctx.read_path(a[0])?;
-    change(
-        ctx,
-        XattrTarget::Path(&path, true),
-        a[1],
-        Some((a[2], a[3], a[4])),
-    )
+    let resolved = XattrPath::resolve(ctx, a[0], true)?;
+    change(ctx, resolved.target(), a[1], Some((a[2], a[3], a[4])))
 }
 
 pub fn lsetxattr(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
-    let path = ctx.read_path(a[0])?;
-    change(
-        ctx,
-        XattrTarget::Path(&path, false),
-        a[1],
-        Some((a[2], a[3], a[4])),
-    )
+    let resolved = XattrPath::resolve(ctx, a[0], false)?;
+    change(ctx, resolved.target(), a[1], Some((a[2], a[3], a[4])))
 }
 
 pub fn fsetxattr(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
@@ -152,13 +187,13 @@ pub fn fsetxattr(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 }
 
 pub fn removexattr(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
-    let path = ctx.read_path(a[0])?;
-    change(ctx, XattrTarget::Path(&path, true), a[1], None)
+    let resolved = XattrPath::resolve(ctx, a[0], true)?;
+    change(ctx, resolved.target(), a[1], None)
 }
 
 pub fn lremovexattr(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
-    let path = ctx.read_path(a[0])?;
-    change(ctx, XattrTarget::Path(&path, false), a[1], None)
+    let resolved = XattrPath::resolve(ctx, a[0], false)?;
+    change(ctx, resolved.target(), a[1], None)
 }
 
 pub fn fremovexattr(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {

@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/xattr.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -170,6 +172,7 @@ static void descriptor_checks(void) {
     for (int n = 0; n < 1024; n++) {
         char path[64], target[4096];
         struct stat st;
+        struct statfs fs;
         if (fcntl(n, F_GETFD) >= 0)
             continue;
         snprintf(path, sizeof path, "/proc/self/fd/%d", n);
@@ -178,7 +181,11 @@ static void descriptor_checks(void) {
             linkat(AT_FDCWD, path, AT_FDCWD, "procescape.hard", AT_SYMLINK_FOLLOW) == 0 || errno != ENOENT ||
             truncate(path, 0) == 0 || errno != ENOENT || chmod(path, 0600) == 0 || errno != ENOENT ||
             chown(path, -1, -1) == 0 || errno != ENOENT || utimensat(AT_FDCWD, path, 0, 0) == 0 ||
-            errno != ENOENT) {
+            errno != ENOENT || statfs(path, &fs) == 0 || errno != ENOENT ||
+            getxattr(path, "user.x", target, sizeof target) >= 0 || errno != ENOENT ||
+            listxattr(path, target, sizeof target) >= 0 || errno != ENOENT ||
+            setxattr(path, "user.x", "v", 1, 0) == 0 || errno != ENOENT ||
+            removexattr(path, "user.x") == 0 || errno != ENOENT) {
             printf("fd %d that the payload does not have: %s\n", n, err(errno));
             hidden = 0;
         }

@@ -6,13 +6,13 @@ mod common;
 
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
+
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
-use common::{km, payload, text, wait_for};
+use common::{free_port, km, payload, text, wait_for};
 
 /// The lines a session must show, in order (substrings of whole lines).
 const EXPECTED: &[&str] = &[
@@ -34,14 +34,6 @@ const EXPECTED: &[&str] = &[
     "New value = 1",
     "exited normally",
 ];
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// Waits until the server prints the line that says it listens.
 fn wait_listening(server: &mut Child, marker: &str) {
@@ -1151,9 +1143,9 @@ fn quit_kills_a_payload_started_for_gdb() {
     );
 }
 
-/// A write watchpoint set before a thread is created catches that thread's write.
-/// (Which thread km names for it can still race: every thread single-steps and
-/// compares the watched bytes, and another thread's step may see the write first.)
+/// A write watchpoint set before a thread is created catches that thread's write,
+/// in that thread (main is blocked in pthread_join meanwhile: without the new
+/// thread single-stepping, nobody would see the write).
 #[test]
 fn watchpoints_follow_new_threads() {
     let expected = [
@@ -1161,6 +1153,7 @@ fn watchpoints_follow_new_threads() {
         "atchpoint 2: shared",
         "Old value = 0",
         "New value = 7",
+        "late_writer (arg=0x0) at ../tests/payloads/debuggee.c:",
         "exited normally",
     ];
     let (_, status) = both_servers(

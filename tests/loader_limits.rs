@@ -8,7 +8,7 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -16,7 +16,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::{km, native, payload, scratch, text, wait_for};
+use common::{free_port, km, native, payload, scratch, text, wait_for};
 
 /// How long a refusal may take: it must not read a device or wait on a FIFO.
 const PROMPT: Duration = Duration::from_secs(10);
@@ -213,14 +213,6 @@ fn shebang_line_read_is_capped() {
     assert_eq!(native.code(), Some(5));
     let (status, stderr) = km_in(&dir, &script);
     assert_eq!(status.code(), native.code(), "{stderr}");
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Sends `sig` to `child`.

@@ -6,12 +6,12 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{km, native, payload, run, scratch, text};
+use common::{free_port, km, native, payload, run, scratch, text, wait_for};
 
 /// The lines in which km must differ from Linux: each way into km's memory and
 /// the files that reveal km itself are refused, and stat hides km's addresses.
@@ -154,20 +154,6 @@ fn waiting_payload() -> (Child, BufReader<std::process::ChildStdout>) {
     (other, out)
 }
 
-fn wait_for(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
-    let started = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if started.elapsed() > limit {
-            let _ = child.kill();
-            panic!("km did not end within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// Another payload's /proc/<pid> is km's: `ps`'s files read, nothing of km's memory,
 /// mappings, environment or descriptors; the same files of a process that is no km
 /// read as Linux gives them.
@@ -209,7 +195,7 @@ other task stat: opened
     assert_eq!(through_km, direct);
     assert!(through_km.contains("other maps: opened"));
     drop(other.stdin.take());
-    assert!(wait_for(&mut other, Duration::from_secs(10)).success());
+    assert!(wait_for(&mut other, Duration::from_secs(10), "the other km").success());
 }
 
 fn packet(body: &str) -> Vec<u8> {
@@ -245,11 +231,7 @@ fn hex(s: &str) -> String {
 /// anything that is not a regular file.
 #[test]
 fn gdb_host_io_reads_no_km_memory_and_no_special_files() {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let exe = payload("procescape.glibc");
     let mut server = km()
         .arg(format!("-g{port}"))

@@ -105,6 +105,16 @@ pub fn exception(
     let Some(d) = guest.debugger.as_ref().filter(|d| d.attached()) else {
         return Ok(Exception::Payload);
     };
+    if frame.vector == BREAKPOINT_VECTOR && d.has_breakpoint(frame.rip - 1) {
+        frame.rip -= 1;
+        stop(
+            guest,
+            thread,
+            Event::Breakpoint(thread.tid),
+            Point::Exception(frame),
+        )?;
+        return Ok(Exception::Handled);
+    }
     if frame.vector == BREAKPOINT_VECTOR && late_breakpoint(guest, d, &frame) {
         // A #BP of a breakpoint gdb has removed since, delivered late: on PVM a #BP
         // raised just before a stop can reach the guest after it. The thread goes
@@ -114,16 +124,6 @@ pub fn exception(
         }
         let regs = signals::user_context(thread, Point::Exception(frame))?;
         thread.vcpu.enter_user(&guest.vm.mem, &regs)?;
-        return Ok(Exception::Handled);
-    }
-    if frame.vector == BREAKPOINT_VECTOR && d.has_breakpoint(frame.rip - 1) {
-        frame.rip -= 1;
-        stop(
-            guest,
-            thread,
-            Event::Breakpoint(thread.tid),
-            Point::Exception(frame),
-        )?;
         return Ok(Exception::Handled);
     }
     d.report(Event::Signal(thread.tid, signals::signo(info)));
@@ -206,11 +206,14 @@ fn interrupted_after_breakpoint(guest: &Guest, thread: &Thread) -> Result<bool> 
     // A thread that single-steps may stand one byte past a breakpoint because it
     // stepped the original instruction there (gdb's step over it): only a running
     // thread can be told by its position.
-    if thread.stepping || thread.vcpu.in_landing_pad()? {
+    if thread.stepping {
         return Ok(false);
     }
+    // One register read: a thread in km's own code (pad or stub) is not past one.
     let mut regs = thread.vcpu.regs()?;
-    if !d.has_breakpoint(regs.rip.wrapping_sub(1)) {
+    if (SYS_BASE..SYS_BASE + SYS_SIZE).contains(&regs.rip)
+        || !d.has_breakpoint(regs.rip.wrapping_sub(1))
+    {
         return Ok(false);
     }
     regs.rip -= 1;
@@ -218,13 +221,12 @@ fn interrupted_after_breakpoint(guest: &Guest, thread: &Thread) -> Result<bool> 
     Ok(true)
 }
 
-/// Whether the #BP in `frame` comes from a breakpoint gdb removed, with no int3
-/// there now (neither gdb's nor the payload's own): delivered after (`rip` one
-/// past it) or at (`rip` on it) the breakpoint's address.
+/// Whether the #BP in `frame`, at no breakpoint of gdb's, comes from one gdb
+/// removed, with no int3 there now (not the payload's own): delivered after (`rip`
+/// one past it) or at (`rip` on it) the breakpoint's address.
 fn late_breakpoint(guest: &Guest, d: &ptrace::Debugger, frame: &ExceptionFrame) -> bool {
     let at = frame.rip.wrapping_sub(1);
-    !d.has_breakpoint(at)
-        && (d.had_breakpoint(at) || d.had_breakpoint(frame.rip))
+    (d.had_breakpoint(at) || d.had_breakpoint(frame.rip))
         && guest.vm.mem.read_obj::<u8>(at).is_ok_and(|b| b != INT3)
 }
 

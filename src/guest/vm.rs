@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use super::landing_pad::{self, CpuArea, PT_POOL, SYS_BASE, SYS_SIZE};
 use super::paging::{PTE_NX, PTE_USER, PTE_WRITE, PageTables};
 use super::vcpu::Vcpu;
-use crate::kvm::{Backend, KvmVm};
+use crate::kvm::KvmVm;
 use crate::memory::{Growth, GuestMemory, RegionKind};
 use crate::trace;
 use crate::trace::Category;
@@ -30,7 +30,6 @@ pub enum Forked {
 
 pub struct Vm {
     pub kvm: KvmVm,
-    pub backend: Backend,
     pub mem: GuestMemory,
     /// Page tables; the lock also serializes memory commits.
     pt: Mutex<PageTables>,
@@ -47,7 +46,6 @@ impl Vm {
         let mut pt = PageTables::new(&mem, PT_POOL)?;
         landing_pad::install_system(&mem, &mut pt)?;
         Ok(Vm {
-            backend: kvm.backend,
             kvm,
             mem,
             pt: Mutex::new(pt),
@@ -133,7 +131,6 @@ impl Vm {
         let mem = self.mem.fork_into(kvm.fd())?;
         Ok(Vm {
             kvm,
-            backend: self.backend,
             mem,
             pt: Mutex::new(pt),
         })

@@ -43,7 +43,7 @@ pub fn uname(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     let host = rustix::system::uname();
     let release = [
         host.release().to_bytes(),
-        ctx.guest.vm.backend.release_suffix().as_bytes(),
+        ctx.guest.vm.kvm.backend.release_suffix().as_bytes(),
     ]
     .concat();
     let fields: [&[u8]; 6] = [

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 use std::ffi::OsStr;
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::OnceLock;
@@ -131,4 +132,13 @@ pub fn wait_for(child: &mut Child, limit: Duration, who: &str) -> ExitStatus {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// A TCP port on 127.0.0.1 free at the time of asking (for km's gdb stub).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }

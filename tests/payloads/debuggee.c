@@ -10,7 +10,8 @@
  *   signals raises SIGUSR1 into a handler, then calls signalled() twice with the
  *          last signal handled (gdb delivers SIGUSR2 at the first call)
  *   watchthreads  stops in watch_armed(), then a thread created after it writes
- *          `shared` (a watchpoint set there must see the new thread's write) */
+ *          `shared` while main waits for it (a watchpoint set there must see the
+ *          new thread's write, in that thread) */
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -44,6 +45,9 @@ __attribute__((noinline)) void watch_armed(void) {
 
 static void *late_writer(void *arg) {
     (void)arg;
+    /* Long enough for main to be blocked in pthread_join: only this thread runs
+     * instructions when it writes. */
+    usleep(500 * 1000);
     shared = 7;
     return NULL;
 }

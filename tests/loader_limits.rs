@@ -9,24 +9,19 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::{free_port, km, native, payload, scratch, text, wait_for};
+use common::{free_port, km, native, payload, scratch, text, wait_for, write_executable};
 
 /// How long a refusal may take: it must not read a device or wait on a FIFO.
 const PROMPT: Duration = Duration::from_secs(10);
 
 /// A sparse file larger than km's 64 MiB cap for a dynamic linker.
 const HUGE: u64 = 1 << 30;
-
-fn make_executable(path: &Path) {
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
-}
 
 /// The file range of `elf`'s PT_INTERP segment (the dynamic linker's name).
 fn interp_range(elf: &[u8]) -> std::ops::Range<usize> {
@@ -52,8 +47,7 @@ fn with_interp(dir: &Path, name: &str, interp: &str) -> PathBuf {
     elf[range.clone()].fill(0);
     elf[range.start..range.start + interp.len()].copy_from_slice(interp.as_bytes());
     let path = dir.join(name);
-    std::fs::write(&path, elf).unwrap();
-    make_executable(&path);
+    write_executable(&path, &elf, 0);
     path
 }
 
@@ -70,8 +64,7 @@ fn bad_linkers(dir: &Path) -> Vec<PathBuf> {
     );
     std::fs::create_dir(dir.join("dir")).unwrap();
     let huge = dir.join("huge");
-    std::fs::File::create(&huge).unwrap().set_len(HUGE).unwrap();
-    make_executable(&huge);
+    write_executable(&huge, b"", HUGE);
     [
         ("on-zero", "/dev/zero"),
         ("on-fifo", "./fifo"),
@@ -90,8 +83,7 @@ fn script_chain(dir: &Path) -> Vec<PathBuf> {
     (1..=7)
         .map(|k| {
             let path = dir.join(format!("s{k}"));
-            std::fs::write(&path, format!("#!{interp}\n")).unwrap();
-            make_executable(&path);
+            write_executable(&path, format!("#!{interp}\n").as_bytes(), 0);
             interp = path.display().to_string();
             path
         })
@@ -145,8 +137,7 @@ fn execve_of_bad_interpreters_gives_linux_errno() {
     targets.extend(script_chain(&dir));
     for script in ["fifo", "dir"] {
         let path = dir.join(format!("via-{script}"));
-        std::fs::write(&path, format!("#!./{script}\n")).unwrap();
-        make_executable(&path);
+        write_executable(&path, format!("#!./{script}\n").as_bytes(), 0);
         targets.push(path);
     }
     targets.extend(["/dev/zero", "./fifo", "./dir", "./missing"].map(PathBuf::from));
@@ -204,11 +195,8 @@ fn shebang_chain_depth_as_linux() {
 fn shebang_line_read_is_capped() {
     let dir = scratch("loader-limits-shebang");
     let script = dir.join("big");
-    let mut file = std::fs::File::create(&script).unwrap();
-    write!(file, "#!{} 5 ", payload("exitcode.glibc").display()).unwrap();
-    file.set_len(HUGE).unwrap();
-    drop(file);
-    make_executable(&script);
+    let line = format!("#!{} 5 ", payload("exitcode.glibc").display());
+    write_executable(&script, line.as_bytes(), HUGE);
     let native = native(&script).status().unwrap();
     assert_eq!(native.code(), Some(5));
     let (status, stderr) = km_in(&dir, &script);

@@ -146,12 +146,11 @@ fn debian_sqlite3_in_memory() {
 fn shebang_scripts_run_directly_and_from_the_payload() {
     let dir = scratch("shebang");
     let script = dir.join("greet.sh");
-    std::fs::write(
+    write_executable(
         &script,
-        "#!/bin/sh -e\necho \"script $0 got $# args: $*\"\n",
-    )
-    .unwrap();
-    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        b"#!/bin/sh -e\necho \"script $0 got $# args: $*\"\n",
+        0,
+    );
     let out = same_in(&dir, &script, &os(&["one", "two"]));
     assert!(out.contains("got 2 args: one two"), "{out}");
     let out = same_in(
@@ -185,8 +184,7 @@ fn symlink_to_km_runs_name_dot_km() {
     assert!(stdout.contains("argv[2]: y z"), "{stdout}");
     // A #! line naming the link runs the payload with the script as an argument.
     let script = dir.join("via-link");
-    std::fs::write(&script, format!("#!{}\n", link.display())).unwrap();
-    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    write_executable(&script, format!("#!{}\n", link.display()).as_bytes(), 0);
     let out = run(&mut std::process::Command::new(&script));
     assert!(
         text(&out.stdout).contains(&format!("argv[1]: {}", script.display())),

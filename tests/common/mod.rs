@@ -142,3 +142,26 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// Writes an executable file at `path` holding `contents`, extended (sparse) to
+/// `size` bytes when that is larger. A helper process writes it: a file this
+/// multi-threaded test process held open for writing could be inherited by a
+/// child another test forks at that moment, and exec of it would then fail with
+/// ETXTBSY until that child execs.
+pub fn write_executable(path: &Path, contents: &[u8], size: u64) {
+    use std::io::Write;
+    let size = size.max(contents.len() as u64);
+    let mut writer = Command::new("sh")
+        .args([
+            "-ec",
+            r#"cat > "$0"; truncate -s "$1" "$0"; chmod 755 "$0""#,
+        ])
+        .arg(path)
+        .arg(size.to_string())
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("spawning sh to write an executable");
+    writer.stdin.take().unwrap().write_all(contents).unwrap();
+    let status = writer.wait().unwrap();
+    assert!(status.success(), "writing {}: {status}", path.display());
+}

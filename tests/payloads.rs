@@ -388,3 +388,48 @@ fn clocks_come_from_the_vdso_without_exits() {
         }
     }
 }
+
+/// Calls km once answered with ENOSYS (scheduling parameters, preadv2/pwritev2,
+/// splice/tee/vmsplice, pidfds, membarrier, the old getdents) give native's
+/// results and errnos.
+#[test]
+fn extra_calls_as_native() {
+    let out = assert_same_as_native(&payload("extracalls.glibc"), &[], Some("extracalls"));
+    assert!(
+        text(&out.stdout).ends_with("done\n"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+/// What a payload is never privileged for fails with EPERM under km whatever uid
+/// km runs as (natively as root these would change the host), and `-V unimpl`
+/// names a call km does not serve.
+#[test]
+fn privileged_calls_are_refused_and_unserved_calls_named() {
+    let dir = common::scratch("extracalls-privileged");
+    let out = run(km()
+        .arg("-Vunimpl")
+        .arg(payload("extracalls.glibc"))
+        .arg(&dir)
+        .arg("privileged"));
+    let shown = text(&out.stdout);
+    for call in [
+        "clock_settime",
+        "sethostname",
+        "setdomainname",
+        "chroot /",
+        "pidfd_getfd",
+    ] {
+        assert!(
+            shown.contains(&format!("{call}: EPERM\n")),
+            "{call}: {shown}"
+        );
+    }
+    assert!(shown.contains("io_uring_setup: ENOSYS\n"), "{shown}");
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("unimplemented syscall 425 (io_uring_setup)"),
+        "{stderr}"
+    );
+}

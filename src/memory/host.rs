@@ -122,6 +122,7 @@ pub fn vectored(
     bufs: &[VolatileSlice<'_>],
     write: bool,
     at: Option<i64>,
+    flags: i32,
 ) -> Result<usize, Errno> {
     let guards: Vec<_> = bufs.iter().map(|b| b.ptr_guard_mut()).collect();
     let iov = iovecs_of(&guards, bufs);
@@ -130,12 +131,36 @@ pub fn vectored(
     // `GuestMemory::slice`), kept mapped by the guards for the duration of the call;
     // the kernel reads or writes only within them.
     let done = unsafe {
-        match (write, at) {
-            (true, None) => libc::writev(fd, iov, n),
-            (false, None) => libc::readv(fd, iov, n),
-            (true, Some(off)) => libc::pwritev(fd, iov, n, off),
-            (false, Some(off)) => libc::preadv(fd, iov, n, off),
+        match (write, at, flags) {
+            (true, None, 0) => libc::writev(fd, iov, n),
+            (false, None, 0) => libc::readv(fd, iov, n),
+            (true, Some(off), 0) => libc::pwritev(fd, iov, n, off),
+            (false, Some(off), 0) => libc::preadv(fd, iov, n, off),
+            (true, at, flags) => libc::pwritev2(fd, iov, n, at.unwrap_or(-1), flags),
+            (false, at, flags) => libc::preadv2(fd, iov, n, at.unwrap_or(-1), flags),
         }
+    };
+    check(done as libc::c_long)
+}
+
+/// vmsplice(2) of checked guest memory into (or, on a pipe's read end, out of) a
+/// pipe. The pipe may keep references to the pages, as Linux's does to the
+/// caller's; km never unmaps guest memory while the payload runs.
+pub fn vmsplice(
+    fd: BorrowedFd<'_>,
+    bufs: &[VolatileSlice<'_>],
+    flags: u32,
+) -> Result<usize, Errno> {
+    let guards: Vec<_> = bufs.iter().map(|b| b.ptr_guard_mut()).collect();
+    let iov = iovecs_of(&guards, bufs);
+    // SAFETY: as for `vectored`: the iovecs describe checked guest memory only.
+    let done = unsafe {
+        libc::vmsplice(
+            fd.as_raw_fd(),
+            iov.as_ptr(),
+            iov.len(),
+            flags as libc::c_uint,
+        )
     };
     check(done as libc::c_long)
 }
@@ -696,6 +721,7 @@ pub fn close_fd(n: RawFd) {
 /// descriptors), which [`int_syscall`] may make.
 const INT_SYSCALLS: &[libc::c_long] = &[
     libc::SYS_flock,
+    libc::SYS_membarrier,
     libc::SYS_fadvise64,
     libc::SYS_fallocate,
     libc::SYS_readahead,
@@ -720,6 +746,7 @@ const INT_SYSCALLS: &[libc::c_long] = &[
 /// Syscalls with integer arguments that return a new descriptor.
 const FD_SYSCALLS: &[libc::c_long] = &[
     libc::SYS_eventfd2,
+    libc::SYS_pidfd_open,
     libc::SYS_timerfd_create,
     libc::SYS_inotify_init1,
 ];
@@ -946,4 +973,39 @@ pub fn adopt_received_fd(n: RawFd) -> OwnedFd {
     // SAFETY: a descriptor passed in SCM_RIGHTS is new in km's table and owned by
     // nothing else; each is adopted once, as it is read from the control data.
     unsafe { OwnedFd::from_raw_fd(n) }
+}
+
+/// sched_getparam(pid): the thread's static (real-time) priority.
+pub fn sched_getparam(pid: i32) -> Result<i32, Errno> {
+    let mut param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: the kernel writes one struct sched_param into the km variable.
+    check(unsafe { libc::sched_getparam(pid, &mut param) } as libc::c_long)?;
+    Ok(param.sched_priority)
+}
+
+/// sched_setscheduler(pid, policy, priority), or sched_setparam(pid, priority)
+/// when `policy` is `None`.
+pub fn sched_setparam(pid: i32, policy: Option<i32>, priority: i32) -> Result<(), Errno> {
+    let param = libc::sched_param {
+        sched_priority: priority,
+    };
+    // SAFETY: the kernel reads one struct sched_param from the km variable.
+    let r = unsafe {
+        match policy {
+            Some(policy) => libc::sched_setscheduler(pid, policy, &param),
+            None => libc::sched_setparam(pid, &param),
+        }
+    };
+    check(r as libc::c_long).map(drop)
+}
+
+/// sched_rr_get_interval(pid): the round-robin time slice (tv_sec, tv_nsec).
+pub fn sched_rr_get_interval(pid: i32) -> Result<[i64; 2], Errno> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: the kernel writes one struct timespec into the km variable.
+    check(unsafe { libc::sched_rr_get_interval(pid, &mut ts) } as libc::c_long)?;
+    Ok([ts.tv_sec, ts.tv_nsec])
 }

@@ -116,21 +116,46 @@ pub fn sched_getscheduler(_: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     ints(libc::SYS_sched_getscheduler, a)
 }
 
-/// sched_getparam: the only field is the static priority, 0 under SCHED_OTHER.
-pub fn sched_getparam(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
-    if (a[0] as i32) < 0 {
+/// A pid argument of the sched_* calls: negative is EINVAL before anything else.
+fn sched_pid(arg: u64) -> Result<i32, Errno> {
+    let pid = arg as i32;
+    if pid < 0 { Err(Errno::INVAL) } else { Ok(pid) }
+}
+
+/// The priority in a guest `struct sched_param` (NULL is EINVAL, as on Linux).
+fn sched_priority(ctx: &Ctx<'_>, addr: u64) -> Result<i32, Errno> {
+    if addr == 0 {
         return Err(Errno::INVAL);
     }
-    let policy = host::int_syscall(libc::SYS_sched_getscheduler, [a[0], 0, 0, 0])?;
-    let priority: i32 = if policy == libc::SCHED_OTHER as u64
-        || policy == libc::SCHED_BATCH as u64
-        || policy == libc::SCHED_IDLE as u64
-    {
-        0
-    } else {
-        return Err(Errno::NOSYS);
-    };
+    ctx.read_obj(addr)
+}
+
+pub fn sched_getparam(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let pid = sched_pid(a[0])?;
+    if a[1] == 0 {
+        return Err(Errno::INVAL);
+    }
+    let priority = host::sched_getparam(pid)?;
     ctx.write_obj(a[1], priority)?;
+    Ok(0)
+}
+
+pub fn sched_setparam(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let pid = sched_pid(a[0])?;
+    host::sched_setparam(pid, None, sched_priority(ctx, a[1])?)?;
+    Ok(0)
+}
+
+pub fn sched_setscheduler(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let pid = sched_pid(a[0])?;
+    let policy = a[1] as i32;
+    host::sched_setparam(pid, Some(policy), sched_priority(ctx, a[2])?)?;
+    Ok(0)
+}
+
+pub fn sched_rr_get_interval(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let interval = host::sched_rr_get_interval(sched_pid(a[0])?)?;
+    ctx.write_obj(a[1], interval)?;
     Ok(0)
 }
 

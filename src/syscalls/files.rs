@@ -238,6 +238,55 @@ pub fn copy_file_range(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     Ok(n as u64)
 }
 
+/// The splice flags Linux knows; others are EINVAL.
+fn splice_flags(flags: u64) -> Result<rustix::pipe::SpliceFlags, Errno> {
+    let flags = u32::try_from(flags).map_err(|_| Errno::INVAL)?;
+    rustix::pipe::SpliceFlags::from_bits(flags).ok_or(Errno::INVAL)
+}
+
+pub fn splice(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let (input, output) = (ctx.fd(a[0])?, ctx.fd(a[2])?);
+    let mut off_in = read_offset(ctx, a[1])?;
+    let mut off_out = read_offset(ctx, a[3])?;
+    let n = rustix::pipe::splice(
+        input.as_fd(),
+        off_in.as_mut(),
+        output.as_fd(),
+        off_out.as_mut(),
+        a[4] as usize,
+        splice_flags(a[5])?,
+    )?;
+    if let Some(off) = off_in {
+        ctx.write_obj(a[1], off)?;
+    }
+    if let Some(off) = off_out {
+        ctx.write_obj(a[3], off)?;
+    }
+    Ok(n as u64)
+}
+
+pub fn tee(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let (input, output) = (ctx.fd(a[0])?, ctx.fd(a[1])?);
+    let n = rustix::pipe::tee(
+        input.as_fd(),
+        output.as_fd(),
+        a[2] as usize,
+        splice_flags(a[3])?,
+    )?;
+    Ok(n as u64)
+}
+
+/// vmsplice: guest memory into a pipe's write end, or out of its read end (the
+/// pipe end decides, as on Linux).
+pub fn vmsplice(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let fd = ctx.fd(a[0])?;
+    let flags = splice_flags(a[3])?;
+    let access = rustix::fs::fcntl_getfl(&fd)? & rustix::fs::OFlags::ACCMODE;
+    let into_pipe = access != rustix::fs::OFlags::RDONLY;
+    let bufs = super::fs::iov_slices(ctx, a[1], a[2], into_pipe)?;
+    Ok(host::vmsplice(fd.as_fd(), &bufs, flags.bits())? as u64)
+}
+
 fn do_mknodat(ctx: &mut Ctx<'_>, dir: u64, path: u64, mode: u64, dev: u64) -> SysResult {
     let path = ctx.read_path(path)?;
     let mode = mode as u32;

@@ -130,19 +130,25 @@ pub(super) fn iov_slices<'a>(
 }
 
 /// readv/writev, or preadv/pwritev at file offset `at`.
-fn vectored_io(ctx: &mut Ctx<'_>, a: &[u64; 6], write: bool, at: Option<i64>) -> SysResult {
+fn vectored_io(
+    ctx: &mut Ctx<'_>,
+    a: &[u64; 6],
+    write: bool,
+    at: Option<i64>,
+    flags: i32,
+) -> SysResult {
     let fd = ctx.fd(a[0])?;
     // Linux takes the count as an unsigned int.
     let bufs = iov_slices(ctx, a[1], a[2] as u32 as u64, write)?;
-    Ok(host::vectored(fd.as_fd(), &bufs, write, at)? as u64)
+    Ok(host::vectored(fd.as_fd(), &bufs, write, at, flags)? as u64)
 }
 
 pub fn readv(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
-    vectored_io(ctx, a, false, None)
+    vectored_io(ctx, a, false, None, 0)
 }
 
 pub fn writev(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
-    vectored_io(ctx, a, true, None)
+    vectored_io(ctx, a, true, None, 0)
 }
 
 /// The file offset of preadv/pwritev (the low and high halves; x86-64 passes it
@@ -157,12 +163,31 @@ fn vectored_offset(a: &[u64; 6]) -> Result<i64, Errno> {
 
 pub fn preadv(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     let at = vectored_offset(a)?;
-    vectored_io(ctx, a, false, Some(at))
+    vectored_io(ctx, a, false, Some(at), 0)
 }
 
 pub fn pwritev(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     let at = vectored_offset(a)?;
-    vectored_io(ctx, a, true, Some(at))
+    vectored_io(ctx, a, true, Some(at), 0)
+}
+
+/// The offset of preadv2/pwritev2: -1 is the file position (as readv/writev).
+fn vectored2_offset(a: &[u64; 6]) -> Result<Option<i64>, Errno> {
+    match a[3] as i64 {
+        -1 => Ok(None),
+        o if o < 0 => Err(Errno::INVAL),
+        o => Ok(Some(o)),
+    }
+}
+
+pub fn preadv2(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let at = vectored2_offset(a)?;
+    vectored_io(ctx, a, false, at, a[5] as i32)
+}
+
+pub fn pwritev2(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let at = vectored2_offset(a)?;
+    vectored_io(ctx, a, true, at, a[5] as i32)
 }
 
 pub fn pread64(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
@@ -320,7 +345,9 @@ pub fn faccessat2(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     do_access(ctx, a[0], a[1], a[2], a[3])
 }
 
-pub fn getdents64(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+/// The next directory entries of descriptor `a[0]` as getdents64 gives them, at
+/// most `a[2]` bytes; the guest buffer `a[1]` is checked writable first.
+fn next_dirents(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> Result<Vec<u8>, Errno> {
     // The count is an unsigned int to Linux.
     let len = (a[2] as u32 as u64).min(BOUNCE_MAX) as usize;
     ctx.writable(a[1], len)?;
@@ -333,10 +360,37 @@ pub fn getdents64(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
             return Err(Errno::INVAL);
         }
         rustix::fs::seek(&fd, SeekFrom::Start((from + taken) as u64))?;
-        ctx.write_bytes(a[1], &buf)?;
-        return Ok(buf.len() as u64);
+        return Ok(buf);
     }
-    let buf = host::getdents64(fd.as_fd(), len)?;
+    host::getdents64(fd.as_fd(), len)
+}
+
+pub fn getdents64(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let buf = next_dirents(ctx, a)?;
+    ctx.write_bytes(a[1], &buf)?;
+    Ok(buf.len() as u64)
+}
+
+/// getdents (the old call): the entries of getdents64, each rewritten in
+/// `struct linux_dirent`'s layout, which has the same length (the type byte moves
+/// from before the name to the record's last byte).
+pub fn getdents(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let mut buf = next_dirents(ctx, a)?;
+    let mut at = 0;
+    while at < buf.len() {
+        let reclen = buf
+            .get(at + 16..at + 18)
+            .map_or(0, |b| u16::from_ne_bytes([b[0], b[1]]) as usize);
+        // Every record holds at least a one-byte name and its NUL.
+        let record = buf
+            .get_mut(at..at + reclen)
+            .filter(|r| r.len() >= 21)
+            .ok_or(Errno::IO)?;
+        let kind = record[18];
+        record.copy_within(19.., 18);
+        record[reclen - 1] = kind;
+        at += reclen;
+    }
     ctx.write_bytes(a[1], &buf)?;
     Ok(buf.len() as u64)
 }

@@ -16,7 +16,9 @@ mod info;
 mod mem;
 mod msg;
 mod net;
+mod pidfd;
 mod poll;
+mod privileged;
 mod process;
 pub mod procfs;
 pub mod procrule;
@@ -222,6 +224,7 @@ fn handler(nr: i64) -> Option<(&'static str, Handler)> {
         SYS_faccessat => ("faccessat", fs::faccessat as Handler),
         SYS_faccessat2 => ("faccessat2", fs::faccessat2 as Handler),
         SYS_getdents64 => ("getdents64", fs::getdents64 as Handler),
+        SYS_getdents => ("getdents", fs::getdents as Handler),
         SYS_getcwd => ("getcwd", fs::getcwd as Handler),
         SYS_chdir => ("chdir", fs::chdir as Handler),
         SYS_fchdir => ("fchdir", fs::fchdir as Handler),
@@ -257,6 +260,8 @@ fn handler(nr: i64) -> Option<(&'static str, Handler)> {
         SYS_umask => ("umask", fs::umask as Handler),
         SYS_preadv => ("preadv", fs::preadv as Handler),
         SYS_pwritev => ("pwritev", fs::pwritev as Handler),
+        SYS_preadv2 => ("preadv2", fs::preadv2 as Handler),
+        SYS_pwritev2 => ("pwritev2", fs::pwritev2 as Handler),
         SYS_creat => ("creat", files::creat as Handler),
         SYS_chown => ("chown", files::chown as Handler),
         SYS_lchown => ("lchown", files::lchown as Handler),
@@ -274,6 +279,18 @@ fn handler(nr: i64) -> Option<(&'static str, Handler)> {
         SYS_syncfs => ("syncfs", files::syncfs as Handler),
         SYS_sendfile => ("sendfile", files::sendfile as Handler),
         SYS_copy_file_range => ("copy_file_range", files::copy_file_range as Handler),
+        SYS_splice => ("splice", files::splice as Handler),
+        SYS_tee => ("tee", files::tee as Handler),
+        SYS_vmsplice => ("vmsplice", files::vmsplice as Handler),
+        SYS_pidfd_open => ("pidfd_open", pidfd::pidfd_open as Handler),
+        SYS_pidfd_send_signal => ("pidfd_send_signal", pidfd::pidfd_send_signal as Handler),
+        SYS_pidfd_getfd => ("pidfd_getfd", pidfd::pidfd_getfd as Handler),
+        SYS_membarrier => ("membarrier", thread::membarrier as Handler),
+        SYS_clock_settime => ("clock_settime", privileged::clock_settime as Handler),
+        SYS_settimeofday => ("settimeofday", privileged::settimeofday as Handler),
+        SYS_sethostname => ("sethostname", privileged::set_name as Handler),
+        SYS_setdomainname => ("setdomainname", privileged::set_name as Handler),
+        SYS_chroot => ("chroot", privileged::chroot as Handler),
         SYS_mknod => ("mknod", files::mknod as Handler),
         SYS_mknodat => ("mknodat", files::mknodat as Handler),
         SYS_eventfd => ("eventfd", events::eventfd as Handler),
@@ -302,6 +319,12 @@ fn handler(nr: i64) -> Option<(&'static str, Handler)> {
         SYS_setpriority => ("setpriority", creds::setpriority as Handler),
         SYS_sched_getscheduler => ("sched_getscheduler", creds::sched_getscheduler as Handler),
         SYS_sched_getparam => ("sched_getparam", creds::sched_getparam as Handler),
+        SYS_sched_setparam => ("sched_setparam", creds::sched_setparam as Handler),
+        SYS_sched_setscheduler => ("sched_setscheduler", creds::sched_setscheduler as Handler),
+        SYS_sched_rr_get_interval => (
+            "sched_rr_get_interval",
+            creds::sched_rr_get_interval as Handler,
+        ),
         SYS_getrusage => ("getrusage", creds::getrusage as Handler),
         SYS_times => ("times", creds::times as Handler),
         SYS_personality => ("personality", creds::personality as Handler),
@@ -438,7 +461,15 @@ fn name(nr: i64) -> String {
         SYS_clone3 => "clone3",
         SYS_execve => "execve",
         SYS_execveat => "execveat",
-        _ => return handler(nr).map_or_else(|| format!("syscall_{nr}"), |(n, _)| n.to_string()),
+        _ => {
+            return handler(nr).map_or_else(
+                || {
+                    let known = usize::try_from(nr).ok().and_then(syscalls::Sysno::new);
+                    known.map_or_else(|| format!("syscall_{nr}"), |s| s.name().to_string())
+                },
+                |(n, _)| n.to_string(),
+            );
+        }
     };
     special.to_string()
 }

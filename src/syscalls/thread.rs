@@ -36,6 +36,12 @@ pub fn gettid(ctx: &mut Ctx<'_>, _: &[u64; 6]) -> SysResult {
     Ok(ctx.thread.tid as u64)
 }
 
+/// membarrier: every guest thread is a km thread, so the host's barrier over km's
+/// threads is the guest's.
+pub fn membarrier(_: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    host::int_syscall(libc::SYS_membarrier, [a[0], a[1], a[2], 0])
+}
+
 pub fn set_tid_address(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     ctx.thread.clear_child_tid = a[0];
     Ok(ctx.thread.tid as u64)

@@ -296,7 +296,7 @@ fn do_mknodat(ctx: &mut Ctx<'_>, dir: u64, path: u64, mode: u64, dev: u64) -> Sy
         mode
     });
     let perms = rustix::fs::Mode::from_raw_mode(mode & !libc::S_IFMT);
-    rustix::fs::mknodat(dirfd(ctx, dir)?, &path, file_type, perms, dev)?;
+    rustix::fs::mknodat(dirfd(ctx, dir, &path)?, &path, file_type, perms, dev)?;
     Ok(0)
 }
 

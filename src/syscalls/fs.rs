@@ -48,8 +48,9 @@ impl AsFd for Dir {
 }
 
 /// The host directory for a guest dirfd argument.
-pub(super) fn dirfd(ctx: &Ctx<'_>, a: u64) -> Result<Dir, Errno> {
-    if a as i32 == libc::AT_FDCWD {
+pub(super) fn dirfd(ctx: &Ctx<'_>, a: u64, path: &CStr) -> Result<Dir, Errno> {
+    // An absolute path ignores the directory argument, even an invalid one.
+    if a as i32 == libc::AT_FDCWD || path.to_bytes().first() == Some(&b'/') {
         Ok(Dir(None))
     } else {
         ctx.fd(a).map(|fd| Dir(Some(fd)))
@@ -213,7 +214,7 @@ pub(super) fn do_openat(
 ) -> SysResult {
     let path = ctx.read_path(path)?;
     let flags = OFlags::from_bits_retain(flags as u32);
-    let dir = dirfd(ctx, dir)?;
+    let dir = dirfd(ctx, dir, &path)?;
     let mode = Mode::from_raw_mode(mode as u32);
     let fd = procrule::open(ctx.guest, Some(ctx.thread), dir.as_fd(), &path, flags, mode)?;
     Ok(lock(&ctx.guest.fds).insert(fd, flags.contains(OFlags::CLOEXEC), 0)? as u64)
@@ -275,7 +276,7 @@ pub(super) fn path_target(
         return rustix::io::fcntl_dupfd_cloexec(ctx.fd(dir)?.as_fd(), 0);
     }
     let follow = flags & libc::AT_SYMLINK_NOFOLLOW as u64 == 0;
-    Ok(procrule::resolve(ctx.guest, dirfd(ctx, dir)?.as_fd(), path, follow)?.fd)
+    Ok(procrule::resolve(ctx.guest, dirfd(ctx, dir, path)?.as_fd(), path, follow)?.fd)
 }
 
 /// The path through which a call that follows links reaches `target` itself.
@@ -422,7 +423,11 @@ pub fn fchdir(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 
 fn do_mkdirat(ctx: &mut Ctx<'_>, dir: u64, path: u64, mode: u64) -> SysResult {
     let path = ctx.read_path(path)?;
-    rustix::fs::mkdirat(dirfd(ctx, dir)?, &path, Mode::from_raw_mode(mode as u32))?;
+    rustix::fs::mkdirat(
+        dirfd(ctx, dir, &path)?,
+        &path,
+        Mode::from_raw_mode(mode as u32),
+    )?;
     Ok(0)
 }
 
@@ -437,7 +442,7 @@ pub fn mkdirat(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 fn do_unlinkat(ctx: &mut Ctx<'_>, dir: u64, path: u64, flags: u64) -> SysResult {
     let path = ctx.read_path(path)?;
     let flags = AtFlags::from_bits(flags as u32).ok_or(Errno::INVAL)?;
-    rustix::fs::unlinkat(dirfd(ctx, dir)?, &path, flags)?;
+    rustix::fs::unlinkat(dirfd(ctx, dir, &path)?, &path, flags)?;
     Ok(0)
 }
 
@@ -464,7 +469,13 @@ fn do_renameat(
     let old = ctx.read_path(old)?;
     let new = ctx.read_path(new)?;
     let flags = RenameFlags::from_bits(flags as u32).ok_or(Errno::INVAL)?;
-    rustix::fs::renameat_with(dirfd(ctx, olddir)?, &old, dirfd(ctx, newdir)?, &new, flags)?;
+    rustix::fs::renameat_with(
+        dirfd(ctx, olddir, &old)?,
+        &old,
+        dirfd(ctx, newdir, &new)?,
+        &new,
+        flags,
+    )?;
     Ok(0)
 }
 
@@ -488,7 +499,7 @@ fn do_readlinkat(ctx: &mut Ctx<'_>, dir: u64, path: u64, buf: u64, size: u64) ->
         return Err(Errno::INVAL);
     }
     let path = ctx.read_path(path)?;
-    let dir = dirfd(ctx, dir)?;
+    let dir = dirfd(ctx, dir, &path)?;
     let found = procrule::resolve(ctx.guest, dir.as_fd(), &path, false)?;
     let target = procrule::link_text(ctx.guest, &found)?;
     let bytes = &target[..];
@@ -611,7 +622,7 @@ pub fn ioctl(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 fn do_symlinkat(ctx: &mut Ctx<'_>, target: u64, dir: u64, path: u64) -> SysResult {
     let target = ctx.read_path(target)?;
     let path = ctx.read_path(path)?;
-    rustix::fs::symlinkat(&target, dirfd(ctx, dir)?, &path)?;
+    rustix::fs::symlinkat(&target, dirfd(ctx, dir, &path)?, &path)?;
     Ok(0)
 }
 
@@ -634,8 +645,8 @@ fn do_linkat(
     let old = ctx.read_path(old)?;
     let new = ctx.read_path(new)?;
     let flags = AtFlags::from_bits(flags as u32).ok_or(Errno::INVAL)?;
-    let olddir = dirfd(ctx, olddir)?;
-    let newdir = dirfd(ctx, newdir)?;
+    let olddir = dirfd(ctx, olddir, &old)?;
+    let newdir = dirfd(ctx, newdir, &new)?;
     if !flags.contains(AtFlags::SYMLINK_FOLLOW) || old.is_empty() {
         rustix::fs::linkat(olddir, &old, newdir, &new, flags)?;
         return Ok(0);

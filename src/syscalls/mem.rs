@@ -2,8 +2,9 @@
 
 use std::ops::Range;
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 
+use rustix::fs::OFlags;
 use rustix::io::Errno;
 
 use super::{Ctx, SysResult};
@@ -40,6 +41,26 @@ pub fn brk(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     Ok(lock(&ctx.guest.mm).brk(&ctx.guest.vm, a[0]))
 }
 
+/// The lowest address a fixed mapping may take (Linux's default vm.mmap_min_addr;
+/// below it Linux refuses callers without CAP_SYS_RAWIO, which a payload never has).
+const MMAP_MIN_ADDR: u64 = 0x10000;
+
+/// A file mapping needs a descriptor open for reading, and for writing as well
+/// when it is shared and writable (not append-only): EACCES otherwise, as on Linux.
+fn check_file_access(file: BorrowedFd<'_>, shared_write: bool) -> Result<(), Errno> {
+    let flags = rustix::fs::fcntl_getfl(file)?;
+    if flags.contains(OFlags::PATH) {
+        return Err(Errno::BADF);
+    }
+    let access = flags & OFlags::ACCMODE;
+    if access == OFlags::WRONLY
+        || shared_write && (access != OFlags::RDWR || flags.contains(OFlags::APPEND))
+    {
+        return Err(Errno::ACCESS);
+    }
+    Ok(())
+}
+
 pub fn mmap(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     let (hint, len, prot, flags, fd, offset) =
         (a[0], a[1], a[2] as i32, a[3] as i32, a[4] as i32, a[5]);
@@ -56,10 +77,15 @@ pub fn mmap(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     if (fixed || noreplace) && hint % PAGE_SIZE != 0 {
         return Err(Errno::INVAL);
     }
+    if (fixed || noreplace) && hint < MMAP_MIN_ADDR {
+        return Err(Errno::PERM);
+    }
     let file = if flags & libc::MAP_ANONYMOUS != 0 {
         None
     } else {
-        Some(ctx.fd(fd as u64)?)
+        let file = ctx.fd(fd as u64)?;
+        check_file_access(file.as_fd(), shared && prot & libc::PROT_WRITE != 0)?;
+        Some(file)
     };
     let req = MapRequest {
         hint: if fixed || noreplace {

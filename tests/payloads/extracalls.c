@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <sys/mman.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -165,6 +166,16 @@ static void refused(void) {
     show("chroot missing", chroot("/nonexistent/dir"));
     show("chroot a file", chroot("/etc/passwd"));
     show("membarrier query", syscall(SYS_membarrier, 0, 0, 0));
+    show("openat(-1, absolute)", openat(-1, "/etc/passwd", O_RDONLY) >= 0 ? 0 : -1);
+    show("openat(999, absolute)", openat(999, "/etc/passwd", O_RDONLY) >= 0 ? 0 : -1);
+    show("openat(-1, relative)", openat(-1, "etc/passwd", O_RDONLY));
+    int ro = open("/etc/passwd", O_RDONLY), wo = open("/dev/null", O_WRONLY);
+    void *m = mmap(0, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, ro, 0);
+    show("mmap shared writable of a read-only descriptor", m == MAP_FAILED ? -1 : 0);
+    m = mmap(0, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE, ro, 0);
+    show("mmap private writable of a read-only descriptor", m == MAP_FAILED ? -1 : 0);
+    m = mmap(0, 4096, PROT_READ, MAP_PRIVATE, wo, 0);
+    show("mmap of a write-only descriptor", m == MAP_FAILED ? -1 : 0);
 }
 
 static void privileged(void) {
@@ -177,6 +188,8 @@ static void privileged(void) {
     int pfd = syscall(SYS_pidfd_open, getpid(), 0);
     show("pidfd_getfd", syscall(438, pfd, 0, 0));
     show("io_uring_setup", syscall(425, 1, NULL));
+    void *low = mmap((void *)0x1000, 4096, PROT_READ, MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    show("mmap fixed below mmap_min_addr", low == MAP_FAILED ? -1 : 0);
 }
 
 int main(int argc, char **argv) {

@@ -433,3 +433,16 @@ fn privileged_calls_are_refused_and_unserved_calls_named() {
         "{stderr}"
     );
 }
+
+/// MAP_SHARED|MAP_ANONYMOUS memory is shared with fork children, as on Linux.
+#[test]
+fn shared_anonymous_memory_is_shared_with_children() {
+    for libc in LIBCS {
+        let out = assert_same_as_native(&payload(&format!("shared.{libc}")), &[], None);
+        assert!(
+            text(&out.stdout).contains("shared page 0: 42, page 1: 7; private: 1"),
+            "{}",
+            text(&out.stdout)
+        );
+    }
+}

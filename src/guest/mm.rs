@@ -407,9 +407,8 @@ impl AddressSpace {
                             .map_or(Errno::NOMEM, Errno::from_raw_os_error)
                     })?;
             }
-            None if replacing || req.shared => {
-                vm.mem.discard(range.clone()).map_err(|_| Errno::NOMEM)?
-            }
+            None if req.shared => vm.mem.share(range.clone()).map_err(|_| Errno::NOMEM)?,
+            None if replacing => vm.mem.discard(range.clone()).map_err(|_| Errno::NOMEM)?,
             None => {}
         }
         vm.protect(range.clone(), req.prot)

@@ -431,6 +431,18 @@ impl GuestMemory {
         )
     }
 
+    /// Backs a committed guest range with fresh zeroed shared memory (the guest's
+    /// MAP_SHARED|MAP_ANONYMOUS): a fork child's km shares it with this km, as Linux
+    /// shares such memory between parent and child.
+    pub fn share(&self, range: Range<u64>) -> Result<()> {
+        self.remap(
+            range,
+            None,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+        )
+    }
+
     /// Backs a committed guest range with a host file mapping (MAP_PRIVATE or
     /// MAP_SHARED); KVM follows the change through its MMU notifier.
     pub fn map_file(

@@ -2,7 +2,8 @@
  * chosen by argv[1]:
  *   names  prints its own comm as /proc/self/comm and prctl(PR_GET_NAME) read it,
  *          names worker 1 with pthread_setname_np from main, worker 2 names
- *          itself with prctl(PR_SET_NAME), worker 3 keeps the inherited name;
+ *          itself with prctl(PR_SET_NAME), worker 3 keeps the inherited name,
+ *          worker 4 takes one with XML markup characters;
  *          main prints each worker's comm as the worker read it from
  *          /proc/self/task/TID/comm, then calls names_set() while the workers
  *          wait (a breakpoint there sees every name)
@@ -16,7 +17,7 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
-#define WORKERS 3
+#define WORKERS 4
 #define SPINNERS 4
 #define WRITES 20
 
@@ -50,6 +51,8 @@ static void *worker(void *arg) {
     char path[64];
     if (n == 2)
         prctl(PR_SET_NAME, "self-named-worker-2");
+    if (n == 4)
+        prctl(PR_SET_NAME, "<w&\"4'>");
     pthread_barrier_wait(&named);
     snprintf(path, sizeof path, "/proc/self/task/%d/comm", gettid());
     read_comm(path, comms[n], sizeof comms[n]);

@@ -1165,9 +1165,10 @@ fn watchpoints_follow_new_threads() {
 fn listed_thread_names(shown: &str) -> Vec<String> {
     shown
         .lines()
-        .filter(|l| l.starts_with("* ") || l.starts_with("  "))
         .filter_map(|l| {
-            let (id, rest) = l[2..].trim_start().split_once("    Thread ")?;
+            let l = l.strip_prefix("* ").or_else(|| l.strip_prefix("  "))?;
+            let (id, rest) = l.trim_start().split_once(' ')?;
+            let rest = rest.trim_start().strip_prefix("Thread ")?;
             // The name is quoted, and may hold quotes itself.
             let (_, quoted) = rest.split_once(" \"")?;
             let (name, _) = quoted.split_once("\" ")?;
@@ -1187,37 +1188,49 @@ fn thread_names_as_under_gdbserver() {
     for libc in ["glibc", "musl"] {
         let exe = payload(&format!("gdbthreads.{libc}"));
         common::assert_same_as_native(&exe, &[OsStr::new("names")], None);
-        let dir = common::scratch("gdb-thread-names");
-        let args = [exe.as_os_str(), OsStr::new("names")];
-        let script = "thread-names.gdb";
-        let expected = [
-            "hit Breakpoint 1, names_set () at ../tests/payloads/gdbthreads.c:",
-            "exited normally",
-        ];
-        let (km_shown, status) = under(Server::Km, &dir, &args, Some(&exe), script, "km");
-        assert_session(&km_shown, &format!("km {libc}"), &expected);
-        assert!(status.success(), "km {libc}: {status}");
-        let (shown, _) = under(
-            Server::Gdbserver,
-            &dir,
-            &args,
-            Some(&exe),
-            script,
-            "gdbserver",
-        );
-        assert_session(&shown, &format!("gdbserver {libc}"), &expected);
-        let names = listed_thread_names(&shown);
-        assert_eq!(
-            names.len(),
-            5,
-            "gdbserver {libc}: main and four workers:\n{shown}"
-        );
-        assert_eq!(
-            listed_thread_names(&km_shown),
-            names,
-            "km {libc}: thread names differ from gdbserver's:\n{km_shown}"
-        );
+        assert_same_thread_names(&exe, "names", 5);
     }
+}
+
+/// A thread list longer than one packet (101 threads) is read in parts
+/// (qXfer:threads:read at increasing offsets) and shows every thread, as under
+/// gdbserver.
+#[test]
+fn a_long_thread_list_is_read_in_parts() {
+    assert_same_thread_names(&payload("gdbthreads.glibc"), "many", 101);
+}
+
+/// Runs thread-names.gdb on `exe mode` under km and gdbserver: both stop in
+/// names_set() and list the same `threads` threads with the same names.
+fn assert_same_thread_names(exe: &Path, mode: &str, threads: usize) {
+    let dir = common::scratch("gdb-thread-names");
+    let args = [exe.as_os_str(), OsStr::new(mode)];
+    let script = "thread-names.gdb";
+    let who = |server: &str| format!("{server} {} {mode}", exe.display());
+    let expected = [
+        "hit Breakpoint 1, names_set () at ../tests/payloads/gdbthreads.c:",
+        "exited normally",
+    ];
+    let (km_shown, status) = under(Server::Km, &dir, &args, Some(exe), script, "km");
+    assert_session(&km_shown, &who("km"), &expected);
+    assert!(status.success(), "{}: {status}", who("km"));
+    let (shown, _) = under(
+        Server::Gdbserver,
+        &dir,
+        &args,
+        Some(exe),
+        script,
+        "gdbserver",
+    );
+    assert_session(&shown, &who("gdbserver"), &expected);
+    let names = listed_thread_names(&shown);
+    assert_eq!(names.len(), threads, "{}:\n{shown}", who("gdbserver"));
+    assert_eq!(
+        listed_thread_names(&km_shown),
+        names,
+        "{}: thread names differ from gdbserver's:\n{km_shown}",
+        who("km")
+    );
 }
 
 /// What gdb showed of each write watchpoint hit in `shown`: the thread that

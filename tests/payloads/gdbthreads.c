@@ -7,6 +7,8 @@
  *          main prints each worker's comm as the worker read it from
  *          /proc/self/task/TID/comm, then calls names_set() while the workers
  *          wait (a breakpoint there sees every name)
+ *   many   MANY threads wait while main calls names_set() (gdb's thread list
+ *          is longer than one packet)
  *   spin   SPINNERS threads spin on `spin_count` while main, once all spin,
  *          writes `watched` WRITES times in write_watched() (a write watchpoint
  *          must charge each write to main, never to a spinner), then stops them */
@@ -20,6 +22,7 @@
 #define WORKERS 4
 #define SPINNERS 4
 #define WRITES 20
+#define MANY 100
 
 static pthread_barrier_t named, ready, done;
 static volatile int stop_spinning;
@@ -87,6 +90,27 @@ static int names(void) {
     return 0;
 }
 
+static void *waiter(void *arg) {
+    (void)arg;
+    pthread_barrier_wait(&ready);
+    pthread_barrier_wait(&done);
+    return NULL;
+}
+
+static int many(void) {
+    static pthread_t t[MANY];
+    pthread_barrier_init(&ready, NULL, MANY + 1);
+    pthread_barrier_init(&done, NULL, MANY + 1);
+    for (int i = 0; i < MANY; i++)
+        pthread_create(&t[i], NULL, waiter, NULL);
+    pthread_barrier_wait(&ready);
+    names_set();
+    pthread_barrier_wait(&done);
+    for (int i = 0; i < MANY; i++)
+        pthread_join(t[i], NULL);
+    return 0;
+}
+
 static void *spinner(void *arg) {
     long n = (long)arg;
     __atomic_add_fetch(&spinning, 1, __ATOMIC_SEQ_CST);
@@ -114,5 +138,7 @@ int main(int argc, char **argv) {
     const char *mode = argc > 1 ? argv[1] : "names";
     if (!strcmp(mode, "spin"))
         return spin();
+    if (!strcmp(mode, "many"))
+        return many();
     return names();
 }

@@ -1281,3 +1281,29 @@ fn watchpoint_hits_belong_to_the_writing_thread() {
         );
     }
 }
+
+/// A thread name that is not text (a control character, a byte that is not
+/// UTF-8) still leaves gdb a whole thread list: km shows those bytes as U+FFFD
+/// and escapes the rest (gdbserver sends them raw, and gdb then drops its thread
+/// list with "not well-formed").
+#[test]
+fn a_name_that_is_not_text_keeps_the_thread_list() {
+    let exe = payload("gdbthreads.glibc");
+    let dir = common::scratch("gdb-raw-name");
+    let args = [exe.as_os_str(), OsStr::new("rawname")];
+    let (shown, status) = under(
+        Server::Km,
+        &dir,
+        &args,
+        Some(&exe),
+        "thread-names.gdb",
+        "km",
+    );
+    assert!(status.success(), "km: {status}\n{shown}");
+    assert!(!shown.contains("while parsing threads"), "km:\n{shown}");
+    assert_eq!(
+        listed_thread_names(&shown),
+        ["1 \"gdbthreads.glib\"", "2 \"a\u{fffd}\u{fffd}&\""],
+        "km:\n{shown}"
+    );
+}

@@ -7,6 +7,8 @@
  *          main prints each worker's comm as the worker read it from
  *          /proc/self/task/TID/comm, then calls names_set() while the workers
  *          wait (a breakpoint there sees every name)
+ *   rawname  a thread names itself with a control character and a byte that is
+ *          not UTF-8, then main calls names_set()
  *   many   MANY threads wait while main calls names_set() (gdb's thread list
  *          is longer than one packet)
  *   spin   SPINNERS threads spin on `spin_count` while main, once all spin,
@@ -97,6 +99,26 @@ static void *waiter(void *arg) {
     return NULL;
 }
 
+static void *raw_named(void *arg) {
+    (void)arg;
+    prctl(PR_SET_NAME, "a\x01\xff&");
+    pthread_barrier_wait(&ready);
+    pthread_barrier_wait(&done);
+    return NULL;
+}
+
+static int rawname(void) {
+    pthread_t t;
+    pthread_barrier_init(&ready, NULL, 2);
+    pthread_barrier_init(&done, NULL, 2);
+    pthread_create(&t, NULL, raw_named, NULL);
+    pthread_barrier_wait(&ready);
+    names_set();
+    pthread_barrier_wait(&done);
+    pthread_join(t, NULL);
+    return 0;
+}
+
 static int many(void) {
     static pthread_t t[MANY];
     pthread_barrier_init(&ready, NULL, MANY + 1);
@@ -140,5 +162,7 @@ int main(int argc, char **argv) {
         return spin();
     if (!strcmp(mode, "many"))
         return many();
+    if (!strcmp(mode, "rawname"))
+        return rawname();
     return names();
 }

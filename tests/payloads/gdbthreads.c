@@ -6,7 +6,8 @@
  *          worker 4 takes one with XML markup characters;
  *          main prints each worker's comm as the worker read it from
  *          /proc/self/task/TID/comm, then calls names_set() while the workers
- *          wait (a breakpoint there sees every name)
+ *          wait (a breakpoint there sees every name); main renames itself last
+ *          and prints /proc/self/comm
  *   rawname  a thread names itself with a control character and a byte that is
  *          not UTF-8, then main calls names_set()
  *   many   MANY threads wait while main calls names_set() (gdb's thread list
@@ -89,6 +90,9 @@ static int names(void) {
     pthread_barrier_wait(&done);
     for (int i = 0; i < WORKERS; i++)
         pthread_join(t[i], NULL);
+    prctl(PR_SET_NAME, "main-renamed");
+    read_comm("/proc/self/comm", comms[0], sizeof comms[0]);
+    printf("main comm renamed: %s\n", comms[0]);
     return 0;
 }
 

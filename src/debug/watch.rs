@@ -33,7 +33,7 @@ pub fn begin_own_step<'a>(guest: &'a Guest, thread: &Thread) -> Option<OwnStep<'
         return None;
     }
     let debugger = guest.debugger.as_deref().filter(|d| d.watching())?;
-    let turn = debugger.step_turns.take();
+    let turn = debugger.step_turn();
     let mut seen = WatchSeen::new();
     debugger.watch_snapshot(&mut seen, |a, buf| guest.vm.mem.read_bytes(a, buf).is_ok());
     Some(OwnStep {

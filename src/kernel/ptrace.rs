@@ -116,7 +116,7 @@ pub struct StepTurn<'a> {
 
 impl StepTurns {
     /// Waits for the calling thread's turn, after every thread that asked before.
-    pub fn take(&self) -> StepTurn<'_> {
+    fn take(&self) -> StepTurn<'_> {
         let mut tickets = lock(&self.tickets);
         let mine = tickets.0;
         tickets.0 += 1;
@@ -212,7 +212,7 @@ pub struct Debugger {
     /// `catch syscall` is on: lets every syscall skip the state lock otherwise.
     catching: AtomicBool,
     /// Turns at single-stepping while write watchpoints are set.
-    pub step_turns: StepTurns,
+    step_turns: StepTurns,
 }
 
 /// What a parked thread resumes with.
@@ -553,6 +553,11 @@ impl Debugger {
 
     pub fn remove_watch(&self, addr: u64) -> bool {
         lock(&self.state).watches.remove(&addr).is_some()
+    }
+
+    /// Waits for the calling thread's turn to single-step (see [`StepTurns`]).
+    pub fn step_turn(&self) -> StepTurn<'_> {
+        self.step_turns.take()
     }
 
     /// Whether write watchpoints are set (threads then run instruction by instruction).

@@ -30,7 +30,12 @@ pub fn run_thread(guest: &Arc<Guest>, mut thread: Thread, initial_stop: bool) {
         or_fail(guest, debug::initial_stop(guest, &mut thread));
     }
     loop {
-        let point = match or_fail(guest, thread.vcpu.run_to_exit()) {
+        // Under write watchpoints a single-stepping thread runs its instruction
+        // alone, so that a change of the watched bytes is its own write.
+        let own_step = debug::watch::begin_own_step(guest, &thread);
+        let exit = thread.vcpu.run_to_exit();
+        debug::watch::end_own_step(guest, &mut thread, own_step);
+        let point = match or_fail(guest, exit) {
             Exit::Io(HC_PORT) => match syscall(guest, &mut thread) {
                 Served::Point(point) => point,
                 Served::ThreadExit(status) => {

@@ -39,14 +39,11 @@ pub enum Exception {
 /// A new thread of a payload under gdb: it single-steps from its first
 /// instruction when write watchpoints are set (it never parked when gdb set them).
 pub fn thread_started(guest: &Guest, thread: &mut Thread) -> Result<()> {
-    if let Some(d) = guest
+    if guest
         .debugger
         .as_ref()
-        .filter(|d| d.attached() && d.watching())
+        .is_some_and(|d| d.attached() && d.watching())
     {
-        d.watch_snapshot(&mut thread.watch_seen, |a, buf| {
-            guest.vm.mem.read_bytes(a, buf).is_ok()
-        });
         set_stepping(thread, true)?;
     }
     Ok(())
@@ -88,7 +85,7 @@ pub fn exception(
             thread.vcpu.enter_user(&guest.vm.mem, &regs)?;
             return Ok(Exception::Handled);
         }
-        match step_event(guest, thread, false)? {
+        match step_event(guest, thread)? {
             Some(event) => stop(guest, thread, event, Point::Exception(frame))?,
             None => {
                 let regs = continue_after_step(guest, thread, regs)?;
@@ -279,7 +276,7 @@ fn stop(guest: &Guest, thread: &mut Thread, event: Event, point: Point) -> Resul
 /// hypercall's I/O exit (seen on PVM), so km ends the step itself: it stops for gdb,
 /// or re-enters user code after the syscall, stepping on if still needed.
 fn step_after_syscall(guest: &Guest, thread: &mut Thread, point: Point) -> Result<()> {
-    match step_event(guest, thread, true)? {
+    match step_event(guest, thread)? {
         Some(event) => stop(guest, thread, event, point)?,
         None => {
             let regs = continue_after_step(guest, thread, signals::user_context(thread, point)?)?;
@@ -292,7 +289,7 @@ fn step_after_syscall(guest: &Guest, thread: &mut Thread, point: Point) -> Resul
 /// A single-step KVM reported at a user instruction (hardware KVM): stops for gdb,
 /// or goes on stepping or running.
 pub fn after_kvm_step(guest: &Guest, thread: &mut Thread) -> Result<()> {
-    match step_event(guest, thread, false)? {
+    match step_event(guest, thread)? {
         Some(event) => stop(guest, thread, event, Point::Interrupted)?,
         None => {
             let regs = continue_after_step(guest, thread, thread.vcpu.regs()?)?;
@@ -328,8 +325,10 @@ fn stop_point_in_pad(guest: &Guest, thread: &Thread) -> Result<Option<Point>> {
 
 /// What a finished single-step of `thread` means for gdb: the end of gdb's own step,
 /// an access to a watched address, or nothing (keep going). A step over a page
-/// hidden for watchpoints ends here: the page is hidden again.
-fn step_event(guest: &Guest, thread: &mut Thread, after_syscall: bool) -> Result<Option<Event>> {
+/// hidden for watchpoints ends here: the page is hidden again. A write is the one
+/// noted while the instruction ran alone (`watch::end_own_step`); what a syscall
+/// changes is not (Linux's debug registers do not see the kernel's writes).
+fn step_event(guest: &Guest, thread: &mut Thread) -> Result<Option<Event>> {
     let hit = match thread.watch_step.take() {
         Some(step) => watch::end_watch_step(guest, step)?,
         None => None,
@@ -342,12 +341,7 @@ fn step_event(guest: &Guest, thread: &mut Thread, after_syscall: bool) -> Result
     if let Some((kind, addr)) = hit {
         return Ok(Some(Event::Watch(thread.tid, kind, addr)));
     }
-    let read = |a, buf: &mut [u8]| guest.vm.mem.read_bytes(a, buf).is_ok();
-    if after_syscall {
-        // What changed during the syscall was not written by an instruction of
-        // this thread (Linux's debug registers do not see the kernel's writes).
-        d.watch_snapshot(&mut thread.watch_seen, read);
-    } else if let Some(addr) = d.watch_hit(&mut thread.watch_seen, read) {
+    if let Some(addr) = thread.watch_wrote.take().filter(|_| d.watching()) {
         return Ok(Some(Event::Watch(thread.tid, WatchKind::Write, addr)));
     }
     Ok(thread.gdb_step.then_some(Event::Step(thread.tid)))
@@ -395,7 +389,6 @@ fn park(
     regs.rflags &= !TF;
     let (fs_base, gs_base) = thread.vcpu.segment_bases()?;
     let parked = ptrace::Parked {
-        vcpu: thread.vcpu.area.id,
         regs,
         orig_rax,
         fs_base,
@@ -410,9 +403,6 @@ fn park(
     let resume = d.park(thread.tid, parked);
     thread.gdb_step = resume.action == ptrace::Action::Step;
     set_stepping(thread, needs_stepping(guest, thread))?;
-    d.watch_snapshot(&mut thread.watch_seen, |a, buf| {
-        guest.vm.mem.read_bytes(a, buf).is_ok()
-    });
     Ok((resume, fs_base))
 }
 

@@ -1,6 +1,6 @@
 //! What gdb asks about the process and the host rather than the stopped threads:
 //! the auxiliary vector (`info auxv`), the executable's path (`qXfer:exec-file`),
-//! thread names, and read-only host file access (`vFile`: regular files and the
+//! and read-only host file access (`vFile`: regular files and the
 //! payload's own /proc, through the /proc rule), with which a gdb started without
 //! the executable fetches it from km.
 
@@ -9,7 +9,7 @@ use std::fs::File;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, MetadataExt};
 
-use gdbstub::common::{Pid, Tid};
+use gdbstub::common::Pid;
 use gdbstub::target::TargetResult;
 use gdbstub::target::ext::auxv::Auxv;
 use gdbstub::target::ext::exec_file::ExecFile;
@@ -18,13 +18,9 @@ use gdbstub::target::ext::host_io::{
     HostIoOpen, HostIoOpenFlags, HostIoOpenMode, HostIoOpenOps, HostIoPread, HostIoPreadOps,
     HostIoReadlink, HostIoReadlinkOps, HostIoResult, HostIoStat,
 };
-use gdbstub::target::ext::thread_extra_info::ThreadExtraInfo;
 
 use super::KmTarget;
 use crate::syscalls::procrule;
-
-/// Linux keeps this many bytes of a task's name (TASK_COMM_LEN less the NUL).
-const COMM_LEN: usize = 15;
 
 /// Host files gdb opened with `vFile:open`, by the descriptor number gdb was given.
 #[derive(Default)]
@@ -59,21 +55,6 @@ impl ExecFile for KmTarget {
     ) -> TargetResult<usize, Self> {
         let path = self.guest.config.exe.as_os_str().as_bytes();
         Ok(copy_from(path, offset, length, buf))
-    }
-}
-
-impl ThreadExtraInfo for KmTarget {
-    /// The thread's name as Linux would give it (the program file's name, cut to 15
-    /// bytes, which km also takes as its comm) and the vCPU that runs it.
-    fn thread_extra_info(&self, tid: Tid, buf: &mut [u8]) -> Result<usize, Self::Error> {
-        let name = std::path::Path::new(&self.guest.config.name);
-        let comm = name.file_name().map(|n| n.as_bytes()).unwrap_or_default();
-        let comm = &comm[..comm.len().min(COMM_LEN)];
-        let info = match self.debugger.with_parked(tid.get() as i32, |p| p.vcpu) {
-            Some(vcpu) => format!("{}, vcpu {vcpu}", String::from_utf8_lossy(comm)),
-            None => String::from_utf8_lossy(comm).into_owned(),
-        };
-        Ok(copy_from(info.as_bytes(), 0, info.len(), buf))
     }
 }
 

@@ -9,6 +9,7 @@ mod arch;
 mod conn;
 mod host;
 mod libraries;
+mod names;
 mod signals;
 mod target;
 

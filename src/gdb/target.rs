@@ -23,7 +23,7 @@ use gdbstub::target::ext::extended_mode::{
     Args, AttachKind, ExtendedMode, ExtendedModeOps, ShouldTerminate,
 };
 use gdbstub::target::ext::host_io::HostIoOps;
-use gdbstub::target::ext::thread_extra_info::ThreadExtraInfoOps;
+use gdbstub::target::ext::thread_names::ThreadNamesOps;
 use gdbstub::target::{Target, TargetError, TargetResult};
 
 use crate::guest::landing_pad::{USER_CS, USER_DS};
@@ -292,7 +292,7 @@ impl MultiThreadBase for KmTarget {
         Some(self)
     }
 
-    fn support_thread_extra_info(&mut self) -> Option<ThreadExtraInfoOps<'_, Self>> {
+    fn support_thread_names(&mut self) -> Option<ThreadNamesOps<'_, Self>> {
         Some(self)
     }
 }

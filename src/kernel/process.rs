@@ -17,7 +17,7 @@ use vm_memory::{ByteValued, VolatileSlice};
 
 use super::fdtable::FdTable;
 use super::lock;
-use super::ptrace::{Debugger, Event, WatchSeen, WatchStep};
+use super::ptrace::{Debugger, Event, WatchStep};
 use super::signals::{PendingQueue, SigAction, SigInfo};
 use crate::guest::mm::AddressSpace;
 use crate::guest::vcpu::Vcpu;
@@ -116,8 +116,9 @@ pub struct Thread {
     /// The instruction being single-stepped was let through pages hidden for read
     /// and access watchpoints.
     pub watch_step: Option<WatchStep>,
-    /// What this thread last saw at the write watchpoints.
-    pub watch_seen: WatchSeen,
+    /// The write watchpoint whose bytes this thread's last instruction changed,
+    /// until its single-step ends and reports it.
+    pub watch_wrote: Option<u64>,
     /// The mask to restore after a handler interrupts rt_sigsuspend.
     pub saved_mask: Option<u64>,
     /// A signal delivered before any pending one and without a debugger stop: a
@@ -140,7 +141,7 @@ impl Thread {
             stepping: false,
             gdb_step: false,
             watch_step: None,
-            watch_seen: WatchSeen::new(),
+            watch_wrote: None,
             saved_mask: None,
             forced_signal: None,
             altstack: (0, 0),

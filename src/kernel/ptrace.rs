@@ -12,7 +12,8 @@
 //! works on PVM (where KVM_SET_GUEST_DEBUG does not fire) and on hardware KVM alike.
 //!
 //! Watchpoints use no debug registers either (they do not fire on PVM). Write
-//! watchpoints single-step the running threads and compare the watched bytes. Read
+//! watchpoints single-step the running threads, one step at a time ([`StepTurns`]),
+//! and compare the watched bytes around each step. Read
 //! and access watchpoints hide the pages they cover: the page-table entry is removed
 //! (the payload's own mapping is untouched), so any access to such a page faults.
 //! A fault that the payload's mapping allows is km's: the page is shown again, the
@@ -91,9 +92,50 @@ pub struct WatchStep {
     pub hit: Option<(WatchKind, u64)>,
 }
 
-/// What one thread last saw at each write watchpoint (address -> bytes): a change
-/// after its own single-step is its write.
+/// The bytes at each write watchpoint (address -> bytes) before a thread's
+/// single-step: a change after it is that thread's write.
 pub type WatchSeen = BTreeMap<u64, Vec<u8>>;
+
+/// Turns at single-stepping while write watchpoints are set: a fair (ticket) lock
+/// a thread holds from just before its vCPU runs one instruction until the watched
+/// bytes are compared after it. Comparing bytes tells who wrote only when no other
+/// thread ran guest code meanwhile (a debug register reports the instruction that
+/// wrote; on PVM they do not fire). Held only across one KVM_RUN, never across a
+/// park or a syscall, so every waiter gets its turn.
+#[derive(Default)]
+pub struct StepTurns {
+    /// The next ticket to hand out and the ticket whose turn it is.
+    tickets: Mutex<(u64, u64)>,
+    next_turn: Condvar,
+}
+
+/// One thread's turn at single-stepping; the next waiter's comes when it is dropped.
+pub struct StepTurn<'a> {
+    turns: &'a StepTurns,
+}
+
+impl StepTurns {
+    /// Waits for the calling thread's turn, after every thread that asked before.
+    fn take(&self) -> StepTurn<'_> {
+        let mut tickets = lock(&self.tickets);
+        let mine = tickets.0;
+        tickets.0 += 1;
+        while tickets.1 != mine {
+            tickets = self
+                .next_turn
+                .wait(tickets)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+        StepTurn { turns: self }
+    }
+}
+
+impl Drop for StepTurn<'_> {
+    fn drop(&mut self) {
+        lock(&self.turns.tickets).1 += 1;
+        self.turns.next_turn.notify_all();
+    }
+}
 
 /// What a parked thread does when gdb resumes the target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -106,8 +148,6 @@ pub enum Action {
 /// A parked thread's state.
 #[derive(Debug, Clone)]
 pub struct Parked {
-    /// The thread's vCPU (named in gdb's thread list).
-    pub vcpu: u32,
     pub regs: kvm_regs,
     /// The syscall the thread is in, or u64::MAX.
     pub orig_rax: u64,
@@ -171,6 +211,8 @@ pub struct Debugger {
     changed: Condvar,
     /// `catch syscall` is on: lets every syscall skip the state lock otherwise.
     catching: AtomicBool,
+    /// Turns at single-stepping while write watchpoints are set.
+    step_turns: StepTurns,
 }
 
 /// What a parked thread resumes with.
@@ -513,13 +555,18 @@ impl Debugger {
         lock(&self.state).watches.remove(&addr).is_some()
     }
 
+    /// Waits for the calling thread's turn to single-step (see [`StepTurns`]).
+    pub fn step_turn(&self) -> StepTurn<'_> {
+        self.step_turns.take()
+    }
+
     /// Whether write watchpoints are set (threads then run instruction by instruction).
     pub fn watching(&self) -> bool {
         let s = lock(&self.state);
         !s.watches.is_empty() && !s.detached
     }
 
-    /// The first watched address whose contents changed since last looked at.
+    /// The first watched address whose contents changed since `seen` was recorded.
     pub fn watch_hit(
         &self,
         seen: &mut WatchSeen,
@@ -541,8 +588,7 @@ impl Debugger {
     }
 
     /// Records in `seen` what the write watchpoints cover now, before a thread
-    /// runs on after something else than its own instruction (a stop, a syscall,
-    /// its start): changes made meanwhile are not its writes.
+    /// single-steps (holding its turn).
     pub fn watch_snapshot(&self, seen: &mut WatchSeen, read: impl Fn(u64, &mut [u8]) -> bool) {
         let s = lock(&self.state);
         seen.clear();

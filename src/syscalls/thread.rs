@@ -229,13 +229,15 @@ impl ChildSpec {
 fn spawn(guest: &Arc<Guest>, spec: ChildSpec) -> Result<i32, Errno> {
     let vcpu = guest.take_vcpu().map_err(|_| Errno::AGAIN)?;
     let guest = Arc::clone(guest);
+    // The new thread starts with its creator's name (comm), as on Linux.
+    let comm = rustix::thread::name().map_err(|_| Errno::AGAIN)?;
     let (tx, rx) = mpsc::channel();
     std::thread::Builder::new()
-        .name("km-vcpu".into())
         .spawn(move || {
             let tid = rustix::thread::gettid().as_raw_nonzero().get();
-            let ready = vcpu
-                .set_regs(&spec.regs)
+            let ready = rustix::thread::set_name(&comm)
+                .map_err(anyhow::Error::from)
+                .and_then(|_| vcpu.set_regs(&spec.regs))
                 .and_then(|_| vcpu.set_fs_base(spec.fs_base))
                 .map_err(|_| Errno::AGAIN)
                 .and_then(|_| {

@@ -96,6 +96,7 @@ macro_rules! commands {
                     fn support_no_ack_mode(&mut self) -> Option<()>;
                     fn support_x_upcase_packet(&mut self) -> Option<()>;
                     fn support_thread_extra_info(&mut self) -> Option<()>;
+                    fn support_thread_names(&mut self) -> Option<()>;
                 }
 
                 impl<T: Target> Hack for T {
@@ -176,6 +177,14 @@ macro_rules! commands {
                         match self.base_ops() {
                             BaseOps::SingleThread(_) => None,
                             BaseOps::MultiThread(ops) => ops.support_thread_extra_info().map(drop),
+                        }
+                    }
+
+                    fn support_thread_names(&mut self) -> Option<()> {
+                        use crate::target::ext::base::BaseOps;
+                        match self.base_ops() {
+                            BaseOps::SingleThread(_) => None,
+                            BaseOps::MultiThread(ops) => ops.support_thread_names().map(drop),
                         }
                     }
                 }
@@ -333,6 +342,10 @@ commands! {
 
     thread_extra_info use 'a {
         "qThreadExtraInfo" => _qThreadExtraInfo::qThreadExtraInfo<'a>,
+    }
+
+    thread_names use 'a {
+        "qXfer:threads:read" => _qXfer_threads_read::qXferThreadsRead<'a>,
     }
 
     lldb_register_info {

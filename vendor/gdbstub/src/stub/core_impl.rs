@@ -44,6 +44,7 @@ mod section_offsets;
 mod single_register_access;
 mod target_xml;
 mod thread_extra_info;
+mod thread_names;
 mod tracepoints;
 mod wasm;
 mod x_upcase_packet;
@@ -221,6 +222,7 @@ impl<T: Target, C: Connection> GdbStubImpl<T, C> {
             Command::ExecFile(cmd) => self.handle_exec_file(res, target, cmd),
             Command::Auxv(cmd) => self.handle_auxv(res, target, cmd),
             Command::ThreadExtraInfo(cmd) => self.handle_thread_extra_info(res, target, cmd),
+            Command::ThreadNames(cmd) => self.handle_thread_names(res, target, cmd),
             Command::LldbRegisterInfo(cmd) => self.handle_lldb_register_info(res, target, cmd),
             Command::LibrariesSvr4(cmd) => self.handle_libraries_svr4(res, target, cmd),
             Command::Libraries(cmd) => self.handle_libraries(res, target, cmd),

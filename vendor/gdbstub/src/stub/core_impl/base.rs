@@ -238,6 +238,12 @@ impl<T: Target, C: Connection> GdbStubImpl<T, C> {
                     res.write_str(";qXfer:libraries:read+")?;
                 }
 
+                if let BaseOps::MultiThread(ops) = target.base_ops() {
+                    if ops.support_thread_names().is_some() {
+                        res.write_str(";qXfer:threads:read+")?;
+                    }
+                }
+
                 HandlerStatus::Handled
             }
 

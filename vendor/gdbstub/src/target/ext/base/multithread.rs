@@ -119,6 +119,14 @@ pub trait MultiThreadBase: Target {
     ) -> Option<crate::target::ext::thread_extra_info::ThreadExtraInfoOps<'_, Self>> {
         None
     }
+
+    /// Support for naming threads in GDB's thread list.
+    #[inline(always)]
+    fn support_thread_names(
+        &mut self,
+    ) -> Option<crate::target::ext::thread_names::ThreadNamesOps<'_, Self>> {
+        None
+    }
 }
 
 /// Target extension - support for resuming multi threaded targets.

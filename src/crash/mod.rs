@@ -11,6 +11,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 
 pub mod backtrace;
+mod dump;
 
 use crate::guest::landing_pad::{USER_CS, USER_DS};
 use crate::kernel::lock;
@@ -111,20 +112,6 @@ fn process_info(guest: &Guest) -> km_coredump::Process {
     }
 }
 
-fn mappings(guest: &Guest) -> Vec<km_coredump::Mapping> {
-    lock(&guest.mm)
-        .vmas()
-        .map(|(start, v)| km_coredump::Mapping {
-            start,
-            end: v.end,
-            read: v.prot != libc::PROT_NONE,
-            write: v.prot & libc::PROT_WRITE != 0,
-            exec: v.prot & libc::PROT_EXEC != 0,
-            file: v.file.as_ref().map(|(path, off)| (path.to_string(), *off)),
-        })
-        .collect()
-}
-
 /// Writes the kmcore for a payload killed by `info` in `thread` at `point`.
 fn write_core(
     guest: &Guest,
@@ -141,7 +128,7 @@ fn write_core(
         process: process_info(guest),
         threads,
         auxv: guest.config.auxv.clone(),
-        mappings: mappings(guest),
+        mappings: dump::mappings(guest),
     };
     let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
     let mut read = |addr: u64, buf: &mut [u8]| guest.vm.mem.read_bytes(addr, buf).is_ok();

@@ -18,6 +18,7 @@ use crate::kernel::lock;
 use crate::kernel::process::{Guest, Thread};
 use crate::kernel::signals::{self, DefaultAction, Point, SigInfo};
 use crate::kvm::kick;
+use crate::trace::{self, Sink};
 
 /// How long the dying thread waits for the others to report.
 const STOP_TIMEOUT: Duration = Duration::from_secs(2);
@@ -215,16 +216,25 @@ fn report(guest: &Guest, thread: &Thread, point: Point, info: &SigInfo) -> Strin
     out
 }
 
+/// Where the kmcore goes: nowhere when RLIMIT_CORE is 0, as Linux writes no core
+/// then, unless a core file was asked for by name.
+fn core_path(guest: &Guest) -> Option<&std::path::Path> {
+    let path = guest.config.core_path.as_deref()?;
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Core);
+    (guest.config.core_despite_rlimit || limit.current != Some(0)).then_some(path)
+}
+
 /// Ends the process because `info`'s signal killed it in `thread` at `point`.
 pub fn die(guest: &Guest, thread: &Thread, point: Point, info: &SigInfo) -> ! {
     let sig = signals::signo(info);
     if signals::default_action(sig) == DefaultAction::Core {
-        let mut text = if guest.config.crash_report {
-            report(guest, thread, point, info)
-        } else {
+        let sink = &guest.config.crash_report;
+        let mut text = if *sink == Sink::Null {
             String::new()
+        } else {
+            report(guest, thread, point, info)
         };
-        if let Some(path) = &guest.config.core_path {
+        if let Some(path) = core_path(guest) {
             match write_core(guest, thread, point, info, path) {
                 Ok(()) => text.push_str(&format!("  core dumped to {}\n", path.display())),
                 Err(e) => {
@@ -232,7 +242,9 @@ pub fn die(guest: &Guest, thread: &Thread, point: Point, info: &SigInfo) -> ! {
                 }
             }
         }
-        eprint!("{text}");
+        if let Err(e) = trace::write_to(sink, &text) {
+            crate::eprintln_whole!("km: {}: crash report: {e:#}", guest.config.name);
+        }
     }
     if let Some(d) = &guest.debugger {
         d.report_end(crate::kernel::ptrace::Event::Killed(sig), STOP_TIMEOUT);

@@ -72,7 +72,10 @@ fn gdb_bt(cwd: &Path, exe: &Path, core: &Path) -> String {
 /// its last `#0` (gdb shows frame 0 once when it opens the core).
 fn frames(bt: &str) -> Vec<String> {
     let lines: Vec<&str> = bt.lines().collect();
-    let last_top = lines.iter().rposition(|l| l.starts_with("#0 ")).unwrap_or(0);
+    let last_top = lines
+        .iter()
+        .rposition(|l| l.starts_with("#0 "))
+        .unwrap_or(0);
     lines[last_top..]
         .iter()
         .filter(|l| l.starts_with('#'))

@@ -324,7 +324,12 @@ pub fn read(data: &[u8]) -> Result<(Vec<Note>, Vec<Load>), String> {
 mod tests {
     use super::*;
 
-    fn mapping(start: u64, pages: u64, dump_pages: u64, populated: Vec<Range<u64>>) -> Mapping {
+    fn mapping(
+        start: u64,
+        pages: u64,
+        dump_pages: u64,
+        populated: impl IntoIterator<Item = Range<u64>>,
+    ) -> Mapping {
         Mapping {
             start,
             end: start + pages * PAGE,
@@ -333,7 +338,7 @@ mod tests {
             exec: false,
             file: None,
             dump_len: dump_pages * PAGE,
-            populated,
+            populated: populated.into_iter().collect(),
         }
     }
 
@@ -380,8 +385,8 @@ mod tests {
     #[test]
     fn only_the_dumped_length_is_stored() {
         let loads = written(vec![
-            mapping(0x20000, 3, 1, vec![0x20000..0x23000]),
-            mapping(0x30000, 2, 0, vec![0x30000..0x32000]),
+            mapping(0x20000, 3, 1, Some(0x20000..0x23000)),
+            mapping(0x30000, 2, 0, Some(0x30000..0x32000)),
         ]);
         assert_eq!(loads[0].data, vec![0xaa; PAGE as usize]);
         assert_eq!(loads[0].memsz, 3 * PAGE);

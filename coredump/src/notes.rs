@@ -185,7 +185,7 @@ mod tests {
                 exec: true,
                 file: Some(("/bin/payload".into(), 0)),
                 dump_len: 0x2000,
-                populated: vec![0x400000..0x402000],
+                populated: std::iter::once(0x400000..0x402000).collect(),
             }],
         }
     }

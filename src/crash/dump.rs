@@ -6,7 +6,7 @@
 
 use std::fs::File;
 use std::ops::Range;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 
 use crate::kernel::lock;
 use crate::kernel::process::Guest;
@@ -15,10 +15,21 @@ use crate::memory::{Backing, PAGE_SIZE};
 /// Pages compared with the file at a time.
 const COMPARE_PAGES: u64 = 64;
 
+/// The regular file `path`, opened without blocking (the payload may have put a
+/// FIFO in its place since it mapped it).
+fn open_regular(path: &str) -> Option<File> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .ok()?;
+    file.metadata().ok()?.is_file().then_some(file)
+}
+
 /// Whether the guest pages `runs` of a mapping starting at `start` hold what the
 /// file `path` holds at `offset` onwards.
 fn same_as_file(guest: &Guest, path: &str, start: u64, offset: u64, runs: &[Range<u64>]) -> bool {
-    let Ok(file) = File::open(path) else {
+    let Some(file) = open_regular(path) else {
         return false;
     };
     let mut memory = vec![0u8; (COMPARE_PAGES * PAGE_SIZE) as usize];
@@ -46,7 +57,7 @@ fn contents(
 ) -> (u64, Vec<Range<u64>>) {
     let len = range.end - range.start;
     let Some(runs) = guest.vm.mem.populated(range.clone()) else {
-        return (len, vec![range]);
+        return (len, std::iter::once(range).collect());
     };
     let private: Vec<Range<u64>> = runs
         .iter()
@@ -65,15 +76,19 @@ fn contents(
         && guest.vm.mem.read_bytes(range.start, &mut magic).is_ok()
         && magic == *b"\x7fELF";
     if elf {
-        (PAGE_SIZE, vec![range.start..range.start + PAGE_SIZE])
+        let first = range.start..range.start + PAGE_SIZE;
+        (PAGE_SIZE, std::iter::once(first).collect())
     } else {
         (0, Vec::new())
     }
 }
 
+/// A mapping's range, protection, and file with the offset of its start.
+type VmaFacts = (Range<u64>, i32, Option<(String, u64)>);
+
 /// Every mapping of the payload with what its core holds of it.
 pub fn mappings(guest: &Guest) -> Vec<km_coredump::Mapping> {
-    let vmas: Vec<(Range<u64>, i32, Option<(String, u64)>)> = lock(&guest.mm)
+    let vmas: Vec<VmaFacts> = lock(&guest.mm)
         .vmas()
         .map(|(start, v)| {
             let file = v.file.as_ref().map(|(path, off)| (path.to_string(), *off));

@@ -4,7 +4,7 @@ use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 
 use crate::trace::Sink;
 
@@ -167,7 +167,9 @@ impl Cli {
         if self.no_coredump {
             out.push("--no-coredump".into());
         }
-        out.push(format!("--crash-report={}", self.crash_report_choice().name()).into());
+        if let Some(choice) = self.crash_report_choice().to_possible_value() {
+            out.push(format!("--crash-report={}", choice.get_name()).into());
+        }
         if self.no_vdso {
             out.push("--no-vdso".into());
         }
@@ -183,29 +185,7 @@ impl Cli {
         });
         out
     }
-}
 
-/// `--crash-report`: where the crash report goes.
-#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CrashReport {
-    Auto,
-    Stderr,
-    Log,
-    None,
-}
-
-impl CrashReport {
-    fn name(self) -> &'static str {
-        match self {
-            CrashReport::Auto => "auto",
-            CrashReport::Stderr => "stderr",
-            CrashReport::Log => "log",
-            CrashReport::None => "none",
-        }
-    }
-}
-
-impl Cli {
     fn crash_report_choice(&self) -> CrashReport {
         if self.no_crash_report {
             CrashReport::None
@@ -239,6 +219,15 @@ impl Cli {
             None => ("kmcore".into(), false),
         })
     }
+}
+
+/// `--crash-report`: where the crash report goes.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrashReport {
+    Auto,
+    Stderr,
+    Log,
+    None,
 }
 
 /// Where the command `argv0` was found: itself when it has a slash, else the

@@ -1,8 +1,10 @@
-//! Layer 6, crash: what happens when a signal kills the payload. Uses `kvm`, `guest`
-//! and `kernel` (threads as data); the kmcore format is the `km-coredump` crate.
+//! Layer 6, crash: what happens when a signal kills the payload. Uses `memory`,
+//! `kvm`, `guest` and `kernel` (threads as data); the kmcore format is the
+//! `km-coredump` crate.
 //!
-//! Every thread is stopped, the kmcore is written, a short crash report goes to
-//! stderr, and km dies by the same signal.
+//! Every thread is stopped, the kmcore is written (when RLIMIT_CORE allows or one
+//! was named), a short crash report goes where `--crash-report` chose (by default
+//! stderr when it is a terminal), and km dies by the same signal.
 
 use std::fs::File;
 use std::io::BufWriter;

@@ -155,18 +155,20 @@ fn kmcore_of_a_dynamic_crash_is_near_native_size_and_opens_anywhere() {
 }
 
 /// With RLIMIT_CORE 0 a crash leaves no kmcore (as Linux leaves no core), unless
-/// `--coredump=FILE` names one; with the limit raised, the default kmcore is back.
+/// `--coredump=FILE` names one; with the limit raised, the default kmcore is back,
+/// unless the payload lowered its own limit to 0.
 #[test]
 fn rlimit_core_zero_leaves_no_kmcore_unless_one_is_named() {
     let exe = payload("crashrules.glibc");
-    let args = [exe.as_os_str(), OsStr::new("stderr")];
-    let cases: [(&str, &[&str], bool); 3] = [
-        ("0", &[], false),
-        ("0", &["--coredump=kmcore"], true),
-        ("unlimited", &[], true),
+    let cases: [(&str, &str, &[&str], bool); 4] = [
+        ("0", "stderr", &[], false),
+        ("0", "stderr", &["--coredump=kmcore"], true),
+        ("unlimited", "stderr", &[], true),
+        ("unlimited", "nocore", &[], false),
     ];
-    for (limit, options, written) in cases {
-        let dir = scratch(&format!("crash-rlimit-{limit}-{}", options.len()));
+    for (limit, how, options, written) in cases {
+        let args = [exe.as_os_str(), OsStr::new(how)];
+        let dir = scratch(&format!("crash-rlimit-{limit}-{how}-{}", options.len()));
         let native_out = with_core_limit(&dir, limit, exe.as_os_str(), &args[1..]);
         assert_eq!(native_out.status.signal(), Some(libc::SIGSEGV));
         let native_cores = files_starting(&dir, "core");
@@ -185,13 +187,13 @@ fn rlimit_core_zero_leaves_no_kmcore_unless_one_is_named() {
         assert_eq!(
             dir.join("kmcore").exists(),
             written,
-            "ulimit -c {limit}, options {options:?}"
+            "ulimit -c {limit}, {how}, options {options:?}"
         );
         if options.is_empty() && native_cores_here() {
             assert_eq!(
                 !native_cores.is_empty(),
                 written,
-                "natively, ulimit -c {limit}: cores {native_cores:?}"
+                "natively, ulimit -c {limit}, {how}: cores {native_cores:?}"
             );
         }
     }

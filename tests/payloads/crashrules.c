@@ -3,7 +3,8 @@
  *   codes     si_code and si_addr of faults on a PROT_NONE page, a read-only page
  *             and an unmapped page (the handler jumps back each time)
  *   altstack  sigaltstack's flags off and on the alternate stack, and its errors
- *   stderr    a line on stderr, then a null write (killed by SIGSEGV) */
+ *   stderr    a line on stderr, then a null write (killed by SIGSEGV)
+ *   nocore    sets its own RLIMIT_CORE to 0, then a null write */
 #include <errno.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -11,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 static sigjmp_buf back;
@@ -135,6 +137,11 @@ int main(int argc, char **argv) {
         return codes();
     if (!strcmp(how, "altstack"))
         return altstack();
+    if (!strcmp(how, "nocore")) {
+        struct rlimit none = {0, 0};
+        setrlimit(RLIMIT_CORE, &none);
+        *nowhere = 1;
+    }
     if (!strcmp(how, "stderr")) {
         fprintf(stderr, "the payload's own line on stderr\n");
         *nowhere = 1;

@@ -4,7 +4,7 @@ use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 
 use crate::trace::Sink;
 
@@ -41,21 +41,30 @@ pub struct Cli {
     #[arg(long = "kill-unimpl-scall")]
     pub kill_unimpl_scall: bool,
 
-    /// Where a payload killed by a core-dumping signal leaves its core file.
-    #[arg(
-        short = 'C',
-        long = "coredump",
-        value_name = "FILE",
-        default_value = "kmcore"
-    )]
-    pub coredump: std::path::PathBuf,
+    /// Where a payload killed by a core-dumping signal leaves its core file
+    /// (default: kmcore, written only when RLIMIT_CORE is not 0, as Linux does;
+    /// a FILE given here is written whatever the limit).
+    #[arg(short = 'C', long = "coredump", value_name = "FILE")]
+    pub coredump: Option<std::path::PathBuf>,
 
     /// Write no core file.
     #[arg(long = "no-coredump")]
     pub no_coredump: bool,
 
-    /// Print no crash report when a signal kills the payload.
-    #[arg(long = "no-crash-report")]
+    /// Where the crash report goes when a signal kills the payload: `auto` prints
+    /// it on stderr when that is a terminal, else into the --km-log-to file when
+    /// one is given, else nowhere (a piped stderr stays the payload's own);
+    /// `stderr`; `log` (the --km-log-to destination); `none`.
+    #[arg(
+        long = "crash-report",
+        value_name = "auto|stderr|log|none",
+        value_enum,
+        default_value = "auto"
+    )]
+    pub crash_report: CrashReport,
+
+    /// The same as --crash-report=none.
+    #[arg(long = "no-crash-report", conflicts_with = "crash_report")]
     pub no_crash_report: bool,
 
     /// Give the payload no vDSO: clock_gettime, gettimeofday and time then make
@@ -150,14 +159,16 @@ impl Cli {
         if self.kill_unimpl_scall {
             out.push("--kill-unimpl-scall".into());
         }
-        let mut coredump = OsString::from("--coredump=");
-        coredump.push(&self.coredump);
-        out.push(coredump);
+        if let Some(path) = &self.coredump {
+            let mut coredump = OsString::from("--coredump=");
+            coredump.push(path);
+            out.push(coredump);
+        }
         if self.no_coredump {
             out.push("--no-coredump".into());
         }
-        if self.no_crash_report {
-            out.push("--no-crash-report".into());
+        if let Some(choice) = self.crash_report_choice().to_possible_value() {
+            out.push(format!("--crash-report={}", choice.get_name()).into());
         }
         if self.no_vdso {
             out.push("--no-vdso".into());
@@ -174,6 +185,49 @@ impl Cli {
         });
         out
     }
+
+    fn crash_report_choice(&self) -> CrashReport {
+        if self.no_crash_report {
+            CrashReport::None
+        } else {
+            self.crash_report
+        }
+    }
+
+    /// Where the crash report goes, given whether km's stderr is a terminal.
+    pub fn crash_report_sink(&self, stderr_is_terminal: bool) -> Sink {
+        match self.crash_report_choice() {
+            CrashReport::Auto if stderr_is_terminal => Sink::Stderr,
+            CrashReport::Auto => match &self.log_to {
+                Sink::File(path) => Sink::File(path.clone()),
+                Sink::Stderr | Sink::Null => Sink::Null,
+            },
+            CrashReport::Stderr => Sink::Stderr,
+            CrashReport::Log => self.log_to.clone(),
+            CrashReport::None => Sink::Null,
+        }
+    }
+
+    /// Where a core file goes, and whether it is written whatever RLIMIT_CORE is
+    /// (`None`: no core file).
+    pub fn core_file(&self) -> Option<(std::path::PathBuf, bool)> {
+        if self.no_coredump {
+            return None;
+        }
+        Some(match &self.coredump {
+            Some(path) => (path.clone(), true),
+            None => ("kmcore".into(), false),
+        })
+    }
+}
+
+/// `--crash-report`: where the crash report goes.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrashReport {
+    Auto,
+    Stderr,
+    Log,
+    None,
 }
 
 /// Where the command `argv0` was found: itself when it has a slash, else the
@@ -242,6 +296,7 @@ pub fn normalize(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
                 | "--km-log-to"
                 | "-C"
                 | "--coredump"
+                | "--crash-report"
                 | "--gdb-address"
                 | "--argv0"
                 | "--sandbox-uid"

@@ -29,6 +29,7 @@ pub mod syscalls;
 pub mod trace;
 
 use std::ffi::{CString, OsString};
+use std::io::IsTerminal;
 use std::os::unix::ffi::OsStrExt;
 
 use anyhow::{Context, Result, bail};
@@ -152,6 +153,7 @@ pub fn run(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infalli
     )?;
     kick::install()?;
     memory::faults::install()?;
+    let core_file = cli.core_file();
     let config = Config {
         name: program.path.to_string_lossy().into_owned(),
         argv: program
@@ -169,8 +171,9 @@ pub fn run(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infalli
         vvar: vdso.map(|v| v.vvar),
         auxv,
         kill_unimpl: cli.kill_unimpl_scall,
-        core_path: (!cli.no_coredump).then(|| cli.coredump.clone()),
-        crash_report: !cli.no_crash_report,
+        core_despite_rlimit: core_file.as_ref().is_some_and(|(_, forced)| *forced),
+        core_path: core_file.map(|(path, _)| path),
+        crash_report: cli.crash_report_sink(std::io::stderr().is_terminal()),
     };
     let gdb_port = cli.gdb_port.or(cli.gdb_listen.then_some(DEFAULT_GDB_PORT));
     let debugger = gdb_port.map(|_| {

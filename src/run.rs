@@ -162,7 +162,7 @@ fn exception(guest: &Guest, thread: &mut Thread) -> Result<Point> {
     let info = match frame.vector {
         // A page hidden to learn where the payload touched a page past EOF.
         PAGE_FAULT_VECTOR => match backing::page_fault(guest, cr2)? {
-            PageFault::NotHidden => signals::for_exception(&frame, cr2),
+            PageFault::NotHidden => signals::for_exception(guest, &frame, cr2),
             PageFault::Retry => {
                 let regs = signals::user_context(thread, Point::Exception(frame))?;
                 thread.vcpu.enter_user(&guest.vm.mem, &regs)?;
@@ -170,7 +170,7 @@ fn exception(guest: &Guest, thread: &mut Thread) -> Result<Point> {
             }
             PageFault::Bus(info) => info,
         },
-        _ => signals::for_exception(&frame, cr2),
+        _ => signals::for_exception(guest, &frame, cr2),
     };
     let point = match debug::exception(guest, thread, frame, cr2, &info)? {
         debug::Exception::Handled => return Ok(Point::Interrupted),

@@ -68,6 +68,30 @@ impl std::str::FromStr for Sink {
     }
 }
 
+/// Opens the log file `path` for appending: a payload's fork children and
+/// execve'd programs are km processes too, and they log into the same file.
+fn open_log(path: &str) -> Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("opening log file {path}"))
+}
+
+/// Writes `text` to `sink` in one write(2) (the crash report).
+pub fn write_to(sink: &Sink, text: &str) -> Result<()> {
+    match sink {
+        Sink::Stderr => std::io::stderr()
+            .lock()
+            .write_all(text.as_bytes())
+            .context("writing to stderr"),
+        Sink::File(path) => open_log(path)?
+            .write_all(text.as_bytes())
+            .with_context(|| format!("writing to log file {path}")),
+        Sink::Null => Ok(()),
+    }
+}
+
 static ENABLED: AtomicU32 = AtomicU32::new(0);
 static OUT: OnceLock<Mutex<Box<dyn Write + Send>>> = OnceLock::new();
 
@@ -79,16 +103,7 @@ pub fn init(filter: Option<&str>, sink: &Sink) -> Result<()> {
     let out: Box<dyn Write + Send> = match sink {
         Sink::Stderr => Box::new(std::io::stderr()),
         Sink::Null => return Ok(()),
-        Sink::File(path) => {
-            // Appended to: a payload's fork children and execve'd programs are km
-            // processes too, and they log into the same file.
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .with_context(|| format!("opening log file {path}"))?;
-            Box::new(file)
-        }
+        Sink::File(path) => Box::new(open_log(path)?),
     };
     let _ = OUT.set(Mutex::new(out));
     let mask = Category::ALL

@@ -7,7 +7,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::{km, payload, run, scratch, text};
+use common::{payload, run, scratch, text};
 
 fn gdb(exe: &Path, core: &Path, commands: &[&str]) -> String {
     let mut cmd = Command::new("gdb");
@@ -21,15 +21,24 @@ fn gdb(exe: &Path, core: &Path, commands: &[&str]) -> String {
     text(&out.stdout) + &text(&out.stderr)
 }
 
-/// Runs `fault.LIBC how` under km in a fresh directory; returns km's output and the
-/// directory.
+/// Runs `fault.LIBC how` under km in a fresh directory, with core files allowed
+/// (RLIMIT_CORE unlimited) and the crash report on stderr unless `extra` says where;
+/// returns km's output and
+/// the directory.
 fn crash(libc: &str, how: &str, extra: &[&str]) -> (Output, std::path::PathBuf) {
     let dir = scratch(&format!("core-{libc}-{how}-{}", extra.len()));
-    let out = run(km()
+    let out = run(Command::new("sh")
         .current_dir(&dir)
+        .args(["-c", "ulimit -c unlimited && exec \"$@\"", "sh"])
+        .arg(env!("CARGO_BIN_EXE_km"))
+        .args(
+            (!extra.iter().any(|a| a.starts_with("--crash-report")))
+                .then_some("--crash-report=stderr"),
+        )
         .args(extra)
         .arg(payload(&format!("fault.{libc}")))
-        .arg(how));
+        .arg(how)
+        .stdin(std::process::Stdio::null()));
     (out, dir)
 }
 
@@ -115,7 +124,7 @@ fn core_file_options() {
     let (out, dir) = crash("musl", "null", &["-C", "custom.core"]);
     assert_eq!(out.status.signal(), Some(libc::SIGSEGV));
     assert!(dir.join("custom.core").exists() && !dir.join("kmcore").exists());
-    let (out, dir) = crash("musl", "null", &["--no-coredump", "--no-crash-report"]);
+    let (out, dir) = crash("musl", "null", &["--no-coredump", "--crash-report=none"]);
     assert_eq!(out.status.signal(), Some(libc::SIGSEGV));
     assert!(!dir.join("kmcore").exists());
     assert!(out.stderr.is_empty(), "{}", text(&out.stderr));

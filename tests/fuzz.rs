@@ -356,7 +356,7 @@ fn fuzz_syscalls() {
             .chain(skip_args.iter().map(|s| s.to_string()))
             .collect();
         let mut cmd = km();
-        cmd.arg("--no-coredump")
+        cmd.args(["--no-coredump", "--crash-report=stderr"])
             .arg(payload(variant))
             .args(&args)
             .current_dir(&run_dir);
@@ -660,7 +660,9 @@ fn fuzz_elf() {
         fs::write(&mutant, &bytes).expect("writing the mutant");
         fs::set_permissions(&mutant, fs::Permissions::from_mode(0o755)).expect("chmod");
         let mut cmd = km();
-        cmd.arg("--no-coredump").arg(&mutant).current_dir(&dir);
+        cmd.args(["--no-coredump", "--crash-report=stderr"])
+            .arg(&mutant)
+            .current_dir(&dir);
         let ended = wait_bounded(spawn_logged(&mut cmd, &dir), &dir, MUTANT_LIMIT, true);
         match verdict(&ended) {
             Ok(kind) => tally.record(kind, &ended),
@@ -941,7 +943,9 @@ fn listening_port(child: &mut Child, dir: &Path, marker: &str) -> Option<u16> {
 /// `--gdb-listen` waiter). Returns the packets sent.
 fn gdb_session(rng: &mut Rng, listen: bool, dir: &Path, tally: &mut Tally, label: &str) -> usize {
     let mut cmd = km();
-    cmd.arg("--no-coredump").arg("-g0").current_dir(dir);
+    cmd.args(["--no-coredump", "--crash-report=stderr"])
+        .arg("-g0")
+        .current_dir(dir);
     if listen {
         cmd.arg("--gdb-listen")
             .arg(payload("waiter.glibc"))

@@ -485,7 +485,11 @@ fn a_fault_stops_gdb_with_its_signal() {
     let exe = payload("fault.glibc");
     let dir = common::scratch("gdb-signal");
 
-    let km_args = [exe.as_os_str(), OsStr::new("null")];
+    let km_args = [
+        OsStr::new("--coredump=kmcore"),
+        exe.as_os_str(),
+        OsStr::new("null"),
+    ];
     let (shown, status) = under(Server::Km, &dir, &km_args, Some(&exe), "signal.gdb", "km");
     assert_session(&shown, "km", SIGNAL_EXPECTED);
     assert_eq!(status.signal(), Some(libc::SIGSEGV));
@@ -706,6 +710,7 @@ fn vscode_launch_configurations_work_through_gdb_mi() {
     let fault = payload("fault.glibc");
     let out = km()
         .current_dir(&dir)
+        .arg("--coredump=kmcore")
         .arg(&fault)
         .arg("null")
         .output()

@@ -104,7 +104,12 @@ fn touching_a_page_past_eof_dies_of_sigbus_with_a_core() {
         );
         touched(&text(&native_out.stdout));
 
-        let out = run(km().current_dir(&dir).arg(&exe).arg("touch").arg(&dir));
+        let out = run(km()
+            .current_dir(&dir)
+            .args(["--crash-report=stderr", "--coredump=kmcore"])
+            .arg(&exe)
+            .arg("touch")
+            .arg(&dir));
         let (stdout, report) = (text(&out.stdout), text(&out.stderr));
         assert_eq!(out.status.signal(), Some(libc::SIGBUS), "{libc}: {report}");
         let addr = touched(&stdout);

@@ -221,7 +221,7 @@ fn ps_shows_the_payload_not_km() {
 fn crash_report_unwinds_through_shared_libraries() {
     let dir = scratch("dynamic-crash");
     let out = run(km()
-        .arg("--no-coredump")
+        .args(["--no-coredump", "--crash-report=stderr"])
         .arg(payload("fault.dynamic"))
         .arg("abort")
         .current_dir(&dir));

@@ -10,7 +10,8 @@
 
 pub mod notes;
 
-use std::io::{self, Write};
+use std::io::{self, Seek, SeekFrom, Write};
+use std::ops::Range;
 
 use object::elf;
 use object::read::elf::{FileHeader as _, ProgramHeader as _};
@@ -72,6 +73,14 @@ pub struct Mapping {
     pub exec: bool,
     /// The file mapped there and the offset of `start` in it.
     pub file: Option<(String, u64)>,
+    /// How much of the mapping, from `start`, the core holds (a page multiple):
+    /// Linux leaves out file mappings the process never wrote to, which gdb reads
+    /// from the file, and keeps only their first page when it holds an ELF header.
+    pub dump_len: u64,
+    /// The page runs within `dump_len` that were ever populated; the others are
+    /// left as holes in a sparse file and read back as zeroes, as Linux's dumper
+    /// leaves out pages that were never touched.
+    pub populated: Vec<Range<u64>>,
 }
 
 /// Process-wide facts (NT_PRPSINFO).
@@ -103,22 +112,33 @@ pub struct Core {
 }
 
 const PAGE: u64 = 4096;
-const CHUNK: usize = 1 << 20;
+/// Pages read from the process at a time.
+const CHUNK_PAGES: u64 = 256;
 
 fn to_io(e: object::write::Error) -> io::Error {
     io::Error::other(e.to_string())
 }
 
-/// Writes `core` to `out`. `read_memory(addr, buf)` fills `buf` from the process's
-/// memory at `addr`, returning false where it cannot (that range is written as
-/// zeroes). Mappings without read permission get no contents, as on Linux.
-pub fn write<W: Write>(
-    core: &Core,
-    read_memory: &mut dyn FnMut(u64, &mut [u8]) -> bool,
-    out: W,
-) -> io::Result<()> {
+fn program_flags(m: &Mapping) -> elf::ProgramFlags {
+    let mut flags = 0;
+    for (on, f) in [
+        (m.read, elf::PF_R),
+        (m.write, elf::PF_W),
+        (m.exec, elf::PF_X),
+    ] {
+        if on {
+            flags |= f.0;
+        }
+    }
+    elf::ProgramFlags(flags)
+}
+
+/// The ELF header, the program headers and the notes, and where each mapping's
+/// contents go in the file; returns those bytes, the offsets and the file's length.
+fn headers(core: &Core) -> io::Result<(Vec<u8>, Vec<u64>, u64)> {
     let notes = notes::all(core);
-    let mut buffer = StreamingBuffer::new(out);
+    let mut bytes = Vec::new();
+    let mut buffer = StreamingBuffer::new(&mut bytes);
     let mut w = Writer::new(Endianness::Little, true, &mut buffer);
     w.reserve_file_header();
     w.reserve_program_headers(1 + core.mappings.len() as u32);
@@ -126,14 +146,12 @@ pub fn write<W: Write>(
     let offsets: Vec<u64> = core
         .mappings
         .iter()
-        .map(|m| {
-            if m.read {
-                w.reserve(m.end - m.start, PAGE)
-            } else {
-                w.reserved_len()
-            }
+        .map(|m| match m.dump_len {
+            0 => w.reserved_len(),
+            len => w.reserve(len, PAGE),
         })
         .collect();
+    let total = w.reserved_len();
     w.write_file_header(&FileHeader {
         os_abi: elf::ELFOSABI_SYSV,
         abi_version: 0,
@@ -155,47 +173,98 @@ pub fn write<W: Write>(
         p_align: 4,
     });
     for (m, offset) in core.mappings.iter().zip(&offsets) {
-        let mut flags = elf::ProgramFlags(0);
-        for (on, f) in [
-            (m.read, elf::PF_R),
-            (m.write, elf::PF_W),
-            (m.exec, elf::PF_X),
-        ] {
-            if on {
-                flags = elf::ProgramFlags(flags.0 | f.0);
-            }
-        }
         w.write_program_header(&ProgramHeader {
             p_type: elf::PT_LOAD,
-            p_flags: flags,
+            p_flags: program_flags(m),
             p_offset: *offset,
             p_vaddr: m.start,
             p_paddr: 0,
-            p_filesz: if m.read { m.end - m.start } else { 0 },
+            p_filesz: m.dump_len,
             p_memsz: m.end - m.start,
             p_align: PAGE,
         });
     }
     w.pad_until(notes_offset);
     w.write(&notes);
-    let mut chunk = vec![0u8; CHUNK];
-    for (m, offset) in core.mappings.iter().zip(&offsets) {
-        if !m.read {
-            continue;
+    buffer.result()?;
+    Ok((bytes, offsets, total))
+}
+
+/// Writes at chosen offsets, seeking only over the holes it leaves.
+struct Sparse<W: Write + Seek> {
+    out: W,
+    at: u64,
+}
+
+impl<W: Write + Seek> Sparse<W> {
+    fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
+        if offset != self.at {
+            self.out.seek(SeekFrom::Start(offset))?;
         }
-        w.pad_until(*offset);
-        let mut at = m.start;
-        while at < m.end {
-            let n = ((m.end - at) as usize).min(CHUNK);
-            let buf = &mut chunk[..n];
-            if !read_memory(at, buf) {
-                buf.fill(0);
+        self.out.write_all(data)?;
+        self.at = offset + data.len() as u64;
+        Ok(())
+    }
+
+    /// Makes the file `len` bytes long when a hole ends it.
+    fn finish(mut self, len: u64) -> io::Result<()> {
+        if self.at < len {
+            self.write_at(len - 1, &[0])?;
+        }
+        self.out.flush()
+    }
+}
+
+/// Writes the pages of `run` (within mapping `m`, stored from `offset`) that are
+/// not all zeroes.
+fn write_run<W: Write + Seek>(
+    sparse: &mut Sparse<W>,
+    m: &Mapping,
+    offset: u64,
+    run: Range<u64>,
+    read_memory: &mut dyn FnMut(u64, &mut [u8]) -> bool,
+) -> io::Result<()> {
+    let mut chunk = vec![0u8; (CHUNK_PAGES * PAGE) as usize];
+    let mut at = run.start;
+    while at < run.end {
+        let n = (run.end - at).min(CHUNK_PAGES * PAGE);
+        let buf = &mut chunk[..n as usize];
+        if !read_memory(at, buf) {
+            buf.fill(0);
+        }
+        for (i, page) in buf.chunks(PAGE as usize).enumerate() {
+            if page.iter().any(|&b| b != 0) {
+                let addr = at + i as u64 * PAGE;
+                sparse.write_at(offset + (addr - m.start), page)?;
             }
-            w.write(buf);
-            at += n as u64;
+        }
+        at += n;
+    }
+    Ok(())
+}
+
+/// Writes `core` to `out`. `read_memory(addr, buf)` fills `buf` from the process's
+/// memory at `addr`, returning false where it cannot (that range reads as zeroes).
+/// Each mapping's first `dump_len` bytes are stored; of them, only populated pages
+/// that are not all zeroes are written, the rest are holes (read back as zeroes).
+pub fn write<W: Write + Seek>(
+    core: &Core,
+    read_memory: &mut dyn FnMut(u64, &mut [u8]) -> bool,
+    out: W,
+) -> io::Result<()> {
+    let (headers, offsets, total) = headers(core)?;
+    let mut sparse = Sparse { out, at: 0 };
+    sparse.write_at(0, &headers)?;
+    for (m, offset) in core.mappings.iter().zip(&offsets) {
+        let stored = m.start..m.start.saturating_add(m.dump_len).min(m.end);
+        for run in &m.populated {
+            let run = run.start.max(stored.start)..run.end.min(stored.end);
+            if run.start < run.end {
+                write_run(&mut sparse, m, *offset, run, read_memory)?;
+            }
         }
     }
-    buffer.result()
+    sparse.finish(total)
 }
 
 /// A note read back from a core.
@@ -249,4 +318,79 @@ pub fn read(data: &[u8]) -> Result<(Vec<Note>, Vec<Load>), String> {
         }
     }
     Ok((notes, loads))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mapping(
+        start: u64,
+        pages: u64,
+        dump_pages: u64,
+        populated: impl IntoIterator<Item = Range<u64>>,
+    ) -> Mapping {
+        Mapping {
+            start,
+            end: start + pages * PAGE,
+            read: true,
+            write: true,
+            exec: false,
+            file: None,
+            dump_len: dump_pages * PAGE,
+            populated: populated.into_iter().collect(),
+        }
+    }
+
+    /// Writes a core of `mappings` over memory whose every byte is 0xaa except the
+    /// page at 0x10000 (all zeroes); returns the loads read back.
+    fn written(mappings: Vec<Mapping>) -> Vec<Load> {
+        let core = Core {
+            signal: 11,
+            siginfo: [0; 128],
+            process: Process::default(),
+            threads: Vec::new(),
+            auxv: Vec::new(),
+            mappings,
+        };
+        let mut mem = |addr: u64, buf: &mut [u8]| {
+            for (i, page) in buf.chunks_mut(PAGE as usize).enumerate() {
+                let zero = addr + i as u64 * PAGE == 0x10000;
+                page.fill(if zero { 0 } else { 0xaa });
+            }
+            true
+        };
+        let mut out = Vec::new();
+        write(&core, &mut mem, io::Cursor::new(&mut out)).unwrap();
+        read(&out).unwrap().1
+    }
+
+    #[test]
+    fn unpopulated_and_zero_pages_read_back_as_zeroes() {
+        let loads = written(vec![mapping(
+            0xe000,
+            4,
+            4,
+            vec![0xe000..0xf000, 0x10000..0x11000],
+        )]);
+        let data = &loads[0].data;
+        assert_eq!(data.len(), 4 * PAGE as usize);
+        let page = |n: usize| &data[n * PAGE as usize..(n + 1) * PAGE as usize];
+        assert!(page(0).iter().all(|&b| b == 0xaa), "populated page");
+        assert!(page(1).iter().all(|&b| b == 0), "never populated page");
+        assert!(page(2).iter().all(|&b| b == 0), "zero page");
+        assert!(page(3).iter().all(|&b| b == 0), "trailing hole");
+    }
+
+    #[test]
+    fn only_the_dumped_length_is_stored() {
+        let loads = written(vec![
+            mapping(0x20000, 3, 1, Some(0x20000..0x23000)),
+            mapping(0x30000, 2, 0, Some(0x30000..0x32000)),
+        ]);
+        assert_eq!(loads[0].data, vec![0xaa; PAGE as usize]);
+        assert_eq!(loads[0].memsz, 3 * PAGE);
+        assert!(loads[1].data.is_empty());
+        assert_eq!(loads[1].memsz, 2 * PAGE);
+    }
 }

@@ -184,6 +184,8 @@ mod tests {
                 write: false,
                 exec: true,
                 file: Some(("/bin/payload".into(), 0)),
+                dump_len: 0x2000,
+                populated: std::iter::once(0x400000..0x402000).collect(),
             }],
         }
     }
@@ -205,7 +207,7 @@ mod tests {
                 .for_each(|(i, b)| *b = (addr as usize + i) as u8);
             true
         };
-        crate::write(&core, &mut mem, &mut out).unwrap();
+        crate::write(&core, &mut mem, std::io::Cursor::new(&mut out)).unwrap();
         let (notes, loads) = crate::read(&out).unwrap();
         let types: Vec<u32> = notes.iter().map(|n| n.n_type).collect();
         assert_eq!(

@@ -1,8 +1,10 @@
-//! Layer 6, crash: what happens when a signal kills the payload. Uses `kvm`, `guest`
-//! and `kernel` (threads as data); the kmcore format is the `km-coredump` crate.
+//! Layer 6, crash: what happens when a signal kills the payload. Uses `memory`,
+//! `kvm`, `guest` and `kernel` (threads as data); the kmcore format is the
+//! `km-coredump` crate.
 //!
-//! Every thread is stopped, the kmcore is written, a short crash report goes to
-//! stderr, and km dies by the same signal.
+//! Every thread is stopped, the kmcore is written (when RLIMIT_CORE allows or one
+//! was named), a short crash report goes where `--crash-report` chose (by default
+//! stderr when it is a terminal), and km dies by the same signal.
 
 use std::fs::File;
 use std::io::BufWriter;
@@ -11,12 +13,14 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 
 pub mod backtrace;
+mod dump;
 
 use crate::guest::landing_pad::{USER_CS, USER_DS};
 use crate::kernel::lock;
 use crate::kernel::process::{Guest, Thread};
 use crate::kernel::signals::{self, DefaultAction, Point, SigInfo};
 use crate::kvm::kick;
+use crate::trace::{self, Sink};
 
 /// How long the dying thread waits for the others to report.
 const STOP_TIMEOUT: Duration = Duration::from_secs(2);
@@ -111,20 +115,6 @@ fn process_info(guest: &Guest) -> km_coredump::Process {
     }
 }
 
-fn mappings(guest: &Guest) -> Vec<km_coredump::Mapping> {
-    lock(&guest.mm)
-        .vmas()
-        .map(|(start, v)| km_coredump::Mapping {
-            start,
-            end: v.end,
-            read: v.prot != libc::PROT_NONE,
-            write: v.prot & libc::PROT_WRITE != 0,
-            exec: v.prot & libc::PROT_EXEC != 0,
-            file: v.file.as_ref().map(|(path, off)| (path.to_string(), *off)),
-        })
-        .collect()
-}
-
 /// Writes the kmcore for a payload killed by `info` in `thread` at `point`.
 fn write_core(
     guest: &Guest,
@@ -141,7 +131,7 @@ fn write_core(
         process: process_info(guest),
         threads,
         auxv: guest.config.auxv.clone(),
-        mappings: mappings(guest),
+        mappings: dump::mappings(guest),
     };
     let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
     let mut read = |addr: u64, buf: &mut [u8]| guest.vm.mem.read_bytes(addr, buf).is_ok();
@@ -228,16 +218,25 @@ fn report(guest: &Guest, thread: &Thread, point: Point, info: &SigInfo) -> Strin
     out
 }
 
+/// Where the kmcore goes: nowhere when RLIMIT_CORE is 0, as Linux writes no core
+/// then, unless a core file was asked for by name.
+fn core_path(guest: &Guest) -> Option<&std::path::Path> {
+    let path = guest.config.core_path.as_deref()?;
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Core);
+    (guest.config.core_despite_rlimit || limit.current != Some(0)).then_some(path)
+}
+
 /// Ends the process because `info`'s signal killed it in `thread` at `point`.
 pub fn die(guest: &Guest, thread: &Thread, point: Point, info: &SigInfo) -> ! {
     let sig = signals::signo(info);
     if signals::default_action(sig) == DefaultAction::Core {
-        let mut text = if guest.config.crash_report {
-            report(guest, thread, point, info)
-        } else {
+        let sink = &guest.config.crash_report;
+        let mut text = if *sink == Sink::Null {
             String::new()
+        } else {
+            report(guest, thread, point, info)
         };
-        if let Some(path) = &guest.config.core_path {
+        if let Some(path) = core_path(guest) {
             match write_core(guest, thread, point, info, path) {
                 Ok(()) => text.push_str(&format!("  core dumped to {}\n", path.display())),
                 Err(e) => {
@@ -245,7 +244,9 @@ pub fn die(guest: &Guest, thread: &Thread, point: Point, info: &SigInfo) -> ! {
                 }
             }
         }
-        eprint!("{text}");
+        if let Err(e) = trace::write_to(sink, &text) {
+            crate::eprintln_whole!("km: {}: crash report: {e:#}", guest.config.name);
+        }
     }
     if let Some(d) = &guest.debugger {
         d.report_end(crate::kernel::ptrace::Event::Killed(sig), STOP_TIMEOUT);

@@ -69,8 +69,10 @@ pub struct Config {
     pub kill_unimpl: bool,
     /// Where a core-dumping signal writes the kmcore (`None`: no core).
     pub core_path: Option<std::path::PathBuf>,
-    /// Print a crash report on stderr when a signal kills the payload.
-    pub crash_report: bool,
+    /// Write the kmcore even when RLIMIT_CORE is 0 (`--coredump=FILE` was given).
+    pub core_despite_rlimit: bool,
+    /// Where the crash report goes when a signal kills the payload.
+    pub crash_report: crate::trace::Sink,
 }
 
 /// An all-stop request: every thread reports its state and parks.

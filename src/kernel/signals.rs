@@ -316,8 +316,16 @@ pub fn deliver(
     })
 }
 
-/// The signal and siginfo Linux gives for CPU exception `frame` (CR2 for #PF).
-pub fn for_exception(frame: &ExceptionFrame, cr2: u64) -> SigInfo {
+/// Whether stack pointer `sp` lies on the alternate signal stack `(base, size)`
+/// (Linux's on_sig_stack: the stack grows down from `base + size`).
+pub fn on_altstack((base, size): (u64, u64), sp: u64) -> bool {
+    size != 0 && sp > base && sp - base <= size
+}
+
+/// The signal and siginfo Linux gives for CPU exception `frame` (CR2 for #PF). A
+/// page fault at an address the payload mapped (PROT_NONE, or a write to a
+/// read-only page) is SEGV_ACCERR; only one outside every mapping is SEGV_MAPERR.
+pub fn for_exception(guest: &Guest, frame: &ExceptionFrame, cr2: u64) -> SigInfo {
     match frame.vector {
         0 => info_fault(libc::SIGFPE, FPE_INTDIV, frame.rip),
         16 | 19 => info_fault(libc::SIGFPE, FPE_FLTINV, frame.rip),
@@ -326,10 +334,11 @@ pub fn for_exception(frame: &ExceptionFrame, cr2: u64) -> SigInfo {
         6 => info_fault(libc::SIGILL, ILL_ILLOPN, frame.rip),
         17 => info_fault(libc::SIGBUS, BUS_ADRALN, 0),
         14 => {
-            let code = if frame.error_code & 1 == 0 {
-                SEGV_MAPERR
-            } else {
+            let present = frame.error_code & 1 != 0;
+            let code = if present || lock(&guest.mm).vma_at(cr2).is_some() {
                 SEGV_ACCERR
+            } else {
+                SEGV_MAPERR
             };
             info_fault(libc::SIGSEGV, code, cr2)
         }
@@ -423,7 +432,7 @@ fn setup_frame(
     // The stack pointer and the alternate stack are the guest's: the frame address
     // wraps as Linux's does, and a wrapped frame is unwritable (SIGSEGV below).
     let alt_top = alt_sp.wrapping_add(alt_size);
-    let on_alt = alt_size != 0 && user.rsp > alt_sp && user.rsp <= alt_top;
+    let on_alt = on_altstack(thread.altstack, user.rsp);
     let mut sp = if action.flags & SA_ONSTACK != 0 && alt_size != 0 && !on_alt {
         alt_top
     } else {

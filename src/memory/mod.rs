@@ -23,6 +23,9 @@
 mod eof;
 pub mod faults;
 pub mod host;
+mod pagemap;
+
+pub use pagemap::Backing;
 
 use std::ops::Range;
 use std::os::fd::{AsRawFd, BorrowedFd};

@@ -298,33 +298,42 @@ pub fn timer_delete(_: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 
 const SS_ONSTACK: u32 = 1;
 const SS_DISABLE: u32 = 2;
+const SS_AUTODISARM: u32 = 1 << 31;
 /// Linux's MINSIGSTKSZ.
 const MIN_SIGSTKSZ: u64 = 2048;
 
-/// sigaltstack(2): records the thread's alternate signal stack (`stack_t`).
+/// sigaltstack(2): records the thread's alternate signal stack (`stack_t`). As on
+/// Linux, a thread running on its alternate stack sees SS_ONSTACK and cannot
+/// change it (EPERM), and the old stack is reported only when the call succeeds.
 pub fn sigaltstack(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     let new = if a[0] != 0 {
         Some(ctx.read_obj::<[u64; 3]>(a[0])?)
     } else {
         None
     };
-    if a[1] != 0 {
-        let (sp, size) = ctx.thread.altstack;
-        let flags = if size == 0 { SS_DISABLE } else { 0 };
-        ctx.write_obj(a[1], [sp, flags as u64, size])?;
-    }
-    if let Some([sp, flags, size]) = new {
-        let flags = flags as u32;
-        if flags & !(SS_DISABLE | SS_ONSTACK | (1 << 31)) != 0 {
-            return Err(Errno::INVAL);
+    let sp = ctx.thread.vcpu.regs().map_err(|_| Errno::AGAIN)?.rsp;
+    let old = ctx.thread.altstack;
+    let on_stack = signals::on_altstack(old, sp);
+    if let Some([base, flags, size]) = new {
+        if on_stack {
+            return Err(Errno::PERM);
         }
-        ctx.thread.altstack = if flags & SS_DISABLE != 0 {
-            (0, 0)
-        } else if size < MIN_SIGSTKSZ {
-            return Err(Errno::NOMEM);
-        } else {
-            (sp, size)
+        ctx.thread.altstack = match flags as u32 & !SS_AUTODISARM {
+            SS_DISABLE => (0, 0),
+            0 | SS_ONSTACK if size < MIN_SIGSTKSZ => return Err(Errno::NOMEM),
+            0 | SS_ONSTACK => (base, size),
+            _ => return Err(Errno::INVAL),
         };
+    }
+    if a[1] != 0 {
+        let flags = if old.1 == 0 {
+            SS_DISABLE
+        } else if on_stack {
+            SS_ONSTACK
+        } else {
+            0
+        };
+        ctx.write_obj(a[1], [old.0, flags as u64, old.1])?;
     }
     Ok(0)
 }

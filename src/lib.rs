@@ -151,6 +151,7 @@ pub fn run(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infalli
         },
     )?;
     kick::install()?;
+    kernel::process::set_session_taker(gdb::take_over);
     memory::faults::install()?;
     let config = Config {
         name: program.path.to_string_lossy().into_owned(),

@@ -18,6 +18,7 @@ mod msg;
 mod net;
 mod poll;
 mod process;
+pub use process::wait_for_vfork_child;
 pub mod procfs;
 pub mod procrule;
 mod signal;

@@ -273,10 +273,10 @@ fn serve_session(
     handover: Option<Handover>,
 ) {
     let mut target = KmTarget::new(guest.clone(), debugger.clone(), launched);
-    debugger.set_session_fd(Some(stream.as_raw_fd()));
+    debugger.set_session(stream.as_raw_fd(), launched);
     let mut stub = GdbStub::builder(Conn::new(stream));
     if let Some(h) = handover {
-        stub = stub.continue_session(false, h.stop.is_some());
+        stub = stub.continue_session(false, h.running);
     }
     let result = match stub.build() {
         Ok(stub) => stub.run_blocking::<EventLoop>(&mut target),

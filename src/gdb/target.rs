@@ -179,6 +179,11 @@ impl Target for KmTarget {
     fn use_no_ack_mode(&self) -> bool {
         false
     }
+
+    /// The km an execve starts goes on with the session and reports the exec.
+    fn use_exec_stop_reason(&self) -> bool {
+        true
+    }
 }
 
 impl MultiThreadBase for KmTarget {

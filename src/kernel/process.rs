@@ -35,8 +35,9 @@ pub type ThreadRunner = fn(&Arc<Guest>, Thread, bool);
 pub struct Handover {
     /// km started the payload for this gdb (`-g`), rather than gdb attaching.
     pub launched: bool,
-    /// gdb waits for this stop (an exec); `None`: gdb sends its next packet.
-    pub stop: Option<Event>,
+    /// gdb waits for a stop reply (the exec's, which the new km queued);
+    /// otherwise it sends its next packet.
+    pub running: bool,
 }
 
 /// Serves gdb on a connection taken over from another km (`crate::gdb::take_over`,

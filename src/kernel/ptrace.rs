@@ -171,8 +171,9 @@ struct State {
     /// Fork children gdb was told of, waiting for its decision: the pipe each
     /// reads it from (see [`ForkDecision`]).
     fork_children: BTreeMap<i32, OwnedFd>,
-    /// The connection's descriptor, which a fork child keeps a copy of.
-    session_fd: Option<RawFd>,
+    /// The connection's descriptor (a fork child keeps a copy of it, an execve
+    /// passes it on) and whether km started the payload for this gdb.
+    session: Option<(RawFd, bool)>,
 }
 
 impl State {
@@ -273,7 +274,7 @@ impl Debugger {
         let mut s = lock(&self.state);
         s.detached = true;
         s.fork_children.clear();
-        s.session_fd = None;
+        s.session = None;
         s.breakpoints.clear();
         s.catch_syscalls = None;
         self.catching.store(false, Ordering::Relaxed);
@@ -285,14 +286,17 @@ impl Debugger {
     }
 
     /// Records the connection gdb debugs this process over (a fork child keeps
-    /// a copy of it, in case gdb follows it).
-    pub fn set_session_fd(&self, fd: Option<RawFd>) {
-        lock(&self.state).session_fd = fd;
+    /// a copy of it, in case gdb follows it; an execve passes it on), and
+    /// whether km started the payload for this gdb.
+    pub fn set_session(&self, fd: RawFd, launched: bool) {
+        lock(&self.state).session = Some((fd, launched));
     }
 
-    pub fn session_fd(&self) -> Option<RawFd> {
+    /// The connection of the live gdb session, and whether km started the payload
+    /// for it.
+    pub fn session(&self) -> Option<(RawFd, bool)> {
         let s = lock(&self.state);
-        s.session_fd.filter(|_| !s.detached)
+        s.session.filter(|_| !s.detached)
     }
 
     /// Keeps fork child `pid`'s decision pipe until gdb decides.

@@ -689,10 +689,15 @@ pub fn group_members(pgid: i32) -> Vec<i32> {
 /// A close-on-exec copy of descriptor `n`, which this process holds open for the
 /// duration of the call (its owner, which the caller knows, closes it only later).
 pub fn dup_cloexec(n: RawFd) -> Result<OwnedFd, Errno> {
-    // SAFETY: `n` stays open until this call returns (see above); the borrow ends
-    // with the call.
-    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(n) };
-    rustix::io::fcntl_dupfd_cloexec(fd, 0)
+    dup_cloexec_from(n, 0)
+}
+
+/// [`dup_cloexec`] at the lowest free number from `min`.
+pub fn dup_cloexec_from(n: RawFd, min: RawFd) -> Result<OwnedFd, Errno> {
+    // SAFETY: `n` stays open until this call returns (see [`dup_cloexec`]); the
+    // borrow ends with the call.
+    let fd = unsafe { BorrowedFd::borrow_raw(n) };
+    rustix::io::fcntl_dupfd_cloexec(fd, min)
 }
 
 pub fn close_fd(n: RawFd) {

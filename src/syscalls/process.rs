@@ -60,7 +60,7 @@ pub fn new_process(ctx: &mut Ctx<'_>, spec: ChildSpec, vfork: bool) -> SysResult
     let (report_rx, report_tx) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
     // Under gdb the child waits for gdb's decision (run free, or take the session
     // over) on a pipe of its own, with a copy of gdb's connection.
-    let debugger = guest.debugger.as_ref().filter(|d| d.session_fd().is_some());
+    let debugger = guest.debugger.as_ref().filter(|d| d.session().is_some());
     let decision = match debugger {
         Some(_) => Some(rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?),
         None => None,
@@ -150,7 +150,7 @@ pub fn new_process(ctx: &mut Ctx<'_>, spec: ChildSpec, vfork: bool) -> SysResult
 fn session_copy(d: &Debugger) -> Option<OwnedFd> {
     // The parent's connection stays open in this copy of its descriptor table
     // until close_in_fork_child, which runs after this.
-    host::dup_cloexec(d.session_fd()?).ok()
+    host::dup_cloexec(d.session()?.0).ok()
 }
 
 /// A vfork parent waits until its child has exec'd or exited: `wait` reaches end
@@ -284,7 +284,7 @@ fn follow_by_gdb(guest: &Arc<Guest>, decision: &OwnedFd, conn: Option<OwnedFd>) 
     d.request_stop();
     let handover = Handover {
         launched,
-        stop: None,
+        running: false,
     };
     match crate::kernel::process::take_over_session(guest, conn, handover) {
         Ok(()) => true,

@@ -192,13 +192,15 @@ pub fn run(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infalli
     };
     let gdb_port = cli.gdb_port.or(cli.gdb_listen.then_some(DEFAULT_GDB_PORT));
     let debugger = session.as_ref().map(|_| Arc::new(Debugger::default()));
-    let debugger = debugger.or_else(|| gdb_port.map(|_| {
-        Arc::new(if cli.gdb_listen {
-            Debugger::detached()
-        } else {
-            Debugger::default()
+    let debugger = debugger.or_else(|| {
+        gdb_port.map(|_| {
+            Arc::new(if cli.gdb_listen {
+                Debugger::detached()
+            } else {
+                Debugger::default()
+            })
         })
-    }));
+    });
     let fds = kernel::fdtable::FdTable::inherited(inherited.fds);
     let guest = Arc::new(Guest::new(
         config,

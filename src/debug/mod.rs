@@ -173,7 +173,12 @@ fn forked(guest: &Guest, thread: &mut Thread, child: ForkedChild, point: Point) 
     if let Some(release) = child.vfork_release {
         crate::syscalls::wait_for_vfork_child(&release);
         if guest.debugger.as_ref().is_some_and(|d| d.attached()) {
-            stop(guest, thread, Event::VForkDone(thread.tid), Point::Interrupted)?;
+            stop(
+                guest,
+                thread,
+                Event::VForkDone(thread.tid),
+                Point::Interrupted,
+            )?;
         }
     }
     Ok(())

@@ -165,7 +165,11 @@ fn stop_reason(event: Event) -> MultiThreadStopReason<u64> {
                 },
             }
         }
-        Event::Fork { tid: t, child, vfork } => {
+        Event::Fork {
+            tid: t,
+            child,
+            vfork,
+        } => {
             let new_tid = tid(child);
             if vfork {
                 MultiThreadStopReason::VFork {

@@ -273,7 +273,10 @@ pub fn replace(
     };
     if let Some((fd, launched)) = &session {
         let how = if *launched { "run" } else { "attach" };
-        let option = format!("--gdb-session={},{how}", std::os::fd::AsRawFd::as_raw_fd(fd));
+        let option = format!(
+            "--gdb-session={},{how}",
+            std::os::fd::AsRawFd::as_raw_fd(fd)
+        );
         args.push(CString::new(option).expect("a number has no NUL"));
     }
     let limits = crate::guest::limits::exec_option();

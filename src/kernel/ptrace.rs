@@ -58,11 +58,7 @@ pub enum Event {
     Killed(i32),
     /// Forked (`vfork`: vforked) the process with this pid, which waits for gdb
     /// to detach it or take it over.
-    Fork {
-        tid: i32,
-        child: i32,
-        vfork: bool,
-    },
+    Fork { tid: i32, child: i32, vfork: bool },
     /// The vfork child has exec'd or exited: the parent goes on.
     VForkDone(i32),
     /// Replaced the program with `execve` (reported by the new km).

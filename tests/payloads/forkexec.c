@@ -12,6 +12,8 @@
 #include <unistd.h>
 
 static volatile int marker;
+/* Read by gdb: the pids as the process itself sees them. */
+volatile pid_t parent_pid, child_pid;
 
 __attribute__((noinline)) int in_child(int n) {
     marker = n;
@@ -39,10 +41,13 @@ static void exec_after(const char *self) {
 
 int main(int argc, char **argv) {
     const char *mode = argc > 1 ? argv[1] : "fork";
+    parent_pid = getpid();
     if (!strcmp(mode, "fork")) {
         pid_t pid = fork();
-        if (pid == 0)
+        if (pid == 0) {
+            child_pid = getpid();
             _exit(in_child(21) == 42 ? 0 : 1);
+        }
         return report(pid);
     }
     if (!strcmp(mode, "vfork")) {

@@ -383,7 +383,9 @@ impl<T: Target, C: Connection> GdbStubImpl<T, C> {
                 res.write_str("OK")?; // manually write OK, since we need to return a DisconnectReason
                 match after {
                     AfterDetach::KeepServing => HandlerStatus::Handled,
-                    AfterDetach::Disconnect => HandlerStatus::Disconnect(DisconnectReason::Disconnect),
+                    AfterDetach::Disconnect => {
+                        HandlerStatus::Disconnect(DisconnectReason::Disconnect)
+                    }
                 }
             }
 

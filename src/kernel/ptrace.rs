@@ -303,6 +303,12 @@ impl Debugger {
         }
     }
 
+    /// In a fork child km: closes its copies of the parent's decision pipes, so
+    /// that a sibling whose parent's session ends sees end of file.
+    pub fn close_fork_children(&self) {
+        lock(&self.state).fork_children.clear();
+    }
+
     /// Whether `pid` is a fork child waiting for gdb's decision.
     pub fn has_fork_child(&self, pid: i32) -> bool {
         lock(&self.state).fork_children.contains_key(&pid)

@@ -124,6 +124,9 @@ pub fn new_process(ctx: &mut Ctx<'_>, spec: ChildSpec, vfork: bool) -> SysResult
         _ => None,
     };
     crate::kernel::private_fds::close_in_fork_child();
+    if let Some(d) = &guest.debugger {
+        d.close_fork_children();
+    }
     *lock(&VFORK_RELEASE) = release.map(|(_, done)| done);
     let child_debugger = gdb.as_ref().map(|_| Arc::new(Debugger::detached()));
     let child = Arc::new(guest.forked(vm, mm.clone(), fds, signals, child_debugger));

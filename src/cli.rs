@@ -125,6 +125,12 @@ pub struct Cli {
     #[arg(long = "kvm-fd", value_name = "FD", hide = true)]
     pub kvm_fd: Option<i32>,
 
+    /// Internal: the gdb connection a km re-executed for the payload's execve goes
+    /// on serving, reporting the exec: `FD,run` (km started the payload for gdb)
+    /// or `FD,attach` (gdb attached to it).
+    #[arg(long = "gdb-session", value_name = "FD,HOW", hide = true)]
+    pub gdb_session: Option<String>,
+
     /// Internal: the payload's RLIMIT_DATA, RLIMIT_AS and RLIMIT_SIGPENDING (soft
     /// and hard each) that a km re-executed for its execve takes over.
     #[arg(long = "guest-limits", value_name = "LIMITS", hide = true)]

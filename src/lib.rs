@@ -58,21 +58,33 @@ pub struct Inherited {
     fds: Vec<(i32, std::os::fd::OwnedFd)>,
     /// The /dev/kvm descriptor named by `--kvm-fd`.
     kvm: Option<std::os::fd::OwnedFd>,
+    /// The gdb connection named by `--gdb-session`.
+    gdb: Option<std::os::fd::OwnedFd>,
     sigmask: u64,
     ignored: u64,
 }
 
 impl Inherited {
     /// Takes km's inherited descriptors and signal state; call before km opens
-    /// anything or installs a handler. Descriptor `kvm_fd` is km's, not the payload's.
-    pub fn take(kvm_fd: Option<i32>) -> Inherited {
-        let (kvm, fds) = memory::host::inherited_fds()
+    /// anything or installs a handler. Descriptors `kvm_fd` and `gdb_fd` are km's,
+    /// not the payload's.
+    pub fn take(kvm_fd: Option<i32>, gdb_fd: Option<i32>) -> Inherited {
+        let (own, fds) = memory::host::inherited_fds()
             .into_iter()
-            .partition::<Vec<_>, _>(|(n, _)| Some(*n) == kvm_fd);
+            .partition::<Vec<_>, _>(|(n, _)| Some(*n) == kvm_fd || Some(*n) == gdb_fd);
+        let (mut kvm, mut gdb) = (None, None);
+        for (n, fd) in own {
+            if Some(n) == kvm_fd {
+                kvm = Some(fd);
+            } else {
+                gdb = Some(fd);
+            }
+        }
         let (sigmask, ignored) = kick::take_inherited();
         Inherited {
             fds,
-            kvm: kvm.into_iter().next().map(|(_, fd)| fd),
+            kvm,
+            gdb,
             sigmask,
             ignored,
         }
@@ -152,6 +164,7 @@ pub fn run(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infalli
         },
     )?;
     kick::install()?;
+    kernel::process::set_session_taker(gdb::take_over);
     memory::faults::install()?;
     let core_file = cli.core_file();
     let config = Config {
@@ -175,12 +188,20 @@ pub fn run(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infalli
         core_path: core_file.map(|(path, _)| path),
         crash_report: cli.crash_report_sink(std::io::stderr().is_terminal()),
     };
+    let session = match (gdb_session(cli)?, inherited.gdb) {
+        (Some((_, launched)), Some(conn)) => Some((conn, launched)),
+        (Some((n, _)), None) => bail!("--gdb-session {n}: no such inherited descriptor"),
+        (None, _) => None,
+    };
     let gdb_port = cli.gdb_port.or(cli.gdb_listen.then_some(DEFAULT_GDB_PORT));
-    let debugger = gdb_port.map(|_| {
-        Arc::new(if cli.gdb_listen {
-            Debugger::detached()
-        } else {
-            Debugger::default()
+    let debugger = session.as_ref().map(|_| Arc::new(Debugger::default()));
+    let debugger = debugger.or_else(|| {
+        gdb_port.map(|_| {
+            Arc::new(if cli.gdb_listen {
+                Debugger::detached()
+            } else {
+                Debugger::default()
+            })
         })
     });
     let fds = kernel::fdtable::FdTable::inherited(inherited.fds);
@@ -215,7 +236,18 @@ pub fn run(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infalli
     if !cli.no_seccomp && !cli.seccomp_inherited {
         seccomp::install()?;
     }
-    if let (Some(port), Some(debugger)) = (gdb_port, debugger) {
+    let stopped = session.is_some() || (cli.gdb_port.is_some() && !cli.gdb_listen);
+    if let Some((conn, launched)) = session {
+        // The km an execve started under gdb: the session goes on, with the exec.
+        if let Some(debugger) = &debugger {
+            debugger.report(kernel::ptrace::Event::Exec(tid));
+        }
+        let handover = kernel::process::Handover {
+            launched,
+            running: true,
+        };
+        kernel::process::take_over_session(&guest, conn, handover)?;
+    } else if let (Some(port), Some(debugger)) = (gdb_port, debugger) {
         if !cli.gdb_listen {
             // Held from the start: SIGTERM or SIGINT while waiting for gdb ends km.
             debugger.request_stop();
@@ -234,17 +266,43 @@ pub fn run(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infalli
                 .spawn(move || gdb::serve_from_start(guest, debugger, stream))?;
         }
     }
-    guest.run(main, cli.gdb_port.is_some() && !cli.gdb_listen);
+    guest.run(main, stopped);
     // The main thread exited while others run; the last one to exit ends km.
     loop {
         std::thread::park();
     }
 }
 
+/// `--gdb-session=FD,HOW`: the connection's descriptor and whether km started the
+/// payload for gdb (`run`) rather than gdb attaching (`attach`).
+fn gdb_session(cli: &cli::Cli) -> Result<Option<(i32, bool)>> {
+    let Some(value) = &cli.gdb_session else {
+        return Ok(None);
+    };
+    let parsed = value.split_once(',').and_then(|(fd, how)| {
+        let launched = match how {
+            "run" => true,
+            "attach" => false,
+            _ => return None,
+        };
+        Some((fd.parse::<i32>().ok().filter(|fd| *fd > 2)?, launched))
+    });
+    parsed
+        .map(Some)
+        .with_context(|| format!("--gdb-session={value}: expected FD,run or FD,attach"))
+}
+
 /// Runs km with parsed arguments; returns the exit status of a failed start (the
 /// payload's own status ends km from inside the run).
 pub fn main(cli: cli::Cli) -> u8 {
-    let inherited = Inherited::take(cli.kvm_fd);
+    let session = match gdb_session(&cli) {
+        Ok(session) => session,
+        Err(e) => {
+            crate::eprintln_whole!("km: {e:#}");
+            return KM_ERROR_STATUS;
+        }
+    };
+    let inherited = Inherited::take(cli.kvm_fd, session.map(|(fd, _)| fd));
     let payload = cli.command[0].to_string_lossy().into_owned();
     if let Err(e) = trace::init(cli.verbose.as_deref(), &cli.log_to) {
         crate::eprintln_whole!("km: {e:#}");

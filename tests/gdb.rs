@@ -1311,4 +1311,112 @@ fn a_name_that_is_not_text_keeps_the_thread_list() {
         ["1 \"gdbthreads.glib\"", "2 \"a\u{fffd}\u{fffd}&\""],
         "km:\n{shown}"
     );
+
+/// The number printed after `prefix` on the first line of `shown` that has it.
+fn number_after(shown: &str, prefix: &str) -> Option<u32> {
+    shown.lines().find_map(|l| {
+        let rest = &l[l.find(prefix)? + prefix.len()..];
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        digits.parse().ok()
+    })
+}
+
+/// Checks that the session's inferiors carry the pids the payload saw: `$1` is
+/// the parent's getpid() and inferior 1 its process, `$2` the child's getpid(),
+/// the forked process of the catchpoint and inferior 2's process.
+fn assert_real_pids(shown: &str, who: &str) {
+    let parent = number_after(shown, "$1 = ");
+    let child = number_after(shown, "$2 = ");
+    assert!(
+        parent.is_some() && child.is_some(),
+        "{who}: no pids:\n{shown}"
+    );
+    assert_ne!(parent, child, "{who}:\n{shown}");
+    assert_eq!(
+        number_after(shown, "* 1    process "),
+        parent,
+        "{who}: inferior 1 is not the payload's pid:\n{shown}"
+    );
+    assert_eq!(
+        number_after(shown, "Catchpoint 1 (forked process "),
+        child,
+        "{who}: the fork event names another child:\n{shown}"
+    );
+    assert_eq!(
+        number_after(shown, "* 2    process "),
+        child,
+        "{who}: inferior 2 is not the child's pid:\n{shown}"
+    );
+}
+
+/// `catch fork` stops gdb at the fork; with `follow-fork-mode child` gdb detaches
+/// the parent and follows the child (the child km takes the session over) to a
+/// breakpoint only the child reaches; `info inferiors` shows the real pids (the
+/// payload's own getpid()), as under gdbserver.
+#[test]
+fn follow_fork_mode_child_reaches_a_breakpoint_in_the_child() {
+    let expected = [
+        "Catchpoint 1 (forked process ",
+        "* 1    process ",
+        "[Attaching after Thread ",
+        "[Detaching after fork from parent process ",
+        "hit Breakpoint 2, in_child (n=21)",
+        "* 2    process ",
+        "exited normally",
+    ];
+    let exe = payload("forkexec.glibc");
+    let dir = common::scratch("follow-fork.gdb");
+    for server in [Server::Km, Server::Gdbserver] {
+        let who = match server {
+            Server::Km => "km",
+            Server::Gdbserver => "gdbserver",
+        };
+        let (shown, status) = under(
+            server,
+            &dir,
+            &[exe.as_os_str(), OsStr::new("fork")],
+            Some(&exe),
+            "follow-fork.gdb",
+            who,
+        );
+        assert_session(&shown, who, &expected);
+        assert_real_pids(&shown, who);
+        // The parent, detached, reaps the child's status 0 and exits 0.
+        assert!(status.success(), "{who}: {status}\n{shown}");
+    }
+}
+
+/// `catch vfork` stops the parent at the vfork; gdb detaches the child, which
+/// execs and exits while the parent waits for it (vfork-done), as under gdbserver.
+#[test]
+fn catch_vfork_stops_the_parent() {
+    let expected = [
+        "Catchpoint 1 (vforked process ",
+        "[Detaching after vfork from child process ",
+        "exited normally",
+    ];
+    let (shown, status) = both_servers(
+        &payload("forkexec.glibc"),
+        &["vfork"],
+        "catch-vfork.gdb",
+        &expected,
+    );
+    assert!(status.success(), "km: {status}\n{shown}");
+}
+
+/// `catch exec` stops at the new program's entry (the km the execve started goes
+/// on with the session), and a breakpoint set there in the new program is hit.
+#[test]
+fn catch_exec_then_a_breakpoint_in_the_new_program() {
+    let exe = payload("forkexec.glibc");
+    let executing = format!("is executing new program: {}", exe.display());
+    let expected = [
+        &executing,
+        "Catchpoint 1 (exec'd ",
+        "* 1    process ",
+        "Breakpoint 2, after_exec (n=6)",
+        "exited normally",
+    ];
+    let (shown, status) = both_servers(&exe, &["exec"], "catch-exec.gdb", &expected);
+    assert!(status.success(), "km: {status}\n{shown}");
 }

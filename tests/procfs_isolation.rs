@@ -227,7 +227,7 @@ fn hex(s: &str) -> String {
 }
 
 /// gdb's `vFile:open` reads regular files and the payload's own /proc views, never
-/// km's memory (as /proc/<km pid>/mem, gdb's /proc/1/mem or /proc/self/mem) nor
+/// km's memory (as /proc/<km pid>/mem, /proc/1/mem or /proc/self/mem) nor
 /// anything that is not a regular file.
 #[test]
 fn gdb_host_io_reads_no_km_memory_and_no_special_files() {
@@ -269,7 +269,9 @@ fn gdb_host_io_reads_no_km_memory_and_no_special_files() {
         assert!(reply.starts_with("F-1,"), "{refused}: {reply}");
     }
     // The payload's own views and regular files still open and read.
-    for allowed in ["/proc/1/maps", &exe.to_string_lossy()] {
+    // gdb names the payload by its pid, km's.
+    for allowed in [format!("/proc/{km_pid}/maps"), exe.to_string_lossy().into()] {
+        let allowed = allowed.as_str();
         let reply = open(&mut s, allowed);
         let fd = reply.strip_prefix('F').unwrap_or("-1");
         assert!(!fd.starts_with('-'), "{allowed}: {reply}");

@@ -10,7 +10,7 @@ use anyhow::Result;
 use kvm_bindings::kvm_regs;
 
 use crate::guest::landing_pad::{ExceptionFrame, SYS_BASE, SYS_SIZE};
-use crate::kernel::process::{Guest, Thread};
+use crate::kernel::process::{ForkedChild, Guest, Thread};
 use crate::kernel::ptrace::{self, Event, WatchKind};
 use crate::kernel::signals::{self, Point, SigInfo};
 use crate::kvm::TF;
@@ -138,6 +138,10 @@ pub fn syscall_returned(guest: &Guest, thread: &mut Thread, point: Point) -> Res
     let Point::Syscall { nr, restart, .. } = point else {
         return Ok(point);
     };
+    if let Some(child) = thread.forked.take() {
+        forked(guest, thread, child, point)?;
+        return Ok(Point::Interrupted);
+    }
     if catches_syscall(guest, nr) {
         // `catch syscall`: stop at its return, then go on.
         stop(guest, thread, Event::SyscallReturn(thread.tid, nr), point)?;
@@ -148,6 +152,33 @@ pub fn syscall_returned(guest: &Guest, thread: &mut Thread, point: Point) -> Res
         return Ok(Point::Interrupted);
     }
     Ok(point)
+}
+
+/// After a fork under gdb (as its return): stops with the fork event, gdb then
+/// detaches the child or takes it over (`crate::kernel::ptrace::ForkDecision`).
+/// A vfork parent then waits for its child's exec or exit and stops again
+/// (vfork-done), as Linux's ptrace reports it.
+fn forked(guest: &Guest, thread: &mut Thread, child: ForkedChild, point: Point) -> Result<()> {
+    let event = Event::Fork {
+        tid: thread.tid,
+        child: child.pid,
+        vfork: child.vfork_release.is_some(),
+    };
+    if guest.debugger.as_ref().is_some_and(|d| d.attached()) {
+        stop(guest, thread, event, point)?;
+    }
+    if let Some(release) = child.vfork_release {
+        crate::syscalls::wait_for_vfork_child(&release);
+        if guest.debugger.as_ref().is_some_and(|d| d.attached()) {
+            stop(
+                guest,
+                thread,
+                Event::VForkDone(thread.tid),
+                Point::Interrupted,
+            )?;
+        }
+    }
+    Ok(())
 }
 
 /// After a kick ended KVM_RUN: arms the single-step again (an immediate exit drops

@@ -7,6 +7,7 @@
 
 mod arch;
 mod conn;
+mod forks;
 mod host;
 mod libraries;
 mod names;
@@ -14,7 +15,7 @@ mod signals;
 mod target;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,8 +28,8 @@ use gdbstub::target::ext::catch_syscalls::CatchSyscallPosition;
 
 use crate::kernel::lock;
 use crate::kernel::private_fds;
-use crate::kernel::process::Guest;
-use crate::kernel::ptrace::{Debugger, Event, WatchKind};
+use crate::kernel::process::{Guest, Handover};
+use crate::kernel::ptrace::{Debugger, Event, ForkDecision, WatchKind};
 
 use conn::Conn;
 pub use target::KmTarget;
@@ -165,6 +166,28 @@ fn stop_reason(event: Event) -> MultiThreadStopReason<u64> {
                 },
             }
         }
+        Event::Fork {
+            tid: t,
+            child,
+            vfork,
+        } => {
+            let new_tid = tid(child);
+            if vfork {
+                MultiThreadStopReason::VFork {
+                    cur_tid: tid(t),
+                    new_pid: new_tid,
+                    new_tid,
+                }
+            } else {
+                MultiThreadStopReason::Fork {
+                    cur_tid: tid(t),
+                    new_pid: new_tid,
+                    new_tid,
+                }
+            }
+        }
+        Event::VForkDone(t) => MultiThreadStopReason::VForkDone(tid(t)),
+        Event::Exec(t) => MultiThreadStopReason::Exec(tid(t)),
         Event::Exited(status) => MultiThreadStopReason::Exited(status as u8),
         Event::Killed(sig) => MultiThreadStopReason::Terminated(signals::to_gdb(sig)),
     }
@@ -193,6 +216,9 @@ impl run_blocking::BlockingEventLoop for EventLoop {
                 return Ok(run_blocking::Event::IncomingData(byte));
             }
             if let Some(event) = target.debugger().next_event(POLL) {
+                if let Event::Fork { child, .. } = event {
+                    target.last_fork = Some(child);
+                }
                 return Ok(run_blocking::Event::TargetStopped(stop_reason(event)));
             }
         }
@@ -217,11 +243,54 @@ pub fn serve_from_start(guest: Arc<Guest>, debugger: Arc<Debugger>, stream: TcpS
     serve(guest, debugger, stream, true)
 }
 
+/// Serves gdb on `conn`, a session another km began (see [`Handover`]): a fork
+/// child gdb follows, or the program an execve started. The stub starts once the
+/// payload has stopped.
+pub fn take_over(guest: &Arc<Guest>, conn: OwnedFd, handover: Handover) -> Result<()> {
+    let debugger = guest
+        .debugger
+        .clone()
+        .context("taking a gdb session over without a debugger")?;
+    let guest = guest.clone();
+    std::thread::Builder::new()
+        .name("km-gdb".into())
+        .spawn(move || {
+            debugger.wait_stopped(STOP_TIMEOUT);
+            let stream = TcpStream::from(conn);
+            serve_session(guest, debugger, stream, handover.launched, Some(handover));
+        })
+        .context("starting the gdb stub's thread")?;
+    Ok(())
+}
+
 /// Serves gdb on `stream` until the payload ends or gdb goes away; then lets the
 /// payload run on by itself. `launched`: km started the payload for this gdb.
 fn serve(guest: Arc<Guest>, debugger: Arc<Debugger>, stream: TcpStream, launched: bool) {
+    serve_session(guest, debugger, stream, launched, None)
+}
+
+/// [`serve`], or with `handover`, goes on with a session another km began.
+fn serve_session(
+    guest: Arc<Guest>,
+    debugger: Arc<Debugger>,
+    stream: TcpStream,
+    launched: bool,
+    handover: Option<Handover>,
+) {
     let mut target = KmTarget::new(guest.clone(), debugger.clone(), launched);
-    let result = GdbStub::new(Conn::new(stream)).run_blocking::<EventLoop>(&mut target);
+    debugger.set_session(stream.as_raw_fd(), launched);
+    let mut stub = GdbStub::builder(Conn::new(stream));
+    if let Some(h) = handover {
+        stub = stub.continue_session(false, h.running);
+    }
+    let result = match stub.build() {
+        Ok(stub) => stub.run_blocking::<EventLoop>(&mut target),
+        Err(e) => {
+            crate::eprintln_whole!("km: {}: gdb stub: {e}", guest.config.name);
+            debugger.detach();
+            return;
+        }
+    };
     crate::trace!(crate::trace::Category::Kvm, "gdb stub ends: {result:?}");
     match result {
         Ok(DisconnectReason::TargetExited(_)) | Ok(DisconnectReason::TargetTerminated(_)) => {
@@ -242,6 +311,9 @@ fn serve(guest: Arc<Guest>, debugger: Arc<Debugger>, stream: TcpStream, launched
                         guest.config.name
                     );
                 }
+            }
+            if let Some(child) = target.followed {
+                debugger.decide_fork_child(child, ForkDecision::TakeOver { launched });
             }
             debugger.detach();
         }

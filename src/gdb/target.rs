@@ -42,6 +42,11 @@ pub struct KmTarget {
     /// Addresses of gdb's breakpoints by kind (`break` and `hbreak` share km's int3
     /// at an address both use).
     breakpoints: [BTreeSet<u64>; 2],
+    /// The child of the last fork reported to gdb.
+    pub(super) last_fork: Option<i32>,
+    /// The fork child gdb follows (it detached this process for it): it takes
+    /// the session over once this stub has ended.
+    pub(super) followed: Option<i32>,
 }
 
 /// Which of gdb's breakpoint kinds: `Z0` or `Z1`.
@@ -61,6 +66,8 @@ impl KmTarget {
             actions: HashMap::new(),
             lock_others: false,
             breakpoints: Default::default(),
+            last_fork: None,
+            followed: None,
         }
     }
 
@@ -158,6 +165,24 @@ impl Target for KmTarget {
 
     fn support_host_io(&mut self) -> Option<HostIoOps<'_, Self>> {
         Some(self)
+    }
+
+    fn support_fork_children(
+        &mut self,
+    ) -> Option<gdbstub::target::ext::fork_children::ForkChildrenOps<'_, Self>> {
+        Some(self)
+    }
+
+    /// Acknowledgements stay on: a session moves between km processes (to a
+    /// fork child gdb follows, to the km an execve starts), and each new stub
+    /// then continues it in the mode it started with.
+    fn use_no_ack_mode(&self) -> bool {
+        false
+    }
+
+    /// The km an execve starts goes on with the session and reports the exec.
+    fn use_exec_stop_reason(&self) -> bool {
+        true
     }
 }
 
@@ -448,8 +473,9 @@ impl HwBreakpoint for KmTarget {
 }
 
 /// Only what tells gdb how the payload came to be debugged (`qAttached`, so that
-/// `quit` kills a payload km started and detaches from one gdb attached to) and
-/// answers `vKill`; km serves one payload, so it neither runs nor attaches to others.
+/// `quit` kills a payload km started and detaches from one gdb attached to), its
+/// real pid, and answers `vKill`; km serves one payload, so it neither runs nor
+/// attaches to others.
 impl ExtendedMode for KmTarget {
     fn run(&mut self, _: Option<&[u8]>, _: Args<'_, '_>) -> TargetResult<Pid, Self> {
         Err(TargetError::NonFatal)
@@ -473,6 +499,12 @@ impl ExtendedMode for KmTarget {
 
     fn restart(&mut self) -> Result<(), Self::Error> {
         Err("km cannot restart its payload")
+    }
+
+    fn support_current_active_pid(
+        &mut self,
+    ) -> Option<gdbstub::target::ext::extended_mode::CurrentActivePidOps<'_, Self>> {
+        Some(self)
     }
 }
 

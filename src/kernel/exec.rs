@@ -222,13 +222,6 @@ pub fn replace(
     use crate::kernel::lock;
     use crate::memory::host;
 
-    if guest.debugger.as_ref().is_some_and(|d| d.attached()) {
-        crate::eprintln_whole!(
-            "km: {}: execve of {}: the gdb session ends here (km's stub does not follow exec)",
-            guest.config.name,
-            program.path.to_string_lossy()
-        );
-    }
     // Linux's de_thread: every other thread is gone before the new program starts.
     guest.stop_others(STOP_TIMEOUT);
     let kept = lock(&guest.fds).inherited_by_exec();
@@ -273,6 +266,19 @@ pub fn replace(
     }
     let kvm_fd = format!("--kvm-fd={}", std::os::fd::AsRawFd::as_raw_fd(&kvm));
     args.push(CString::new(kvm_fd).expect("a number has no NUL"));
+    // Under gdb, the new km goes on with the session and reports the exec.
+    let session = match gdb_session(guest, above) {
+        Ok(session) => session,
+        Err(e) => return e,
+    };
+    if let Some((fd, launched)) = &session {
+        let how = if *launched { "run" } else { "attach" };
+        let option = format!(
+            "--gdb-session={},{how}",
+            std::os::fd::AsRawFd::as_raw_fd(fd)
+        );
+        args.push(CString::new(option).expect("a number has no NUL"));
+    }
     let limits = crate::guest::limits::exec_option();
     args.push(CString::new(limits).expect("numbers have no NUL"));
     // One argument with `=`: an argv[0] may start with '-' (a login shell's does).
@@ -283,6 +289,20 @@ pub fn replace(
     args.push(CString::new(program.path.as_bytes()).expect("resolved paths have no NUL"));
     args.extend(program.argv.iter().skip(1).cloned());
     host::execve(c"/proc/self/exe", &args, envp)
+}
+
+/// The live gdb session's connection, copied at a number from `above` that
+/// survives execve, and whether km started the payload for gdb.
+fn gdb_session(
+    guest: &crate::kernel::process::Guest,
+    above: i32,
+) -> Result<Option<(std::os::fd::OwnedFd, bool)>, Errno> {
+    let Some((fd, launched)) = guest.debugger.as_ref().and_then(|d| d.session()) else {
+        return Ok(None);
+    };
+    let copy = crate::memory::host::dup_cloexec_from(fd, above)?;
+    rustix::io::fcntl_setfd(&copy, rustix::io::FdFlags::empty())?;
+    Ok(Some((copy, launched)))
 }
 
 #[cfg(test)]

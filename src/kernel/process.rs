@@ -29,6 +29,40 @@ use crate::memory::PAGE_SIZE;
 /// above so that the kernel can start threads without knowing the exit loop).
 pub type ThreadRunner = fn(&Arc<Guest>, Thread, bool);
 
+/// How a km goes on with a gdb session begun by another km (its fork parent, or
+/// the km it replaced through execve).
+#[derive(Debug, Clone, Copy)]
+pub struct Handover {
+    /// km started the payload for this gdb (`-g`), rather than gdb attaching.
+    pub launched: bool,
+    /// gdb waits for a stop reply (the exec's, which the new km queued);
+    /// otherwise it sends its next packet.
+    pub running: bool,
+}
+
+/// Serves gdb on a connection taken over from another km (`crate::gdb::take_over`,
+/// given by start-up, as the stub sits above the kernel).
+pub type SessionTaker = fn(&Arc<Guest>, std::os::fd::OwnedFd, Handover) -> Result<()>;
+
+static SESSION_TAKER: std::sync::OnceLock<SessionTaker> = std::sync::OnceLock::new();
+
+/// Start-up names the function that takes a gdb session over.
+pub fn set_session_taker(taker: SessionTaker) {
+    let _ = SESSION_TAKER.set(taker);
+}
+
+/// Serves gdb on `conn`, a session another km began (see [`Handover`]).
+pub fn take_over_session(
+    guest: &Arc<Guest>,
+    conn: std::os::fd::OwnedFd,
+    handover: Handover,
+) -> Result<()> {
+    let taker = SESSION_TAKER
+        .get()
+        .ok_or_else(|| anyhow::anyhow!("no gdb stub in this km"))?;
+    taker(guest, conn, handover)
+}
+
 /// Signal dispositions, shared by all threads.
 #[derive(Clone)]
 pub struct Signals {
@@ -128,6 +162,17 @@ pub struct Thread {
     pub forced_signal: Option<SigInfo>,
     /// sigaltstack: base and size (size 0: disabled).
     pub altstack: (u64, u64),
+    /// The process this thread has just forked under gdb, reported to gdb when
+    /// the syscall returns.
+    pub forked: Option<ForkedChild>,
+}
+
+/// A process forked under gdb (see [`Thread::forked`]).
+pub struct ForkedChild {
+    pub pid: i32,
+    /// A vfork's wait for the child's exec or exit, which comes after gdb's
+    /// stop: the pipe that reaches end of file then.
+    pub vfork_release: Option<std::os::fd::OwnedFd>,
 }
 
 impl Thread {
@@ -147,6 +192,7 @@ impl Thread {
             saved_mask: None,
             forced_signal: None,
             altstack: (0, 0),
+            forked: None,
         }
     }
 }
@@ -183,11 +229,19 @@ impl Guest {
 
     /// The guest of a forked km: a copy of this one's state in the child's own VM,
     /// without threads (the caller adds the forking one) and without a debugger.
-    pub fn forked(&self, vm: Vm, mm: AddressSpace, fds: FdTable, signals: Signals) -> Guest {
+    /// The guest of a fork child km; `debugger`: gdb may take it over.
+    pub fn forked(
+        &self,
+        vm: Vm,
+        mm: AddressSpace,
+        fds: FdTable,
+        signals: Signals,
+        debugger: Option<Arc<Debugger>>,
+    ) -> Guest {
         Guest {
             signals: Mutex::new(signals),
             unimpl_seen: Mutex::new(lock(&self.unimpl_seen).clone()),
-            ..Guest::new(self.config.clone(), vm, mm, fds, None, self.runner)
+            ..Guest::new(self.config.clone(), vm, mm, fds, debugger, self.runner)
         }
     }
 

@@ -23,6 +23,7 @@
 //! and raises SIGSEGV as without gdb.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::os::fd::{OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -56,6 +57,13 @@ pub enum Event {
     SyscallReturn(i32, u64),
     /// The process was killed by this signal.
     Killed(i32),
+    /// Forked (`vfork`: vforked) the process with this pid, which waits for gdb
+    /// to detach it or take it over.
+    Fork { tid: i32, child: i32, vfork: bool },
+    /// The vfork child has exec'd or exited: the parent goes on.
+    VForkDone(i32),
+    /// Replaced the program with `execve` (reported by the new km).
+    Exec(i32),
 }
 
 impl Event {
@@ -67,7 +75,10 @@ impl Event {
             | Event::Watch(t, ..)
             | Event::Signal(t, _)
             | Event::SyscallEntry(t, _)
-            | Event::SyscallReturn(t, _) => Some(t),
+            | Event::SyscallReturn(t, _)
+            | Event::Fork { tid: t, .. }
+            | Event::VForkDone(t)
+            | Event::Exec(t) => Some(t),
             Event::Exited(_) | Event::Killed(_) => None,
         }
     }
@@ -193,6 +204,12 @@ struct State {
     detached: bool,
     /// The stub has told gdb that the process ended.
     finished: bool,
+    /// Fork children gdb was told of, waiting for its decision: the pipe each
+    /// reads it from (see [`ForkDecision`]).
+    fork_children: BTreeMap<i32, OwnedFd>,
+    /// The connection's descriptor (a fork child keeps a copy of it, an execve
+    /// passes it on) and whether km started the payload for this gdb.
+    session: Option<(RawFd, bool)>,
 }
 
 impl State {
@@ -201,6 +218,44 @@ impl State {
     fn set_stopping(&mut self, on: bool) {
         self.stopping = on;
         crate::kvm::kick::hold(on);
+    }
+}
+
+/// What a fork child of a payload under gdb waits for before it runs: one byte
+/// from its parent. End of file (the parent's session ended, or gdb detached
+/// the child) lets it run free.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForkDecision {
+    /// Run free, without gdb.
+    Free,
+    /// Take over the parent's gdb session (gdb follows the child); `launched`
+    /// as the parent's (gdb's `quit` kills a payload km started for it).
+    TakeOver { launched: bool },
+}
+
+impl ForkDecision {
+    fn byte(self) -> u8 {
+        match self {
+            ForkDecision::Free => b'F',
+            ForkDecision::TakeOver { launched: true } => b'L',
+            ForkDecision::TakeOver { launched: false } => b'A',
+        }
+    }
+
+    /// Waits on `pipe` for the parent's decision.
+    pub fn read(pipe: &OwnedFd) -> ForkDecision {
+        let mut byte = [0u8; 1];
+        let got = loop {
+            match rustix::io::read(pipe, &mut byte) {
+                Err(rustix::io::Errno::INTR) => {}
+                r => break r,
+            }
+        };
+        match (got, byte[0]) {
+            (Ok(1), b'L') => ForkDecision::TakeOver { launched: true },
+            (Ok(1), b'A') => ForkDecision::TakeOver { launched: false },
+            _ => ForkDecision::Free,
+        }
     }
 }
 
@@ -252,10 +307,12 @@ impl Debugger {
     }
 
     /// gdb went away: forget breakpoints (the stub restored their bytes) and let
-    /// every thread run.
+    /// every thread run; fork children still waiting for gdb run free.
     pub fn detach(&self) {
         let mut s = lock(&self.state);
         s.detached = true;
+        s.fork_children.clear();
+        s.session = None;
         s.breakpoints.clear();
         s.catch_syscalls = None;
         self.catching.store(false, Ordering::Relaxed);
@@ -264,6 +321,49 @@ impl Debugger {
         s.held.clear();
         s.generation += 1;
         self.changed.notify_all();
+    }
+
+    /// Records the connection gdb debugs this process over (a fork child keeps
+    /// a copy of it, in case gdb follows it; an execve passes it on), and
+    /// whether km started the payload for this gdb.
+    pub fn set_session(&self, fd: RawFd, launched: bool) {
+        lock(&self.state).session = Some((fd, launched));
+    }
+
+    /// The connection of the live gdb session, and whether km started the payload
+    /// for it.
+    pub fn session(&self) -> Option<(RawFd, bool)> {
+        let s = lock(&self.state);
+        s.session.filter(|_| !s.detached)
+    }
+
+    /// Keeps fork child `pid`'s decision pipe until gdb decides.
+    pub fn add_fork_child(&self, pid: i32, decision: OwnedFd) {
+        let mut s = lock(&self.state);
+        if !s.detached {
+            s.fork_children.insert(pid, decision);
+        }
+    }
+
+    /// In a fork child km: closes its copies of the parent's decision pipes, so
+    /// that a sibling whose parent's session ends sees end of file.
+    pub fn close_fork_children(&self) {
+        lock(&self.state).fork_children.clear();
+    }
+
+    /// Whether `pid` is a fork child waiting for gdb's decision.
+    pub fn has_fork_child(&self, pid: i32) -> bool {
+        lock(&self.state).fork_children.contains_key(&pid)
+    }
+
+    /// Tells fork child `pid` what to do; false if no such child waits.
+    pub fn decide_fork_child(&self, pid: i32, decision: ForkDecision) -> bool {
+        let Some(pipe) = lock(&self.state).fork_children.remove(&pid) else {
+            return false;
+        };
+        // A child that has died meanwhile is reaped by the parent payload.
+        let _ = rustix::io::write(&pipe, &[decision.byte()]);
+        true
     }
 
     /// The stub reported the end of the process to gdb.

@@ -711,6 +711,20 @@ pub fn group_members(pgid: i32) -> Vec<i32> {
 
 /// Closes descriptor `n` by number: for a forked km's copies of descriptors that
 /// objects of threads the child does not have still own (and never use again).
+/// A close-on-exec copy of descriptor `n`, which this process holds open for the
+/// duration of the call (its owner, which the caller knows, closes it only later).
+pub fn dup_cloexec(n: RawFd) -> Result<OwnedFd, Errno> {
+    dup_cloexec_from(n, 0)
+}
+
+/// [`dup_cloexec`] at the lowest free number from `min`.
+pub fn dup_cloexec_from(n: RawFd, min: RawFd) -> Result<OwnedFd, Errno> {
+    // SAFETY: `n` stays open until this call returns (see [`dup_cloexec`]); the
+    // borrow ends with the call.
+    let fd = unsafe { BorrowedFd::borrow_raw(n) };
+    rustix::io::fcntl_dupfd_cloexec(fd, min)
+}
+
 pub fn close_fd(n: RawFd) {
     // SAFETY: close takes a plain number; the owners of `n` are never dropped or used
     // in this process (their threads exist only in the parent).

@@ -20,6 +20,7 @@ mod pidfd;
 mod poll;
 mod privileged;
 mod process;
+pub use process::wait_for_vfork_child;
 pub mod procfs;
 pub mod procrule;
 mod signal;

@@ -17,8 +17,8 @@ use super::thread::ChildSpec;
 use super::{Ctx, SysResult};
 use crate::guest::vm::Forked;
 use crate::kernel::lock;
-use crate::kernel::process::{Guest, Thread};
-use crate::kernel::ptrace::Marks;
+use crate::kernel::process::{ForkedChild, Guest, Handover, Thread};
+use crate::kernel::ptrace::{Debugger, ForkDecision, Marks};
 use crate::kvm::kick;
 use crate::memory::host;
 use crate::trace;
@@ -58,6 +58,13 @@ pub fn new_process(ctx: &mut Ctx<'_>, spec: ChildSpec, vfork: bool) -> SysResult
         None
     };
     let (report_rx, report_tx) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+    // Under gdb the child waits for gdb's decision (run free, or take the session
+    // over) on a pipe of its own, with a copy of gdb's connection.
+    let debugger = guest.debugger.as_ref().filter(|d| d.session().is_some());
+    let decision = match debugger {
+        Some(_) => Some(rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?),
+        None => None,
+    };
     let xsave = ctx.thread.vcpu.xsave().map_err(|_| Errno::AGAIN)?;
     let marks = guest.debugger.as_ref().map(|d| d.marks());
     let fds = lock(&guest.fds).clone();
@@ -70,11 +77,25 @@ pub fn new_process(ctx: &mut Ctx<'_>, spec: ChildSpec, vfork: bool) -> SysResult
             drop(mm);
             drop(report_tx);
             child_ready(pid, &report_rx)?;
-            if let Some((wait, done)) = release {
+            let release = release.map(|(wait, done)| {
                 drop(done);
-                // EOF once the child has exec'd or exited; a kick's EINTR waits on.
-                let mut byte = [0u8; 1];
-                while matches!(rustix::io::read(&wait, &mut byte), Err(Errno::INTR)) {}
+                wait
+            });
+            match (debugger, decision) {
+                (Some(d), Some((child_end, tell))) => {
+                    drop(child_end);
+                    d.add_fork_child(pid, tell);
+                    // gdb sees the fork before a vfork parent waits for its child.
+                    ctx.thread.forked = Some(ForkedChild {
+                        pid,
+                        vfork_release: release,
+                    });
+                }
+                _ => {
+                    if let Some(wait) = release {
+                        wait_for_vfork_child(&wait);
+                    }
+                }
             }
             if let Some(ptid) = spec.set_ptid {
                 guest.write_user(ptid, pid)?;
@@ -95,9 +116,20 @@ pub fn new_process(ctx: &mut Ctx<'_>, spec: ChildSpec, vfork: bool) -> SysResult
     drop(report_rx);
     let vm = vm.unwrap_or_else(|e| child_failed(&report_tx, &e));
     kick::forget_parent();
+    let gdb = match (debugger, decision) {
+        (Some(d), Some((listen, tell))) => {
+            drop(tell);
+            Some((listen, session_copy(d)))
+        }
+        _ => None,
+    };
     crate::kernel::private_fds::close_in_fork_child();
+    if let Some(d) = &guest.debugger {
+        d.close_fork_children();
+    }
     *lock(&VFORK_RELEASE) = release.map(|(_, done)| done);
-    let child = Arc::new(guest.forked(vm, mm.clone(), fds, signals));
+    let child_debugger = gdb.as_ref().map(|_| Arc::new(Debugger::detached()));
+    let child = Arc::new(guest.forked(vm, mm.clone(), fds, signals, child_debugger));
     drop(mm);
     // The parent's descriptor table, copied into this process, must not hold the
     // child's descriptors open (a pipe's write end the child closes must close).
@@ -112,7 +144,23 @@ pub fn new_process(ctx: &mut Ctx<'_>, spec: ChildSpec, vfork: bool) -> SysResult
     }
     let altstack = ctx.thread.altstack;
     let sigmask = ctx.thread.sigmask;
-    run_child(&child, spec, &xsave, sigmask, altstack, report_tx)
+    run_child(&child, spec, &xsave, sigmask, altstack, report_tx, gdb)
+}
+
+/// In a fork child under gdb: a copy of gdb's connection, taken before the
+/// child closes the stub's sockets (`None` if it cannot be copied: the child
+/// then cannot be followed and runs free).
+fn session_copy(d: &Debugger) -> Option<OwnedFd> {
+    // The parent's connection stays open in this copy of its descriptor table
+    // until close_in_fork_child, which runs after this.
+    host::dup_cloexec(d.session()?.0).ok()
+}
+
+/// A vfork parent waits until its child has exec'd or exited: `wait` reaches end
+/// of file then (a kick's EINTR waits on).
+pub fn wait_for_vfork_child(wait: &OwnedFd) {
+    let mut byte = [0u8; 1];
+    while matches!(rustix::io::read(wait, &mut byte), Err(Errno::INTR)) {}
 }
 
 /// The errno Linux's fork gives for a failure of km's: ENOMEM when memory ran
@@ -192,6 +240,7 @@ fn run_child(
     sigmask: u64,
     altstack: (u64, u64),
     report: OwnedFd,
+    gdb: Option<(OwnedFd, Option<OwnedFd>)>,
 ) -> ! {
     let tid = rustix::process::getpid().as_raw_nonzero().get();
     let started = guest.take_vcpu().and_then(|vcpu| {
@@ -207,6 +256,7 @@ fn run_child(
     let vcpu = started.unwrap_or_else(|e| child_failed(&report, &e));
     report_to_parent(&report, 0);
     drop(report);
+    let followed = gdb.is_some_and(|(decision, conn)| follow_by_gdb(guest, &decision, conn));
     for addr in [spec.set_ptid, spec.set_ctid].into_iter().flatten() {
         let _ = guest.write_user(addr, tid);
     }
@@ -216,10 +266,39 @@ fn run_child(
         altstack,
         ..Thread::new(tid, handle, vcpu, sigmask)
     };
-    guest.run(thread, false);
+    guest.run(thread, followed);
     // The child's first thread exited while others run; the last one ends km.
     loop {
         std::thread::park();
+    }
+}
+
+/// In a fork child under gdb: waits for gdb's decision and, if gdb follows the
+/// child, serves it on `conn`; true then (the child stops before it runs on).
+fn follow_by_gdb(guest: &Arc<Guest>, decision: &OwnedFd, conn: Option<OwnedFd>) -> bool {
+    let (ForkDecision::TakeOver { launched }, Some(conn)) = (ForkDecision::read(decision), conn)
+    else {
+        return false;
+    };
+    let Some(d) = &guest.debugger else {
+        return false;
+    };
+    d.attach();
+    d.request_stop();
+    let handover = Handover {
+        launched,
+        running: false,
+    };
+    match crate::kernel::process::take_over_session(guest, conn, handover) {
+        Ok(()) => true,
+        Err(e) => {
+            crate::eprintln_whole!(
+                "km: {}: gdb stub in the fork child: {e:#}",
+                guest.config.name
+            );
+            d.detach();
+            false
+        }
     }
 }
 

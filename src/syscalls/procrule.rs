@@ -573,19 +573,12 @@ fn payloads_or_host(guest: &Guest, fd: BorrowedFd<'_>) -> bool {
     !in_procfs(fd) || host_path(fd).is_ok_and(|p| matches!(whose(guest, &p), Ok(Whose::Payload(_))))
 }
 
-/// gdb names the process by the stub's pid 1, which here means the payload.
+/// A debugger's path as a C string (gdb names the payload by its real pid, km's).
 fn debugger_path(path: &[u8]) -> Result<CString, Errno> {
-    let path = match path.strip_prefix(b"/proc/1/") {
-        Some(rest) => {
-            let own = rustix::process::getpid().as_raw_nonzero().get();
-            [format!("/proc/{own}/").as_bytes(), rest].concat()
-        }
-        None => path.to_vec(),
-    };
     CString::new(path).map_err(|_| Errno::INVAL)
 }
 
-/// The file a debugger reads at `path` (`info proc mappings` reads /proc/1/maps):
+/// The file a debugger reads at `path` (`info proc mappings` reads /proc/PID/maps):
 /// a regular host file or the payload's own /proc view, read-only.
 pub fn open_for_debugger(guest: &Guest, path: &[u8]) -> Result<OwnedFd, Errno> {
     let found = resolve(guest, rustix::fs::CWD, &debugger_path(path)?, true)?;
@@ -598,7 +591,7 @@ pub fn open_for_debugger(guest: &Guest, path: &[u8]) -> Result<OwnedFd, Errno> {
     }
 }
 
-/// The link a debugger reads at `path` (`info proc` reads /proc/1/exe and cwd).
+/// The link a debugger reads at `path` (`info proc` reads /proc/PID/exe and cwd).
 pub fn readlink_for_debugger(guest: &Guest, path: &[u8]) -> Result<Vec<u8>, Errno> {
     let found = resolve(guest, rustix::fs::CWD, &debugger_path(path)?, false)?;
     if !payloads_or_host(guest, found.fd.as_fd()) {

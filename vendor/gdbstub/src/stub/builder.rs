@@ -40,6 +40,7 @@ pub struct GdbStubBuilder<'a, T: Target, C: Connection> {
     conn: C,
     packet_buffer: Option<&'a mut [u8]>,
     packet_buffer_size: Option<usize>,
+    continued: Option<(bool, bool)>,
 
     _target: PhantomData<T>,
 }
@@ -51,6 +52,7 @@ impl<'a, T: Target, C: Connection> GdbStubBuilder<'a, T, C> {
             conn,
             packet_buffer: None,
             packet_buffer_size: None,
+            continued: None,
 
             _target: PhantomData,
         }
@@ -70,6 +72,18 @@ impl<'a, T: Target, C: Connection> GdbStubBuilder<'a, T, C> {
     /// less than or equal to the length of the packet buffer.
     pub fn packet_buffer_size(mut self, size: usize) -> Self {
         self.packet_buffer_size = Some(size);
+        self
+    }
+
+    /// Continue a session that another stub (in another process, e.g. a fork
+    /// child or a program that replaced the process with `exec`) began with
+    /// the same client over the same connection. The client negotiated the
+    /// multiprocess extension there, and no-ack mode if `no_ack_mode`.
+    /// With `running`, the client waits for a stop reply (it resumed the
+    /// target before the hand-over), so the stub starts in the `Running`
+    /// state; otherwise it waits for the client's next packet.
+    pub fn continue_session(mut self, no_ack_mode: bool, running: bool) -> Self {
+        self.continued = Some((no_ack_mode, running));
         self
     }
 
@@ -107,7 +121,11 @@ impl<'a, T: Target, C: Connection> GdbStubBuilder<'a, T, C> {
         Ok(GdbStub {
             conn: self.conn,
             packet_buffer,
-            inner: GdbStubImpl::new(),
+            inner: match self.continued {
+                Some((no_ack_mode, _)) => GdbStubImpl::continued(no_ack_mode),
+                None => GdbStubImpl::new(),
+            },
+            start_running: self.continued.is_some_and(|(_, running)| running),
         })
     }
 }

@@ -138,6 +138,15 @@ impl<T: Target, C: Connection> GdbStubImpl<T, C> {
         }
     }
 
+    /// A stub continuing a session whose client negotiated multiprocess (and
+    /// no-ack mode if `no_ack_mode`) with a previous stub.
+    pub fn continued(no_ack_mode: bool) -> GdbStubImpl<T, C> {
+        let mut stub = GdbStubImpl::new();
+        stub.features.set_multiprocess(true);
+        stub.features.set_no_ack_mode(no_ack_mode);
+        stub
+    }
+
     pub fn handle_packet(
         &mut self,
         target: &mut T,

@@ -112,6 +112,9 @@ pub struct GdbStub<'a, T: Target, C: Connection> {
     conn: C,
     packet_buffer: ManagedSlice<'a, u8>,
     inner: core_impl::GdbStubImpl<T, C>,
+    /// The client waits for a stop reply (see
+    /// [`GdbStubBuilder::continue_session`]).
+    start_running: bool,
 }
 
 impl<'a, T: Target, C: Connection> GdbStub<'a, T, C> {
@@ -239,6 +242,12 @@ impl<'a, T: Target, C: Connection> GdbStub<'a, T, C> {
                 .map_err(InternalError::conn_init)?;
         }
 
-        Ok(state_machine::GdbStubStateMachineInner::from_plain_gdbstub(self).into())
+        let running = self.start_running;
+        let idle = state_machine::GdbStubStateMachineInner::from_plain_gdbstub(self);
+        Ok(if running {
+            idle.into_running().into()
+        } else {
+            idle.into()
+        })
     }
 }

@@ -209,6 +209,12 @@ impl<'a, T: Target, C: Connection> GdbStubStateMachineInner<'a, state::Idle<T>, 
         }
     }
 
+    /// Internal entrypoint of a continued session whose client waits for a
+    /// stop reply.
+    pub(crate) fn into_running(self) -> GdbStubStateMachineInner<'a, state::Running, T, C> {
+        self.transition(state::Running {})
+    }
+
     /// Pass a byte to the GDB stub.
     pub fn incoming_data(
         mut self,

@@ -113,6 +113,8 @@ pub enum BaseStopReason<Tid, U> {
     Fork {
         /// Tid of the thread that called fork
         cur_tid: Tid,
+        /// Pid of the new child process
+        new_pid: crate::common::Pid,
         /// Tid of the new child process
         new_tid: core::num::NonZeroUsize,
     },
@@ -124,6 +126,8 @@ pub enum BaseStopReason<Tid, U> {
     VFork {
         /// Tid of the thread that called vfork
         cur_tid: Tid,
+        /// Pid of the new child process
+        new_pid: crate::common::Pid,
         /// Tid of the new child process
         new_tid: core::num::NonZeroUsize,
     },
@@ -133,6 +137,14 @@ pub enum BaseStopReason<Tid, U> {
     /// exec or terminated, so the address spaces of parent and child are no
     /// longer shared.
     VForkDone(Tid),
+    /// A thread executed a new program (`exec`).
+    ///
+    /// Reported as `exec:` with the path of the new program, which `gdbstub`
+    /// reads through the [`ExecFile`] extension (required for this stop
+    /// reason).
+    ///
+    /// [`ExecFile`]: crate::target::ext::exec_file::ExecFile
+    Exec(Tid),
 }
 
 impl<Tid, U> BaseStopReason<Tid, U> {
@@ -148,7 +160,8 @@ impl<Tid, U> BaseStopReason<Tid, U> {
             | Self::Library(_)
             | Self::Fork { .. }
             | Self::VFork { .. }
-            | Self::VForkDone(_) => true,
+            | Self::VForkDone(_)
+            | Self::Exec(_) => true,
             Self::DoneStep | Self::Signal(_) | Self::Exited(_) | Self::Terminated(_) => false,
         }
     }
@@ -192,15 +205,22 @@ impl<U> From<BaseStopReason<(), U>> for BaseStopReason<Tid, U> {
                 position,
             },
             BaseStopReason::Library(_) => BaseStopReason::Library(crate::SINGLE_THREAD_TID),
-            BaseStopReason::Fork { new_tid, .. } => BaseStopReason::Fork {
+            BaseStopReason::Fork {
+                new_pid, new_tid, ..
+            } => BaseStopReason::Fork {
                 cur_tid: crate::SINGLE_THREAD_TID,
+                new_pid,
                 new_tid,
             },
-            BaseStopReason::VFork { new_tid, .. } => BaseStopReason::VFork {
+            BaseStopReason::VFork {
+                new_pid, new_tid, ..
+            } => BaseStopReason::VFork {
                 cur_tid: crate::SINGLE_THREAD_TID,
+                new_pid,
                 new_tid,
             },
             BaseStopReason::VForkDone(_) => BaseStopReason::VForkDone(crate::SINGLE_THREAD_TID),
+            BaseStopReason::Exec(_) => BaseStopReason::Exec(crate::SINGLE_THREAD_TID),
         }
     }
 }

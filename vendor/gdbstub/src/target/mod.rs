@@ -641,6 +641,18 @@ pub trait Target {
         true
     }
 
+    /// Enable support for [`BaseStopReason::Exec`] (and `exec-events+`).
+    ///
+    /// By default, this method returns `false`. The stop reason also needs
+    /// the [`ExecFile`](ext::exec_file::ExecFile) extension, which gives the
+    /// new program's path.
+    ///
+    /// [`BaseStopReason::Exec`]: crate::stub::BaseStopReason::Exec
+    #[inline(always)]
+    fn use_exec_stop_reason(&self) -> bool {
+        false
+    }
+
     /// Support for setting / removing breakpoints.
     #[inline(always)]
     fn support_breakpoints(&mut self) -> Option<ext::breakpoints::BreakpointsOps<'_, Self>> {
@@ -716,6 +728,13 @@ pub trait Target {
     /// Support for Host I/O operations.
     #[inline(always)]
     fn support_host_io(&mut self) -> Option<ext::host_io::HostIoOps<'_, Self>> {
+        None
+    }
+
+    /// Support for detaching single processes and for fork children the
+    /// target's memory does not reach.
+    #[inline(always)]
+    fn support_fork_children(&mut self) -> Option<ext::fork_children::ForkChildrenOps<'_, Self>> {
         None
     }
 

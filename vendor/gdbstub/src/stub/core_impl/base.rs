@@ -131,6 +131,10 @@ impl<T: Target, C: Connection> GdbStubImpl<T, C> {
                     res.write_str(";vforkdone-events+")?;
                 }
 
+                if target.use_exec_stop_reason() && target.support_exec_file().is_some() {
+                    res.write_str(";exec-events+")?;
+                }
+
                 if let Some(resume_ops) = target.base_ops().resume_ops() {
                     let (reverse_cont, reverse_step) = match resume_ops {
                         ResumeOps::MultiThread(ops) => (
@@ -375,10 +379,20 @@ impl<T: Target, C: Connection> GdbStubImpl<T, C> {
                 }
             }
             Base::D(cmd) => {
-                // TODO: plumb-through Pid when exposing full multiprocess + extended mode
-                let _pid = cmd.pid;
+                use crate::target::ext::fork_children::AfterDetach;
+                let after = match (cmd.pid, target.support_fork_children()) {
+                    (Some(pid), Some(ops)) => {
+                        ops.detach_process(pid).map_err(Error::TargetError)?
+                    }
+                    _ => AfterDetach::Disconnect,
+                };
                 res.write_str("OK")?; // manually write OK, since we need to return a DisconnectReason
-                HandlerStatus::Disconnect(DisconnectReason::Disconnect)
+                match after {
+                    AfterDetach::KeepServing => HandlerStatus::Handled,
+                    AfterDetach::Disconnect => {
+                        HandlerStatus::Disconnect(DisconnectReason::Disconnect)
+                    }
+                }
             }
 
             // ------------------- Multi-threading Support ------------------ //

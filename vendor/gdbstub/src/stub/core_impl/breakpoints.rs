@@ -82,12 +82,22 @@ impl<T: Target, C: Connection> GdbStubImpl<T, C> {
         target: &mut T,
         command: Breakpoints<'_>,
     ) -> Result<HandlerStatus, Error<T::Error, C::Error>> {
+        if target.support_breakpoints().is_none() {
+            return Ok(HandlerStatus::Handled);
+        }
+
+        crate::__dead_code_marker!("breakpoints", "impl");
+
+        let tid = self.current_mem_tid;
+        if let Some(children) = target.support_fork_children() {
+            if children.is_unreached_fork_child(tid) {
+                return Ok(HandlerStatus::NeedsOk);
+            }
+        }
         let ops = match target.support_breakpoints() {
             Some(ops) => ops,
             None => return Ok(HandlerStatus::Handled),
         };
-
-        crate::__dead_code_marker!("breakpoints", "impl");
 
         let handler_status = match command {
             Breakpoints::z(cmd) => self.handle_breakpoint_common(ops, cmd, CmdKind::Remove)?,

@@ -33,4 +33,28 @@ impl<T: Target, C: Connection> GdbStubImpl<T, C> {
 
         Ok(handler_status)
     }
+
+    /// Writes the current exec-file's path in hex (the `exec` stop reason).
+    pub(crate) fn write_exec_file_hex(
+        &mut self,
+        res: &mut ResponseWriter<'_, C>,
+        target: &mut T,
+    ) -> Result<(), Error<T::Error, C::Error>> {
+        let ops = match target.support_exec_file() {
+            Some(ops) => ops,
+            None => return Err(Error::UnsupportedStopReason),
+        };
+        let mut buf = [0u8; 64];
+        let mut offset = 0u64;
+        loop {
+            let n = ops
+                .get_exec_file(None, offset, buf.len(), &mut buf)
+                .handle_error()?;
+            if n == 0 {
+                return Ok(());
+            }
+            res.write_hex_buf(buf.get(..n).ok_or(Error::PacketBufferOverflow)?)?;
+            offset += n as u64;
+        }
+    }
 }

@@ -362,6 +362,10 @@ impl<T: Target, C: Connection> GdbStubImpl<T, C> {
             (vforkdone) => {
                 target.use_vforkdone_stop_reason()
             };
+
+            (exec) => {
+                target.use_exec_stop_reason() && target.support_exec_file().is_some()
+            };
         }
 
         let status = match stop_reason {
@@ -457,7 +461,11 @@ impl<T: Target, C: Connection> GdbStubImpl<T, C> {
                 res.write_str("library:;")?;
                 FinishExecStatus::Handled
             }
-            MultiThreadStopReason::Fork { cur_tid, new_tid } if guard!(fork) => {
+            MultiThreadStopReason::Fork {
+                cur_tid,
+                new_pid,
+                new_tid,
+            } if guard!(fork) => {
                 crate::__dead_code_marker!("fork_events", "stop_reason");
                 self.write_stop_common(res, target, Some(cur_tid), Signal::SIGTRAP)?;
                 res.write_str("fork:")?;
@@ -465,13 +473,17 @@ impl<T: Target, C: Connection> GdbStubImpl<T, C> {
                     pid: self
                         .features
                         .multiprocess()
-                        .then_some(SpecificIdKind::WithId(self.get_current_pid(target)?)),
+                        .then_some(SpecificIdKind::WithId(new_pid)),
                     tid: SpecificIdKind::WithId(new_tid),
                 })?;
                 res.write_str(";")?;
                 FinishExecStatus::Handled
             }
-            MultiThreadStopReason::VFork { cur_tid, new_tid } if guard!(vfork) => {
+            MultiThreadStopReason::VFork {
+                cur_tid,
+                new_pid,
+                new_tid,
+            } if guard!(vfork) => {
                 crate::__dead_code_marker!("vfork_events", "stop_reason");
                 self.write_stop_common(res, target, Some(cur_tid), Signal::SIGTRAP)?;
                 res.write_str("vfork:")?;
@@ -479,7 +491,7 @@ impl<T: Target, C: Connection> GdbStubImpl<T, C> {
                     pid: self
                         .features
                         .multiprocess()
-                        .then_some(SpecificIdKind::WithId(self.get_current_pid(target)?)),
+                        .then_some(SpecificIdKind::WithId(new_pid)),
                     tid: SpecificIdKind::WithId(new_tid),
                 })?;
                 res.write_str(";")?;
@@ -491,6 +503,13 @@ impl<T: Target, C: Connection> GdbStubImpl<T, C> {
                 res.write_str("vforkdone:;")?;
                 FinishExecStatus::Handled
             }
+            MultiThreadStopReason::Exec(tid) if guard!(exec) => {
+                self.write_stop_common(res, target, Some(tid), Signal::SIGTRAP)?;
+                res.write_str("exec:")?;
+                self.write_exec_file_hex(res, target)?;
+                res.write_str(";")?;
+                FinishExecStatus::Handled
+            }
             // Explicitly avoid using `_ =>` to handle the "unguarded" variants, as doing so would
             // squelch the useful compiler error that crops up whenever stop reasons are added.
             MultiThreadStopReason::SwBreak(_)
@@ -500,7 +519,8 @@ impl<T: Target, C: Connection> GdbStubImpl<T, C> {
             | MultiThreadStopReason::CatchSyscall { .. }
             | MultiThreadStopReason::Fork { .. }
             | MultiThreadStopReason::VFork { .. }
-            | MultiThreadStopReason::VForkDone { .. } => {
+            | MultiThreadStopReason::VForkDone { .. }
+            | MultiThreadStopReason::Exec(_) => {
                 return Err(Error::UnsupportedStopReason);
             }
         };

@@ -265,6 +265,7 @@ pub mod catch_syscalls;
 pub mod exec_file;
 pub mod extended_mode;
 pub mod flash;
+pub mod fork_children;
 pub mod host_info;
 pub mod host_io;
 pub mod libraries;

@@ -1311,6 +1311,7 @@ fn a_name_that_is_not_text_keeps_the_thread_list() {
         ["1 \"gdbthreads.glib\"", "2 \"a\u{fffd}\u{fffd}&\""],
         "km:\n{shown}"
     );
+}
 
 /// The number printed after `prefix` on the first line of `shown` that has it.
 fn number_after(shown: &str, prefix: &str) -> Option<u32> {

@@ -37,13 +37,17 @@ pub struct Group {
 /// with the requests in [`IOCTLS`] and the options in [`PRCTLS`].
 pub const ALLOWED: &[Group] = &[
     Group {
-        purpose: "KVM and guest memory (ioctl restricted, see below)",
+        purpose: "KVM and guest memory, System V segments the payload attaches (ioctl restricted, see below)",
         calls: syscalls!(
             SYS_ioctl,
             SYS_mmap,
             SYS_munmap,
             SYS_mprotect,
             SYS_mremap,
+            SYS_shmget,
+            SYS_shmat,
+            SYS_shmdt,
+            SYS_shmctl,
             SYS_madvise,
             SYS_msync,
             SYS_mlock,

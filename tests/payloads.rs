@@ -446,3 +446,15 @@ fn shared_anonymous_memory_is_shared_with_children() {
         );
     }
 }
+
+/// System V shared memory: attached twice, shared with a fork child, IPC_STAT's
+/// counts, shmdt, IPC_SET, IPC_RMID and the errors, as natively.
+#[test]
+fn sysv_shared_memory_as_native() {
+    let out = assert_same_as_native(&payload("sysvshm.glibc"), &[], None);
+    assert!(
+        text(&out.stdout).contains("parent sees: from the child"),
+        "{}",
+        text(&out.stdout)
+    );
+}

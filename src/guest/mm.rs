@@ -50,6 +50,8 @@ pub enum VmaKind {
     File,
     /// km's vDSO (and its data page).
     Vdso,
+    /// An attached System V shared memory segment.
+    SysvShm,
 }
 
 #[derive(Debug, Clone)]
@@ -104,6 +106,19 @@ pub struct MapRequest<'a> {
     pub file: Option<(BorrowedFd<'a>, u64)>,
     /// The mapped file's name, for core files.
     pub path: Option<Arc<str>>,
+}
+
+/// A System V segment to attach (shmat's arguments after validation).
+pub struct SegmentRequest {
+    /// Where (shmat's address), or `None` for a free range of the mmap area.
+    pub at: Option<u64>,
+    /// The segment's size.
+    pub len: u64,
+    pub prot: i32,
+    /// SHM_REMAP: replace what is mapped at `at`.
+    pub remap: bool,
+    /// What /proc/self/maps shows.
+    pub name: Arc<str>,
 }
 
 #[derive(Clone)]
@@ -425,6 +440,69 @@ impl AddressSpace {
             "mmap {:#x}..{:#x} prot {:#x} {kind:?}", range.start, range.end, req.prot
         );
         Ok(start)
+    }
+
+    /// shmat(2) after argument validation: places the segment `req` describes and
+    /// backs it with `attach`, which maps the segment over the committed guest range.
+    pub fn attach_segment(
+        &mut self,
+        vm: &Vm,
+        req: SegmentRequest,
+        attach: impl FnOnce(Range<u64>) -> Result<(), Errno>,
+    ) -> Result<u64, Errno> {
+        let SegmentRequest {
+            at,
+            len,
+            prot,
+            remap,
+            name,
+        } = req;
+        let len = page_align_up(len);
+        let start = match at {
+            Some(start) => {
+                let range = start..start.checked_add(len).ok_or(Errno::INVAL)?;
+                if start < MMAP_MIN_ADDR || self.region_for(vm, &range).is_none() {
+                    return Err(Errno::INVAL);
+                }
+                if !remap && self.overlaps(&range) {
+                    return Err(Errno::INVAL);
+                }
+                start
+            }
+            None => self.find_free(len).ok_or(Errno::NOMEM)?,
+        };
+        let range = start..start + len;
+        let region = self.region_for(vm, &range).ok_or(Errno::NOMEM)?;
+        vm.commit(region, range.clone()).map_err(|_| Errno::NOMEM)?;
+        attach(range.clone())?;
+        vm.protect(range.clone(), prot).map_err(|_| Errno::NOMEM)?;
+        self.insert(
+            range.clone(),
+            Vma::new(prot, VmaKind::SysvShm, true, Some((name, 0))),
+        );
+        trace!(
+            Category::Mem,
+            "shmat {:#x}..{:#x} prot {prot:#x}", range.start, range.end
+        );
+        Ok(start)
+    }
+
+    /// The range of the segment attachment that starts at `addr` (shmdt's
+    /// argument): its mappings from `addr` on, as far as they continue it.
+    pub fn segment_at(&self, addr: u64) -> Option<Range<u64>> {
+        let (start, first) = self.vma_at(addr).filter(|(s, _)| *s == addr)?;
+        if first.kind != VmaKind::SysvShm {
+            return None;
+        }
+        let mut end = first.end;
+        for (s, v) in self.vmas.range(end..) {
+            if *s != end || v.kind != VmaKind::SysvShm || v.file != first.advanced(end - start).file
+            {
+                break;
+            }
+            end = v.end;
+        }
+        Some(start..end)
     }
 
     /// munmap(2): drops the mappings in `range` and gives their memory back to the host.

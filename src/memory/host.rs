@@ -736,6 +736,7 @@ pub fn close_fd(n: RawFd) {
 const INT_SYSCALLS: &[libc::c_long] = &[
     libc::SYS_flock,
     libc::SYS_membarrier,
+    libc::SYS_shmget,
     libc::SYS_fadvise64,
     libc::SYS_fallocate,
     libc::SYS_readahead,
@@ -1022,4 +1023,19 @@ pub fn sched_rr_get_interval(pid: i32) -> Result<[i64; 2], Errno> {
     // SAFETY: the kernel writes one struct timespec into the km variable.
     check(unsafe { libc::sched_rr_get_interval(pid, &mut ts) } as libc::c_long)?;
     Ok([ts.tv_sec, ts.tv_nsec])
+}
+
+/// shmctl(id, cmd, buf) with `buf` a km buffer (empty: a null pointer): what
+/// IPC_SET reads, or where IPC_STAT and the info commands write. Returns the
+/// call's result and the buffer.
+pub fn shmctl(id: i32, cmd: i32, mut buf: Vec<u8>) -> Result<(u64, Vec<u8>), Errno> {
+    let p = if buf.is_empty() {
+        std::ptr::null_mut()
+    } else {
+        buf.as_mut_ptr()
+    };
+    // SAFETY: the kernel reads or writes at most one structure of the command's
+    // type, and the caller sized `buf` for it.
+    let r = unsafe { libc::shmctl(id, cmd, p.cast()) };
+    check(r as libc::c_long).map(|n| (n as u64, buf))
 }

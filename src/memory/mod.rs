@@ -35,6 +35,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use anyhow::{Context, Result, bail};
 use kvm_bindings::kvm_userspace_memory_region;
 use kvm_ioctls::VmFd;
+use rustix::io::Errno;
 use vm_memory::{Bytes, MmapRegion, VolatileMemory, VolatileSlice};
 
 pub const PAGE_SIZE: u64 = 4096;
@@ -459,6 +460,39 @@ impl GuestMemory {
         self.remap(range, Some((fd, offset)), prot, flags)
     }
 
+    /// Moves System V segment `segment` over the committed guest range `range`,
+    /// which must be exactly as long (the segment's size rounded up to pages).
+    pub fn place_sysv(&self, range: Range<u64>, mut segment: SysvSegment) -> Result<(), Errno> {
+        let len = (range.end - range.start) as usize;
+        if len != segment.len {
+            return Err(Errno::INVAL);
+        }
+        let host = self
+            .slice(range.start, len)
+            .map_err(|_| Errno::INVAL)?
+            .ptr_guard_mut()
+            .as_ptr();
+        // SAFETY: the source is the segment's own attachment (`segment.len` bytes, all
+        // of it); the destination `host..host+len` lies inside a reservation owned by
+        // a region (checked by `slice`), which no Rust reference points into, and
+        // MREMAP_FIXED replaces exactly those pages.
+        let p = unsafe {
+            libc::mremap(
+                segment.addr as *mut libc::c_void,
+                len,
+                len,
+                libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
+                host,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(last_errno());
+        }
+        // The attachment now lives in guest memory; munmap there detaches it.
+        segment.addr = 0;
+        Ok(())
+    }
+
     fn remap(
         &self,
         range: Range<u64>,
@@ -526,4 +560,63 @@ pub fn write_obj<T: vm_memory::ByteValued>(
     faults::guarded(|| s.write_obj(val, 0))
         .and_then(|r| r.ok())
         .ok_or(Fault { addr })
+}
+
+/// The calling thread's errno.
+fn last_errno() -> Errno {
+    Errno::from_raw_os_error(
+        std::io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EINVAL),
+    )
+}
+
+/// A System V shared memory segment attached where the host kernel chose, before
+/// it is placed in guest memory ([`GuestMemory::place_sysv`]); detached on drop.
+/// While attached, the segment id cannot name another segment, so its size is read
+/// after attaching: what is moved into guest memory is exactly the segment.
+pub struct SysvSegment {
+    addr: usize,
+    len: usize,
+}
+
+impl SysvSegment {
+    /// Attaches segment `id` (read-only with `readonly`); the host's errno (EINVAL,
+    /// EACCES, EIDRM...) when it cannot.
+    pub fn attach(id: i32, readonly: bool) -> Result<SysvSegment, Errno> {
+        let flags = if readonly { libc::SHM_RDONLY } else { 0 };
+        // SAFETY: a null address lets the kernel choose free host address space, so
+        // the attachment replaces nothing.
+        let p = unsafe { libc::shmat(id, std::ptr::null(), flags) };
+        if p as isize == -1 {
+            return Err(last_errno());
+        }
+        let mut segment = SysvSegment {
+            addr: p as usize,
+            len: 0,
+        };
+        // SAFETY: shmid_ds is plain data the kernel fills; IPC_STAT writes one.
+        let mut ds: libc::shmid_ds = unsafe { std::mem::zeroed() };
+        // SAFETY: the kernel writes one struct shmid_ds into the km variable.
+        if unsafe { libc::shmctl(id, libc::IPC_STAT, &mut ds) } < 0 {
+            return Err(last_errno());
+        }
+        segment.len = ds.shm_segsz.div_ceil(PAGE_SIZE as usize) * PAGE_SIZE as usize;
+        Ok(segment)
+    }
+
+    /// The guest range length the segment takes (its size rounded up to pages).
+    pub fn guest_len(&self) -> u64 {
+        self.len as u64
+    }
+}
+
+impl Drop for SysvSegment {
+    fn drop(&mut self) {
+        if self.addr != 0 {
+            // SAFETY: `addr` is this segment's own attachment, which nothing else
+            // refers to.
+            unsafe { libc::shmdt(self.addr as *const libc::c_void) };
+        }
+    }
 }

@@ -10,6 +10,7 @@ use rustix::io::Errno;
 use super::{Ctx, SysResult};
 use crate::guest::mm::TASK_SIZE;
 use crate::guest::mm::{MapRequest, VmaKind};
+use crate::guest::vm::MMAP_MIN_ADDR;
 use crate::kernel::lock;
 use crate::memory::{PAGE_SIZE, page_align_up};
 
@@ -40,10 +41,6 @@ fn file_name(fd: std::os::fd::BorrowedFd<'_>) -> std::sync::Arc<str> {
 pub fn brk(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     Ok(lock(&ctx.guest.mm).brk(&ctx.guest.vm, a[0]))
 }
-
-/// The lowest address a fixed mapping may take (Linux's default vm.mmap_min_addr;
-/// below it Linux refuses callers without CAP_SYS_RAWIO, which a payload never has).
-const MMAP_MIN_ADDR: u64 = 0x10000;
 
 /// A file mapping needs a descriptor open for reading, and for writing as well
 /// when it is shared and writable (not append-only): EACCES otherwise, as on Linux.
@@ -77,6 +74,8 @@ pub fn mmap(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     if (fixed || noreplace) && hint % PAGE_SIZE != 0 {
         return Err(Errno::INVAL);
     }
+    // Below vm.mmap_min_addr Linux refuses callers without CAP_SYS_RAWIO, which a
+    // payload never has.
     if (fixed || noreplace) && hint < MMAP_MIN_ADDR {
         return Err(Errno::PERM);
     }

@@ -24,6 +24,7 @@ pub use process::wait_for_vfork_child;
 pub mod procfs;
 pub mod procrule;
 mod signal;
+mod sysvipc;
 mod thread;
 
 use std::ffi::CString;
@@ -287,6 +288,10 @@ fn handler(nr: i64) -> Option<(&'static str, Handler)> {
         SYS_pidfd_send_signal => ("pidfd_send_signal", pidfd::pidfd_send_signal as Handler),
         SYS_pidfd_getfd => ("pidfd_getfd", pidfd::pidfd_getfd as Handler),
         SYS_membarrier => ("membarrier", thread::membarrier as Handler),
+        SYS_shmget => ("shmget", sysvipc::shmget as Handler),
+        SYS_shmat => ("shmat", sysvipc::shmat as Handler),
+        SYS_shmdt => ("shmdt", sysvipc::shmdt as Handler),
+        SYS_shmctl => ("shmctl", sysvipc::shmctl as Handler),
         SYS_clock_settime => ("clock_settime", privileged::clock_settime as Handler),
         SYS_settimeofday => ("settimeofday", privileged::settimeofday as Handler),
         SYS_sethostname => ("sethostname", privileged::set_name as Handler),

@@ -159,6 +159,16 @@ impl Target for KmTarget {
     fn support_host_io(&mut self) -> Option<HostIoOps<'_, Self>> {
         Some(self)
     }
+
+    fn support_siginfo(&mut self) -> Option<gdbstub::target::ext::siginfo::SiginfoOps<'_, Self>> {
+        Some(self)
+    }
+
+    fn support_pass_signals(
+        &mut self,
+    ) -> Option<gdbstub::target::ext::pass_signals::PassSignalsOps<'_, Self>> {
+        Some(self)
+    }
 }
 
 impl MultiThreadBase for KmTarget {

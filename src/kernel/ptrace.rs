@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 use kvm_bindings::kvm_regs;
 
 use super::lock;
+use super::signals::SigInfo;
 use crate::memory::{PAGE_SIZE, page_align_down};
 
 /// How often threads that have not stopped yet are kicked again.
@@ -116,6 +117,10 @@ pub struct Parked {
     pub xsave: Vec<u8>,
     /// Whether gdb changed `regs`.
     pub dirty: bool,
+    /// The signal the thread stopped with, as ptrace's PTRACE_GETSIGINFO shows it
+    /// (gdb's `$_siginfo`, which gdb may edit); none for a thread stopped only
+    /// because another one did.
+    pub siginfo: Option<SigInfo>,
 }
 
 #[derive(Default)]
@@ -139,6 +144,8 @@ struct State {
     watches: BTreeMap<u64, (usize, Vec<u8>)>,
     /// Read and access watchpoints: address -> (length, kind).
     access_watches: BTreeMap<u64, (u64, WatchKind)>,
+    /// Signals delivered without a stop (gdb's `handle SIG nostop noprint pass`).
+    passed: BTreeSet<i32>,
     /// `catch syscall`: off (`None`), every syscall (`Some(None)`), or these.
     catch_syscalls: Option<Option<BTreeSet<u64>>>,
     /// Events not reported yet, oldest first. An event of a thread gdb left stopped
@@ -181,6 +188,8 @@ pub struct Resume {
     pub xsave: Option<Vec<u8>>,
     pub action: Action,
     pub signal: Option<i32>,
+    /// The thread's signal information as gdb left it.
+    pub siginfo: Option<SigInfo>,
 }
 
 impl Debugger {
@@ -216,6 +225,7 @@ impl Debugger {
         s.detached = true;
         s.breakpoints.clear();
         s.catch_syscalls = None;
+        s.passed.clear();
         self.catching.store(false, Ordering::Relaxed);
         s.set_stopping(false);
         s.actions.clear();
@@ -292,6 +302,7 @@ impl Debugger {
                 xsave: None,
                 action: Action::Continue,
                 signal: None,
+                siginfo: state.siginfo,
             };
         }
         let mut generation = s.generation;
@@ -322,6 +333,7 @@ impl Debugger {
             xsave: parked.dirty.then_some(parked.xsave),
             action,
             signal,
+            siginfo: parked.siginfo,
         }
     }
 
@@ -381,11 +393,25 @@ impl Debugger {
         }
     }
 
-    /// Stops everything (gdb's Ctrl-C) and waits up to `timeout` for it.
-    pub fn interrupt(&self, timeout: Duration) -> Option<i32> {
-        lock(&self.state).set_stopping(true);
+    /// Stops everything (gdb's Ctrl-C) and waits up to `timeout` for it; returns
+    /// the thread to report stopped by `siginfo` (SIGINT). Nothing happens when
+    /// everything is stopped already or a stop is waiting to be reported (gdb's
+    /// Ctrl-C raced it): gdb learns of that stop instead, as from gdbserver.
+    pub fn interrupt(&self, timeout: Duration, siginfo: SigInfo) -> Option<i32> {
+        {
+            let mut s = lock(&self.state);
+            let pending = s.events.iter().any(|e| Self::reportable(&s, e));
+            if pending || (s.stopping && Self::stopped(&s) >= s.live) {
+                return None;
+            }
+            s.set_stopping(true);
+        }
         crate::kvm::kick::kick_all();
-        self.wait_stopped(timeout)
+        let tid = self.wait_stopped(timeout)?;
+        self.with_parked(tid, |p| {
+            p.siginfo.get_or_insert(siginfo);
+        });
+        Some(tid)
     }
 
     /// Waits up to `timeout` for every live thread to park; returns a parked one.
@@ -651,6 +677,16 @@ impl Debugger {
             && s.catch_syscalls
                 .as_ref()
                 .is_some_and(|only| only.as_ref().is_none_or(|set| set.contains(&nr)))
+    }
+
+    /// Sets the signals delivered without a stop (gdb's QPassSignals).
+    pub fn set_passed_signals(&self, signals: BTreeSet<i32>) {
+        lock(&self.state).passed = signals;
+    }
+
+    /// Whether signal `sig` goes to the payload without stopping it for gdb.
+    pub fn passes(&self, sig: i32) -> bool {
+        lock(&self.state).passed.contains(&sig)
     }
 
     /// The marks gdb's breakpoints and watchpoints have left now.

@@ -44,7 +44,8 @@ pub const SEGV_ACCERR: i32 = 2;
 const ILL_ILLOPN: i32 = 2;
 const FPE_INTDIV: i32 = 1;
 const FPE_FLTINV: i32 = 7;
-const TRAP_TRACE: i32 = 2;
+pub const TRAP_TRACE: i32 = 2;
+pub const TRAP_HWBKPT: i32 = 4;
 const BUS_ADRALN: i32 = 1;
 
 const UC_SIGCONTEXT_SS: u64 = 2;

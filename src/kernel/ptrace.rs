@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use kvm_bindings::kvm_regs;
 
 use super::lock;
-use super::signals::SigInfo;
+use super::signals::{SigInfo, signo};
 use crate::memory::{PAGE_SIZE, page_align_down};
 
 /// How often threads that have not stopped yet are kicked again.
@@ -394,14 +394,16 @@ impl Debugger {
     }
 
     /// Stops everything (gdb's Ctrl-C) and waits up to `timeout` for it; returns
-    /// the thread to report stopped by `siginfo` (SIGINT). Nothing happens when
-    /// everything is stopped already or a stop is waiting to be reported (gdb's
-    /// Ctrl-C raced it): gdb learns of that stop instead, as from gdbserver.
+    /// the thread to report stopped by `siginfo` (SIGINT). When everything is
+    /// stopped already, or a stop waits to be reported (gdb's Ctrl-C raced it),
+    /// the signal waits instead, as the SIGINT gdbserver sends a stopped process:
+    /// gdb learns of it at its next resume, which stops again at once.
     pub fn interrupt(&self, timeout: Duration, siginfo: SigInfo) -> Option<i32> {
         {
             let mut s = lock(&self.state);
             let pending = s.events.iter().any(|e| Self::reportable(&s, e));
             if pending || (s.stopping && Self::stopped(&s) >= s.live) {
+                Self::hold_signal(&mut s, siginfo);
                 return None;
             }
             s.set_stopping(true);
@@ -412,6 +414,25 @@ impl Debugger {
             p.siginfo.get_or_insert(siginfo);
         });
         Some(tid)
+    }
+
+    /// Queues a stop of a parked thread (the first) for signal `siginfo`, unless
+    /// that signal waits already (Linux keeps one of each classic signal).
+    fn hold_signal(s: &mut State, siginfo: SigInfo) {
+        let sig = signo(&siginfo);
+        if s.events
+            .iter()
+            .any(|e| matches!(e, Event::Signal(_, q) if *q == sig))
+        {
+            return;
+        }
+        let generation = s.generation;
+        let Some((&tid, (_, parked))) = s.parked.iter_mut().find(|(_, (g, _))| *g == generation)
+        else {
+            return;
+        };
+        parked.siginfo = Some(siginfo);
+        s.events.push_back(Event::Signal(tid, sig));
     }
 
     /// Waits up to `timeout` for every live thread to park; returns a parked one.

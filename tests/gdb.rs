@@ -1373,3 +1373,39 @@ fn mi_interrupt_racing_a_breakpoint() {
         wait_for(&mut child, Duration::from_secs(10), who);
     }
 }
+
+/// `handle SIG nostop noprint pass` for CPU exceptions: SIGFPE kills the payload
+/// without a stop reply for it (gdb's T08); SIGSEGV is reported all the same (T0b)
+/// and gdb passes it on, as under gdbserver.
+#[test]
+fn passed_faults_kill_the_payload() {
+    for (how, sig, terminated, stop) in [
+        (
+            "div0",
+            libc::SIGFPE,
+            "signal SIGFPE, Arithmetic exception.",
+            None,
+        ),
+        (
+            "null",
+            libc::SIGSEGV,
+            "signal SIGSEGV, Segmentation fault.",
+            Some("T0b"),
+        ),
+    ] {
+        let terminated = format!("Program terminated with {terminated}");
+        let expected = [
+            terminated.as_str(),
+            "Sending packet: $QPassSignals:8;b;",
+            "Packet received: X",
+        ];
+        let (shown, status) =
+            both_servers(&payload("fault.glibc"), &[how], "pass-fault.gdb", &expected);
+        let stopped = |reply: &str| shown.contains(&format!("Packet received: {reply}"));
+        match stop {
+            Some(reply) => assert!(stopped(reply), "km {how}: no stop {reply}:\n{shown}"),
+            None => assert!(!stopped("T08"), "km {how}: stopped:\n{shown}"),
+        }
+        assert_eq!(status.signal(), Some(sig), "km {how}: {status}");
+    }
+}

@@ -706,8 +706,11 @@ impl Debugger {
     }
 
     /// Whether signal `sig` goes to the payload without stopping it for gdb.
+    /// SIGTRAP, SIGILL and SIGSEGV stop all the same, as under gdbserver (which
+    /// takes them for possible breakpoint traps and lets gdb pass them on).
     pub fn passes(&self, sig: i32) -> bool {
-        lock(&self.state).passed.contains(&sig)
+        !matches!(sig, libc::SIGTRAP | libc::SIGILL | libc::SIGSEGV)
+            && lock(&self.state).passed.contains(&sig)
     }
 
     /// The marks gdb's breakpoints and watchpoints have left now.

@@ -8,4 +8,6 @@ continue
 interrupt
 continue
 info registers rip
+p $_siginfo.si_signo
+p $_siginfo.si_code
 continue

@@ -1220,7 +1220,8 @@ fn passed_signals_reach_the_payload_without_a_stop() {
 
 /// `interrupt` while already stopped: as gdbserver (which sends the stopped
 /// process SIGINT), the next `continue` stops at once for SIGINT where the thread
-/// stands, with its registers readable, and the one after runs to the end.
+/// stands, with its registers and siginfo readable, and the one after runs to the
+/// end.
 #[test]
 fn interrupt_while_stopped_then_continue() {
     let expected = [
@@ -1228,6 +1229,9 @@ fn interrupt_while_stopped_then_continue() {
         "received signal SIGINT, Interrupt.",
         "compute (n=3) at gdbdemo.c:17",
         "rip            0x",
+        // $_siginfo: SIGINT from a sender (SI_USER), as gdbserver's kill().
+        "$1 = 2",
+        "$2 = 0",
         "exited normally",
     ];
     let (shown, status) = both_servers(

@@ -152,6 +152,9 @@ struct State {
     /// at the last resume waits until gdb resumes that thread (as gdbserver keeps a
     /// thread's pending status).
     events: VecDeque<Event>,
+    /// The siginfo of queued signal stops held for the next resume (gdb's Ctrl-C
+    /// while stopped), by thread: the thread shows it once its stop is reported.
+    held_signals: BTreeMap<i32, SigInfo>,
     /// The threads the last resume left stopped (scheduler locking).
     held: HashSet<i32>,
     /// Threads gdb knows about (live).
@@ -215,6 +218,7 @@ impl Debugger {
         s.detached = false;
         s.finished = false;
         s.events.clear();
+        s.held_signals.clear();
         s.held.clear();
     }
 
@@ -367,7 +371,7 @@ impl Debugger {
                 }
                 let all_parked = Self::stopped(&s) >= s.live;
                 if all_parked || matches!(s.events[i], Event::Exited(_) | Event::Killed(_)) {
-                    return s.events.remove(i);
+                    return Self::take_event(&mut s, i);
                 }
                 // A kick only interrupts a blocking call already in progress: kick
                 // the threads still running again until they all stop.
@@ -391,6 +395,20 @@ impl Debugger {
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }
+    }
+
+    /// Removes event `i` to report it: a held signal's stop shows its siginfo.
+    fn take_event(s: &mut State, i: usize) -> Option<Event> {
+        let event = s.events.remove(i)?;
+        if let Event::Signal(t, sig) = event
+            && s.held_signals
+                .get(&t)
+                .is_some_and(|info| signo(info) == sig)
+            && let Some((_, parked)) = s.parked.get_mut(&t)
+        {
+            parked.siginfo = s.held_signals.remove(&t);
+        }
+        Some(event)
     }
 
     /// Stops everything (gdb's Ctrl-C) and waits up to `timeout` for it; returns
@@ -426,12 +444,10 @@ impl Debugger {
         {
             return;
         }
-        let generation = s.generation;
-        let Some((&tid, (_, parked))) = s.parked.iter_mut().find(|(_, (g, _))| *g == generation)
-        else {
+        let Some((&tid, _)) = s.parked.iter().find(|(_, (g, _))| *g == s.generation) else {
             return;
         };
-        parked.siginfo = Some(siginfo);
+        s.held_signals.insert(tid, siginfo);
         s.events.push_back(Event::Signal(tid, sig));
     }
 

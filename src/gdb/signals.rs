@@ -49,7 +49,8 @@ impl PassSignals for KmTarget {
     }
 }
 
-/// The bytes of `info` from `offset`, at most `length` (none past its end).
+/// The bytes of a siginfo from `offset`, at most `length` of them and none past
+/// its end; `None` for an offset past its end.
 fn siginfo_range(offset: u64, length: usize) -> Option<std::ops::Range<usize>> {
     let size = std::mem::size_of::<SigInfo>();
     let start = usize::try_from(offset).ok().filter(|&o| o <= size)?;

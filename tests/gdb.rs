@@ -1413,3 +1413,28 @@ fn passed_faults_kill_the_payload() {
         assert_eq!(status.signal(), Some(sig), "km {how}: {status}");
     }
 }
+
+/// `$_siginfo` at a single-step, a write watchpoint and a syscall catchpoint: the
+/// SIGTRAP codes and addresses Linux gives gdbserver for them.
+#[test]
+fn siginfo_at_steps_watchpoints_and_syscall_stops() {
+    let expected = [
+        "hit Breakpoint 1, compute (n=3)",
+        "$1 = 5",
+        "$2 = 2",
+        "$3 = 1",
+        "hit Hardware watchpoint 2: counter",
+        "$4 = 4",
+        "$5 = 1",
+        "hit Catchpoint 3 (call to syscall write)",
+        "$6 = 133",
+        "exited normally",
+    ];
+    let (_, status) = both_servers(
+        &payload("gdbdemo.glibc"),
+        &[],
+        "siginfo-traps.gdb",
+        &expected,
+    );
+    assert!(status.success(), "km: {status}");
+}

@@ -1414,20 +1414,25 @@ fn passed_faults_kill_the_payload() {
     }
 }
 
-/// `$_siginfo` at a single-step, a write watchpoint and a syscall catchpoint: the
-/// SIGTRAP codes and addresses Linux gives gdbserver for them.
+/// `$_siginfo` at the first stop, in a thread stopped because another one hit a
+/// breakpoint, at a single-step, a write watchpoint and a syscall catchpoint: the
+/// signals, codes and addresses Linux gives gdbserver for them.
 #[test]
-fn siginfo_at_steps_watchpoints_and_syscall_stops() {
+fn siginfo_at_debug_stops() {
     let expected = [
-        "hit Breakpoint 1, compute (n=3)",
         "$1 = 5",
-        "$2 = 2",
-        "$3 = 1",
+        "$2 = 0",
+        "hit Breakpoint 1, compute (n=3)",
+        "$3 = 19",
+        "$4 = -6",
+        "$5 = 5",
+        "$6 = 2",
+        "$7 = 1",
         "hit Hardware watchpoint 2: counter",
-        "$4 = 4",
-        "$5 = 1",
+        "$8 = 4",
+        "$9 = 1",
         "hit Catchpoint 3 (call to syscall write)",
-        "$6 = 133",
+        "$10 = 133",
         "exited normally",
     ];
     let (_, status) = both_servers(

@@ -56,7 +56,9 @@ pub fn thread_started(guest: &Guest, thread: &mut Thread) -> Result<()> {
 pub fn initial_stop(guest: &Guest, thread: &mut Thread) -> Result<()> {
     if let Some(d) = &guest.debugger {
         d.request_stop();
-        let signal = debug_park(guest, thread, Point::Interrupted, |_| None)?;
+        // gdb's $_siginfo shows the SIGTRAP execve sends a traced process.
+        let exec_trap = signals::info_from_self(libc::SIGTRAP, signals::SI_USER);
+        let signal = debug_park(guest, thread, Point::Interrupted, |_| Some(exec_trap))?;
         inject(thread, signal);
     }
     Ok(())
@@ -209,7 +211,9 @@ pub fn park_if_stopping(guest: &Guest, thread: &mut Thread, point: Point) -> Res
     if matches!(point, Point::Interrupted) && thread.vcpu.in_landing_pad()? {
         return Ok(None);
     }
-    let signal = debug_park(guest, thread, point, |_| None)?;
+    // gdb's $_siginfo shows the SIGSTOP gdbserver stops the other threads with.
+    let stop = signals::info_from_self(libc::SIGSTOP, signals::SI_TKILL);
+    let signal = debug_park(guest, thread, point, |_| Some(stop))?;
     inject(thread, signal);
     Ok(Some(Point::Interrupted))
 }

@@ -118,8 +118,7 @@ pub struct Parked {
     /// Whether gdb changed `regs`.
     pub dirty: bool,
     /// The signal the thread stopped with, as ptrace's PTRACE_GETSIGINFO shows it
-    /// (gdb's `$_siginfo`, which gdb may edit); none for a thread stopped only
-    /// because another one did.
+    /// to gdbserver (gdb's `$_siginfo`, which gdb may edit).
     pub siginfo: Option<SigInfo>,
 }
 
@@ -428,9 +427,7 @@ impl Debugger {
         }
         crate::kvm::kick::kick_all();
         let tid = self.wait_stopped(timeout)?;
-        self.with_parked(tid, |p| {
-            p.siginfo.get_or_insert(siginfo);
-        });
+        self.with_parked(tid, |p| p.siginfo = Some(siginfo));
         Some(tid)
     }
 

@@ -94,6 +94,12 @@ pub fn info_from(sig: i32, code: i32, pid: i32, uid: u32) -> SigInfo {
     i
 }
 
+/// A siginfo sent by the payload's own process (km).
+pub fn info_from_self(sig: i32, code: i32) -> SigInfo {
+    let pid = rustix::process::getpid().as_raw_nonzero().get();
+    info_from(sig, code, pid, rustix::process::getuid().as_raw())
+}
+
 /// A siginfo for a fault at `addr`.
 pub fn info_fault(sig: i32, code: i32, addr: u64) -> SigInfo {
     let mut i = info(sig, code);

@@ -172,10 +172,10 @@ fn exception(guest: &Guest, thread: &mut Thread) -> Result<Point> {
         },
         _ => signals::for_exception(guest, &frame, cr2),
     };
-    let point = match debug::exception(guest, thread, frame, cr2, &info)? {
+    let (point, info) = match debug::exception(guest, thread, frame, cr2, &info)? {
         debug::Exception::Handled => return Ok(Point::Interrupted),
-        debug::Exception::Passed => Point::Interrupted,
-        debug::Exception::Payload => Point::Exception(frame),
+        debug::Exception::Passed { info, at } => (at, info),
+        debug::Exception::Payload => (Point::Exception(frame), info),
     };
     if let Some(fatal) = signals::raise_fault(guest, thread, info) {
         // After gdb passed the signal the vCPU sits in the stub's exit; the report

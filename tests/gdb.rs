@@ -1421,3 +1421,282 @@ fn catch_exec_then_a_breakpoint_in_the_new_program() {
     let (shown, status) = both_servers(&exe, &["exec"], "catch-exec.gdb", &expected);
     assert!(status.success(), "km: {status}\n{shown}");
 }
+
+/// gdb's `$_siginfo` (siginfo.c): at a breakpoint the int3's SIGTRAP (SI_KERNEL),
+/// at raise(SIGUSR1) tgkill's SI_TKILL, at a SIGSEGV its code and fault address;
+/// gdb's change of that address reaches the payload's SA_SIGINFO handler.
+#[test]
+fn siginfo_at_a_breakpoint_a_signal_and_a_fault() {
+    let expected = [
+        "Breakpoint 1, ready ()",
+        "$1 = 5",
+        "$2 = 128",
+        "received signal SIGUSR1, User defined signal 1.",
+        "$3 = 10",
+        "$4 = -6",
+        "Breakpoint 2, handled (sig=10, code=-6, addr=0x0)",
+        "received signal SIGSEGV, Segmentation fault.",
+        "$5 = 11",
+        "$6 = 1",
+        "$7 = (void *) 0x10",
+        "Breakpoint 2, handled (sig=11, code=1, addr=0x20)",
+        "exited normally",
+    ];
+    let (_, status) = both_servers(&payload("siginfo.glibc"), &[], "siginfo.gdb", &expected);
+    assert!(status.success(), "km: {status}");
+}
+
+/// `handle SIGUSR1 nostop noprint pass`: gdb sends QPassSignals (SIGUSR1 is gdb's
+/// signal 0x1e) and the payload's handler gets SIGUSR1 without a stop reply for it.
+#[test]
+fn passed_signals_reach_the_payload_without_a_stop() {
+    // gdb's output first, then its remote log (stderr).
+    let expected = [
+        "Breakpoint 1, signalled (last=10)",
+        "exited with code 03",
+        "Sending packet: $QPassSignals:",
+        "Packet received: OK",
+    ];
+    let (shown, _) = both_servers(
+        &payload("debuggee.glibc"),
+        &["signals"],
+        "pass-signals.gdb",
+        &expected,
+    );
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.contains("$QPassSignals:") && l.contains(";1e;")),
+        "km: gdb did not pass SIGUSR1:\n{shown}"
+    );
+    assert!(
+        !shown.contains("Packet received: T1e"),
+        "km: stopped for SIGUSR1:\n{shown}"
+    );
+}
+
+/// `interrupt` while already stopped: as gdbserver (which sends the stopped
+/// process SIGINT), the next `continue` stops at once for SIGINT where the thread
+/// stands, with its registers and siginfo readable, and the one after runs to the
+/// end.
+#[test]
+fn interrupt_while_stopped_then_continue() {
+    let expected = [
+        "hit Breakpoint 1, compute (n=3) at gdbdemo.c:17",
+        "received signal SIGINT, Interrupt.",
+        "compute (n=3) at gdbdemo.c:17",
+        "rip            0x",
+        // $_siginfo: SIGINT from a sender (SI_USER), as gdbserver's kill().
+        "$1 = 2",
+        "$2 = 0",
+        "exited normally",
+    ];
+    let (shown, status) = both_servers(
+        &payload("gdbdemo.glibc"),
+        &[],
+        "interrupt-stopped.gdb",
+        &expected,
+    );
+    assert!(
+        !shown.contains("Could not read registers"),
+        "km: registers unreadable:\n{shown}"
+    );
+    assert!(status.success(), "km: {status}");
+}
+
+/// gdb's MI interpreter driven line by line: each command is sent when the
+/// previous output has arrived, so nothing depends on the host's speed.
+struct MiGdb {
+    gdb: Child,
+    input: std::process::ChildStdin,
+    lines: std::sync::mpsc::Receiver<String>,
+    shown: String,
+}
+
+impl MiGdb {
+    fn start(exe: &Path) -> Self {
+        let mut gdb = Command::new("gdb")
+            .args(["--interpreter=mi2", "-nx"])
+            .arg(exe)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("gdb");
+        let input = gdb.stdin.take().unwrap();
+        let out = BufReader::new(gdb.stdout.take().unwrap());
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in out.lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        MiGdb {
+            gdb,
+            input,
+            lines,
+            shown: String::new(),
+        }
+    }
+
+    fn send(&mut self, command: &str) {
+        use std::io::Write;
+        writeln!(self.input, "{command}").unwrap();
+        self.shown += &format!(">> {command}\n");
+    }
+
+    /// Waits for the next line starting with one of `starts`; a session silent
+    /// for [`SESSION_LIMIT`] has hung.
+    fn until(&mut self, starts: &[&str]) -> String {
+        loop {
+            let line = self
+                .lines
+                .recv_timeout(SESSION_LIMIT)
+                .unwrap_or_else(|_| panic!("gdb hung or ended:\n{}", self.shown));
+            self.shown += &line;
+            self.shown.push('\n');
+            if starts.iter().any(|s| line.starts_with(s)) {
+                return line;
+            }
+        }
+    }
+
+    /// Sends `command` and returns its result record (`^done`, `^error`...).
+    fn command(&mut self, command: &str) -> String {
+        self.send(command);
+        self.until(&["^"])
+    }
+}
+
+impl Drop for MiGdb {
+    fn drop(&mut self) {
+        let _ = self.gdb.kill();
+        let _ = self.gdb.wait();
+    }
+}
+
+/// VS Code's Pause racing a breakpoint, through gdb's MI: `-exec-interrupt` right
+/// after `-exec-continue` (it lands before or after the breakpoint stops the
+/// target), then again while surely stopped, then `-exec-continue` until the
+/// payload exits. Every stop has readable frames, the breakpoint is hit once and
+/// the session ends (km once answered E79 to gdb's register reads, and gdb spun).
+#[test]
+fn mi_interrupt_racing_a_breakpoint() {
+    let exe = payload("gdbdemo.glibc");
+    let dir = common::scratch("gdb-mi-race");
+    let args = [exe.as_os_str()];
+    for server in [Server::Km, Server::Gdbserver] {
+        let port = free_port();
+        let (mut command, marker, who) = match server {
+            Server::Km => (km_gdb(port, &dir, &args), "waiting for gdb", "km"),
+            Server::Gdbserver => (
+                gdbserver(port, &dir, &args),
+                "Listening on port",
+                "gdbserver",
+            ),
+        };
+        let mut child = command
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_listening(&mut child, marker);
+        let mut gdb = MiGdb::start(&exe);
+        gdb.command("-gdb-set mi-async on");
+        let connected = gdb.command(&format!("-target-select remote :{port}"));
+        assert!(connected.starts_with("^connected"), "{who}: {connected}");
+        gdb.command("-break-insert compute");
+        gdb.send("-exec-continue");
+        gdb.send("-exec-interrupt");
+        let mut stops = vec![gdb.until(&["*stopped"])];
+        gdb.command("-exec-interrupt");
+        while !stops.last().unwrap().contains("exited") {
+            let frames = gdb.command("-stack-list-frames");
+            assert!(frames.starts_with("^done"), "{who}: {}", gdb.shown);
+            assert!(stops.len() < 5, "{who}: too many stops:\n{}", gdb.shown);
+            let running = gdb.command("-exec-continue");
+            assert!(running.starts_with("^running"), "{who}: {}", gdb.shown);
+            stops.push(gdb.until(&["*stopped"]));
+        }
+        let hits = stops
+            .iter()
+            .filter(|s| s.contains("breakpoint-hit"))
+            .count();
+        assert_eq!(hits, 1, "{who}: {}", gdb.shown);
+        assert!(
+            stops.last().unwrap().contains("exited-normally"),
+            "{who}: {}",
+            gdb.shown
+        );
+        drop(gdb);
+        wait_for(&mut child, Duration::from_secs(10), who);
+    }
+}
+
+/// `handle SIG nostop noprint pass` for CPU exceptions: SIGFPE kills the payload
+/// without a stop reply for it (gdb's T08); SIGSEGV is reported all the same (T0b)
+/// and gdb passes it on, as under gdbserver.
+#[test]
+fn passed_faults_kill_the_payload() {
+    for (how, sig, terminated, stop) in [
+        (
+            "div0",
+            libc::SIGFPE,
+            "signal SIGFPE, Arithmetic exception.",
+            None,
+        ),
+        (
+            "null",
+            libc::SIGSEGV,
+            "signal SIGSEGV, Segmentation fault.",
+            Some("T0b"),
+        ),
+    ] {
+        let terminated = format!("Program terminated with {terminated}");
+        let expected = [
+            terminated.as_str(),
+            "Sending packet: $QPassSignals:8;b;",
+            "Packet received: X",
+        ];
+        let (shown, status) =
+            both_servers(&payload("fault.glibc"), &[how], "pass-fault.gdb", &expected);
+        let stopped = |reply: &str| shown.contains(&format!("Packet received: {reply}"));
+        match stop {
+            Some(reply) => assert!(stopped(reply), "km {how}: no stop {reply}:\n{shown}"),
+            None => assert!(!stopped("T08"), "km {how}: stopped:\n{shown}"),
+        }
+        assert_eq!(status.signal(), Some(sig), "km {how}: {status}");
+    }
+}
+
+/// `$_siginfo` at the first stop, in a thread stopped because another one hit a
+/// breakpoint, at a single-step, a write watchpoint and a syscall catchpoint: the
+/// signals, codes and addresses Linux gives gdbserver for them.
+#[test]
+fn siginfo_at_debug_stops() {
+    let expected = [
+        "$1 = 5",
+        "$2 = 0",
+        "hit Breakpoint 1, compute (n=3)",
+        "$3 = 19",
+        "$4 = -6",
+        "$5 = 5",
+        "$6 = 2",
+        "$7 = 1",
+        "hit Hardware watchpoint 2: counter",
+        "$8 = 4",
+        "$9 = 1",
+        "hit Catchpoint 3 (call to syscall write)",
+        "$10 = 133",
+        "exited normally",
+    ];
+    let (_, status) = both_servers(
+        &payload("gdbdemo.glibc"),
+        &[],
+        "siginfo-traps.gdb",
+        &expected,
+    );
+    assert!(status.success(), "km: {status}");
+}

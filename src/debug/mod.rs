@@ -9,7 +9,7 @@ pub mod watch;
 use anyhow::Result;
 use kvm_bindings::kvm_regs;
 
-use crate::guest::landing_pad::{ExceptionFrame, SYS_BASE, SYS_SIZE};
+use crate::guest::landing_pad::{CpuArea, ExceptionFrame, SYS_BASE, SYS_SIZE};
 use crate::kernel::process::{ForkedChild, Guest, Thread};
 use crate::kernel::ptrace::{self, Event, WatchKind};
 use crate::kernel::signals::{self, Point, SigInfo};
@@ -29,9 +29,9 @@ pub enum Exception {
     /// Consumed (a breakpoint, a step, a watched page): the thread goes on from
     /// where it stands now.
     Handled,
-    /// gdb saw the exception's signal and passed it on: raise it, then go on from
-    /// where the thread stands now.
-    Passed,
+    /// gdb saw the exception's signal and passed it on (with `info`, which gdb may
+    /// have edited): raise it at `at`, where the thread stands now.
+    Passed { info: SigInfo, at: Point },
     /// Not a debug event: the payload gets the exception's signal as without gdb.
     Payload,
 }
@@ -53,7 +53,9 @@ pub fn thread_started(guest: &Guest, thread: &mut Thread) -> Result<()> {
 pub fn initial_stop(guest: &Guest, thread: &mut Thread) -> Result<()> {
     if let Some(d) = &guest.debugger {
         d.request_stop();
-        let signal = debug_park(guest, thread, Point::Interrupted)?;
+        // gdb's $_siginfo shows the SIGTRAP execve sends a traced process.
+        let exec_trap = signals::info_from_self(libc::SIGTRAP, signals::SI_USER);
+        let signal = debug_park(guest, thread, Point::Interrupted, |_| Some(exec_trap))?;
         inject(thread, signal);
     }
     Ok(())
@@ -123,13 +125,33 @@ pub fn exception(
         thread.vcpu.enter_user(&guest.vm.mem, &regs)?;
         return Ok(Exception::Handled);
     }
-    d.report(Event::Signal(thread.tid, signals::signo(info)));
-    let signal = debug_park(guest, thread, Point::Exception(frame))?;
-    if signal != Some(signals::signo(info)) {
-        // gdb chose not to pass the signal: resume where it stands.
-        return Ok(Exception::Handled);
+    let sig = signals::signo(info);
+    if d.passes(sig) {
+        return Ok(Exception::Payload);
     }
-    Ok(Exception::Passed)
+    d.report(Event::Signal(thread.tid, sig));
+    match debug_park(guest, thread, Point::Exception(frame), |_| Some(*info))? {
+        Some(info) if signals::signo(&info) == sig => Ok(Exception::Passed {
+            info,
+            at: resumed_point(guest, thread)?,
+        }),
+        other => {
+            // gdb chose another signal or none: resume where it stands.
+            inject(thread, other);
+            Ok(Exception::Handled)
+        }
+    }
+}
+
+/// Where a thread that gdb resumed from an exception stop stands: still in the
+/// exception stub, about to return to the user context gdb left (a signal frame
+/// is built from the stub's frame), or in user code when it single-steps.
+fn resumed_point(guest: &Guest, thread: &Thread) -> Result<Point> {
+    Ok(if CpuArea::in_stubs(thread.vcpu.regs()?.rip) {
+        Point::Exception(thread.vcpu.area.exception(&guest.vm.mem)?)
+    } else {
+        Point::Interrupted
+    })
 }
 
 /// After a syscall returned (`point`): stops at its return for `catch syscall`, or
@@ -217,7 +239,9 @@ pub fn park_if_stopping(guest: &Guest, thread: &mut Thread, point: Point) -> Res
     if matches!(point, Point::Interrupted) && thread.vcpu.in_landing_pad()? {
         return Ok(None);
     }
-    let signal = debug_park(guest, thread, point)?;
+    // gdb's $_siginfo shows the SIGSTOP gdbserver stops the other threads with.
+    let stop = signals::info_from_self(libc::SIGSTOP, signals::SI_TKILL);
+    let signal = debug_park(guest, thread, point, |_| Some(stop))?;
     inject(thread, signal);
     Ok(Some(Point::Interrupted))
 }
@@ -260,8 +284,8 @@ fn late_breakpoint(guest: &Guest, d: &ptrace::Debugger, frame: &ExceptionFrame) 
 
 /// Signal `info` about to be delivered to `thread` at `point`: gdb sees it first
 /// (as a ptrace signal-delivery stop) and resumes the thread with the signal to
-/// deliver instead (the same, another, or none). Returns that signal and the point
-/// the thread stands at now.
+/// deliver instead (the same, another, or none), unless gdb passes it without a
+/// stop. Returns that signal and the point the thread stands at now.
 pub fn signal_stop(
     guest: &Guest,
     thread: &mut Thread,
@@ -272,15 +296,11 @@ pub fn signal_stop(
     let Some(d) = guest.debugger.as_ref().filter(|d| d.attached()) else {
         return Ok((Some(info), point));
     };
-    if sig == libc::SIGKILL {
+    if sig == libc::SIGKILL || d.passes(sig) {
         return Ok((Some(info), point));
     }
     d.report(Event::Signal(thread.tid, sig));
-    let delivered = match debug_park(guest, thread, point)? {
-        Some(s) if s == sig => Some(info),
-        Some(s) => Some(signals::info(s, signals::SI_USER)),
-        None => None,
-    };
+    let delivered = debug_park(guest, thread, point, |_| Some(info))?;
     Ok((delivered, Point::Interrupted))
 }
 
@@ -297,9 +317,37 @@ pub fn handler_entered(guest: &Guest, thread: &mut Thread) -> Result<()> {
 fn stop(guest: &Guest, thread: &mut Thread, event: Event, point: Point) -> Result<()> {
     let d = guest.debugger.as_ref().expect("debug events need gdb");
     d.report(event);
-    let signal = debug_park(guest, thread, point)?;
+    let signal = debug_park(guest, thread, point, |rip| trap_info(event, rip))?;
     inject(thread, signal);
     Ok(())
+}
+
+/// `si_code` of a syscall stop (ptrace's PTRACE_O_TRACESYSGOOD, as gdbserver sets).
+const SYSCALL_TRAP: i32 = libc::SIGTRAP | 0x80;
+
+/// The SIGTRAP siginfo Linux shows a debugger for `event` at user RIP `rip`:
+/// an int3 (SI_KERNEL), a single-step (TRAP_TRACE at the next instruction), a
+/// watchpoint (TRAP_HWBKPT, as from a debug register), a syscall stop or a
+/// fork, vfork or exec event.
+fn trap_info(event: Event, rip: u64) -> Option<SigInfo> {
+    Some(match event {
+        Event::Breakpoint(_) => signals::info(libc::SIGTRAP, signals::SI_KERNEL),
+        Event::Step(_) => signals::info_fault(libc::SIGTRAP, signals::TRAP_TRACE, rip),
+        Event::Watch(..) => signals::info_fault(libc::SIGTRAP, signals::TRAP_HWBKPT, rip),
+        Event::SyscallEntry(..) | Event::SyscallReturn(..) => {
+            signals::info(libc::SIGTRAP, SYSCALL_TRAP)
+        }
+        Event::Fork { vfork, .. } => ptrace_event(if vfork { 2 } else { 1 }),
+        Event::VForkDone(_) => ptrace_event(5),
+        Event::Exec(_) => ptrace_event(4),
+        Event::Signal(..) | Event::Exited(_) | Event::Killed(_) => return None,
+    })
+}
+
+/// The siginfo of a ptrace event stop (PTRACE_EVENT_FORK 1, _VFORK 2, _EXEC 4,
+/// _VFORK_DONE 5): SIGTRAP with `si_code` SIGTRAP | event << 8, as Linux reports it.
+fn ptrace_event(event: i32) -> SigInfo {
+    signals::info(libc::SIGTRAP, libc::SIGTRAP | event << 8)
 }
 
 /// A system call made while single-stepping ends the step at the instruction after
@@ -407,15 +455,17 @@ fn continue_after_step(guest: &Guest, thread: &mut Thread, mut regs: kvm_regs) -
     Ok(regs)
 }
 
-/// Parks `thread` for gdb showing user registers `regs` (and `orig_rax`) until gdb
-/// resumes it; then arms the single-step gdb asked for. The caller resumes the vCPU.
-/// Returns gdb's resume and the FS base the thread had when it parked.
+/// Parks `thread` for gdb showing user registers `regs` (and `orig_rax`, and the
+/// signal it stopped with) until gdb resumes it; then arms the single-step gdb
+/// asked for. The caller resumes the vCPU. Returns gdb's resume and the FS base
+/// the thread had when it parked.
 fn park(
     guest: &Guest,
     d: &ptrace::Debugger,
     thread: &mut Thread,
     mut regs: kvm_regs,
     orig_rax: u64,
+    siginfo: Option<SigInfo>,
 ) -> Result<(ptrace::Resume, u64)> {
     regs.rflags &= !TF;
     let (fs_base, gs_base) = thread.vcpu.segment_bases()?;
@@ -426,6 +476,7 @@ fn park(
         gs_base,
         xsave: thread.vcpu.xsave()?,
         dirty: false,
+        siginfo,
     };
     trace!(
         Category::Kvm,
@@ -437,10 +488,16 @@ fn park(
     Ok((resume, fs_base))
 }
 
-/// Parks `thread` (stopped at `point`) for gdb and resumes it with the registers and
-/// action gdb left: the vCPU re-enters user code exactly there. Returns the signal
-/// gdb asked to deliver, if any.
-fn debug_park(guest: &Guest, thread: &mut Thread, point: Point) -> Result<Option<i32>> {
+/// Parks `thread` (stopped at `point`, with the siginfo `siginfo` gives for its
+/// user RIP) for gdb and resumes it with the registers and action gdb left: the
+/// vCPU re-enters user code exactly there. Returns the signal gdb asked to
+/// deliver, if any.
+fn debug_park(
+    guest: &Guest,
+    thread: &mut Thread,
+    point: Point,
+    siginfo: impl FnOnce(u64) -> Option<SigInfo>,
+) -> Result<Option<SigInfo>> {
     let Some(d) = &guest.debugger else {
         return Ok(None);
     };
@@ -457,7 +514,7 @@ fn debug_park(guest: &Guest, thread: &mut Thread, point: Point) -> Result<Option
         Point::Syscall { nr, .. } => nr,
         _ => u64::MAX,
     };
-    let (resume, fs_base) = park(guest, d, thread, regs, orig_rax)?;
+    let (resume, fs_base) = park(guest, d, thread, regs, orig_rax, siginfo(regs.rip))?;
     let mut regs = resume.regs;
     if thread.stepping {
         regs.rflags |= TF;
@@ -477,7 +534,18 @@ fn debug_park(guest: &Guest, thread: &mut Thread, point: Point) -> Result<Option
         }
     }
     thread.vcpu.enter_user(&guest.vm.mem, &regs)?;
-    Ok(resume.signal)
+    Ok(resumed_with(&resume))
+}
+
+/// The signal gdb resumed a thread with, as ptrace delivers it: the one the
+/// thread stopped with keeps its siginfo (as gdb left it), another one comes
+/// from the debugger (SI_USER).
+fn resumed_with(resume: &ptrace::Resume) -> Option<SigInfo> {
+    let sig = resume.signal?;
+    Some(match resume.siginfo {
+        Some(info) if signals::signo(&info) == sig => info,
+        _ => signals::info(sig, signals::SI_USER),
+    })
 }
 
 fn catches_syscall(guest: &Guest, nr: u64) -> bool {
@@ -494,7 +562,8 @@ pub fn catch_syscall_entry(guest: &Guest, thread: &mut Thread, nr: u64) -> Resul
     let Some(d) = guest.debugger.as_ref().filter(|d| d.catches_syscall(nr)) else {
         return Ok(());
     };
-    d.report(Event::SyscallEntry(thread.tid, nr));
+    let event = Event::SyscallEntry(thread.tid, nr);
+    d.report(event);
     let point = Point::Syscall {
         nr,
         result: (-(libc::ENOSYS as i64)) as u64,
@@ -502,15 +571,16 @@ pub fn catch_syscall_entry(guest: &Guest, thread: &mut Thread, nr: u64) -> Resul
     };
     let regs = signals::user_context(thread, point)?;
     // A step from here runs the syscall and stops after it, as on Linux.
-    let (resume, _) = park(guest, d, thread, regs, nr)?;
-    inject(thread, resume.signal);
+    let siginfo = trap_info(event, regs.rip);
+    let (resume, _) = park(guest, d, thread, regs, nr, siginfo)?;
+    inject(thread, resumed_with(&resume));
     Ok(())
 }
 
 /// A signal gdb asked to deliver when it resumed a thread parked at a stop: it is
 /// delivered next, without another stop (as with ptrace's PTRACE_CONT).
-fn inject(thread: &mut Thread, signal: Option<i32>) {
-    if let Some(sig) = signal {
-        thread.forced_signal = Some(signals::info(sig, signals::SI_USER));
+fn inject(thread: &mut Thread, signal: Option<SigInfo>) {
+    if signal.is_some() {
+        thread.forced_signal = signal;
     }
 }

@@ -30,6 +30,7 @@ use crate::kernel::lock;
 use crate::kernel::private_fds;
 use crate::kernel::process::{Guest, Handover};
 use crate::kernel::ptrace::{Debugger, Event, ForkDecision, WatchKind};
+use crate::kernel::signals::{SI_KERNEL, SI_USER, info as siginfo};
 
 use conn::Conn;
 pub use target::KmTarget;
@@ -89,7 +90,9 @@ pub fn serve_attaches(guest: Arc<Guest>, debugger: Arc<Debugger>, listener: List
             continue;
         }
         debugger.attach();
-        if debugger.interrupt(STOP_TIMEOUT).is_none() {
+        // The stop gdb finds on attach: SIGSTOP, as PTRACE_ATTACH sends.
+        let attach_stop = siginfo(libc::SIGSTOP, SI_KERNEL);
+        if debugger.interrupt(STOP_TIMEOUT, attach_stop).is_none() {
             debugger.detach();
             continue;
         }
@@ -227,7 +230,9 @@ impl run_blocking::BlockingEventLoop for EventLoop {
     fn on_interrupt(
         target: &mut KmTarget,
     ) -> Result<Option<Self::StopReason>, <KmTarget as Target>::Error> {
-        Ok(target.debugger().interrupt(STOP_TIMEOUT).map(|t| {
+        // Ctrl-C: gdbserver sends SIGINT.
+        let ctrl_c = siginfo(libc::SIGINT, SI_USER);
+        Ok(target.debugger().interrupt(STOP_TIMEOUT, ctrl_c).map(|t| {
             MultiThreadStopReason::SignalWithThread {
                 tid: tid(t),
                 signal: Signal::SIGINT,

@@ -184,6 +184,16 @@ impl Target for KmTarget {
     fn use_exec_stop_reason(&self) -> bool {
         true
     }
+
+    fn support_siginfo(&mut self) -> Option<gdbstub::target::ext::siginfo::SiginfoOps<'_, Self>> {
+        Some(self)
+    }
+
+    fn support_pass_signals(
+        &mut self,
+    ) -> Option<gdbstub::target::ext::pass_signals::PassSignalsOps<'_, Self>> {
+        Some(self)
+    }
 }
 
 impl MultiThreadBase for KmTarget {

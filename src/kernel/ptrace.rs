@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 use kvm_bindings::kvm_regs;
 
 use super::lock;
+use super::signals::{SigInfo, signo};
 use crate::memory::{PAGE_SIZE, page_align_down};
 
 /// How often threads that have not stopped yet are kicked again.
@@ -167,6 +168,9 @@ pub struct Parked {
     pub xsave: Vec<u8>,
     /// Whether gdb changed `regs`.
     pub dirty: bool,
+    /// The signal the thread stopped with, as ptrace's PTRACE_GETSIGINFO shows it
+    /// to gdbserver (gdb's `$_siginfo`, which gdb may edit).
+    pub siginfo: Option<SigInfo>,
 }
 
 #[derive(Default)]
@@ -190,12 +194,17 @@ struct State {
     watches: BTreeMap<u64, (usize, Vec<u8>)>,
     /// Read and access watchpoints: address -> (length, kind).
     access_watches: BTreeMap<u64, (u64, WatchKind)>,
+    /// Signals delivered without a stop (gdb's `handle SIG nostop noprint pass`).
+    passed: BTreeSet<i32>,
     /// `catch syscall`: off (`None`), every syscall (`Some(None)`), or these.
     catch_syscalls: Option<Option<BTreeSet<u64>>>,
     /// Events not reported yet, oldest first. An event of a thread gdb left stopped
     /// at the last resume waits until gdb resumes that thread (as gdbserver keeps a
     /// thread's pending status).
     events: VecDeque<Event>,
+    /// The siginfo of queued signal stops held for the next resume (gdb's Ctrl-C
+    /// while stopped), by thread: the thread shows it once its stop is reported.
+    held_signals: BTreeMap<i32, SigInfo>,
     /// The threads the last resume left stopped (scheduler locking).
     held: HashSet<i32>,
     /// Threads gdb knows about (live).
@@ -278,6 +287,8 @@ pub struct Resume {
     pub xsave: Option<Vec<u8>>,
     pub action: Action,
     pub signal: Option<i32>,
+    /// The thread's signal information as gdb left it.
+    pub siginfo: Option<SigInfo>,
 }
 
 impl Debugger {
@@ -303,6 +314,7 @@ impl Debugger {
         s.detached = false;
         s.finished = false;
         s.events.clear();
+        s.held_signals.clear();
         s.held.clear();
     }
 
@@ -315,6 +327,7 @@ impl Debugger {
         s.session = None;
         s.breakpoints.clear();
         s.catch_syscalls = None;
+        s.passed.clear();
         self.catching.store(false, Ordering::Relaxed);
         s.set_stopping(false);
         s.actions.clear();
@@ -434,6 +447,7 @@ impl Debugger {
                 xsave: None,
                 action: Action::Continue,
                 signal: None,
+                siginfo: state.siginfo,
             };
         }
         let mut generation = s.generation;
@@ -464,6 +478,7 @@ impl Debugger {
             xsave: parked.dirty.then_some(parked.xsave),
             action,
             signal,
+            siginfo: parked.siginfo,
         }
     }
 
@@ -497,7 +512,7 @@ impl Debugger {
                 }
                 let all_parked = Self::stopped(&s) >= s.live;
                 if all_parked || matches!(s.events[i], Event::Exited(_) | Event::Killed(_)) {
-                    return s.events.remove(i);
+                    return Self::take_event(&mut s, i);
                 }
                 // A kick only interrupts a blocking call already in progress: kick
                 // the threads still running again until they all stop.
@@ -523,11 +538,56 @@ impl Debugger {
         }
     }
 
-    /// Stops everything (gdb's Ctrl-C) and waits up to `timeout` for it.
-    pub fn interrupt(&self, timeout: Duration) -> Option<i32> {
-        lock(&self.state).set_stopping(true);
+    /// Removes event `i` to report it: a held signal's stop shows its siginfo.
+    fn take_event(s: &mut State, i: usize) -> Option<Event> {
+        let event = s.events.remove(i)?;
+        if let Event::Signal(t, sig) = event
+            && s.held_signals
+                .get(&t)
+                .is_some_and(|info| signo(info) == sig)
+            && let Some((_, parked)) = s.parked.get_mut(&t)
+        {
+            parked.siginfo = s.held_signals.remove(&t);
+        }
+        Some(event)
+    }
+
+    /// Stops everything (gdb's Ctrl-C) and waits up to `timeout` for it; returns
+    /// the thread to report stopped by `siginfo` (SIGINT). When everything is
+    /// stopped already, or a stop waits to be reported (gdb's Ctrl-C raced it),
+    /// the signal waits instead, as the SIGINT gdbserver sends a stopped process:
+    /// gdb learns of it at its next resume, which stops again at once.
+    pub fn interrupt(&self, timeout: Duration, siginfo: SigInfo) -> Option<i32> {
+        {
+            let mut s = lock(&self.state);
+            let pending = s.events.iter().any(|e| Self::reportable(&s, e));
+            if pending || (s.stopping && Self::stopped(&s) >= s.live) {
+                Self::hold_signal(&mut s, siginfo);
+                return None;
+            }
+            s.set_stopping(true);
+        }
         crate::kvm::kick::kick_all();
-        self.wait_stopped(timeout)
+        let tid = self.wait_stopped(timeout)?;
+        self.with_parked(tid, |p| p.siginfo = Some(siginfo));
+        Some(tid)
+    }
+
+    /// Queues a stop of a parked thread (the first) for signal `siginfo`, unless
+    /// that signal waits already (Linux keeps one of each classic signal).
+    fn hold_signal(s: &mut State, siginfo: SigInfo) {
+        let sig = signo(&siginfo);
+        if s.events
+            .iter()
+            .any(|e| matches!(e, Event::Signal(_, q) if *q == sig))
+        {
+            return;
+        }
+        let Some((&tid, _)) = s.parked.iter().find(|(_, (g, _))| *g == s.generation) else {
+            return;
+        };
+        s.held_signals.insert(tid, siginfo);
+        s.events.push_back(Event::Signal(tid, sig));
     }
 
     /// Waits up to `timeout` for every live thread to park; returns a parked one.
@@ -797,6 +857,19 @@ impl Debugger {
             && s.catch_syscalls
                 .as_ref()
                 .is_some_and(|only| only.as_ref().is_none_or(|set| set.contains(&nr)))
+    }
+
+    /// Sets the signals delivered without a stop (gdb's QPassSignals).
+    pub fn set_passed_signals(&self, signals: BTreeSet<i32>) {
+        lock(&self.state).passed = signals;
+    }
+
+    /// Whether signal `sig` goes to the payload without stopping it for gdb.
+    /// SIGTRAP, SIGILL and SIGSEGV stop all the same, as under gdbserver (which
+    /// takes them for possible breakpoint traps and lets gdb pass them on).
+    pub fn passes(&self, sig: i32) -> bool {
+        !matches!(sig, libc::SIGTRAP | libc::SIGILL | libc::SIGSEGV)
+            && lock(&self.state).passed.contains(&sig)
     }
 
     /// The marks gdb's breakpoints and watchpoints have left now.

@@ -44,7 +44,8 @@ pub const SEGV_ACCERR: i32 = 2;
 const ILL_ILLOPN: i32 = 2;
 const FPE_INTDIV: i32 = 1;
 const FPE_FLTINV: i32 = 7;
-const TRAP_TRACE: i32 = 2;
+pub const TRAP_TRACE: i32 = 2;
+pub const TRAP_HWBKPT: i32 = 4;
 const BUS_ADRALN: i32 = 1;
 
 const UC_SIGCONTEXT_SS: u64 = 2;
@@ -91,6 +92,12 @@ pub fn info_from(sig: i32, code: i32, pid: i32, uid: u32) -> SigInfo {
     put(&mut i, 16, &pid.to_ne_bytes());
     put(&mut i, 20, &uid.to_ne_bytes());
     i
+}
+
+/// A siginfo sent by the payload's own process (km).
+pub fn info_from_self(sig: i32, code: i32) -> SigInfo {
+    let pid = rustix::process::getpid().as_raw_nonzero().get();
+    info_from(sig, code, pid, rustix::process::getuid().as_raw())
 }
 
 /// A siginfo for a fault at `addr`.

@@ -321,6 +321,16 @@ commands! {
         "qXfer:auxv:read" => _qXfer_auxv_read::qXferAuxvRead<'a>,
     }
 
+    siginfo use 'a {
+        "qXfer:siginfo:read" => _qXfer_siginfo_read::qXferSiginfoRead<'a>,
+        "qXfer:siginfo:write" => _qXfer_siginfo_write::qXferSiginfoWrite<'a>,
+    }
+
+    pass_signals use 'a {
+        "QPassSignals" => _QPassSignals::QPassSignals<'a>,
+        "QProgramSignals" => _QProgramSignals::QProgramSignals<'a>,
+    }
+
     exec_file use 'a {
         "qXfer:exec-file:read" => _qXfer_exec_file::qXferExecFileRead<'a>,
     }

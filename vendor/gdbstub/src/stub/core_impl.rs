@@ -38,9 +38,11 @@ mod lldb_register_info;
 mod memory_map;
 mod monitor_cmd;
 mod no_ack_mode;
+mod pass_signals;
 mod resume;
 mod reverse_exec;
 mod section_offsets;
+mod siginfo;
 mod single_register_access;
 mod target_xml;
 mod thread_extra_info;
@@ -230,6 +232,8 @@ impl<T: Target, C: Connection> GdbStubImpl<T, C> {
             Command::HostIo(cmd) => self.handle_host_io(res, target, cmd),
             Command::ExecFile(cmd) => self.handle_exec_file(res, target, cmd),
             Command::Auxv(cmd) => self.handle_auxv(res, target, cmd),
+            Command::Siginfo(cmd) => self.handle_siginfo(res, target, cmd),
+            Command::PassSignals(cmd) => self.handle_pass_signals(res, target, cmd),
             Command::ThreadExtraInfo(cmd) => self.handle_thread_extra_info(res, target, cmd),
             Command::ThreadNames(cmd) => self.handle_thread_names(res, target, cmd),
             Command::LldbRegisterInfo(cmd) => self.handle_lldb_register_info(res, target, cmd),

@@ -750,6 +750,20 @@ pub trait Target {
         None
     }
 
+    /// Support for reading and writing the signal information of a stopped
+    /// thread (`qXfer:siginfo`).
+    #[inline(always)]
+    fn support_siginfo(&mut self) -> Option<ext::siginfo::SiginfoOps<'_, Self>> {
+        None
+    }
+
+    /// Support for passing signals to the inferior without stopping
+    /// (`QPassSignals`, `QProgramSignals`).
+    #[inline(always)]
+    fn support_pass_signals(&mut self) -> Option<ext::pass_signals::PassSignalsOps<'_, Self>> {
+        None
+    }
+
     /// Support for reading a list of libraries for SVR4 (System-V/Unix)
     /// platforms.
     #[inline(always)]
@@ -838,6 +852,8 @@ macro_rules! impl_dyn_target {
             __delegate_support!(host_io);
             __delegate_support!(exec_file);
             __delegate_support!(auxv);
+            __delegate_support!(siginfo);
+            __delegate_support!(pass_signals);
             __delegate_support!(tracepoints);
         }
     };

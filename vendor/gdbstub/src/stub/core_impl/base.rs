@@ -234,6 +234,17 @@ impl<T: Target, C: Connection> GdbStubImpl<T, C> {
                     res.write_str(";qXfer:auxv:read+")?;
                 }
 
+                if target.support_siginfo().is_some() {
+                    res.write_str(";qXfer:siginfo:read+;qXfer:siginfo:write+")?;
+                }
+
+                if let Some(ops) = target.support_pass_signals() {
+                    res.write_str(";QPassSignals+")?;
+                    if ops.support_program_signals().is_some() {
+                        res.write_str(";QProgramSignals+")?;
+                    }
+                }
+
                 if target.support_libraries_svr4().is_some() {
                     res.write_str(";qXfer:libraries-svr4:read+")?;
                 }

@@ -288,15 +288,42 @@ pub const ALLOWED: &[Group] = &[
     },
 ];
 
-/// The ioctl requests km makes: TCGETS and TIOCGWINSZ for the payload, FIONBIO,
-/// FIOCLEX and FIONCLEX for its own descriptors (the gdb socket). KVM's requests
-/// (type 0xAE, on km's KVM descriptors) are allowed as a class.
+/// The ioctl requests km makes: the payload's (`syscalls/ioctl.rs`: FIONBIO,
+/// FIOASYNC, FIONREAD, TIOCOUTQ, the terminal and pty requests, the socket-interface
+/// queries) and FIOCLEX and FIONCLEX for km's own descriptors (the gdb socket).
+/// KVM's requests (type 0xAE, on km's KVM descriptors) are allowed as a class.
 pub const IOCTLS: &[(u64, &str)] = &[
-    (libc::TCGETS, "TCGETS"),
-    (libc::TIOCGWINSZ, "TIOCGWINSZ"),
-    (libc::FIONBIO, "FIONBIO"),
-    (libc::FIOCLEX, "FIOCLEX"),
-    (libc::FIONCLEX, "FIONCLEX"),
+    (libc::FIONBIO as u64, "FIONBIO"),
+    (libc::FIOCLEX as u64, "FIOCLEX"),
+    (libc::FIONCLEX as u64, "FIONCLEX"),
+    (libc::FIOASYNC as u64, "FIOASYNC"),
+    (libc::FIONREAD as u64, "FIONREAD"),
+    (libc::TIOCOUTQ as u64, "TIOCOUTQ"),
+    (libc::TCGETS as u64, "TCGETS"),
+    (libc::TCSETS as u64, "TCSETS"),
+    (libc::TCSETSW as u64, "TCSETSW"),
+    (libc::TCSETSF as u64, "TCSETSF"),
+    (libc::TCFLSH as u64, "TCFLSH"),
+    (libc::TCXONC as u64, "TCXONC"),
+    (libc::TIOCGWINSZ as u64, "TIOCGWINSZ"),
+    (libc::TIOCSWINSZ as u64, "TIOCSWINSZ"),
+    (libc::TIOCGPGRP as u64, "TIOCGPGRP"),
+    (libc::TIOCSPGRP as u64, "TIOCSPGRP"),
+    (libc::TIOCSCTTY as u64, "TIOCSCTTY"),
+    (libc::TIOCNOTTY as u64, "TIOCNOTTY"),
+    (libc::TIOCGPTN as u64, "TIOCGPTN"),
+    (libc::TIOCSPTLCK as u64, "TIOCSPTLCK"),
+    (libc::TIOCGPTPEER as u64, "TIOCGPTPEER"),
+    (libc::SIOCGIFNAME, "SIOCGIFNAME"),
+    (libc::SIOCGIFINDEX, "SIOCGIFINDEX"),
+    (libc::SIOCGIFFLAGS, "SIOCGIFFLAGS"),
+    (libc::SIOCGIFADDR, "SIOCGIFADDR"),
+    (libc::SIOCGIFDSTADDR, "SIOCGIFDSTADDR"),
+    (libc::SIOCGIFBRDADDR, "SIOCGIFBRDADDR"),
+    (libc::SIOCGIFNETMASK, "SIOCGIFNETMASK"),
+    (libc::SIOCGIFMTU, "SIOCGIFMTU"),
+    (libc::SIOCGIFHWADDR, "SIOCGIFHWADDR"),
+    (libc::SIOCGIFCONF, "SIOCGIFCONF"),
 ];
 
 /// The type byte of KVM's ioctl requests (`_IO(KVMIO, n)`, KVMIO = 0xAE).
@@ -438,6 +465,17 @@ mod tests {
         names.sort();
         names.dedup();
         assert_eq!(names.len(), total, "a syscall is listed twice");
+    }
+
+    /// Every request the payload's ioctl passes to the host is allowed.
+    #[test]
+    fn the_payload_ioctls_are_allowed() {
+        for (request, name) in crate::syscalls::ioctl::host_requests() {
+            assert!(
+                IOCTLS.contains(&(request, name)),
+                "{name} is served but not allowed"
+            );
+        }
     }
 
     #[test]

@@ -19,11 +19,6 @@ const BOUNCE_MAX: u64 = 16 << 20;
 pub(super) const IOV_MAX: u64 = 1024;
 /// Size of `struct iovec`.
 const IOVEC_SIZE: u64 = 16;
-const TCGETS: u64 = 0x5401;
-const TIOCGWINSZ: u64 = 0x5413;
-/// Size of the kernel's `struct termios` (what TCGETS writes).
-const KERNEL_TERMIOS_SIZE: usize = 36;
-const WINSIZE_SIZE: usize = 8;
 /// statx's flags choosing how to synchronise with a remote file system.
 const AT_STATX_SYNC_TYPE: i32 = 0x6000;
 
@@ -451,36 +446,6 @@ pub fn readlinkat(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     do_readlinkat(ctx, a[0], a[1], a[2], a[3])
 }
 
-pub fn fcntl(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
-    let fd = fd_arg(a[0]);
-    let mut fds = lock(&ctx.guest.fds);
-    match a[1] as i32 {
-        cmd @ (libc::F_DUPFD | libc::F_DUPFD_CLOEXEC) => {
-            let min = i32::try_from(a[2]).map_err(|_| Errno::INVAL)?;
-            let host = fds.dup_host(fd)?;
-            Ok(fds.insert(host, cmd == libc::F_DUPFD_CLOEXEC, min)? as u64)
-        }
-        libc::F_GETFD => Ok(if fds.cloexec(fd)? {
-            libc::FD_CLOEXEC as u64
-        } else {
-            0
-        }),
-        libc::F_SETFD => {
-            fds.set_cloexec(fd, a[2] & libc::FD_CLOEXEC as u64 != 0)?;
-            Ok(0)
-        }
-        libc::F_GETFL => Ok(rustix::fs::fcntl_getfl(fds.get(fd)?)?.bits() as u64),
-        libc::F_SETFL => {
-            rustix::fs::fcntl_setfl(fds.get(fd)?, OFlags::from_bits_retain(a[2] as u32))?;
-            Ok(0)
-        }
-        _ => {
-            fds.get(fd)?;
-            Err(Errno::INVAL)
-        }
-    }
-}
-
 pub fn dup(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     let mut fds = lock(&ctx.guest.fds);
     let host = fds.dup_host(fd_arg(a[0]))?;
@@ -540,18 +505,6 @@ pub fn pipe(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 
 pub fn pipe2(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     do_pipe2(ctx, a[0], a[1])
-}
-
-pub fn ioctl(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
-    let fd = ctx.fd(a[0])?;
-    let len = match a[1] & 0xffff_ffff {
-        TCGETS => KERNEL_TERMIOS_SIZE,
-        TIOCGWINSZ => WINSIZE_SIZE,
-        _ => return Err(Errno::NOTTY),
-    };
-    let out = host::ioctl_read(fd.as_fd(), a[1] & 0xffff_ffff, len)?;
-    ctx.write_bytes(a[2], &out)?;
-    Ok(0)
 }
 
 fn do_symlinkat(ctx: &mut Ctx<'_>, target: u64, dir: u64, path: u64) -> SysResult {

@@ -88,7 +88,11 @@ fn get_owner(ctx: &mut Ctx<'_>, fd: u64) -> SysResult {
     let mut owner = [0i32; 2];
     host::fcntl_owner_ex(ctx.fd(fd)?.as_fd(), host::F_GETOWN_EX, &mut owner)?;
     let [kind, pid] = owner;
-    let value = if kind == host::F_OWNER_PGRP { -pid } else { pid };
+    let value = if kind == host::F_OWNER_PGRP {
+        -pid
+    } else {
+        pid
+    };
     Ok(value as i64 as u64)
 }
 

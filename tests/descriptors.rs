@@ -1,0 +1,62 @@
+//! Descriptor requests compared with native in the same run (issue 13): ioctl's
+//! typed table, fcntl's record locks and other commands, recvmsg's msg_flags.
+
+mod common;
+
+use common::{assert_passes_like_native, payload};
+
+const LIBCS: [&str; 2] = ["musl", "glibc"];
+
+#[test]
+fn ioctls_on_pipes_sockets_ptys_and_interfaces_match_native() {
+    for libc in LIBCS {
+        let out = assert_passes_like_native(
+            &payload(&format!("ioctls.{libc}")),
+            &[],
+            None,
+            "ioctls done",
+        );
+        for line in [
+            "FIONREAD pipe: 5",
+            "winsize 33 x 101",
+            "child TIOCSCTTY: 0",
+            "name of lo's index: lo",
+        ] {
+            assert!(out.contains(line), "{libc}: missing {line:?}: {out}");
+        }
+    }
+}
+
+#[test]
+fn fcntl_locks_owners_seals_and_leases_match_native() {
+    for libc in LIBCS {
+        let out = assert_passes_like_native(
+            &payload(&format!("locks.{libc}")),
+            &[],
+            Some(&format!("locks-{libc}")),
+            "locks done",
+        );
+        for line in [
+            "child sees type F_WRLCK start 0 len 100 owner is parent 1",
+            "child F_SETLKW interrupted: -1 Interrupted system call",
+            "child F_SETLKW after unlock: 0",
+            "OFD owner: type F_WRLCK pid -1",
+            "F_GET_SEALS after: 14",
+        ] {
+            assert!(out.contains(line), "{libc}: missing {line:?}: {out}");
+        }
+    }
+}
+
+#[test]
+fn recvmsg_flags_after_scm_rights_match_native() {
+    for libc in LIBCS {
+        let out = assert_passes_like_native(
+            &payload(&format!("rightsflags.{libc}")),
+            &[],
+            None,
+            "rightsflags done",
+        );
+        assert!(out.contains("plain: received 1, msg_flags 0, "), "{out}");
+    }
+}

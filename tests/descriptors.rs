@@ -1,5 +1,6 @@
 //! Descriptor requests compared with native in the same run (issue 13): ioctl's
-//! typed table, fcntl's record locks and other commands, recvmsg's msg_flags.
+//! typed table, fcntl's record locks and other commands, recvmsg's msg_flags,
+//! listing /proc/self/fd while closing descriptors.
 
 mod common;
 
@@ -58,5 +59,20 @@ fn recvmsg_flags_after_scm_rights_match_native() {
             "rightsflags done",
         );
         assert!(out.contains("plain: received 1, msg_flags 0, "), "{out}");
+    }
+}
+
+#[test]
+fn proc_self_fd_listing_survives_closes_while_listing() {
+    for libc in LIBCS {
+        let out = assert_passes_like_native(
+            &payload(&format!("fdlisting.{libc}")),
+            &[],
+            None,
+            "fdlisting done",
+        );
+        assert!(out.contains("open before (64-byte pieces): 60\n"), "{out}");
+        assert_eq!(out.matches("open after: 0\n").count(), 2, "{out}");
+        assert!(out.contains("now fds[3] 1"), "{out}");
     }
 }

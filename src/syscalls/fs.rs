@@ -321,13 +321,14 @@ pub fn getdents64(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     ctx.writable(a[1], len)?;
     let fd = ctx.fd(a[0])?;
     if let Some(entries) = procrule::guest_listing(ctx.guest, fd.as_fd()) {
-        // The directory's file position counts the entries already listed.
-        let from = rustix::fs::seek(&fd, SeekFrom::Current(0))? as usize;
-        let (buf, taken) = procfs::dirents(&entries, from, len);
-        if buf.is_empty() && taken == 0 && from < entries.len() {
-            return Err(Errno::INVAL);
-        }
-        rustix::fs::seek(&fd, SeekFrom::Start((from + taken) as u64))?;
+        // The directory's file position is the position of the next entry.
+        let from = rustix::fs::seek(&fd, SeekFrom::Current(0))?;
+        let (buf, next) = procfs::dirents(&entries, from, len);
+        match next {
+            Some(next) => rustix::fs::seek(&fd, SeekFrom::Start(next))?,
+            None if entries.iter().any(|e| e.pos >= from) => return Err(Errno::INVAL),
+            None => from,
+        };
         ctx.write_bytes(a[1], &buf)?;
         return Ok(buf.len() as u64);
     }

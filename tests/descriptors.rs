@@ -1,6 +1,6 @@
 //! Descriptor requests compared with native in the same run (issue 13): ioctl's
 //! typed table, fcntl's record locks and other commands, recvmsg's msg_flags,
-//! listing /proc/self/fd while closing descriptors.
+//! listing /proc/self/fd while closing descriptors, a fork child's descriptors.
 
 mod common;
 
@@ -74,5 +74,19 @@ fn proc_self_fd_listing_survives_closes_while_listing() {
         assert!(out.contains("open before (64-byte pieces): 60\n"), "{out}");
         assert_eq!(out.matches("open after: 0\n").count(), 2, "{out}");
         assert!(out.contains("now fds[3] 1"), "{out}");
+    }
+}
+
+#[test]
+fn fork_child_owns_its_descriptors() {
+    for libc in LIBCS {
+        let out = assert_passes_like_native(
+            &payload(&format!("forkfds.{libc}")),
+            &[],
+            None,
+            "forkfds done",
+        );
+        assert!(out.contains("pipe: read 3 bytes, then 0\n"), "{out}");
+        assert!(out.contains("peer after both closed: 0\n"), "{out}");
     }
 }

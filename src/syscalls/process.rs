@@ -97,11 +97,16 @@ pub fn new_process(ctx: &mut Ctx<'_>, spec: ChildSpec, vfork: bool) -> SysResult
     kick::forget_parent();
     crate::kernel::private_fds::close_in_fork_child();
     *lock(&VFORK_RELEASE) = release.map(|(_, done)| done);
+    // The parent's descriptor table, copied into this process, must not hold the
+    // child's descriptors open (a pipe's write end the child closes must close),
+    // nor may copies of the parent's other threads' calls.
+    lock(&guest.fds).close_range(0..=i32::MAX, false);
+    let mut fds = fds;
+    if let Err(e) = fds.own_in_fork_child() {
+        child_failed(&report_tx, &anyhow::Error::from(e));
+    }
     let child = Arc::new(guest.forked(vm, mm.clone(), fds, signals));
     drop(mm);
-    // The parent's descriptor table, copied into this process, must not hold the
-    // child's descriptors open (a pipe's write end the child closes must close).
-    lock(&guest.fds).close_range(0..=i32::MAX, false);
     if let Some(marks) = marks
         && let Err(e) = erase_marks(&child, marks)
     {

@@ -84,12 +84,7 @@ pub fn ioctl_buffer(fd: BorrowedFd<'_>, request: u64, buf: &mut [u8]) -> Result<
 
 /// The ioctl requests that take their argument as a plain value (or none), which
 /// [`ioctl_value`] may make.
-const VALUE_IOCTLS: &[u64] = &[
-    libc::TCFLSH as u64,
-    libc::TCXONC as u64,
-    libc::TIOCSCTTY as u64,
-    libc::TIOCNOTTY as u64,
-];
+const VALUE_IOCTLS: &[u64] = &[libc::TCFLSH, libc::TCXONC, libc::TIOCSCTTY, libc::TIOCNOTTY];
 
 /// An ioctl, one of [`VALUE_IOCTLS`], whose argument is the value `arg`.
 pub fn ioctl_value(fd: BorrowedFd<'_>, request: u64, arg: u64) -> Result<u64, Errno> {

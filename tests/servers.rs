@@ -6,12 +6,13 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{free_port, km, scratch, text, wait_for};
-use rustix::process::{Pid, Signal, kill_process};
+use rustix::process::{Pid, Signal, kill_process, kill_process_group};
 
 const NGINX: &str = "/usr/sbin/nginx";
 const SQLITE3: &str = "/usr/bin/sqlite3";
@@ -39,7 +40,8 @@ impl Mode {
     }
 }
 
-/// A running server, killed if the test ends without stopping it.
+/// A running server in its own process group, which is killed (workers too) if
+/// the test ends without stopping it.
 struct Server {
     child: Child,
 }
@@ -47,7 +49,8 @@ struct Server {
 impl Drop for Server {
     fn drop(&mut self) {
         if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
+            let group = Pid::from_raw(self.pid() as i32).expect("a child pid");
+            let _ = kill_process_group(group, Signal::KILL);
             let _ = self.child.wait();
         }
     }
@@ -119,6 +122,7 @@ fn start_nginx(mode: Mode, dir: &Path, file: &[u8]) -> (Server, u16) {
         .arg(dir)
         .arg("-c")
         .arg(&conf)
+        .process_group(0)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -1,6 +1,7 @@
 //! Descriptor requests compared with native in the same run (issue 13): ioctl's
 //! typed table, fcntl's record locks and other commands, recvmsg's msg_flags,
-//! listing /proc/self/fd while closing descriptors, a fork child's descriptors.
+//! listing /proc/self/fd while closing descriptors, a fork child's descriptors,
+//! descriptors across execve.
 
 mod common;
 
@@ -122,4 +123,21 @@ fn cpython_fcntl_and_pty_tests_pass_like_native() {
         summary.first().is_some_and(|l| l.starts_with("Ran 1")),
         "{km_err}"
     );
+}
+
+#[test]
+fn execve_keeps_descriptors_at_their_numbers() {
+    for libc in LIBCS {
+        let out = assert_passes_like_native(
+            &payload(&format!("execfds.{libc}")),
+            &[],
+            Some(&format!("execfds-{libc}")),
+            "execfds done",
+        );
+        assert!(
+            out.contains("fd 3 after exec: 16 kept across exec\n"),
+            "{out}"
+        );
+        assert!(out.contains("OFD lock after exec: kept\n"), "{out}");
+    }
 }

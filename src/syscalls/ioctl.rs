@@ -2,7 +2,9 @@
 //! and the size of the structure it points at. A structure is copied between checked
 //! guest memory and a km buffer of exactly that size, and the host ioctl gets the km
 //! buffer: no guest pointer ever reaches the host. Unknown requests are ENOTTY, as
-//! Linux answers a request a descriptor's driver does not know.
+//! Linux answers a request a descriptor's driver does not know. One difference: a
+//! request that reads a structure from a bad pointer is EFAULT even on a descriptor
+//! whose driver would have refused the request first (ENOTTY on Linux).
 
 use std::os::fd::{AsFd, BorrowedFd};
 
@@ -14,7 +16,7 @@ use crate::memory::host;
 
 /// How a request's argument is passed, and what km does with it.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Arg {
+enum Arg {
     /// A plain integer (or nothing), passed on by value.
     Value,
     /// Points at a structure of this many bytes that the request reads.
@@ -41,7 +43,7 @@ const IFREQ: usize = 40;
 const IFCONF: usize = 16;
 
 /// The requests km serves: (request, name, argument).
-pub const TABLE: &[(u64, &str, Arg)] = &[
+const TABLE: &[(u64, &str, Arg)] = &[
     (libc::FIONBIO, "FIONBIO", Arg::In(INT)),
     (libc::FIOASYNC, "FIOASYNC", Arg::In(INT)),
     (libc::FIONREAD, "FIONREAD", Arg::Out(INT)),

@@ -302,15 +302,42 @@ pub const ALLOWED: &[Group] = &[
     },
 ];
 
-/// The ioctl requests km makes: TCGETS and TIOCGWINSZ for the payload, FIONBIO,
-/// FIOCLEX and FIONCLEX for its own descriptors (the gdb socket). KVM's requests
-/// (type 0xAE, on km's KVM descriptors) are allowed as a class.
+/// The ioctl requests km makes: the payload's (`syscalls/ioctl.rs`: FIONBIO,
+/// FIOASYNC, FIONREAD, TIOCOUTQ, the terminal and pty requests, the socket-interface
+/// queries) and FIOCLEX and FIONCLEX for km's own descriptors (the gdb socket).
+/// KVM's requests (type 0xAE, on km's KVM descriptors) are allowed as a class.
 pub const IOCTLS: &[(u64, &str)] = &[
-    (libc::TCGETS, "TCGETS"),
-    (libc::TIOCGWINSZ, "TIOCGWINSZ"),
     (libc::FIONBIO, "FIONBIO"),
     (libc::FIOCLEX, "FIOCLEX"),
     (libc::FIONCLEX, "FIONCLEX"),
+    (libc::FIOASYNC, "FIOASYNC"),
+    (libc::FIONREAD, "FIONREAD"),
+    (libc::TIOCOUTQ, "TIOCOUTQ"),
+    (libc::TCGETS, "TCGETS"),
+    (libc::TCSETS, "TCSETS"),
+    (libc::TCSETSW, "TCSETSW"),
+    (libc::TCSETSF, "TCSETSF"),
+    (libc::TCFLSH, "TCFLSH"),
+    (libc::TCXONC, "TCXONC"),
+    (libc::TIOCGWINSZ, "TIOCGWINSZ"),
+    (libc::TIOCSWINSZ, "TIOCSWINSZ"),
+    (libc::TIOCGPGRP, "TIOCGPGRP"),
+    (libc::TIOCSPGRP, "TIOCSPGRP"),
+    (libc::TIOCSCTTY, "TIOCSCTTY"),
+    (libc::TIOCNOTTY, "TIOCNOTTY"),
+    (libc::TIOCGPTN, "TIOCGPTN"),
+    (libc::TIOCSPTLCK, "TIOCSPTLCK"),
+    (libc::TIOCGPTPEER, "TIOCGPTPEER"),
+    (libc::SIOCGIFNAME, "SIOCGIFNAME"),
+    (libc::SIOCGIFINDEX, "SIOCGIFINDEX"),
+    (libc::SIOCGIFFLAGS, "SIOCGIFFLAGS"),
+    (libc::SIOCGIFADDR, "SIOCGIFADDR"),
+    (libc::SIOCGIFDSTADDR, "SIOCGIFDSTADDR"),
+    (libc::SIOCGIFBRDADDR, "SIOCGIFBRDADDR"),
+    (libc::SIOCGIFNETMASK, "SIOCGIFNETMASK"),
+    (libc::SIOCGIFMTU, "SIOCGIFMTU"),
+    (libc::SIOCGIFHWADDR, "SIOCGIFHWADDR"),
+    (libc::SIOCGIFCONF, "SIOCGIFCONF"),
 ];
 
 /// The type byte of KVM's ioctl requests (`_IO(KVMIO, n)`, KVMIO = 0xAE).
@@ -452,6 +479,17 @@ mod tests {
         names.sort();
         names.dedup();
         assert_eq!(names.len(), total, "a syscall is listed twice");
+    }
+
+    /// Every request the payload's ioctl passes to the host is allowed.
+    #[test]
+    fn the_payload_ioctls_are_allowed() {
+        for (request, name) in crate::syscalls::ioctl::host_requests() {
+            assert!(
+                IOCTLS.contains(&(request, name)),
+                "{name} is served but not allowed"
+            );
+        }
     }
 
     #[test]

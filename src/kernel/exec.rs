@@ -228,6 +228,15 @@ pub fn replace(
     // Move each descriptor to a temporary number above every target first, so that
     // placing one at its guest number never closes another still to be placed.
     let above = kept.iter().map(|(n, _)| *n).max().unwrap_or(2) + 1;
+    // The new km gets km's /dev/kvm descriptor at a number above every guest one,
+    // taken before any guest descriptor is placed (km's own may sit at a guest's
+    // number, which placing replaces).
+    let kvm = match rustix::io::fcntl_dupfd_cloexec(guest.vm.kvm.kvm_fd(), above)
+        .and_then(|fd| rustix::io::fcntl_setfd(&fd, rustix::io::FdFlags::empty()).map(|_| fd))
+    {
+        Ok(fd) => fd,
+        Err(e) => return e,
+    };
     let mut temps = Vec::with_capacity(kept.len());
     for (n, fd) in &kept {
         match rustix::io::fcntl_dupfd_cloexec(fd, above) {
@@ -252,13 +261,6 @@ pub fn replace(
         .filter(|(_, a)| a.handler == libc::SIG_IGN as u64)
         .fold(0u64, |m, (i, _)| m | 1 << i);
     crate::kvm::kick::prepare_exec(thread.sigmask, ignored);
-    // The new km gets km's /dev/kvm descriptor at a number above every guest one.
-    let kvm = match rustix::io::fcntl_dupfd_cloexec(guest.vm.kvm.kvm_fd(), above)
-        .and_then(|fd| rustix::io::fcntl_setfd(&fd, rustix::io::FdFlags::empty()).map(|_| fd))
-    {
-        Ok(fd) => fd,
-        Err(e) => return e,
-    };
 
     let mut args: Vec<CString> = vec![c"km".into()];
     for opt in &guest.config.exec_options {

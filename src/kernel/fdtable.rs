@@ -6,10 +6,12 @@
 //! while another thread closes the guest number, as Linux keeps the open file.
 
 use std::collections::BTreeMap;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
 
 use rustix::io::Errno;
+
+use crate::memory::host;
 
 #[derive(Clone)]
 struct Entry {
@@ -132,6 +134,28 @@ impl FdTable {
                 self.fds.remove(&n);
             }
         }
+    }
+
+    /// In a forked km: makes this table the only owner of its host descriptors.
+    /// An entry that is still shared is held by a copy of a parent thread's call
+    /// (a read it was blocked in at the fork); that thread does not exist here and
+    /// its copy is never dropped, so the entry gets a duplicate and the shared
+    /// number is closed. A descriptor the child closes is then closed on the host
+    /// (the peer of a socket both processes close sees EOF).
+    pub fn own_in_fork_child(&mut self) -> Result<(), Errno> {
+        for entry in self.fds.values_mut() {
+            if Arc::strong_count(&entry.fd) == 1 {
+                continue;
+            }
+            let fresh = rustix::io::fcntl_dupfd_cloexec(&*entry.fd, 0)?;
+            let shared = std::mem::replace(&mut entry.fd, Arc::new(fresh));
+            let n = shared.as_raw_fd();
+            // The other copies are never dropped and this one is leaked, so the
+            // count never reaches zero and nothing closes `n` a second time.
+            std::mem::forget(shared);
+            host::close_fd(n);
+        }
+        Ok(())
     }
 
     /// The guest descriptor numbers in use, in order.

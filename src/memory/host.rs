@@ -72,13 +72,125 @@ pub fn getdents64(fd: BorrowedFd<'_>, len: usize) -> Result<Vec<u8>, Errno> {
     Ok(buf)
 }
 
-/// An ioctl that writes a `len`-byte structure (TCGETS, TIOCGWINSZ).
-pub fn ioctl_read(fd: BorrowedFd<'_>, request: u64, len: usize) -> Result<Vec<u8>, Errno> {
-    // SAFETY: only called with requests whose output is exactly `len` bytes.
-    let (buf, _) = with_buffer(len, |p| unsafe {
-        libc::ioctl(fd.as_raw_fd(), request as _, p) as _
-    })?;
-    Ok(buf)
+/// An ioctl whose argument points at `buf`, a km buffer exactly as long as the
+/// structure the request reads or writes (the typed table in `syscalls/ioctl.rs`
+/// gives each request's size); returns the ioctl's result.
+pub fn ioctl_buffer(fd: BorrowedFd<'_>, request: u64, buf: &mut [u8]) -> Result<u64, Errno> {
+    // SAFETY: the request reads and writes at most `buf.len()` bytes at its
+    // argument, which is km's own buffer.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), request as _, buf.as_mut_ptr()) };
+    check(r as libc::c_long).map(|n| n as u64)
+}
+
+/// The ioctl requests that take their argument as a plain value (or none), which
+/// [`ioctl_value`] may make.
+const VALUE_IOCTLS: &[u64] = &[libc::TCFLSH, libc::TCXONC, libc::TIOCSCTTY, libc::TIOCNOTTY];
+
+/// An ioctl, one of [`VALUE_IOCTLS`], whose argument is the value `arg`.
+pub fn ioctl_value(fd: BorrowedFd<'_>, request: u64, arg: u64) -> Result<u64, Errno> {
+    if !VALUE_IOCTLS.contains(&request) {
+        return Err(Errno::NOTTY);
+    }
+    // SAFETY: these requests read no memory through their argument.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), request as _, arg) };
+    check(r as libc::c_long).map(|n| n as u64)
+}
+
+/// TIOCGPTPEER: a new descriptor for the terminal peer of pty master `fd`, opened
+/// with `flags` (and close-on-exec in km).
+pub fn pty_peer(fd: BorrowedFd<'_>, flags: i32) -> Result<OwnedFd, Errno> {
+    // SAFETY: TIOCGPTPEER takes open flags by value and returns a new descriptor.
+    let r = unsafe {
+        libc::ioctl(
+            fd.as_raw_fd(),
+            libc::TIOCGPTPEER as _,
+            flags | libc::O_CLOEXEC,
+        )
+    };
+    let n = check(r as libc::c_long)?;
+    // SAFETY: the new descriptor is owned by nothing else.
+    Ok(unsafe { OwnedFd::from_raw_fd(n as RawFd) })
+}
+
+/// SIOCGIFCONF into a km buffer of `cap` bytes, or with no buffer (`None`) to learn
+/// the length all interfaces need: (the length the kernel reports, the buffer).
+pub fn ifconf(fd: BorrowedFd<'_>, cap: Option<usize>) -> Result<(i32, Vec<u8>), Errno> {
+    let mut buf = vec![0u8; cap.unwrap_or(0)];
+    let mut conf = libc::ifconf {
+        ifc_len: i32::try_from(buf.len()).map_err(|_| Errno::INVAL)?,
+        ifc_ifcu: libc::__c_anonymous_ifc_ifcu {
+            ifcu_buf: if cap.is_some() {
+                buf.as_mut_ptr().cast()
+            } else {
+                std::ptr::null_mut()
+            },
+        },
+    };
+    // SAFETY: `conf` points at `buf` with its length (or at no buffer); the kernel
+    // writes at most `ifc_len` bytes there and the new length into `conf`.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFCONF as _, &mut conf) };
+    check(r as libc::c_long)?;
+    buf.truncate((conf.ifc_len.max(0) as usize).min(buf.len()));
+    Ok((conf.ifc_len, buf))
+}
+
+/// fcntl's record-lock commands (F_GETLK, F_SETLK, F_SETLKW and the OFD ones) on a
+/// km-side `struct flock`.
+pub fn fcntl_lock(fd: BorrowedFd<'_>, cmd: i32, lock: &mut libc::flock) -> Result<(), Errno> {
+    const LOCK_CMDS: [i32; 6] = [
+        libc::F_GETLK,
+        libc::F_SETLK,
+        libc::F_SETLKW,
+        libc::F_OFD_GETLK,
+        libc::F_OFD_SETLK,
+        libc::F_OFD_SETLKW,
+    ];
+    if !LOCK_CMDS.contains(&cmd) {
+        return Err(Errno::INVAL);
+    }
+    // SAFETY: these commands read and write one struct flock, km's own `lock`.
+    let r = unsafe { libc::fcntl(fd.as_raw_fd(), cmd, lock as *mut libc::flock) };
+    check(r as libc::c_long).map(drop)
+}
+
+/// fcntl's commands on a `struct f_owner_ex` (not in the libc crate for x86-64).
+pub const F_SETOWN_EX: i32 = 15;
+pub const F_GETOWN_EX: i32 = 16;
+/// `f_owner_ex.type` of a process group owner.
+pub const F_OWNER_PGRP: i32 = 2;
+
+/// F_GETOWN_EX / F_SETOWN_EX on a km-side `struct f_owner_ex` (two ints).
+pub fn fcntl_owner_ex(fd: BorrowedFd<'_>, cmd: i32, owner: &mut [i32; 2]) -> Result<(), Errno> {
+    if cmd != F_GETOWN_EX && cmd != F_SETOWN_EX {
+        return Err(Errno::INVAL);
+    }
+    // SAFETY: these commands read or write one struct f_owner_ex (two ints), km's
+    // own `owner`.
+    let r = unsafe { libc::fcntl(fd.as_raw_fd(), cmd, owner.as_mut_ptr()) };
+    check(r as libc::c_long).map(drop)
+}
+
+/// The fcntl commands that take a plain integer (or nothing), which [`fcntl_int`]
+/// may make.
+const INT_FCNTLS: &[i32] = &[
+    libc::F_GETPIPE_SZ,
+    libc::F_SETPIPE_SZ,
+    libc::F_SETOWN,
+    libc::F_ADD_SEALS,
+    libc::F_GET_SEALS,
+    libc::F_NOTIFY,
+    libc::F_GETLEASE,
+    libc::F_SETLEASE,
+];
+
+/// fcntl `cmd`, one of [`INT_FCNTLS`], with integer argument `arg`.
+pub fn fcntl_int(fd: BorrowedFd<'_>, cmd: i32, arg: u64) -> Result<u64, Errno> {
+    if !INT_FCNTLS.contains(&cmd) {
+        return Err(Errno::INVAL);
+    }
+    // SAFETY: these commands read no memory through their argument.
+    let r = unsafe { libc::fcntl(fd.as_raw_fd(), cmd, arg as libc::c_ulong) };
+    check(r as libc::c_long).map(|n| n as u64)
 }
 
 /// clock_gettime (`res == false`) or clock_getres (`res == true`): a `struct timespec`.

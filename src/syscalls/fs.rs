@@ -19,11 +19,6 @@ const BOUNCE_MAX: u64 = 16 << 20;
 pub(super) const IOV_MAX: u64 = 1024;
 /// Size of `struct iovec`.
 const IOVEC_SIZE: u64 = 16;
-const TCGETS: u64 = 0x5401;
-const TIOCGWINSZ: u64 = 0x5413;
-/// Size of the kernel's `struct termios` (what TCGETS writes).
-const KERNEL_TERMIOS_SIZE: usize = 36;
-const WINSIZE_SIZE: usize = 8;
 /// statx's flags choosing how to synchronise with a remote file system.
 const AT_STATX_SYNC_TYPE: i32 = 0x6000;
 
@@ -354,13 +349,14 @@ fn next_dirents(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> Result<Vec<u8>, Errno> {
     ctx.writable(a[1], len)?;
     let fd = ctx.fd(a[0])?;
     if let Some(entries) = procrule::guest_listing(ctx.guest, fd.as_fd()) {
-        // The directory's file position counts the entries already listed.
-        let from = rustix::fs::seek(&fd, SeekFrom::Current(0))? as usize;
-        let (buf, taken) = procfs::dirents(&entries, from, len);
-        if buf.is_empty() && taken == 0 && from < entries.len() {
-            return Err(Errno::INVAL);
-        }
-        rustix::fs::seek(&fd, SeekFrom::Start((from + taken) as u64))?;
+        // The directory's file position is the position of the next entry.
+        let from = rustix::fs::seek(&fd, SeekFrom::Current(0))?;
+        let (buf, next) = procfs::dirents(&entries, from, len);
+        match next {
+            Some(next) => rustix::fs::seek(&fd, SeekFrom::Start(next))?,
+            None if entries.iter().any(|e| e.pos >= from) => return Err(Errno::INVAL),
+            None => from,
+        };
         return Ok(buf);
     }
     host::getdents64(fd.as_fd(), len)
@@ -516,36 +512,6 @@ pub fn readlinkat(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     do_readlinkat(ctx, a[0], a[1], a[2], a[3])
 }
 
-pub fn fcntl(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
-    let fd = fd_arg(a[0]);
-    let mut fds = lock(&ctx.guest.fds);
-    match a[1] as i32 {
-        cmd @ (libc::F_DUPFD | libc::F_DUPFD_CLOEXEC) => {
-            let min = i32::try_from(a[2]).map_err(|_| Errno::INVAL)?;
-            let host = fds.dup_host(fd)?;
-            Ok(fds.insert(host, cmd == libc::F_DUPFD_CLOEXEC, min)? as u64)
-        }
-        libc::F_GETFD => Ok(if fds.cloexec(fd)? {
-            libc::FD_CLOEXEC as u64
-        } else {
-            0
-        }),
-        libc::F_SETFD => {
-            fds.set_cloexec(fd, a[2] & libc::FD_CLOEXEC as u64 != 0)?;
-            Ok(0)
-        }
-        libc::F_GETFL => Ok(rustix::fs::fcntl_getfl(fds.get(fd)?)?.bits() as u64),
-        libc::F_SETFL => {
-            rustix::fs::fcntl_setfl(fds.get(fd)?, OFlags::from_bits_retain(a[2] as u32))?;
-            Ok(0)
-        }
-        _ => {
-            fds.get(fd)?;
-            Err(Errno::INVAL)
-        }
-    }
-}
-
 pub fn dup(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     let mut fds = lock(&ctx.guest.fds);
     let host = fds.dup_host(fd_arg(a[0]))?;
@@ -605,18 +571,6 @@ pub fn pipe(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 
 pub fn pipe2(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     do_pipe2(ctx, a[0], a[1])
-}
-
-pub fn ioctl(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
-    let fd = ctx.fd(a[0])?;
-    let len = match a[1] & 0xffff_ffff {
-        TCGETS => KERNEL_TERMIOS_SIZE,
-        TIOCGWINSZ => WINSIZE_SIZE,
-        _ => return Err(Errno::NOTTY),
-    };
-    let out = host::ioctl_read(fd.as_fd(), a[1] & 0xffff_ffff, len)?;
-    ctx.write_bytes(a[2], &out)?;
-    Ok(0)
 }
 
 fn do_symlinkat(ctx: &mut Ctx<'_>, target: u64, dir: u64, path: u64) -> SysResult {

@@ -9,10 +9,12 @@
 mod creds;
 mod events;
 mod exec;
+mod fcntl;
 mod files;
 mod fs;
 mod fsmeta;
 mod info;
+pub mod ioctl;
 mod mem;
 mod msg;
 mod net;
@@ -240,14 +242,14 @@ fn handler(nr: i64) -> Option<(&'static str, Handler)> {
         SYS_renameat2 => ("renameat2", fs::renameat2 as Handler),
         SYS_readlink => ("readlink", fs::readlink as Handler),
         SYS_readlinkat => ("readlinkat", fs::readlinkat as Handler),
-        SYS_fcntl => ("fcntl", fs::fcntl as Handler),
+        SYS_fcntl => ("fcntl", fcntl::fcntl as Handler),
         SYS_dup => ("dup", fs::dup as Handler),
         SYS_close_range => ("close_range", fs::close_range as Handler),
         SYS_dup2 => ("dup2", fs::dup2 as Handler),
         SYS_dup3 => ("dup3", fs::dup3 as Handler),
         SYS_pipe => ("pipe", fs::pipe as Handler),
         SYS_pipe2 => ("pipe2", fs::pipe2 as Handler),
-        SYS_ioctl => ("ioctl", fs::ioctl as Handler),
+        SYS_ioctl => ("ioctl", ioctl::ioctl as Handler),
         SYS_symlink => ("symlink", fs::symlink as Handler),
         SYS_symlinkat => ("symlinkat", fs::symlinkat as Handler),
         SYS_link => ("link", fs::link as Handler),

@@ -205,6 +205,8 @@ pub fn recvmsg(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
         ctx.write_bytes(msg.control, &got.control)?;
     }
     ctx.write_obj(hdr + MSG_CONTROLLEN, got.control.len() as u64)?;
-    ctx.write_obj(hdr + MSG_FLAGS, got.flags)?;
+    // km always asks for close-on-exec host descriptors; the guest sees its own flag.
+    let flags_out = got.flags & !(libc::MSG_CMSG_CLOEXEC & !flags);
+    ctx.write_obj(hdr + MSG_FLAGS, flags_out)?;
     Ok(got.len as u64)
 }

@@ -128,12 +128,17 @@ pub fn new_process(ctx: &mut Ctx<'_>, spec: ChildSpec, vfork: bool) -> SysResult
         d.close_fork_children();
     }
     *lock(&VFORK_RELEASE) = release.map(|(_, done)| done);
+    // The parent's descriptor table, copied into this process, must not hold the
+    // child's descriptors open (a pipe's write end the child closes must close),
+    // nor may copies of the parent's other threads' calls.
+    lock(&guest.fds).close_range(0..=i32::MAX, false);
+    let mut fds = fds;
+    if let Err(e) = fds.own_in_fork_child() {
+        child_failed(&report_tx, &anyhow::Error::from(e));
+    }
     let child_debugger = gdb.as_ref().map(|_| Arc::new(Debugger::detached()));
     let child = Arc::new(guest.forked(vm, mm.clone(), fds, signals, child_debugger));
     drop(mm);
-    // The parent's descriptor table, copied into this process, must not hold the
-    // child's descriptors open (a pipe's write end the child closes must close).
-    lock(&guest.fds).close_range(0..=i32::MAX, false);
     if let Some(marks) = marks
         && let Err(e) = erase_marks(&child, marks)
     {

@@ -37,26 +37,38 @@ pub fn fd_target(guest: &Guest, n: i32) -> Result<Vec<u8>, Errno> {
     Ok(rustix::fs::readlink(via, Vec::new())?.into_bytes())
 }
 
-/// getdents64 records for `entries` (names and d_type) from entry `from` on, at
-/// most `max` bytes; returns them and how many entries they hold.
-pub fn dirents(entries: &[(String, u8)], from: usize, max: usize) -> (Vec<u8>, usize) {
+/// An entry of a directory km lists for the guest: its position (the directory
+/// offset that lists it first), name and d_type.
+pub struct Dirent {
+    pub pos: u64,
+    pub name: String,
+    pub kind: u8,
+}
+
+/// getdents64 records for the `entries` (in position order) at or after position
+/// `from`, at most `max` bytes; returns them and the position after the last one
+/// (`None` when none fit or none are left). Each record's d_off is that position,
+/// so listing resumes by position, not by count: an entry removed meanwhile
+/// (a descriptor closed while a program lists /proc/self/fd) skips no other.
+pub fn dirents(entries: &[Dirent], from: u64, max: usize) -> (Vec<u8>, Option<u64>) {
     let mut out = Vec::new();
-    let mut taken = 0;
-    for (i, (name, kind)) in entries.iter().enumerate().skip(from) {
+    let mut next = None;
+    for e in entries.iter().filter(|e| e.pos >= from) {
         // d_ino, d_off, d_reclen, d_type, the name with its NUL, padded to 8.
-        let reclen = (8 + 8 + 2 + 1 + name.len() + 1).next_multiple_of(8);
+        let reclen = (8 + 8 + 2 + 1 + e.name.len() + 1).next_multiple_of(8);
         if out.len() + reclen > max {
             break;
         }
-        out.extend_from_slice(&(i as u64 + 1).to_ne_bytes());
-        out.extend_from_slice(&(i as i64 + 1).to_ne_bytes());
+        let after = e.pos.saturating_add(1);
+        out.extend_from_slice(&after.to_ne_bytes());
+        out.extend_from_slice(&after.to_ne_bytes());
         out.extend_from_slice(&(reclen as u16).to_ne_bytes());
-        out.push(*kind);
-        out.extend_from_slice(name.as_bytes());
-        out.resize(out.len() + reclen - (8 + 8 + 2 + 1 + name.len()), 0);
-        taken += 1;
+        out.push(e.kind);
+        out.extend_from_slice(e.name.as_bytes());
+        out.resize(out.len() + reclen - (8 + 8 + 2 + 1 + e.name.len()), 0);
+        next = Some(after);
     }
-    (out, taken)
+    (out, next)
 }
 
 /// The contents of a generated file as `thread` sees it (a debugger reads the

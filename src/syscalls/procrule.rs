@@ -548,7 +548,7 @@ fn is_km(pid: i32) -> bool {
 
 /// The entries the guest lists in directory `fd` when it is the payload's `fd`,
 /// `fdinfo` or `task` directory (names and d_type), else `None`.
-pub fn guest_listing(guest: &Guest, fd: BorrowedFd<'_>) -> Option<Vec<(String, u8)>> {
+pub fn guest_listing(guest: &Guest, fd: BorrowedFd<'_>) -> Option<Vec<procfs::Dirent>> {
     const DT_DIR: u8 = 4;
     const DT_REG: u8 = 8;
     const DT_LNK: u8 = 10;
@@ -556,14 +556,20 @@ pub fn guest_listing(guest: &Guest, fd: BorrowedFd<'_>) -> Option<Vec<(String, u
         return None;
     }
     let path = host_path(fd).ok()?;
-    let (names, kind) = match whose(guest, &path).ok()? {
+    let (numbers, kind) = match whose(guest, &path).ok()? {
         Whose::Payload(b"fd") => (lock(&guest.fds).numbers(), DT_LNK),
         Whose::Payload(b"fdinfo") => (lock(&guest.fds).numbers(), DT_REG),
         Whose::Payload(b"task") => (guest.thread_ids(), DT_DIR),
         _ => return None,
     };
-    let mut entries: Vec<(String, u8)> = vec![(".".into(), DT_DIR), ("..".into(), DT_DIR)];
-    entries.extend(names.into_iter().map(|n| (n.to_string(), kind)));
+    let entry = |pos: u64, name: String, kind: u8| procfs::Dirent { pos, name, kind };
+    // As Linux, "." and ".." at positions 0 and 1, then each number n at n + 2.
+    let mut entries = vec![entry(0, ".".into(), DT_DIR), entry(1, "..".into(), DT_DIR)];
+    entries.extend(
+        numbers
+            .into_iter()
+            .map(|n| entry(n as u64 + 2, n.to_string(), kind)),
+    );
     Some(entries)
 }
 

@@ -5,9 +5,7 @@
 
 mod common;
 
-use std::process::Command;
-
-use common::{assert_passes_like_native, km, payload, run, text};
+use common::{assert_passes_like_native, payload};
 
 const LIBCS: [&str; 2] = ["musl", "glibc"];
 
@@ -92,37 +90,6 @@ fn fork_child_owns_its_descriptors() {
         assert!(out.contains("pipe: read 3 bytes, then 0\n"), "{out}");
         assert!(out.contains("peer after both closed: 0\n"), "{out}");
     }
-}
-
-/// The last lines of unittest's report ("Ran N tests" and "OK (skipped=M)"),
-/// without the run time.
-fn unittest_summary(stderr: &str) -> Vec<String> {
-    stderr
-        .lines()
-        .filter(|l| l.starts_with("Ran ") || l.starts_with("OK") || l.starts_with("FAILED"))
-        .map(|l| l.split(" in ").next().unwrap_or(l).to_string())
-        .collect()
-}
-
-/// CPython's own tests of fcntl (locks, pipe sizes, F_NOTIFY, flock) and pty
-/// (openpty, fork on a pty) from Debian's libpython3.11-testsuite.
-#[test]
-fn cpython_fcntl_and_pty_tests_pass_like_native() {
-    const PYTHON: &str = "/usr/bin/python3";
-    let args = ["-m", "unittest", "test.test_fcntl", "test.test_pty"];
-    let native = run(Command::new(PYTHON)
-        .args(args)
-        .stdin(std::process::Stdio::null()));
-    let under_km = run(km().arg(PYTHON).args(args));
-    let (native_err, km_err) = (text(&native.stderr), text(&under_km.stderr));
-    assert!(native.status.success(), "natively: {native_err}");
-    assert!(under_km.status.success(), "under km: {km_err}");
-    let summary = unittest_summary(&km_err);
-    assert_eq!(summary, unittest_summary(&native_err), "{km_err}");
-    assert!(
-        summary.first().is_some_and(|l| l.starts_with("Ran 1")),
-        "{km_err}"
-    );
 }
 
 #[test]

@@ -375,6 +375,7 @@ fn handler(nr: i64) -> Option<(&'static str, Handler)> {
         SYS_recvfrom => ("recvfrom", net::recvfrom as Handler),
         SYS_sendmsg => ("sendmsg", msg::sendmsg as Handler),
         SYS_sendmmsg => ("sendmmsg", msg::sendmmsg as Handler),
+        SYS_recvmmsg => ("recvmmsg", msg::recvmmsg as Handler),
         SYS_recvmsg => ("recvmsg", msg::recvmsg as Handler),
         SYS_shutdown => ("shutdown", net::shutdown as Handler),
         SYS_epoll_create => ("epoll_create", poll::epoll_create as Handler),

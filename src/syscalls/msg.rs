@@ -186,7 +186,11 @@ pub fn sendmmsg(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 
 pub fn recvmsg(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     let fd = ctx.fd(a[0])?;
-    let (hdr, flags) = (a[1], a[2] as i32);
+    Ok(recv_one(ctx, &fd, a[1], a[2] as i32)? as u64)
+}
+
+/// Receives one message into the guest's msghdr at `hdr`; its length.
+fn recv_one(ctx: &Ctx<'_>, fd: &OwnedFd, hdr: u64, flags: i32) -> Result<usize, Errno> {
     let msg = MsgHdr::read(ctx, hdr)?;
     let name_cap = msg.name_len as usize;
     let bufs = iov_slices(ctx, msg.iov, msg.iov_len, false)?;
@@ -208,5 +212,50 @@ pub fn recvmsg(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     // km always asks for close-on-exec host descriptors; the guest sees its own flag.
     let flags_out = got.flags & !(libc::MSG_CMSG_CLOEXEC & !flags);
     ctx.write_obj(hdr + MSG_FLAGS, flags_out)?;
-    Ok(got.len as u64)
+    Ok(got.len)
+}
+
+/// recvmmsg(fd, msgvec, vlen, flags, timeout): messages one by one, as sendmmsg;
+/// after the first, MSG_WAITFORONE makes the rest non-blocking, and a timeout is
+/// checked after each message (as Linux does). The count received, or the first
+/// error if none was.
+pub fn recvmmsg(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let fd = ctx.fd(a[0])?;
+    let flags = a[3] as i32;
+    let deadline = if a[4] != 0 {
+        let [sec, nsec]: [i64; 2] = ctx.read_obj(a[4])?;
+        if sec < 0 || !(0..1_000_000_000).contains(&nsec) {
+            return Err(Errno::INVAL);
+        }
+        let limit = std::time::Duration::new(sec as u64, nsec as u32);
+        Some(
+            std::time::Instant::now()
+                .checked_add(limit)
+                .ok_or(Errno::INVAL)?,
+        )
+    } else {
+        None
+    };
+    let count = a[2].min(IOV_MAX);
+    let mut received = 0;
+    for i in 0..count {
+        let mut flags_i = flags & !libc::MSG_WAITFORONE;
+        if i > 0 && flags & libc::MSG_WAITFORONE != 0 {
+            flags_i |= libc::MSG_DONTWAIT;
+        }
+        // i < IOV_MAX: the offset cannot overflow, the guest's base can.
+        let hdr = a[1].checked_add(i * MMSGHDR_SIZE).ok_or(Errno::FAULT);
+        match hdr.and_then(|hdr| recv_one(ctx, &fd, hdr, flags_i).map(|n| (hdr, n))) {
+            Ok((hdr, n)) => {
+                ctx.write_obj(hdr + MMSG_LEN, n as u32)?;
+                received += 1;
+            }
+            Err(e) if received == 0 => return Err(e),
+            Err(_) => break,
+        }
+        if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+            break;
+        }
+    }
+    Ok(received)
 }

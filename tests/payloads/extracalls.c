@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/syscall.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -126,6 +127,32 @@ static void pidfds(void) {
     show("pidfd_send_signal on a pipe", syscall(SYS_pidfd_send_signal, 0, 0, NULL, 0));
 }
 
+static void mmsg(void) {
+    int sv[2];
+    socketpair(AF_UNIX, SOCK_DGRAM, 0, sv);
+    for (int i = 0; i < 3; i++) {
+        char m[8];
+        int n = snprintf(m, sizeof m, "msg%d", i);
+        send(sv[0], m, n, 0);
+    }
+    char bufs[5][16] = {{0}};
+    struct iovec iov[5];
+    struct mmsghdr hdrs[5];
+    memset(hdrs, 0, sizeof hdrs);
+    for (int i = 0; i < 5; i++) {
+        iov[i] = (struct iovec){bufs[i], sizeof bufs[i] - 1};
+        hdrs[i].msg_hdr.msg_iov = &iov[i];
+        hdrs[i].msg_hdr.msg_iovlen = 1;
+    }
+    int n = recvmmsg(sv[1], hdrs, 5, MSG_WAITFORONE, NULL);
+    show("recvmmsg MSG_WAITFORONE", n);
+    for (int i = 0; i < n; i++)
+        printf("message %d: %s (%u bytes)\n", i, bufs[i], hdrs[i].msg_len);
+    show("recvmmsg nothing left", recvmmsg(sv[1], hdrs, 5, MSG_DONTWAIT, NULL));
+    struct timespec bad = {0, -1};
+    show("recvmmsg bad timeout", recvmmsg(sv[1], hdrs, 5, 0, &bad));
+}
+
 struct old_dirent {
     unsigned long ino, off;
     unsigned short reclen;
@@ -205,6 +232,7 @@ int main(int argc, char **argv) {
     splicing(argv[1]);
     pidfds();
     old_getdents(argv[1]);
+    mmsg();
     refused();
     printf("done\n");
     return 0;

@@ -520,7 +520,22 @@ impl GuestMemory {
             )
         };
         if p == libc::MAP_FAILED {
-            return Err(std::io::Error::last_os_error()).with_context(|| {
+            let error = std::io::Error::last_os_error();
+            // A MAP_FIXED mapping that fails late (a file whose mmap refuses) has
+            // already taken the old pages away: guest memory must never have a
+            // hole, so fresh zero pages fill it, as Linux leaves the old mapping
+            // lost.
+            // SAFETY: `host..host+len` is the same checked guest range as above.
+            let unmapped = unsafe { libc::madvise(host.cast(), len, libc::MADV_NORMAL) } != 0;
+            if unmapped && file.is_some() {
+                self.remap(
+                    range.clone(),
+                    None,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE,
+                )?;
+            }
+            return Err(error).with_context(|| {
                 format!("remapping guest range {:#x}..{:#x}", range.start, range.end)
             });
         }

@@ -181,17 +181,26 @@ fn exception(guest: &Guest, thread: &mut Thread) -> Result<Point> {
 }
 
 /// Delivers the thread's pending signals at `point`, each seen by gdb first; a
-/// fatal one ends the process.
-fn deliver_signals(guest: &Guest, thread: &mut Thread, mut point: Point) -> Result<()> {
+/// fatal one ends the process. A wait's temporary mask ends here unless a
+/// handler's frame saved the thread's own.
+fn deliver_signals(guest: &Guest, thread: &mut Thread, point: Point) -> Result<()> {
+    if !deliver_pending(guest, thread, point)? {
+        signals::restore_saved_mask(thread);
+    }
+    Ok(())
+}
+
+/// Delivers pending signals until one enters its handler (true) or none is left.
+fn deliver_pending(guest: &Guest, thread: &mut Thread, mut point: Point) -> Result<bool> {
     if !signals::ready(guest, thread, point)? {
-        return Ok(());
+        return Ok(false);
     }
     loop {
         let info = match thread.forced_signal.take() {
             Some(info) => info,
             None => {
                 let Some(info) = signals::take(guest, thread, !thread.sigmask) else {
-                    return Ok(());
+                    return Ok(false);
                 };
                 let (delivered, now) = debug::signal_stop(guest, thread, info, point)?;
                 point = now;
@@ -203,7 +212,10 @@ fn deliver_signals(guest: &Guest, thread: &mut Thread, mut point: Point) -> Resu
         };
         match signals::deliver(guest, thread, &info, point)? {
             signals::Delivery::Ignored => {}
-            signals::Delivery::Handler => return debug::handler_entered(guest, thread),
+            signals::Delivery::Handler => {
+                debug::handler_entered(guest, thread)?;
+                return Ok(true);
+            }
             signals::Delivery::Fatal(fatal) => crash::die(guest, thread, point, &fatal),
         }
     }

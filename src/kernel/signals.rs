@@ -223,6 +223,23 @@ pub fn send_to_process(guest: &Guest, info: SigInfo) {
     kick::kick_all();
 }
 
+/// Gives `thread` the temporary mask of a wait (sigsuspend, ppoll, pselect6,
+/// epoll_pwait); its own mask is kept until [`restore_saved_mask`] or a handler's
+/// frame takes it (a retried wait keeps the first one).
+pub fn set_temporary_mask(thread: &mut Thread, mask: u64) {
+    let own = thread.sigmask;
+    thread.saved_mask.get_or_insert(own);
+    thread.sigmask = mask & !UNBLOCKABLE;
+}
+
+/// Puts back the mask a temporary one replaced: when the wait returns without
+/// EINTR, or no handler ran after it (Linux's restore_saved_sigmask).
+pub fn restore_saved_mask(thread: &mut Thread) {
+    if let Some(mask) = thread.saved_mask.take() {
+        thread.sigmask = mask;
+    }
+}
+
 /// Where the thread stands when a signal may be delivered.
 #[derive(Debug, Clone, Copy)]
 pub enum Point {

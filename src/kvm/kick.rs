@@ -274,6 +274,28 @@ pub fn kick_all_but(skip: &[i32]) {
     }
 }
 
+/// Runs `f` with the kick blocked on the calling thread and hands it the thread's
+/// mask without the kick, for a host call that takes a mask while it blocks (ppoll,
+/// epoll_pwait). A check `f` makes before that call cannot miss a kick then: one
+/// sent after the check stays pending and interrupts the call (EINTR).
+pub fn with_kick_held<T>(f: impl FnOnce(&libc::sigset_t) -> T) -> T {
+    // SAFETY: plain signal-mask calls on the calling thread with km's own sets.
+    let (old, open) = unsafe {
+        let mut kick: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut kick);
+        libc::sigaddset(&mut kick, kick_signal());
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::pthread_sigmask(libc::SIG_BLOCK, &kick, &mut old);
+        let mut open = old;
+        libc::sigdelset(&mut open, kick_signal());
+        (old, open)
+    };
+    let result = f(&open);
+    // SAFETY: restores the mask read above.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
+    result
+}
+
 /// Host signals received and not yet taken, without taking them.
 pub fn peek_host_pending() -> u64 {
     HOST_PENDING.load(Ordering::Relaxed)

@@ -351,6 +351,7 @@ fn handler(nr: i64) -> Option<(&'static str, Handler)> {
         SYS_epoll_ctl => ("epoll_ctl", poll::epoll_ctl as Handler),
         SYS_epoll_wait => ("epoll_wait", poll::epoll_wait as Handler),
         SYS_epoll_pwait => ("epoll_pwait", poll::epoll_pwait as Handler),
+        SYS_epoll_pwait2 => ("epoll_pwait2", poll::epoll_pwait2 as Handler),
         SYS_poll => ("poll", poll::poll as Handler),
         SYS_ppoll => ("ppoll", poll::ppoll as Handler),
         SYS_select => ("select", poll::select as Handler),

@@ -23,6 +23,35 @@ fn check_sigset_size(size: u64) -> Result<(), Errno> {
     }
 }
 
+/// The temporary mask a wait passes at `addr` (null: none), as Linux's
+/// set_user_sigmask reads it: EINVAL for a size other than a sigset's.
+pub fn read_temporary_mask(ctx: &Ctx<'_>, addr: u64, size: u64) -> Result<Option<u64>, Errno> {
+    if addr == 0 {
+        return Ok(None);
+    }
+    check_sigset_size(size)?;
+    Ok(Some(ctx.read_obj(addr)?))
+}
+
+/// Runs wait `f` under the temporary mask `mask` (if any). The thread's own mask
+/// comes back when `f` returns, unless it was interrupted: then the signal is
+/// delivered under the temporary mask first (its frame saves the own one).
+pub fn with_temporary_mask(
+    ctx: &mut Ctx<'_>,
+    mask: Option<u64>,
+    f: impl FnOnce(&mut Ctx<'_>) -> SysResult,
+) -> SysResult {
+    let Some(mask) = mask else {
+        return f(ctx);
+    };
+    signals::set_temporary_mask(ctx.thread, mask);
+    let result = f(ctx);
+    if result != Err(Errno::INTR) {
+        signals::restore_saved_mask(ctx.thread);
+    }
+    result
+}
+
 fn check_signal(sig: u64) -> Result<i32, Errno> {
     if (1..=64).contains(&sig) {
         Ok(sig as i32)
@@ -107,11 +136,8 @@ fn wait_for_signal(ctx: &Ctx<'_>, deadline: Option<Instant>) -> bool {
 pub fn rt_sigsuspend(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     check_sigset_size(a[1])?;
     let mask: u64 = ctx.read_obj(a[0])?;
-    let old = ctx.thread.sigmask;
-    ctx.thread.sigmask = mask & !UNBLOCKABLE;
+    signals::set_temporary_mask(ctx.thread, mask);
     wait_for_signal(ctx, None);
-    // A retried sigsuspend must keep the mask from before the first call.
-    ctx.thread.saved_mask.get_or_insert(old);
     Err(Errno::INTR)
 }
 

@@ -190,17 +190,21 @@ fn deliver_signals(guest: &Guest, thread: &mut Thread, point: Point) -> Result<(
     Ok(())
 }
 
-/// Delivers pending signals until one enters its handler (true) or none is left.
+/// Delivers pending signals; true when a handler was entered. As on Linux, more
+/// signals pending then nest their frames on the handler's (the last one's handler
+/// runs first), except from an exception stub or while gdb steps (one frame, the
+/// rest at the next exit).
 fn deliver_pending(guest: &Guest, thread: &mut Thread, mut point: Point) -> Result<bool> {
-    if !signals::ready(guest, thread, point)? {
-        return Ok(false);
-    }
+    let mut entered = false;
     loop {
+        if !signals::ready(guest, thread, point)? {
+            return Ok(entered);
+        }
         let info = match thread.forced_signal.take() {
             Some(info) => info,
             None => {
                 let Some(info) = signals::take(guest, thread, !thread.sigmask) else {
-                    return Ok(false);
+                    return Ok(entered);
                 };
                 let (delivered, now) = debug::signal_stop(guest, thread, info, point)?;
                 point = now;
@@ -214,7 +218,11 @@ fn deliver_pending(guest: &Guest, thread: &mut Thread, mut point: Point) -> Resu
             signals::Delivery::Ignored => {}
             signals::Delivery::Handler => {
                 debug::handler_entered(guest, thread)?;
-                return Ok(true);
+                if matches!(point, Point::Exception(_)) || thread.gdb_step {
+                    return Ok(true);
+                }
+                entered = true;
+                point = Point::Interrupted;
             }
             signals::Delivery::Fatal(fatal) => crash::die(guest, thread, point, &fatal),
         }

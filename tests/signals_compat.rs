@@ -107,3 +107,13 @@ fn make_j2_builds_a_project_like_native() {
     let result = |dir: &Path| std::fs::read_to_string(dir.join("result.txt")).unwrap();
     assert_eq!(result(&km_dir), result(&native_dir));
 }
+
+#[test]
+fn realtime_signals_queue_with_their_values() {
+    sigcompat_like_native("rtqueue");
+}
+
+#[test]
+fn a_signal_to_the_own_process_runs_on_the_sender_before_kill_returns() {
+    sigcompat_like_native("selfkill");
+}

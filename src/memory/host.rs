@@ -691,6 +691,12 @@ pub fn kill(pid: i32, sig: i32) -> Result<(), Errno> {
     check(unsafe { libc::kill(pid, sig) } as libc::c_long).map(drop)
 }
 
+/// rt_sigqueueinfo to host process `pid` with a copy of the payload's siginfo.
+pub fn rt_sigqueueinfo(pid: i32, sig: i32, info: &[u8; 128]) -> Result<(), Errno> {
+    // SAFETY: `info` is a 128-byte siginfo the kernel only reads.
+    check(unsafe { libc::syscall(libc::SYS_rt_sigqueueinfo, pid, sig, info.as_ptr()) }).map(drop)
+}
+
 /// The processes in host process group `pgid`, from /proc (a snapshot).
 pub fn group_members(pgid: i32) -> Vec<i32> {
     let Ok(dir) = std::fs::read_dir("/proc") else {

@@ -7,7 +7,7 @@ use rustix::io::Errno;
 
 use super::{Ctx, Outcome, SysResult};
 use crate::kernel::lock;
-use crate::kernel::signals::{self, SI_TKILL, SI_USER, SigAction, UNBLOCKABLE};
+use crate::kernel::signals::{self, SI_TKILL, SI_USER, SigAction, SigInfo, UNBLOCKABLE};
 use crate::kvm::kick;
 use crate::memory::host;
 
@@ -211,11 +211,13 @@ pub fn kill(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     let own_group = rustix::process::getpgrp().as_raw_nonzero().get();
     let to_self = |ctx: &Ctx<'_>| {
         if sig != 0 {
-            signals::send_to_process(ctx.guest, signals::info_from(sig, SI_USER, own, uid()));
+            let info = signals::info_from(sig, SI_USER, own, uid());
+            signals::send_from_within(ctx.guest, ctx.thread, info)?;
         }
+        Ok::<_, Errno>(())
     };
     match pid {
-        p if p == own => to_self(ctx),
+        p if p == own => to_self(ctx)?,
         p if p == 0 || p == -own_group => {
             for member in host::group_members(own_group) {
                 if member != own {
@@ -223,7 +225,7 @@ pub fn kill(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
                     let _ = host::kill(member, sig);
                 }
             }
-            to_self(ctx);
+            to_self(ctx)?;
         }
         i32::MIN => return Err(Errno::SRCH),
         p => host::kill(p, sig)?,
@@ -231,7 +233,15 @@ pub fn kill(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     Ok(0)
 }
 
-fn signal_thread(ctx: &mut Ctx<'_>, tgid: Option<u64>, tid: u64, sig: u64) -> SysResult {
+/// Sends `sig` with the siginfo `info` makes for it to thread `tid` of the payload
+/// (of process `tgid` when given).
+fn signal_thread(
+    ctx: &mut Ctx<'_>,
+    tgid: Option<u64>,
+    tid: u64,
+    sig: u64,
+    info: impl FnOnce(i32) -> SigInfo,
+) -> SysResult {
     if sig > 64 || tid as i32 <= 0 {
         return Err(Errno::INVAL);
     }
@@ -240,9 +250,7 @@ fn signal_thread(ctx: &mut Ctx<'_>, tgid: Option<u64>, tid: u64, sig: u64) -> Sy
     }
     let target = ctx.guest.thread(tid as i32).ok_or(Errno::SRCH)?;
     if sig != 0 {
-        target
-            .pending
-            .add(signals::info_from(sig as i32, SI_TKILL, own_pid(), uid()));
+        target.pending.add(info(sig as i32))?;
         if target.tid != ctx.thread.tid {
             kick::kick(target.tid);
         }
@@ -250,12 +258,66 @@ fn signal_thread(ctx: &mut Ctx<'_>, tgid: Option<u64>, tid: u64, sig: u64) -> Sy
     Ok(0)
 }
 
+fn tkill_info(sig: i32) -> SigInfo {
+    signals::info_from(sig, SI_TKILL, own_pid(), uid())
+}
+
 pub fn tkill(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
-    signal_thread(ctx, None, a[0], a[1])
+    signal_thread(ctx, None, a[0], a[1], tkill_info)
 }
 
 pub fn tgkill(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
-    signal_thread(ctx, Some(a[0]), a[1], a[2])
+    signal_thread(ctx, Some(a[0]), a[1], a[2], tkill_info)
+}
+
+/// The siginfo the payload passes at `addr` to rt_sigqueueinfo/rt_tgsigqueueinfo.
+fn read_siginfo(ctx: &Ctx<'_>, addr: u64) -> Result<SigInfo, Errno> {
+    let bytes = ctx.read_bytes(addr, size_of::<SigInfo>())?;
+    Ok(bytes.as_slice().try_into().expect("a siginfo's size"))
+}
+
+/// As on Linux, only a signal to the sender itself (`to_self`) may claim to come
+/// from the kernel or from kill/tgkill (si_code >= 0 or SI_TKILL): EPERM.
+fn check_code(info: &SigInfo, to_self: bool) -> Result<(), Errno> {
+    let code = signals::code(info);
+    if (code >= 0 || code == SI_TKILL) && !to_self {
+        return Err(Errno::PERM);
+    }
+    Ok(())
+}
+
+/// rt_sigqueueinfo(pid, sig, info): `sig` with the payload's own siginfo (sigqueue's
+/// SI_QUEUE and value) to a process: the payload itself through km, any other
+/// through the host.
+pub fn rt_sigqueueinfo(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let pid = a[0] as i32;
+    let own = own_pid();
+    let mut info = read_siginfo(ctx, a[2])?;
+    check_code(&info, pid == own)?;
+    if a[1] > 64 {
+        return Err(Errno::INVAL);
+    }
+    let sig = a[1] as i32;
+    if pid != own {
+        host::rt_sigqueueinfo(pid, sig, &info)?;
+    } else if sig != 0 {
+        signals::set_signo(&mut info, sig);
+        signals::send_from_within(ctx.guest, ctx.thread, info)?;
+    }
+    Ok(0)
+}
+
+/// rt_tgsigqueueinfo(tgid, tid, sig, info): as rt_sigqueueinfo, to one thread.
+pub fn rt_tgsigqueueinfo(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let mut info = read_siginfo(ctx, a[3])?;
+    if a[0] as i32 <= 0 || a[1] as i32 <= 0 {
+        return Err(Errno::INVAL);
+    }
+    check_code(&info, a[1] as i32 == ctx.thread.tid)?;
+    signal_thread(ctx, Some(a[0]), a[1], a[2], |sig| {
+        signals::set_signo(&mut info, sig);
+        info
+    })
 }
 
 /// alarm(2) as ITIMER_REAL on km: the host's SIGALRM is forwarded to the payload.

@@ -3,9 +3,15 @@
  *   pwait     pselect6/ppoll/epoll_pwait/epoll_pwait2 apply their temporary mask for
  *             the wait only: SIGCHLD blocked, an empty mask passed, a child's exit
  *             interrupts the wait (EINTR) and runs the handler; a bad mask is EFAULT.
+ *   rtqueue   real-time signals queue (each with its siginfo, in order) where standard
+ *             ones merge; sigqueue gives SI_QUEUE and its value, to the payload itself
+ *             and to a child; Linux's rules on the si_code userspace may claim.
+ *   selfkill  a signal a thread sends its own process runs on that thread, before
+ *             kill returns, while other threads could take it.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pthread.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -151,6 +157,198 @@ static void pwait(void) {
     bad_masks();
 }
 
+/* What the SA_SIGINFO handler saw, in order. */
+#define MAX_SEEN 16
+static volatile int seen_sig[MAX_SEEN], seen_code[MAX_SEEN], seen_value[MAX_SEEN];
+static volatile int seen_pid_ok[MAX_SEEN];
+static volatile sig_atomic_t nseen;
+
+static void record(int sig, siginfo_t *si, void *uc) {
+    (void)uc;
+    if (nseen < MAX_SEEN) {
+        seen_sig[nseen] = sig;
+        seen_code[nseen] = si->si_code;
+        seen_value[nseen] = si->si_value.sival_int;
+        seen_pid_ok[nseen] = si->si_pid == getpid();
+        nseen++;
+    }
+}
+
+static const char *code_name(int code) {
+    switch (code) {
+    case SI_USER:
+        return "SI_USER";
+    case SI_QUEUE:
+        return "SI_QUEUE";
+    case SI_TKILL:
+        return "SI_TKILL";
+    default:
+        return "other";
+    }
+}
+
+static void print_sig(int sig) {
+    if (sig >= SIGRTMIN)
+        printf("SIGRTMIN+%d", sig - SIGRTMIN);
+    else
+        printf("%s", strsignal(sig));
+}
+
+static void print_seen(const char *what) {
+    printf("%s: %d delivered\n", what, (int)nseen);
+    for (int i = 0; i < nseen; i++) {
+        printf("  ");
+        print_sig(seen_sig[i]);
+        printf(" %s", code_name(seen_code[i]));
+        if (seen_code[i] == SI_QUEUE)
+            printf(" value %d", seen_value[i]);
+        printf(" from self %d\n", seen_pid_ok[i]);
+    }
+    nseen = 0;
+}
+
+static void queue_value(int sig, int value) {
+    union sigval v = {.sival_int = value};
+    if (sigqueue(getpid(), sig, v) != 0)
+        printf("sigqueue failed: %s\n", strerror(errno));
+}
+
+/* rt_sigqueueinfo/rt_tgsigqueueinfo with a siginfo of our making. */
+static long queueinfo(int tid, pid_t pid, int sig, int code, void *info_at) {
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    si.si_signo = sig;
+    si.si_code = code;
+    si.si_pid = getpid();
+    si.si_uid = getuid();
+    si.si_value.sival_int = 99;
+    void *p = info_at ? info_at : &si;
+    long r = tid ? syscall(SYS_rt_tgsigqueueinfo, pid, tid, sig, p)
+                 : syscall(SYS_rt_sigqueueinfo, pid, sig, p);
+    return r < 0 ? -errno : r;
+}
+
+static void queue_to_child(void) {
+    int sig = SIGRTMIN + 2;
+    pid_t pid = fork();
+    if (pid == 0) {
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, sig);
+        siginfo_t si;
+        int got = sigwaitinfo(&set, &si);
+        printf("child: got SIGRTMIN+%d %s value %d from parent %d\n", got - SIGRTMIN,
+               code_name(si.si_code), si.si_value.sival_int, si.si_pid == getppid());
+        _exit(0);
+    }
+    union sigval v = {.sival_int = 42};
+    if (sigqueue(pid, sig, v) != 0)
+        printf("sigqueue to child: %s\n", strerror(errno));
+    reap(pid);
+}
+
+static void rtqueue(void) {
+    struct sigaction sa = {.sa_sigaction = record, .sa_flags = SA_SIGINFO};
+    int sigs[] = {SIGUSR1, SIGRTMIN, SIGRTMIN + 1, SIGRTMIN + 2};
+    sigset_t set;
+    sigemptyset(&set);
+    for (unsigned i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+        sigaction(sigs[i], &sa, NULL);
+        sigaddset(&set, sigs[i]);
+    }
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    queue_value(SIGRTMIN + 1, 3);
+    queue_value(SIGRTMIN, 1);
+    kill(getpid(), SIGRTMIN);
+    queue_value(SIGRTMIN, 2);
+    kill(getpid(), SIGUSR1);
+    kill(getpid(), SIGUSR1);
+    sigset_t pending;
+    sigpending(&pending);
+    printf("pending: SIGUSR1 %d SIGRTMIN %d SIGRTMIN+1 %d\n", sigismember(&pending, SIGUSR1),
+           sigismember(&pending, SIGRTMIN), sigismember(&pending, SIGRTMIN + 1));
+    sigprocmask(SIG_UNBLOCK, &set, NULL);
+    print_seen("blocked then unblocked");
+
+    /* Taken by sigtimedwait, one queued signal at a time. */
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    queue_value(SIGRTMIN, 5);
+    queue_value(SIGRTMIN, 6);
+    struct timespec zero = {0, 0};
+    siginfo_t si;
+    sigset_t rtmin;
+    sigemptyset(&rtmin);
+    sigaddset(&rtmin, SIGRTMIN);
+    while (sigtimedwait(&rtmin, &si, &zero) > 0)
+        printf("sigtimedwait: value %d\n", si.si_value.sival_int);
+
+    /* Who may claim which si_code. */
+    int tid = (int)syscall(SYS_gettid);
+    printf("sigqueueinfo SI_USER to parent: %ld\n", queueinfo(0, getppid(), 0, SI_USER, NULL));
+    printf("sigqueueinfo SI_TKILL to parent: %ld\n", queueinfo(0, getppid(), 0, SI_TKILL, NULL));
+    printf("sigqueueinfo SI_QUEUE to parent: %ld\n", queueinfo(0, getppid(), 0, SI_QUEUE, NULL));
+    printf("sigqueueinfo SI_USER to self: %ld\n",
+           queueinfo(0, getpid(), SIGRTMIN + 1, SI_USER, NULL));
+    printf("sigqueueinfo bad info: %ld\n", queueinfo(0, getpid(), SIGRTMIN, SI_QUEUE, (void *)8));
+    printf("sigqueueinfo signal 65: %ld\n", queueinfo(0, getpid(), 65, SI_QUEUE, NULL));
+    printf("tgsigqueueinfo to self: %ld\n", queueinfo(tid, getpid(), SIGRTMIN, SI_QUEUE, NULL));
+    printf("tgsigqueueinfo SI_TKILL to self: %ld\n",
+           queueinfo(tid, getpid(), SIGRTMIN, SI_TKILL, NULL));
+    printf("tgsigqueueinfo tgid 0: %ld\n", queueinfo(tid, 0, SIGRTMIN, SI_QUEUE, NULL));
+    printf("tgsigqueueinfo bad info: %ld\n", queueinfo(tid, getpid(), SIGRTMIN, SI_QUEUE, (void *)8));
+    sigprocmask(SIG_UNBLOCK, &set, NULL);
+    print_seen("queued by hand");
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    queue_to_child();
+}
+
+static volatile pid_t handled_on;
+static volatile sig_atomic_t stop_spinning;
+
+static void note_thread(int sig) {
+    (void)sig;
+    handled_on = (pid_t)syscall(SYS_gettid);
+}
+
+static void *spinner(void *arg) {
+    (void)arg;
+    while (!stop_spinning) {
+    }
+    return NULL;
+}
+
+static void *sleeper(void *arg) {
+    (void)arg;
+    while (!stop_spinning)
+        usleep(1000);
+    return NULL;
+}
+
+static void selfkill(void) {
+    struct sigaction sa = {.sa_handler = note_thread};
+    sigaction(SIGUSR1, &sa, NULL);
+    pthread_t others[3];
+    pthread_create(&others[0], NULL, spinner, NULL);
+    pthread_create(&others[1], NULL, spinner, NULL);
+    pthread_create(&others[2], NULL, sleeper, NULL);
+    pid_t me = (pid_t)syscall(SYS_gettid);
+    int on_caller = 0, before_return = 0;
+    const int rounds = 200;
+    for (int i = 0; i < rounds; i++) {
+        handled_on = 0;
+        kill(getpid(), SIGUSR1);
+        before_return += handled_on != 0;
+        on_caller += handled_on == me;
+        while (!handled_on) {
+        }
+    }
+    stop_spinning = 1;
+    for (int i = 0; i < 3; i++)
+        pthread_join(others[i], NULL);
+    printf("selfkill: %d of %d handled before kill returned, %d on the caller\n", before_return,
+           rounds, on_caller);
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc < 2) {
@@ -159,6 +357,10 @@ int main(int argc, char **argv) {
     }
     if (strcmp(argv[1], "pwait") == 0)
         pwait();
+    else if (strcmp(argv[1], "rtqueue") == 0)
+        rtqueue();
+    else if (strcmp(argv[1], "selfkill") == 0)
+        selfkill();
     else {
         fprintf(stderr, "unknown mode %s\n", argv[1]);
         return 2;

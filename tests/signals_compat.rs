@@ -1,6 +1,8 @@
 //! Signal behaviour real programs rely on (issue 13), each compared with the same
-//! run natively: the temporary masks of pselect6/ppoll/epoll_pwait, and GNU make's
-//! `-j2`, which waits for its children exactly that way.
+//! run natively: the temporary masks of pselect6/ppoll/epoll_pwait and GNU make's
+//! `-j2`, which waits for its children exactly that way; queued real-time signals
+//! and sigqueue; a signal to the own process taken by its sender; a child killed
+//! right after fork; signals kept across execve.
 
 mod common;
 
@@ -116,4 +118,14 @@ fn realtime_signals_queue_with_their_values() {
 #[test]
 fn a_signal_to_the_own_process_runs_on_the_sender_before_kill_returns() {
     sigcompat_like_native("selfkill");
+}
+
+#[test]
+fn a_child_killed_right_after_fork_dies_of_the_signal() {
+    sigcompat_like_native("earlykill");
+}
+
+#[test]
+fn execve_keeps_blocked_and_pending_signals() {
+    sigcompat_like_native("exec");
 }

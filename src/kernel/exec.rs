@@ -258,7 +258,8 @@ pub fn replace(
         .enumerate()
         .filter(|(_, a)| a.handler == libc::SIG_IGN as u64)
         .fold(0u64, |m, (i, _)| m | 1 << i);
-    crate::kvm::kick::prepare_exec(thread.sigmask, ignored);
+    crate::kvm::kick::prepare_exec(ignored);
+    let pending = crate::kernel::signals::pending_at_exec(guest, thread);
     // The new km gets km's /dev/kvm descriptor at a number above every guest one.
     let kvm = match rustix::io::fcntl_dupfd_cloexec(guest.vm.kvm.kvm_fd(), above)
         .and_then(|fd| rustix::io::fcntl_setfd(&fd, rustix::io::FdFlags::empty()).map(|_| fd))
@@ -275,6 +276,8 @@ pub fn replace(
     args.push(CString::new(kvm_fd).expect("a number has no NUL"));
     let limits = crate::guest::limits::exec_option();
     args.push(CString::new(limits).expect("numbers have no NUL"));
+    let signals = format!("--exec-signals={}:{pending}", thread.sigmask);
+    args.push(CString::new(signals).expect("numbers have no NUL"));
     // One argument with `=`: an argv[0] may start with '-' (a login shell's does).
     let mut argv0 = b"--argv0=".to_vec();
     argv0.extend_from_slice(program.argv.first().map_or(&b""[..], |a| a.as_bytes()));

@@ -261,6 +261,13 @@ fn collect_host_signals(guest: &Guest) {
     }
 }
 
+/// The signals pending for `thread` or its process, host ones included, which an
+/// execve keeps (a real-time signal queued more than once counts once).
+pub fn pending_at_exec(guest: &Guest, thread: &Thread) -> u64 {
+    collect_host_signals(guest);
+    thread.handle.pending.bits() | guest.pending.bits()
+}
+
 /// Queues a signal for the whole process and kicks the threads to take it.
 pub fn send_to_process(guest: &Guest, info: SigInfo) -> Result<(), Errno> {
     guest.pending.add(info)?;

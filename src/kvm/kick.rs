@@ -106,7 +106,9 @@ fn install_handler(sig: i32, action: libc::sighandler_t, flags: i32) -> Result<(
     Ok(())
 }
 
-/// Installs km's handlers for the kick and the forwarded signals.
+/// Installs km's handlers for the kick and the forwarded signals, then clears km's
+/// host mask: signals held pending until now (across the execve that started this
+/// km, or sent while it started) reach the handlers, so the payload gets them.
 pub fn install() -> Result<()> {
     install_handler(
         kick_signal(),
@@ -115,6 +117,12 @@ pub fn install() -> Result<()> {
     )?;
     for sig in forwarded() {
         install_handler(sig, forwarding_handler(), libc::SA_SIGINFO)?;
+    }
+    // SAFETY: clears the calling thread's mask with an empty set.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
     }
     Ok(())
 }
@@ -374,43 +382,38 @@ fn raw_handler(sig: i32, new: Option<libc::sighandler_t>) -> Option<libc::sighan
 
 /// The signal state km inherited, which Linux's execve carries to a program: the
 /// blocked mask, and the signals whose disposition is SIG_IGN (SIGPIPE excepted:
-/// Rust's runtime ignores it in every process before km's code runs). km's own host
-/// mask is then cleared, so kicks and forwarded signals reach it.
+/// Rust's runtime ignores it in every process before km's code runs). km's host
+/// mask stays as it is until [`install`] has installed km's handlers.
 pub fn take_inherited() -> (u64, u64) {
     let ignored = (1..=64)
         .filter(|&sig| sig != libc::SIGPIPE && raw_handler(sig, None) == Some(libc::SIG_IGN))
         .fold(0u64, |m, sig| m | 1 << (sig - 1));
     // SAFETY: sigprocmask with a null new set only reads the calling thread's mask
-    // into a zeroed set; the final call clears the mask.
+    // into a zeroed set.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), &mut set);
         let mask = (1..=64)
             .filter(|&sig| libc::sigismember(&set, sig) == 1)
             .fold(0u64, |m, sig| m | 1 << (sig - 1));
-        libc::sigemptyset(&mut set);
-        libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
         (mask, ignored)
     }
 }
 
-/// Just before execve: makes the calling thread's host mask `mask` and the signals
-/// in `ignored` ignored on the host, so the re-executed km inherits the payload's.
-pub fn prepare_exec(mask: u64, ignored: u64) {
+/// Just before execve: makes the signals in `ignored` ignored on the host, so the
+/// re-executed km inherits the payload's, and blocks every signal on the calling
+/// thread: one sent from now on stays pending across the execve until the new km
+/// has its handlers (the payload's own mask goes to it as an option).
+pub fn prepare_exec(ignored: u64) {
     for sig in 1..=64 {
         if ignored & (1 << (sig - 1)) != 0 && sig != libc::SIGKILL && sig != libc::SIGSTOP {
             raw_handler(sig, Some(libc::SIG_IGN));
         }
     }
-    // SAFETY: building a sigset from plain numbers and setting this thread's mask.
+    // SAFETY: blocks every signal on this thread with a full set.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        for sig in 1..=64 {
-            if mask & (1 << (sig - 1)) != 0 {
-                libc::sigaddset(&mut set, sig);
-            }
-        }
+        libc::sigfillset(&mut set);
         libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
     }
 }

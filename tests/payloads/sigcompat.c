@@ -8,6 +8,10 @@
  *             and to a child; Linux's rules on the si_code userspace may claim.
  *   selfkill  a signal a thread sends its own process runs on that thread, before
  *             kill returns, while other threads could take it.
+ *   earlykill kill(child, SIGTERM) at once after fork kills the child, whatever it
+ *             had reached (waiting, spinning, or in execve).
+ *   exec      signals blocked across execve stay blocked, pending ones stay pending
+ *             and are delivered once the new program unblocks them.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -349,6 +353,72 @@ static void selfkill(void) {
            rounds, on_caller);
 }
 
+static void earlykill(void) {
+    const int rounds = 21;
+    int killed = 0;
+    for (int i = 0; i < rounds; i++) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            /* A third of the children exec a program that pauses, a third wait in
+             * pause, a third spin in user code. */
+            if (i % 3 == 2)
+                execl("/proc/self/exe", "sigcompat", "pause", (char *)NULL);
+            for (;;)
+                if (i % 3)
+                    pause();
+        }
+        kill(pid, SIGTERM);
+        int status;
+        if (waitpid(pid, &status, 0) == pid && WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM)
+            killed++;
+    }
+    printf("earlykill: %d of %d children killed by SIGTERM\n", killed, rounds);
+}
+
+static volatile sig_atomic_t exec_seen[4];
+
+static void note_exec_signal(int sig) {
+    if (sig == SIGUSR1)
+        exec_seen[0]++;
+    else if (sig == SIGUSR2)
+        exec_seen[1]++;
+    else if (sig == SIGRTMIN + 3)
+        exec_seen[2]++;
+    else
+        exec_seen[3]++;
+}
+
+static void exec_keeps_signals(char *self) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR1);
+    sigaddset(&set, SIGUSR2);
+    sigaddset(&set, SIGRTMIN + 3);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    kill(getpid(), SIGUSR1);
+    kill(getpid(), SIGRTMIN + 3);
+    execl(self, "sigcompat", "afterexec", (char *)NULL);
+    printf("execl: %s\n", strerror(errno));
+}
+
+static void after_exec(void) {
+    int sigs[] = {SIGUSR1, SIGUSR2, SIGRTMIN + 3};
+    sigset_t pending;
+    sigpending(&pending);
+    struct sigaction sa = {.sa_handler = note_exec_signal};
+    for (int i = 0; i < 3; i++) {
+        printf("after exec: ");
+        print_sig(sigs[i]);
+        printf(" blocked %d pending %d\n", blocked(sigs[i]), sigismember(&pending, sigs[i]));
+        sigaction(sigs[i], &sa, NULL);
+    }
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    printf("after exec: delivered SIGUSR1 %d SIGUSR2 %d SIGRTMIN+3 %d other %d\n",
+           (int)exec_seen[0], (int)exec_seen[1], (int)exec_seen[2], (int)exec_seen[3]);
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc < 2) {
@@ -361,6 +431,15 @@ int main(int argc, char **argv) {
         rtqueue();
     else if (strcmp(argv[1], "selfkill") == 0)
         selfkill();
+    else if (strcmp(argv[1], "earlykill") == 0)
+        earlykill();
+    else if (strcmp(argv[1], "pause") == 0)
+        for (;;)
+            pause();
+    else if (strcmp(argv[1], "exec") == 0)
+        exec_keeps_signals(argv[0]);
+    else if (strcmp(argv[1], "afterexec") == 0)
+        after_exec();
     else {
         fprintf(stderr, "unknown mode %s\n", argv[1]);
         return 2;

@@ -259,7 +259,8 @@ pub fn replace(
         .filter(|(_, a)| a.handler == libc::SIG_IGN as u64)
         .fold(0u64, |m, (i, _)| m | 1 << i);
     crate::kvm::kick::prepare_exec(ignored);
-    let pending = crate::kernel::signals::pending_at_exec(guest, thread);
+    // A real-time signal queued more than once is kept once.
+    let pending = crate::kernel::signals::pending(guest, thread);
     // The new km gets km's /dev/kvm descriptor at a number above every guest one.
     let kvm = match rustix::io::fcntl_dupfd_cloexec(guest.vm.kvm.kvm_fd(), above)
         .and_then(|fd| rustix::io::fcntl_setfd(&fd, rustix::io::FdFlags::empty()).map(|_| fd))

@@ -261,9 +261,9 @@ fn collect_host_signals(guest: &Guest) {
     }
 }
 
-/// The signals pending for `thread` or its process, host ones included, which an
-/// execve keeps (a real-time signal queued more than once counts once).
-pub fn pending_at_exec(guest: &Guest, thread: &Thread) -> u64 {
+/// The signals pending for `thread` or its process, host ones received by km
+/// included (what sigpending reports, and what an execve keeps).
+pub fn pending(guest: &Guest, thread: &Thread) -> u64 {
     collect_host_signals(guest);
     thread.handle.pending.bits() | guest.pending.bits()
 }

@@ -110,8 +110,7 @@ pub fn rt_sigprocmask(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 
 pub fn rt_sigpending(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     check_sigset_size(a[1])?;
-    let pending =
-        (ctx.thread.handle.pending.bits() | ctx.guest.pending.bits()) & ctx.thread.sigmask;
+    let pending = signals::pending(ctx.guest, ctx.thread) & ctx.thread.sigmask;
     ctx.write_obj(a[0], pending)?;
     Ok(0)
 }

@@ -25,6 +25,12 @@ static HOST_PENDING: AtomicU64 = AtomicU64::new(0);
 static HOST_INFO: [[AtomicU64; 4]; 65] = [const { [const { AtomicU64::new(0) }; 4] }; 65];
 /// The payload is held for gdb: no thread of it can take a signal.
 static HELD: AtomicBool = AtomicBool::new(false);
+/// The thread re-executing km for the payload's execve (0: none). It blocks every
+/// signal, and forwarded signals are sent on to it so that they stay pending across
+/// the execve (their siginfo is not kept).
+static EXEC_TID: AtomicI32 = AtomicI32::new(0);
+/// Forwarding handlers running now (an execve waits for them to finish).
+static FORWARDING: AtomicI32 = AtomicI32::new(0);
 
 thread_local! {
     /// This thread's vCPU run structure, while it drives one.
@@ -74,6 +80,14 @@ extern "C" fn on_forwarded(sig: libc::c_int, info: *mut libc::siginfo_t, _: *mut
     if !(1..=64).contains(&sig) {
         return;
     }
+    FORWARDING.fetch_add(1, Ordering::SeqCst);
+    let exec_tid = EXEC_TID.load(Ordering::SeqCst);
+    if exec_tid != 0 {
+        // SAFETY: tgkill takes plain integers.
+        unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), exec_tid, sig) };
+        FORWARDING.fetch_sub(1, Ordering::SeqCst);
+        return;
+    }
     if !info.is_null() {
         // SAFETY: the kernel passes a valid siginfo of at least 128 bytes.
         let words = unsafe { std::slice::from_raw_parts(info as *const u64, 4) };
@@ -82,6 +96,7 @@ extern "C" fn on_forwarded(sig: libc::c_int, info: *mut libc::siginfo_t, _: *mut
         }
     }
     HOST_PENDING.fetch_or(1 << (sig - 1), Ordering::SeqCst);
+    FORWARDING.fetch_sub(1, Ordering::SeqCst);
     end_if_held();
     on_kick(sig);
     kick_all();
@@ -402,8 +417,10 @@ pub fn take_inherited() -> (u64, u64) {
 
 /// Just before execve: makes the signals in `ignored` ignored on the host, so the
 /// re-executed km inherits the payload's, and blocks every signal on the calling
-/// thread: one sent from now on stays pending across the execve until the new km
-/// has its handlers (the payload's own mask goes to it as an option).
+/// thread, to which forwarding handlers send every signal from now on: one sent
+/// from now on stays pending across the execve until the new km has its handlers
+/// (the payload's own mask goes to it as an option). Returns once the handlers
+/// that were running have recorded their signals (take them next).
 pub fn prepare_exec(ignored: u64) {
     for sig in 1..=64 {
         if ignored & (1 << (sig - 1)) != 0 && sig != libc::SIGKILL && sig != libc::SIGSTOP {
@@ -415,5 +432,12 @@ pub fn prepare_exec(ignored: u64) {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigfillset(&mut set);
         libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
+    EXEC_TID.store(
+        rustix::thread::gettid().as_raw_nonzero().get(),
+        Ordering::SeqCst,
+    );
+    while FORWARDING.load(Ordering::SeqCst) != 0 {
+        std::thread::yield_now();
     }
 }

@@ -29,6 +29,12 @@ pub fn run_thread(guest: &Arc<Guest>, mut thread: Thread, initial_stop: bool) {
     if initial_stop {
         or_fail(guest, debug::initial_stop(guest, &mut thread));
     }
+    // A signal that came before the thread could be kicked (a fork child's, sent
+    // as soon as fork returned) is delivered before its first instruction.
+    or_fail(
+        guest,
+        deliver_signals(guest, &mut thread, Point::Interrupted),
+    );
     loop {
         let point = match or_fail(guest, thread.vcpu.run_to_exit()) {
             Exit::Io(HC_PORT) => match syscall(guest, &mut thread) {

@@ -2,7 +2,7 @@
 //! run natively: the temporary masks of pselect6/ppoll/epoll_pwait and GNU make's
 //! `-j2`, which waits for its children exactly that way; queued real-time signals
 //! and sigqueue; a signal to the own process taken by its sender; a child killed
-//! right after fork; signals kept across execve.
+//! right after fork; signals kept across execve; signalfd.
 
 mod common;
 
@@ -128,4 +128,9 @@ fn a_child_killed_right_after_fork_dies_of_the_signal() {
 #[test]
 fn execve_keeps_blocked_and_pending_signals() {
     sigcompat_like_native("exec");
+}
+
+#[test]
+fn signalfd_reads_pending_signals_and_wakes_poll_and_epoll() {
+    sigcompat_like_native("signalfd");
 }

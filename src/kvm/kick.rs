@@ -268,6 +268,8 @@ pub fn forget_parent() {
     }
     HOST_PENDING.store(0, Ordering::SeqCst);
     HELD.store(false, Ordering::SeqCst);
+    // Handlers the parent's other threads were running are not the child's.
+    FORWARDING.store(0, Ordering::SeqCst);
 }
 
 /// Kicks host thread `tid` (a vCPU thread of km).

@@ -414,6 +414,8 @@ fn handler(nr: i64) -> Option<(&'static str, Handler)> {
         SYS_kill => ("kill", signal::kill as Handler),
         SYS_tkill => ("tkill", signal::tkill as Handler),
         SYS_tgkill => ("tgkill", signal::tgkill as Handler),
+        SYS_signalfd => ("signalfd", signal::signalfd as Handler),
+        SYS_signalfd4 => ("signalfd4", signal::signalfd4 as Handler),
         SYS_rt_sigqueueinfo => ("rt_sigqueueinfo", signal::rt_sigqueueinfo as Handler),
         SYS_rt_tgsigqueueinfo => ("rt_tgsigqueueinfo", signal::rt_tgsigqueueinfo as Handler),
         SYS_alarm => ("alarm", signal::alarm as Handler),

@@ -9,7 +9,7 @@ use rustix::io::Errno;
 use super::signal::{read_temporary_mask, with_temporary_mask};
 use super::{Ctx, SysResult};
 use crate::guest::mm::TASK_SIZE;
-use crate::kernel::{fdtable, lock, signals};
+use crate::kernel::{fdtable, lock, signalfd, signals};
 use crate::kvm::kick;
 use crate::memory::host;
 
@@ -54,6 +54,7 @@ fn interruptible<T>(
     nothing: impl FnOnce(&T) -> bool,
 ) -> Result<T, Errno> {
     kick::with_kick_held(|open| {
+        signalfd::refresh(ctx.guest, ctx.thread);
         if !signal_pending(ctx) {
             return wait(timeout_ms, open);
         }

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 use rustix::io::Errno;
 
 use super::{Ctx, Outcome, SysResult};
-use crate::kernel::lock;
 use crate::kernel::signals::{self, SI_TKILL, SI_USER, SigAction, SigInfo, UNBLOCKABLE};
+use crate::kernel::{lock, signalfd};
 use crate::kvm::kick;
 use crate::memory::host;
 
@@ -176,6 +176,62 @@ pub fn rt_sigtimedwait(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
             WAIT_SLICE
                 .min(deadline.map_or(WAIT_SLICE, |d| d.saturating_duration_since(Instant::now()))),
         );
+    }
+}
+
+/// signalfd4(fd, mask, sizemask, flags): a new signalfd (`fd` -1) or a new mask
+/// for signalfd `fd`.
+pub fn signalfd4(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    check_sigset_size(a[2])?;
+    let mask: u64 = ctx.read_obj(a[1])?;
+    let flags = a[3] as i32;
+    if flags & !(libc::SFD_CLOEXEC | libc::SFD_NONBLOCK) != 0 {
+        return Err(Errno::INVAL);
+    }
+    if a[0] as i32 != -1 {
+        signalfd::set_mask(&ctx.fd(a[0])?, mask)?;
+        return Ok(a[0] as i32 as u64);
+    }
+    let (read_end, write_end) = signalfd::pipe(flags & libc::SFD_NONBLOCK != 0)?;
+    let mut fds = lock(&ctx.guest.fds);
+    let n = fds.insert(read_end, flags & libc::SFD_CLOEXEC != 0, 0)?;
+    let read_end = fds.get(n)?;
+    drop(fds);
+    signalfd::register(&read_end, write_end, mask);
+    Ok(n as u64)
+}
+
+pub fn signalfd(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    signalfd4(ctx, &[a[0], a[1], a[2], 0, 0, 0])
+}
+
+/// read(2) on signalfd `fd` with `mask`: as many pending signals of the mask as
+/// `count` holds records for, waiting for the first unless `fd` is non-blocking.
+pub fn read_signalfd(
+    ctx: &mut Ctx<'_>,
+    fd: &std::os::fd::OwnedFd,
+    mask: u64,
+    buf: u64,
+    count: u64,
+) -> SysResult {
+    if count < signalfd::RECORD_SIZE as u64 {
+        return Err(Errno::INVAL);
+    }
+    let max = (count / signalfd::RECORD_SIZE as u64) as usize;
+    let nonblocking = rustix::fs::fcntl_getfl(fd)?.contains(rustix::fs::OFlags::NONBLOCK);
+    loop {
+        let records = signalfd::take(ctx.guest, ctx.thread, mask, max);
+        if !records.is_empty() {
+            ctx.write_bytes(buf, &records)?;
+            return Ok(records.len() as u64);
+        }
+        if nonblocking {
+            return Err(Errno::AGAIN);
+        }
+        if signals::deliverable(ctx.guest, ctx.thread) || ctx.guest.stop_requested() {
+            return Err(Errno::INTR);
+        }
+        std::thread::sleep(WAIT_SLICE);
     }
 }
 

@@ -12,6 +12,9 @@
  *             had reached (waiting, spinning, or in execve).
  *   exec      signals blocked across execve stay blocked, pending ones stay pending
  *             and are delivered once the new program unblocks them.
+ *   signalfd  signalfd reads pending signals of its mask (sigqueue's value, a child's
+ *             exit status), is readable to poll and epoll exactly then, and takes a
+ *             new mask.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -23,6 +26,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/select.h>
+#include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -419,6 +423,74 @@ static void after_exec(void) {
            (int)exec_seen[0], (int)exec_seen[1], (int)exec_seen[2], (int)exec_seen[3]);
 }
 
+static void print_records(int fd) {
+    struct signalfd_siginfo rec[4];
+    ssize_t n = read(fd, rec, sizeof rec);
+    if (n < 0) {
+        printf("signalfd read: %s\n", strerror(errno));
+        return;
+    }
+    for (unsigned i = 0; i < n / sizeof rec[0]; i++) {
+        printf("signalfd read: ");
+        print_sig((int)rec[i].ssi_signo);
+        printf(" %s", code_name(rec[i].ssi_code));
+        if (rec[i].ssi_code == SI_QUEUE)
+            printf(" value %d", rec[i].ssi_int);
+        if (rec[i].ssi_signo == SIGCHLD)
+            printf(" status %d", rec[i].ssi_status);
+        printf(" from self %d\n", rec[i].ssi_pid == (uint32_t)getpid());
+    }
+}
+
+static int readable(int fd) {
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    return poll(&pfd, 1, 0);
+}
+
+static void signal_fd(void) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR1);
+    sigaddset(&set, SIGRTMIN);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    int fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    struct signalfd_siginfo one;
+    printf("signalfd: readable %d\n", readable(fd));
+    printf("signalfd: empty read %s\n", read(fd, &one, sizeof one) < 0 ? strerror(errno) : "data");
+    printf("signalfd: short read %s\n", read(fd, &one, 16) < 0 ? strerror(errno) : "data");
+    kill(getpid(), SIGUSR1);
+    queue_value(SIGRTMIN, 7);
+    queue_value(SIGRTMIN, 8);
+    printf("signalfd: readable %d\n", readable(fd));
+    print_records(fd);
+    printf("signalfd: readable %d after the read\n", readable(fd));
+
+    /* A new mask with SIGCHLD; epoll waits for the child's exit. */
+    sigaddset(&set, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    printf("signalfd: new mask %d\n", signalfd(fd, &set, 0) == fd);
+    int ep = epoll_create1(0);
+    struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
+    epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+    pid_t pid = fork();
+    if (pid == 0) {
+        usleep(50 * 1000);
+        _exit(5);
+    }
+    int n = epoll_wait(ep, &ev, 1, 30000);
+    printf("signalfd: epoll_wait %d\n", n);
+    print_records(fd);
+    reap(pid);
+    int bad = signalfd(1, &set, 0);
+    printf("signalfd on a non-signalfd: %d %s\n", bad, bad < 0 ? strerror(errno) : "");
+    long r = syscall(SYS_signalfd4, -1, &set, 4, 0);
+    printf("signalfd4 mask size 4: %ld %s\n", r, r < 0 ? strerror(errno) : "");
+    r = syscall(SYS_signalfd4, -1, &set, 8, 0x10);
+    printf("signalfd4 bad flags: %ld %s\n", r, r < 0 ? strerror(errno) : "");
+    r = syscall(SYS_signalfd4, -1, (void *)8, 8, 0);
+    printf("signalfd4 bad mask pointer: %ld %s\n", r, r < 0 ? strerror(errno) : "");
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc < 2) {
@@ -433,6 +505,8 @@ int main(int argc, char **argv) {
         selfkill();
     else if (strcmp(argv[1], "earlykill") == 0)
         earlykill();
+    else if (strcmp(argv[1], "signalfd") == 0)
+        signal_fd();
     else if (strcmp(argv[1], "pause") == 0)
         for (;;)
             pause();

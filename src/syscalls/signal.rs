@@ -179,6 +179,10 @@ pub fn rt_sigtimedwait(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     }
 }
 
+/// Most records one read of a signalfd returns (fewer than fit is fine to its
+/// readers), which bounds km's buffer whatever the guest's count.
+const SIGNALFD_RECORDS_PER_READ: u64 = 1024;
+
 /// signalfd4(fd, mask, sizemask, flags): a new signalfd (`fd` -1) or a new mask
 /// for signalfd `fd`.
 pub fn signalfd4(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
@@ -217,7 +221,7 @@ pub fn read_signalfd(
     if count < signalfd::RECORD_SIZE as u64 {
         return Err(Errno::INVAL);
     }
-    let max = (count / signalfd::RECORD_SIZE as u64) as usize;
+    let max = (count / signalfd::RECORD_SIZE as u64).min(SIGNALFD_RECORDS_PER_READ) as usize;
     let nonblocking = rustix::fs::fcntl_getfl(fd)?.contains(rustix::fs::OFlags::NONBLOCK);
     loop {
         let records = signalfd::take(ctx.guest, ctx.thread, mask, max);

@@ -136,6 +136,11 @@ pub struct Cli {
     #[arg(long = "guest-limits", value_name = "LIMITS", hide = true)]
     pub guest_limits: Option<String>,
 
+    /// Internal: the payload's signal mask and pending signals (MASK:PENDING, bit
+    /// sets) that a km re-executed for its execve takes over.
+    #[arg(long = "exec-signals", value_name = "MASK:PENDING", value_parser = parse_exec_signals, hide = true)]
+    pub exec_signals: Option<(u64, u64)>,
+
     /// Give the payload NAME as argv[0] instead of PAYLOAD (as `exec -a` does).
     #[arg(long = "argv0", value_name = "NAME")]
     pub argv0: Option<OsString>,
@@ -238,6 +243,13 @@ pub enum CrashReport {
 
 /// Where the command `argv0` was found: itself when it has a slash, else the
 /// first match on PATH, as a shell or the kernel (a `#!` line) found it.
+/// `--exec-signals`'s MASK:PENDING, two decimal bit sets.
+fn parse_exec_signals(s: &str) -> Result<(u64, u64), String> {
+    let (mask, pending) = s.split_once(':').ok_or("expected MASK:PENDING")?;
+    let number = |n: &str| n.parse::<u64>().map_err(|e| format!("{n:?}: {e}"));
+    Ok((number(mask)?, number(pending)?))
+}
+
 fn command_path(argv0: &OsStr) -> Option<PathBuf> {
     if argv0.as_bytes().contains(&b'/') {
         return Some(PathBuf::from(argv0));

@@ -221,6 +221,12 @@ pub fn run(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infalli
     if inherited.ignored & signals::bit(libc::SIGCHLD) != 0 {
         kick::mirror_sigchld(true)?;
     }
+    // An execve keeps the signals pending (their senders' details are not kept).
+    let (sigmask, pending) = cli.exec_signals.unwrap_or((inherited.sigmask, 0));
+    for sig in (1..=64).filter(|&sig| pending & signals::bit(sig) != 0) {
+        signals::send_to_process(&guest, signals::info(sig, signals::SI_USER))
+            .context("restoring a pending signal")?;
+    }
     if cli.sandbox {
         // Before the first vCPU: its first run starts KVM's worker thread in km.
         sandbox::enter(cli.sandbox_uid, cli.sandbox_gid)?;
@@ -232,7 +238,7 @@ pub fn run(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infalli
     vcpu.start(image.entry, rsp)?;
     let tid = rustix::process::getpid().as_raw_nonzero().get();
     let handle = guest.thread_started(tid);
-    let main = Thread::new(tid, handle, vcpu, inherited.sigmask);
+    let main = Thread::new(tid, handle, vcpu, sigmask);
     if !cli.no_seccomp && !cli.seccomp_inherited {
         seccomp::install()?;
     }

@@ -29,6 +29,12 @@ pub fn run_thread(guest: &Arc<Guest>, mut thread: Thread, initial_stop: bool) {
     if initial_stop {
         or_fail(guest, debug::initial_stop(guest, &mut thread));
     }
+    // A signal that came before the thread could be kicked (a fork child's, sent
+    // as soon as fork returned) is delivered before its first instruction.
+    or_fail(
+        guest,
+        deliver_signals(guest, &mut thread, Point::Interrupted),
+    );
     loop {
         // Under write watchpoints a single-stepping thread runs its instruction
         // alone, so that a change of the watched bytes is its own write.
@@ -186,17 +192,30 @@ fn exception(guest: &Guest, thread: &mut Thread) -> Result<Point> {
 }
 
 /// Delivers the thread's pending signals at `point`, each seen by gdb first; a
-/// fatal one ends the process.
-fn deliver_signals(guest: &Guest, thread: &mut Thread, mut point: Point) -> Result<()> {
-    if !signals::ready(guest, thread, point)? {
-        return Ok(());
+/// fatal one ends the process. A wait's temporary mask ends here unless a
+/// handler's frame saved the thread's own.
+fn deliver_signals(guest: &Guest, thread: &mut Thread, point: Point) -> Result<()> {
+    if !deliver_pending(guest, thread, point)? {
+        signals::restore_saved_mask(thread);
     }
+    Ok(())
+}
+
+/// Delivers pending signals; true when a handler was entered. As on Linux, more
+/// signals pending then nest their frames on the handler's (the last one's handler
+/// runs first), except from an exception stub or while gdb steps (one frame, the
+/// rest at the next exit).
+fn deliver_pending(guest: &Guest, thread: &mut Thread, mut point: Point) -> Result<bool> {
+    let mut entered = false;
     loop {
+        if !signals::ready(guest, thread, point)? {
+            return Ok(entered);
+        }
         let info = match thread.forced_signal.take() {
             Some(info) => info,
             None => {
                 let Some(info) = signals::take(guest, thread, !thread.sigmask) else {
-                    return Ok(());
+                    return Ok(entered);
                 };
                 let (delivered, now) = debug::signal_stop(guest, thread, info, point)?;
                 point = now;
@@ -208,7 +227,14 @@ fn deliver_signals(guest: &Guest, thread: &mut Thread, mut point: Point) -> Resu
         };
         match signals::deliver(guest, thread, &info, point)? {
             signals::Delivery::Ignored => {}
-            signals::Delivery::Handler => return debug::handler_entered(guest, thread),
+            signals::Delivery::Handler => {
+                debug::handler_entered(guest, thread)?;
+                if matches!(point, Point::Exception(_)) || thread.gdb_step {
+                    return Ok(true);
+                }
+                entered = true;
+                point = Point::Interrupted;
+            }
             signals::Delivery::Fatal(fatal) => crash::die(guest, thread, point, &fatal),
         }
     }

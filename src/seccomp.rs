@@ -102,6 +102,7 @@ pub const ALLOWED: &[Group] = &[
             SYS_kill,
             SYS_tkill,
             SYS_tgkill,
+            SYS_rt_sigqueueinfo,
             SYS_alarm,
             SYS_setitimer,
             SYS_getitimer,

@@ -260,7 +260,9 @@ pub fn replace(
         .enumerate()
         .filter(|(_, a)| a.handler == libc::SIG_IGN as u64)
         .fold(0u64, |m, (i, _)| m | 1 << i);
-    crate::kvm::kick::prepare_exec(thread.sigmask, ignored);
+    crate::kvm::kick::prepare_exec(ignored);
+    // A real-time signal queued more than once is kept once.
+    let pending = crate::kernel::signals::pending(guest, thread);
 
     let mut args: Vec<CString> = vec![c"km".into()];
     for opt in &guest.config.exec_options {
@@ -283,6 +285,8 @@ pub fn replace(
     }
     let limits = crate::guest::limits::exec_option();
     args.push(CString::new(limits).expect("numbers have no NUL"));
+    let signals = format!("--exec-signals={}:{pending}", thread.sigmask);
+    args.push(CString::new(signals).expect("numbers have no NUL"));
     // One argument with `=`: an argv[0] may start with '-' (a login shell's does).
     let mut argv0 = b"--argv0=".to_vec();
     argv0.extend_from_slice(program.argv.first().map_or(&b""[..], |a| a.as_bytes()));

@@ -8,6 +8,7 @@ pub mod fdtable;
 pub mod private_fds;
 pub mod process;
 pub mod ptrace;
+pub mod signalfd;
 pub mod signals;
 
 use std::sync::{Mutex, MutexGuard};

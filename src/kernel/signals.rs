@@ -11,7 +11,7 @@
 //! `ucontext` (flags, link, `uc_stack`, `sigcontext`, `uc_sigmask`), `siginfo` },
 //! placed so that the handler starts with RSP + 8 16-byte aligned, as after a call.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -20,6 +20,7 @@ use kvm_bindings::kvm_regs;
 use rustix::io::Errno;
 
 use crate::guest::landing_pad::{ExceptionFrame, USER_CS, USER_DS};
+use crate::guest::limits;
 use crate::kernel::lock;
 use crate::kernel::process::{Guest, Thread};
 use crate::kvm::kick;
@@ -37,6 +38,7 @@ pub const SA_RESETHAND: u64 = 0x8000_0000;
 pub const SA_RESTORER: u64 = 0x0400_0000;
 
 pub const SI_USER: i32 = 0;
+pub const SI_QUEUE: i32 = -1;
 pub const SI_KERNEL: i32 = 0x80;
 pub const SI_TKILL: i32 = -6;
 pub const SEGV_MAPERR: i32 = 1;
@@ -111,6 +113,15 @@ pub fn signo(info: &SigInfo) -> i32 {
     i32::from_ne_bytes(info[0..4].try_into().expect("4 bytes"))
 }
 
+pub fn code(info: &SigInfo) -> i32 {
+    i32::from_ne_bytes(info[8..12].try_into().expect("4 bytes"))
+}
+
+/// Sets `si_signo` (a siginfo the payload wrote names the signal sent with it).
+pub fn set_signo(info: &mut SigInfo, sig: i32) {
+    put(info, 0, &sig.to_ne_bytes());
+}
+
 /// `struct kernel_sigaction` as rt_sigaction passes it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SigAction {
@@ -175,20 +186,46 @@ pub fn default_action(sig: i32) -> DefaultAction {
     }
 }
 
-/// Pending signals: a bit set readable without a lock, and their siginfo.
+/// The first real-time signal (Linux's SIGRTMIN; libc reserves a few above it).
+pub const SIGRTMIN: i32 = 32;
+/// Most real-time signals one queue holds whatever RLIMIT_SIGPENDING says (km's
+/// bound on the memory a payload can make it hold: 128 bytes each).
+const MAX_QUEUED: u64 = 1 << 20;
+
+/// Pending signals: a bit set readable without a lock, and their siginfo (one for a
+/// standard signal, every one sent for a real-time signal, in order).
 #[derive(Default)]
 pub struct PendingQueue {
     bits: AtomicU64,
-    info: Mutex<BTreeMap<i32, SigInfo>>,
+    info: Mutex<BTreeMap<i32, VecDeque<SigInfo>>>,
+}
+
+/// How many real-time signals a queue may hold: the guest's RLIMIT_SIGPENDING.
+fn queue_limit() -> u64 {
+    limits::get(libc::RLIMIT_SIGPENDING).map_or(MAX_QUEUED, |(soft, _)| soft.min(MAX_QUEUED))
 }
 
 impl PendingQueue {
-    /// Adds `sig`; a standard signal already pending is not queued twice.
-    pub fn add(&self, info: SigInfo) {
+    /// Adds a signal: a standard signal already pending is not queued twice; a
+    /// real-time one queues behind those pending. Past RLIMIT_SIGPENDING, as on
+    /// Linux, a real-time signal not sent by kill is EAGAIN, any other is only
+    /// marked pending (its siginfo lost).
+    pub fn add(&self, info: SigInfo) -> Result<(), Errno> {
         let sig = signo(&info);
         let mut map = lock(&self.info);
-        map.entry(sig).or_insert(info);
+        let queued: u64 = map.values().map(|q| q.len() as u64).sum();
+        let queue = map.entry(sig).or_default();
+        if sig < SIGRTMIN {
+            if queue.is_empty() {
+                queue.push_back(info);
+            }
+        } else if queued < queue_limit() {
+            queue.push_back(info);
+        } else if code(&info) != SI_USER {
+            return Err(Errno::AGAIN);
+        }
         self.bits.fetch_or(bit(sig), Ordering::SeqCst);
+        Ok(())
     }
 
     pub fn bits(&self) -> u64 {
@@ -206,8 +243,14 @@ impl PendingQueue {
             return None;
         }
         let sig = ready.trailing_zeros() as i32 + 1;
-        self.bits.fetch_and(!bit(sig), Ordering::SeqCst);
-        Some(map.remove(&sig).unwrap_or_else(|| info(sig, SI_KERNEL)))
+        let queue = map.entry(sig).or_default();
+        let taken = queue.pop_front();
+        if queue.is_empty() {
+            map.remove(&sig);
+            self.bits.fetch_and(!bit(sig), Ordering::SeqCst);
+        }
+        // A signal marked pending past the queue's limit has no siginfo left.
+        Some(taken.unwrap_or_else(|| info(sig, SI_USER)))
     }
 }
 
@@ -220,14 +263,52 @@ fn collect_host_signals(guest: &Guest) {
         let mut i: SigInfo = [0u8; 128];
         put(&mut i, 0, &kick::host_info(sig));
         put(&mut i, 0, &sig.to_ne_bytes());
-        guest.pending.add(i);
+        // A queued signal past RLIMIT_SIGPENDING is dropped, as Linux refuses it.
+        let _ = guest.pending.add(i);
     }
 }
 
+/// The signals pending for `thread` or its process, host ones received by km
+/// included (what sigpending reports, and what an execve keeps).
+pub fn pending(guest: &Guest, thread: &Thread) -> u64 {
+    collect_host_signals(guest);
+    thread.handle.pending.bits() | guest.pending.bits()
+}
+
 /// Queues a signal for the whole process and kicks the threads to take it.
-pub fn send_to_process(guest: &Guest, info: SigInfo) {
-    guest.pending.add(info);
+pub fn send_to_process(guest: &Guest, info: SigInfo) -> Result<(), Errno> {
+    guest.pending.add(info)?;
     kick::kick_all();
+    Ok(())
+}
+
+/// Queues a signal the payload sends its own process from `thread`: as on Linux,
+/// the sender takes it (before its syscall returns) when it does not block it and
+/// the signal is not pending for the process already; else any thread may.
+pub fn send_from_within(guest: &Guest, thread: &Thread, info: SigInfo) -> Result<(), Errno> {
+    let sig = bit(signo(&info));
+    if thread.sigmask & sig == 0 && guest.pending.bits() & sig == 0 {
+        thread.handle.pending.add(info)
+    } else {
+        send_to_process(guest, info)
+    }
+}
+
+/// Gives `thread` the temporary mask of a wait (sigsuspend, ppoll, pselect6,
+/// epoll_pwait); its own mask is kept until [`restore_saved_mask`] or a handler's
+/// frame takes it (a retried wait keeps the first one).
+pub fn set_temporary_mask(thread: &mut Thread, mask: u64) {
+    let own = thread.sigmask;
+    thread.saved_mask.get_or_insert(own);
+    thread.sigmask = mask & !UNBLOCKABLE;
+}
+
+/// Puts back the mask a temporary one replaced: when the wait returns without
+/// EINTR, or no handler ran after it (Linux's restore_saved_sigmask).
+pub fn restore_saved_mask(thread: &mut Thread) {
+    if let Some(mask) = thread.saved_mask.take() {
+        thread.sigmask = mask;
+    }
 }
 
 /// Where the thread stands when a signal may be delivered.

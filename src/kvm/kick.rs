@@ -25,6 +25,12 @@ static HOST_PENDING: AtomicU64 = AtomicU64::new(0);
 static HOST_INFO: [[AtomicU64; 4]; 65] = [const { [const { AtomicU64::new(0) }; 4] }; 65];
 /// The payload is held for gdb: no thread of it can take a signal.
 static HELD: AtomicBool = AtomicBool::new(false);
+/// The thread re-executing km for the payload's execve (0: none). It blocks every
+/// signal, and forwarded signals are sent on to it so that they stay pending across
+/// the execve (their siginfo is not kept).
+static EXEC_TID: AtomicI32 = AtomicI32::new(0);
+/// Forwarding handlers running now (an execve waits for them to finish).
+static FORWARDING: AtomicI32 = AtomicI32::new(0);
 
 thread_local! {
     /// This thread's vCPU run structure, while it drives one.
@@ -74,6 +80,14 @@ extern "C" fn on_forwarded(sig: libc::c_int, info: *mut libc::siginfo_t, _: *mut
     if !(1..=64).contains(&sig) {
         return;
     }
+    FORWARDING.fetch_add(1, Ordering::SeqCst);
+    let exec_tid = EXEC_TID.load(Ordering::SeqCst);
+    if exec_tid != 0 {
+        // SAFETY: tgkill takes plain integers.
+        unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), exec_tid, sig) };
+        FORWARDING.fetch_sub(1, Ordering::SeqCst);
+        return;
+    }
     if !info.is_null() {
         // SAFETY: the kernel passes a valid siginfo of at least 128 bytes.
         let words = unsafe { std::slice::from_raw_parts(info as *const u64, 4) };
@@ -82,6 +96,7 @@ extern "C" fn on_forwarded(sig: libc::c_int, info: *mut libc::siginfo_t, _: *mut
         }
     }
     HOST_PENDING.fetch_or(1 << (sig - 1), Ordering::SeqCst);
+    FORWARDING.fetch_sub(1, Ordering::SeqCst);
     end_if_held();
     on_kick(sig);
     kick_all();
@@ -106,7 +121,9 @@ fn install_handler(sig: i32, action: libc::sighandler_t, flags: i32) -> Result<(
     Ok(())
 }
 
-/// Installs km's handlers for the kick and the forwarded signals.
+/// Installs km's handlers for the kick and the forwarded signals, then clears km's
+/// host mask: signals held pending until now (across the execve that started this
+/// km, or sent while it started) reach the handlers, so the payload gets them.
 pub fn install() -> Result<()> {
     install_handler(
         kick_signal(),
@@ -115,6 +132,12 @@ pub fn install() -> Result<()> {
     )?;
     for sig in forwarded() {
         install_handler(sig, forwarding_handler(), libc::SA_SIGINFO)?;
+    }
+    // SAFETY: clears the calling thread's mask with an empty set.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
     }
     Ok(())
 }
@@ -245,6 +268,8 @@ pub fn forget_parent() {
     }
     HOST_PENDING.store(0, Ordering::SeqCst);
     HELD.store(false, Ordering::SeqCst);
+    // Handlers the parent's other threads were running are not the child's.
+    FORWARDING.store(0, Ordering::SeqCst);
 }
 
 /// Kicks host thread `tid` (a vCPU thread of km).
@@ -272,6 +297,28 @@ pub fn kick_all_but(skip: &[i32]) {
             kick(tid);
         }
     }
+}
+
+/// Runs `f` with the kick blocked on the calling thread and hands it the thread's
+/// mask without the kick, for a host call that takes a mask while it blocks (ppoll,
+/// epoll_pwait). A check `f` makes before that call cannot miss a kick then: one
+/// sent after the check stays pending and interrupts the call (EINTR).
+pub fn with_kick_held<T>(f: impl FnOnce(&libc::sigset_t) -> T) -> T {
+    // SAFETY: plain signal-mask calls on the calling thread with km's own sets.
+    let (old, open) = unsafe {
+        let mut kick: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut kick);
+        libc::sigaddset(&mut kick, kick_signal());
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::pthread_sigmask(libc::SIG_BLOCK, &kick, &mut old);
+        let mut open = old;
+        libc::sigdelset(&mut open, kick_signal());
+        (old, open)
+    };
+    let result = f(&open);
+    // SAFETY: restores the mask read above.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
+    result
 }
 
 /// Host signals received and not yet taken, without taking them.
@@ -352,43 +399,47 @@ fn raw_handler(sig: i32, new: Option<libc::sighandler_t>) -> Option<libc::sighan
 
 /// The signal state km inherited, which Linux's execve carries to a program: the
 /// blocked mask, and the signals whose disposition is SIG_IGN (SIGPIPE excepted:
-/// Rust's runtime ignores it in every process before km's code runs). km's own host
-/// mask is then cleared, so kicks and forwarded signals reach it.
+/// Rust's runtime ignores it in every process before km's code runs). km's host
+/// mask stays as it is until [`install`] has installed km's handlers.
 pub fn take_inherited() -> (u64, u64) {
     let ignored = (1..=64)
         .filter(|&sig| sig != libc::SIGPIPE && raw_handler(sig, None) == Some(libc::SIG_IGN))
         .fold(0u64, |m, sig| m | 1 << (sig - 1));
     // SAFETY: sigprocmask with a null new set only reads the calling thread's mask
-    // into a zeroed set; the final call clears the mask.
+    // into a zeroed set.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), &mut set);
         let mask = (1..=64)
             .filter(|&sig| libc::sigismember(&set, sig) == 1)
             .fold(0u64, |m, sig| m | 1 << (sig - 1));
-        libc::sigemptyset(&mut set);
-        libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
         (mask, ignored)
     }
 }
 
-/// Just before execve: makes the calling thread's host mask `mask` and the signals
-/// in `ignored` ignored on the host, so the re-executed km inherits the payload's.
-pub fn prepare_exec(mask: u64, ignored: u64) {
+/// Just before execve: makes the signals in `ignored` ignored on the host, so the
+/// re-executed km inherits the payload's, and blocks every signal on the calling
+/// thread, to which forwarding handlers send every signal from now on: one sent
+/// from now on stays pending across the execve until the new km has its handlers
+/// (the payload's own mask goes to it as an option). Returns once the handlers
+/// that were running have recorded their signals (take them next).
+pub fn prepare_exec(ignored: u64) {
     for sig in 1..=64 {
         if ignored & (1 << (sig - 1)) != 0 && sig != libc::SIGKILL && sig != libc::SIGSTOP {
             raw_handler(sig, Some(libc::SIG_IGN));
         }
     }
-    // SAFETY: building a sigset from plain numbers and setting this thread's mask.
+    // SAFETY: blocks every signal on this thread with a full set.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        for sig in 1..=64 {
-            if mask & (1 << (sig - 1)) != 0 {
-                libc::sigaddset(&mut set, sig);
-            }
-        }
+        libc::sigfillset(&mut set);
         libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
+    EXEC_TID.store(
+        rustix::thread::gettid().as_raw_nonzero().get(),
+        Ordering::SeqCst,
+    );
+    while FORWARDING.load(Ordering::SeqCst) != 0 {
+        std::thread::yield_now();
     }
 }

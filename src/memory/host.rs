@@ -528,19 +528,45 @@ pub fn epoll_ctl(
 }
 
 /// epoll_wait for up to `max` events, returned as packed 12-byte records.
-pub fn epoll_wait(epfd: BorrowedFd<'_>, max: usize, timeout_ms: i32) -> Result<Vec<u8>, Errno> {
-    // SAFETY: the kernel writes at most `max` 12-byte events into the buffer.
+/// epoll_pwait on a host epoll descriptor: the thread's mask is `mask` while it waits.
+pub fn epoll_pwait(
+    epfd: BorrowedFd<'_>,
+    max: usize,
+    timeout_ms: i32,
+    mask: &libc::sigset_t,
+) -> Result<Vec<u8>, Errno> {
+    // SAFETY: the kernel writes at most `max` 12-byte events into the buffer and
+    // reads one sigset from `mask`.
     let (mut buf, n) = with_buffer(max * 12, |p| unsafe {
-        libc::epoll_wait(epfd.as_raw_fd(), p.cast(), max as i32, timeout_ms) as _
+        libc::epoll_pwait(epfd.as_raw_fd(), p.cast(), max as i32, timeout_ms, mask) as _
     })?;
     buf.truncate(n * 12);
     Ok(buf)
 }
 
-/// poll on host descriptors (`fd` -1 entries are ignored, as by the kernel).
-pub fn poll(fds: &mut [libc::pollfd], timeout_ms: i32) -> Result<usize, Errno> {
-    // SAFETY: `fds` is a km slice of pollfd of the given length.
-    check(unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) } as _)
+/// ppoll on host descriptors (`fd` -1 entries are ignored, as by the kernel) with
+/// poll's timeout in milliseconds (-1: none); the thread's mask is `mask` while it
+/// waits.
+pub fn ppoll(
+    fds: &mut [libc::pollfd],
+    timeout_ms: i32,
+    mask: &libc::sigset_t,
+) -> Result<usize, Errno> {
+    let timeout = (timeout_ms >= 0).then(|| libc::timespec {
+        tv_sec: (timeout_ms / 1000).into(),
+        tv_nsec: ((timeout_ms % 1000) as i64 * 1_000_000) as _,
+    });
+    let timeout_ptr = timeout.as_ref().map_or(std::ptr::null(), |t| t as *const _);
+    // SAFETY: `fds` is a km slice of pollfd of the given length; `timeout_ptr` is
+    // null or points at a timespec, `mask` at a sigset.
+    check(unsafe {
+        libc::ppoll(
+            fds.as_mut_ptr(),
+            fds.len() as libc::nfds_t,
+            timeout_ptr,
+            mask,
+        )
+    } as _)
 }
 
 /// setitimer on km with a `struct itimerval` (4 words); returns the old value.
@@ -800,6 +826,12 @@ pub fn show_command_line(argv: &[std::ffi::CString]) {
 pub fn kill(pid: i32, sig: i32) -> Result<(), Errno> {
     // SAFETY: kill takes plain integers.
     check(unsafe { libc::kill(pid, sig) } as libc::c_long).map(drop)
+}
+
+/// rt_sigqueueinfo to host process `pid` with a copy of the payload's siginfo.
+pub fn rt_sigqueueinfo(pid: i32, sig: i32, info: &[u8; 128]) -> Result<(), Errno> {
+    // SAFETY: `info` is a 128-byte siginfo the kernel only reads.
+    check(unsafe { libc::syscall(libc::SYS_rt_sigqueueinfo, pid, sig, info.as_ptr()) }).map(drop)
 }
 
 /// The processes in host process group `pgid`, from /proc (a snapshot).

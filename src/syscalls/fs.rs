@@ -62,6 +62,9 @@ fn path_or_empty(ctx: &Ctx<'_>, addr: u64, flags: u64) -> Result<CString, Errno>
 
 pub fn read(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     let fd = ctx.fd(a[0])?;
+    if let Some(mask) = crate::kernel::signalfd::mask(&fd) {
+        return super::signal::read_signalfd(ctx, &fd, mask, a[1], a[2]);
+    }
     let mut fd = fd.as_fd();
     match ctx.writable(a[1], a[2].min(MAX_RW_COUNT) as usize) {
         Ok(mut buf) => fd

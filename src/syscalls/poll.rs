@@ -6,17 +6,22 @@ use std::os::fd::{AsFd, AsRawFd};
 use rustix::event::epoll;
 use rustix::io::Errno;
 
+use super::signal::{read_temporary_mask, with_temporary_mask};
 use super::{Ctx, SysResult};
 use crate::guest::mm::TASK_SIZE;
-use crate::kernel::{fdtable, lock};
+use crate::kernel::{fdtable, lock, signalfd, signals};
+use crate::kvm::kick;
 use crate::memory::host;
 
 const EPOLL_EVENT_SIZE: u64 = 12;
 /// Linux's EP_MAX_EVENTS.
 const EP_MAX_EVENTS: u64 = i32::MAX as u64 / EPOLL_EVENT_SIZE;
 /// Most events one epoll_wait asks the host for (fewer than asked is fine to
-/// epoll's callers), which bounds km's buffer whatever the guest's maxevents.
-const EVENTS_PER_WAIT: u64 = 1024;
+/// epoll's callers), which bounds km's buffer (768 KiB) whatever the guest's
+/// maxevents. It is as many as a process of 65536 descriptors can have ready: a
+/// caller that waits for all of them at once gets them at once, as on Linux (a
+/// second host call would return level-triggered events again, not the rest).
+const EVENTS_PER_WAIT: u64 = 1 << 16;
 const NSEC_PER_MSEC: i64 = 1_000_000;
 const USEC_PER_MSEC: i64 = 1_000;
 
@@ -34,6 +39,35 @@ fn timeout_ms(ctx: &Ctx<'_>, addr: u64, per_ms: i64) -> Result<i32, Errno> {
         .saturating_mul(1000)
         .saturating_add((sub + per_ms - 1) / per_ms))
     .min(i32::MAX as i64) as i32)
+}
+
+/// Whether the thread has a signal to take (or must stop): a wait ends with EINTR.
+fn signal_pending(ctx: &Ctx<'_>) -> bool {
+    signals::deliverable(ctx.guest, ctx.thread) || ctx.guest.stop_requested()
+}
+
+/// A host wait that a signal for the thread interrupts, with no window where a
+/// kick goes unseen: `wait(timeout_ms, mask)` blocks with the host mask given. As
+/// on Linux, with a signal already pending it only looks (timeout 0) and is EINTR
+/// when `nothing` says it found nothing ready.
+fn interruptible<T>(
+    ctx: &Ctx<'_>,
+    timeout_ms: i32,
+    wait: impl FnOnce(i32, &libc::sigset_t) -> Result<T, Errno>,
+    nothing: impl FnOnce(&T) -> bool,
+) -> Result<T, Errno> {
+    kick::with_kick_held(|open| {
+        signalfd::refresh(ctx.guest, ctx.thread);
+        if !signal_pending(ctx) {
+            return wait(timeout_ms, open);
+        }
+        let found = wait(0, open)?;
+        if nothing(&found) {
+            Err(Errno::INTR)
+        } else {
+            Ok(found)
+        }
+    })
 }
 
 pub fn epoll_create(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
@@ -81,7 +115,13 @@ fn wait(ctx: &mut Ctx<'_>, epfd: u64, events: u64, max: u64, timeout_ms: i32) ->
         return Err(Errno::FAULT);
     }
     let epfd = ctx.fd(epfd)?;
-    let out = host::epoll_wait(epfd.as_fd(), max.min(EVENTS_PER_WAIT) as usize, timeout_ms)?;
+    let max = max.min(EVENTS_PER_WAIT) as usize;
+    let out = interruptible(
+        ctx,
+        timeout_ms,
+        |timeout, mask| host::epoll_pwait(epfd.as_fd(), max, timeout, mask),
+        Vec::is_empty,
+    )?;
     ctx.write_bytes(events, &out)?;
     Ok(out.len() as u64 / EPOLL_EVENT_SIZE)
 }
@@ -90,9 +130,18 @@ pub fn epoll_wait(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     wait(ctx, a[0], a[1], a[2], a[3] as i32)
 }
 
-/// epoll_pwait: the signal mask argument is ignored until signal delivery exists.
+/// epoll_pwait(epfd, events, maxevents, timeout, sigmask, sigsetsize): waits under
+/// the temporary mask.
 pub fn epoll_pwait(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
-    wait(ctx, a[0], a[1], a[2], a[3] as i32)
+    let mask = read_temporary_mask(ctx, a[4], a[5])?;
+    with_temporary_mask(ctx, mask, |ctx| wait(ctx, a[0], a[1], a[2], a[3] as i32))
+}
+
+/// epoll_pwait2: epoll_pwait with a timespec timeout (rounded up to milliseconds).
+pub fn epoll_pwait2(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let timeout = timeout_ms(ctx, a[3], NSEC_PER_MSEC)?;
+    let mask = read_temporary_mask(ctx, a[4], a[5])?;
+    with_temporary_mask(ctx, mask, |ctx| wait(ctx, a[0], a[1], a[2], timeout))
 }
 
 fn do_poll(ctx: &mut Ctx<'_>, fds_addr: u64, nfds: u64, timeout_ms: i32) -> SysResult {
@@ -129,7 +178,12 @@ fn do_poll(ctx: &mut Ctx<'_>, fds_addr: u64, nfds: u64, timeout_ms: i32) -> SysR
             }
         })
         .collect();
-    let n = host::poll(&mut fds, timeout_ms)?;
+    let n = interruptible(
+        ctx,
+        timeout_ms,
+        |timeout, mask| host::ppoll(&mut fds, timeout, mask),
+        |&n| n == 0,
+    )?;
     let mut out = raw;
     for (chunk, p) in out.chunks_exact_mut(8).zip(&fds) {
         chunk[6..8].copy_from_slice(&p.revents.to_ne_bytes());
@@ -142,11 +196,12 @@ pub fn poll(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     do_poll(ctx, a[0], a[1], a[2] as i32)
 }
 
-/// ppoll: the timeout is a timespec (rounded up to milliseconds); the signal mask
-/// is ignored until signal delivery exists.
+/// ppoll(fds, nfds, timeout, sigmask, sigsetsize): the timeout is a timespec
+/// (rounded up to milliseconds); waits under the temporary mask.
 pub fn ppoll(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     let timeout = timeout_ms(ctx, a[2], NSEC_PER_MSEC)?;
-    do_poll(ctx, a[0], a[1], timeout)
+    let mask = read_temporary_mask(ctx, a[3], a[4])?;
+    with_temporary_mask(ctx, mask, |ctx| do_poll(ctx, a[0], a[1], timeout))
 }
 
 /// The guest's fd_set at `addr` for descriptors below `nfds` (none if null).
@@ -211,7 +266,12 @@ fn do_select(ctx: &mut Ctx<'_>, a: &[u64; 6], timeout_ms: i32) -> SysResult {
         held.push(host);
     }
     let mut fds: Vec<libc::pollfd> = polled.iter().map(|(_, p)| *p).collect();
-    host::poll(&mut fds, timeout_ms)?;
+    interruptible(
+        ctx,
+        timeout_ms,
+        |timeout, mask| host::ppoll(&mut fds, timeout, mask),
+        |&n| n == 0,
+    )?;
     let mut ready: [Vec<u64>; 3] = std::array::from_fn(|_| vec![0u64; nfds.div_ceil(64)]);
     let mut count = 0;
     for ((fd, _), p) in polled.iter().zip(&fds) {
@@ -251,8 +311,16 @@ pub fn select(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     Ok(n)
 }
 
-/// pselect6: the timeout is a timespec; the signal mask, as for ppoll, is not applied.
+/// pselect6(nfds, readfds, writefds, exceptfds, timeout, sig): the timeout is a
+/// timespec; `sig` points at { sigmask pointer, its size } (null: no mask), and the
+/// wait runs under that temporary mask.
 pub fn pselect6(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     let timeout = timeout_ms(ctx, a[4], NSEC_PER_MSEC)?;
-    do_select(ctx, a, timeout)
+    let mask = if a[5] == 0 {
+        None
+    } else {
+        let [set, size]: [u64; 2] = ctx.read_obj(a[5])?;
+        read_temporary_mask(ctx, set, size)?
+    };
+    with_temporary_mask(ctx, mask, |ctx| do_select(ctx, a, timeout))
 }

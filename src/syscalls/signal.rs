@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 use rustix::io::Errno;
 
 use super::{Ctx, Outcome, SysResult};
-use crate::kernel::lock;
-use crate::kernel::signals::{self, SI_TKILL, SI_USER, SigAction, UNBLOCKABLE};
+use crate::kernel::signals::{self, SI_TKILL, SI_USER, SigAction, SigInfo, UNBLOCKABLE};
+use crate::kernel::{lock, signalfd};
 use crate::kvm::kick;
 use crate::memory::host;
 
@@ -21,6 +21,35 @@ fn check_sigset_size(size: u64) -> Result<(), Errno> {
     } else {
         Ok(())
     }
+}
+
+/// The temporary mask a wait passes at `addr` (null: none), as Linux's
+/// set_user_sigmask reads it: EINVAL for a size other than a sigset's.
+pub fn read_temporary_mask(ctx: &Ctx<'_>, addr: u64, size: u64) -> Result<Option<u64>, Errno> {
+    if addr == 0 {
+        return Ok(None);
+    }
+    check_sigset_size(size)?;
+    Ok(Some(ctx.read_obj(addr)?))
+}
+
+/// Runs wait `f` under the temporary mask `mask` (if any). The thread's own mask
+/// comes back when `f` returns, unless it was interrupted: then the signal is
+/// delivered under the temporary mask first (its frame saves the own one).
+pub fn with_temporary_mask(
+    ctx: &mut Ctx<'_>,
+    mask: Option<u64>,
+    f: impl FnOnce(&mut Ctx<'_>) -> SysResult,
+) -> SysResult {
+    let Some(mask) = mask else {
+        return f(ctx);
+    };
+    signals::set_temporary_mask(ctx.thread, mask);
+    let result = f(ctx);
+    if result != Err(Errno::INTR) {
+        signals::restore_saved_mask(ctx.thread);
+    }
+    result
 }
 
 fn check_signal(sig: u64) -> Result<i32, Errno> {
@@ -81,8 +110,7 @@ pub fn rt_sigprocmask(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 
 pub fn rt_sigpending(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     check_sigset_size(a[1])?;
-    let pending =
-        (ctx.thread.handle.pending.bits() | ctx.guest.pending.bits()) & ctx.thread.sigmask;
+    let pending = signals::pending(ctx.guest, ctx.thread) & ctx.thread.sigmask;
     ctx.write_obj(a[0], pending)?;
     Ok(0)
 }
@@ -107,11 +135,8 @@ fn wait_for_signal(ctx: &Ctx<'_>, deadline: Option<Instant>) -> bool {
 pub fn rt_sigsuspend(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     check_sigset_size(a[1])?;
     let mask: u64 = ctx.read_obj(a[0])?;
-    let old = ctx.thread.sigmask;
-    ctx.thread.sigmask = mask & !UNBLOCKABLE;
+    signals::set_temporary_mask(ctx.thread, mask);
     wait_for_signal(ctx, None);
-    // A retried sigsuspend must keep the mask from before the first call.
-    ctx.thread.saved_mask.get_or_insert(old);
     Err(Errno::INTR)
 }
 
@@ -154,6 +179,66 @@ pub fn rt_sigtimedwait(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     }
 }
 
+/// Most records one read of a signalfd returns (fewer than fit is fine to its
+/// readers), which bounds km's buffer whatever the guest's count.
+const SIGNALFD_RECORDS_PER_READ: u64 = 1024;
+
+/// signalfd4(fd, mask, sizemask, flags): a new signalfd (`fd` -1) or a new mask
+/// for signalfd `fd`.
+pub fn signalfd4(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    check_sigset_size(a[2])?;
+    let mask: u64 = ctx.read_obj(a[1])?;
+    let flags = a[3] as i32;
+    if flags & !(libc::SFD_CLOEXEC | libc::SFD_NONBLOCK) != 0 {
+        return Err(Errno::INVAL);
+    }
+    if a[0] as i32 != -1 {
+        signalfd::set_mask(&ctx.fd(a[0])?, mask)?;
+        return Ok(a[0] as i32 as u64);
+    }
+    let (read_end, write_end) = signalfd::pipe(flags & libc::SFD_NONBLOCK != 0)?;
+    let mut fds = lock(&ctx.guest.fds);
+    let n = fds.insert(read_end, flags & libc::SFD_CLOEXEC != 0, 0)?;
+    let read_end = fds.get(n)?;
+    drop(fds);
+    signalfd::register(&read_end, write_end, mask);
+    Ok(n as u64)
+}
+
+pub fn signalfd(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    signalfd4(ctx, &[a[0], a[1], a[2], 0, 0, 0])
+}
+
+/// read(2) on signalfd `fd` with `mask`: as many pending signals of the mask as
+/// `count` holds records for, waiting for the first unless `fd` is non-blocking.
+pub fn read_signalfd(
+    ctx: &mut Ctx<'_>,
+    fd: &std::os::fd::OwnedFd,
+    mask: u64,
+    buf: u64,
+    count: u64,
+) -> SysResult {
+    if count < signalfd::RECORD_SIZE as u64 {
+        return Err(Errno::INVAL);
+    }
+    let max = (count / signalfd::RECORD_SIZE as u64).min(SIGNALFD_RECORDS_PER_READ) as usize;
+    let nonblocking = rustix::fs::fcntl_getfl(fd)?.contains(rustix::fs::OFlags::NONBLOCK);
+    loop {
+        let records = signalfd::take(ctx.guest, ctx.thread, mask, max);
+        if !records.is_empty() {
+            ctx.write_bytes(buf, &records)?;
+            return Ok(records.len() as u64);
+        }
+        if nonblocking {
+            return Err(Errno::AGAIN);
+        }
+        if signals::deliverable(ctx.guest, ctx.thread) || ctx.guest.stop_requested() {
+            return Err(Errno::INTR);
+        }
+        std::thread::sleep(WAIT_SLICE);
+    }
+}
+
 pub fn rt_sigreturn(ctx: &mut Ctx<'_>, _: &[u64; 6]) -> Result<Outcome, Errno> {
     match signals::sigreturn(ctx.guest, ctx.thread) {
         Ok(()) => Ok(Outcome::Resumed),
@@ -185,11 +270,13 @@ pub fn kill(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     let own_group = rustix::process::getpgrp().as_raw_nonzero().get();
     let to_self = |ctx: &Ctx<'_>| {
         if sig != 0 {
-            signals::send_to_process(ctx.guest, signals::info_from(sig, SI_USER, own, uid()));
+            let info = signals::info_from(sig, SI_USER, own, uid());
+            signals::send_from_within(ctx.guest, ctx.thread, info)?;
         }
+        Ok::<_, Errno>(())
     };
     match pid {
-        p if p == own => to_self(ctx),
+        p if p == own => to_self(ctx)?,
         p if p == 0 || p == -own_group => {
             for member in host::group_members(own_group) {
                 if member != own {
@@ -197,7 +284,7 @@ pub fn kill(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
                     let _ = host::kill(member, sig);
                 }
             }
-            to_self(ctx);
+            to_self(ctx)?;
         }
         i32::MIN => return Err(Errno::SRCH),
         p => host::kill(p, sig)?,
@@ -205,7 +292,15 @@ pub fn kill(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     Ok(0)
 }
 
-fn signal_thread(ctx: &mut Ctx<'_>, tgid: Option<u64>, tid: u64, sig: u64) -> SysResult {
+/// Sends `sig` with the siginfo `info` makes for it to thread `tid` of the payload
+/// (of process `tgid` when given).
+fn signal_thread(
+    ctx: &mut Ctx<'_>,
+    tgid: Option<u64>,
+    tid: u64,
+    sig: u64,
+    info: impl FnOnce(i32) -> SigInfo,
+) -> SysResult {
     if sig > 64 || tid as i32 <= 0 {
         return Err(Errno::INVAL);
     }
@@ -214,9 +309,7 @@ fn signal_thread(ctx: &mut Ctx<'_>, tgid: Option<u64>, tid: u64, sig: u64) -> Sy
     }
     let target = ctx.guest.thread(tid as i32).ok_or(Errno::SRCH)?;
     if sig != 0 {
-        target
-            .pending
-            .add(signals::info_from(sig as i32, SI_TKILL, own_pid(), uid()));
+        target.pending.add(info(sig as i32))?;
         if target.tid != ctx.thread.tid {
             kick::kick(target.tid);
         }
@@ -224,12 +317,66 @@ fn signal_thread(ctx: &mut Ctx<'_>, tgid: Option<u64>, tid: u64, sig: u64) -> Sy
     Ok(0)
 }
 
+fn tkill_info(sig: i32) -> SigInfo {
+    signals::info_from(sig, SI_TKILL, own_pid(), uid())
+}
+
 pub fn tkill(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
-    signal_thread(ctx, None, a[0], a[1])
+    signal_thread(ctx, None, a[0], a[1], tkill_info)
 }
 
 pub fn tgkill(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
-    signal_thread(ctx, Some(a[0]), a[1], a[2])
+    signal_thread(ctx, Some(a[0]), a[1], a[2], tkill_info)
+}
+
+/// The siginfo the payload passes at `addr` to rt_sigqueueinfo/rt_tgsigqueueinfo.
+fn read_siginfo(ctx: &Ctx<'_>, addr: u64) -> Result<SigInfo, Errno> {
+    let bytes = ctx.read_bytes(addr, size_of::<SigInfo>())?;
+    Ok(bytes.as_slice().try_into().expect("a siginfo's size"))
+}
+
+/// As on Linux, only a signal to the sender itself (`to_self`) may claim to come
+/// from the kernel or from kill/tgkill (si_code >= 0 or SI_TKILL): EPERM.
+fn check_code(info: &SigInfo, to_self: bool) -> Result<(), Errno> {
+    let code = signals::code(info);
+    if (code >= 0 || code == SI_TKILL) && !to_self {
+        return Err(Errno::PERM);
+    }
+    Ok(())
+}
+
+/// rt_sigqueueinfo(pid, sig, info): `sig` with the payload's own siginfo (sigqueue's
+/// SI_QUEUE and value) to a process: the payload itself through km, any other
+/// through the host.
+pub fn rt_sigqueueinfo(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let pid = a[0] as i32;
+    let own = own_pid();
+    let mut info = read_siginfo(ctx, a[2])?;
+    check_code(&info, pid == own)?;
+    if a[1] > 64 {
+        return Err(Errno::INVAL);
+    }
+    let sig = a[1] as i32;
+    if pid != own {
+        host::rt_sigqueueinfo(pid, sig, &info)?;
+    } else if sig != 0 {
+        signals::set_signo(&mut info, sig);
+        signals::send_from_within(ctx.guest, ctx.thread, info)?;
+    }
+    Ok(0)
+}
+
+/// rt_tgsigqueueinfo(tgid, tid, sig, info): as rt_sigqueueinfo, to one thread.
+pub fn rt_tgsigqueueinfo(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    let mut info = read_siginfo(ctx, a[3])?;
+    if a[0] as i32 <= 0 || a[1] as i32 <= 0 {
+        return Err(Errno::INVAL);
+    }
+    check_code(&info, a[1] as i32 == ctx.thread.tid)?;
+    signal_thread(ctx, Some(a[0]), a[1], a[2], |sig| {
+        signals::set_signo(&mut info, sig);
+        info
+    })
 }
 
 /// alarm(2) as ITIMER_REAL on km: the host's SIGALRM is forwarded to the payload.

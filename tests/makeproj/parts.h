@@ -1,0 +1,3 @@
+long sum_to(long n);
+const char *greeting(void);
+int table_entry(int i);

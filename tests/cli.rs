@@ -159,7 +159,9 @@ fn km_is_statically_linked() {
     let endian = elf.endian();
     let headers = elf.elf_program_headers();
     assert!(
-        headers.iter().any(|p| p.p_type(endian) == object::elf::PT_LOAD),
+        headers
+            .iter()
+            .any(|p| p.p_type(endian) == object::elf::PT_LOAD),
         "km has loadable segments"
     );
     assert!(
@@ -173,7 +175,7 @@ fn km_is_statically_linked() {
             assert!(
                 !dynamic
                     .iter()
-                    .any(|d| d.d_tag(endian) == u64::from(object::elf::DT_NEEDED)),
+                    .any(|d| d.d_tag(endian) == object::elf::DT_NEEDED),
                 "km needs shared libraries (DT_NEEDED)"
             );
         }

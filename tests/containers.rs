@@ -15,17 +15,33 @@ const KM_IN_IMAGE: &str = "/opt/kontain/bin/km";
 const PODMAN_FAILED: i32 = 125;
 const IMAGE: &str = "localhost/km-deploy-test";
 
-/// podman with its own storage and configuration under `dir`, so the test touches
-/// neither the host's images nor its containers.conf (runc: crun refuses this
-/// kind of host's hybrid cgroups; no default ulimits: a container may not raise
-/// them here).
-fn podman(dir: &Path) -> Command {
+/// podman's state directory for this test: podman wants a short path (at most 50
+/// bytes), so it is under /tmp, removed when the test ends.
+struct RunRoot(PathBuf);
+
+impl RunRoot {
+    fn new() -> Self {
+        RunRoot(std::env::temp_dir().join(format!("km-podman-{}", std::process::id())))
+    }
+}
+
+impl Drop for RunRoot {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// podman with its own storage and configuration under `dir` (and `runroot`), so
+/// the test touches neither the host's images nor its containers.conf (runc: crun
+/// refuses this kind of host's hybrid cgroups; no default ulimits: a container may
+/// not raise them here).
+fn podman(dir: &Path, runroot: &RunRoot) -> Command {
     let mut cmd = Command::new("podman");
     cmd.env("CONTAINERS_CONF", dir.join("containers.conf"))
         .arg("--root")
         .arg(dir.join("storage"))
         .arg("--runroot")
-        .arg(dir.join("run"))
+        .arg(&runroot.0)
         .args(["--storage-driver", "vfs"])
         .stdin(std::process::Stdio::null());
     cmd
@@ -36,13 +52,15 @@ const CONTAINERS_CONF: &str = "[containers]\ndefault_ulimits = []\n\n\
 
 /// The image: `/app/kgcc.km` (built with kontain-gcc), `/app/uname.km` (prints
 /// uname), and `/app/kgcc -> km`, its entrypoint (the symlink trick).
-fn build_image(dir: &Path) {
+fn build_image(dir: &Path, runroot: &RunRoot) {
     let app = dir.join("context/app");
     std::fs::create_dir_all(&app).unwrap();
-    let built = run(Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/kontain-gcc"))
-        .arg("-o")
-        .arg(app.join("kgcc.km"))
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/payloads/kgcc.c")));
+    let built = run(
+        Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/kontain-gcc"))
+            .arg("-o")
+            .arg(app.join("kgcc.km"))
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/payloads/kgcc.c")),
+    );
     assert!(built.status.success(), "{}", text(&built.stderr));
     std::fs::copy(payload("hello.glibc"), app.join("uname.km")).unwrap();
     std::os::unix::fs::symlink(KM_IN_IMAGE, app.join("kgcc")).unwrap();
@@ -51,16 +69,16 @@ fn build_image(dir: &Path) {
         "FROM scratch\nCOPY app /app\nENTRYPOINT [\"/app/kgcc\"]\n",
     )
     .unwrap();
-    let out = run(podman(dir)
+    let out = run(podman(dir, runroot)
         .args(["build", "-q", "-t", IMAGE])
         .arg(dir.join("context")));
     assert!(out.status.success(), "podman build: {}", text(&out.stderr));
 }
 
 /// `podman run` of the image with the host's km and /dev/kvm, then `args`.
-fn run_with_km(dir: &Path, args: &[&str]) -> Output {
+fn run_with_km(dir: &Path, runroot: &RunRoot, args: &[&str]) -> Output {
     let km = PathBuf::from(env!("CARGO_BIN_EXE_km"));
-    run(podman(dir)
+    run(podman(dir, runroot)
         .args(["run", "--rm", "--device", "/dev/kvm", "-v"])
         .arg(format!("{}:{KM_IN_IMAGE}:ro", km.display()))
         .args(args))
@@ -80,9 +98,18 @@ fn assert_same(under_km: &Output, native: &Output, how: &str) {
 fn from_scratch_image_runs_under_bind_mounted_km() {
     let dir = scratch("containers");
     std::fs::write(dir.join("containers.conf"), CONTAINERS_CONF).unwrap();
-    build_image(&dir);
+    let runroot = RunRoot::new();
+    build_image(&dir, &runroot);
 
-    let native = run(podman(&dir).args(["run", "--rm", "--entrypoint", "/app/kgcc.km", IMAGE, "a", "b"]));
+    let native = run(podman(&dir, &runroot).args([
+        "run",
+        "--rm",
+        "--entrypoint",
+        "/app/kgcc.km",
+        IMAGE,
+        "a",
+        "b",
+    ]));
     // 125: podman or the runtime failed, before anything of the image ran.
     if native.status.code() == Some(PODMAN_FAILED) {
         println!(
@@ -93,13 +120,29 @@ fn from_scratch_image_runs_under_bind_mounted_km() {
     }
     assert_eq!(text(&native.stdout), "libc: glibc\nargs: a,b\n");
 
-    let explicit = run_with_km(&dir, &["--entrypoint", KM_IN_IMAGE, IMAGE, "/app/kgcc.km", "a", "b"]);
+    let explicit = run_with_km(
+        &dir,
+        &runroot,
+        &["--entrypoint", KM_IN_IMAGE, IMAGE, "/app/kgcc.km", "a", "b"],
+    );
     assert_same(&explicit, &native, "km as the entrypoint");
 
-    let own_entrypoint = run_with_km(&dir, &[IMAGE, "a", "b"]);
-    assert_same(&own_entrypoint, &native, "the image's entrypoint, a symlink to km");
+    let own_entrypoint = run_with_km(&dir, &runroot, &[IMAGE, "a", "b"]);
+    assert_same(
+        &own_entrypoint,
+        &native,
+        "the image's entrypoint, a symlink to km",
+    );
 
-    let uname = run_with_km(&dir, &["--entrypoint", KM_IN_IMAGE, IMAGE, "/app/uname.km"]);
+    let uname = run_with_km(
+        &dir,
+        &runroot,
+        &["--entrypoint", KM_IN_IMAGE, IMAGE, "/app/uname.km"],
+    );
     let out = text(&uname.stdout);
-    assert!(out.contains("sysname: kontain-runtime\n"), "{out}{}", text(&uname.stderr));
+    assert!(
+        out.contains("sysname: kontain-runtime\n"),
+        "{out}{}",
+        text(&uname.stderr)
+    );
 }

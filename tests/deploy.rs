@@ -35,7 +35,13 @@ fn check(cmd: &mut Command) -> Output {
 
 /// Builds `source` into `out` with the wrapper `compiler` and `flags`.
 fn build(compiler: &Path, flags: &[&str], source: &Path, out: &Path) {
-    check(Command::new(compiler).args(flags).arg("-o").arg(out).arg(source));
+    check(
+        Command::new(compiler)
+            .args(flags)
+            .arg("-o")
+            .arg(out)
+            .arg(source),
+    );
 }
 
 /// Runs `exe args` natively and under `km` (a command naming km): the same stdout
@@ -76,7 +82,12 @@ const STATIC_WITH_DEBUG_INFO: (bool, bool) = (false, true);
 #[test]
 fn kontain_gcc_builds_a_static_payload_with_debug_info() {
     let exe = scratch("kontain-gcc").join("hello.km");
-    build(&tool("kontain-gcc"), &["-O2"], &payload_source("kgcc.c"), &exe);
+    build(
+        &tool("kontain-gcc"),
+        &["-O2"],
+        &payload_source("kgcc.c"),
+        &exe,
+    );
     assert_eq!(linkage(&exe), STATIC_WITH_DEBUG_INFO);
     let out = assert_like_native(km(), &exe, &["one", "two words"]);
     assert_eq!(out, "libc: glibc\nargs: one,two words\n");
@@ -96,7 +107,11 @@ fn kontain_gcc_is_a_makefiles_cc() {
     let dir = scratch("kontain-gcc-make");
     std::fs::copy(payload_source("kgcc.c"), dir.join("main.c")).unwrap();
     // make's built-in rule compiles main.o with $(CC) -c; the link is objects only.
-    std::fs::write(dir.join("Makefile"), "hello.km: main.o\n\t$(CC) -o $@ main.o\n").unwrap();
+    std::fs::write(
+        dir.join("Makefile"),
+        "hello.km: main.o\n\t$(CC) -o $@ main.o\n",
+    )
+    .unwrap();
     check(
         Command::new("make")
             .arg("-s")
@@ -113,7 +128,12 @@ fn kontain_gcc_is_a_makefiles_cc() {
 #[test]
 fn kontain_gcc_dynamic_keeps_dynamic_linking() {
     let exe = scratch("kontain-gcc-dynamic").join("hello.km");
-    build(&tool("kontain-gcc"), &["-dynamic"], &payload_source("kgcc.c"), &exe);
+    build(
+        &tool("kontain-gcc"),
+        &["-dynamic"],
+        &payload_source("kgcc.c"),
+        &exe,
+    );
     assert_eq!(linkage(&exe), (true, true));
     assert_like_native(km(), &exe, &["dynamic"]);
 }
@@ -121,7 +141,12 @@ fn kontain_gcc_dynamic_keeps_dynamic_linking() {
 #[test]
 fn kontain_gcc_alpine_builds_with_musl() {
     let exe = scratch("kontain-gcc-alpine").join("hello.km");
-    build(&tool("kontain-gcc"), &["-alpine"], &payload_source("kgcc.c"), &exe);
+    build(
+        &tool("kontain-gcc"),
+        &["-alpine"],
+        &payload_source("kgcc.c"),
+        &exe,
+    );
     assert_eq!(linkage(&exe), STATIC_WITH_DEBUG_INFO);
     let out = assert_like_native(km(), &exe, &["musl"]);
     assert_eq!(out, "libc: not glibc\nargs: musl\n");
@@ -178,7 +203,12 @@ fn make_install_into_destdir_and_uninstall() {
     // The installed km runs a payload the installed kontain-g++ built.
     let bin = prefix.join("bin");
     let exe = destdir.join("hello.km");
-    build(&bin.join("kontain-g++"), &[], &payload_source("kgcc.cc"), &exe);
+    build(
+        &bin.join("kontain-g++"),
+        &[],
+        &payload_source("kgcc.cc"),
+        &exe,
+    );
     let out = assert_like_native(native(&bin.join("km")), &exe, &["installed"]);
     assert_eq!(out, "installed: 9\n");
 
@@ -196,7 +226,12 @@ fn make_install_into_prefix() {
         assert!(prefix.join(file).exists(), "{file} installed");
     }
     let exe = prefix.join("hello.km");
-    build(&prefix.join("bin/kontain-gcc"), &[], &payload_source("kgcc.c"), &exe);
+    build(
+        &prefix.join("bin/kontain-gcc"),
+        &[],
+        &payload_source("kgcc.c"),
+        &exe,
+    );
     let out = assert_like_native(native(&prefix.join("bin/km")), &exe, &["prefix"]);
     assert_eq!(out, "libc: glibc\nargs: prefix\n");
     std::fs::remove_file(&exe).unwrap();

@@ -40,15 +40,9 @@ fn build(out: &Path, src: &str, name: &str) -> PathBuf {
     exe
 }
 
+/// The km cargo built for this benchmark (static, .cargo/config.toml).
 fn km() -> PathBuf {
-    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/km");
-    let ok = Command::new("cargo")
-        .args(["build", "--release", "--quiet", "--bin", "km"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .expect("cargo");
-    assert!(ok.success(), "building km failed");
-    target
+    PathBuf::from(env!("CARGO_BIN_EXE_km"))
 }
 
 /// Median wall time in seconds of `runs` runs of `cmd`.

@@ -148,3 +148,36 @@ fn tracing_by_category() {
     assert!(err.contains("km [kvm] backend"), "{err}");
     assert!(err.contains("km [mem] committed"), "{err}");
 }
+
+/// km is statically linked (.cargo/config.toml): no dynamic linker (PT_INTERP) and
+/// no shared library it needs, so it runs in a `FROM scratch` container.
+#[test]
+fn km_is_statically_linked() {
+    use object::read::elf::{Dyn, ElfFile64, ProgramHeader};
+    let data = std::fs::read(env!("CARGO_BIN_EXE_km")).unwrap();
+    let elf = ElfFile64::<object::LittleEndian>::parse(&*data).expect("km is an ELF64 file");
+    let endian = elf.endian();
+    let headers = elf.elf_program_headers();
+    assert!(
+        headers
+            .iter()
+            .any(|p| p.p_type(endian) == object::elf::PT_LOAD),
+        "km has loadable segments"
+    );
+    assert!(
+        !headers
+            .iter()
+            .any(|p| p.p_type(endian) == object::elf::PT_INTERP),
+        "km names a dynamic linker (PT_INTERP): it is dynamically linked"
+    );
+    for header in headers {
+        if let Some(dynamic) = header.dynamic(endian, &*data).unwrap() {
+            assert!(
+                !dynamic
+                    .iter()
+                    .any(|d| d.d_tag(endian) == object::elf::DT_NEEDED),
+                "km needs shared libraries (DT_NEEDED)"
+            );
+        }
+    }
+}

@@ -199,8 +199,10 @@ int main(int argc, char **argv) {
     printf("/proc/self/maps shows the program's text: %d\n", found);
     if (maps) fclose(maps);
     FILE *cmd = fopen("/proc/self/cmdline", "r");
-    len = cmd ? fread(buf, 1, sizeof buf, cmd) : 0;
-    printf("/proc/self/cmdline has argv[1]: %d\n", len > 0 && memmem(buf, len, argv[1], strlen(argv[1])) != NULL);
+    /* Two paths: longer than buf in a deep build directory. */
+    char cmdline[8192];
+    len = cmd ? fread(cmdline, 1, sizeof cmdline, cmd) : 0;
+    printf("/proc/self/cmdline has argv[1]: %d\n", len > 0 && memmem(cmdline, len, argv[1], strlen(argv[1])) != NULL);
     if (cmd) fclose(cmd);
     return 0;
 }

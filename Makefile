@@ -1,0 +1,35 @@
+# A thin layer over cargo: builds km and installs it with its tools (docs/deploy.md).
+#   make                                  cargo build --release
+#   make install [PREFIX=DIR] [DESTDIR=]  km, kontain-gcc, kontain-g++, vscode configs
+#   make uninstall [PREFIX=DIR] [DESTDIR=]
+PREFIX ?= /opt/kontain
+BINDIR = $(DESTDIR)$(PREFIX)/bin
+VSCODEDIR = $(DESTDIR)$(PREFIX)/share/kontain/vscode
+VSCODE_FILES = launch.json settings.json tasks.json
+
+# The km to install: the release build (static, .cargo/config.toml names the
+# target), built first; `KM=FILE` installs FILE as it is.
+ifeq ($(origin KM),undefined)
+KM = target/x86_64-unknown-linux-gnu/release/km
+install: build
+endif
+
+build:
+	cargo build --release
+
+install:
+	install -d $(BINDIR) $(VSCODEDIR)
+	install -m 755 $(KM) $(BINDIR)/km
+	install -m 755 tools/kontain-gcc $(BINDIR)/kontain-gcc
+	ln -sf kontain-gcc $(BINDIR)/kontain-g++
+	install -m 644 $(addprefix vscode/,$(VSCODE_FILES)) $(VSCODEDIR)
+
+# Removes what install put there, then the directories it made that are now
+# empty (never PREFIX's parents).
+uninstall:
+	rm -f $(BINDIR)/km $(BINDIR)/kontain-gcc $(BINDIR)/kontain-g++
+	rm -f $(addprefix $(VSCODEDIR)/,$(VSCODE_FILES))
+	rmdir $(VSCODEDIR) $(DESTDIR)$(PREFIX)/share/kontain $(DESTDIR)$(PREFIX)/share \
+	      $(BINDIR) $(DESTDIR)$(PREFIX) 2>/dev/null || true
+
+.PHONY: build install uninstall

@@ -1,7 +1,8 @@
 //! PostgreSQL 15 (Debian's postgresql-15) under km, compared with the same run
 //! natively (issue 13): `initdb`, the server (the postmaster and every backend and
 //! auxiliary process it forks) on a loopback port as an unprivileged user,
-//! `pgbench -i`, a short `pgbench` run and a query, all driven by native clients.
+//! `pgbench -i`, a short `pgbench` run and queries (one with parallel workers),
+//! all driven by native clients.
 //! Also sync_file_range, which the checkpointer calls, against native.
 
 mod common;
@@ -170,6 +171,17 @@ fn without_timings(report: &str) -> Vec<String> {
         .collect()
 }
 
+/// From a parallel query's plan and answer, what does not depend on the data's
+/// layout on disk (heap fetches, the plan chosen): the workers and the answer.
+fn workers_and_answer(report: &str) -> Vec<String> {
+    report
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("Workers ") || l.contains('|'))
+        .map(str::to_string)
+        .collect()
+}
+
 /// The server's warnings and errors, and whether it said it shut down.
 fn log_summary(log: &str) -> (Vec<String>, bool) {
     let complaints = log
@@ -185,13 +197,15 @@ fn log_summary(log: &str) -> (Vec<String>, bool) {
 }
 
 /// What one whole session shows: initdb's report, pgbench -i's and pgbench's
-/// reports, a query's answer, the server's complaints and how it ended.
+/// reports, queries' answers (one of them by parallel workers), the server's
+/// complaints and how it ended.
 #[derive(Debug, PartialEq)]
 struct Session {
     initdb: String,
     init: Vec<String>,
     bench: Vec<String>,
     query: String,
+    parallel: Vec<String>,
     complaints: Vec<String>,
     shut_down: bool,
     status: Option<i32>,
@@ -229,6 +243,30 @@ fn session(mode: Mode) -> Session {
              (select sum(delta) from pgbench_history)",
         ])),
     );
+    // Parallel workers: more forked backends, sharing a dynamic shared memory
+    // segment (shm_open, mapped MAP_SHARED) with the leader.
+    let parallel = succeeded(
+        "parallel query",
+        mode,
+        run(client(&tool("psql"), port).args([
+            "-At",
+            "-d",
+            "postgres",
+            "-c",
+            "set max_parallel_workers_per_gather = 2",
+            "-c",
+            "set parallel_setup_cost = 0",
+            "-c",
+            "set parallel_tuple_cost = 0",
+            "-c",
+            "set min_parallel_table_scan_size = 0",
+            "-c",
+            "explain (analyze, costs off, timing off, summary off) \
+             select count(*), sum(aid) from pgbench_accounts",
+            "-c",
+            "select count(*), sum(aid) from pgbench_accounts",
+        ])),
+    );
     // SIGINT: PostgreSQL's fast shutdown, a checkpoint written on the way.
     let status = server.stop(Signal::INT);
     let (complaints, shut_down) = log_summary(&log_of(&dir));
@@ -237,6 +275,7 @@ fn session(mode: Mode) -> Session {
         init: without_timings(&(text(&init.stdout) + &text(&init.stderr))),
         bench: without_timings(&(text(&bench.stdout) + &text(&bench.stderr))),
         query: text(&query.stdout),
+        parallel: workers_and_answer(&text(&parallel.stdout)),
         complaints,
         shut_down,
         status: status.code(),

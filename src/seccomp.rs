@@ -182,6 +182,7 @@ pub const ALLOWED: &[Group] = &[
             SYS_fdatasync,
             SYS_sync,
             SYS_syncfs,
+            SYS_sync_file_range,
             SYS_fadvise64,
             SYS_readahead,
             SYS_flock,

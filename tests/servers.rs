@@ -8,66 +8,15 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{free_port, km, scratch, text, wait_for};
-use rustix::process::{Pid, Signal, kill_process, kill_process_group};
+use common::server::{Mode, START_LIMIT, Server};
+use common::{free_port, scratch, text};
+use rustix::process::Signal;
 
 const NGINX: &str = "/usr/sbin/nginx";
 const SQLITE3: &str = "/usr/bin/sqlite3";
-/// Generous: a loaded CI machine may take long to start a server; nothing is
-/// measured against it.
-const START_LIMIT: Duration = Duration::from_secs(120);
-
-/// How a program is started: directly or under km.
-#[derive(Clone, Copy, Debug)]
-enum Mode {
-    Native,
-    Km,
-}
-
-impl Mode {
-    fn command(self, exe: &str) -> Command {
-        match self {
-            Mode::Native => Command::new(exe),
-            Mode::Km => {
-                let mut cmd = km();
-                cmd.arg(exe);
-                cmd
-            }
-        }
-    }
-}
-
-/// A running server in its own process group, which is killed (workers too) if
-/// the test ends without stopping it.
-struct Server {
-    child: Child,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let group = Pid::from_raw(self.pid() as i32).expect("a child pid");
-            let _ = kill_process_group(group, Signal::KILL);
-            let _ = self.child.wait();
-        }
-    }
-}
-
-impl Server {
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Asks the server to stop with `signal` and waits for it.
-    fn stop(mut self, signal: Signal) -> ExitStatus {
-        let pid = Pid::from_raw(self.pid() as i32).expect("a child pid");
-        kill_process(pid, signal).expect("signalling the server");
-        wait_for(&mut self.child, START_LIMIT, "the server")
-    }
-}
 
 /// Bytes that differ from run to run of the test but are the same for both modes.
 fn test_file(len: usize, seed: u64) -> Vec<u8> {

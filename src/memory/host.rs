@@ -885,6 +885,7 @@ const INT_SYSCALLS: &[libc::c_long] = &[
     libc::SYS_fallocate,
     libc::SYS_readahead,
     libc::SYS_syncfs,
+    libc::SYS_sync_file_range,
     libc::SYS_fchown,
     libc::SYS_getpriority,
     libc::SYS_setpriority,

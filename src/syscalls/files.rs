@@ -187,6 +187,11 @@ pub fn fallocate(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     on_fd(ctx, libc::SYS_fallocate, a)
 }
 
+/// PostgreSQL's checkpointer and initdb ask for dirty ranges to be written back.
+pub fn sync_file_range(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    on_fd(ctx, libc::SYS_sync_file_range, a)
+}
+
 pub fn syncfs(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     on_fd(ctx, libc::SYS_syncfs, a)
 }

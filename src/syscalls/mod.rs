@@ -281,6 +281,7 @@ fn handler(nr: i64) -> Option<(&'static str, Handler)> {
         SYS_fallocate => ("fallocate", files::fallocate as Handler),
         SYS_sync => ("sync", files::sync as Handler),
         SYS_syncfs => ("syncfs", files::syncfs as Handler),
+        SYS_sync_file_range => ("sync_file_range", files::sync_file_range as Handler),
         SYS_sendfile => ("sendfile", files::sendfile as Handler),
         SYS_copy_file_range => ("copy_file_range", files::copy_file_range as Handler),
         SYS_splice => ("splice", files::splice as Handler),

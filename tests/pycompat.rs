@@ -40,3 +40,24 @@ fn stdio_closed_before_execve_stays_closed() {
         );
     }
 }
+
+/// test_signal's PidfdSignalTest.test_pidfd_send_signal: Linux's
+/// pidfd_send_signal also takes a /proc/<pid> directory descriptor.
+#[test]
+fn pidfd_send_signal_takes_proc_pid_directories() {
+    for out in run_case("procpidfd") {
+        assert!(
+            out.contains("own directory, SIGUSR1: ok, handler ran before return: 1\n"),
+            "{out}"
+        );
+        assert!(out.contains("child status 143\n"), "{out}");
+        assert!(
+            out.contains("reaped child directory: No such process\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("task directory: Bad file descriptor\n"),
+            "{out}"
+        );
+    }
+}

@@ -141,6 +141,13 @@ pub struct Cli {
     #[arg(long = "exec-signals", value_name = "MASK:PENDING", value_parser = parse_exec_signals, hide = true)]
     pub exec_signals: Option<(u64, u64)>,
 
+    /// Internal: the standard descriptors (0, 1, 2) the payload had closed when its
+    /// execve re-executed km; the new program finds them closed, as on Linux (Rust's
+    /// start-up reopens a closed one on /dev/null for km itself).
+    #[arg(long = "closed-stdio", value_name = "FD", value_delimiter = ',', hide = true,
+          value_parser = clap::value_parser!(i32).range(0..=2))]
+    pub closed_stdio: Vec<i32>,
+
     /// Give the payload NAME as argv[0] instead of PAYLOAD (as `exec -a` does).
     #[arg(long = "argv0", value_name = "NAME")]
     pub argv0: Option<OsString>,

@@ -204,7 +204,7 @@ pub fn run(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infalli
             })
         })
     });
-    let fds = kernel::fdtable::FdTable::inherited(inherited.fds);
+    let fds = kernel::fdtable::FdTable::inherited(inherited.fds, &cli.closed_stdio);
     let guest = Arc::new(Guest::new(
         config,
         vm,

@@ -249,11 +249,13 @@ pub fn replace(
             return e;
         }
     }
-    for n in 0..=2 {
-        if !kept.iter().any(|(k, _)| *k == n) {
+    let closed_stdio: Vec<String> = (0..=2)
+        .filter(|n| !kept.iter().any(|(k, _)| k == n))
+        .map(|n| {
             host::close_on_exec(n);
-        }
-    }
+            n.to_string()
+        })
+        .collect();
     let ignored = lock(&guest.signals)
         .actions
         .iter()
@@ -282,6 +284,10 @@ pub fn replace(
             std::os::fd::AsRawFd::as_raw_fd(fd)
         );
         args.push(CString::new(option).expect("a number has no NUL"));
+    }
+    if !closed_stdio.is_empty() {
+        let option = format!("--closed-stdio={}", closed_stdio.join(","));
+        args.push(CString::new(option).expect("numbers have no NUL"));
     }
     let limits = crate::guest::limits::exec_option();
     args.push(CString::new(limits).expect("numbers have no NUL"));

@@ -32,8 +32,9 @@ pub fn limit() -> i32 {
 }
 
 impl FdTable {
-    /// A table holding duplicates of km's stdin, stdout and stderr as guest 0, 1, 2.
-    fn with_stdio() -> Self {
+    /// A table holding duplicates of km's stdin, stdout and stderr as guest 0, 1, 2,
+    /// but for those in `closed`.
+    fn with_stdio(closed: &[i32]) -> Self {
         let mut fds = BTreeMap::new();
         let stdio = [
             rustix::stdio::stdin(),
@@ -41,6 +42,9 @@ impl FdTable {
             rustix::stdio::stderr(),
         ];
         for (n, fd) in stdio.into_iter().enumerate() {
+            if closed.contains(&(n as i32)) {
+                continue;
+            }
             if let Ok(dup) = rustix::io::fcntl_dupfd_cloexec(fd, 3) {
                 fds.insert(
                     n as i32,
@@ -54,11 +58,11 @@ impl FdTable {
         FdTable { fds }
     }
 
-    /// A table holding km's stdio (see [`FdTable::with_stdio`]) and the descriptors
-    /// km inherited above them at their own numbers, as Linux gives a program every
-    /// descriptor its parent left open.
-    pub fn inherited(fds: Vec<(i32, OwnedFd)>) -> Self {
-        let mut table = FdTable::with_stdio();
+    /// A table holding km's stdio but for those in `closed_stdio` (see
+    /// [`FdTable::with_stdio`]) and the descriptors km inherited above them at their
+    /// own numbers, as Linux gives a program every descriptor its parent left open.
+    pub fn inherited(fds: Vec<(i32, OwnedFd)>, closed_stdio: &[i32]) -> Self {
+        let mut table = FdTable::with_stdio(closed_stdio);
         for (n, fd) in fds {
             table.fds.insert(
                 n,

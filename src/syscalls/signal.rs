@@ -108,10 +108,15 @@ pub fn rt_sigprocmask(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     Ok(0)
 }
 
+/// rt_sigpending(set, size): unlike the other calls, Linux takes any size up to
+/// the set's 8 bytes and writes that many.
 pub fn rt_sigpending(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
-    check_sigset_size(a[1])?;
+    let size = usize::try_from(a[1])
+        .ok()
+        .filter(|&n| n <= size_of::<u64>())
+        .ok_or(Errno::INVAL)?;
     let pending = signals::pending(ctx.guest, ctx.thread) & ctx.thread.sigmask;
-    ctx.write_obj(a[0], pending)?;
+    ctx.write_bytes(a[0], &pending.to_le_bytes()[..size])?;
     Ok(0)
 }
 

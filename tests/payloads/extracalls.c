@@ -193,6 +193,10 @@ static void refused(void) {
     show("chroot missing", chroot("/nonexistent/dir"));
     show("chroot a file", chroot("/etc/passwd"));
     show("membarrier query", syscall(SYS_membarrier, 0, 0, 0));
+    unsigned char set[8];
+    show("rt_sigpending size 4", syscall(SYS_rt_sigpending, set, 4));
+    show("rt_sigpending size 8", syscall(SYS_rt_sigpending, set, 8));
+    show("rt_sigpending size 9", syscall(SYS_rt_sigpending, set, 9));
     show("openat(-1, absolute)", openat(-1, "/etc/passwd", O_RDONLY) >= 0 ? 0 : -1);
     show("openat(999, absolute)", openat(999, "/etc/passwd", O_RDONLY) >= 0 ? 0 : -1);
     show("openat(-1, relative)", openat(-1, "etc/passwd", O_RDONLY));

@@ -49,21 +49,8 @@ fn build(compiler: &Path, flags: &[&str], source: &Path, out: &Path) {
 fn assert_like_native(mut km: Command, exe: &Path, args: &[&str]) -> String {
     let native_out = run(native(exe).args(args));
     let km_out = run(km.arg(exe).args(args));
-    let stdout = text(&native_out.stdout);
-    assert_eq!(
-        text(&km_out.stdout),
-        stdout,
-        "{} under km; km stderr: {}",
-        exe.display(),
-        text(&km_out.stderr)
-    );
-    assert_eq!(
-        km_out.status.code(),
-        native_out.status.code(),
-        "{} exit status",
-        exe.display()
-    );
-    stdout
+    common::assert_runs_alike(exe, &native_out, &km_out);
+    text(&native_out.stdout)
 }
 
 /// Whether `exe` names a dynamic linker, and whether it carries DWARF debug info.

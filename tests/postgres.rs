@@ -141,6 +141,16 @@ fn client(exe: &str, port: u16) -> Command {
     cmd
 }
 
+/// psql running `commands` (each a -c) on database postgres, unaligned tuples only.
+fn psql(port: u16, commands: &[&str]) -> Output {
+    let mut cmd = client(&tool("psql"), port);
+    cmd.args(["-At", "-d", "postgres"]);
+    for command in commands {
+        cmd.args(["-c", command]);
+    }
+    run(&mut cmd)
+}
+
 fn succeeded(what: &str, mode: Mode, out: Output) -> Output {
     assert!(
         out.status.success(),
@@ -230,42 +240,33 @@ fn session(mode: Mode) -> Session {
     let query = succeeded(
         "psql",
         mode,
-        run(client(&tool("psql"), port).args([
-            "-At",
-            "-d",
-            "postgres",
-            "-c",
-            "select count(*) from pgbench_history",
-            "-c",
-            "select count(*), count(distinct bid) from pgbench_accounts",
-            "-c",
-            "select (select sum(tbalance) from pgbench_tellers) = \
-             (select sum(delta) from pgbench_history)",
-        ])),
+        psql(
+            port,
+            &[
+                "select count(*) from pgbench_history",
+                "select count(*), count(distinct bid) from pgbench_accounts",
+                "select (select sum(tbalance) from pgbench_tellers) = \
+                 (select sum(delta) from pgbench_history)",
+            ],
+        ),
     );
     // Parallel workers: more forked backends, sharing a dynamic shared memory
     // segment (shm_open, mapped MAP_SHARED) with the leader.
     let parallel = succeeded(
         "parallel query",
         mode,
-        run(client(&tool("psql"), port).args([
-            "-At",
-            "-d",
-            "postgres",
-            "-c",
-            "set max_parallel_workers_per_gather = 2",
-            "-c",
-            "set parallel_setup_cost = 0",
-            "-c",
-            "set parallel_tuple_cost = 0",
-            "-c",
-            "set min_parallel_table_scan_size = 0",
-            "-c",
-            "explain (analyze, costs off, timing off, summary off) \
-             select count(*), sum(aid) from pgbench_accounts",
-            "-c",
-            "select count(*), sum(aid) from pgbench_accounts",
-        ])),
+        psql(
+            port,
+            &[
+                "set max_parallel_workers_per_gather = 2",
+                "set parallel_setup_cost = 0",
+                "set parallel_tuple_cost = 0",
+                "set min_parallel_table_scan_size = 0",
+                "explain (analyze, costs off, timing off, summary off) \
+                 select count(*), sum(aid) from pgbench_accounts",
+                "select count(*), sum(aid) from pgbench_accounts",
+            ],
+        ),
     );
     // SIGINT: PostgreSQL's fast shutdown, a checkpoint written on the way.
     let status = server.stop(Signal::INT);

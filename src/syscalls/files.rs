@@ -2,7 +2,7 @@
 //! advice and read-ahead, flock, preallocation, in-kernel copies (sendfile,
 //! copy_file_range), device nodes and sync.
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 
 use rustix::fs::{AtFlags, Timespec, Timestamps};
 use rustix::io::Errno;
@@ -220,19 +220,27 @@ pub fn sendfile(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     Ok(n as u64)
 }
 
-pub fn copy_file_range(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+/// The calls that move bytes between two descriptors at optional offsets
+/// (`fd_in, *off_in, fd_out, *off_out, len, ...`): reads the guest's offsets, runs
+/// `call`, and writes the advanced offsets back.
+fn transfer(
+    ctx: &Ctx<'_>,
+    a: &[u64; 6],
+    call: impl FnOnce(
+        BorrowedFd<'_>,
+        Option<&mut u64>,
+        BorrowedFd<'_>,
+        Option<&mut u64>,
+    ) -> Result<usize, Errno>,
+) -> SysResult {
     let (input, output) = (ctx.fd(a[0])?, ctx.fd(a[2])?);
     let mut off_in = read_offset(ctx, a[1])?;
     let mut off_out = read_offset(ctx, a[3])?;
-    if a[5] != 0 {
-        return Err(Errno::INVAL);
-    }
-    let n = rustix::fs::copy_file_range(
+    let n = call(
         input.as_fd(),
         off_in.as_mut(),
         output.as_fd(),
         off_out.as_mut(),
-        a[4] as usize,
     )?;
     if let Some(off) = off_in {
         ctx.write_obj(a[1], off)?;
@@ -241,6 +249,15 @@ pub fn copy_file_range(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
         ctx.write_obj(a[3], off)?;
     }
     Ok(n as u64)
+}
+
+pub fn copy_file_range(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    if a[5] != 0 {
+        return Err(Errno::INVAL);
+    }
+    transfer(ctx, a, |input, off_in, output, off_out| {
+        rustix::fs::copy_file_range(input, off_in, output, off_out, a[4] as usize)
+    })
 }
 
 /// The splice flags Linux knows; others are EINVAL.
@@ -250,24 +267,10 @@ fn splice_flags(flags: u64) -> Result<rustix::pipe::SpliceFlags, Errno> {
 }
 
 pub fn splice(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
-    let (input, output) = (ctx.fd(a[0])?, ctx.fd(a[2])?);
-    let mut off_in = read_offset(ctx, a[1])?;
-    let mut off_out = read_offset(ctx, a[3])?;
-    let n = rustix::pipe::splice(
-        input.as_fd(),
-        off_in.as_mut(),
-        output.as_fd(),
-        off_out.as_mut(),
-        a[4] as usize,
-        splice_flags(a[5])?,
-    )?;
-    if let Some(off) = off_in {
-        ctx.write_obj(a[1], off)?;
-    }
-    if let Some(off) = off_out {
-        ctx.write_obj(a[3], off)?;
-    }
-    Ok(n as u64)
+    let flags = splice_flags(a[5])?;
+    transfer(ctx, a, |input, off_in, output, off_out| {
+        rustix::pipe::splice(input, off_in, output, off_out, a[4] as usize, flags)
+    })
 }
 
 pub fn tee(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {

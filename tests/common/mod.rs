@@ -77,6 +77,13 @@ pub fn assert_same_as_native(exe: &Path, args: &[&OsStr], scratch_name: Option<&
         scratch(name);
     }
     let km_out = run(km().arg(exe).args(&args));
+    assert_runs_alike(exe, &native_out, &km_out);
+    km_out
+}
+
+/// Asserts that `exe`'s run under km printed the same stdout and ended with the
+/// same status as its native run.
+pub fn assert_runs_alike(exe: &Path, native_out: &Output, km_out: &Output) {
     assert_eq!(
         text(&km_out.stdout),
         text(&native_out.stdout),
@@ -90,7 +97,6 @@ pub fn assert_same_as_native(exe: &Path, args: &[&OsStr], scratch_name: Option<&
         "{} exit status",
         exe.display()
     );
-    km_out
 }
 
 /// Like `assert_same_as_native`, for payloads that check themselves: both runs must

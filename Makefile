@@ -1,25 +1,28 @@
 # A thin layer over cargo: builds km and installs it with its tools (docs/deploy.md).
 #   make                                  cargo build --release
-#   make install [PREFIX=DIR] [DESTDIR=]  km, kontain-gcc, kontain-g++, vscode configs
+#   make install [PREFIX=DIR] [DESTDIR=]  km, krun, kontain-gcc, kontain-g++, vscode configs
 #   make uninstall [PREFIX=DIR] [DESTDIR=]
 PREFIX ?= /opt/kontain
 BINDIR = $(DESTDIR)$(PREFIX)/bin
 VSCODEDIR = $(DESTDIR)$(PREFIX)/share/kontain/vscode
 VSCODE_FILES = launch.json settings.json tasks.json
 
-# The km to install: the release build (static, .cargo/config.toml names the
-# target), built first; `KM=FILE` installs FILE as it is.
-ifeq ($(origin KM),undefined)
-KM = target/x86_64-unknown-linux-gnu/release/km
+# The km and krun to install: the release builds (static, .cargo/config.toml
+# names the target), built first; `KM=FILE KRUN=FILE` install those files as they are.
+RELEASE = target/x86_64-unknown-linux-gnu/release
+ifeq ($(origin KM)$(origin KRUN),undefinedundefined)
 install: build
 endif
+KM ?= $(RELEASE)/km
+KRUN ?= $(RELEASE)/krun
 
 build:
-	cargo build --release
+	cargo build --release -p km -p krun
 
 install:
 	install -d $(BINDIR) $(VSCODEDIR)
 	install -m 755 $(KM) $(BINDIR)/km
+	install -m 755 $(KRUN) $(BINDIR)/krun
 	install -m 755 tools/kontain-gcc $(BINDIR)/kontain-gcc
 	ln -sf kontain-gcc $(BINDIR)/kontain-g++
 	install -m 644 $(addprefix vscode/,$(VSCODE_FILES)) $(VSCODEDIR)
@@ -27,7 +30,7 @@ install:
 # Removes what install put there, then the directories it made that are now
 # empty (never PREFIX's parents).
 uninstall:
-	rm -f $(BINDIR)/km $(BINDIR)/kontain-gcc $(BINDIR)/kontain-g++
+	rm -f $(BINDIR)/km $(BINDIR)/krun $(BINDIR)/kontain-gcc $(BINDIR)/kontain-g++
 	rm -f $(addprefix $(VSCODEDIR)/,$(VSCODE_FILES))
 	rmdir $(VSCODEDIR) $(DESTDIR)$(PREFIX)/share/kontain $(DESTDIR)$(PREFIX)/share \
 	      $(BINDIR) $(DESTDIR)$(PREFIX) 2>/dev/null || true

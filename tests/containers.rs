@@ -9,50 +9,15 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use common::podman::{Podman, cannot_run_containers};
 use common::{payload, run, scratch, text};
 
 const KM_IN_IMAGE: &str = "/opt/kontain/bin/km";
-const PODMAN_FAILED: i32 = 125;
 const IMAGE: &str = "localhost/km-deploy-test";
-
-/// podman's state directory for this test: podman wants a short path (at most 50
-/// bytes), so it is under /tmp, removed when the test ends.
-struct RunRoot(PathBuf);
-
-impl RunRoot {
-    fn new() -> Self {
-        RunRoot(std::env::temp_dir().join(format!("km-podman-{}", std::process::id())))
-    }
-}
-
-impl Drop for RunRoot {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// podman with its own storage and configuration under `dir` (and `runroot`), so
-/// the test touches neither the host's images nor its containers.conf (runc: crun
-/// refuses this kind of host's hybrid cgroups; no default ulimits: a container may
-/// not raise them here).
-fn podman(dir: &Path, runroot: &RunRoot) -> Command {
-    let mut cmd = Command::new("podman");
-    cmd.env("CONTAINERS_CONF", dir.join("containers.conf"))
-        .arg("--root")
-        .arg(dir.join("storage"))
-        .arg("--runroot")
-        .arg(&runroot.0)
-        .args(["--storage-driver", "vfs"])
-        .stdin(std::process::Stdio::null());
-    cmd
-}
-
-const CONTAINERS_CONF: &str = "[containers]\ndefault_ulimits = []\n\n\
-    [engine]\nruntime = \"runc\"\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\n";
 
 /// The image: `/app/kgcc.km` (built with kontain-gcc), `/app/uname.km` (prints
 /// uname), and `/app/kgcc -> km`, its entrypoint (the symlink trick).
-fn build_image(dir: &Path, runroot: &RunRoot) {
+fn build_image(dir: &Path, podman: &Podman) {
     let app = dir.join("context/app");
     std::fs::create_dir_all(&app).unwrap();
     let built = run(
@@ -69,16 +34,14 @@ fn build_image(dir: &Path, runroot: &RunRoot) {
         "FROM scratch\nCOPY app /app\nENTRYPOINT [\"/app/kgcc\"]\n",
     )
     .unwrap();
-    let out = run(podman(dir, runroot)
-        .args(["build", "-q", "-t", IMAGE])
-        .arg(dir.join("context")));
-    assert!(out.status.success(), "podman build: {}", text(&out.stderr));
+    podman.build(&dir.join("context"), IMAGE);
 }
 
 /// `podman run` of the image with the host's km and /dev/kvm, then `args`.
-fn run_with_km(dir: &Path, runroot: &RunRoot, args: &[&str]) -> Output {
+fn run_with_km(podman: &Podman, args: &[&str]) -> Output {
     let km = PathBuf::from(env!("CARGO_BIN_EXE_km"));
-    run(podman(dir, runroot)
+    run(podman
+        .command()
         .args(["run", "--rm", "--device", "/dev/kvm", "-v"])
         .arg(format!("{}:{KM_IN_IMAGE}:ro", km.display()))
         .args(args))
@@ -97,11 +60,10 @@ fn assert_same(under_km: &Output, native: &Output, how: &str) {
 #[test]
 fn from_scratch_image_runs_under_bind_mounted_km() {
     let dir = scratch("containers");
-    std::fs::write(dir.join("containers.conf"), CONTAINERS_CONF).unwrap();
-    let runroot = RunRoot::new();
-    build_image(&dir, &runroot);
+    let podman = Podman::new(&dir, "podman");
+    build_image(&dir, &podman);
 
-    let native = run(podman(&dir, &runroot).args([
+    let native = run(podman.command().args([
         "run",
         "--rm",
         "--entrypoint",
@@ -110,24 +72,18 @@ fn from_scratch_image_runs_under_bind_mounted_km() {
         "a",
         "b",
     ]));
-    // 125: podman or the runtime failed, before anything of the image ran.
-    if native.status.code() == Some(PODMAN_FAILED) {
-        println!(
-            "skipping: podman cannot run a container on this host: {}",
-            text(&native.stderr).lines().last().unwrap_or("")
-        );
+    if cannot_run_containers(&native) {
         return;
     }
     assert_eq!(text(&native.stdout), "libc: glibc\nargs: a,b\n");
 
     let explicit = run_with_km(
-        &dir,
-        &runroot,
+        &podman,
         &["--entrypoint", KM_IN_IMAGE, IMAGE, "/app/kgcc.km", "a", "b"],
     );
     assert_same(&explicit, &native, "km as the entrypoint");
 
-    let own_entrypoint = run_with_km(&dir, &runroot, &[IMAGE, "a", "b"]);
+    let own_entrypoint = run_with_km(&podman, &[IMAGE, "a", "b"]);
     assert_same(
         &own_entrypoint,
         &native,
@@ -135,8 +91,7 @@ fn from_scratch_image_runs_under_bind_mounted_km() {
     );
 
     let uname = run_with_km(
-        &dir,
-        &runroot,
+        &podman,
         &["--entrypoint", KM_IN_IMAGE, IMAGE, "/app/uname.km"],
     );
     let out = text(&uname.stdout);

@@ -7,7 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{km, native, run, scratch, text};
+use common::{km, make_install, native, run, scratch, text};
 use object::Object;
 use object::read::elf::{ElfFile64, ProgramHeader};
 
@@ -158,8 +158,9 @@ fn kontain_gcc_alpine_without_musl_gcc_is_one_clear_line() {
     assert!(!exe.exists());
 }
 
-const INSTALLED: [&str; 6] = [
+const INSTALLED: [&str; 7] = [
     "bin/km",
+    "bin/krun",
     "bin/kontain-gcc",
     "bin/kontain-g++",
     "share/kontain/vscode/launch.json",
@@ -167,21 +168,11 @@ const INSTALLED: [&str; 6] = [
     "share/kontain/vscode/tasks.json",
 ];
 
-/// `make install|uninstall` with the km just built and `vars` (PREFIX, DESTDIR).
-fn make(target: &str, vars: &[String]) {
-    check(
-        Command::new("make")
-            .args(["-s", "-C", SOURCE, target])
-            .arg(format!("KM={}", env!("CARGO_BIN_EXE_km")))
-            .args(vars),
-    );
-}
-
 #[test]
 fn make_install_into_destdir_and_uninstall() {
     let destdir = scratch("install-destdir");
     let vars = [format!("DESTDIR={}", destdir.display())];
-    make("install", &vars);
+    make_install("install", &vars);
     let prefix = destdir.join("opt/kontain");
     for file in INSTALLED {
         assert!(prefix.join(file).exists(), "{file} installed");
@@ -199,7 +190,7 @@ fn make_install_into_destdir_and_uninstall() {
     let out = assert_like_native(native(&bin.join("km")), &exe, &["installed"]);
     assert_eq!(out, "installed: 9\n");
 
-    make("uninstall", &vars);
+    make_install("uninstall", &vars);
     assert!(!prefix.exists(), "uninstall removes the prefix it made");
     assert!(destdir.join("opt").exists(), "and not its parents");
 }
@@ -208,7 +199,7 @@ fn make_install_into_destdir_and_uninstall() {
 fn make_install_into_prefix() {
     let prefix = scratch("install-prefix").join("kontain");
     let vars = [format!("PREFIX={}", prefix.display())];
-    make("install", &vars);
+    make_install("install", &vars);
     for file in INSTALLED {
         assert!(prefix.join(file).exists(), "{file} installed");
     }
@@ -222,6 +213,6 @@ fn make_install_into_prefix() {
     let out = assert_like_native(native(&prefix.join("bin/km")), &exe, &["prefix"]);
     assert_eq!(out, "libc: glibc\nargs: prefix\n");
     std::fs::remove_file(&exe).unwrap();
-    make("uninstall", &vars);
+    make_install("uninstall", &vars);
     assert!(!prefix.exists());
 }

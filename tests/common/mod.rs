@@ -2,6 +2,7 @@
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
 
+pub mod podman;
 pub mod server;
 
 use std::ffi::OsStr;
@@ -38,6 +39,29 @@ pub fn km() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_km"));
     cmd.stdin(Stdio::null());
     cmd
+}
+
+/// krun, built beside km: `cargo test --workspace` builds it (for its own
+/// tests), as does `cargo build --release -p krun`.
+pub fn krun_exe() -> PathBuf {
+    let krun = Path::new(env!("CARGO_BIN_EXE_km")).with_file_name("krun");
+    assert!(
+        krun.is_file(),
+        "{} is missing: cargo build --release -p krun",
+        krun.display()
+    );
+    krun
+}
+
+/// `make -C SOURCE target` with the km and krun just built and `vars` (PREFIX,
+/// DESTDIR), which must succeed.
+pub fn make_install(target: &str, vars: &[String]) {
+    let out = run(Command::new("make")
+        .args(["-s", "-C", env!("CARGO_MANIFEST_DIR"), target])
+        .arg(format!("KM={}", env!("CARGO_BIN_EXE_km")))
+        .arg(format!("KRUN={}", krun_exe().display()))
+        .args(vars));
+    assert!(out.status.success(), "make {target}: {}", text(&out.stderr));
 }
 
 pub fn native(exe: &Path) -> Command {

@@ -1,0 +1,76 @@
+//! podman for tests that run containers: its own storage, state and configuration
+//! (no registry: images are built locally), touching neither the host's images
+//! nor its containers.conf.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use super::{run, text};
+
+/// podman's exit status when podman or the runtime failed before anything of the
+/// image ran.
+pub const PODMAN_FAILED: i32 = 125;
+
+/// runc: crun refuses this kind of host's hybrid cgroups; no default ulimits: a
+/// container may not raise them here.
+const CONTAINERS_CONF: &str = "[containers]\ndefault_ulimits = []\n\n\
+    [engine]\nruntime = \"runc\"\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\n";
+
+/// A private podman: storage and configuration under a test's directory, state
+/// under /tmp (podman wants a short path there, at most 50 bytes), removed when
+/// dropped.
+pub struct Podman {
+    dir: PathBuf,
+    runroot: PathBuf,
+}
+
+impl Podman {
+    /// A podman keeping its files in `dir` (a test's scratch directory), named
+    /// `tag` in its state directory.
+    pub fn new(dir: &Path, tag: &str) -> Self {
+        std::fs::write(dir.join("containers.conf"), CONTAINERS_CONF).unwrap();
+        let runroot = std::env::temp_dir().join(format!("km-{tag}-{}", std::process::id()));
+        Podman {
+            dir: dir.to_owned(),
+            runroot,
+        }
+    }
+
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new("podman");
+        cmd.env("CONTAINERS_CONF", self.dir.join("containers.conf"))
+            .arg("--root")
+            .arg(self.dir.join("storage"))
+            .arg("--runroot")
+            .arg(&self.runroot)
+            .args(["--storage-driver", "vfs"])
+            .stdin(std::process::Stdio::null());
+        cmd
+    }
+
+    /// `podman build -t tag context`, which must succeed.
+    pub fn build(&self, context: &Path, tag: &str) {
+        let out = run(self.command().args(["build", "-q", "-t", tag]).arg(context));
+        assert!(out.status.success(), "podman build: {}", text(&out.stderr));
+    }
+}
+
+impl Drop for Podman {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.runroot);
+    }
+}
+
+/// Whether `out`, a container's run, failed in podman or the runtime before the
+/// image ran: then this host cannot run containers, and the caller says so in
+/// one line and skips.
+pub fn cannot_run_containers(out: &Output) -> bool {
+    if out.status.code() != Some(PODMAN_FAILED) {
+        return false;
+    }
+    println!(
+        "skipping: podman cannot run a container on this host: {}",
+        text(&out.stderr).lines().last().unwrap_or("")
+    );
+    true
+}

@@ -13,8 +13,8 @@ use std::process::{Command, Output};
 
 use serde_json::{Value, json};
 
-use common::podman::{Podman, cannot_run_containers};
-use common::{krun_exe, make_install, payload, run, scratch, text, write_executable};
+use common::podman::{Podman, assert_uname_image_ran_under_km, cannot_run_containers, uname_image};
+use common::{krun_exe, make_install, run, scratch, text, write_executable};
 
 /// A delegate runtime that only records its arguments, one a line.
 const RECORDER: &[u8] = b"#!/bin/sh\nprintf '%s\\n' \"$@\" > \"$KRUN_TEST_ARGS\"\n";
@@ -270,16 +270,6 @@ fn a_bad_bundle_is_one_error_line_and_no_delegate() {
     }
 }
 
-/// What a payload's run prints, less what differs between two containers or
-/// between km and Linux (the uname fields, the host name).
-fn same_in_any_container(out: &str) -> Vec<&str> {
-    out.lines()
-        .filter(|l| {
-            l.starts_with("arg") || l.starts_with("env: ") && !l.starts_with("env: HOSTNAME=")
-        })
-        .collect()
-}
-
 #[test]
 fn podman_runs_an_images_own_entrypoint_under_installed_krun() {
     let dir = scratch("krun-podman");
@@ -287,17 +277,9 @@ fn podman_runs_an_images_own_entrypoint_under_installed_krun() {
     make_install("install", &[format!("DESTDIR={}", destdir.display())]);
     let krun = destdir.join("opt/kontain/bin/krun");
 
-    let context = dir.join("context");
-    std::fs::create_dir_all(context.join("app")).unwrap();
-    std::fs::copy(payload("hello.glibc"), context.join("app/uname")).unwrap();
-    std::fs::write(
-        context.join("Containerfile"),
-        "FROM scratch\nCOPY app /app\nENTRYPOINT [\"/app/uname\", \"from-image\"]\n",
-    )
-    .unwrap();
     let podman = Podman::new(&dir, "krun");
     let image = "localhost/km-krun-test";
-    podman.build(&context, image);
+    uname_image(&podman, &dir, image);
 
     let native = run(podman.command().args(["run", "--rm", image]));
     if cannot_run_containers(&native) {
@@ -307,17 +289,5 @@ fn podman_runs_an_images_own_entrypoint_under_installed_krun() {
         .command()
         .arg(format!("--runtime={}", krun.display()))
         .args(["run", "--rm", image]));
-    let (native_out, krun_out) = (text(&native.stdout), text(&under_krun.stdout));
-    assert!(native_out.starts_with("sysname: Linux\n"), "{native_out}");
-    assert!(
-        krun_out.starts_with("sysname: kontain-runtime\n"),
-        "{krun_out}{}",
-        text(&under_krun.stderr)
-    );
-    assert!(native_out.contains("argv[1]: from-image\n"), "{native_out}");
-    assert_eq!(
-        same_in_any_container(&krun_out),
-        same_in_any_container(&native_out)
-    );
-    assert_eq!(under_krun.status.code(), native.status.code());
+    assert_uname_image_ran_under_km(&under_krun, &native);
 }

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use super::{run, text};
+use super::{payload, run, text};
 
 /// podman's exit status when podman or the runtime failed before anything of the
 /// image ran.
@@ -73,4 +73,51 @@ pub fn cannot_run_containers(out: &Output) -> bool {
         text(&out.stderr).lines().last().unwrap_or("")
     );
     true
+}
+
+/// The entrypoint of [`uname_image`] and the argument it gives.
+const UNAME_ENTRYPOINT: &str = "[\"/app/uname\", \"from-image\"]";
+
+/// Builds `tag`, a `FROM scratch` image holding only a static payload that prints
+/// its uname, arguments and environment, as its entrypoint.
+pub fn uname_image(podman: &Podman, dir: &Path, tag: &str) {
+    let context = dir.join("context");
+    std::fs::create_dir_all(context.join("app")).unwrap();
+    std::fs::copy(payload("hello.glibc"), context.join("app/uname")).unwrap();
+    std::fs::write(
+        context.join("Containerfile"),
+        format!("FROM scratch\nCOPY app /app\nENTRYPOINT {UNAME_ENTRYPOINT}\n"),
+    )
+    .unwrap();
+    podman.build(&context, tag);
+}
+
+/// Checks that `under_km`, a run of [`uname_image`] under km, says so in its
+/// uname and otherwise shows what `native`, its run under runc, shows: the same
+/// arguments and environment (the host name aside, which each container has its
+/// own).
+pub fn assert_uname_image_ran_under_km(under_km: &Output, native: &Output) {
+    let (native_out, km_out) = (text(&native.stdout), text(&under_km.stdout));
+    assert!(native_out.starts_with("sysname: Linux\n"), "{native_out}");
+    assert!(native_out.contains("argv[1]: from-image\n"), "{native_out}");
+    assert!(
+        km_out.starts_with("sysname: kontain-runtime\n"),
+        "{km_out}{}",
+        text(&under_km.stderr)
+    );
+    assert_eq!(
+        same_in_any_container(&km_out),
+        same_in_any_container(&native_out)
+    );
+    assert_eq!(under_km.status.code(), native.status.code());
+}
+
+/// What a payload's run prints, less what differs between two containers or
+/// between km and Linux (the uname fields, the host name).
+fn same_in_any_container(out: &str) -> Vec<&str> {
+    out.lines()
+        .filter(|l| {
+            l.starts_with("arg") || l.starts_with("env: ") && !l.starts_with("env: HOSTNAME=")
+        })
+        .collect()
 }

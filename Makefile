@@ -1,7 +1,11 @@
-# A thin layer over cargo: builds km and installs it with its tools (docs/deploy.md).
-#   make                                  cargo build --release
+# A thin layer over cargo: builds km and installs it with its tools (docs/deploy.md),
+# and the README's two commands, which install the Debian packages they need first.
+#   make                                  cargo build --release (km and krun)
+#   make demo                             builds the examples, runs hello under km
+#   make test [TEST_FLAGS=...]            the whole test suite
 #   make install [PREFIX=DIR] [DESTDIR=]  km, krun, kontain-gcc, kontain-g++, vscode configs
 #   make uninstall [PREFIX=DIR] [DESTDIR=]
+.DEFAULT_GOAL := build
 PREFIX ?= /opt/kontain
 BINDIR = $(DESTDIR)$(PREFIX)/bin
 VSCODEDIR = $(DESTDIR)$(PREFIX)/share/kontain/vscode
@@ -35,4 +39,14 @@ uninstall:
 	rmdir $(VSCODEDIR) $(DESTDIR)$(PREFIX)/share/kontain $(DESTDIR)$(PREFIX)/share \
 	      $(BINDIR) $(DESTDIR)$(PREFIX) 2>/dev/null || true
 
-.PHONY: build install uninstall
+# The README's two commands.
+demo:
+	scripts/install-deps demo
+	$(MAKE) -C examples
+	cargo run --release -- examples/build/hello.musl a b
+
+test:
+	scripts/install-deps
+	cargo test --release --workspace $(TEST_FLAGS)
+
+.PHONY: build install uninstall demo test

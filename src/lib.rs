@@ -251,6 +251,7 @@ pub fn run(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infalli
         let handover = kernel::process::Handover {
             launched,
             running: true,
+            relay: false,
         };
         kernel::process::take_over_session(&guest, conn, handover)?;
     } else if let (Some(port), Some(debugger)) = (gdb_port, debugger) {

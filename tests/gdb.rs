@@ -1700,3 +1700,105 @@ fn siginfo_at_debug_stops() {
     );
     assert!(status.success(), "km: {status}");
 }
+
+/// `set detach-on-fork off`: gdb keeps parent and fork child on one connection
+/// (km's stub relays the child's requests to the child's km); with
+/// `schedule-multiple` both run, the child stops at a breakpoint only it
+/// reaches, `info inferiors` and `inferior N` show both with the pids each
+/// reads with getpid(), and each runs to its own exit, as under gdbserver.
+#[test]
+fn detach_on_fork_off_keeps_both_processes() {
+    let expected = [
+        "[New inferior 2 (process ",
+        "Thread 2.1 \"forkexec.glibc\" hit Breakpoint 1.2, in_child (n=21)",
+        "  1    process ",
+        "* 2    process ",
+        "$1 = ",
+        "[Switching to inferior 1 [process ",
+        "$2 = ",
+        "[Inferior 2 (process ",
+        "[Inferior 1 (process ",
+    ];
+    let (shown, status) = both_servers(
+        &payload("forkexec.glibc"),
+        &["fork"],
+        "detach-on-fork.gdb",
+        &expected,
+    );
+    assert_inferior_pids(&shown, "km");
+    assert!(
+        shown.contains(") exited normally]\n[Switching to inferior 1"),
+        "km:\n{shown}"
+    );
+    // The parent reaped its child's status 0.
+    assert!(status.success(), "km: {status}\n{shown}");
+}
+
+/// `detach-on-fork off` with `follow-fork-mode child`: gdb follows the child
+/// and keeps the parent stopped; `continue` resumes only the child
+/// (`vCont;c:p<child>.-1`) to its breakpoint and its exit, then the parent,
+/// resumed alone, reaps it and exits, as under gdbserver.
+#[test]
+fn detach_on_fork_off_follows_the_child_and_keeps_the_parent() {
+    let expected = [
+        "[Attaching after Thread ",
+        "[New inferior 2 (process ",
+        "Thread 2.1 \"forkexec.glibc\" hit Breakpoint 1.2, in_child (n=21)",
+        "  1    process ",
+        "* 2    process ",
+        "$1 = ",
+        "[Inferior 2 (process ",
+        "[Switching to inferior 1 [process ",
+        "$2 = ",
+        "[Inferior 1 (process ",
+    ];
+    let (shown, status) = both_servers(
+        &payload("forkexec.glibc"),
+        &["fork"],
+        "detach-on-fork-child.gdb",
+        &expected,
+    );
+    assert_inferior_pids(&shown, "km");
+    assert!(status.success(), "km: {status}\n{shown}");
+}
+
+/// `detach-on-fork off`: `kill inferiors 2` kills the kept fork child at its
+/// breakpoint; the parent, resumed alone, reaps it killed by SIGKILL and exits
+/// 3, as under gdbserver.
+#[test]
+fn detach_on_fork_off_kills_the_kept_child() {
+    let expected = [
+        "Thread 2.1 \"forkexec.glibc\" hit Breakpoint 1.2, in_child (n=21)",
+        "[Switching to inferior 1 [process ",
+        "[Inferior 1 (process ",
+    ];
+    let (shown, status) = both_servers(
+        &payload("forkexec.glibc"),
+        &["fork"],
+        "detach-on-fork-kill.gdb",
+        &expected,
+    );
+    assert!(shown.contains(") exited with code 03]"), "km:\n{shown}");
+    assert_eq!(status.code(), Some(3), "km: {status}\n{shown}");
+}
+
+/// Checks that inferior 1 is the process whose getpid() is `$2` (the parent)
+/// and inferior 2 the one whose getpid() is `$1` (the child).
+fn assert_inferior_pids(shown: &str, who: &str) {
+    let child = number_after(shown, "$1 = ");
+    let parent = number_after(shown, "$2 = ");
+    assert!(
+        child.is_some() && parent.is_some() && child != parent,
+        "{who}:\n{shown}"
+    );
+    assert_eq!(
+        number_after(shown, "  1    process "),
+        parent,
+        "{who}:\n{shown}"
+    );
+    assert_eq!(
+        number_after(shown, "* 2    process "),
+        child,
+        "{who}:\n{shown}"
+    );
+}

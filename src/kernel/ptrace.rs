@@ -231,7 +231,7 @@ impl State {
 }
 
 /// What a fork child of a payload under gdb waits for before it runs: one byte
-/// from its parent. End of file (the parent's session ended, or gdb detached
+/// from its parent, on a socket pair whose other end the parent keeps. End of file (the parent's session ended, or gdb detached
 /// the child) lets it run free.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ForkDecision {
@@ -240,6 +240,9 @@ pub enum ForkDecision {
     /// Take over the parent's gdb session (gdb follows the child); `launched`
     /// as the parent's (gdb's `quit` kills a payload km started for it).
     TakeOver { launched: bool },
+    /// Stay under gdb through the parent's stub, which relays gdb's requests
+    /// for this process over the decision channel (`detach-on-fork off`).
+    Relay { launched: bool },
 }
 
 impl ForkDecision {
@@ -248,6 +251,8 @@ impl ForkDecision {
             ForkDecision::Free => b'F',
             ForkDecision::TakeOver { launched: true } => b'L',
             ForkDecision::TakeOver { launched: false } => b'A',
+            ForkDecision::Relay { launched: true } => b'R',
+            ForkDecision::Relay { launched: false } => b'r',
         }
     }
 
@@ -263,6 +268,8 @@ impl ForkDecision {
         match (got, byte[0]) {
             (Ok(1), b'L') => ForkDecision::TakeOver { launched: true },
             (Ok(1), b'A') => ForkDecision::TakeOver { launched: false },
+            (Ok(1), b'R') => ForkDecision::Relay { launched: true },
+            (Ok(1), b'r') => ForkDecision::Relay { launched: false },
             _ => ForkDecision::Free,
         }
     }
@@ -371,12 +378,17 @@ impl Debugger {
 
     /// Tells fork child `pid` what to do; false if no such child waits.
     pub fn decide_fork_child(&self, pid: i32, decision: ForkDecision) -> bool {
-        let Some(pipe) = lock(&self.state).fork_children.remove(&pid) else {
-            return false;
-        };
+        self.take_fork_child(pid, decision).is_some()
+    }
+
+    /// Tells fork child `pid` what to do and returns the channel it was told
+    /// on (the relay's, with [`ForkDecision::Relay`]); `None` if no such child
+    /// waits.
+    pub fn take_fork_child(&self, pid: i32, decision: ForkDecision) -> Option<OwnedFd> {
+        let channel = lock(&self.state).fork_children.remove(&pid)?;
         // A child that has died meanwhile is reaped by the parent payload.
-        let _ = rustix::io::write(&pipe, &[decision.byte()]);
-        true
+        let _ = rustix::io::write(&channel, &[decision.byte()]);
+        Some(channel)
     }
 
     /// The stub reported the end of the process to gdb.
@@ -565,12 +577,19 @@ impl Debugger {
                 Self::hold_signal(&mut s, siginfo);
                 return None;
             }
-            s.set_stopping(true);
         }
-        crate::kvm::kick::kick_all();
-        let tid = self.wait_stopped(timeout)?;
+        let tid = self.pause(timeout)?;
         self.with_parked(tid, |p| p.siginfo = Some(siginfo));
         Some(tid)
+    }
+
+    /// Stops every thread without an event and waits up to `timeout` for it;
+    /// returns a parked thread. Events that come meanwhile wait for the next
+    /// resume (another process on the same gdb connection stopped).
+    pub fn pause(&self, timeout: Duration) -> Option<i32> {
+        lock(&self.state).set_stopping(true);
+        crate::kvm::kick::kick_all();
+        self.wait_stopped(timeout)
     }
 
     /// Queues a stop of a parked thread (the first) for signal `siginfo`, unless
@@ -591,10 +610,12 @@ impl Debugger {
     }
 
     /// Waits up to `timeout` for every live thread to park; returns a parked one.
+    /// A process whose first thread has not started yet (a fork child taken
+    /// under gdb) waits for it too.
     pub fn wait_stopped(&self, timeout: Duration) -> Option<i32> {
         let deadline = Instant::now() + timeout;
         let mut s = lock(&self.state);
-        while Self::stopped(&s) < s.live && !Instant::now().ge(&deadline) {
+        while (Self::stopped(&s) < s.live || s.live == 0) && !Instant::now().ge(&deadline) {
             let left = deadline.saturating_duration_since(Instant::now());
             s = self
                 .changed

@@ -58,11 +58,17 @@ pub fn new_process(ctx: &mut Ctx<'_>, spec: ChildSpec, vfork: bool) -> SysResult
         None
     };
     let (report_rx, report_tx) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
-    // Under gdb the child waits for gdb's decision (run free, or take the session
-    // over) on a pipe of its own, with a copy of gdb's connection.
+    // Under gdb the child waits for gdb's decision (run free, take the session
+    // over, or be served through the parent's stub) on a socket pair of its own,
+    // with a copy of gdb's connection.
     let debugger = guest.debugger.as_ref().filter(|d| d.session().is_some());
     let decision = match debugger {
-        Some(_) => Some(rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?),
+        Some(_) => Some(rustix::net::socketpair(
+            rustix::net::AddressFamily::UNIX,
+            rustix::net::SocketType::STREAM,
+            rustix::net::SocketFlags::CLOEXEC,
+            None,
+        )?),
         None => None,
     };
     let xsave = ctx.thread.vcpu.xsave().map_err(|_| Errno::AGAIN)?;
@@ -261,7 +267,7 @@ fn run_child(
     let vcpu = started.unwrap_or_else(|e| child_failed(&report, &e));
     report_to_parent(&report, 0);
     drop(report);
-    let followed = gdb.is_some_and(|(decision, conn)| follow_by_gdb(guest, &decision, conn));
+    let followed = gdb.is_some_and(|(decision, conn)| follow_by_gdb(guest, decision, conn));
     for addr in [spec.set_ptid, spec.set_ctid].into_iter().flatten() {
         let _ = guest.write_user(addr, tid);
     }
@@ -279,21 +285,34 @@ fn run_child(
 }
 
 /// In a fork child under gdb: waits for gdb's decision and, if gdb follows the
-/// child, serves it on `conn`; true then (the child stops before it runs on).
-fn follow_by_gdb(guest: &Arc<Guest>, decision: &OwnedFd, conn: Option<OwnedFd>) -> bool {
-    let (ForkDecision::TakeOver { launched }, Some(conn)) = (ForkDecision::read(decision), conn)
-    else {
-        return false;
+/// child, serves it on `conn`, or if gdb keeps both processes, answers the
+/// parent's stub on the `decision` channel; true then (the child stops before
+/// it runs on).
+fn follow_by_gdb(guest: &Arc<Guest>, decision: OwnedFd, conn: Option<OwnedFd>) -> bool {
+    let (conn, handover) = match (ForkDecision::read(&decision), conn) {
+        (ForkDecision::TakeOver { launched }, Some(conn)) => (
+            conn,
+            Handover {
+                launched,
+                running: false,
+                relay: false,
+            },
+        ),
+        (ForkDecision::Relay { launched }, _) => (
+            decision,
+            Handover {
+                launched,
+                running: false,
+                relay: true,
+            },
+        ),
+        _ => return false,
     };
     let Some(d) = &guest.debugger else {
         return false;
     };
     d.attach();
     d.request_stop();
-    let handover = Handover {
-        launched,
-        running: false,
-    };
     match crate::kernel::process::take_over_session(guest, conn, handover) {
         Ok(()) => true,
         Err(e) => {

@@ -1802,3 +1802,35 @@ fn assert_inferior_pids(shown: &str, who: &str) {
         "{who}:\n{shown}"
     );
 }
+
+/// `follow-fork-mode child` with vfork: gdb follows the vfork child, keeping
+/// the parent (held in vfork) as inferior 1 on the same connection, to a
+/// breakpoint before the child's exec (the child keeps its parent's
+/// breakpoints, as gdb takes its memory for the parent's), catches the child's
+/// exec (the relayed child's new km goes on with the relay, then gdb detaches
+/// the parent and the child's km takes the connection over), then a
+/// breakpoint in the new program, as under gdbserver.
+#[test]
+fn follow_fork_mode_child_follows_a_vfork_child_through_its_exec() {
+    let exe = payload("forkexec.glibc");
+    let exec_caught = format!("hit Catchpoint 2 (exec'd {}), ", exe.display());
+    let expected = [
+        "[Attaching after Thread ",
+        "[New inferior 2 (process ",
+        "Thread 2.1 \"forkexec.glibc\" hit Breakpoint 1, before_exec (n=8)",
+        "  1    process ",
+        "\tis vfork parent of inferior 2",
+        "* 2    process ",
+        "\tis vfork child of inferior 1",
+        "[Detaching vfork parent process ",
+        "is executing new program: ",
+        &exec_caught,
+        "* 2    process ",
+        "hit Breakpoint 3, after_exec (n=6)",
+        "[Inferior 2 (process ",
+    ];
+    let (shown, status) = both_servers(&exe, &["vfork"], "follow-vfork.gdb", &expected);
+    assert!(shown.contains(") exited normally]"), "km:\n{shown}");
+    // The detached parent reaped the child's status 0.
+    assert!(status.success(), "km: {status}\n{shown}");
+}

@@ -34,6 +34,9 @@ impl ForkChildren for KmTarget {
                 .last_fork
                 .take()
                 .filter(|child| self.debugger.has_fork_child(*child));
+            if self.followed.is_none() {
+                self.hand_over_to_relay();
+            }
             return Ok(AfterDetach::Disconnect);
         }
         if !self.release_relay(pid, false) {

@@ -46,14 +46,21 @@ impl Auxv for KmTarget {
 }
 
 impl ExecFile for KmTarget {
+    /// The payload's program, or a kept fork child's.
     fn get_exec_file(
         &self,
-        _pid: Option<Pid>,
+        pid: Option<Pid>,
         offset: u64,
         length: usize,
         buf: &mut [u8],
     ) -> TargetResult<usize, Self> {
-        let path = self.guest.config.exe.as_os_str().as_bytes();
+        let relayed = pid
+            .and_then(|p| i32::try_from(p.get()).ok())
+            .and_then(|p| self.relays.get(&p));
+        let path = match relayed {
+            Some(relay) => &relay.exe[..],
+            None => self.guest.config.exe.as_os_str().as_bytes(),
+        };
         Ok(copy_from(path, offset, length, buf))
     }
 }

@@ -92,6 +92,9 @@ impl KmTarget {
             Ok(Some(event)) => {
                 let relay = self.relays.get_mut(&p)?;
                 let _ = relay.refresh_threads();
+                if let Event::Exec(_) = event {
+                    let _ = relay.refresh_exe();
+                }
                 self.debugger.pause(STOP_TIMEOUT);
                 self.pause_relays(Some(p));
                 return Some(stop_reason(event));
@@ -130,6 +133,28 @@ impl KmTarget {
         let own = super::forks::own_pid();
         self.debugger
             .resume(actions, lock && !continued.contains(&own));
+    }
+
+    /// gdb detached this process and follows a kept fork child (a vfork child
+    /// once it has exec'd): the child gets gdb's connection and serves gdb
+    /// itself; the other kept children run free. False if none is kept.
+    pub(super) fn hand_over_to_relay(&mut self) -> bool {
+        let Some((p, relay)) = self.relays.pop_first() else {
+            return false;
+        };
+        let Some((conn, _)) = self.debugger.session() else {
+            return false;
+        };
+        let passed = crate::memory::host::dup_cloexec(conn)
+            .map_err(|e| super::relay::RelayError::Lost(e.into()))
+            .and_then(|copy| relay.hand_over(std::os::fd::AsFd::as_fd(&copy)));
+        if let Err(e) = passed {
+            crate::eprintln_whole!(
+                "km: {}: gdb stub: handing gdb over to fork child {p}: {e}",
+                self.guest.config.name
+            );
+        }
+        true
     }
 
     /// gdb's `kill` or `detach` of kept fork child `p`; false if `p` is not one.

@@ -14,7 +14,7 @@
 //! otherwise an errno) and its fields.
 
 use std::io::{self, Read, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 
 use crate::kernel::ptrace::{Action, Event, WatchKind};
@@ -40,6 +40,10 @@ pub mod op {
     pub const PAUSE: u8 = b'p';
     pub const KILL: u8 = b'k';
     pub const DETACH: u8 = b'D';
+    pub const EXEC_FILE: u8 = b'x';
+    /// Serve gdb directly from now on: its connection follows, passed with
+    /// one byte (SCM_RIGHTS).
+    pub const TAKE_OVER: u8 = b'T';
 }
 
 /// A message being built.
@@ -217,6 +221,8 @@ pub struct Relay {
     _registered: crate::kernel::private_fds::Registered,
     stream: UnixStream,
     pub threads: Vec<(i32, Vec<u8>)>,
+    /// The program the child runs (absolute path).
+    pub exe: Vec<u8>,
 }
 
 /// A failed request: the errno the child gave, or a broken channel.
@@ -250,8 +256,10 @@ impl Relay {
             _registered: crate::kernel::private_fds::register(stream.as_raw_fd()),
             stream,
             threads: Vec::new(),
+            exe: Vec::new(),
         };
         relay.refresh_threads()?;
+        relay.refresh_exe()?;
         Ok(relay)
     }
 
@@ -280,6 +288,20 @@ impl Relay {
             threads.push((tid, reply.take(len)?.to_vec()));
         }
         self.threads = threads;
+        Ok(())
+    }
+
+    /// Asks the child which program it runs (after an exec).
+    pub fn refresh_exe(&mut self) -> Result<(), RelayError> {
+        self.exe = self.call(Message::new(op::EXEC_FILE))?.rest().to_vec();
+        Ok(())
+    }
+
+    /// Hands gdb's connection `conn` to the child, which serves gdb itself from
+    /// now on (gdb detached this process and follows the child).
+    pub fn hand_over(mut self, conn: BorrowedFd<'_>) -> Result<(), RelayError> {
+        self.call(Message::new(op::TAKE_OVER))?;
+        send_descriptor(&self.stream, conn)?;
         Ok(())
     }
 
@@ -374,4 +396,48 @@ impl Relay {
         }
         self.call(m).map(drop)
     }
+}
+
+/// Sends descriptor `fd` over `stream` with one byte.
+fn send_descriptor(stream: &UnixStream, fd: BorrowedFd<'_>) -> io::Result<()> {
+    use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags, sendmsg};
+    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    let fds = [fd];
+    if !control.push(SendAncillaryMessage::ScmRights(&fds)) {
+        return Err(io::ErrorKind::InvalidInput.into());
+    }
+    sendmsg(
+        stream,
+        &[io::IoSlice::new(&[0])],
+        &mut control,
+        SendFlags::NOSIGNAL,
+    )?;
+    Ok(())
+}
+
+/// Receives the descriptor [`send_descriptor`] sent over `stream`.
+pub fn receive_descriptor(stream: &UnixStream) -> io::Result<OwnedFd> {
+    use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, recvmsg};
+    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    let mut byte = [0u8; 1];
+    let got = recvmsg(
+        stream.as_fd(),
+        &mut [io::IoSliceMut::new(&mut byte)],
+        &mut control,
+        RecvFlags::CMSG_CLOEXEC,
+    )?;
+    if got.bytes == 0 {
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    }
+    let mut received = None;
+    for message in control.drain() {
+        if let RecvAncillaryMessage::ScmRights(fds) = message {
+            for fd in fds {
+                received.get_or_insert(fd);
+            }
+        }
+    }
+    received.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no descriptor came"))
 }

@@ -15,7 +15,7 @@ use gdbstub::target::ext::base::multithread::MultiThreadBase;
 use gdbstub::target::ext::breakpoints::{HwBreakpoint, HwWatchpoint, SwBreakpoint, WatchKind};
 
 use super::arch::KmRegs;
-use super::relay::{Message, NON_FATAL, Received, action_of, op, put_event};
+use super::relay::{Message, NON_FATAL, Received, action_of, op, put_event, receive_descriptor};
 use super::{KmTarget, STOP_TIMEOUT};
 use crate::kernel::process::Guest;
 use crate::kernel::ptrace::{Debugger, Event};
@@ -27,14 +27,23 @@ enum Then {
     Finish,
     Kill,
     Detach,
+    /// gdb's connection follows: serve gdb directly.
+    TakeOver,
 }
 
 /// Answers the parent's stub on `stream` until it lets this process go (or
 /// goes itself, or kills it); then the payload runs free.
 pub fn serve(guest: Arc<Guest>, debugger: Arc<Debugger>, mut stream: UnixStream, launched: bool) {
-    let _registered = crate::kernel::private_fds::register(stream.as_raw_fd());
+    let registered = crate::kernel::private_fds::register(stream.as_raw_fd());
+    debugger.set_relayed_session(stream.as_raw_fd(), launched);
     let mut target = KmTarget::new(guest.clone(), debugger.clone(), launched);
     loop {
+        // A request is read only with the turn, which an execve holds.
+        if let Err(e) = wait_readable(&stream) {
+            crate::eprintln_whole!("km: {}: gdb relay: {e}", guest.config.name);
+            break;
+        }
+        let turn = debugger.relay_turn();
         let answered = Received::read(&mut stream).and_then(|mut r| answer(&mut target, &mut r));
         let (reply, then) = match answered {
             Ok(a) => a,
@@ -48,14 +57,43 @@ pub fn serve(guest: Arc<Guest>, debugger: Arc<Debugger>, mut stream: UnixStream,
         if reply.send(&mut stream).is_err() {
             break;
         }
+        drop(turn);
         match then {
             Then::Serve => {}
             Then::Finish => return debugger.finish(),
             Then::Kill => crate::kvm::kick::die_by(libc::SIGKILL),
             Then::Detach => break,
+            Then::TakeOver => match receive_descriptor(&stream) {
+                Ok(conn) => {
+                    drop((registered, stream));
+                    let handover = crate::kernel::process::Handover {
+                        launched,
+                        running: false,
+                        relay: false,
+                    };
+                    let conn = std::net::TcpStream::from(conn);
+                    return super::serve_session(guest, debugger, conn, launched, Some(handover));
+                }
+                Err(e) => {
+                    crate::eprintln_whole!("km: {}: gdb relay: {e}", guest.config.name);
+                    break;
+                }
+            },
         }
     }
     super::let_run_free(&guest, &debugger);
+}
+
+/// Waits until `stream` has a request (or is closed).
+fn wait_readable(stream: &UnixStream) -> io::Result<()> {
+    use rustix::event::{PollFd, PollFlags, poll};
+    loop {
+        let mut fds = [PollFd::new(stream, PollFlags::IN)];
+        match poll(&mut fds, None) {
+            Err(rustix::io::Errno::INTR) => {}
+            r => return r.map(drop).map_err(io::Error::from),
+        }
+    }
 }
 
 fn ok() -> Message {
@@ -137,6 +175,8 @@ fn answer(target: &mut KmTarget, r: &mut Received) -> io::Result<(Message, Then)
             ok()
         }
         op::KILL => return Ok((ok(), Then::Kill)),
+        op::EXEC_FILE => ok().bytes(target.guest.config.exe.as_os_str().as_encoded_bytes()),
+        op::TAKE_OVER => return Ok((ok(), Then::TakeOver)),
         op::DETACH => return Ok((ok(), Then::Detach)),
         other => {
             return Err(io::Error::new(

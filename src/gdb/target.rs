@@ -66,7 +66,10 @@ enum BreakKind {
 }
 
 impl KmTarget {
+    /// The target of `guest`; breakpoints already in the debugger (a vfork
+    /// child's, taken over from its parent) count as gdb's software ones.
     pub fn new(guest: Arc<Guest>, debugger: Arc<Debugger>, launched: bool) -> Self {
+        let inherited = debugger.breakpoints().into_iter().map(|(a, _)| a).collect();
         KmTarget {
             guest,
             debugger,
@@ -75,7 +78,7 @@ impl KmTarget {
             actions: HashMap::new(),
             lock_others: false,
             continued: BTreeSet::new(),
-            breakpoints: Default::default(),
+            breakpoints: [inherited, BTreeSet::new()],
             last_fork: None,
             followed: None,
             relays: BTreeMap::new(),

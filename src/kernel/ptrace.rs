@@ -219,6 +219,9 @@ struct State {
     /// The connection's descriptor (a fork child keeps a copy of it, an execve
     /// passes it on) and whether km started the payload for this gdb.
     session: Option<(RawFd, bool)>,
+    /// The session's connection is a fork parent's relay, not gdb's: an execve
+    /// passes it on, a fork child never takes it over.
+    relayed: bool,
 }
 
 impl State {
@@ -284,6 +287,9 @@ pub struct Debugger {
     catching: AtomicBool,
     /// Turns at single-stepping while write watchpoints are set.
     step_turns: StepTurns,
+    /// Held while a relayed request is answered, and by an execve from the
+    /// moment it passes the relay on: no request is ever half served.
+    relay_turn: Mutex<()>,
 }
 
 /// What a parked thread resumes with.
@@ -347,14 +353,37 @@ impl Debugger {
     /// a copy of it, in case gdb follows it; an execve passes it on), and
     /// whether km started the payload for this gdb.
     pub fn set_session(&self, fd: RawFd, launched: bool) {
-        lock(&self.state).session = Some((fd, launched));
+        let mut s = lock(&self.state);
+        s.session = Some((fd, launched));
+        s.relayed = false;
+    }
+
+    /// Records the relay a fork parent's stub serves this process over
+    /// (`crate::gdb`'s relay), which an execve passes on.
+    pub fn set_relayed_session(&self, fd: RawFd, launched: bool) {
+        let mut s = lock(&self.state);
+        s.session = Some((fd, launched));
+        s.relayed = true;
     }
 
     /// The connection of the live gdb session, and whether km started the payload
-    /// for it.
+    /// for it (none while a fork parent relays for this process).
     pub fn session(&self) -> Option<(RawFd, bool)> {
         let s = lock(&self.state);
-        s.session.filter(|_| !s.detached)
+        s.session.filter(|_| !s.detached && !s.relayed)
+    }
+
+    /// What an execve passes on: the live session's connection or relay,
+    /// whether km started the payload for gdb, and whether it is a relay.
+    pub fn exec_session(&self) -> Option<(RawFd, bool, bool)> {
+        let s = lock(&self.state);
+        let (fd, launched) = s.session.filter(|_| !s.detached)?;
+        Some((fd, launched, s.relayed))
+    }
+
+    /// The turn to answer a relayed request, or to execve (see `relay_turn`).
+    pub fn relay_turn(&self) -> std::sync::MutexGuard<'_, ()> {
+        lock(&self.relay_turn)
     }
 
     /// Keeps fork child `pid`'s decision pipe until gdb decides.
@@ -899,5 +928,12 @@ impl Debugger {
             breakpoints: self.breakpoints(),
             hidden: self.hidden_pages(),
         }
+    }
+
+    /// Takes over `breakpoints` (address, original byte) that sit in memory
+    /// already: a vfork child gdb follows, whose memory gdb takes for its
+    /// parent's, with the parent's breakpoints in it.
+    pub fn adopt_breakpoints(&self, breakpoints: Vec<(u64, u8)>) {
+        lock(&self.state).breakpoints.extend(breakpoints);
     }
 }

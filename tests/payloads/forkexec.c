@@ -1,7 +1,8 @@
 /* Fork and exec under gdb (tests/gdb.rs), chosen by argv[1]:
  *   fork    forks; the child runs in_child() (only it does), the parent waits and
  *           reports how the child ended.
- *   vfork   the same with vfork; the child execs this program with "after".
+ *   vfork   the same with vfork; the child runs before_exec(), then execs this
+ *           program with "after".
  *   exec    execs this program with "after", which runs after_exec().
  *   after   what the new program runs: after_exec(), then exits 0.
  */
@@ -18,6 +19,11 @@ volatile pid_t parent_pid, child_pid;
 __attribute__((noinline)) int in_child(int n) {
     marker = n;
     return n * 2;
+}
+
+__attribute__((noinline)) int before_exec(int n) {
+    marker = n;
+    return n - 1;
 }
 
 __attribute__((noinline)) int after_exec(int n) {
@@ -52,8 +58,10 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(mode, "vfork")) {
         pid_t pid = vfork();
-        if (pid == 0)
+        if (pid == 0) {
+            before_exec(8);
             exec_after(argv[0]);
+        }
         return report(pid);
     }
     if (!strcmp(mode, "exec")) {

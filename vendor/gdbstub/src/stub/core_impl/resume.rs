@@ -526,7 +526,7 @@ impl<T: Target, C: Connection> GdbStubImpl<T, C> {
             MultiThreadStopReason::Exec(tid) if guard!(exec) => {
                 self.write_stop_common(res, target, Some(tid), Signal::SIGTRAP)?;
                 res.write_str("exec:")?;
-                self.write_exec_file_hex(res, target)?;
+                self.write_exec_file_hex(res, target, tid)?;
                 res.write_str(";")?;
                 FinishExecStatus::Handled
             }

@@ -1705,7 +1705,8 @@ fn siginfo_at_debug_stops() {
 /// (km's stub relays the child's requests to the child's km); with
 /// `schedule-multiple` both run, the child stops at a breakpoint only it
 /// reaches, `info inferiors` and `inferior N` show both with the pids each
-/// reads with getpid(), and each runs to its own exit, as under gdbserver.
+/// reads with getpid(), and each, resumed alone (`vCont;c:p<pid>.-1`), runs to
+/// its own exit, as under gdbserver.
 #[test]
 fn detach_on_fork_off_keeps_both_processes() {
     let expected = [
@@ -1730,6 +1731,9 @@ fn detach_on_fork_off_keeps_both_processes() {
         shown.contains(") exited normally]\n[Switching to inferior 1"),
         "km:\n{shown}"
     );
+    // gdb reads the child's /proc entries (vFile) through the relay, as the
+    // child's km shows them.
+    assert!(!shown.contains("unable to open /proc file"), "km:\n{shown}");
     // The parent reaped its child's status 0.
     assert!(status.success(), "km: {status}\n{shown}");
 }
@@ -1831,6 +1835,7 @@ fn follow_fork_mode_child_follows_a_vfork_child_through_its_exec() {
     ];
     let (shown, status) = both_servers(&exe, &["vfork"], "follow-vfork.gdb", &expected);
     assert!(shown.contains(") exited normally]"), "km:\n{shown}");
+    assert!(!shown.contains("unable to open /proc file"), "km:\n{shown}");
     // The detached parent reaped the child's status 0.
     assert!(status.success(), "km: {status}\n{shown}");
 }

@@ -41,6 +41,9 @@ pub mod op {
     pub const KILL: u8 = b'k';
     pub const DETACH: u8 = b'D';
     pub const EXEC_FILE: u8 = b'x';
+    /// Open a file for gdb (`vFile:open` of the child's /proc entries): the
+    /// descriptor comes with one byte after the reply (SCM_RIGHTS).
+    pub const OPEN_FILE: u8 = b'o';
     /// Serve gdb directly from now on: its connection follows, passed with
     /// one byte (SCM_RIGHTS).
     pub const TAKE_OVER: u8 = b'T';
@@ -305,6 +308,13 @@ impl Relay {
         Ok(())
     }
 
+    /// Opens `path` (read-only) in the child, as the child's km would open it
+    /// for gdb: its /proc entries show the child's view.
+    pub fn open_file(&mut self, path: &[u8]) -> Result<OwnedFd, RelayError> {
+        self.call(Message::new(op::OPEN_FILE).bytes(path))?;
+        Ok(receive_descriptor(&self.stream)?)
+    }
+
     /// The child's next event, if it has one to report now.
     pub fn next_event(&mut self) -> Result<Option<Event>, RelayError> {
         let mut reply = self.call(Message::new(op::NEXT_EVENT))?;
@@ -399,7 +409,7 @@ impl Relay {
 }
 
 /// Sends descriptor `fd` over `stream` with one byte.
-fn send_descriptor(stream: &UnixStream, fd: BorrowedFd<'_>) -> io::Result<()> {
+pub fn send_descriptor(stream: &UnixStream, fd: BorrowedFd<'_>) -> io::Result<()> {
     use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags, sendmsg};
     let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
     let mut control = SendAncillaryBuffer::new(&mut space);

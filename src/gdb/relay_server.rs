@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +15,9 @@ use gdbstub::target::ext::base::multithread::MultiThreadBase;
 use gdbstub::target::ext::breakpoints::{HwBreakpoint, HwWatchpoint, SwBreakpoint, WatchKind};
 
 use super::arch::KmRegs;
-use super::relay::{Message, NON_FATAL, Received, action_of, op, put_event, receive_descriptor};
+use super::relay::{
+    Message, NON_FATAL, Received, action_of, op, put_event, receive_descriptor, send_descriptor,
+};
 use super::{KmTarget, STOP_TIMEOUT};
 use crate::kernel::process::Guest;
 use crate::kernel::ptrace::{Debugger, Event};
@@ -29,6 +31,8 @@ enum Then {
     Detach,
     /// gdb's connection follows: serve gdb directly.
     TakeOver,
+    /// The file gdb opened (`vFile:open`) goes with the reply.
+    SendFile(std::os::fd::OwnedFd),
 }
 
 /// Answers the parent's stub on `stream` until it lets this process go (or
@@ -57,14 +61,21 @@ pub fn serve(guest: Arc<Guest>, debugger: Arc<Debugger>, mut stream: UnixStream,
         if reply.send(&mut stream).is_err() {
             break;
         }
-        drop(turn);
+        // A descriptor that goes with the reply is passed with the turn held.
         match then {
             Then::Serve => {}
+            Then::SendFile(file) => {
+                if let Err(e) = send_descriptor(&stream, file.as_fd()) {
+                    crate::eprintln_whole!("km: {}: gdb relay: {e}", guest.config.name);
+                    break;
+                }
+            }
             Then::Finish => return debugger.finish(),
             Then::Kill => crate::kvm::kick::die_by(libc::SIGKILL),
             Then::Detach => break,
             Then::TakeOver => match receive_descriptor(&stream) {
                 Ok(conn) => {
+                    drop(turn);
                     drop((registered, stream));
                     let handover = crate::kernel::process::Handover {
                         launched,
@@ -177,6 +188,12 @@ fn answer(target: &mut KmTarget, r: &mut Received) -> io::Result<(Message, Then)
         op::KILL => return Ok((ok(), Then::Kill)),
         op::EXEC_FILE => ok().bytes(target.guest.config.exe.as_os_str().as_encoded_bytes()),
         op::TAKE_OVER => return Ok((ok(), Then::TakeOver)),
+        op::OPEN_FILE => {
+            match crate::syscalls::procrule::open_for_debugger(&target.guest, r.rest()) {
+                Ok(file) => return Ok((ok(), Then::SendFile(file))),
+                Err(e) => Message::new(u8::try_from(e.raw_os_error()).unwrap_or(NON_FATAL)),
+            }
+        }
         op::DETACH => return Ok((ok(), Then::Detach)),
         other => {
             return Err(io::Error::new(

@@ -33,7 +33,7 @@ impl<T: Target, C: Connection> GdbStubImpl<T, C> {
                 ops.list_thread_names(&mut |process, tid, name| {
                     xml.thread(pid.map(|own| process.unwrap_or(own)), tid, name)
                 })
-                    .map_err(Error::TargetError)?;
+                .map_err(Error::TargetError)?;
                 xml.put(b"</threads>\n");
                 let ret = xml.written();
                 if ret == 0 {

@@ -1839,3 +1839,26 @@ fn follow_fork_mode_child_follows_a_vfork_child_through_its_exec() {
     // The detached parent reaped the child's status 0.
     assert!(status.success(), "km: {status}\n{shown}");
 }
+
+/// `follow-fork-mode child` with posix_spawn (glibc's clone with
+/// CLONE_VM|CLONE_VFORK): gdb follows the spawned child through its exec
+/// (caught) to a breakpoint in the new program, detaching the parent once the
+/// child has exec'd, as under gdbserver.
+#[test]
+fn follow_fork_mode_child_follows_a_posix_spawn_child() {
+    let exe = payload("forkexec.glibc");
+    let exec_caught = format!("hit Catchpoint 1 (exec'd {}), ", exe.display());
+    let expected = [
+        "[Attaching after Thread ",
+        "[New inferior 2 (process ",
+        "[Detaching vfork parent process ",
+        "is executing new program: ",
+        &exec_caught,
+        "* 2    process ",
+        "hit Breakpoint 2, after_exec (n=6)",
+        "[Inferior 2 (process ",
+    ];
+    let (shown, status) = both_servers(&exe, &["spawn"], "follow-spawn.gdb", &expected);
+    assert!(shown.contains(") exited normally]"), "km:\n{shown}");
+    assert!(status.success(), "km: {status}\n{shown}");
+}

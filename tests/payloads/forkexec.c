@@ -3,12 +3,15 @@
  *           reports how the child ended.
  *   vfork   the same with vfork; the child runs before_exec(), then execs this
  *           program with "after".
+ *   spawn   posix_spawn()s this program with "after" (glibc: clone with
+ *           CLONE_VM|CLONE_VFORK), waits and reports how the child ended.
  *   exec    execs this program with "after", which runs after_exec().
  *   after   what the new program runs: after_exec(), then exits 0.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -62,6 +65,13 @@ int main(int argc, char **argv) {
             before_exec(8);
             exec_after(argv[0]);
         }
+        return report(pid);
+    }
+    if (!strcmp(mode, "spawn")) {
+        pid_t pid;
+        char *args[] = {argv[0], "after", NULL};
+        if (posix_spawn(&pid, argv[0], NULL, NULL, args, NULL) != 0)
+            return 6;
         return report(pid);
     }
     if (!strcmp(mode, "exec")) {

@@ -127,7 +127,9 @@ pub struct Cli {
 
     /// Internal: the gdb connection a km re-executed for the payload's execve goes
     /// on serving, reporting the exec: `FD,run` (km started the payload for gdb)
-    /// or `FD,attach` (gdb attached to it).
+    /// or `FD,attach` (gdb attached to it); `FD,relay-run` and `FD,relay-attach`
+    /// when FD is the relay of a fork parent's stub (gdb's `detach-on-fork off`,
+    /// a vfork child gdb follows).
     #[arg(long = "gdb-session", value_name = "FD,HOW", hide = true)]
     pub gdb_session: Option<String>,
 

@@ -189,8 +189,8 @@ pub fn run(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infalli
         crash_report: cli.crash_report_sink(std::io::stderr().is_terminal()),
     };
     let session = match (gdb_session(cli)?, inherited.gdb) {
-        (Some((_, launched)), Some(conn)) => Some((conn, launched)),
-        (Some((n, _)), None) => bail!("--gdb-session {n}: no such inherited descriptor"),
+        (Some((_, launched, relay)), Some(conn)) => Some((conn, launched, relay)),
+        (Some((n, ..)), None) => bail!("--gdb-session {n}: no such inherited descriptor"),
         (None, _) => None,
     };
     let gdb_port = cli.gdb_port.or(cli.gdb_listen.then_some(DEFAULT_GDB_PORT));
@@ -243,7 +243,7 @@ pub fn run(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infalli
         seccomp::install()?;
     }
     let stopped = session.is_some() || (cli.gdb_port.is_some() && !cli.gdb_listen);
-    if let Some((conn, launched)) = session {
+    if let Some((conn, launched, relay)) = session {
         // The km an execve started under gdb: the session goes on, with the exec.
         if let Some(debugger) = &debugger {
             debugger.report(kernel::ptrace::Event::Exec(tid));
@@ -251,6 +251,7 @@ pub fn run(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infalli
         let handover = kernel::process::Handover {
             launched,
             running: true,
+            relay,
         };
         kernel::process::take_over_session(&guest, conn, handover)?;
     } else if let (Some(port), Some(debugger)) = (gdb_port, debugger) {
@@ -279,23 +280,32 @@ pub fn run(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infalli
     }
 }
 
-/// `--gdb-session=FD,HOW`: the connection's descriptor and whether km started the
-/// payload for gdb (`run`) rather than gdb attaching (`attach`).
-fn gdb_session(cli: &cli::Cli) -> Result<Option<(i32, bool)>> {
+/// `--gdb-session=FD,HOW`: the connection's descriptor, whether km started the
+/// payload for gdb (`run`) rather than gdb attaching (`attach`), and whether
+/// the descriptor is a fork parent's relay (`relay-run`, `relay-attach`).
+fn gdb_session(cli: &cli::Cli) -> Result<Option<(i32, bool, bool)>> {
     let Some(value) = &cli.gdb_session else {
         return Ok(None);
     };
     let parsed = value.split_once(',').and_then(|(fd, how)| {
-        let launched = match how {
-            "run" => true,
-            "attach" => false,
+        let (launched, relay) = match how {
+            "run" => (true, false),
+            "attach" => (false, false),
+            "relay-run" => (true, true),
+            "relay-attach" => (false, true),
             _ => return None,
         };
-        Some((fd.parse::<i32>().ok().filter(|fd| *fd > 2)?, launched))
+        Some((
+            fd.parse::<i32>().ok().filter(|fd| *fd > 2)?,
+            launched,
+            relay,
+        ))
     });
-    parsed
-        .map(Some)
-        .with_context(|| format!("--gdb-session={value}: expected FD,run or FD,attach"))
+    parsed.map(Some).with_context(|| {
+        format!(
+            "--gdb-session={value}: expected FD,run, FD,attach, FD,relay-run or FD,relay-attach"
+        )
+    })
 }
 
 /// Runs km with parsed arguments; returns the exit status of a failed start (the
@@ -308,7 +318,7 @@ pub fn main(cli: cli::Cli) -> u8 {
             return KM_ERROR_STATUS;
         }
     };
-    let inherited = Inherited::take(cli.kvm_fd, session.map(|(fd, _)| fd));
+    let inherited = Inherited::take(cli.kvm_fd, session.map(|(fd, ..)| fd));
     let payload = cli.command[0].to_string_lossy().into_owned();
     if let Err(e) = trace::init(cli.verbose.as_deref(), &cli.log_to) {
         crate::eprintln_whole!("km: {e:#}");

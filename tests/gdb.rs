@@ -1700,3 +1700,165 @@ fn siginfo_at_debug_stops() {
     );
     assert!(status.success(), "km: {status}");
 }
+
+/// `set detach-on-fork off`: gdb keeps parent and fork child on one connection
+/// (km's stub relays the child's requests to the child's km); with
+/// `schedule-multiple` both run, the child stops at a breakpoint only it
+/// reaches, `info inferiors` and `inferior N` show both with the pids each
+/// reads with getpid(), and each, resumed alone (`vCont;c:p<pid>.-1`), runs to
+/// its own exit, as under gdbserver.
+#[test]
+fn detach_on_fork_off_keeps_both_processes() {
+    let expected = [
+        "[New inferior 2 (process ",
+        "Thread 2.1 \"forkexec.glibc\" hit Breakpoint 1.2, in_child (n=21)",
+        "  1    process ",
+        "* 2    process ",
+        "$1 = ",
+        "[Switching to inferior 1 [process ",
+        "$2 = ",
+        "[Inferior 2 (process ",
+        "[Inferior 1 (process ",
+    ];
+    let (shown, status) = both_servers(
+        &payload("forkexec.glibc"),
+        &["fork"],
+        "detach-on-fork.gdb",
+        &expected,
+    );
+    assert_inferior_pids(&shown, "km");
+    assert!(
+        shown.contains(") exited normally]\n[Switching to inferior 1"),
+        "km:\n{shown}"
+    );
+    // gdb reads the child's /proc entries (vFile) through the relay, as the
+    // child's km shows them.
+    assert!(!shown.contains("unable to open /proc file"), "km:\n{shown}");
+    // The parent reaped its child's status 0.
+    assert!(status.success(), "km: {status}\n{shown}");
+}
+
+/// `detach-on-fork off` with `follow-fork-mode child`: gdb follows the child
+/// and keeps the parent stopped; `continue` resumes only the child
+/// (`vCont;c:p<child>.-1`) to its breakpoint and its exit, then the parent,
+/// resumed alone, reaps it and exits, as under gdbserver.
+#[test]
+fn detach_on_fork_off_follows_the_child_and_keeps_the_parent() {
+    let expected = [
+        "[Attaching after Thread ",
+        "[New inferior 2 (process ",
+        "Thread 2.1 \"forkexec.glibc\" hit Breakpoint 1.2, in_child (n=21)",
+        "  1    process ",
+        "* 2    process ",
+        "$1 = ",
+        "[Inferior 2 (process ",
+        "[Switching to inferior 1 [process ",
+        "$2 = ",
+        "[Inferior 1 (process ",
+    ];
+    let (shown, status) = both_servers(
+        &payload("forkexec.glibc"),
+        &["fork"],
+        "detach-on-fork-child.gdb",
+        &expected,
+    );
+    assert_inferior_pids(&shown, "km");
+    assert!(status.success(), "km: {status}\n{shown}");
+}
+
+/// `detach-on-fork off`: `kill inferiors 2` kills the kept fork child at its
+/// breakpoint; the parent, resumed alone, reaps it killed by SIGKILL and exits
+/// 3, as under gdbserver.
+#[test]
+fn detach_on_fork_off_kills_the_kept_child() {
+    let expected = [
+        "Thread 2.1 \"forkexec.glibc\" hit Breakpoint 1.2, in_child (n=21)",
+        "[Switching to inferior 1 [process ",
+        "[Inferior 1 (process ",
+    ];
+    let (shown, status) = both_servers(
+        &payload("forkexec.glibc"),
+        &["fork"],
+        "detach-on-fork-kill.gdb",
+        &expected,
+    );
+    assert!(shown.contains(") exited with code 03]"), "km:\n{shown}");
+    assert_eq!(status.code(), Some(3), "km: {status}\n{shown}");
+}
+
+/// Checks that inferior 1 is the process whose getpid() is `$2` (the parent)
+/// and inferior 2 the one whose getpid() is `$1` (the child).
+fn assert_inferior_pids(shown: &str, who: &str) {
+    let child = number_after(shown, "$1 = ");
+    let parent = number_after(shown, "$2 = ");
+    assert!(
+        child.is_some() && parent.is_some() && child != parent,
+        "{who}:\n{shown}"
+    );
+    assert_eq!(
+        number_after(shown, "  1    process "),
+        parent,
+        "{who}:\n{shown}"
+    );
+    assert_eq!(
+        number_after(shown, "* 2    process "),
+        child,
+        "{who}:\n{shown}"
+    );
+}
+
+/// `follow-fork-mode child` with vfork: gdb follows the vfork child, keeping
+/// the parent (held in vfork) as inferior 1 on the same connection, to a
+/// breakpoint before the child's exec (the child keeps its parent's
+/// breakpoints, as gdb takes its memory for the parent's), catches the child's
+/// exec (the relayed child's new km goes on with the relay, then gdb detaches
+/// the parent and the child's km takes the connection over), then a
+/// breakpoint in the new program, as under gdbserver.
+#[test]
+fn follow_fork_mode_child_follows_a_vfork_child_through_its_exec() {
+    let exe = payload("forkexec.glibc");
+    let exec_caught = format!("hit Catchpoint 2 (exec'd {}), ", exe.display());
+    let expected = [
+        "[Attaching after Thread ",
+        "[New inferior 2 (process ",
+        "Thread 2.1 \"forkexec.glibc\" hit Breakpoint 1, before_exec (n=8)",
+        "  1    process ",
+        "\tis vfork parent of inferior 2",
+        "* 2    process ",
+        "\tis vfork child of inferior 1",
+        "[Detaching vfork parent process ",
+        "is executing new program: ",
+        &exec_caught,
+        "* 2    process ",
+        "hit Breakpoint 3, after_exec (n=6)",
+        "[Inferior 2 (process ",
+    ];
+    let (shown, status) = both_servers(&exe, &["vfork"], "follow-vfork.gdb", &expected);
+    assert!(shown.contains(") exited normally]"), "km:\n{shown}");
+    assert!(!shown.contains("unable to open /proc file"), "km:\n{shown}");
+    // The detached parent reaped the child's status 0.
+    assert!(status.success(), "km: {status}\n{shown}");
+}
+
+/// `follow-fork-mode child` with posix_spawn (glibc's clone with
+/// CLONE_VM|CLONE_VFORK): gdb follows the spawned child through its exec
+/// (caught) to a breakpoint in the new program, detaching the parent once the
+/// child has exec'd, as under gdbserver.
+#[test]
+fn follow_fork_mode_child_follows_a_posix_spawn_child() {
+    let exe = payload("forkexec.glibc");
+    let exec_caught = format!("hit Catchpoint 1 (exec'd {}), ", exe.display());
+    let expected = [
+        "[Attaching after Thread ",
+        "[New inferior 2 (process ",
+        "[Detaching vfork parent process ",
+        "is executing new program: ",
+        &exec_caught,
+        "* 2    process ",
+        "hit Breakpoint 2, after_exec (n=6)",
+        "[Inferior 2 (process ",
+    ];
+    let (shown, status) = both_servers(&exe, &["spawn"], "follow-spawn.gdb", &expected);
+    assert!(shown.contains(") exited normally]"), "km:\n{shown}");
+    assert!(status.success(), "km: {status}\n{shown}");
+}

@@ -34,14 +34,27 @@ impl ForkChildren for KmTarget {
                 .last_fork
                 .take()
                 .filter(|child| self.debugger.has_fork_child(*child));
+            if self.followed.is_none() {
+                self.hand_over_to_relay();
+            }
             return Ok(AfterDetach::Disconnect);
         }
-        self.debugger
-            .decide_fork_child(pid, crate::kernel::ptrace::ForkDecision::Free);
+        if !self.release_relay(pid, false) {
+            self.debugger
+                .decide_fork_child(pid, crate::kernel::ptrace::ForkDecision::Free);
+        }
         Ok(AfterDetach::KeepServing)
     }
 
     fn is_unreached_fork_child(&mut self, tid: Tid) -> bool {
         i32::try_from(tid.get()).is_ok_and(|t| self.debugger.has_fork_child(t))
+    }
+
+    fn process_of(&mut self, tid: Tid) -> Option<Pid> {
+        self.relayed_process(i32::try_from(tid.get()).ok()?)
+    }
+
+    fn select_breakpoint_thread(&mut self, tid: Tid) {
+        self.point_thread = i32::try_from(tid.get()).ok();
     }
 }

@@ -20,6 +20,7 @@ use gdbstub::target::ext::host_io::{
 };
 
 use super::KmTarget;
+use super::relay::{Relay, RelayError};
 use crate::syscalls::procrule;
 
 /// Host files gdb opened with `vFile:open`, by the descriptor number gdb was given.
@@ -46,14 +47,21 @@ impl Auxv for KmTarget {
 }
 
 impl ExecFile for KmTarget {
+    /// The payload's program, or a kept fork child's.
     fn get_exec_file(
         &self,
-        _pid: Option<Pid>,
+        pid: Option<Pid>,
         offset: u64,
         length: usize,
         buf: &mut [u8],
     ) -> TargetResult<usize, Self> {
-        let path = self.guest.config.exe.as_os_str().as_bytes();
+        let relayed = pid
+            .and_then(|p| i32::try_from(p.get()).ok())
+            .and_then(|p| self.relays.get(&p));
+        let path = match relayed {
+            Some(relay) => &relay.exe[..],
+            None => self.guest.config.exe.as_os_str().as_bytes(),
+        };
         Ok(copy_from(path, offset, length, buf))
     }
 }
@@ -102,14 +110,30 @@ impl HostIoOpen for KmTarget {
         if flags.intersects(writes) {
             return Err(errno(HostIoErrno::EACCES));
         }
-        let file = File::from(
-            procrule::open_for_debugger(&self.guest, filename).map_err(std::io::Error::from)?,
-        );
+        let file = match self.relay_of_proc_path(filename) {
+            Some(relay) => File::from(relay.open_file(filename).map_err(|e| match e {
+                RelayError::Errno(n) => std::io::Error::from_raw_os_error(n.into()),
+                RelayError::Lost(e) => e,
+            })?),
+            None => File::from(
+                procrule::open_for_debugger(&self.guest, filename).map_err(std::io::Error::from)?,
+            ),
+        };
         let files = &mut self.files;
         let fd = files.next;
         files.next += 1;
         files.open.insert(fd, file);
         Ok(fd)
+    }
+}
+
+impl KmTarget {
+    /// The relay to the kept fork child whose /proc directory `path` is in.
+    fn relay_of_proc_path(&mut self, path: &[u8]) -> Option<&mut Relay> {
+        let rest = path.strip_prefix(b"/proc/")?;
+        let digits = rest.split(|&b| b == b'/').next()?;
+        let pid: i32 = std::str::from_utf8(digits).ok()?.parse().ok()?;
+        self.relays.get_mut(&pid)
     }
 }
 

@@ -11,6 +11,9 @@ mod forks;
 mod host;
 mod libraries;
 mod names;
+mod processes;
+mod relay;
+mod relay_server;
 mod signals;
 mod target;
 
@@ -222,7 +225,11 @@ impl run_blocking::BlockingEventLoop for EventLoop {
                 if let Event::Fork { child, .. } = event {
                     target.last_fork = Some(child);
                 }
+                target.pause_relays(None);
                 return Ok(run_blocking::Event::TargetStopped(stop_reason(event)));
+            }
+            if let Some(reason) = target.relayed_stop() {
+                return Ok(run_blocking::Event::TargetStopped(reason));
             }
         }
     }
@@ -232,11 +239,11 @@ impl run_blocking::BlockingEventLoop for EventLoop {
     ) -> Result<Option<Self::StopReason>, <KmTarget as Target>::Error> {
         // Ctrl-C: gdbserver sends SIGINT.
         let ctrl_c = siginfo(libc::SIGINT, SI_USER);
-        Ok(target.debugger().interrupt(STOP_TIMEOUT, ctrl_c).map(|t| {
-            MultiThreadStopReason::SignalWithThread {
-                tid: tid(t),
-                signal: Signal::SIGINT,
-            }
+        let stopped = target.debugger().interrupt(STOP_TIMEOUT, ctrl_c);
+        target.pause_relays(None);
+        Ok(stopped.map(|t| MultiThreadStopReason::SignalWithThread {
+            tid: tid(t),
+            signal: Signal::SIGINT,
         }))
     }
 }
@@ -261,6 +268,10 @@ pub fn take_over(guest: &Arc<Guest>, conn: OwnedFd, handover: Handover) -> Resul
         .name("km-gdb".into())
         .spawn(move || {
             debugger.wait_stopped(STOP_TIMEOUT);
+            if handover.relay {
+                let stream = std::os::unix::net::UnixStream::from(conn);
+                return relay_server::serve(guest, debugger, stream, handover.launched);
+            }
             let stream = TcpStream::from(conn);
             serve_session(guest, debugger, stream, handover.launched, Some(handover));
         })
@@ -306,21 +317,27 @@ fn serve_session(
             if let Err(e) = &result {
                 crate::eprintln_whole!("km: {}: gdb stub: {e}", guest.config.name);
             }
-            for (addr, orig) in debugger.breakpoints() {
-                let _ = guest.vm.mem.write_bytes(addr, &[orig]);
-            }
-            for page in debugger.clear_access_watches() {
-                if let Err(e) = guest.show_page(page) {
-                    crate::eprintln_whole!(
-                        "km: {}: gdb stub: showing page {page:#x}: {e:#}",
-                        guest.config.name
-                    );
-                }
-            }
             if let Some(child) = target.followed {
                 debugger.decide_fork_child(child, ForkDecision::TakeOver { launched });
             }
-            debugger.detach();
+            let_run_free(&guest, &debugger);
         }
     }
+}
+
+/// gdb has gone from this process: its breakpoints and watchpoints come out
+/// and the payload runs on by itself.
+fn let_run_free(guest: &Guest, debugger: &Debugger) {
+    for (addr, orig) in debugger.breakpoints() {
+        let _ = guest.vm.mem.write_bytes(addr, &[orig]);
+    }
+    for page in debugger.clear_access_watches() {
+        if let Err(e) = guest.show_page(page) {
+            crate::eprintln_whole!(
+                "km: {}: gdb stub: showing page {page:#x}: {e:#}",
+                guest.config.name
+            );
+        }
+    }
+    debugger.detach();
 }

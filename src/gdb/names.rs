@@ -3,7 +3,7 @@
 //! `prctl(PR_SET_NAME)`, by a write to its /proc `comm`, inherited at creation),
 //! so gdb shows the names gdbserver shows for the same program on Linux.
 
-use gdbstub::common::Tid;
+use gdbstub::common::{Pid, Tid};
 use gdbstub::target::ext::thread_names::ThreadNames;
 
 use super::KmTarget;
@@ -13,7 +13,7 @@ const TASK_COMM_LEN: usize = 16;
 
 /// The comm of km's thread `tid` (a guest thread), as /proc shows it; `None` once
 /// the thread is gone.
-fn comm(tid: i32) -> Option<Vec<u8>> {
+pub(super) fn comm(tid: i32) -> Option<Vec<u8>> {
     let mut name = std::fs::read(format!("/proc/self/task/{tid}/comm")).ok()?;
     if name.last() == Some(&b'\n') {
         name.pop();
@@ -25,11 +25,20 @@ fn comm(tid: i32) -> Option<Vec<u8>> {
 impl ThreadNames for KmTarget {
     fn list_thread_names(
         &mut self,
-        thread: &mut dyn FnMut(Tid, Option<&[u8]>),
+        thread: &mut dyn FnMut(Option<Pid>, Tid, Option<&[u8]>),
     ) -> Result<(), Self::Error> {
         for t in self.debugger.threads() {
             if let Some(tid) = Tid::new(t as usize) {
-                thread(tid, comm(t).as_deref());
+                thread(None, tid, comm(t).as_deref());
+            }
+        }
+        // The kept fork children's, as each named them at its last stop.
+        for (&p, relay) in &self.relays {
+            let process = Pid::new(p as usize);
+            for (t, name) in &relay.threads {
+                if let Some(tid) = Tid::new(*t as usize) {
+                    thread(process, tid, Some(name));
+                }
             }
         }
         Ok(())

@@ -1,11 +1,14 @@
 //! The gdbstub `Target`: registers and memory of the stopped guest, resume actions
 //! and software breakpoints.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use super::arch::{KmRegs, KmX86_64};
 use super::host::HostFiles;
+use super::processes::relayed;
+use super::relay::Relay;
+use gdbstub::arch::Registers;
 use gdbstub::common::Pid;
 use gdbstub::common::{Signal, Tid};
 use gdbstub::target::ext::auxv::AuxvOps;
@@ -34,11 +37,13 @@ pub struct KmTarget {
     pub(super) guest: Arc<Guest>,
     pub(super) debugger: Arc<Debugger>,
     pub(super) files: HostFiles,
-    actions: HashMap<i32, (Action, Option<i32>)>,
-    lock_others: bool,
+    pub(super) actions: HashMap<i32, (Action, Option<i32>)>,
+    pub(super) lock_others: bool,
+    /// Processes gdb continues as a whole (`vCont;c:p<pid>.-1`).
+    pub(super) continued: BTreeSet<i32>,
     /// km started the payload for this gdb (`-g`), rather than gdb attaching to
     /// a running one (`--gdb-listen`): gdb's `quit` then kills it, as gdbserver's.
-    launched: bool,
+    pub(super) launched: bool,
     /// Addresses of gdb's breakpoints by kind (`break` and `hbreak` share km's int3
     /// at an address both use).
     breakpoints: [BTreeSet<u64>; 2],
@@ -47,6 +52,10 @@ pub struct KmTarget {
     /// The fork child gdb follows (it detached this process for it): it takes
     /// the session over once this stub has ended.
     pub(super) followed: Option<i32>,
+    /// The fork children gdb keeps (`detach-on-fork off`), by pid.
+    pub(super) relays: BTreeMap<i32, Relay>,
+    /// The thread selected when gdb's last breakpoint packet came.
+    pub(super) point_thread: Option<i32>,
 }
 
 /// Which of gdb's breakpoint kinds: `Z0` or `Z1`.
@@ -57,7 +66,10 @@ enum BreakKind {
 }
 
 impl KmTarget {
+    /// The target of `guest`; breakpoints already in the debugger (a vfork
+    /// child's, taken over from its parent) count as gdb's software ones.
     pub fn new(guest: Arc<Guest>, debugger: Arc<Debugger>, launched: bool) -> Self {
+        let inherited = debugger.breakpoints().into_iter().map(|(a, _)| a).collect();
         KmTarget {
             guest,
             debugger,
@@ -65,9 +77,12 @@ impl KmTarget {
             files: HostFiles::default(),
             actions: HashMap::new(),
             lock_others: false,
-            breakpoints: Default::default(),
+            continued: BTreeSet::new(),
+            breakpoints: [inherited, BTreeSet::new()],
             last_fork: None,
             followed: None,
+            relays: BTreeMap::new(),
+            point_thread: None,
         }
     }
 
@@ -198,6 +213,12 @@ impl Target for KmTarget {
 
 impl MultiThreadBase for KmTarget {
     fn read_registers(&mut self, all: &mut KmRegs, tid: Tid) -> TargetResult<(), Self> {
+        if let Some(relay) = self.relay_for(tid.get() as i32) {
+            let bytes = relayed(relay.read_registers(tid.get() as i32))?;
+            return all
+                .gdb_deserialize(&bytes)
+                .map_err(|()| TargetError::NonFatal);
+        }
         self.debugger
             .with_parked(tid.get() as i32, |p| {
                 all.orig_rax = p.orig_rax;
@@ -244,6 +265,11 @@ impl MultiThreadBase for KmTarget {
     }
 
     fn write_registers(&mut self, all: &KmRegs, tid: Tid) -> TargetResult<(), Self> {
+        if let Some(relay) = self.relay_for(tid.get() as i32) {
+            let mut bytes = Vec::new();
+            all.gdb_serialize(|b| bytes.push(b.unwrap_or(0)));
+            return relayed(relay.write_registers(tid.get() as i32, &bytes));
+        }
         self.debugger
             .with_parked(tid.get() as i32, |p| {
                 p.fs_base = all.fs_base;
@@ -276,7 +302,10 @@ impl MultiThreadBase for KmTarget {
             .ok_or(TargetError::NonFatal)
     }
 
-    fn read_addrs(&mut self, start: u64, data: &mut [u8], _tid: Tid) -> TargetResult<usize, Self> {
+    fn read_addrs(&mut self, start: u64, data: &mut [u8], tid: Tid) -> TargetResult<usize, Self> {
+        if let Some(relay) = self.relay_for(tid.get() as i32) {
+            return relayed(relay.read_memory(tid.get() as i32, start, data));
+        }
         // gdb may read any mapped memory, whatever its protection.
         let mem = &self.guest.vm.mem;
         let mut n = 0;
@@ -297,7 +326,10 @@ impl MultiThreadBase for KmTarget {
         Ok(n)
     }
 
-    fn write_addrs(&mut self, start: u64, data: &[u8], _tid: Tid) -> TargetResult<(), Self> {
+    fn write_addrs(&mut self, start: u64, data: &[u8], tid: Tid) -> TargetResult<(), Self> {
+        if let Some(relay) = self.relay_for(tid.get() as i32) {
+            return relayed(relay.write_memory(tid.get() as i32, start, data));
+        }
         for (i, &b) in data.iter().enumerate() {
             let at = start + i as u64;
             if !self.debugger.write_under_breakpoint(at, b) {
@@ -315,7 +347,11 @@ impl MultiThreadBase for KmTarget {
         &mut self,
         thread_is_active: &mut dyn FnMut(Tid),
     ) -> Result<(), Self::Error> {
-        for t in self.debugger.threads() {
+        let relayed = self
+            .relays
+            .values()
+            .flat_map(|r| r.threads.iter().map(|(t, _)| *t));
+        for t in self.debugger.threads().into_iter().chain(relayed) {
             if let Some(tid) = Tid::new(t as usize) {
                 thread_is_active(tid);
             }
@@ -338,15 +374,25 @@ fn signal(s: Option<Signal>) -> Option<i32> {
 
 impl MultiThreadResume for KmTarget {
     fn resume(&mut self) -> Result<(), Self::Error> {
-        self.debugger
-            .resume(std::mem::take(&mut self.actions), self.lock_others);
+        self.resume_processes();
         Ok(())
     }
 
     fn clear_resume_actions(&mut self) -> Result<(), Self::Error> {
         self.actions.clear();
+        self.continued.clear();
         self.lock_others = false;
         Ok(())
+    }
+
+    fn set_resume_action_continue_process(
+        &mut self,
+        pid: Pid,
+        _signal: Option<Signal>,
+    ) -> Result<bool, Self::Error> {
+        self.continued
+            .insert(i32::try_from(pid.get()).map_err(|_| "pid out of range")?);
+        Ok(true)
     }
 
     fn support_scheduler_locking(&mut self) -> Option<MultiThreadSchedulerLockingOps<'_, Self>> {
@@ -407,6 +453,9 @@ impl HwWatchpoint for KmTarget {
         len: u64,
         gdb_kind: WatchKind,
     ) -> TargetResult<bool, Self> {
+        if let Some(relay) = self.point_relay() {
+            return relayed(relay.point(true, watch_type(gdb_kind), addr, len));
+        }
         let kind = match gdb_kind {
             WatchKind::Write => {
                 let mem = &self.guest.vm.mem;
@@ -437,9 +486,12 @@ impl HwWatchpoint for KmTarget {
     fn remove_hw_watchpoint(
         &mut self,
         addr: u64,
-        _len: u64,
+        len: u64,
         kind: WatchKind,
     ) -> TargetResult<bool, Self> {
+        if let Some(relay) = self.point_relay() {
+            return relayed(relay.point(false, watch_type(kind), addr, len));
+        }
         let kind = match kind {
             WatchKind::Write => return Ok(self.debugger.remove_watch(addr)),
             WatchKind::Read => ptrace::WatchKind::Read,
@@ -459,12 +511,27 @@ impl HwWatchpoint for KmTarget {
     }
 }
 
+/// gdb's `Z` type of a watchpoint kind.
+fn watch_type(kind: WatchKind) -> u8 {
+    match kind {
+        WatchKind::Write => 2,
+        WatchKind::Read => 3,
+        WatchKind::ReadWrite => 4,
+    }
+}
+
 impl SwBreakpoint for KmTarget {
-    fn add_sw_breakpoint(&mut self, addr: u64, _kind: usize) -> TargetResult<bool, Self> {
+    fn add_sw_breakpoint(&mut self, addr: u64, kind: usize) -> TargetResult<bool, Self> {
+        if let Some(relay) = self.point_relay() {
+            return relayed(relay.point(true, BreakKind::Software as u8, addr, kind as u64));
+        }
         Ok(self.add_breakpoint(addr, BreakKind::Software))
     }
 
-    fn remove_sw_breakpoint(&mut self, addr: u64, _kind: usize) -> TargetResult<bool, Self> {
+    fn remove_sw_breakpoint(&mut self, addr: u64, kind: usize) -> TargetResult<bool, Self> {
+        if let Some(relay) = self.point_relay() {
+            return relayed(relay.point(false, BreakKind::Software as u8, addr, kind as u64));
+        }
         Ok(self.remove_breakpoint(addr, BreakKind::Software))
     }
 }
@@ -473,19 +540,25 @@ impl SwBreakpoint for KmTarget {
 /// int3 as well; gdb only needs its semantics (it also works in read-only code,
 /// which km writes through the host's view of guest memory).
 impl HwBreakpoint for KmTarget {
-    fn add_hw_breakpoint(&mut self, addr: u64, _kind: usize) -> TargetResult<bool, Self> {
+    fn add_hw_breakpoint(&mut self, addr: u64, kind: usize) -> TargetResult<bool, Self> {
+        if let Some(relay) = self.point_relay() {
+            return relayed(relay.point(true, BreakKind::Hardware as u8, addr, kind as u64));
+        }
         Ok(self.add_breakpoint(addr, BreakKind::Hardware))
     }
 
-    fn remove_hw_breakpoint(&mut self, addr: u64, _kind: usize) -> TargetResult<bool, Self> {
+    fn remove_hw_breakpoint(&mut self, addr: u64, kind: usize) -> TargetResult<bool, Self> {
+        if let Some(relay) = self.point_relay() {
+            return relayed(relay.point(false, BreakKind::Hardware as u8, addr, kind as u64));
+        }
         Ok(self.remove_breakpoint(addr, BreakKind::Hardware))
     }
 }
 
 /// Only what tells gdb how the payload came to be debugged (`qAttached`, so that
 /// `quit` kills a payload km started and detaches from one gdb attached to), its
-/// real pid, and answers `vKill`; km serves one payload, so it neither runs nor
-/// attaches to others.
+/// real pid, and answers `vKill`; km serves one payload and the fork children
+/// gdb keeps, so it neither runs nor attaches to others.
 impl ExtendedMode for KmTarget {
     fn run(&mut self, _: Option<&[u8]>, _: Args<'_, '_>) -> TargetResult<Pid, Self> {
         Err(TargetError::NonFatal)
@@ -503,7 +576,12 @@ impl ExtendedMode for KmTarget {
         })
     }
 
-    fn kill(&mut self, _: Option<Pid>) -> TargetResult<ShouldTerminate, Self> {
+    /// `vKill` of a kept fork child kills that child; the session goes on.
+    fn kill(&mut self, pid: Option<Pid>) -> TargetResult<ShouldTerminate, Self> {
+        let child = pid.and_then(|p| i32::try_from(p.get()).ok());
+        if child.is_some_and(|p| self.release_relay(p, true)) {
+            return Ok(ShouldTerminate::No);
+        }
         Ok(ShouldTerminate::Yes)
     }
 

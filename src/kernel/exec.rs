@@ -277,8 +277,15 @@ pub fn replace(
         Ok(session) => session,
         Err(e) => return e,
     };
-    if let Some((fd, launched)) = &session {
-        let how = if *launched { "run" } else { "attach" };
+    // A relay passed on stays whole: no request is left half answered.
+    let _turn = guest.debugger.as_ref().map(|d| d.relay_turn());
+    if let Some((fd, launched, relayed)) = &session {
+        let how = match (*relayed, *launched) {
+            (false, true) => "run",
+            (false, false) => "attach",
+            (true, true) => "relay-run",
+            (true, false) => "relay-attach",
+        };
         let option = format!(
             "--gdb-session={},{how}",
             std::os::fd::AsRawFd::as_raw_fd(fd)
@@ -303,18 +310,20 @@ pub fn replace(
     host::execve(c"/proc/self/exe", &args, envp)
 }
 
-/// The live gdb session's connection, copied at a number from `above` that
-/// survives execve, and whether km started the payload for gdb.
+/// The live gdb session's connection (or a fork parent's relay), copied at a
+/// number from `above` that survives execve, whether km started the payload
+/// for gdb, and whether it is a relay.
 fn gdb_session(
     guest: &crate::kernel::process::Guest,
     above: i32,
-) -> Result<Option<(std::os::fd::OwnedFd, bool)>, Errno> {
-    let Some((fd, launched)) = guest.debugger.as_ref().and_then(|d| d.session()) else {
+) -> Result<Option<(std::os::fd::OwnedFd, bool, bool)>, Errno> {
+    let Some((fd, launched, relayed)) = guest.debugger.as_ref().and_then(|d| d.exec_session())
+    else {
         return Ok(None);
     };
     let copy = crate::memory::host::dup_cloexec_from(fd, above)?;
     rustix::io::fcntl_setfd(&copy, rustix::io::FdFlags::empty())?;
-    Ok(Some((copy, launched)))
+    Ok(Some((copy, launched, relayed)))
 }
 
 #[cfg(test)]

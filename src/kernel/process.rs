@@ -38,6 +38,9 @@ pub struct Handover {
     /// gdb waits for a stop reply (the exec's, which the new km queued);
     /// otherwise it sends its next packet.
     pub running: bool,
+    /// The connection is the fork parent's stub, which relays gdb's requests
+    /// for this process (`detach-on-fork off`), not gdb's own.
+    pub relay: bool,
 }
 
 /// Serves gdb on a connection taken over from another km (`crate::gdb::take_over`,

@@ -219,6 +219,9 @@ struct State {
     /// The connection's descriptor (a fork child keeps a copy of it, an execve
     /// passes it on) and whether km started the payload for this gdb.
     session: Option<(RawFd, bool)>,
+    /// The session's connection is a fork parent's relay, not gdb's: an execve
+    /// passes it on, a fork child never takes it over.
+    relayed: bool,
 }
 
 impl State {
@@ -231,7 +234,7 @@ impl State {
 }
 
 /// What a fork child of a payload under gdb waits for before it runs: one byte
-/// from its parent. End of file (the parent's session ended, or gdb detached
+/// from its parent, on a socket pair whose other end the parent keeps. End of file (the parent's session ended, or gdb detached
 /// the child) lets it run free.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ForkDecision {
@@ -240,6 +243,9 @@ pub enum ForkDecision {
     /// Take over the parent's gdb session (gdb follows the child); `launched`
     /// as the parent's (gdb's `quit` kills a payload km started for it).
     TakeOver { launched: bool },
+    /// Stay under gdb through the parent's stub, which relays gdb's requests
+    /// for this process over the decision channel (`detach-on-fork off`).
+    Relay { launched: bool },
 }
 
 impl ForkDecision {
@@ -248,6 +254,8 @@ impl ForkDecision {
             ForkDecision::Free => b'F',
             ForkDecision::TakeOver { launched: true } => b'L',
             ForkDecision::TakeOver { launched: false } => b'A',
+            ForkDecision::Relay { launched: true } => b'R',
+            ForkDecision::Relay { launched: false } => b'r',
         }
     }
 
@@ -263,6 +271,8 @@ impl ForkDecision {
         match (got, byte[0]) {
             (Ok(1), b'L') => ForkDecision::TakeOver { launched: true },
             (Ok(1), b'A') => ForkDecision::TakeOver { launched: false },
+            (Ok(1), b'R') => ForkDecision::Relay { launched: true },
+            (Ok(1), b'r') => ForkDecision::Relay { launched: false },
             _ => ForkDecision::Free,
         }
     }
@@ -277,6 +287,9 @@ pub struct Debugger {
     catching: AtomicBool,
     /// Turns at single-stepping while write watchpoints are set.
     step_turns: StepTurns,
+    /// Held while a relayed request is answered, and by an execve from the
+    /// moment it passes the relay on: no request is ever half served.
+    relay_turn: Mutex<()>,
 }
 
 /// What a parked thread resumes with.
@@ -340,14 +353,37 @@ impl Debugger {
     /// a copy of it, in case gdb follows it; an execve passes it on), and
     /// whether km started the payload for this gdb.
     pub fn set_session(&self, fd: RawFd, launched: bool) {
-        lock(&self.state).session = Some((fd, launched));
+        let mut s = lock(&self.state);
+        s.session = Some((fd, launched));
+        s.relayed = false;
+    }
+
+    /// Records the relay a fork parent's stub serves this process over
+    /// (`crate::gdb`'s relay), which an execve passes on.
+    pub fn set_relayed_session(&self, fd: RawFd, launched: bool) {
+        let mut s = lock(&self.state);
+        s.session = Some((fd, launched));
+        s.relayed = true;
     }
 
     /// The connection of the live gdb session, and whether km started the payload
-    /// for it.
+    /// for it (none while a fork parent relays for this process).
     pub fn session(&self) -> Option<(RawFd, bool)> {
         let s = lock(&self.state);
-        s.session.filter(|_| !s.detached)
+        s.session.filter(|_| !s.detached && !s.relayed)
+    }
+
+    /// What an execve passes on: the live session's connection or relay,
+    /// whether km started the payload for gdb, and whether it is a relay.
+    pub fn exec_session(&self) -> Option<(RawFd, bool, bool)> {
+        let s = lock(&self.state);
+        let (fd, launched) = s.session.filter(|_| !s.detached)?;
+        Some((fd, launched, s.relayed))
+    }
+
+    /// The turn to answer a relayed request, or to execve (see `relay_turn`).
+    pub fn relay_turn(&self) -> std::sync::MutexGuard<'_, ()> {
+        lock(&self.relay_turn)
     }
 
     /// Keeps fork child `pid`'s decision pipe until gdb decides.
@@ -371,12 +407,17 @@ impl Debugger {
 
     /// Tells fork child `pid` what to do; false if no such child waits.
     pub fn decide_fork_child(&self, pid: i32, decision: ForkDecision) -> bool {
-        let Some(pipe) = lock(&self.state).fork_children.remove(&pid) else {
-            return false;
-        };
+        self.take_fork_child(pid, decision).is_some()
+    }
+
+    /// Tells fork child `pid` what to do and returns the channel it was told
+    /// on (the relay's, with [`ForkDecision::Relay`]); `None` if no such child
+    /// waits.
+    pub fn take_fork_child(&self, pid: i32, decision: ForkDecision) -> Option<OwnedFd> {
+        let channel = lock(&self.state).fork_children.remove(&pid)?;
         // A child that has died meanwhile is reaped by the parent payload.
-        let _ = rustix::io::write(&pipe, &[decision.byte()]);
-        true
+        let _ = rustix::io::write(&channel, &[decision.byte()]);
+        Some(channel)
     }
 
     /// The stub reported the end of the process to gdb.
@@ -565,12 +606,19 @@ impl Debugger {
                 Self::hold_signal(&mut s, siginfo);
                 return None;
             }
-            s.set_stopping(true);
         }
-        crate::kvm::kick::kick_all();
-        let tid = self.wait_stopped(timeout)?;
+        let tid = self.pause(timeout)?;
         self.with_parked(tid, |p| p.siginfo = Some(siginfo));
         Some(tid)
+    }
+
+    /// Stops every thread without an event and waits up to `timeout` for it;
+    /// returns a parked thread. Events that come meanwhile wait for the next
+    /// resume (another process on the same gdb connection stopped).
+    pub fn pause(&self, timeout: Duration) -> Option<i32> {
+        lock(&self.state).set_stopping(true);
+        crate::kvm::kick::kick_all();
+        self.wait_stopped(timeout)
     }
 
     /// Queues a stop of a parked thread (the first) for signal `siginfo`, unless
@@ -591,10 +639,12 @@ impl Debugger {
     }
 
     /// Waits up to `timeout` for every live thread to park; returns a parked one.
+    /// A process whose first thread has not started yet (a fork child taken
+    /// under gdb) waits for it too.
     pub fn wait_stopped(&self, timeout: Duration) -> Option<i32> {
         let deadline = Instant::now() + timeout;
         let mut s = lock(&self.state);
-        while Self::stopped(&s) < s.live && !Instant::now().ge(&deadline) {
+        while (Self::stopped(&s) < s.live || s.live == 0) && !Instant::now().ge(&deadline) {
             let left = deadline.saturating_duration_since(Instant::now());
             s = self
                 .changed
@@ -878,5 +928,12 @@ impl Debugger {
             breakpoints: self.breakpoints(),
             hidden: self.hidden_pages(),
         }
+    }
+
+    /// Takes over `breakpoints` (address, original byte) that sit in memory
+    /// already: a vfork child gdb follows, whose memory gdb takes for its
+    /// parent's, with the parent's breakpoints in it.
+    pub fn adopt_breakpoints(&self, breakpoints: Vec<(u64, u8)>) {
+        lock(&self.state).breakpoints.extend(breakpoints);
     }
 }

@@ -58,15 +58,21 @@ pub fn new_process(ctx: &mut Ctx<'_>, spec: ChildSpec, vfork: bool) -> SysResult
         None
     };
     let (report_rx, report_tx) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
-    // Under gdb the child waits for gdb's decision (run free, or take the session
-    // over) on a pipe of its own, with a copy of gdb's connection.
+    // Under gdb the child waits for gdb's decision (run free, take the session
+    // over, or be served through the parent's stub) on a socket pair of its own,
+    // with a copy of gdb's connection.
     let debugger = guest.debugger.as_ref().filter(|d| d.session().is_some());
     let decision = match debugger {
-        Some(_) => Some(rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?),
+        Some(_) => Some(rustix::net::socketpair(
+            rustix::net::AddressFamily::UNIX,
+            rustix::net::SocketType::STREAM,
+            rustix::net::SocketFlags::CLOEXEC,
+            None,
+        )?),
         None => None,
     };
     let xsave = ctx.thread.vcpu.xsave().map_err(|_| Errno::AGAIN)?;
-    let marks = guest.debugger.as_ref().map(|d| d.marks());
+    let mut marks = guest.debugger.as_ref().map(|d| d.marks());
     let fds = lock(&guest.fds).clone();
     let signals = lock(&guest.signals).clone();
     // The address space stays still (no other thread maps or unmaps) across the fork.
@@ -139,17 +145,37 @@ pub fn new_process(ctx: &mut Ctx<'_>, spec: ChildSpec, vfork: bool) -> SysResult
     let child_debugger = gdb.as_ref().map(|_| Arc::new(Debugger::detached()));
     let child = Arc::new(guest.forked(vm, mm.clone(), fds, signals, child_debugger));
     drop(mm);
-    if let Some(marks) = marks
-        && let Err(e) = erase_marks(&child, marks)
-    {
-        crate::eprintln_whole!(
-            "km: {}: clearing gdb's breakpoints in the forked child: {e:#}",
-            guest.config.name
-        );
+    // gdb takes a vfork child's memory for its parent's, breakpoints included:
+    // they stay until gdb's decision (see `follow_by_gdb`).
+    let gdb = gdb.map(|(decision, conn)| GdbChild {
+        decision,
+        conn,
+        kept: if vfork { marks.take() } else { None },
+    });
+    if let Some(marks) = marks {
+        clear_marks(&child, marks);
     }
     let altstack = ctx.thread.altstack;
     let sigmask = ctx.thread.sigmask;
     run_child(&child, spec, &xsave, sigmask, altstack, report_tx, gdb)
+}
+
+/// A fork child under gdb before gdb's decision: the channel it comes on, a
+/// copy of gdb's connection, and the breakpoints a vfork child keeps meanwhile.
+struct GdbChild {
+    decision: OwnedFd,
+    conn: Option<OwnedFd>,
+    kept: Option<Marks>,
+}
+
+/// Takes gdb's `marks` out of a fork child gdb does not debug.
+fn clear_marks(child: &Guest, marks: Marks) {
+    if let Err(e) = erase_marks(child, marks) {
+        crate::eprintln_whole!(
+            "km: {}: clearing gdb's breakpoints in the forked child: {e:#}",
+            child.config.name
+        );
+    }
 }
 
 /// In a fork child under gdb: a copy of gdb's connection, taken before the
@@ -245,7 +271,7 @@ fn run_child(
     sigmask: u64,
     altstack: (u64, u64),
     report: OwnedFd,
-    gdb: Option<(OwnedFd, Option<OwnedFd>)>,
+    gdb: Option<GdbChild>,
 ) -> ! {
     let tid = rustix::process::getpid().as_raw_nonzero().get();
     let started = guest.take_vcpu().and_then(|vcpu| {
@@ -261,7 +287,7 @@ fn run_child(
     let vcpu = started.unwrap_or_else(|e| child_failed(&report, &e));
     report_to_parent(&report, 0);
     drop(report);
-    let followed = gdb.is_some_and(|(decision, conn)| follow_by_gdb(guest, &decision, conn));
+    let followed = gdb.is_some_and(|child| follow_by_gdb(guest, child));
     for addr in [spec.set_ptid, spec.set_ctid].into_iter().flatten() {
         let _ = guest.write_user(addr, tid);
     }
@@ -279,32 +305,61 @@ fn run_child(
 }
 
 /// In a fork child under gdb: waits for gdb's decision and, if gdb follows the
-/// child, serves it on `conn`; true then (the child stops before it runs on).
-fn follow_by_gdb(guest: &Arc<Guest>, decision: &OwnedFd, conn: Option<OwnedFd>) -> bool {
-    let (ForkDecision::TakeOver { launched }, Some(conn)) = (ForkDecision::read(decision), conn)
-    else {
-        return false;
+/// child, serves it on `conn`, or if gdb keeps both processes, answers the
+/// parent's stub on the `decision` channel; true then (the child stops before
+/// it runs on). A vfork child gdb debugs keeps its parent's breakpoints, one
+/// that runs free loses them.
+fn follow_by_gdb(guest: &Arc<Guest>, child: GdbChild) -> bool {
+    let GdbChild {
+        decision,
+        conn,
+        mut kept,
+    } = child;
+    let session = match (ForkDecision::read(&decision), conn) {
+        (ForkDecision::TakeOver { launched }, Some(conn)) => Some((conn, launched, false)),
+        (ForkDecision::Relay { launched }, _) => Some((decision, launched, true)),
+        _ => None,
     };
-    let Some(d) = &guest.debugger else {
-        return false;
-    };
-    d.attach();
-    d.request_stop();
-    let handover = Handover {
-        launched,
-        running: false,
-    };
-    match crate::kernel::process::take_over_session(guest, conn, handover) {
-        Ok(()) => true,
-        Err(e) => {
-            crate::eprintln_whole!(
-                "km: {}: gdb stub in the fork child: {e:#}",
-                guest.config.name
-            );
-            d.detach();
-            false
+    let followed = match (session, &guest.debugger) {
+        (Some((conn, launched, relay)), Some(d)) => {
+            if let Some(marks) = kept.take() {
+                d.adopt_breakpoints(marks.breakpoints);
+                let hidden = Marks {
+                    breakpoints: Vec::new(),
+                    hidden: marks.hidden,
+                };
+                clear_marks(guest, hidden);
+            }
+            d.attach();
+            d.request_stop();
+            let handover = Handover {
+                launched,
+                running: false,
+                relay,
+            };
+            match crate::kernel::process::take_over_session(guest, conn, handover) {
+                Ok(()) => true,
+                Err(e) => {
+                    crate::eprintln_whole!(
+                        "km: {}: gdb stub in the fork child: {e:#}",
+                        guest.config.name
+                    );
+                    let adopted = Marks {
+                        breakpoints: d.breakpoints(),
+                        hidden: Default::default(),
+                    };
+                    clear_marks(guest, adopted);
+                    d.detach();
+                    false
+                }
+            }
         }
+        _ => false,
+    };
+    if let Some(marks) = kept {
+        clear_marks(guest, marks);
     }
+    followed
 }
 
 /// The child's user context: where the parent's syscall returns, with RAX = 0 and

@@ -1,13 +1,17 @@
 /* Fork and exec under gdb (tests/gdb.rs), chosen by argv[1]:
  *   fork    forks; the child runs in_child() (only it does), the parent waits and
  *           reports how the child ended.
- *   vfork   the same with vfork; the child execs this program with "after".
+ *   vfork   the same with vfork; the child runs before_exec(), then execs this
+ *           program with "after".
+ *   spawn   posix_spawn()s this program with "after" (glibc: clone with
+ *           CLONE_VM|CLONE_VFORK), waits and reports how the child ended.
  *   exec    execs this program with "after", which runs after_exec().
  *   after   what the new program runs: after_exec(), then exits 0.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -18,6 +22,11 @@ volatile pid_t parent_pid, child_pid;
 __attribute__((noinline)) int in_child(int n) {
     marker = n;
     return n * 2;
+}
+
+__attribute__((noinline)) int before_exec(int n) {
+    marker = n;
+    return n - 1;
 }
 
 __attribute__((noinline)) int after_exec(int n) {
@@ -52,8 +61,17 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(mode, "vfork")) {
         pid_t pid = vfork();
-        if (pid == 0)
+        if (pid == 0) {
+            before_exec(8);
             exec_after(argv[0]);
+        }
+        return report(pid);
+    }
+    if (!strcmp(mode, "spawn")) {
+        pid_t pid;
+        char *args[] = {argv[0], "after", NULL};
+        if (posix_spawn(&pid, argv[0], NULL, NULL, args, NULL) != 0)
+            return 6;
         return report(pid);
     }
     if (!strcmp(mode, "exec")) {

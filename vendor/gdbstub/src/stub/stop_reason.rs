@@ -34,6 +34,24 @@ pub enum BaseStopReason<Tid, U> {
     Exited(u8),
     /// The process terminated with the specified signal number.
     Terminated(Signal),
+    /// One of several processes debugged on the connection exited with the
+    /// specified status (`W<status>;process:<pid>`); the session goes on with
+    /// the others.
+    ProcessExited {
+        /// Pid of the process that exited
+        pid: crate::common::Pid,
+        /// Its exit status
+        code: u8,
+    },
+    /// One of several processes debugged on the connection was terminated by
+    /// the specified signal (`X<signal>;process:<pid>`); the session goes on
+    /// with the others.
+    ProcessTerminated {
+        /// Pid of the process that was terminated
+        pid: crate::common::Pid,
+        /// The signal
+        signal: Signal,
+    },
     /// The program received a signal.
     Signal(Signal),
     /// A specific thread received a signal.
@@ -162,7 +180,12 @@ impl<Tid, U> BaseStopReason<Tid, U> {
             | Self::VFork { .. }
             | Self::VForkDone(_)
             | Self::Exec(_) => true,
-            Self::DoneStep | Self::Signal(_) | Self::Exited(_) | Self::Terminated(_) => false,
+            Self::DoneStep
+            | Self::Signal(_)
+            | Self::Exited(_)
+            | Self::Terminated(_)
+            | Self::ProcessExited { .. }
+            | Self::ProcessTerminated { .. } => false,
         }
     }
 }
@@ -184,6 +207,12 @@ impl<U> From<BaseStopReason<(), U>> for BaseStopReason<Tid, U> {
             BaseStopReason::DoneStep => BaseStopReason::DoneStep,
             BaseStopReason::Exited(code) => BaseStopReason::Exited(code),
             BaseStopReason::Terminated(sig) => BaseStopReason::Terminated(sig),
+            BaseStopReason::ProcessExited { pid, code } => {
+                BaseStopReason::ProcessExited { pid, code }
+            }
+            BaseStopReason::ProcessTerminated { pid, signal } => {
+                BaseStopReason::ProcessTerminated { pid, signal }
+            }
             BaseStopReason::SignalWithThread { signal, .. } => BaseStopReason::SignalWithThread {
                 tid: crate::SINGLE_THREAD_TID,
                 signal,

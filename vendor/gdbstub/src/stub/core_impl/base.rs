@@ -52,6 +52,24 @@ impl<T: Target, C: Connection> GdbStubImpl<T, C> {
         }
     }
 
+    /// The process of thread `tid`: the target's current one unless the
+    /// target says otherwise ([`ForkChildren::process_of`]).
+    ///
+    /// [`ForkChildren::process_of`]: crate::target::ext::fork_children::ForkChildren::process_of
+    pub(crate) fn get_thread_pid(
+        &mut self,
+        target: &mut T,
+        tid: Tid,
+    ) -> Result<Pid, Error<T::Error, C::Error>> {
+        match target
+            .support_fork_children()
+            .and_then(|ops| ops.process_of(tid))
+        {
+            Some(pid) => Ok(pid),
+            None => self.get_current_pid(target),
+        }
+    }
+
     // Used by `?` and `vAttach` to return a "reasonable" stop reason.
     //
     // This is a bit of an implementation wart, since this is really something

@@ -93,6 +93,7 @@ impl<T: Target, C: Connection> GdbStubImpl<T, C> {
             if children.is_unreached_fork_child(tid) {
                 return Ok(HandlerStatus::NeedsOk);
             }
+            children.select_breakpoint_thread(tid);
         }
         let ops = match target.support_breakpoints() {
             Some(ops) => ops,

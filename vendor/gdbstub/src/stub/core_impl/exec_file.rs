@@ -34,12 +34,15 @@ impl<T: Target, C: Connection> GdbStubImpl<T, C> {
         Ok(handler_status)
     }
 
-    /// Writes the current exec-file's path in hex (the `exec` stop reason).
+    /// Writes the path of the program thread `tid`'s process executes, in hex
+    /// (the `exec` stop reason).
     pub(crate) fn write_exec_file_hex(
         &mut self,
         res: &mut ResponseWriter<'_, C>,
         target: &mut T,
+        tid: crate::common::Tid,
     ) -> Result<(), Error<T::Error, C::Error>> {
+        let pid = self.get_thread_pid(target, tid)?;
         let ops = match target.support_exec_file() {
             Some(ops) => ops,
             None => return Err(Error::UnsupportedStopReason),
@@ -48,7 +51,7 @@ impl<T: Target, C: Connection> GdbStubImpl<T, C> {
         let mut offset = 0u64;
         loop {
             let n = ops
-                .get_exec_file(None, offset, buf.len(), &mut buf)
+                .get_exec_file(Some(pid), offset, buf.len(), &mut buf)
                 .handle_error()?;
             if n == 0 {
                 return Ok(());

@@ -187,14 +187,20 @@ impl<T: Target, C: Connection> GdbStubImpl<T, C> {
                         _ => None,
                     };
 
-                    match action.thread.map(|thread| thread.tid) {
+                    match action.thread.map(|thread| (thread.pid, thread.tid)) {
+                        // Every thread of one process (`c:p<pid>.-1`), for a
+                        // target that tells its processes apart
+                        Some((Some(SpecificIdKind::WithId(pid)), SpecificIdKind::All))
+                            if ops
+                                .set_resume_action_continue_process(pid, signal)
+                                .map_err(Error::TargetError)? => {}
                         // An action with no thread-id matches all threads
-                        None | Some(SpecificIdKind::All) => {
+                        None | Some((_, SpecificIdKind::All)) => {
                             // Target API contract specifies that the default
                             // resume action for all threads is continue.
                             has_wildcard_continue = true;
                         }
-                        Some(SpecificIdKind::WithId(tid)) => ops
+                        Some((_, SpecificIdKind::WithId(tid))) => ops
                             .set_resume_action_continue(tid, signal)
                             .map_err(Error::TargetError)?,
                     }
@@ -303,7 +309,7 @@ impl<T: Target, C: Connection> GdbStubImpl<T, C> {
                 pid: self
                     .features
                     .multiprocess()
-                    .then_some(SpecificIdKind::WithId(self.get_current_pid(target)?)),
+                    .then_some(SpecificIdKind::WithId(self.get_thread_pid(target, tid)?)),
                 tid: SpecificIdKind::WithId(tid),
             })?;
             res.write_str(";")?;
@@ -388,6 +394,20 @@ impl<T: Target, C: Connection> GdbStubImpl<T, C> {
                 res.write_str("X")?;
                 res.write_num(sig.0)?;
                 FinishExecStatus::Disconnect(DisconnectReason::TargetTerminated(sig))
+            }
+            MultiThreadStopReason::ProcessExited { pid, code } => {
+                res.write_str("W")?;
+                res.write_num(code)?;
+                res.write_str(";process:")?;
+                res.write_num(pid.get())?;
+                FinishExecStatus::Handled
+            }
+            MultiThreadStopReason::ProcessTerminated { pid, signal } => {
+                res.write_str("X")?;
+                res.write_num(signal.0)?;
+                res.write_str(";process:")?;
+                res.write_num(pid.get())?;
+                FinishExecStatus::Handled
             }
             MultiThreadStopReason::SignalWithThread { tid, signal } => {
                 self.write_stop_common(res, target, Some(tid), signal)?;
@@ -506,7 +526,7 @@ impl<T: Target, C: Connection> GdbStubImpl<T, C> {
             MultiThreadStopReason::Exec(tid) if guard!(exec) => {
                 self.write_stop_common(res, target, Some(tid), Signal::SIGTRAP)?;
                 res.write_str("exec:")?;
-                self.write_exec_file_hex(res, target)?;
+                self.write_exec_file_hex(res, target, tid)?;
                 res.write_str(";")?;
                 FinishExecStatus::Handled
             }

@@ -30,8 +30,10 @@ impl<T: Target, C: Connection> GdbStubImpl<T, C> {
                 let length = cmd.length.min(cmd.buf.len());
                 let mut xml = XmlWindow::new(cmd.offset, &mut cmd.buf[..length]);
                 xml.put(b"<?xml version=\"1.0\"?>\n<threads>\n");
-                ops.list_thread_names(&mut |tid, name| xml.thread(pid, tid, name))
-                    .map_err(Error::TargetError)?;
+                ops.list_thread_names(&mut |process, tid, name| {
+                    xml.thread(pid.map(|own| process.unwrap_or(own)), tid, name)
+                })
+                .map_err(Error::TargetError)?;
                 xml.put(b"</threads>\n");
                 let ret = xml.written();
                 if ret == 0 {

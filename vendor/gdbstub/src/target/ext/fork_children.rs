@@ -31,6 +31,22 @@ pub trait ForkChildren: Target {
     /// that this target's memory and breakpoint operations do not reach.
     /// Breakpoint packets for such a thread are acknowledged without effect.
     fn is_unreached_fork_child(&mut self, tid: Tid) -> bool;
+
+    /// The process of thread `tid` when it is not the target's current
+    /// process (a fork child gdb keeps debugging with `detach-on-fork off`,
+    /// whose threads the target lists with its own), or `None`. `gdbstub`
+    /// writes the thread's id with this pid (`p<pid>.<tid>`) in stop replies.
+    fn process_of(&mut self, tid: Tid) -> Option<Pid> {
+        let _ = tid;
+        None
+    }
+
+    /// The thread selected with `Hg` when a breakpoint or watchpoint packet
+    /// (`Z`/`z`) arrives, called just before the packet is applied: a target
+    /// debugging several processes applies it to that thread's process.
+    fn select_breakpoint_thread(&mut self, tid: Tid) {
+        let _ = tid;
+    }
 }
 
 define_ext!(ForkChildrenOps, ForkChildren);

@@ -1,6 +1,7 @@
 //! Base debugging operations for multi threaded targets.
 
 use crate::arch::Arch;
+use crate::common::Pid;
 use crate::common::Signal;
 use crate::common::Tid;
 use crate::target::Target;
@@ -220,6 +221,23 @@ pub trait MultiThreadResume: Target {
         tid: Tid,
         signal: Option<Signal>,
     ) -> Result<(), Self::Error>;
+
+    /// Continue every thread of process `pid` (`vCont;c:p<pid>.-1`), for a
+    /// target that debugs several processes on one connection (GDB resumes
+    /// only the current inferior unless `set schedule-multiple on`).
+    ///
+    /// Returns `false` (the default) when the target does not tell processes
+    /// apart: the action then counts as the default action for all threads.
+    /// Threads of other processes without an action stay stopped, as with
+    /// scheduler locking.
+    fn set_resume_action_continue_process(
+        &mut self,
+        pid: Pid,
+        signal: Option<Signal>,
+    ) -> Result<bool, Self::Error> {
+        let _ = (pid, signal);
+        Ok(false)
+    }
 
     /// Support for optimized [single stepping].
     ///

@@ -273,6 +273,7 @@ impl GuestMemory {
                 new.start, new.end
             )
         })?;
+        crate::stats::count(crate::stats::Event::MemslotChange);
         self.next_slot.store(next_slot + 1, Ordering::Relaxed);
         match r.growth {
             Growth::Up => r.committed_end.store(new.end, Ordering::Release),
@@ -304,6 +305,7 @@ impl GuestMemory {
                         r.kind, committed.start, committed.end
                     )
                 })?;
+                crate::stats::count(crate::stats::Event::MemslotChange);
             }
             regions.push(Region {
                 kind: r.kind,
@@ -341,6 +343,7 @@ impl GuestMemory {
         region.memory_size = 0;
         // SAFETY: deleting the slot registered just above.
         unsafe { vm.set_user_memory_region(region) }.context("deleting the flush memslot")?;
+        crate::stats::count(crate::stats::Event::MmuFlush);
         Ok(())
     }
 

@@ -103,6 +103,36 @@ fn stats_count_the_calls_of_each_process() {
     }
 }
 
+/// Whether the host gives transparent huge pages to memory advised for them.
+fn host_has_thp() -> bool {
+    std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled")
+        .is_ok_and(|s| !s.contains("[never]"))
+}
+
+#[test]
+fn large_anonymous_mappings_fault_in_huge_pages() {
+    const MIB: u64 = 64;
+    let exe = payload("touchpages.musl");
+    let native_out = run(native(&exe).arg(MIB.to_string()));
+    let km_out = run(km().arg("--stats").arg(&exe).arg(MIB.to_string()));
+    assert_runs_alike(&exe, &native_out, &km_out);
+    let stderr = text(&km_out.stderr);
+    let report = &reports(&stderr)[0];
+    let faults = report
+        .vcpu_stat("pf_fixed")
+        .expect("KVM's pf_fixed statistic");
+    let pages = MIB * 256;
+    if host_has_thp() {
+        // 2 MiB at a time: far fewer faults than pages touched.
+        assert!(
+            faults < pages / 8,
+            "{faults} faults for {pages} pages: {stderr}"
+        );
+    } else {
+        assert!(faults >= pages, "{stderr}");
+    }
+}
+
 #[test]
 fn no_report_without_the_option() {
     let exe = payload("statsload.musl");

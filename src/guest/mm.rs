@@ -423,8 +423,14 @@ impl AddressSpace {
                     })?;
             }
             None if req.shared => vm.mem.share(range.clone()).map_err(|_| Errno::NOMEM)?,
-            None if replacing => vm.mem.discard(range.clone()).map_err(|_| Errno::NOMEM)?,
-            None => {}
+            None => {
+                if replacing {
+                    vm.mem.discard(range.clone()).map_err(|_| Errno::NOMEM)?;
+                }
+                vm.mem
+                    .prefer_huge_pages(range.clone())
+                    .map_err(|_| Errno::NOMEM)?;
+            }
         }
         vm.protect(range.clone(), req.prot)
             .map_err(|_| Errno::NOMEM)?;

@@ -38,6 +38,9 @@ use kvm_ioctls::VmFd;
 use rustix::io::Errno;
 use vm_memory::{Bytes, MmapRegion, VolatileMemory, VolatileSlice};
 
+use crate::trace;
+use crate::trace::Category;
+
 pub const PAGE_SIZE: u64 = 4096;
 pub const HUGE_PAGE_SIZE: u64 = 2 << 20;
 
@@ -438,6 +441,25 @@ impl GuestMemory {
         )
     }
 
+    /// Asks the host for transparent huge pages behind the whole 2 MiB blocks of
+    /// committed guest range `range` (anonymous memory the payload mapped), so that a
+    /// first touch there faults in 2 MiB at once and KVM maps the block with one
+    /// large entry (the guest page tables have one for such a block too). Nothing
+    /// when the host memory is not aligned like the guest's (Linux places large
+    /// anonymous mappings, hence km's reservations, on 2 MiB boundaries).
+    pub fn prefer_huge_pages(&self, range: Range<u64>) -> Result<()> {
+        let blocks = huge_align_up(range.start)..huge_align_down(range.end);
+        if blocks.start >= blocks.end {
+            return Ok(());
+        }
+        let len = (blocks.end - blocks.start) as usize;
+        let host = self.slice(blocks.start, len)?.ptr_guard_mut().as_ptr();
+        if (host as u64).is_multiple_of(HUGE_PAGE_SIZE) {
+            advise_huge_pages(host, len);
+        }
+        Ok(())
+    }
+
     /// Backs a committed guest range with fresh zeroed shared memory (the guest's
     /// MAP_SHARED|MAP_ANONYMOUS): a fork child's km shares it with this km, as Linux
     /// shares such memory between parent and child.
@@ -543,6 +565,17 @@ impl GuestMemory {
             });
         }
         Ok(())
+    }
+}
+
+/// Asks the host for transparent huge pages behind km's mapping `[host, host + len)`
+/// of guest memory. A hint: without THP the host refuses it and pages stay 4 KiB.
+fn advise_huge_pages(host: *mut u8, len: usize) {
+    // SAFETY: MADV_HUGEPAGE changes neither contents nor protection of the range,
+    // only how the host kernel backs it.
+    if unsafe { libc::madvise(host.cast(), len, libc::MADV_HUGEPAGE) } != 0 {
+        let e = std::io::Error::last_os_error();
+        trace!(Category::Mem, "MADV_HUGEPAGE on {len:#x} bytes: {e}");
     }
 }
 

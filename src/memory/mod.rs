@@ -380,6 +380,19 @@ impl GuestMemory {
         write_obj(addr, &self.slice(addr, std::mem::size_of::<T>())?, val)
     }
 
+    /// Stores `new` in the 8-byte word at `addr` (aligned) if it still holds
+    /// `current`; returns what it held. For page-table entries, in which vCPUs set
+    /// accessed and dirty bits while km edits them.
+    pub fn compare_exchange_u64(&self, addr: u64, current: u64, new: u64) -> Result<u64, Fault> {
+        let slice = self.slice(addr, size_of::<u64>())?;
+        let word = slice
+            .get_atomic_ref::<AtomicU64>(0)
+            .map_err(|_| Fault { addr })?;
+        Ok(word
+            .compare_exchange(current, new, Ordering::SeqCst, Ordering::SeqCst)
+            .unwrap_or_else(|held| held))
+    }
+
     pub fn read_bytes(&self, addr: u64, buf: &mut [u8]) -> Result<(), Fault> {
         copy_to(addr, &self.slice(addr, buf.len())?, buf)
     }

@@ -7,6 +7,8 @@
 //! - threads: pthread_create + pthread_join latency, and a two-thread futex ping-pong
 //!   round trip, native vs km;
 //! - clock: clock_gettime(CLOCK_MONOTONIC) from km's vDSO vs Linux's;
+//! - first touch: writing one byte to each page of a fresh 256 MiB anonymous
+//!   mapping, native vs km;
 //! - processes: a fork + _exit + waitpid loop, and the start-up of Debian's dynamically
 //!   linked `python3 -c pass`, native vs km.
 
@@ -27,6 +29,8 @@ const PINGPONGS: u64 = 2_000;
 const FORKS: u64 = 200;
 const CLOCK_READS: u64 = 2_000_000;
 const PYTHON_RUNS: usize = 10;
+/// 256 MiB of 4 KiB pages.
+const TOUCHED_PAGES: u64 = 65_536;
 
 fn build(out: &Path, src: &str, name: &str) -> PathBuf {
     let exe = out.join(name);
@@ -110,6 +114,7 @@ fn main() {
     let threads = build(&out, "benches/threads.c", "threads");
     let forks = build(&out, "benches/forks.c", "forks");
     let clock = build(&out, "benches/clock.c", "clock");
+    let touch = build(&out, "benches/touch.c", "touch");
     let km = km();
     let km = km.as_os_str();
 
@@ -152,6 +157,15 @@ fn main() {
     let under_km = per_iteration_ns(&[km], &clock, None, CLOCK_READS);
     println!(
         "clock_gettime (vDSO, x {CLOCK_READS}): native {native:.1} ns, km {under_km:.1} ns, ratio {:.1}x",
+        under_km / native
+    );
+
+    let native = per_iteration_ns(&[], &touch, None, TOUCHED_PAGES);
+    let under_km = per_iteration_ns(&[km], &touch, None, TOUCHED_PAGES);
+    println!(
+        "first touch (256 MiB, per 4 KiB page): native {:.2} us, km {:.2} us, ratio {:.1}x",
+        native / 1e3,
+        under_km / 1e3,
         under_km / native
     );
 

@@ -33,6 +33,12 @@ pub struct Cli {
     #[arg(short = 'e', long = "putenv", value_name = "K=V")]
     pub putenv: Vec<OsString>,
 
+    /// At exit (and execve), write to the km log what the payload cost: syscalls with
+    /// their count and host time, VM exits by kind, memslot changes, MMU flushes,
+    /// kicks, and KVM's own statistics (page faults, MMU, halts...).
+    #[arg(long = "stats")]
+    pub stats: bool,
+
     /// Give the payload km's environment (the default).
     #[arg(long = "copyenv", conflicts_with = "putenv")]
     pub copyenv: bool,
@@ -175,6 +181,9 @@ impl Cli {
             Sink::Stderr => {}
             Sink::Null => out.push("--km-log-to=none".into()),
             Sink::File(path) => out.push(format!("--km-log-to={path}").into()),
+        }
+        if self.stats {
+            out.push("--stats".into());
         }
         if self.kill_unimpl_scall {
             out.push("--kill-unimpl-scall".into());

@@ -25,6 +25,7 @@ pub mod memory;
 pub mod run;
 pub mod sandbox;
 pub mod seccomp;
+pub mod stats;
 pub mod syscalls;
 pub mod trace;
 
@@ -323,6 +324,9 @@ pub fn main(cli: cli::Cli) -> u8 {
     if let Err(e) = trace::init(cli.verbose.as_deref(), &cli.log_to) {
         crate::eprintln_whole!("km: {e:#}");
         return KM_ERROR_STATUS;
+    }
+    if cli.stats {
+        stats::enable(cli.log_to.clone());
     }
     let Err(e) = run(&cli, inherited);
     crate::eprintln_whole!("km: {payload}: {e:#}");

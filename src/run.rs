@@ -17,6 +17,7 @@ use crate::kernel::backing::{self, PageFault};
 use crate::kernel::process::{Guest, Thread, exit_payload};
 use crate::kernel::signals::{self, Point};
 use crate::kvm::{Exit, kick};
+use crate::stats::{self, Event, Span};
 use crate::syscalls::{self, Outcome};
 use crate::trace;
 use crate::trace::Category;
@@ -39,9 +40,13 @@ pub fn run_thread(guest: &Arc<Guest>, mut thread: Thread, initial_stop: bool) {
         // Under write watchpoints a single-stepping thread runs its instruction
         // alone, so that a change of the watched bytes is its own write.
         let own_step = debug::watch::begin_own_step(guest, &thread);
+        let in_run = stats::start();
         let exit = thread.vcpu.run_to_exit();
+        stats::spent(Span::InKvmRun, in_run);
         debug::watch::end_own_step(guest, &mut thread, own_step);
-        let point = match or_fail(guest, exit) {
+        let exit = or_fail(guest, exit);
+        stats::count(exit_kind(exit));
+        let point = match exit {
             Exit::Io(HC_PORT) => match syscall(guest, &mut thread) {
                 Served::Point(point) => point,
                 Served::ThreadExit(status) => {
@@ -91,6 +96,18 @@ pub fn run_thread(guest: &Arc<Guest>, mut thread: Thread, initial_stop: bool) {
     }
 }
 
+/// The kind of exit `exit` is, for `--stats`.
+fn exit_kind(exit: Exit) -> Event {
+    match exit {
+        Exit::Io(HC_PORT) => Event::SyscallExit,
+        Exit::Io(_) => Event::ExceptionExit,
+        Exit::Interrupted(_) => Event::InterruptedExit,
+        Exit::Debug(_) => Event::StepExit,
+        Exit::Unbacked => Event::UnbackedExit,
+        Exit::Fatal(_) => Event::FatalExit,
+    }
+}
+
 /// What serving a syscall left the thread with.
 enum Served {
     /// Go on from this point (signals are delivered there).
@@ -114,7 +131,10 @@ fn syscall(guest: &Arc<Guest>, thread: &mut Thread) -> Served {
     );
     or_fail(guest, debug::catch_syscall_entry(guest, thread, req.nr));
     let mut ctx = syscalls::Ctx { guest, thread };
-    match syscalls::dispatch(&mut ctx, &req) {
+    let serving = stats::start();
+    let outcome = syscalls::dispatch(&mut ctx, &req);
+    stats::syscall_served(req.nr, serving);
+    match outcome {
         Outcome::Return(value) => {
             or_fail(
                 guest,

@@ -251,5 +251,6 @@ pub fn die(guest: &Guest, thread: &Thread, point: Point, info: &SigInfo) -> ! {
     if let Some(d) = &guest.debugger {
         d.report_end(crate::kernel::ptrace::Event::Killed(sig), STOP_TIMEOUT);
     }
+    crate::stats::report(&guest.config.name, &format!("killed by signal {sig}"));
     kick::die_by(sig)
 }

@@ -318,10 +318,7 @@ impl AddressSpace {
             if vm.protect(grow, PROT_READ | PROT_WRITE).is_err() {
                 return self.brk;
             }
-        } else if new_end < old_end
-            && (vm.protect(new_end..old_end, 0).is_err()
-                || vm.mem.discard(new_end..old_end).is_err())
-        {
+        } else if new_end < old_end && vm.unmap_discarding(new_end..old_end).is_err() {
             return self.brk;
         }
         self.remove(self.brk_start..old_end.max(new_end));
@@ -423,8 +420,14 @@ impl AddressSpace {
                     })?;
             }
             None if req.shared => vm.mem.share(range.clone()).map_err(|_| Errno::NOMEM)?,
-            None if replacing => vm.mem.discard(range.clone()).map_err(|_| Errno::NOMEM)?,
-            None => {}
+            None => {
+                if replacing {
+                    vm.mem.discard(range.clone()).map_err(|_| Errno::NOMEM)?;
+                }
+                vm.mem
+                    .prefer_huge_pages(range.clone())
+                    .map_err(|_| Errno::NOMEM)?;
+            }
         }
         vm.protect(range.clone(), req.prot)
             .map_err(|_| Errno::NOMEM)?;
@@ -514,8 +517,7 @@ impl AddressSpace {
             .map(|(s, v)| (*s).max(range.start)..v.end.min(range.end))
             .collect();
         for r in mapped {
-            vm.protect(r.clone(), 0).map_err(|_| Errno::NOMEM)?;
-            vm.mem.discard(r).map_err(|_| Errno::NOMEM)?;
+            vm.unmap_discarding(r).map_err(|_| Errno::NOMEM)?;
         }
         self.remove(range.clone());
         trace!(Category::Mem, "munmap {:#x}..{:#x}", range.start, range.end);

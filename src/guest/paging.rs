@@ -6,9 +6,15 @@
 //! Table pages come from a bump pool in the system region; entries hold
 //! guest-physical addresses, which the pool's fixed offset turns back into the
 //! virtual addresses km uses to edit them. [`PageTables::set`] reports whether it
-//! changed an entry that was present: a vCPU may have cached it (in the TLB on
-//! hardware, in KVM's shadow page tables on PVM), so the caller must flush
-//! (`Vm::protect` does). Turning a non-present entry present needs no flush.
+//! changed an entry a vCPU may have cached (in the TLB on hardware, in KVM's shadow
+//! page tables on PVM), so the caller must flush (`Vm::protect` does). Only an
+//! entry with its accessed bit set can be cached: the CPU sets that bit in every
+//! entry of a walk before it caches the translation, and KVM's shadow MMU does the
+//! same when it walks and never prefetches an entry not accessed. km writes entries
+//! with the bit clear and by compare-and-exchange, so a walk racing with the edit
+//! either sees the new entry or leaves the bit set for km to see. Turning a
+//! non-present entry present, or changing one never accessed since km wrote it,
+//! needs no flush.
 
 use std::ops::Range;
 
@@ -19,6 +25,8 @@ use crate::memory::{Fault, GuestMemory, HUGE_PAGE_SIZE, PAGE_SIZE};
 pub const PTE_PRESENT: u64 = 1 << 0;
 pub const PTE_WRITE: u64 = 1 << 1;
 pub const PTE_USER: u64 = 1 << 2;
+const PTE_ACCESSED: u64 = 1 << 5;
+const PTE_DIRTY: u64 = 1 << 6;
 const PTE_HUGE: u64 = 1 << 7;
 pub const PTE_NX: u64 = 1 << 63;
 const ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
@@ -72,7 +80,7 @@ impl PageTables {
 
     /// The slot of the entry at `level` (2 = PD, 3 = PT) for `va`, creating missing
     /// upper tables. A 2 MiB leaf met on the way to a PT is split into 512 small
-    /// entries with the same flags; `stale` is set since the old entry was live.
+    /// entries with the same flags; `stale` is set if the old entry was accessed.
     fn slot(&mut self, mem: &GuestMemory, va: u64, level: u32, stale: &mut bool) -> Result<u64> {
         let mut table = self.pml4;
         for l in 0..level {
@@ -90,8 +98,8 @@ impl PageTables {
                     .flat_map(|i| ((base + i * PAGE_SIZE) | flags).to_le_bytes())
                     .collect();
                 mem.write_bytes(next, &small)?;
-                mem.write_obj(slot, self.pa(next) | PTE_PRESENT | PTE_WRITE | PTE_USER)?;
-                *stale = true;
+                let table = self.pa(next) | PTE_PRESENT | PTE_WRITE | PTE_USER;
+                *stale |= replace_entry(mem, slot, table)?;
                 next
             } else {
                 self.va(entry)
@@ -130,14 +138,29 @@ impl PageTables {
                 Some(f) => mem.phys(va).ok_or(Fault { addr: va })? | f | huge | PTE_PRESENT,
                 None => 0,
             };
-            let old: u64 = mem.read_obj(slot)?;
-            if old & PTE_PRESENT != 0 && old != new {
-                stale = true;
-            }
-            mem.write_obj(slot, new)?;
+            stale |= replace_entry(mem, slot, new)?;
             va += step;
         }
         Ok(stale)
+    }
+}
+
+/// Puts `new` in the entry at `slot`; returns whether a vCPU may have cached the
+/// entry it replaced (present, accessed, and different in more than the accessed
+/// and dirty bits). An entry that differs only in those bits is left as it is, so
+/// that its accessed bit goes on telling whether it may be cached.
+fn replace_entry(mem: &GuestMemory, slot: u64, new: u64) -> Result<bool, Fault> {
+    let mut old: u64 = mem.read_obj(slot)?;
+    loop {
+        let present = old & PTE_PRESENT != 0;
+        if present && (old ^ new) & !(PTE_ACCESSED | PTE_DIRTY) == 0 {
+            return Ok(false);
+        }
+        let held = mem.compare_exchange_u64(slot, old, new)?;
+        if held == old {
+            return Ok(present && old & PTE_ACCESSED != 0);
+        }
+        old = held;
     }
 }
 

@@ -111,6 +111,21 @@ impl Vm {
         Ok(())
     }
 
+    /// Unmaps the committed, page-aligned `range` from the guest page tables, then
+    /// gives its host memory back (`GuestMemory::discard`: fresh zero pages). That
+    /// replacement of the host mapping makes KVM drop every translation of those
+    /// pages (its MMU notifier), so no flush of all vCPUs is needed unless the
+    /// discard fails.
+    pub fn unmap_discarding(&self, range: Range<u64>) -> Result<()> {
+        let mut pt = self.page_tables();
+        let stale = pt.set(&self.mem, range.clone(), None)?;
+        let discarded = self.mem.discard(range.clone());
+        if stale && discarded.is_err() {
+            self.mem.flush_translations(self.kvm.fd())?;
+        }
+        discarded
+    }
+
     /// Forks km with the page tables held still. In the child, a new VM is built
     /// over the child's copy of guest memory: same regions, same page tables, no
     /// vCPUs yet; the child gets the error if that fails, and must report it and

@@ -224,6 +224,7 @@ pub fn replace(
 
     // Linux's de_thread: every other thread is gone before the new program starts.
     guest.stop_others(STOP_TIMEOUT);
+    crate::stats::report(&guest.config.name, "execve");
     let kept = lock(&guest.fds).inherited_by_exec();
     // Move each descriptor to a temporary number above every target first, so that
     // placing one at its guest number never closes another still to be placed.

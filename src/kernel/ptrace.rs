@@ -491,6 +491,7 @@ impl Debugger {
                 siginfo: state.siginfo,
             };
         }
+        let parked_since = crate::stats::start();
         let mut generation = s.generation;
         s.parked.insert(tid, (generation, state));
         self.changed.notify_all();
@@ -511,6 +512,7 @@ impl Debugger {
         let Some((_, parked)) = s.parked.remove(&tid) else {
             unreachable!("a parked thread's entry stays until it wakes")
         };
+        crate::stats::spent(crate::stats::Span::Parked, parked_since);
         let (action, signal) = s.actions.get(&tid).copied().unwrap_or_default();
         Resume {
             regs: parked.regs,

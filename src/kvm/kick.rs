@@ -274,6 +274,7 @@ pub fn forget_parent() {
 
 /// Kicks host thread `tid` (a vCPU thread of km).
 pub fn kick(tid: i32) {
+    crate::stats::count(crate::stats::Event::Kick);
     // SAFETY: tgkill takes plain integers.
     unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, kick_signal()) };
 }

@@ -55,6 +55,25 @@ fn kvm_from(fd: OwnedFd) -> Result<Kvm> {
     Ok(kvm)
 }
 
+/// KVM_GET_STATS_FD: `_IO(KVMIO, 0xce)`, on a VM or a vCPU descriptor.
+const KVM_GET_STATS_FD: libc::c_ulong = 0xae << 8 | 0xce;
+
+/// Under `--stats`: hands the statistics descriptor of `kvm_fd` (a VM's, or a
+/// vCPU's when `vcpu`) to `stats`, which reads it at the report.
+fn keep_stats(kvm_fd: &impl AsRawFd, vcpu: bool) -> Result<()> {
+    if !crate::stats::on() {
+        return Ok(());
+    }
+    // SAFETY: KVM_GET_STATS_FD takes no argument and returns a new descriptor.
+    let fd = unsafe { libc::ioctl(kvm_fd.as_raw_fd(), KVM_GET_STATS_FD) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error()).context("KVM_GET_STATS_FD");
+    }
+    // SAFETY: `fd` was just returned to km by the kernel and belongs to nobody else.
+    crate::stats::add_kvm_source(vcpu, unsafe { OwnedFd::from_raw_fd(fd) });
+    Ok(())
+}
+
 pub struct KvmVm {
     /// km's /dev/kvm descriptor, kept for a forked or re-executed km (which may
     /// no longer be allowed to open /dev/kvm: `--sandbox`).
@@ -83,6 +102,7 @@ impl KvmVm {
         let cpuid = kvm
             .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
             .context("KVM_GET_SUPPORTED_CPUID")?;
+        keep_stats(&fd, false)?;
         Ok(KvmVm {
             kvm,
             fd,
@@ -100,6 +120,7 @@ impl KvmVm {
             .context("duplicating /dev/kvm's descriptor in the forked km")?;
         let kvm = kvm_from(kvm)?;
         let fd = kvm.create_vm().context("KVM_CREATE_VM in the forked km")?;
+        keep_stats(&fd, false)?;
         Ok(KvmVm {
             kvm,
             fd,
@@ -136,6 +157,7 @@ impl KvmVm {
             .create_vcpu(setup.id as u64)
             .with_context(|| format!("KVM_CREATE_VCPU {}", setup.id))?;
         fd.set_cpuid2(&self.cpuid).context("KVM_SET_CPUID2")?;
+        keep_stats(&fd, true)?;
         KvmVcpu::new(fd, setup, self)
     }
 }

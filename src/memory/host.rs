@@ -689,6 +689,7 @@ pub fn fork() -> Result<i32, Errno> {
     let pid = unsafe { libc::fork() };
     if pid == 0 {
         super::faults::after_fork();
+        crate::stats::after_fork();
     }
     check(pid as libc::c_long).map(|p| p as i32)
 }

@@ -38,6 +38,9 @@ use kvm_ioctls::VmFd;
 use rustix::io::Errno;
 use vm_memory::{Bytes, MmapRegion, VolatileMemory, VolatileSlice};
 
+use crate::trace;
+use crate::trace::Category;
+
 pub const PAGE_SIZE: u64 = 4096;
 pub const HUGE_PAGE_SIZE: u64 = 2 << 20;
 
@@ -273,6 +276,7 @@ impl GuestMemory {
                 new.start, new.end
             )
         })?;
+        crate::stats::count(crate::stats::Event::MemslotChange);
         self.next_slot.store(next_slot + 1, Ordering::Relaxed);
         match r.growth {
             Growth::Up => r.committed_end.store(new.end, Ordering::Release),
@@ -304,6 +308,7 @@ impl GuestMemory {
                         r.kind, committed.start, committed.end
                     )
                 })?;
+                crate::stats::count(crate::stats::Event::MemslotChange);
             }
             regions.push(Region {
                 kind: r.kind,
@@ -341,6 +346,7 @@ impl GuestMemory {
         region.memory_size = 0;
         // SAFETY: deleting the slot registered just above.
         unsafe { vm.set_user_memory_region(region) }.context("deleting the flush memslot")?;
+        crate::stats::count(crate::stats::Event::MmuFlush);
         Ok(())
     }
 
@@ -372,6 +378,19 @@ impl GuestMemory {
 
     pub fn write_obj<T: vm_memory::ByteValued>(&self, addr: u64, val: T) -> Result<(), Fault> {
         write_obj(addr, &self.slice(addr, std::mem::size_of::<T>())?, val)
+    }
+
+    /// Stores `new` in the 8-byte word at `addr` (aligned) if it still holds
+    /// `current`; returns what it held. For page-table entries, in which vCPUs set
+    /// accessed and dirty bits while km edits them.
+    pub fn compare_exchange_u64(&self, addr: u64, current: u64, new: u64) -> Result<u64, Fault> {
+        let slice = self.slice(addr, size_of::<u64>())?;
+        let word = slice
+            .get_atomic_ref::<AtomicU64>(0)
+            .map_err(|_| Fault { addr })?;
+        Ok(word
+            .compare_exchange(current, new, Ordering::SeqCst, Ordering::SeqCst)
+            .unwrap_or_else(|held| held))
     }
 
     pub fn read_bytes(&self, addr: u64, buf: &mut [u8]) -> Result<(), Fault> {
@@ -433,6 +452,25 @@ impl GuestMemory {
             libc::PROT_READ | libc::PROT_WRITE,
             libc::MAP_PRIVATE,
         )
+    }
+
+    /// Asks the host for transparent huge pages behind the whole 2 MiB blocks of
+    /// committed guest range `range` (anonymous memory the payload mapped), so that a
+    /// first touch there faults in 2 MiB at once and KVM maps the block with one
+    /// large entry (the guest page tables have one for such a block too). Nothing
+    /// when the host memory is not aligned like the guest's (Linux places large
+    /// anonymous mappings, hence km's reservations, on 2 MiB boundaries).
+    pub fn prefer_huge_pages(&self, range: Range<u64>) -> Result<()> {
+        let blocks = huge_align_up(range.start)..huge_align_down(range.end);
+        if blocks.start >= blocks.end {
+            return Ok(());
+        }
+        let len = (blocks.end - blocks.start) as usize;
+        let host = self.slice(blocks.start, len)?.ptr_guard_mut().as_ptr();
+        if (host as u64).is_multiple_of(HUGE_PAGE_SIZE) {
+            advise_huge_pages(host, len);
+        }
+        Ok(())
     }
 
     /// Backs a committed guest range with fresh zeroed shared memory (the guest's
@@ -540,6 +578,17 @@ impl GuestMemory {
             });
         }
         Ok(())
+    }
+}
+
+/// Asks the host for transparent huge pages behind km's mapping `[host, host + len)`
+/// of guest memory. A hint: without THP the host refuses it and pages stay 4 KiB.
+fn advise_huge_pages(host: *mut u8, len: usize) {
+    // SAFETY: MADV_HUGEPAGE changes neither contents nor protection of the range,
+    // only how the host kernel backs it.
+    if unsafe { libc::madvise(host.cast(), len, libc::MADV_HUGEPAGE) } != 0 {
+        let e = std::io::Error::last_os_error();
+        trace!(Category::Mem, "MADV_HUGEPAGE on {len:#x} bytes: {e}");
     }
 }
 

@@ -1,0 +1,142 @@
+//! `km --stats`: the report names the calls the payload really made, per process.
+
+mod common;
+
+use common::{assert_runs_alike, km, native, payload, run, text};
+
+/// getppid calls per thread and process in the payload's run.
+const CALLS: u64 = 100;
+
+/// One process's report: its pid and its lines.
+struct Report {
+    pid: u32,
+    lines: Vec<String>,
+}
+
+impl Report {
+    /// The number after `label` on the line starting with `prefix`.
+    fn number(&self, prefix: &str, label: &str) -> Option<u64> {
+        let line = self
+            .lines
+            .iter()
+            .find(|l| l.trim_start().starts_with(prefix))?;
+        let after = line.split(label).nth(1)?;
+        after.trim_start().split([' ', ',']).next()?.parse().ok()
+    }
+
+    /// The count of syscall `name` in the syscall table.
+    fn calls(&self, name: &str) -> u64 {
+        let row = self
+            .lines
+            .iter()
+            .find(|l| l.split_whitespace().next() == Some(name));
+        row.and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// KVM's per-vCPU statistic `name` (summed over vCPUs), from the lines after
+    /// the vCPU heading.
+    fn vcpu_stat(&self, name: &str) -> Option<u64> {
+        let start = self.lines.iter().position(|l| l.contains("kvm vcpus ("))?;
+        self.lines[start + 1..].iter().find_map(|l| {
+            l.split(", ").find_map(|pair| {
+                let (n, v) = pair.trim().rsplit_once(' ')?;
+                (n == name).then(|| v.parse().ok()).flatten()
+            })
+        })
+    }
+}
+
+fn reports(stderr: &str) -> Vec<Report> {
+    stderr
+        .split("km stats: pid ")
+        .skip(1)
+        .map(|r| Report {
+            pid: r
+                .split_whitespace()
+                .next()
+                .and_then(|p| p.parse().ok())
+                .expect("a pid"),
+            lines: r.lines().map(str::to_string).collect(),
+        })
+        .collect()
+}
+
+#[test]
+fn stats_count_the_calls_of_each_process() {
+    let exe = payload("statsload.musl");
+    let native_out = run(native(&exe).arg(CALLS.to_string()));
+    let child = km()
+        .arg("--stats")
+        .arg(&exe)
+        .arg(CALLS.to_string())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawning km");
+    let pid = child.id();
+    let km_out = child.wait_with_output().expect("waiting for km");
+    assert_runs_alike(&exe, &native_out, &km_out);
+    let stderr = text(&km_out.stderr);
+    let reports = reports(&stderr);
+    assert_eq!(reports.len(), 2, "one report per process: {stderr}");
+    let (parent, forked): (Vec<_>, Vec<_>) = reports.into_iter().partition(|r| r.pid == pid);
+    let (parent, forked) = (&parent[0], &forked[0]);
+
+    // Two threads made CALLS each; the fork child's counts start from zero.
+    assert!(parent.calls("getppid") >= 2 * CALLS, "{stderr}");
+    assert!(forked.calls("getppid") >= CALLS, "{stderr}");
+    assert!(forked.calls("getppid") < 2 * CALLS, "{stderr}");
+    assert!(
+        parent
+            .lines
+            .iter()
+            .any(|l| l.contains("kvm vcpus (2, summed)")),
+        "{stderr}"
+    );
+    for report in [parent, forked] {
+        let syscall_exits = report.number("exits:", "syscall").expect("syscall exits");
+        assert!(syscall_exits >= report.calls("getppid"), "{stderr}");
+        // KVM saw at least every exit km served.
+        let kvm_exits = report.vcpu_stat("exits").expect("KVM's exits statistic");
+        assert!(kvm_exits >= syscall_exits, "{stderr}");
+    }
+}
+
+/// Whether the host gives transparent huge pages to memory advised for them.
+fn host_has_thp() -> bool {
+    std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled")
+        .is_ok_and(|s| !s.contains("[never]"))
+}
+
+#[test]
+fn large_anonymous_mappings_fault_in_huge_pages() {
+    const MIB: u64 = 64;
+    let exe = payload("touchpages.musl");
+    let native_out = run(native(&exe).arg(MIB.to_string()));
+    let km_out = run(km().arg("--stats").arg(&exe).arg(MIB.to_string()));
+    assert_runs_alike(&exe, &native_out, &km_out);
+    let stderr = text(&km_out.stderr);
+    let report = &reports(&stderr)[0];
+    let faults = report
+        .vcpu_stat("pf_fixed")
+        .expect("KVM's pf_fixed statistic");
+    let pages = MIB * 256;
+    if host_has_thp() {
+        // 2 MiB at a time: far fewer faults than pages touched.
+        assert!(
+            faults < pages / 8,
+            "{faults} faults for {pages} pages: {stderr}"
+        );
+    } else {
+        assert!(faults >= pages, "{stderr}");
+    }
+}
+
+#[test]
+fn no_report_without_the_option() {
+    let exe = payload("statsload.musl");
+    let out = run(km().arg(&exe).arg("3"));
+    assert!(out.status.success());
+    assert!(!text(&out.stderr).contains("km stats"));
+}

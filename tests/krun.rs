@@ -3,7 +3,7 @@
 //! config.json (a real one, made by `runc spec`) to run the process under km with
 //! /dev/kvm and nothing else changed; `exec` runs its process under km; and podman
 //! with the installed krun as its runtime runs a `FROM scratch` image's own
-//! entrypoint under km.
+//! entrypoint under km, with km's options from the container's annotation.
 
 mod common;
 
@@ -290,4 +290,18 @@ fn podman_runs_an_images_own_entrypoint_under_installed_krun() {
         .arg(format!("--runtime={}", krun.display()))
         .args(["run", "--rm", image]));
     assert_uname_image_ran_under_km(&under_krun, &native);
+
+    // km's options from the container's annotation reach km: here its --argv0.
+    let annotated = run(podman
+        .command()
+        .arg(format!("--runtime={}", krun.display()))
+        .args(["run", "--rm", "--annotation"])
+        .arg("app.kontain.km-options=--argv0=renamed-by-km")
+        .arg(image));
+    let out = text(&annotated.stdout);
+    assert!(out.starts_with("sysname: kontain-runtime\n"), "{out}");
+    assert!(
+        out.contains("argv[0]: renamed-by-km\nargv[1]: from-image\n"),
+        "{out}"
+    );
 }

@@ -9,20 +9,13 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use common::podman::{Podman, assert_ran_under_km, cannot_run_containers};
-use common::{make_install, run, scratch, text};
+use common::{installed_krun, run, scratch, text};
 
 const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/containers");
-
-/// The installed krun (`make install` into a DESTDIR under `dir`).
-fn installed_krun(dir: &Path) -> PathBuf {
-    let destdir = dir.join("destdir");
-    make_install("install", &[format!("DESTDIR={}", destdir.display())]);
-    destdir.join("opt/kontain/bin/krun")
-}
 
 /// `image` run with runc, then with krun; None when this host cannot run containers.
 fn run_both(podman: &Podman, krun: &Path, image: &str, args: &[&str]) -> Option<(Output, Output)> {

@@ -13,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::podman::{Podman, assert_uname_image_ran_under_km, cannot_run_containers, uname_image};
-use common::{make_install, run, scratch, text};
+use common::{installed_krun, run, scratch, text};
 
 const IMAGE: &str = "localhost/km-containerd-test:latest";
 /// How long containerd may take to answer at start (a bound on a hang, not a
@@ -100,9 +100,7 @@ fn succeeds(cmd: &mut Command) {
 #[test]
 fn containerd_runc_shim_runs_an_image_with_krun_as_its_binary() {
     let dir = scratch("containerd");
-    let destdir = dir.join("destdir");
-    make_install("install", &[format!("DESTDIR={}", destdir.display())]);
-    let krun = destdir.join("opt/kontain/bin/krun");
+    let krun = installed_krun(&dir);
 
     let podman = Podman::new(&dir, "ctd");
     uname_image(&podman, &dir, IMAGE);

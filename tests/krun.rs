@@ -3,7 +3,7 @@
 //! config.json (a real one, made by `runc spec`) to run the process under km with
 //! /dev/kvm and nothing else changed; `exec` runs its process under km; and podman
 //! with the installed krun as its runtime runs a `FROM scratch` image's own
-//! entrypoint under km.
+//! entrypoint under km, with km's options from the container's annotation.
 
 mod common;
 
@@ -14,7 +14,7 @@ use std::process::{Command, Output};
 use serde_json::{Value, json};
 
 use common::podman::{Podman, assert_uname_image_ran_under_km, cannot_run_containers, uname_image};
-use common::{krun_exe, make_install, run, scratch, text, write_executable};
+use common::{installed_krun, krun_exe, payload, run, scratch, text, write_executable};
 
 /// A delegate runtime that only records its arguments, one a line.
 const RECORDER: &[u8] = b"#!/bin/sh\nprintf '%s\\n' \"$@\" > \"$KRUN_TEST_ARGS\"\n";
@@ -273,9 +273,7 @@ fn a_bad_bundle_is_one_error_line_and_no_delegate() {
 #[test]
 fn podman_runs_an_images_own_entrypoint_under_installed_krun() {
     let dir = scratch("krun-podman");
-    let destdir = dir.join("destdir");
-    make_install("install", &[format!("DESTDIR={}", destdir.display())]);
-    let krun = destdir.join("opt/kontain/bin/krun");
+    let krun = installed_krun(&dir);
 
     let podman = Podman::new(&dir, "krun");
     let image = "localhost/km-krun-test";
@@ -290,4 +288,68 @@ fn podman_runs_an_images_own_entrypoint_under_installed_krun() {
         .arg(format!("--runtime={}", krun.display()))
         .args(["run", "--rm", image]));
     assert_uname_image_ran_under_km(&under_krun, &native);
+
+    // km's options from the container's annotation reach km: here its --argv0.
+    let annotated = run(podman
+        .command()
+        .arg(format!("--runtime={}", krun.display()))
+        .args(["run", "--rm", "--annotation"])
+        .arg("app.kontain.km-options=--argv0=renamed-by-km")
+        .arg(image));
+    let out = text(&annotated.stdout);
+    assert!(out.starts_with("sysname: kontain-runtime\n"), "{out}");
+    assert!(
+        out.contains("argv[0]: renamed-by-km\nargv[1]: from-image\n"),
+        "{out}"
+    );
+}
+
+/// `podman rm -f` of `names` when dropped, so that a failing test leaves no
+/// container running.
+struct Containers<'a>(&'a Podman, &'a [&'a str]);
+
+impl Drop for Containers<'_> {
+    fn drop(&mut self) {
+        let _ = run(self.0.command().args(["rm", "-f", "-t", "0"]).args(self.1));
+    }
+}
+
+#[test]
+fn podman_exec_in_a_krun_container_runs_under_km() {
+    let dir = scratch("krun-exec-podman");
+    let krun = installed_krun(&dir);
+    let context = dir.join("context");
+    std::fs::create_dir_all(context.join("app")).unwrap();
+    std::fs::copy(payload("waiter.glibc"), context.join("app/waiter")).unwrap();
+    std::fs::copy(payload("hello.glibc"), context.join("app/uname")).unwrap();
+    std::fs::write(
+        context.join("Containerfile"),
+        "FROM scratch\nCOPY app /app\nENTRYPOINT [\"/app/waiter\"]\n",
+    )
+    .unwrap();
+    let podman = Podman::new(&dir, "krunexec");
+    let image = "localhost/km-krun-exec-test";
+    podman.build(&context, image);
+
+    let names = ["km-exec-runc", "km-exec-krun"];
+    let _cleanup = Containers(&podman, &names);
+    let with_runc = run(podman
+        .command()
+        .args(["run", "-d", "--name", names[0], image]));
+    if cannot_run_containers(&with_runc) {
+        return;
+    }
+    let with_krun = run(podman
+        .command()
+        .arg(format!("--runtime={}", krun.display()))
+        .args(["run", "-d", "--name", names[1], image]));
+    assert!(with_krun.status.success(), "{}", text(&with_krun.stderr));
+
+    let exec = |name: &str| {
+        run(podman
+            .command()
+            .arg(format!("--runtime={}", krun.display()))
+            .args(["exec", name, "/app/uname", "from-image"]))
+    };
+    assert_uname_image_ran_under_km(&exec(names[1]), &exec(names[0]));
 }

@@ -67,7 +67,7 @@ fn parse_opt(arg: &OsStr) -> Option<Opt<'_>> {
 }
 
 /// A command line split where krun needs it.
-#[derive(Debug, PartialEq)]
+#[derive(Default)]
 pub struct Invocation {
     /// `--delegate PATH`, krun's own option (not passed on).
     pub delegate: Option<PathBuf>,
@@ -83,13 +83,7 @@ pub struct Invocation {
 impl Invocation {
     pub fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Self, String> {
         let mut argv = argv.into_iter();
-        let mut inv = Invocation {
-            delegate: None,
-            args: Vec::new(),
-            command: None,
-            log: None,
-            log_format: None,
-        };
+        let mut inv = Invocation::default();
         while let Some(arg) = argv.next() {
             let Some(opt) = parse_opt(&arg) else {
                 inv.command = Some(inv.args.len());
@@ -97,31 +91,41 @@ impl Invocation {
                 inv.args.extend(argv);
                 break;
             };
-            let takes_value = opt.name == "delegate" || GLOBAL_VALUED.contains(&opt.name);
-            let value = match (takes_value, opt.inline) {
-                (false, _) => None,
-                (true, Some(v)) => Some(v.to_owned()),
-                (true, None) => Some(
+            let separate = opt.inline.is_none()
+                && (opt.name == "delegate" || GLOBAL_VALUED.contains(&opt.name));
+            let value = match opt.inline {
+                Some(v) => Some(v.to_owned()),
+                None if separate => Some(
                     argv.next()
                         .ok_or_else(|| format!("option --{} needs a value", opt.name))?,
                 ),
+                None => None,
             };
-            match (opt.name, value) {
-                ("delegate", Some(v)) => inv.delegate = Some(v.into()),
-                (name, value) => {
-                    if name == "log" {
-                        inv.log = value.clone().map(PathBuf::from);
-                    } else if name == "log-format" {
-                        inv.log_format = value.as_ref().map(|v| v.to_string_lossy().into_owned());
-                    }
-                    inv.args.push(arg.clone());
-                    if opt.inline.is_none() {
-                        inv.args.extend(value);
-                    }
-                }
-            }
+            let name = opt.name.to_owned();
+            inv.take_global(&name, arg, separate, value);
         }
         Ok(inv)
+    }
+
+    /// Records global option `name` (`arg` as written; its `value`, given as the
+    /// next argument when `separate`) and keeps it for the delegate unless it is
+    /// krun's own.
+    fn take_global(&mut self, name: &str, arg: OsString, separate: bool, value: Option<OsString>) {
+        match name {
+            "delegate" => {
+                self.delegate = value.map(PathBuf::from);
+                return;
+            }
+            "log" => self.log = value.clone().map(PathBuf::from),
+            "log-format" => {
+                self.log_format = value.as_ref().map(|v| v.to_string_lossy().into_owned());
+            }
+            _ => {}
+        }
+        self.args.push(arg);
+        if separate {
+            self.args.extend(value);
+        }
     }
 
     /// The command's name (`create`, `exec`...).

@@ -64,6 +64,13 @@ pub fn make_install(target: &str, vars: &[String]) {
     assert!(out.status.success(), "make {target}: {}", text(&out.stderr));
 }
 
+/// `make install` into a DESTDIR under `dir`; the installed krun.
+pub fn installed_krun(dir: &Path) -> PathBuf {
+    let destdir = dir.join("destdir");
+    make_install("install", &[format!("DESTDIR={}", destdir.display())]);
+    destdir.join("opt/kontain/bin/krun")
+}
+
 pub fn native(exe: &Path) -> Command {
     let mut cmd = Command::new(exe);
     cmd.stdin(Stdio::null());

@@ -1706,7 +1706,8 @@ fn siginfo_at_debug_stops() {
 /// `schedule-multiple` both run, the child stops at a breakpoint only it
 /// reaches, `info inferiors` and `inferior N` show both with the pids each
 /// reads with getpid(), and each, resumed alone (`vCont;c:p<pid>.-1`), runs to
-/// its own exit, as under gdbserver.
+/// its own exit, the parent through a breakpoint of its own, as under
+/// gdbserver.
 #[test]
 fn detach_on_fork_off_keeps_both_processes() {
     let expected = [
@@ -1718,6 +1719,7 @@ fn detach_on_fork_off_keeps_both_processes() {
         "[Switching to inferior 1 [process ",
         "$2 = ",
         "[Inferior 2 (process ",
+        "Thread 1.1 \"forkexec.glibc\" hit Breakpoint 2.1, reaped (status=0)",
         "[Inferior 1 (process ",
     ];
     let (shown, status) = both_servers(

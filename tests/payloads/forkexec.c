@@ -34,10 +34,17 @@ __attribute__((noinline)) int after_exec(int n) {
     return n + 1;
 }
 
+/* The parent, once it has reaped its child. */
+__attribute__((noinline)) int reaped(int status) {
+    marker = status;
+    return status;
+}
+
 static int report(pid_t pid) {
     int st;
     if (waitpid(pid, &st, 0) != pid)
         return 4;
+    reaped(st);
     printf("child %s %d\n", WIFEXITED(st) ? "exited" : "killed by signal",
            WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
     return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : 3;

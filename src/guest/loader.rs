@@ -223,14 +223,14 @@ fn protect_image(vm: &Vm, segments: &[Segment]) -> Result<()> {
             Some((_, end, p)) if *end == page && *p == prot => *end += PAGE_SIZE,
             _ => {
                 if let Some((start, end, p)) = run.take() {
-                    vm.protect(start..end, p)?;
+                    vm.protect_loaded(start..end, p)?;
                 }
                 run = Some((page, page + PAGE_SIZE, prot));
             }
         }
     }
     if let Some((start, end, p)) = run {
-        vm.protect(start..end, p)?;
+        vm.protect_loaded(start..end, p)?;
     }
     Ok(())
 }
@@ -246,8 +246,11 @@ fn copy_segments(
 ) -> Result<()> {
     protect_image(vm, &prog.segments)?;
     for seg in &prog.segments {
-        vm.mem.write_bytes(seg.vaddr, &data[seg.file.clone()])?;
         let range = page_align_down(seg.vaddr)..page_align_up(seg.vaddr + seg.memsz);
+        // The copy is resident anyway: in huge pages, a large text segment costs
+        // the payload one KVM fault per 2 MiB instead of one per page.
+        vm.mem.prefer_huge_pages(range.clone())?;
+        vm.mem.write_bytes(seg.vaddr, &data[seg.file.clone()])?;
         trace!(
             Category::Load,
             "{path}: segment {:#x}..{:#x} prot {:#x}", range.start, range.end, seg.prot

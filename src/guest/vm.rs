@@ -9,7 +9,7 @@ use std::os::fd::OwnedFd;
 use anyhow::{Context, Result};
 
 use super::landing_pad::{self, CpuArea, PT_POOL, SYS_BASE, SYS_SIZE};
-use super::paging::{PTE_NX, PTE_USER, PTE_WRITE, PageTables};
+use super::paging::{PTE_ACCESSED, PTE_NX, PTE_USER, PTE_WRITE, PageTables};
 use super::vcpu::Vcpu;
 use crate::kvm::KvmVm;
 use crate::memory::{Growth, GuestMemory, RegionKind};
@@ -89,9 +89,21 @@ impl Vm {
     /// vCPU's cached translations are dropped before this returns, so no vCPU keeps
     /// using an old mapping.
     pub fn protect(&self, range: Range<u64>, prot: i32) -> Result<()> {
+        self.set_entries(range, prot, 0)
+    }
+
+    /// [`Vm::protect`] for pages km fills before the payload runs (a loaded ELF
+    /// image): their entries start out accessed, and KVM's shadow MMU, which
+    /// prefetches only accessed entries, then maps up to 8 neighbours on each
+    /// fault. Changing them later costs a flush, as for any accessed entry.
+    pub fn protect_loaded(&self, range: Range<u64>, prot: i32) -> Result<()> {
+        self.set_entries(range, prot, PTE_ACCESSED)
+    }
+
+    fn set_entries(&self, range: Range<u64>, prot: i32, extra: u64) -> Result<()> {
         let flags =
             (prot & (libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC) != 0).then(|| {
-                let mut f = PTE_USER;
+                let mut f = PTE_USER | extra;
                 if prot & libc::PROT_WRITE != 0 {
                     f |= PTE_WRITE;
                 }

@@ -71,7 +71,7 @@ GDB_CASES=(
   "stepi 1 run stepi.gdb gdbdemo.glibc"
   "hbreak 1 run hbreak.gdb gdbdemo.glibc"
   "watch 1 run watch.gdb debuggee.glibc watch"
-  "watchthreads 0 run watch-threads.gdb debuggee.glibc watchthreads"
+  "watchthreads 1 run watch-threads.gdb debuggee.glibc watchthreads"
   "attach 1 listen attach-detach.gdb waiter.glibc handler"
 )
 

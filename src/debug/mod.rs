@@ -530,7 +530,7 @@ fn debug_park(
     if thread.stepping {
         regs.rflags |= TF;
     }
-    if hw_break_at(d, regs.rip) {
+    if d.hw_break_at(regs.rip) {
         // Resuming at an `hbreak`: its instruction runs once without firing it.
         regs.rflags |= RF;
     }
@@ -604,11 +604,6 @@ fn inject(thread: &mut Thread, signal: Option<SigInfo>) {
 /// debug registers do not fire, as on PVM).
 fn load_debug_regs(d: &ptrace::Debugger, thread: &mut Thread) -> Result<()> {
     thread.vcpu.set_debug_regs(d.debug_regs())
-}
-
-/// Whether an `hbreak` holds a debug-register slot at `addr`.
-fn hw_break_at(d: &ptrace::Debugger, addr: u64) -> bool {
-    (0..crate::kvm::debugregs::SLOTS).any(|i| d.hw_point(i) == Some(HwPoint::Break(addr)))
 }
 
 /// Debug-register slot `slot` fired on `thread`: an `hbreak` (before its

@@ -421,16 +421,13 @@ impl HwWatchpoint for KmTarget {
         {
             return Ok(true);
         }
-        let kind = match gdb_kind {
-            WatchKind::Write => {
-                let mem = &self.guest.vm.mem;
-                return Ok(self
-                    .debugger
-                    .add_watch(addr, len as usize, |a, buf| mem.read_bytes(a, buf).is_ok()));
-            }
-            WatchKind::Read => ptrace::WatchKind::Read,
-            WatchKind::ReadWrite => ptrace::WatchKind::Access,
-        };
+        let kind = watch_kind(gdb_kind);
+        if kind == ptrace::WatchKind::Write {
+            let mem = &self.guest.vm.mem;
+            return Ok(self
+                .debugger
+                .add_watch(addr, len as usize, |a, buf| mem.read_bytes(a, buf).is_ok()));
+        }
         for page in self.debugger.add_access_watch(addr, len, kind) {
             let hidden = self.guest.hide_page(page).map_err(|e| {
                 crate::eprintln_whole!(
@@ -460,11 +457,10 @@ impl HwWatchpoint for KmTarget {
         {
             return Ok(true);
         }
-        let kind = match kind {
-            WatchKind::Write => return Ok(self.debugger.remove_watch(addr)),
-            WatchKind::Read => ptrace::WatchKind::Read,
-            WatchKind::ReadWrite => ptrace::WatchKind::Access,
-        };
+        let kind = watch_kind(kind);
+        if kind == ptrace::WatchKind::Write {
+            return Ok(self.debugger.remove_watch(addr));
+        }
         let (found, shown) = self.debugger.remove_access_watch(addr, kind);
         for page in shown {
             self.guest.show_page(page).map_err(|e| {

@@ -890,6 +890,13 @@ impl Debugger {
         }
     }
 
+    /// Whether an `hbreak` holds a debug-register slot at `addr`.
+    pub fn hw_break_at(&self, addr: u64) -> bool {
+        lock(&self.state)
+            .hw_points
+            .contains(&Some(HwPoint::Break(addr)))
+    }
+
     /// What debug-register slot `slot` holds.
     pub fn hw_point(&self, slot: usize) -> Option<HwPoint> {
         lock(&self.state).hw_points.get(slot).copied().flatten()

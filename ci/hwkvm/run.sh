@@ -290,21 +290,22 @@ gdb_end() {
   fi
 }
 
-# The guest's kmcore of fault.glibc's threads case: gdb shows the crash's stack and
-# its three threads.
+# The guest's kmcore of fault.glibc's threads case (sent gzipped): gdb shows the
+# crash's stack and its three threads.
 kmcore_check() {
-  local rc=${1#rc=} size=${2#size=} core=$WORK/kmcore bt
-  rm -f "$core"
+  local rc=${1#rc=} size=${2#size=} raw=${3#raw=} core=$WORK/kmcore bt
+  rm -f "$core" "$core.gz"
   if [ "$size" != 0 ]; then
-    timeout 120 head -c "$size" <"/dev/tcp/127.0.0.1/$TURN_PORT" >"$core" 2>/dev/null || true
+    timeout 120 head -c "$size" <"/dev/tcp/127.0.0.1/$TURN_PORT" >"$core.gz" 2>/dev/null || true
+    gunzip -f "$core.gz" 2>/dev/null || true
   fi
   bt=$(gdb -batch -nx "$PAYLOADS/fault.glibc" "$core" -ex bt -ex "info threads" </dev/null 2>&1 || true)
-  if [ "$rc" = 139 ] && [ "$(stat -c %s "$core" 2>/dev/null || echo 0)" = "$size" ] &&
+  if [ "$rc" = 139 ] && [ "$(stat -c %s "$core" 2>/dev/null || echo 0)" = "$raw" ] &&
     grep -q "level2" <<<"$bt" && grep -q "level1" <<<"$bt" && grep -q "in main" <<<"$bt" &&
     [ "$(grep -c "Thread " <<<"$bt")" -ge 3 ]; then
     pass "kmcore"
   else
-    fail "kmcore" "status $rc (expected 139), $size bytes"$'\n'"$3"$'\n'"$bt"
+    fail "kmcore" "status $rc (expected 139), $raw bytes ($size gzipped)"$'\n'"$4"$'\n'"$bt"
   fi
 }
 
@@ -368,7 +369,7 @@ flush_pending() {
   case $pending in
     "FAIL "*) fail "${words[1]%:}" "${pending#FAIL }"$'\n'"$detail" ;;
     "GDB-END "*) gdb_end "${words[1]}" "${words[2]}" "$detail" ;;
-    "KMCORE "*) kmcore_check "${words[1]}" "${words[2]}" "$detail" ;;
+    "KMCORE "*) kmcore_check "${words[1]}" "${words[2]}" "${words[3]}" "$detail" ;;
   esac
   pending=""
   detail=""

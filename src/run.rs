@@ -66,10 +66,11 @@ pub fn run_thread(guest: &Arc<Guest>, mut thread: Thread, initial_stop: bool) {
                 Point::Interrupted
             }
             // KVM's single-step: inside km's own code keep going; in user code
-            // (hardware KVM reports steps this way) the step is done.
-            Exit::Debug(pc) if (SYS_BASE..SYS_BASE + SYS_SIZE).contains(&pc) => continue,
-            Exit::Debug(_) => {
-                or_fail(guest, debug::after_kvm_step(guest, &mut thread));
+            // (hardware KVM reports steps and debug-register hits this way) the
+            // step is done or the hit stops.
+            Exit::Debug { pc, .. } if (SYS_BASE..SYS_BASE + SYS_SIZE).contains(&pc) => continue,
+            Exit::Debug { dr6, .. } => {
+                or_fail(guest, debug::after_kvm_debug(guest, &mut thread, dr6));
                 Point::Interrupted
             }
             Exit::Unbacked => {

@@ -1,7 +1,8 @@
 //! Layer 6, debugging: what a guest thread does at a debug event. It parks for gdb
 //! (all-stop, through the state in `crate::kernel::ptrace`), single-steps for gdb's
 //! step and for watchpoints, stops at `catch syscall` entries and returns, and hides
-//! pages for read and access watchpoints ([`watch`]). The thread loop (`crate::run`)
+//! pages for read and access watchpoints ([`watch`]); on hardware KVM it programs
+//! each vCPU's debug registers. The thread loop (`crate::run`)
 //! asks these functions at each exit; they see threads as data.
 
 pub mod watch;
@@ -11,9 +12,10 @@ use kvm_bindings::kvm_regs;
 
 use crate::guest::landing_pad::{CpuArea, ExceptionFrame, SYS_BASE, SYS_SIZE};
 use crate::kernel::process::{ForkedChild, Guest, Thread};
-use crate::kernel::ptrace::{self, Event, WatchKind};
+use crate::kernel::ptrace::{self, Event, HwPoint, WatchKind};
 use crate::kernel::signals::{self, Point, SigInfo};
-use crate::kvm::TF;
+use crate::kvm::debugregs::slot_hit;
+use crate::kvm::{RF, TF};
 use crate::trace;
 use crate::trace::Category;
 
@@ -39,6 +41,9 @@ pub enum Exception {
 /// A new thread of a payload under gdb: it single-steps from its first
 /// instruction when write watchpoints are set (it never parked when gdb set them).
 pub fn thread_started(guest: &Guest, thread: &mut Thread) -> Result<()> {
+    if let Some(d) = guest.debugger.as_ref().filter(|d| d.attached()) {
+        load_debug_regs(d, thread)?;
+    }
     if guest
         .debugger
         .as_ref()
@@ -332,6 +337,7 @@ const SYSCALL_TRAP: i32 = libc::SIGTRAP | 0x80;
 fn trap_info(event: Event, rip: u64) -> Option<SigInfo> {
     Some(match event {
         Event::Breakpoint(_) => signals::info(libc::SIGTRAP, signals::SI_KERNEL),
+        Event::HwBreakpoint(_) => signals::info_fault(libc::SIGTRAP, signals::TRAP_HWBKPT, rip),
         Event::Step(_) => signals::info_fault(libc::SIGTRAP, signals::TRAP_TRACE, rip),
         Event::Watch(..) => signals::info_fault(libc::SIGTRAP, signals::TRAP_HWBKPT, rip),
         Event::SyscallEntry(..) | Event::SyscallReturn(..) => {
@@ -365,9 +371,13 @@ fn step_after_syscall(guest: &Guest, thread: &mut Thread, point: Point) -> Resul
     Ok(())
 }
 
-/// A single-step KVM reported at a user instruction (hardware KVM): stops for gdb,
-/// or goes on stepping or running.
-pub fn after_kvm_step(guest: &Guest, thread: &mut Thread) -> Result<()> {
+/// A KVM_EXIT_DEBUG at a user instruction (hardware KVM), with DR6: a debug
+/// register slot hit (see [`debug_register_hit`]), or a single-step done, which
+/// stops for gdb or goes on stepping or running.
+pub fn after_kvm_debug(guest: &Guest, thread: &mut Thread, dr6: u64) -> Result<()> {
+    if let Some(slot) = slot_hit(dr6) {
+        return debug_register_hit(guest, thread, slot);
+    }
     match step_event(guest, thread)? {
         Some(event) => stop(guest, thread, event, Point::Interrupted)?,
         None => {
@@ -483,6 +493,7 @@ fn park(
         "thread {} parks for gdb at {:#x}", thread.tid, regs.rip
     );
     let resume = d.park(thread.tid, parked);
+    load_debug_regs(d, thread)?;
     thread.gdb_step = resume.action == ptrace::Action::Step;
     set_stepping(thread, needs_stepping(guest, thread))?;
     Ok((resume, fs_base))
@@ -518,6 +529,10 @@ fn debug_park(
     let mut regs = resume.regs;
     if thread.stepping {
         regs.rflags |= TF;
+    }
+    if d.hw_break_at(regs.rip) {
+        // Resuming at an `hbreak`: its instruction runs once without firing it.
+        regs.rflags |= RF;
     }
     trace!(
         Category::Kvm,
@@ -583,4 +598,25 @@ fn inject(thread: &mut Thread, signal: Option<SigInfo>) {
     if signal.is_some() {
         thread.forced_signal = signal;
     }
+}
+
+/// Programs `thread`'s vCPU with gdb's debug-register slots (none are taken where
+/// debug registers do not fire, as on PVM).
+fn load_debug_regs(d: &ptrace::Debugger, thread: &mut Thread) -> Result<()> {
+    thread.vcpu.set_debug_regs(d.debug_regs())
+}
+
+/// Debug-register slot `slot` fired on `thread`: an `hbreak` (before its
+/// instruction) or a watchpoint (after the access) stops for gdb. A slot gdb has
+/// freed since, or a hit after gdb went away, is ignored.
+fn debug_register_hit(guest: &Guest, thread: &mut Thread, slot: usize) -> Result<()> {
+    let Some(d) = guest.debugger.as_ref().filter(|d| d.attached()) else {
+        return Ok(());
+    };
+    let event = match d.hw_point(slot) {
+        Some(HwPoint::Break(_)) => Event::HwBreakpoint(thread.tid),
+        Some(HwPoint::Watch(kind, addr, _)) => Event::Watch(thread.tid, kind, addr),
+        None => return Ok(()),
+    };
+    stop(guest, thread, event, Point::Interrupted)
 }

@@ -144,6 +144,7 @@ fn tid(t: i32) -> gdbstub::common::Tid {
 fn stop_reason(event: Event) -> MultiThreadStopReason<u64> {
     match event {
         Event::Breakpoint(t) => MultiThreadStopReason::SwBreak(tid(t)),
+        Event::HwBreakpoint(t) => MultiThreadStopReason::HwBreak(tid(t)),
         Event::Step(t) => MultiThreadStopReason::SignalWithThread {
             tid: tid(t),
             signal: Signal::SIGTRAP,

@@ -31,7 +31,7 @@ use gdbstub::target::{Target, TargetError, TargetResult};
 
 use crate::guest::landing_pad::{USER_CS, USER_DS};
 use crate::kernel::process::Guest;
-use crate::kernel::ptrace::{self, Action, Debugger};
+use crate::kernel::ptrace::{self, Action, Debugger, HwPoint};
 
 pub struct KmTarget {
     pub(super) guest: Arc<Guest>,
@@ -116,6 +116,11 @@ impl KmTarget {
 
     pub fn debugger(&self) -> &Debugger {
         &self.debugger
+    }
+
+    /// Whether the vCPUs' debug registers fire (hardware KVM, not PVM).
+    fn debug_registers_fire(&self) -> bool {
+        self.guest.vm.kvm.debug_registers_fire()
     }
 }
 
@@ -443,9 +448,11 @@ impl Breakpoints for KmTarget {
     }
 }
 
-/// Watchpoints without debug registers (which do not fire on PVM): write watchpoints
-/// single-step the running threads and compare the watched bytes; read and access
-/// watchpoints hide the pages they cover (see `crate::debug`).
+/// Watchpoints: on hardware KVM in a debug-register slot when one is free and the
+/// range fits one. Otherwise (and always on PVM, where debug registers do not fire)
+/// write watchpoints single-step the running threads and compare the watched
+/// bytes; read and access watchpoints hide the pages they cover (see
+/// `crate::debug`).
 impl HwWatchpoint for KmTarget {
     fn add_hw_watchpoint(
         &mut self,
@@ -456,16 +463,20 @@ impl HwWatchpoint for KmTarget {
         if let Some(relay) = self.point_relay() {
             return relayed(relay.point(true, watch_type(gdb_kind), addr, len));
         }
-        let kind = match gdb_kind {
-            WatchKind::Write => {
-                let mem = &self.guest.vm.mem;
-                return Ok(self
-                    .debugger
-                    .add_watch(addr, len as usize, |a, buf| mem.read_bytes(a, buf).is_ok()));
-            }
-            WatchKind::Read => ptrace::WatchKind::Read,
-            WatchKind::ReadWrite => ptrace::WatchKind::Access,
-        };
+        if self.debug_registers_fire()
+            && self
+                .debugger
+                .add_hw_point(HwPoint::Watch(watch_kind(gdb_kind), addr, len))
+        {
+            return Ok(true);
+        }
+        let kind = watch_kind(gdb_kind);
+        if kind == ptrace::WatchKind::Write {
+            let mem = &self.guest.vm.mem;
+            return Ok(self
+                .debugger
+                .add_watch(addr, len as usize, |a, buf| mem.read_bytes(a, buf).is_ok()));
+        }
         for page in self.debugger.add_access_watch(addr, len, kind) {
             let hidden = self.guest.hide_page(page).map_err(|e| {
                 crate::eprintln_whole!(
@@ -492,11 +503,16 @@ impl HwWatchpoint for KmTarget {
         if let Some(relay) = self.point_relay() {
             return relayed(relay.point(false, watch_type(kind), addr, len));
         }
-        let kind = match kind {
-            WatchKind::Write => return Ok(self.debugger.remove_watch(addr)),
-            WatchKind::Read => ptrace::WatchKind::Read,
-            WatchKind::ReadWrite => ptrace::WatchKind::Access,
-        };
+        if self
+            .debugger
+            .remove_hw_point(HwPoint::Watch(watch_kind(kind), addr, len))
+        {
+            return Ok(true);
+        }
+        let kind = watch_kind(kind);
+        if kind == ptrace::WatchKind::Write {
+            return Ok(self.debugger.remove_watch(addr));
+        }
         let (found, shown) = self.debugger.remove_access_watch(addr, kind);
         for page in shown {
             self.guest.show_page(page).map_err(|e| {
@@ -536,13 +552,17 @@ impl SwBreakpoint for KmTarget {
     }
 }
 
-/// `hbreak`: debug registers do not fire on PVM, so a hardware breakpoint is km's
-/// int3 as well; gdb only needs its semantics (it also works in read-only code,
-/// which km writes through the host's view of guest memory).
+/// `hbreak`: on hardware KVM a debug-register slot while one is free. Otherwise
+/// (and always on PVM, where debug registers do not fire) km's int3; gdb only needs
+/// its semantics (it also works in read-only code, which km writes through the
+/// host's view of guest memory).
 impl HwBreakpoint for KmTarget {
     fn add_hw_breakpoint(&mut self, addr: u64, kind: usize) -> TargetResult<bool, Self> {
         if let Some(relay) = self.point_relay() {
             return relayed(relay.point(true, BreakKind::Hardware as u8, addr, kind as u64));
+        }
+        if self.debug_registers_fire() && self.debugger.add_hw_point(HwPoint::Break(addr)) {
+            return Ok(true);
         }
         Ok(self.add_breakpoint(addr, BreakKind::Hardware))
     }
@@ -551,7 +571,19 @@ impl HwBreakpoint for KmTarget {
         if let Some(relay) = self.point_relay() {
             return relayed(relay.point(false, BreakKind::Hardware as u8, addr, kind as u64));
         }
+        if self.debugger.remove_hw_point(HwPoint::Break(addr)) {
+            return Ok(true);
+        }
         Ok(self.remove_breakpoint(addr, BreakKind::Hardware))
+    }
+}
+
+/// gdb's watchpoint kind as km's.
+fn watch_kind(kind: WatchKind) -> ptrace::WatchKind {
+    match kind {
+        WatchKind::Write => ptrace::WatchKind::Write,
+        WatchKind::Read => ptrace::WatchKind::Read,
+        WatchKind::ReadWrite => ptrace::WatchKind::Access,
     }
 }
 

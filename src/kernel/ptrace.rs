@@ -21,6 +21,11 @@
 //! touched a watched range, the thread stops with a watch event after the instruction,
 //! as with a debug register. A fault the mapping does not allow is the payload's own
 //! and raises SIGSEGV as without gdb.
+//!
+//! On hardware KVM, where debug registers fire, `hbreak` and watchpoints of 1, 2, 4
+//! or 8 aligned bytes take one of the four debug-register slots instead
+//! ([`HwPoint`]); every thread programs its vCPU with them whenever it resumes
+//! from a stop or starts. The ones that do not fit there fall back to the above.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::os::fd::{OwnedFd, RawFd};
@@ -32,6 +37,7 @@ use kvm_bindings::kvm_regs;
 
 use super::lock;
 use super::signals::{SigInfo, signo};
+use crate::kvm::debugregs::{Condition, DebugRegs, SLOTS, Slot};
 use crate::memory::{PAGE_SIZE, page_align_down};
 
 /// How often threads that have not stopped yet are kicked again.
@@ -44,6 +50,8 @@ const INT3: u8 = 0xcc;
 pub enum Event {
     /// Hit the software breakpoint at its (adjusted) RIP.
     Breakpoint(i32),
+    /// Hit a debug-register breakpoint (`hbreak`) at its RIP.
+    HwBreakpoint(i32),
     /// Finished a single-step.
     Step(i32),
     /// Accessed the watched range that starts at this address.
@@ -72,6 +80,7 @@ impl Event {
     pub fn thread(&self) -> Option<i32> {
         match *self {
             Event::Breakpoint(t)
+            | Event::HwBreakpoint(t)
             | Event::Step(t)
             | Event::Watch(t, ..)
             | Event::Signal(t, _)
@@ -92,6 +101,37 @@ pub enum WatchKind {
     Read,
     /// Reads and writes.
     Access,
+}
+
+/// What gdb set in a debug-register slot (hardware KVM).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HwPoint {
+    /// `hbreak` at this address.
+    Break(u64),
+    /// A watchpoint: kind, address, length.
+    Watch(WatchKind, u64, u64),
+}
+
+impl HwPoint {
+    pub fn slot(&self) -> Slot {
+        match *self {
+            HwPoint::Break(addr) => Slot {
+                addr,
+                condition: Condition::Exec,
+                len: 1,
+            },
+            HwPoint::Watch(kind, addr, len) => Slot {
+                addr,
+                condition: match kind {
+                    WatchKind::Write => Condition::Write,
+                    // x86 has no read-only condition: gdb tells reads from writes
+                    // by the watched value.
+                    WatchKind::Read | WatchKind::Access => Condition::ReadWrite,
+                },
+                len,
+            },
+        }
+    }
 }
 
 /// A thread single-stepping one instruction over pages hidden for read and access
@@ -194,6 +234,8 @@ struct State {
     watches: BTreeMap<u64, (usize, Vec<u8>)>,
     /// Read and access watchpoints: address -> (length, kind).
     access_watches: BTreeMap<u64, (u64, WatchKind)>,
+    /// Debug-register slots (hardware KVM).
+    hw_points: [Option<HwPoint>; SLOTS],
     /// Signals delivered without a stop (gdb's `handle SIG nostop noprint pass`).
     passed: BTreeSet<i32>,
     /// `catch syscall`: off (`None`), every syscall (`Some(None)`), or these.
@@ -339,6 +381,7 @@ impl Debugger {
         s.fork_children.clear();
         s.session = None;
         s.breakpoints.clear();
+        s.hw_points = [None; SLOTS];
         s.catch_syscalls = None;
         s.passed.clear();
         self.catching.store(false, Ordering::Relaxed);
@@ -668,12 +711,16 @@ impl Debugger {
             events,
             parked,
             breakpoints,
+            hw_points,
             ..
         } = &mut *s;
         events.retain(|e| match e {
             Event::Breakpoint(t) => parked
                 .get(t)
                 .is_none_or(|(_, p)| breakpoints.contains_key(&p.regs.rip)),
+            Event::HwBreakpoint(t) => parked
+                .get(t)
+                .is_none_or(|(_, p)| hw_points.contains(&Some(HwPoint::Break(p.regs.rip)))),
             _ => true,
         });
         s.held = if lock_others {
@@ -862,6 +909,58 @@ impl Debugger {
         drop(s);
         let shown = before.difference(&self.hidden_pages()).copied().collect();
         (found, shown)
+    }
+
+    /// Takes a free debug-register slot for `point` (true), unless the hardware
+    /// cannot watch it or all four are taken (false). Set already: true.
+    pub fn add_hw_point(&self, point: HwPoint) -> bool {
+        let mut s = lock(&self.state);
+        if s.hw_points.contains(&Some(point)) {
+            return true;
+        }
+        if !point.slot().fits() {
+            return false;
+        }
+        match s.hw_points.iter_mut().find(|p| p.is_none()) {
+            Some(free) => {
+                *free = Some(point);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Frees the slot of `point`; false if it had none.
+    pub fn remove_hw_point(&self, point: HwPoint) -> bool {
+        let mut s = lock(&self.state);
+        match s.hw_points.iter_mut().find(|p| **p == Some(point)) {
+            Some(slot) => {
+                *slot = None;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Whether an `hbreak` holds a debug-register slot at `addr`.
+    pub fn hw_break_at(&self, addr: u64) -> bool {
+        lock(&self.state)
+            .hw_points
+            .contains(&Some(HwPoint::Break(addr)))
+    }
+
+    /// What debug-register slot `slot` holds.
+    pub fn hw_point(&self, slot: usize) -> Option<HwPoint> {
+        lock(&self.state).hw_points.get(slot).copied().flatten()
+    }
+
+    /// The debug registers every vCPU runs with (none once gdb has gone).
+    pub fn debug_regs(&self) -> DebugRegs {
+        let s = lock(&self.state);
+        if s.detached {
+            return DebugRegs::default();
+        }
+        DebugRegs::new(&s.hw_points.map(|p| p.map(|p| p.slot())))
     }
 
     /// Forgets every read and access watchpoint; returns the pages to show again.

@@ -1,11 +1,12 @@
 //! A KVM vCPU as a plain wrapper: long-mode set-up for user code, registers, XSAVE,
-//! single-step, TSC, and running until the next exit. It knows nothing of guest
+//! single-step and debug registers, TSC, and running until the next exit. It knows nothing of guest
 //! threads, signals, syscalls or gdb.
 
 use anyhow::{Context, Result};
 use kvm_bindings::{Msrs, kvm_msr_entry, kvm_regs, kvm_segment, kvm_xcrs};
 use kvm_ioctls::{VcpuExit, VcpuFd};
 
+use super::debugregs::DebugRegs;
 use super::kick;
 use super::vm::{Backend, KvmVm};
 use crate::trace;
@@ -43,6 +44,9 @@ const HW_SYSCALL_MASK: u64 = 0x4_7700;
 
 /// The trap flag in RFLAGS (single-step).
 pub const TF: u64 = 1 << 8;
+/// The resume flag in RFLAGS: the next instruction runs without its instruction
+/// breakpoint firing (the CPU clears it after that instruction).
+pub const RF: u64 = 1 << 16;
 
 /// The host's time-stamp counter.
 pub fn host_tsc() -> u64 {
@@ -67,8 +71,9 @@ pub enum Exit {
     /// A kick (a host signal) interrupted the vCPU; `false` when it came before
     /// KVM_RUN, which then ran no guest code at all.
     Interrupted(bool),
-    /// KVM single-stepped one instruction at this address (KVM_EXIT_DEBUG).
-    Debug(u64),
+    /// KVM_EXIT_DEBUG at this address: a single-step done, or a debug-register
+    /// slot hit (DR6 says which).
+    Debug { pc: u64, dr6: u64 },
     /// The guest did something Linux would kill it for with this signal.
     Fatal(i32),
     /// KVM could not reach the host page behind a guest access (a file page past
@@ -98,6 +103,10 @@ pub struct KvmVcpu {
     pub id: u32,
     /// The user code and data selectors (from [`CpuSetup`]).
     user: (u16, u16),
+    /// KVM's single-step is on.
+    single_step: bool,
+    /// The debug registers KVM programs (none enabled: not used).
+    debug_regs: DebugRegs,
 }
 
 fn user_segment(selector: u16, code: bool) -> kvm_segment {
@@ -203,6 +212,8 @@ impl KvmVcpu {
             fd,
             id: setup.id,
             user: (setup.user_cs, setup.user_ds),
+            single_step: false,
+            debug_regs: DebugRegs::default(),
         })
     }
 
@@ -261,16 +272,32 @@ impl KvmVcpu {
     /// Turns KVM's single-step on or off. On PVM, TF set by the monitor on a vCPU
     /// leaving an emulated CPL0 stub does not trap, but KVM's single-step does, and
     /// it raises #DB through the guest IDT like TF would.
-    pub fn set_single_step(&self, on: bool) -> Result<()> {
-        let control = if on {
-            kvm_bindings::KVM_GUESTDBG_ENABLE | kvm_bindings::KVM_GUESTDBG_SINGLESTEP
-        } else {
-            0
-        };
-        let dbg = kvm_bindings::kvm_guest_debug {
-            control,
-            ..Default::default()
-        };
+    pub fn set_single_step(&mut self, on: bool) -> Result<()> {
+        self.single_step = on;
+        self.set_guest_debug()
+    }
+
+    /// Programs the debug registers (hardware KVM; a change only).
+    pub fn set_debug_regs(&mut self, regs: DebugRegs) -> Result<()> {
+        if regs == self.debug_regs {
+            return Ok(());
+        }
+        self.debug_regs = regs;
+        self.set_guest_debug()
+    }
+
+    /// KVM_SET_GUEST_DEBUG with the single-step and debug registers km wants.
+    fn set_guest_debug(&self) -> Result<()> {
+        let mut dbg = kvm_bindings::kvm_guest_debug::default();
+        if self.single_step {
+            dbg.control |=
+                kvm_bindings::KVM_GUESTDBG_ENABLE | kvm_bindings::KVM_GUESTDBG_SINGLESTEP;
+        }
+        if self.debug_regs.enabled() {
+            dbg.control |= kvm_bindings::KVM_GUESTDBG_ENABLE | kvm_bindings::KVM_GUESTDBG_USE_HW_BP;
+            dbg.arch.debugreg[..4].copy_from_slice(&self.debug_regs.addr);
+            dbg.arch.debugreg[7] = self.debug_regs.dr7;
+        }
         self.fd.set_guest_debug(&dbg).context("KVM_SET_GUEST_DEBUG")
     }
 
@@ -343,7 +370,10 @@ impl KvmVcpu {
                 );
                 Exit::Fatal(libc::SIGSEGV)
             }
-            Ok(VcpuExit::Debug(arch)) => Exit::Debug(arch.pc),
+            Ok(VcpuExit::Debug(arch)) => Exit::Debug {
+                pc: arch.pc,
+                dr6: arch.dr6,
+            },
             Ok(VcpuExit::Shutdown) => {
                 trace!(Category::Kvm, "vcpu {} shut down (triple fault)", self.id);
                 Exit::Fatal(libc::SIGSEGV)

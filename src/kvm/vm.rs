@@ -3,11 +3,13 @@
 
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd};
 use std::path::Path;
+use std::sync::OnceLock;
 
 use anyhow::{Context, Result, bail};
 use kvm_bindings::{CpuId, KVM_MAX_CPUID_ENTRIES};
 use kvm_ioctls::{Kvm, VmFd};
 
+use super::debugregs;
 use super::vcpu::{CpuSetup, KvmVcpu};
 use crate::trace;
 use crate::trace::Category;
@@ -81,6 +83,8 @@ pub struct KvmVm {
     fd: VmFd,
     pub backend: Backend,
     cpuid: CpuId,
+    /// Whether debug-register hits reach km (probed once, when first asked).
+    debug_registers: OnceLock<bool>,
 }
 
 impl KvmVm {
@@ -108,6 +112,7 @@ impl KvmVm {
             fd,
             backend,
             cpuid,
+            debug_registers: OnceLock::new(),
         })
     }
 
@@ -126,7 +131,16 @@ impl KvmVm {
             fd,
             backend: self.backend,
             cpuid: self.cpuid.clone(),
+            debug_registers: self.debug_registers.clone(),
         })
+    }
+
+    /// Whether the vCPUs' debug registers fire and KVM reports their hits
+    /// (hardware KVM, unless nested under an emulator that does not arm them).
+    pub fn debug_registers_fire(&self) -> bool {
+        *self
+            .debug_registers
+            .get_or_init(|| debugregs::hits_reported(&self.kvm, self.backend))
     }
 
     /// km's /dev/kvm descriptor (execve passes it to the re-executed km).

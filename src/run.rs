@@ -103,7 +103,7 @@ fn exit_kind(exit: Exit) -> Event {
         Exit::Io(HC_PORT) => Event::SyscallExit,
         Exit::Io(_) => Event::ExceptionExit,
         Exit::Interrupted(_) => Event::InterruptedExit,
-        Exit::Debug(_) => Event::StepExit,
+        Exit::Debug { .. } => Event::StepExit,
         Exit::Unbacked => Event::UnbackedExit,
         Exit::Fatal(_) => Event::FatalExit,
     }

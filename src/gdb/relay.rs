@@ -179,6 +179,7 @@ pub fn put_event(m: Message, event: Event) -> Message {
         Event::Fork { tid, child, vfork } => (9, tid, child as u64, vfork as u64),
         Event::VForkDone(t) => (10, t, 0, 0),
         Event::Exec(t) => (11, t, 0, 0),
+        Event::HwBreakpoint(t) => (12, t, 0, 0),
     };
     m.bytes(&[tag]).word(t as u64).word(a).word(b)
 }
@@ -214,6 +215,7 @@ pub fn take_event(r: &mut Received) -> io::Result<Event> {
         },
         10 => Event::VForkDone(t),
         11 => Event::Exec(t),
+        12 => Event::HwBreakpoint(t),
         _ => return Err(Received::malformed()),
     })
 }

@@ -165,6 +165,7 @@ pub fn run(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infalli
     )?;
     kick::install()?;
     kernel::process::set_session_taker(gdb::take_over);
+    kernel::process::set_vfork_runner(run::run_vfork_child);
     memory::faults::install()?;
     let core_file = cli.core_file();
     let config = Config {

@@ -219,12 +219,15 @@ pub fn replace(
     program: &Program,
     envp: &[CString],
 ) -> Errno {
-    use crate::kernel::lock;
     use crate::memory::host;
 
     // Linux's de_thread: every other thread is gone before the new program starts.
-    guest.stop_others(STOP_TIMEOUT);
-    let kept = lock(&guest.fds).inherited_by_exec();
+    // A vfork child's process has no other thread (its parent's are not its own).
+    let vfork_child = thread.vfork_child.is_some();
+    if !vfork_child {
+        guest.stop_others(STOP_TIMEOUT);
+    }
+    let kept = thread.fds(guest).inherited_by_exec();
     // Move each descriptor to a temporary number above every target first, so that
     // placing one at its guest number never closes another still to be placed.
     let above = kept.iter().map(|(n, _)| *n).max().unwrap_or(2) + 1;
@@ -256,13 +259,14 @@ pub fn replace(
             n.to_string()
         })
         .collect();
-    let ignored = lock(&guest.signals)
+    let ignored = thread
+        .signals(guest)
         .actions
         .iter()
         .enumerate()
         .filter(|(_, a)| a.handler == libc::SIG_IGN as u64)
         .fold(0u64, |m, (i, _)| m | 1 << i);
-    crate::kvm::kick::prepare_exec(ignored);
+    crate::kvm::kick::prepare_exec(ignored, !vfork_child);
     // A real-time signal queued more than once is kept once.
     let pending = crate::kernel::signals::pending(guest, thread);
 

@@ -6,7 +6,7 @@
 //! while another thread closes the guest number, as Linux keeps the open file.
 
 use std::collections::BTreeMap;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd};
 use std::sync::Arc;
 
 use rustix::io::Errno;
@@ -160,6 +160,38 @@ impl FdTable {
             host::close_fd(n);
         }
         Ok(())
+    }
+
+    /// For a vfork child's process (run in the parent's memory, with a copy of
+    /// its host descriptors): the same guest descriptors, each on a new host
+    /// descriptor of the calling process, which the child then owns alone.
+    pub fn dup_all(&self) -> Result<FdTable, Errno> {
+        let mut fds = BTreeMap::new();
+        for (n, e) in &self.fds {
+            let fresh = rustix::io::fcntl_dupfd_cloexec(&*e.fd, 0)?;
+            fds.insert(
+                *n,
+                Entry {
+                    fd: Arc::new(fresh),
+                    cloexec: e.cloexec,
+                },
+            );
+        }
+        Ok(FdTable { fds })
+    }
+
+    /// Drops a table whose host descriptors belong to another process (a vfork
+    /// child's, which has exec'd or exited) without closing their numbers here.
+    pub fn forget_host_fds(self) {
+        for entry in self.fds.into_values() {
+            match Arc::try_unwrap(entry.fd) {
+                Ok(fd) => {
+                    let _ = fd.into_raw_fd();
+                }
+                // Held by a call the child never returned from: never dropped.
+                Err(shared) => std::mem::forget(shared),
+            }
+        }
     }
 
     /// The guest descriptor numbers in use, in order.

@@ -272,6 +272,10 @@ fn collect_host_signals(guest: &Guest) {
 /// included (what sigpending reports, and what an execve keeps).
 pub fn pending(guest: &Guest, thread: &Thread) -> u64 {
     collect_host_signals(guest);
+    // The pending signals a vfork child runs beside are its parent's.
+    if thread.vfork_child.is_some() {
+        return 0;
+    }
     thread.handle.pending.bits() | guest.pending.bits()
 }
 
@@ -327,14 +331,18 @@ pub enum Point {
 pub fn deliverable(guest: &Guest, thread: &Thread) -> bool {
     let allowed = !thread.sigmask;
     thread.forced_signal.is_some()
-        || (thread.handle.pending.bits() | guest.pending.bits() | kick::peek_host_pending())
-            & allowed
-            != 0
+        || thread.vfork_child.is_none()
+            && (thread.handle.pending.bits() | guest.pending.bits() | kick::peek_host_pending())
+                & allowed
+                != 0
 }
 
 /// Takes the next signal for `thread` among those `allowed`.
 pub fn take(guest: &Guest, thread: &Thread, allowed: u64) -> Option<SigInfo> {
     collect_host_signals(guest);
+    if thread.vfork_child.is_some() {
+        return None;
+    }
     thread
         .handle
         .pending
@@ -390,7 +398,7 @@ pub fn deliver(
     point: Point,
 ) -> Result<Delivery> {
     let sig = signo(info);
-    let action = lock(&guest.signals).actions[(sig - 1) as usize];
+    let action = thread.signals(guest).actions[(sig - 1) as usize];
     Ok(match action.handler {
         SIG_IGN => Delivery::Ignored,
         SIG_DFL => match default_action(sig) {
@@ -438,7 +446,7 @@ pub fn for_exception(guest: &Guest, frame: &ExceptionFrame, cr2: u64) -> SigInfo
 /// fatal when it is blocked, ignored or defaulted (as Linux forces it).
 pub fn raise_fault(guest: &Guest, thread: &mut Thread, info: SigInfo) -> Option<SigInfo> {
     let sig = signo(&info);
-    let action = lock(&guest.signals).actions[(sig - 1) as usize];
+    let action = thread.signals(guest).actions[(sig - 1) as usize];
     if thread.sigmask & bit(sig) != 0 || action.handler == SIG_IGN || action.handler == SIG_DFL {
         return Some(info);
     }
@@ -589,7 +597,7 @@ fn setup_frame(
         thread.sigmask |= bit(sig);
     }
     if action.flags & SA_RESETHAND != 0 {
-        lock(&guest.signals).actions[(sig - 1) as usize] = SigAction::default();
+        thread.signals(guest).actions[(sig - 1) as usize] = SigAction::default();
     }
     trace!(
         Category::Kvm,

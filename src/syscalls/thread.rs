@@ -76,6 +76,9 @@ pub fn clone(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> Result<Outcome, Errno> {
             return Err(Errno::INVAL);
         }
         let vfork = flags & libc::CLONE_VFORK as u64 != 0;
+        if vfork && flags & libc::CLONE_VM as u64 != 0 {
+            return process::vfork_process(ctx, spec).map(Outcome::Return);
+        }
         return process::new_process(ctx, spec, vfork).map(Outcome::Return);
     }
     if flags & THREAD_FLAGS != THREAD_FLAGS {

@@ -242,11 +242,23 @@ pub fn replace(
     };
     let mut temps = Vec::with_capacity(kept.len());
     for (n, fd) in &kept {
+        // Already at its number (as inherited): it stays, as placing it would close
+        // it, and a close drops the payload's record locks on its file.
+        if std::os::fd::AsRawFd::as_raw_fd(&**fd) == *n {
+            if let Err(e) = host::keep_on_exec(std::os::fd::AsFd::as_fd(&**fd)) {
+                return e;
+            }
+            continue;
+        }
         match rustix::io::fcntl_dupfd_cloexec(fd, above) {
             Ok(t) => temps.push((*n, t)),
             Err(e) => return e,
         }
     }
+    let lock_keepers = match keep_locks_across_exec(&kept, &temps) {
+        Ok(keepers) => keepers,
+        Err(e) => return e,
+    };
     for (n, t) in &temps {
         if let Err(e) = host::place_fd(std::os::fd::AsFd::as_fd(t), *n) {
             return e;
@@ -289,6 +301,11 @@ pub fn replace(
         );
         args.push(CString::new(option).expect("a number has no NUL"));
     }
+    if !lock_keepers.is_empty() {
+        let numbers: Vec<String> = lock_keepers.iter().map(|n| n.to_string()).collect();
+        let option = format!("--lock-keepers={}", numbers.join(","));
+        args.push(CString::new(option).expect("numbers have no NUL"));
+    }
     if !closed_stdio.is_empty() {
         let option = format!("--closed-stdio={}", closed_stdio.join(","));
         args.push(CString::new(option).expect("numbers have no NUL"));
@@ -305,6 +322,50 @@ pub fn replace(
     args.push(CString::new(program.path.as_bytes()).expect("resolved paths have no NUL"));
     args.extend(program.argv.iter().skip(1).cloned());
     host::execve(c"/proc/self/exe", &args, envp)
+}
+
+/// Host descriptors km keeps open, and never closes, for files the payload holds
+/// POSIX record locks on: those locks belong to the process and go at the first
+/// close of any of its descriptors for the file, and Linux keeps them across
+/// execve, where km's own copies of the payload's descriptors would close.
+static LOCK_KEEPERS: std::sync::Mutex<Vec<std::os::fd::OwnedFd>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// A km re-executed for execve keeps the descriptors its predecessor kept for the
+/// payload's record locks (`--lock-keepers`).
+pub fn keep_for_locks(fds: Vec<std::os::fd::OwnedFd>) {
+    crate::kernel::lock(&LOCK_KEEPERS).extend(fds);
+}
+
+/// Before the host execve: of km's copies of the descriptors the exec keeps
+/// (`kept`, with their temporary copies `temps`) and of the ones already kept for
+/// locks, those of files the payload holds POSIX locks on are made to survive the
+/// exec instead of closing (which would drop the locks). Returns their numbers,
+/// which the new km keeps. A table copy whose number a kept descriptor is placed
+/// at is replaced all the same.
+fn keep_locks_across_exec(
+    kept: &[(i32, std::sync::Arc<std::os::fd::OwnedFd>)],
+    temps: &[(i32, std::os::fd::OwnedFd)],
+) -> Result<Vec<i32>, Errno> {
+    use crate::memory::host;
+    use std::os::fd::{AsFd, AsRawFd};
+
+    let targets: Vec<i32> = kept.iter().map(|(n, _)| *n).collect();
+    let keepers = crate::kernel::lock(&LOCK_KEEPERS);
+    let copies = kept
+        .iter()
+        .map(|(_, fd)| fd.as_fd())
+        .chain(temps.iter().map(|(_, temp)| temp.as_fd()))
+        .chain(keepers.iter().map(|fd| fd.as_fd()));
+    let mut numbers = Vec::new();
+    for fd in copies {
+        let n = fd.as_raw_fd();
+        if !targets.contains(&n) && !numbers.contains(&n) && host::holds_posix_lock(fd) {
+            host::keep_on_exec(fd)?;
+            numbers.push(n);
+        }
+    }
+    Ok(numbers)
 }
 
 /// The live gdb session's connection, copied at a number from `above` that

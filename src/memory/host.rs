@@ -828,6 +828,26 @@ pub fn place_fd(fd: BorrowedFd<'_>, n: RawFd) -> Result<(), Errno> {
 }
 
 /// Just before execve: lets host descriptor `n` (km's own) close on exec.
+/// Whether this process holds a POSIX record lock on the file behind descriptor
+/// `fd` (its fdinfo lists the file's locks with their owners' pids).
+pub fn holds_posix_lock(fd: BorrowedFd<'_>) -> bool {
+    let me = rustix::process::getpid().as_raw_nonzero().get().to_string();
+    std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd())).is_ok_and(|info| {
+        info.lines().any(|line| {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            // lock:  1: POSIX  ADVISORY  WRITE 1234 00:2a:5678 0 EOF
+            words.first() == Some(&"lock:")
+                && words.get(2) == Some(&"POSIX")
+                && words.get(5) == Some(&me.as_str())
+        })
+    })
+}
+
+/// Lets descriptor `fd` survive execve (clears FD_CLOEXEC).
+pub fn keep_on_exec(fd: BorrowedFd<'_>) -> Result<(), Errno> {
+    rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty())
+}
+
 pub fn close_on_exec(n: RawFd) {
     // SAFETY: F_SETFD on a plain number only changes its flags (EBADF is harmless).
     unsafe { libc::fcntl(n, libc::F_SETFD, libc::FD_CLOEXEC) };

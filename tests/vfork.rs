@@ -106,3 +106,11 @@ fn go_os_exec_starts_and_reports_children() {
         assert!(out.contains(line), "no {line:?} in {out}");
     }
 }
+
+/// glibc only: musl's raise signals the thread by its cached tid, which in a vfork
+/// child is the parent's (natively, the parent dies of the SIGTERM).
+#[test]
+fn a_vfork_child_signals_only_itself() {
+    let out = passes("glibc", "selfsignals", "child status: 143");
+    assert!(out.contains("the child's handler ran 1 time(s)"), "{out}");
+}

@@ -90,6 +90,8 @@ pub fn run_vfork_child(guest: &Arc<Guest>, thread: &mut Thread) -> ! {
 pub struct VforkChild {
     pub fds: Mutex<FdTable>,
     pub signals: Mutex<Signals>,
+    /// The signals it sent itself (the process's pending ones are its parent's).
+    pub pending: PendingQueue,
 }
 
 /// Signal dispositions, shared by all threads.

@@ -272,9 +272,9 @@ fn collect_host_signals(guest: &Guest) {
 /// included (what sigpending reports, and what an execve keeps).
 pub fn pending(guest: &Guest, thread: &Thread) -> u64 {
     collect_host_signals(guest);
-    // The pending signals a vfork child runs beside are its parent's.
-    if thread.vfork_child.is_some() {
-        return 0;
+    // Those of the thread and process a vfork child runs on are its parent's.
+    if let Some(child) = &thread.vfork_child {
+        return child.pending.bits();
     }
     thread.handle.pending.bits() | guest.pending.bits()
 }
@@ -288,9 +288,14 @@ pub fn send_to_process(guest: &Guest, info: SigInfo) -> Result<(), Errno> {
 
 /// Queues a signal the payload sends its own process from `thread`: as on Linux,
 /// the sender takes it (before its syscall returns) when it does not block it and
-/// the signal is not pending for the process already; else any thread may.
+/// the signal is not pending for the process already; else any thread may. A vfork
+/// child, whose thread's and process's pending sets are its parent's, keeps it in
+/// its own.
 pub fn send_from_within(guest: &Guest, thread: &Thread, info: SigInfo) -> Result<(), Errno> {
     let sig = bit(signo(&info));
+    if let Some(child) = &thread.vfork_child {
+        return child.pending.add(info);
+    }
     if thread.sigmask & sig == 0 && guest.pending.bits() & sig == 0 {
         thread.handle.pending.add(info)
     } else {
@@ -330,18 +335,21 @@ pub enum Point {
 /// Whether a signal could be delivered to `thread` now (cheap check).
 pub fn deliverable(guest: &Guest, thread: &Thread) -> bool {
     let allowed = !thread.sigmask;
+    if let Some(child) = &thread.vfork_child {
+        return thread.forced_signal.is_some() || child.pending.bits() & allowed != 0;
+    }
     thread.forced_signal.is_some()
-        || thread.vfork_child.is_none()
-            && (thread.handle.pending.bits() | guest.pending.bits() | kick::peek_host_pending())
-                & allowed
-                != 0
+        || (thread.handle.pending.bits() | guest.pending.bits() | kick::peek_host_pending())
+            & allowed
+            != 0
 }
 
 /// Takes the next signal for `thread` among those `allowed`.
 pub fn take(guest: &Guest, thread: &Thread, allowed: u64) -> Option<SigInfo> {
     collect_host_signals(guest);
-    if thread.vfork_child.is_some() {
-        return None;
+    // A vfork child takes only what it sent itself.
+    if let Some(child) = &thread.vfork_child {
+        return child.pending.take(allowed);
     }
     thread
         .handle

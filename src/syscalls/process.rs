@@ -161,6 +161,7 @@ fn start_vfork_child(
     thread.vfork_child = Some(Box::new(VforkChild {
         fds: Mutex::new(fds.dup_all()?),
         signals: Mutex::new(signals.clone()),
+        pending: Default::default(),
     }));
     thread
         .vcpu

@@ -312,6 +312,13 @@ fn signal_thread(
     if tgid.is_some_and(|g| g as i32 != own_pid()) {
         return Err(Errno::SRCH);
     }
+    // A vfork child's own tid is its pid; the other tids are its parent's threads.
+    if ctx.thread.vfork_child.is_some() && tid as i32 == own_pid() {
+        if sig != 0 {
+            signals::send_from_within(ctx.guest, ctx.thread, info(sig as i32))?;
+        }
+        return Ok(0);
+    }
     let target = ctx.guest.thread(tid as i32).ok_or(Errno::SRCH)?;
     if sig != 0 {
         target.pending.add(info(sig as i32))?;

@@ -13,6 +13,8 @@
  *             the child has exited.
  *   execs     a vfork child execs this program ("show"): the parent resumes
  *             after the exec, and waitpid gives the program's status.
+ *   selfsignals  a vfork child (whose tid is its pid) raises SIGUSR1, whose
+ *             handler runs in the child once, then SIGTERM, which kills only it.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -22,6 +24,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -169,6 +173,29 @@ static int vfork_exec(const char *self) {
     return 0;
 }
 
+static volatile int usr1_count;
+
+static void on_usr1(int sig) {
+    (void)sig;
+    usr1_count++;
+}
+
+static int vfork_self_signals(void) {
+    signal(SIGUSR1, on_usr1);
+    pid_t pid = vfork();
+    if (pid == 0) {
+        if (syscall(SYS_gettid) != getpid())
+            _exit(9);
+        raise(SIGUSR1);
+        raise(SIGTERM);
+        _exit(0);
+    }
+    int status = status_of(pid);
+    printf("the child's handler ran %d time(s)\n", usr1_count);
+    printf("child status: %d\n", status);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     const char *mode = argc > 1 ? argv[1] : "global";
     setvbuf(stdout, NULL, _IONBF, 0);
@@ -184,5 +211,7 @@ int main(int argc, char **argv) {
         return vfork_threads();
     if (!strcmp(mode, "execs"))
         return vfork_exec(argv[0]);
+    if (!strcmp(mode, "selfsignals"))
+        return vfork_self_signals();
     return 2;
 }

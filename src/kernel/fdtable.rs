@@ -162,22 +162,26 @@ impl FdTable {
         Ok(())
     }
 
-    /// For a vfork child's process (run in the parent's memory, with a copy of
-    /// its host descriptors): the same guest descriptors, each on a new host
-    /// descriptor of the calling process, which the child then owns alone.
-    pub fn dup_all(&self) -> Result<FdTable, Errno> {
-        let mut fds = BTreeMap::new();
-        for (n, e) in &self.fds {
-            let fresh = rustix::io::fcntl_dupfd_cloexec(&*e.fd, 0)?;
-            fds.insert(
-                *n,
-                Entry {
-                    fd: Arc::new(fresh),
-                    cloexec: e.cloexec,
-                },
-            );
-        }
-        Ok(FdTable { fds })
+    /// In a vfork child's process (run in the parent's memory, with a copy of its
+    /// host descriptor table, taken while this table was held): the same guest
+    /// descriptors on the child's copies of their host descriptors, which the
+    /// child owns alone.
+    pub fn vfork_copy(&self) -> FdTable {
+        let fds = self
+            .fds
+            .iter()
+            .map(|(n, e)| {
+                let fd = host::own_vfork_copy(e.fd.as_raw_fd());
+                (
+                    *n,
+                    Entry {
+                        fd: Arc::new(fd),
+                        cloexec: e.cloexec,
+                    },
+                )
+            })
+            .collect();
+        FdTable { fds }
     }
 
     /// Drops a table whose host descriptors belong to another process (a vfork

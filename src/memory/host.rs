@@ -750,6 +750,16 @@ extern "C" fn vfork_entry(arg: *mut libc::c_void) -> libc::c_int {
     child()
 }
 
+/// In a vfork child (see [`vfork_sharing_memory`]), whose descriptor table is a
+/// copy of its parent's: an owner of its copy of the parent's descriptor `n`,
+/// which the parent keeps open until the child has exec'd or exited.
+pub fn own_vfork_copy(n: RawFd) -> OwnedFd {
+    // SAFETY: this process's table got its own copy of `n` at the clone (the
+    // caller holds the parent's open across it), and nothing else in this process
+    // owns that copy: the parent's owners of `n` are never dropped here.
+    unsafe { OwnedFd::from_raw_fd(n) }
+}
+
 /// Ends this process at once with `status`, running no exit handlers: for a vfork
 /// child, whose memory (and so libc's and km's state) is its parent's.
 pub fn exit_now(status: i32) -> ! {

@@ -150,7 +150,7 @@ fn run_child_in_parent_memory(ctx: &mut Ctx<'_>, spec: ChildSpec) -> SysResult {
 }
 
 /// In a vfork child's process: gives the thread the child's own descriptor table
-/// (new host descriptors of this process) and dispositions, and its user context.
+/// (on its copies of the host descriptors) and dispositions, and its user context.
 fn start_vfork_child(
     guest: &Guest,
     thread: &mut Thread,
@@ -159,7 +159,7 @@ fn start_vfork_child(
     signals: &Signals,
 ) -> Result<(), Errno> {
     thread.vfork_child = Some(Box::new(VforkChild {
-        fds: Mutex::new(fds.dup_all()?),
+        fds: Mutex::new(fds.vfork_copy()),
         signals: Mutex::new(signals.clone()),
         pending: Default::default(),
     }));

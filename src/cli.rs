@@ -149,6 +149,16 @@ pub struct Cli {
     #[arg(long = "exec-signals", value_name = "MASK:PENDING", value_parser = parse_exec_signals, hide = true)]
     pub exec_signals: Option<(u64, u64)>,
 
+    /// Internal: descriptors a km re-executed for execve keeps open (never the
+    /// payload's) because the payload holds POSIX record locks on their files.
+    #[arg(
+        long = "lock-keepers",
+        value_name = "FD",
+        value_delimiter = ',',
+        hide = true
+    )]
+    pub lock_keepers: Vec<i32>,
+
     /// Internal: the standard descriptors (0, 1, 2) the payload had closed when its
     /// execve re-executed km; the new program finds them closed, as on Linux (Rust's
     /// start-up reopens a closed one on /dev/null for km itself).

@@ -61,24 +61,30 @@ pub struct Inherited {
     kvm: Option<std::os::fd::OwnedFd>,
     /// The gdb connection named by `--gdb-session`.
     gdb: Option<std::os::fd::OwnedFd>,
+    /// Those named by `--lock-keepers`.
+    lock_keepers: Vec<std::os::fd::OwnedFd>,
     sigmask: u64,
     ignored: u64,
 }
 
 impl Inherited {
     /// Takes km's inherited descriptors and signal state; call before km opens
-    /// anything or installs a handler. Descriptors `kvm_fd` and `gdb_fd` are km's,
-    /// not the payload's.
-    pub fn take(kvm_fd: Option<i32>, gdb_fd: Option<i32>) -> Inherited {
+    /// anything or installs a handler. Descriptors `kvm_fd`, `gdb_fd` and
+    /// `lock_keepers` are km's, not the payload's.
+    pub fn take(kvm_fd: Option<i32>, gdb_fd: Option<i32>, lock_keepers: &[i32]) -> Inherited {
         let (own, fds) = memory::host::inherited_fds()
             .into_iter()
-            .partition::<Vec<_>, _>(|(n, _)| Some(*n) == kvm_fd || Some(*n) == gdb_fd);
-        let (mut kvm, mut gdb) = (None, None);
+            .partition::<Vec<_>, _>(|(n, _)| {
+                Some(*n) == kvm_fd || Some(*n) == gdb_fd || lock_keepers.contains(n)
+            });
+        let (mut kvm, mut gdb, mut keepers) = (None, None, Vec::new());
         for (n, fd) in own {
             if Some(n) == kvm_fd {
                 kvm = Some(fd);
-            } else {
+            } else if Some(n) == gdb_fd {
                 gdb = Some(fd);
+            } else {
+                keepers.push(fd);
             }
         }
         let (sigmask, ignored) = kick::take_inherited();
@@ -86,6 +92,7 @@ impl Inherited {
             fds,
             kvm,
             gdb,
+            lock_keepers: keepers,
             sigmask,
             ignored,
         }
@@ -166,6 +173,7 @@ pub fn run(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infalli
     )?;
     kick::install()?;
     kernel::process::set_session_taker(gdb::take_over);
+    kernel::process::set_vfork_runner(run::run_vfork_child);
     memory::faults::install()?;
     let core_file = cli.core_file();
     let config = Config {
@@ -205,6 +213,7 @@ pub fn run(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infalli
             })
         })
     });
+    kernel::exec::keep_for_locks(inherited.lock_keepers);
     let fds = kernel::fdtable::FdTable::inherited(inherited.fds, &cli.closed_stdio);
     let guest = Arc::new(Guest::new(
         config,
@@ -319,7 +328,7 @@ pub fn main(cli: cli::Cli) -> u8 {
             return KM_ERROR_STATUS;
         }
     };
-    let inherited = Inherited::take(cli.kvm_fd, session.map(|(fd, ..)| fd));
+    let inherited = Inherited::take(cli.kvm_fd, session.map(|(fd, ..)| fd), &cli.lock_keepers);
     let payload = cli.command[0].to_string_lossy().into_owned();
     if let Err(e) = trace::init(cli.verbose.as_deref(), &cli.log_to) {
         crate::eprintln_whole!("km: {e:#}");

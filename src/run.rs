@@ -36,33 +36,46 @@ pub fn run_thread(guest: &Arc<Guest>, mut thread: Thread, initial_stop: bool) {
         guest,
         deliver_signals(guest, &mut thread, Point::Interrupted),
     );
+    let status = run_until_exit(guest, &mut thread);
+    kick::unregister(kick_slot);
+    syscalls::thread_exit_cleanup(guest, &thread);
+    guest.thread_exited(thread, status);
+}
+
+/// Runs a vfork child on its parent's thread, in the child's own host process,
+/// until it execs (which does not return) or exits: its process ends then, with
+/// no exit handlers, as its memory is its parent's.
+pub fn run_vfork_child(guest: &Arc<Guest>, thread: &mut Thread) -> ! {
+    let status = run_until_exit(guest, thread);
+    crate::memory::host::exit_now(status & 0xff)
+}
+
+/// Runs `thread` until it exits; returns its exit status. exit_group and fatal
+/// signals end the whole process from here (a vfork child's exit_group is its
+/// only thread's exit).
+fn run_until_exit(guest: &Arc<Guest>, thread: &mut Thread) -> i32 {
     loop {
         // Under write watchpoints a single-stepping thread runs its instruction
         // alone, so that a change of the watched bytes is its own write.
-        let own_step = debug::watch::begin_own_step(guest, &thread);
+        let own_step = debug::watch::begin_own_step(guest, thread);
         let in_run = stats::start();
         let exit = thread.vcpu.run_to_exit();
         stats::spent(Span::InKvmRun, in_run);
-        debug::watch::end_own_step(guest, &mut thread, own_step);
+        debug::watch::end_own_step(guest, thread, own_step);
         let exit = or_fail(guest, exit);
         stats::count(exit_kind(exit));
         let point = match exit {
-            Exit::Io(HC_PORT) => match syscall(guest, &mut thread) {
+            Exit::Io(HC_PORT) => match syscall(guest, thread) {
                 Served::Point(point) => point,
-                Served::ThreadExit(status) => {
-                    kick::unregister(kick_slot);
-                    syscalls::thread_exit_cleanup(guest, &thread);
-                    guest.thread_exited(thread, status);
-                    return;
-                }
+                Served::ThreadExit(status) => return status,
             },
-            Exit::Io(EXC_PORT) => or_fail(guest, exception(guest, &mut thread)),
+            Exit::Io(EXC_PORT) => or_fail(guest, exception(guest, thread)),
             Exit::Io(port) => fail(
                 guest,
                 anyhow::anyhow!("guest wrote to unknown I/O port {port:#x}"),
             ),
             Exit::Interrupted(ran) => {
-                or_fail(guest, debug::interrupted(guest, &mut thread, ran));
+                or_fail(guest, debug::interrupted(guest, thread, ran));
                 Point::Interrupted
             }
             // KVM's single-step: inside km's own code keep going; in user code
@@ -70,30 +83,31 @@ pub fn run_thread(guest: &Arc<Guest>, mut thread: Thread, initial_stop: bool) {
             // step is done or the hit stops.
             Exit::Debug { pc, .. } if (SYS_BASE..SYS_BASE + SYS_SIZE).contains(&pc) => continue,
             Exit::Debug { dr6, .. } => {
-                or_fail(guest, debug::after_kvm_debug(guest, &mut thread, dr6));
+                or_fail(guest, debug::after_kvm_debug(guest, thread, dr6));
                 Point::Interrupted
             }
             Exit::Unbacked => {
                 if !or_fail(guest, backing::hide_unbacked(guest)) {
-                    crash::die(guest, &thread, Point::Interrupted, &backing::bus_error(0));
+                    crash::die(guest, thread, Point::Interrupted, &backing::bus_error(0));
                 }
                 Point::Interrupted
             }
             Exit::Fatal(signal) => crash::die(
                 guest,
-                &thread,
+                thread,
                 Point::Interrupted,
                 &signals::info(signal, signals::SI_KERNEL),
             ),
         };
-        if guest.dump_requested() {
-            guest.report_and_park(crash::thread_state(&thread, point));
+        // A vfork child is another process: its parent's core dump is not its own.
+        if guest.dump_requested() && thread.vfork_child.is_none() {
+            guest.report_and_park(crash::thread_state(thread, point));
         }
-        let Some(point) = or_fail(guest, debug::park_if_stopping(guest, &mut thread, point)) else {
+        let Some(point) = or_fail(guest, debug::park_if_stopping(guest, thread, point)) else {
             // In an exception stub: parked at its exit, a few instructions on.
             continue;
         };
-        or_fail(guest, deliver_signals(guest, &mut thread, point));
+        or_fail(guest, deliver_signals(guest, thread, point));
     }
 }
 
@@ -158,6 +172,7 @@ fn syscall(guest: &Arc<Guest>, thread: &mut Thread) -> Served {
         // The handler already set the user context (rt_sigreturn).
         Outcome::Resumed => Served::Point(Point::Interrupted),
         Outcome::ThreadExit(status) => Served::ThreadExit(status),
+        Outcome::Exit(status) if thread.vfork_child.is_some() => Served::ThreadExit(status),
         Outcome::Exit(status) => exit_payload(guest, status),
         Outcome::Kill(signal) => crash::die(
             guest,

@@ -229,6 +229,11 @@ fn core_path(guest: &Guest) -> Option<&std::path::Path> {
 /// Ends the process because `info`'s signal killed it in `thread` at `point`.
 pub fn die(guest: &Guest, thread: &Thread, point: Point, info: &SigInfo) -> ! {
     let sig = signals::signo(info);
+    // A vfork child dies alone, with neither report nor core: its memory and its
+    // debugger are its parent's.
+    if thread.vfork_child.is_some() {
+        kick::die_by(sig)
+    }
     if signals::default_action(sig) == DefaultAction::Core {
         let sink = &guest.config.crash_report;
         let mut text = if *sink == Sink::Null {

@@ -33,6 +33,11 @@ pub const STACK_SIZE: u64 = 8 << 20;
 const STACK_GAP: u64 = HUGE_PAGE_SIZE;
 /// Host reservation for the mmap area and stack.
 const UPPER_SIZE: u64 = 128 << 30;
+/// Where the upper region starts; no mapping crosses this line.
+const UPPER_BASE: u64 = STACK_TOP - UPPER_SIZE;
+/// Host reservation for the mmap area's continuation below the upper region,
+/// committed sparsely: reservations of hundreds of GiB, as on Linux.
+const RESERVE_SIZE: u64 = 4 << 40;
 /// Host reservation for the program image and its brk heap.
 const IMAGE_SIZE: u64 = 64 << 30;
 /// Where static-PIE programs are loaded (Linux's ELF_ET_DYN_BASE neighbourhood).
@@ -126,6 +131,7 @@ pub struct AddressSpace {
     vmas: BTreeMap<u64, Vma>,
     image_region: usize,
     upper_region: usize,
+    reserve_region: usize,
     brk_start: u64,
     brk: u64,
     mmap_top: u64,
@@ -135,9 +141,9 @@ impl AddressSpace {
     /// Reserves the image region for `image` (the span of the program's segments) and
     /// the upper region; [`AddressSpace::commit_initial`] then makes them usable.
     pub fn new(vm: &mut Vm, image: Range<u64>) -> Result<Self> {
-        let upper_base = STACK_TOP - UPPER_SIZE;
+        let floor = UPPER_BASE - RESERVE_SIZE;
         let base = crate::memory::huge_align_down(image.start);
-        let size = IMAGE_SIZE.min(upper_base.saturating_sub(base));
+        let size = IMAGE_SIZE.min(floor.saturating_sub(base));
         if image.end > base + size || image.start < MMAP_MIN_ADDR {
             anyhow::bail!(
                 "segments at {:#x}..{:#x} are outside the guest address space ({MMAP_MIN_ADDR:#x}..{:#x})",
@@ -147,7 +153,9 @@ impl AddressSpace {
             );
         }
         let image_region = vm.reserve(RegionKind::Image, base, size, Growth::Up)?;
-        let upper_region = vm.reserve(RegionKind::Upper, upper_base, UPPER_SIZE, Growth::Down)?;
+        let upper_region = vm.reserve(RegionKind::Upper, UPPER_BASE, UPPER_SIZE, Growth::Down)?;
+        let reserve_region =
+            vm.reserve(RegionKind::Reserve, floor, RESERVE_SIZE, Growth::Sparse)?;
         let brk = page_align_up(image.end);
         let mut vmas = BTreeMap::new();
         vmas.insert(
@@ -164,6 +172,7 @@ impl AddressSpace {
             vmas,
             image_region,
             upper_region,
+            reserve_region,
             brk_start: brk,
             brk,
             mmap_top: STACK_TOP - STACK_SIZE - STACK_GAP,
@@ -351,22 +360,25 @@ impl AddressSpace {
         })
     }
 
-    /// Finds room for `len` bytes in the mmap area, top down.
+    /// Finds room for `len` bytes in the mmap area (the upper region, then the
+    /// reserve below it), top down.
     fn find_free(&self, len: u64) -> Option<u64> {
-        let floor = STACK_TOP - UPPER_SIZE;
+        let floor = UPPER_BASE - RESERVE_SIZE;
         let mut top = self.mmap_top;
         for (start, vma) in self.vmas.range(..self.mmap_top).rev() {
-            if vma.end <= top && top - vma.end >= len {
-                return Some(top - len);
+            if vma.end <= top
+                && let Some(at) = fit_in_gap(vma.end..top, len)
+            {
+                return Some(at);
             }
             top = top.min(*start);
         }
-        (top >= floor + len).then(|| top - len)
+        fit_in_gap(floor..top, len)
     }
 
     /// Which region a new mapping at `range` can live in.
     fn region_for(&self, vm: &Vm, range: &Range<u64>) -> Option<usize> {
-        [self.image_region, self.upper_region]
+        [self.image_region, self.upper_region, self.reserve_region]
             .into_iter()
             .find(|&r| {
                 let reserved = vm.mem.region(r).reserved();
@@ -397,7 +409,9 @@ impl AddressSpace {
         let charge =
             Charge::of_mapping(len, req.prot, req.shared, req.file.is_some(), req.noreserve);
         self.admit(charge, &range)?;
-        vm.commit(region, range.clone()).map_err(|_| Errno::NOMEM)?;
+        if region != self.reserve_region || req.prot != libc::PROT_NONE {
+            vm.commit(region, range.clone()).map_err(|_| Errno::NOMEM)?;
+        }
         let replacing = self.overlaps(&range);
         match req.file {
             Some((fd, offset)) => {
@@ -541,6 +555,11 @@ impl AddressSpace {
         }
         for (start, vma) in vmas {
             let piece = start.max(range.start)..vma.end.min(range.end);
+            if prot != libc::PROT_NONE {
+                // A sparse region's PROT_NONE pages may have no memslot yet.
+                let region = self.region_for(vm, &piece).ok_or(Errno::NOMEM)?;
+                vm.commit(region, piece.clone()).map_err(|_| Errno::NOMEM)?;
+            }
             let piece_vma = Vma {
                 prot,
                 ..vma.advanced(piece.start - start)
@@ -594,5 +613,17 @@ impl AddressSpace {
             }
         }
         Ok(())
+    }
+}
+
+/// Where `len` bytes fit at the top of the free `gap`, without crossing the upper
+/// region's base (a mapping lies in one region).
+fn fit_in_gap(gap: Range<u64>, len: u64) -> Option<u64> {
+    let below = |top: u64| top.checked_sub(len).filter(|&s| s >= gap.start);
+    let start = below(gap.end)?;
+    if start < UPPER_BASE && UPPER_BASE < gap.end {
+        below(UPPER_BASE)
+    } else {
+        Some(start)
     }
 }

@@ -219,13 +219,16 @@ pub fn replace(
     program: &Program,
     envp: &[CString],
 ) -> Errno {
-    use crate::kernel::lock;
     use crate::memory::host;
 
     // Linux's de_thread: every other thread is gone before the new program starts.
-    guest.stop_others(STOP_TIMEOUT);
+    // A vfork child's process has no other thread (its parent's are not its own).
+    let vfork_child = thread.vfork_child.is_some();
+    if !vfork_child {
+        guest.stop_others(STOP_TIMEOUT);
+    }
     crate::stats::report(&guest.config.name, "execve");
-    let kept = lock(&guest.fds).inherited_by_exec();
+    let kept = thread.fds(guest).inherited_by_exec();
     // Move each descriptor to a temporary number above every target first, so that
     // placing one at its guest number never closes another still to be placed.
     let above = kept.iter().map(|(n, _)| *n).max().unwrap_or(2) + 1;
@@ -240,11 +243,23 @@ pub fn replace(
     };
     let mut temps = Vec::with_capacity(kept.len());
     for (n, fd) in &kept {
+        // Already at its number (as inherited): it stays, as placing it would close
+        // it, and a close drops the payload's record locks on its file.
+        if std::os::fd::AsRawFd::as_raw_fd(&**fd) == *n {
+            if let Err(e) = host::keep_on_exec(std::os::fd::AsFd::as_fd(&**fd)) {
+                return e;
+            }
+            continue;
+        }
         match rustix::io::fcntl_dupfd_cloexec(fd, above) {
             Ok(t) => temps.push((*n, t)),
             Err(e) => return e,
         }
     }
+    let lock_keepers = match keep_locks_across_exec(&kept, &temps) {
+        Ok(keepers) => keepers,
+        Err(e) => return e,
+    };
     for (n, t) in &temps {
         if let Err(e) = host::place_fd(std::os::fd::AsFd::as_fd(t), *n) {
             return e;
@@ -257,13 +272,14 @@ pub fn replace(
             n.to_string()
         })
         .collect();
-    let ignored = lock(&guest.signals)
+    let ignored = thread
+        .signals(guest)
         .actions
         .iter()
         .enumerate()
         .filter(|(_, a)| a.handler == libc::SIG_IGN as u64)
         .fold(0u64, |m, (i, _)| m | 1 << i);
-    crate::kvm::kick::prepare_exec(ignored);
+    crate::kvm::kick::prepare_exec(ignored, !vfork_child);
     // A real-time signal queued more than once is kept once.
     let pending = crate::kernel::signals::pending(guest, thread);
 
@@ -293,6 +309,11 @@ pub fn replace(
         );
         args.push(CString::new(option).expect("a number has no NUL"));
     }
+    if !lock_keepers.is_empty() {
+        let numbers: Vec<String> = lock_keepers.iter().map(|n| n.to_string()).collect();
+        let option = format!("--lock-keepers={}", numbers.join(","));
+        args.push(CString::new(option).expect("numbers have no NUL"));
+    }
     if !closed_stdio.is_empty() {
         let option = format!("--closed-stdio={}", closed_stdio.join(","));
         args.push(CString::new(option).expect("numbers have no NUL"));
@@ -309,6 +330,50 @@ pub fn replace(
     args.push(CString::new(program.path.as_bytes()).expect("resolved paths have no NUL"));
     args.extend(program.argv.iter().skip(1).cloned());
     host::execve(c"/proc/self/exe", &args, envp)
+}
+
+/// Host descriptors km keeps open, and never closes, for files the payload holds
+/// POSIX record locks on: those locks belong to the process and go at the first
+/// close of any of its descriptors for the file, and Linux keeps them across
+/// execve, where km's own copies of the payload's descriptors would close.
+static LOCK_KEEPERS: std::sync::Mutex<Vec<std::os::fd::OwnedFd>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// A km re-executed for execve keeps the descriptors its predecessor kept for the
+/// payload's record locks (`--lock-keepers`).
+pub fn keep_for_locks(fds: Vec<std::os::fd::OwnedFd>) {
+    crate::kernel::lock(&LOCK_KEEPERS).extend(fds);
+}
+
+/// Before the host execve: of km's copies of the descriptors the exec keeps
+/// (`kept`, with their temporary copies `temps`) and of the ones already kept for
+/// locks, those of files the payload holds POSIX locks on are made to survive the
+/// exec instead of closing (which would drop the locks). Returns their numbers,
+/// which the new km keeps. A table copy whose number a kept descriptor is placed
+/// at is replaced all the same.
+fn keep_locks_across_exec(
+    kept: &[(i32, std::sync::Arc<std::os::fd::OwnedFd>)],
+    temps: &[(i32, std::os::fd::OwnedFd)],
+) -> Result<Vec<i32>, Errno> {
+    use crate::memory::host;
+    use std::os::fd::{AsFd, AsRawFd};
+
+    let targets: Vec<i32> = kept.iter().map(|(n, _)| *n).collect();
+    let keepers = crate::kernel::lock(&LOCK_KEEPERS);
+    let copies = kept
+        .iter()
+        .map(|(_, fd)| fd.as_fd())
+        .chain(temps.iter().map(|(_, temp)| temp.as_fd()))
+        .chain(keepers.iter().map(|fd| fd.as_fd()));
+    let mut numbers = Vec::new();
+    for fd in copies {
+        let n = fd.as_raw_fd();
+        if !targets.contains(&n) && !numbers.contains(&n) && host::holds_posix_lock(fd) {
+            host::keep_on_exec(fd)?;
+            numbers.push(n);
+        }
+    }
+    Ok(numbers)
 }
 
 /// The live gdb session's connection (or a fork parent's relay), copied at a

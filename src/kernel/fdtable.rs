@@ -6,7 +6,7 @@
 //! while another thread closes the guest number, as Linux keeps the open file.
 
 use std::collections::BTreeMap;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd};
 use std::sync::Arc;
 
 use rustix::io::Errno;
@@ -160,6 +160,42 @@ impl FdTable {
             host::close_fd(n);
         }
         Ok(())
+    }
+
+    /// In a vfork child's process (run in the parent's memory, with a copy of its
+    /// host descriptor table, taken while this table was held): the same guest
+    /// descriptors on the child's copies of their host descriptors, which the
+    /// child owns alone.
+    pub fn vfork_copy(&self) -> FdTable {
+        let fds = self
+            .fds
+            .iter()
+            .map(|(n, e)| {
+                let fd = host::own_vfork_copy(e.fd.as_raw_fd());
+                (
+                    *n,
+                    Entry {
+                        fd: Arc::new(fd),
+                        cloexec: e.cloexec,
+                    },
+                )
+            })
+            .collect();
+        FdTable { fds }
+    }
+
+    /// Drops a table whose host descriptors belong to another process (a vfork
+    /// child's, which has exec'd or exited) without closing their numbers here.
+    pub fn forget_host_fds(self) {
+        for entry in self.fds.into_values() {
+            match Arc::try_unwrap(entry.fd) {
+                Ok(fd) => {
+                    let _ = fd.into_raw_fd();
+                }
+                // Held by a call the child never returned from: never dropped.
+                Err(shared) => std::mem::forget(shared),
+            }
+        }
     }
 
     /// The guest descriptor numbers in use, in order.

@@ -8,7 +8,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
@@ -64,6 +64,37 @@ pub fn take_over_session(
         .get()
         .ok_or_else(|| anyhow::anyhow!("no gdb stub in this km"))?;
     taker(guest, conn, handover)
+}
+
+/// Runs a vfork child (a thread whose [`Thread::vfork_child`] is set) until it
+/// execs or exits, which ends its host process (`crate::run::run_vfork_child`,
+/// given by start-up as the exit loop sits above the kernel).
+pub type VforkRunner = fn(&Arc<Guest>, &mut Thread) -> !;
+
+static VFORK_RUNNER: std::sync::OnceLock<VforkRunner> = std::sync::OnceLock::new();
+
+/// Start-up names the function that runs vfork children.
+pub fn set_vfork_runner(runner: VforkRunner) {
+    let _ = VFORK_RUNNER.set(runner);
+}
+
+/// Runs `thread`, a vfork child, in this host process until it execs or exits.
+pub fn run_vfork_child(guest: &Arc<Guest>, thread: &mut Thread) -> ! {
+    match VFORK_RUNNER.get() {
+        Some(runner) => runner(guest, thread),
+        None => crate::memory::host::exit_now(crate::KM_ERROR_STATUS as i32),
+    }
+}
+
+/// What a vfork child has of its own while it runs on its parent's thread and
+/// memory: the process state Linux's vfork child does not share (its descriptor
+/// table and signal dispositions; its pid, working directory and identity are
+/// its host process's).
+pub struct VforkChild {
+    pub fds: Mutex<FdTable>,
+    pub signals: Mutex<Signals>,
+    /// The signals it sent itself (the process's pending ones are its parent's).
+    pub pending: PendingQueue,
 }
 
 /// Signal dispositions, shared by all threads.
@@ -168,6 +199,8 @@ pub struct Thread {
     /// The process this thread has just forked under gdb, reported to gdb when
     /// the syscall returns.
     pub forked: Option<ForkedChild>,
+    /// Set while this thread runs a vfork child, in the child's host process.
+    pub vfork_child: Option<Box<VforkChild>>,
 }
 
 /// A process forked under gdb (see [`Thread::forked`]).
@@ -196,6 +229,23 @@ impl Thread {
             forced_signal: None,
             altstack: (0, 0),
             forked: None,
+            vfork_child: None,
+        }
+    }
+
+    /// The descriptor table this thread's process uses.
+    pub fn fds<'a>(&'a self, guest: &'a Guest) -> MutexGuard<'a, FdTable> {
+        match &self.vfork_child {
+            Some(child) => lock(&child.fds),
+            None => lock(&guest.fds),
+        }
+    }
+
+    /// The signal dispositions of this thread's process.
+    pub fn signals<'a>(&'a self, guest: &'a Guest) -> MutexGuard<'a, Signals> {
+        match &self.vfork_child {
+            Some(child) => lock(&child.signals),
+            None => lock(&guest.signals),
         }
     }
 }

@@ -272,6 +272,10 @@ fn collect_host_signals(guest: &Guest) {
 /// included (what sigpending reports, and what an execve keeps).
 pub fn pending(guest: &Guest, thread: &Thread) -> u64 {
     collect_host_signals(guest);
+    // Those of the thread and process a vfork child runs on are its parent's.
+    if let Some(child) = &thread.vfork_child {
+        return child.pending.bits();
+    }
     thread.handle.pending.bits() | guest.pending.bits()
 }
 
@@ -284,9 +288,14 @@ pub fn send_to_process(guest: &Guest, info: SigInfo) -> Result<(), Errno> {
 
 /// Queues a signal the payload sends its own process from `thread`: as on Linux,
 /// the sender takes it (before its syscall returns) when it does not block it and
-/// the signal is not pending for the process already; else any thread may.
+/// the signal is not pending for the process already; else any thread may. A vfork
+/// child, whose thread's and process's pending sets are its parent's, keeps it in
+/// its own.
 pub fn send_from_within(guest: &Guest, thread: &Thread, info: SigInfo) -> Result<(), Errno> {
     let sig = bit(signo(&info));
+    if let Some(child) = &thread.vfork_child {
+        return child.pending.add(info);
+    }
     if thread.sigmask & sig == 0 && guest.pending.bits() & sig == 0 {
         thread.handle.pending.add(info)
     } else {
@@ -326,6 +335,9 @@ pub enum Point {
 /// Whether a signal could be delivered to `thread` now (cheap check).
 pub fn deliverable(guest: &Guest, thread: &Thread) -> bool {
     let allowed = !thread.sigmask;
+    if let Some(child) = &thread.vfork_child {
+        return thread.forced_signal.is_some() || child.pending.bits() & allowed != 0;
+    }
     thread.forced_signal.is_some()
         || (thread.handle.pending.bits() | guest.pending.bits() | kick::peek_host_pending())
             & allowed
@@ -335,6 +347,10 @@ pub fn deliverable(guest: &Guest, thread: &Thread) -> bool {
 /// Takes the next signal for `thread` among those `allowed`.
 pub fn take(guest: &Guest, thread: &Thread, allowed: u64) -> Option<SigInfo> {
     collect_host_signals(guest);
+    // A vfork child takes only what it sent itself.
+    if let Some(child) = &thread.vfork_child {
+        return child.pending.take(allowed);
+    }
     thread
         .handle
         .pending
@@ -390,7 +406,7 @@ pub fn deliver(
     point: Point,
 ) -> Result<Delivery> {
     let sig = signo(info);
-    let action = lock(&guest.signals).actions[(sig - 1) as usize];
+    let action = thread.signals(guest).actions[(sig - 1) as usize];
     Ok(match action.handler {
         SIG_IGN => Delivery::Ignored,
         SIG_DFL => match default_action(sig) {
@@ -438,7 +454,7 @@ pub fn for_exception(guest: &Guest, frame: &ExceptionFrame, cr2: u64) -> SigInfo
 /// fatal when it is blocked, ignored or defaulted (as Linux forces it).
 pub fn raise_fault(guest: &Guest, thread: &mut Thread, info: SigInfo) -> Option<SigInfo> {
     let sig = signo(&info);
-    let action = lock(&guest.signals).actions[(sig - 1) as usize];
+    let action = thread.signals(guest).actions[(sig - 1) as usize];
     if thread.sigmask & bit(sig) != 0 || action.handler == SIG_IGN || action.handler == SIG_DFL {
         return Some(info);
     }
@@ -589,7 +605,7 @@ fn setup_frame(
         thread.sigmask |= bit(sig);
     }
     if action.flags & SA_RESETHAND != 0 {
-        lock(&guest.signals).actions[(sig - 1) as usize] = SigAction::default();
+        thread.signals(guest).actions[(sig - 1) as usize] = SigAction::default();
     }
     trace!(
         Category::Kvm,

@@ -423,8 +423,10 @@ pub fn take_inherited() -> (u64, u64) {
 /// thread, to which forwarding handlers send every signal from now on: one sent
 /// from now on stays pending across the execve until the new km has its handlers
 /// (the payload's own mask goes to it as an option). Returns once the handlers
-/// that were running have recorded their signals (take them next).
-pub fn prepare_exec(ignored: u64) {
+/// that were running have recorded their signals (take them next). A vfork child
+/// (`own_memory` false) only ignores and blocks: the forwarding state is its
+/// parent's.
+pub fn prepare_exec(ignored: u64, own_memory: bool) {
     for sig in 1..=64 {
         if ignored & (1 << (sig - 1)) != 0 && sig != libc::SIGKILL && sig != libc::SIGSTOP {
             raw_handler(sig, Some(libc::SIG_IGN));
@@ -435,6 +437,10 @@ pub fn prepare_exec(ignored: u64) {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigfillset(&mut set);
         libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
+    if !own_memory {
+        // A vfork child's memory is its parent's, whose handlers go on as before.
+        return;
     }
     EXEC_TID.store(
         rustix::thread::gettid().as_raw_nonzero().get(),

@@ -98,6 +98,13 @@ pub struct CpuSetup {
     pub user32_cs: u16,
 }
 
+/// A vCPU's state as [`KvmVcpu::save`] took it.
+pub struct SavedCpu {
+    regs: kvm_regs,
+    sregs: kvm_bindings::kvm_sregs,
+    xsave: Vec<u8>,
+}
+
 pub struct KvmVcpu {
     fd: VcpuFd,
     pub id: u32,
@@ -311,6 +318,24 @@ impl KvmVcpu {
             self.fd.set_sregs(&s).context("KVM_SET_SREGS")?;
         }
         self.set_regs(regs)
+    }
+
+    /// Everything of the vCPU's state a vfork child may change (general, segment
+    /// and control registers, FPU/SSE/AVX), for [`KvmVcpu::restore`] once it is
+    /// gone.
+    pub fn save(&self) -> Result<SavedCpu> {
+        Ok(SavedCpu {
+            regs: self.regs()?,
+            sregs: self.fd.get_sregs().context("KVM_GET_SREGS")?,
+            xsave: self.xsave()?,
+        })
+    }
+
+    /// Puts back what [`KvmVcpu::save`] saved.
+    pub fn restore(&self, saved: &SavedCpu) -> Result<()> {
+        self.fd.set_sregs(&saved.sregs).context("KVM_SET_SREGS")?;
+        self.set_regs(&saved.regs)?;
+        self.set_xsave(&saved.xsave)
     }
 
     pub fn regs(&self) -> Result<kvm_regs> {

@@ -694,6 +694,80 @@ pub fn fork() -> Result<i32, Errno> {
     check(pid as libc::c_long).map(|p| p as i32)
 }
 
+/// Size of the host stack a vfork child runs on (below it, one guard page).
+const VFORK_STACK: usize = 2 << 20;
+
+/// Runs `child` in a new host process that shares km's memory (CLONE_VM) but has
+/// its own descriptor table, working directory, identity and signal dispositions,
+/// as Linux's vfork child does; the calling thread waits (CLONE_VFORK) until that
+/// process execs or exits, and gets its pid. Other threads go on running. `child`
+/// runs on a stack of its own; its value is the process's exit status should it
+/// return. It must not unwind, and shares the caller's thread-local storage (the
+/// caller is suspended meanwhile).
+pub fn vfork_sharing_memory(child: &mut dyn FnMut() -> i32) -> Result<i32, Errno> {
+    let page = super::PAGE_SIZE as usize;
+    let len = VFORK_STACK + page;
+    // SAFETY: a fresh private anonymous mapping, unmapped below once the child no
+    // longer uses it; nothing else refers to it.
+    let base = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
+            -1,
+            0,
+        )
+    };
+    if base == libc::MAP_FAILED {
+        return Err(Errno::NOMEM);
+    }
+    let mut child = child;
+    // SAFETY: the guard page lies inside the mapping just made; the stack top is its
+    // end, 16-byte aligned. With CLONE_VFORK clone returns only once the child has
+    // exec'd or exited, so `child` (borrowed through `arg`) outlives every use the
+    // child makes of it, and the stack is unused when it is unmapped.
+    let pid = unsafe {
+        libc::mprotect(base, page, libc::PROT_NONE);
+        let top = base.cast::<u8>().add(len).cast::<libc::c_void>();
+        let arg = (&raw mut child).cast::<libc::c_void>();
+        let pid = libc::clone(
+            vfork_entry,
+            top,
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            arg,
+        );
+        libc::munmap(base, len);
+        pid
+    };
+    check(pid as libc::c_long).map(|p| p as i32)
+}
+
+/// The first function of a vfork child: runs the closure behind `arg`.
+extern "C" fn vfork_entry(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `arg` points at the `&mut dyn FnMut` of `vfork_sharing_memory`, whose
+    // caller waits, with the closure alive, until this process execs or exits.
+    let child = unsafe { &mut *arg.cast::<&mut dyn FnMut() -> i32>() };
+    child()
+}
+
+/// In a vfork child (see [`vfork_sharing_memory`]), whose descriptor table is a
+/// copy of its parent's: an owner of its copy of the parent's descriptor `n`,
+/// which the parent keeps open until the child has exec'd or exited.
+pub fn own_vfork_copy(n: RawFd) -> OwnedFd {
+    // SAFETY: this process's table got its own copy of `n` at the clone (the
+    // caller holds the parent's open across it), and nothing else in this process
+    // owns that copy: the parent's owners of `n` are never dropped here.
+    unsafe { OwnedFd::from_raw_fd(n) }
+}
+
+/// Ends this process at once with `status`, running no exit handlers: for a vfork
+/// child, whose memory (and so libc's and km's state) is its parent's.
+pub fn exit_now(status: i32) -> ! {
+    // SAFETY: _exit takes a plain integer and does not return.
+    unsafe { libc::_exit(status) }
+}
+
 /// wait4 with km-side status and rusage buffers: (pid, status, rusage bytes).
 pub fn wait4(pid: i32, options: i32, rusage_len: usize) -> Result<(i32, i32, Vec<u8>), Errno> {
     let mut status = 0i32;
@@ -765,6 +839,26 @@ pub fn place_fd(fd: BorrowedFd<'_>, n: RawFd) -> Result<(), Errno> {
 }
 
 /// Just before execve: lets host descriptor `n` (km's own) close on exec.
+/// Whether this process holds a POSIX record lock on the file behind descriptor
+/// `fd` (its fdinfo lists the file's locks with their owners' pids).
+pub fn holds_posix_lock(fd: BorrowedFd<'_>) -> bool {
+    let me = rustix::process::getpid().as_raw_nonzero().get().to_string();
+    std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd())).is_ok_and(|info| {
+        info.lines().any(|line| {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            // lock:  1: POSIX  ADVISORY  WRITE 1234 00:2a:5678 0 EOF
+            words.first() == Some(&"lock:")
+                && words.get(2) == Some(&"POSIX")
+                && words.get(5) == Some(&me.as_str())
+        })
+    })
+}
+
+/// Lets descriptor `fd` survive execve (clears FD_CLOEXEC).
+pub fn keep_on_exec(fd: BorrowedFd<'_>) -> Result<(), Errno> {
+    rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty())
+}
+
 pub fn close_on_exec(n: RawFd) {
     // SAFETY: F_SETFD on a plain number only changes its flags (EBADF is harmless).
     unsafe { libc::fcntl(n, libc::F_SETFD, libc::FD_CLOEXEC) };

@@ -11,7 +11,11 @@
 //! `MAP_NORESERVE` (host pages exist only once touched); only its *committed* part is
 //! registered with KVM as memslots, because a memslot costs host kernel memory in
 //! proportion to its size. Regions grow in chunks that at least double the committed
-//! size, each chunk its own memslot, so growth never re-registers a live slot.
+//! size, each chunk its own memslot, so growth never re-registers a live slot. A
+//! [`Growth::Sparse`] region (the 4 TiB reserve below the mmap area) instead gets
+//! a memslot for each run of [`SPARSE_CHUNK`]s the payload makes accessible; its
+//! guest-physical range ends above 2^42, which hardware KVM on a CPU with a smaller
+//! MAXPHYADDR refuses once a chunk there is committed (untested on hardware KVM).
 //!
 //! Every access the monitor makes on behalf of the guest goes through
 //! [`GuestMemory::slice`], which checks the range against the committed part of one
@@ -88,7 +92,15 @@ impl std::error::Error for Fault {}
 pub enum Growth {
     Up,
     Down,
+    /// Committed in separate chunks of [`SPARSE_CHUNK`] bytes, each where the
+    /// payload makes memory accessible: a huge PROT_NONE reservation costs no
+    /// memslot until parts of it are used.
+    Sparse,
 }
+
+/// The unit in which a [`Growth::Sparse`] region is committed (one memslot per
+/// run of new chunks: about 640 KiB of host kernel memory each on PVM).
+pub const SPARSE_CHUNK: u64 = 256 << 20;
 
 /// What a region holds; used in traces and error messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,6 +111,10 @@ pub enum RegionKind {
     Image,
     /// The mmap area growing down, with the main stack at its top.
     Upper,
+    /// The mmap area's continuation below the upper region, for reservations that
+    /// do not fit there (hundreds of GiB of PROT_NONE, as Go, V8 and allocators
+    /// make); committed sparsely.
+    Reserve,
 }
 
 /// One contiguous host reservation covering guest addresses `[base, base + size)`.
@@ -114,6 +130,9 @@ pub struct Region {
     /// without a lock.
     committed_start: AtomicU64,
     committed_end: AtomicU64,
+    /// For a sparse region: which chunks have memslots. Changed only by commits,
+    /// which callers serialize.
+    chunks: std::sync::Mutex<Vec<bool>>,
 }
 
 impl Region {
@@ -121,8 +140,25 @@ impl Region {
         self.base..self.base + self.host.size() as u64
     }
 
+    /// The committed range (of a sparse region: from its lowest committed chunk
+    /// to its end, which holds uncommitted chunks too; the payload's mappings say
+    /// which parts are in use).
     pub fn committed(&self) -> Range<u64> {
         self.committed_start.load(Ordering::Acquire)..self.committed_end.load(Ordering::Acquire)
+    }
+
+    /// The runs of committed chunks of a sparse region, as guest ranges.
+    fn chunk_runs(&self) -> Vec<Range<u64>> {
+        let chunks = self.chunks.lock().unwrap_or_else(|e| e.into_inner());
+        let mut runs: Vec<Range<u64>> = Vec::new();
+        for (i, _) in chunks.iter().enumerate().filter(|(_, c)| **c) {
+            let start = self.base + i as u64 * SPARSE_CHUNK;
+            match runs.last_mut() {
+                Some(run) if run.end == start => run.end += SPARSE_CHUNK,
+                _ => runs.push(start..start + SPARSE_CHUNK),
+            }
+        }
+        runs
     }
 }
 
@@ -181,7 +217,11 @@ impl GuestMemory {
         faults::register(host.as_ptr() as usize, host.size())?;
         let edge = match growth {
             Growth::Up => base,
-            Growth::Down => base + size,
+            Growth::Down | Growth::Sparse => base + size,
+        };
+        let chunks = match growth {
+            Growth::Sparse => vec![false; size.div_ceil(SPARSE_CHUNK) as usize],
+            _ => Vec::new(),
         };
         let phys = self.next_phys;
         self.next_phys += size.next_multiple_of(PHYS_ALIGN);
@@ -193,6 +233,7 @@ impl GuestMemory {
             growth,
             committed_start: AtomicU64::new(edge),
             committed_end: AtomicU64::new(edge),
+            chunks: std::sync::Mutex::new(chunks),
         });
         Ok(self.regions.len() - 1)
     }
@@ -228,8 +269,10 @@ impl GuestMemory {
     /// committed guest range, which the caller maps in the guest page tables.
     /// Callers serialize commits (the VM holds its page-table lock around them).
     pub fn commit(&self, vm: &VmFd, idx: usize, want: Range<u64>) -> Result<Option<Range<u64>>> {
-        let next_slot = self.next_slot.load(Ordering::Relaxed);
         let r = &self.regions[idx];
+        if r.growth == Growth::Sparse {
+            return self.commit_chunks(vm, r, want);
+        }
         let reserved = r.reserved();
         if want.start < reserved.start || want.end > reserved.end {
             bail!(
@@ -258,13 +301,54 @@ impl GuestMemory {
             }
             _ => return Ok(None),
         };
-        let host_addr = r.host.as_ptr() as u64 + (new.start - r.base);
+        self.add_slot(vm, r, new.clone())?;
+        match r.growth {
+            Growth::Up => r.committed_end.store(new.end, Ordering::Release),
+            _ => r.committed_start.store(new.start, Ordering::Release),
+        }
+        Ok(Some(new))
+    }
+
+    /// [`GuestMemory::commit`] for a sparse region: a memslot for each run of
+    /// chunks of `want` not committed yet. Returns the span of the new ones.
+    fn commit_chunks(&self, vm: &VmFd, r: &Region, want: Range<u64>) -> Result<Option<Range<u64>>> {
+        if want.is_empty() {
+            return Ok(None);
+        }
+        let first = ((want.start - r.base) / SPARSE_CHUNK) as usize;
+        let last = ((want.end - 1 - r.base) / SPARSE_CHUNK) as usize;
+        let mut chunks = r.chunks.lock().unwrap_or_else(|e| e.into_inner());
+        let mut span: Option<Range<u64>> = None;
+        let mut i = first;
+        while i <= last {
+            if chunks[i] {
+                i += 1;
+                continue;
+            }
+            let run_start = i;
+            while i <= last && !chunks[i] {
+                i += 1;
+            }
+            let start = r.base + run_start as u64 * SPARSE_CHUNK;
+            let end = (r.base + i as u64 * SPARSE_CHUNK).min(r.reserved().end);
+            self.add_slot(vm, r, start..end)?;
+            chunks[run_start..i].iter_mut().for_each(|c| *c = true);
+            r.committed_start.fetch_min(start, Ordering::AcqRel);
+            span = Some(span.map_or(start..end, |s| s.start.min(start)..s.end.max(end)));
+        }
+        Ok(span)
+    }
+
+    /// Registers a memslot for guest range `new` of region `r`, which no other
+    /// slot covers.
+    fn add_slot(&self, vm: &VmFd, r: &Region, new: Range<u64>) -> Result<()> {
+        let next_slot = self.next_slot.load(Ordering::Relaxed);
         let region = kvm_userspace_memory_region {
             slot: next_slot,
             flags: 0,
             guest_phys_addr: new.start - r.base + r.phys,
             memory_size: new.end - new.start,
-            userspace_addr: host_addr,
+            userspace_addr: r.host.as_ptr() as u64 + (new.start - r.base),
         };
         // SAFETY: the host range lies inside `r.host`, a mapping owned by this region
         // that lives as long as the VM (regions are never dropped before the VM), and
@@ -278,37 +362,40 @@ impl GuestMemory {
         })?;
         crate::stats::count(crate::stats::Event::MemslotChange);
         self.next_slot.store(next_slot + 1, Ordering::Relaxed);
-        match r.growth {
-            Growth::Up => r.committed_end.store(new.end, Ordering::Release),
-            Growth::Down => r.committed_start.store(new.start, Ordering::Release),
-        }
-        Ok(Some(new))
+        Ok(())
     }
 
     /// In a forked km: the same regions (the child's copy-on-write copy of the
     /// parent's pages) exposed to the child's new VM `vm`, one memslot per region.
     pub fn fork_into(&self, vm: &VmFd) -> Result<GuestMemory> {
         let mut regions = Vec::with_capacity(self.regions.len());
-        for (slot, r) in self.regions.iter().enumerate() {
+        let mut slot = 0u32;
+        for r in &self.regions {
             let committed = r.committed();
-            if committed.end > committed.start {
+            let slots = match r.growth {
+                Growth::Sparse => r.chunk_runs(),
+                _ if committed.end > committed.start => vec![committed.clone()],
+                _ => Vec::new(),
+            };
+            for range in slots {
                 let region = kvm_userspace_memory_region {
-                    slot: slot as u32,
+                    slot,
                     flags: 0,
-                    guest_phys_addr: committed.start - r.base + r.phys,
-                    memory_size: committed.end - committed.start,
-                    userspace_addr: r.host.as_ptr() as u64 + (committed.start - r.base),
+                    guest_phys_addr: range.start - r.base + r.phys,
+                    memory_size: range.end - range.start,
+                    userspace_addr: r.host.as_ptr() as u64 + (range.start - r.base),
                 };
-                // SAFETY: the host range is the committed part of `r.host`, a mapping
-                // this new region shares ownership of; regions do not overlap, so
-                // neither do the slots.
+                // SAFETY: the host range is a committed part of `r.host`, a mapping
+                // this new region shares ownership of; regions and a sparse
+                // region's runs do not overlap, so neither do the slots.
                 unsafe { vm.set_user_memory_region(region) }.with_context(|| {
                     format!(
                         "KVM_SET_USER_MEMORY_REGION for the forked {:?} region {:#x}..{:#x}",
-                        r.kind, committed.start, committed.end
+                        r.kind, range.start, range.end
                     )
                 })?;
                 crate::stats::count(crate::stats::Event::MemslotChange);
+                slot += 1;
             }
             regions.push(Region {
                 kind: r.kind,
@@ -318,10 +405,13 @@ impl GuestMemory {
                 growth: r.growth,
                 committed_start: AtomicU64::new(committed.start),
                 committed_end: AtomicU64::new(committed.end),
+                chunks: std::sync::Mutex::new(
+                    r.chunks.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+                ),
             });
         }
         Ok(GuestMemory {
-            next_slot: AtomicU32::new(regions.len() as u32),
+            next_slot: AtomicU32::new(slot),
             regions,
             next_phys: self.next_phys,
             flush_page: MmapRegion::new(PAGE_SIZE as usize).context("allocating the flush page")?,

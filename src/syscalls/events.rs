@@ -7,13 +7,12 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use rustix::io::Errno;
 
 use super::{Ctx, SysResult};
-use crate::kernel::lock;
 use crate::memory::host;
 
 /// Installs `fd` with the guest's close-on-exec choice (`flags & cloexec_flag`).
 fn install(ctx: &Ctx<'_>, fd: OwnedFd, flags: u64, cloexec_flag: i32) -> SysResult {
     let cloexec = flags & cloexec_flag as u64 != 0;
-    Ok(lock(&ctx.guest.fds).insert(fd, cloexec, 0)? as u64)
+    Ok(ctx.thread.fds(ctx.guest).insert(fd, cloexec, 0)? as u64)
 }
 
 pub fn eventfd2(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {

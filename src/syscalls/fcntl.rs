@@ -12,7 +12,6 @@ use rustix::fs::OFlags;
 use rustix::io::Errno;
 
 use super::{Ctx, SysResult};
-use crate::kernel::lock;
 use crate::memory::host;
 
 /// `struct flock`: l_type (short), l_whence (short), l_start, l_len, l_pid (int).
@@ -25,18 +24,18 @@ pub fn fcntl(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     match a[1] as i32 {
         cmd @ (libc::F_DUPFD | libc::F_DUPFD_CLOEXEC) => {
             let min = i32::try_from(a[2]).map_err(|_| Errno::INVAL)?;
-            let mut fds = lock(&ctx.guest.fds);
+            let mut fds = ctx.thread.fds(ctx.guest);
             let host = fds.dup_host(fd)?;
             Ok(fds.insert(host, cmd == libc::F_DUPFD_CLOEXEC, min)? as u64)
         }
-        libc::F_GETFD => Ok(if lock(&ctx.guest.fds).cloexec(fd)? {
+        libc::F_GETFD => Ok(if ctx.thread.fds(ctx.guest).cloexec(fd)? {
             libc::FD_CLOEXEC as u64
         } else {
             0
         }),
         libc::F_SETFD => {
             let on = a[2] & libc::FD_CLOEXEC as u64 != 0;
-            lock(&ctx.guest.fds).set_cloexec(fd, on)?;
+            ctx.thread.fds(ctx.guest).set_cloexec(fd, on)?;
             Ok(0)
         }
         libc::F_GETFL => Ok(rustix::fs::fcntl_getfl(ctx.fd(a[0])?)?.bits() as u64),

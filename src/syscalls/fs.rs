@@ -9,7 +9,6 @@ use rustix::io::Errno;
 use vm_memory::{ReadVolatile, VolatileMemoryError, VolatileSlice, WriteVolatile};
 
 use super::{Ctx, SysResult, procfs, procrule};
-use crate::kernel::lock;
 use crate::memory::host;
 
 /// Linux's MAX_RW_COUNT: the most a single read or write transfers.
@@ -215,7 +214,10 @@ pub(super) fn do_openat(
     let dir = dirfd(ctx, dir, &path)?;
     let mode = Mode::from_raw_mode(mode as u32);
     let fd = procrule::open(ctx.guest, Some(ctx.thread), dir.as_fd(), &path, flags, mode)?;
-    Ok(lock(&ctx.guest.fds).insert(fd, flags.contains(OFlags::CLOEXEC), 0)? as u64)
+    Ok(ctx
+        .thread
+        .fds(ctx.guest)
+        .insert(fd, flags.contains(OFlags::CLOEXEC), 0)? as u64)
 }
 
 pub fn open(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
@@ -227,7 +229,7 @@ pub fn openat(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 }
 
 pub fn close(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
-    lock(&ctx.guest.fds).close(fd_arg(a[0]))?;
+    ctx.thread.fds(ctx.guest).close(fd_arg(a[0]))?;
     Ok(0)
 }
 
@@ -244,7 +246,9 @@ pub fn close_range(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
         return Ok(0);
     };
     let last = i32::try_from(last).unwrap_or(i32::MAX);
-    lock(&ctx.guest.fds).close_range(first..=last, flags & CLOEXEC != 0);
+    ctx.thread
+        .fds(ctx.guest)
+        .close_range(first..=last, flags & CLOEXEC != 0);
     Ok(0)
 }
 
@@ -516,13 +520,13 @@ pub fn readlinkat(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 }
 
 pub fn dup(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
-    let mut fds = lock(&ctx.guest.fds);
+    let mut fds = ctx.thread.fds(ctx.guest);
     let host = fds.dup_host(fd_arg(a[0]))?;
     Ok(fds.insert(host, false, 0)? as u64)
 }
 
 fn do_dup3(ctx: &mut Ctx<'_>, old: i32, new: i32, cloexec: bool) -> SysResult {
-    let mut fds = lock(&ctx.guest.fds);
+    let mut fds = ctx.thread.fds(ctx.guest);
     let host = fds.dup_host(old)?;
     Ok(fds.insert_at(new, host, cloexec)? as u64)
 }
@@ -554,7 +558,7 @@ fn do_pipe2(ctx: &mut Ctx<'_>, out: u64, flags: u64) -> SysResult {
         rustix::pipe::PipeFlags::from_bits_retain(flags as u32) | rustix::pipe::PipeFlags::CLOEXEC;
     let (r, w) = rustix::pipe::pipe_with(host_flags)?;
     let cloexec = flags & libc::O_CLOEXEC as u64 != 0;
-    let mut fds = lock(&ctx.guest.fds);
+    let mut fds = ctx.thread.fds(ctx.guest);
     let r = fds.insert(r, cloexec, 0)?;
     let w = match fds.insert(w, cloexec, 0) {
         Ok(w) => w,

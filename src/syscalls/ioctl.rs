@@ -11,7 +11,6 @@ use std::os::fd::{AsFd, BorrowedFd};
 use rustix::io::Errno;
 
 use super::{Ctx, SysResult};
-use crate::kernel::lock;
 use crate::memory::host;
 
 /// How a request's argument is passed, and what km does with it.
@@ -118,7 +117,7 @@ pub fn ioctl(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
             Ok(r)
         }
         Arg::CloseOnExec(on) => {
-            lock(&ctx.guest.fds).set_cloexec(a[0] as i32, on)?;
+            ctx.thread.fds(ctx.guest).set_cloexec(a[0] as i32, on)?;
             Ok(0)
         }
         Arg::PtyPeer => pty_peer(ctx, fd, a[2] as i32),
@@ -130,7 +129,7 @@ pub fn ioctl(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 fn pty_peer(ctx: &mut Ctx<'_>, fd: BorrowedFd<'_>, flags: i32) -> SysResult {
     let peer = host::pty_peer(fd, flags)?;
     let cloexec = flags & libc::O_CLOEXEC != 0;
-    Ok(lock(&ctx.guest.fds).insert(peer, cloexec, 0)? as u64)
+    Ok(ctx.thread.fds(ctx.guest).insert(peer, cloexec, 0)? as u64)
 }
 
 /// SIOCGIFCONF: with a null buffer, the length every interface needs; otherwise as

@@ -89,7 +89,7 @@ impl<'a> Ctx<'a> {
 
     /// The host descriptor behind guest fd `fd`.
     pub fn fd(&self, fd: u64) -> Result<Arc<OwnedFd>, Errno> {
-        lock(&self.guest.fds).get(fd as i32)
+        self.thread.fds(self.guest).get(fd as i32)
     }
 
     /// A copy of `[addr, addr + len)`, allocated only once the range is known to be

@@ -11,7 +11,6 @@ use rustix::io::Errno;
 use super::fs::{IOV_MAX, iov_slices};
 use super::net::read_sockaddr;
 use super::{Ctx, SysResult};
-use crate::kernel::lock;
 use crate::memory::host;
 
 /// Offsets in `struct msghdr` of the fields km writes back.
@@ -75,7 +74,7 @@ fn fds_to_host(ctx: &Ctx<'_>, control: &mut [u8]) -> Result<Vec<Arc<OwnedFd>>, E
     for cmsg in cmsgs(control)?.iter().filter(|c| c.is_rights()) {
         for slot in control[cmsg.data..cmsg.data + cmsg.len].chunks_exact_mut(4) {
             let guest = i32::from_ne_bytes((&*slot).try_into().expect("4 bytes"));
-            let host = lock(&ctx.guest.fds).get(guest)?;
+            let host = ctx.thread.fds(ctx.guest).get(guest)?;
             slot.copy_from_slice(&host.as_raw_fd().to_ne_bytes());
             held.push(host);
         }
@@ -90,7 +89,7 @@ fn fds_to_guest(ctx: &Ctx<'_>, control: &mut [u8], cloexec: bool) -> Result<(), 
         for slot in control[cmsg.data..cmsg.data + cmsg.len].chunks_exact_mut(4) {
             let host = i32::from_ne_bytes((&*slot).try_into().expect("4 bytes"));
             let fd = host::adopt_received_fd(host);
-            let guest = lock(&ctx.guest.fds).insert(fd, cloexec, 0)?;
+            let guest = ctx.thread.fds(ctx.guest).insert(fd, cloexec, 0)?;
             slot.copy_from_slice(&guest.to_ne_bytes());
         }
     }

@@ -7,7 +7,6 @@ use rustix::io::Errno;
 use rustix::net::{AddressFamily, Protocol, Shutdown, SocketFlags, SocketType};
 
 use super::{Ctx, SysResult};
-use crate::kernel::lock;
 use crate::memory::host::{self, SockAddrOut};
 
 /// Largest socket address km copies (sizeof(struct sockaddr_storage)).
@@ -38,7 +37,7 @@ pub fn socket(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
         flags,
         protocol(a[2]),
     )?;
-    Ok(lock(&ctx.guest.fds).insert(fd, cloexec, 0)? as u64)
+    Ok(ctx.thread.fds(ctx.guest).insert(fd, cloexec, 0)? as u64)
 }
 
 pub fn socketpair(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
@@ -50,7 +49,7 @@ pub fn socketpair(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
         flags,
         protocol(a[2]),
     )?;
-    let mut fds = lock(&ctx.guest.fds);
+    let mut fds = ctx.thread.fds(ctx.guest);
     let x = fds.insert(x, cloexec, 0)?;
     let y = match fds.insert(y, cloexec, 0) {
         Ok(y) => y,
@@ -119,7 +118,10 @@ fn do_accept4(ctx: &mut Ctx<'_>, a: &[u64; 6], flags: u64) -> SysResult {
         return Err(Errno::INVAL);
     }
     let (new, peer) = host::accept4(fd.as_fd(), len, flags | libc::SOCK_CLOEXEC)?;
-    let n = lock(&ctx.guest.fds).insert(new, flags & libc::SOCK_CLOEXEC != 0, 0)?;
+    let n = ctx
+        .thread
+        .fds(ctx.guest)
+        .insert(new, flags & libc::SOCK_CLOEXEC != 0, 0)?;
     if let Some(peer) = peer {
         put_addr(ctx, a[1], a[2], &peer)?;
     }

@@ -7,7 +7,6 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use rustix::io::Errno;
 
 use super::{Ctx, SysResult, signal};
-use crate::kernel::lock;
 use crate::memory::host;
 
 pub fn pidfd_open(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
@@ -17,7 +16,7 @@ pub fn pidfd_open(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     }
     let fd = host::fd_syscall(libc::SYS_pidfd_open, [pid as u64, flags])?;
     // A pidfd is always close-on-exec.
-    Ok(lock(&ctx.guest.fds).insert(fd, true, 0)? as u64)
+    Ok(ctx.thread.fds(ctx.guest).insert(fd, true, 0)? as u64)
 }
 
 /// The pid a host pidfd refers to (its fdinfo's `Pid:` line); EBADF for any other

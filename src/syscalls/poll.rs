@@ -9,7 +9,7 @@ use rustix::io::Errno;
 use super::signal::{read_temporary_mask, with_temporary_mask};
 use super::{Ctx, SysResult};
 use crate::guest::mm::TASK_SIZE;
-use crate::kernel::{fdtable, lock, signalfd, signals};
+use crate::kernel::{fdtable, signalfd, signals};
 use crate::kvm::kick;
 use crate::memory::host;
 
@@ -86,7 +86,7 @@ pub fn epoll_create1(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 
 fn create(ctx: &mut Ctx<'_>, flags: u64) -> SysResult {
     let fd = epoll::create(epoll::CreateFlags::CLOEXEC)?;
-    Ok(lock(&ctx.guest.fds).insert(fd, flags != 0, 0)? as u64)
+    Ok(ctx.thread.fds(ctx.guest).insert(fd, flags != 0, 0)? as u64)
 }
 
 pub fn epoll_ctl(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {

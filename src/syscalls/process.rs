@@ -6,6 +6,8 @@
 //! thread's user context with RAX = 0 on a fresh vCPU. Guest pids are host pids, so
 //! the parent's wait4 and kill go straight to the host, and the child km's exit
 //! status (the payload's, or death by the payload's signal) is what the parent sees.
+//! A vfork child instead runs in the parent's memory, on the vforking thread's vCPU,
+//! in a host process of its own ([`run_child_in_parent_memory`]).
 
 use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex};
@@ -16,10 +18,12 @@ use rustix::io::Errno;
 use super::thread::ChildSpec;
 use super::{Ctx, SysResult};
 use crate::guest::vm::Forked;
+use crate::kernel::fdtable::FdTable;
 use crate::kernel::lock;
-use crate::kernel::process::{ForkedChild, Guest, Handover, Thread};
+use crate::kernel::process::{ForkedChild, Guest, Handover, Signals, Thread, VforkChild};
 use crate::kernel::ptrace::{Debugger, ForkDecision, Marks};
 use crate::kvm::kick;
+use crate::kvm::vcpu::SavedCpu;
 use crate::memory::host;
 use crate::trace;
 use crate::trace::Category;
@@ -40,13 +44,141 @@ pub fn fork(ctx: &mut Ctx<'_>, _: &[u64; 6]) -> SysResult {
 
 pub fn vfork(ctx: &mut Ctx<'_>, _: &[u64; 6]) -> SysResult {
     let spec = ChildSpec::of_caller(ctx, 0, 0, 0, 0, 0)?;
-    new_process(ctx, spec, true)
+    vfork_process(ctx, spec)
+}
+
+/// vfork and clone(CLONE_VM|CLONE_VFORK): the child shares the parent's memory
+/// until it execs or exits ([`run_child_in_parent_memory`]). Under gdb, whose
+/// fork events follow km processes, and in a vfork child (whose thread is taken),
+/// the child gets a copy of memory as a fork child does, and the caller waits.
+pub fn vfork_process(ctx: &mut Ctx<'_>, spec: ChildSpec) -> SysResult {
+    if ctx.guest.debugger.is_some() || ctx.thread.vfork_child.is_some() {
+        return new_process(ctx, spec, true);
+    }
+    run_child_in_parent_memory(ctx, spec)
+}
+
+/// The parent thread's kernel state a vfork child may change while it runs on
+/// that thread, put back when the parent resumes.
+struct ParentState {
+    cpu: SavedCpu,
+    sigmask: u64,
+    saved_mask: Option<u64>,
+    altstack: (u64, u64),
+    robust_list: (u64, u64),
+    clear_child_tid: u64,
+}
+
+impl ParentState {
+    fn of(thread: &Thread) -> Result<ParentState, Errno> {
+        Ok(ParentState {
+            cpu: thread.vcpu.save().map_err(|_| Errno::AGAIN)?,
+            sigmask: thread.sigmask,
+            saved_mask: thread.saved_mask,
+            altstack: thread.altstack,
+            robust_list: thread.robust_list,
+            clear_child_tid: thread.clear_child_tid,
+        })
+    }
+
+    /// Gives `thread` back to its parent: the child's own state (its descriptor
+    /// table holds host descriptors of the child's process) is dropped without
+    /// closing anything here.
+    fn restore(self, thread: &mut Thread, guest: &Guest) {
+        if let Some(child) = thread.vfork_child.take() {
+            let VforkChild { fds, .. } = *child;
+            fds.into_inner()
+                .unwrap_or_else(|e| e.into_inner())
+                .forget_host_fds();
+        }
+        if let Err(e) = thread.vcpu.restore(&self.cpu) {
+            crate::eprintln_whole!(
+                "km: {}: resuming the parent of a vfork: {e:#}",
+                guest.config.name
+            );
+            crate::kernel::process::exit_process(crate::KM_ERROR_STATUS as i32);
+        }
+        thread.sigmask = self.sigmask;
+        thread.saved_mask = self.saved_mask;
+        thread.altstack = self.altstack;
+        thread.robust_list = self.robust_list;
+        thread.clear_child_tid = self.clear_child_tid;
+        thread.forced_signal = None;
+    }
+}
+
+/// Runs the child of a vfork as Linux does: on the calling thread's vCPU, in the
+/// parent's memory (what it writes, the parent sees), in a host process of its own
+/// that shares km's memory (`host::vfork_sharing_memory`), so its pid is a real one
+/// the parent waits for and kills, and its working directory, identity, session
+/// and host descriptors are its own; it gets its own copy of the guest descriptor
+/// table and signal dispositions. The calling thread waits (its siblings run on)
+/// until the child execs (a new km replaces the child's process) or exits (the
+/// process ends with its status), then resumes with its own registers and the
+/// child's pid.
+fn run_child_in_parent_memory(ctx: &mut Ctx<'_>, spec: ChildSpec) -> SysResult {
+    let guest = ctx.guest;
+    let thread = &mut *ctx.thread;
+    let parent = ParentState::of(thread)?;
+    // Held until the child has its own copies: the host numbers stay open in
+    // this process, so the child's copy of km's descriptors has them.
+    let fds = thread.fds(guest).clone();
+    let signals = thread.signals(guest).clone();
+    let mut failed = None;
+    let forked = host::vfork_sharing_memory(&mut || {
+        // In the child's process, with the parent thread suspended.
+        match start_vfork_child(guest, thread, &spec, &fds, &signals) {
+            Ok(()) => crate::kernel::process::run_vfork_child(guest, thread),
+            Err(e) => {
+                failed = Some(e);
+                crate::KM_ERROR_STATUS as i32
+            }
+        }
+    });
+    parent.restore(thread, guest);
+    drop(fds);
+    let pid = forked?;
+    if let Some(e) = failed {
+        reap(pid);
+        return Err(e);
+    }
+    if let Some(ptid) = spec.set_ptid {
+        guest.write_user(ptid, pid)?;
+    }
+    trace!(Category::Kvm, "thread {} vforked process {pid}", thread.tid);
+    Ok(pid as u64)
+}
+
+/// In a vfork child's process: gives the thread the child's own descriptor table
+/// (on its copies of the host descriptors) and dispositions, and its user context.
+fn start_vfork_child(
+    guest: &Guest,
+    thread: &mut Thread,
+    spec: &ChildSpec,
+    fds: &FdTable,
+    signals: &Signals,
+) -> Result<(), Errno> {
+    thread.vfork_child = Some(Box::new(VforkChild {
+        fds: Mutex::new(fds.vfork_copy()),
+        signals: Mutex::new(signals.clone()),
+        pending: Default::default(),
+    }));
+    thread
+        .vcpu
+        .enter_user(&guest.vm.mem, &spec.regs)
+        .and_then(|()| thread.vcpu.set_fs_base(spec.fs_base))
+        .map_err(|_| Errno::AGAIN)?;
+    if let Some(ctid) = spec.set_ctid {
+        let pid = rustix::process::getpid().as_raw_nonzero().get();
+        guest.write_user(ctid, pid)?;
+    }
+    Ok(())
 }
 
 /// Forks the payload: the child continues in `spec`'s context in a new km process;
-/// returns the child's pid to the parent. A CLONE_VM child gets a copy of memory
-/// too, which every fork-then-exec user (posix_spawn, system) is fine with; with
-/// `vfork` the parent waits, as Linux's vfork does, until the child execs or exits.
+/// returns the child's pid to the parent. A CLONE_VM child without CLONE_VFORK
+/// gets a copy of memory too; with `vfork` (under gdb, see [`vfork_process`]) the
+/// parent waits, as Linux's vfork does, until the child execs or exits.
 /// The parent returns only once the child km is set up and about to run the
 /// payload; a child that could not be set up is reaped and its errno returned, as
 /// Linux's fork fails.
@@ -73,8 +205,8 @@ pub fn new_process(ctx: &mut Ctx<'_>, spec: ChildSpec, vfork: bool) -> SysResult
     };
     let xsave = ctx.thread.vcpu.xsave().map_err(|_| Errno::AGAIN)?;
     let mut marks = guest.debugger.as_ref().map(|d| d.marks());
-    let fds = lock(&guest.fds).clone();
-    let signals = lock(&guest.signals).clone();
+    let fds = ctx.thread.fds(guest).clone();
+    let signals = ctx.thread.signals(guest).clone();
     // The address space stays still (no other thread maps or unmaps) across the fork.
     let mm = lock(&guest.mm);
     let forked = guest.vm.fork();
@@ -227,12 +359,17 @@ fn child_ready(pid: i32, report: &OwnedFd) -> Result<(), Errno> {
     if errno == 0 {
         return Ok(());
     }
+    reap(pid);
+    Err(Errno::from_raw_os_error(errno))
+}
+
+/// Waits for child `pid`, which has ended or is about to, and reaps it.
+fn reap(pid: i32) {
     let child = rustix::process::Pid::from_raw(pid);
     while matches!(
         rustix::process::waitpid(child, rustix::process::WaitOptions::empty()),
         Err(Errno::INTR)
     ) {}
-    Err(Errno::from_raw_os_error(errno))
 }
 
 /// In the child: tells the parent its set-up result (a 4-byte write to a pipe is

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 use rustix::io::Errno;
 
 use super::{Ctx, Outcome, SysResult};
+use crate::kernel::signalfd;
 use crate::kernel::signals::{self, SI_TKILL, SI_USER, SigAction, SigInfo, UNBLOCKABLE};
-use crate::kernel::{lock, signalfd};
 use crate::kvm::kick;
 use crate::memory::host;
 
@@ -72,13 +72,13 @@ pub fn rt_sigaction(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
         None
     };
     let slot = (sig - 1) as usize;
-    let old = lock(&ctx.guest.signals).actions[slot];
+    let old = ctx.thread.signals(ctx.guest).actions[slot];
     if a[2] != 0 {
         ctx.write_obj(a[2], old.words())?;
     }
     if let Some(mut new) = new {
         new.mask &= !UNBLOCKABLE;
-        lock(&ctx.guest.signals).actions[slot] = new;
+        ctx.thread.signals(ctx.guest).actions[slot] = new;
         if sig == libc::SIGCHLD {
             kick::mirror_sigchld(new.reaps_children()).map_err(|_| Errno::INVAL)?;
         }
@@ -202,7 +202,7 @@ pub fn signalfd4(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
         return Ok(a[0] as i32 as u64);
     }
     let (read_end, write_end) = signalfd::pipe(flags & libc::SFD_NONBLOCK != 0)?;
-    let mut fds = lock(&ctx.guest.fds);
+    let mut fds = ctx.thread.fds(ctx.guest);
     let n = fds.insert(read_end, flags & libc::SFD_CLOEXEC != 0, 0)?;
     let read_end = fds.get(n)?;
     drop(fds);
@@ -311,6 +311,13 @@ fn signal_thread(
     }
     if tgid.is_some_and(|g| g as i32 != own_pid()) {
         return Err(Errno::SRCH);
+    }
+    // A vfork child's own tid is its pid; the other tids are its parent's threads.
+    if ctx.thread.vfork_child.is_some() && tid as i32 == own_pid() {
+        if sig != 0 {
+            signals::send_from_within(ctx.guest, ctx.thread, info(sig as i32))?;
+        }
+        return Ok(0);
     }
     let target = ctx.guest.thread(tid as i32).ok_or(Errno::SRCH)?;
     if sig != 0 {

@@ -33,6 +33,10 @@ const FUTEX_CMD_MASK: i32 = !(libc::FUTEX_PRIVATE_FLAG | libc::FUTEX_CLOCK_REALT
 const AFFINITY_MAX: u64 = 1024;
 
 pub fn gettid(ctx: &mut Ctx<'_>, _: &[u64; 6]) -> SysResult {
+    // A vfork child runs on its parent's thread but is a process of its own.
+    if ctx.thread.vfork_child.is_some() {
+        return Ok(rustix::process::getpid().as_raw_nonzero().get() as u64);
+    }
     Ok(ctx.thread.tid as u64)
 }
 
@@ -76,10 +80,18 @@ pub fn clone(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> Result<Outcome, Errno> {
             return Err(Errno::INVAL);
         }
         let vfork = flags & libc::CLONE_VFORK as u64 != 0;
+        if vfork && flags & libc::CLONE_VM as u64 != 0 {
+            return process::vfork_process(ctx, spec).map(Outcome::Return);
+        }
         return process::new_process(ctx, spec, vfork).map(Outcome::Return);
     }
     if flags & THREAD_FLAGS != THREAD_FLAGS {
         return Err(Errno::INVAL);
+    }
+    // A vfork child's threads would be its parent's in km's bookkeeping but die
+    // with the child's process: it gets none (EAGAIN, as under a thread limit).
+    if ctx.thread.vfork_child.is_some() {
+        return Err(Errno::AGAIN);
     }
     let tid = spawn(ctx.guest, spec)?;
     trace!(

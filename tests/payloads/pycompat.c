@@ -49,9 +49,11 @@ static int closed_stdio(const char *self) {
     posix_spawn_file_actions_addclose(&actions, 0);
     char *argv[] = {(char *)self, "closedstdio-report", "posix_spawn closing 0", NULL};
     int err = posix_spawn(&pid, self, &actions, NULL, argv, environ);
+    /* The child's report comes first: the parent prints once it has ended. */
+    int status = err == 0 ? wait_child(pid) : -1;
     printf("posix_spawn: %s\n", strerror(err));
     if (err == 0)
-        printf("spawned child status %d\n", wait_child(pid));
+        printf("spawned child status %d\n", status);
     printf("closedstdio done\n");
     return 0;
 }

@@ -152,6 +152,10 @@ pub struct Cli {
     #[arg(long = "argv0", value_name = "NAME")]
     pub argv0: Option<OsString>,
 
+    /// Where a snapshot (system call 505, km_cli) is written.
+    #[arg(long = "snapshot", value_name = "FILE", default_value = "kmsnap")]
+    pub snapshot: PathBuf,
+
     /// Print the version.
     #[arg(long = "version", action = clap::ArgAction::Version)]
     pub version: Option<bool>,
@@ -185,6 +189,10 @@ impl Cli {
         if self.no_coredump {
             out.push("--no-coredump".into());
         }
+        let mut snapshot = OsString::from("--snapshot=");
+        snapshot
+            .push(std::path::absolute(&self.snapshot).unwrap_or_else(|_| self.snapshot.clone()));
+        out.push(snapshot);
         if let Some(choice) = self.crash_report_choice().to_possible_value() {
             out.push(format!("--crash-report={}", choice.get_name()).into());
         }

@@ -1,0 +1,111 @@
+// Snapshot payload (tests/snapshot.rs): sets up state km must carry across a
+// snapshot, asks for one with KM_SNAPSHOT (505), then shows that state.
+//   snapshot FILE live|end|wait [unsupported]
+// live: a live snapshot; end: the snapshot ends the payload; wait: waits for
+// SIGUSR2 (km_cli asks km from outside). "unsupported": also holds a pipe,
+// which km cannot restore (the call fails with ENOTSUP and the payload goes on).
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define KM_SNAPSHOT 505
+#define WORKERS 3
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
+static int go, ready;
+static volatile sig_atomic_t handled, resume;
+
+static void on_usr1(int sig) { handled = sig; }
+static void on_usr2(int sig) { resume = sig; }
+
+static void *worker(void *arg) {
+    long n = (long)arg;
+    long square = n * n;  // on this thread's stack across the snapshot
+    pthread_mutex_lock(&lock);
+    ready++;
+    pthread_cond_broadcast(&cond);
+    while (!go) pthread_cond_wait(&cond, &lock);
+    pthread_mutex_unlock(&lock);
+    return (void *)(square + 100);
+}
+
+static void fail(const char *what) {
+    printf("%s: %s\n", what, strerror(errno));
+    exit(1);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 3) return 2;
+    setvbuf(stdout, NULL, _IONBF, 0);
+    char *heap = malloc(1 << 20);
+    for (int i = 0; i < (1 << 20); i++) heap[i] = 'a' + i % 26;
+    int file = open(argv[1], O_RDWR | O_CREAT | O_TRUNC, 0600);
+    if (file < 0 || write(file, "0123456789", 10) != 10 || lseek(file, 4, SEEK_SET) != 4)
+        fail("file");
+    int listener = socket(AF_INET, SOCK_STREAM, 0), on = 1;
+    // A restored copy listens on the same port while this one's connection waits.
+    setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (bind(listener, (struct sockaddr *)&addr, sizeof addr) || listen(listener, 4)) fail("listen");
+    socklen_t len = sizeof addr;
+    getsockname(listener, (struct sockaddr *)&addr, &len);
+    int efd = eventfd(5, 0);
+    signal(SIGUSR1, on_usr1);
+    signal(SIGUSR2, on_usr2);
+    int fds[2];
+    if (argc > 3 && pipe(fds)) fail("pipe");
+    pthread_t threads[WORKERS];
+    for (long i = 0; i < WORKERS; i++) pthread_create(&threads[i], NULL, worker, (void *)(i + 1));
+    pthread_mutex_lock(&lock);
+    while (ready < WORKERS) pthread_cond_wait(&cond, &lock);
+    pthread_mutex_unlock(&lock);
+
+    long r;
+    if (strcmp(argv[2], "wait") == 0) {
+        printf("waiting\n");
+        while (!resume) pause();
+        r = 0;
+    } else {
+        r = syscall(KM_SNAPSHOT, "test", "a snapshot test", strcmp(argv[2], "live") == 0);
+        printf("snapshot returned %ld%s%s\n", r, r < 0 ? " " : "", r < 0 ? strerror(errno) : "");
+    }
+
+    char buf[16] = {0};
+    if (read(file, buf, sizeof buf - 1) < 0) fail("read");
+    printf("file from offset 4: %s\n", buf);
+    int client = socket(AF_INET, SOCK_STREAM, 0);
+    if (connect(client, (struct sockaddr *)&addr, sizeof addr)) fail("connect");
+    int conn = accept(listener, NULL, NULL);
+    printf("listener accepts: %s\n", conn >= 0 ? "yes" : strerror(errno));
+    uint64_t count = 0;
+    if (read(efd, &count, sizeof count) != sizeof count) fail("eventfd");
+    printf("eventfd counter: %llu\n", (unsigned long long)count);
+    kill(getpid(), SIGUSR1);
+    printf("handler ran for signal %d\n", (int)handled);
+    pthread_mutex_lock(&lock);
+    go = 1;
+    pthread_cond_broadcast(&cond);
+    pthread_mutex_unlock(&lock);
+    for (int i = 0; i < WORKERS; i++) {
+        void *v;
+        pthread_join(threads[i], &v);
+        printf("thread %d: %ld\n", i + 1, (long)v);
+    }
+    long sum = 0;
+    for (int i = 0; i < (1 << 20); i++) sum += heap[i];
+    printf("heap sum %ld, heap[12345] = %c\n", sum, heap[12345]);
+    printf("done\n");
+    return 0;
+}

@@ -194,16 +194,17 @@ impl AddressSpace {
     }
 
     /// Maps back a mapping of a snapshot as `vma` at `range`: its first bytes are
-    /// those of `contents` (a file, the offset and the length there), mapped
-    /// copy-on-write so that they are read in on first touch; the rest is zero.
+    /// those of `contents` (a file, the offset and the length there, and
+    /// MAP_PRIVATE, copy-on-write, so that pages are read in on first touch, or
+    /// MAP_SHARED); the rest is zero.
     pub fn restore_mapping(
         &mut self,
         vm: &Vm,
         range: Range<u64>,
         vma: Vma,
-        contents: (BorrowedFd<'_>, u64, u64),
+        contents: (BorrowedFd<'_>, u64, u64, i32),
     ) -> Result<()> {
-        let (file, offset, len) = contents;
+        let (file, offset, len, flags) = contents;
         let aligned = |a: u64| a % crate::memory::PAGE_SIZE == 0;
         let valid = range.start < range.end
             && range.start >= MMAP_MIN_ADDR
@@ -225,7 +226,11 @@ impl AddressSpace {
             let stored = range.start..range.start + page_align_up(len);
             let rw = libc::PROT_READ | libc::PROT_WRITE;
             vm.mem
-                .map_file(stored, file, offset, rw, libc::MAP_PRIVATE)?;
+                .map_file(stored.clone(), file, offset, rw, flags)
+                .or_else(|_| {
+                    vm.mem
+                        .map_file(stored, file, offset, libc::PROT_READ, flags)
+                })?;
         }
         vm.protect(range.clone(), vma.prot)?;
         self.insert(range, vma);

@@ -95,13 +95,12 @@ fn take_alone(guest: &Guest, thread: &Thread, req: &SnapshotRequest) -> Result<T
     result.map(|()| if req.live { Taken::Live } else { Taken::End })
 }
 
-/// Refuses mappings a restore could not give back: shared file mappings and
-/// System V segments (memory shared with other processes).
+/// Refuses mappings a restore could not give back: System V segments (shared
+/// file mappings map their file again).
 fn check_mappings(guest: &Guest) -> Result<(), Errno> {
     let mm = lock(&guest.mm);
     for (start, vma) in mm.vmas() {
-        let shared_file = vma.shared && vma.file.is_some();
-        if shared_file || vma.kind == VmaKind::SysvShm {
+        if vma.kind == VmaKind::SysvShm {
             trace!(
                 Category::Snapshot,
                 "mapping {start:#x}..{:#x} is shared with other processes: cannot be restored",

@@ -151,12 +151,22 @@ impl Snapshot {
                 shared: m.shared,
                 file: m.file.as_ref().map(|(p, o)| (Arc::from(p.as_str()), *o)),
             };
-            mm.restore_mapping(
-                vm,
-                load.vaddr..end,
-                vma,
-                (self.file.as_fd(), load.offset, load.filesz),
-            )?;
+            match &m.file {
+                Some((path, offset)) if m.shared => {
+                    let file = shared_file(path, prot)?;
+                    let contents = (file.as_fd(), *offset, load.memsz, libc::MAP_SHARED);
+                    mm.restore_mapping(vm, load.vaddr..end, vma, contents)?;
+                }
+                _ => {
+                    let contents = (
+                        self.file.as_fd(),
+                        load.offset,
+                        load.filesz,
+                        libc::MAP_PRIVATE,
+                    );
+                    mm.restore_mapping(vm, load.vaddr..end, vma, contents)?;
+                }
+            }
         }
         trace!(
             Category::Snapshot,
@@ -199,6 +209,15 @@ impl Snapshot {
         drop(signals);
         guest
     }
+}
+
+/// The file of a shared mapping, opened for writing if the mapping is writable.
+fn shared_file(path: &str, prot: i32) -> Result<File> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(prot & libc::PROT_WRITE != 0)
+        .open(path)
+        .with_context(|| format!("opening {path}, mapped shared"))
 }
 
 /// Sets `vcpu` to resume `t`: registers, FPU/SSE/AVX state, thread pointer.

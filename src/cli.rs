@@ -156,6 +156,10 @@ pub struct Cli {
     #[arg(long = "snapshot", value_name = "FILE", default_value = "kmsnap")]
     pub snapshot: PathBuf,
 
+    /// Listen for management requests (km_cli) on a UNIX socket at PATH.
+    #[arg(long = "mgtpipe", value_name = "PATH")]
+    pub mgtpipe: Option<PathBuf>,
+
     /// Print the version.
     #[arg(long = "version", action = clap::ArgAction::Version)]
     pub version: Option<bool>,
@@ -193,6 +197,11 @@ impl Cli {
         snapshot
             .push(std::path::absolute(&self.snapshot).unwrap_or_else(|_| self.snapshot.clone()));
         out.push(snapshot);
+        if let Some(path) = &self.mgtpipe {
+            let mut mgtpipe = OsString::from("--mgtpipe=");
+            mgtpipe.push(std::path::absolute(path).unwrap_or_else(|_| path.clone()));
+            out.push(mgtpipe);
+        }
         if let Some(choice) = self.crash_report_choice().to_possible_value() {
             out.push(format!("--crash-report={}", choice.get_name()).into());
         }

@@ -132,6 +132,20 @@ fn install_handlers() -> Result<()> {
     memory::faults::install()
 }
 
+/// Serves `--mgtpipe` requests for `guest` from a km thread.
+fn serve_management(cli: &cli::Cli, guest: &Arc<Guest>) -> Result<()> {
+    let Some(path) = &cli.mgtpipe else {
+        return Ok(());
+    };
+    let listener = snapshot::mgt::listen(path)?;
+    let guest = guest.clone();
+    std::thread::Builder::new()
+        .name("km-mgt".into())
+        .spawn(move || snapshot::mgt::serve(guest, listener))
+        .context("starting the management thread")?;
+    Ok(())
+}
+
 /// Loads the payload named by `cli` and runs it; returns only on a monitor error.
 pub fn run(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infallible> {
     if cli.seccomp_inherited {
@@ -251,6 +265,7 @@ pub fn run(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infalli
         signals::send_to_process(&guest, signals::info(sig, signals::SI_USER))
             .context("restoring a pending signal")?;
     }
+    serve_management(cli, &guest)?;
     if cli.sandbox {
         // Before the first vCPU: its first run starts KVM's worker thread in km.
         sandbox::enter(cli.sandbox_uid, cli.sandbox_gid)?;
@@ -340,6 +355,7 @@ fn restore(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infalli
     if let Some(vvar) = guest.config.vvar {
         vdso::start(vvar, &vcpus[main], &guest, |g| &g.vm.mem)?;
     }
+    serve_management(cli, &guest)?;
     if cli.sandbox {
         sandbox::enter(cli.sandbox_uid, cli.sandbox_gid)?;
     }

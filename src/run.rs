@@ -140,11 +140,13 @@ fn syscall(guest: &Arc<Guest>, thread: &mut Thread) -> Served {
     let mut ctx = syscalls::Ctx { guest, thread };
     let value = match syscalls::dispatch(&mut ctx, &req) {
         Outcome::Return(value) => value,
-        Outcome::Snapshot(request) => match snapshot::take(guest, thread, &request) {
-            Ok(Taken::Live) => 0,
-            Ok(Taken::End) => exit_payload(guest, 0),
-            Err(e) => (-(e.raw_os_error() as i64)) as u64,
-        },
+        Outcome::Snapshot(request) => {
+            match snapshot::take(guest, Some(thread), &request, &guest.config.snapshot_path) {
+                Ok(Taken::Live) => 0,
+                Ok(Taken::End) => exit_payload(guest, 0),
+                Err(e) => (-(e.raw_os_error() as i64)) as u64,
+            }
+        }
         // The handler already set the user context (rt_sigreturn).
         Outcome::Resumed => return Served::Point(Point::Interrupted),
         Outcome::ThreadExit(status) => return Served::ThreadExit(status),

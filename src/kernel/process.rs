@@ -356,12 +356,23 @@ impl Guest {
     /// Asks every other thread to stop and report; returns their states, waiting at
     /// most `timeout` for them.
     pub fn stop_others(&self, timeout: Duration) -> Vec<StoppedThread> {
+        self.stop_threads(timeout, 1)
+    }
+
+    /// Asks every thread to stop and report, for a km thread (not the payload's);
+    /// returns their states, waiting at most `timeout` for them.
+    pub fn stop_all(&self, timeout: Duration) -> Vec<StoppedThread> {
+        self.stop_threads(timeout, 0)
+    }
+
+    /// Stops the live threads but the `asking` ones (0 or the caller).
+    fn stop_threads(&self, timeout: Duration, asking: usize) -> Vec<StoppedThread> {
         self.stop.requested.store(true, Ordering::SeqCst);
         kick::kick_all();
         let deadline = Instant::now() + timeout;
         let mut reports = lock(&self.stop.reports);
         loop {
-            let others = lock(&self.threads).live.len().saturating_sub(1);
+            let others = lock(&self.threads).live.len().saturating_sub(asking);
             let left = deadline.saturating_duration_since(Instant::now());
             if reports.len() >= others || left.is_zero() {
                 return reports.clone();

@@ -5,6 +5,7 @@
 //! the note, so gdb reads a snapshot as a core.
 
 pub mod descriptors;
+pub mod mgt;
 pub mod restore;
 pub mod state;
 
@@ -41,9 +42,16 @@ pub enum Taken {
     End,
 }
 
-/// Takes the snapshot `req` asked for in `thread`: every other thread stops, the
-/// file is written, and they go on when the payload does.
-pub fn take(guest: &Guest, thread: &Thread, req: &SnapshotRequest) -> Result<Taken, Errno> {
+/// Takes the snapshot `req` asked for, into `path`: by the payload's `caller`
+/// (whose call returns 1 in the restored payload), or from outside (km_cli).
+/// Every other thread stops, the file is written, and they go on when the
+/// payload does.
+pub fn take(
+    guest: &Guest,
+    caller: Option<&Thread>,
+    req: &SnapshotRequest,
+    path: &Path,
+) -> Result<Taken, Errno> {
     if IN_PROGRESS
         .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
         .is_err()
@@ -54,24 +62,36 @@ pub fn take(guest: &Guest, thread: &Thread, req: &SnapshotRequest) -> Result<Tak
         );
         return Err(Errno::BUSY);
     }
-    let result = take_alone(guest, thread, req);
+    let result = take_alone(guest, caller, req, path);
     IN_PROGRESS.store(false, Ordering::SeqCst);
     result
 }
 
-fn take_alone(guest: &Guest, thread: &Thread, req: &SnapshotRequest) -> Result<Taken, Errno> {
+fn take_alone(
+    guest: &Guest,
+    caller: Option<&Thread>,
+    req: &SnapshotRequest,
+    path: &Path,
+) -> Result<Taken, Errno> {
     check_mappings(guest)?;
     let (fds, epoll) = descriptors::capture(guest)?;
-    let caller = crash::stopped_thread(
-        thread,
-        Point::Syscall {
-            nr: KM_SNAPSHOT as u64,
-            result: 1,
-            restart: false,
-        },
-    );
-    let others = guest.stop_others(STOP_TIMEOUT);
-    let wanted = guest.thread_ids().len().saturating_sub(1);
+    let mut threads: Vec<StoppedThread> = caller
+        .map(|thread| {
+            let returned = Point::Syscall {
+                nr: KM_SNAPSHOT as u64,
+                result: 1,
+                restart: false,
+            };
+            crash::stopped_thread(thread, returned)
+        })
+        .into_iter()
+        .collect();
+    let others = if caller.is_some() {
+        guest.stop_others(STOP_TIMEOUT)
+    } else {
+        guest.stop_all(STOP_TIMEOUT)
+    };
+    let wanted = guest.thread_ids().len().saturating_sub(threads.len());
     let result = if others.len() < wanted {
         trace!(
             Category::Snapshot,
@@ -80,9 +100,8 @@ fn take_alone(guest: &Guest, thread: &Thread, req: &SnapshotRequest) -> Result<T
         );
         Err(Errno::AGAIN)
     } else {
-        let mut threads = vec![caller];
         threads.extend(others);
-        write(guest, req, threads, fds, epoll).map_err(|e| {
+        write(guest, req, threads, fds, epoll, path).map_err(|e| {
             trace!(Category::Snapshot, "writing the snapshot failed: {e:#}");
             e.downcast_ref::<std::io::Error>()
                 .and_then(|e| e.raw_os_error())
@@ -187,6 +206,7 @@ fn write(
     threads: Vec<StoppedThread>,
     fds: Vec<state::Fd>,
     epoll: Vec<state::EpollEntry>,
+    path: &Path,
 ) -> Result<()> {
     let state = note_state(guest, req, &threads, fds, epoll)?;
     let core = km_coredump::Core {
@@ -202,7 +222,6 @@ fn write(
             desc: state.encode(),
         }],
     };
-    let path = &guest.config.snapshot_path;
     let partial = partial_path(path);
     let file = File::create(&partial).with_context(|| format!("creating {}", partial.display()))?;
     let mut read = |addr: u64, buf: &mut [u8]| guest.vm.mem.read_bytes(addr, buf).is_ok();

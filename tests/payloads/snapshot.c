@@ -31,6 +31,12 @@ static void on_usr1(int sig) { handled = sig; }
 static void on_usr2(int sig) { resume = sig; }
 
 static void *worker(void *arg) {
+    // The signals the test sends are the main thread's.
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR1);
+    sigaddset(&set, SIGUSR2);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
     long n = (long)arg;
     long square = n * n;  // on this thread's stack across the snapshot
     pthread_mutex_lock(&lock);

@@ -8,7 +8,8 @@
 //!    [`guest::landing_pad`], loader, address space, page tables, vDSO);
 //! 4. [`kernel`]: the Linux personality (process, threads, signals, descriptors);
 //! 5. [`syscalls`]: the syscall table (`syscalls/mod.rs`) and handlers;
-//! 6. [`debug`] and [`crash`]: debug events, crash reports and kmcore;
+//! 6. [`debug`] and [`crash`]: debug events, crash reports and kmcore; [`snapshot`]:
+//!    snapshots (a kmcore plus km's note) and their restore;
 //! 7. [`run`]: the exit loop;
 //! 8. [`cli`], [`gdb`] (the remote-protocol transport) and this file's start-up.
 //!

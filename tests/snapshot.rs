@@ -10,24 +10,10 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use common::{native, payload, run, scratch, text, wait_for};
+use common::{km_only_stdio as km, native, payload, run, scratch, text, wait_for};
 
 /// How long a payload under test may take.
 const LIMIT: Duration = Duration::from_secs(120);
-
-/// km with only the standard descriptors open: a test process inherits cargo's
-/// jobserver pipe, which the payload would hold and a snapshot cannot restore.
-fn km() -> Command {
-    // bash: dash cannot name descriptors above 9.
-    let mut cmd = Command::new("bash");
-    cmd.args([
-        "-c",
-        r#"for fd in $(ls /proc/$$/fd); do [ "$fd" -gt 2 ] && eval "exec $fd>&-"; done; exec "$0" "$@""#,
-    ])
-    .arg(env!("CARGO_BIN_EXE_km"))
-    .stdin(Stdio::null());
-    cmd
-}
 
 /// km_cli, built once (it is another package of the workspace).
 fn km_cli() -> &'static Path {

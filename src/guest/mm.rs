@@ -174,7 +174,7 @@ impl AddressSpace {
     /// reserves for an image region at `image_base`, no mappings yet, and the
     /// program break between `brk_start` and `brk`.
     pub fn restored(vm: &mut Vm, image_base: u64, brk_start: u64, brk: u64) -> Result<Self> {
-        if brk < brk_start || brk_start % crate::memory::PAGE_SIZE != 0 {
+        if brk < brk_start || !brk_start.is_multiple_of(crate::memory::PAGE_SIZE) {
             anyhow::bail!("program break {brk_start:#x}..{brk:#x} is not valid");
         }
         let mut mm = AddressSpace::new(vm, image_base..brk_start)?;
@@ -205,7 +205,7 @@ impl AddressSpace {
         contents: (BorrowedFd<'_>, u64, u64, i32),
     ) -> Result<()> {
         let (file, offset, len, flags) = contents;
-        let aligned = |a: u64| a % crate::memory::PAGE_SIZE == 0;
+        let aligned = |a: u64| a.is_multiple_of(crate::memory::PAGE_SIZE);
         let valid = range.start < range.end
             && range.start >= MMAP_MIN_ADDR
             && range.end <= TASK_SIZE

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 
+use super::state::{hex, unhex};
 use super::{Taken, take};
 use crate::kernel::process::{Guest, exit_payload};
 use crate::syscalls::snapshot::SnapshotRequest;
@@ -31,13 +32,10 @@ pub struct Request {
 
 impl Request {
     pub fn encode(&self) -> String {
-        let dir: String = self.dir.as_ref().map_or("-".into(), |d| {
-            d.as_os_str()
-                .as_encoded_bytes()
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect()
-        });
+        let dir = self
+            .dir
+            .as_ref()
+            .map_or("-".into(), |d| hex(d.as_os_str().as_encoded_bytes()));
         format!("snapshot {} {dir}\n", u8::from(self.live))
     }
 
@@ -53,15 +51,10 @@ impl Request {
         };
         let dir = match dir {
             "-" => None,
-            hex if hex.len() % 2 == 0 => {
-                let bytes = (0..hex.len())
-                    .step_by(2)
-                    .map(|i| u8::from_str_radix(hex.get(i..i + 2).unwrap_or("x"), 16))
-                    .collect::<Result<Vec<u8>, _>>()
-                    .context("bad DIR")?;
+            encoded => {
+                let bytes = unhex(encoded).context("bad DIR")?;
                 Some(PathBuf::from(String::from_utf8(bytes).context("bad DIR")?))
             }
-            _ => bail!("bad DIR"),
         };
         Ok(Request { live, dir })
     }
@@ -155,7 +148,13 @@ mod tests {
         ] {
             assert_eq!(Request::decode(&req.encode()).unwrap(), req);
         }
-        for bad in ["snapshot 2 -", "snapshot 1", "shutdown", "snapshot 1 zz"] {
+        for bad in [
+            "snapshot 2 -",
+            "snapshot 1",
+            "shutdown",
+            "snapshot 1 zz",
+            "snapshot 1 aé",
+        ] {
             assert!(Request::decode(bad).is_err(), "{bad}");
         }
     }

@@ -108,14 +108,16 @@ pub struct State {
     pub epoll: Vec<EpollEntry>,
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// `bytes` in hex, `-` when empty.
+pub fn hex(bytes: &[u8]) -> String {
     if bytes.is_empty() {
         return "-".into();
     }
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn unhex(s: &str) -> Result<Vec<u8>> {
+/// The bytes [`hex`] wrote.
+pub fn unhex(s: &str) -> Result<Vec<u8>> {
     if s == "-" {
         return Ok(Vec::new());
     }
@@ -124,7 +126,10 @@ fn unhex(s: &str) -> Result<Vec<u8>> {
     }
     (0..s.len())
         .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).context("bad hex string"))
+        .map(|i| {
+            let pair = s.get(i..i + 2).context("bad hex string")?;
+            u8::from_str_radix(pair, 16).context("bad hex string")
+        })
         .collect()
 }
 
@@ -433,6 +438,7 @@ mod tests {
             good.replace(VERSION, "km-snapshot-0"),
             good.replacen("action 0 0 0 0\n", "", 1),
             good.replace("cwd -", "cwd 4"),
+            good.replace("cwd -", "cwd é1"),
             format!("{good}mystery 1\n"),
         ] {
             assert!(State::decode(bad.as_bytes()).is_err(), "{bad:.60}");

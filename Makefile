@@ -1,5 +1,5 @@
 # A thin layer over cargo: builds km and installs it with its tools (docs/deploy.md).
-#   make                                  cargo build --release
+#   make                                  cargo build --release -p km -p km_cli
 #   make install [PREFIX=DIR] [DESTDIR=]  km, km_cli, kontain-gcc, kontain-g++, vscode
 #                                         configs, km_snapshot.h, kontain/snapshots.py
 #   make uninstall [PREFIX=DIR] [DESTDIR=]

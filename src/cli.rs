@@ -17,7 +17,7 @@ use crate::trace::Sink;
     after_help = "Exit status: the payload's; 128+N when it is killed by signal N; 125 when km itself fails."
 )]
 pub struct Cli {
-    /// Trace km's work in categories matching REGEX (kvm, mem, load, hypercall, unimpl; all if no REGEX). Write -VREGEX or --verbose=REGEX.
+    /// Trace km's work in categories matching REGEX (kvm, mem, load, hypercall, unimpl, snapshot; all if no REGEX). Write -VREGEX or --verbose=REGEX.
     #[arg(short = 'V', long = "verbose", value_name = "REGEX", num_args = 0..=1, require_equals = true, default_missing_value = ".*")]
     pub verbose: Option<String>,
 

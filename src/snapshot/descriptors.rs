@@ -64,6 +64,7 @@ pub fn capture(guest: &Guest) -> Result<(Vec<Fd>, Vec<EpollEntry>), Errno> {
             what,
         });
     }
+    check_pipes(&fds)?;
     // Epoll descriptors go last, once their targets exist again.
     for (number, _, cloexec) in table
         .iter()
@@ -80,6 +81,29 @@ pub fn capture(guest: &Guest) -> Result<(Vec<Fd>, Vec<EpollEntry>), Errno> {
         });
     }
     Ok((fds, epoll))
+}
+
+/// Refuses a pipe one end of which is outside the payload (a restore could not
+/// give it back).
+fn check_pipes(fds: &[Fd]) -> Result<(), Errno> {
+    let has_end = |id: u64, write: bool| {
+        fds.iter().any(
+            |f| matches!(f.what, Descriptor::Pipe { id: i, write: w, .. } if i == id && w == write),
+        )
+    };
+    for fd in fds {
+        if let Descriptor::Pipe { id, write, .. } = fd.what
+            && !has_end(id, !write)
+        {
+            trace!(
+                Category::Snapshot,
+                "fd {}: pipe:[{id}]: its other end is not the payload's: cannot be restored",
+                fd.number
+            );
+            return Err(Errno::NOTSUP);
+        }
+    }
+    Ok(())
 }
 
 /// What `fd` is, `None` for an epoll instance, or why it cannot be restored.
@@ -113,8 +137,24 @@ fn describe(fd: BorrowedFd<'_>) -> Result<Option<Descriptor>, String> {
             flags,
         },
         _ if link == EPOLL_LINK => return Ok(None),
+        FileType::Fifo if link.starts_with("pipe:[") => pipe_end(fd, &link, flags)?,
         _ => return Err(link),
     }))
+}
+
+/// An end of the pipe `link` names (`pipe:[INODE]`), which must be empty: its
+/// contents would be lost.
+fn pipe_end(fd: BorrowedFd<'_>, link: &str, flags: i32) -> Result<Descriptor, String> {
+    let id = link
+        .trim_start_matches("pipe:[")
+        .trim_end_matches(']')
+        .parse()
+        .map_err(|_| format!("{link}: no inode"))?;
+    let write = flags & libc::O_ACCMODE == libc::O_WRONLY;
+    if !write && rustix::io::ioctl_fionread(fd).map_err(|e| format!("{link} ({e})"))? != 0 {
+        return Err(format!("{link} holds unread data"));
+    }
+    Ok(Descriptor::Pipe { id, write, flags })
 }
 
 /// The first value of `key` in /proc/self/fdinfo for `fd`.
@@ -206,9 +246,13 @@ fn interest_list(
 /// Reopens the snapshot's descriptors `fds` in `table` (whose standard
 /// descriptors are already the restoring km's) and refills the epoll sets.
 pub fn reopen(table: &mut FdTable, fds: &[Fd], epoll: &[EpollEntry]) -> Result<()> {
+    let mut pipes: HashMap<u64, (OwnedFd, OwnedFd)> = HashMap::new();
     for fd in fds.iter().filter(|fd| fd.what != Descriptor::Stdio) {
-        let host = open(&fd.what)
-            .with_context(|| format!("reopening fd {} ({:?})", fd.number, fd.what))?;
+        let host = match &fd.what {
+            Descriptor::Pipe { id, write, flags } => pipe_again(&mut pipes, *id, *write, *flags),
+            what => open(what),
+        }
+        .with_context(|| format!("reopening fd {} ({:?})", fd.number, fd.what))?;
         table
             .insert_at(fd.number, host, fd.cloexec)
             .with_context(|| format!("placing fd {}", fd.number))?;
@@ -231,10 +275,33 @@ pub fn reopen(table: &mut FdTable, fds: &[Fd], epoll: &[EpollEntry]) -> Result<(
     Ok(())
 }
 
+/// An end of a new pipe standing for the snapshot's pipe `id` (made at its
+/// first end), with the status flags `flags`.
+fn pipe_again(
+    pipes: &mut HashMap<u64, (OwnedFd, OwnedFd)>,
+    id: u64,
+    write: bool,
+    flags: i32,
+) -> Result<OwnedFd> {
+    let ends = match pipes.entry(id) {
+        std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+        std::collections::hash_map::Entry::Vacant(e) => {
+            e.insert(rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?)
+        }
+    };
+    let end = if write { &ends.1 } else { &ends.0 };
+    let dup = rustix::io::fcntl_dupfd_cloexec(end, 0)?;
+    let status = OFlags::from_bits_retain(flags as u32) & OFlags::NONBLOCK;
+    rustix::fs::fcntl_setfl(&dup, status)?;
+    Ok(dup)
+}
+
 /// A host descriptor like the one `what` describes.
 fn open(what: &Descriptor) -> Result<OwnedFd> {
     Ok(match what {
-        Descriptor::Stdio => bail!("standard descriptors are the restoring km's"),
+        Descriptor::Stdio | Descriptor::Pipe { .. } => {
+            bail!("standard descriptors and pipes are made elsewhere")
+        }
         Descriptor::Path { path, .. } if path == EPOLL_LINK => {
             rustix::event::epoll::create(rustix::event::epoll::CreateFlags::CLOEXEC)?
         }

@@ -73,8 +73,6 @@ fn take_alone(
     req: &SnapshotRequest,
     path: &Path,
 ) -> Result<Taken, Errno> {
-    check_mappings(guest)?;
-    let (fds, epoll) = descriptors::capture(guest)?;
     let mut threads: Vec<StoppedThread> = caller
         .map(|thread| {
             let returned = Point::Syscall {
@@ -101,17 +99,32 @@ fn take_alone(
         Err(Errno::AGAIN)
     } else {
         threads.extend(others);
-        write(guest, req, threads, fds, epoll, path).map_err(|e| {
-            trace!(Category::Snapshot, "writing the snapshot failed: {e:#}");
-            e.downcast_ref::<std::io::Error>()
-                .and_then(|e| e.raw_os_error())
-                .map_or(Errno::IO, Errno::from_raw_os_error)
-        })
+        // With every thread stopped, nothing changes under the capture.
+        check_mappings(guest)
+            .and_then(|()| descriptors::capture(guest))
+            .and_then(|(fds, epoll)| write_or_errno(guest, req, threads, fds, epoll, path))
     };
     if req.live || result.is_err() {
         guest.resume_others();
     }
     result.map(|()| if req.live { Taken::Live } else { Taken::End })
+}
+
+/// [`write`], its failure traced and given as an errno.
+fn write_or_errno(
+    guest: &Guest,
+    req: &SnapshotRequest,
+    threads: Vec<StoppedThread>,
+    fds: Vec<state::Fd>,
+    epoll: Vec<state::EpollEntry>,
+    path: &Path,
+) -> Result<(), Errno> {
+    write(guest, req, threads, fds, epoll, path).map_err(|e| {
+        trace!(Category::Snapshot, "writing the snapshot failed: {e:#}");
+        e.downcast_ref::<std::io::Error>()
+            .and_then(|e| e.raw_os_error())
+            .map_or(Errno::IO, Errno::from_raw_os_error)
+    })
 }
 
 /// Refuses mappings a restore could not give back: System V segments (shared

@@ -62,6 +62,9 @@ pub enum Descriptor {
     Reset { domain: i32, kind: i32 },
     /// An eventfd with its counter.
     Eventfd { count: u64, flags: i32 },
+    /// One end of a pipe whose both ends the payload holds (`id` tells the
+    /// pipes apart), empty when the snapshot was taken.
+    Pipe { id: u64, write: bool, flags: i32 },
 }
 
 /// A guest descriptor and what it was.
@@ -196,6 +199,9 @@ fn descriptor_line(fd: &Fd) -> String {
         ),
         Descriptor::Reset { domain, kind } => format!("{head} reset {domain} {kind}"),
         Descriptor::Eventfd { count, flags } => format!("{head} eventfd {count} {flags}"),
+        Descriptor::Pipe { id, write, flags } => {
+            format!("{head} pipe {id} {} {flags}", u8::from(*write))
+        }
     }
 }
 
@@ -377,6 +383,11 @@ fn descriptor(f: &[&str]) -> Result<Descriptor> {
         "eventfd" => Descriptor::Eventfd {
             count: field(1)?.parse().context("bad count")?,
             flags: int(2)?,
+        },
+        "pipe" => Descriptor::Pipe {
+            id: field(1)?.parse().context("bad pipe id")?,
+            write: int(2)? != 0,
+            flags: int(3)?,
         },
         other => bail!("unknown descriptor kind {other:?}"),
     })

@@ -2,8 +2,9 @@
 // snapshot, asks for one with KM_SNAPSHOT (505), then shows that state.
 //   snapshot FILE live|end|wait [unsupported]
 // live: a live snapshot; end: the snapshot ends the payload; wait: waits for
-// SIGUSR2 (km_cli asks km from outside). "unsupported": also holds a pipe,
+// the file FILE.go (km_cli asks km from outside meanwhile). "unsupported": also holds a timerfd,
 // which km cannot restore (the call fails with ENOTSUP and the payload goes on).
+// Worker 1 sends its result to the main thread through a pipe.
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -17,6 +18,7 @@
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #define KM_SNAPSHOT 505
@@ -25,10 +27,10 @@
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
 static int go, ready;
-static volatile sig_atomic_t handled, resume;
+static volatile sig_atomic_t handled;
+static int channel[2];
 
 static void on_usr1(int sig) { handled = sig; }
-static void on_usr2(int sig) { resume = sig; }
 
 static void *worker(void *arg) {
     // The signals the test sends are the main thread's.
@@ -44,6 +46,7 @@ static void *worker(void *arg) {
     pthread_cond_broadcast(&cond);
     while (!go) pthread_cond_wait(&cond, &lock);
     pthread_mutex_unlock(&lock);
+    if (n == 1 && write(channel[1], &square, sizeof square) != sizeof square) return NULL;
     return (void *)(square + 100);
 }
 
@@ -69,9 +72,8 @@ int main(int argc, char **argv) {
     getsockname(listener, (struct sockaddr *)&addr, &len);
     int efd = eventfd(5, 0);
     signal(SIGUSR1, on_usr1);
-    signal(SIGUSR2, on_usr2);
-    int fds[2];
-    if (argc > 3 && pipe(fds)) fail("pipe");
+    if (argc > 3 && timerfd_create(CLOCK_MONOTONIC, 0) < 0) fail("timerfd");
+    if (pipe(channel)) fail("pipe");
     pthread_t threads[WORKERS];
     for (long i = 0; i < WORKERS; i++) pthread_create(&threads[i], NULL, worker, (void *)(i + 1));
     pthread_mutex_lock(&lock);
@@ -80,8 +82,10 @@ int main(int argc, char **argv) {
 
     long r;
     if (strcmp(argv[2], "wait") == 0) {
+        char go_file[4096];
+        snprintf(go_file, sizeof go_file, "%s.go", argv[1]);
         printf("waiting\n");
-        while (!resume) pause();
+        while (access(go_file, F_OK) != 0) usleep(10000);
         r = 0;
     } else {
         r = syscall(KM_SNAPSHOT, "test", "a snapshot test", strcmp(argv[2], "live") == 0);
@@ -104,6 +108,9 @@ int main(int argc, char **argv) {
     go = 1;
     pthread_cond_broadcast(&cond);
     pthread_mutex_unlock(&lock);
+    long piped = 0;
+    if (read(channel[0], &piped, sizeof piped) != sizeof piped) fail("pipe read");
+    printf("through the pipe: %ld\n", piped);
     for (int i = 0; i < WORKERS; i++) {
         void *v;
         pthread_join(threads[i], &v);

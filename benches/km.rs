@@ -11,7 +11,11 @@
 //!   mapping, native vs km;
 //! - processes: a fork + _exit + waitpid loop, and the start-up of Debian's dynamically
 //!   linked `python3 -c pass`, native vs km, and against its budget: native plus 1.2x
-//!   its syscall count (from `km --stats`) times km's per-syscall cost in this run.
+//!   its syscall count (from `km --stats`) times km's per-syscall cost in this run;
+//! - snapshots: a python3 that imported json, asyncio, sqlite3, email and decimal,
+//!   restored from its snapshot vs started cold under km (to its first output), and
+//!   the restore of a payload with 1 GiB of touched memory vs one with 10 MiB, with
+//!   the snapshots' write time and size.
 //!
 //! A KVM exit costs several times more on a loaded host, so each km figure is also
 //! given in bare KVM exits measured in the same run.
@@ -19,6 +23,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
+
+#[path = "../tests/common/mod.rs"]
+mod common;
 
 use km::guest::vm::Vm;
 use km::kvm::Exit;
@@ -35,6 +42,9 @@ const CLOCK_READS: u64 = 2_000_000;
 const PYTHON_RUNS: usize = 10;
 /// 256 MiB of 4 KiB pages.
 const TOUCHED_PAGES: u64 = 65_536;
+const SNAPSHOT_RUNS: usize = 10;
+const SMALL_MIB: u64 = 10;
+const LARGE_MIB: u64 = 1024;
 
 fn build(out: &Path, src: &str, name: &str) -> PathBuf {
     let exe = out.join(name);
@@ -134,6 +144,80 @@ fn syscall_count(km: &std::ffi::OsStr, cmd: &[&std::ffi::OsStr], dir: &Path) -> 
         .expect("a syscall count in the --stats report")
 }
 
+/// Writes a snapshot with `cmd` (which the snapshot ends); returns the seconds
+/// it took and the file's size and allocated bytes.
+fn take_snapshot(km: &std::ffi::OsStr, snap: &Path, cmd: &[&std::ffi::OsStr]) -> (f64, u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    let _ = std::fs::remove_file(snap);
+    let start = Instant::now();
+    let status = Command::new("bash")
+        .args(["-c", common::ONLY_STDIO, "bash"])
+        .arg(km)
+        .arg(format!("--snapshot={}", snap.display()))
+        .args(cmd)
+        .stdout(Stdio::null())
+        .status()
+        .expect("spawn km");
+    let took = start.elapsed().as_secs_f64();
+    assert!(status.success(), "{cmd:?} under km failed: {status}");
+    let meta = std::fs::metadata(snap).expect("the snapshot file");
+    (took, meta.len(), meta.blocks() * 512)
+}
+
+/// Restore of a python3 that imported its libraries vs its cold start under km.
+fn python_snapshot(out: &Path, km: &std::ffi::OsStr) {
+    let python = Path::new("/usr/bin/python3").as_os_str();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/snappy.py");
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).as_os_str();
+    let snap = out.join("python.kmsnap");
+    let cold = median_secs(
+        &[km, python, script.as_os_str(), "cold".as_ref()],
+        PYTHON_RUNS,
+    );
+    let (write, size, allocated) = take_snapshot(
+        km,
+        &snap,
+        &[python, script.as_os_str(), "snap".as_ref(), repo],
+    );
+    let restore = median_secs(&[km, snap.as_os_str()], SNAPSHOT_RUNS);
+    println!(
+        "snapshot (python3 with json, asyncio, sqlite3, email, decimal, median of {SNAPSHOT_RUNS}): \
+         cold start to first output {:.1} ms, restore to first output {:.1} ms, ratio {:.2}; \
+         snapshot written in {:.0} ms, {:.1} MiB file, {:.1} MiB allocated",
+        cold * 1e3,
+        restore * 1e3,
+        restore / cold,
+        write * 1e3,
+        size as f64 / (1 << 20) as f64,
+        allocated as f64 / (1 << 20) as f64
+    );
+}
+
+/// Restore time with 1 GiB of touched memory vs 10 MiB.
+fn memory_snapshots(out: &Path, km: &std::ffi::OsStr, snapmem: &Path) {
+    let mut restores = Vec::new();
+    for mib in [SMALL_MIB, LARGE_MIB] {
+        let snap = out.join(format!("mem{mib}.kmsnap"));
+        let mib_arg = mib.to_string();
+        let (write, _, allocated) =
+            take_snapshot(km, &snap, &[snapmem.as_os_str(), mib_arg.as_ref()]);
+        let restore = median_secs(&[km, snap.as_os_str()], SNAPSHOT_RUNS);
+        println!(
+            "snapshot ({mib} MiB touched): written in {:.0} ms ({:.0} MiB/s), {:.1} MiB allocated; restore {:.1} ms",
+            write * 1e3,
+            allocated as f64 / (1 << 20) as f64 / write,
+            allocated as f64 / (1 << 20) as f64,
+            restore * 1e3
+        );
+        restores.push(restore);
+        let _ = std::fs::remove_file(&snap);
+    }
+    println!(
+        "snapshot restore, {LARGE_MIB} MiB vs {SMALL_MIB} MiB touched: ratio {:.2}",
+        restores[1] / restores[0]
+    );
+}
+
 fn main() {
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-payloads");
     std::fs::create_dir_all(&out).expect("payload dir");
@@ -207,6 +291,10 @@ fn main() {
         under_km / bare,
         under_km / native
     );
+
+    python_snapshot(&out, km);
+    let snapmem = build(&out, "benches/snapmem.c", "snapmem");
+    memory_snapshots(&out, km, &snapmem);
 
     let python = Path::new("/usr/bin/python3");
     let args = [python.as_os_str(), "-c".as_ref(), "pass".as_ref()];

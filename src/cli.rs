@@ -17,7 +17,7 @@ use crate::trace::Sink;
     after_help = "Exit status: the payload's; 128+N when it is killed by signal N; 125 when km itself fails."
 )]
 pub struct Cli {
-    /// Trace km's work in categories matching REGEX (kvm, mem, load, hypercall, unimpl; all if no REGEX). Write -VREGEX or --verbose=REGEX.
+    /// Trace km's work in categories matching REGEX (kvm, mem, load, hypercall, unimpl, snapshot; all if no REGEX). Write -VREGEX or --verbose=REGEX.
     #[arg(short = 'V', long = "verbose", value_name = "REGEX", num_args = 0..=1, require_equals = true, default_missing_value = ".*")]
     pub verbose: Option<String>,
 
@@ -170,6 +170,14 @@ pub struct Cli {
     #[arg(long = "argv0", value_name = "NAME")]
     pub argv0: Option<OsString>,
 
+    /// Where a snapshot (system call 505, km_cli) is written.
+    #[arg(long = "snapshot", value_name = "FILE", default_value = "kmsnap")]
+    pub snapshot: PathBuf,
+
+    /// Listen for management requests (km_cli) on a UNIX socket at PATH.
+    #[arg(long = "mgtpipe", value_name = "PATH")]
+    pub mgtpipe: Option<PathBuf>,
+
     /// Print the version.
     #[arg(long = "version", action = clap::ArgAction::Version)]
     pub version: Option<bool>,
@@ -205,6 +213,15 @@ impl Cli {
         }
         if self.no_coredump {
             out.push("--no-coredump".into());
+        }
+        let mut snapshot = OsString::from("--snapshot=");
+        snapshot
+            .push(std::path::absolute(&self.snapshot).unwrap_or_else(|_| self.snapshot.clone()));
+        out.push(snapshot);
+        if let Some(path) = &self.mgtpipe {
+            let mut mgtpipe = OsString::from("--mgtpipe=");
+            mgtpipe.push(std::path::absolute(path).unwrap_or_else(|_| path.clone()));
+            out.push(mgtpipe);
         }
         if let Some(choice) = self.crash_report_choice().to_possible_value() {
             out.push(format!("--crash-report={}", choice.get_name()).into());

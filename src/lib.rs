@@ -8,7 +8,8 @@
 //!    [`guest::landing_pad`], loader, address space, page tables, vDSO);
 //! 4. [`kernel`]: the Linux personality (process, threads, signals, descriptors);
 //! 5. [`syscalls`]: the syscall table (`syscalls/mod.rs`) and handlers;
-//! 6. [`debug`] and [`crash`]: debug events, crash reports and kmcore;
+//! 6. [`debug`] and [`crash`]: debug events, crash reports and kmcore; [`snapshot`]:
+//!    snapshots (a kmcore plus km's note) and their restore;
 //! 7. [`run`]: the exit loop;
 //! 8. [`cli`], [`gdb`] (the remote-protocol transport) and this file's start-up.
 //!
@@ -25,6 +26,7 @@ pub mod memory;
 pub mod run;
 pub mod sandbox;
 pub mod seccomp;
+pub mod snapshot;
 pub mod stats;
 pub mod syscalls;
 pub mod trace;
@@ -112,12 +114,57 @@ fn show_as(program: &exec::Program) {
     }
 }
 
+/// km's policies for the payload from `cli` (the payload's own fields empty).
+fn policies(cli: &cli::Cli) -> Result<Config> {
+    let core_file = cli.core_file();
+    let snapshot_path = std::path::absolute(&cli.snapshot).context("--snapshot")?;
+    Ok(Config {
+        name: String::new(),
+        argv: Vec::new(),
+        exe: Default::default(),
+        environ: Vec::new(),
+        vvar: None,
+        auxv: Vec::new(),
+        exec_options: cli.exec_options(),
+        kill_unimpl: cli.kill_unimpl_scall,
+        core_despite_rlimit: core_file.as_ref().is_some_and(|(_, forced)| *forced),
+        core_path: core_file.map(|(path, _)| path),
+        crash_report: cli.crash_report_sink(std::io::stderr().is_terminal()),
+        snapshot_path,
+    })
+}
+
+/// km's own set-up before the payload runs: signal handlers, fault handling.
+fn install_handlers() -> Result<()> {
+    kick::install()?;
+    kernel::process::set_session_taker(gdb::take_over);
+    kernel::process::set_vfork_runner(run::run_vfork_child);
+    memory::faults::install()
+}
+
+/// Serves `--mgtpipe` requests for `guest` from a km thread.
+fn serve_management(cli: &cli::Cli, guest: &Arc<Guest>) -> Result<()> {
+    let Some(path) = &cli.mgtpipe else {
+        return Ok(());
+    };
+    let listener = snapshot::mgt::listen(path)?;
+    let guest = guest.clone();
+    std::thread::Builder::new()
+        .name("km-mgt".into())
+        .spawn(move || snapshot::mgt::serve(guest, listener))
+        .context("starting the management thread")?;
+    Ok(())
+}
+
 /// Loads the payload named by `cli` and runs it; returns only on a monitor error.
 pub fn run(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infallible> {
     if cli.seccomp_inherited {
         kick::install_sigsys_report()?;
     }
     let path = &cli.command[0];
+    if snapshot::restore::is_core(std::path::Path::new(path)) {
+        return restore(cli, inherited);
+    }
     let mut argv = cli
         .command
         .iter()
@@ -171,11 +218,7 @@ pub fn run(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infalli
             envp: &envp,
         },
     )?;
-    kick::install()?;
-    kernel::process::set_session_taker(gdb::take_over);
-    kernel::process::set_vfork_runner(run::run_vfork_child);
-    memory::faults::install()?;
-    let core_file = cli.core_file();
+    install_handlers()?;
     let config = Config {
         name: program.path.to_string_lossy().into_owned(),
         argv: program
@@ -189,13 +232,9 @@ pub fn run(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infalli
             .flat_map(|e| e.as_bytes_with_nul())
             .copied()
             .collect(),
-        exec_options: cli.exec_options(),
         vvar: vdso.map(|v| v.vvar),
         auxv,
-        kill_unimpl: cli.kill_unimpl_scall,
-        core_despite_rlimit: core_file.as_ref().is_some_and(|(_, forced)| *forced),
-        core_path: core_file.map(|(path, _)| path),
-        crash_report: cli.crash_report_sink(std::io::stderr().is_terminal()),
+        ..policies(cli)?
     };
     let session = match (gdb_session(cli)?, inherited.gdb) {
         (Some((_, launched, relay)), Some(conn)) => Some((conn, launched, relay)),
@@ -237,6 +276,7 @@ pub fn run(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infalli
         signals::send_to_process(&guest, signals::info(sig, signals::SI_USER))
             .context("restoring a pending signal")?;
     }
+    serve_management(cli, &guest)?;
     if cli.sandbox {
         // Before the first vCPU: its first run starts KVM's worker thread in km.
         sandbox::enter(cli.sandbox_uid, cli.sandbox_gid)?;
@@ -285,6 +325,91 @@ pub fn run(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infalli
     }
     guest.run(main, stopped);
     // The main thread exited while others run; the last one to exit ends km.
+    loop {
+        std::thread::park();
+    }
+}
+
+/// Resumes the snapshot `cli` names: every thread of it, each on its own host
+/// thread (the process's first thread on this one); returns only on a monitor
+/// error.
+fn restore(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infallible> {
+    let path = std::path::Path::new(&cli.command[0]);
+    let snap = snapshot::restore::Snapshot::open(path)?;
+    let state = &snap.state;
+    guest::limits::restore(&state.guest_limits).map_err(anyhow::Error::msg)?;
+    let argv = state
+        .argv
+        .iter()
+        .map(|a| CString::new(a.as_bytes()).context("an argument with a NUL byte"))
+        .collect::<Result<Vec<_>>>()?;
+    memory::host::show_command_line(&argv);
+    let mut vm = Vm::new(inherited.kvm)?;
+    let mm = snap.address_space(&mut vm)?;
+    let fds = snap.descriptors(kernel::fdtable::FdTable::inherited(
+        inherited.fds,
+        &cli.closed_stdio,
+    ))?;
+    std::env::set_current_dir(&state.cwd)
+        .with_context(|| format!("returning to the directory {}", state.cwd))?;
+    install_handlers()?;
+    let guest = snap.guest(policies(cli)?, vm, mm, fds, run::run_thread);
+    if lock(&guest.signals).actions[(libc::SIGCHLD - 1) as usize].handler == libc::SIG_IGN as u64 {
+        kick::mirror_sigchld(true)?;
+    }
+    let main = snap.threads.iter().position(|t| t.extra.main).unwrap_or(0);
+    let mut vcpus = Vec::new();
+    for t in &snap.threads {
+        let vcpu = guest.take_vcpu()?;
+        snapshot::restore::resume_on(&vcpu, t)?;
+        vcpus.push(vcpu);
+    }
+    if let Some(vvar) = guest.config.vvar {
+        vdso::start(vvar, &vcpus[main], &guest, |g| &g.vm.mem)?;
+    }
+    serve_management(cli, &guest)?;
+    if cli.sandbox {
+        sandbox::enter(cli.sandbox_uid, cli.sandbox_gid)?;
+    }
+    if !cli.no_seccomp && !cli.seccomp_inherited {
+        seccomp::install()?;
+    }
+    let all_started = Arc::new(std::sync::Barrier::new(vcpus.len()));
+    let mut main_thread = None;
+    for (i, (vcpu, t)) in vcpus.into_iter().zip(&snap.threads).enumerate() {
+        let extra = t.extra;
+        let sigmask = t.sigmask;
+        let start = move |guest: &Arc<Guest>| {
+            let tid = rustix::thread::gettid().as_raw_nonzero().get();
+            let handle = guest.thread_started(tid);
+            Thread {
+                clear_child_tid: extra.clear_child_tid,
+                robust_list: extra.robust_list,
+                altstack: extra.altstack,
+                ..Thread::new(tid, handle, vcpu, sigmask)
+            }
+        };
+        if i == main {
+            main_thread = Some(start);
+            continue;
+        }
+        let (guest, all_started) = (guest.clone(), all_started.clone());
+        std::thread::Builder::new().spawn(move || {
+            let thread = start(&guest);
+            all_started.wait();
+            guest.run(thread, false);
+        })?;
+    }
+    let thread = main_thread.context("no thread to resume")?(&guest);
+    // No thread runs before every one is counted (the last to exit ends km).
+    all_started.wait();
+    trace!(
+        trace::Category::Snapshot,
+        "restored {} ({} threads)",
+        path.display(),
+        snap.threads.len()
+    );
+    guest.run(thread, false);
     loop {
         std::thread::park();
     }

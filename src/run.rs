@@ -17,6 +17,7 @@ use crate::kernel::backing::{self, PageFault};
 use crate::kernel::process::{Guest, Thread, exit_payload};
 use crate::kernel::signals::{self, Point};
 use crate::kvm::{Exit, kick};
+use crate::snapshot::{self, Taken};
 use crate::stats::{self, Event, Span};
 use crate::syscalls::{self, Outcome};
 use crate::trace;
@@ -100,9 +101,13 @@ fn run_until_exit(guest: &Arc<Guest>, thread: &mut Thread) -> i32 {
             ),
         };
         // A vfork child is another process: its parent's core dump is not its own.
-        if guest.dump_requested() && thread.vfork_child.is_none() {
-            guest.report_and_park(crash::thread_state(thread, point));
-        }
+        let point = if guest.dump_requested() && thread.vfork_child.is_none() {
+            let at = or_fail(guest, debug::user_point(guest, thread, point));
+            guest.report_and_wait(crash::stopped_thread(thread, at));
+            or_fail(guest, after_stop(guest, thread, point))
+        } else {
+            point
+        };
         let Some(point) = or_fail(guest, debug::park_if_stopping(guest, thread, point)) else {
             // In an exception stub: parked at its exit, a few instructions on.
             continue;
@@ -121,6 +126,25 @@ fn exit_kind(exit: Exit) -> Event {
         Exit::Unbacked => Event::UnbackedExit,
         Exit::Fatal(_) => Event::FatalExit,
     }
+}
+
+/// After a stop for another thread's snapshot: a blocking syscall the stop
+/// interrupted (and no signal) is made again, as if nothing had happened.
+fn after_stop(guest: &Guest, thread: &mut Thread, point: Point) -> Result<Point> {
+    let Point::Syscall {
+        nr, restart: true, ..
+    } = point
+    else {
+        return Ok(point);
+    };
+    if signals::deliverable(guest, thread) {
+        return Ok(point);
+    }
+    let mut regs = signals::user_context(thread, point)?;
+    regs.rip -= 2;
+    regs.rax = nr;
+    thread.vcpu.enter_user(&guest.vm.mem, &regs)?;
+    Ok(Point::Interrupted)
 }
 
 /// What serving a syscall left the thread with.
@@ -149,30 +173,24 @@ fn syscall(guest: &Arc<Guest>, thread: &mut Thread) -> Served {
     let serving = stats::start();
     let outcome = syscalls::dispatch(&mut ctx, &req);
     stats::syscall_served(req.nr, serving);
-    match outcome {
-        Outcome::Return(value) => {
-            or_fail(
-                guest,
-                thread
-                    .vcpu
-                    .area
-                    .set_result(&guest.vm.mem, value)
-                    .map_err(Into::into),
-            );
-            let point = Point::Syscall {
-                nr: req.nr,
-                result: value,
-                restart: value == (-(libc::EINTR as i64)) as u64,
-            };
-            Served::Point(or_fail(
-                guest,
-                debug::syscall_returned(guest, thread, point),
-            ))
+    let value = match outcome {
+        Outcome::Return(value) => value,
+        // A vfork child borrows its parent's memory and vCPU: nothing of it is its own
+        // to capture.
+        Outcome::Snapshot(_) if thread.vfork_child.is_some() => (-(libc::ENOTSUP as i64)) as u64,
+        Outcome::Snapshot(request) => {
+            match snapshot::take(guest, Some(thread), &request, &guest.config.snapshot_path) {
+                Ok(Taken::Live) => 0,
+                Ok(Taken::End) => exit_payload(guest, 0),
+                Err(e) => (-(e.raw_os_error() as i64)) as u64,
+            }
         }
         // The handler already set the user context (rt_sigreturn).
-        Outcome::Resumed => Served::Point(Point::Interrupted),
-        Outcome::ThreadExit(status) => Served::ThreadExit(status),
-        Outcome::Exit(status) if thread.vfork_child.is_some() => Served::ThreadExit(status),
+        Outcome::Resumed => return Served::Point(Point::Interrupted),
+        Outcome::ThreadExit(status) => return Served::ThreadExit(status),
+        Outcome::Exit(status) if thread.vfork_child.is_some() => {
+            return Served::ThreadExit(status);
+        }
         Outcome::Exit(status) => exit_payload(guest, status),
         Outcome::Kill(signal) => crash::die(
             guest,
@@ -184,7 +202,24 @@ fn syscall(guest: &Arc<Guest>, thread: &mut Thread) -> Served {
             },
             &signals::info(signal, signals::SI_KERNEL),
         ),
-    }
+    };
+    or_fail(
+        guest,
+        thread
+            .vcpu
+            .area
+            .set_result(&guest.vm.mem, value)
+            .map_err(Into::into),
+    );
+    let point = Point::Syscall {
+        nr: req.nr,
+        result: value,
+        restart: value == (-(libc::EINTR as i64)) as u64,
+    };
+    Served::Point(or_fail(
+        guest,
+        debug::syscall_returned(guest, thread, point),
+    ))
 }
 
 /// A CPU exception reported by the stubs: a debug event when gdb is attached

@@ -23,15 +23,18 @@ pub enum Category {
     Hypercall,
     /// Syscalls km does not implement (named once each).
     Unimpl,
+    /// Snapshots taken and restored, and what stops one.
+    Snapshot,
 }
 
 impl Category {
-    const ALL: [Category; 5] = [
+    const ALL: [Category; 6] = [
         Category::Kvm,
         Category::Mem,
         Category::Load,
         Category::Hypercall,
         Category::Unimpl,
+        Category::Snapshot,
     ];
 
     pub fn name(self) -> &'static str {
@@ -41,6 +44,7 @@ impl Category {
             Category::Load => "load",
             Category::Hypercall => "hypercall",
             Category::Unimpl => "unimpl",
+            Category::Snapshot => "snapshot",
         }
     }
 

@@ -109,6 +109,9 @@ pub struct Core {
     pub threads: Vec<Thread>,
     pub auxv: Vec<u8>,
     pub mappings: Vec<Mapping>,
+    /// Notes of the writer's own after the kernel's process notes (km's snapshot
+    /// state); gdb skips notes it does not know.
+    pub extra_notes: Vec<Note>,
 }
 
 const PAGE: u64 = 4096;
@@ -320,6 +323,102 @@ pub fn read(data: &[u8]) -> Result<(Vec<Note>, Vec<Load>), String> {
     Ok((notes, loads))
 }
 
+/// A PT_LOAD's header: where its contents lie in the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoadHeader {
+    pub vaddr: u64,
+    pub memsz: u64,
+    pub flags: u32,
+    pub offset: u64,
+    pub filesz: u64,
+}
+
+/// The largest note segment [`read_headers`] accepts.
+pub const MAX_NOTES: u64 = 64 << 20;
+
+fn invalid(what: impl std::fmt::Display) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, what.to_string())
+}
+
+/// Reads `len` bytes at `offset` of `file`, refusing ranges past its end.
+fn read_range(file: &std::fs::File, offset: u64, len: u64, size: u64) -> io::Result<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    if offset.checked_add(len).is_none_or(|end| end > size) {
+        return Err(invalid(format!(
+            "{len} bytes at offset {offset} lie past the end of the file ({size} bytes)"
+        )));
+    }
+    let mut buf = vec![0u8; len as usize];
+    file.read_exact_at(&mut buf, offset)?;
+    Ok(buf)
+}
+
+/// Parses a core file's headers and notes without reading its segments'
+/// contents: every PT_LOAD must lie within the file (a truncated file is refused).
+pub fn read_headers(file: &std::fs::File) -> io::Result<(Vec<Note>, Vec<LoadHeader>)> {
+    let endian = LittleEndian;
+    let size = file.metadata()?.len();
+    let ehdr_len = size_of::<elf::FileHeader64<LittleEndian>>() as u64;
+    let mut head = read_range(file, 0, ehdr_len, size)?;
+    let header = elf::FileHeader64::<LittleEndian>::parse(&head[..]).map_err(invalid)?;
+    if header.e_type(endian) != elf::ET_CORE || header.e_machine(endian) != elf::EM_X86_64 {
+        return Err(invalid("not an x86-64 core file"));
+    }
+    let phoff = header.e_phoff(endian);
+    let phnum = u64::from(header.e_phnum(endian));
+    let phentsize = size_of::<elf::ProgramHeader64<LittleEndian>>() as u64;
+    if u64::from(header.e_phentsize(endian)) != phentsize || phoff != ehdr_len {
+        return Err(invalid("unexpected program header layout"));
+    }
+    head.extend(read_range(file, phoff, phnum * phentsize, size)?);
+    let header = elf::FileHeader64::<LittleEndian>::parse(&head[..]).map_err(invalid)?;
+    let mut notes = Vec::new();
+    let mut loads = Vec::new();
+    for ph in header.program_headers(endian, &head[..]).map_err(invalid)? {
+        let (offset, filesz) = (ph.p_offset(endian), ph.p_filesz(endian));
+        match ph.p_type(endian) {
+            elf::PT_NOTE => {
+                if filesz > MAX_NOTES {
+                    return Err(invalid(format!("a note segment of {filesz} bytes")));
+                }
+                let data = read_range(file, offset, filesz, size)?;
+                let mut it =
+                    object::read::elf::NoteIterator::<elf::FileHeader64<LittleEndian>>::new(
+                        endian,
+                        ph.p_align(endian),
+                        &data[..],
+                    )
+                    .map_err(invalid)?;
+                while let Some(note) = it.next().map_err(invalid)? {
+                    notes.push(Note {
+                        name: String::from_utf8_lossy(note.name()).into_owned(),
+                        n_type: note.n_type(endian).0,
+                        desc: note.desc().to_vec(),
+                    });
+                }
+            }
+            elf::PT_LOAD => {
+                let within = offset.checked_add(filesz).is_some_and(|end| end <= size);
+                if !within || filesz > ph.p_memsz(endian) {
+                    return Err(invalid(format!(
+                        "segment at {:#x} lies past the end of the file (truncated?)",
+                        ph.p_vaddr(endian)
+                    )));
+                }
+                loads.push(LoadHeader {
+                    vaddr: ph.p_vaddr(endian),
+                    memsz: ph.p_memsz(endian),
+                    flags: ph.p_flags(endian).0,
+                    offset,
+                    filesz,
+                });
+            }
+            _ => {}
+        }
+    }
+    Ok((notes, loads))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -352,6 +451,7 @@ mod tests {
             threads: Vec::new(),
             auxv: Vec::new(),
             mappings,
+            extra_notes: Vec::new(),
         };
         let mut mem = |addr: u64, buf: &mut [u8]| {
             for (i, page) in buf.chunks_mut(PAGE as usize).enumerate() {

@@ -76,6 +76,52 @@ pub fn prstatus(core: &Core, t: &Thread) -> Vec<u8> {
     f.0
 }
 
+/// Offset of the registers in `struct elf_prstatus`.
+const PRSTATUS_REGS: usize = 112;
+/// Size of `struct elf_prstatus`.
+const PRSTATUS_SIZE: usize = 336;
+
+/// The thread id, blocked signals and registers of an NT_PRSTATUS note (what
+/// [`prstatus`] wrote); `None` if it has not the kernel's size.
+pub fn parse_prstatus(desc: &[u8]) -> Option<(i32, u64, Regs)> {
+    if desc.len() != PRSTATUS_SIZE {
+        return None;
+    }
+    let u64_at = |at: usize| u64::from_le_bytes(desc[at..at + 8].try_into().expect("8 bytes"));
+    let tid = i32::from_le_bytes(desc[32..36].try_into().expect("4 bytes"));
+    let r: Vec<u64> = (0..27).map(|i| u64_at(PRSTATUS_REGS + 8 * i)).collect();
+    let regs = Regs {
+        r15: r[0],
+        r14: r[1],
+        r13: r[2],
+        r12: r[3],
+        rbp: r[4],
+        rbx: r[5],
+        r11: r[6],
+        r10: r[7],
+        r9: r[8],
+        r8: r[9],
+        rax: r[10],
+        rcx: r[11],
+        rdx: r[12],
+        rsi: r[13],
+        rdi: r[14],
+        orig_rax: r[15],
+        rip: r[16],
+        cs: r[17],
+        rflags: r[18],
+        rsp: r[19],
+        ss: r[20],
+        fs_base: r[21],
+        gs_base: r[22],
+        ds: r[23],
+        es: r[24],
+        fs: r[25],
+        gs: r[26],
+    };
+    Some((tid, u64_at(24), regs))
+}
+
 /// `struct elf_prpsinfo` (136 bytes).
 pub fn prpsinfo(core: &Core) -> Vec<u8> {
     let p = &core.process;
@@ -143,6 +189,9 @@ pub fn all(core: &Core) -> Vec<u8> {
     note(&mut out, "CORE", NT_SIGINFO, &core.siginfo);
     note(&mut out, "CORE", NT_AUXV, &core.auxv);
     note(&mut out, "CORE", NT_FILE, &file(core));
+    for n in &core.extra_notes {
+        note(&mut out, &n.name, n.n_type, &n.desc);
+    }
     for t in threads {
         thread_notes(&mut out, t);
     }
@@ -187,6 +236,7 @@ mod tests {
                 dump_len: 0x2000,
                 populated: std::iter::once(0x400000..0x402000).collect(),
             }],
+            extra_notes: Vec::new(),
         }
     }
 
@@ -222,9 +272,8 @@ mod tests {
                 NT_FILE
             ]
         );
-        let status = &notes[0].desc;
-        let rip = u64::from_le_bytes(status[112 + 16 * 8..112 + 17 * 8].try_into().unwrap());
-        assert_eq!(rip, 0x401000);
+        let (tid, _, regs) = parse_prstatus(&notes[0].desc).unwrap();
+        assert_eq!((tid, regs.rip, regs.rsp), (42, 0x401000, 0x7fff_0000));
         assert_eq!(notes[2].name, "LINUX");
         assert_eq!(loads.len(), 1);
         assert_eq!(loads[0].vaddr, 0x400000);

@@ -83,25 +83,49 @@ fn contents(
     }
 }
 
-/// A mapping's range, protection, and file with the offset of its start.
-type VmaFacts = (Range<u64>, i32, Option<(String, u64)>);
+/// What a kmcore keeps of each mapping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// What Linux's dumper keeps (see [`contents`]).
+    AsLinux,
+    /// Everything the payload could read back, whatever its protection (a
+    /// snapshot, which km maps back instead of the files): every page of a
+    /// private file mapping, the populated pages of the others; nothing of a
+    /// shared file mapping, whose file is mapped again.
+    Everything,
+}
+
+/// The whole of `range` for a snapshot (see [`Keep::Everything`]).
+fn everything(guest: &Guest, range: Range<u64>, file: bool) -> (u64, Vec<Range<u64>>) {
+    let len = range.end - range.start;
+    let populated = match guest.vm.mem.populated(range.clone()) {
+        Some(runs) if !file => runs.into_iter().map(|(r, _)| r).collect(),
+        _ => std::iter::once(range).collect(),
+    };
+    (len, populated)
+}
+
+/// A mapping's range, protection, whether it is shared, and file with the offset
+/// of its start.
+type VmaFacts = (Range<u64>, i32, bool, Option<(String, u64)>);
 
 /// Every mapping of the payload with what its core holds of it.
-pub fn mappings(guest: &Guest) -> Vec<km_coredump::Mapping> {
+pub fn mappings(guest: &Guest, keep: Keep) -> Vec<km_coredump::Mapping> {
     let vmas: Vec<VmaFacts> = lock(&guest.mm)
         .vmas()
         .map(|(start, v)| {
             let file = v.file.as_ref().map(|(path, off)| (path.to_string(), *off));
-            (start..v.end, v.prot, file)
+            (start..v.end, v.prot, v.shared, file)
         })
         .collect();
     vmas.into_iter()
-        .map(|(range, prot, file)| {
+        .map(|(range, prot, shared, file)| {
             let read = prot != libc::PROT_NONE;
-            let (dump_len, populated) = if read {
-                contents(guest, range.clone(), file.as_ref())
-            } else {
-                (0, Vec::new())
+            let (dump_len, populated) = match keep {
+                Keep::Everything if shared && file.is_some() => (0, Vec::new()),
+                Keep::Everything => everything(guest, range.clone(), file.is_some()),
+                Keep::AsLinux if read => contents(guest, range.clone(), file.as_ref()),
+                Keep::AsLinux => (0, Vec::new()),
             };
             km_coredump::Mapping {
                 start: range.start,

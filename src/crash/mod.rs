@@ -13,11 +13,11 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 
 pub mod backtrace;
-mod dump;
+pub mod dump;
 
 use crate::guest::landing_pad::{USER_CS, USER_DS};
 use crate::kernel::lock;
-use crate::kernel::process::{Guest, Thread};
+use crate::kernel::process::{Guest, StoppedThread, Thread};
 use crate::kernel::signals::{self, DefaultAction, Point, SigInfo};
 use crate::kvm::kick;
 use crate::trace::{self, Sink};
@@ -67,6 +67,18 @@ pub fn thread_state(thread: &Thread, point: Point) -> km_coredump::Thread {
     }
 }
 
+/// What `thread`, stopped at `point` for another thread's core dump or snapshot,
+/// reports.
+pub fn stopped_thread(thread: &Thread, point: Point) -> StoppedThread {
+    StoppedThread {
+        core: thread_state(thread, point),
+        restart: matches!(point, Point::Syscall { restart: true, .. }),
+        altstack: thread.altstack,
+        clear_child_tid: thread.clear_child_tid,
+        robust_list: thread.robust_list,
+    }
+}
+
 /// Offset of the software-reserved XCR0 copy in the FXSAVE area, where Linux core
 /// files (and gdb) keep the feature mask that sizes the XSAVE note.
 const XSTATE_XCR0_OFFSET: usize = 464;
@@ -98,7 +110,7 @@ fn xstate_note(mut xsave: Vec<u8>) -> Vec<u8> {
     xsave
 }
 
-fn process_info(guest: &Guest) -> km_coredump::Process {
+pub fn process_info(guest: &Guest) -> km_coredump::Process {
     let pid = |p: Option<rustix::process::Pid>| p.map_or(0, |p| p.as_raw_nonzero().get());
     let fname = std::path::Path::new(&guest.config.name)
         .file_name()
@@ -124,14 +136,15 @@ fn write_core(
     path: &std::path::Path,
 ) -> Result<()> {
     let mut threads = vec![thread_state(thread, point)];
-    threads.extend(guest.stop_others(STOP_TIMEOUT));
+    threads.extend(guest.stop_others(STOP_TIMEOUT).into_iter().map(|s| s.core));
     let core = km_coredump::Core {
         signal: signals::signo(info),
         siginfo: *info,
         process: process_info(guest),
         threads,
         auxv: guest.config.auxv.clone(),
-        mappings: dump::mappings(guest),
+        mappings: dump::mappings(guest, dump::Keep::AsLinux),
+        extra_notes: Vec::new(),
     };
     let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
     let mut read = |addr: u64, buf: &mut [u8]| guest.vm.mem.read_bytes(addr, buf).is_ok();

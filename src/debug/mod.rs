@@ -235,12 +235,7 @@ pub fn park_if_stopping(guest: &Guest, thread: &mut Thread, point: Point) -> Res
     if !guest.debugger.as_ref().is_some_and(|d| d.stopping()) {
         return Ok(Some(point));
     }
-    let mut point = point;
-    if matches!(point, Point::Interrupted)
-        && let Some(p) = stop_point_in_pad(guest, thread)?
-    {
-        point = p;
-    }
+    let point = user_point(guest, thread, point)?;
     if matches!(point, Point::Interrupted) && thread.vcpu.in_landing_pad()? {
         return Ok(None);
     }
@@ -388,8 +383,17 @@ pub fn after_kvm_debug(guest: &Guest, thread: &mut Thread, dr6: u64) -> Result<(
     Ok(())
 }
 
-/// The user-visible stop point of a thread interrupted inside its syscall pad: the
-/// syscall done (result loaded next) or not yet made (to be re-executed).
+/// The user-visible point of a thread stopped at `point`: inside its syscall pad,
+/// the syscall done (result loaded next) or not yet made (to be re-executed).
+pub fn user_point(guest: &Guest, thread: &Thread, point: Point) -> Result<Point> {
+    if !matches!(point, Point::Interrupted) {
+        return Ok(point);
+    }
+    Ok(stop_point_in_pad(guest, thread)?.unwrap_or(point))
+}
+
+/// The syscall point of a thread interrupted inside its syscall pad (see
+/// [`user_point`]).
 fn stop_point_in_pad(guest: &Guest, thread: &Thread) -> Result<Option<Point>> {
     let regs = thread.vcpu.regs()?;
     Ok(match thread.vcpu.area.after_hypercall(regs.rip) {

@@ -179,6 +179,73 @@ impl AddressSpace {
         })
     }
 
+    /// An address space to fill from a snapshot: the regions [`AddressSpace::new`]
+    /// reserves for an image region at `image_base`, no mappings yet, and the
+    /// program break between `brk_start` and `brk`.
+    pub fn restored(vm: &mut Vm, image_base: u64, brk_start: u64, brk: u64) -> Result<Self> {
+        if brk < brk_start || !brk_start.is_multiple_of(crate::memory::PAGE_SIZE) {
+            anyhow::bail!("program break {brk_start:#x}..{brk:#x} is not valid");
+        }
+        let mut mm = AddressSpace::new(vm, image_base..brk_start)?;
+        if vm.mem.region(mm.image_region).reserved().start != image_base {
+            anyhow::bail!("image region base {image_base:#x} is not 2 MiB aligned");
+        }
+        mm.vmas.clear();
+        mm.brk = brk;
+        Ok(mm)
+    }
+
+    /// The image region's base and the program break's start and end (what
+    /// [`AddressSpace::restored`] takes).
+    pub fn image_and_brk(&self, vm: &Vm) -> (u64, u64, u64) {
+        let base = vm.mem.region(self.image_region).reserved().start;
+        (base, self.brk_start, self.brk)
+    }
+
+    /// Maps back a mapping of a snapshot as `vma` at `range`: its first bytes are
+    /// those of `contents` (a file, the offset and the length there, and
+    /// MAP_PRIVATE, copy-on-write, so that pages are read in on first touch, or
+    /// MAP_SHARED); the rest is zero.
+    pub fn restore_mapping(
+        &mut self,
+        vm: &Vm,
+        range: Range<u64>,
+        vma: Vma,
+        contents: (BorrowedFd<'_>, u64, u64, i32),
+    ) -> Result<()> {
+        let (file, offset, len, flags) = contents;
+        let aligned = |a: u64| a.is_multiple_of(crate::memory::PAGE_SIZE);
+        let valid = range.start < range.end
+            && range.start >= MMAP_MIN_ADDR
+            && range.end <= TASK_SIZE
+            && aligned(range.start)
+            && aligned(range.end)
+            && aligned(offset)
+            && len <= range.end - range.start;
+        let region = self.region_for(vm, &range).filter(|_| valid);
+        let (Some(region), false) = (region, self.overlaps(&range)) else {
+            anyhow::bail!(
+                "mapping {:#x}..{:#x} (at {offset:#x} in the file) cannot be placed",
+                range.start,
+                range.end
+            );
+        };
+        vm.commit(region, range.clone())?;
+        if len > 0 {
+            let stored = range.start..range.start + page_align_up(len);
+            let rw = libc::PROT_READ | libc::PROT_WRITE;
+            vm.mem
+                .map_file(stored.clone(), file, offset, rw, flags)
+                .or_else(|_| {
+                    vm.mem
+                        .map_file(stored, file, offset, libc::PROT_READ, flags)
+                })?;
+        }
+        vm.protect(range.clone(), vma.prot)?;
+        self.insert(range, vma);
+        Ok(())
+    }
+
     /// Commits the program image and the main stack, whose pages are mapped
     /// non-executable unless PT_GNU_STACK asks for an executable stack. Page-table
     /// entries made before this call (the image's own) are kept.

@@ -141,14 +141,30 @@ pub struct Config {
     pub core_despite_rlimit: bool,
     /// Where the crash report goes when a signal kills the payload.
     pub crash_report: crate::trace::Sink,
+    /// Where a snapshot is written (`--snapshot`, absolute).
+    pub snapshot_path: std::path::PathBuf,
 }
 
-/// An all-stop request: every thread reports its state and parks.
+/// What a thread stopped for a core dump or a snapshot reports.
+#[derive(Clone)]
+pub struct StoppedThread {
+    pub core: km_coredump::Thread,
+    /// Stopped in a blocking syscall the stop interrupted: it is made again on
+    /// resumption (the registers show it returned EINTR).
+    pub restart: bool,
+    pub altstack: (u64, u64),
+    pub clear_child_tid: u64,
+    pub robust_list: (u64, u64),
+}
+
+/// An all-stop request: every thread reports its state and waits until the
+/// requester releases it (a snapshot) or ends the process (a core dump).
 #[derive(Default)]
 struct StopAll {
     requested: AtomicBool,
-    reports: Mutex<Vec<km_coredump::Thread>>,
+    reports: Mutex<Vec<StoppedThread>>,
     arrived: Condvar,
+    released: Condvar,
 }
 
 /// State shared by every thread of the payload.
@@ -392,19 +408,30 @@ impl Guest {
 
     /// Asks every other thread to stop and report; returns their states, waiting at
     /// most `timeout` for them.
-    pub fn stop_others(&self, timeout: Duration) -> Vec<km_coredump::Thread> {
+    pub fn stop_others(&self, timeout: Duration) -> Vec<StoppedThread> {
+        self.stop_threads(timeout, 1)
+    }
+
+    /// Asks every thread to stop and report, for a km thread (not the payload's);
+    /// returns their states, waiting at most `timeout` for them.
+    pub fn stop_all(&self, timeout: Duration) -> Vec<StoppedThread> {
+        self.stop_threads(timeout, 0)
+    }
+
+    /// Stops the live threads but the `asking` ones (0 or the caller).
+    fn stop_threads(&self, timeout: Duration, asking: usize) -> Vec<StoppedThread> {
         self.stop.requested.store(true, Ordering::SeqCst);
         kick::kick_all();
         let deadline = Instant::now() + timeout;
         let mut reports = lock(&self.stop.reports);
         loop {
-            let others = lock(&self.threads).live.len().saturating_sub(1);
+            let others = lock(&self.threads).live.len().saturating_sub(asking);
             let left = deadline.saturating_duration_since(Instant::now());
             if reports.len() >= others || left.is_zero() {
                 return reports.clone();
             }
             // A kick only interrupts a blocking call already in progress.
-            kick::kick_all_but(&reports.iter().map(|r| r.tid).collect::<Vec<_>>());
+            kick::kick_all_but(&reports.iter().map(|r| r.core.tid).collect::<Vec<_>>());
             reports = self
                 .stop
                 .arrived
@@ -414,13 +441,27 @@ impl Guest {
         }
     }
 
-    /// Reports this thread's state to the thread that asked for a stop, and parks.
-    pub fn report_and_park(&self, state: km_coredump::Thread) -> ! {
-        lock(&self.stop.reports).push(state);
+    /// Reports this thread's state to the thread that asked for a stop, and waits
+    /// until [`Guest::resume_others`] (a core dump never resumes: the process ends).
+    pub fn report_and_wait(&self, state: StoppedThread) {
+        let mut reports = lock(&self.stop.reports);
+        reports.push(state);
         self.stop.arrived.notify_all();
-        loop {
-            std::thread::park();
+        while self.stop.requested.load(Ordering::SeqCst) {
+            reports = self
+                .stop
+                .released
+                .wait(reports)
+                .unwrap_or_else(|e| e.into_inner());
         }
+    }
+
+    /// Lets the threads [`Guest::stop_others`] stopped run on.
+    pub fn resume_others(&self) {
+        let mut reports = lock(&self.stop.reports);
+        reports.clear();
+        self.stop.requested.store(false, Ordering::SeqCst);
+        self.stop.released.notify_all();
     }
 
     /// A thread exited with `status`: park its vCPU; the last thread ends the process.

@@ -26,6 +26,7 @@ pub use process::wait_for_vfork_child;
 pub mod procfs;
 pub mod procrule;
 mod signal;
+pub mod snapshot;
 mod sysvipc;
 mod thread;
 
@@ -57,6 +58,8 @@ pub enum Outcome {
     Kill(i32),
     /// The handler set the vCPU's user context itself (rt_sigreturn).
     Resumed,
+    /// The payload asked for a snapshot (KM_SNAPSHOT), which the exit loop takes.
+    Snapshot(snapshot::SnapshotRequest),
 }
 
 pub type SysResult = Result<u64, Errno>;
@@ -156,6 +159,7 @@ pub fn dispatch(ctx: &mut Ctx<'_>, req: &SyscallRequest) -> Outcome {
         libc::SYS_execve => exec::execve(ctx, &a),
         libc::SYS_execveat => exec::execveat(ctx, &a),
         libc::SYS_rt_sigreturn => signal::rt_sigreturn(ctx, &a),
+        snapshot::KM_SNAPSHOT => snapshot::km_snapshot(ctx, &a),
         nr => match handler(nr) {
             Some((_, h)) => loop {
                 // A kick interrupts every vCPU thread's blocking call; one that got
@@ -476,6 +480,7 @@ fn name(nr: i64) -> String {
         SYS_clone3 => "clone3",
         SYS_execve => "execve",
         SYS_execveat => "execveat",
+        snapshot::KM_SNAPSHOT => "km_snapshot",
         _ => {
             return handler(nr).map_or_else(
                 || {

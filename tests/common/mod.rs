@@ -71,6 +71,21 @@ pub fn installed_krun(dir: &Path) -> PathBuf {
     destdir.join("opt/kontain/bin/krun")
 }
 
+/// A bash script (`bash -c ONLY_STDIO bash CMD ARGS...`) that closes every
+/// descriptor above 2 and runs CMD: a test or bench process inherits cargo's
+/// jobserver pipe, which a payload would otherwise hold (and a snapshot cannot
+/// restore). bash, as dash cannot name descriptors above 9.
+pub const ONLY_STDIO: &str =
+    r#"for fd in $(ls /proc/$$/fd); do [ "$fd" -gt 2 ] && eval "exec $fd>&-"; done; exec "$@""#;
+
+/// km with only the standard descriptors open (see [`ONLY_STDIO`]).
+pub fn km_only_stdio() -> Command {
+    let mut cmd = Command::new("bash");
+    cmd.args(["-c", ONLY_STDIO, "bash", env!("CARGO_BIN_EXE_km")]);
+    cmd.stdin(Stdio::null());
+    cmd
+}
+
 pub fn native(exe: &Path) -> Command {
     let mut cmd = Command::new(exe);
     cmd.stdin(Stdio::null());

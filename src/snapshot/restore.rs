@@ -1,0 +1,253 @@
+//! `km SNAPSHOT`: the payload of a snapshot file, rebuilt. Mappings come back
+//! copy-on-write from the file (a page is read when first touched), threads with
+//! their registers, FPU state and thread pointer, and km's note gives the rest
+//! (break, signal dispositions, descriptors, working directory, limits).
+
+use std::fs::File;
+use std::os::fd::AsFd;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use kvm_bindings::kvm_regs;
+
+use super::descriptors;
+use super::state::{self, State};
+use crate::guest::mm::{AddressSpace, Vma};
+use crate::guest::vcpu::Vcpu;
+use crate::guest::vm::Vm;
+use crate::kernel::fdtable::FdTable;
+use crate::kernel::lock;
+use crate::kernel::process::{Config, Guest, ThreadRunner};
+use crate::kernel::signals::SigAction;
+use crate::trace;
+use crate::trace::Category;
+
+/// A thread of the snapshot: its core notes and km's.
+pub struct SavedThread {
+    pub regs: km_coredump::Regs,
+    pub sigmask: u64,
+    pub xsave: Vec<u8>,
+    pub extra: state::Thread,
+}
+
+/// A snapshot file, its headers and notes read (its contents are not).
+pub struct Snapshot {
+    file: File,
+    pub state: State,
+    pub threads: Vec<SavedThread>,
+    pub auxv: Vec<u8>,
+    loads: Vec<km_coredump::LoadHeader>,
+}
+
+/// Whether `path` is an ELF core file (a snapshot, if km's note is in it).
+pub fn is_core(path: &Path) -> bool {
+    let mut head = [0u8; 18];
+    let read = File::open(path).and_then(|f| {
+        use std::os::unix::fs::FileExt;
+        f.read_exact_at(&mut head, 0)
+    });
+    read.is_ok() && head[..4] == *b"\x7fELF" && u16::from_le_bytes([head[16], head[17]]) == 4
+}
+
+/// The threads of the core notes: NT_PRSTATUS starts one, NT_X86_XSTATE gives
+/// its FPU state.
+fn threads_of(notes: &[km_coredump::Note]) -> Result<Vec<(u64, km_coredump::Regs, Vec<u8>)>> {
+    use km_coredump::notes::{NT_PRSTATUS, NT_X86_XSTATE, parse_prstatus};
+    let mut threads = Vec::new();
+    for note in notes
+        .iter()
+        .filter(|n| n.name == "CORE" || n.name == "LINUX")
+    {
+        match note.n_type {
+            NT_PRSTATUS => {
+                let (_, sigmask, regs) =
+                    parse_prstatus(&note.desc).context("an NT_PRSTATUS note of the wrong size")?;
+                threads.push((sigmask, regs, Vec::new()));
+            }
+            NT_X86_XSTATE => {
+                let last = threads
+                    .last_mut()
+                    .context("an XSTATE note before any thread")?;
+                last.2 = note.desc.clone();
+            }
+            _ => {}
+        }
+    }
+    Ok(threads)
+}
+
+impl Snapshot {
+    /// Reads the snapshot `path`'s headers and notes, checking that they agree.
+    pub fn open(path: &Path) -> Result<Snapshot> {
+        let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        let (notes, loads) = km_coredump::read_headers(&file).context("not a valid snapshot")?;
+        let note = notes
+            .iter()
+            .find(|n| n.name == state::NOTE_NAME && n.n_type == state::NOTE_TYPE)
+            .context("a core file without km's snapshot note")?;
+        let state = State::decode(&note.desc)?;
+        let cores = threads_of(&notes)?;
+        if cores.len() != state.threads.len() || cores.is_empty() {
+            bail!(
+                "{} threads in the core notes, {} in km's note",
+                cores.len(),
+                state.threads.len()
+            );
+        }
+        if loads.len() != state.mappings.len() {
+            bail!(
+                "{} segments, {} mappings in km's note",
+                loads.len(),
+                state.mappings.len()
+            );
+        }
+        let auxv = notes
+            .iter()
+            .find(|n| n.name == "CORE" && n.n_type == km_coredump::notes::NT_AUXV)
+            .map(|n| n.desc.clone())
+            .unwrap_or_default();
+        let threads = cores
+            .into_iter()
+            .zip(&state.threads)
+            .map(|((sigmask, regs, xsave), extra)| SavedThread {
+                regs,
+                sigmask,
+                xsave,
+                extra: *extra,
+            })
+            .collect();
+        Ok(Snapshot {
+            file,
+            state,
+            threads,
+            auxv,
+            loads,
+        })
+    }
+
+    /// The payload's address space: every segment mapped back from the file.
+    pub fn address_space(&self, vm: &mut Vm) -> Result<AddressSpace> {
+        let s = &self.state;
+        let mut mm = AddressSpace::restored(vm, s.image_base, s.brk_start, s.brk)?;
+        for (load, m) in self.loads.iter().zip(&s.mappings) {
+            let end = load
+                .vaddr
+                .checked_add(load.memsz)
+                .context("a segment past the end of the address space")?;
+            // PF_R, PF_W and PF_X.
+            let prot = [
+                (4, libc::PROT_READ),
+                (2, libc::PROT_WRITE),
+                (1, libc::PROT_EXEC),
+            ]
+            .iter()
+            .filter(|(flag, _)| load.flags & flag != 0)
+            .fold(0, |p, (_, bit)| p | bit);
+            let vma = Vma {
+                end,
+                prot,
+                kind: m.kind,
+                shared: m.shared,
+                file: m.file.as_ref().map(|(p, o)| (Arc::from(p.as_str()), *o)),
+            };
+            match &m.file {
+                Some((path, offset)) if m.shared => {
+                    let file = shared_file(path, prot)?;
+                    let contents = (file.as_fd(), *offset, load.memsz, libc::MAP_SHARED);
+                    mm.restore_mapping(vm, load.vaddr..end, vma, contents)?;
+                }
+                _ => {
+                    let contents = (
+                        self.file.as_fd(),
+                        load.offset,
+                        load.filesz,
+                        libc::MAP_PRIVATE,
+                    );
+                    mm.restore_mapping(vm, load.vaddr..end, vma, contents)?;
+                }
+            }
+        }
+        trace!(
+            Category::Snapshot,
+            "mapped {} segments back copy-on-write",
+            self.loads.len()
+        );
+        Ok(mm)
+    }
+
+    /// The payload's descriptors: km's standard ones and those the snapshot names.
+    pub fn descriptors(&self, mut table: FdTable) -> Result<FdTable> {
+        descriptors::reopen(&mut table, &self.state.fds, &self.state.epoll)?;
+        Ok(table)
+    }
+
+    /// The process state shared by the threads, with `config`'s policies.
+    pub fn guest(
+        &self,
+        config: Config,
+        vm: Vm,
+        mm: AddressSpace,
+        fds: FdTable,
+        runner: ThreadRunner,
+    ) -> Arc<Guest> {
+        let s = &self.state;
+        let config = Config {
+            name: s.name.clone(),
+            argv: s.argv.clone(),
+            exe: s.exe.clone().into(),
+            environ: s.environ.clone(),
+            vvar: s.vvar,
+            auxv: self.auxv.clone(),
+            ..config
+        };
+        let guest = Arc::new(Guest::new(config, vm, mm, fds, None, runner));
+        let mut signals = lock(&guest.signals);
+        for (action, words) in signals.actions.iter_mut().zip(&s.actions) {
+            *action = SigAction::from_words(*words);
+        }
+        drop(signals);
+        guest
+    }
+}
+
+/// The file of a shared mapping, opened for writing if the mapping is writable.
+fn shared_file(path: &str, prot: i32) -> Result<File> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(prot & libc::PROT_WRITE != 0)
+        .open(path)
+        .with_context(|| format!("opening {path}, mapped shared"))
+}
+
+/// Sets `vcpu` to resume `t`: registers, FPU/SSE/AVX state, thread pointer.
+pub fn resume_on(vcpu: &Vcpu, t: &SavedThread) -> Result<()> {
+    let r = &t.regs;
+    let regs = kvm_regs {
+        rax: r.rax,
+        rbx: r.rbx,
+        rcx: r.rcx,
+        rdx: r.rdx,
+        rsi: r.rsi,
+        rdi: r.rdi,
+        rsp: r.rsp,
+        rbp: r.rbp,
+        r8: r.r8,
+        r9: r.r9,
+        r10: r.r10,
+        r11: r.r11,
+        r12: r.r12,
+        r13: r.r13,
+        r14: r.r14,
+        r15: r.r15,
+        rip: r.rip,
+        // Only the flags user code may set, and IF.
+        rflags: (r.rflags & 0xcd5) | 0x202,
+    };
+    if !t.xsave.is_empty() {
+        vcpu.set_xsave(&t.xsave)
+            .context("restoring the FPU state")?;
+    }
+    vcpu.set_fs_base(r.fs_base)?;
+    vcpu.set_user_regs(&regs)
+}

@@ -1,0 +1,334 @@
+//! Snapshots (docs/snapshots.md): a payload takes one through KM_SNAPSHOT (505)
+//! or km_cli asks for one from outside; `km FILE` resumes it. The restored
+//! payload must print what the original (and a native run) prints after the
+//! snapshot point, and the call returns 1 there, 0 in the original.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use common::{km_only_stdio as km, native, payload, run, scratch, text, wait_for};
+
+/// How long a payload under test may take.
+const LIMIT: Duration = Duration::from_secs(120);
+
+/// km_cli, built once (it is another package of the workspace).
+fn km_cli() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--release", "-q", "-p", "km_cli"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("running cargo");
+        assert!(status.success(), "building km_cli failed");
+        Path::new(env!("CARGO_BIN_EXE_km")).with_file_name("km_cli")
+    })
+}
+
+/// The lines after the "snapshot returned" line (or after "waiting").
+fn after_snapshot(out: &str) -> Vec<&str> {
+    out.lines()
+        .skip_while(|l| !l.starts_with("snapshot returned") && *l != "waiting")
+        .skip(1)
+        .collect()
+}
+
+/// Restores `snap`, in `dir`, and returns its output (it must exit 0).
+fn restore(snap: &Path, dir: &Path) -> Output {
+    let out = run(km().current_dir(dir).arg(snap));
+    assert!(
+        out.status.success(),
+        "restoring {}: {:?}\n{}{}",
+        snap.display(),
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    out
+}
+
+/// What the payload prints natively after its (failed) snapshot call.
+fn native_rest(dir: &Path) -> String {
+    let exe = payload("snapshot.glibc");
+    let out = run(native(&exe).arg(dir.join("native-file")).arg("live"));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("snapshot returned -1 Function not implemented"),
+        "{stdout}"
+    );
+    after_snapshot(&stdout).join("\n")
+}
+
+#[test]
+fn a_live_snapshot_resumes_threads_heap_file_socket_eventfd_and_handler() {
+    let dir = scratch("snapshot-live");
+    let snap = dir.join("snap");
+    let out = run(km()
+        .arg(format!("--snapshot={}", snap.display()))
+        .arg(payload("snapshot.glibc"))
+        .arg(dir.join("file"))
+        .arg("live"));
+    let original = text(&out.stdout);
+    assert!(out.status.success(), "{original}{}", text(&out.stderr));
+    assert!(original.starts_with("snapshot returned 0\n"), "{original}");
+    let rest = after_snapshot(&original).join("\n");
+    assert_eq!(rest, native_rest(&dir));
+    for line in [
+        "file from offset 4: 456789",
+        "listener accepts: yes",
+        "eventfd counter: 5",
+        "handler ran for signal 10",
+        "thread 3: 109",
+        "through the pipe: 1",
+        "done",
+    ] {
+        assert!(rest.contains(line), "{line:?} missing: {rest}");
+    }
+    let restored = text(&restore(&snap, &dir).stdout);
+    assert!(restored.starts_with("snapshot returned 1\n"), "{restored}");
+    assert_eq!(after_snapshot(&restored).join("\n"), rest);
+}
+
+#[test]
+fn a_snapshot_that_ends_the_payload_resumes_from_the_call() {
+    let dir = scratch("snapshot-end");
+    let out = run(km()
+        .current_dir(&dir)
+        .arg(payload("snapshot.glibc"))
+        .arg(dir.join("file"))
+        .arg("end"));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "", "the payload ends inside the call");
+    // The default file is kmsnap in the working directory.
+    let restored = text(&restore(&dir.join("kmsnap"), &dir).stdout);
+    assert!(restored.starts_with("snapshot returned 1\n"), "{restored}");
+    assert_eq!(after_snapshot(&restored).join("\n"), native_rest(&dir));
+}
+
+/// Starts the payload waiting for SIGUSR2 under km with `--mgtpipe`, and waits
+/// until it says so.
+fn start_waiting(dir: &Path, snap: &Path, sock: &Path) -> Child {
+    let mut child = km()
+        .arg(format!("--snapshot={}", snap.display()))
+        .arg(format!("--mgtpipe={}", sock.display()))
+        .arg(payload("snapshot.glibc"))
+        .arg(dir.join("file"))
+        .arg("wait")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawning km");
+    let mut stdout = child.stdout.take().unwrap();
+    let mut seen = Vec::new();
+    let mut byte = [0u8; 1];
+    while !seen.ends_with(b"waiting\n") {
+        use std::io::Read;
+        assert_eq!(stdout.read(&mut byte).unwrap(), 1, "km ended early");
+        seen.push(byte[0]);
+    }
+    child.stdout = Some(stdout);
+    child
+}
+
+/// Lets the payload waiting in `dir` go on (it waits for `file.go`).
+fn release(dir: &Path) {
+    std::fs::write(dir.join("file.go"), "").unwrap();
+}
+
+/// The rest of `child`'s output once it ends with status 0.
+fn finish(mut child: Child) -> String {
+    use std::io::Read;
+    let status = wait_for(&mut child, LIMIT, "km");
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    assert!(status.success(), "{status:?}: {out}");
+    out
+}
+
+#[test]
+fn km_cli_snapshots_a_running_payload_with_and_without_resuming_it() {
+    let dir = scratch("snapshot-cli");
+    let expected = native_rest(&dir);
+    for resume in [true, false] {
+        let (snap, sock) = (dir.join("snap"), dir.join("mgt.sock"));
+        let outdir = dir.join(format!("out-{resume}"));
+        std::fs::create_dir_all(&outdir).unwrap();
+        let _ = std::fs::remove_file(dir.join("file.go"));
+        let child = start_waiting(&dir, &snap, &sock);
+        let mut cli = Command::new(km_cli());
+        cli.arg("-s").arg(&sock).arg("-d").arg(&outdir);
+        if resume {
+            cli.arg("-r");
+        }
+        let out = run(&mut cli);
+        let written = outdir.join("snap");
+        assert!(out.status.success(), "km_cli: {}", text(&out.stderr));
+        assert_eq!(text(&out.stdout).trim(), written.display().to_string());
+        if resume {
+            release(&dir);
+            assert_eq!(finish(child).trim_end(), expected);
+        } else {
+            assert_eq!(finish(child), "", "the payload ends with the snapshot");
+        }
+        // The restored payload goes on waiting for the file, there by now.
+        release(&dir);
+        let restored = km().arg(&written).stdout(Stdio::piped()).spawn().unwrap();
+        assert_eq!(finish(restored).trim_end(), expected);
+    }
+}
+
+#[test]
+fn km_cli_reports_a_refusal() {
+    let dir = scratch("snapshot-cli-refused");
+    let sock = dir.join("none.sock");
+    let out = run(Command::new(km_cli()).arg("-s").arg(&sock));
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.starts_with("km_cli: connecting to"), "{err}");
+}
+
+#[test]
+fn an_unsupported_descriptor_fails_the_call_and_the_payload_goes_on() {
+    let dir = scratch("snapshot-unsupported");
+    let snap = dir.join("snap");
+    let out = run(km()
+        .arg("-Vsnapshot")
+        .arg(format!("--snapshot={}", snap.display()))
+        .arg(payload("snapshot.glibc"))
+        .arg(dir.join("file"))
+        .arg("live")
+        .arg("unsupported"));
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.starts_with("snapshot returned -1 Operation not supported\n"),
+        "{stdout}"
+    );
+    assert_eq!(after_snapshot(&stdout).join("\n"), native_rest(&dir));
+    let trace = text(&out.stderr);
+    assert!(
+        trace.lines().any(|l| l.contains("fd ")
+            && l.contains("[timerfd]")
+            && l.ends_with("cannot be restored")),
+        "{trace}"
+    );
+    assert!(!snap.exists(), "no snapshot file is left");
+}
+
+/// A snapshot of the live payload, for the refusal tests.
+fn live_snapshot(dir: &Path) -> PathBuf {
+    let snap = dir.join("snap");
+    let out = run(km()
+        .arg(format!("--snapshot={}", snap.display()))
+        .arg(payload("snapshot.glibc"))
+        .arg(dir.join("file"))
+        .arg("live"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    snap
+}
+
+/// Asserts that km refuses `file` with one line on stderr and status 125.
+fn assert_refused(file: &Path, what: &str) {
+    let out = run(km().arg(file));
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{what}: {err}");
+    assert_eq!(err.lines().count(), 1, "{what}: {err}");
+    assert!(err.starts_with("km: "), "{what}: {err}");
+    assert_eq!(text(&out.stdout), "", "{what}");
+}
+
+#[test]
+fn truncated_or_corrupt_snapshots_are_refused() {
+    let dir = scratch("snapshot-corrupt");
+    let snap = live_snapshot(&dir);
+    let bytes = std::fs::read(&snap).unwrap();
+    let truncated = dir.join("truncated");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    assert_refused(&truncated, "truncated");
+    let note = bytes
+        .windows(13)
+        .position(|w| w == b"km-snapshot-1")
+        .expect("km's note");
+    let mut corrupt = bytes.clone();
+    // A line of km's note that is not valid.
+    let image = note
+        + bytes[note..]
+            .windows(6)
+            .position(|w| w == b"image ")
+            .unwrap();
+    corrupt[image + 6] = b'x';
+    let corrupt_file = dir.join("corrupt");
+    std::fs::write(&corrupt_file, &corrupt).unwrap();
+    assert_refused(&corrupt_file, "corrupt note");
+    let mut headers = bytes;
+    // e_phnum far past the file.
+    headers[56] = 0xff;
+    headers[57] = 0xff;
+    let bad_headers = dir.join("bad-headers");
+    std::fs::write(&bad_headers, &headers).unwrap();
+    assert_refused(&bad_headers, "bad program headers");
+}
+
+/// A Python program that takes a snapshot with kontain.snapshots.take() while
+/// a second thread waits, then prints what it imported and computed.
+const PYTHON_PROGRAM: &str = r#"
+import sys, threading, json, decimal
+sys.path.insert(0, sys.argv[1])
+from kontain import snapshots
+ready, go = threading.Event(), threading.Event()
+def worker():
+    ready.set()
+    go.wait()
+    print("worker", json.dumps({"sum": sum(range(10))}), flush=True)
+t = threading.Thread(target=worker, name="waiter", daemon=True)
+t.start()
+ready.wait()
+r = snapshots.take(live=True, label="py", description="a test")
+print("take returned", r, decimal.Decimal("1.10") + 1, flush=True)
+go.set()
+t.join()
+"#;
+
+#[test]
+fn a_python_program_resumes_from_its_snapshot_and_gdb_reads_it() {
+    let dir = scratch("snapshot-python");
+    let script = dir.join("prog.py");
+    std::fs::write(&script, PYTHON_PROGRAM).unwrap();
+    let python = Path::new("/usr/bin/python3");
+    let out = run(km()
+        .current_dir(&dir)
+        .arg(python)
+        .arg(&script)
+        .arg(env!("CARGO_MANIFEST_DIR")));
+    let original = text(&out.stdout);
+    assert!(out.status.success(), "{original}{}", text(&out.stderr));
+    assert_eq!(original, "take returned 0 2.10\nworker {\"sum\": 45}\n");
+    let snap = dir.join("kmsnap");
+    let restored = text(&restore(&snap, &dir).stdout);
+    assert_eq!(restored, "take returned 1 2.10\nworker {\"sum\": 45}\n");
+    let gdb = Command::new("gdb")
+        .args(["-batch", "-nx", "-ex", "info threads"])
+        .arg(python)
+        .arg(&snap)
+        .output()
+        .expect("gdb is needed for this test (Debian package gdb)");
+    let threads = text(&gdb.stdout);
+    let listed = threads
+        .lines()
+        .filter(|l| {
+            l.trim_start()
+                .trim_start_matches('*')
+                .trim_start()
+                .starts_with(|c: char| c.is_ascii_digit())
+        })
+        .count();
+    assert_eq!(listed, 2, "{threads}{}", text(&gdb.stderr));
+}

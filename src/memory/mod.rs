@@ -176,6 +176,7 @@ impl GuestMemory {
             format!("reserving {size:#x} bytes of host memory for the {kind:?} region")
         })?;
         faults::register(host.as_ptr() as usize, host.size())?;
+        advise_huge_pages(host.as_ptr(), host.size());
         let edge = match growth {
             Growth::Up => base,
             Growth::Down => base + size,
@@ -539,8 +540,24 @@ impl GuestMemory {
                 format!("remapping guest range {:#x}..{:#x}", range.start, range.end)
             });
         }
+        if file.is_none() {
+            advise_huge_pages(host, len);
+        }
         Ok(())
     }
+}
+
+/// Asks the host to back anonymous guest memory at `host..host+len` with
+/// transparent huge pages where it can (`MADV_HUGEPAGE`; hosts in THP's default
+/// `madvise` mode use them only where asked). A guest touching fresh memory then
+/// costs the host one fault per 2 MiB instead of one per 4 KiB page, the VM exit
+/// that dominates filling new memory under km (16 MiB: 1.7 s against 0.26 s on
+/// PVM). A host without THP refuses the advice, which changes nothing, so the
+/// result is ignored.
+fn advise_huge_pages(host: *mut u8, len: usize) {
+    // SAFETY: advice on a range of km's own guest reservation; MADV_HUGEPAGE never
+    // changes the contents or the mapping of the pages.
+    unsafe { libc::madvise(host.cast(), len, libc::MADV_HUGEPAGE) };
 }
 
 /// Copies guest slice `s` (at guest address `addr`) into `buf`, which is as long.

@@ -36,12 +36,11 @@ fn big_anonymous_mappings(pid: u32, min_kib: u64) -> Vec<(u64, bool)> {
             if let Some((_, size)) = current.as_mut() {
                 *size = words.next().and_then(|w| w.parse().ok()).unwrap_or(0);
             }
-        } else if first == "THPeligible:" {
-            if let Some((true, size)) = current {
-                if size >= min_kib {
-                    found.push((size, words.next() == Some("1")));
-                }
-            }
+        } else if first == "THPeligible:"
+            && let Some((true, size)) = current
+            && size >= min_kib
+        {
+            found.push((size, words.next() == Some("1")));
         }
     }
     found

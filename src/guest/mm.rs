@@ -505,13 +505,17 @@ impl AddressSpace {
                 if replacing {
                     vm.mem.discard(range.clone()).map_err(|_| Errno::NOMEM)?;
                 }
-                vm.mem
-                    .prefer_huge_pages(range.clone())
-                    .map_err(|_| Errno::NOMEM)?;
             }
         }
         vm.protect(range.clone(), req.prot)
             .map_err(|_| Errno::NOMEM)?;
+        // After protect, which commits the accessible parts of the sparse reserve
+        // region; a PROT_NONE reservation there has no host memory to advise.
+        if req.file.is_none() && !req.shared && req.prot != libc::PROT_NONE {
+            vm.mem
+                .prefer_huge_pages(range.clone())
+                .map_err(|_| Errno::NOMEM)?;
+        }
         let kind = if req.file.is_some() {
             VmaKind::File
         } else {

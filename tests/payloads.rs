@@ -250,21 +250,9 @@ fn freed_memory_goes_back_to_the_host() {
 
 #[test]
 fn go_goroutines_timers_and_http() {
-    if Command::new("go").arg("version").output().is_err() {
-        eprintln!("skipping the Go test: `go` is not installed (Debian package golang-go)");
+    if !common::go_payloads_built() {
         return;
     }
-    let status = Command::new("make")
-        .args([
-            "-s",
-            "-C",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/examples"),
-            "go",
-        ])
-        .arg(format!("O={}", common::payloads().display()))
-        .status()
-        .expect("make go");
-    assert!(status.success(), "building the Go payload failed");
     let exe = payload("gohttp");
     assert_same_as_native(&exe, &[], None);
     let out = text(&run(km().arg(&exe)).stdout);

@@ -6,7 +6,6 @@
 mod common;
 
 use std::ffi::OsStr;
-use std::process::Command;
 
 use common::{assert_passes_like_native, payload};
 
@@ -77,21 +76,9 @@ fn only_the_vforking_thread_waits_for_the_child() {
 
 #[test]
 fn go_os_exec_starts_and_reports_children() {
-    if Command::new("go").arg("version").output().is_err() {
-        eprintln!("skipping the Go test: `go` is not installed (Debian package golang-go)");
+    if !common::go_payloads_built() {
         return;
     }
-    let status = Command::new("make")
-        .args([
-            "-s",
-            "-C",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/examples"),
-            "go",
-        ])
-        .arg(format!("O={}", common::payloads().display()))
-        .status()
-        .expect("make go");
-    assert!(status.success(), "building the Go payloads failed");
     let out = assert_passes_like_native(
         &payload("goexec"),
         &[],

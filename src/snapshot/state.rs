@@ -286,18 +286,8 @@ impl State {
 
     fn line(&mut self, line: &str) -> Result<()> {
         let f: Vec<&str> = line.split(' ').collect();
-        let num = |i: usize| -> Result<u64> {
-            f.get(i)
-                .context("missing field")?
-                .parse()
-                .context("bad number")
-        };
-        let int = |i: usize| -> Result<i32> {
-            f.get(i)
-                .context("missing field")?
-                .parse()
-                .context("bad number")
-        };
+        let num = |i: usize| -> Result<u64> { number(&f, i) };
+        let int = |i: usize| -> Result<i32> { number(&f, i) };
         let field = |i: usize| -> Result<&str> { f.get(i).copied().context("missing field") };
         match f[0] {
             "label" => self.label = text(field(1)?)?,
@@ -342,14 +332,18 @@ impl State {
     }
 }
 
+/// Field `i` of a note line, as a number.
+fn number<T: std::str::FromStr>(f: &[&str], i: usize) -> Result<T> {
+    f.get(i)
+        .context("missing field")?
+        .parse()
+        .ok()
+        .context("bad number")
+}
+
 /// A descriptor's fields after `fd N CLOEXEC`.
 fn descriptor(f: &[&str]) -> Result<Descriptor> {
-    let int = |i: usize| -> Result<i32> {
-        f.get(i)
-            .context("missing field")?
-            .parse()
-            .context("bad number")
-    };
+    let int = |i: usize| -> Result<i32> { number(f, i) };
     let field = |i: usize| -> Result<&str> { f.get(i).copied().context("missing field") };
     Ok(match field(0)? {
         "stdio" => Descriptor::Stdio,

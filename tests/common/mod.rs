@@ -31,6 +31,27 @@ pub fn payloads() -> &'static Path {
     })
 }
 
+/// Builds the Go payloads (`make go`) into [`payloads`]; false, with a line saying
+/// the test is skipped, where the Go toolchain is missing.
+pub fn go_payloads_built() -> bool {
+    if Command::new("go").arg("version").output().is_err() {
+        eprintln!("skipping the Go test: `go` is not installed (Debian package golang-go)");
+        return false;
+    }
+    let status = Command::new("make")
+        .args([
+            "-s",
+            "-C",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/examples"),
+            "go",
+        ])
+        .arg(format!("O={}", payloads().display()))
+        .status()
+        .expect("make go");
+    assert!(status.success(), "building the Go payloads failed");
+    true
+}
+
 pub fn payload(name: &str) -> PathBuf {
     payloads().join(name)
 }

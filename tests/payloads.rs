@@ -4,7 +4,6 @@ mod common;
 
 use std::ffi::OsStr;
 use std::os::unix::process::ExitStatusExt;
-use std::process::Command;
 
 use common::{assert_passes_like_native, assert_same_as_native, km, native, payload, run, text};
 

@@ -66,14 +66,8 @@ fn native_rest(dir: &Path) -> String {
 #[test]
 fn a_live_snapshot_resumes_threads_heap_file_socket_eventfd_and_handler() {
     let dir = scratch("snapshot-live");
-    let snap = dir.join("snap");
-    let out = run(km()
-        .arg(format!("--snapshot={}", snap.display()))
-        .arg(payload("snapshot.glibc"))
-        .arg(dir.join("file"))
-        .arg("live"));
+    let (snap, out) = live_snapshot(&dir);
     let original = text(&out.stdout);
-    assert!(out.status.success(), "{original}{}", text(&out.stderr));
     assert!(original.starts_with("snapshot returned 0\n"), "{original}");
     let rest = after_snapshot(&original).join("\n");
     assert_eq!(rest, native_rest(&dir));
@@ -223,16 +217,22 @@ fn an_unsupported_descriptor_fails_the_call_and_the_payload_goes_on() {
     assert!(!snap.exists(), "no snapshot file is left");
 }
 
-/// A snapshot of the live payload, for the refusal tests.
-fn live_snapshot(dir: &Path) -> PathBuf {
+/// A snapshot of the live payload, which must succeed; the snapshot's path and
+/// the original run's output.
+fn live_snapshot(dir: &Path) -> (PathBuf, std::process::Output) {
     let snap = dir.join("snap");
     let out = run(km()
         .arg(format!("--snapshot={}", snap.display()))
         .arg(payload("snapshot.glibc"))
         .arg(dir.join("file"))
         .arg("live"));
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    snap
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    (snap, out)
 }
 
 /// Asserts that km refuses `file` with one line on stderr and status 125.
@@ -248,7 +248,7 @@ fn assert_refused(file: &Path, what: &str) {
 #[test]
 fn truncated_or_corrupt_snapshots_are_refused() {
     let dir = scratch("snapshot-corrupt");
-    let snap = live_snapshot(&dir);
+    let (snap, _) = live_snapshot(&dir);
     let bytes = std::fs::read(&snap).unwrap();
     let truncated = dir.join("truncated");
     std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();

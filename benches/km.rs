@@ -5,7 +5,11 @@
 //!   km, next to a bare KVM_RUN round trip (a guest `out` loop on km's own VM set-up),
 //!   which is the floor for any exit-based syscall;
 //! - threads: pthread_create + pthread_join latency, and a two-thread futex ping-pong
-//!   round trip, native vs km;
+//!   round trip, native vs km; open+close of /dev/null spread over 20 threads vs
+//!   the same calls in 1 thread, natively and under km (the syscalls of threads
+//!   run in parallel);
+//! - memory: km's peak resident size minus the native process's, for a static
+//!   hello and for `python3 -c`, each read while the program waits for input;
 //! - clock: clock_gettime(CLOCK_MONOTONIC) from km's vDSO vs Linux's;
 //! - first touch: writing one byte to each page of a fresh 256 MiB anonymous
 //!   mapping, native vs km;
@@ -39,6 +43,10 @@ const THREAD_CREATES: u64 = 500;
 const PINGPONGS: u64 = 2_000;
 const FORKS: u64 = 200;
 const CLOCK_READS: u64 = 2_000_000;
+/// open+close pairs of the spread-over-threads row, in all.
+const FILE_CALLS: u64 = 8_000;
+const SPREAD_THREADS: u32 = 20;
+const RSS_RUNS: usize = 3;
 const PYTHON_RUNS: usize = 10;
 /// 256 MiB of 4 KiB pages.
 const TOUCHED_PAGES: u64 = 65_536;
@@ -118,6 +126,54 @@ fn bare_exit_ns() -> f64 {
     let start = Instant::now();
     (0..BARE_EXITS).for_each(|_| exit());
     start.elapsed().as_secs_f64() * 1e9 / BARE_EXITS as f64
+}
+
+/// Peak resident size in KiB of `cmd` (run through `prefix`): the program says
+/// something on stdout, then waits for the end of its input, and its VmHWM is
+/// read in between; the median of [`RSS_RUNS`] runs.
+fn peak_rss_kib(prefix: &[&std::ffi::OsStr], cmd: &[&std::ffi::OsStr]) -> u64 {
+    use std::io::Read;
+    let mut peaks: Vec<u64> = (0..RSS_RUNS)
+        .map(|_| {
+            let all = [prefix, cmd].concat();
+            let mut child = Command::new(all[0])
+                .args(&all[1..])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("spawn");
+            let mut first = [0u8; 1];
+            let mut out = child.stdout.take().expect("stdout");
+            out.read_exact(&mut first)
+                .unwrap_or_else(|e| panic!("{all:?} said nothing: {e}"));
+            let status = std::fs::read_to_string(format!("/proc/{}/status", child.id()))
+                .expect("/proc/PID/status");
+            let peak = status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+                .expect("VmHWM in /proc/PID/status");
+            drop(child.stdin.take());
+            std::io::copy(&mut out, &mut std::io::sink()).expect("reading stdout");
+            let ended = child.wait().expect("wait");
+            assert!(ended.success(), "{all:?} failed: {ended}");
+            peak
+        })
+        .collect();
+    peaks.sort_unstable();
+    peaks[RSS_RUNS / 2]
+}
+
+/// km's own resident size over native for `cmd`.
+fn rss_overhead(label: &str, km: &std::ffi::OsStr, cmd: &[&std::ffi::OsStr]) {
+    let native = peak_rss_kib(&[], cmd);
+    let under_km = peak_rss_kib(&[km], cmd);
+    println!(
+        "peak RSS ({label}, median of {RSS_RUNS}): native {:.1} MiB, km {:.1} MiB, km's overhead {:.1} MiB",
+        native as f64 / 1024.0,
+        under_km as f64 / 1024.0,
+        (under_km as f64 - native as f64) / 1024.0
+    );
 }
 
 /// The number of syscalls `cmd` makes under km, from its `--stats` report (written
@@ -265,6 +321,35 @@ fn main() {
             under_km / native
         );
     }
+
+    let spread = format!("files-{SPREAD_THREADS}");
+    let mut ratios = Vec::new();
+    for prefix in [&[][..], &[km][..]] {
+        let one = per_iteration_ns(prefix, &threads, Some("files-1"), FILE_CALLS);
+        let many = per_iteration_ns(prefix, &threads, Some(&spread), FILE_CALLS);
+        ratios.push((one, many));
+    }
+    println!(
+        "open+close x {FILE_CALLS} in {SPREAD_THREADS} threads vs 1 thread: native {:.2} us vs {:.2} us per pair (ratio {:.2}), km {:.1} us vs {:.1} us (ratio {:.2})",
+        ratios[0].1 / 1e3,
+        ratios[0].0 / 1e3,
+        ratios[0].1 / ratios[0].0,
+        ratios[1].1 / 1e3,
+        ratios[1].0 / 1e3,
+        ratios[1].1 / ratios[1].0
+    );
+
+    let idle = build(&out, "benches/idle.c", "idle");
+    rss_overhead("static hello", km, &[idle.as_os_str()]);
+    rss_overhead(
+        "python3 -c",
+        km,
+        &[
+            "/usr/bin/python3".as_ref(),
+            "-c".as_ref(),
+            "import sys; print('up', flush=True); sys.stdin.read()".as_ref(),
+        ],
+    );
 
     let native = per_iteration_ns(&[], &clock, None, CLOCK_READS);
     let under_km = per_iteration_ns(&[km], &clock, None, CLOCK_READS);

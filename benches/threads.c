@@ -1,5 +1,7 @@
 /* Thread benchmarks: `create N` creates and joins N threads one after another;
- * `pingpong N` bounces a futex word between two threads N times. */
+ * `pingpong N` bounces a futex word between two threads N times; `files-T N`
+ * opens and closes /dev/null N times in all, spread over T threads. */
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -33,6 +35,14 @@ static void *other(void *arg) {
     return NULL;
 }
 
+/* Opens and closes /dev/null `rounds` times. */
+static void *open_close(void *arg) {
+    (void)arg;
+    for (long i = 0; i < rounds; i++)
+        close(open("/dev/null", O_RDONLY));
+    return NULL;
+}
+
 int main(int argc, char **argv) {
     if (argc < 3)
         return 2;
@@ -43,6 +53,16 @@ int main(int argc, char **argv) {
             pthread_create(&t, NULL, nothing, NULL);
             pthread_join(t, NULL);
         }
+    } else if (strncmp(argv[1], "files-", 6) == 0) {
+        long threads = atol(argv[1] + 6);
+        if (threads < 1 || threads > 64)
+            return 2;
+        rounds = n / threads;
+        pthread_t t[64];
+        for (long i = 0; i < threads; i++)
+            pthread_create(&t[i], NULL, open_close, NULL);
+        for (long i = 0; i < threads; i++)
+            pthread_join(t[i], NULL);
     } else {
         rounds = n;
         pthread_t t;

@@ -189,11 +189,8 @@ pub fn run(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infalli
     let (mut image, mut mm) = loader::load(
         &mut vm,
         &exe.to_string_lossy(),
-        &program.data,
-        program
-            .interp
-            .as_ref()
-            .map(|(n, d)| (n.as_str(), d.as_slice())),
+        &program.elf,
+        program.interp.as_ref().map(|(n, elf)| (n.as_str(), elf)),
     )?;
     let vdso = if cli.no_vdso {
         None

@@ -3,12 +3,15 @@
 //! placed in the mmap area. The linker then maps shared objects itself through
 //! ordinary syscalls.
 //!
-//! Headers are parsed with the `object` crate; every segment is validated against the
-//! file size and the guest address space before anything is copied into the guest.
+//! Headers are parsed with the `object` crate from the file's first bytes
+//! ([`ElfFile`]); every segment is validated against the file size and the guest
+//! address space before anything is read into the guest, straight from the file.
 
 use std::ops::Range;
 
-use anyhow::{Result, bail};
+use std::os::fd::AsFd;
+
+use anyhow::{Context, Result, bail};
 use object::LittleEndian;
 use object::elf::{self, FileHeader64, ProgramHeader64};
 use object::read::elf::{FileHeader, ProgramHeader};
@@ -17,6 +20,7 @@ use std::collections::BTreeMap;
 
 use crate::guest::mm::{AddressSpace, PIE_BASE};
 use crate::guest::vm::Vm;
+use crate::memory::host;
 use crate::memory::{PAGE_SIZE, page_align_down, page_align_up};
 use crate::trace;
 use crate::trace::Category;
@@ -35,6 +39,17 @@ pub struct Image {
     /// Where km's vDSO is (AT_SYSINFO_EHDR), 0 without one.
     pub vdso: u64,
 }
+
+/// An ELF file to load: its first bytes, which hold its headers, its size and the
+/// open file the segments are read from (never the whole file in km's memory).
+pub struct ElfFile {
+    pub head: Vec<u8>,
+    pub len: u64,
+    pub file: std::fs::File,
+}
+
+/// The most read into guest memory by one call.
+const READ_CHUNK: u64 = 1 << 30;
 
 /// Offset of the class byte in `e_ident`.
 const EI_CLASS: usize = 4;
@@ -75,8 +90,9 @@ impl Program {
     }
 }
 
-/// Parses and validates `data`; an ET_DYN file's lowest page goes at `dyn_base`.
-fn parse(data: &[u8], dyn_base: u64) -> Result<Program> {
+/// Parses and validates the headers in `data`, the first bytes of a file of `len`
+/// bytes; an ET_DYN file's lowest page goes at `dyn_base`.
+fn parse(data: &[u8], len: u64, dyn_base: u64) -> Result<Program> {
     if data.len() < 4 || data[..4] != elf::ELFMAG {
         bail!("not an ELF file");
     }
@@ -134,12 +150,11 @@ fn parse(data: &[u8], dyn_base: u64) -> Result<Program> {
         if filesz > memsz {
             bail!("segment {i}: file size {filesz:#x} exceeds memory size {memsz:#x}");
         }
-        let file_end = off.checked_add(filesz).filter(|&e| e <= data.len() as u64);
+        let file_end = off.checked_add(filesz).filter(|&e| e <= len);
         let Some(file_end) = file_end else {
             bail!(
-                "truncated: segment {i} needs file bytes up to {:#x}, the file has {:#x}",
+                "truncated: segment {i} needs file bytes up to {:#x}, the file has {len:#x}",
                 off.saturating_add(filesz),
-                data.len()
             );
         };
         let start = vaddr.wrapping_add(bias);
@@ -235,14 +250,14 @@ fn protect_image(vm: &Vm, segments: &[Segment]) -> Result<()> {
     Ok(())
 }
 
-/// Copies `prog`'s segments (from `data`, the file `path`) into committed guest
+/// Reads `prog`'s segments from `file` (the file `path`) into committed guest
 /// memory and records them as mappings of that file.
 fn copy_segments(
     vm: &Vm,
     space: &mut AddressSpace,
     prog: &Program,
     path: &std::sync::Arc<str>,
-    data: &[u8],
+    file: &std::fs::File,
 ) -> Result<()> {
     protect_image(vm, &prog.segments)?;
     for seg in &prog.segments {
@@ -250,7 +265,8 @@ fn copy_segments(
         // The copy is resident anyway: in huge pages, a large text segment costs
         // the payload one KVM fault per 2 MiB instead of one per page.
         vm.mem.prefer_huge_pages(range.clone())?;
-        vm.mem.write_bytes(seg.vaddr, &data[seg.file.clone()])?;
+        read_segment(vm, file, seg)
+            .with_context(|| format!("{path}: reading the segment at {:#x}", seg.vaddr))?;
         trace!(
             Category::Load,
             "{path}: segment {:#x}..{:#x} prot {:#x}", range.start, range.end, seg.prot
@@ -261,9 +277,29 @@ fn copy_segments(
     Ok(())
 }
 
-/// Checks the dynamic linker `name` whose bytes are `data` (before anything is loaded).
-pub fn check_interp(name: &str, data: &[u8]) -> Result<()> {
-    let prog = parse(data, 0).map_err(|e| anyhow::anyhow!("dynamic linker {name}: {e}"))?;
+/// Reads `seg`'s file bytes from `file` straight into guest memory.
+fn read_segment(vm: &Vm, file: &std::fs::File, seg: &Segment) -> Result<()> {
+    let mut at = seg.vaddr;
+    let mut offset = seg.file.start as u64;
+    let end = seg.file.end as u64;
+    while offset < end {
+        let chunk = (end - offset).min(READ_CHUNK) as usize;
+        let buf = vm.mem.slice(at, chunk)?;
+        let n = host::vectored(file.as_fd(), &[buf], false, Some(offset as i64), 0)
+            .map_err(std::io::Error::from)?;
+        if n == 0 {
+            bail!("the file ends at {offset:#x}, before the segment does");
+        }
+        at += n as u64;
+        offset += n as u64;
+    }
+    Ok(())
+}
+
+/// Checks the dynamic linker `name` whose first bytes are `data` (before anything
+/// is loaded).
+pub fn check_interp(name: &str, data: &[u8], len: u64) -> Result<()> {
+    let prog = parse(data, len, 0).map_err(|e| anyhow::anyhow!("dynamic linker {name}: {e}"))?;
     if prog.interp.is_some() {
         bail!("dynamic linker {name} itself names a dynamic linker");
     }
@@ -273,32 +309,33 @@ pub fn check_interp(name: &str, data: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// The dynamic linker `data` names, if any (so a caller can read it first).
-pub fn interp_of(data: &[u8]) -> Result<Option<String>> {
-    Ok(parse(data, PIE_BASE)?.interp)
+/// The dynamic linker named by the file whose first bytes are `data`, if any (so
+/// a caller can read it first).
+pub fn interp_of(data: &[u8], len: u64) -> Result<Option<String>> {
+    Ok(parse(data, len, PIE_BASE)?.interp)
 }
 
-/// Loads `data` (the payload file at `path`) into a fresh address space, with its
-/// dynamic linker `interp` (the linker's path and bytes) when it has one.
+/// Loads `elf` (the payload file at `path`) into a fresh address space, with its
+/// dynamic linker `interp` (the linker's path and file) when it has one.
 pub fn load(
     vm: &mut Vm,
     path: &str,
-    data: &[u8],
-    interp: Option<(&str, &[u8])>,
+    elf: &ElfFile,
+    interp: Option<(&str, &ElfFile)>,
 ) -> Result<(Image, AddressSpace)> {
     let path: std::sync::Arc<str> = path.into();
-    let prog = parse(data, PIE_BASE)?;
+    let prog = parse(&elf.head, elf.len, PIE_BASE)?;
     let span = prog.span();
     let mut space = AddressSpace::new(vm, span.clone())?;
     space.commit_initial(vm, span.end, prog.exec_stack)?;
-    copy_segments(vm, &mut space, &prog, &path, data)?;
+    copy_segments(vm, &mut space, &prog, &path, &elf.file)?;
     let (entry, interp_base) = match interp {
-        Some((name, bytes)) => {
-            let len = parse(bytes, 0)?.span().end;
+        Some((name, linker)) => {
+            let len = parse(&linker.head, linker.len, 0)?.span().end;
             let base = space.place(vm, len)?;
-            let linker = parse(bytes, base)?;
-            copy_segments(vm, &mut space, &linker, &name.into(), bytes)?;
-            (linker.entry, base)
+            let parsed = parse(&linker.head, linker.len, base)?;
+            copy_segments(vm, &mut space, &parsed, &name.into(), &linker.file)?;
+            (parsed.entry, base)
         }
         None => (prog.entry, 0),
     };

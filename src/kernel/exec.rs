@@ -18,13 +18,15 @@ use std::os::unix::ffi::OsStrExt;
 use rustix::fs::{FileType, Mode, OFlags};
 use rustix::io::Errno;
 
-use crate::guest::loader;
+use crate::guest::loader::{self, ElfFile};
 
 /// Linux's BINPRM_BUF_SIZE: how much of a `#!` line counts.
 const SHEBANG_MAX: usize = 256;
 /// `#!` rewrites Linux's exec_binprm allows (a sixth is ELOOP): five scripts may
 /// chain before the ELF file.
 const MAX_REWRITES: usize = 5;
+/// How much of an ELF file km reads for its headers (they are at its start).
+const HEAD_MAX: u64 = 64 << 10;
 /// The largest dynamic linker km reads (glibc's and musl's are under 1 MiB).
 const INTERP_MAX: u64 = 64 << 20;
 
@@ -33,9 +35,9 @@ pub struct Program {
     /// The ELF file (the interpreter of a script).
     pub path: OsString,
     pub argv: Vec<CString>,
-    pub data: Vec<u8>,
-    /// The dynamic linker's path and bytes, when the program names one.
-    pub interp: Option<(String, Vec<u8>)>,
+    pub elf: ElfFile,
+    /// The dynamic linker's path and file, when the program names one.
+    pub interp: Option<(String, ElfFile)>,
 }
 
 /// Why a program cannot be run: the errno execve returns, and a message for km.
@@ -140,38 +142,59 @@ fn resolve_at(path: &OsStr, argv: Vec<CString>, depth: usize) -> Result<Program,
     if !data.starts_with(&object::elf::ELFMAG) {
         return Err(error(Errno::NOEXEC, "not an ELF file"));
     }
-    file.read_to_end(&mut data).map_err(io_error)?;
-    let interp = loader::interp_of(&data).map_err(|e| error(Errno::NOEXEC, format!("{e:#}")))?;
+    let elf = read_headers(file, data)?;
+    let interp = loader::interp_of(&elf.head, elf.len)
+        .map_err(|e| error(Errno::NOEXEC, format!("{e:#}")))?;
     let interp = interp.map(|name| read_interp(&name)).transpose()?;
     Ok(Program {
         path: path.to_owned(),
         argv,
-        data,
+        elf,
         interp,
     })
+}
+
+/// `file` with its first bytes (some already in `head`) read: the headers
+/// (read up to [`HEAD_MAX`]; the whole file when they lie beyond, which only an
+/// unusual file does).
+fn read_headers(mut file: File, mut head: Vec<u8>) -> Result<ElfFile, Error> {
+    let len = file.metadata().map_err(io_error)?.len();
+    if read_at_most(&mut file, &mut head, HEAD_MAX)? {
+        return Ok(ElfFile { head, len, file });
+    }
+    let elf = ElfFile { head, len, file };
+    if loader::interp_of(&elf.head, elf.len).is_ok() {
+        return Ok(elf);
+    }
+    let ElfFile {
+        mut head, mut file, ..
+    } = elf;
+    file.read_to_end(&mut head).map_err(io_error)?;
+    Ok(ElfFile { head, len, file })
 }
 
 /// Reads and checks the dynamic linker `name` (PT_INTERP) with the errno Linux's
 /// binfmt_elf gives: open_exec's (ENOENT; EACCES for a file that is not a regular,
 /// executable one), ELIBBAD for a file that is no usable linker (here also one over
 /// [`INTERP_MAX`]).
-fn read_interp(name: &str) -> Result<(String, Vec<u8>), Error> {
+fn read_interp(name: &str) -> Result<(String, ElfFile), Error> {
     let in_linker = |e: Error| Error {
         message: format!("dynamic linker {name}: {}", e.message),
         ..e
     };
-    let mut file = open_exec(OsStr::new(name)).map_err(in_linker)?;
+    let file = open_exec(OsStr::new(name)).map_err(in_linker)?;
     let size = file.metadata().map_err(|e| in_linker(io_error(e)))?.len();
-    let mut data = Vec::new();
-    // The size is checked first (nothing is read), the read is capped (a file may grow).
-    if size > INTERP_MAX || !read_at_most(&mut file, &mut data, INTERP_MAX).map_err(in_linker)? {
+    // The size is checked first (nothing is read).
+    if size > INTERP_MAX {
         return Err(in_linker(error(
             Errno::LIBBAD,
             format!("larger than {} MiB", INTERP_MAX >> 20),
         )));
     }
-    loader::check_interp(name, &data).map_err(|e| error(Errno::LIBBAD, format!("{e:#}")))?;
-    Ok((name.to_owned(), data))
+    let elf = read_headers(file, Vec::new()).map_err(in_linker)?;
+    loader::check_interp(name, &elf.head, elf.len)
+        .map_err(|e| error(Errno::LIBBAD, format!("{e:#}")))?;
+    Ok((name.to_owned(), elf))
 }
 
 /// The interpreter and optional argument of a `#!` line (after the `#!`), split as

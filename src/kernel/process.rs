@@ -109,11 +109,41 @@ pub struct ThreadHandle {
     pub pending: PendingQueue,
 }
 
-/// Live threads and vCPUs parked for reuse.
+/// Live threads, vCPUs parked for reuse, and host threads waiting for a new
+/// guest thread to run.
 struct Threads {
     live: HashMap<i32, Arc<ThreadHandle>>,
     idle: Vec<Vcpu>,
     next_vcpu: u32,
+    workers: Vec<Arc<Worker>>,
+}
+
+/// Most host threads kept waiting for a guest thread: a clone finding one skips
+/// creating a host thread and waiting for it to start.
+const MAX_IDLE_WORKERS: usize = 4;
+
+/// A host thread whose guest thread exited, waiting for another one to run.
+pub struct Worker {
+    /// Its host tid, which the guest thread it runs takes.
+    pub tid: i32,
+    next: Mutex<Option<Assignment>>,
+    given: Condvar,
+}
+
+/// What a waiting worker is told to do.
+pub enum Assignment {
+    /// Run this guest thread under this name (comm).
+    Run(Box<Thread>, std::ffi::CString),
+    /// End.
+    Quit,
+}
+
+impl Worker {
+    /// Hands the worker its next assignment.
+    pub fn assign(&self, what: Assignment) {
+        *lock(&self.next) = Some(what);
+        self.given.notify_one();
+    }
 }
 
 /// How the payload was started, and km's policies for it.
@@ -183,6 +213,11 @@ pub struct Guest {
     /// Unimplemented syscalls already named in the trace.
     pub unimpl_seen: Mutex<HashSet<u64>>,
     runner: ThreadRunner,
+    /// A thread changed per-thread host state that a new thread inherits from
+    /// its creator (credentials, affinity, priority...): from then on threads
+    /// may differ in it, and a waiting worker would not have its creator's, so
+    /// no worker is kept.
+    threads_differ: AtomicBool,
 }
 
 /// One guest thread: its vCPU and per-thread kernel state.
@@ -290,9 +325,11 @@ impl Guest {
                 live: HashMap::new(),
                 idle: Vec::new(),
                 next_vcpu: 0,
+                workers: Vec::new(),
             }),
             stop: StopAll::default(),
             unimpl_seen: Mutex::new(HashSet::new()),
+            threads_differ: AtomicBool::new(false),
         }
     }
 
@@ -367,6 +404,53 @@ impl Guest {
         t.next_vcpu += 1;
         drop(t);
         self.vm.create_vcpu(id)
+    }
+
+    /// A thread changed per-thread host state that new threads inherit from
+    /// their creator (see [`Guest::take_worker`]).
+    pub fn host_state_changed(&self) {
+        self.threads_differ.store(true, Ordering::SeqCst);
+        for worker in lock(&self.threads).workers.drain(..) {
+            worker.assign(Assignment::Quit);
+        }
+    }
+
+    fn keeps_workers(&self) -> bool {
+        self.debugger.is_none() && !self.threads_differ.load(Ordering::SeqCst)
+    }
+
+    /// Called by a host thread whose guest thread exited: waits for another guest
+    /// thread to run, or returns `None` when the host thread should end (enough
+    /// workers wait already, or gdb is attached, which must never see a tid come
+    /// back, or per-thread host state changed).
+    pub fn wait_for_thread(&self, tid: i32) -> Option<(Thread, std::ffi::CString)> {
+        let worker = Arc::new(Worker {
+            tid,
+            next: Mutex::new(None),
+            given: Condvar::new(),
+        });
+        {
+            let mut t = lock(&self.threads);
+            if t.workers.len() >= MAX_IDLE_WORKERS || !self.keeps_workers() {
+                return None;
+            }
+            t.workers.push(worker.clone());
+        }
+        let mut next = lock(&worker.next);
+        loop {
+            match next.take() {
+                Some(Assignment::Run(thread, comm)) => return Some((*thread, comm)),
+                Some(Assignment::Quit) => return None,
+                None => next = worker.given.wait(next).unwrap_or_else(|e| e.into_inner()),
+            }
+        }
+    }
+
+    /// A waiting worker for a new thread. Its per-thread host state is its
+    /// creator's only while no thread changed its own: after that, new threads
+    /// get new host threads, which inherit their creator's.
+    pub fn take_worker(&self) -> Option<Arc<Worker>> {
+        lock(&self.threads).workers.pop()
     }
 
     /// Records a thread as running; returns its handle.

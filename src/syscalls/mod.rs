@@ -148,9 +148,38 @@ impl<'a> Ctx<'a> {
     }
 }
 
+/// Whether syscall `nr` (first argument `arg0`) changes state that km keeps in
+/// the calling host thread and that a new thread inherits from its creator:
+/// credentials, priority, scheduling, affinity, the parent-death signal and
+/// no_new_privs.
+fn changes_thread_state(nr: i64, arg0: u64) -> bool {
+    const PR_SET_PDEATHSIG: u64 = 1;
+    const PR_SET_NO_NEW_PRIVS: u64 = 38;
+    match nr {
+        libc::SYS_setuid
+        | libc::SYS_setgid
+        | libc::SYS_setreuid
+        | libc::SYS_setregid
+        | libc::SYS_setresuid
+        | libc::SYS_setresgid
+        | libc::SYS_setfsuid
+        | libc::SYS_setfsgid
+        | libc::SYS_setgroups
+        | libc::SYS_setpriority
+        | libc::SYS_sched_setparam
+        | libc::SYS_sched_setscheduler
+        | libc::SYS_sched_setaffinity => true,
+        libc::SYS_prctl => matches!(arg0, PR_SET_PDEATHSIG | PR_SET_NO_NEW_PRIVS),
+        _ => false,
+    }
+}
+
 /// Serves one syscall.
 pub fn dispatch(ctx: &mut Ctx<'_>, req: &SyscallRequest) -> Outcome {
     let a = req.args;
+    if changes_thread_state(req.nr as i64, a[0]) {
+        ctx.guest.host_state_changed();
+    }
     let result = match req.nr as i64 {
         libc::SYS_exit => return Outcome::ThreadExit(a[0] as i32 & 0xff),
         libc::SYS_exit_group => return Outcome::Exit(a[0] as i32 & 0xff),

@@ -1,6 +1,7 @@
 //! Threads: clone as a new vCPU on its own host thread, futexes on the host, and the
 //! per-thread bookkeeping (tids, clear_child_tid, robust lists, affinity).
 
+use std::ffi::CString;
 use std::sync::Arc;
 use std::sync::mpsc;
 
@@ -8,7 +9,8 @@ use kvm_bindings::kvm_regs;
 use rustix::io::Errno;
 
 use super::{Ctx, Outcome, SysResult, process};
-use crate::kernel::process::{Guest, Thread};
+use crate::guest::vcpu::Vcpu;
+use crate::kernel::process::{Assignment, Guest, Thread, Worker};
 use crate::memory::host::{self, FutexArg4};
 use crate::trace;
 use crate::trace::Category;
@@ -237,27 +239,76 @@ impl ChildSpec {
     }
 }
 
-/// Starts a guest thread on a new host thread; returns its tid once it is set up.
+/// Starts a guest thread on a waiting worker, or else on a new host thread;
+/// returns its tid once it is set up.
 fn spawn(guest: &Arc<Guest>, spec: ChildSpec) -> Result<i32, Errno> {
-    let vcpu = guest.take_vcpu().map_err(|_| Errno::AGAIN)?;
-    let guest = Arc::clone(guest);
     // The new thread starts with its creator's name (comm), as on Linux.
     let comm = rustix::thread::name().map_err(|_| Errno::AGAIN)?;
+    match guest.take_worker() {
+        Some(worker) => start_on_worker(guest, &worker, spec, comm),
+        None => start_host_thread(guest, spec, comm),
+    }
+}
+
+/// Sets the new thread up from its creator's host thread and hands it to
+/// `worker`, which is already running: no host thread to create and none to
+/// wait for. A failure ends the worker.
+fn start_on_worker(
+    guest: &Arc<Guest>,
+    worker: &Worker,
+    spec: ChildSpec,
+    comm: CString,
+) -> Result<i32, Errno> {
+    let started = guest
+        .take_vcpu()
+        .map_err(|_| Errno::AGAIN)
+        .and_then(|vcpu| match set_up(guest, &vcpu, &spec, worker.tid) {
+            Ok(()) => Ok(vcpu),
+            Err(e) => {
+                guest.park_vcpu(vcpu);
+                Err(e)
+            }
+        });
+    let vcpu = match started {
+        Ok(vcpu) => vcpu,
+        Err(e) => {
+            worker.assign(Assignment::Quit);
+            return Err(e);
+        }
+    };
+    let handle = guest.thread_started(worker.tid);
+    let thread = Thread {
+        clear_child_tid: spec.clear_ctid,
+        ..Thread::new(worker.tid, handle, vcpu, spec.sigmask)
+    };
+    worker.assign(Assignment::Run(Box::new(thread), comm));
+    Ok(worker.tid)
+}
+
+/// Gives thread `tid`'s vCPU its first user context and writes its tid where
+/// clone was asked to.
+fn set_up(guest: &Guest, vcpu: &Vcpu, spec: &ChildSpec, tid: i32) -> Result<(), Errno> {
+    vcpu.set_regs(&spec.regs)
+        .and_then(|_| vcpu.set_fs_base(spec.fs_base))
+        .map_err(|_| Errno::AGAIN)?;
+    for addr in [spec.set_ptid, spec.set_ctid].into_iter().flatten() {
+        guest.write_user(addr, tid)?;
+    }
+    Ok(())
+}
+
+/// Starts a guest thread on a new host thread, which waits for more guest
+/// threads once its own has exited; returns its tid once it is set up.
+fn start_host_thread(guest: &Arc<Guest>, spec: ChildSpec, comm: CString) -> Result<i32, Errno> {
+    let vcpu = guest.take_vcpu().map_err(|_| Errno::AGAIN)?;
+    let guest = Arc::clone(guest);
     let (tx, rx) = mpsc::channel();
     std::thread::Builder::new()
         .spawn(move || {
             let tid = rustix::thread::gettid().as_raw_nonzero().get();
             let ready = rustix::thread::set_name(&comm)
-                .map_err(anyhow::Error::from)
-                .and_then(|_| vcpu.set_regs(&spec.regs))
-                .and_then(|_| vcpu.set_fs_base(spec.fs_base))
                 .map_err(|_| Errno::AGAIN)
-                .and_then(|_| {
-                    for addr in [spec.set_ptid, spec.set_ctid].into_iter().flatten() {
-                        guest.write_user(addr, tid)?;
-                    }
-                    Ok(())
-                });
+                .and_then(|_| set_up(&guest, &vcpu, &spec, tid));
             if let Err(e) = ready {
                 guest.park_vcpu(vcpu);
                 let _ = tx.send(Err(e));
@@ -265,11 +316,22 @@ fn spawn(guest: &Arc<Guest>, spec: ChildSpec) -> Result<i32, Errno> {
             }
             let handle = guest.thread_started(tid);
             let _ = tx.send(Ok(tid));
-            let thread = Thread {
+            let mut thread = Thread {
                 clear_child_tid: spec.clear_ctid,
                 ..Thread::new(tid, handle, vcpu, spec.sigmask)
             };
-            guest.run(thread, false);
+            loop {
+                guest.run(thread, false);
+                let Some((next, comm)) = guest.wait_for_thread(tid) else {
+                    return;
+                };
+                if rustix::thread::set_name(&comm).is_err() {
+                    // Cannot happen for a name read from the host; the thread
+                    // runs under the old one rather than not at all.
+                    trace!(Category::Kvm, "thread {tid}: could not rename");
+                }
+                thread = next;
+            }
         })
         .map_err(|_| Errno::AGAIN)?;
     rx.recv().map_err(|_| Errno::AGAIN)?

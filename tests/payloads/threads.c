@@ -1,9 +1,14 @@
 /* Threads: mutex counter, condition variable, __thread, join values, barrier,
- * raw futex wait/wake, and 200 threads created and joined in a loop. */
+ * raw futex wait/wake, 200 threads created and joined in a loop, and what a new
+ * thread gets whatever ran before it (km reuses host threads): fresh __thread
+ * values, its creator's signal mask and CPU affinity. */
+#define _GNU_SOURCE
 /* musl-gcc has no kernel headers: the futex ABI numbers. */
 #define FUTEX_WAIT_PRIVATE 128
 #define FUTEX_WAKE_PRIVATE 129
 #include <pthread.h>
+#include <sched.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,6 +74,40 @@ static void *nothing(void *arg) {
     return arg;
 }
 
+/* Reports whether its __thread value is fresh and its mask is its creator's
+ * (SIGUSR2 blocked, SIGUSR1 not), then blocks SIGUSR1 and dirties the value,
+ * which the next thread must not see. */
+static void *inherit(void *arg) {
+    (void)arg;
+    sigset_t now;
+    pthread_sigmask(SIG_BLOCK, NULL, &now);
+    long ok = mine == -1 && sigismember(&now, SIGUSR2) && !sigismember(&now, SIGUSR1);
+    sigset_t one;
+    sigemptyset(&one);
+    sigaddset(&one, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &one, NULL);
+    mine = 7;
+    return (void *)ok;
+}
+
+/* The number of CPUs this thread may run on. */
+static void *cpus(void *arg) {
+    (void)arg;
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) != 0)
+        return (void *)-1L;
+    return (void *)(long)CPU_COUNT(&set);
+}
+
+static long run_one(void *(*fn)(void *)) {
+    pthread_t t;
+    void *r;
+    if (pthread_create(&t, NULL, fn, NULL) != 0)
+        return -2;
+    pthread_join(t, &r);
+    return (long)r;
+}
+
 int main(void) {
     pthread_t t[THREADS];
     for (long i = 0; i < THREADS; i++)
@@ -131,5 +170,31 @@ int main(void) {
         sum += (long)r;
     }
     printf("200 threads joined, sum %ld\n", sum);
+
+    sigset_t usr2;
+    sigemptyset(&usr2);
+    sigaddset(&usr2, SIGUSR2);
+    pthread_sigmask(SIG_BLOCK, &usr2, NULL);
+    long fresh = 0;
+    for (int i = 0; i < 50; i++)
+        fresh += run_one(inherit);
+    printf("50 threads with fresh __thread and their creator's mask: %ld\n", fresh);
+
+    /* A thread started after its creator narrowed its affinity has the narrow one. */
+    cpu_set_t set;
+    sched_getaffinity(0, sizeof set, &set);
+    int first = 0;
+    while (first < CPU_SETSIZE && !CPU_ISSET(first, &set))
+        first++;
+    long before = run_one(cpus);
+    CPU_ZERO(&set);
+    CPU_SET(first, &set);
+    if (sched_setaffinity(0, sizeof set, &set) != 0) {
+        perror("sched_setaffinity");
+        return 1;
+    }
+    long after = run_one(cpus);
+    printf("new thread's CPUs: as many as its creator's before (%s), 1 after narrowing: %ld\n",
+           before >= 1 ? "yes" : "no", after);
     return 0;
 }

@@ -262,19 +262,59 @@ fn copy_segments(
     protect_image(vm, &prog.segments)?;
     for seg in &prog.segments {
         let range = page_align_down(seg.vaddr)..page_align_up(seg.vaddr + seg.memsz);
-        // The copy is resident anyway: in huge pages, a large text segment costs
-        // the payload one KVM fault per 2 MiB instead of one per page.
-        vm.mem.prefer_huge_pages(range.clone())?;
-        read_segment(vm, file, seg)
-            .with_context(|| format!("{path}: reading the segment at {:#x}", seg.vaddr))?;
+        let offset = seg.file.start as u64 - (seg.vaddr - range.start);
+        let mapped = mappable(seg, &prog.segments);
+        if mapped {
+            vm.mem
+                .map_file(
+                    range.clone(),
+                    file.as_fd(),
+                    offset,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE,
+                )
+                .with_context(|| format!("{path}: mapping the segment at {:#x}", seg.vaddr))?;
+        } else {
+            // The copy is resident anyway: in huge pages, a large segment costs
+            // the payload one KVM fault per 2 MiB instead of one per page.
+            vm.mem.prefer_huge_pages(range.clone())?;
+            read_segment(vm, file, seg)
+                .with_context(|| format!("{path}: reading the segment at {:#x}", seg.vaddr))?;
+        }
         trace!(
             Category::Load,
-            "{path}: segment {:#x}..{:#x} prot {:#x}", range.start, range.end, seg.prot
+            "{path}: segment {:#x}..{:#x} prot {:#x} {}",
+            range.start,
+            range.end,
+            seg.prot,
+            if mapped { "mapped" } else { "read" }
         );
-        let offset = seg.file.start as u64 - (seg.vaddr - range.start);
         space.add_loaded_segment(range, seg.prot, Some((path.clone(), offset)));
     }
     Ok(())
+}
+
+/// Whether `seg` is mapped from the file (its pages share the page cache's, as
+/// Linux maps a program) rather than read into anonymous memory: a read-only
+/// segment, not empty, all of it in the file, at a file offset that lines up with its
+/// address, and with no page shared with another segment. Measured on
+/// `python3 -c pass`: 481 more KVM faults (1814), as the shadow MMU prefetches
+/// only pages the host already maps writable, but no 5 MiB read into freshly
+/// allocated memory, which cost more (65 vs 74 ms, 73 vs 88 ms on a loaded
+/// machine) and km's resident memory. Writable segments are read: they would
+/// be copied on the first write of each page anyway.
+fn mappable(seg: &Segment, all: &[Segment]) -> bool {
+    let pages = page_align_down(seg.vaddr)..page_align_up(seg.vaddr + seg.memsz);
+    let alone = all.iter().all(|other| {
+        std::ptr::eq(other, seg)
+            || page_align_up(other.vaddr + other.memsz) <= pages.start
+            || page_align_down(other.vaddr) >= pages.end
+    });
+    seg.prot & libc::PROT_WRITE == 0
+        && seg.memsz > 0
+        && seg.memsz == (seg.file.end - seg.file.start) as u64
+        && seg.vaddr % PAGE_SIZE == seg.file.start as u64 % PAGE_SIZE
+        && alone
 }
 
 /// Reads `seg`'s file bytes from `file` straight into guest memory.

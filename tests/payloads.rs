@@ -452,12 +452,8 @@ fn sysv_shared_memory_as_native() {
 #[test]
 fn in_guest_answers_match_native() {
     for libc in LIBCS {
-        let out = assert_passes_like_native(
-            &payload(&format!("idcalls.{libc}")),
-            &[],
-            None,
-            "done",
-        );
+        let out =
+            assert_passes_like_native(&payload(&format!("idcalls.{libc}")), &[], None, "done");
         assert!(!out.contains("WRONG"), "{libc}: {out}");
     }
 }

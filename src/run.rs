@@ -79,7 +79,7 @@ fn run_until_exit(guest: &Arc<Guest>, thread: &mut Thread) -> i32 {
             ),
             Exit::Interrupted(ran) => {
                 // km sees a syscall the pad was answering in the guest.
-                or_fail(guest, thread.vcpu.leave_answer());
+                or_fail(guest, thread.vcpu.leave_answer(&guest.vm.mem));
                 or_fail(guest, debug::interrupted(guest, thread, ran));
                 Point::Interrupted
             }

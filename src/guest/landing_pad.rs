@@ -376,6 +376,11 @@ impl CpuArea {
         })
     }
 
+    /// Whether the pad answers [`IN_GUEST`] in the guest now.
+    pub fn answering(&self, mem: &GuestMemory) -> Result<bool, Fault> {
+        Ok(mem.read_obj::<u64>(self.pad() + ANSWERS_OFFSET)? != 0)
+    }
+
     /// Sets what the pad answers in the guest: the answers to [`IN_GUEST`] in its
     /// order, or `None` to take the exit path for every syscall.
     pub fn set_answers(

@@ -37,8 +37,12 @@ impl Vcpu {
     }
 
     /// Moves a vCPU stopped inside the pad's in-guest answers onto the pad's exit
-    /// path, which makes the same syscall ([`CpuArea::leave_answer`]).
-    pub fn leave_answer(&self) -> Result<()> {
+    /// path, which makes the same syscall ([`CpuArea::leave_answer`]). Reads no
+    /// register while the pad answers nothing in the guest.
+    pub fn leave_answer(&self, mem: &GuestMemory) -> Result<()> {
+        if !self.area.answering(mem)? {
+            return Ok(());
+        }
         if let Some(regs) = self.area.leave_answer(&self.regs()?) {
             self.set_regs(&regs)?;
         }

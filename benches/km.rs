@@ -3,7 +3,8 @@
 //! - start-up: wall time from spawning to exit of a static hello, native vs under km;
 //! - syscall: time per forwarded getppid (loop of N calls minus a loop of 0), native vs
 //!   km, next to a bare KVM_RUN round trip (a guest `out` loop on km's own VM set-up),
-//!   which is the floor for any exit-based syscall;
+//!   which is the floor for any exit-based syscall; and getpid, which km's landing pad
+//!   answers in the guest without an exit;
 //! - threads: pthread_create + pthread_join latency, and a two-thread futex ping-pong
 //!   round trip, native vs km; open+close of /dev/null spread over 20 threads vs
 //!   the same calls in 1 thread, natively and under km (the syscalls of threads
@@ -20,6 +21,10 @@
 //!   restored from its snapshot vs started cold under km (to its first output), and
 //!   the restore of a payload with 1 GiB of touched memory vs one with 10 MiB, with
 //!   the snapshots' write time and size.
+//!
+//! - redis: redis-benchmark (native, loopback) against Debian's redis-server under km
+//!   and natively, SET and GET requests per second (skipped, saying so, without
+//!   redis-server and redis-benchmark).
 //!
 //! A KVM exit costs several times more on a loaded host, so each km figure is also
 //! given in bare KVM exits measured in the same run.
@@ -306,6 +311,13 @@ fn main() {
         km_sc / native_sc,
         km_sc / bare
     );
+    let native = per_iteration_ns(&[], &getppid, Some("getpid"), SYSCALLS);
+    let under_km = per_iteration_ns(&[km], &getppid, Some("getpid"), SYSCALLS);
+    println!(
+        "syscall answered in the guest (getpid x {SYSCALLS}): native {native:.0} ns, km {under_km:.0} ns; km/native {:.1}x, km/forwarded getppid {:.3}",
+        under_km / native,
+        under_km / km_sc
+    );
 
     for (label, mode, n) in [
         ("thread create+join", "create", THREAD_CREATES),
@@ -377,6 +389,8 @@ fn main() {
         under_km / native
     );
 
+    redis(km);
+
     python_snapshot(&out, km);
     let snapmem = build(&out, "benches/snapmem.c", "snapmem");
     memory_snapshots(&out, km, &snapmem);
@@ -394,4 +408,99 @@ fn main() {
         budget * 1e3,
         under_km / budget
     );
+}
+
+/// redis-benchmark requests per test, each server.
+const REDIS_REQUESTS: u64 = 10_000;
+/// How long a redis-server may take to accept connections.
+const REDIS_START_LIMIT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// redis-benchmark's SET and GET requests per second against redis-server started
+/// through `prefix` (empty = native), on a free loopback port.
+fn redis_rps(prefix: &[&std::ffi::OsStr]) -> Vec<(String, f64)> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+        .to_string();
+    let mut cmd = prefix.to_vec();
+    cmd.extend(
+        [
+            "/usr/bin/redis-server",
+            "--port",
+            &port,
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ]
+        .map(std::ffi::OsStr::new),
+    );
+    let mut server = Command::new(cmd[0])
+        .args(&cmd[1..])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawning redis-server");
+    let started = Instant::now();
+    while std::net::TcpStream::connect(format!("127.0.0.1:{port}")).is_err() {
+        assert!(
+            started.elapsed() < REDIS_START_LIMIT,
+            "redis-server ({cmd:?}) did not listen within {REDIS_START_LIMIT:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = Command::new("redis-benchmark")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-t",
+            "set,get",
+            "-P",
+            "1",
+            "-q",
+            "--csv",
+        ])
+        .arg("-n")
+        .arg(REDIS_REQUESTS.to_string())
+        .output()
+        .expect("running redis-benchmark");
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(out.status.success(), "redis-benchmark failed: {out:?}");
+    // "SET","108695.65",...: the test's name, then requests per second.
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split(',').map(|f| f.trim_matches('"'));
+            let test = fields.next()?.to_string();
+            let rps = fields.next()?.parse().ok()?;
+            Some((test, rps))
+        })
+        .collect()
+}
+
+fn redis(km: &std::ffi::OsStr) {
+    let missing = ["/usr/bin/redis-server", "/usr/bin/redis-benchmark"]
+        .into_iter()
+        .find(|p| !Path::new(p).exists());
+    if let Some(missing) = missing {
+        println!("redis: skipped, {missing} is missing (Debian package redis-server)");
+        return;
+    }
+    let native = redis_rps(&[]);
+    let under_km = redis_rps(&[km]);
+    for (test, native_rps) in &native {
+        let Some((_, km_rps)) = under_km.iter().find(|(t, _)| t == test) else {
+            continue;
+        };
+        println!(
+            "redis-benchmark {test} (x {REDIS_REQUESTS}, -P 1, 50 clients): native {native_rps:.0} req/s, km {km_rps:.0} req/s, km/native {:.3}",
+            km_rps / native_rps
+        );
+    }
 }

@@ -13,6 +13,7 @@ use anyhow::{Context, Result};
 use crate::crash;
 use crate::debug;
 use crate::guest::landing_pad::{EXC_PORT, HC_PORT, SYS_BASE, SYS_SIZE};
+use crate::kernel::answers;
 use crate::kernel::backing::{self, PageFault};
 use crate::kernel::process::{Guest, Thread, exit_payload};
 use crate::kernel::signals::{self, Point};
@@ -37,6 +38,7 @@ pub fn run_thread(guest: &Arc<Guest>, mut thread: Thread, initial_stop: bool) {
         guest,
         deliver_signals(guest, &mut thread, Point::Interrupted),
     );
+    or_fail(guest, answers::publish(guest, &thread));
     let status = run_until_exit(guest, &mut thread);
     kick::unregister(kick_slot);
     syscalls::thread_exit_cleanup(guest, &thread);
@@ -76,6 +78,8 @@ fn run_until_exit(guest: &Arc<Guest>, thread: &mut Thread) -> i32 {
                 anyhow::anyhow!("guest wrote to unknown I/O port {port:#x}"),
             ),
             Exit::Interrupted(ran) => {
+                // km sees a syscall the pad was answering in the guest.
+                or_fail(guest, thread.vcpu.leave_answer(&guest.vm.mem));
                 or_fail(guest, debug::interrupted(guest, thread, ran));
                 Point::Interrupted
             }

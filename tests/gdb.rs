@@ -1058,6 +1058,20 @@ fn catch_syscall_stops_at_entry_and_return() {
     assert!(status.success(), "km: {status}");
 }
 
+/// `catch syscall getpid` sees each getpid (which km otherwise answers in the
+/// guest): the payload's getpid() and its loop of 3 stop at entry and return.
+#[test]
+fn catch_syscall_sees_getpid() {
+    let exe = payload("idcalls.glibc");
+    let expected = [
+        "Catchpoint 1 (syscall 'getpid' [39])",
+        "exited normally",
+        "catchpoint already hit 8 times",
+    ];
+    let (_, status) = both_servers(&exe, &["loop", "3"], "catch-getpid.gdb", &expected);
+    assert!(status.success(), "km: {status}");
+}
+
 /// Breakpoints hit by eight threads at once (mtbreak.c): every hit reported once,
 /// with the thread that hit it, a conditional breakpoint once per thread, an ignore
 /// count; gdb asserts nothing on the way (it did when km reported a stop of a

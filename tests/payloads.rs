@@ -445,3 +445,38 @@ fn sysv_shared_memory_as_native() {
         text(&out.stdout)
     );
 }
+
+/// getpid, gettid and the ids, which the landing pad answers in the guest: right
+/// on threads, in a fork child before and after set*id calls, in a vfork child and
+/// in its parent after it, and in a getpid loop only a timer signal ends.
+#[test]
+fn in_guest_answers_match_native() {
+    for libc in LIBCS {
+        let out =
+            assert_passes_like_native(&payload(&format!("idcalls.{libc}")), &[], None, "done");
+        assert!(!out.contains("WRONG"), "{libc}: {out}");
+    }
+}
+
+/// With `-V hypercall` (and `--stats`) every syscall exits, so each getpid the
+/// payload makes is traced (and counted).
+#[test]
+fn in_guest_answers_are_seen_when_tracing_or_counting() {
+    let exe = payload("idcalls.musl");
+    let out = run(km().arg("-Vhypercall").arg(&exe).args(["loop", "50"]));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let traced = text(&out.stderr)
+        .lines()
+        .filter(|l| l.starts_with("km [hypercall] getpid("))
+        .count();
+    // musl's getpid() for the loop's reference value, then the loop's 50.
+    assert_eq!(traced, 51, "{}", text(&out.stderr));
+    let out = run(km().arg("--stats").arg(&exe).args(["loop", "50"]));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stats = text(&out.stderr);
+    let counted = stats
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("getpid "))
+        .and_then(|rest| rest.split_whitespace().next()?.parse::<u64>().ok());
+    assert_eq!(counted, Some(51), "{stats}");
+}

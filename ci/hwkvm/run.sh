@@ -36,7 +36,8 @@ SCRATCH=/tmp/hwkvm-scratch
 # Payload cases: "NAME SHORT PAYLOAD ARGS..." (SHORT 1: also in --short; SCRATCH is
 # the case's own directory). They cover what differs on hardware: the pad's sysretq
 # and flags (every syscall), exceptions and signal frames, threads on several vCPUs,
-# fork and exec, and the TLB flush after mprotect/munmap.
+# fork and exec, the TLB flush after mprotect/munmap, and the syscalls the pad
+# answers in the guest (returning with sysretq from CPL0 without an exit).
 RUN_CASES=(
   "threads-glibc 1 threads.glibc"
   "threads-musl 0 threads.musl"
@@ -63,6 +64,7 @@ RUN_CASES=(
   "execfds-glibc 0 execfds.glibc SCRATCH"
   "shared-glibc 0 shared.glibc"
   "earlykill-glibc 1 sigcompat.glibc earlykill"
+  "idcalls-glibc 1 idcalls.glibc"
 )
 # gdb cases: "NAME SHORT MODE SCRIPT PAYLOAD ARGS..." (MODE run: km -g; listen: km
 # --gdb-listen, gdb attaches, km then gets SIGTERM and the payload exits 3).

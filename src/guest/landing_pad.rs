@@ -26,6 +26,7 @@
 use std::arch::global_asm;
 
 use anyhow::Result;
+use kvm_bindings::kvm_regs;
 use vm_memory::ByteValued;
 
 use super::paging::{PTE_NX, PTE_USER, PTE_WRITE, PageTables};
@@ -58,20 +59,58 @@ pub const EXC_PORT: u16 = 0x11;
 
 const TSS_SIZE: u64 = 0x68;
 /// Where the sigreturn trampoline sits in each pad page (after the pad's code).
-const SIGRETURN_OFFSET: u64 = 0x100;
+const SIGRETURN_OFFSET: u64 = 0x400;
 /// I/O bitmap bytes: ports 0..31 plus the terminating 0xff byte.
 const IOBITMAP_LEN: u64 = 5;
 
 // The pad, copied into each vCPU's area. The request block is the page after the
 // pad's page, addressed RIP-relative through a local label so that the displacement
 // is fixed at assembly time and the code works wherever it is copied.
+//
+// First the syscalls answered in the guest ([`IN_GUEST`], in that order): when the
+// pad page's `on` word is set, each has a 32-byte block that loads its answer from
+// the pad page and returns (`sysretq` when the `sysret` word says the pad runs at
+// CPL0). Everything else, and everything while `on` is clear, takes the exit path.
+// RAX holds the syscall number until an answer block's first instruction loads the
+// answer, and each block answers one syscall: [`CpuArea::leave_answer`] relies on
+// both.
 global_asm!(
     ".pushsection .rodata.km_pad, \"a\"",
-    ".balign 16",
+    ".balign 64",
     ".globl km_pad_start",
     "km_pad_start:",
     ".Lkm_pad:",
-    "mov %rax, .Lkm_pad+0x1000(%rip)",
+    "cmpq $0, .Lkm_pad+{answers}(%rip)",
+    "je 2f",
+    "cmp ${nr0}, %rax",
+    "je .Lkm_answers",
+    "cmp ${nr1}, %rax",
+    "je .Lkm_answers+{block}",
+    "cmp ${nr2}, %rax",
+    "je .Lkm_answers+2*{block}",
+    "cmp ${nr3}, %rax",
+    "je .Lkm_answers+3*{block}",
+    "cmp ${nr4}, %rax",
+    "je .Lkm_answers+4*{block}",
+    "cmp ${nr5}, %rax",
+    "je .Lkm_answers+5*{block}",
+    "jmp 2f",
+    ".balign {block}",
+    ".globl km_pad_answers",
+    "km_pad_answers:",
+    ".Lkm_answers:",
+    ".irp n, 0, 1, 2, 3, 4, 5",
+    ".balign {block}",
+    "mov .Lkm_pad+{answers}+16+8*\\n(%rip), %rax",
+    "cmpq $0, .Lkm_pad+{answers}+8(%rip)",
+    "jne 1f",
+    "jmp *%rcx",
+    "1: sysretq",
+    ".endr",
+    ".balign {block}",
+    ".globl km_pad_exit_path",
+    "km_pad_exit_path:",
+    "2: mov %rax, .Lkm_pad+0x1000(%rip)",
     "mov %rdi, .Lkm_pad+0x1008(%rip)",
     "mov %rsi, .Lkm_pad+0x1010(%rip)",
     "mov %rdx, .Lkm_pad+0x1018(%rip)",
@@ -79,6 +118,8 @@ global_asm!(
     "mov %r8, .Lkm_pad+0x1028(%rip)",
     "mov %r9, .Lkm_pad+0x1030(%rip)",
     "out %al, $0x10",
+    ".globl km_pad_after_out",
+    "km_pad_after_out:",
     "mov %cs, %eax",
     "test $3, %al",
     "mov .Lkm_pad+0x1038(%rip), %rax",
@@ -88,12 +129,45 @@ global_asm!(
     ".globl km_pad_end",
     "km_pad_end:",
     ".popsection",
+    answers = const ANSWERS_OFFSET,
+    block = const ANSWER_BLOCK,
+    nr0 = const IN_GUEST[0],
+    nr1 = const IN_GUEST[1],
+    nr2 = const IN_GUEST[2],
+    nr3 = const IN_GUEST[3],
+    nr4 = const IN_GUEST[4],
+    nr5 = const IN_GUEST[5],
     options(att_syntax)
 );
 
 unsafe extern "C" {
     static km_pad_start: u8;
+    static km_pad_answers: u8;
+    static km_pad_exit_path: u8;
+    static km_pad_after_out: u8;
     static km_pad_end: u8;
+}
+
+/// The syscalls the pad answers in the guest, in the order of its answer blocks;
+/// their answers sit in the pad page from [`ANSWERS_OFFSET`] + 16 on, in this order.
+pub const IN_GUEST: [u64; 6] = [
+    libc::SYS_getpid as u64,
+    libc::SYS_gettid as u64,
+    libc::SYS_getuid as u64,
+    libc::SYS_geteuid as u64,
+    libc::SYS_getgid as u64,
+    libc::SYS_getegid as u64,
+];
+/// Bytes per answer block in the pad.
+const ANSWER_BLOCK: u64 = 32;
+/// Where [`Answers`] sits in the pad page (mapped read-only to the payload).
+const ANSWERS_OFFSET: u64 = 0x800;
+
+/// Offset of `label` (one of the pad's symbols) from the pad's start.
+fn pad_offset(label: *const u8) -> u64 {
+    // SAFETY: every label passed is defined by the global_asm! block above, in the
+    // same section as km_pad_start and after it.
+    unsafe { label.offset_from(&raw const km_pad_start) as u64 }
 }
 
 fn pad_code() -> &'static [u8] {
@@ -174,14 +248,17 @@ pub fn install_system(mem: &GuestMemory, pt: &mut PageTables) -> Result<()> {
 pub struct CpuArea {
     base: u64,
     pub id: u32,
+    /// The pad runs at CPL0 and returns with `sysretq` (hardware KVM).
+    sysret: bool,
 }
 
 impl CpuArea {
-    pub fn new(id: u32) -> Self {
+    pub fn new(id: u32, sysret: bool) -> Self {
         assert!(id < MAX_VCPUS);
         CpuArea {
             base: CPU_AREAS + id as u64 * CPU_AREA_SIZE,
             id,
+            sysret,
         }
     }
 
@@ -232,9 +309,15 @@ impl CpuArea {
         self.base + 4 * PAGE_SIZE
     }
 
-    /// Writes and maps this vCPU's pad, request block, TSS and kernel stack.
+    /// Writes and maps this vCPU's pad (answering nothing in the guest yet),
+    /// request block, TSS and kernel stack.
     pub fn install(&self, mem: &GuestMemory, pt: &mut PageTables) -> Result<()> {
+        anyhow::ensure!(
+            pad_code().len() as u64 <= SIGRETURN_OFFSET.min(ANSWERS_OFFSET),
+            "the landing pad overlaps its sigreturn trampoline or answers"
+        );
         mem.write_bytes(self.pad(), pad_code())?;
+        self.set_answers(mem, None)?;
         let sigreturn = [0xb8, libc::SYS_rt_sigreturn as u8, 0, 0, 0, 0x0f, 0x05];
         mem.write_bytes(self.sigreturn_trampoline(), &sigreturn)?;
         let tss = self.tss();
@@ -260,15 +343,57 @@ impl CpuArea {
         Ok(())
     }
 
-    /// Where `rip` stands in this vCPU's pad: `Some(true)` once the hypercall has been
-    /// made (only the result load and the return are left), `Some(false)` before it,
-    /// `None` outside the pad.
+    /// Where `rip` stands in this vCPU's exit path: `Some(true)` once the hypercall
+    /// has been made (only the result load and the return are left), `Some(false)`
+    /// before it, `None` outside it (an answer in the guest is left for the exit
+    /// path first, see [`CpuArea::leave_answer`]).
     pub fn after_hypercall(&self, rip: u64) -> Option<bool> {
-        let code = pad_code();
-        let out = code.windows(2).position(|w| w == [0xe6, HC_PORT as u8])? as u64;
-        (self.pad()..self.pad() + code.len() as u64)
+        let exit_path = self.pad() + pad_offset(&raw const km_pad_exit_path);
+        let end = self.pad() + pad_code().len() as u64;
+        (exit_path..end)
             .contains(&rip)
-            .then(|| rip > self.pad() + out)
+            .then(|| rip >= self.pad() + pad_offset(&raw const km_pad_after_out))
+    }
+
+    /// For a vCPU stopped at `regs` inside the pad's in-guest answers: the
+    /// registers that take the exit path instead (RIP at its start, RAX the
+    /// syscall's number), so that km sees the syscall (a signal is delivered at
+    /// its exit, gdb and a core file see a syscall in progress). `None` elsewhere.
+    pub fn leave_answer(&self, regs: &kvm_regs) -> Option<kvm_regs> {
+        let answers = self.pad() + pad_offset(&raw const km_pad_answers);
+        let exit_path = self.pad() + pad_offset(&raw const km_pad_exit_path);
+        let nr = match regs.rip {
+            rip if (self.pad()..answers).contains(&rip) => regs.rax,
+            rip if (answers..exit_path).contains(&rip) => {
+                *IN_GUEST.get(((rip - answers) / ANSWER_BLOCK) as usize)?
+            }
+            _ => return None,
+        };
+        Some(kvm_regs {
+            rip: exit_path,
+            rax: nr,
+            ..*regs
+        })
+    }
+
+    /// Whether the pad answers [`IN_GUEST`] in the guest now.
+    pub fn answering(&self, mem: &GuestMemory) -> Result<bool, Fault> {
+        Ok(mem.read_obj::<u64>(self.pad() + ANSWERS_OFFSET)? != 0)
+    }
+
+    /// Sets what the pad answers in the guest: the answers to [`IN_GUEST`] in its
+    /// order, or `None` to take the exit path for every syscall.
+    pub fn set_answers(
+        &self,
+        mem: &GuestMemory,
+        values: Option<[u64; IN_GUEST.len()]>,
+    ) -> Result<(), Fault> {
+        let answers = Answers {
+            on: values.is_some().into(),
+            sysret: self.sysret.into(),
+            values: values.unwrap_or_default(),
+        };
+        mem.write_obj(self.pad() + ANSWERS_OFFSET, answers)
     }
 
     /// The syscall the guest is making: number and the six argument registers.
@@ -318,6 +443,21 @@ impl CpuArea {
         (STUBS..STUBS + PAGE_SIZE).contains(&rip)
     }
 }
+
+/// What the pad answers in the guest, at [`ANSWERS_OFFSET`] in the pad page.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+struct Answers {
+    /// Nonzero: answer [`IN_GUEST`] in the guest; zero: every syscall exits.
+    on: u64,
+    /// Nonzero: the pad runs at CPL0 and returns with `sysretq` (hardware KVM).
+    sysret: u64,
+    /// The answers to [`IN_GUEST`], in its order.
+    values: [u64; IN_GUEST.len()],
+}
+
+// SAFETY: plain integers, no padding; any bit pattern is valid.
+unsafe impl ByteValued for Answers {}
 
 /// Layout of the request block's first 56 bytes, as the pad stores them.
 #[repr(C)]

@@ -36,6 +36,19 @@ impl Vcpu {
         Ok((SYS_BASE..SYS_BASE + SYS_SIZE).contains(&rip))
     }
 
+    /// Moves a vCPU stopped inside the pad's in-guest answers onto the pad's exit
+    /// path, which makes the same syscall ([`CpuArea::leave_answer`]). Reads no
+    /// register while the pad answers nothing in the guest.
+    pub fn leave_answer(&self, mem: &GuestMemory) -> Result<()> {
+        if !self.area.answering(mem)? {
+            return Ok(());
+        }
+        if let Some(regs) = self.area.leave_answer(&self.regs()?) {
+            self.set_regs(&regs)?;
+        }
+        Ok(())
+    }
+
     /// Resumes user code with exactly `regs`. From an exception stub the vCPU returns
     /// through the stub's `iretq` with an edited frame (which also honours TF for
     /// single-stepping); from the hardware-KVM pad (CPL0) the segments are switched

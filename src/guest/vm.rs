@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use super::landing_pad::{self, CpuArea, PT_POOL, SYS_BASE, SYS_SIZE};
 use super::paging::{PTE_ACCESSED, PTE_NX, PTE_USER, PTE_WRITE, PageTables};
 use super::vcpu::Vcpu;
-use crate::kvm::KvmVm;
+use crate::kvm::{Backend, KvmVm};
 use crate::memory::{Growth, GuestMemory, RegionKind};
 use crate::trace;
 use crate::trace::Category;
@@ -169,7 +169,7 @@ impl Vm {
 
     /// Creates vCPU `id` with its landing pad, ready to run user code.
     pub fn create_vcpu(&self, id: u32) -> Result<Vcpu> {
-        let area = CpuArea::new(id);
+        let area = CpuArea::new(id, self.kvm.backend == Backend::Hardware);
         area.install(&self.mem, &mut self.page_tables())?;
         let mut kvm = self.kvm.create_vcpu(&area.setup(self.page_table_root()))?;
         kvm.first_run()?;

@@ -6,6 +6,7 @@
 use rustix::io::Errno;
 
 use super::{Ctx, SysResult};
+use crate::kernel::answers;
 use crate::memory::host;
 
 /// Linux's NGROUPS_MAX.
@@ -15,28 +16,36 @@ fn ints(nr: libc::c_long, a: &[u64; 6]) -> SysResult {
     host::int_syscall(nr, [a[0], a[1], a[2], a[3]])
 }
 
-pub fn setuid(_: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
-    ints(libc::SYS_setuid, a)
+/// A set*id call on the calling thread's credentials (its host thread's); the
+/// ids the landing pad answers in the guest follow.
+fn set_ids(ctx: &Ctx<'_>, nr: libc::c_long, a: &[u64; 6]) -> SysResult {
+    let result = ints(nr, a);
+    answers::publish(ctx.guest, ctx.thread).map_err(|_| Errno::FAULT)?;
+    result
 }
 
-pub fn setgid(_: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
-    ints(libc::SYS_setgid, a)
+pub fn setuid(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    set_ids(ctx, libc::SYS_setuid, a)
 }
 
-pub fn setreuid(_: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
-    ints(libc::SYS_setreuid, a)
+pub fn setgid(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    set_ids(ctx, libc::SYS_setgid, a)
 }
 
-pub fn setregid(_: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
-    ints(libc::SYS_setregid, a)
+pub fn setreuid(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    set_ids(ctx, libc::SYS_setreuid, a)
 }
 
-pub fn setresuid(_: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
-    ints(libc::SYS_setresuid, a)
+pub fn setregid(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    set_ids(ctx, libc::SYS_setregid, a)
 }
 
-pub fn setresgid(_: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
-    ints(libc::SYS_setresgid, a)
+pub fn setresuid(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    set_ids(ctx, libc::SYS_setresuid, a)
+}
+
+pub fn setresgid(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    set_ids(ctx, libc::SYS_setresgid, a)
 }
 
 pub fn setfsuid(_: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {

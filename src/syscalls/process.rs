@@ -18,6 +18,7 @@ use rustix::io::Errno;
 use super::thread::ChildSpec;
 use super::{Ctx, SysResult};
 use crate::guest::vm::Forked;
+use crate::kernel::answers;
 use crate::kernel::fdtable::FdTable;
 use crate::kernel::lock;
 use crate::kernel::process::{ForkedChild, Guest, Handover, Signals, Thread, VforkChild};
@@ -91,7 +92,12 @@ impl ParentState {
                 .unwrap_or_else(|e| e.into_inner())
                 .forget_host_fds();
         }
-        if let Err(e) = thread.vcpu.restore(&self.cpu) {
+        // The parent's own answers replace the child's in the pad.
+        let restored = thread
+            .vcpu
+            .restore(&self.cpu)
+            .and_then(|()| answers::publish(guest, thread));
+        if let Err(e) = restored {
             crate::eprintln_whole!(
                 "km: {}: resuming the parent of a vfork: {e:#}",
                 guest.config.name
@@ -167,6 +173,7 @@ fn start_vfork_child(
         .vcpu
         .enter_user(&guest.vm.mem, &spec.regs)
         .and_then(|()| thread.vcpu.set_fs_base(spec.fs_base))
+        .and_then(|()| answers::publish(guest, thread))
         .map_err(|_| Errno::AGAIN)?;
     if let Some(ctid) = spec.set_ctid {
         let pid = rustix::process::getpid().as_raw_nonzero().get();

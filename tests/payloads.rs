@@ -376,6 +376,46 @@ fn clocks_come_from_the_vdso_without_exits() {
     }
 }
 
+/// km re-anchors the vDSO's clocks from a thread it starts only at the first VM
+/// exit after 500 ms: a payload that lives that long gets it (once), and its
+/// clocks still agree with the syscalls a second later; a short one and its fork
+/// child never start it.
+#[test]
+fn clock_refresh_starts_only_in_a_payload_that_lives_long() {
+    for (long, threads) in [(true, 1), (false, 0)] {
+        let log = common::scratch(&format!("clock-refresh-{long}")).join("trace");
+        let mut cmd = km();
+        cmd.arg("-Vkvm")
+            .arg(format!("--km-log-to={}", log.display()))
+            .arg(payload("clocks.glibc"));
+        if long {
+            cmd.arg("long");
+        }
+        let out = run(&mut cmd);
+        let stdout = text(&out.stdout);
+        assert!(
+            out.status.success(),
+            "long={long}: {stdout}{}",
+            text(&out.stderr)
+        );
+        assert!(
+            stdout.contains("parent: ok") && stdout.contains("child: ok"),
+            "{stdout}"
+        );
+        assert_eq!(stdout.contains("parent, refreshed: ok"), long, "{stdout}");
+        let trace = std::fs::read_to_string(&log).unwrap();
+        assert_eq!(
+            trace.matches("clock refresh thread started").count(),
+            threads,
+            "long={long}: clock lines in the trace: {:?}",
+            trace
+                .lines()
+                .filter(|l| l.contains("clock"))
+                .collect::<Vec<_>>()
+        );
+    }
+}
+
 /// Calls km once answered with ENOSYS (scheduling parameters, preadv2/pwritev2,
 /// splice/tee/vmsplice, pidfds, membarrier, the old getdents) give native's
 /// results and errnos.

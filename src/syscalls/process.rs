@@ -413,9 +413,7 @@ fn run_child(
     let tid = rustix::process::getpid().as_raw_nonzero().get();
     let started = guest.take_vcpu().and_then(|vcpu| {
         // The new VM's TSC differs from the parent's: the clocks start afresh.
-        if let Some(vvar) = guest.config.vvar {
-            crate::guest::vdso::start(vvar, &vcpu, guest, |g| &g.vm.mem)?;
-        }
+        guest.start_clocks(&vcpu)?;
         vcpu.set_regs(&spec.regs)?;
         vcpu.set_fs_base(spec.fs_base)?;
         vcpu.set_xsave(xsave)?;

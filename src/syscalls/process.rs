@@ -252,7 +252,7 @@ pub fn new_process(ctx: &mut Ctx<'_>, spec: ChildSpec, vfork: bool) -> SysResult
     };
     // The child km: only this thread exists; everything is rebuilt from the copies.
     drop(report_rx);
-    let vm = vm.unwrap_or_else(|e| child_failed(&report_tx, &e));
+    let vm = *vm.unwrap_or_else(|e| child_failed(&report_tx, &e));
     kick::forget_parent();
     let gdb = match (debugger, decision) {
         (Some(d), Some((listen, tell))) => {

@@ -226,7 +226,11 @@ impl Clocks {
                 }
             });
         match spawned {
-            Ok(_) => trace!(Category::Kvm, "clock refresh thread started"),
+            Ok(_) => trace!(
+                Category::Kvm,
+                "clock refresh thread started in process {}",
+                std::process::id()
+            ),
             Err(e) => trace!(Category::Kvm, "clock refresh thread not started: {e}"),
         }
     }

@@ -1,6 +1,6 @@
 /* Clocks through the vDSO: clock_gettime, gettimeofday and time agree with the
  * syscalls, CLOCK_MONOTONIC never goes back, and a fork child's clocks are right
- * too. Prints "vdso: yes|no" and "ok" lines; exits 1 on a wrong clock. With an
+ * too. Prints "vdso: yes|no", its pid and "ok" lines; exits 1 on a wrong clock. With an
  * argument, the parent first sleeps 1.2 s in four steps (km re-anchors the clocks
  * from then on) and checks them once more after another second. */
 #include <stdio.h>
@@ -62,6 +62,7 @@ int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IONBF, 0);
     printf("vdso: %s\n", getauxval(AT_SYSINFO_EHDR) ? "yes" : "no");
     int bad = 0;
+    printf("pid: %d\n", (int)getpid());
     if (argc > 1) {
         for (int i = 0; i < 4; i++)
             usleep(300000);

@@ -279,9 +279,7 @@ pub fn run(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infalli
         sandbox::enter(cli.sandbox_uid, cli.sandbox_gid)?;
     }
     let vcpu = guest.take_vcpu()?;
-    if let Some(vvar) = guest.config.vvar {
-        vdso::start(vvar, &vcpu, &guest, |g| &g.vm.mem)?;
-    }
+    guest.start_clocks(&vcpu)?;
     vcpu.start(image.entry, rsp)?;
     let tid = rustix::process::getpid().as_raw_nonzero().get();
     let handle = guest.thread_started(tid);
@@ -361,9 +359,7 @@ fn restore(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infalli
         snapshot::restore::resume_on(&vcpu, t)?;
         vcpus.push(vcpu);
     }
-    if let Some(vvar) = guest.config.vvar {
-        vdso::start(vvar, &vcpus[main], &guest, |g| &g.vm.mem)?;
-    }
+    guest.start_clocks(&vcpus[main])?;
     serve_management(cli, &guest)?;
     if cli.sandbox {
         sandbox::enter(cli.sandbox_uid, cli.sandbox_gid)?;

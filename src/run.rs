@@ -67,6 +67,7 @@ fn run_until_exit(guest: &Arc<Guest>, thread: &mut Thread) -> i32 {
         debug::watch::end_own_step(guest, thread, own_step);
         let exit = or_fail(guest, exit);
         stats::count(exit_kind(exit));
+        guest.tick_clocks(thread);
         let point = match exit {
             Exit::Io(HC_PORT) => match syscall(guest, thread) {
                 Served::Point(point) => point,

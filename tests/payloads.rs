@@ -376,6 +376,51 @@ fn clocks_come_from_the_vdso_without_exits() {
     }
 }
 
+/// km re-anchors the vDSO's clocks from a thread it starts only at the first VM
+/// exit after 500 ms: a payload that lives that long gets it, and its clocks
+/// still agree with the syscalls a second later; one that ends sooner never starts
+/// it (checked when the run took under 500 ms: a loaded machine may stretch it).
+#[test]
+fn clock_refresh_starts_only_in_a_payload_that_lives_long() {
+    for long in [true, false] {
+        let log = common::scratch(&format!("clock-refresh-{long}")).join("trace");
+        let mut cmd = km();
+        cmd.arg("-Vkvm")
+            .arg(format!("--km-log-to={}", log.display()))
+            .arg(payload("clocks.glibc"));
+        if long {
+            cmd.arg("long");
+        }
+        let started = std::time::Instant::now();
+        let out = run(&mut cmd);
+        let took = started.elapsed();
+        let stdout = text(&out.stdout);
+        assert!(
+            out.status.success(),
+            "long={long}: {stdout}{}",
+            text(&out.stderr)
+        );
+        assert!(
+            stdout.contains("parent: ok") && stdout.contains("child: ok"),
+            "{stdout}"
+        );
+        assert_eq!(stdout.contains("parent, refreshed: ok"), long, "{stdout}");
+        let pid = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("pid: "))
+            .expect("the payload prints its pid");
+        let trace = std::fs::read_to_string(&log).unwrap();
+        let refreshed = trace.contains(&format!("clock refresh thread started in process {pid}\n"));
+        if long {
+            assert!(refreshed, "long run, pid {pid}: {trace}");
+        } else if took < std::time::Duration::from_millis(500) {
+            assert!(!refreshed, "short run ({took:?}), pid {pid}: {trace}");
+        } else {
+            eprintln!("the short run took {took:?}: whether it refreshed is not checked");
+        }
+    }
+}
+
 /// Calls km once answered with ENOSYS (scheduling parameters, preadv2/pwritev2,
 /// splice/tee/vmsplice, pidfds, membarrier, the old getdents) give native's
 /// results and errnos.

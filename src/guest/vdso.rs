@@ -5,16 +5,16 @@
 //! The vDSO computes `base_ns[clock] + (tsc - tsc_base) * mult >> shift` from its
 //! data page (`km_vvar`, inside the image), which km writes from the host under a
 //! sequence count: first before the payload's first instruction, then every
-//! [`REFRESH`] from a km thread, so the guest's clocks follow the host's (NTP steps
+//! [`REFRESH`] from a km thread (started at the first VM exit after that), so the guest's clocks follow the host's (NTP steps
 //! included). The guest's TSC is related to the host's by reading it on a vCPU (see
 //! `Vcpu::guest_tsc`); the guest's clocks then run at most one ioctl (a few µs)
 //! ahead of the host's, never behind, and CLOCK_MONOTONIC
 //! never goes back at a refresh: the new base is never below what the old one gave,
 //! and the rate is trimmed so the guest meets the host again by the next refresh.
 
-use std::sync::Arc;
-use std::sync::atomic::{Ordering, fence};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering, fence};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use object::{Object, ObjectSection};
@@ -23,6 +23,8 @@ use super::mm::AddressSpace;
 use super::vm::Vm;
 use crate::kvm::{KvmVcpu, host_tsc};
 use crate::memory::{GuestMemory, page_align_up};
+use crate::trace;
+use crate::trace::Category;
 
 /// The vDSO image.
 static IMAGE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/vdso.so"));
@@ -163,15 +165,22 @@ impl Clock {
     }
 }
 
-/// Starts the guest's clocks at data page `vvar`: relates the TSC of `vcpu` to the
-/// host's, publishes, and keeps publishing from a km thread into the guest memory
-/// `mem` finds in `owner`. Until the first publication the vDSO uses the syscalls.
-pub fn start<G: Send + Sync + 'static>(
-    vvar: u64,
-    vcpu: &KvmVcpu,
-    owner: &Arc<G>,
-    mem: fn(&G) -> &GuestMemory,
-) -> Result<()> {
+/// The guest's clocks once first published, and the km thread that keeps them
+/// following the host's: it starts at the first VM exit at least [`REFRESH`] after
+/// the first publication ([`Clocks::tick`]), so a payload that ends sooner (most
+/// fork children, short programs) never pays for creating and ending a thread.
+/// Until then the vDSO runs on the first anchor and KVM's TSC frequency (a payload
+/// that makes no exit for longer is re-anchored at its next one).
+pub struct Clocks {
+    due: Instant,
+    started: AtomicBool,
+    pending: Mutex<Option<Clock>>,
+}
+
+/// Starts the guest's clocks at data page `vvar` in `mem`: relates the TSC of
+/// `vcpu` to the host's and publishes. Until the first publication the vDSO uses
+/// the syscalls.
+pub fn start(vvar: u64, vcpu: &KvmVcpu, mem: &GuestMemory) -> Result<Clocks> {
     let khz = vcpu.tsc_khz()?;
     let (guest_tsc, host) = vcpu.guest_tsc()?;
     let mut clock = Clock {
@@ -182,18 +191,47 @@ pub fn start<G: Send + Sync + 'static>(
         last: None,
         last_host: (0, 0),
     };
-    clock.publish(mem(owner))?;
-    let owner = Arc::clone(owner);
-    std::thread::Builder::new()
-        .name("km-clock".into())
-        .spawn(move || {
-            loop {
-                std::thread::sleep(REFRESH);
-                if clock.publish(mem(&owner)).is_err() {
-                    return;
+    clock.publish(mem)?;
+    Ok(Clocks {
+        due: Instant::now() + REFRESH,
+        started: AtomicBool::new(false),
+        pending: Mutex::new(Some(clock)),
+    })
+}
+
+impl Clocks {
+    /// At a VM exit: starts the thread that re-anchors the clocks every
+    /// [`REFRESH`] in the guest memory `mem` finds in `owner`, once the first
+    /// refresh is due. If no thread can be created (a process limit), the clocks
+    /// go on from their first anchor.
+    pub fn tick<G: Send + Sync + 'static>(&self, owner: &Arc<G>, mem: fn(&G) -> &GuestMemory) {
+        if self.started.load(Ordering::Relaxed) || Instant::now() < self.due {
+            return;
+        }
+        let Some(mut clock) = self
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        else {
+            return;
+        };
+        self.started.store(true, Ordering::Relaxed);
+        let owner = Arc::clone(owner);
+        let spawned = std::thread::Builder::new()
+            .name("km-clock".into())
+            .spawn(move || {
+                while clock.publish(mem(&owner)).is_ok() {
+                    std::thread::sleep(REFRESH);
                 }
-            }
-        })
-        .context("starting the clock thread")?;
-    Ok(())
+            });
+        match spawned {
+            Ok(_) => trace!(
+                Category::Kvm,
+                "clock refresh thread started in process {}",
+                std::process::id()
+            ),
+            Err(e) => trace!(Category::Kvm, "clock refresh thread not started: {e}"),
+        }
+    }
 }

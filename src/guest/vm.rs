@@ -25,7 +25,7 @@ pub enum Forked {
     Parent(i32),
     /// The child, with its own VM over its copy of the guest's memory, or why it
     /// could not have one.
-    Child(Result<Vm>),
+    Child(Result<Box<Vm>>),
 }
 
 pub struct Vm {
@@ -149,7 +149,7 @@ impl Vm {
             return Ok(Forked::Parent(pid));
         }
         let pt = pt.clone();
-        Ok(Forked::Child(self.child_vm(pt)))
+        Ok(Forked::Child(self.child_vm(pt).map(Box::new)))
     }
 
     /// In a forked km: a new VM over the child's copy of this VM's memory.

@@ -8,7 +8,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
@@ -21,6 +21,7 @@ use super::ptrace::{Debugger, Event, WatchStep};
 use super::signals::{PendingQueue, SigAction, SigInfo};
 use crate::guest::mm::AddressSpace;
 use crate::guest::vcpu::Vcpu;
+use crate::guest::vdso::{self, Clocks};
 use crate::guest::vm::Vm;
 use crate::kvm::kick;
 use crate::memory::PAGE_SIZE;
@@ -212,6 +213,8 @@ pub struct Guest {
     stop: StopAll,
     /// Unimplemented syscalls already named in the trace.
     pub unimpl_seen: Mutex<HashSet<u64>>,
+    /// The vDSO's clocks, once started.
+    pub clocks: OnceLock<Clocks>,
     runner: ThreadRunner,
     /// A thread changed per-thread host state that a new thread inherits from
     /// its creator (credentials, affinity, priority...): from then on threads
@@ -330,6 +333,24 @@ impl Guest {
             stop: StopAll::default(),
             unimpl_seen: Mutex::new(HashSet::new()),
             threads_differ: AtomicBool::new(false),
+            clocks: OnceLock::new(),
+        }
+    }
+
+    /// Starts the vDSO's clocks (if the payload has the vDSO), relating the TSC of
+    /// `vcpu` to the host's.
+    pub fn start_clocks(&self, vcpu: &Vcpu) -> Result<()> {
+        if let Some(vvar) = self.config.vvar {
+            let _ = self.clocks.set(vdso::start(vvar, vcpu, &self.vm.mem)?);
+        }
+        Ok(())
+    }
+
+    /// At a VM exit of `thread`: starts the clocks' refresh thread once it is due
+    /// (not in a vfork child, whose process shares its parent's memory).
+    pub fn tick_clocks(self: &Arc<Self>, thread: &Thread) {
+        if let (Some(clocks), None) = (self.clocks.get(), &thread.vfork_child) {
+            clocks.tick(self, |g| &g.vm.mem);
         }
     }
 

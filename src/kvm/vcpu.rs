@@ -2,6 +2,8 @@
 //! single-step and debug registers, TSC, and running until the next exit. It knows nothing of guest
 //! threads, signals, syscalls or gdb.
 
+use std::sync::OnceLock;
+
 use anyhow::{Context, Result};
 use kvm_bindings::{Msrs, kvm_msr_entry, kvm_regs, kvm_segment, kvm_xcrs};
 use kvm_ioctls::{VcpuExit, VcpuFd};
@@ -358,9 +360,15 @@ impl KvmVcpu {
         Ok((msrs.as_slice()[0].data, host))
     }
 
-    /// The guest TSC's frequency in kHz (KVM_GET_TSC_KHZ).
+    /// The guest TSC's frequency in kHz (KVM_GET_TSC_KHZ): the host's, as km never
+    /// sets it, so it is asked once per km (a fork child has its parent's answer).
     pub fn tsc_khz(&self) -> Result<u32> {
-        self.fd.get_tsc_khz().context("KVM_GET_TSC_KHZ")
+        static KHZ: OnceLock<u32> = OnceLock::new();
+        if let Some(&khz) = KHZ.get() {
+            return Ok(khz);
+        }
+        let khz = self.fd.get_tsc_khz().context("KVM_GET_TSC_KHZ")?;
+        Ok(*KHZ.get_or_init(|| khz))
     }
 
     /// A KVM_RUN that enters no guest code (immediate_exit): what KVM sets up on a

@@ -3,9 +3,10 @@
 
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd};
 use std::path::Path;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
+use std::thread::JoinHandle;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use kvm_bindings::{CpuId, KVM_MAX_CPUID_ENTRIES};
 use kvm_ioctls::{Kvm, VmFd};
 
@@ -76,13 +77,40 @@ fn keep_stats(kvm_fd: &impl AsRawFd, vcpu: bool) -> Result<()> {
     Ok(())
 }
 
+/// Asks KVM_GET_SUPPORTED_CPUID on a thread of its own, on a copy of `kvm`'s
+/// descriptor, so that km sets up memory and loads the payload meanwhile: KVM
+/// executes `cpuid` for each of some 75 leaves, and on a nested host (these
+/// machines) each one traps, a few hundred microseconds in all.
+fn query_supported_cpuid(kvm: BorrowedFd<'_>) -> Result<JoinHandle<Result<CpuId, String>>> {
+    let copy = kvm
+        .try_clone_to_owned()
+        .context("duplicating /dev/kvm's descriptor")?;
+    // SAFETY: `copy` is a new descriptor of /dev/kvm's that nobody else owns; the
+    // Kvm takes it over and closes it when the query ends.
+    let copy = unsafe { Kvm::from_raw_fd(copy.into_raw_fd()) };
+    std::thread::Builder::new()
+        .name("km-cpuid".into())
+        .stack_size(CPUID_QUERY_STACK)
+        .spawn(move || {
+            copy.get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
+                .map_err(|e| e.to_string())
+        })
+        .context("starting the CPUID query")
+}
+
+/// The CPUID query thread's stack: the ioctl and a copy of its answer.
+const CPUID_QUERY_STACK: usize = 64 << 10;
+
 pub struct KvmVm {
     /// km's /dev/kvm descriptor, kept for a forked or re-executed km (which may
     /// no longer be allowed to open /dev/kvm: `--sandbox`).
     kvm: Kvm,
     fd: VmFd,
     pub backend: Backend,
-    cpuid: CpuId,
+    /// KVM_GET_SUPPORTED_CPUID's answer (or why there is none), once known.
+    cpuid: OnceLock<Result<CpuId, String>>,
+    /// The thread asking KVM_GET_SUPPORTED_CPUID, until its answer is taken.
+    cpuid_query: Mutex<Option<JoinHandle<Result<CpuId, String>>>>,
     /// Whether debug-register hits reach km (probed once, when first asked).
     debug_registers: OnceLock<bool>,
 }
@@ -103,17 +131,47 @@ impl KvmVm {
             backend,
             kvm.get_api_version()
         );
-        let cpuid = kvm
-            .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
-            .context("KVM_GET_SUPPORTED_CPUID")?;
         keep_stats(&fd, false)?;
-        Ok(KvmVm {
+        let mut vm = KvmVm {
             kvm,
             fd,
             backend,
-            cpuid,
+            cpuid: OnceLock::new(),
+            cpuid_query: Mutex::new(None),
             debug_registers: OnceLock::new(),
-        })
+        };
+        match query_supported_cpuid(vm.kvm_fd()) {
+            Ok(query) => *vm.cpuid_query.get_mut().unwrap_or_else(|e| e.into_inner()) = Some(query),
+            // No thread to spare (a process limit): asked here.
+            Err(e) => {
+                trace!(Category::Kvm, "{e:#}");
+                let answer = vm
+                    .kvm
+                    .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
+                    .map_err(|e| e.to_string());
+                let _ = vm.cpuid.set(answer);
+            }
+        }
+        Ok(vm)
+    }
+
+    /// The CPUID km gives the guest: KVM_GET_SUPPORTED_CPUID's answer, waited for
+    /// here the first time.
+    fn supported_cpuid(&self) -> Result<&CpuId> {
+        if self.cpuid.get().is_none() {
+            let mut query = self.cpuid_query.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(handle) = query.take() {
+                let answer = handle
+                    .join()
+                    .unwrap_or_else(|_| Err("the thread asking it panicked".into()));
+                let _ = self.cpuid.set(answer);
+            }
+        }
+        match self.cpuid.get() {
+            Some(Ok(cpuid)) => Ok(cpuid),
+            Some(Err(e)) => Err(anyhow!("KVM_GET_SUPPORTED_CPUID: {e}")),
+            None => Err(anyhow!("KVM_GET_SUPPORTED_CPUID was never asked")),
+        }
     }
 
     /// In a forked km: a new empty VM like this one (the child cannot use the
@@ -126,11 +184,19 @@ impl KvmVm {
         let kvm = kvm_from(kvm)?;
         let fd = kvm.create_vm().context("KVM_CREATE_VM in the forked km")?;
         keep_stats(&fd, false)?;
+        // The parent had its answer before any vCPU ran (the thread that asked
+        // it does not exist in this process).
+        let cpuid = self
+            .cpuid
+            .get()
+            .cloned()
+            .context("forked before KVM_GET_SUPPORTED_CPUID was answered")?;
         Ok(KvmVm {
             kvm,
             fd,
             backend: self.backend,
-            cpuid: self.cpuid.clone(),
+            cpuid: OnceLock::from(cpuid),
+            cpuid_query: Mutex::new(None),
             debug_registers: self.debug_registers.clone(),
         })
     }
@@ -156,8 +222,10 @@ impl KvmVm {
     }
 
     /// Supported CPUID entry `(function, index)`, as given to the guest.
+    /// (None also when KVM could not say: creating a vCPU then fails with why.)
     pub fn cpuid(&self, function: u32, index: u32) -> Option<kvm_bindings::kvm_cpuid_entry2> {
-        self.cpuid
+        self.supported_cpuid()
+            .ok()?
             .as_slice()
             .iter()
             .find(|e| e.function == function && e.index == index)
@@ -170,7 +238,8 @@ impl KvmVm {
             .fd
             .create_vcpu(setup.id as u64)
             .with_context(|| format!("KVM_CREATE_VCPU {}", setup.id))?;
-        fd.set_cpuid2(&self.cpuid).context("KVM_SET_CPUID2")?;
+        fd.set_cpuid2(self.supported_cpuid()?)
+            .context("KVM_SET_CPUID2")?;
         keep_stats(&fd, true)?;
         KvmVcpu::new(fd, setup, self)
     }

@@ -259,7 +259,7 @@ pub fn new_process(ctx: &mut Ctx<'_>, spec: ChildSpec, vfork: bool) -> SysResult
     };
     // The child km: only this thread exists; everything is rebuilt from the copies.
     drop(report_rx);
-    let vm = vm.unwrap_or_else(|e| child_failed(&report_tx, &e));
+    let vm = *vm.unwrap_or_else(|e| child_failed(&report_tx, &e));
     kick::forget_parent();
     let gdb = match (debugger, decision) {
         (Some(d), Some((listen, tell))) => {
@@ -420,9 +420,7 @@ fn run_child(
     let tid = rustix::process::getpid().as_raw_nonzero().get();
     let started = guest.take_vcpu().and_then(|vcpu| {
         // The new VM's TSC differs from the parent's: the clocks start afresh.
-        if let Some(vvar) = guest.config.vvar {
-            crate::guest::vdso::start(vvar, &vcpu, guest, |g| &g.vm.mem)?;
-        }
+        guest.start_clocks(&vcpu)?;
         vcpu.set_regs(&spec.regs)?;
         vcpu.set_fs_base(spec.fs_base)?;
         vcpu.set_xsave(xsave)?;

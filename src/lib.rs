@@ -409,6 +409,7 @@ fn restore(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infalli
         path.display(),
         snap.threads.len()
     );
+    stats::restored();
     guest.run(thread, false);
     loop {
         std::thread::park();

@@ -31,6 +31,7 @@ mod pagemap;
 
 pub use pagemap::Backing;
 
+use std::fs::File;
 use std::ops::Range;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::sync::Arc;
@@ -573,6 +574,23 @@ impl GuestMemory {
             libc::PROT_READ | libc::PROT_WRITE,
             libc::MAP_SHARED,
         )
+    }
+
+    /// Reads `file`'s bytes `range` (file offsets) into committed guest memory at
+    /// `addr`.
+    pub fn read_from_file(&self, addr: u64, file: &File, range: Range<u64>) -> Result<()> {
+        use std::io::{Seek, SeekFrom};
+        use vm_memory::ReadVolatile;
+        let len = usize::try_from(range.end - range.start)?;
+        let mut buf = self.slice(addr, len)?;
+        let mut reader = file;
+        reader.seek(SeekFrom::Start(range.start))?;
+        reader.read_exact_volatile(&mut buf).with_context(|| {
+            format!(
+                "reading {len:#x} bytes at {:#x} of the file into guest memory at {addr:#x}",
+                range.start
+            )
+        })
     }
 
     /// Backs a committed guest range with a host file mapping (MAP_PRIVATE or

@@ -353,7 +353,7 @@ fn restore(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infalli
     std::env::set_current_dir(&state.cwd)
         .with_context(|| format!("returning to the directory {}", state.cwd))?;
     install_handlers()?;
-    let guest = snap.guest(policies(cli)?, vm, mm, fds, run::run_thread);
+    let guest = snap.guest(policies(cli)?, vm, mm, fds, run::run_thread)?;
     if lock(&guest.signals).actions[(libc::SIGCHLD - 1) as usize].handler == libc::SIG_IGN as u64 {
         kick::mirror_sigchld(true)?;
     }
@@ -379,9 +379,13 @@ fn restore(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infalli
     for (i, (vcpu, t)) in vcpus.into_iter().zip(&snap.threads).enumerate() {
         let extra = t.extra;
         let sigmask = t.sigmask;
+        let pending = snap.pending(Some(i));
         let start = move |guest: &Arc<Guest>| {
             let tid = rustix::thread::gettid().as_raw_nonzero().get();
             let handle = guest.thread_started(tid);
+            for info in pending {
+                let _ = handle.pending.add(info);
+            }
             Thread {
                 clear_child_tid: extra.clear_child_tid,
                 robust_list: extra.robust_list,

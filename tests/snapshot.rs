@@ -332,3 +332,33 @@ fn a_python_program_resumes_from_its_snapshot_and_gdb_reads_it() {
         .count();
     assert_eq!(listed, 2, "{threads}{}", text(&gdb.stderr));
 }
+
+#[test]
+fn gs_base_pending_signals_and_an_interval_timer_come_back() {
+    let dir = scratch("snapshot-state");
+    let exe = payload("snapstate.glibc");
+    let native_out = text(&run(&mut native(&exe)).stdout);
+    assert!(
+        native_out.starts_with("snapshot returned -1 Function not implemented\n"),
+        "{native_out}"
+    );
+    let expected = after_snapshot(&native_out).join("\n");
+    for line in [
+        "GS base: the word, %gs:0 = 0x1234abcd5678ef00",
+        "pending: SIGUSR1 1, SIGUSR2 1, SIGRTMIN 1, SIGALRM 0",
+        "interval timer armed, under 600 s left: yes",
+        "handled: SIGUSR1 1, SIGUSR2 1, SIGRTMIN 2",
+        "alarm had between 1 and 600 s left: yes",
+    ] {
+        assert!(
+            expected.contains(line),
+            "{line:?} missing natively: {expected}"
+        );
+    }
+    let out = run(km().current_dir(&dir).arg(&exe));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "", "the payload ends inside the call");
+    let restored = text(&restore(&dir.join("kmsnap"), &dir).stdout);
+    assert!(restored.starts_with("snapshot returned 1\n"), "{restored}");
+    assert_eq!(after_snapshot(&restored).join("\n"), expected);
+}

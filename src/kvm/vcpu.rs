@@ -236,9 +236,18 @@ impl KvmVcpu {
     }
 
     pub fn set_fs_base(&self, base: u64) -> Result<()> {
-        let msrs =
-            Msrs::from_entries(&[msr(MSR_FS_BASE, base)]).context("building the MSR list")?;
-        self.fd.set_msrs(&msrs).context("KVM_SET_MSRS FS_BASE")?;
+        self.set_msr(MSR_FS_BASE, base)
+            .context("KVM_SET_MSRS FS_BASE")
+    }
+
+    pub fn set_gs_base(&self, base: u64) -> Result<()> {
+        self.set_msr(MSR_GS_BASE, base)
+            .context("KVM_SET_MSRS GS_BASE")
+    }
+
+    fn set_msr(&self, index: u32, value: u64) -> Result<()> {
+        let msrs = Msrs::from_entries(&[msr(index, value)]).context("building the MSR list")?;
+        self.fd.set_msrs(&msrs)?;
         Ok(())
     }
 

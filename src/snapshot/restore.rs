@@ -20,7 +20,7 @@ use crate::guest::vm::Vm;
 use crate::kernel::fdtable::FdTable;
 use crate::kernel::lock;
 use crate::kernel::process::{Config, Guest, ThreadRunner};
-use crate::kernel::signals::SigAction;
+use crate::kernel::signals::{SigAction, SigInfo};
 use crate::trace;
 use crate::trace::Category;
 
@@ -212,7 +212,9 @@ impl Snapshot {
         Ok(table)
     }
 
-    /// The process state shared by the threads, with `config`'s policies.
+    /// The process state shared by the threads, with `config`'s policies: the
+    /// signal dispositions, the signals pending for the process, the interval
+    /// timers (armed again with the time they had left).
     pub fn guest(
         &self,
         config: Config,
@@ -220,7 +222,7 @@ impl Snapshot {
         mm: AddressSpace,
         fds: FdTable,
         runner: ThreadRunner,
-    ) -> Arc<Guest> {
+    ) -> Result<Arc<Guest>> {
         let s = &self.state;
         let config = Config {
             name: s.name.clone(),
@@ -237,7 +239,25 @@ impl Snapshot {
             *action = SigAction::from_words(*words);
         }
         drop(signals);
-        guest
+        for info in self.pending(None) {
+            // Past the guest's RLIMIT_SIGPENDING only marked pending, as when sent.
+            let _ = guest.pending.add(info);
+        }
+        for (which, value) in &s.itimers {
+            crate::memory::host::setitimer(*which, Some(*value))
+                .with_context(|| format!("arming interval timer {which} again"))?;
+        }
+        Ok(guest)
+    }
+
+    /// The signals pending for thread `thread` (`None`: for the process).
+    pub fn pending(&self, thread: Option<usize>) -> Vec<SigInfo> {
+        self.state
+            .pending
+            .iter()
+            .filter(|(t, _)| *t == thread)
+            .map(|(_, info)| *info)
+            .collect()
     }
 }
 
@@ -302,5 +322,9 @@ pub fn resume_on(vcpu: &Vcpu, t: &SavedThread) -> Result<()> {
             .context("restoring the FPU state")?;
     }
     vcpu.set_fs_base(r.fs_base)?;
+    if r.gs_base >= 1 << 47 {
+        bail!("a thread's gs_base {:#x} outside user space", r.gs_base);
+    }
+    vcpu.set_gs_base(r.gs_base)?;
     vcpu.set_user_regs(&regs)
 }

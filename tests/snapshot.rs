@@ -345,6 +345,8 @@ fn gs_base_pending_signals_and_an_interval_timer_come_back() {
     let expected = after_snapshot(&native_out).join("\n");
     for line in [
         "GS base: the word, %gs:0 = 0x1234abcd5678ef00",
+        "a new thread's %gs:0 = 0x1234abcd5678ef00",
+        "a fork child's %gs:0 = 0x1234abcd5678ef00",
         "pending: SIGUSR1 1, SIGUSR2 1, SIGRTMIN 1, SIGALRM 0",
         "interval timer armed, under 600 s left: yes",
         "handled: SIGUSR1 1, SIGUSR2 1, SIGRTMIN 2",

@@ -2,7 +2,7 @@
 //! single-step and debug registers, TSC, and running until the next exit. It knows nothing of guest
 //! threads, signals, syscalls or gdb.
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use kvm_bindings::{Msrs, kvm_msr_entry, kvm_regs, kvm_segment, kvm_xcrs};
 use kvm_ioctls::{VcpuExit, VcpuFd};
 
@@ -245,14 +245,24 @@ impl KvmVcpu {
             .context("KVM_SET_MSRS GS_BASE")
     }
 
+    /// FS and GS bases at once (a new thread's, a restored one's).
+    pub fn set_segment_bases(&self, fs: u64, gs: u64) -> Result<()> {
+        let msrs = Msrs::from_entries(&[msr(MSR_FS_BASE, fs), msr(MSR_GS_BASE, gs)])
+            .context("building the MSR list")?;
+        let n = self
+            .fd
+            .set_msrs(&msrs)
+            .context("KVM_SET_MSRS FS_BASE, GS_BASE")?;
+        if n != 2 {
+            bail!("KVM_SET_MSRS set {n} of FS_BASE, GS_BASE");
+        }
+        Ok(())
+    }
+
     fn set_msr(&self, index: u32, value: u64) -> Result<()> {
         let msrs = Msrs::from_entries(&[msr(index, value)]).context("building the MSR list")?;
         self.fd.set_msrs(&msrs)?;
         Ok(())
-    }
-
-    pub fn fs_base(&self) -> Result<u64> {
-        Ok(self.fd.get_sregs().context("KVM_GET_SREGS")?.fs.base)
     }
 
     /// Lets a kick interrupt this vCPU while the calling thread drives it.

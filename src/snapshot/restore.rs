@@ -321,10 +321,13 @@ pub fn resume_on(vcpu: &Vcpu, t: &SavedThread) -> Result<()> {
         vcpu.set_xsave(&t.xsave)
             .context("restoring the FPU state")?;
     }
-    vcpu.set_fs_base(r.fs_base)?;
-    if r.gs_base >= 1 << 47 {
-        bail!("a thread's gs_base {:#x} outside user space", r.gs_base);
+    if r.fs_base.max(r.gs_base) >= 1 << 47 {
+        bail!(
+            "a thread's fs_base {:#x} or gs_base {:#x} outside user space",
+            r.fs_base,
+            r.gs_base
+        );
     }
-    vcpu.set_gs_base(r.gs_base)?;
+    vcpu.set_segment_bases(r.fs_base, r.gs_base)?;
     vcpu.set_user_regs(&regs)
 }

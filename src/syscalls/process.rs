@@ -166,7 +166,7 @@ fn start_vfork_child(
     thread
         .vcpu
         .enter_user(&guest.vm.mem, &spec.regs)
-        .and_then(|()| thread.vcpu.set_fs_base(spec.fs_base))
+        .and_then(|()| thread.vcpu.set_segment_bases(spec.fs_base, spec.gs_base))
         .map_err(|_| Errno::AGAIN)?;
     if let Some(ctid) = spec.set_ctid {
         let pid = rustix::process::getpid().as_raw_nonzero().get();
@@ -417,7 +417,7 @@ fn run_child(
             crate::guest::vdso::start(vvar, &vcpu, guest, |g| &g.vm.mem)?;
         }
         vcpu.set_regs(&spec.regs)?;
-        vcpu.set_fs_base(spec.fs_base)?;
+        vcpu.set_segment_bases(spec.fs_base, spec.gs_base)?;
         vcpu.set_xsave(xsave)?;
         Ok(vcpu)
     });

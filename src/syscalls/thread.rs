@@ -197,6 +197,8 @@ fn clone3_args(ctx: &Ctx<'_>, addr: u64, size: u64) -> Result<[u64; 11], Errno> 
 pub struct ChildSpec {
     pub regs: kvm_regs,
     pub fs_base: u64,
+    /// The creator's, as Linux gives a new thread or process.
+    pub gs_base: u64,
     pub set_ptid: Option<u64>,
     pub set_ctid: Option<u64>,
     pub clear_ctid: u64,
@@ -216,15 +218,17 @@ impl ChildSpec {
         tls: u64,
     ) -> Result<ChildSpec, Errno> {
         let parent = ctx.thread.vcpu.regs().map_err(|_| Errno::AGAIN)?;
+        let (fs, gs_base) = ctx.thread.vcpu.segment_bases().map_err(|_| Errno::AGAIN)?;
         let fs_base = if flags & libc::CLONE_SETTLS as u64 != 0 {
             tls
         } else {
-            ctx.thread.vcpu.fs_base().map_err(|_| Errno::AGAIN)?
+            fs
         };
         let has = |f: i32| flags & f as u64 != 0;
         Ok(ChildSpec {
             regs: process::child_regs(&parent, stack),
             fs_base,
+            gs_base,
             set_ptid: has(libc::CLONE_PARENT_SETTID).then_some(ptid),
             set_ctid: has(libc::CLONE_CHILD_SETTID).then_some(ctid),
             clear_ctid: if has(libc::CLONE_CHILD_CLEARTID) {
@@ -250,7 +254,7 @@ fn spawn(guest: &Arc<Guest>, spec: ChildSpec) -> Result<i32, Errno> {
             let ready = rustix::thread::set_name(&comm)
                 .map_err(anyhow::Error::from)
                 .and_then(|_| vcpu.set_regs(&spec.regs))
-                .and_then(|_| vcpu.set_fs_base(spec.fs_base))
+                .and_then(|_| vcpu.set_segment_bases(spec.fs_base, spec.gs_base))
                 .map_err(|_| Errno::AGAIN)
                 .and_then(|_| {
                     for addr in [spec.set_ptid, spec.set_ctid].into_iter().flatten() {

@@ -6,11 +6,13 @@
 #define _GNU_SOURCE
 #include <asm/prctl.h>
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define KM_SNAPSHOT 505
@@ -20,6 +22,18 @@ static volatile sig_atomic_t got[65];
 static unsigned long word = 0x1234abcd5678ef00UL;
 
 static void on_signal(int sig) { got[sig]++; }
+
+static unsigned long at_gs(void) {
+    unsigned long v;
+    __asm__ volatile("movq %%gs:0, %0" : "=r"(v));
+    return v;
+}
+
+static void *thread_gs(void *arg) {
+    (void)arg;
+    printf("a new thread's %%gs:0 = %#lx\n", at_gs());
+    return NULL;
+}
 
 int main(void) {
     setvbuf(stdout, NULL, _IONBF, 0);
@@ -47,11 +61,18 @@ int main(void) {
     long r = syscall(KM_SNAPSHOT, "state", NULL, 0);
     printf("snapshot returned %ld%s%s\n", r, r < 0 ? " " : "", r < 0 ? strerror(errno) : "");
 
-    unsigned long base = 0, at_gs;
+    unsigned long base = 0;
     syscall(SYS_arch_prctl, ARCH_GET_GS, &base);
-    __asm__ volatile("movq %%gs:0, %0" : "=r"(at_gs));
     printf("GS base: %s, %%gs:0 = %#lx\n", base == (unsigned long)&word ? "the word" : "elsewhere",
-           at_gs);
+           at_gs());
+    pthread_t t;
+    if (pthread_create(&t, NULL, thread_gs, NULL) == 0) pthread_join(t, NULL);
+    pid_t child = fork();
+    if (child == 0) {
+        printf("a fork child's %%gs:0 = %#lx\n", at_gs());
+        _exit(0);
+    }
+    waitpid(child, NULL, 0);
     sigset_t pending;
     sigpending(&pending);
     printf("pending: SIGUSR1 %d, SIGUSR2 %d, SIGRTMIN %d, SIGALRM %d\n",

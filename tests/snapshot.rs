@@ -10,7 +10,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use common::{km_only_stdio as km, native, payload, run, scratch, text, wait_for};
+use common::{free_port, km_only_stdio as km, native, payload, run, scratch, text, wait_for};
 
 /// How long a payload under test may take.
 const LIMIT: Duration = Duration::from_secs(120);
@@ -35,6 +35,22 @@ fn after_snapshot(out: &str) -> Vec<&str> {
         .skip_while(|l| !l.starts_with("snapshot returned") && *l != "waiting")
         .skip(1)
         .collect()
+}
+
+/// The payload of `tests/payloads/snapstate.c` taken into a snapshot that ends
+/// it, in `dir`; the snapshot and what the payload prints natively after the
+/// call.
+fn state_snapshot(dir: &Path) -> (PathBuf, String) {
+    let exe = payload("snapstate.glibc");
+    let native_out = text(&run(&mut native(&exe)).stdout);
+    assert!(
+        native_out.starts_with("snapshot returned -1 Function not implemented\n"),
+        "{native_out}"
+    );
+    let out = run(km().current_dir(dir).arg(&exe));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "", "the payload ends inside the call");
+    (dir.join("kmsnap"), after_snapshot(&native_out).join("\n"))
 }
 
 /// Restores `snap`, in `dir`, and returns its output (it must exit 0).
@@ -336,13 +352,7 @@ fn a_python_program_resumes_from_its_snapshot_and_gdb_reads_it() {
 #[test]
 fn gs_base_pending_signals_and_an_interval_timer_come_back() {
     let dir = scratch("snapshot-state");
-    let exe = payload("snapstate.glibc");
-    let native_out = text(&run(&mut native(&exe)).stdout);
-    assert!(
-        native_out.starts_with("snapshot returned -1 Function not implemented\n"),
-        "{native_out}"
-    );
-    let expected = after_snapshot(&native_out).join("\n");
+    let (snap, expected) = state_snapshot(&dir);
     for line in [
         "GS base: the word, %gs:0 = 0x1234abcd5678ef00",
         "a new thread's %gs:0 = 0x1234abcd5678ef00",
@@ -357,10 +367,70 @@ fn gs_base_pending_signals_and_an_interval_timer_come_back() {
             "{line:?} missing natively: {expected}"
         );
     }
-    let out = run(km().current_dir(&dir).arg(&exe));
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert_eq!(text(&out.stdout), "", "the payload ends inside the call");
-    let restored = text(&restore(&dir.join("kmsnap"), &dir).stdout);
+    let restored = text(&restore(&snap, &dir).stdout);
     assert!(restored.starts_with("snapshot returned 1\n"), "{restored}");
     assert_eq!(after_snapshot(&restored).join("\n"), expected);
+}
+
+/// The gdb session `km -g` gives a restored payload, in order (substrings of
+/// whole lines).
+const RESTORED_UNDER_GDB: &[&str] = &[
+    // Held where the snapshot call returns.
+    " in syscall ()",
+    "Thread 2 \"km\" hit Breakpoint 1, thread_gs (arg=0x0) at ../tests/payloads/snapstate.c:",
+    "#0  thread_gs (arg=0x0) at ../tests/payloads/snapstate.c:",
+    "$1 = 0x1234abcd5678ef00",
+    "exited normally",
+];
+
+#[test]
+fn gdb_debugs_a_restored_payload() {
+    let dir = scratch("snapshot-gdb");
+    let (snap, expected) = state_snapshot(&dir);
+    let port = free_port();
+    let mut restored = km()
+        .current_dir(&dir)
+        .arg(format!("-g{port}"))
+        .arg(&snap)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawning km");
+    let mut err = std::io::BufReader::new(restored.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("waiting for gdb") {
+        line.clear();
+        use std::io::BufRead;
+        assert!(
+            err.read_line(&mut line).unwrap() > 0,
+            "km ended before listening"
+        );
+    }
+    let gdb = Command::new("timeout")
+        .arg("60")
+        .args(["gdb", "-batch", "-nx"])
+        .args(["-ex", &format!("target remote :{port}")])
+        .args(["-ex", "handle SIGUSR1 SIGUSR2 SIG34 nostop noprint pass"])
+        .args(["-ex", "break thread_gs"])
+        .args(["-ex", "continue"])
+        .args(["-ex", "bt"])
+        // The word at the GS base: 0x1234abcd5678ef00.
+        .args(["-ex", "print/x *(unsigned long *)$gs_base"])
+        .args(["-ex", "delete"])
+        .args(["-ex", "continue"])
+        .arg(payload("snapstate.glibc"))
+        .output()
+        .expect("gdb is needed for this test (Debian package gdb)");
+    let shown = text(&gdb.stdout) + &text(&gdb.stderr);
+    let lines: Vec<&str> = shown.lines().collect();
+    let mut at = 0;
+    for want in RESTORED_UNDER_GDB {
+        match lines[at..].iter().position(|l| l.contains(want)) {
+            Some(i) => at += i + 1,
+            None => panic!("expected a line with {want:?} after line {at} in:\n{shown}"),
+        }
+    }
+    let out = finish(restored);
+    assert!(out.starts_with("snapshot returned 1\n"), "{out}");
+    assert_eq!(after_snapshot(&out).join("\n"), expected);
 }

@@ -20,6 +20,7 @@ use crate::guest::vm::Vm;
 use crate::kernel::fdtable::FdTable;
 use crate::kernel::lock;
 use crate::kernel::process::{Config, Guest, ThreadRunner};
+use crate::kernel::ptrace::Debugger;
 use crate::kernel::signals::{SigAction, SigInfo};
 use crate::trace;
 use crate::trace::Category;
@@ -221,6 +222,7 @@ impl Snapshot {
         vm: Vm,
         mm: AddressSpace,
         fds: FdTable,
+        debugger: Option<Arc<Debugger>>,
         runner: ThreadRunner,
     ) -> Result<Arc<Guest>> {
         let s = &self.state;
@@ -233,7 +235,7 @@ impl Snapshot {
             auxv: self.auxv.clone(),
             ..config
         };
-        let guest = Arc::new(Guest::new(config, vm, mm, fds, None, runner));
+        let guest = Arc::new(Guest::new(config, vm, mm, fds, debugger, runner));
         let mut signals = lock(&guest.signals);
         for (action, words) in signals.actions.iter_mut().zip(&s.actions) {
             *action = SigAction::from_words(*words);

@@ -434,3 +434,61 @@ fn gdb_debugs_a_restored_payload() {
     assert!(out.starts_with("snapshot returned 1\n"), "{out}");
     assert_eq!(after_snapshot(&out).join("\n"), expected);
 }
+
+#[test]
+fn a_second_snapshot_while_one_is_written_is_refused_with_ebusy() {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = scratch("snapshot-busy");
+    let (snap, sock) = (dir.join("snap"), dir.join("mgt.sock"));
+    // km writes the snapshot into snap.part, here a FIFO of one page that
+    // nobody reads yet: the payload's snapshot stays in progress, with no
+    // timing involved, until the test reads it.
+    let fifo = dir.join("snap.part");
+    let made = run(Command::new("mkfifo").arg(&fifo));
+    assert!(made.status.success(), "mkfifo: {}", text(&made.stderr));
+    let mut reader = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&fifo)
+        .unwrap();
+    rustix::pipe::fcntl_setpipe_size(&reader, 4096).unwrap();
+    rustix::fs::fcntl_setfl(&reader, rustix::fs::OFlags::empty()).unwrap();
+    let payload_run = km()
+        .arg(format!("--snapshot={}", snap.display()))
+        .arg(format!("--mgtpipe={}", sock.display()))
+        .arg(payload("snapshot.glibc"))
+        .arg(dir.join("file"))
+        .arg("live")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawning km");
+    // The first bytes of the snapshot: it is being written (and km waits for
+    // room in the FIFO). A FIFO that never had a writer polls as not ready.
+    let mut ready = [rustix::event::PollFd::new(
+        &reader,
+        rustix::event::PollFlags::IN,
+    )];
+    let deadline = rustix::event::Timespec {
+        tv_sec: LIMIT.as_secs() as i64,
+        tv_nsec: 0,
+    };
+    let polled = rustix::event::poll(&mut ready, Some(&deadline)).unwrap();
+    assert_eq!(polled, 1, "km did not start writing its snapshot");
+    let mut first = [0u8; 1];
+    reader.read_exact(&mut first).unwrap();
+    let refused = run(Command::new(km_cli()).arg("-s").arg(&sock).arg("-r"));
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused.stdout));
+    let err = text(&refused.stderr);
+    assert!(err.to_lowercase().contains("busy"), "{err}");
+    // The rest of the first snapshot, which then fails (a FIFO cannot hold its
+    // holes): the payload gets the error and goes on.
+    let mut rest = Vec::new();
+    reader.read_to_end(&mut rest).unwrap();
+    let out = finish(payload_run);
+    assert!(
+        out.starts_with("snapshot returned -1 Illegal seek\n"),
+        "{out}"
+    );
+    assert_eq!(after_snapshot(&out).join("\n"), native_rest(&dir));
+}

@@ -121,9 +121,8 @@ fn bare_exit_ns() -> f64 {
     start.elapsed().as_secs_f64() * 1e9 / BARE_EXITS as f64
 }
 
-/// The number of syscalls `cmd` makes under km, from its `--stats` report (written
-/// to a log file in `dir`).
-fn syscall_count(km: &std::ffi::OsStr, cmd: &[&std::ffi::OsStr], dir: &Path) -> u64 {
+/// The `--stats` report of km running `cmd` (written to a log file in `dir`).
+fn stats_report(km: &std::ffi::OsStr, cmd: &[&std::ffi::OsStr], dir: &Path) -> String {
     let log = dir.join("stats.log");
     let _ = std::fs::remove_file(&log);
     let status = Command::new(km)
@@ -137,8 +136,12 @@ fn syscall_count(km: &std::ffi::OsStr, cmd: &[&std::ffi::OsStr], dir: &Path) -> 
         status.success(),
         "{cmd:?} under km --stats failed: {status}"
     );
-    let report = std::fs::read_to_string(&log).expect("the --stats report");
-    report
+    std::fs::read_to_string(&log).expect("the --stats report")
+}
+
+/// The number of syscalls `cmd` makes under km, from its `--stats` report.
+fn syscall_count(km: &std::ffi::OsStr, cmd: &[&std::ffi::OsStr], dir: &Path) -> u64 {
+    stats_report(km, cmd, dir)
         .lines()
         .find_map(|l| l.trim().strip_prefix("syscalls: "))
         .and_then(|rest| rest.split(',').next()?.parse().ok())
@@ -199,24 +202,9 @@ fn python_snapshot(out: &Path, km: &std::ffi::OsStr) {
 /// Median of `km --stats SNAP`'s time from its start to the restored payload's
 /// first instruction, in ms.
 fn first_instruction_ms(km: &std::ffi::OsStr, snap: &Path, dir: &Path) -> f64 {
-    let log = dir.join("restore-stats.log");
     let mut times: Vec<f64> = (0..SNAPSHOT_RUNS)
         .map(|_| {
-            let _ = std::fs::remove_file(&log);
-            let status = Command::new(km)
-                .arg("--stats")
-                .arg(format!("--km-log-to={}", log.display()))
-                .arg(snap)
-                .stdout(Stdio::null())
-                .status()
-                .expect("spawn km");
-            assert!(
-                status.success(),
-                "restoring {} failed: {status}",
-                snap.display()
-            );
-            let report = std::fs::read_to_string(&log).expect("the --stats report");
-            report
+            stats_report(km, &[snap.as_os_str()], dir)
                 .lines()
                 .find_map(|l| l.trim().strip_prefix("restored: first instruction after "))
                 .and_then(|rest| rest.trim_end_matches(" ms").parse().ok())

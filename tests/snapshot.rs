@@ -10,7 +10,10 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use common::{free_port, km_only_stdio as km, native, payload, run, scratch, text, wait_for};
+use common::{
+    assert_lines_in_order, free_port, km_only_stdio as km, native, payload, run, scratch, text,
+    wait_for,
+};
 
 /// How long a payload under test may take.
 const LIMIT: Duration = Duration::from_secs(120);
@@ -119,18 +122,23 @@ fn a_snapshot_that_ends_the_payload_resumes_from_the_call() {
     assert_eq!(after_snapshot(&restored).join("\n"), native_rest(&dir));
 }
 
-/// Starts the payload waiting for SIGUSR2 under km with `--mgtpipe`, and waits
-/// until it says so.
-fn start_waiting(dir: &Path, snap: &Path, sock: &Path) -> Child {
-    let mut child = km()
-        .arg(format!("--snapshot={}", snap.display()))
+/// Starts `snapshot.glibc FILE MODE` (FILE in `dir`) under km writing to `snap`
+/// and listening on `sock`, its output piped.
+fn start_managed(dir: &Path, snap: &Path, sock: &Path, mode: &str) -> Child {
+    km().arg(format!("--snapshot={}", snap.display()))
         .arg(format!("--mgtpipe={}", sock.display()))
         .arg(payload("snapshot.glibc"))
         .arg(dir.join("file"))
-        .arg("wait")
+        .arg(mode)
         .stdout(Stdio::piped())
         .spawn()
-        .expect("spawning km");
+        .expect("spawning km")
+}
+
+/// Starts the payload waiting for SIGUSR2 under km with `--mgtpipe`, and waits
+/// until it says so.
+fn start_waiting(dir: &Path, snap: &Path, sock: &Path) -> Child {
+    let mut child = start_managed(dir, snap, sock, "wait");
     let mut stdout = child.stdout.take().unwrap();
     let mut seen = Vec::new();
     let mut byte = [0u8; 1];
@@ -422,14 +430,7 @@ fn gdb_debugs_a_restored_payload() {
         .output()
         .expect("gdb is needed for this test (Debian package gdb)");
     let shown = text(&gdb.stdout) + &text(&gdb.stderr);
-    let lines: Vec<&str> = shown.lines().collect();
-    let mut at = 0;
-    for want in RESTORED_UNDER_GDB {
-        match lines[at..].iter().position(|l| l.contains(want)) {
-            Some(i) => at += i + 1,
-            None => panic!("expected a line with {want:?} after line {at} in:\n{shown}"),
-        }
-    }
+    assert_lines_in_order(&shown, "gdb on the restored payload", RESTORED_UNDER_GDB);
     let out = finish(restored);
     assert!(out.starts_with("snapshot returned 1\n"), "{out}");
     assert_eq!(after_snapshot(&out).join("\n"), expected);
@@ -454,15 +455,7 @@ fn a_second_snapshot_while_one_is_written_is_refused_with_ebusy() {
         .unwrap();
     rustix::pipe::fcntl_setpipe_size(&reader, 4096).unwrap();
     rustix::fs::fcntl_setfl(&reader, rustix::fs::OFlags::empty()).unwrap();
-    let payload_run = km()
-        .arg(format!("--snapshot={}", snap.display()))
-        .arg(format!("--mgtpipe={}", sock.display()))
-        .arg(payload("snapshot.glibc"))
-        .arg(dir.join("file"))
-        .arg("live")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawning km");
+    let payload_run = start_managed(&dir, &snap, &sock, "live");
     // The first bytes of the snapshot: it is being written (and km waits for
     // room in the FIFO). A FIFO that never had a writer polls as not ready.
     let mut ready = [rustix::event::PollFd::new(

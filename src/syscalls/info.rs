@@ -22,24 +22,17 @@ const NSEC_PER_SEC: i64 = 1_000_000_000;
 
 pub fn arch_prctl(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     match a[0] {
-        ARCH_SET_FS => {
+        ARCH_SET_FS | ARCH_SET_GS => {
             if a[1] >= USER_ADDR_LIMIT {
                 return Err(Errno::PERM);
             }
-            ctx.thread
-                .vcpu
-                .set_fs_base(a[1])
-                .map_err(|_| Errno::INVAL)?;
-            Ok(0)
-        }
-        ARCH_SET_GS => {
-            if a[1] >= USER_ADDR_LIMIT {
-                return Err(Errno::PERM);
-            }
-            ctx.thread
-                .vcpu
-                .set_gs_base(a[1])
-                .map_err(|_| Errno::INVAL)?;
+            let vcpu = &ctx.thread.vcpu;
+            let set = if a[0] == ARCH_SET_FS {
+                vcpu.set_fs_base(a[1])
+            } else {
+                vcpu.set_gs_base(a[1])
+            };
+            set.map_err(|_| Errno::INVAL)?;
             Ok(0)
         }
         ARCH_GET_FS | ARCH_GET_GS => {

@@ -28,12 +28,14 @@ use crate::trace::Category;
 /// bytes at `offset` in a file.
 pub enum Contents<'a> {
     /// The file mapped over the range (MAP_PRIVATE, copy-on-write, or MAP_SHARED):
-    /// pages are read in on first touch.
+    /// pages are read in on first touch, or at once with `populate` (the page
+    /// cache's pages mapped as they are, for a mapping the payload cannot write).
     Mapped {
         fd: BorrowedFd<'a>,
         offset: u64,
         len: u64,
         flags: i32,
+        populate: bool,
     },
     /// Read now into the range's anonymous memory, `runs` of it (file offsets, within
     /// `offset..offset + len`; the rest reads as zeroes): the payload then finds the

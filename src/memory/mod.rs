@@ -564,6 +564,21 @@ impl GuestMemory {
         Ok(())
     }
 
+    /// Maps the host pages behind a committed guest range that a file mapping
+    /// backs, as a read would (MADV_POPULATE_READ): the page cache's own pages,
+    /// nothing copied; a hint, which fails on hosts before Linux 5.14.
+    pub fn populate_read(&self, range: Range<u64>) -> Result<()> {
+        let len = (range.end - range.start) as usize;
+        let host = self.slice(range.start, len)?.ptr_guard_mut().as_ptr();
+        // SAFETY: `host..host+len` is committed guest memory inside a region's
+        // reservation (checked by `slice`); populating changes no contents.
+        if unsafe { libc::madvise(host.cast(), len, libc::MADV_POPULATE_READ) } != 0 {
+            let e = std::io::Error::last_os_error();
+            trace!(Category::Mem, "MADV_POPULATE_READ on {len:#x} bytes: {e}");
+        }
+        Ok(())
+    }
+
     /// Backs a committed guest range with fresh zeroed shared memory (the guest's
     /// MAP_SHARED|MAP_ANONYMOUS): a fork child's km shares it with this km, as Linux
     /// shares such memory between parent and child.

@@ -166,6 +166,7 @@ impl Snapshot {
                         offset: *offset,
                         len: load.memsz,
                         flags: libc::MAP_SHARED,
+                        populate: false,
                     };
                     mm.restore_mapping(vm, load.vaddr..end, vma, contents)?;
                 }
@@ -183,27 +184,35 @@ impl Snapshot {
         Ok(mm)
     }
 
-    /// Where segment `load`'s contents come from: read in now if its data (what
-    /// the file stores, its holes left out) fits in what is left of `budget`, else
-    /// mapped copy-on-write from the file.
+    /// Where segment `load`'s contents come from: a segment the payload cannot
+    /// write is mapped from the file and its pages mapped at once (nothing is
+    /// copied); another is read in now if its data (what the file stores, its
+    /// holes left out) fits in what is left of `budget`, else mapped
+    /// copy-on-write from the file, its pages read on first touch.
     fn contents(&self, load: &km_coredump::LoadHeader, budget: &mut u64) -> Result<Contents<'_>> {
-        let stored = load.offset..load.offset.saturating_add(load.filesz);
-        let runs = data_runs(&self.file, stored.clone())?;
-        let bytes: u64 = runs.iter().map(|r| r.end - r.start).sum();
-        if bytes <= *budget {
-            *budget -= bytes;
-            return Ok(Contents::Read {
-                file: &self.file,
-                offset: load.offset,
-                len: load.filesz,
-                runs,
-            });
-        }
-        Ok(Contents::Mapped {
+        let mapped = |populate| Contents::Mapped {
             fd: self.file.as_fd(),
             offset: load.offset,
             len: load.filesz,
             flags: libc::MAP_PRIVATE,
+            populate,
+        };
+        // PF_W
+        if load.flags & 2 == 0 {
+            return Ok(mapped(true));
+        }
+        let stored = load.offset..load.offset.saturating_add(load.filesz);
+        let runs = data_runs(&self.file, stored.clone())?;
+        let bytes: u64 = runs.iter().map(|r| r.end - r.start).sum();
+        if bytes > *budget {
+            return Ok(mapped(false));
+        }
+        *budget -= bytes;
+        Ok(Contents::Read {
+            file: &self.file,
+            offset: load.offset,
+            len: load.filesz,
+            runs,
         })
     }
 

@@ -271,7 +271,7 @@ impl AddressSpace {
             Contents::Read { file, runs, .. } => {
                 vm.mem.prefer_huge_pages(range.clone())?;
                 for run in runs {
-                    if run.start < offset || run.end > offset + len {
+                    if run.start < offset || run.end > offset.saturating_add(len) {
                         anyhow::bail!(
                             "data at {run:#x?} outside the segment's {len:#x} bytes at {offset:#x}"
                         );

@@ -156,6 +156,39 @@ fn serve_management(cli: &cli::Cli, guest: &Arc<Guest>) -> Result<()> {
     Ok(())
 }
 
+/// The debugger `-g` or `--gdb-listen` asks for.
+fn gdb_debugger(cli: &cli::Cli) -> Option<Arc<Debugger>> {
+    if cli.gdb_listen {
+        Some(Arc::new(Debugger::detached()))
+    } else {
+        cli.gdb_port.map(|_| Arc::new(Debugger::default()))
+    }
+}
+
+/// Starts the gdb stub of `-g` (which waits for gdb's connection here, the
+/// payload held from its start) or of `--gdb-listen` (gdb attaches when it likes).
+fn start_gdb_stub(cli: &cli::Cli, guest: &Arc<Guest>, debugger: &Arc<Debugger>) -> Result<()> {
+    let port = cli.gdb_port.unwrap_or(DEFAULT_GDB_PORT);
+    if !cli.gdb_listen {
+        // Held from the start: SIGTERM or SIGINT while waiting for gdb ends km.
+        debugger.request_stop();
+    }
+    let addr = format!("{}:{port}", cli.gdb_address);
+    let listener = gdb::listen(&addr, &guest.config.name, !cli.gdb_listen)?;
+    let (guest, debugger) = (guest.clone(), debugger.clone());
+    if cli.gdb_listen {
+        std::thread::Builder::new()
+            .name("km-gdb".into())
+            .spawn(move || gdb::serve_attaches(guest, debugger, listener))?;
+    } else {
+        let stream = gdb::accept(&listener)?;
+        std::thread::Builder::new()
+            .name("km-gdb".into())
+            .spawn(move || gdb::serve_from_start(guest, debugger, stream))?;
+    }
+    Ok(())
+}
+
 /// Loads the payload named by `cli` and runs it; returns only on a monitor error.
 pub fn run(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infallible> {
     if cli.seccomp_inherited {
@@ -238,17 +271,8 @@ pub fn run(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infalli
         (Some((n, ..)), None) => bail!("--gdb-session {n}: no such inherited descriptor"),
         (None, _) => None,
     };
-    let gdb_port = cli.gdb_port.or(cli.gdb_listen.then_some(DEFAULT_GDB_PORT));
     let debugger = session.as_ref().map(|_| Arc::new(Debugger::default()));
-    let debugger = debugger.or_else(|| {
-        gdb_port.map(|_| {
-            Arc::new(if cli.gdb_listen {
-                Debugger::detached()
-            } else {
-                Debugger::default()
-            })
-        })
-    });
+    let debugger = debugger.or_else(|| gdb_debugger(cli));
     kernel::exec::keep_for_locks(inherited.lock_keepers);
     let fds = kernel::fdtable::FdTable::inherited(inherited.fds, &cli.closed_stdio);
     let guest = Arc::new(Guest::new(
@@ -299,24 +323,8 @@ pub fn run(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infalli
             relay,
         };
         kernel::process::take_over_session(&guest, conn, handover)?;
-    } else if let (Some(port), Some(debugger)) = (gdb_port, debugger) {
-        if !cli.gdb_listen {
-            // Held from the start: SIGTERM or SIGINT while waiting for gdb ends km.
-            debugger.request_stop();
-        }
-        let addr = format!("{}:{port}", cli.gdb_address);
-        let listener = gdb::listen(&addr, &guest.config.name, !cli.gdb_listen)?;
-        let (guest, debugger) = (guest.clone(), debugger.clone());
-        if cli.gdb_listen {
-            std::thread::Builder::new()
-                .name("km-gdb".into())
-                .spawn(move || gdb::serve_attaches(guest, debugger, listener))?;
-        } else {
-            let stream = gdb::accept(&listener)?;
-            std::thread::Builder::new()
-                .name("km-gdb".into())
-                .spawn(move || gdb::serve_from_start(guest, debugger, stream))?;
-        }
+    } else if let Some(debugger) = &debugger {
+        start_gdb_stub(cli, &guest, debugger)?;
     }
     guest.run(main, stopped);
     // The main thread exited while others run; the last one to exit ends km.
@@ -348,7 +356,15 @@ fn restore(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infalli
     std::env::set_current_dir(&state.cwd)
         .with_context(|| format!("returning to the directory {}", state.cwd))?;
     install_handlers()?;
-    let guest = snap.guest(policies(cli)?, vm, mm, fds, run::run_thread);
+    let debugger = gdb_debugger(cli);
+    let guest = snap.guest(
+        policies(cli)?,
+        vm,
+        mm,
+        fds,
+        debugger.clone(),
+        run::run_thread,
+    )?;
     if lock(&guest.signals).actions[(libc::SIGCHLD - 1) as usize].handler == libc::SIG_IGN as u64 {
         kick::mirror_sigchld(true)?;
     }
@@ -367,14 +383,23 @@ fn restore(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infalli
     if !cli.no_seccomp && !cli.seccomp_inherited {
         seccomp::install()?;
     }
+    if let Some(debugger) = &debugger {
+        start_gdb_stub(cli, &guest, debugger)?;
+    }
+    // Under `-g` every thread parks before its first instruction.
+    let stopped = cli.gdb_port.is_some() && !cli.gdb_listen;
     let all_started = Arc::new(std::sync::Barrier::new(vcpus.len()));
     let mut main_thread = None;
     for (i, (vcpu, t)) in vcpus.into_iter().zip(&snap.threads).enumerate() {
         let extra = t.extra;
         let sigmask = t.sigmask;
+        let pending = snap.pending(Some(i));
         let start = move |guest: &Arc<Guest>| {
             let tid = rustix::thread::gettid().as_raw_nonzero().get();
             let handle = guest.thread_started(tid);
+            for info in pending {
+                let _ = handle.pending.add(info);
+            }
             Thread {
                 clear_child_tid: extra.clear_child_tid,
                 robust_list: extra.robust_list,
@@ -390,7 +415,7 @@ fn restore(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infalli
         std::thread::Builder::new().spawn(move || {
             let thread = start(&guest);
             all_started.wait();
-            guest.run(thread, false);
+            guest.run(thread, stopped);
         })?;
     }
     let thread = main_thread.context("no thread to resume")?(&guest);
@@ -402,7 +427,8 @@ fn restore(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infalli
         path.display(),
         snap.threads.len()
     );
-    guest.run(thread, false);
+    stats::restored();
+    guest.run(thread, stopped);
     loop {
         std::thread::park();
     }

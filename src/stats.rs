@@ -86,9 +86,17 @@ pub fn count(event: Event) {
 pub enum Span {
     InKvmRun,
     Parked,
+    /// From the start of counting until a restored snapshot's first instruction.
+    Restoring,
 }
 
-static SPANS: [AtomicU64; 2] = [const { AtomicU64::new(0) }; 2];
+static SPANS: [AtomicU64; 3] = [const { AtomicU64::new(0) }; 3];
+
+/// Notes that a restored snapshot is about to run its first instruction.
+pub fn restored() {
+    let since = SINCE.try_lock().ok().and_then(|s| *s);
+    spent(Span::Restoring, since);
+}
 
 /// Adds the time since `start` (from [`start`]) to `span`.
 pub fn spent(span: Span, start: Option<Instant>) {
@@ -208,8 +216,15 @@ fn render(name: &str, why: &str) -> String {
         .map_or(0.0, |s| s.elapsed().as_secs_f64() * 1e3);
     let ms = |span: Span| SPANS[span as usize].load(Ordering::Relaxed) as f64 / 1e6;
     let counted = |e: usize| COUNTS[e].load(Ordering::Relaxed);
+    let restored = match SPANS[Span::Restoring as usize].load(Ordering::Relaxed) {
+        0 => String::new(),
+        _ => format!(
+            "\n  restored: first instruction after {:.1} ms",
+            ms(Span::Restoring)
+        ),
+    };
     let mut out = format!(
-        "km stats: pid {} {name} ({why})\n  wall {wall:.1} ms, in KVM_RUN {:.1} ms, parked for gdb {:.1} ms\n  exits:",
+        "km stats: pid {} {name} ({why})\n  wall {wall:.1} ms, in KVM_RUN {:.1} ms, parked for gdb {:.1} ms{restored}\n  exits:",
         std::process::id(),
         ms(Span::InKvmRun),
         ms(Span::Parked)

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
-use common::{free_port, km, payload, text, wait_for};
+use common::{assert_lines_in_order, free_port, km, payload, text, wait_for};
 
 /// The lines a session must show, in order (substrings of whole lines).
 const EXPECTED: &[&str] = &[
@@ -96,17 +96,6 @@ fn session(exe: Option<&Path>, port: u16, script: &str) -> Option<String> {
     Some(text(&out.stdout) + &text(&out.stderr))
 }
 
-fn assert_session(shown: &str, who: &str, expected: &[&str]) {
-    let lines: Vec<&str> = shown.lines().collect();
-    let mut at = 0;
-    for want in expected {
-        match lines[at..].iter().position(|l| l.contains(want)) {
-            Some(i) => at += i + 1,
-            None => panic!("{who}: expected a line with {want:?} after line {at} in:\n{shown}"),
-        }
-    }
-}
-
 /// Starts `server` (already told its port), waits until it listens (it prints
 /// `marker`), runs gdb-tests/`script` against it (see [`session`]) and waits for it
 /// to end. Returns what gdb showed and how the server ended; a hung session fails
@@ -188,7 +177,7 @@ fn gdb_session_under_km_and_gdbserver() {
 
         let who = format!("km {libc}");
         let (shown, status) = under(Server::Km, &dir, &args, Some(&exe), "session.gdb", &who);
-        assert_session(&shown, &who, EXPECTED);
+        assert_lines_in_order(&shown, &who, EXPECTED);
         assert!(status.success(), "{who}: {status}");
 
         let who = format!("gdbserver {libc}");
@@ -200,7 +189,7 @@ fn gdb_session_under_km_and_gdbserver() {
             "session.gdb",
             &who,
         );
-        assert_session(&shown, &who, EXPECTED);
+        assert_lines_in_order(&shown, &who, EXPECTED);
     }
 }
 
@@ -231,13 +220,13 @@ fn gdb_without_the_executable_fetches_it_and_names_threads() {
     let args = [exe.as_os_str()];
 
     let (shown, status) = under(Server::Km, &dir, &args, None, "nofile.gdb", "km");
-    assert_session(&shown, "km", NOFILE_EXPECTED);
+    assert_lines_in_order(&shown, "km", NOFILE_EXPECTED);
     assert!(
         shown.contains(&format!("Reading {} from remote target", exe.display())),
         "km: gdb did not take the path from qXfer:exec-file:\n{shown}"
     );
     // Threads are named after the executable, as Linux's comm (qXfer:threads).
-    assert_session(&shown, "km", NOFILE_THREADS);
+    assert_lines_in_order(&shown, "km", NOFILE_THREADS);
     assert!(status.success(), "km: {status}");
 
     let (shown, _) = under(
@@ -248,8 +237,8 @@ fn gdb_without_the_executable_fetches_it_and_names_threads() {
         "nofile.gdb",
         "gdbserver",
     );
-    assert_session(&shown, "gdbserver", NOFILE_EXPECTED);
-    assert_session(&shown, "gdbserver", NOFILE_THREADS);
+    assert_lines_in_order(&shown, "gdbserver", NOFILE_EXPECTED);
+    assert_lines_in_order(&shown, "gdbserver", NOFILE_THREADS);
 }
 
 /// Runs gdb-tests/`script` on `exe args` under `km -g` and under gdbserver and
@@ -266,7 +255,7 @@ fn both_servers(
     all.extend(args.iter().map(OsStr::new));
 
     let (km_shown, km_status) = under(Server::Km, &dir, &all, Some(exe), script, "km");
-    assert_session(&km_shown, &format!("km {script}"), expected);
+    assert_lines_in_order(&km_shown, &format!("km {script}"), expected);
 
     let (shown, _) = under(
         Server::Gdbserver,
@@ -276,7 +265,7 @@ fn both_servers(
         script,
         "gdbserver",
     );
-    assert_session(&shown, &format!("gdbserver {script}"), expected);
+    assert_lines_in_order(&shown, &format!("gdbserver {script}"), expected);
     (km_shown, km_status)
 }
 
@@ -303,7 +292,7 @@ fn ymm_registers_are_read_and_written() {
     ];
 
     let (km_shown, status) = under(Server::Km, &dir, &args, Some(&exe), "avx.gdb", "km");
-    assert_session(&km_shown, "km avx.gdb", &expected);
+    assert_lines_in_order(&km_shown, "km avx.gdb", &expected);
     assert!(status.success(), "km: {status}");
 
     // The reference: on some hosts (seen on an Intel AVX-512 machine) gdbserver itself
@@ -324,7 +313,7 @@ fn ymm_registers_are_read_and_written() {
         );
         return;
     }
-    assert_session(&shown, "gdbserver avx.gdb", &expected);
+    assert_lines_in_order(&shown, "gdbserver avx.gdb", &expected);
 }
 
 /// What gdb prints after `set var $ymm0.v4_int64[3] = 0x42` and a stepi, when the
@@ -439,7 +428,7 @@ fn stepi_steps_over_system_calls() {
         "gdbserver",
     );
     let pc = |shown: &str| {
-        assert_session(
+        assert_lines_in_order(
             shown,
             "stepi",
             &["Breakpoint 1, main ()", "$1 = ", "exited normally"],
@@ -460,7 +449,7 @@ fn stepi_steps_over_system_calls() {
     let exe = payload("debuggee.glibc");
     let args = [exe.as_os_str(), OsStr::new("watch")];
     let (shown, _) = under(Server::Km, &dir, &args, Some(&exe), "stepi-long.gdb", "km");
-    assert_session(
+    assert_lines_in_order(
         &shown,
         "km stepi 1000",
         &["Breakpoint 1, main (", "$1 = (void (*)()) 0x"],
@@ -491,7 +480,7 @@ fn a_fault_stops_gdb_with_its_signal() {
         OsStr::new("null"),
     ];
     let (shown, status) = under(Server::Km, &dir, &km_args, Some(&exe), "signal.gdb", "km");
-    assert_session(&shown, "km", SIGNAL_EXPECTED);
+    assert_lines_in_order(&shown, "km", SIGNAL_EXPECTED);
     assert_eq!(status.signal(), Some(libc::SIGSEGV));
     // The signal gdb passed on killed the payload: its core shows the faulting
     // frame, not km's exception stub.
@@ -516,7 +505,7 @@ fn a_fault_stops_gdb_with_its_signal() {
         "signal.gdb",
         "gdbserver",
     );
-    assert_session(&shown, "gdbserver", SIGNAL_EXPECTED);
+    assert_lines_in_order(&shown, "gdbserver", SIGNAL_EXPECTED);
 }
 
 /// Starts `km --gdb-listen` on the waiter payload (`exe`, which handles SIGTERM) and
@@ -1045,7 +1034,7 @@ fn catch_syscall_stops_at_entry_and_return() {
         "exited normally",
     ];
     let (shown, status) = both_servers(&exe, &[], "catch-syscall.gdb", &expected);
-    assert_session(
+    assert_lines_in_order(
         &shown,
         "km",
         &["(call to syscall write)", "(returned from syscall write)"],
@@ -1149,7 +1138,7 @@ fn quit_kills_a_payload_started_for_gdb() {
         "quit.gdb",
         "km",
     );
-    assert_session(&shown, "km", &["Breakpoint 1, compute (n=3)"]);
+    assert_lines_in_order(&shown, "km", &["Breakpoint 1, compute (n=3)"]);
     assert_eq!(
         status.signal(),
         Some(libc::SIGKILL),
@@ -1231,7 +1220,7 @@ fn assert_same_thread_names(exe: &Path, mode: &str, threads: usize) {
         "exited normally",
     ];
     let (km_shown, status) = under(Server::Km, &dir, &args, Some(exe), script, "km");
-    assert_session(&km_shown, &who("km"), &expected);
+    assert_lines_in_order(&km_shown, &who("km"), &expected);
     assert!(status.success(), "{}: {status}", who("km"));
     let (shown, _) = under(
         Server::Gdbserver,
@@ -1241,7 +1230,7 @@ fn assert_same_thread_names(exe: &Path, mode: &str, threads: usize) {
         script,
         "gdbserver",
     );
-    assert_session(&shown, &who("gdbserver"), &expected);
+    assert_lines_in_order(&shown, &who("gdbserver"), &expected);
     let names = listed_thread_names(&shown);
     assert_eq!(names.len(), threads, "{}:\n{shown}", who("gdbserver"));
     assert_eq!(
@@ -1394,7 +1383,7 @@ fn follow_fork_mode_child_reaches_a_breakpoint_in_the_child() {
             "follow-fork.gdb",
             who,
         );
-        assert_session(&shown, who, &expected);
+        assert_lines_in_order(&shown, who, &expected);
         assert_real_pids(&shown, who);
         // The parent, detached, reaps the child's status 0 and exits 0.
         assert!(status.success(), "{who}: {status}\n{shown}");

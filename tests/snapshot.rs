@@ -10,7 +10,10 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use common::{km_only_stdio as km, native, payload, run, scratch, text, wait_for};
+use common::{
+    assert_lines_in_order, free_port, km_only_stdio as km, native, payload, run, scratch, text,
+    wait_for,
+};
 
 /// How long a payload under test may take.
 const LIMIT: Duration = Duration::from_secs(120);
@@ -35,6 +38,22 @@ fn after_snapshot(out: &str) -> Vec<&str> {
         .skip_while(|l| !l.starts_with("snapshot returned") && *l != "waiting")
         .skip(1)
         .collect()
+}
+
+/// The payload of `tests/payloads/snapstate.c` taken into a snapshot that ends
+/// it, in `dir`; the snapshot and what the payload prints natively after the
+/// call.
+fn state_snapshot(dir: &Path) -> (PathBuf, String) {
+    let exe = payload("snapstate.glibc");
+    let native_out = text(&run(&mut native(&exe)).stdout);
+    assert!(
+        native_out.starts_with("snapshot returned -1 Function not implemented\n"),
+        "{native_out}"
+    );
+    let out = run(km().current_dir(dir).arg(&exe));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "", "the payload ends inside the call");
+    (dir.join("kmsnap"), after_snapshot(&native_out).join("\n"))
 }
 
 /// Restores `snap`, in `dir`, and returns its output (it must exit 0).
@@ -103,18 +122,23 @@ fn a_snapshot_that_ends_the_payload_resumes_from_the_call() {
     assert_eq!(after_snapshot(&restored).join("\n"), native_rest(&dir));
 }
 
-/// Starts the payload waiting for SIGUSR2 under km with `--mgtpipe`, and waits
-/// until it says so.
-fn start_waiting(dir: &Path, snap: &Path, sock: &Path) -> Child {
-    let mut child = km()
-        .arg(format!("--snapshot={}", snap.display()))
+/// Starts `snapshot.glibc FILE MODE` (FILE in `dir`) under km writing to `snap`
+/// and listening on `sock`, its output piped.
+fn start_managed(dir: &Path, snap: &Path, sock: &Path, mode: &str) -> Child {
+    km().arg(format!("--snapshot={}", snap.display()))
         .arg(format!("--mgtpipe={}", sock.display()))
         .arg(payload("snapshot.glibc"))
         .arg(dir.join("file"))
-        .arg("wait")
+        .arg(mode)
         .stdout(Stdio::piped())
         .spawn()
-        .expect("spawning km");
+        .expect("spawning km")
+}
+
+/// Starts the payload waiting for SIGUSR2 under km with `--mgtpipe`, and waits
+/// until it says so.
+fn start_waiting(dir: &Path, snap: &Path, sock: &Path) -> Child {
+    let mut child = start_managed(dir, snap, sock, "wait");
     let mut stdout = child.stdout.take().unwrap();
     let mut seen = Vec::new();
     let mut byte = [0u8; 1];
@@ -331,4 +355,133 @@ fn a_python_program_resumes_from_its_snapshot_and_gdb_reads_it() {
         })
         .count();
     assert_eq!(listed, 2, "{threads}{}", text(&gdb.stderr));
+}
+
+#[test]
+fn gs_base_pending_signals_and_an_interval_timer_come_back() {
+    let dir = scratch("snapshot-state");
+    let (snap, expected) = state_snapshot(&dir);
+    for line in [
+        "GS base: the word, %gs:0 = 0x1234abcd5678ef00",
+        "a new thread's %gs:0 = 0x1234abcd5678ef00",
+        "a fork child's %gs:0 = 0x1234abcd5678ef00",
+        "pending: SIGUSR1 1, SIGUSR2 1, SIGRTMIN 1, SIGALRM 0",
+        "interval timer armed, under 600 s left: yes",
+        "handled: SIGUSR1 1, SIGUSR2 1, SIGRTMIN 2",
+        "alarm had between 1 and 600 s left: yes",
+    ] {
+        assert!(
+            expected.contains(line),
+            "{line:?} missing natively: {expected}"
+        );
+    }
+    let restored = text(&restore(&snap, &dir).stdout);
+    assert!(restored.starts_with("snapshot returned 1\n"), "{restored}");
+    assert_eq!(after_snapshot(&restored).join("\n"), expected);
+}
+
+/// The gdb session `km -g` gives a restored payload, in order (substrings of
+/// whole lines).
+const RESTORED_UNDER_GDB: &[&str] = &[
+    // Held where the snapshot call returns.
+    " in syscall ()",
+    "Thread 2 \"km\" hit Breakpoint 1, thread_gs (arg=0x0) at ../tests/payloads/snapstate.c:",
+    "#0  thread_gs (arg=0x0) at ../tests/payloads/snapstate.c:",
+    "$1 = 0x1234abcd5678ef00",
+    "exited normally",
+];
+
+#[test]
+fn gdb_debugs_a_restored_payload() {
+    let dir = scratch("snapshot-gdb");
+    let (snap, expected) = state_snapshot(&dir);
+    let port = free_port();
+    let mut restored = km()
+        .current_dir(&dir)
+        .arg(format!("-g{port}"))
+        .arg(&snap)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawning km");
+    let mut err = std::io::BufReader::new(restored.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("waiting for gdb") {
+        line.clear();
+        use std::io::BufRead;
+        assert!(
+            err.read_line(&mut line).unwrap() > 0,
+            "km ended before listening"
+        );
+    }
+    let gdb = Command::new("timeout")
+        .arg("60")
+        .args(["gdb", "-batch", "-nx"])
+        .args(["-ex", &format!("target remote :{port}")])
+        .args(["-ex", "handle SIGUSR1 SIGUSR2 SIG34 nostop noprint pass"])
+        .args(["-ex", "break thread_gs"])
+        .args(["-ex", "continue"])
+        .args(["-ex", "bt"])
+        // The word at the GS base: 0x1234abcd5678ef00.
+        .args(["-ex", "print/x *(unsigned long *)$gs_base"])
+        .args(["-ex", "delete"])
+        .args(["-ex", "continue"])
+        .arg(payload("snapstate.glibc"))
+        .output()
+        .expect("gdb is needed for this test (Debian package gdb)");
+    let shown = text(&gdb.stdout) + &text(&gdb.stderr);
+    assert_lines_in_order(&shown, "gdb on the restored payload", RESTORED_UNDER_GDB);
+    let out = finish(restored);
+    assert!(out.starts_with("snapshot returned 1\n"), "{out}");
+    assert_eq!(after_snapshot(&out).join("\n"), expected);
+}
+
+#[test]
+fn a_second_snapshot_while_one_is_written_is_refused_with_ebusy() {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = scratch("snapshot-busy");
+    let (snap, sock) = (dir.join("snap"), dir.join("mgt.sock"));
+    // km writes the snapshot into snap.part, here a FIFO of one page that
+    // nobody reads yet: the payload's snapshot stays in progress, with no
+    // timing involved, until the test reads it.
+    let fifo = dir.join("snap.part");
+    let made = run(Command::new("mkfifo").arg(&fifo));
+    assert!(made.status.success(), "mkfifo: {}", text(&made.stderr));
+    let mut reader = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&fifo)
+        .unwrap();
+    rustix::pipe::fcntl_setpipe_size(&reader, 4096).unwrap();
+    rustix::fs::fcntl_setfl(&reader, rustix::fs::OFlags::empty()).unwrap();
+    let payload_run = start_managed(&dir, &snap, &sock, "live");
+    // The first bytes of the snapshot: it is being written (and km waits for
+    // room in the FIFO). A FIFO that never had a writer polls as not ready.
+    let mut ready = [rustix::event::PollFd::new(
+        &reader,
+        rustix::event::PollFlags::IN,
+    )];
+    let deadline = rustix::event::Timespec {
+        tv_sec: LIMIT.as_secs() as i64,
+        tv_nsec: 0,
+    };
+    let polled = rustix::event::poll(&mut ready, Some(&deadline)).unwrap();
+    assert_eq!(polled, 1, "km did not start writing its snapshot");
+    let mut first = [0u8; 1];
+    reader.read_exact(&mut first).unwrap();
+    let refused = run(Command::new(km_cli()).arg("-s").arg(&sock).arg("-r"));
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused.stdout));
+    let err = text(&refused.stderr);
+    assert!(err.to_lowercase().contains("busy"), "{err}");
+    // The rest of the first snapshot, which then fails (a FIFO cannot hold its
+    // holes): the payload gets the error and goes on.
+    let mut rest = Vec::new();
+    reader.read_to_end(&mut rest).unwrap();
+    let out = finish(payload_run);
+    assert!(
+        out.starts_with("snapshot returned -1 Illegal seek\n"),
+        "{out}"
+    );
+    assert_eq!(after_snapshot(&out).join("\n"), native_rest(&dir));
 }

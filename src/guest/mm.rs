@@ -10,6 +10,7 @@
 //! as on Linux; freed memory also goes back to the host (`GuestMemory::discard`).
 
 use std::collections::BTreeMap;
+use std::fs::File;
 use std::ops::Range;
 use std::os::fd::BorrowedFd;
 use std::sync::Arc;
@@ -22,6 +23,30 @@ use crate::guest::vm::{MMAP_MIN_ADDR, Vm};
 use crate::memory::{Fault, Growth, HUGE_PAGE_SIZE, RegionKind, page_align_up};
 use crate::trace;
 use crate::trace::Category;
+
+/// Where the contents of a mapping restored from a snapshot come from: `len`
+/// bytes at `offset` in a file.
+pub enum Contents<'a> {
+    /// The file mapped over the range (MAP_PRIVATE, copy-on-write, or MAP_SHARED):
+    /// pages are read in on first touch, or at once with `populate` (the page
+    /// cache's pages mapped as they are, for a mapping the payload cannot write).
+    Mapped {
+        fd: BorrowedFd<'a>,
+        offset: u64,
+        len: u64,
+        flags: i32,
+        populate: bool,
+    },
+    /// Read now into the range's anonymous memory, `runs` of it (file offsets, within
+    /// `offset..offset + len`; the rest reads as zeroes): the payload then finds the
+    /// pages present, and KVM maps their neighbours with each fault.
+    Read {
+        file: &'a File,
+        offset: u64,
+        len: u64,
+        runs: Vec<Range<u64>>,
+    },
+}
 
 /// Top of the main stack; the system region lies above it.
 pub const STACK_TOP: u64 = crate::guest::landing_pad::SYS_BASE - HUGE_PAGE_SIZE;
@@ -202,18 +227,19 @@ impl AddressSpace {
         (base, self.brk_start, self.brk)
     }
 
-    /// Maps back a mapping of a snapshot as `vma` at `range`: its first bytes are
-    /// those of `contents` (a file, the offset and the length there, and
-    /// MAP_PRIVATE, copy-on-write, so that pages are read in on first touch, or
-    /// MAP_SHARED); the rest is zero.
+    /// Maps back a mapping of a snapshot as `vma` at `range`; its first bytes come
+    /// from `contents`, the rest is zero.
     pub fn restore_mapping(
         &mut self,
         vm: &Vm,
         range: Range<u64>,
         vma: Vma,
-        contents: (BorrowedFd<'_>, u64, u64, i32),
+        contents: Contents<'_>,
     ) -> Result<()> {
-        let (file, offset, len, flags) = contents;
+        let (offset, len) = match &contents {
+            Contents::Mapped { offset, len, .. } => (*offset, *len),
+            Contents::Read { offset, len, .. } => (*offset, *len),
+        };
         let aligned = |a: u64| a.is_multiple_of(crate::memory::PAGE_SIZE);
         let valid = range.start < range.end
             && range.start >= MMAP_MIN_ADDR
@@ -231,17 +257,31 @@ impl AddressSpace {
             );
         };
         vm.commit(region, range.clone())?;
-        if len > 0 {
-            let stored = range.start..range.start + page_align_up(len);
-            let rw = libc::PROT_READ | libc::PROT_WRITE;
-            vm.mem
-                .map_file(stored.clone(), file, offset, rw, flags)
-                .or_else(|_| {
+        match contents {
+            Contents::Mapped { fd, flags, .. } => {
+                if len > 0 {
+                    let stored = range.start..range.start + page_align_up(len);
+                    let rw = libc::PROT_READ | libc::PROT_WRITE;
                     vm.mem
-                        .map_file(stored, file, offset, libc::PROT_READ, flags)
-                })?;
+                        .map_file(stored.clone(), fd, offset, rw, flags)
+                        .or_else(|_| vm.mem.map_file(stored, fd, offset, libc::PROT_READ, flags))?;
+                }
+                vm.protect(range.clone(), vma.prot)?;
+            }
+            Contents::Read { file, runs, .. } => {
+                vm.mem.prefer_huge_pages(range.clone())?;
+                for run in runs {
+                    if run.start < offset || run.end > offset.saturating_add(len) {
+                        anyhow::bail!(
+                            "data at {run:#x?} outside the segment's {len:#x} bytes at {offset:#x}"
+                        );
+                    }
+                    let at = range.start + (run.start - offset);
+                    vm.mem.read_from_file(at, file, run)?;
+                }
+                vm.protect_loaded(range.clone(), vma.prot)?;
+            }
         }
-        vm.protect(range.clone(), vma.prot)?;
         self.insert(range, vma);
         Ok(())
     }

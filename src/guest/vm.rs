@@ -9,7 +9,7 @@ use std::os::fd::OwnedFd;
 use anyhow::{Context, Result};
 
 use super::landing_pad::{self, CpuArea, PT_POOL, SYS_BASE, SYS_SIZE};
-use super::paging::{PTE_ACCESSED, PTE_NX, PTE_USER, PTE_WRITE, PageTables};
+use super::paging::{PTE_ACCESSED, PTE_DIRTY, PTE_NX, PTE_USER, PTE_WRITE, PageTables};
 use super::vcpu::Vcpu;
 use crate::kvm::{Backend, KvmVm};
 use crate::memory::{Growth, GuestMemory, RegionKind};
@@ -93,11 +93,13 @@ impl Vm {
     }
 
     /// [`Vm::protect`] for pages km fills before the payload runs (a loaded ELF
-    /// image): their entries start out accessed, and KVM's shadow MMU, which
-    /// prefetches only accessed entries, then maps up to 8 neighbours on each
-    /// fault. Changing them later costs a flush, as for any accessed entry.
+    /// image, a restored snapshot): their entries start out accessed, and KVM's
+    /// shadow MMU, which prefetches only accessed entries, then maps up to 8
+    /// neighbours on each fault; dirty too, so that it maps a writable neighbour
+    /// writable, and a first write there takes no fault of its own. Changing them
+    /// later costs a flush, as for any accessed entry.
     pub fn protect_loaded(&self, range: Range<u64>, prot: i32) -> Result<()> {
-        self.set_entries(range, prot, PTE_ACCESSED)
+        self.set_entries(range, prot, PTE_ACCESSED | PTE_DIRTY)
     }
 
     fn set_entries(&self, range: Range<u64>, prot: i32, extra: u64) -> Result<()> {

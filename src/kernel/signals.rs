@@ -232,6 +232,20 @@ impl PendingQueue {
         self.bits.load(Ordering::SeqCst)
     }
 
+    /// Every pending signal's siginfo, lowest signal first and each signal's in
+    /// the order they were queued (one that was only marked pending: SI_USER's).
+    pub fn contents(&self) -> Vec<SigInfo> {
+        let map = lock(&self.info);
+        let bits = self.bits();
+        (1..=64)
+            .filter(|sig| bits & bit(*sig) != 0)
+            .flat_map(|sig| match map.get(&sig) {
+                Some(queue) if !queue.is_empty() => queue.iter().copied().collect(),
+                _ => vec![info(sig, SI_USER)],
+            })
+            .collect()
+    }
+
     /// Takes the lowest pending signal in `allowed`.
     pub fn take(&self, allowed: u64) -> Option<SigInfo> {
         if self.bits() & allowed == 0 {
@@ -255,7 +269,7 @@ impl PendingQueue {
 }
 
 /// Moves host signals received by km into the payload's process-wide pending set.
-fn collect_host_signals(guest: &Guest) {
+pub fn collect_host_signals(guest: &Guest) {
     let mut host = kick::take_host_pending();
     while host != 0 {
         let sig = host.trailing_zeros() as i32 + 1;

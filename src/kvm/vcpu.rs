@@ -4,7 +4,7 @@
 
 use std::sync::OnceLock;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use kvm_bindings::{Msrs, kvm_msr_entry, kvm_regs, kvm_segment, kvm_xcrs};
 use kvm_ioctls::{VcpuExit, VcpuFd};
 
@@ -238,14 +238,33 @@ impl KvmVcpu {
     }
 
     pub fn set_fs_base(&self, base: u64) -> Result<()> {
-        let msrs =
-            Msrs::from_entries(&[msr(MSR_FS_BASE, base)]).context("building the MSR list")?;
-        self.fd.set_msrs(&msrs).context("KVM_SET_MSRS FS_BASE")?;
+        self.set_msr(MSR_FS_BASE, base)
+            .context("KVM_SET_MSRS FS_BASE")
+    }
+
+    pub fn set_gs_base(&self, base: u64) -> Result<()> {
+        self.set_msr(MSR_GS_BASE, base)
+            .context("KVM_SET_MSRS GS_BASE")
+    }
+
+    /// FS and GS bases at once (a new thread's, a restored one's).
+    pub fn set_segment_bases(&self, fs: u64, gs: u64) -> Result<()> {
+        let msrs = Msrs::from_entries(&[msr(MSR_FS_BASE, fs), msr(MSR_GS_BASE, gs)])
+            .context("building the MSR list")?;
+        let n = self
+            .fd
+            .set_msrs(&msrs)
+            .context("KVM_SET_MSRS FS_BASE, GS_BASE")?;
+        if n != 2 {
+            bail!("KVM_SET_MSRS set {n} of FS_BASE, GS_BASE");
+        }
         Ok(())
     }
 
-    pub fn fs_base(&self) -> Result<u64> {
-        Ok(self.fd.get_sregs().context("KVM_GET_SREGS")?.fs.base)
+    fn set_msr(&self, index: u32, value: u64) -> Result<()> {
+        let msrs = Msrs::from_entries(&[msr(index, value)]).context("building the MSR list")?;
+        self.fd.set_msrs(&msrs)?;
+        Ok(())
     }
 
     /// Lets a kick interrupt this vCPU while the calling thread drives it.

@@ -31,6 +31,7 @@ mod pagemap;
 
 pub use pagemap::Backing;
 
+use std::fs::File;
 use std::ops::Range;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::sync::Arc;
@@ -563,6 +564,21 @@ impl GuestMemory {
         Ok(())
     }
 
+    /// Maps the host pages behind a committed guest range that a file mapping
+    /// backs, as a read would (MADV_POPULATE_READ): the page cache's own pages,
+    /// nothing copied; a hint, which fails on hosts before Linux 5.14.
+    pub fn populate_read(&self, range: Range<u64>) -> Result<()> {
+        let len = (range.end - range.start) as usize;
+        let host = self.slice(range.start, len)?.ptr_guard_mut().as_ptr();
+        // SAFETY: `host..host+len` is committed guest memory inside a region's
+        // reservation (checked by `slice`); populating changes no contents.
+        if unsafe { libc::madvise(host.cast(), len, libc::MADV_POPULATE_READ) } != 0 {
+            let e = std::io::Error::last_os_error();
+            trace!(Category::Mem, "MADV_POPULATE_READ on {len:#x} bytes: {e}");
+        }
+        Ok(())
+    }
+
     /// Backs a committed guest range with fresh zeroed shared memory (the guest's
     /// MAP_SHARED|MAP_ANONYMOUS): a fork child's km shares it with this km, as Linux
     /// shares such memory between parent and child.
@@ -573,6 +589,23 @@ impl GuestMemory {
             libc::PROT_READ | libc::PROT_WRITE,
             libc::MAP_SHARED,
         )
+    }
+
+    /// Reads `file`'s bytes `range` (file offsets) into committed guest memory at
+    /// `addr`.
+    pub fn read_from_file(&self, addr: u64, file: &File, range: Range<u64>) -> Result<()> {
+        use std::io::{Seek, SeekFrom};
+        use vm_memory::ReadVolatile;
+        let len = usize::try_from(range.end - range.start)?;
+        let mut buf = self.slice(addr, len)?;
+        let mut reader = file;
+        reader.seek(SeekFrom::Start(range.start))?;
+        reader.read_exact_volatile(&mut buf).with_context(|| {
+            format!(
+                "reading {len:#x} bytes at {:#x} of the file into guest memory at {addr:#x}",
+                range.start
+            )
+        })
     }
 
     /// Backs a committed guest range with a host file mapping (MAP_PRIVATE or

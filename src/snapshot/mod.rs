@@ -181,6 +181,32 @@ fn note_state(
         .map(|a| a.words())
         .collect();
     let cwd = std::env::current_dir().context("reading the working directory")?;
+    crate::kernel::signals::collect_host_signals(guest);
+    let mut pending: Vec<_> = guest
+        .pending
+        .contents()
+        .into_iter()
+        .map(|info| (None, info))
+        .collect();
+    for (i, t) in threads.iter().enumerate() {
+        if let Some(handle) = guest.thread(t.core.tid) {
+            pending.extend(
+                handle
+                    .pending
+                    .contents()
+                    .into_iter()
+                    .map(|info| (Some(i), info)),
+            );
+        }
+    }
+    let itimers = [libc::ITIMER_REAL, libc::ITIMER_VIRTUAL, libc::ITIMER_PROF]
+        .into_iter()
+        .filter_map(|which| {
+            let value = crate::memory::host::getitimer(which).ok()?;
+            // Armed when its value (the second timeval) is not zero.
+            (value[2] != 0 || value[3] != 0).then_some((which, value))
+        })
+        .collect();
     Ok(state::State {
         label: req.label.clone(),
         description: req.description.clone(),
@@ -209,6 +235,8 @@ fn note_state(
             .collect(),
         fds,
         epoll,
+        itimers,
+        pending,
     })
 }
 

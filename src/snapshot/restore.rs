@@ -4,6 +4,7 @@
 //! (break, signal dispositions, descriptors, working directory, limits).
 
 use std::fs::File;
+use std::ops::Range;
 use std::os::fd::AsFd;
 use std::path::Path;
 use std::sync::Arc;
@@ -13,15 +14,20 @@ use kvm_bindings::kvm_regs;
 
 use super::descriptors;
 use super::state::{self, State};
-use crate::guest::mm::{AddressSpace, Vma};
+use crate::guest::mm::{AddressSpace, Contents, Vma};
 use crate::guest::vcpu::Vcpu;
 use crate::guest::vm::Vm;
 use crate::kernel::fdtable::FdTable;
 use crate::kernel::lock;
 use crate::kernel::process::{Config, Guest, ThreadRunner};
-use crate::kernel::signals::SigAction;
+use crate::kernel::ptrace::Debugger;
+use crate::kernel::signals::{SigAction, SigInfo};
 use crate::trace;
 use crate::trace::Category;
+
+/// How many bytes of the snapshot's segments a restore reads in at once (in
+/// address order, whole segments); the rest come in on first touch.
+const EAGER_BUDGET: u64 = 64 << 20;
 
 /// A thread of the snapshot: its core notes and km's.
 pub struct SavedThread {
@@ -130,6 +136,7 @@ impl Snapshot {
     pub fn address_space(&self, vm: &mut Vm) -> Result<AddressSpace> {
         let s = &self.state;
         let mut mm = AddressSpace::restored(vm, s.image_base, s.brk_start, s.brk)?;
+        let mut budget = EAGER_BUDGET;
         for (load, m) in self.loads.iter().zip(&s.mappings) {
             let end = load
                 .vaddr
@@ -154,26 +161,59 @@ impl Snapshot {
             match &m.file {
                 Some((path, offset)) if m.shared => {
                     let file = shared_file(path, prot)?;
-                    let contents = (file.as_fd(), *offset, load.memsz, libc::MAP_SHARED);
+                    let contents = Contents::Mapped {
+                        fd: file.as_fd(),
+                        offset: *offset,
+                        len: load.memsz,
+                        flags: libc::MAP_SHARED,
+                        populate: false,
+                    };
                     mm.restore_mapping(vm, load.vaddr..end, vma, contents)?;
                 }
                 _ => {
-                    let contents = (
-                        self.file.as_fd(),
-                        load.offset,
-                        load.filesz,
-                        libc::MAP_PRIVATE,
-                    );
+                    let contents = self.contents(load, &mut budget)?;
                     mm.restore_mapping(vm, load.vaddr..end, vma, contents)?;
                 }
             }
         }
         trace!(
             Category::Snapshot,
-            "mapped {} segments back copy-on-write",
-            self.loads.len()
+            "read {} MiB of the segments in, mapped the rest copy-on-write",
+            (EAGER_BUDGET - budget) >> 20
         );
         Ok(mm)
+    }
+
+    /// Where segment `load`'s contents come from: a segment the payload cannot
+    /// write is mapped from the file and its pages mapped at once (nothing is
+    /// copied); another is read in now if its data (what the file stores, its
+    /// holes left out) fits in what is left of `budget`, else mapped
+    /// copy-on-write from the file, its pages read on first touch.
+    fn contents(&self, load: &km_coredump::LoadHeader, budget: &mut u64) -> Result<Contents<'_>> {
+        let mapped = |populate| Contents::Mapped {
+            fd: self.file.as_fd(),
+            offset: load.offset,
+            len: load.filesz,
+            flags: libc::MAP_PRIVATE,
+            populate,
+        };
+        // PF_W
+        if load.flags & 2 == 0 {
+            return Ok(mapped(true));
+        }
+        let stored = load.offset..load.offset.saturating_add(load.filesz);
+        let runs = data_runs(&self.file, stored.clone())?;
+        let bytes: u64 = runs.iter().map(|r| r.end - r.start).sum();
+        if bytes > *budget {
+            return Ok(mapped(false));
+        }
+        *budget -= bytes;
+        Ok(Contents::Read {
+            file: &self.file,
+            offset: load.offset,
+            len: load.filesz,
+            runs,
+        })
     }
 
     /// The payload's descriptors: km's standard ones and those the snapshot names.
@@ -182,15 +222,18 @@ impl Snapshot {
         Ok(table)
     }
 
-    /// The process state shared by the threads, with `config`'s policies.
+    /// The process state shared by the threads, with `config`'s policies: the
+    /// signal dispositions, the signals pending for the process, the interval
+    /// timers (armed again with the time they had left).
     pub fn guest(
         &self,
         config: Config,
         vm: Vm,
         mm: AddressSpace,
         fds: FdTable,
+        debugger: Option<Arc<Debugger>>,
         runner: ThreadRunner,
-    ) -> Arc<Guest> {
+    ) -> Result<Arc<Guest>> {
         let s = &self.state;
         let config = Config {
             name: s.name.clone(),
@@ -201,14 +244,55 @@ impl Snapshot {
             auxv: self.auxv.clone(),
             ..config
         };
-        let guest = Arc::new(Guest::new(config, vm, mm, fds, None, runner));
+        let guest = Arc::new(Guest::new(config, vm, mm, fds, debugger, runner));
         let mut signals = lock(&guest.signals);
         for (action, words) in signals.actions.iter_mut().zip(&s.actions) {
             *action = SigAction::from_words(*words);
         }
         drop(signals);
-        guest
+        for info in self.pending(None) {
+            // Past the guest's RLIMIT_SIGPENDING only marked pending, as when sent.
+            let _ = guest.pending.add(info);
+        }
+        for (which, value) in &s.itimers {
+            crate::memory::host::setitimer(*which, Some(*value))
+                .with_context(|| format!("arming interval timer {which} again"))?;
+        }
+        Ok(guest)
     }
+
+    /// The signals pending for thread `thread` (`None`: for the process).
+    pub fn pending(&self, thread: Option<usize>) -> Vec<SigInfo> {
+        self.state
+            .pending
+            .iter()
+            .filter(|(t, _)| *t == thread)
+            .map(|(_, info)| *info)
+            .collect()
+    }
+}
+
+/// The parts of `file`'s bytes `range` that hold data (SEEK_DATA, SEEK_HOLE):
+/// the holes of a sparse file are pages that were never populated, zero.
+fn data_runs(file: &File, range: Range<u64>) -> Result<Vec<Range<u64>>> {
+    use rustix::fs::{SeekFrom, seek};
+    let mut runs = Vec::new();
+    let mut at = range.start;
+    while at < range.end {
+        let start = match seek(file, SeekFrom::Data(at)) {
+            Ok(start) => start,
+            Err(rustix::io::Errno::NXIO) => break,
+            Err(e) => return Err(e).context("finding the data of the snapshot file"),
+        };
+        if start >= range.end {
+            break;
+        }
+        let end =
+            seek(file, SeekFrom::Hole(start)).context("finding the holes of the snapshot file")?;
+        runs.push(start..end.min(range.end));
+        at = end;
+    }
+    Ok(runs)
 }
 
 /// The file of a shared mapping, opened for writing if the mapping is writable.
@@ -248,6 +332,13 @@ pub fn resume_on(vcpu: &Vcpu, t: &SavedThread) -> Result<()> {
         vcpu.set_xsave(&t.xsave)
             .context("restoring the FPU state")?;
     }
-    vcpu.set_fs_base(r.fs_base)?;
+    if r.fs_base.max(r.gs_base) >= 1 << 47 {
+        bail!(
+            "a thread's fs_base {:#x} or gs_base {:#x} outside user space",
+            r.fs_base,
+            r.gs_base
+        );
+    }
+    vcpu.set_segment_bases(r.fs_base, r.gs_base)?;
     vcpu.set_user_regs(&regs)
 }

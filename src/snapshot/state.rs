@@ -5,6 +5,7 @@
 use anyhow::{Context, Result, bail};
 
 use crate::guest::mm::VmaKind;
+use crate::kernel::signals::{SigInfo, signo};
 
 pub const NOTE_NAME: &str = "KMSNAP";
 pub const NOTE_TYPE: u32 = 1;
@@ -109,6 +110,12 @@ pub struct State {
     pub threads: Vec<Thread>,
     pub fds: Vec<Fd>,
     pub epoll: Vec<EpollEntry>,
+    /// Armed interval timers: ITIMER_REAL, _VIRTUAL or _PROF and its struct
+    /// itimerval (interval, then value, seconds and microseconds).
+    pub itimers: Vec<(i32, [u64; 4])>,
+    /// Pending signals: the thread (index in `threads`) or the process (`None`)
+    /// they are pending for, and their siginfo.
+    pub pending: Vec<(Option<usize>, SigInfo)>,
 }
 
 /// `bytes` in hex, `-` when empty.
@@ -257,6 +264,15 @@ impl State {
                 .iter()
                 .map(|e| format!("epoll {} {} {} {}", e.epoll, e.target, e.events, e.data)),
         );
+        lines.extend(
+            self.itimers
+                .iter()
+                .map(|(which, [a, b, c, d])| format!("itimer {which} {a} {b} {c} {d}")),
+        );
+        lines.extend(self.pending.iter().map(|(thread, info)| {
+            let thread = thread.map_or("-".into(), |t| t.to_string());
+            format!("pending {thread} {}", hex(info))
+        }));
         let mut out = lines.join("\n");
         out.push('\n');
         out.into_bytes()
@@ -274,6 +290,13 @@ impl State {
             state
                 .line(line)
                 .with_context(|| format!("km's note, line {}: {line:.80}", n + 2))?;
+        }
+        if let Some((Some(t), _)) = state
+            .pending
+            .iter()
+            .find(|(t, _)| t.is_some_and(|t| t >= state.threads.len()))
+        {
+            bail!("km's note has a signal pending for thread {t}, which it does not list");
         }
         if state.actions.len() != 64 {
             bail!(
@@ -326,6 +349,28 @@ impl State {
                 events: num(3)?.try_into().context("bad events")?,
                 data: num(4)?,
             }),
+            "itimer" => {
+                let which = int(1)?;
+                if !(0..=2).contains(&which) {
+                    bail!("no interval timer {which}");
+                }
+                self.itimers
+                    .push((which, [num(2)?, num(3)?, num(4)?, num(5)?]));
+            }
+            "pending" => {
+                let thread = match field(1)? {
+                    "-" => None,
+                    t => Some(t.parse().context("bad thread index")?),
+                };
+                let info: SigInfo = unhex(field(2)?)?
+                    .try_into()
+                    .ok()
+                    .context("a siginfo that is not 128 bytes")?;
+                if !(1..=64).contains(&signo(&info)) {
+                    bail!("a pending signal numbered {}", signo(&info));
+                }
+                self.pending.push((thread, info));
+            }
             other => bail!("unknown key {other:?}"),
         }
         Ok(())
@@ -390,6 +435,7 @@ fn descriptor(f: &[&str]) -> Result<Descriptor> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernel::signals::info;
 
     #[test]
     fn a_state_reads_back() {
@@ -426,6 +472,8 @@ mod tests {
                     offset: Some(7),
                 },
             }],
+            itimers: vec![(0, [0, 0, 1, 500_000])],
+            pending: vec![(None, info(10, 0)), (Some(0), info(12, -6))],
             ..State::default()
         };
         assert_eq!(State::decode(&state.encode()).unwrap(), state);
@@ -445,6 +493,11 @@ mod tests {
             good.replace("cwd -", "cwd 4"),
             good.replace("cwd -", "cwd é1"),
             format!("{good}mystery 1\n"),
+            format!("{good}itimer 3 0 0 1 0\n"),
+            format!("{good}pending - {}\n", hex(&[0; 128])),
+            format!("{good}pending - {}\n", hex(&[65; 128])),
+            format!("{good}pending - 0a\n"),
+            format!("{good}pending 0 {}\n", hex(&info(10, 0))),
         ] {
             assert!(State::decode(bad.as_bytes()).is_err(), "{bad:.60}");
         }

@@ -10,9 +10,11 @@ use crate::guest::limits;
 use crate::kernel::signals;
 use crate::memory::host;
 
+const ARCH_SET_GS: u64 = 0x1001;
 const ARCH_SET_FS: u64 = 0x1002;
 const ARCH_GET_FS: u64 = 0x1003;
-/// Lowest non-canonical user address: FS base must stay below it.
+const ARCH_GET_GS: u64 = 0x1004;
+/// Lowest non-canonical user address: FS and GS bases must stay below it.
 const USER_ADDR_LIMIT: u64 = 1 << 47;
 const BOUNCE_MAX: u64 = 1 << 20;
 const UTSNAME_FIELD: usize = 65;
@@ -20,18 +22,22 @@ const NSEC_PER_SEC: i64 = 1_000_000_000;
 
 pub fn arch_prctl(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     match a[0] {
-        ARCH_SET_FS => {
+        ARCH_SET_FS | ARCH_SET_GS => {
             if a[1] >= USER_ADDR_LIMIT {
                 return Err(Errno::PERM);
             }
-            ctx.thread
-                .vcpu
-                .set_fs_base(a[1])
-                .map_err(|_| Errno::INVAL)?;
+            let vcpu = &ctx.thread.vcpu;
+            let set = if a[0] == ARCH_SET_FS {
+                vcpu.set_fs_base(a[1])
+            } else {
+                vcpu.set_gs_base(a[1])
+            };
+            set.map_err(|_| Errno::INVAL)?;
             Ok(0)
         }
-        ARCH_GET_FS => {
-            let base = ctx.thread.vcpu.fs_base().map_err(|_| Errno::INVAL)?;
+        ARCH_GET_FS | ARCH_GET_GS => {
+            let (fs, gs) = ctx.thread.vcpu.segment_bases().map_err(|_| Errno::INVAL)?;
+            let base = if a[0] == ARCH_GET_FS { fs } else { gs };
             ctx.write_obj(a[1], base)?;
             Ok(0)
         }

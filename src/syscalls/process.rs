@@ -172,7 +172,7 @@ fn start_vfork_child(
     thread
         .vcpu
         .enter_user(&guest.vm.mem, &spec.regs)
-        .and_then(|()| thread.vcpu.set_fs_base(spec.fs_base))
+        .and_then(|()| thread.vcpu.set_segment_bases(spec.fs_base, spec.gs_base))
         .and_then(|()| answers::publish(guest, thread))
         .map_err(|_| Errno::AGAIN)?;
     if let Some(ctid) = spec.set_ctid {
@@ -422,7 +422,7 @@ fn run_child(
         // The new VM's TSC differs from the parent's: the clocks start afresh.
         guest.start_clocks(&vcpu)?;
         vcpu.set_regs(&spec.regs)?;
-        vcpu.set_fs_base(spec.fs_base)?;
+        vcpu.set_segment_bases(spec.fs_base, spec.gs_base)?;
         vcpu.set_xsave(xsave)?;
         Ok(vcpu)
     });

@@ -199,6 +199,8 @@ fn clone3_args(ctx: &Ctx<'_>, addr: u64, size: u64) -> Result<[u64; 11], Errno> 
 pub struct ChildSpec {
     pub regs: kvm_regs,
     pub fs_base: u64,
+    /// The creator's, as Linux gives a new thread or process.
+    pub gs_base: u64,
     pub set_ptid: Option<u64>,
     pub set_ctid: Option<u64>,
     pub clear_ctid: u64,
@@ -218,15 +220,17 @@ impl ChildSpec {
         tls: u64,
     ) -> Result<ChildSpec, Errno> {
         let parent = ctx.thread.vcpu.regs().map_err(|_| Errno::AGAIN)?;
+        let (fs, gs_base) = ctx.thread.vcpu.segment_bases().map_err(|_| Errno::AGAIN)?;
         let fs_base = if flags & libc::CLONE_SETTLS as u64 != 0 {
             tls
         } else {
-            ctx.thread.vcpu.fs_base().map_err(|_| Errno::AGAIN)?
+            fs
         };
         let has = |f: i32| flags & f as u64 != 0;
         Ok(ChildSpec {
             regs: process::child_regs(&parent, stack),
             fs_base,
+            gs_base,
             set_ptid: has(libc::CLONE_PARENT_SETTID).then_some(ptid),
             set_ctid: has(libc::CLONE_CHILD_SETTID).then_some(ctid),
             clear_ctid: if has(libc::CLONE_CHILD_CLEARTID) {
@@ -289,7 +293,7 @@ fn start_on_worker(
 /// clone was asked to.
 fn set_up(guest: &Guest, vcpu: &Vcpu, spec: &ChildSpec, tid: i32) -> Result<(), Errno> {
     vcpu.set_regs(&spec.regs)
-        .and_then(|_| vcpu.set_fs_base(spec.fs_base))
+        .and_then(|_| vcpu.set_segment_bases(spec.fs_base, spec.gs_base))
         .map_err(|_| Errno::AGAIN)?;
     for addr in [spec.set_ptid, spec.set_ctid].into_iter().flatten() {
         guest.write_user(addr, tid)?;

@@ -209,6 +209,19 @@ pub fn wait_for(child: &mut Child, limit: Duration, who: &str) -> ExitStatus {
     }
 }
 
+/// Asserts that `shown` (what `who` printed) has, in order, a line containing
+/// each of `expected`.
+pub fn assert_lines_in_order(shown: &str, who: &str, expected: &[&str]) {
+    let lines: Vec<&str> = shown.lines().collect();
+    let mut at = 0;
+    for want in expected {
+        match lines[at..].iter().position(|l| l.contains(want)) {
+            Some(i) => at += i + 1,
+            None => panic!("{who}: expected a line with {want:?} after line {at} in:\n{shown}"),
+        }
+    }
+}
+
 /// A TCP port on 127.0.0.1 free at the time of asking (for km's gdb stub).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

@@ -2,6 +2,7 @@
 //! its threads, signals, descriptors, execve, and the ptrace-like stop/resume state a
 //! debugger drives. Uses `memory`, `kvm` and `guest`.
 
+pub mod aio;
 pub mod backing;
 pub mod exec;
 pub mod fdtable;

@@ -182,6 +182,8 @@ pub struct Guest {
     stop: StopAll,
     /// Unimplemented syscalls already named in the trace.
     pub unimpl_seen: Mutex<HashSet<u64>>,
+    /// Linux AIO contexts (io_setup).
+    pub aio: Mutex<crate::kernel::aio::AioContexts>,
     runner: ThreadRunner,
 }
 
@@ -293,6 +295,7 @@ impl Guest {
             }),
             stop: StopAll::default(),
             unimpl_seen: Mutex::new(HashSet::new()),
+            aio: Mutex::new(HashMap::new()),
         }
     }
 

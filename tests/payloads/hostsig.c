@@ -4,6 +4,7 @@
  *   sigsuspend  both blocked, handlers, then sigsuspend() with an empty mask
  *   threads     as pause, while two threads that block both wait on a futex
  *               and in read() of a pipe
+ *   read        handlers, then read() of stdin (a pipe that stays empty)
  * Prints "ready" once it waits; a handler prints "handled N" and exits 3. */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -51,6 +52,14 @@ static void *in_read(void *arg) {
 int main(int argc, char **argv) {
     if (argc != 2)
         return 2;
+    if (strcmp(argv[1], "read") == 0) {
+        char c;
+        signal(SIGTERM, on_signal);
+        signal(SIGUSR2, on_signal);
+        write(1, "ready\n", 6);
+        for (;;)
+            read(0, &c, 1);
+    }
     if (strcmp(argv[1], "threads") == 0) {
         pipe(pipefd);
         block_both(SIG_BLOCK); /* the threads inherit the mask */

@@ -278,15 +278,7 @@ pub fn io_getevents(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     if min_nr < 0 || nr < 0 || min_nr > nr {
         return Err(Errno::INVAL);
     }
-    let deadline = if a[4] != 0 {
-        let [sec, nsec]: [i64; 2] = ctx.read_obj(a[4])?;
-        if sec < 0 || !(0..1_000_000_000).contains(&nsec) {
-            return Err(Errno::INVAL);
-        }
-        Some(Instant::now() + Duration::new(sec as u64, nsec as u32))
-    } else {
-        None
-    };
+    let deadline = ctx.read_deadline(a[4])?;
     let (min_nr, nr) = (min_nr as u64, nr as u64);
     let mut got = 0u64;
     loop {

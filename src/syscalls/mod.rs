@@ -139,6 +139,21 @@ impl<'a> Ctx<'a> {
         Ok(CString::new(bytes).expect("read_cstr stops at NUL"))
     }
 
+    /// The deadline a relative timeout (a timespec at `addr`) sets from now; `None`
+    /// for a null pointer (no timeout).
+    pub fn read_deadline(&self, addr: u64) -> Result<Option<std::time::Instant>, Errno> {
+        if addr == 0 {
+            return Ok(None);
+        }
+        let [sec, nsec]: [i64; 2] = self.read_obj(addr)?;
+        if sec < 0 || !(0..1_000_000_000).contains(&nsec) {
+            return Err(Errno::INVAL);
+        }
+        Ok(Some(
+            std::time::Instant::now() + std::time::Duration::new(sec as u64, nsec as u32),
+        ))
+    }
+
     /// A NUL-terminated path argument.
     pub fn read_path(&self, addr: u64) -> Result<CString, Errno> {
         let path = self.read_cstring(addr, PATH_MAX, Errno::NAMETOOLONG)?;

@@ -145,6 +145,18 @@ fn after_stop(guest: &Guest, thread: &mut Thread, point: Point) -> Result<Point>
     if signals::deliverable(guest, thread) {
         return Ok(point);
     }
+    make_again(guest, thread, nr)
+}
+
+/// Points the thread back at its syscall instruction (syscall `nr` is made again
+/// when it next runs): the user context before the call, where signals are
+/// delivered.
+fn make_again(guest: &Guest, thread: &mut Thread, nr: u64) -> Result<Point> {
+    let point = Point::Syscall {
+        nr,
+        result: nr,
+        restart: false,
+    };
     let mut regs = signals::user_context(thread, point)?;
     regs.rip -= 2;
     regs.rax = nr;
@@ -173,6 +185,15 @@ fn syscall(guest: &Arc<Guest>, thread: &mut Thread) -> Served {
             .request(&guest.vm.mem)
             .context("reading the syscall request"),
     );
+    // A signal that came while the thread was on its way here had its kick spent
+    // where it could not be delivered (inside the landing pad); Linux would have
+    // delivered it before the syscall instruction, so it is delivered now and the
+    // call made after the handler. Served first, a blocking call would wait with
+    // the signal pending (a SIGTERM from outside to a payload entering read() was
+    // lost that way).
+    if signals::deliverable(guest, thread) {
+        return Served::Point(or_fail(guest, make_again(guest, thread, req.nr)));
+    }
     or_fail(guest, debug::catch_syscall_entry(guest, thread, req.nr));
     let mut ctx = syscalls::Ctx { guest, thread };
     let serving = stats::start();

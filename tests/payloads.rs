@@ -123,6 +123,11 @@ fn mmap_sparse_and_file_backed() {
             "{out}"
         );
         assert!(out.contains("shared write reaches the file: S"), "{out}");
+        assert!(out.contains("grown in place twice: yes yes"), "{out}");
+        assert!(
+            out.contains("zero old length of a private mapping: Invalid argument"),
+            "{out}"
+        );
     }
 }
 

@@ -689,6 +689,25 @@ impl AddressSpace {
             .map(|(s, v)| (*s, v.clone()))
     }
 
+    /// The mapping that contains `addr` as Linux would see it: km does not merge
+    /// neighbouring mappings, Linux does when they continue each other (same
+    /// protection and kind, and no file or the same file at the next offset), so
+    /// one that ends where such a neighbour starts extends to its end.
+    pub fn merged_at(&self, addr: u64) -> Option<(u64, Vma)> {
+        let (start, mut vma) = self.vma_at(addr)?;
+        while let Some(next) = self.vmas.get(&vma.end) {
+            let continues = next.prot == vma.prot
+                && next.kind == vma.kind
+                && next.shared == vma.shared
+                && next.file == vma.advanced(vma.end - start).file;
+            if !continues {
+                break;
+            }
+            vma.end = next.end;
+        }
+        Some((start, vma))
+    }
+
     /// Whether every page of `range` is mapped.
     pub fn is_mapped(&self, range: &Range<u64>) -> bool {
         self.covering(range).is_some()

@@ -3,6 +3,7 @@
 //! debugger drives. Uses `memory`, `kvm` and `guest`.
 
 pub mod answers;
+pub mod aio;
 pub mod backing;
 pub mod exec;
 pub mod fdtable;

@@ -215,6 +215,8 @@ pub struct Guest {
     pub unimpl_seen: Mutex<HashSet<u64>>,
     /// The vDSO's clocks, once started.
     pub clocks: OnceLock<Clocks>,
+    /// Linux AIO contexts (io_setup).
+    pub aio: Mutex<crate::kernel::aio::AioContexts>,
     runner: ThreadRunner,
     /// A thread changed per-thread host state that a new thread inherits from
     /// its creator (credentials, affinity, priority...): from then on threads
@@ -334,6 +336,7 @@ impl Guest {
             unimpl_seen: Mutex::new(HashSet::new()),
             threads_differ: AtomicBool::new(false),
             clocks: OnceLock::new(),
+            aio: Mutex::new(HashMap::new()),
         }
     }
 

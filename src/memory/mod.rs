@@ -654,6 +654,30 @@ impl GuestMemory {
         Ok(())
     }
 
+    /// The host address behind guest `range`, which must lie in one region's
+    /// reservation, committed or not: replacing host memory needs no memslot (a
+    /// sparse region's PROT_NONE parts have none until they are made accessible,
+    /// and KVM follows a later memslot to whatever mapping is there then).
+    fn reserved_host(&self, range: &Range<u64>) -> Result<*mut u8, Fault> {
+        let r = self
+            .regions
+            .iter()
+            .find(|r| {
+                let reserved = r.reserved();
+                reserved.start <= range.start && range.end <= reserved.end
+            })
+            .filter(|_| range.start < range.end)
+            .ok_or(Fault { addr: range.start })?;
+        Ok(r.host
+            .get_slice(
+                (range.start - r.base) as usize,
+                (range.end - range.start) as usize,
+            )
+            .map_err(|_| Fault { addr: range.start })?
+            .ptr_guard_mut()
+            .as_ptr())
+    }
+
     fn remap(
         &self,
         range: Range<u64>,
@@ -662,13 +686,13 @@ impl GuestMemory {
         flags: i32,
     ) -> Result<()> {
         let len = (range.end - range.start) as usize;
-        let host = self.slice(range.start, len)?.ptr_guard_mut().as_ptr();
+        let host = self.reserved_host(&range)?;
         let (fd, off, kind) = match file {
             Some((fd, off)) => (fd.as_raw_fd(), off as libc::off_t, 0),
             None => (-1, 0, libc::MAP_ANONYMOUS | libc::MAP_NORESERVE),
         };
         // SAFETY: `host..host+len` lies inside a reservation owned by a region (checked
-        // by `slice`), which no Rust reference points into; MAP_FIXED replaces exactly
+        // by `reserved_host`), which no Rust reference points into; MAP_FIXED replaces exactly
         // those pages and nothing outside the guest's memory.
         let p = unsafe {
             libc::mmap(

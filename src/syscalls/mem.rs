@@ -136,7 +136,12 @@ pub fn mremap(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     }
     let vm = &ctx.guest.vm;
     let mut mm = lock(&ctx.guest.mm);
-    let (_, vma) = mm.vma_at(old).ok_or(Errno::FAULT)?;
+    let (_, vma) = mm.merged_at(old).ok_or(Errno::FAULT)?;
+    // A zero old length asks for a duplicate of a shared mapping; Linux refuses it
+    // for a private one (it would be a fresh mapping, unrelated to the old).
+    if old_len == 0 && !vma.shared {
+        return Err(Errno::INVAL);
+    }
     let old_end = old
         .checked_add(old_len)
         .filter(|end| *end <= vma.end)

@@ -6,6 +6,7 @@
 //! every guest pointer goes through the `Ctx` accessors, which check it against the
 //! address space (EFAULT) before touching guest memory.
 
+mod aio;
 mod creds;
 mod events;
 mod exec;
@@ -136,6 +137,21 @@ impl<'a> Ctx<'a> {
             }
         })?;
         Ok(CString::new(bytes).expect("read_cstr stops at NUL"))
+    }
+
+    /// The deadline a relative timeout (a timespec at `addr`) sets from now; `None`
+    /// for a null pointer (no timeout).
+    pub fn read_deadline(&self, addr: u64) -> Result<Option<std::time::Instant>, Errno> {
+        if addr == 0 {
+            return Ok(None);
+        }
+        let [sec, nsec]: [i64; 2] = self.read_obj(addr)?;
+        if sec < 0 || !(0..1_000_000_000).contains(&nsec) {
+            return Err(Errno::INVAL);
+        }
+        Ok(Some(
+            std::time::Instant::now() + std::time::Duration::new(sec as u64, nsec as u32),
+        ))
     }
 
     /// A NUL-terminated path argument.
@@ -293,6 +309,11 @@ fn handler(nr: i64) -> Option<(&'static str, Handler)> {
         SYS_ftruncate => ("ftruncate", fs::ftruncate as Handler),
         SYS_truncate => ("truncate", fs::truncate as Handler),
         SYS_fsync => ("fsync", fs::fsync as Handler),
+        SYS_io_setup => ("io_setup", aio::io_setup as Handler),
+        SYS_io_destroy => ("io_destroy", aio::io_destroy as Handler),
+        SYS_io_submit => ("io_submit", aio::io_submit as Handler),
+        SYS_io_getevents => ("io_getevents", aio::io_getevents as Handler),
+        SYS_io_cancel => ("io_cancel", aio::io_cancel as Handler),
         SYS_fdatasync => ("fdatasync", fs::fdatasync as Handler),
         SYS_umask => ("umask", fs::umask as Handler),
         SYS_preadv => ("preadv", fs::preadv as Handler),

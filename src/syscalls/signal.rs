@@ -155,15 +155,7 @@ pub fn pause(ctx: &mut Ctx<'_>, _: &[u64; 6]) -> SysResult {
 pub fn rt_sigtimedwait(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     check_sigset_size(a[3])?;
     let set = ctx.read_obj::<u64>(a[0])? & !UNBLOCKABLE;
-    let deadline = if a[2] != 0 {
-        let [sec, nsec]: [i64; 2] = ctx.read_obj(a[2])?;
-        if sec < 0 || !(0..1_000_000_000).contains(&nsec) {
-            return Err(Errno::INVAL);
-        }
-        Some(Instant::now() + Duration::new(sec as u64, nsec as u32))
-    } else {
-        None
-    };
+    let deadline = ctx.read_deadline(a[2])?;
     loop {
         if let Some(info) = signals::take(ctx.guest, ctx.thread, set) {
             if a[1] != 0 {

@@ -1,7 +1,10 @@
 /* Reservations larger than the old 128 GiB mmap area (tests/vfork.rs, issue 13):
  * PROT_NONE, MAP_NORESERVE mappings of 256 GiB and 1 TiB, as Go, V8 and some
  * allocators make, then parts of them made read-write (at the start, far inside,
- * at the end), written and read back, a fork child reading them, and munmap. */
+ * at the end), written and read back, a fork child reading them, and munmap.
+ * Then many shared anonymous PROT_NONE reservations (3 to 6 GiB each, about 450
+ * GiB in all), one page of the last made read-write and written by a fork child,
+ * which the parent must see. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <signal.h>
@@ -59,9 +62,43 @@ static int reserve(size_t size) {
     return bad;
 }
 
+/* 100 MAP_SHARED|MAP_ANONYMOUS PROT_NONE reservations; a fork child's write to
+ * one page of the last, made read-write, reaches the parent. */
+static int shared_reservations(void) {
+    static char *base[100];
+    size_t size = 0;
+    for (int i = 0; i < 100; i++) {
+        size = (3 + i % 4) * GIB;
+        base[i] = mmap(NULL, size, PROT_NONE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        if (base[i] == MAP_FAILED) {
+            printf("shared reservation %d (%zu GiB): %s\n", i, size / GIB, strerror(errno));
+            return 1;
+        }
+    }
+    char *last = base[99] + size - 4096;
+    if (mprotect(last, 4096, PROT_READ | PROT_WRITE)) {
+        printf("mprotect in the last shared reservation: %s\n", strerror(errno));
+        return 1;
+    }
+    pid_t pid = fork();
+    if (pid == 0) {
+        strcpy(last, "from the child");
+        _exit(0);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    printf("100 shared reservations: ok, the child's write seen %s\n",
+           strcmp(last, "from the child") == 0 ? "yes" : "no");
+    for (int i = 0; i < 100; i++)
+        munmap(base[i], (3 + i % 4) * GIB);
+    return 0;
+}
+
 int main(void) {
     setvbuf(stdout, NULL, _IONBF, 0);
-    int bad = reserve(256 * GIB);
+    /* First, while nothing of the reserve region is in use yet. */
+    int bad = shared_reservations();
+    bad |= reserve(256 * GIB);
     bad |= reserve(1024 * GIB);
     /* Two at once, and a small mapping after them still works. */
     void *a = mmap(NULL, 200 * GIB, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);

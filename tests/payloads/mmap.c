@@ -34,6 +34,20 @@ int main(int argc, char **argv) {
     printf("mremap kept data: %d\n", r != MAP_FAILED && r[0] == 7 && r[4095] == 7);
     printf("mprotect: %d\n", mprotect(r, 4096, PROT_READ));
 
+    /* A mapping grown in place into a hole is one mapping to Linux, which the
+     * next mremap may grow again; a zero old length duplicates only shared ones. */
+    char *m = mmap(NULL, 10 * MiB, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    munmap(m + 2 * MiB, MiB);
+    char *g1 = mremap(m + MiB, MiB, 2 * MiB - 8192, MREMAP_MAYMOVE);
+    g1[2 * MiB - 8192 - 1] = 'g';
+    char *g2 = mremap(m + MiB, 2 * MiB - 8192, 2 * MiB, MREMAP_MAYMOVE);
+    printf("grown in place twice: %s %s\n", g1 == m + MiB ? "yes" : "no",
+           g2 == m + MiB && g2[2 * MiB - 8192 - 1] == 'g' ? "yes" : strerror(errno));
+    errno = 0;
+    void *dup = mremap(m, 0, MiB, MREMAP_MAYMOVE);
+    printf("zero old length of a private mapping: %s\n", dup == MAP_FAILED ? strerror(errno) : "mapped");
+    munmap(m, 10 * MiB);
+
     int fd = open("file", O_CREAT | O_RDWR | O_TRUNC, 0600);
     char page[8192];
     memset(page, 'a', 4096);

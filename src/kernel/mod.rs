@@ -2,8 +2,8 @@
 //! its threads, signals, descriptors, execve, and the ptrace-like stop/resume state a
 //! debugger drives. Uses `memory`, `kvm` and `guest`.
 
-pub mod answers;
 pub mod aio;
+pub mod answers;
 pub mod backing;
 pub mod exec;
 pub mod fdtable;

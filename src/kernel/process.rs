@@ -119,11 +119,11 @@ struct Threads {
     workers: Vec<Arc<Worker>>,
 }
 
-/// Most host threads kept waiting for a guest thread: a clone finding one skips
-/// creating a host thread and waiting for it to start.
+/// Most spare host threads kept waiting for a guest thread: a clone finding one
+/// skips creating a host thread and waiting for it to start.
 const MAX_IDLE_WORKERS: usize = 4;
 
-/// A host thread whose guest thread exited, waiting for another one to run.
+/// A spare host thread, which has run no guest thread yet, waiting for one.
 pub struct Worker {
     /// Its host tid, which the guest thread it runs takes.
     pub tid: i32,
@@ -443,10 +443,15 @@ impl Guest {
         self.debugger.is_none() && !self.threads_differ.load(Ordering::SeqCst)
     }
 
-    /// Called by a host thread whose guest thread exited: waits for another guest
-    /// thread to run, or returns `None` when the host thread should end (enough
-    /// workers wait already, or gdb is attached, which must never see a tid come
-    /// back, or per-thread host state changed).
+    /// Whether a spare host thread should be started: fewer than
+    /// [`MAX_IDLE_WORKERS`] wait, and spares are kept (see [`Guest::take_worker`]).
+    pub fn wants_spare(&self) -> bool {
+        self.keeps_workers() && lock(&self.threads).workers.len() < MAX_IDLE_WORKERS
+    }
+
+    /// Called by a spare host thread: waits for a guest thread to run, or returns
+    /// `None` when the host thread should end (enough spares wait already, gdb is
+    /// attached, or per-thread host state changed).
     pub fn wait_for_thread(&self, tid: i32) -> Option<(Thread, std::ffi::CString)> {
         let worker = Arc::new(Worker {
             tid,

@@ -301,8 +301,7 @@ fn set_up(guest: &Guest, vcpu: &Vcpu, spec: &ChildSpec, tid: i32) -> Result<(), 
     Ok(())
 }
 
-/// Starts a guest thread on a new host thread, which waits for more guest
-/// threads once its own has exited; returns its tid once it is set up.
+/// Starts a guest thread on a new host thread; returns its tid once it is set up.
 fn start_host_thread(guest: &Arc<Guest>, spec: ChildSpec, comm: CString) -> Result<i32, Errno> {
     let vcpu = guest.take_vcpu().map_err(|_| Errno::AGAIN)?;
     let guest = Arc::clone(guest);
@@ -320,25 +319,42 @@ fn start_host_thread(guest: &Arc<Guest>, spec: ChildSpec, comm: CString) -> Resu
             }
             let handle = guest.thread_started(tid);
             let _ = tx.send(Ok(tid));
-            let mut thread = Thread {
+            let thread = Thread {
                 clear_child_tid: spec.clear_ctid,
                 ..Thread::new(tid, handle, vcpu, spec.sigmask)
             };
-            loop {
-                guest.run(thread, false);
-                let Some((next, comm)) = guest.wait_for_thread(tid) else {
-                    return;
-                };
-                if rustix::thread::set_name(&comm).is_err() {
-                    // Cannot happen for a name read from the host; the thread
-                    // runs under the old one rather than not at all.
-                    trace!(Category::Kvm, "thread {tid}: could not rename");
-                }
-                thread = next;
-            }
+            guest.run(thread, false);
+            spawn_spare(&guest);
         })
         .map_err(|_| Errno::AGAIN)?;
     rx.recv().map_err(|_| Errno::AGAIN)?
+}
+
+/// Starts a spare host thread, which waits for the next guest thread, when one is
+/// wanted (see [`Guest::wants_spare`]). Called as a guest thread ends, so the spare
+/// is created off the next clone's path. A spare has run no guest thread: the tid
+/// the next thread takes is new, never one a thread that ended had (Linux does not
+/// hand a tid out again soon either, and programs rely on live and recently ended
+/// threads having distinct ids).
+fn spawn_spare(guest: &Arc<Guest>) {
+    if !guest.wants_spare() {
+        return;
+    }
+    let guest = Arc::clone(guest);
+    // No spare (a thread limit) only means the next clone starts a host thread.
+    let _ = std::thread::Builder::new().spawn(move || {
+        let tid = rustix::thread::gettid().as_raw_nonzero().get();
+        let Some((thread, comm)) = guest.wait_for_thread(tid) else {
+            return;
+        };
+        if rustix::thread::set_name(&comm).is_err() {
+            // Cannot happen for a name read from the host; the thread runs under
+            // km's name rather than not at all.
+            trace!(Category::Kvm, "thread {tid}: could not rename");
+        }
+        guest.run(thread, false);
+        spawn_spare(&guest);
+    });
 }
 
 /// What a thread's exit does before its vCPU is parked: CLONE_CHILD_CLEARTID.

@@ -1,7 +1,8 @@
 /* Threads: mutex counter, condition variable, __thread, join values, barrier,
  * raw futex wait/wake, 200 threads created and joined in a loop, and what a new
- * thread gets whatever ran before it (km reuses host threads): fresh __thread
- * values, its creator's signal mask and CPU affinity. */
+ * thread gets whatever ran before it (km keeps spare host threads): fresh
+ * __thread values, its creator's signal mask and CPU affinity, and a tid no
+ * thread before it had. */
 #define _GNU_SOURCE
 /* musl-gcc has no kernel headers: the futex ABI numbers. */
 #define FUTEX_WAIT_PRIVATE 128
@@ -48,6 +49,11 @@ static void *produce(void *arg) {
         pthread_mutex_unlock(&lock);
     }
     return NULL;
+}
+
+static void *own_tid(void *arg) {
+    (void)arg;
+    return (void *)(long)syscall(SYS_gettid);
 }
 
 static pthread_barrier_t barrier;
@@ -170,6 +176,19 @@ int main(void) {
         sum += (long)r;
     }
     printf("200 threads joined, sum %ld\n", sum);
+
+    /* Threads created one after another never get a tid an ended one had (as
+     * Linux, which hands tids out in turn; CPython checks native ids differ). */
+    long tids[50];
+    int distinct = 0;
+    for (int i = 0; i < 50; i++) {
+        tids[i] = run_one(own_tid);
+        int seen = 0;
+        for (int j = 0; j < i; j++)
+            seen |= tids[j] == tids[i];
+        distinct += !seen && tids[i] != syscall(SYS_gettid);
+    }
+    printf("50 threads one after another, distinct tids: %d\n", distinct);
 
     sigset_t usr2;
     sigemptyset(&usr2);

@@ -215,7 +215,23 @@ fn km_cli_reports_a_refusal() {
 
 #[test]
 fn an_unsupported_descriptor_fails_the_call_and_the_payload_goes_on() {
-    let dir = scratch("snapshot-unsupported");
+    refused_and_goes_on("snapshot-unsupported", "unsupported", |l| {
+        l.contains("fd ") && l.contains("[timerfd]") && l.ends_with("cannot be restored")
+    });
+}
+
+#[test]
+fn a_posix_timer_fails_the_call_and_the_payload_goes_on() {
+    refused_and_goes_on("snapshot-timer", "timer", |l| {
+        l.contains("POSIX timer(s) (timer_create): cannot be restored")
+    });
+}
+
+/// The snapshot payload holding what km cannot restore (`what`: its argument)
+/// takes a live snapshot: the call fails with ENOTSUP, the payload goes on as
+/// natively, a `-V snapshot` line `says` why, and no file is left.
+fn refused_and_goes_on(scratch_name: &str, what: &str, says: impl Fn(&str) -> bool) {
+    let dir = scratch(scratch_name);
     let snap = dir.join("snap");
     let out = run(km()
         .arg("-Vsnapshot")
@@ -223,7 +239,7 @@ fn an_unsupported_descriptor_fails_the_call_and_the_payload_goes_on() {
         .arg(payload("snapshot.glibc"))
         .arg(dir.join("file"))
         .arg("live")
-        .arg("unsupported"));
+        .arg(what));
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}");
     assert!(
@@ -232,12 +248,7 @@ fn an_unsupported_descriptor_fails_the_call_and_the_payload_goes_on() {
     );
     assert_eq!(after_snapshot(&stdout).join("\n"), native_rest(&dir));
     let trace = text(&out.stderr);
-    assert!(
-        trace.lines().any(|l| l.contains("fd ")
-            && l.contains("[timerfd]")
-            && l.ends_with("cannot be restored")),
-        "{trace}"
-    );
+    assert!(trace.lines().any(says), "{trace}");
     assert!(!snap.exists(), "no snapshot file is left");
 }
 

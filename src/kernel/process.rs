@@ -7,7 +7,7 @@
 //! the payload's status (see [`exit_process`] and `crash::die`).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -215,6 +215,9 @@ pub struct Guest {
     pub unimpl_seen: Mutex<HashSet<u64>>,
     /// The vDSO's clocks, once started.
     pub clocks: OnceLock<Clocks>,
+    /// POSIX timers (timer_create) the payload holds: host timers km cannot
+    /// carry into a snapshot. A fork child and a new program start with none.
+    pub posix_timers: AtomicUsize,
     /// Linux AIO contexts (io_setup).
     pub aio: Mutex<crate::kernel::aio::AioContexts>,
     runner: ThreadRunner,
@@ -334,6 +337,7 @@ impl Guest {
             }),
             stop: StopAll::default(),
             unimpl_seen: Mutex::new(HashSet::new()),
+            posix_timers: AtomicUsize::new(0),
             threads_differ: AtomicBool::new(false),
             clocks: OnceLock::new(),
             aio: Mutex::new(HashMap::new()),
@@ -371,6 +375,7 @@ impl Guest {
         Guest {
             signals: Mutex::new(signals),
             unimpl_seen: Mutex::new(lock(&self.unimpl_seen).clone()),
+            posix_timers: AtomicUsize::new(0),
             ..Guest::new(self.config.clone(), vm, mm, fds, debugger, self.runner)
         }
     }

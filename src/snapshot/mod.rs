@@ -101,6 +101,7 @@ fn take_alone(
         threads.extend(others);
         // With every thread stopped, nothing changes under the capture.
         check_mappings(guest)
+            .and_then(|()| check_timers(guest))
             .and_then(|()| descriptors::capture(guest))
             .and_then(|(fds, epoll)| write_or_errno(guest, req, threads, fds, epoll, path))
     };
@@ -140,6 +141,20 @@ fn check_mappings(guest: &Guest) -> Result<(), Errno> {
             );
             return Err(Errno::NOTSUP);
         }
+    }
+    Ok(())
+}
+
+/// Refuses POSIX timers (timer_create): they are host timers whose signal event km
+/// does not keep, so a restore could not create them again.
+fn check_timers(guest: &Guest) -> Result<(), Errno> {
+    let timers = guest.posix_timers.load(Ordering::SeqCst);
+    if timers > 0 {
+        trace!(
+            Category::Snapshot,
+            "{timers} POSIX timer(s) (timer_create): cannot be restored"
+        );
+        return Err(Errno::NOTSUP);
     }
     Ok(())
 }

@@ -1,6 +1,8 @@
 //! Signal syscalls: dispositions, masks, sending, waiting, sigreturn and timers. The
 //! delivery machinery is in `crate::kernel::signals`.
 
+use std::sync::atomic::Ordering;
+
 use std::time::{Duration, Instant};
 
 use rustix::io::Errno;
@@ -419,6 +421,7 @@ pub fn timer_create(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
         None
     };
     let id = host::timer_create(a[0] as i32, event)?;
+    ctx.guest.posix_timers.fetch_add(1, Ordering::SeqCst);
     ctx.write_obj(a[2], id)?;
     Ok(0)
 }
@@ -442,8 +445,12 @@ pub fn timer_getoverrun(_: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     Ok(host::timer_call(libc::SYS_timer_getoverrun, a[0] as i32)? as u64)
 }
 
-pub fn timer_delete(_: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+pub fn timer_delete(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     host::timer_call(libc::SYS_timer_delete, a[0] as i32)?;
+    let _ = ctx
+        .guest
+        .posix_timers
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
     Ok(0)
 }
 

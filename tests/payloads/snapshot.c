@@ -1,9 +1,10 @@
 // Snapshot payload (tests/snapshot.rs): sets up state km must carry across a
 // snapshot, asks for one with KM_SNAPSHOT (505), then shows that state.
-//   snapshot FILE live|end|wait [unsupported]
+//   snapshot FILE live|end|wait [unsupported|timer]
 // live: a live snapshot; end: the snapshot ends the payload; wait: waits for
 // the file FILE.go (km_cli asks km from outside meanwhile). "unsupported": also holds a timerfd,
-// which km cannot restore (the call fails with ENOTSUP and the payload goes on).
+// which km cannot restore (the call fails with ENOTSUP and the payload goes on); "timer":
+// a POSIX timer (timer_create), likewise.
 // Worker 1 sends its result to the main thread through a pipe.
 #include <arpa/inet.h>
 #include <errno.h>
@@ -72,7 +73,12 @@ int main(int argc, char **argv) {
     getsockname(listener, (struct sockaddr *)&addr, &len);
     int efd = eventfd(5, 0);
     signal(SIGUSR1, on_usr1);
-    if (argc > 3 && timerfd_create(CLOCK_MONOTONIC, 0) < 0) fail("timerfd");
+    timer_t timer;
+    if (argc > 3 && strcmp(argv[3], "timer") == 0) {
+        if (timer_create(CLOCK_MONOTONIC, NULL, &timer)) fail("timer_create");
+    } else if (argc > 3 && timerfd_create(CLOCK_MONOTONIC, 0) < 0) {
+        fail("timerfd");
+    }
     if (pipe(channel)) fail("pipe");
     pthread_t threads[WORKERS];
     for (long i = 0; i < WORKERS; i++) pthread_create(&threads[i], NULL, worker, (void *)(i + 1));

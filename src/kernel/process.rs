@@ -116,22 +116,22 @@ struct Threads {
     live: HashMap<i32, Arc<ThreadHandle>>,
     idle: Vec<Vcpu>,
     next_vcpu: u32,
-    workers: Vec<Arc<Worker>>,
+    spares: Vec<Arc<Spare>>,
 }
 
 /// Most spare host threads kept waiting for a guest thread: a clone finding one
 /// skips creating a host thread and waiting for it to start.
-const MAX_IDLE_WORKERS: usize = 4;
+const MAX_SPARES: usize = 4;
 
 /// A spare host thread, which has run no guest thread yet, waiting for one.
-pub struct Worker {
+pub struct Spare {
     /// Its host tid, which the guest thread it runs takes.
     pub tid: i32,
     next: Mutex<Option<Assignment>>,
     given: Condvar,
 }
 
-/// What a waiting worker is told to do.
+/// What a waiting spare is told to do.
 pub enum Assignment {
     /// Run this guest thread under this name (comm).
     Run(Box<Thread>, std::ffi::CString),
@@ -139,8 +139,8 @@ pub enum Assignment {
     Quit,
 }
 
-impl Worker {
-    /// Hands the worker its next assignment.
+impl Spare {
+    /// Hands the spare its next assignment.
     pub fn assign(&self, what: Assignment) {
         *lock(&self.next) = Some(what);
         self.given.notify_one();
@@ -223,8 +223,8 @@ pub struct Guest {
     runner: ThreadRunner,
     /// A thread changed per-thread host state that a new thread inherits from
     /// its creator (credentials, affinity, priority...): from then on threads
-    /// may differ in it, and a waiting worker would not have its creator's, so
-    /// no worker is kept.
+    /// may differ in it, and a waiting spare would not have its creator's, so
+    /// no spare is kept.
     threads_differ: AtomicBool,
 }
 
@@ -333,7 +333,7 @@ impl Guest {
                 live: HashMap::new(),
                 idle: Vec::new(),
                 next_vcpu: 0,
-                workers: Vec::new(),
+                spares: Vec::new(),
             }),
             stop: StopAll::default(),
             unimpl_seen: Mutex::new(HashSet::new()),
@@ -375,7 +375,6 @@ impl Guest {
         Guest {
             signals: Mutex::new(signals),
             unimpl_seen: Mutex::new(lock(&self.unimpl_seen).clone()),
-            posix_timers: AtomicUsize::new(0),
             ..Guest::new(self.config.clone(), vm, mm, fds, debugger, self.runner)
         }
     }
@@ -436,55 +435,55 @@ impl Guest {
     }
 
     /// A thread changed per-thread host state that new threads inherit from
-    /// their creator (see [`Guest::take_worker`]).
+    /// their creator (see [`Guest::take_spare`]).
     pub fn host_state_changed(&self) {
         self.threads_differ.store(true, Ordering::SeqCst);
-        for worker in lock(&self.threads).workers.drain(..) {
-            worker.assign(Assignment::Quit);
+        for spare in lock(&self.threads).spares.drain(..) {
+            spare.assign(Assignment::Quit);
         }
     }
 
-    fn keeps_workers(&self) -> bool {
+    fn keeps_spares(&self) -> bool {
         self.debugger.is_none() && !self.threads_differ.load(Ordering::SeqCst)
     }
 
     /// Whether a spare host thread should be started: fewer than
-    /// [`MAX_IDLE_WORKERS`] wait, and spares are kept (see [`Guest::take_worker`]).
+    /// [`MAX_SPARES`] wait, and spares are kept (see [`Guest::take_spare`]).
     pub fn wants_spare(&self) -> bool {
-        self.keeps_workers() && lock(&self.threads).workers.len() < MAX_IDLE_WORKERS
+        self.keeps_spares() && lock(&self.threads).spares.len() < MAX_SPARES
     }
 
     /// Called by a spare host thread: waits for a guest thread to run, or returns
     /// `None` when the host thread should end (enough spares wait already, gdb is
     /// attached, or per-thread host state changed).
     pub fn wait_for_thread(&self, tid: i32) -> Option<(Thread, std::ffi::CString)> {
-        let worker = Arc::new(Worker {
+        let spare = Arc::new(Spare {
             tid,
             next: Mutex::new(None),
             given: Condvar::new(),
         });
         {
             let mut t = lock(&self.threads);
-            if t.workers.len() >= MAX_IDLE_WORKERS || !self.keeps_workers() {
+            if t.spares.len() >= MAX_SPARES || !self.keeps_spares() {
                 return None;
             }
-            t.workers.push(worker.clone());
+            t.spares.push(spare.clone());
         }
-        let mut next = lock(&worker.next);
+        let mut next = lock(&spare.next);
         loop {
             match next.take() {
                 Some(Assignment::Run(thread, comm)) => return Some((*thread, comm)),
                 Some(Assignment::Quit) => return None,
-                None => next = worker.given.wait(next).unwrap_or_else(|e| e.into_inner()),
+                None => next = spare.given.wait(next).unwrap_or_else(|e| e.into_inner()),
             }
         }
     }
 
-    /// A waiting worker for a new thread. Its per-thread host state is its
+    /// A waiting spare for a new thread. Its per-thread host state is its
     /// creator's only while no thread changed its own: after that, new threads
     /// get new host threads, which inherit their creator's.
-    pub fn take_worker(&self) -> Option<Arc<Worker>> {
-        lock(&self.threads).workers.pop()
+    pub fn take_spare(&self) -> Option<Arc<Spare>> {
+        lock(&self.threads).spares.pop()
     }
 
     /// Records a thread as running; returns its handle.

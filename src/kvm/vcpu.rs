@@ -238,32 +238,28 @@ impl KvmVcpu {
     }
 
     pub fn set_fs_base(&self, base: u64) -> Result<()> {
-        self.set_msr(MSR_FS_BASE, base)
+        self.set_msrs(&[msr(MSR_FS_BASE, base)])
             .context("KVM_SET_MSRS FS_BASE")
     }
 
     pub fn set_gs_base(&self, base: u64) -> Result<()> {
-        self.set_msr(MSR_GS_BASE, base)
+        self.set_msrs(&[msr(MSR_GS_BASE, base)])
             .context("KVM_SET_MSRS GS_BASE")
     }
 
     /// FS and GS bases at once (a new thread's, a restored one's).
     pub fn set_segment_bases(&self, fs: u64, gs: u64) -> Result<()> {
-        let msrs = Msrs::from_entries(&[msr(MSR_FS_BASE, fs), msr(MSR_GS_BASE, gs)])
-            .context("building the MSR list")?;
-        let n = self
-            .fd
-            .set_msrs(&msrs)
-            .context("KVM_SET_MSRS FS_BASE, GS_BASE")?;
-        if n != 2 {
-            bail!("KVM_SET_MSRS set {n} of FS_BASE, GS_BASE");
-        }
-        Ok(())
+        self.set_msrs(&[msr(MSR_FS_BASE, fs), msr(MSR_GS_BASE, gs)])
+            .context("KVM_SET_MSRS FS_BASE, GS_BASE")
     }
 
-    fn set_msr(&self, index: u32, value: u64) -> Result<()> {
-        let msrs = Msrs::from_entries(&[msr(index, value)]).context("building the MSR list")?;
-        self.fd.set_msrs(&msrs)?;
+    /// Sets every MSR of `entries`, or fails.
+    fn set_msrs(&self, entries: &[kvm_msr_entry]) -> Result<()> {
+        let msrs = Msrs::from_entries(entries).context("building the MSR list")?;
+        let n = self.fd.set_msrs(&msrs)?;
+        if n != entries.len() {
+            bail!("set {n} of {} MSRs", entries.len());
+        }
         Ok(())
     }
 

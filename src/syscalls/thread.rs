@@ -10,7 +10,7 @@ use rustix::io::Errno;
 
 use super::{Ctx, Outcome, SysResult, process};
 use crate::guest::vcpu::Vcpu;
-use crate::kernel::process::{Assignment, Guest, Thread, Worker};
+use crate::kernel::process::{Assignment, Guest, Spare, Thread};
 use crate::memory::host::{self, FutexArg4};
 use crate::trace;
 use crate::trace::Category;
@@ -243,30 +243,30 @@ impl ChildSpec {
     }
 }
 
-/// Starts a guest thread on a waiting worker, or else on a new host thread;
+/// Starts a guest thread on a waiting spare, or else on a new host thread;
 /// returns its tid once it is set up.
 fn spawn(guest: &Arc<Guest>, spec: ChildSpec) -> Result<i32, Errno> {
     // The new thread starts with its creator's name (comm), as on Linux.
     let comm = rustix::thread::name().map_err(|_| Errno::AGAIN)?;
-    match guest.take_worker() {
-        Some(worker) => start_on_worker(guest, &worker, spec, comm),
+    match guest.take_spare() {
+        Some(spare) => start_on_spare(guest, &spare, spec, comm),
         None => start_host_thread(guest, spec, comm),
     }
 }
 
 /// Sets the new thread up from its creator's host thread and hands it to
-/// `worker`, which is already running: no host thread to create and none to
-/// wait for. A failure ends the worker.
-fn start_on_worker(
+/// `spare`, which is already running: no host thread to create and none to
+/// wait for. A failure ends the spare.
+fn start_on_spare(
     guest: &Arc<Guest>,
-    worker: &Worker,
+    spare: &Spare,
     spec: ChildSpec,
     comm: CString,
 ) -> Result<i32, Errno> {
     let started = guest
         .take_vcpu()
         .map_err(|_| Errno::AGAIN)
-        .and_then(|vcpu| match set_up(guest, &vcpu, &spec, worker.tid) {
+        .and_then(|vcpu| match set_up(guest, &vcpu, &spec, spare.tid) {
             Ok(()) => Ok(vcpu),
             Err(e) => {
                 guest.park_vcpu(vcpu);
@@ -276,17 +276,17 @@ fn start_on_worker(
     let vcpu = match started {
         Ok(vcpu) => vcpu,
         Err(e) => {
-            worker.assign(Assignment::Quit);
+            spare.assign(Assignment::Quit);
             return Err(e);
         }
     };
-    let handle = guest.thread_started(worker.tid);
+    let handle = guest.thread_started(spare.tid);
     let thread = Thread {
         clear_child_tid: spec.clear_ctid,
-        ..Thread::new(worker.tid, handle, vcpu, spec.sigmask)
+        ..Thread::new(spare.tid, handle, vcpu, spec.sigmask)
     };
-    worker.assign(Assignment::Run(Box::new(thread), comm));
-    Ok(worker.tid)
+    spare.assign(Assignment::Run(Box::new(thread), comm));
+    Ok(spare.tid)
 }
 
 /// Gives thread `tid`'s vCPU its first user context and writes its tid where

@@ -142,7 +142,7 @@ pub fn restore(option: &str) -> Result<(), String> {
                 .map_err(|e| format!("--guest-limits {option:?}: {e}"))
         })
         .collect::<Result<_, _>>()?;
-    if numbers.len() % 2 != 0 || numbers.len() < 6 || numbers.len() > 2 * KEPT.len() {
+    if !numbers.len().is_multiple_of(2) || numbers.len() < 6 || numbers.len() > 2 * KEPT.len() {
         return Err(format!(
             "--guest-limits {option:?}: 6 to {} numbers, in pairs, wanted",
             2 * KEPT.len()

@@ -11,8 +11,8 @@
 //   (test_subprocess's test_close_fds_when_max_fd_is_lowered).
 //   nofile: a lowered soft RLIMIT_NOFILE binds the guest's descriptor numbers
 //   as on Linux (EMFILE, dup2 EBADF, F_DUPFD EINVAL, poll EINVAL, SCM_RIGHTS
-//   cut with MSG_CTRUNC), prlimit's own errors, and the limit carries over fork
-//   and execve.
+//   cut with MSG_CTRUNC), prlimit's own errors, /proc/self/limits shows it, and
+//   it carries over fork and execve.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -233,6 +233,13 @@ static int nofile(const char *self) {
     if (setrlimit(RLIMIT_NOFILE, &lim))
         return 1;
     print_nofile("lowered");
+    FILE *limits = fopen("/proc/self/limits", "r");
+    char line[256];
+    while (limits && fgets(line, sizeof line, limits))
+        if (strncmp(line, "Max open files", 14) == 0)
+            printf("limits file: %s", line);
+    if (limits)
+        fclose(limits);
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv))
         return 1;

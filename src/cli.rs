@@ -139,8 +139,9 @@ pub struct Cli {
     #[arg(long = "gdb-session", value_name = "FD,HOW", hide = true)]
     pub gdb_session: Option<String>,
 
-    /// Internal: the payload's RLIMIT_DATA, RLIMIT_AS and RLIMIT_SIGPENDING (soft
-    /// and hard each) that a km re-executed for its execve takes over.
+    /// Internal: the payload's RLIMIT_DATA, RLIMIT_AS, RLIMIT_SIGPENDING and
+    /// RLIMIT_NOFILE (soft and hard each) that a km re-executed for its execve
+    /// takes over.
     #[arg(long = "guest-limits", value_name = "LIMITS", hide = true)]
     pub guest_limits: Option<String>,
 

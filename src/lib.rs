@@ -473,6 +473,7 @@ pub fn main(cli: cli::Cli) -> u8 {
         }
     };
     let inherited = Inherited::take(cli.kvm_fd, session.map(|(fd, ..)| fd), &cli.lock_keepers);
+    guest::limits::init();
     let payload = cli.command[0].to_string_lossy().into_owned();
     if let Err(e) = trace::init(cli.verbose.as_deref(), &cli.log_to) {
         crate::eprintln_whole!("km: {e:#}");

@@ -1,41 +1,65 @@
-//! The payload's own limits on its memory and queued signals (RLIMIT_AS,
-//! RLIMIT_DATA, RLIMIT_SIGPENDING). On the host they would bind km itself, whose
-//! own reservations, allocations and kicks would then fail, so km keeps them for the
-//! guest: they start as km's own limits and only the payload's prlimit changes
-//! them. A fork child inherits them with km's memory, and a km re-executed for
-//! the payload's execve gets them as `--guest-limits`.
+//! The payload's own limits on its memory, queued signals and descriptors
+//! (RLIMIT_AS, RLIMIT_DATA, RLIMIT_SIGPENDING, RLIMIT_NOFILE). On the host they
+//! would bind km itself, whose own reservations, allocations, kicks and
+//! descriptors (a fork child's new VM, the guest's host descriptors, which are not
+//! at the guest's numbers) would then fail, so km keeps them for the guest: they
+//! start as km's own limits and only the payload's prlimit changes them. A fork
+//! child inherits them with km's memory, and a km re-executed for the payload's
+//! execve gets them as `--guest-limits`. km itself runs with its soft
+//! RLIMIT_NOFILE raised to its hard one ([`init`]), whatever the payload's is.
 
 use std::sync::Mutex;
 
 use rustix::io::Errno;
-use rustix::process::{Resource, getrlimit};
+use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
 
 /// Linux's RLIM_INFINITY.
 pub const INFINITY: u64 = u64::MAX;
 
 /// The resources km keeps for the guest, by their Linux numbers.
-const KEPT: [(u32, Resource); 3] = [
+/// A `--guest-limits` value lists them in this order; one from an older km (a
+/// snapshot's) may lack the last ones, which then stay km's own.
+const KEPT: [(u32, Resource); 4] = [
     (libc::RLIMIT_DATA, Resource::Data),
     (libc::RLIMIT_AS, Resource::As),
     (libc::RLIMIT_SIGPENDING, Resource::Sigpending),
+    (libc::RLIMIT_NOFILE, Resource::Nofile),
 ];
 
+type Limits = [(u64, u64); KEPT.len()];
+
 /// (soft, hard) of each of `KEPT`, once read from km's own.
-static LIMITS: Mutex<Option<[(u64, u64); 3]>> = Mutex::new(None);
+static LIMITS: Mutex<Option<Limits>> = Mutex::new(None);
 
 fn index(resource: u32) -> Option<usize> {
     KEPT.iter().position(|&(n, _)| n == resource)
 }
 
-fn with_limits<T>(f: impl FnOnce(&mut [(u64, u64); 3]) -> T) -> T {
+fn pair(l: Rlimit) -> (u64, u64) {
+    (l.current.unwrap_or(INFINITY), l.maximum.unwrap_or(INFINITY))
+}
+
+fn with_limits<T>(f: impl FnOnce(&mut Limits) -> T) -> T {
     let mut limits = LIMITS.lock().unwrap_or_else(|e| e.into_inner());
-    let limits = limits.get_or_insert_with(|| {
-        KEPT.map(|(_, r)| {
-            let l = getrlimit(r);
-            (l.current.unwrap_or(INFINITY), l.maximum.unwrap_or(INFINITY))
-        })
-    });
+    let limits = limits.get_or_insert_with(|| KEPT.map(|(_, r)| pair(getrlimit(r))));
     f(limits)
+}
+
+/// At km's start, before it opens anything of its own: takes km's limits as the
+/// guest's, then raises km's own soft RLIMIT_NOFILE to its hard one, so that km's
+/// descriptors never run out before the guest's numbers do (a hard limit of
+/// unlimited, which Linux does not allow for NOFILE, is left alone).
+pub fn init() {
+    with_limits(|_| ());
+    let own = getrlimit(Resource::Nofile);
+    if own.maximum.is_some() && own.current != own.maximum {
+        let raised = Rlimit {
+            current: own.maximum,
+            maximum: own.maximum,
+        };
+        // Unraised, km runs under the guest's own limit, as before.
+        let _ = setrlimit(Resource::Nofile, raised);
+    }
 }
 
 /// Whether km keeps `resource` for the guest (else it is the host's).
@@ -62,9 +86,36 @@ pub fn set(resource: u32, new: (u64, u64), privileged: bool) -> Result<(u64, u64
         if new.1 > old.1 && !privileged {
             return Err(Errno::PERM);
         }
+        if resource == libc::RLIMIT_NOFILE {
+            raise_own_nofile(new.1)?;
+        }
         l[i] = new;
         Ok(old)
     })
+}
+
+/// Before a privileged payload raises its RLIMIT_NOFILE to `hard`: km's own
+/// limit follows it up (never down), so km can hold as many descriptors as the
+/// guest may have and its own besides. The host's refusal (EPERM past
+/// fs.nr_open) is the guest's, as on Linux.
+fn raise_own_nofile(hard: u64) -> Result<(), Errno> {
+    let own = pair(getrlimit(Resource::Nofile));
+    if hard <= own.1 {
+        return Ok(());
+    }
+    let limit = (hard != INFINITY).then_some(hard);
+    setrlimit(
+        Resource::Nofile,
+        Rlimit {
+            current: limit,
+            maximum: limit,
+        },
+    )
+}
+
+/// The guest's soft RLIMIT_NOFILE: guest descriptor numbers stay below it.
+pub fn nofile() -> u64 {
+    get(libc::RLIMIT_NOFILE).map_or(INFINITY, |(soft, _)| soft)
 }
 
 /// The guest's soft limit on its address space (RLIMIT_AS) and on its data
@@ -81,7 +132,8 @@ pub fn exec_option() -> String {
     format!("--guest-limits={}", values.join(":"))
 }
 
-/// Takes the guest's limits from a `--guest-limits` value (see [`exec_option`]).
+/// Takes the guest's limits from a `--guest-limits` value (see [`exec_option`]);
+/// those it lacks (an older km's) stay as [`init`] read them.
 pub fn restore(option: &str) -> Result<(), String> {
     let numbers: Vec<u64> = option
         .split(':')
@@ -90,10 +142,16 @@ pub fn restore(option: &str) -> Result<(), String> {
                 .map_err(|e| format!("--guest-limits {option:?}: {e}"))
         })
         .collect::<Result<_, _>>()?;
-    let pairs: Vec<(u64, u64)> = numbers.chunks_exact(2).map(|p| (p[0], p[1])).collect();
-    let restored: [(u64, u64); 3] = pairs
-        .try_into()
-        .map_err(|_| format!("--guest-limits {option:?}: 6 numbers wanted"))?;
-    *LIMITS.lock().unwrap_or_else(|e| e.into_inner()) = Some(restored);
+    if !numbers.len().is_multiple_of(2) || numbers.len() < 6 || numbers.len() > 2 * KEPT.len() {
+        return Err(format!(
+            "--guest-limits {option:?}: 6 to {} numbers, in pairs, wanted",
+            2 * KEPT.len()
+        ));
+    }
+    with_limits(|l| {
+        for (limit, p) in l.iter_mut().zip(numbers.chunks_exact(2)) {
+            *limit = (p[0], p[1]);
+        }
+    });
     Ok(())
 }

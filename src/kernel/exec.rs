@@ -252,29 +252,35 @@ pub fn replace(
     }
     crate::stats::report(&guest.config.name, "execve");
     let kept = thread.fds(guest).inherited_by_exec();
-    // Move each descriptor to a temporary number above every target first, so that
-    // placing one at its guest number never closes another still to be placed.
-    let above = kept.iter().map(|(n, _)| *n).max().unwrap_or(2) + 1;
-    // The new km gets km's /dev/kvm descriptor at a number above every guest one,
-    // taken before any guest descriptor is placed (km's own may sit at a guest's
-    // number, which placing replaces).
-    let kvm = match rustix::io::fcntl_dupfd_cloexec(guest.vm.kvm.kvm_fd(), above)
+    // Those already at their number (as inherited) stay, as placing one would close
+    // it, and a close drops the payload's record locks on its file. The others are
+    // placed at their numbers from temporary copies, which, like the copies km
+    // passes on (/dev/kvm, gdb's connection), sit at numbers none is placed at, so
+    // that placing one never closes another or those. No number above the guest's
+    // is needed: km's descriptor limit may be below a guest number kept in place.
+    let (in_place, to_place): (Vec<_>, Vec<_>) = kept
+        .iter()
+        .partition(|(n, fd)| std::os::fd::AsRawFd::as_raw_fd(&**fd) == *n);
+    for (_, fd) in &in_place {
+        if let Err(e) = host::keep_on_exec(std::os::fd::AsFd::as_fd(&**fd)) {
+            return e;
+        }
+    }
+    let kvm_fd = guest.vm.kvm.kvm_fd();
+    let targets: std::collections::BTreeSet<i32> = to_place.iter().map(|(n, _)| *n).collect();
+    if let Err(e) = hold_numbers(kvm_fd, &targets) {
+        return e;
+    }
+    // From 3: a number km's closed stdio left free is the new program's to reopen.
+    let kvm = match rustix::io::fcntl_dupfd_cloexec(kvm_fd, 3)
         .and_then(|fd| rustix::io::fcntl_setfd(&fd, rustix::io::FdFlags::empty()).map(|_| fd))
     {
         Ok(fd) => fd,
         Err(e) => return e,
     };
-    let mut temps = Vec::with_capacity(kept.len());
-    for (n, fd) in &kept {
-        // Already at its number (as inherited): it stays, as placing it would close
-        // it, and a close drops the payload's record locks on its file.
-        if std::os::fd::AsRawFd::as_raw_fd(&**fd) == *n {
-            if let Err(e) = host::keep_on_exec(std::os::fd::AsFd::as_fd(&**fd)) {
-                return e;
-            }
-            continue;
-        }
-        match rustix::io::fcntl_dupfd_cloexec(fd, above) {
+    let mut temps = Vec::with_capacity(to_place.len());
+    for (n, fd) in &to_place {
+        match rustix::io::fcntl_dupfd_cloexec(fd, 3) {
             Ok(t) => temps.push((*n, t)),
             Err(e) => return e,
         }
@@ -313,7 +319,7 @@ pub fn replace(
     let kvm_fd = format!("--kvm-fd={}", std::os::fd::AsRawFd::as_raw_fd(&kvm));
     args.push(CString::new(kvm_fd).expect("a number has no NUL"));
     // Under gdb, the new km goes on with the session and reports the exec.
-    let session = match gdb_session(guest, above) {
+    let session = match gdb_session(guest) {
         Ok(session) => session,
         Err(e) => return e,
     };
@@ -399,18 +405,45 @@ fn keep_locks_across_exec(
     Ok(numbers)
 }
 
+/// Before placing the descriptors an execve keeps at `targets`: every free host
+/// number up to the highest of them gets a close-on-exec copy of `fd` (km's
+/// /dev/kvm descriptor), so that the copies km makes meanwhile go elsewhere. Those
+/// at `targets` are left for the placing to replace (and never closed by km);
+/// the others are closed again. Other threads are stopped.
+fn hold_numbers(
+    fd: std::os::fd::BorrowedFd<'_>,
+    targets: &std::collections::BTreeSet<i32>,
+) -> Result<(), Errno> {
+    let Some(&top) = targets.last() else {
+        return Ok(());
+    };
+    let mut others = Vec::new();
+    loop {
+        let copy = rustix::io::fcntl_dupfd_cloexec(fd, 0)?;
+        let n = std::os::fd::AsRawFd::as_raw_fd(&copy);
+        if n > top {
+            return Ok(());
+        }
+        if targets.contains(&n) {
+            // Replaced by the descriptor placed at `n`, or closed by the exec.
+            let _ = std::os::fd::IntoRawFd::into_raw_fd(copy);
+        } else {
+            others.push(copy);
+        }
+    }
+}
+
 /// The live gdb session's connection (or a fork parent's relay), copied at a
-/// number from `above` that survives execve, whether km started the payload
-/// for gdb, and whether it is a relay.
+/// number (not a kept descriptor's) that survives execve, whether km started the
+/// payload for gdb, and whether it is a relay.
 fn gdb_session(
     guest: &crate::kernel::process::Guest,
-    above: i32,
 ) -> Result<Option<(std::os::fd::OwnedFd, bool, bool)>, Errno> {
     let Some((fd, launched, relayed)) = guest.debugger.as_ref().and_then(|d| d.exec_session())
     else {
         return Ok(None);
     };
-    let copy = crate::memory::host::dup_cloexec_from(fd, above)?;
+    let copy = crate::memory::host::dup_cloexec_from(fd, 3)?;
     rustix::io::fcntl_setfd(&copy, rustix::io::FdFlags::empty())?;
     Ok(Some((copy, launched, relayed)))
 }

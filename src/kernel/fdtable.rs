@@ -24,11 +24,10 @@ pub struct FdTable {
     fds: BTreeMap<i32, Entry>,
 }
 
-/// Upper bound of guest fd numbers, as RLIMIT_NOFILE would give.
+/// Upper bound of guest fd numbers: the guest's soft RLIMIT_NOFILE (km's own is
+/// higher, see `guest::limits`).
 pub fn limit() -> i32 {
-    rustix::process::getrlimit(rustix::process::Resource::Nofile)
-        .current
-        .map_or(i32::MAX, |n| n.min(i32::MAX as u64) as i32)
+    crate::guest::limits::nofile().min(i32::MAX as u64) as i32
 }
 
 impl FdTable {

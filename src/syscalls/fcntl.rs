@@ -12,6 +12,7 @@ use rustix::fs::OFlags;
 use rustix::io::Errno;
 
 use super::{Ctx, SysResult};
+use crate::kernel::fdtable;
 use crate::memory::host;
 
 /// `struct flock`: l_type (short), l_whence (short), l_start, l_len, l_pid (int).
@@ -23,10 +24,15 @@ pub fn fcntl(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     let fd = a[0] as i32;
     match a[1] as i32 {
         cmd @ (libc::F_DUPFD | libc::F_DUPFD_CLOEXEC) => {
-            let min = i32::try_from(a[2]).map_err(|_| Errno::INVAL)?;
             let mut fds = ctx.thread.fds(ctx.guest);
             let host = fds.dup_host(fd)?;
-            Ok(fds.insert(host, cmd == libc::F_DUPFD_CLOEXEC, min)? as u64)
+            // Linux takes the lowest number as an unsigned int: EINVAL at or past
+            // the soft RLIMIT_NOFILE (EMFILE is for no free number below it).
+            let min = a[2] as u32;
+            if min >= fdtable::limit() as u32 {
+                return Err(Errno::INVAL);
+            }
+            Ok(fds.insert(host, cmd == libc::F_DUPFD_CLOEXEC, min as i32)? as u64)
         }
         libc::F_GETFD => Ok(if ctx.thread.fds(ctx.guest).cloexec(fd)? {
             libc::FD_CLOEXEC as u64

@@ -251,13 +251,24 @@ fn do_prlimit(ctx: &mut Ctx<'_>, resource: u64, new: u64, old: u64) -> SysResult
 fn kept_prlimit(resource: u32, new: Option<[u8; 16]>) -> Result<Vec<u8>, Errno> {
     let word = |b: &[u8]| u64::from_ne_bytes(b.try_into().expect("8 bytes"));
     let prev = match new {
-        Some(n) => {
-            let privileged = rustix::process::geteuid().is_root();
-            limits::set(resource, (word(&n[..8]), word(&n[8..])), privileged)?
-        }
+        Some(n) => limits::set(resource, (word(&n[..8]), word(&n[8..])), may_raise_hard())?,
         None => limits::get(resource).ok_or(Errno::INVAL)?,
     };
     Ok([prev.0.to_ne_bytes(), prev.1.to_ne_bytes()].concat())
+}
+
+/// Whether km, and so the payload, may raise a hard limit: CAP_SYS_RESOURCE in
+/// km's effective set (Linux's check; a root without it, as in a container, may
+/// not).
+fn may_raise_hard() -> bool {
+    const CAP_SYS_RESOURCE: u32 = 24;
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let caps = status.lines().find_map(|l| l.strip_prefix("CapEff:"))?;
+            u64::from_str_radix(caps.trim(), 16).ok()
+        })
+        .is_some_and(|caps| caps & 1 << CAP_SYS_RESOURCE != 0)
 }
 
 pub fn prlimit64(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {

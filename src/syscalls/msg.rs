@@ -83,17 +83,38 @@ fn fds_to_host(ctx: &Ctx<'_>, control: &mut [u8]) -> Result<Vec<Arc<OwnedFd>>, E
 }
 
 /// Installs the descriptors received in SCM_RIGHTS messages of `control` in the
-/// guest's table and rewrites them as guest numbers.
-fn fds_to_guest(ctx: &Ctx<'_>, control: &mut [u8], cloexec: bool) -> Result<(), Errno> {
+/// guest's table and rewrites them as guest numbers. One that does not fit (no
+/// free number below the guest's RLIMIT_NOFILE) ends it as Linux's
+/// scm_detach_fds does: the message keeps those installed before it (or goes,
+/// with none), the rest are closed, the control data ends there, and the result
+/// is true (the caller sets MSG_CTRUNC).
+fn fds_to_guest(ctx: &Ctx<'_>, control: &mut Vec<u8>, cloexec: bool) -> Result<bool, Errno> {
+    let mut end = None;
     for cmsg in cmsgs(control)?.iter().filter(|c| c.is_rights()) {
-        for slot in control[cmsg.data..cmsg.data + cmsg.len].chunks_exact_mut(4) {
-            let host = i32::from_ne_bytes((&*slot).try_into().expect("4 bytes"));
+        let header = cmsg.data - CMSG_HEADER;
+        for i in 0..cmsg.len / 4 {
+            let slot = cmsg.data + 4 * i..cmsg.data + 4 * i + 4;
+            let host = i32::from_ne_bytes(control[slot.clone()].try_into().expect("4 bytes"));
+            // Adopted even when dropped, so that it is closed.
             let fd = host::adopt_received_fd(host);
-            let guest = ctx.thread.fds(ctx.guest).insert(fd, cloexec, 0)?;
-            slot.copy_from_slice(&guest.to_ne_bytes());
+            if end.is_some() {
+                continue;
+            }
+            match ctx.thread.fds(ctx.guest).insert(fd, cloexec, 0) {
+                Ok(guest) => control[slot].copy_from_slice(&guest.to_ne_bytes()),
+                Err(_) if i == 0 => end = Some(header),
+                Err(_) => {
+                    let len = CMSG_HEADER + 4 * i;
+                    control[header..header + 8].copy_from_slice(&(len as u64).to_ne_bytes());
+                    end = Some((header + len.next_multiple_of(8)).min(control.len()));
+                }
+            }
         }
     }
-    Ok(())
+    if let Some(end) = end {
+        control.truncate(end);
+    }
+    Ok(end.is_some())
 }
 
 /// The fields of a guest `struct msghdr` km reads.
@@ -199,7 +220,7 @@ fn recv_one(ctx: &Ctx<'_>, fd: &OwnedFd, hdr: u64, flags: i32) -> Result<usize, 
         0
     };
     let mut got = host::recvmsg(fd.as_fd(), name_cap, &bufs, control_cap, flags)?;
-    fds_to_guest(ctx, &mut got.control, flags & libc::MSG_CMSG_CLOEXEC != 0)?;
+    let cut = fds_to_guest(ctx, &mut got.control, flags & libc::MSG_CMSG_CLOEXEC != 0)?;
     if name_cap > 0 {
         ctx.write_bytes(msg.name, &got.name)?;
         ctx.write_obj(hdr + MSG_NAMELEN, got.name_len)?;
@@ -209,7 +230,10 @@ fn recv_one(ctx: &Ctx<'_>, fd: &OwnedFd, hdr: u64, flags: i32) -> Result<usize, 
     }
     ctx.write_obj(hdr + MSG_CONTROLLEN, got.control.len() as u64)?;
     // km always asks for close-on-exec host descriptors; the guest sees its own flag.
-    let flags_out = got.flags & !(libc::MSG_CMSG_CLOEXEC & !flags);
+    let mut flags_out = got.flags & !(libc::MSG_CMSG_CLOEXEC & !flags);
+    if cut {
+        flags_out |= libc::MSG_CTRUNC;
+    }
     ctx.write_obj(hdr + MSG_FLAGS, flags_out)?;
     Ok(got.len)
 }

@@ -26,6 +26,8 @@ pub enum SelfPath {
     Status,
     /// The host's stat without km's addresses.
     Stat,
+    /// The host's limits with the guest's own (`guest::limits`).
+    Limits,
     /// The link `fd/N` itself (read as the guest descriptor's target).
     Fd(i32),
 }
@@ -82,6 +84,7 @@ pub fn contents(guest: &Guest, thread: Option<&Thread>, which: &SelfPath) -> Vec
         SelfPath::Environ => guest.config.environ.clone(),
         SelfPath::Status => status(guest, thread),
         SelfPath::Stat => stat(),
+        SelfPath::Limits => limits(),
         SelfPath::Exe | SelfPath::Fd(_) => Vec::new(),
     }
 }
@@ -133,6 +136,45 @@ pub fn file_with(bytes: &[u8]) -> Result<OwnedFd, Errno> {
 
 /// /proc/self/status: km's own (name, ids, memory and threads are right: km shows as
 /// the payload and its memory is the guest's), with the signal lines the guest's.
+/// /proc/self/limits: km's, with the rows of the limits km keeps for the guest
+/// written as Linux writes them.
+fn limits() -> Vec<u8> {
+    const KEPT: [(&str, u32); 4] = [
+        ("Max data size", libc::RLIMIT_DATA),
+        ("Max address space", libc::RLIMIT_AS),
+        ("Max open files", libc::RLIMIT_NOFILE),
+        ("Max pending signals", libc::RLIMIT_SIGPENDING),
+    ];
+    let show = |v: u64| {
+        if v == crate::guest::limits::INFINITY {
+            "unlimited".to_string()
+        } else {
+            v.to_string()
+        }
+    };
+    let host = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
+    let mut out = String::with_capacity(host.len());
+    for line in host.lines() {
+        let kept = KEPT
+            .iter()
+            .find(|(name, _)| line.starts_with(name))
+            .and_then(|&(name, r)| Some((name, crate::guest::limits::get(r)?)));
+        match kept {
+            Some((name, (soft, hard))) => {
+                // The units column follows the name's 26 and two values' 21 each.
+                let units = line.get(68..).unwrap_or("").trim_end();
+                let (soft, hard) = (show(soft), show(hard));
+                out.push_str(&format!("{name:<25} {soft:<20} {hard:<20} {units:<10}\n"));
+            }
+            None => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    out.into_bytes()
+}
+
 fn status(guest: &Guest, thread: Option<&Thread>) -> Vec<u8> {
     let host = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let actions = lock(&guest.signals).actions;

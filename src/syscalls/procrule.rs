@@ -30,14 +30,13 @@ const PROC_SUPER_MAGIC: i64 = 0x9fa0;
 const MAX_LINKS: u32 = 40;
 
 /// Files of km's own /proc/<pid> passed through: they describe the payload as well
-/// as km (limits, ids, mounts, scheduling) and reveal nothing of km's memory.
+/// as km (ids, mounts, scheduling) and reveal nothing of km's memory.
 const OWN_HARMLESS: &[&[u8]] = &[
     b"",
     b"task",
     b"fd",
     b"fdinfo",
     b"statm",
-    b"limits",
     b"comm",
     b"mountinfo",
     b"mounts",
@@ -457,6 +456,7 @@ fn payload_file(rest: &[u8]) -> Result<Access, Errno> {
         b"environ" => SelfPath::Environ,
         b"status" => SelfPath::Status,
         b"stat" => SelfPath::Stat,
+        b"limits" => SelfPath::Limits,
         _ if harmless(rest) => return Ok(Access::Host),
         _ => return Err(Errno::ACCESS),
     };

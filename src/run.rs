@@ -105,6 +105,8 @@ fn run_until_exit(guest: &Arc<Guest>, thread: &mut Thread) -> i32 {
                 &signals::info(signal, signals::SI_KERNEL),
             ),
         };
+        // Whatever a kick since this exit asked for is looked at from here on.
+        thread.vcpu.forget_kick();
         // A vfork child is another process: its parent's core dump is not its own.
         let point = if guest.dump_requested() && thread.vfork_child.is_none() {
             let at = or_fail(guest, debug::user_point(guest, thread, point));

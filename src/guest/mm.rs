@@ -57,14 +57,14 @@ pub const STACK_SIZE: u64 = 8 << 20;
 /// Gap between the stack and the top of the mmap area.
 const STACK_GAP: u64 = HUGE_PAGE_SIZE;
 /// Host reservation for the mmap area and stack.
-const UPPER_SIZE: u64 = 128 << 30;
+pub const UPPER_SIZE: u64 = 128 << 30;
 /// Where the upper region starts; no mapping crosses this line.
 const UPPER_BASE: u64 = STACK_TOP - UPPER_SIZE;
 /// Host reservation for the mmap area's continuation below the upper region,
 /// committed sparsely: reservations of hundreds of GiB, as on Linux.
 const RESERVE_SIZE: u64 = 4 << 40;
 /// Host reservation for the program image and its brk heap.
-const IMAGE_SIZE: u64 = 64 << 30;
+pub const IMAGE_SIZE: u64 = 64 << 30;
 /// Where static-PIE programs are loaded (Linux's ELF_ET_DYN_BASE neighbourhood).
 pub const PIE_BASE: u64 = 0x5555_5540_0000;
 

@@ -9,6 +9,7 @@ use std::os::fd::OwnedFd;
 use anyhow::{Context, Result};
 
 use super::landing_pad::{self, CpuArea, PT_POOL, SYS_BASE, SYS_SIZE};
+use super::mm::{IMAGE_SIZE, UPPER_SIZE};
 use super::paging::{PTE_ACCESSED, PTE_DIRTY, PTE_NX, PTE_USER, PTE_WRITE, PageTables};
 use super::vcpu::Vcpu;
 use crate::kvm::{Backend, KvmVm};
@@ -37,10 +38,15 @@ pub struct Vm {
 
 impl Vm {
     /// Creates the VM (on `kvm`, a /dev/kvm descriptor km inherited, or else on
-    /// /dev/kvm opened here) and installs the system region.
+    /// /dev/kvm opened here) and installs the system region, in the place it has
+    /// between the mmap area and the image (`GuestMemory::new`).
     pub fn new(kvm: Option<OwnedFd>) -> Result<Self> {
         let kvm = KvmVm::new(kvm)?;
-        let mut mem = GuestMemory::new()?;
+        let mut mem = GuestMemory::new(&[
+            (RegionKind::Upper, UPPER_SIZE),
+            (RegionKind::System, SYS_SIZE),
+            (RegionKind::Image, IMAGE_SIZE),
+        ])?;
         let sys = mem.reserve(RegionKind::System, SYS_BASE, SYS_SIZE, Growth::Up)?;
         mem.commit(kvm.fd(), sys, SYS_BASE..SYS_BASE + SYS_SIZE)?;
         let mut pt = PageTables::new(&mem, PT_POOL)?;

@@ -400,6 +400,19 @@ impl KvmVcpu {
         }
     }
 
+    /// Forgets a kick that came since the last KVM_RUN returned (a host signal
+    /// while km served a syscall: SIGCHLD during wait4). The caller then checks what
+    /// kicks are for (signals, stop requests) before the vCPU runs again; a kick that
+    /// comes after this still ends the next KVM_RUN at once. Spares the KVM_RUN that
+    /// would return EINTR at once for something already seen to.
+    pub fn forget_kick(&mut self) {
+        // SAFETY: a volatile store to the vCPU's own mapped kvm_run, whose
+        // immediate_exit this thread's kick handler writes (volatile, 0 or 1).
+        unsafe { std::ptr::write_volatile(&raw mut self.fd.get_kvm_run().immediate_exit, 0) };
+        // The store comes before the checks that follow, as the handler sees them.
+        std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
+    }
+
     /// Runs the vCPU until the guest writes to an I/O port (returned) or does
     /// something that kills it (the signal Linux would send).
     pub fn run_to_exit(&mut self) -> Result<Exit> {

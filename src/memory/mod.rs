@@ -17,6 +17,15 @@
 //! guest-physical range ends above 2^42, which hardware KVM on a CPU with a smaller
 //! MAXPHYADDR refuses once a chunk there is committed (untested on hardware KVM).
 //!
+//! The regions a payload always has (the mmap area, the system area and the image,
+//! in that order) are carved out of one host reservation, the *arena*, and get
+//! guest-physical ranges in the same order and at the same distances: the top of the
+//! mmap area (its committed part, which grows down), the system area and the bottom
+//! of the image (which grows up) are then contiguous in both, and a fork child
+//! exposes them to its new VM with a single memslot. Each memslot registration
+//! waits for an SRCU grace period in KVM (worker threads of the host's), which on a
+//! loaded host costs milliseconds.
+//!
 //! Every access the monitor makes on behalf of the guest goes through
 //! [`GuestMemory::slice`], which checks the range against the committed part of one
 //! region and hands out a `vm_memory::VolatileSlice`: a bad guest pointer becomes a
@@ -126,6 +135,8 @@ pub struct Region {
     phys: u64,
     /// Shared with the copy a forked km builds over the same (copy-on-write) pages.
     host: Arc<MmapRegion>,
+    /// The arena `host` is a part of (which unmaps it once no region uses it).
+    arena: Option<Arc<MmapRegion>>,
     growth: Growth,
     /// The committed range; it only grows, and readers on other vCPU threads see it
     /// without a lock.
@@ -163,22 +174,93 @@ impl Region {
     }
 }
 
+/// One host reservation that holds several regions side by side, each in a place
+/// of its own (see the module's documentation).
+#[derive(Clone)]
+struct Arena {
+    map: Arc<MmapRegion>,
+    /// Guest-physical address of the reservation's start.
+    phys: u64,
+    /// Each place: the kind of region it is for, its offset and size.
+    places: Vec<(RegionKind, u64, u64)>,
+}
+
 /// The guest's memory: regions and the memslots that expose them to KVM.
 pub struct GuestMemory {
     regions: Vec<Region>,
+    arena: Option<Arena>,
     next_slot: AtomicU32,
     next_phys: u64,
     flush_page: MmapRegion,
 }
 
 impl GuestMemory {
-    pub fn new() -> Result<Self> {
+    /// Guest memory whose regions of the kinds in `arena` (each with the largest
+    /// size it may be reserved with) lie side by side in that order, in host and in
+    /// guest-physical memory; other regions get reservations of their own.
+    pub fn new(arena: &[(RegionKind, u64)]) -> Result<Self> {
+        let size: u64 = arena.iter().map(|(_, size)| size).sum();
+        let arena = match size {
+            0 => None,
+            _ => Some(Arena {
+                map: Arc::new(reserve_host(size).context("reserving host memory for the guest")?),
+                phys: PHYS_BASE,
+                places: arena
+                    .iter()
+                    .scan(0, |offset, &(kind, size)| {
+                        *offset += size;
+                        Some((kind, *offset - size, size))
+                    })
+                    .collect(),
+            }),
+        };
         Ok(GuestMemory {
             regions: Vec::new(),
+            arena,
             next_slot: AtomicU32::new(0),
-            next_phys: PHYS_BASE,
+            next_phys: PHYS_BASE + size.next_multiple_of(PHYS_ALIGN),
             flush_page: MmapRegion::new(PAGE_SIZE as usize).context("allocating the flush page")?,
         })
+    }
+
+    /// The host memory and guest-physical address for a new region of `kind` and
+    /// `size`: its place in the arena when it has one that is free and large
+    /// enough, or else a reservation of its own.
+    fn place(
+        &mut self,
+        kind: RegionKind,
+        size: u64,
+    ) -> Result<(MmapRegion, u64, Option<Arc<MmapRegion>>)> {
+        let free = self.arena.as_ref().and_then(|a| {
+            let (_, offset, _) = a
+                .places
+                .iter()
+                .find(|(k, _, room)| *k == kind && size <= *room)?;
+            let taken = self.regions.iter().any(|r| {
+                r.kind == kind && r.arena.as_ref().is_some_and(|m| Arc::ptr_eq(m, &a.map))
+            });
+            (!taken).then_some((a, *offset))
+        });
+        if let Some((a, offset)) = free {
+            // SAFETY: `offset..offset + size` lies inside the arena's mapping (a place
+            // is within the reservation, and `size` fits the place), which lives as
+            // long as this region holds the arena; the region gets the arena's
+            // protection and flags.
+            let host = unsafe {
+                MmapRegion::build_raw(
+                    a.map.as_ptr().add(offset as usize),
+                    size as usize,
+                    a.map.prot(),
+                    a.map.flags(),
+                )
+            }
+            .context("carving a region out of the guest's host reservation")?;
+            return Ok((host, a.phys + offset, Some(a.map.clone())));
+        }
+        let host = reserve_host(size)?;
+        let phys = self.next_phys;
+        self.next_phys += size.next_multiple_of(PHYS_ALIGN);
+        Ok((host, phys, None))
     }
 
     /// Reserves host memory for guest range `[base, base + size)` (huge-page aligned)
@@ -206,13 +288,7 @@ impl GuestMemory {
                 r.reserved().end
             );
         }
-        let host = MmapRegion::build(
-            None,
-            size as usize,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-        )
-        .with_context(|| {
+        let (host, phys, arena) = self.place(kind, size).with_context(|| {
             format!("reserving {size:#x} bytes of host memory for the {kind:?} region")
         })?;
         faults::register(host.as_ptr() as usize, host.size())?;
@@ -224,13 +300,12 @@ impl GuestMemory {
             Growth::Sparse => vec![false; size.div_ceil(SPARSE_CHUNK) as usize],
             _ => Vec::new(),
         };
-        let phys = self.next_phys;
-        self.next_phys += size.next_multiple_of(PHYS_ALIGN);
         self.regions.push(Region {
             kind,
             base,
             phys,
             host: Arc::new(host),
+            arena,
             growth,
             committed_start: AtomicU64::new(edge),
             committed_end: AtomicU64::new(edge),
@@ -367,53 +442,82 @@ impl GuestMemory {
     }
 
     /// In a forked km: the same regions (the child's copy-on-write copy of the
-    /// parent's pages) exposed to the child's new VM `vm`, one memslot per region.
+    /// parent's pages) exposed to the child's new VM `vm`, with as few memslots as
+    /// their committed parts allow: one for parts that follow each other in both
+    /// guest-physical and host memory (the arena's), one for each other part.
     pub fn fork_into(&self, vm: &VmFd) -> Result<GuestMemory> {
-        let mut regions = Vec::with_capacity(self.regions.len());
-        let mut slot = 0u32;
+        let mut parts: Vec<(Range<u64>, u64)> = Vec::new();
         for r in &self.regions {
             let committed = r.committed();
-            let slots = match r.growth {
+            let ranges = match r.growth {
                 Growth::Sparse => r.chunk_runs(),
-                _ if committed.end > committed.start => vec![committed.clone()],
+                _ if committed.end > committed.start => vec![committed],
                 _ => Vec::new(),
             };
-            for range in slots {
-                let region = kvm_userspace_memory_region {
-                    slot,
-                    flags: 0,
-                    guest_phys_addr: range.start - r.base + r.phys,
-                    memory_size: range.end - range.start,
-                    userspace_addr: r.host.as_ptr() as u64 + (range.start - r.base),
-                };
-                // SAFETY: the host range is a committed part of `r.host`, a mapping
-                // this new region shares ownership of; regions and a sparse
-                // region's runs do not overlap, so neither do the slots.
-                unsafe { vm.set_user_memory_region(region) }.with_context(|| {
-                    format!(
-                        "KVM_SET_USER_MEMORY_REGION for the forked {:?} region {:#x}..{:#x}",
-                        r.kind, range.start, range.end
-                    )
-                })?;
-                crate::stats::count(crate::stats::Event::MemslotChange);
-                slot += 1;
-            }
-            regions.push(Region {
-                kind: r.kind,
-                base: r.base,
-                phys: r.phys,
-                host: r.host.clone(),
-                growth: r.growth,
-                committed_start: AtomicU64::new(committed.start),
-                committed_end: AtomicU64::new(committed.end),
-                chunks: std::sync::Mutex::new(
-                    r.chunks.lock().unwrap_or_else(|e| e.into_inner()).clone(),
-                ),
-            });
+            parts.extend(ranges.into_iter().map(|range| {
+                let host = r.host.as_ptr() as u64 + (range.start - r.base);
+                (
+                    range.start - r.base + r.phys..range.end - r.base + r.phys,
+                    host,
+                )
+            }));
         }
+        parts.sort_by_key(|(phys, _)| phys.start);
+        let mut slots: Vec<(Range<u64>, u64)> = Vec::with_capacity(parts.len());
+        for (phys, host) in parts {
+            match slots.last_mut() {
+                Some((last, last_host))
+                    if last.end == phys.start && *last_host + (last.end - last.start) == host =>
+                {
+                    last.end = phys.end;
+                }
+                _ => slots.push((phys, host)),
+            }
+        }
+        for (slot, (phys, host)) in (0u32..).zip(&slots) {
+            let region = kvm_userspace_memory_region {
+                slot,
+                flags: 0,
+                guest_phys_addr: phys.start,
+                memory_size: phys.end - phys.start,
+                userspace_addr: *host,
+            };
+            // SAFETY: the host range is the committed parts of regions whose
+            // mappings the new regions share ownership of (joined only where they
+            // follow each other in host memory too); regions and a sparse region's
+            // runs do not overlap in guest-physical memory, so neither do the slots.
+            unsafe { vm.set_user_memory_region(region) }.with_context(|| {
+                format!(
+                    "KVM_SET_USER_MEMORY_REGION for the forked guest-physical range {:#x}..{:#x}",
+                    phys.start, phys.end
+                )
+            })?;
+            crate::stats::count(crate::stats::Event::MemslotChange);
+        }
+        let regions = self
+            .regions
+            .iter()
+            .map(|r| {
+                let committed = r.committed();
+                Region {
+                    kind: r.kind,
+                    base: r.base,
+                    phys: r.phys,
+                    host: r.host.clone(),
+                    arena: r.arena.clone(),
+                    growth: r.growth,
+                    committed_start: AtomicU64::new(committed.start),
+                    committed_end: AtomicU64::new(committed.end),
+                    chunks: std::sync::Mutex::new(
+                        r.chunks.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+                    ),
+                }
+            })
+            .collect();
         Ok(GuestMemory {
-            next_slot: AtomicU32::new(slot),
+            next_slot: AtomicU32::new(slots.len() as u32),
             regions,
+            arena: self.arena.clone(),
             next_phys: self.next_phys,
             flush_page: MmapRegion::new(PAGE_SIZE as usize).context("allocating the flush page")?,
         })
@@ -726,6 +830,17 @@ impl GuestMemory {
         }
         Ok(())
     }
+}
+
+/// A `size`-byte host reservation for guest memory: private, anonymous, readable
+/// and writable, with no swap reserved (pages exist once touched).
+fn reserve_host(size: u64) -> Result<MmapRegion> {
+    Ok(MmapRegion::build(
+        None,
+        usize::try_from(size)?,
+        libc::PROT_READ | libc::PROT_WRITE,
+        libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+    )?)
 }
 
 /// Asks the host for transparent huge pages behind km's mapping `[host, host + len)`

@@ -976,6 +976,8 @@ const INT_SYSCALLS: &[libc::c_long] = &[
     libc::SYS_flock,
     libc::SYS_membarrier,
     libc::SYS_shmget,
+    libc::SYS_semget,
+    libc::SYS_msgget,
     libc::SYS_fadvise64,
     libc::SYS_fallocate,
     libc::SYS_readahead,

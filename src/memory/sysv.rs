@@ -1,0 +1,217 @@
+//! Host System V semaphore and message-queue calls for the payload, with km
+//! buffers only.
+//!
+//! The kernel sizes some transfers by the object itself, never by an argument
+//! (semctl GETALL/SETALL by the set's semaphore count, msgrcv by the message
+//! received): the count km read before can be stale by the time of the call (the
+//! id removed and reused meanwhile). Those transfers go through a [`GuardedBuf`],
+//! whose bytes end at an inaccessible page, so a longer transfer fails with
+//! EFAULT in the kernel instead of reaching past km's buffer.
+
+use rustix::io::Errno;
+
+use super::PAGE_SIZE;
+
+fn check(ret: libc::c_long) -> Result<u64, Errno> {
+    if ret < 0 {
+        Err(Errno::from_raw_os_error(
+            std::io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::EIO),
+        ))
+    } else {
+        Ok(ret as u64)
+    }
+}
+
+/// `len` bytes of km memory followed by an inaccessible page (see the module).
+pub struct GuardedBuf {
+    map: *mut u8,
+    map_len: usize,
+    /// Where the bytes start: they end at the guard page.
+    start: usize,
+    len: usize,
+}
+
+impl GuardedBuf {
+    /// Zeroed bytes; only the pages written to take host memory.
+    pub fn new(len: usize) -> Result<Self, Errno> {
+        let page = PAGE_SIZE as usize;
+        let data = len.checked_next_multiple_of(page).ok_or(Errno::NOMEM)?;
+        let map_len = data.checked_add(page).ok_or(Errno::NOMEM)?;
+        // SAFETY: a new private anonymous mapping of km's own, placed by the host;
+        // nothing else refers to it.
+        let map = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                map_len,
+                libc::PROT_NONE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if map == libc::MAP_FAILED {
+            return Err(Errno::NOMEM);
+        }
+        let buf = GuardedBuf {
+            map: map.cast(),
+            map_len,
+            start: data - len,
+            len,
+        };
+        // SAFETY: the first `data` bytes of the mapping made above; the last page
+        // stays inaccessible.
+        let rc = unsafe { libc::mprotect(map, data, libc::PROT_READ | libc::PROT_WRITE) };
+        if rc != 0 {
+            return Err(Errno::NOMEM);
+        }
+        Ok(buf)
+    }
+
+    fn ptr(&mut self) -> *mut u8 {
+        // SAFETY: `start` is within the mapping (at most its data part's length).
+        unsafe { self.map.add(self.start) }
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        // SAFETY: `len` readable bytes from `start`, owned by this buffer.
+        unsafe { std::slice::from_raw_parts(self.map.add(self.start), self.len) }
+    }
+
+    pub fn bytes_mut(&mut self) -> &mut [u8] {
+        let p = self.ptr();
+        // SAFETY: `len` writable bytes from `start`, borrowed mutably from the buffer.
+        unsafe { std::slice::from_raw_parts_mut(p, self.len) }
+    }
+}
+
+impl Drop for GuardedBuf {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the mapping `new` made; no borrow of it outlives
+        // the buffer.
+        unsafe { libc::munmap(self.map.cast(), self.map_len) };
+    }
+}
+
+/// Size of `struct semid64_ds` (IPC_STAT, SEM_STAT, SEM_STAT_ANY, IPC_SET).
+pub const SEMID_DS_SIZE: usize = 104;
+/// Size of `struct seminfo` (IPC_INFO, SEM_INFO).
+pub const SEMINFO_SIZE: usize = 40;
+/// Size of `struct msqid64_ds` (IPC_STAT, MSG_STAT, MSG_STAT_ANY, IPC_SET).
+pub const MSQID_DS_SIZE: usize = 120;
+/// Size of `struct msginfo` (IPC_INFO, MSG_INFO).
+pub const MSGINFO_SIZE: usize = 32;
+/// Size of `struct sembuf`.
+pub const SEMBUF_SIZE: usize = 6;
+
+// Linux's semctl and msgctl commands the libc crate does not name.
+pub const GETPID: i32 = 11;
+pub const GETVAL: i32 = 12;
+pub const GETALL: i32 = 13;
+pub const GETNCNT: i32 = 14;
+pub const GETZCNT: i32 = 15;
+pub const SETVAL: i32 = 16;
+pub const SETALL: i32 = 17;
+pub const SEM_STAT: i32 = 18;
+pub const SEM_INFO: i32 = 19;
+pub const SEM_STAT_ANY: i32 = 20;
+pub const MSG_STAT: i32 = 11;
+pub const MSG_INFO: i32 = 12;
+pub const MSG_STAT_ANY: i32 = 13;
+
+/// semctl's fourth argument.
+pub enum SemArg<'a> {
+    /// None (IPC_RMID, GETVAL, GETPID, GETNCNT, GETZCNT) or SETVAL's value.
+    Value(i32),
+    /// A structure (IPC_STAT, SEM_STAT, SEM_STAT_ANY, IPC_SET, IPC_INFO, SEM_INFO).
+    Struct(&'a mut [u8]),
+    /// The set's values (GETALL, SETALL).
+    Array(&'a mut GuardedBuf),
+}
+
+/// The size of the structure semctl command `cmd` reads or writes, or `None` for
+/// a command that takes no pointer.
+fn semctl_struct(cmd: i32) -> Option<usize> {
+    match cmd {
+        libc::IPC_STAT | SEM_STAT | SEM_STAT_ANY | libc::IPC_SET => Some(SEMID_DS_SIZE),
+        libc::IPC_INFO | SEM_INFO => Some(SEMINFO_SIZE),
+        _ => None,
+    }
+}
+
+/// semctl(id, num, cmd, arg); the argument's kind must be the one `cmd` takes
+/// (EINVAL otherwise), so no integer ever reaches the host as a pointer.
+pub fn semctl(id: i32, num: i32, cmd: i32, arg: SemArg<'_>) -> Result<u64, Errno> {
+    let value_cmd = matches!(
+        cmd,
+        libc::IPC_RMID | GETVAL | GETPID | GETNCNT | GETZCNT | SETVAL
+    );
+    let arg: usize = match arg {
+        SemArg::Value(v) if value_cmd => v as u32 as usize,
+        SemArg::Struct(buf) if semctl_struct(cmd).is_some_and(|n| buf.len() >= n) => {
+            buf.as_mut_ptr() as usize
+        }
+        SemArg::Array(buf) if matches!(cmd, GETALL | SETALL) => buf.ptr() as usize,
+        _ => return Err(Errno::INVAL),
+    };
+    // SAFETY: `arg` is a plain value for the commands that take one, else a km
+    // buffer at least as long as the command's structure, or a guarded buffer
+    // (the kernel sizes GETALL/SETALL by the set; past the buffer it faults).
+    check(unsafe { libc::syscall(libc::SYS_semctl, id, num, cmd, arg) })
+}
+
+/// semtimedop(id, sops, nsops, timeout) with `sops` whole `struct sembuf`s.
+pub fn semtimedop(id: i32, sops: &[u8], timeout: Option<libc::timespec>) -> Result<u64, Errno> {
+    let ts = timeout.as_ref().map_or(std::ptr::null(), |t| t as *const _);
+    // SAFETY: the kernel reads `sops.len() / SEMBUF_SIZE` sembufs from `sops` and
+    // one timespec that lives until the call returns.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_semtimedop,
+            id,
+            sops.as_ptr(),
+            sops.len() / SEMBUF_SIZE,
+            ts,
+        )
+    })
+}
+
+/// msgctl(id, cmd, buf) with `buf` at least as long as the command's structure
+/// (empty for IPC_RMID; EINVAL for anything else).
+pub fn msgctl(id: i32, cmd: i32, buf: &mut [u8]) -> Result<u64, Errno> {
+    let need = match cmd {
+        libc::IPC_RMID => 0,
+        libc::IPC_STAT | MSG_STAT | MSG_STAT_ANY | libc::IPC_SET => MSQID_DS_SIZE,
+        libc::IPC_INFO | MSG_INFO => MSGINFO_SIZE,
+        _ => return Err(Errno::INVAL),
+    };
+    if buf.len() < need {
+        return Err(Errno::INVAL);
+    }
+    let p = if need == 0 {
+        std::ptr::null_mut()
+    } else {
+        buf.as_mut_ptr()
+    };
+    // SAFETY: a null pointer, or a km buffer at least as long as the structure
+    // the command reads or writes.
+    check(unsafe { libc::syscall(libc::SYS_msgctl, id, cmd, p) })
+}
+
+/// msgsnd(id, msg, msgsz, flags) of `msg`: the `long` type and the text.
+pub fn msgsnd(id: i32, msg: &[u8], flags: i32) -> Result<u64, Errno> {
+    let size = msg.len().checked_sub(8).ok_or(Errno::INVAL)?;
+    // SAFETY: the kernel reads the type and `size` bytes of text: all of `msg`.
+    check(unsafe { libc::syscall(libc::SYS_msgsnd, id, msg.as_ptr(), size, flags) })
+}
+
+/// msgrcv(id, buf, msgsz, type, flags) into `buf` (the `long` type, then up to
+/// `buf`'s length less 8 bytes of text); returns the text's length.
+pub fn msgrcv(id: i32, buf: &mut GuardedBuf, msgtyp: i64, flags: i32) -> Result<u64, Errno> {
+    let size = buf.len.checked_sub(8).ok_or(Errno::INVAL)?;
+    let p = buf.ptr();
+    // SAFETY: the kernel writes at most the type and `size` bytes of text into the
+    // guarded buffer (and reads as much for MSG_COPY); past it, it faults.
+    check(unsafe { libc::syscall(libc::SYS_msgrcv, id, p, size, msgtyp, flags) })
+}

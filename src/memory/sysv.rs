@@ -215,3 +215,79 @@ pub fn msgrcv(id: i32, buf: &mut GuardedBuf, msgtyp: i64, flags: i32) -> Result<
     // guarded buffer (and reads as much for MSG_COPY); past it, it faults.
     check(unsafe { libc::syscall(libc::SYS_msgrcv, id, p, size, msgtyp, flags) })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::host;
+
+    /// A private set of `nsems` semaphores, removed when dropped (also when a
+    /// test fails).
+    struct Set(i32);
+
+    impl Set {
+        fn new(nsems: u64) -> Set {
+            let ipc_private = libc::IPC_PRIVATE as u64;
+            let id = host::int_syscall(libc::SYS_semget, [ipc_private, nsems, 0o600, 0]);
+            Set(id.expect("semget") as i32)
+        }
+    }
+
+    impl Drop for Set {
+        fn drop(&mut self) {
+            let _ = semctl(self.0, 0, libc::IPC_RMID, SemArg::Value(0));
+        }
+    }
+
+    #[test]
+    fn structure_sizes_are_the_kernels() {
+        assert_eq!(SEMID_DS_SIZE, size_of::<libc::semid_ds>());
+        assert_eq!(MSQID_DS_SIZE, size_of::<libc::msqid_ds>());
+        assert_eq!(SEMBUF_SIZE, size_of::<libc::sembuf>());
+    }
+
+    /// A set longer than the buffer km sized for it (its id reused meanwhile):
+    /// GETALL faults at the guard page instead of writing past the buffer, and
+    /// SETALL reads no byte beyond it.
+    #[test]
+    fn a_longer_set_faults_at_the_guard_page() {
+        let set = Set::new(5);
+        let id = set.0;
+        let mut short = GuardedBuf::new(4).expect("buffer");
+        short.bytes_mut().copy_from_slice(&[1, 0, 2, 0]);
+        assert_eq!(
+            semctl(id, 0, SETALL, SemArg::Array(&mut short)),
+            Err(Errno::FAULT)
+        );
+        assert_eq!(
+            semctl(id, 0, GETALL, SemArg::Array(&mut short)),
+            Err(Errno::FAULT)
+        );
+        let mut whole = GuardedBuf::new(10).expect("buffer");
+        whole
+            .bytes_mut()
+            .copy_from_slice(&[1, 0, 2, 0, 3, 0, 4, 0, 5, 0]);
+        assert_eq!(semctl(id, 0, SETALL, SemArg::Array(&mut whole)), Ok(0));
+        let mut back = GuardedBuf::new(10).expect("buffer");
+        assert_eq!(semctl(id, 0, GETALL, SemArg::Array(&mut back)), Ok(0));
+        assert_eq!(back.bytes(), whole.bytes());
+    }
+
+    /// Pointer-taking commands never take a value, nor a structure too short.
+    #[test]
+    fn arguments_must_fit_the_command() {
+        let set = Set::new(1);
+        let id = set.0;
+        let mut short = [0u8; SEMID_DS_SIZE - 1];
+        assert_eq!(
+            semctl(id, 0, libc::IPC_STAT, SemArg::Value(8)),
+            Err(Errno::INVAL)
+        );
+        assert_eq!(
+            semctl(id, 0, libc::IPC_STAT, SemArg::Struct(&mut short)),
+            Err(Errno::INVAL)
+        );
+        assert_eq!(semctl(id, 0, GETALL, SemArg::Value(8)), Err(Errno::INVAL));
+        assert_eq!(msgctl(0, libc::IPC_STAT, &mut short), Err(Errno::INVAL));
+    }
+}

@@ -12,16 +12,9 @@ use rustix::io::Errno;
 
 use super::PAGE_SIZE;
 
+/// A host call's result (errno from a negative one).
 fn check(ret: libc::c_long) -> Result<u64, Errno> {
-    if ret < 0 {
-        Err(Errno::from_raw_os_error(
-            std::io::Error::last_os_error()
-                .raw_os_error()
-                .unwrap_or(libc::EIO),
-        ))
-    } else {
-        Ok(ret as u64)
-    }
+    super::host::check(ret).map(|n| n as u64)
 }
 
 /// `len` bytes of km memory followed by an inaccessible page (see the module).

@@ -26,7 +26,41 @@ pub struct GuardedBuf {
     len: usize,
 }
 
+/// The largest buffer a thread keeps for its next call (MSGMAX's default is 8 KiB).
+const KEPT_MAX: usize = 64 << 10;
+
+thread_local! {
+    /// This thread's buffer from its last call, kept when small: a new mapping and
+    /// its first touch cost more than the call itself (about 15 us on a nested host).
+    static KEPT: std::cell::RefCell<Option<GuardedBuf>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` with a buffer of `len` bytes ending at a guard page: this thread's
+/// kept one when it is large enough, else a new one (kept afterwards if small).
+/// The bytes are not zeroed: callers use only what they or the kernel wrote.
+pub fn with_guarded<T>(len: usize, f: impl FnOnce(&mut GuardedBuf) -> T) -> Result<T, Errno> {
+    let kept = KEPT.with(|k| k.borrow_mut().take());
+    let mut buf = match kept {
+        Some(mut b) if b.capacity() >= len => {
+            b.start = b.capacity() - len;
+            b.len = len;
+            b
+        }
+        _ => GuardedBuf::new(len)?,
+    };
+    let result = f(&mut buf);
+    if buf.capacity() <= KEPT_MAX {
+        KEPT.with(|k| *k.borrow_mut() = Some(buf));
+    }
+    Ok(result)
+}
+
 impl GuardedBuf {
+    /// The accessible bytes before the guard page.
+    fn capacity(&self) -> usize {
+        self.map_len - PAGE_SIZE as usize
+    }
+
     /// Zeroed bytes; only the pages written to take host memory.
     pub fn new(len: usize) -> Result<Self, Errno> {
         let page = PAGE_SIZE as usize;
@@ -264,6 +298,18 @@ mod tests {
         let mut back = GuardedBuf::new(10).expect("buffer");
         assert_eq!(semctl(id, 0, GETALL, SemArg::Array(&mut back)), Ok(0));
         assert_eq!(back.bytes(), whole.bytes());
+    }
+
+    /// A thread's kept buffer, reused for a shorter call, still ends at its guard.
+    #[test]
+    fn a_kept_buffer_reused_ends_at_the_guard_page() {
+        let set = Set::new(5);
+        let getall = |len| {
+            with_guarded(len, |buf| semctl(set.0, 0, GETALL, SemArg::Array(buf))).expect("buffer")
+        };
+        assert_eq!(getall(10), Ok(0));
+        assert_eq!(getall(4), Err(Errno::FAULT));
+        assert_eq!(getall(10), Ok(0));
     }
 
     /// Pointer-taking commands never take a value, nor a structure too short.

@@ -13,9 +13,7 @@ use rustix::io::Errno;
 
 use super::{Ctx, SysResult};
 use crate::memory::host;
-use crate::memory::sysv::{
-    self, GuardedBuf, MSG_INFO, MSG_STAT, MSG_STAT_ANY, MSGINFO_SIZE, MSQID_DS_SIZE,
-};
+use crate::memory::sysv::{self, MSG_INFO, MSG_STAT, MSG_STAT_ANY, MSGINFO_SIZE, MSQID_DS_SIZE};
 
 /// Where `struct msginfo` holds msgmax (an int).
 const MSGMAX_AT: usize = 8;
@@ -52,16 +50,17 @@ pub fn msgrcv(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     // No message is longer than MSGMAX (unless it was lowered since one was
     // sent: that one does not fit, E2BIG as for a short buffer).
     let text = size.min(msgmax()?);
-    let mut buf = GuardedBuf::new((MTYPE_SIZE + text) as usize)?;
-    let n = sysv::msgrcv(id, &mut buf, msgtyp, flags)?;
-    // As on Linux, a message received into memory the payload cannot write is
-    // gone, and the call is EFAULT.
-    let got = buf
-        .bytes()
-        .get(..(MTYPE_SIZE + n) as usize)
-        .ok_or(Errno::FAULT)?;
-    ctx.write_bytes(msgp, got)?;
-    Ok(n)
+    sysv::with_guarded((MTYPE_SIZE + text) as usize, |buf| {
+        let n = sysv::msgrcv(id, buf, msgtyp, flags)?;
+        // As on Linux, a message received into memory the payload cannot write is
+        // gone, and the call is EFAULT.
+        let got = buf
+            .bytes()
+            .get(..(MTYPE_SIZE + n) as usize)
+            .ok_or(Errno::FAULT)?;
+        ctx.write_bytes(msgp, got)?;
+        Ok(n)
+    })?
 }
 
 pub fn msgctl(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {

@@ -18,8 +18,8 @@ use rustix::io::Errno;
 use super::{Ctx, SysResult};
 use crate::kernel::signals;
 use crate::memory::sysv::{
-    self, GETALL, GETNCNT, GETPID, GETVAL, GETZCNT, GuardedBuf, SEM_INFO, SEM_STAT, SEM_STAT_ANY,
-    SEMBUF_SIZE, SEMID_DS_SIZE, SEMINFO_SIZE, SETALL, SETVAL, SemArg,
+    self, GETALL, GETNCNT, GETPID, GETVAL, GETZCNT, SEM_INFO, SEM_STAT, SEM_STAT_ANY, SEMBUF_SIZE,
+    SEMID_DS_SIZE, SEMINFO_SIZE, SETALL, SETVAL, SemArg,
 };
 use crate::memory::{self, host};
 
@@ -126,13 +126,14 @@ fn values(ctx: &Ctx<'_>, id: i32, cmd: i32, addr: u64) -> SysResult {
         .ok()
         .and_then(|n| n.checked_mul(2))
         .ok_or(Errno::INVAL)?;
-    let mut buf = GuardedBuf::new(len)?;
-    if cmd == SETALL {
-        let src = ctx.readable(addr, len)?;
-        memory::copy_to(addr, &src, buf.bytes_mut())?;
-        return sysv::semctl(id, 0, cmd, SemArg::Array(&mut buf));
-    }
-    let r = sysv::semctl(id, 0, cmd, SemArg::Array(&mut buf))?;
-    ctx.write_bytes(addr, buf.bytes())?;
-    Ok(r)
+    sysv::with_guarded(len, |buf| {
+        if cmd == SETALL {
+            let src = ctx.readable(addr, len)?;
+            memory::copy_to(addr, &src, buf.bytes_mut())?;
+            return sysv::semctl(id, 0, cmd, SemArg::Array(buf));
+        }
+        let r = sysv::semctl(id, 0, cmd, SemArg::Array(buf))?;
+        ctx.write_bytes(addr, buf.bytes())?;
+        Ok(r)
+    })?
 }

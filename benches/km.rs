@@ -14,6 +14,10 @@
 //! - clock: clock_gettime(CLOCK_MONOTONIC) from km's vDSO vs Linux's;
 //! - first touch: writing one byte to each page of a fresh 256 MiB anonymous
 //!   mapping, native vs km;
+//! - System V IPC: a semop that does not block, a msgsnd + msgrcv pair, and a
+//!   semaphore ping-pong round trip between two processes (each side blocking in
+//!   semop until the other posts), native vs km (`cargo bench --bench km --
+//!   sysvipc`: only these);
 //! - processes: a fork + _exit + waitpid loop, and the start-up of Debian's dynamically
 //!   linked `python3 -c pass`, native vs km, and against its budget: native plus 1.2x
 //!   its syscall count (from `km --stats`) times km's per-syscall cost in this run;
@@ -48,6 +52,9 @@ const BARE_EXITS: u32 = 20_000;
 const THREAD_CREATES: u64 = 500;
 const PINGPONGS: u64 = 2_000;
 const FORKS: u64 = 200;
+const SEMOPS: u64 = 5_000;
+const MSG_PAIRS: u64 = 2_000;
+const SEM_PINGPONGS: u64 = 1_000;
 const CLOCK_READS: u64 = 2_000_000;
 /// open+close pairs of the spread-over-threads row, in all.
 const FILE_CALLS: u64 = 8_000;
@@ -310,12 +317,18 @@ fn main() {
     let forks = build(&out, "benches/forks.c", "forks");
     let clock = build(&out, "benches/clock.c", "clock");
     let touch = build(&out, "benches/touch.c", "touch");
+    let sysvipc = build(&out, "benches/sysvipc.c", "sysvipc");
     let km = km();
     let km = km.as_os_str();
     // `cargo bench --bench km -- snapshot`: the snapshot lines only.
     if std::env::args().any(|a| a == "snapshot") {
         python_snapshot(&out, km);
         memory_snapshots(&out, km, &build(&out, "benches/snapmem.c", "snapmem"));
+        return;
+    }
+    // `cargo bench --bench km -- sysvipc`: the System V IPC lines only.
+    if std::env::args().any(|a| a == "sysvipc") {
+        sysv_ipc(km, &sysvipc, bare_exit_ns());
         return;
     }
 
@@ -361,6 +374,8 @@ fn main() {
             under_km / native
         );
     }
+
+    sysv_ipc(km, &sysvipc, bare);
 
     let spread = format!("files-{SPREAD_THREADS}");
     let mut ratios = Vec::new();
@@ -445,6 +460,29 @@ const REDIS_START_LIMIT: std::time::Duration = std::time::Duration::from_secs(20
 
 /// redis-benchmark's SET and GET requests per second against redis-server started
 /// through `prefix` (empty = native), on a free loopback port.
+/// The System V IPC rows: per operation, native vs km, and in bare exits.
+fn sysv_ipc(km: &std::ffi::OsStr, exe: &Path, bare: f64) {
+    for (label, mode, n) in [
+        ("semop, not blocking", "semop", SEMOPS),
+        ("msgsnd + msgrcv, 64 bytes", "msg", MSG_PAIRS),
+        (
+            "semaphore ping-pong between two processes",
+            "pingpong",
+            SEM_PINGPONGS,
+        ),
+    ] {
+        let native = per_iteration_ns(&[], exe, Some(mode), n);
+        let under_km = per_iteration_ns(&[km], exe, Some(mode), n);
+        println!(
+            "{label} (x {n}): native {:.2} us, km {:.1} us ({:.1} bare exits), ratio {:.0}x",
+            native / 1e3,
+            under_km / 1e3,
+            under_km / bare,
+            under_km / native
+        );
+    }
+}
+
 fn redis_rps(prefix: &[&std::ffi::OsStr]) -> Vec<(String, f64)> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())

@@ -37,7 +37,7 @@ pub struct Group {
 /// with the requests in [`IOCTLS`] and the options in [`PRCTLS`].
 pub const ALLOWED: &[Group] = &[
     Group {
-        purpose: "KVM and guest memory, System V segments the payload attaches (ioctl restricted, see below)",
+        purpose: "KVM and guest memory, the payload's System V segments, semaphores and message queues (ioctl restricted, see below)",
         calls: syscalls!(
             SYS_ioctl,
             SYS_mmap,
@@ -48,6 +48,13 @@ pub const ALLOWED: &[Group] = &[
             SYS_shmat,
             SYS_shmdt,
             SYS_shmctl,
+            SYS_semget,
+            SYS_semtimedop,
+            SYS_semctl,
+            SYS_msgget,
+            SYS_msgsnd,
+            SYS_msgrcv,
+            SYS_msgctl,
             SYS_madvise,
             SYS_msync,
             SYS_mlock,

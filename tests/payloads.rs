@@ -496,6 +496,50 @@ fn sysv_shared_memory_as_native() {
     );
 }
 
+/// System V semaphores and message queues, and openat2: every call's result as
+/// natively, including SEM_UNDO undone when a process exits or is killed (not by
+/// its fork child's exit), blocking semop/msgrcv/msgsnd interrupted by signals
+/// (EINTR, the handler ran) while other threads run, EIDRM for a waiter,
+/// MSG_NOERROR and E2BIG, RESOLVE_* flags and struct open_how's checks, EFAULT for
+/// garbage pointers.
+#[test]
+fn sysv_semaphores_queues_and_openat2_as_native() {
+    for libc in LIBCS {
+        let name = format!("sysvipc.{libc}");
+        let out = assert_passes_like_native(&payload(&name), &[], Some(&name), "done");
+        for line in [
+            "values 1 2 3",
+            "semop SEMOPM+1: E2BIG",
+            "after its fork child exited: 14",
+            "after the child exited: 11",
+            "after the child was killed: 11",
+            "main thread runs while the thread waits",
+            "semop under signals (SA_RESTART): EINTR, handler ran",
+            "semtimedop under signals: EINTR, handler ran",
+            "waiter after IPC_RMID: EIDRM",
+            "MSG_NOERROR: type 5, 5 bytes: hello",
+            "too small: E2BIG",
+            "empty, IPC_NOWAIT: ENOMSG",
+            "msgrcv under signals: EINTR, handler ran",
+            "msgsnd under signals: EINTR, handler ran",
+            "receive into a bad pointer: EFAULT",
+            "beneath escaping by a link: EXDEV",
+            "no symlinks: ELOOP",
+            "in root absolute link: reads 7: inside",
+            "fd link, plain: reads 7: inside",
+            "fd entry beneath /proc/self/fd: EXDEV",
+            "size 23: EINVAL",
+            "size 32, non-zero tail: E2BIG",
+            "how bad pointer: EFAULT",
+        ] {
+            assert!(
+                out.lines().any(|l| l == line),
+                "{libc}: no {line:?} in {out}"
+            );
+        }
+    }
+}
+
 /// getpid, gettid and the ids, which the landing pad answers in the guest: right
 /// on threads, in a fork child before and after set*id calls, in a vfork child and
 /// in its parent after it, and in a getpid loop only a timer signal ends.

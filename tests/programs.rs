@@ -129,6 +129,52 @@ print(json.dumps({"hashes": out, "child": child.stdout.strip(), "rc": rc}, sort_
     );
 }
 
+/// Debian's python3-sysv-ipc (System V semaphores, message queues and shared
+/// memory from Python): a semaphore, messages by type, one from a fork child, a
+/// non-blocking receive on an empty queue, a blocking one a timer signal ends
+/// after its handler ran, a shared memory segment.
+#[test]
+fn debian_python3_sysv_ipc() {
+    let script = r#"
+import os, signal, sysv_ipc
+s = sysv_ipc.Semaphore(None, sysv_ipc.IPC_CREX, initial_value=1)
+s.acquire(); print("acquired, value", s.value); s.release(); print("released, value", s.value)
+q = sysv_ipc.MessageQueue(None, sysv_ipc.IPC_CREX)
+q.send(b"hello", type=3); q.send(b"world", type=1)
+print("received", q.receive(type=3), q.receive())
+pid = os.fork()
+if pid == 0:
+    q.send(b"from the child", type=7); os._exit(0)
+print("parent got", q.receive(type=7)); os.waitpid(pid, 0)
+try:
+    q.receive(block=False)
+except sysv_ipc.BusyError as e:
+    print("empty:", type(e).__name__)
+signal.signal(signal.SIGALRM, lambda *a: print("alarm handler"))
+signal.setitimer(signal.ITIMER_REAL, 0.2)
+try:
+    q.receive()
+except sysv_ipc.Error as e:
+    print("interrupted:", type(e).__name__)
+m = sysv_ipc.SharedMemory(None, sysv_ipc.IPC_CREX, size=4096)
+m.write(b"shared"); print("shm", m.read(6))
+m.detach(); m.remove(); q.remove(); s.remove()
+print("done")
+"#;
+    let dir = scratch("python-sysv");
+    let out = same_in(
+        &dir,
+        Path::new("/usr/bin/python3"),
+        &[OsStr::new("-c"), OsStr::new(script)],
+    );
+    assert!(
+        out.contains("parent got (b'from the child', 7)\n")
+            && out.contains("alarm handler\ninterrupted: Error\n")
+            && out.ends_with("done\n"),
+        "{out} (python3-sysv-ipc missing? scripts/install-deps installs it)"
+    );
+}
+
 #[test]
 fn debian_sqlite3_in_memory() {
     let dir = scratch("sqlite");

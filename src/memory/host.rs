@@ -10,7 +10,7 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use rustix::io::Errno;
 use vm_memory::VolatileSlice;
 
-fn check(ret: libc::c_long) -> Result<usize, Errno> {
+pub(super) fn check(ret: libc::c_long) -> Result<usize, Errno> {
     if ret < 0 {
         Err(Errno::from_raw_os_error(
             std::io::Error::last_os_error()
@@ -976,6 +976,8 @@ const INT_SYSCALLS: &[libc::c_long] = &[
     libc::SYS_flock,
     libc::SYS_membarrier,
     libc::SYS_shmget,
+    libc::SYS_semget,
+    libc::SYS_msgget,
     libc::SYS_fadvise64,
     libc::SYS_fallocate,
     libc::SYS_readahead,

@@ -37,6 +37,7 @@ mod eof;
 pub mod faults;
 pub mod host;
 mod pagemap;
+pub mod sysv;
 
 pub use pagemap::Backing;
 

@@ -4,7 +4,7 @@ use std::ffi::{CStr, CString};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
 
-use rustix::fs::{AtFlags, Mode, OFlags, RenameFlags, SeekFrom};
+use rustix::fs::{AtFlags, Mode, OFlags, RenameFlags, ResolveFlags, SeekFrom};
 use rustix::io::Errno;
 use vm_memory::{ReadVolatile, VolatileMemoryError, VolatileSlice, WriteVolatile};
 
@@ -211,9 +211,32 @@ pub(super) fn do_openat(
 ) -> SysResult {
     let path = ctx.read_path(path)?;
     let flags = OFlags::from_bits_retain(flags as u32);
-    let dir = dirfd(ctx, dir, &path)?;
     let mode = Mode::from_raw_mode(mode as u32);
-    let fd = procrule::open(ctx.guest, Some(ctx.thread), dir.as_fd(), &path, flags, mode)?;
+    open_path(ctx, dir, &path, flags, mode, ResolveFlags::empty())
+}
+
+/// Opens `path` (relative to guest dirfd `dir`) through the /proc rule, with
+/// openat2's `resolve` flags, and gives the payload a descriptor for it.
+pub(super) fn open_path(
+    ctx: &mut Ctx<'_>,
+    dir: u64,
+    path: &CStr,
+    flags: OFlags,
+    mode: Mode,
+    resolve: ResolveFlags,
+) -> SysResult {
+    // RESOLVE_IN_ROOT resolves even an absolute path from the directory.
+    let dir = if resolve.contains(ResolveFlags::IN_ROOT) && dir as i32 != libc::AT_FDCWD {
+        Dir(Some(ctx.fd(dir)?))
+    } else {
+        dirfd(ctx, dir, path)?
+    };
+    let (guest, thread) = (ctx.guest, Some(&*ctx.thread));
+    let fd = if resolve.is_empty() {
+        procrule::open(guest, thread, dir.as_fd(), path, flags, mode)?
+    } else {
+        procrule::open_resolving(guest, thread, dir.as_fd(), path, flags, mode, resolve)?
+    };
     Ok(ctx
         .thread
         .fds(ctx.guest)

@@ -19,6 +19,7 @@ pub mod ioctl;
 mod mem;
 mod msg;
 mod net;
+mod openat2;
 mod pidfd;
 mod poll;
 mod privileged;
@@ -29,6 +30,8 @@ pub mod procrule;
 mod signal;
 pub mod snapshot;
 mod sysvipc;
+mod sysvmsg;
+mod sysvsem;
 mod thread;
 
 use std::ffi::CString;
@@ -266,6 +269,7 @@ fn handler(nr: i64) -> Option<(&'static str, Handler)> {
         SYS_pwrite64 => ("pwrite64", fs::pwrite64 as Handler),
         SYS_open => ("open", fs::open as Handler),
         SYS_openat => ("openat", fs::openat as Handler),
+        SYS_openat2 => ("openat2", openat2::openat2 as Handler),
         SYS_close => ("close", fs::close as Handler),
         SYS_lseek => ("lseek", fs::lseek as Handler),
         SYS_fstat => ("fstat", fs::fstat as Handler),
@@ -349,6 +353,14 @@ fn handler(nr: i64) -> Option<(&'static str, Handler)> {
         SYS_shmat => ("shmat", sysvipc::shmat as Handler),
         SYS_shmdt => ("shmdt", sysvipc::shmdt as Handler),
         SYS_shmctl => ("shmctl", sysvipc::shmctl as Handler),
+        SYS_semget => ("semget", sysvsem::semget as Handler),
+        SYS_semop => ("semop", sysvsem::semop as Handler),
+        SYS_semtimedop => ("semtimedop", sysvsem::semtimedop as Handler),
+        SYS_semctl => ("semctl", sysvsem::semctl as Handler),
+        SYS_msgget => ("msgget", sysvmsg::msgget as Handler),
+        SYS_msgsnd => ("msgsnd", sysvmsg::msgsnd as Handler),
+        SYS_msgrcv => ("msgrcv", sysvmsg::msgrcv as Handler),
+        SYS_msgctl => ("msgctl", sysvmsg::msgctl as Handler),
         SYS_clock_settime => ("clock_settime", privileged::clock_settime as Handler),
         SYS_settimeofday => ("settimeofday", privileged::settimeofday as Handler),
         SYS_sethostname => ("sethostname", privileged::set_name as Handler),

@@ -188,6 +188,57 @@ pub fn open(
     }
 }
 
+/// [`open`] for openat2, with the payload's RESOLVE_* flags (`resolve`, not empty),
+/// which the host enforces on its own resolution; km adds RESOLVE_NO_MAGICLINKS
+/// (km's magic links are not the payload's). An object in procfs reached that way
+/// crossed no magic link: the guest gets its view of it, found by the object's own
+/// path. A path the host cannot resolve (a loop, or near /proc) but the /proc walk
+/// can crossed one of the payload's magic links: ELOOP under NO_MAGICLINKS or
+/// NO_SYMLINKS, EXDEV under BENEATH or IN_ROOT (Linux's scoped lookups refuse magic
+/// links), else opened as [`open`] does, NO_XDEV checked on the object's mount.
+pub fn open_resolving(
+    guest: &Guest,
+    thread: Option<&Thread>,
+    dir: BorrowedFd<'_>,
+    path: &CStr,
+    flags: OFlags,
+    mode: Mode,
+    rflags: ResolveFlags,
+) -> Result<OwnedFd, Errno> {
+    let how = flags | OFlags::CLOEXEC;
+    let host_error =
+        match rustix::fs::openat2(dir, path, how, mode, rflags | ResolveFlags::NO_MAGICLINKS) {
+            Ok(fd) if !in_procfs(fd.as_fd()) => return Ok(fd),
+            Ok(fd) => {
+                let at = CString::new(host_path(fd.as_fd())?).map_err(|_| Errno::INVAL)?;
+                drop(fd);
+                return open(guest, thread, rustix::fs::CWD, &at, flags, mode);
+            }
+            Err(e) if e == Errno::LOOP || (e == Errno::NOENT && near_proc(dir, path)) => e,
+            Err(e) => return Err(e),
+        };
+    if resolve(guest, dir, path, !flags.contains(OFlags::NOFOLLOW)).is_err() {
+        return Err(host_error);
+    }
+    if rflags.intersects(ResolveFlags::NO_MAGICLINKS | ResolveFlags::NO_SYMLINKS) {
+        return Err(Errno::LOOP);
+    }
+    if rflags.intersects(ResolveFlags::BENEATH | ResolveFlags::IN_ROOT) {
+        return Err(Errno::XDEV);
+    }
+    let fd = open(guest, thread, dir, path, flags, mode)?;
+    if rflags.contains(ResolveFlags::NO_XDEV) && mount_id(fd.as_fd())? != mount_id(dir)? {
+        return Err(Errno::XDEV);
+    }
+    Ok(fd)
+}
+
+/// The id of the mount `fd`'s object is on.
+fn mount_id(fd: BorrowedFd<'_>) -> Result<u64, Errno> {
+    let flags = rustix::fs::AtFlags::EMPTY_PATH;
+    Ok(rustix::fs::statx(fd, c"", flags, rustix::fs::StatxFlags::MNT_ID)?.stx_mnt_id)
+}
+
 /// Creates the file `path` names (its last component missing) in the directory the
 /// rest of it resolves to, as O_CREAT does through a path with magic links.
 fn create_below(

@@ -75,9 +75,8 @@ pub fn shmdt(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 }
 
 pub fn shmctl(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    // IPC_64 is implied on x86-64, where Linux refuses it in cmd (EINVAL below).
     let (id, cmd, buf) = (a[0] as i32, a[1] as i32, a[2]);
-    // IPC_64 is implied on x86-64; the old layout is not offered.
-    let cmd = cmd & !0x100;
     let len = match cmd {
         libc::IPC_RMID | libc::SHM_LOCK | libc::SHM_UNLOCK => 0,
         libc::IPC_INFO => SHMINFO_SIZE,

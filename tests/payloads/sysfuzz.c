@@ -22,6 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/msg.h>
+#include <sys/sem.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -63,6 +65,8 @@ static int fds[MAX_FDS], nfds;
  * host file opened in its place), would let fchmod, fchown or mkdirat reach a host
  * file or directory. */
 static int opened_scratch;
+/* The fuzzer's own semaphore set and message queue (removed at the end). */
+static int sem_id = -1, msq_id = -1;
 
 static void add_fd(long fd) {
     if (fd < 0 || fd == LOG_FD || fd > 0xffff)
@@ -260,6 +264,12 @@ static uint64_t read_path(void) {
     if (chance(30))
         return (uint64_t)host[below(sizeof host / sizeof host[0])];
     return path();
+}
+
+/* An IPC id: ours, or a negative one; never a number that may name another
+ * process's object. */
+static uint64_t ipc_id(int own) {
+    return chance(90) ? (uint64_t)own : (uint64_t)(int64_t)(int32_t)(next() | 0x80000000u);
 }
 
 static uint64_t timespec_ptr(void) {
@@ -505,6 +515,51 @@ static int make_args(long nr, uint64_t *a) {
         a[at + 2] = below(01000);
         break;
     }
+    case SYS_openat2: {
+        /* As openat: never writing outside the scratch directory. */
+        uint64_t *how = (uint64_t *)in_work(32);
+        uint64_t flags = next() & ~(uint64_t)(O_PATH);
+        if (chance(40)) {
+            a[1] = read_path();
+            flags &= ~(uint64_t)(O_WRONLY | O_RDWR | O_TRUNC | O_CREAT | O_APPEND | O_TMPFILE);
+            opened_scratch = 0;
+        } else {
+            a[1] = path();
+            opened_scratch = 1;
+        }
+        a[0] = chance(30) ? fd() : (uint64_t)AT_FDCWD;
+        if (a[0] != (uint64_t)AT_FDCWD) {
+            opened_scratch = 0;
+            flags &= ~(uint64_t)(O_WRONLY | O_RDWR | O_TRUNC | O_CREAT | O_APPEND | O_TMPFILE);
+        }
+        if (chance(70))
+            flags &= 0xffffffffu;
+        a[2] = (uint64_t)how;
+        if (in_work_range(how, 32)) {
+            how[0] = flags;
+            how[1] = chance(70) ? below(01000) : num();
+            how[2] = chance(80) ? below(0x40) : num();
+            how[3] = chance(70) ? 0 : num();
+        }
+        a[3] = chance(60) ? 24 : chance(50) ? 32 : len();
+        break;
+    }
+    case SYS_semop: case SYS_semtimedop:
+        a[0] = ipc_id(sem_id); a[1] = ptr(); a[2] = chance(80) ? below(8) : num(); a[3] = timespec_ptr();
+        break;
+    case SYS_semctl:
+        a[0] = ipc_id(sem_id); a[1] = chance(80) ? below(5) : num();
+        a[2] = chance(90) ? 1 + below(20) : num(); a[3] = chance(50) ? ptr() : num();
+        break;
+    case SYS_msgsnd:
+        a[0] = ipc_id(msq_id); a[1] = ptr(); a[2] = chance(50) ? below(300) : len(); a[3] = num();
+        break;
+    case SYS_msgrcv:
+        a[0] = ipc_id(msq_id); a[1] = ptr(); a[2] = chance(50) ? below(300) : len(); a[3] = num(); a[4] = num();
+        break;
+    case SYS_msgctl:
+        a[0] = ipc_id(msq_id); a[1] = chance(90) ? 1 + below(13) : num(); a[2] = ptr();
+        break;
     case SYS_creat: a[0] = path(); a[1] = below(01000); break;
     case SYS_close: case SYS_fchdir: case SYS_dup: case SYS_fsync: case SYS_fdatasync:
     case SYS_syncfs:
@@ -808,7 +863,8 @@ static const long calls[] = {
     SYS_rt_sigaction, SYS_rt_sigprocmask, SYS_rt_sigpending, SYS_rt_sigsuspend,
     SYS_rt_sigtimedwait, SYS_kill, SYS_tkill, SYS_tgkill, SYS_setitimer, SYS_getitimer,
     SYS_timer_create, SYS_timer_settime, SYS_timer_gettime, SYS_timer_getoverrun,
-    SYS_timer_delete, SYS_clone3,
+    SYS_timer_delete, SYS_clone3, SYS_openat2, SYS_semop, SYS_semtimedop, SYS_semctl,
+    SYS_msgsnd, SYS_msgrcv, SYS_msgctl,
 };
 
 /* km's syscalls, and sometimes a number no kernel has (never one it might serve with
@@ -894,6 +950,9 @@ static void setup(const char *dir) {
         exit(2);
     close(in);
 
+    sem_id = semget(IPC_PRIVATE, 4, IPC_CREAT | 0600);
+    msq_id = msgget(IPC_PRIVATE, IPC_CREAT | 0600);
+
     /* SIGALRM every 50 ms interrupts blocking calls (no SA_RESTART) and ends the run;
      * other signals timers may raise are caught; SIGPIPE and SIGXFSZ are ignored. */
     struct sigaction sa;
@@ -951,11 +1010,12 @@ int main(int argc, char **argv) {
         if (nr == SYS_clone3 && rc == 0)
             syscall(SYS_exit, 0);
         logf_("= %ld\n", rc < 0 ? -(long)errno : rc);
-        if ((nr == SYS_open || nr == SYS_openat) && !opened_scratch && rc >= 0)
+        if ((nr == SYS_open || nr == SYS_openat || nr == SYS_openat2) && !opened_scratch && rc >= 0)
             close((int)rc);
         if (rc < 0)
             failed++;
-        else if (((nr == SYS_open || nr == SYS_openat) && opened_scratch) || nr == SYS_creat ||
+        else if (((nr == SYS_open || nr == SYS_openat || nr == SYS_openat2) && opened_scratch) ||
+                 nr == SYS_creat ||
                  nr == SYS_dup ||
                  nr == SYS_socket || nr == SYS_accept || nr == SYS_accept4 ||
                  nr == SYS_epoll_create1 || nr == SYS_eventfd2 || nr == SYS_timerfd_create ||
@@ -963,6 +1023,9 @@ int main(int argc, char **argv) {
             add_fd(rc);
         keep_control(nr);
     }
+    /* Ours removed (if no fuzzed call removed them first). */
+    semctl(sem_id, 0, IPC_RMID);
+    msgctl(msq_id, IPC_RMID, NULL);
     logf_("done: seed %llu: %llu calls, %llu failed\n", (unsigned long long)seed,
           (unsigned long long)cases, (unsigned long long)failed);
     return 0;

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/ipc.h>
 #include <sys/shm.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -56,6 +57,7 @@ int main(void) {
     stat_line(id);
     show("IPC_STAT bad pointer", shmctl(id, IPC_STAT, (void *)8));
     show("shmctl bad command", shmctl(id, 77, &ds));
+    show("shmctl IPC_STAT|IPC_64", syscall(SYS_shmctl, id, IPC_STAT | 0x100, &ds));
     show("shmat misaligned", shmat(id, (void *)(a + 1), 0) == (void *)-1 ? -1 : 0);
     char *c = shmat(id, a + 1, SHM_RND | SHM_REMAP);
     printf("SHM_RND|SHM_REMAP over a: %s, reads: %s\n", c == a ? "same address" : "elsewhere", c);

@@ -508,6 +508,40 @@ fn in_guest_answers_match_native() {
     }
 }
 
+/// rt_sigprocmask, answered by the landing pad in the guest, against Linux: old
+/// sets, bad pointers and arguments, pending signals delivered before the
+/// unblocking call returns, handlers, sigsuspend, new threads and fork children.
+#[test]
+fn signal_masks_in_the_guest_match_native() {
+    for libc in LIBCS {
+        let out =
+            assert_passes_like_native(&payload(&format!("sigmask.{libc}")), &[], None, "done");
+        assert!(!out.contains("WRONG"), "{libc}: {out}");
+    }
+}
+
+/// With `-V hypercall` and `--stats` the pad answers no rt_sigprocmask in the
+/// guest: each one is traced and counted.
+#[test]
+fn signal_masks_are_seen_when_tracing_or_counting() {
+    let exe = payload("sigmask.musl");
+    let out = run(km().arg("-Vhypercall").arg(&exe).args(["loop", "40"]));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let traced = text(&out.stderr)
+        .lines()
+        .filter(|l| l.starts_with("km [hypercall] rt_sigprocmask("))
+        .count();
+    assert_eq!(traced, 40, "{}", text(&out.stderr));
+    let out = run(km().arg("--stats").arg(&exe).args(["loop", "40"]));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stats = text(&out.stderr);
+    let counted = stats
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("rt_sigprocmask "))
+        .and_then(|rest| rest.split_whitespace().next()?.parse::<u64>().ok());
+    assert_eq!(counted, Some(40), "{stats}");
+}
+
 /// With `-V hypercall` (and `--stats`) every syscall exits, so each getpid the
 /// payload makes is traced (and counted).
 #[test]

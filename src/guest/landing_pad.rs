@@ -82,6 +82,8 @@ global_asm!(
     ".Lkm_pad:",
     "cmpq $0, .Lkm_pad+{answers}(%rip)",
     "je 2f",
+    "cmp ${sigprocmask}, %rax",
+    "je .Lkm_sigmask",
     "cmp ${nr0}, %rax",
     "je .Lkm_answers",
     "cmp ${nr1}, %rax",
@@ -107,6 +109,61 @@ global_asm!(
     "jmp *%rcx",
     "1: sysretq",
     ".endr",
+    // rt_sigprocmask(how, set, oldset, 8) on the mask word of the request block,
+    // at CPL3 only (at CPL0 the payload's pointers could reach km's own pages).
+    // Until the `xchg` that commits the new mask only the scratch word and
+    // *oldset are written and RAX is the only register changed, so a fault or a
+    // kick there takes the exit path, which makes the whole call again. After
+    // it the call is done: the pad returns 0, first taking an exit to port
+    // SIGMASK_PORT when a signal pending at entry is no longer blocked, where
+    // km delivers it.
+    ".balign {block}",
+    ".globl km_pad_sigmask",
+    "km_pad_sigmask:",
+    ".Lkm_sigmask:",
+    "cmpq $0, .Lkm_pad+{answers}+8(%rip)",
+    "jne 2f",
+    "cmp $8, %r10",
+    "jne 2f",
+    "cmp $2, %rdi",
+    "ja 2f",
+    "test %rsi, %rsi",
+    "jnz 5f",
+    // No new set: only *oldset is written.
+    "test %rdx, %rdx",
+    "jz 4f",
+    "mov .Lkm_pad+{block_page}+{mask}(%rip), %rax",
+    "mov %rax, (%rdx)",
+    "4: xor %eax, %eax",
+    "jmp *%rcx",
+    "5: mov (%rsi), %rax",
+    "mov %rax, .Lkm_pad+{block_page}+{scratch}(%rip)",
+    "mov .Lkm_pad+{block_page}+{mask}(%rip), %rax",
+    "test %rdx, %rdx",
+    "jz 3f",
+    "mov %rax, (%rdx)",
+    "3: cmp $1, %rdi",
+    "jb 6f",
+    "je 7f",
+    "mov .Lkm_pad+{block_page}+{scratch}(%rip), %rax",
+    "jmp 8f",
+    "6: or .Lkm_pad+{block_page}+{scratch}(%rip), %rax",
+    "jmp 8f",
+    "7: notq .Lkm_pad+{block_page}+{scratch}(%rip)",
+    "and .Lkm_pad+{block_page}+{scratch}(%rip), %rax",
+    "8: and ${keep}, %rax",
+    "xchg %rax, .Lkm_pad+{block_page}+{mask}(%rip)",
+    ".globl km_pad_sigmask_commit",
+    "km_pad_sigmask_commit:",
+    "mov .Lkm_pad+{block_page}+{mask}(%rip), %rax",
+    "not %rax",
+    "and .Lkm_pad+{block_page}+{pending}(%rip), %rax",
+    "jz 9f",
+    "out %al, ${sigmask_port}",
+    "xor %eax, %eax",
+    "9: jmp *%rcx",
+    ".globl km_pad_sigmask_end",
+    "km_pad_sigmask_end:",
     ".balign {block}",
     ".globl km_pad_exit_path",
     "km_pad_exit_path:",
@@ -131,6 +188,13 @@ global_asm!(
     ".popsection",
     answers = const ANSWERS_OFFSET,
     block = const ANSWER_BLOCK,
+    block_page = const PAGE_SIZE,
+    mask = const MASK_OFFSET,
+    pending = const PENDING_OFFSET,
+    scratch = const SCRATCH_OFFSET,
+    keep = const !UNBLOCKABLE as i64,
+    sigmask_port = const SIGMASK_PORT,
+    sigprocmask = const libc::SYS_rt_sigprocmask,
     nr0 = const IN_GUEST[0],
     nr1 = const IN_GUEST[1],
     nr2 = const IN_GUEST[2],
@@ -143,6 +207,9 @@ global_asm!(
 unsafe extern "C" {
     static km_pad_start: u8;
     static km_pad_answers: u8;
+    static km_pad_sigmask: u8;
+    static km_pad_sigmask_commit: u8;
+    static km_pad_sigmask_end: u8;
     static km_pad_exit_path: u8;
     static km_pad_after_out: u8;
     static km_pad_end: u8;
@@ -158,6 +225,20 @@ pub const IN_GUEST: [u64; 6] = [
     libc::SYS_getgid as u64,
     libc::SYS_getegid as u64,
 ];
+/// SIGKILL and SIGSTOP, which no signal mask blocks.
+pub const UNBLOCKABLE: u64 = (1 << (libc::SIGKILL - 1)) | (1 << (libc::SIGSTOP - 1));
+/// Where the request block (the page after the pad) keeps the thread's signal
+/// mask, which the pad's rt_sigprocmask reads and changes: km writes it before
+/// the thread enters the guest and takes it back at every exit.
+const MASK_OFFSET: u64 = 0x40;
+/// The signals pending for the thread or its process when it entered the guest:
+/// the pad's rt_sigprocmask exits to [`SIGMASK_PORT`] when it unblocks one.
+const PENDING_OFFSET: u64 = 0x48;
+/// The pad's rt_sigprocmask keeps the new set here while it works.
+const SCRATCH_OFFSET: u64 = 0x50;
+/// Port of the exit the pad takes after unblocking a pending signal (opened to
+/// CPL3: a payload writing to it only asks for its pending signals).
+pub const SIGMASK_PORT: u16 = 0x12;
 /// Bytes per answer block in the pad.
 const ANSWER_BLOCK: u64 = 32;
 /// Where [`Answers`] sits in the pad page (mapped read-only to the payload).
@@ -324,7 +405,9 @@ impl CpuArea {
         mem.write_obj(tss + 4, self.kernel_stack_top())?; // RSP0
         mem.write_obj(tss + 0x66, TSS_SIZE as u16)?; // I/O bitmap offset
         let mut bitmap = [0xffu8; IOBITMAP_LEN as usize];
-        bitmap[(HC_PORT / 8) as usize] &= !(1 << (HC_PORT % 8));
+        for port in [HC_PORT, SIGMASK_PORT] {
+            bitmap[(port / 8) as usize] &= !(1 << (port % 8));
+        }
         mem.write_bytes(tss + TSS_SIZE, &bitmap)?;
         let desc = tss_descriptor(tss, self.tss_limit());
         mem.write_bytes(GDT + self.tss_selector() as u64, &words(&desc))?;
@@ -358,14 +441,28 @@ impl CpuArea {
     /// For a vCPU stopped at `regs` inside the pad's in-guest answers: the
     /// registers that take the exit path instead (RIP at its start, RAX the
     /// syscall's number), so that km sees the syscall (a signal is delivered at
-    /// its exit, gdb and a core file see a syscall in progress). `None` elsewhere.
+    /// its exit, gdb and a core file see a syscall in progress); once the pad's
+    /// rt_sigprocmask has committed its mask, those of its return (RAX 0, RIP
+    /// the caller's, in RCX). `None` elsewhere.
     pub fn leave_answer(&self, regs: &kvm_regs) -> Option<kvm_regs> {
-        let answers = self.pad() + pad_offset(&raw const km_pad_answers);
-        let exit_path = self.pad() + pad_offset(&raw const km_pad_exit_path);
+        let at = |label: *const u8| self.pad() + pad_offset(label);
+        let answers = at(&raw const km_pad_answers);
+        let sigmask = at(&raw const km_pad_sigmask);
+        let commit = at(&raw const km_pad_sigmask_commit);
+        let sigmask_end = at(&raw const km_pad_sigmask_end);
+        let exit_path = at(&raw const km_pad_exit_path);
         let nr = match regs.rip {
             rip if (self.pad()..answers).contains(&rip) => regs.rax,
-            rip if (answers..exit_path).contains(&rip) => {
+            rip if (answers..sigmask).contains(&rip) => {
                 *IN_GUEST.get(((rip - answers) / ANSWER_BLOCK) as usize)?
+            }
+            rip if (sigmask..commit).contains(&rip) => libc::SYS_rt_sigprocmask as u64,
+            rip if (commit..sigmask_end).contains(&rip) => {
+                return Some(kvm_regs {
+                    rip: regs.rcx,
+                    rax: 0,
+                    ..*regs
+                });
             }
             _ => return None,
         };
@@ -374,6 +471,23 @@ impl CpuArea {
             rax: nr,
             ..*regs
         })
+    }
+
+    /// Whether `rip` lies in this vCPU's pad page.
+    pub fn in_pad(&self, rip: u64) -> bool {
+        (self.pad()..self.pad() + PAGE_SIZE).contains(&rip)
+    }
+
+    /// The signal mask the thread left in the request block (the pad's
+    /// rt_sigprocmask changes it in the guest).
+    pub fn sigmask(&self, mem: &GuestMemory) -> Result<u64, Fault> {
+        mem.read_obj(self.block() + MASK_OFFSET)
+    }
+
+    /// Gives the pad the thread's signal mask and the signals pending for it,
+    /// before it enters the guest.
+    pub fn set_sigmask(&self, mem: &GuestMemory, mask: u64, pending: u64) -> Result<(), Fault> {
+        mem.write_obj(self.block() + MASK_OFFSET, [mask, pending])
     }
 
     /// Whether the pad answers [`IN_GUEST`] in the guest now.

@@ -16,7 +16,9 @@
 //! returns: with `jmp *%rcx` when the pad runs at CPL3 (PVM keeps `syscall` at CPL3)
 //! or `sysretq` when it runs at CPL0 (hardware KVM). RCX and R11 are clobbered as the
 //! Linux ABI allows; nothing else, and the user stack is never touched. The TSS I/O
-//! bitmap opens only [`HC_PORT`] to CPL3.
+//! bitmap opens only [`HC_PORT`] and [`SIGMASK_PORT`] to CPL3. A few syscalls are
+//! answered without an exit: [`IN_GUEST`] from the pad page, and, at CPL3 only,
+//! rt_sigprocmask on the thread's mask kept in the request block.
 //!
 //! **Exceptions.** Each IDT stub (CPL0) pushes a zero error code when the CPU pushed
 //! none, pushes its vector, and executes `out` to [`EXC_PORT`]; the monitor reads the
@@ -73,7 +75,7 @@ const IOBITMAP_LEN: u64 = 5;
 // CPL0). Everything else, and everything while `on` is clear, takes the exit path.
 // RAX holds the syscall number until an answer block's first instruction loads the
 // answer, and each block answers one syscall: [`CpuArea::leave_answer`] relies on
-// both.
+// both (and on the commit point of the rt_sigprocmask block).
 global_asm!(
     ".pushsection .rodata.km_pad, \"a\"",
     ".balign 64",

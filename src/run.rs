@@ -61,13 +61,13 @@ fn run_until_exit(guest: &Arc<Guest>, thread: &mut Thread) -> i32 {
         // Under write watchpoints a single-stepping thread runs its instruction
         // alone, so that a change of the watched bytes is its own write.
         let own_step = debug::watch::begin_own_step(guest, thread);
-        or_fail(guest, signals::lend_mask(guest, thread));
+        or_fail(guest, answers::lend(guest, thread));
         let in_run = stats::start();
         let exit = thread.vcpu.run_to_exit();
         stats::spent(Span::InKvmRun, in_run);
         debug::watch::end_own_step(guest, thread, own_step);
         let exit = or_fail(guest, exit);
-        or_fail(guest, signals::take_back_mask(guest, thread));
+        or_fail(guest, answers::take_back(guest, thread));
         stats::count(exit_kind(exit));
         guest.tick_clocks(thread);
         let point = match exit {

@@ -86,6 +86,8 @@ global_asm!(
     "je 2f",
     "cmp ${sigprocmask}, %rax",
     "je .Lkm_sigmask",
+    "cmp ${set_robust_list}, %rax",
+    "je .Lkm_robust",
     "cmp ${nr0}, %rax",
     "je .Lkm_answers",
     "cmp ${nr1}, %rax",
@@ -119,6 +121,20 @@ global_asm!(
     // it the call is done: the pad returns 0, first taking an exit to port
     // SIGMASK_PORT when a signal pending at entry is no longer blocked, where
     // km delivers it.
+    // set_robust_list(head, 24) at CPL3: the head goes to the request block,
+    // where km takes it from at the next exit. Made again from the start
+    // wherever it is interrupted.
+    ".balign {block}",
+    ".globl km_pad_robust",
+    "km_pad_robust:",
+    ".Lkm_robust:",
+    "cmpq $0, .Lkm_pad+{answers}+8(%rip)",
+    "jne 2f",
+    "cmp ${robust_len}, %rsi",
+    "jne 2f",
+    "mov %rdi, .Lkm_pad+{block_page}+{robust}(%rip)",
+    "xor %eax, %eax",
+    "jmp *%rcx",
     ".balign {block}",
     ".globl km_pad_sigmask",
     "km_pad_sigmask:",
@@ -197,6 +213,9 @@ global_asm!(
     keep = const !UNBLOCKABLE as i64,
     sigmask_port = const SIGMASK_PORT,
     sigprocmask = const libc::SYS_rt_sigprocmask,
+    set_robust_list = const libc::SYS_set_robust_list,
+    robust = const ROBUST_OFFSET,
+    robust_len = const ROBUST_LIST_HEAD_SIZE,
     nr0 = const IN_GUEST[0],
     nr1 = const IN_GUEST[1],
     nr2 = const IN_GUEST[2],
@@ -209,6 +228,7 @@ global_asm!(
 unsafe extern "C" {
     static km_pad_start: u8;
     static km_pad_answers: u8;
+    static km_pad_robust: u8;
     static km_pad_sigmask: u8;
     static km_pad_sigmask_commit: u8;
     static km_pad_sigmask_end: u8;
@@ -235,9 +255,14 @@ pub const UNBLOCKABLE: u64 = (1 << (libc::SIGKILL - 1)) | (1 << (libc::SIGSTOP -
 const MASK_OFFSET: u64 = 0x40;
 /// The signals pending for the thread or its process when it entered the guest:
 /// the pad's rt_sigprocmask exits to [`SIGMASK_PORT`] when it unblocks one.
-const PENDING_OFFSET: u64 = 0x48;
+const PENDING_OFFSET: u64 = MASK_OFFSET + std::mem::offset_of!(ThreadWords, pending) as u64;
 /// The pad's rt_sigprocmask keeps the new set here while it works.
-const SCRATCH_OFFSET: u64 = 0x50;
+const SCRATCH_OFFSET: u64 = MASK_OFFSET + std::mem::offset_of!(ThreadWords, scratch) as u64;
+/// The robust-list head the pad's set_robust_list leaves (km writes the
+/// thread's before it enters the guest and takes it back at every exit).
+const ROBUST_OFFSET: u64 = MASK_OFFSET + std::mem::offset_of!(ThreadWords, robust_head) as u64;
+/// The size of Linux's `struct robust_list_head`, the only one set_robust_list takes.
+pub const ROBUST_LIST_HEAD_SIZE: u64 = 24;
 /// Port of the exit the pad takes after unblocking a pending signal (opened to
 /// CPL3: a payload writing to it only asks for its pending signals).
 pub const SIGMASK_PORT: u16 = 0x12;
@@ -449,15 +474,17 @@ impl CpuArea {
     pub fn leave_answer(&self, regs: &kvm_regs) -> Option<kvm_regs> {
         let at = |label: *const u8| self.pad() + pad_offset(label);
         let answers = at(&raw const km_pad_answers);
+        let robust = at(&raw const km_pad_robust);
         let sigmask = at(&raw const km_pad_sigmask);
         let commit = at(&raw const km_pad_sigmask_commit);
         let sigmask_end = at(&raw const km_pad_sigmask_end);
         let exit_path = at(&raw const km_pad_exit_path);
         let nr = match regs.rip {
             rip if (self.pad()..answers).contains(&rip) => regs.rax,
-            rip if (answers..sigmask).contains(&rip) => {
+            rip if (answers..robust).contains(&rip) => {
                 *IN_GUEST.get(((rip - answers) / ANSWER_BLOCK) as usize)?
             }
+            rip if (robust..sigmask).contains(&rip) => libc::SYS_set_robust_list as u64,
             rip if (sigmask..commit).contains(&rip) => libc::SYS_rt_sigprocmask as u64,
             rip if (commit..sigmask_end).contains(&rip) => {
                 return Some(kvm_regs {
@@ -480,16 +507,17 @@ impl CpuArea {
         (self.pad()..self.pad() + PAGE_SIZE).contains(&rip)
     }
 
-    /// The signal mask the thread left in the request block (the pad's
-    /// rt_sigprocmask changes it in the guest).
-    pub fn sigmask(&self, mem: &GuestMemory) -> Result<u64, Fault> {
+    /// What the thread left in the request block: its signal mask and its
+    /// robust-list head (the pad's rt_sigprocmask and set_robust_list change them
+    /// in the guest).
+    pub fn thread_words(&self, mem: &GuestMemory) -> Result<ThreadWords, Fault> {
         mem.read_obj(self.block() + MASK_OFFSET)
     }
 
-    /// Gives the pad the thread's signal mask and the signals pending for it,
-    /// before it enters the guest.
-    pub fn set_sigmask(&self, mem: &GuestMemory, mask: u64, pending: u64) -> Result<(), Fault> {
-        mem.write_obj(self.block() + MASK_OFFSET, [mask, pending])
+    /// Gives the pad the thread's signal mask, the signals pending for it and its
+    /// robust-list head, before it enters the guest.
+    pub fn set_thread_words(&self, mem: &GuestMemory, words: ThreadWords) -> Result<(), Fault> {
+        mem.write_obj(self.block() + MASK_OFFSET, words)
     }
 
     /// Whether the pad answers [`IN_GUEST`] in the guest now.
@@ -574,6 +602,22 @@ struct Answers {
 
 // SAFETY: plain integers, no padding; any bit pattern is valid.
 unsafe impl ByteValued for Answers {}
+
+/// The thread's state the pad answers from, in the request block from
+/// [`MASK_OFFSET`] on.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ThreadWords {
+    pub sigmask: u64,
+    /// The signals waiting for the thread when it entered the guest.
+    pub pending: u64,
+    /// The pad's rt_sigprocmask works here.
+    pub scratch: u64,
+    pub robust_head: u64,
+}
+
+// SAFETY: plain integers, no padding; any bit pattern is valid.
+unsafe impl ByteValued for ThreadWords {}
 
 /// Layout of the request block's first 56 bytes, as the pad stores them.
 #[repr(C)]

@@ -353,29 +353,11 @@ pub fn deliverable(guest: &Guest, thread: &Thread) -> bool {
 
 /// The signals waiting for `thread`: its own and its process's pending ones and
 /// those km's host handlers received (a vfork child's own only).
-fn waiting(guest: &Guest, thread: &Thread) -> u64 {
+pub fn waiting(guest: &Guest, thread: &Thread) -> u64 {
     match &thread.vfork_child {
         Some(child) => child.pending.bits(),
         None => thread.handle.pending.bits() | guest.pending.bits() | kick::peek_host_pending(),
     }
-}
-
-/// Before `thread` enters the guest: its mask and the signals waiting for it go
-/// to its landing pad, which answers rt_sigprocmask in the guest and exits when
-/// it unblocks one of those (a signal that comes later kicks the thread out).
-pub fn lend_mask(guest: &Guest, thread: &Thread) -> Result<()> {
-    let waiting = waiting(guest, thread);
-    Ok(thread
-        .vcpu
-        .area
-        .set_sigmask(&guest.vm.mem, thread.sigmask, waiting)?)
-}
-
-/// After an exit: the mask as the thread left it in the guest (the payload can
-/// write it, so SIGKILL and SIGSTOP are taken out again).
-pub fn take_back_mask(guest: &Guest, thread: &mut Thread) -> Result<()> {
-    thread.sigmask = thread.vcpu.area.sigmask(&guest.vm.mem)? & !UNBLOCKABLE;
-    Ok(())
 }
 
 /// Takes the next signal for `thread` among those `allowed`.

@@ -18,7 +18,8 @@
 //! Linux ABI allows; nothing else, and the user stack is never touched. The TSS I/O
 //! bitmap opens only [`HC_PORT`] and [`SIGMASK_PORT`] to CPL3. A few syscalls are
 //! answered without an exit: [`IN_GUEST`] from the pad page, and, at CPL3 only,
-//! rt_sigprocmask on the thread's mask kept in the request block.
+//! rt_sigprocmask and set_robust_list on the thread's words in the request block
+//! ([`ThreadWords`]).
 //!
 //! **Exceptions.** Each IDT stub (CPL0) pushes a zero error code when the CPU pushed
 //! none, pushes its vector, and executes `out` to [`EXC_PORT`]; the monitor reads the
@@ -113,14 +114,6 @@ global_asm!(
     "jmp *%rcx",
     "1: sysretq",
     ".endr",
-    // rt_sigprocmask(how, set, oldset, 8) on the mask word of the request block,
-    // at CPL3 only (at CPL0 the payload's pointers could reach km's own pages).
-    // Until the `xchg` that commits the new mask only the scratch word and
-    // *oldset are written and RAX is the only register changed, so a fault or a
-    // kick there takes the exit path, which makes the whole call again. After
-    // it the call is done: the pad returns 0, first taking an exit to port
-    // SIGMASK_PORT when a signal pending at entry is no longer blocked, where
-    // km delivers it.
     // set_robust_list(head, 24) at CPL3: the head goes to the request block,
     // where km takes it from at the next exit. Made again from the start
     // wherever it is interrupted.
@@ -135,6 +128,14 @@ global_asm!(
     "mov %rdi, .Lkm_pad+{block_page}+{robust}(%rip)",
     "xor %eax, %eax",
     "jmp *%rcx",
+    // rt_sigprocmask(how, set, oldset, 8) on the mask word of the request block,
+    // at CPL3 only (at CPL0 the payload's pointers could reach km's own pages).
+    // Until the `xchg` that commits the new mask only the scratch word and
+    // *oldset are written and RAX is the only register changed, so a fault or a
+    // kick there takes the exit path, which makes the whole call again. After
+    // it the call is done: the pad returns 0, first taking an exit to port
+    // SIGMASK_PORT when a signal pending at entry is no longer blocked, where
+    // km delivers it.
     ".balign {block}",
     ".globl km_pad_sigmask",
     "km_pad_sigmask:",

@@ -25,7 +25,8 @@
 //!   restored from its snapshot vs started cold under km (to its first output), its
 //!   restore to its first instruction (km's `--stats`), and the restore of a
 //!   payload with 1 GiB of touched memory vs one with 10 MiB, with the snapshots'
-//!   write time and size (`cargo bench --bench km -- snapshot`: only these).
+//!   write time and size (`cargo bench --bench km -- snapshot`: only these;
+//!   `-- threads`: only the thread create+join and ping-pong lines).
 //!
 //! - redis: redis-benchmark (native, loopback) against Debian's redis-server under km
 //!   and natively, SET and GET requests per second (skipped, saying so, without
@@ -308,6 +309,24 @@ fn memory_snapshots(out: &Path, km: &std::ffi::OsStr, snapmem: &Path) {
     );
 }
 
+/// Thread create+join and the futex ping-pong, native vs km, also in bare exits.
+fn thread_rows(km: &std::ffi::OsStr, threads: &Path, bare: f64) {
+    for (label, mode, n) in [
+        ("thread create+join", "create", THREAD_CREATES),
+        ("futex ping-pong round trip", "pingpong", PINGPONGS),
+    ] {
+        let native = per_iteration_ns(&[], threads, Some(mode), n);
+        let under_km = per_iteration_ns(&[km], threads, Some(mode), n);
+        println!(
+            "{label} (x {n}): native {:.1} us, km {:.1} us ({:.1} bare exits), ratio {:.1}x",
+            native / 1e3,
+            under_km / 1e3,
+            under_km / bare,
+            under_km / native
+        );
+    }
+}
+
 fn main() {
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-payloads");
     std::fs::create_dir_all(&out).expect("payload dir");
@@ -329,6 +348,12 @@ fn main() {
     // `cargo bench --bench km -- sysvipc`: the System V IPC lines only.
     if std::env::args().any(|a| a == "sysvipc") {
         sysv_ipc(km, &sysvipc, bare_exit_ns());
+        return;
+    }
+
+    // `cargo bench --bench km -- threads`: the thread lines only.
+    if std::env::args().any(|a| a == "threads") {
+        thread_rows(km, &threads, bare_exit_ns());
         return;
     }
 
@@ -360,20 +385,7 @@ fn main() {
         under_km / km_sc
     );
 
-    for (label, mode, n) in [
-        ("thread create+join", "create", THREAD_CREATES),
-        ("futex ping-pong round trip", "pingpong", PINGPONGS),
-    ] {
-        let native = per_iteration_ns(&[], &threads, Some(mode), n);
-        let under_km = per_iteration_ns(&[km], &threads, Some(mode), n);
-        println!(
-            "{label} (x {n}): native {:.1} us, km {:.1} us ({:.1} bare exits), ratio {:.1}x",
-            native / 1e3,
-            under_km / 1e3,
-            under_km / bare,
-            under_km / native
-        );
-    }
+    thread_rows(km, &threads, bare);
 
     sysv_ipc(km, &sysvipc, bare);
 

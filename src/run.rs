@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 
 use crate::crash;
 use crate::debug;
-use crate::guest::landing_pad::{EXC_PORT, HC_PORT, SYS_BASE, SYS_SIZE};
+use crate::guest::landing_pad::{EXC_PORT, HC_PORT, SIGMASK_PORT, SYS_BASE, SYS_SIZE};
 use crate::kernel::answers;
 use crate::kernel::backing::{self, PageFault};
 use crate::kernel::process::{Guest, Thread, exit_payload};
@@ -61,11 +61,13 @@ fn run_until_exit(guest: &Arc<Guest>, thread: &mut Thread) -> i32 {
         // Under write watchpoints a single-stepping thread runs its instruction
         // alone, so that a change of the watched bytes is its own write.
         let own_step = debug::watch::begin_own_step(guest, thread);
+        or_fail(guest, answers::lend(guest, thread));
         let in_run = stats::start();
         let exit = thread.vcpu.run_to_exit();
         stats::spent(Span::InKvmRun, in_run);
         debug::watch::end_own_step(guest, thread, own_step);
         let exit = or_fail(guest, exit);
+        or_fail(guest, answers::take_back(guest, thread));
         stats::count(exit_kind(exit));
         guest.tick_clocks(thread);
         let point = match exit {
@@ -74,6 +76,12 @@ fn run_until_exit(guest: &Arc<Guest>, thread: &mut Thread) -> i32 {
                 Served::ThreadExit(status) => return status,
             },
             Exit::Io(EXC_PORT) => or_fail(guest, exception(guest, thread)),
+            // The pad's rt_sigprocmask unblocked a pending signal: delivered as
+            // the call returns.
+            Exit::Io(SIGMASK_PORT) => {
+                or_fail(guest, thread.vcpu.leave_answer(&guest.vm.mem));
+                Point::Interrupted
+            }
             Exit::Io(port) => fail(
                 guest,
                 anyhow::anyhow!("guest wrote to unknown I/O port {port:#x}"),
@@ -127,6 +135,7 @@ fn run_until_exit(guest: &Arc<Guest>, thread: &mut Thread) -> i32 {
 fn exit_kind(exit: Exit) -> Event {
     match exit {
         Exit::Io(HC_PORT) => Event::SyscallExit,
+        Exit::Io(SIGMASK_PORT) => Event::InterruptedExit,
         Exit::Io(_) => Event::ExceptionExit,
         Exit::Interrupted(_) => Event::InterruptedExit,
         Exit::Debug { .. } => Event::StepExit,
@@ -174,7 +183,8 @@ enum Served {
     ThreadExit(i32),
 }
 
-/// The x86 page-fault vector.
+/// The x86 general-protection and page-fault vectors.
+const GP_VECTOR: u64 = 13;
 const PAGE_FAULT_VECTOR: u64 = 14;
 
 /// Serves the syscall the landing pad left in the request block.
@@ -254,6 +264,15 @@ fn syscall(guest: &Arc<Guest>, thread: &mut Thread) -> Served {
 /// (breakpoint, single-step, watched page), else the signal Linux would raise.
 fn exception(guest: &Guest, thread: &mut Thread) -> Result<Point> {
     let frame = thread.vcpu.area.exception(&guest.vm.mem)?;
+    // The pad's rt_sigprocmask faulted on the payload's pointers: the exit path
+    // makes the call again, and km answers it (EFAULT).
+    if thread.vcpu.area.in_pad(frame.rip) && matches!(frame.vector, GP_VECTOR | PAGE_FAULT_VECTOR) {
+        let user = signals::user_context(thread, Point::Exception(frame))?;
+        if let Some(regs) = thread.vcpu.area.leave_answer(&user) {
+            thread.vcpu.enter_user(&guest.vm.mem, &regs)?;
+            return Ok(Point::Interrupted);
+        }
+    }
     let cr2 = thread.vcpu.cr2().unwrap_or(0);
     trace!(
         Category::Kvm,

@@ -552,25 +552,50 @@ fn in_guest_answers_match_native() {
     }
 }
 
-/// With `-V hypercall` (and `--stats`) every syscall exits, so each getpid the
-/// payload makes is traced (and counted).
+/// rt_sigprocmask, answered by the landing pad in the guest, against Linux: old
+/// sets, bad pointers and arguments, pending signals delivered before the
+/// unblocking call returns, handlers, sigsuspend, new threads and fork children.
 #[test]
-fn in_guest_answers_are_seen_when_tracing_or_counting() {
-    let exe = payload("idcalls.musl");
-    let out = run(km().arg("-Vhypercall").arg(&exe).args(["loop", "50"]));
+fn signal_masks_in_the_guest_match_native() {
+    for libc in LIBCS {
+        let out =
+            assert_passes_like_native(&payload(&format!("sigmask.{libc}")), &[], None, "done");
+        assert!(!out.contains("WRONG"), "{libc}: {out}");
+    }
+}
+
+/// Runs `exe` with `args` under `-V hypercall` and under `--stats`: each must see
+/// `expected` calls of `syscall`.
+fn assert_traced_and_counted(exe: &str, args: &[&str], syscall: &str, expected: usize) {
+    let exe = payload(exe);
+    let out = run(km().arg("-Vhypercall").arg(&exe).args(args));
     assert!(out.status.success(), "{}", text(&out.stderr));
     let traced = text(&out.stderr)
         .lines()
-        .filter(|l| l.starts_with("km [hypercall] getpid("))
+        .filter(|l| l.starts_with(&format!("km [hypercall] {syscall}(")))
         .count();
-    // musl's getpid() for the loop's reference value, then the loop's 50.
-    assert_eq!(traced, 51, "{}", text(&out.stderr));
-    let out = run(km().arg("--stats").arg(&exe).args(["loop", "50"]));
+    assert_eq!(traced, expected, "{}", text(&out.stderr));
+    let out = run(km().arg("--stats").arg(&exe).args(args));
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stats = text(&out.stderr);
     let counted = stats
         .lines()
-        .find_map(|l| l.trim().strip_prefix("getpid "))
-        .and_then(|rest| rest.split_whitespace().next()?.parse::<u64>().ok());
-    assert_eq!(counted, Some(51), "{stats}");
+        .find_map(|l| l.trim().strip_prefix(&format!("{syscall} ")))
+        .and_then(|rest| rest.split_whitespace().next()?.parse::<usize>().ok());
+    assert_eq!(counted, Some(expected), "{stats}");
+}
+
+/// With `-V hypercall` and `--stats` the pad answers no rt_sigprocmask in the
+/// guest: each one is traced and counted.
+#[test]
+fn signal_masks_are_seen_when_tracing_or_counting() {
+    assert_traced_and_counted("sigmask.musl", &["loop", "40"], "rt_sigprocmask", 40);
+}
+
+/// With `-V hypercall` (and `--stats`) every syscall exits, so each getpid the
+/// payload makes is traced (and counted): musl's getpid() for the loop's
+/// reference value, then the loop's 50.
+#[test]
+fn in_guest_answers_are_seen_when_tracing_or_counting() {
+    assert_traced_and_counted("idcalls.musl", &["loop", "50"], "getpid", 51);
 }

@@ -16,7 +16,10 @@
 //! returns: with `jmp *%rcx` when the pad runs at CPL3 (PVM keeps `syscall` at CPL3)
 //! or `sysretq` when it runs at CPL0 (hardware KVM). RCX and R11 are clobbered as the
 //! Linux ABI allows; nothing else, and the user stack is never touched. The TSS I/O
-//! bitmap opens only [`HC_PORT`] to CPL3.
+//! bitmap opens only [`HC_PORT`] and [`SIGMASK_PORT`] to CPL3. A few syscalls are
+//! answered without an exit: [`IN_GUEST`] from the pad page, and, at CPL3 only,
+//! rt_sigprocmask and set_robust_list on the thread's words in the request block
+//! ([`ThreadWords`]).
 //!
 //! **Exceptions.** Each IDT stub (CPL0) pushes a zero error code when the CPU pushed
 //! none, pushes its vector, and executes `out` to [`EXC_PORT`]; the monitor reads the
@@ -73,7 +76,7 @@ const IOBITMAP_LEN: u64 = 5;
 // CPL0). Everything else, and everything while `on` is clear, takes the exit path.
 // RAX holds the syscall number until an answer block's first instruction loads the
 // answer, and each block answers one syscall: [`CpuArea::leave_answer`] relies on
-// both.
+// both (and on the commit point of the rt_sigprocmask block).
 global_asm!(
     ".pushsection .rodata.km_pad, \"a\"",
     ".balign 64",
@@ -82,6 +85,10 @@ global_asm!(
     ".Lkm_pad:",
     "cmpq $0, .Lkm_pad+{answers}(%rip)",
     "je 2f",
+    "cmp ${sigprocmask}, %rax",
+    "je .Lkm_sigmask",
+    "cmp ${set_robust_list}, %rax",
+    "je .Lkm_robust",
     "cmp ${nr0}, %rax",
     "je .Lkm_answers",
     "cmp ${nr1}, %rax",
@@ -107,6 +114,75 @@ global_asm!(
     "jmp *%rcx",
     "1: sysretq",
     ".endr",
+    // set_robust_list(head, 24) at CPL3: the head goes to the request block,
+    // where km takes it from at the next exit. Made again from the start
+    // wherever it is interrupted.
+    ".balign {block}",
+    ".globl km_pad_robust",
+    "km_pad_robust:",
+    ".Lkm_robust:",
+    "cmpq $0, .Lkm_pad+{answers}+8(%rip)",
+    "jne 2f",
+    "cmp ${robust_len}, %rsi",
+    "jne 2f",
+    "mov %rdi, .Lkm_pad+{block_page}+{robust}(%rip)",
+    "xor %eax, %eax",
+    "jmp *%rcx",
+    // rt_sigprocmask(how, set, oldset, 8) on the mask word of the request block,
+    // at CPL3 only (at CPL0 the payload's pointers could reach km's own pages).
+    // Until the `xchg` that commits the new mask only the scratch word and
+    // *oldset are written and RAX is the only register changed, so a fault or a
+    // kick there takes the exit path, which makes the whole call again. After
+    // it the call is done: the pad returns 0, first taking an exit to port
+    // SIGMASK_PORT when a signal pending at entry is no longer blocked, where
+    // km delivers it.
+    ".balign {block}",
+    ".globl km_pad_sigmask",
+    "km_pad_sigmask:",
+    ".Lkm_sigmask:",
+    "cmpq $0, .Lkm_pad+{answers}+8(%rip)",
+    "jne 2f",
+    "cmp $8, %r10",
+    "jne 2f",
+    "cmp $2, %rdi",
+    "ja 2f",
+    "test %rsi, %rsi",
+    "jnz 5f",
+    // No new set: only *oldset is written.
+    "test %rdx, %rdx",
+    "jz 4f",
+    "mov .Lkm_pad+{block_page}+{mask}(%rip), %rax",
+    "mov %rax, (%rdx)",
+    "4: xor %eax, %eax",
+    "jmp *%rcx",
+    "5: mov (%rsi), %rax",
+    "mov %rax, .Lkm_pad+{block_page}+{scratch}(%rip)",
+    "mov .Lkm_pad+{block_page}+{mask}(%rip), %rax",
+    "test %rdx, %rdx",
+    "jz 3f",
+    "mov %rax, (%rdx)",
+    "3: cmp $1, %rdi",
+    "jb 6f",
+    "je 7f",
+    "mov .Lkm_pad+{block_page}+{scratch}(%rip), %rax",
+    "jmp 8f",
+    "6: or .Lkm_pad+{block_page}+{scratch}(%rip), %rax",
+    "jmp 8f",
+    "7: notq .Lkm_pad+{block_page}+{scratch}(%rip)",
+    "and .Lkm_pad+{block_page}+{scratch}(%rip), %rax",
+    "8: and ${keep}, %rax",
+    "xchg %rax, .Lkm_pad+{block_page}+{mask}(%rip)",
+    ".globl km_pad_sigmask_commit",
+    "km_pad_sigmask_commit:",
+    "mov .Lkm_pad+{block_page}+{mask}(%rip), %rax",
+    "not %rax",
+    "and .Lkm_pad+{block_page}+{pending}(%rip), %rax",
+    "jz 9f",
+    "out %al, ${sigmask_port}",
+    "xor %eax, %eax",
+    "9: jmp *%rcx",
+    ".globl km_pad_sigmask_end",
+    "km_pad_sigmask_end:",
     ".balign {block}",
     ".globl km_pad_exit_path",
     "km_pad_exit_path:",
@@ -131,6 +207,16 @@ global_asm!(
     ".popsection",
     answers = const ANSWERS_OFFSET,
     block = const ANSWER_BLOCK,
+    block_page = const PAGE_SIZE,
+    mask = const MASK_OFFSET,
+    pending = const PENDING_OFFSET,
+    scratch = const SCRATCH_OFFSET,
+    keep = const !UNBLOCKABLE as i64,
+    sigmask_port = const SIGMASK_PORT,
+    sigprocmask = const libc::SYS_rt_sigprocmask,
+    set_robust_list = const libc::SYS_set_robust_list,
+    robust = const ROBUST_OFFSET,
+    robust_len = const ROBUST_LIST_HEAD_SIZE,
     nr0 = const IN_GUEST[0],
     nr1 = const IN_GUEST[1],
     nr2 = const IN_GUEST[2],
@@ -143,6 +229,10 @@ global_asm!(
 unsafe extern "C" {
     static km_pad_start: u8;
     static km_pad_answers: u8;
+    static km_pad_robust: u8;
+    static km_pad_sigmask: u8;
+    static km_pad_sigmask_commit: u8;
+    static km_pad_sigmask_end: u8;
     static km_pad_exit_path: u8;
     static km_pad_after_out: u8;
     static km_pad_end: u8;
@@ -158,6 +248,25 @@ pub const IN_GUEST: [u64; 6] = [
     libc::SYS_getgid as u64,
     libc::SYS_getegid as u64,
 ];
+/// SIGKILL and SIGSTOP, which no signal mask blocks.
+pub const UNBLOCKABLE: u64 = (1 << (libc::SIGKILL - 1)) | (1 << (libc::SIGSTOP - 1));
+/// Where the request block (the page after the pad) keeps the thread's signal
+/// mask, which the pad's rt_sigprocmask reads and changes: km writes it before
+/// the thread enters the guest and takes it back at every exit.
+const MASK_OFFSET: u64 = 0x40;
+/// The signals pending for the thread or its process when it entered the guest:
+/// the pad's rt_sigprocmask exits to [`SIGMASK_PORT`] when it unblocks one.
+const PENDING_OFFSET: u64 = MASK_OFFSET + std::mem::offset_of!(ThreadWords, pending) as u64;
+/// The pad's rt_sigprocmask keeps the new set here while it works.
+const SCRATCH_OFFSET: u64 = MASK_OFFSET + std::mem::offset_of!(ThreadWords, scratch) as u64;
+/// The robust-list head the pad's set_robust_list leaves (km writes the
+/// thread's before it enters the guest and takes it back at every exit).
+const ROBUST_OFFSET: u64 = MASK_OFFSET + std::mem::offset_of!(ThreadWords, robust_head) as u64;
+/// The size of Linux's `struct robust_list_head`, the only one set_robust_list takes.
+pub const ROBUST_LIST_HEAD_SIZE: u64 = 24;
+/// Port of the exit the pad takes after unblocking a pending signal (opened to
+/// CPL3: a payload writing to it only asks for its pending signals).
+pub const SIGMASK_PORT: u16 = 0x12;
 /// Bytes per answer block in the pad.
 const ANSWER_BLOCK: u64 = 32;
 /// Where [`Answers`] sits in the pad page (mapped read-only to the payload).
@@ -324,7 +433,9 @@ impl CpuArea {
         mem.write_obj(tss + 4, self.kernel_stack_top())?; // RSP0
         mem.write_obj(tss + 0x66, TSS_SIZE as u16)?; // I/O bitmap offset
         let mut bitmap = [0xffu8; IOBITMAP_LEN as usize];
-        bitmap[(HC_PORT / 8) as usize] &= !(1 << (HC_PORT % 8));
+        for port in [HC_PORT, SIGMASK_PORT] {
+            bitmap[(port / 8) as usize] &= !(1 << (port % 8));
+        }
         mem.write_bytes(tss + TSS_SIZE, &bitmap)?;
         let desc = tss_descriptor(tss, self.tss_limit());
         mem.write_bytes(GDT + self.tss_selector() as u64, &words(&desc))?;
@@ -358,14 +469,30 @@ impl CpuArea {
     /// For a vCPU stopped at `regs` inside the pad's in-guest answers: the
     /// registers that take the exit path instead (RIP at its start, RAX the
     /// syscall's number), so that km sees the syscall (a signal is delivered at
-    /// its exit, gdb and a core file see a syscall in progress). `None` elsewhere.
+    /// its exit, gdb and a core file see a syscall in progress); once the pad's
+    /// rt_sigprocmask has committed its mask, those of its return (RAX 0, RIP
+    /// the caller's, in RCX). `None` elsewhere.
     pub fn leave_answer(&self, regs: &kvm_regs) -> Option<kvm_regs> {
-        let answers = self.pad() + pad_offset(&raw const km_pad_answers);
-        let exit_path = self.pad() + pad_offset(&raw const km_pad_exit_path);
+        let at = |label: *const u8| self.pad() + pad_offset(label);
+        let answers = at(&raw const km_pad_answers);
+        let robust = at(&raw const km_pad_robust);
+        let sigmask = at(&raw const km_pad_sigmask);
+        let commit = at(&raw const km_pad_sigmask_commit);
+        let sigmask_end = at(&raw const km_pad_sigmask_end);
+        let exit_path = at(&raw const km_pad_exit_path);
         let nr = match regs.rip {
             rip if (self.pad()..answers).contains(&rip) => regs.rax,
-            rip if (answers..exit_path).contains(&rip) => {
+            rip if (answers..robust).contains(&rip) => {
                 *IN_GUEST.get(((rip - answers) / ANSWER_BLOCK) as usize)?
+            }
+            rip if (robust..sigmask).contains(&rip) => libc::SYS_set_robust_list as u64,
+            rip if (sigmask..commit).contains(&rip) => libc::SYS_rt_sigprocmask as u64,
+            rip if (commit..sigmask_end).contains(&rip) => {
+                return Some(kvm_regs {
+                    rip: regs.rcx,
+                    rax: 0,
+                    ..*regs
+                });
             }
             _ => return None,
         };
@@ -374,6 +501,24 @@ impl CpuArea {
             rax: nr,
             ..*regs
         })
+    }
+
+    /// Whether `rip` lies in this vCPU's pad page.
+    pub fn in_pad(&self, rip: u64) -> bool {
+        (self.pad()..self.pad() + PAGE_SIZE).contains(&rip)
+    }
+
+    /// What the thread left in the request block: its signal mask and its
+    /// robust-list head (the pad's rt_sigprocmask and set_robust_list change them
+    /// in the guest).
+    pub fn thread_words(&self, mem: &GuestMemory) -> Result<ThreadWords, Fault> {
+        mem.read_obj(self.block() + MASK_OFFSET)
+    }
+
+    /// Gives the pad the thread's signal mask, the signals pending for it and its
+    /// robust-list head, before it enters the guest.
+    pub fn set_thread_words(&self, mem: &GuestMemory, words: ThreadWords) -> Result<(), Fault> {
+        mem.write_obj(self.block() + MASK_OFFSET, words)
     }
 
     /// Whether the pad answers [`IN_GUEST`] in the guest now.
@@ -458,6 +603,22 @@ struct Answers {
 
 // SAFETY: plain integers, no padding; any bit pattern is valid.
 unsafe impl ByteValued for Answers {}
+
+/// The thread's state the pad answers from, in the request block from
+/// [`MASK_OFFSET`] on.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ThreadWords {
+    pub sigmask: u64,
+    /// The signals waiting for the thread when it entered the guest.
+    pub pending: u64,
+    /// The pad's rt_sigprocmask works here.
+    pub scratch: u64,
+    pub robust_head: u64,
+}
+
+// SAFETY: plain integers, no padding; any bit pattern is valid.
+unsafe impl ByteValued for ThreadWords {}
 
 /// Layout of the request block's first 56 bytes, as the pad stores them.
 #[repr(C)]

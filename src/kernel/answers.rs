@@ -9,11 +9,17 @@
 //!
 //! While km must see every syscall (gdb may catch them, `-V hypercall` traces
 //! them, `--stats` counts them) the pad answers nothing and every syscall exits.
+//!
+//! On PVM (CPL3) the pad also answers rt_sigprocmask and set_robust_list from
+//! words of the request block, which [`lend`] fills before each entry into the
+//! guest and [`take_back`] reads after each exit: inside km the [`Thread`]'s
+//! fields stay the thread's state.
 
 use anyhow::Result;
 
 use super::process::{Guest, Thread};
-use crate::guest::landing_pad::IN_GUEST;
+use super::signals::{self, UNBLOCKABLE};
+use crate::guest::landing_pad::{IN_GUEST, ROBUST_LIST_HEAD_SIZE, ThreadWords};
 use crate::stats;
 use crate::trace::{self, Category};
 
@@ -39,4 +45,29 @@ fn answer(thread: &Thread, nr: u64) -> u64 {
         libc::SYS_getegid => rustix::process::getegid().as_raw().into(),
         _ => unreachable!("syscall {nr} is not answered in the guest"),
     }
+}
+
+/// Before `thread` enters the guest: its mask, the signals waiting for it (the
+/// pad's rt_sigprocmask exits when it unblocks one; a signal that comes later
+/// kicks the thread out) and its robust-list head go to its landing pad.
+pub fn lend(guest: &Guest, thread: &Thread) -> Result<()> {
+    let words = ThreadWords {
+        sigmask: thread.sigmask,
+        pending: signals::waiting(guest, thread),
+        scratch: 0,
+        robust_head: thread.robust_list.0,
+    };
+    Ok(thread.vcpu.area.set_thread_words(&guest.vm.mem, words)?)
+}
+
+/// After an exit: the mask and robust-list head as the thread left them in the
+/// guest (the payload can write the words itself, so SIGKILL and SIGSTOP are
+/// taken out of the mask again).
+pub fn take_back(guest: &Guest, thread: &mut Thread) -> Result<()> {
+    let words = thread.vcpu.area.thread_words(&guest.vm.mem)?;
+    thread.sigmask = words.sigmask & !UNBLOCKABLE;
+    if words.robust_head != thread.robust_list.0 {
+        thread.robust_list = (words.robust_head, ROBUST_LIST_HEAD_SIZE);
+    }
+    Ok(())
 }

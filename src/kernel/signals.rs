@@ -74,7 +74,7 @@ pub fn bit(sig: i32) -> u64 {
 }
 
 /// Signals that can be neither caught nor blocked.
-pub const UNBLOCKABLE: u64 = (1 << (libc::SIGKILL - 1)) | (1 << (libc::SIGSTOP - 1));
+pub use crate::guest::landing_pad::UNBLOCKABLE;
 
 fn put(info: &mut SigInfo, offset: usize, bytes: &[u8]) {
     info[offset..offset + bytes.len()].copy_from_slice(bytes);
@@ -348,14 +348,16 @@ pub enum Point {
 
 /// Whether a signal could be delivered to `thread` now (cheap check).
 pub fn deliverable(guest: &Guest, thread: &Thread) -> bool {
-    let allowed = !thread.sigmask;
-    if let Some(child) = &thread.vfork_child {
-        return thread.forced_signal.is_some() || child.pending.bits() & allowed != 0;
+    thread.forced_signal.is_some() || waiting(guest, thread) & !thread.sigmask != 0
+}
+
+/// The signals waiting for `thread`: its own and its process's pending ones and
+/// those km's host handlers received (a vfork child's own only).
+pub fn waiting(guest: &Guest, thread: &Thread) -> u64 {
+    match &thread.vfork_child {
+        Some(child) => child.pending.bits(),
+        None => thread.handle.pending.bits() | guest.pending.bits() | kick::peek_host_pending(),
     }
-    thread.forced_signal.is_some()
-        || (thread.handle.pending.bits() | guest.pending.bits() | kick::peek_host_pending())
-            & allowed
-            != 0
 }
 
 /// Takes the next signal for `thread` among those `allowed`.

@@ -9,13 +9,13 @@ use kvm_bindings::kvm_regs;
 use rustix::io::Errno;
 
 use super::{Ctx, Outcome, SysResult, process};
+use crate::guest::landing_pad::ROBUST_LIST_HEAD_SIZE;
 use crate::guest::vcpu::Vcpu;
 use crate::kernel::process::{Assignment, Guest, Spare, Thread};
 use crate::memory::host::{self, FutexArg4};
 use crate::trace;
 use crate::trace::Category;
 
-const ROBUST_LIST_HEAD_SIZE: u64 = 24;
 /// The flags every thread-creating clone carries (glibc, musl and Go all set them).
 const THREAD_FLAGS: u64 = (libc::CLONE_VM | libc::CLONE_THREAD | libc::CLONE_SIGHAND) as u64;
 /// What a new process (clone without CLONE_THREAD) cannot have under km: a file
@@ -65,9 +65,11 @@ pub fn get_robust_list(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     if a[0] != 0 && a[0] as i32 != ctx.thread.tid {
         return Err(Errno::PERM);
     }
-    let (head, len) = ctx.thread.robust_list;
+    // The length is always the head's size, as Linux reports it (also before
+    // any set_robust_list).
+    let (head, _) = ctx.thread.robust_list;
     ctx.write_obj(a[1], head)?;
-    ctx.write_obj(a[2], len)?;
+    ctx.write_obj(a[2], ROBUST_LIST_HEAD_SIZE)?;
     Ok(0)
 }
 

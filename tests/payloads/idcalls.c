@@ -5,6 +5,7 @@
  * signal must interrupt. Prints run-independent lines only, so the output is
  * the same natively and under km. Argument "loop N": N getpid calls (bench). */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -47,6 +48,22 @@ static void *thread_main(void *arg) {
            sys(SYS_getpid) == (long)arg ? "is the process's" : "WRONG",
            tid != (long)arg ? "its own" : "WRONG",
            proc_link("/proc/thread-self") == tid ? "matches" : "WRONG");
+    /* set_robust_list, which the pad answers in the guest too: glibc registers
+     * each thread's list as it starts, musl none. */
+    struct robust { void *next; long offset; void *pending; } mine = {&mine, 0, 0};
+    void *head = 0, *libc_head = 0;
+    size_t len = 0;
+    syscall(SYS_get_robust_list, 0, &libc_head, &len);
+    printf("thread: robust list %s, len %zu\n", libc_head ? "registered" : "none", len);
+    long set = syscall(SYS_set_robust_list, &mine, sizeof mine);
+    syscall(SYS_get_robust_list, 0, &head, &len);
+    printf("thread: set_robust_list %ld, get_robust_list %s, len %zu\n", set,
+           head == &mine ? "gives it back" : "WRONG", len);
+    printf("thread: set_robust_list with len 12: %s\n",
+           syscall(SYS_set_robust_list, &mine, 12) == -1 && errno == EINVAL ? "EINVAL" : "WRONG");
+    syscall(SYS_set_robust_list, libc_head, sizeof mine);
+    syscall(SYS_get_robust_list, 0, &head, &len);
+    printf("thread: libc's list back %s\n", head == libc_head ? "yes" : "WRONG");
     return 0;
 }
 

@@ -426,6 +426,35 @@ fn restored_threads_are_known_by_their_new_ids() {
     }
 }
 
+/// A snapshot of a restored payload holds the pages the restore had not
+/// brought in yet: a heap within the budget km copies in the background (20
+/// MiB), and one past it (80 MiB), left to first touch.
+#[test]
+fn a_restored_payload_snapshots_all_its_memory() {
+    let exe = payload("resnap.glibc");
+    for mib in ["20", "80"] {
+        let dir = scratch(&format!("snapshot-again-{mib}"));
+        let native_out = text(&run(native(&exe).arg(mib)).stdout);
+        assert_eq!(native_out, "snapshots returned -1 and -1, 0 bytes differ\n");
+        let (first, second) = (dir.join("first"), dir.join("second"));
+        let snapshot = |to: &Path, what: &Path| {
+            let mut cmd = km();
+            cmd.current_dir(&dir)
+                .arg(format!("--snapshot={}", to.display()));
+            let out = run(cmd.arg(what).arg(mib));
+            assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+            assert_eq!(text(&out.stdout), "", "the payload ends inside the call");
+        };
+        snapshot(&first, &exe);
+        snapshot(&second, &first);
+        let restored = text(&restore(&second, &dir).stdout);
+        assert_eq!(
+            restored, "snapshots returned 1 and 1, 0 bytes differ\n",
+            "{mib} MiB"
+        );
+    }
+}
+
 /// The gdb session `km -g` gives a restored payload, in order (substrings of
 /// whole lines).
 const RESTORED_UNDER_GDB: &[&str] = &[

@@ -272,12 +272,28 @@ impl AddressSpace {
             );
         };
         vm.commit(region, range.clone())?;
-        if len > 0 {
-            let stored = range.start..range.start + page_align_up(len);
+        // The file's data of writable memory; its holes stay anonymous memory,
+        // which the payload's first write there needs no copy of a file page for
+        // (and KVM no flush of the page it had mapped for a read).
+        let mapped = match &fill {
+            Some(fill) if fill.write => fill.runs.clone(),
+            _ => std::iter::once(offset..offset.saturating_add(len)).collect(),
+        };
+        for run in mapped.into_iter().filter(|r| !r.is_empty()) {
+            if run.start < offset || run.end > offset.saturating_add(len) {
+                anyhow::bail!(
+                    "data at {run:#x?} outside the segment's {len:#x} bytes at {offset:#x}"
+                );
+            }
+            let start = range.start + (run.start - offset);
+            let stored = start..start + page_align_up(run.end - run.start);
             let rw = libc::PROT_READ | libc::PROT_WRITE;
             vm.mem
-                .map_file(stored.clone(), fd, offset, rw, flags)
-                .or_else(|_| vm.mem.map_file(stored, fd, offset, libc::PROT_READ, flags))?;
+                .map_file(stored.clone(), fd, run.start, rw, flags)
+                .or_else(|_| {
+                    vm.mem
+                        .map_file(stored, fd, run.start, libc::PROT_READ, flags)
+                })?;
         }
         match &fill {
             // Pages km soon populates writable: their entries start out accessed
@@ -292,11 +308,6 @@ impl AddressSpace {
             return Ok(());
         };
         for run in &fill.runs {
-            if run.start < offset || run.end > offset.saturating_add(len) {
-                anyhow::bail!(
-                    "data at {run:#x?} outside the segment's {len:#x} bytes at {offset:#x}"
-                );
-            }
             let start = range.start + (run.start - offset);
             self.unfilled.push(Unfilled {
                 range: start..start + page_align_up(run.end - run.start),
@@ -308,11 +319,13 @@ impl AddressSpace {
         Ok(())
     }
 
-    /// Puts the restored pages around `addrs` (the threads' stack pointers) first
-    /// in the background's order.
+    /// Orders the restored pages for the background: writable ones first (a
+    /// page the payload reads before it is copied costs KVM a flush when the
+    /// payload then writes it), those around `addrs` (the threads' stack
+    /// pointers) first among them.
     pub fn fill_first(&mut self, addrs: &[u64]) {
         self.unfilled
-            .sort_by_key(|u| !addrs.iter().any(|a| u.range.contains(a)));
+            .sort_by_key(|u| (!u.write, !addrs.iter().any(|a| u.range.contains(a))));
     }
 
     /// Populates the next piece, at most `max` bytes, of the restored pages left

@@ -195,8 +195,13 @@ pub fn run(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infalli
         kick::install_sigsys_report()?;
     }
     let path = &cli.command[0];
+    let filters = match cli.no_seccomp || cli.seccomp_inherited {
+        true => None,
+        // --sandbox wants km single-threaded when it drops its identity.
+        false => Some(seccomp::compile(!cli.sandbox)?),
+    };
     if snapshot::restore::is_core(std::path::Path::new(path)) {
-        return restore(cli, inherited);
+        return restore(cli, inherited, filters);
     }
     let mut argv = cli
         .command
@@ -308,8 +313,8 @@ pub fn run(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infalli
     let tid = rustix::process::getpid().as_raw_nonzero().get();
     let handle = guest.thread_started(tid);
     let main = Thread::new(tid, handle, vcpu, sigmask);
-    if !cli.no_seccomp && !cli.seccomp_inherited {
-        seccomp::install()?;
+    if let Some(filters) = filters {
+        seccomp::install(filters)?;
     }
     let stopped = session.is_some() || (cli.gdb_port.is_some() && !cli.gdb_listen);
     if let Some((conn, launched, relay)) = session {
@@ -336,7 +341,11 @@ pub fn run(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infalli
 /// Resumes the snapshot `cli` names: every thread of it, each on its own host
 /// thread (the process's first thread on this one); returns only on a monitor
 /// error.
-fn restore(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infallible> {
+fn restore(
+    cli: &cli::Cli,
+    inherited: Inherited,
+    filters: Option<seccomp::Compiling>,
+) -> Result<std::convert::Infallible> {
     let path = std::path::Path::new(&cli.command[0]);
     let snap = snapshot::restore::Snapshot::open(path)?;
     let state = &snap.state;
@@ -368,6 +377,11 @@ fn restore(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infalli
     if lock(&guest.signals).actions[(libc::SIGCHLD - 1) as usize].handler == libc::SIG_IGN as u64 {
         kick::mirror_sigchld(true)?;
     }
+    // The pages come in from here on (--sandbox: once km has dropped its identity,
+    // which it must do single-threaded).
+    if !cli.sandbox {
+        snapshot::restore::fill_in_background(&guest)?;
+    }
     let main = snap.threads.iter().position(|t| t.extra.main).unwrap_or(0);
     let mut vcpus = Vec::new();
     for t in &snap.threads {
@@ -380,8 +394,8 @@ fn restore(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infalli
     if cli.sandbox {
         sandbox::enter(cli.sandbox_uid, cli.sandbox_gid)?;
     }
-    if !cli.no_seccomp && !cli.seccomp_inherited {
-        seccomp::install()?;
+    if let Some(filters) = filters {
+        seccomp::install(filters)?;
     }
     if let Some(debugger) = &debugger {
         start_gdb_stub(cli, &guest, debugger)?;
@@ -394,8 +408,10 @@ fn restore(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infalli
         let extra = t.extra;
         let sigmask = t.sigmask;
         let pending = snap.pending(Some(i));
+        let old_ids = t.old_ids();
         let start = move |guest: &Arc<Guest>| {
             let tid = rustix::thread::gettid().as_raw_nonzero().get();
+            snapshot::restore::renumber(guest, old_ids, tid);
             let handle = guest.thread_started(tid);
             for info in pending {
                 let _ = handle.pending.add(info);
@@ -427,6 +443,9 @@ fn restore(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infalli
         path.display(),
         snap.threads.len()
     );
+    if cli.sandbox {
+        snapshot::restore::fill_in_background(&guest)?;
+    }
     stats::restored();
     guest.run(thread, stopped);
     loop {

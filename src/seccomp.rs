@@ -422,7 +422,7 @@ fn clone_rules() -> Result<Vec<SeccompRule>> {
     ])
 }
 
-fn compile(
+fn compile_filter(
     rules: BTreeMap<i64, Vec<SeccompRule>>,
     mismatch: SeccompAction,
     matched: SeccompAction,
@@ -441,7 +441,7 @@ fn program() -> Result<BpfProgram> {
     rules.insert(libc::SYS_ioctl, ioctl_rules()?);
     rules.insert(libc::SYS_prctl, prctl_rules()?);
     rules.insert(libc::SYS_clone, clone_rules()?);
-    compile(rules, SeccompAction::Trap, SeccompAction::Allow)
+    compile_filter(rules, SeccompAction::Trap, SeccompAction::Allow)
 }
 
 /// A second filter: clone3 fails with ENOSYS. Its flags sit in memory, out of a
@@ -450,21 +450,62 @@ fn program() -> Result<BpfProgram> {
 /// the two filters, so clone3 gets ENOSYS although the allow-list names it.
 fn clone3_refusal() -> Result<BpfProgram> {
     let rules = BTreeMap::from([(libc::SYS_clone3, Vec::new())]);
-    compile(
+    compile_filter(
         rules,
         SeccompAction::Allow,
         SeccompAction::Errno(libc::ENOSYS as u32),
     )
 }
 
-/// Installs km's filters on every thread of km (TSYNC), with the SIGSYS handler
-/// that reports a refused call.
-pub fn install() -> Result<()> {
-    let (program, clone3) = (program()?, clone3_refusal()?);
+/// km's two filters, compiled: about a millisecond of CPU, so start-up compiles
+/// them on a thread of its own ([`compile`]) while it builds the VM.
+pub struct Filters {
+    program: BpfProgram,
+    clone3: BpfProgram,
+}
+
+fn filters() -> Result<Filters> {
+    Ok(Filters {
+        program: program()?,
+        clone3: clone3_refusal()?,
+    })
+}
+
+/// km's filters, compiled or being compiled (see [`compile`]).
+pub enum Compiling {
+    Done(Result<Filters>),
+    Running(std::thread::JoinHandle<Result<Filters>>),
+}
+
+/// Compiles km's filters, on a short-lived thread (`km-seccomp`) when
+/// `in_background` (not when km must stay single-threaded, as `--sandbox`
+/// needs it until it drops its identity); [`install`] takes what it made.
+pub fn compile(in_background: bool) -> Result<Compiling> {
+    if !in_background {
+        return Ok(Compiling::Done(filters()));
+    }
+    let thread = std::thread::Builder::new()
+        .name("km-seccomp".into())
+        .spawn(filters)
+        .context("starting the thread that compiles km's seccomp filter")?;
+    Ok(Compiling::Running(thread))
+}
+
+/// Installs km's filters, once `compiling` made them, on every thread of km
+/// (TSYNC), with the SIGSYS handler that reports a refused call.
+pub fn install(compiling: Compiling) -> Result<()> {
+    let filters = match compiling {
+        Compiling::Done(filters) => filters,
+        Compiling::Running(thread) => thread
+            .join()
+            .map_err(|_| anyhow::anyhow!("compiling km's seccomp filter panicked"))?,
+    }?;
     crate::kvm::kick::install_sigsys_report()?;
     // The allow-list refuses seccomp itself, so it goes last.
-    seccompiler::apply_filter_all_threads(&clone3).context("installing km's clone3 filter")?;
-    seccompiler::apply_filter_all_threads(&program).context("installing km's seccomp filter")
+    seccompiler::apply_filter_all_threads(&filters.clone3)
+        .context("installing km's clone3 filter")?;
+    seccompiler::apply_filter_all_threads(&filters.program)
+        .context("installing km's seccomp filter")
 }
 
 #[cfg(test)]

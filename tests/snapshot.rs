@@ -44,7 +44,13 @@ fn after_snapshot(out: &str) -> Vec<&str> {
 /// it, in `dir`; the snapshot and what the payload prints natively after the
 /// call.
 fn state_snapshot(dir: &Path) -> (PathBuf, String) {
-    let exe = payload("snapstate.glibc");
+    ending_snapshot(dir, "snapstate.glibc")
+}
+
+/// Payload `name` (which takes a snapshot that ends it) taken into a snapshot
+/// in `dir`; the snapshot and what the payload prints natively after the call.
+fn ending_snapshot(dir: &Path, name: &str) -> (PathBuf, String) {
+    let exe = payload(name);
     let native_out = text(&run(&mut native(&exe)).stdout);
     assert!(
         native_out.starts_with("snapshot returned -1 Function not implemented\n"),
@@ -389,6 +395,64 @@ fn gs_base_pending_signals_and_an_interval_timer_come_back() {
     let restored = text(&restore(&snap, &dir).stdout);
     assert!(restored.starts_with("snapshot returned 1\n"), "{restored}");
     assert_eq!(after_snapshot(&restored).join("\n"), expected);
+}
+
+/// A restored thread keeps its place in its C library: pthread_kill reaches it
+/// (glibc's and musl's cached thread id of it is its new id) and it unlocks the
+/// robust error-checking mutex it held across the snapshot (the mutex's owner
+/// id too), while another thread's unlock is refused; as natively.
+#[test]
+fn restored_threads_are_known_by_their_new_ids() {
+    for name in ["snaptids.glibc", "snaptids.musl"] {
+        let dir = scratch(&format!("snapshot-{name}"));
+        let (snap, expected) = ending_snapshot(&dir, name);
+        for line in [
+            "the handler ran on the worker: yes",
+            "main unlocks the worker's mutex: Operation not permitted",
+            "worker unlocks it again: Operation not permitted",
+            "done",
+        ] {
+            assert!(
+                expected.contains(line),
+                "{name}: {line:?} missing natively: {expected}"
+            );
+        }
+        let restored = text(&restore(&snap, &dir).stdout);
+        assert!(
+            restored.starts_with("snapshot returned 1\n"),
+            "{name}: {restored}"
+        );
+        assert_eq!(after_snapshot(&restored).join("\n"), expected, "{name}");
+    }
+}
+
+/// A snapshot of a restored payload holds the pages the restore had not
+/// brought in yet: a heap within the budget km copies in the background (20
+/// MiB), and one past it (80 MiB), left to first touch.
+#[test]
+fn a_restored_payload_snapshots_all_its_memory() {
+    let exe = payload("resnap.glibc");
+    for mib in ["20", "80"] {
+        let dir = scratch(&format!("snapshot-again-{mib}"));
+        let native_out = text(&run(native(&exe).arg(mib)).stdout);
+        assert_eq!(native_out, "snapshots returned -1 and -1, 0 bytes differ\n");
+        let (first, second) = (dir.join("first"), dir.join("second"));
+        let snapshot = |to: &Path, what: &Path| {
+            let mut cmd = km();
+            cmd.current_dir(&dir)
+                .arg(format!("--snapshot={}", to.display()));
+            let out = run(cmd.arg(what).arg(mib));
+            assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+            assert_eq!(text(&out.stdout), "", "the payload ends inside the call");
+        };
+        snapshot(&first, &exe);
+        snapshot(&second, &first);
+        let restored = text(&restore(&second, &dir).stdout);
+        assert_eq!(
+            restored, "snapshots returned 1 and 1, 0 bytes differ\n",
+            "{mib} MiB"
+        );
+    }
 }
 
 /// The gdb session `km -g` gives a restored payload, in order (substrings of

@@ -111,13 +111,17 @@ type VmaFacts = (Range<u64>, i32, bool, Option<(String, u64)>);
 
 /// Every mapping of the payload with what its core holds of it.
 pub fn mappings(guest: &Guest, keep: Keep) -> Vec<km_coredump::Mapping> {
-    let vmas: Vec<VmaFacts> = lock(&guest.mm)
+    let mut mm = lock(&guest.mm);
+    // A restored page still to populate would read back as a hole.
+    mm.fill_all(&guest.vm);
+    let vmas: Vec<VmaFacts> = mm
         .vmas()
         .map(|(start, v)| {
             let file = v.file.as_ref().map(|(path, off)| (path.to_string(), *off));
             (start..v.end, v.prot, v.shared, file)
         })
         .collect();
+    drop(mm);
     vmas.into_iter()
         .map(|(range, prot, shared, file)| {
             let read = prot != libc::PROT_NONE;

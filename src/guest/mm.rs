@@ -10,7 +10,6 @@
 //! as on Linux; freed memory also goes back to the host (`GuestMemory::discard`).
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::ops::Range;
 use std::os::fd::BorrowedFd;
 use std::sync::Arc;
@@ -25,27 +24,37 @@ use crate::trace;
 use crate::trace::Category;
 
 /// Where the contents of a mapping restored from a snapshot come from: `len`
-/// bytes at `offset` in a file.
-pub enum Contents<'a> {
-    /// The file mapped over the range (MAP_PRIVATE, copy-on-write, or MAP_SHARED):
-    /// pages are read in on first touch, or at once with `populate` (the page
-    /// cache's pages mapped as they are, for a mapping the payload cannot write).
-    Mapped {
-        fd: BorrowedFd<'a>,
-        offset: u64,
-        len: u64,
-        flags: i32,
-        populate: bool,
-    },
-    /// Read now into the range's anonymous memory, `runs` of it (file offsets, within
-    /// `offset..offset + len`; the rest reads as zeroes): the payload then finds the
-    /// pages present, and KVM maps their neighbours with each fault.
-    Read {
-        file: &'a File,
-        offset: u64,
-        len: u64,
-        runs: Vec<Range<u64>>,
-    },
+/// bytes at `offset` in a file, mapped over the range (MAP_PRIVATE, copy-on-write,
+/// or MAP_SHARED). A private mapping's pages are populated later, `fill`'s runs
+/// of them: the payload runs meanwhile, finding each page the file's until then.
+pub struct Contents<'a> {
+    pub fd: BorrowedFd<'a>,
+    pub offset: u64,
+    pub len: u64,
+    pub flags: i32,
+    pub fill: Option<Fill>,
+}
+
+/// How the pages of a private mapping restored from a file are populated.
+pub struct Fill {
+    /// The file's data in the mapping (file offsets, within its bytes; the rest,
+    /// holes, reads as zeroes and needs nothing).
+    pub runs: Vec<Range<u64>>,
+    /// Made private copies (data the payload writes) rather than mapped as the
+    /// page cache holds them.
+    pub write: bool,
+    /// Populated in the background as soon as the payload runs
+    /// ([`AddressSpace::fill_next`]), rather than on first touch (and before a
+    /// snapshot or core file reads them, [`AddressSpace::fill_all`]).
+    pub background: bool,
+}
+
+/// A guest range restored from a snapshot whose pages are not populated yet.
+#[derive(Clone)]
+struct Unfilled {
+    range: Range<u64>,
+    write: bool,
+    background: bool,
 }
 
 /// Top of the main stack; the system region lies above it.
@@ -160,6 +169,8 @@ pub struct AddressSpace {
     brk_start: u64,
     brk: u64,
     mmap_top: u64,
+    /// Restored pages still to populate, in the order to populate them.
+    unfilled: Vec<Unfilled>,
 }
 
 impl AddressSpace {
@@ -201,6 +212,7 @@ impl AddressSpace {
             brk_start: brk,
             brk,
             mmap_top: STACK_TOP - STACK_SIZE - STACK_GAP,
+            unfilled: Vec::new(),
         })
     }
 
@@ -236,10 +248,13 @@ impl AddressSpace {
         vma: Vma,
         contents: Contents<'_>,
     ) -> Result<()> {
-        let (offset, len) = match &contents {
-            Contents::Mapped { offset, len, .. } => (*offset, *len),
-            Contents::Read { offset, len, .. } => (*offset, *len),
-        };
+        let Contents {
+            fd,
+            offset,
+            len,
+            flags,
+            fill,
+        } = contents;
         let aligned = |a: u64| a.is_multiple_of(crate::memory::PAGE_SIZE);
         let valid = range.start < range.end
             && range.start >= MMAP_MIN_ADDR
@@ -257,33 +272,124 @@ impl AddressSpace {
             );
         };
         vm.commit(region, range.clone())?;
-        match contents {
-            Contents::Mapped { fd, flags, .. } => {
-                if len > 0 {
-                    let stored = range.start..range.start + page_align_up(len);
-                    let rw = libc::PROT_READ | libc::PROT_WRITE;
+        // The file's data of writable memory; its holes stay anonymous memory,
+        // which the payload's first write there needs no copy of a file page for
+        // (and KVM no flush of the page it had mapped for a read).
+        let mapped = match &fill {
+            Some(fill) if fill.write => fill.runs.clone(),
+            _ => std::iter::once(offset..offset.saturating_add(len)).collect(),
+        };
+        for run in mapped.into_iter().filter(|r| !r.is_empty()) {
+            if run.start < offset || run.end > offset.saturating_add(len) {
+                anyhow::bail!(
+                    "data at {run:#x?} outside the segment's {len:#x} bytes at {offset:#x}"
+                );
+            }
+            let start = range.start + (run.start - offset);
+            let stored = start..start + page_align_up(run.end - run.start);
+            let rw = libc::PROT_READ | libc::PROT_WRITE;
+            vm.mem
+                .map_file(stored.clone(), fd, run.start, rw, flags)
+                .or_else(|_| {
                     vm.mem
-                        .map_file(stored.clone(), fd, offset, rw, flags)
-                        .or_else(|_| vm.mem.map_file(stored, fd, offset, libc::PROT_READ, flags))?;
-                }
-                vm.protect(range.clone(), vma.prot)?;
+                        .map_file(stored, fd, run.start, libc::PROT_READ, flags)
+                })?;
+        }
+        match &fill {
+            // Pages km soon populates writable: their entries start out accessed
+            // and dirty, so that KVM maps their neighbours with each fault.
+            Some(fill) if fill.write && fill.background => {
+                vm.protect_loaded(range.clone(), vma.prot)?
             }
-            Contents::Read { file, runs, .. } => {
-                vm.mem.prefer_huge_pages(range.clone())?;
-                for run in runs {
-                    if run.start < offset || run.end > offset.saturating_add(len) {
-                        anyhow::bail!(
-                            "data at {run:#x?} outside the segment's {len:#x} bytes at {offset:#x}"
-                        );
-                    }
-                    let at = range.start + (run.start - offset);
-                    vm.mem.read_from_file(at, file, run)?;
-                }
-                vm.protect_loaded(range.clone(), vma.prot)?;
-            }
+            _ => vm.protect(range.clone(), vma.prot)?,
+        }
+        let Some(fill) = fill else {
+            self.insert(range, vma);
+            return Ok(());
+        };
+        for run in &fill.runs {
+            let start = range.start + (run.start - offset);
+            self.unfilled.push(Unfilled {
+                range: start..start + page_align_up(run.end - run.start),
+                write: fill.write,
+                background: fill.background,
+            });
         }
         self.insert(range, vma);
         Ok(())
+    }
+
+    /// Orders the restored pages for the background: writable ones first (a
+    /// page the payload reads before it is copied costs KVM a flush when the
+    /// payload then writes it), those around `addrs` (the threads' stack
+    /// pointers) first among them.
+    pub fn fill_first(&mut self, addrs: &[u64]) {
+        self.unfilled
+            .sort_by_key(|u| (!u.write, !addrs.iter().any(|a| u.range.contains(a))));
+    }
+
+    /// Populates the next piece, at most `max` bytes, of the restored pages left
+    /// to the background; false once none is left.
+    pub fn fill_next(&mut self, vm: &Vm, max: u64) -> bool {
+        let Some(u) = self.unfilled.iter_mut().find(|u| u.background) else {
+            return false;
+        };
+        let piece = u.range.start..u.range.end.min(u.range.start.saturating_add(max));
+        u.range.start = piece.end;
+        let write = u.write;
+        self.unfilled.retain(|u| !u.range.is_empty());
+        // Pages the payload touched meanwhile are left as they are: copying one
+        // that KVM has mapped would make KVM drop its translations (a flush).
+        let mut at = piece.start;
+        let touched = vm.mem.populated(piece.clone()).unwrap_or_default();
+        for gap in touched
+            .iter()
+            .map(|(r, _)| r.clone())
+            .chain(std::iter::once(piece.end..piece.end))
+            .filter_map(|r| {
+                let gap = at..r.start;
+                at = r.end;
+                (!gap.is_empty()).then_some(gap)
+            })
+            .collect::<Vec<_>>()
+        {
+            if let Err(e) = vm.mem.populate(gap, write) {
+                trace!(Category::Mem, "populating restored pages: {e:#}");
+            }
+        }
+        true
+    }
+
+    /// Populates every restored page not populated yet, before a snapshot or a
+    /// core file reads the payload's memory (which counts a page never populated
+    /// as a hole, zero).
+    pub fn fill_all(&mut self, vm: &Vm) {
+        for u in std::mem::take(&mut self.unfilled) {
+            if let Err(e) = vm.mem.populate(u.range, false) {
+                trace!(Category::Mem, "populating restored pages: {e:#}");
+            }
+        }
+    }
+
+    /// Forgets the restored pages in `range`, whose contents are replaced.
+    fn unfill(&mut self, range: &Range<u64>) {
+        if self.unfilled.is_empty() {
+            return;
+        }
+        self.unfilled = std::mem::take(&mut self.unfilled)
+            .into_iter()
+            .flat_map(|u| {
+                let below = u.range.start..u.range.end.min(range.start);
+                let above = u.range.start.max(range.end)..u.range.end;
+                [below, above]
+                    .into_iter()
+                    .filter(|r| !r.is_empty())
+                    .map(move |r| Unfilled {
+                        range: r,
+                        ..u.clone()
+                    })
+            })
+            .collect();
     }
 
     /// Commits the program image and the main stack, whose pages are mapped
@@ -437,6 +543,9 @@ impl AddressSpace {
         } else if new_end < old_end && vm.unmap_discarding(new_end..old_end).is_err() {
             return self.brk;
         }
+        if new_end < old_end {
+            self.unfill(&(new_end..old_end));
+        }
         self.remove(self.brk_start..old_end.max(new_end));
         if new_end > self.brk_start {
             self.insert(
@@ -562,6 +671,7 @@ impl AddressSpace {
             VmaKind::Anon
         };
         let file = req.path.clone().zip(req.file.map(|(_, off)| off));
+        self.unfill(&range);
         self.insert(range.clone(), Vma::new(req.prot, kind, req.shared, file));
         trace!(
             Category::Mem,
@@ -603,6 +713,7 @@ impl AddressSpace {
         let region = self.region_for(vm, &range).ok_or(Errno::NOMEM)?;
         vm.commit(region, range.clone()).map_err(|_| Errno::NOMEM)?;
         attach(range.clone())?;
+        self.unfill(&range);
         vm.protect(range.clone(), prot).map_err(|_| Errno::NOMEM)?;
         self.insert(
             range.clone(),
@@ -644,6 +755,7 @@ impl AddressSpace {
         for r in mapped {
             vm.unmap_discarding(r).map_err(|_| Errno::NOMEM)?;
         }
+        self.unfill(&range);
         self.remove(range.clone());
         trace!(Category::Mem, "munmap {:#x}..{:#x}", range.start, range.end);
         Ok(())
@@ -739,7 +851,8 @@ impl AddressSpace {
         for (start, vma) in vmas {
             if vma.kind != VmaKind::File && !vma.shared {
                 let piece = start.max(range.start)..vma.end.min(range.end);
-                vm.mem.discard(piece).map_err(|_| Errno::NOMEM)?;
+                vm.mem.discard(piece.clone()).map_err(|_| Errno::NOMEM)?;
+                self.unfill(&piece);
             }
         }
         Ok(())

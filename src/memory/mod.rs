@@ -41,7 +41,6 @@ pub mod sysv;
 
 pub use pagemap::Backing;
 
-use std::fs::File;
 use std::ops::Range;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::sync::Arc;
@@ -669,17 +668,33 @@ impl GuestMemory {
         Ok(())
     }
 
-    /// Maps the host pages behind a committed guest range that a file mapping
-    /// backs, as a read would (MADV_POPULATE_READ): the page cache's own pages,
-    /// nothing copied; a hint, which fails on hosts before Linux 5.14.
-    pub fn populate_read(&self, range: Range<u64>) -> Result<()> {
+    /// Populates the host pages behind a committed guest range, as a read
+    /// (MADV_POPULATE_READ: a file mapping's page-cache pages mapped as they are)
+    /// or a write would (MADV_POPULATE_WRITE: a private file mapping's pages
+    /// copied) of each page, changing no contents. Where the host cannot
+    /// (before Linux 5.14), each page is read once instead.
+    pub fn populate(&self, range: Range<u64>, write: bool) -> Result<()> {
         let len = (range.end - range.start) as usize;
         let host = self.slice(range.start, len)?.ptr_guard_mut().as_ptr();
+        let advice = if write {
+            libc::MADV_POPULATE_WRITE
+        } else {
+            libc::MADV_POPULATE_READ
+        };
         // SAFETY: `host..host+len` is committed guest memory inside a region's
         // reservation (checked by `slice`); populating changes no contents.
-        if unsafe { libc::madvise(host.cast(), len, libc::MADV_POPULATE_READ) } != 0 {
-            let e = std::io::Error::last_os_error();
-            trace!(Category::Mem, "MADV_POPULATE_READ on {len:#x} bytes: {e}");
+        if unsafe { libc::madvise(host.cast(), len, advice) } == 0 {
+            return Ok(());
+        }
+        let e = std::io::Error::last_os_error();
+        trace!(
+            Category::Mem,
+            "populating {len:#x} bytes at {:#x}: {e}", range.start
+        );
+        let mut byte = [0u8];
+        for page in range.step_by(PAGE_SIZE as usize) {
+            // A page that cannot be read (past its file's end) stays as it is.
+            let _ = self.read_bytes(page, &mut byte);
         }
         Ok(())
     }
@@ -694,23 +709,6 @@ impl GuestMemory {
             libc::PROT_READ | libc::PROT_WRITE,
             libc::MAP_SHARED,
         )
-    }
-
-    /// Reads `file`'s bytes `range` (file offsets) into committed guest memory at
-    /// `addr`.
-    pub fn read_from_file(&self, addr: u64, file: &File, range: Range<u64>) -> Result<()> {
-        use std::io::{Seek, SeekFrom};
-        use vm_memory::ReadVolatile;
-        let len = usize::try_from(range.end - range.start)?;
-        let mut buf = self.slice(addr, len)?;
-        let mut reader = file;
-        reader.seek(SeekFrom::Start(range.start))?;
-        reader.read_exact_volatile(&mut buf).with_context(|| {
-            format!(
-                "reading {len:#x} bytes at {:#x} of the file into guest memory at {addr:#x}",
-                range.start
-            )
-        })
     }
 
     /// Backs a committed guest range with a host file mapping (MAP_PRIVATE or

@@ -1,5 +1,6 @@
 //! `km SNAPSHOT`: the payload of a snapshot file, rebuilt. Mappings come back
-//! copy-on-write from the file (a page is read when first touched), threads with
+//! copy-on-write from the file, their pages populated by a background thread
+//! while the payload runs (or read on first touch), threads with
 //! their registers, FPU state and thread pointer, and km's note gives the rest
 //! (break, signal dispositions, descriptors, working directory, limits).
 
@@ -14,7 +15,7 @@ use kvm_bindings::kvm_regs;
 
 use super::descriptors;
 use super::state::{self, State};
-use crate::guest::mm::{AddressSpace, Contents, Vma};
+use crate::guest::mm::{AddressSpace, Contents, Fill, Vma};
 use crate::guest::vcpu::Vcpu;
 use crate::guest::vm::Vm;
 use crate::kernel::fdtable::FdTable;
@@ -25,12 +26,18 @@ use crate::kernel::signals::{SigAction, SigInfo};
 use crate::trace;
 use crate::trace::Category;
 
-/// How many bytes of the snapshot's segments a restore reads in at once (in
-/// address order, whole segments); the rest come in on first touch.
+/// How many bytes of the snapshot's writable segments a restore populates in
+/// the background (whole segments, in address order); the rest come in on
+/// first touch.
 const EAGER_BUDGET: u64 = 64 << 20;
+/// How many bytes the background populates at a time (the payload's own
+/// mmap, munmap and brk wait for a piece to be done).
+const FILL_PIECE: u64 = 1 << 20;
 
 /// A thread of the snapshot: its core notes and km's.
 pub struct SavedThread {
+    /// Its thread id when the snapshot was taken.
+    pub tid: i32,
     pub regs: km_coredump::Regs,
     pub sigmask: u64,
     pub xsave: Vec<u8>,
@@ -58,7 +65,9 @@ pub fn is_core(path: &Path) -> bool {
 
 /// The threads of the core notes: NT_PRSTATUS starts one, NT_X86_XSTATE gives
 /// its FPU state.
-fn threads_of(notes: &[km_coredump::Note]) -> Result<Vec<(u64, km_coredump::Regs, Vec<u8>)>> {
+type CoreThread = (i32, u64, km_coredump::Regs, Vec<u8>);
+
+fn threads_of(notes: &[km_coredump::Note]) -> Result<Vec<CoreThread>> {
     use km_coredump::notes::{NT_PRSTATUS, NT_X86_XSTATE, parse_prstatus};
     let mut threads = Vec::new();
     for note in notes
@@ -67,15 +76,15 @@ fn threads_of(notes: &[km_coredump::Note]) -> Result<Vec<(u64, km_coredump::Regs
     {
         match note.n_type {
             NT_PRSTATUS => {
-                let (_, sigmask, regs) =
+                let (tid, sigmask, regs) =
                     parse_prstatus(&note.desc).context("an NT_PRSTATUS note of the wrong size")?;
-                threads.push((sigmask, regs, Vec::new()));
+                threads.push((tid, sigmask, regs, Vec::new()));
             }
             NT_X86_XSTATE => {
                 let last = threads
                     .last_mut()
                     .context("an XSTATE note before any thread")?;
-                last.2 = note.desc.clone();
+                last.3 = note.desc.clone();
             }
             _ => {}
         }
@@ -116,7 +125,8 @@ impl Snapshot {
         let threads = cores
             .into_iter()
             .zip(&state.threads)
-            .map(|((sigmask, regs, xsave), extra)| SavedThread {
+            .map(|((tid, sigmask, regs, xsave), extra)| SavedThread {
+                tid,
                 regs,
                 sigmask,
                 xsave,
@@ -161,12 +171,12 @@ impl Snapshot {
             match &m.file {
                 Some((path, offset)) if m.shared => {
                     let file = shared_file(path, prot)?;
-                    let contents = Contents::Mapped {
+                    let contents = Contents {
                         fd: file.as_fd(),
                         offset: *offset,
                         len: load.memsz,
                         flags: libc::MAP_SHARED,
-                        populate: false,
+                        fill: None,
                     };
                     mm.restore_mapping(vm, load.vaddr..end, vma, contents)?;
                 }
@@ -176,43 +186,45 @@ impl Snapshot {
                 }
             }
         }
+        let stacks: Vec<u64> = self.threads.iter().map(|t| t.regs.rsp).collect();
+        mm.fill_first(&stacks);
         trace!(
             Category::Snapshot,
-            "read {} MiB of the segments in, mapped the rest copy-on-write",
+            "mapped the segments copy-on-write, {} MiB of them to copy in the background",
             (EAGER_BUDGET - budget) >> 20
         );
         Ok(mm)
     }
 
-    /// Where segment `load`'s contents come from: a segment the payload cannot
-    /// write is mapped from the file and its pages mapped at once (nothing is
-    /// copied); another is read in now if its data (what the file stores, its
-    /// holes left out) fits in what is left of `budget`, else mapped
-    /// copy-on-write from the file, its pages read on first touch.
+    /// Segment `load`'s contents, mapped copy-on-write from the file, and how
+    /// its data (what the file stores, its holes left out) is populated: a
+    /// segment the payload cannot write, from the page cache in the background
+    /// (nothing is copied); a writable one, copied in the background if it fits
+    /// in what is left of `budget`, else on first touch.
     fn contents(&self, load: &km_coredump::LoadHeader, budget: &mut u64) -> Result<Contents<'_>> {
-        let mapped = |populate| Contents::Mapped {
+        let stored = load.offset..load.offset.saturating_add(load.filesz);
+        // PF_W
+        let write = load.flags & 2 != 0;
+        // A segment the payload cannot write is stored whole (program text, read-only data).
+        let runs = match write {
+            true => data_runs(&self.file, stored)?,
+            false => vec![stored],
+        };
+        let bytes: u64 = runs.iter().map(|r| r.end - r.start).sum();
+        let background = !write || bytes <= *budget;
+        if write && background {
+            *budget -= bytes;
+        }
+        Ok(Contents {
             fd: self.file.as_fd(),
             offset: load.offset,
             len: load.filesz,
             flags: libc::MAP_PRIVATE,
-            populate,
-        };
-        // PF_W
-        if load.flags & 2 == 0 {
-            return Ok(mapped(true));
-        }
-        let stored = load.offset..load.offset.saturating_add(load.filesz);
-        let runs = data_runs(&self.file, stored.clone())?;
-        let bytes: u64 = runs.iter().map(|r| r.end - r.start).sum();
-        if bytes > *budget {
-            return Ok(mapped(false));
-        }
-        *budget -= bytes;
-        Ok(Contents::Read {
-            file: &self.file,
-            offset: load.offset,
-            len: load.filesz,
-            runs,
+            fill: Some(Fill {
+                runs,
+                write,
+                background,
+            }),
         })
     }
 
@@ -272,6 +284,17 @@ impl Snapshot {
     }
 }
 
+/// Populates the restored pages left to the background on a thread of km's own,
+/// while the payload runs (it finds a page the file's until then).
+pub fn fill_in_background(guest: &Arc<Guest>) -> Result<()> {
+    let guest = guest.clone();
+    std::thread::Builder::new()
+        .name("km-fill".into())
+        .spawn(move || while lock(&guest.mm).fill_next(&guest.vm, FILL_PIECE) {})
+        .context("starting the thread that populates restored memory")?;
+    Ok(())
+}
+
 /// The parts of `file`'s bytes `range` that hold data (SEEK_DATA, SEEK_HOLE):
 /// the holes of a sparse file are pages that were never populated, zero.
 fn data_runs(file: &File, range: Range<u64>) -> Result<Vec<Range<u64>>> {
@@ -302,6 +325,120 @@ fn shared_file(path: &str, prot: i32) -> Result<File> {
         .write(prot & libc::PROT_WRITE != 0)
         .open(path)
         .with_context(|| format!("opening {path}, mapped shared"))
+}
+
+/// Where the C libraries keep a thread's id in the thread descriptor that its
+/// thread pointer (fs_base) points at, whose first word points at itself:
+/// glibc's `struct pthread` (x86-64: `tid` at 0x2d0) and musl's (at 0x30).
+/// Measured on Debian 12's glibc 2.36 and musl 1.2.3; a layout where the old id
+/// is not found at either place is left alone.
+const DESCRIPTOR_TIDS: [(Libc, u64); 2] = [(Libc::Glibc, 0x2d0), (Libc::Musl, 0x30)];
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Libc {
+    Glibc,
+    Musl,
+}
+
+/// musl's descriptor: its robust list head (at 0x88), and the offset of a
+/// mutex's lock word (`_m_lock`, at 4) from its list entry (`_m_next`, at 32).
+const MUSL_ROBUST_LIST: u64 = 0x88;
+const MUSL_FUTEX_OFFSET: i64 = 4 - 32;
+
+/// The bits of a robust futex word that hold its owner's thread id.
+const FUTEX_TID_MASK: u32 = 0x3fff_ffff;
+/// How many entries of a thread's robust list are renumbered at most (Linux's
+/// ROBUST_LIST_LIMIT).
+const ROBUST_LIST_LIMIT: usize = 2048;
+
+/// What [`renumber`] needs of a restored thread: its old id, thread pointer and
+/// robust list head.
+#[derive(Clone, Copy)]
+pub struct OldIds {
+    tid: i32,
+    fs_base: u64,
+    robust_list: u64,
+}
+
+impl SavedThread {
+    pub fn old_ids(&self) -> OldIds {
+        OldIds {
+            tid: self.tid,
+            fs_base: self.regs.fs_base,
+            robust_list: self.extra.robust_list.0,
+        }
+    }
+}
+
+/// Gives restored thread `t`, which runs as thread `new` now, its new id where
+/// its C library cached the old one: the thread descriptor (what pthread_kill,
+/// pthread_setaffinity_np and a mutex's owner checks read), and the owner of
+/// each mutex it holds that its C library lists (the lock word, and glibc's
+/// `__owner` next to it): glibc's robust mutexes, musl's robust, error-checking
+/// and recursive ones. Other copies of the old id keep it: glibc lists no
+/// mutex that is not robust (an error-checking one held across the snapshot
+/// then refuses its owner's unlock with EPERM).
+/// Every guest address is checked; a payload whose memory says otherwise is
+/// left as it is.
+pub fn renumber(guest: &Guest, t: OldIds, new: i32) {
+    let mem = &guest.vm.mem;
+    let (old, fs) = (t.tid as u32, t.fs_base);
+    if old == new as u32 || mem.read_obj::<u64>(fs).ok() != Some(fs) {
+        return;
+    }
+    let Some(libc) = DESCRIPTOR_TIDS.iter().find_map(|(libc, off)| {
+        let at = fs.checked_add(*off)?;
+        (mem.read_obj::<u32>(at).ok()? == old && mem.write_obj(at, new as u32).is_ok())
+            .then_some(*libc)
+    }) else {
+        return;
+    };
+    let renumber_futex = |futex: u64| {
+        let Ok(word) = mem.read_obj::<u32>(futex) else {
+            return;
+        };
+        if word & FUTEX_TID_MASK != old {
+            return;
+        }
+        let _ = mem.write_obj(futex, (word & !FUTEX_TID_MASK) | new as u32);
+        // glibc's pthread_mutex_t: __lock, __count, __owner.
+        let owner = futex.wrapping_add(8);
+        if libc == Libc::Glibc && mem.read_obj::<u32>(owner).ok() == Some(old) {
+            let _ = mem.write_obj(owner, new as u32);
+        }
+    };
+    // A robust_list_head: the list, the futex word's offset from an entry, the
+    // entry being added or removed. glibc registers its own with
+    // set_robust_list; musl keeps one in the descriptor, which lists its
+    // error-checking and recursive mutexes too, and registers it only for
+    // process-shared ones.
+    let (head, offset) = match libc {
+        Libc::Glibc => (
+            t.robust_list,
+            mem.read_obj::<i64>(t.robust_list.wrapping_add(8)),
+        ),
+        Libc::Musl => (fs.wrapping_add(MUSL_ROBUST_LIST), Ok(MUSL_FUTEX_OFFSET)),
+    };
+    let (Ok(mut entry), Ok(offset), Ok(pending)) = (
+        mem.read_obj::<u64>(head),
+        offset,
+        mem.read_obj::<u64>(head.wrapping_add(16)),
+    ) else {
+        return;
+    };
+    for _ in 0..ROBUST_LIST_LIMIT {
+        if entry == head || entry == 0 {
+            break;
+        }
+        renumber_futex(entry.wrapping_add_signed(offset));
+        let Ok(next) = mem.read_obj::<u64>(entry) else {
+            break;
+        };
+        entry = next;
+    }
+    if pending != 0 {
+        renumber_futex(pending.wrapping_add_signed(offset));
+    }
 }
 
 /// Sets `vcpu` to resume `t`: registers, FPU/SSE/AVX state, thread pointer.

@@ -1508,12 +1508,15 @@ fn interrupt_while_stopped_then_continue() {
 }
 
 /// gdb's MI interpreter driven line by line: each command is sent when the
-/// previous output has arrived, so nothing depends on the host's speed.
+/// previous output has arrived, so nothing depends on the host's speed. Commands
+/// carry MI tokens, so that each result record is matched to its own command (an
+/// interrupt racing a stop can make gdb answer one more `^done` than asked).
 struct MiGdb {
     gdb: Child,
     input: std::process::ChildStdin,
     lines: std::sync::mpsc::Receiver<String>,
     shown: String,
+    token: u32,
 }
 
 impl MiGdb {
@@ -1541,17 +1544,23 @@ impl MiGdb {
             input,
             lines,
             shown: String::new(),
+            token: 0,
         }
     }
 
-    fn send(&mut self, command: &str) {
+    /// Sends `command` with a new token; returns the token.
+    fn send(&mut self, command: &str) -> String {
         use std::io::Write;
-        writeln!(self.input, "{command}").unwrap();
-        self.shown += &format!(">> {command}\n");
+        self.token += 1;
+        let token = self.token.to_string();
+        writeln!(self.input, "{token}{command}").unwrap();
+        self.shown += &format!(">> {token}{command}\n");
+        token
     }
 
-    /// Waits for the next line starting with one of `starts`; a session silent
-    /// for [`SESSION_LIMIT`] has hung.
+    /// Waits for the next line starting with one of `starts` after its token, if
+    /// any; returns it without the token. A session silent for [`SESSION_LIMIT`]
+    /// has hung.
     fn until(&mut self, starts: &[&str]) -> String {
         loop {
             let line = self
@@ -1560,16 +1569,29 @@ impl MiGdb {
                 .unwrap_or_else(|_| panic!("gdb hung or ended:\n{}", self.shown));
             self.shown += &line;
             self.shown.push('\n');
-            if starts.iter().any(|s| line.starts_with(s)) {
-                return line;
+            let record = line.trim_start_matches(|c: char| c.is_ascii_digit());
+            if starts.iter().any(|s| record.starts_with(s)) {
+                return record.to_string();
             }
         }
     }
 
-    /// Sends `command` and returns its result record (`^done`, `^error`...).
+    /// Sends `command` and returns its result record (`^done`, `^error`...),
+    /// without the token.
     fn command(&mut self, command: &str) -> String {
-        self.send(command);
-        self.until(&["^"])
+        let token = self.send(command);
+        let result = format!("{token}^");
+        loop {
+            let record = self.until(&["^"]);
+            if self
+                .shown
+                .lines()
+                .last()
+                .is_some_and(|l| l.starts_with(&result))
+            {
+                return record;
+            }
+        }
     }
 }
 
@@ -1583,8 +1605,9 @@ impl Drop for MiGdb {
 /// VS Code's Pause racing a breakpoint, through gdb's MI: `-exec-interrupt` right
 /// after `-exec-continue` (it lands before or after the breakpoint stops the
 /// target), then again while surely stopped, then `-exec-continue` until the
-/// payload exits. Every stop has readable frames, the breakpoint is hit once and
-/// the session ends (km once answered E79 to gdb's register reads, and gdb spun).
+/// payload exits. Every stop has readable frames, the breakpoint is hit once (or
+/// the interrupt stopped the thread on it) and the session ends (km once answered
+/// E79 to gdb's register reads, and gdb spun).
 #[test]
 fn mi_interrupt_racing_a_breakpoint() {
     let exe = payload("gdbdemo.glibc");
@@ -1610,7 +1633,13 @@ fn mi_interrupt_racing_a_breakpoint() {
         gdb.command("-gdb-set mi-async on");
         let connected = gdb.command(&format!("-target-select remote :{port}"));
         assert!(connected.starts_with("^connected"), "{who}: {connected}");
-        gdb.command("-break-insert compute");
+        let inserted = gdb.command("-break-insert compute");
+        let bp = inserted
+            .split("addr=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap_or_else(|| panic!("{who}: {inserted}"))
+            .to_string();
         gdb.send("-exec-continue");
         gdb.send("-exec-interrupt");
         let mut stops = vec![gdb.until(&["*stopped"])];
@@ -1623,11 +1652,22 @@ fn mi_interrupt_racing_a_breakpoint() {
             assert!(running.starts_with("^running"), "{who}: {}", gdb.shown);
             stops.push(gdb.until(&["*stopped"]));
         }
+        // The interrupt may land with the thread on the breakpoint's address before
+        // its int3 ran (then gdb steps over it when resuming and reports no hit),
+        // under gdbserver too, only more rarely.
         let hits = stops
             .iter()
             .filter(|s| s.contains("breakpoint-hit"))
             .count();
-        assert_eq!(hits, 1, "{who}: {}", gdb.shown);
+        let on_it = format!("frame={{addr=\"{bp}\"");
+        let interrupted_on_it = stops
+            .iter()
+            .any(|s| s.contains("signal-received") && s.contains(&on_it));
+        assert!(
+            hits == 1 || (hits == 0 && interrupted_on_it),
+            "{who}: {hits} hits at {bp}: {}",
+            gdb.shown
+        );
         assert!(
             stops.last().unwrap().contains("exited-normally"),
             "{who}: {}",

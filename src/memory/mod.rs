@@ -447,11 +447,16 @@ impl GuestMemory {
     /// MMU notifier over the range's populated pages, which zaps their shadow (or
     /// nested) entries and flushes the TLBs of the vCPUs that held them. No access
     /// km or KVM makes meanwhile can fail (nothing is taken away), and the pages stay
-    /// as they are. Returns false when the host refused the first mprotect (a mount
-    /// without exec, a security module): the caller must then flush everything.
+    /// as they are. Returns false when `range` is not committed memory of one region
+    /// or the host refused the first mprotect (a mount without exec, a security
+    /// module): the caller must then flush everything.
     pub fn invalidate_translations(&self, range: Range<u64>) -> Result<bool> {
         let len = (range.end - range.start) as usize;
-        let host = self.slice(range.start, len)?.ptr_guard_mut().as_ptr();
+        // A range over two regions, or over uncommitted chunks of the sparse one.
+        let Ok(slice) = self.slice(range.start, len) else {
+            return Ok(false);
+        };
+        let host = slice.ptr_guard_mut().as_ptr();
         let rw = libc::PROT_READ | libc::PROT_WRITE;
         // SAFETY: `host..host+len` is committed guest memory inside a region's
         // reservation (checked by `slice`), privately mapped readable and writable

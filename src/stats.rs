@@ -1,6 +1,6 @@
 //! `--stats`: counters of what the payload cost, printed to km's log when the
 //! process exits or execs (per-syscall counts and host time, exits by kind, time
-//! in KVM_RUN, memslot changes, MMU flushes, kicks, time parked for gdb, and KVM's
+//! in KVM_RUN, memslot changes, MMU flushes, range invalidations, kicks, time parked for gdb, and KVM's
 //! own statistics read through KVM_GET_STATS_FD). A leaf every layer may use, like
 //! `trace`.
 //!
@@ -55,6 +55,8 @@ pub enum Event {
     MemslotChange,
     /// Every vCPU's cached translations dropped.
     MmuFlush,
+    /// The translations of one range's pages dropped (a host mprotect there and back).
+    MmuInvalidation,
     /// A host signal sent to a vCPU thread.
     Kick,
 }
@@ -70,6 +72,7 @@ const EVENT_NAMES: [&str; EVENTS] = [
     "fatal",
     "memslot changes",
     "MMU flushes",
+    "range invalidations",
     "kicks",
 ];
 

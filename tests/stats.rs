@@ -141,6 +141,26 @@ fn large_anonymous_mappings_fault_in_huge_pages() {
     }
 }
 
+/// The mprotects of RELRO (ld.so makes each library's relocated data read-only)
+/// change entries python just used: km drops those pages' translations through
+/// KVM's MMU notifier, never with a flush of every translation, and the program
+/// runs as natively.
+#[test]
+fn relro_mprotects_invalidate_their_pages_without_a_flush() {
+    let python = std::path::Path::new("/usr/bin/python3");
+    let args = ["-c", "import json; print(json.dumps([1, 2]))"];
+    let native_out = run(native(python).args(args));
+    let km_out = run(km().arg("--stats").arg(python).args(args));
+    assert_runs_alike(python, &native_out, &km_out);
+    let stderr = text(&km_out.stderr);
+    let report = &reports(&stderr)[0];
+    assert!(report.calls("mprotect") > 0, "{stderr}");
+    let line = "memslot changes";
+    assert_eq!(report.number(line, "MMU flushes"), Some(0), "{stderr}");
+    let invalidations = report.number(line, "range invalidations");
+    assert!(invalidations.is_some_and(|n| n > 0), "{stderr}");
+}
+
 #[test]
 fn no_report_without_the_option() {
     let exe = payload("statsload.musl");

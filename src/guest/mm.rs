@@ -776,6 +776,15 @@ impl AddressSpace {
                 self.admit(Charge::write_access(gaining), &(range.start..range.start))?;
             }
         }
+        // km maps private memory readable and writable on the host (a MAP_PRIVATE
+        // file mapping too), which `Vm::protect_private` needs.
+        let private = vmas.iter().all(|(_, v)| {
+            !v.shared
+                && matches!(
+                    v.kind,
+                    VmaKind::Image | VmaKind::Heap | VmaKind::Stack | VmaKind::Anon | VmaKind::File
+                )
+        });
         for (start, vma) in vmas {
             let piece = start.max(range.start)..vma.end.min(range.end);
             if prot != libc::PROT_NONE {
@@ -789,7 +798,12 @@ impl AddressSpace {
             };
             self.insert(piece, piece_vma);
         }
-        vm.protect(range, prot).map_err(|_| Errno::NOMEM)
+        if private {
+            vm.protect_private(range, prot)
+        } else {
+            vm.protect(range, prot)
+        }
+        .map_err(|_| Errno::NOMEM)
     }
 
     /// The mapping that contains `addr`.

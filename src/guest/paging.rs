@@ -15,6 +15,12 @@
 //! either sees the new entry or leaves the bit set for km to see. Turning a
 //! non-present entry present, or changing one never accessed since km wrote it,
 //! needs no flush.
+//!
+//! A change of leaf entries only ([`Stale::Leaves`]) can also be dropped without
+//! a flush of everything: KVM's MMU notifier zaps every translation to the host
+//! pages behind the range when their host mapping changes (`Vm::protect_private`).
+//! A split 2 MiB entry, or a table replaced by a 2 MiB entry ([`Stale::Tables`]),
+//! changes the tables' shape, which KVM's shadow pages mirror: that needs the flush.
 
 use std::ops::Range;
 
@@ -30,6 +36,18 @@ pub const PTE_DIRTY: u64 = 1 << 6;
 const PTE_HUGE: u64 = 1 << 7;
 pub const PTE_NX: u64 = 1 << 63;
 const ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
+
+/// What a change of entries may have left in vCPUs' cached translations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Stale {
+    /// Nothing: no accessed entry changed.
+    None,
+    /// Translations of the changed range's own pages (a leaf entry changed).
+    Leaves,
+    /// The shape of the tables changed (a 2 MiB entry split or put in place of a
+    /// table).
+    Tables,
+}
 
 #[derive(Clone)]
 pub struct PageTables {
@@ -80,8 +98,9 @@ impl PageTables {
 
     /// The slot of the entry at `level` (2 = PD, 3 = PT) for `va`, creating missing
     /// upper tables. A 2 MiB leaf met on the way to a PT is split into 512 small
-    /// entries with the same flags; `stale` is set if the old entry was accessed.
-    fn slot(&mut self, mem: &GuestMemory, va: u64, level: u32, stale: &mut bool) -> Result<u64> {
+    /// entries with the same flags; `stale` becomes [`Stale::Tables`] if the old
+    /// entry was accessed.
+    fn slot(&mut self, mem: &GuestMemory, va: u64, level: u32, stale: &mut Stale) -> Result<u64> {
         let mut table = self.pml4;
         for l in 0..level {
             let slot = table + index(va, l) * 8;
@@ -99,7 +118,9 @@ impl PageTables {
                     .collect();
                 mem.write_bytes(next, &small)?;
                 let table = self.pa(next) | PTE_PRESENT | PTE_WRITE | PTE_USER;
-                *stale |= replace_entry(mem, slot, table)?;
+                if replace_entry(mem, slot, table)? {
+                    *stale = Stale::Tables;
+                }
                 next
             } else {
                 self.va(entry)
@@ -110,14 +131,14 @@ impl PageTables {
 
     /// Maps every page of `range` (4 KiB aligned) to its guest-physical address with
     /// leaf `flags` (PTE_PRESENT is added), or unmaps it when `flags` is `None`.
-    /// Whole 2 MiB blocks get one large entry. Returns whether an entry that was
-    /// present changed, in which case cached translations must be flushed.
+    /// Whole 2 MiB blocks get one large entry. Returns what cached translations
+    /// an accessed entry that changed may have left.
     pub fn set(
         &mut self,
         mem: &GuestMemory,
         range: Range<u64>,
         flags: Option<u64>,
-    ) -> Result<bool> {
+    ) -> Result<Stale> {
         if !range.start.is_multiple_of(PAGE_SIZE) || !range.end.is_multiple_of(PAGE_SIZE) {
             bail!(
                 "page-table range {:#x}..{:#x} is not page aligned",
@@ -125,7 +146,7 @@ impl PageTables {
                 range.end
             );
         }
-        let mut stale = false;
+        let mut stale = Stale::None;
         let mut va = range.start;
         while va < range.end {
             let whole_block = va.is_multiple_of(HUGE_PAGE_SIZE) && va + HUGE_PAGE_SIZE <= range.end;
@@ -138,7 +159,16 @@ impl PageTables {
                 Some(f) => mem.phys(va).ok_or(Fault { addr: va })? | f | huge | PTE_PRESENT,
                 None => 0,
             };
-            stale |= replace_entry(mem, slot, new)?;
+            let old: u64 = mem.read_obj(slot)?;
+            if replace_entry(mem, slot, new)? {
+                // A 2 MiB entry where a table was (present, not huge) reshapes.
+                let reshaped = huge != 0 && old & PTE_HUGE == 0;
+                stale = stale.max(if reshaped {
+                    Stale::Tables
+                } else {
+                    Stale::Leaves
+                });
+            }
             va += step;
         }
         Ok(stale)

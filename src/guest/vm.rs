@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 
 use super::landing_pad::{self, CpuArea, PT_POOL, SYS_BASE, SYS_SIZE};
 use super::mm::{IMAGE_SIZE, UPPER_SIZE};
-use super::paging::{PTE_ACCESSED, PTE_DIRTY, PTE_NX, PTE_USER, PTE_WRITE, PageTables};
+use super::paging::{PTE_ACCESSED, PTE_DIRTY, PTE_NX, PTE_USER, PTE_WRITE, PageTables, Stale};
 use super::vcpu::Vcpu;
 use crate::kvm::{Backend, KvmVm};
 use crate::memory::{Growth, GuestMemory, RegionKind};
@@ -95,7 +95,18 @@ impl Vm {
     /// vCPU's cached translations are dropped before this returns, so no vCPU keeps
     /// using an old mapping.
     pub fn protect(&self, range: Range<u64>, prot: i32) -> Result<()> {
-        self.set_entries(range, prot, 0)
+        self.set_entries(range, prot, 0, false)
+    }
+
+    /// [`Vm::protect`] for a range whose host memory is private (anonymous or a
+    /// MAP_PRIVATE file mapping, which km maps readable and writable on the host).
+    /// When only leaf entries changed, the stale translations are dropped through
+    /// KVM's MMU notifier (`GuestMemory::invalidate_translations`: a host mprotect
+    /// there and back), which zaps those pages' translations on every vCPU, instead
+    /// of a flush of everything (a memslot change: milliseconds on a loaded PVM host,
+    /// and every vCPU then faults its whole working set in again).
+    pub fn protect_private(&self, range: Range<u64>, prot: i32) -> Result<()> {
+        self.set_entries(range, prot, 0, true)
     }
 
     /// [`Vm::protect`] for pages km fills before the payload runs (a loaded ELF
@@ -105,10 +116,10 @@ impl Vm {
     /// writable, and a first write there takes no fault of its own. Changing them
     /// later costs a flush, as for any accessed entry.
     pub fn protect_loaded(&self, range: Range<u64>, prot: i32) -> Result<()> {
-        self.set_entries(range, prot, PTE_ACCESSED | PTE_DIRTY)
+        self.set_entries(range, prot, PTE_ACCESSED | PTE_DIRTY, false)
     }
 
-    fn set_entries(&self, range: Range<u64>, prot: i32, extra: u64) -> Result<()> {
+    fn set_entries(&self, range: Range<u64>, prot: i32, extra: u64, private: bool) -> Result<()> {
         let flags =
             (prot & (libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC) != 0).then(|| {
                 let mut f = PTE_USER | extra;
@@ -121,7 +132,15 @@ impl Vm {
                 f
             });
         let mut pt = self.page_tables();
-        if pt.set(&self.mem, range.clone(), flags)? {
+        let stale = pt.set(&self.mem, range.clone(), flags)?;
+        if stale == Stale::Leaves && private && self.mem.invalidate_translations(range.clone())? {
+            trace!(
+                Category::Mem,
+                "protect {:#x}..{:#x} {prot:#x}: translations dropped by the host mprotect",
+                range.start,
+                range.end
+            );
+        } else if stale != Stale::None {
             trace!(
                 Category::Mem,
                 "protect {:#x}..{:#x} {prot:#x}: flushing translations", range.start, range.end
@@ -140,7 +159,7 @@ impl Vm {
         let mut pt = self.page_tables();
         let stale = pt.set(&self.mem, range.clone(), None)?;
         let discarded = self.mem.discard(range.clone());
-        if stale && discarded.is_err() {
+        if stale != Stale::None && discarded.is_err() {
             self.mem.flush_translations(self.kvm.fd())?;
         }
         discarded

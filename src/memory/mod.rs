@@ -545,6 +545,52 @@ impl GuestMemory {
         Ok(())
     }
 
+    /// Makes KVM drop every vCPU's translations to the host pages behind committed
+    /// guest `range`, whose host mapping must be private and readable and writable:
+    /// a host mprotect adding PROT_EXEC and one taking it off again each run KVM's
+    /// MMU notifier over the range's populated pages, which zaps their shadow (or
+    /// nested) entries and flushes the TLBs of the vCPUs that held them. No access
+    /// km or KVM makes meanwhile can fail (nothing is taken away), and the pages stay
+    /// as they are. Returns false when `range` is not committed memory of one region
+    /// or the host refused the first mprotect (a mount without exec, a security
+    /// module): the caller must then flush everything.
+    pub fn invalidate_translations(&self, range: Range<u64>) -> Result<bool> {
+        let len = (range.end - range.start) as usize;
+        // A range over two regions, or over uncommitted chunks of the sparse one.
+        let Ok(slice) = self.slice(range.start, len) else {
+            return Ok(false);
+        };
+        let host = slice.ptr_guard_mut().as_ptr();
+        let rw = libc::PROT_READ | libc::PROT_WRITE;
+        // SAFETY: `host..host+len` is committed guest memory inside a region's
+        // reservation (checked by `slice`), privately mapped readable and writable
+        // (the caller's contract); adding PROT_EXEC takes no access away.
+        let added = unsafe { libc::mprotect(host.cast(), len, rw | libc::PROT_EXEC) } == 0;
+        if !added {
+            let e = std::io::Error::last_os_error();
+            trace!(
+                Category::Mem,
+                "host mprotect of guest range {:#x}..{:#x} to drop its translations: {e}",
+                range.start,
+                range.end
+            );
+        }
+        // SAFETY: as above; this restores the mapping's protection (also of the
+        // part a refused first call changed).
+        if unsafe { libc::mprotect(host.cast(), len, rw) } != 0 {
+            return Err(std::io::Error::last_os_error()).with_context(|| {
+                format!(
+                    "restoring the host protection of guest range {:#x}..{:#x}",
+                    range.start, range.end
+                )
+            });
+        }
+        if added {
+            crate::stats::count(crate::stats::Event::MmuInvalidation);
+        }
+        Ok(added)
+    }
+
     /// A bounds-checked view of guest range `[addr, addr + len)`, which must lie in the
     /// committed part of one region.
     pub fn slice(&self, addr: u64, len: usize) -> Result<VolatileSlice<'_>, Fault> {

@@ -42,7 +42,7 @@ fn timeout_ms(ctx: &Ctx<'_>, addr: u64, per_ms: i64) -> Result<i32, Errno> {
 }
 
 /// Whether the thread has a signal to take (or must stop): a wait ends with EINTR.
-fn signal_pending(ctx: &Ctx<'_>) -> bool {
+pub(super) fn signal_pending(ctx: &Ctx<'_>) -> bool {
     signals::deliverable(ctx.guest, ctx.thread) || ctx.guest.stop_requested()
 }
 

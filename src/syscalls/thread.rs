@@ -417,7 +417,90 @@ pub fn futex(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     } else {
         None
     };
+    if let FutexArg4::Timeout(timeout) = arg4
+        && matches!(cmd, libc::FUTEX_WAIT | libc::FUTEX_WAIT_BITSET)
+    {
+        let bitset = if cmd == libc::FUTEX_WAIT {
+            libc::FUTEX_BITSET_MATCH_ANY as u32
+        } else {
+            val3
+        };
+        return sliced_wait(ctx, &word, op, val, timeout, bitset);
+    }
     Ok(host::futex(&word, op, val, arg4, word2.as_ref(), val3)? as u64)
+}
+
+/// Longest slice of a futex wait, and its first one (doubled after each).
+const WAIT_SLICE_MAX_NS: i128 = 1_000_000_000;
+const WAIT_SLICE_FIRST_NS: i128 = 1_000_000;
+
+/// FUTEX_WAIT and FUTEX_WAIT_BITSET, made as host waits of growing length (1 ms
+/// doubling up to 1 s, within the caller's timeout), with a look for signals and
+/// stop requests between two. A kick that comes after km's check at the syscall's
+/// entry and before the host wait has begun has nothing to interrupt: without
+/// slices the thread would wait with its signal pending, for ever when nothing
+/// wakes the futex (a pthread_kill to a thread entering sem_wait). Waiting again
+/// with the guest's value is what a waiter slow to enter the wait would do, and a
+/// wake that changed the word is never missed.
+fn sliced_wait(
+    ctx: &Ctx<'_>,
+    word: &vm_memory::VolatileSlice<'_>,
+    op: i32,
+    val: u32,
+    timeout: Option<libc::timespec>,
+    bitset: u32,
+) -> SysResult {
+    let realtime = op & libc::FUTEX_CLOCK_REALTIME != 0;
+    let clock = if realtime {
+        rustix::time::ClockId::Realtime
+    } else {
+        rustix::time::ClockId::Monotonic
+    };
+    let now = || {
+        let t = rustix::time::clock_gettime(clock);
+        t.tv_sec as i128 * 1_000_000_000 + t.tv_nsec as i128
+    };
+    let deadline = match timeout {
+        None => None,
+        Some(t) if t.tv_sec < 0 || !(0..1_000_000_000).contains(&t.tv_nsec) => {
+            return Err(Errno::INVAL);
+        }
+        Some(t) => {
+            let ns = t.tv_sec as i128 * 1_000_000_000 + t.tv_nsec as i128;
+            // FUTEX_WAIT's timeout is relative, FUTEX_WAIT_BITSET's absolute.
+            Some(if op & FUTEX_CMD_MASK == libc::FUTEX_WAIT {
+                now() + ns
+            } else {
+                ns
+            })
+        }
+    };
+    let host_op = libc::FUTEX_WAIT_BITSET | (op & !FUTEX_CMD_MASK);
+    let mut slice = WAIT_SLICE_FIRST_NS;
+    loop {
+        let end = now() + slice;
+        let until = deadline.map_or(end, |d| d.min(end));
+        let ts = libc::timespec {
+            tv_sec: (until / 1_000_000_000) as i64,
+            tv_nsec: (until % 1_000_000_000) as i64,
+        };
+        match host::futex(
+            word,
+            host_op,
+            val,
+            FutexArg4::Timeout(Some(ts)),
+            None,
+            bitset,
+        ) {
+            Err(Errno::TIMEDOUT) if deadline.is_none_or(|d| until < d) => {
+                if super::poll::signal_pending(ctx) {
+                    return Err(Errno::INTR);
+                }
+                slice = (slice * 2).min(WAIT_SLICE_MAX_NS);
+            }
+            r => return r.map(|n| n as u64),
+        }
+    }
 }
 
 /// The host thread behind guest thread `pid` (0 = the caller).

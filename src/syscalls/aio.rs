@@ -16,7 +16,7 @@ use rustix::io::Errno;
 use super::{Ctx, SysResult, fs};
 use crate::guest::mm::MapRequest;
 use crate::kernel::aio::{AioContext, AioPoll, IoEvent};
-use crate::kernel::{lock, signals};
+use crate::kernel::lock;
 use crate::memory::page_align_up;
 
 const IOCB_CMD_PREAD: u16 = 0;
@@ -297,7 +297,7 @@ pub fn io_getevents(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
         if got >= min_nr || deadline.is_some_and(|d| Instant::now() >= d) {
             return Ok(got);
         }
-        if signals::deliverable(ctx.guest, ctx.thread) || ctx.guest.stop_requested() {
+        if ctx.wait_ends() {
             return if got > 0 { Ok(got) } else { Err(Errno::INTR) };
         }
         // Waiting polls are looked at more often than completions can come.

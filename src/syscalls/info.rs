@@ -7,7 +7,6 @@ use rustix::time::Timespec;
 
 use super::{Ctx, SysResult};
 use crate::guest::limits;
-use crate::kernel::signals;
 use crate::memory::host;
 
 const ARCH_SET_GS: u64 = 0x1001;
@@ -157,9 +156,7 @@ fn sleep_until(ctx: &Ctx<'_>, clock: ClockId, deadline: Timespec, rem: u64) -> S
     loop {
         match rustix::thread::clock_nanosleep_absolute(clock, &deadline) {
             Ok(()) => return Ok(0),
-            Err(Errno::INTR)
-                if signals::deliverable(ctx.guest, ctx.thread) || ctx.guest.stop_requested() =>
-            {
+            Err(Errno::INTR) if ctx.wait_ends() => {
                 if rem != 0 {
                     let now = rustix::time::clock_gettime(clock_for_gettime(clock));
                     let left = to_nanos(&deadline).saturating_sub(to_nanos(&now)).max(0);

@@ -94,6 +94,12 @@ impl<'a> Ctx<'a> {
         self.guest.user_slice(addr, len, PROT_WRITE)
     }
 
+    /// Whether a wait must end for the thread (EINTR): a signal it can take, or a
+    /// stop request (gdb, a snapshot). A kick with neither lets it wait on.
+    pub fn wait_ends(&self) -> bool {
+        signals::deliverable(self.guest, self.thread) || self.guest.stop_requested()
+    }
+
     /// The host descriptor behind guest fd `fd`.
     pub fn fd(&self, fd: u64) -> Result<Arc<OwnedFd>, Errno> {
         self.thread.fds(self.guest).get(fd as i32)
@@ -213,9 +219,7 @@ pub fn dispatch(ctx: &mut Ctx<'_>, req: &SyscallRequest) -> Outcome {
                 // A kick interrupts every vCPU thread's blocking call; one that got
                 // no signal of its own goes back to waiting, as on Linux.
                 match h(ctx, &a) {
-                    Err(Errno::INTR)
-                        if !signals::deliverable(ctx.guest, ctx.thread)
-                            && !ctx.guest.stop_requested() => {}
+                    Err(Errno::INTR) if !ctx.wait_ends() => {}
                     r => break r.map(Outcome::Return),
                 }
             },

@@ -9,7 +9,7 @@ use rustix::io::Errno;
 use super::signal::{read_temporary_mask, with_temporary_mask};
 use super::{Ctx, SysResult};
 use crate::guest::mm::TASK_SIZE;
-use crate::kernel::{fdtable, signalfd, signals};
+use crate::kernel::{fdtable, signalfd};
 use crate::kvm::kick;
 use crate::memory::host;
 
@@ -41,11 +41,6 @@ fn timeout_ms(ctx: &Ctx<'_>, addr: u64, per_ms: i64) -> Result<i32, Errno> {
     .min(i32::MAX as i64) as i32)
 }
 
-/// Whether the thread has a signal to take (or must stop): a wait ends with EINTR.
-pub(super) fn signal_pending(ctx: &Ctx<'_>) -> bool {
-    signals::deliverable(ctx.guest, ctx.thread) || ctx.guest.stop_requested()
-}
-
 /// A host wait that a signal for the thread interrupts, with no window where a
 /// kick goes unseen: `wait(timeout_ms, mask)` blocks with the host mask given. As
 /// on Linux, with a signal already pending it only looks (timeout 0) and is EINTR
@@ -58,7 +53,7 @@ fn interruptible<T>(
 ) -> Result<T, Errno> {
     kick::with_kick_held(|open| {
         signalfd::refresh(ctx.guest, ctx.thread);
-        if !signal_pending(ctx) {
+        if !ctx.wait_ends() {
             return wait(timeout_ms, open);
         }
         let found = wait(0, open)?;

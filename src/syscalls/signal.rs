@@ -125,7 +125,7 @@ pub fn rt_sigpending(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 /// Sleeps until a signal is deliverable to the thread (or `deadline` passes).
 fn wait_for_signal(ctx: &Ctx<'_>, deadline: Option<Instant>) -> bool {
     loop {
-        if signals::deliverable(ctx.guest, ctx.thread) || ctx.guest.stop_requested() {
+        if ctx.wait_ends() {
             return true;
         }
         let slice = deadline.map_or(WAIT_SLICE, |d| {
@@ -168,7 +168,7 @@ pub fn rt_sigtimedwait(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
         if deadline.is_some_and(|d| Instant::now() >= d) {
             return Err(Errno::AGAIN);
         }
-        if signals::deliverable(ctx.guest, ctx.thread) || ctx.guest.stop_requested() {
+        if ctx.wait_ends() {
             return Err(Errno::INTR);
         }
         std::thread::sleep(
@@ -231,7 +231,7 @@ pub fn read_signalfd(
         if nonblocking {
             return Err(Errno::AGAIN);
         }
-        if signals::deliverable(ctx.guest, ctx.thread) || ctx.guest.stop_requested() {
+        if ctx.wait_ends() {
             return Err(Errno::INTR);
         }
         std::thread::sleep(WAIT_SLICE);

@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 use rustix::io::Errno;
 
 use super::{Ctx, SysResult};
-use crate::kernel::signals;
 use crate::memory::sysv::{
     self, GETALL, GETNCNT, GETPID, GETVAL, GETZCNT, SEM_INFO, SEM_STAT, SEM_STAT_ANY, SEMBUF_SIZE,
     SEMID_DS_SIZE, SEMINFO_SIZE, SETALL, SETVAL, SemArg,
@@ -69,8 +68,7 @@ pub fn semtimedop(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
             tv_nsec: t.subsec_nanos() as i64,
         });
         match sysv::semtimedop(id, &sops, ts) {
-            Err(Errno::INTR)
-                if !signals::deliverable(ctx.guest, ctx.thread) && !ctx.guest.stop_requested() => {}
+            Err(Errno::INTR) if !ctx.wait_ends() => {}
             r => return r,
         }
     }

@@ -493,7 +493,7 @@ fn sliced_wait(
             bitset,
         ) {
             Err(Errno::TIMEDOUT) if deadline.is_none_or(|d| until < d) => {
-                if super::poll::signal_pending(ctx) {
+                if ctx.wait_ends() {
                     return Err(Errno::INTR);
                 }
                 slice = (slice * 2).min(WAIT_SLICE_MAX_NS);

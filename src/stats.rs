@@ -59,9 +59,11 @@ pub enum Event {
     MmuInvalidation,
     /// A host signal sent to a vCPU thread.
     Kick,
+    /// A kick sent again: it had come before the blocking call it was to end.
+    Rekick,
 }
 
-const EVENTS: usize = Event::Kick as usize + 1;
+const EVENTS: usize = Event::Rekick as usize + 1;
 
 const EVENT_NAMES: [&str; EVENTS] = [
     "syscall",
@@ -74,6 +76,7 @@ const EVENT_NAMES: [&str; EVENTS] = [
     "MMU flushes",
     "range invalidations",
     "kicks",
+    "kicks sent again",
 ];
 
 static COUNTS: [AtomicU64; EVENTS] = [const { AtomicU64::new(0) }; EVENTS];

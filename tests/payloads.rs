@@ -540,6 +540,48 @@ fn sysv_semaphores_queues_and_openat2_as_native() {
     }
 }
 
+/// A signal sent to a thread at a random moment of a blocking call (semop,
+/// msgrcv, a long clock_nanosleep, a pipe read; 500 rounds each), from before the
+/// call to well inside it: a handler that interrupted the call ends it with EINTR,
+/// and a signal that runs its handler before the call is sent again, as the call
+/// is then made and blocks, natively too. A signal that runs no handler within 1 s
+/// is a hang (the payload then wakes the call otherwise and reports it): a kick
+/// that came after km's look for signals and before its host call began used to
+/// leave the call waiting (3 to 5 hangs in 2000 rounds under load) until km sent
+/// kicks again until the thread has looked (`kvm::kick`). A blocked signal must
+/// not interrupt the call, and runs its handler once unblocked.
+#[test]
+fn a_signal_ends_a_blocking_call_whenever_it_comes() {
+    for libc in LIBCS {
+        let exe = payload(&format!("kickrace.{libc}"));
+        let args = ["500", "1000"];
+        let native_out = run(native(&exe).args(args));
+        let dir = common::scratch(&format!("kickrace.{libc}"));
+        let (out, err) = (dir.join("stdout"), dir.join("stderr"));
+        let mut child = km()
+            .arg(&exe)
+            .args(args)
+            .stdout(std::fs::File::create(&out).unwrap())
+            .stderr(std::fs::File::create(&err).unwrap())
+            .spawn()
+            .expect("spawn km");
+        let status = common::wait_for(
+            &mut child,
+            std::time::Duration::from_secs(300),
+            &format!("kickrace.{libc} under km"),
+        );
+        let stdout = std::fs::read_to_string(&out).unwrap();
+        let stderr = std::fs::read_to_string(&err).unwrap();
+        assert_eq!(
+            stdout,
+            text(&native_out.stdout),
+            "{libc}: output differs from native; km's stderr: {stderr}"
+        );
+        assert_eq!(status.code(), Some(0), "{libc}: {stdout}{stderr}");
+        assert_eq!(native_out.status.code(), Some(0), "{libc} native");
+    }
+}
+
 /// getpid, gettid and the ids, which the landing pad answers in the guest: right
 /// on threads, in a fork child before and after set*id calls, in a vfork child and
 /// in its parent after it, and in a getpid loop only a timer signal ends.

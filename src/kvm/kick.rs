@@ -2,15 +2,31 @@
 //! KVM_RUN or out of a blocking host syscall, and the forwarding of signals sent to
 //! km (SIGINT, SIGTERM, SIGALRM from a host timer, ...) to the payload.
 //!
-//! The handlers only touch atomics and `kvm_run.immediate_exit`, which is what
-//! makes them async-signal-safe: a forwarded signal is recorded in [`take_host_pending`]'s
-//! set, every vCPU thread is kicked, and each checks for deliverable signals before
-//! it enters the guest again. SIGTERM and SIGINT end km at once while the payload
-//! is held (stopped under gdb, or waiting for gdb to connect), as no payload thread
-//! can take them then.
+//! The handlers only touch atomics, `kvm_run.immediate_exit` and raw syscalls, which
+//! is what makes them async-signal-safe: a forwarded signal is recorded in
+//! [`take_host_pending`]'s set, every vCPU thread is kicked, and each checks for
+//! deliverable signals before it enters the guest again. SIGTERM and SIGINT end km
+//! at once while the payload is held (stopped under gdb, or waiting for gdb to
+//! connect), as no payload thread can take them then.
+//!
+//! **No lost kick.** A kick interrupts a blocking host call only if it lands while
+//! the call is in progress. One that lands after the thread's last look at what
+//! kicks are for (signals, stop requests) and before its next blocking call begins
+//! runs its handler in between, and the call would then wait with the kick's reason
+//! unseen, for ever if nothing else ends it. So the handler also arms a one-shot
+//! host timer of the thread's own (created at its first kick), which sends the kick
+//! again after 1 ms, then 2, 4, ... up to 1 s, until the thread *acknowledges*:
+//! [`acknowledge`], called right before each look (after every KVM_RUN, before the
+//! exit loop's checks, and in a syscall's wait before it decides to wait on),
+//! disarms it. A kick whose handler ran before an acknowledgement is seen by the
+//! look that follows (its sender made its reason visible before sending it); one
+//! whose handler ran after it keeps the timer armed until the next, so it ends any
+//! blocking call the thread makes meanwhile, whatever that call is. In the common
+//! case, the kick lands in KVM_RUN or in the blocking call, this costs arming and
+//! disarming the timer; in the race, the signal comes 1 ms late instead of never.
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use anyhow::{Result, bail};
 use kvm_bindings::kvm_run;
@@ -32,9 +48,31 @@ static EXEC_TID: AtomicI32 = AtomicI32::new(0);
 /// Forwarding handlers running now (an execve waits for them to finish).
 static FORWARDING: AtomicI32 = AtomicI32::new(0);
 
+/// The host timers km sends kicks again with, by vCPU slot (-1: none), so that the
+/// payload's own timer calls cannot reach them.
+static REKICK_TIMERS: [AtomicI32; MAX_THREADS] = [const { AtomicI32::new(-1) }; MAX_THREADS];
+/// The first wait before a kick is sent again, and the longest (it doubles).
+const REKICK_FIRST_MS: u32 = 1;
+const REKICK_MAX_MS: u32 = 1000;
+/// The value the re-kick timers carry in their siginfo.
+const REKICK_COOKIE: u64 = 0x6b69_636b_6167_6169;
+/// Linux's si_code of a POSIX timer's signal, and sigev_notify for one thread.
+const SI_TIMER: i32 = -2;
+const SIGEV_THREAD_ID: i32 = 4;
+
 thread_local! {
     /// This thread's vCPU run structure, while it drives one.
     static RUN: Cell<*mut kvm_run> = const { Cell::new(std::ptr::null_mut()) };
+    /// The process whose vCPU thread this is (0: none); a vfork child, which runs
+    /// on its parent's thread-local state in a process of its own, is not it.
+    static OWNER: AtomicI32 = const { AtomicI32::new(0) };
+    /// This thread's host tid, and its vCPU slot (the index in `VCPU_TIDS`).
+    static TID: AtomicI32 = const { AtomicI32::new(0) };
+    static SLOT: AtomicUsize = const { AtomicUsize::new(usize::MAX) };
+    /// This thread's re-kick timer (-1: not created yet).
+    static TIMER: AtomicI32 = const { AtomicI32::new(-1) };
+    /// The armed re-kick timer's wait in ms; 0: no kick waits to be acknowledged.
+    static REKICK_MS: AtomicU32 = const { AtomicU32::new(0) };
 }
 
 /// The signal km uses to kick its own vCPU threads.
@@ -67,13 +105,157 @@ fn forwarded() -> impl Iterator<Item = i32> {
     .chain(kick_signal() + 1..=libc::SIGRTMAX())
 }
 
-extern "C" fn on_kick(_: libc::c_int) {
+extern "C" fn on_kick(_: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
+    // SAFETY: the kernel passes a valid siginfo of 128 bytes; a timer's carries
+    // si_code at byte 8 and its sigev_value at byte 24.
+    let again = !info.is_null()
+        && unsafe {
+            (*info).si_code == SI_TIMER
+                && std::ptr::read_unaligned(info.cast::<u8>().add(24).cast::<u64>())
+                    == REKICK_COOKIE
+        };
+    kicked(again);
+}
+
+/// The calling thread was kicked (`again`: by its re-kick timer): its next KVM_RUN
+/// ends at once, and the kick is sent again until the thread acknowledges it.
+/// Async-signal-safe.
+fn kicked(again: bool) {
+    let waited = REKICK_MS.with(|w| w.load(Ordering::SeqCst));
+    if again && waited == 0 {
+        // A timer that fired as the thread acknowledged: nothing waits.
+        return;
+    }
     let run = RUN.with(|r| r.get());
     if !run.is_null() {
         // SAFETY: `run` is this thread's mapped kvm_run (set by `register` and cleared
         // before the mapping goes away); a volatile byte store is signal-safe.
         unsafe { std::ptr::write_volatile(&raw mut (*run).immediate_exit, 1) };
     }
+    if again {
+        crate::stats::count(crate::stats::Event::Rekick);
+    } else if waited != 0 {
+        // The timer is armed already for an earlier kick.
+        return;
+    }
+    // SAFETY: getpid takes no argument.
+    let own = OWNER.with(|o| o.load(Ordering::SeqCst)) == unsafe { libc::getpid() };
+    if !own {
+        return;
+    }
+    let wait = if again {
+        (waited * 2).min(REKICK_MAX_MS)
+    } else {
+        REKICK_FIRST_MS
+    };
+    REKICK_MS.with(|w| w.store(wait, Ordering::SeqCst));
+    let timer = match TIMER.with(|t| t.load(Ordering::SeqCst)) {
+        -1 => match create_rekick_timer() {
+            Some(timer) => timer,
+            None => {
+                REKICK_MS.with(|w| w.store(0, Ordering::SeqCst));
+                return;
+            }
+        },
+        timer => timer,
+    };
+    set_rekick_timer(timer, wait);
+}
+
+/// Creates the calling vCPU thread's re-kick timer: one-shot, monotonic, sending the
+/// kick signal to this thread with [`REKICK_COOKIE`]. Async-signal-safe.
+fn create_rekick_timer() -> Option<i32> {
+    /// The kernel's `struct sigevent` (64 bytes) with SIGEV_THREAD_ID's target.
+    #[repr(C)]
+    struct SigEvent {
+        value: u64,
+        signo: i32,
+        notify: i32,
+        tid: i32,
+        pad: [i32; 11],
+    }
+    let event = SigEvent {
+        value: REKICK_COOKIE,
+        signo: kick_signal(),
+        notify: SIGEV_THREAD_ID,
+        tid: TID.with(|t| t.load(Ordering::SeqCst)),
+        pad: [0; 11],
+    };
+    let mut id: i32 = -1;
+    // SAFETY: `event` is a complete struct sigevent and `id` receives the timer id;
+    // both live across the call.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_timer_create,
+            libc::CLOCK_MONOTONIC,
+            &raw const event,
+            &raw mut id,
+        )
+    };
+    if rc != 0 {
+        return None;
+    }
+    TIMER.with(|t| t.store(id, Ordering::SeqCst));
+    if let Some(slot) = REKICK_TIMERS.get(SLOT.with(|s| s.load(Ordering::SeqCst))) {
+        slot.store(id, Ordering::SeqCst);
+    }
+    Some(id)
+}
+
+/// Arms `timer` to fire once after `ms` milliseconds (0: disarms it).
+/// Async-signal-safe.
+fn set_rekick_timer(timer: i32, ms: u32) {
+    let value = libc::itimerspec {
+        it_interval: libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        },
+        it_value: libc::timespec {
+            tv_sec: i64::from(ms / 1000),
+            tv_nsec: i64::from(ms % 1000) * 1_000_000,
+        },
+    };
+    // SAFETY: `value` is a complete itimerspec living across the call; no old value
+    // is asked for.
+    unsafe {
+        libc::syscall(
+            libc::SYS_timer_settime,
+            timer,
+            0,
+            &raw const value,
+            std::ptr::null_mut::<libc::itimerspec>(),
+        )
+    };
+}
+
+/// The calling vCPU thread is about to look at what kicks are for (signals, stop
+/// requests) and act on it: kicks that came until now need not be sent again. One
+/// that comes after this is sent again until the next call.
+pub fn acknowledge() {
+    if REKICK_MS.with(|w| w.load(Ordering::SeqCst)) == 0 {
+        return;
+    }
+    // SAFETY: getpid takes no argument.
+    if OWNER.with(|o| o.load(Ordering::SeqCst)) != unsafe { libc::getpid() } {
+        // A vfork child: the timer is its parent's.
+        return;
+    }
+    // Disarmed first: a kick whose handler runs before the store below is seen by
+    // the caller's look, and one after it finds nothing armed and arms the timer.
+    let timer = TIMER.with(|t| t.load(Ordering::SeqCst));
+    if timer != -1 {
+        set_rekick_timer(timer, 0);
+    }
+    REKICK_MS.with(|w| w.store(0, Ordering::SeqCst));
+}
+
+/// Whether host timer `id` is one of km's re-kick timers (the payload's timer
+/// calls treat it as no timer of theirs).
+pub fn is_rekick_timer(id: i32) -> bool {
+    id >= 0
+        && REKICK_TIMERS
+            .iter()
+            .any(|t| t.load(Ordering::Relaxed) == id)
 }
 
 extern "C" fn on_forwarded(sig: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
@@ -98,7 +280,7 @@ extern "C" fn on_forwarded(sig: libc::c_int, info: *mut libc::siginfo_t, _: *mut
     HOST_PENDING.fetch_or(1 << (sig - 1), Ordering::SeqCst);
     FORWARDING.fetch_sub(1, Ordering::SeqCst);
     end_if_held();
-    on_kick(sig);
+    kicked(false);
     kick_all();
 }
 
@@ -125,10 +307,11 @@ fn install_handler(sig: i32, action: libc::sighandler_t, flags: i32) -> Result<(
 /// host mask: signals held pending until now (across the execve that started this
 /// km, or sent while it started) reach the handlers, so the payload gets them.
 pub fn install() -> Result<()> {
+    let handler = on_kick as extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void);
     install_handler(
         kick_signal(),
-        on_kick as extern "C" fn(libc::c_int) as libc::sighandler_t,
-        0,
+        handler as libc::sighandler_t,
+        libc::SA_SIGINFO,
     )?;
     for sig in forwarded() {
         install_handler(sig, forwarding_handler(), libc::SA_SIGINFO)?;
@@ -244,17 +427,36 @@ fn end_if_held() {
 /// Makes the calling thread kickable while it drives the vCPU whose run structure is
 /// `run`; returns the slot to pass to [`unregister`].
 pub fn register(run: *mut kvm_run) -> Option<usize> {
-    RUN.with(|r| r.set(run));
     let tid = rustix::thread::gettid().as_raw_nonzero().get();
-    VCPU_TIDS.iter().position(|slot| {
+    let slot = VCPU_TIDS.iter().position(|slot| {
         slot.compare_exchange(0, tid, Ordering::SeqCst, Ordering::SeqCst)
             .is_ok()
-    })
+    });
+    TIMER.with(|t| t.store(-1, Ordering::SeqCst));
+    REKICK_MS.with(|w| w.store(0, Ordering::SeqCst));
+    TID.with(|t| t.store(tid, Ordering::SeqCst));
+    SLOT.with(|s| s.store(slot.unwrap_or(usize::MAX), Ordering::SeqCst));
+    OWNER.with(|o| {
+        o.store(
+            rustix::process::getpid().as_raw_nonzero().get(),
+            Ordering::SeqCst,
+        )
+    });
+    RUN.with(|r| r.set(run));
+    slot
 }
 
 pub fn unregister(slot: Option<usize>) {
     RUN.with(|r| r.set(std::ptr::null_mut()));
+    OWNER.with(|o| o.store(0, Ordering::SeqCst));
+    REKICK_MS.with(|w| w.store(0, Ordering::SeqCst));
+    let timer = TIMER.with(|t| t.swap(-1, Ordering::SeqCst));
+    if timer != -1 {
+        // SAFETY: timer_delete takes the id of this thread's own timer.
+        unsafe { libc::syscall(libc::SYS_timer_delete, timer) };
+    }
     if let Some(slot) = slot {
+        REKICK_TIMERS[slot].store(-1, Ordering::SeqCst);
         VCPU_TIDS[slot].store(0, Ordering::SeqCst);
     }
 }
@@ -263,6 +465,13 @@ pub fn unregister(slot: Option<usize>) {
 /// threads and the host signals the parent had not yet handed to its payload.
 pub fn forget_parent() {
     RUN.with(|r| r.set(std::ptr::null_mut()));
+    // The parent's timers are not the child's (a fork copies none).
+    OWNER.with(|o| o.store(0, Ordering::SeqCst));
+    TIMER.with(|t| t.store(-1, Ordering::SeqCst));
+    REKICK_MS.with(|w| w.store(0, Ordering::SeqCst));
+    for slot in &REKICK_TIMERS {
+        slot.store(-1, Ordering::SeqCst);
+    }
     for slot in &VCPU_TIDS {
         slot.store(0, Ordering::SeqCst);
     }

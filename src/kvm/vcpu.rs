@@ -406,6 +406,7 @@ impl KvmVcpu {
     /// comes after this still ends the next KVM_RUN at once. Spares the KVM_RUN that
     /// would return EINTR at once for something already seen to.
     pub fn forget_kick(&mut self) {
+        kick::acknowledge();
         // SAFETY: a volatile store to the vCPU's own mapped kvm_run, whose
         // immediate_exit this thread's kick handler writes (volatile, 0 or 1).
         unsafe { std::ptr::write_volatile(&raw mut self.fd.get_kvm_run().immediate_exit, 0) };
@@ -422,7 +423,11 @@ impl KvmVcpu {
         let kicked_before =
             unsafe { std::ptr::read_volatile(&raw const self.fd.get_kvm_run().immediate_exit) }
                 != 0;
-        Ok(match self.fd.run() {
+        let ran = self.fd.run();
+        // What the exit is for is looked at from here on (signals at a syscall's
+        // entry): earlier kicks need not be sent again.
+        kick::acknowledge();
+        Ok(match ran {
             Ok(VcpuExit::IoOut(port, _)) => Exit::Io(port),
             Ok(VcpuExit::MmioRead(addr, _)) | Ok(VcpuExit::MmioWrite(addr, _)) => {
                 trace!(

@@ -97,6 +97,8 @@ impl<'a> Ctx<'a> {
     /// Whether a wait must end for the thread (EINTR): a signal it can take, or a
     /// stop request (gdb, a snapshot). A kick with neither lets it wait on.
     pub fn wait_ends(&self) -> bool {
+        // A kick that comes after this ends the next host wait (see `kvm::kick`).
+        crate::kvm::kick::acknowledge();
         signals::deliverable(self.guest, self.thread) || self.guest.stop_requested()
     }
 

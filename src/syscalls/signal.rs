@@ -426,9 +426,20 @@ pub fn timer_create(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     Ok(0)
 }
 
+/// The payload's timer `id`: km's own timers (the re-kick timers of `kvm::kick`)
+/// are none of its own, EINVAL as for an id that names no timer.
+fn guest_timer(id: u64) -> Result<i32, Errno> {
+    let id = id as i32;
+    if kick::is_rekick_timer(id) {
+        return Err(Errno::INVAL);
+    }
+    Ok(id)
+}
+
 pub fn timer_settime(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     let new = ctx.read_obj::<[u64; 4]>(a[2])?;
-    let old = host::timer_settime(a[0] as i32, a[1] as i32, new)?;
+    let id = guest_timer(a[0])?;
+    let old = host::timer_settime(id, a[1] as i32, new)?;
     if a[3] != 0 {
         ctx.write_obj(a[3], old)?;
     }
@@ -436,17 +447,17 @@ pub fn timer_settime(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 }
 
 pub fn timer_gettime(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
-    let cur = host::timer_gettime(a[0] as i32)?;
+    let cur = host::timer_gettime(guest_timer(a[0])?)?;
     ctx.write_obj(a[1], cur)?;
     Ok(0)
 }
 
 pub fn timer_getoverrun(_: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
-    Ok(host::timer_call(libc::SYS_timer_getoverrun, a[0] as i32)? as u64)
+    Ok(host::timer_call(libc::SYS_timer_getoverrun, guest_timer(a[0])?)? as u64)
 }
 
 pub fn timer_delete(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
-    host::timer_call(libc::SYS_timer_delete, a[0] as i32)?;
+    host::timer_call(libc::SYS_timer_delete, guest_timer(a[0])?)?;
     let _ = ctx
         .guest
         .posix_timers

@@ -425,24 +425,18 @@ pub fn futex(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
         } else {
             val3
         };
-        return sliced_wait(ctx, &word, op, val, timeout, bitset);
+        return wait(ctx, &word, op, val, timeout, bitset);
     }
     Ok(host::futex(&word, op, val, arg4, word2.as_ref(), val3)? as u64)
 }
 
-/// Longest slice of a futex wait, and its first one (doubled after each).
-const WAIT_SLICE_MAX_NS: i128 = 1_000_000_000;
-const WAIT_SLICE_FIRST_NS: i128 = 1_000_000;
-
-/// FUTEX_WAIT and FUTEX_WAIT_BITSET, made as host waits of growing length (1 ms
-/// doubling up to 1 s, within the caller's timeout), with a look for signals and
-/// stop requests between two. A kick that comes after km's check at the syscall's
-/// entry and before the host wait has begun has nothing to interrupt: without
-/// slices the thread would wait with its signal pending, for ever when nothing
-/// wakes the futex (a pthread_kill to a thread entering sem_wait). Waiting again
-/// with the guest's value is what a waiter slow to enter the wait would do, and a
-/// wake that changed the word is never missed.
-fn sliced_wait(
+/// FUTEX_WAIT and FUTEX_WAIT_BITSET, made as a host FUTEX_WAIT_BITSET until an
+/// absolute deadline, so that the host waits a kick interrupts without a signal
+/// for the thread (it waits on, as on Linux) end when the caller's timeout does. A
+/// kick that came before the host wait began is sent again until the thread has
+/// looked (`kvm::kick`). Waiting again with the guest's value is what a waiter
+/// slow to enter the wait does: a wake that changed the word is never missed.
+fn wait(
     ctx: &Ctx<'_>,
     word: &vm_memory::VolatileSlice<'_>,
     op: i32,
@@ -450,54 +444,40 @@ fn sliced_wait(
     timeout: Option<libc::timespec>,
     bitset: u32,
 ) -> SysResult {
-    let realtime = op & libc::FUTEX_CLOCK_REALTIME != 0;
-    let clock = if realtime {
-        rustix::time::ClockId::Realtime
-    } else {
-        rustix::time::ClockId::Monotonic
-    };
-    let now = || {
-        let t = rustix::time::clock_gettime(clock);
-        t.tv_sec as i128 * 1_000_000_000 + t.tv_nsec as i128
-    };
     let deadline = match timeout {
         None => None,
         Some(t) if t.tv_sec < 0 || !(0..1_000_000_000).contains(&t.tv_nsec) => {
             return Err(Errno::INVAL);
         }
-        Some(t) => {
-            let ns = t.tv_sec as i128 * 1_000_000_000 + t.tv_nsec as i128;
-            // FUTEX_WAIT's timeout is relative, FUTEX_WAIT_BITSET's absolute.
-            Some(if op & FUTEX_CMD_MASK == libc::FUTEX_WAIT {
-                now() + ns
+        // FUTEX_WAIT's timeout is relative, FUTEX_WAIT_BITSET's absolute.
+        Some(t) if op & FUTEX_CMD_MASK == libc::FUTEX_WAIT => {
+            let clock = if op & libc::FUTEX_CLOCK_REALTIME != 0 {
+                rustix::time::ClockId::Realtime
             } else {
-                ns
+                rustix::time::ClockId::Monotonic
+            };
+            let now = rustix::time::clock_gettime(clock);
+            let ns = (now.tv_sec as i128 + t.tv_sec as i128) * 1_000_000_000
+                + now.tv_nsec as i128
+                + t.tv_nsec as i128;
+            Some(libc::timespec {
+                tv_sec: i64::try_from(ns / 1_000_000_000).unwrap_or(i64::MAX),
+                tv_nsec: (ns % 1_000_000_000) as i64,
             })
         }
+        Some(t) => Some(t),
     };
     let host_op = libc::FUTEX_WAIT_BITSET | (op & !FUTEX_CMD_MASK);
-    let mut slice = WAIT_SLICE_FIRST_NS;
     loop {
-        let end = now() + slice;
-        let until = deadline.map_or(end, |d| d.min(end));
-        let ts = libc::timespec {
-            tv_sec: (until / 1_000_000_000) as i64,
-            tv_nsec: (until % 1_000_000_000) as i64,
-        };
         match host::futex(
             word,
             host_op,
             val,
-            FutexArg4::Timeout(Some(ts)),
+            FutexArg4::Timeout(deadline),
             None,
             bitset,
         ) {
-            Err(Errno::TIMEDOUT) if deadline.is_none_or(|d| until < d) => {
-                if ctx.wait_ends() {
-                    return Err(Errno::INTR);
-                }
-                slice = (slice * 2).min(WAIT_SLICE_MAX_NS);
-            }
+            Err(Errno::INTR) if !ctx.wait_ends() => {}
             r => return r.map(|n| n as u64),
         }
     }

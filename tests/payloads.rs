@@ -549,7 +549,8 @@ fn sysv_semaphores_queues_and_openat2_as_native() {
 /// that came after km's look for signals and before its host call began used to
 /// leave the call waiting (3 to 5 hangs in 2000 rounds under load) until km sent
 /// kicks again until the thread has looked (`kvm::kick`). A blocked signal must
-/// not interrupt the call, and runs its handler once unblocked.
+/// not interrupt the call, and runs its handler once unblocked. The payload, which
+/// made no timer, reaches none of km's re-kick timers through the timer calls.
 #[test]
 fn a_signal_ends_a_blocking_call_whenever_it_comes() {
     for libc in LIBCS {

@@ -14,7 +14,9 @@
  * woken by other means (a semaphore post, a message, a byte) and the round
  * counted. Then a few rounds per call with SIGUSR1 blocked: the call must not be
  * interrupted (woken by those other means, it succeeds) and the handler runs once
- * the victim unblocks the signal.
+ * the victim unblocks the signal. Last, the payload, which made no timer, must
+ * reach none through the timer calls (km's own, which send kicks again, are not
+ * its own).
  *
  * Arguments: rounds per call (default 500), the bound in ms (default 1000).
  * stdout is the same natively and under km when every round behaves; the counts
@@ -325,6 +327,17 @@ int main(int argc, char **argv) {
         printf("%s, signal blocked: %s\n", names[kind],
                bad ? "WRONG" : "the call was not interrupted, the handler ran after");
     }
+    /* The payload made no timer: no timer id is one of its own (km's timers,
+     * which send kicks again, are not the payload's; the victim, signalled
+     * often, still runs). */
+    int reached = 0;
+    for (long id = 0; id < 1024; id++) {
+        long cur[4];
+        if (syscall(SYS_timer_gettime, id, cur) == 0 || errno != EINVAL ||
+            syscall(SYS_timer_delete, id) == 0 || errno != EINVAL)
+            reached++;
+    }
+    printf("timer ids 0-1023 reached: %d\n", reached);
     atomic_store(&go, -1);
     pthread_join(victim, NULL);
     printf("done, %s\n", total_hangs ? "with hangs" : "no hangs");

@@ -547,7 +547,7 @@ fn sysv_semaphores_queues_and_openat2_as_native() {
 /// is then made and blocks, natively too. A signal that runs no handler within 1 s
 /// is a hang (the payload then wakes the call otherwise and reports it): a kick
 /// that came after km's look for signals and before its host call began used to
-/// leave the call waiting (3 to 5 hangs in 2000 rounds under load) until km sent
+/// leave the call waiting (up to 12 of 2000 rounds, in 8 runs of 9) until km sent
 /// kicks again until the thread has looked (`kvm::kick`). A blocked signal must
 /// not interrupt the call, and runs its handler once unblocked. The payload, which
 /// made no timer, reaches none of km's re-kick timers through the timer calls.

@@ -27,6 +27,12 @@ use crate::trace::Category;
 /// Runs `thread` until it exits; exit_group and fatal signals end the whole process
 /// from here. `initial_stop`: park for gdb before the first instruction.
 pub fn run_thread(guest: &Arc<Guest>, mut thread: Thread, initial_stop: bool) {
+    // Set here rather than by the creator: only this host thread loads the vCPU
+    // (a KVM vCPU ioctl from another host thread, on another host CPU, moves it
+    // there and back).
+    if let Some((fs, gs)) = thread.start_bases.take() {
+        or_fail(guest, thread.vcpu.set_segment_bases(fs, gs));
+    }
     let kick_slot = thread.vcpu.make_kickable();
     or_fail(guest, debug::thread_started(guest, &mut thread));
     if initial_stop {

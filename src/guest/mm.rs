@@ -752,7 +752,22 @@ impl AddressSpace {
             .filter(|(_, v)| v.end > range.start)
             .map(|(s, v)| (*s).max(range.start)..v.end.min(range.end))
             .collect();
+        // Neighbouring mappings in one region go in one piece: each host remap
+        // makes KVM drop translations (and flush) once. A thread's stack and its
+        // guard page, unmapped at pthread_join, are two mappings.
+        let mut pieces: Vec<Range<u64>> = Vec::with_capacity(mapped.len());
         for r in mapped {
+            match pieces.last_mut() {
+                Some(last)
+                    if last.end == r.start
+                        && self.region_for(vm, &(last.start..r.end)).is_some() =>
+                {
+                    last.end = r.end
+                }
+                _ => pieces.push(r),
+            }
+        }
+        for r in pieces {
             vm.unmap_discarding(r).map_err(|_| Errno::NOMEM)?;
         }
         self.unfill(&range);

@@ -260,6 +260,9 @@ pub struct Thread {
     pub forked: Option<ForkedChild>,
     /// Set while this thread runs a vfork child, in the child's host process.
     pub vfork_child: Option<Box<VforkChild>>,
+    /// The FS and GS bases a new thread's vCPU gets on the thread's own host
+    /// thread before it first runs (see `run::run_thread`).
+    pub start_bases: Option<(u64, u64)>,
 }
 
 /// A process forked under gdb (see [`Thread::forked`]).
@@ -289,6 +292,7 @@ impl Thread {
             altstack: (0, 0),
             forked: None,
             vfork_child: None,
+            start_bases: None,
         }
     }
 

@@ -233,6 +233,13 @@ impl KvmVm {
     }
 
     /// Creates a vCPU set up by `setup`, ready to run user code.
+    /// Whether KVM copies a vCPU's general registers to and from its kvm_run
+    /// (KVM_CAP_SYNC_REGS with KVM_SYNC_X86_REGS).
+    pub fn syncs_regs(&self) -> bool {
+        let fields = self.fd.check_extension_int(kvm_ioctls::Cap::SyncRegs);
+        fields > 0 && fields as u32 & kvm_bindings::KVM_SYNC_X86_REGS != 0
+    }
+
     pub fn create_vcpu(&self, setup: &CpuSetup) -> Result<KvmVcpu> {
         let fd = self
             .fd

@@ -285,18 +285,18 @@ fn start_on_spare(
     let handle = guest.thread_started(spare.tid);
     let thread = Thread {
         clear_child_tid: spec.clear_ctid,
+        start_bases: Some((spec.fs_base, spec.gs_base)),
         ..Thread::new(spare.tid, handle, vcpu, spec.sigmask)
     };
     spare.assign(Assignment::Run(Box::new(thread), comm));
     Ok(spare.tid)
 }
 
-/// Gives thread `tid`'s vCPU its first user context and writes its tid where
-/// clone was asked to.
+/// Gives thread `tid`'s vCPU its first general registers (its FS and GS bases
+/// are set on its own host thread: [`Thread::start_bases`]) and writes its tid
+/// where clone was asked to.
 fn set_up(guest: &Guest, vcpu: &Vcpu, spec: &ChildSpec, tid: i32) -> Result<(), Errno> {
-    vcpu.set_regs(&spec.regs)
-        .and_then(|_| vcpu.set_segment_bases(spec.fs_base, spec.gs_base))
-        .map_err(|_| Errno::AGAIN)?;
+    vcpu.set_regs(&spec.regs).map_err(|_| Errno::AGAIN)?;
     for addr in [spec.set_ptid, spec.set_ctid].into_iter().flatten() {
         guest.write_user(addr, tid)?;
     }
@@ -323,6 +323,7 @@ fn start_host_thread(guest: &Arc<Guest>, spec: ChildSpec, comm: CString) -> Resu
             let _ = tx.send(Ok(tid));
             let thread = Thread {
                 clear_child_tid: spec.clear_ctid,
+                start_bases: Some((spec.fs_base, spec.gs_base)),
                 ..Thread::new(tid, handle, vcpu, spec.sigmask)
             };
             guest.run(thread, false);

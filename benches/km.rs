@@ -26,7 +26,8 @@
 //!   restore to its first instruction (km's `--stats`), and the restore of a
 //!   payload with 1 GiB of touched memory vs one with 10 MiB, with the snapshots'
 //!   write time and size (`cargo bench --bench km -- snapshot`: only these;
-//!   `-- threads`: only the thread create+join and ping-pong lines).
+//!   `-- threads`: only the thread create+join and ping-pong lines; `-- forks`:
+//!   only the fork+exit+wait line).
 //!
 //! - redis: redis-benchmark (native, loopback) against Debian's redis-server under km
 //!   and natively, SET and GET requests per second (skipped, saying so, without
@@ -327,6 +328,18 @@ fn thread_rows(km: &std::ffi::OsStr, threads: &Path, bare: f64) {
     }
 }
 
+fn fork_row(km: &std::ffi::OsStr, forks: &Path, bare: f64) {
+    let native = per_iteration_ns(&[], forks, None, FORKS);
+    let under_km = per_iteration_ns(&[km], forks, None, FORKS);
+    println!(
+        "fork+exit+wait (x {FORKS}): native {:.1} us, km {:.1} us ({:.1} bare exits), ratio {:.1}x",
+        native / 1e3,
+        under_km / 1e3,
+        under_km / bare,
+        under_km / native
+    );
+}
+
 fn main() {
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-payloads");
     std::fs::create_dir_all(&out).expect("payload dir");
@@ -348,6 +361,12 @@ fn main() {
     // `cargo bench --bench km -- sysvipc`: the System V IPC lines only.
     if std::env::args().any(|a| a == "sysvipc") {
         sysv_ipc(km, &sysvipc, bare_exit_ns());
+        return;
+    }
+
+    // `cargo bench --bench km -- forks`: the fork line only.
+    if std::env::args().any(|a| a == "forks") {
+        fork_row(km, &forks, bare_exit_ns());
         return;
     }
 
@@ -434,15 +453,7 @@ fn main() {
         under_km / native
     );
 
-    let native = per_iteration_ns(&[], &forks, None, FORKS);
-    let under_km = per_iteration_ns(&[km], &forks, None, FORKS);
-    println!(
-        "fork+exit+wait (x {FORKS}): native {:.1} us, km {:.1} us ({:.1} bare exits), ratio {:.1}x",
-        native / 1e3,
-        under_km / 1e3,
-        under_km / bare,
-        under_km / native
-    );
+    fork_row(km, &forks, bare);
 
     redis(km);
 

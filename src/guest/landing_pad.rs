@@ -352,6 +352,16 @@ pub fn install_system(mem: &GuestMemory, pt: &mut PageTables) -> Result<()> {
     Ok(())
 }
 
+/// Writes `bytes` at `addr` unless they are there already.
+fn put(mem: &GuestMemory, addr: u64, bytes: &[u8]) -> Result<()> {
+    let mut there = vec![0u8; bytes.len()];
+    mem.read_bytes(addr, &mut there)?;
+    if there != bytes {
+        mem.write_bytes(addr, bytes)?;
+    }
+    Ok(())
+}
+
 /// Where vCPU `id`'s pieces live in the guest.
 #[derive(Debug, Clone, Copy)]
 pub struct CpuArea {
@@ -429,16 +439,19 @@ impl CpuArea {
         self.set_answers(mem, None)?;
         let sigreturn = [0xb8, libc::SYS_rt_sigreturn as u8, 0, 0, 0, 0x0f, 0x05];
         mem.write_bytes(self.sigreturn_trampoline(), &sigreturn)?;
+        // The TSS and its GDT entry are the same for every install of this vCPU
+        // id: in a fork child they are already there, and are left unwritten (a
+        // write would copy each page the child shares with its parent).
         let tss = self.tss();
-        mem.write_obj(tss + 4, self.kernel_stack_top())?; // RSP0
-        mem.write_obj(tss + 0x66, TSS_SIZE as u16)?; // I/O bitmap offset
+        put(mem, tss + 4, &self.kernel_stack_top().to_ne_bytes())?; // RSP0
+        put(mem, tss + 0x66, &(TSS_SIZE as u16).to_ne_bytes())?; // I/O bitmap offset
         let mut bitmap = [0xffu8; IOBITMAP_LEN as usize];
         for port in [HC_PORT, SIGMASK_PORT] {
             bitmap[(port / 8) as usize] &= !(1 << (port % 8));
         }
-        mem.write_bytes(tss + TSS_SIZE, &bitmap)?;
+        put(mem, tss + TSS_SIZE, &bitmap)?;
         let desc = tss_descriptor(tss, self.tss_limit());
-        mem.write_bytes(GDT + self.tss_selector() as u64, &words(&desc))?;
+        put(mem, GDT + self.tss_selector() as u64, &words(&desc))?;
         let b = self.base;
         pt.set(mem, b..b + PAGE_SIZE, Some(PTE_USER))?;
         pt.set(

@@ -608,7 +608,9 @@ pub fn exit_process(status: i32) -> ! {
 
 /// The payload exited: tell gdb first when it is attached.
 pub fn exit_payload(guest: &Guest, status: i32) -> ! {
-    crate::stats::report(&guest.config.name, &format!("exit {}", status & 0xff));
+    if crate::stats::on() {
+        crate::stats::report(&guest.config.name, &format!("exit {}", status & 0xff));
+    }
     if let Some(d) = &guest.debugger {
         d.report_end(Event::Exited(status & 0xff), Duration::from_secs(2));
     }

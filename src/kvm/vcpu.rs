@@ -149,6 +149,21 @@ fn user_segment(selector: u16, code: bool) -> kvm_segment {
     }
 }
 
+/// A new vCPU's segment and control registers as KVM resets them, asked
+/// (KVM_GET_SREGS) of the first vCPU of each kind and reused for the next ones: the
+/// reset state is the same for every vCPU of a kind (the bootstrap processor's APIC
+/// base differs from the others'), and on PVM every vCPU ioctl costs several
+/// microseconds. A fork child inherits the answers, so its vCPU asks nothing.
+fn reset_sregs(fd: &VcpuFd, bsp: bool) -> Result<kvm_bindings::kvm_sregs> {
+    static RESET: [OnceLock<kvm_bindings::kvm_sregs>; 2] = [OnceLock::new(), OnceLock::new()];
+    let cached = &RESET[usize::from(bsp)];
+    if let Some(s) = cached.get() {
+        return Ok(*s);
+    }
+    let s = fd.get_sregs().context("KVM_GET_SREGS")?;
+    Ok(*cached.get_or_init(|| s))
+}
+
 fn msr(index: u32, data: u64) -> kvm_msr_entry {
     kvm_msr_entry {
         index,
@@ -170,7 +185,7 @@ impl KvmVcpu {
         let xsave = has(1, |e| e.ecx, 26);
         let fsgsbase = has(7, |e| e.ebx, 0);
 
-        let mut s = fd.get_sregs().context("KVM_GET_SREGS")?;
+        let mut s = reset_sregs(&fd, setup.id == 0)?;
         s.cr0 = CR0_PG | CR0_WP | CR0_NE | CR0_ET | CR0_MP | CR0_PE;
         s.cr3 = setup.cr3;
         s.cr4 = CR4_PAE | CR4_OSFXSR | CR4_OSXMMEXCPT;

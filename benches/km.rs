@@ -27,7 +27,8 @@
 //!   payload with 1 GiB of touched memory vs one with 10 MiB, with the snapshots'
 //!   write time and size (`cargo bench --bench km -- snapshot`: only these;
 //!   `-- threads`: only the thread create+join and ping-pong lines; `-- forks`:
-//!   only the fork+exit+wait line).
+//!   only the fork+exit+wait line; `-- python`: only km's forwarded getppid,
+//!   python's RSS and its start-up against the budget).
 //!
 //! - redis: redis-benchmark (native, loopback) against Debian's redis-server under km
 //!   and natively, SET and GET requests per second (skipped, saying so, without
@@ -370,6 +371,16 @@ fn main() {
         return;
     }
 
+    // `cargo bench --bench km -- python`: the forwarded syscall's cost (the
+    // budget's unit), python's RSS and its start-up against the budget only.
+    if std::env::args().any(|a| a == "python") {
+        let km_sc = per_iteration_ns(&[km], &getppid, None, SYSCALLS);
+        println!("syscall (getppid x {SYSCALLS}): km {km_sc:.0} ns");
+        python_rss(km);
+        python_startup(km, &out, km_sc);
+        return;
+    }
+
     // `cargo bench --bench km -- threads`: the thread lines only.
     if std::env::args().any(|a| a == "threads") {
         thread_rows(km, &threads, bare_exit_ns());
@@ -427,15 +438,7 @@ fn main() {
 
     let idle = build(&out, "benches/idle.c", "idle");
     rss_overhead("static hello", km, &[idle.as_os_str()]);
-    rss_overhead(
-        "python3 -c",
-        km,
-        &[
-            "/usr/bin/python3".as_ref(),
-            "-c".as_ref(),
-            "import sys; print('up', flush=True); sys.stdin.read()".as_ref(),
-        ],
-    );
+    python_rss(km);
 
     let native = per_iteration_ns(&[], &clock, None, CLOCK_READS);
     let under_km = per_iteration_ns(&[km], &clock, None, CLOCK_READS);
@@ -461,11 +464,30 @@ fn main() {
     let snapmem = build(&out, "benches/snapmem.c", "snapmem");
     memory_snapshots(&out, km, &snapmem);
 
+    python_startup(km, &out, km_sc);
+}
+
+/// km's peak RSS over native's for a python3 waiting for input.
+fn python_rss(km: &std::ffi::OsStr) {
+    rss_overhead(
+        "python3 -c",
+        km,
+        &[
+            "/usr/bin/python3".as_ref(),
+            "-c".as_ref(),
+            "import sys; print('up', flush=True); sys.stdin.read()".as_ref(),
+        ],
+    );
+}
+
+/// `python3 -c pass` native vs km, and against its budget: native plus 1.2x its
+/// syscall count times `km_sc`, km's cost per forwarded syscall in this run.
+fn python_startup(km: &std::ffi::OsStr, out: &Path, km_sc: f64) {
     let python = Path::new("/usr/bin/python3");
     let args = [python.as_os_str(), "-c".as_ref(), "pass".as_ref()];
     let native = median_secs(&args, PYTHON_RUNS);
     let under_km = median_secs(&[&[km][..], &args[..]].concat(), PYTHON_RUNS);
-    let budget = native + 1.2 * syscall_count(km, &args, &out) as f64 * km_sc / 1e9;
+    let budget = native + 1.2 * syscall_count(km, &args, out) as f64 * km_sc / 1e9;
     println!(
         "start-up (python3 -c pass, dynamic, median of {PYTHON_RUNS}): native {:.1} ms, km {:.1} ms, ratio {:.1}x; budget {:.1} ms, km/budget {:.2}",
         native * 1e3,

@@ -63,6 +63,8 @@ pub const STACK_TOP: u64 = crate::guest::landing_pad::SYS_BASE - HUGE_PAGE_SIZE;
 pub const TASK_SIZE: u64 = (1 << 47) - crate::memory::PAGE_SIZE;
 /// Main stack size (Linux's default RLIMIT_STACK).
 pub const STACK_SIZE: u64 = 8 << 20;
+/// The largest brk growth whose pages km faults in at once ([`AddressSpace::brk`]).
+const PREFAULTED_BRK_GROWTH: u64 = 256 << 10;
 /// Gap between the stack and the top of the mmap area.
 const STACK_GAP: u64 = HUGE_PAGE_SIZE;
 /// Host reservation for the mmap area and stack.
@@ -537,7 +539,19 @@ impl AddressSpace {
             {
                 return self.brk;
             }
-            if vm.protect(grow, PROT_READ | PROT_WRITE).is_err() {
+            // A small growth (malloc's, by its request and its top pad) is
+            // nearly all written soon: its host pages are faulted in now and
+            // its entries written accessed and dirty, so that KVM's shadow MMU
+            // maps up to 8 of them on each fault instead of one (on PVM a KVM
+            // fault costs several times the host's own first touch).
+            let protected = if new_end - old_end <= PREFAULTED_BRK_GROWTH
+                && vm.mem.populate_writable(grow.clone())
+            {
+                vm.protect_loaded(grow, rw)
+            } else {
+                vm.protect(grow, rw)
+            };
+            if protected.is_err() {
                 return self.brk;
             }
         } else if new_end < old_end && vm.unmap_discarding(new_end..old_end).is_err() {

@@ -714,6 +714,22 @@ impl GuestMemory {
         Ok(())
     }
 
+    /// Faults in the host pages behind committed anonymous guest range `range`
+    /// as writes would (MADV_POPULATE_WRITE: zeroed pages, present and writable
+    /// in km's page tables), without changing contents; false when the host
+    /// cannot (before Linux 5.14, or out of memory), and nothing was done then
+    /// beyond what the host managed.
+    pub fn populate_writable(&self, range: Range<u64>) -> bool {
+        let len = (range.end - range.start) as usize;
+        let Ok(slice) = self.slice(range.start, len) else {
+            return false;
+        };
+        let host = slice.ptr_guard_mut().as_ptr();
+        // SAFETY: `host..host+len` is committed guest memory inside a region's
+        // reservation (checked by `slice`); populating changes no contents.
+        unsafe { libc::madvise(host.cast(), len, libc::MADV_POPULATE_WRITE) == 0 }
+    }
+
     /// Populates the host pages behind a committed guest range, as a read
     /// (MADV_POPULATE_READ: a file mapping's page-cache pages mapped as they are)
     /// or a write would (MADV_POPULATE_WRITE: a private file mapping's pages

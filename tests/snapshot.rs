@@ -455,6 +455,47 @@ fn a_restored_payload_snapshots_all_its_memory() {
     }
 }
 
+/// A restored payload that changes its memory at once, while km still copies
+/// the restored pages in (`tests/payloads/snapfill.c`): a fork child sees every
+/// byte, memory unmapped and mapped over (anonymous, a file shared) reads as
+/// the new mapping and leaves the file unmodified, mremap and the break keep
+/// what they must; as natively, restored several times.
+#[test]
+fn memory_changed_while_the_restore_copies_it_in() {
+    let dir = scratch("snapshot-fill");
+    let exe = payload("snapfill.glibc");
+    let native_out = text(&run(native(&exe).current_dir(&dir)).stdout);
+    assert!(
+        native_out.starts_with("snapshot returned -1 Function not implemented\n"),
+        "{native_out}"
+    );
+    let expected = after_snapshot(&native_out).join("\n");
+    for line in [
+        "fork child: every byte right",
+        "mapped over: 0 non-zero bytes",
+        "file mapped over: 0 wrong bytes",
+        "file modified: no",
+        "moved: 0 wrong bytes, 0 non-zero after them",
+        "break: 0 wrong bytes, 0 non-zero after them",
+        "a: 0 wrong bytes",
+    ] {
+        assert!(
+            expected.contains(line),
+            "{line:?} missing natively: {expected}"
+        );
+    }
+    let out = run(km().current_dir(&dir).arg(&exe));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    for _ in 0..3 {
+        let restored = text(&restore(&dir.join("kmsnap"), &dir).stdout);
+        assert!(
+            restored.starts_with("snapshot returned 1 Success\n"),
+            "{restored}"
+        );
+        assert_eq!(after_snapshot(&restored).join("\n"), expected);
+    }
+}
+
 /// The gdb session `km -g` gives a restored payload, in order (substrings of
 /// whole lines).
 const RESTORED_UNDER_GDB: &[&str] = &[

@@ -10,9 +10,10 @@
 //! as on Linux; freed memory also goes back to the host (`GuestMemory::discard`).
 
 use std::collections::BTreeMap;
+use std::fs::File;
 use std::ops::Range;
 use std::os::fd::BorrowedFd;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use anyhow::Result;
 use rustix::io::Errno;
@@ -47,6 +48,25 @@ pub struct Fill {
     /// ([`AddressSpace::fill_next`]), rather than on first touch (and before a
     /// snapshot or core file reads them, [`AddressSpace::fill_all`]).
     pub background: bool,
+}
+
+/// Restored pages the background populates next: the gaps between the pages
+/// the payload has touched in a piece ([`AddressSpace::fill_next`]).
+pub struct FillPiece {
+    gaps: Vec<Range<u64>>,
+    write: bool,
+}
+
+impl FillPiece {
+    /// Populates the piece's pages: private copies made at once for memory
+    /// the payload may write, else page-cache pages mapped as they are.
+    pub fn populate(&self, vm: &Vm) {
+        for gap in &self.gaps {
+            if let Err(e) = vm.mem.populate(gap.clone(), self.write) {
+                trace!(Category::Mem, "populating restored pages: {e:#}");
+            }
+        }
+    }
 }
 
 /// A guest range restored from a snapshot whose pages are not populated yet.
@@ -173,6 +193,8 @@ pub struct AddressSpace {
     mmap_top: u64,
     /// Restored pages still to populate, in the order to populate them.
     unfilled: Vec<Unfilled>,
+    /// Held by the background while it populates a piece of `unfilled`.
+    filling: Arc<Mutex<()>>,
 }
 
 impl AddressSpace {
@@ -215,6 +237,7 @@ impl AddressSpace {
             brk,
             mmap_top: STACK_TOP - STACK_SIZE - STACK_GAP,
             unfilled: Vec::new(),
+            filling: Arc::default(),
         })
     }
 
@@ -330,21 +353,24 @@ impl AddressSpace {
             .sort_by_key(|u| (!u.write, !addrs.iter().any(|a| u.range.contains(a))));
     }
 
-    /// Populates the next piece, at most `max` bytes, of the restored pages left
-    /// to the background; false once none is left.
-    pub fn fill_next(&mut self, vm: &Vm, max: u64) -> bool {
-        let Some(u) = self.unfilled.iter_mut().find(|u| u.background) else {
-            return false;
-        };
+    /// Takes the next piece, at most `max` bytes, of the restored pages left to
+    /// the background: the pages of it the payload has not touched yet (copying
+    /// one that KVM has mapped would make KVM drop its translations, a flush).
+    /// `None` once none is left. `pagemap`: km's own (`memory::open_pagemap`),
+    /// which tells the touched pages. The caller populates the piece after
+    /// releasing the address-space lock, holding [`AddressSpace::filling`]
+    /// meanwhile.
+    pub fn fill_next(&mut self, vm: &Vm, max: u64, pagemap: Option<&File>) -> Option<FillPiece> {
+        let u = self.unfilled.iter_mut().find(|u| u.background)?;
         let piece = u.range.start..u.range.end.min(u.range.start.saturating_add(max));
         u.range.start = piece.end;
         let write = u.write;
         self.unfilled.retain(|u| !u.range.is_empty());
-        // Pages the payload touched meanwhile are left as they are: copying one
-        // that KVM has mapped would make KVM drop its translations (a flush).
         let mut at = piece.start;
-        let touched = vm.mem.populated(piece.clone()).unwrap_or_default();
-        for gap in touched
+        let touched = pagemap
+            .and_then(|p| vm.mem.populated_in(p, piece.clone()))
+            .unwrap_or_default();
+        let gaps = touched
             .iter()
             .map(|(r, _)| r.clone())
             .chain(std::iter::once(piece.end..piece.end))
@@ -353,19 +379,30 @@ impl AddressSpace {
                 at = r.end;
                 (!gap.is_empty()).then_some(gap)
             })
-            .collect::<Vec<_>>()
-        {
-            if let Err(e) = vm.mem.populate(gap, write) {
-                trace!(Category::Mem, "populating restored pages: {e:#}");
-            }
-        }
-        true
+            .collect();
+        Some(FillPiece { gaps, write })
+    }
+
+    /// What the background holds while it populates a piece without the
+    /// address-space lock ([`AddressSpace::settle`] waits for it).
+    pub fn filling(&self) -> Arc<Mutex<()>> {
+        self.filling.clone()
+    }
+
+    /// Waits for the piece of restored pages the background is populating, if
+    /// any. Called with the address-space lock held (which the next piece
+    /// needs to start) before the host mappings change, and before a fork or a
+    /// dump reads the payload's memory: no piece is then populated over
+    /// memory that is no longer the snapshot's, and none is half done.
+    pub fn settle(&self) {
+        drop(self.filling.lock().unwrap_or_else(|e| e.into_inner()));
     }
 
     /// Populates every restored page not populated yet, before a snapshot or a
     /// core file reads the payload's memory (which counts a page never populated
     /// as a hole, zero).
     pub fn fill_all(&mut self, vm: &Vm) {
+        self.settle();
         for u in std::mem::take(&mut self.unfilled) {
             if let Err(e) = vm.mem.populate(u.range, false) {
                 trace!(Category::Mem, "populating restored pages: {e:#}");
@@ -522,6 +559,7 @@ impl AddressSpace {
 
     /// brk(2): moves the program break, returning the new (or unchanged) break.
     pub fn brk(&mut self, vm: &Vm, want: u64) -> u64 {
+        self.settle();
         if want < self.brk_start {
             return self.brk;
         }
@@ -618,6 +656,7 @@ impl AddressSpace {
 
     /// mmap(2) after argument validation.
     pub fn mmap(&mut self, vm: &Vm, req: &MapRequest<'_>) -> Result<u64, Errno> {
+        self.settle();
         let len = page_align_up(req.len);
         let hinted = req.hint..req.hint.saturating_add(len);
         let usable = |r: &Range<u64>| r.start >= MMAP_MIN_ADDR && self.region_for(vm, r).is_some();
@@ -702,6 +741,7 @@ impl AddressSpace {
         req: SegmentRequest,
         attach: impl FnOnce(Range<u64>) -> Result<(), Errno>,
     ) -> Result<u64, Errno> {
+        self.settle();
         let SegmentRequest {
             at,
             len,
@@ -760,6 +800,7 @@ impl AddressSpace {
 
     /// munmap(2): drops the mappings in `range` and gives their memory back to the host.
     pub fn munmap(&mut self, vm: &Vm, range: Range<u64>) -> Result<(), Errno> {
+        self.settle();
         let mapped: Vec<Range<u64>> = self
             .vmas
             .range(..range.end)
@@ -793,6 +834,7 @@ impl AddressSpace {
     /// mprotect(2): changes the recorded protection of fully mapped `range`.
     /// Private memory made writable is charged as Linux does (ENOMEM if refused).
     pub fn mprotect(&mut self, vm: &Vm, range: Range<u64>, prot: i32) -> Result<(), Errno> {
+        self.settle();
         let vmas = self.covering(&range).ok_or(Errno::NOMEM)?;
         if prot & PROT_WRITE != 0 {
             let gaining: u64 = vmas
@@ -876,6 +918,7 @@ impl AddressSpace {
     /// Commits and records an anonymous mapping exactly at `range` (used by mremap to
     /// grow a mapping in place).
     pub fn extend(&mut self, vm: &Vm, range: Range<u64>, like: Vma) -> Result<(), Errno> {
+        self.settle();
         let region = self.region_for(vm, &range).ok_or(Errno::NOMEM)?;
         let bytes = range.end - range.start;
         let charge = Charge::of_mapping(bytes, like.prot, like.shared, like.file.is_some(), false);
@@ -890,6 +933,7 @@ impl AddressSpace {
     /// MADV_DONTNEED: private anonymous pages in `range` read as zero again and their
     /// host memory is released. Fails with ENOMEM if part of `range` is unmapped.
     pub fn discard_anon(&mut self, vm: &Vm, range: Range<u64>) -> Result<(), Errno> {
+        self.settle();
         let vmas = self.covering(&range).ok_or(Errno::NOMEM)?;
         for (start, vma) in vmas {
             if vma.kind != VmaKind::File && !vma.shared {

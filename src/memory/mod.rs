@@ -39,7 +39,7 @@ pub mod host;
 mod pagemap;
 pub mod sysv;
 
-pub use pagemap::Backing;
+pub use pagemap::{Backing, open_pagemap};
 
 use std::ops::Range;
 use std::os::fd::{AsRawFd, BorrowedFd};

@@ -42,6 +42,11 @@ fn push(runs: &mut Vec<(Range<u64>, Backing)>, page: u64, kind: Backing) {
     }
 }
 
+/// This process's pagemap (a fork child must open its own).
+pub fn open_pagemap() -> Option<File> {
+    File::open("/proc/self/pagemap").ok()
+}
+
 impl GuestMemory {
     /// The host address of guest page `addr` and the end of the committed memory
     /// around it, when it lies in committed memory.
@@ -58,7 +63,16 @@ impl GuestMemory {
     /// guest range `range`, each with what backs it; `None` when km cannot read its
     /// own pagemap. Uncommitted pages are not populated.
     pub fn populated(&self, range: Range<u64>) -> Option<Vec<(Range<u64>, Backing)>> {
-        let pagemap = File::open("/proc/self/pagemap").ok()?;
+        self.populated_in(&open_pagemap()?, range)
+    }
+
+    /// [`GuestMemory::populated`], read from `pagemap`, this process's pagemap
+    /// (from [`open_pagemap`]), opened once by a caller that asks many times.
+    pub fn populated_in(
+        &self,
+        pagemap: &File,
+        range: Range<u64>,
+    ) -> Option<Vec<(Range<u64>, Backing)>> {
         let mut runs = Vec::new();
         let mut entries = vec![0u8; (BATCH * 8) as usize];
         let mut at = range.start;

@@ -290,7 +290,23 @@ pub fn fill_in_background(guest: &Arc<Guest>) -> Result<()> {
     let guest = guest.clone();
     std::thread::Builder::new()
         .name("km-fill".into())
-        .spawn(move || while lock(&guest.mm).fill_next(&guest.vm, FILL_PIECE) {})
+        .spawn(move || {
+            let pagemap = crate::memory::open_pagemap();
+            loop {
+                let mut mm = lock(&guest.mm);
+                let Some(piece) = mm.fill_next(&guest.vm, FILL_PIECE, pagemap.as_ref()) else {
+                    break;
+                };
+                // Populated without the address-space lock, which the payload's
+                // syscalls take to check their pointers; its mmap, munmap and
+                // brk wait for the piece.
+                let filling = mm.filling();
+                let populating = lock(&filling);
+                drop(mm);
+                piece.populate(&guest.vm);
+                drop(populating);
+            }
+        })
         .context("starting the thread that populates restored memory")?;
     Ok(())
 }

@@ -216,6 +216,8 @@ pub fn new_process(ctx: &mut Ctx<'_>, spec: ChildSpec, vfork: bool) -> SysResult
     let signals = ctx.thread.signals(guest).clone();
     // The address space stays still (no other thread maps or unmaps) across the fork.
     let mm = lock(&guest.mm);
+    // Nor does the background populate restored pages (the child would not).
+    mm.settle();
     let forked = guest.vm.fork();
     let vm = match forked {
         Ok(Forked::Parent(pid)) => {

@@ -18,6 +18,9 @@
 //!   semaphore ping-pong round trip between two processes (each side blocking in
 //!   semop until the other posts), native vs km (`cargo bench --bench km --
 //!   sysvipc`: only these);
+//! - signal waits: how long after pthread_kill a thread waiting in sigsuspend,
+//!   sigwaitinfo, sigtimedwait or a signalfd read returns (medians of 300 rounds,
+//!   `tests/payloads/sigwake.c`), native vs km (`-- signals`: only these);
 //! - processes: a fork + _exit + waitpid loop, and the start-up of Debian's dynamically
 //!   linked `python3 -c pass`, native vs km, and against its budget: native plus 1.2x
 //!   its syscall count (from `km --stats`) times km's per-syscall cost in this run;
@@ -405,6 +408,12 @@ fn main() {
         return;
     }
 
+    // `cargo bench --bench km -- signals`: the signal-wait lines only.
+    if std::env::args().any(|a| a == "signals") {
+        signal_waits(km, &out);
+        return;
+    }
+
     // `cargo bench --bench km -- forks`: the fork line only.
     if std::env::args().any(|a| a == "forks") {
         fork_row(km, &forks, bare_exit_ns());
@@ -458,6 +467,8 @@ fn main() {
     thread_rows(km, &threads, bare);
 
     sysv_ipc(km, &sysvipc, bare);
+
+    signal_waits(km, &out);
 
     let spread = format!("files-{SPREAD_THREADS}");
     let mut ratios = Vec::new();
@@ -545,6 +556,45 @@ const REDIS_START_LIMIT: std::time::Duration = std::time::Duration::from_secs(20
 
 /// redis-benchmark's SET and GET requests per second against redis-server started
 /// through `prefix` (empty = native), on a free loopback port.
+/// Rounds per kind of wait in the signal-wait rows.
+const SIGNAL_WAKES: u64 = 300;
+
+/// The median wake-up time of each kind of signal wait (`sigwake.c` prints them
+/// to stderr as "KIND: median N us, p90 M us"), native and under km.
+fn signal_waits(km: &std::ffi::OsStr, out: &Path) {
+    let exe = build(out, "tests/payloads/sigwake.c", "sigwake");
+    let medians = |prefix: &[&std::ffi::OsStr]| -> Vec<(String, f64)> {
+        let (program, args) = match prefix {
+            [] => (exe.as_os_str(), vec![]),
+            [first, rest @ ..] => (*first, [rest, &[exe.as_os_str()]].concat()),
+        };
+        let run = Command::new(program)
+            .args(args)
+            .arg(SIGNAL_WAKES.to_string())
+            .arg("1000")
+            .stdout(Stdio::null())
+            .output()
+            .expect("spawn sigwake");
+        assert!(run.status.success(), "sigwake under {prefix:?} failed");
+        String::from_utf8_lossy(&run.stderr)
+            .lines()
+            .filter_map(|l| {
+                let (kind, rest) = l.split_once(": median ")?;
+                let us = rest.split(' ').next()?.parse().ok()?;
+                Some((kind.to_string(), us))
+            })
+            .collect()
+    };
+    let native = medians(&[]);
+    let under_km = medians(&[km]);
+    for ((kind, n), (_, k)) in native.iter().zip(&under_km) {
+        println!(
+            "signal wait ({kind}, wake-up after pthread_kill, median of {SIGNAL_WAKES}): native {n:.0} us, km {k:.0} us, ratio {:.1}x",
+            k / n
+        );
+    }
+}
+
 /// The System V IPC rows: per operation, native vs km, and in bare exits.
 fn sysv_ipc(km: &std::ffi::OsStr, exe: &Path, bare: f64) {
     for (label, mode, n) in [

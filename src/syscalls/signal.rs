@@ -14,8 +14,10 @@ use crate::kvm::kick;
 use crate::memory::host;
 
 const SIGSET_SIZE: u64 = 8;
-/// How often a thread waiting for a signal looks again (a kick usually wakes it first).
-const WAIT_SLICE: Duration = Duration::from_millis(10);
+/// The longest host sleep of a thread waiting for a signal between two looks. A
+/// kick ends the sleep at once (and is sent again until the thread has looked, see
+/// `kvm::kick`), so this only bounds the cost of a wake-up km failed to send.
+const WAIT_SLICE: Duration = Duration::from_secs(1);
 
 fn check_sigset_size(size: u64) -> Result<(), Errno> {
     if size != SIGSET_SIZE {
@@ -122,19 +124,25 @@ pub fn rt_sigpending(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     Ok(0)
 }
 
-/// Sleeps until a signal is deliverable to the thread (or `deadline` passes).
-fn wait_for_signal(ctx: &Ctx<'_>, deadline: Option<Instant>) -> bool {
-    loop {
-        if ctx.wait_ends() {
-            return true;
-        }
-        let slice = deadline.map_or(WAIT_SLICE, |d| {
-            d.saturating_duration_since(Instant::now()).min(WAIT_SLICE)
-        });
-        if slice.is_zero() {
-            return false;
-        }
-        std::thread::sleep(slice);
+/// One host sleep until a kick (a signal queued for the payload, a stop request)
+/// interrupts it, `deadline` passes, or [`WAIT_SLICE`] ends. The caller looks at
+/// what it waits for (after `Ctx::wait_ends`) before each sleep.
+fn sleep_until_kicked(deadline: Option<Instant>) {
+    let slice = deadline.map_or(WAIT_SLICE, |d| {
+        d.saturating_duration_since(Instant::now()).min(WAIT_SLICE)
+    });
+    let request = rustix::time::Timespec {
+        tv_sec: slice.as_secs() as i64,
+        tv_nsec: i64::from(slice.subsec_nanos()),
+    };
+    // Interrupted (the kick) or slept out: either way the caller looks again.
+    let _ = rustix::thread::nanosleep(&request);
+}
+
+/// Sleeps until a signal is deliverable to the thread.
+fn wait_for_signal(ctx: &Ctx<'_>) {
+    while !ctx.wait_ends() {
+        sleep_until_kicked(None);
     }
 }
 
@@ -143,12 +151,12 @@ pub fn rt_sigsuspend(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     check_sigset_size(a[1])?;
     let mask: u64 = ctx.read_obj(a[0])?;
     signals::set_temporary_mask(ctx.thread, mask);
-    wait_for_signal(ctx, None);
+    wait_for_signal(ctx);
     Err(Errno::INTR)
 }
 
 pub fn pause(ctx: &mut Ctx<'_>, _: &[u64; 6]) -> SysResult {
-    wait_for_signal(ctx, None);
+    wait_for_signal(ctx);
     Err(Errno::INTR)
 }
 
@@ -159,6 +167,9 @@ pub fn rt_sigtimedwait(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     let set = ctx.read_obj::<u64>(a[0])? & !UNBLOCKABLE;
     let deadline = ctx.read_deadline(a[2])?;
     loop {
+        // Acknowledges kicks before looking at the set: a signal queued after the
+        // look kicks again and ends the sleep.
+        let interrupted = ctx.wait_ends();
         if let Some(info) = signals::take(ctx.guest, ctx.thread, set) {
             if a[1] != 0 {
                 ctx.write_bytes(a[1], &info)?;
@@ -168,13 +179,10 @@ pub fn rt_sigtimedwait(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
         if deadline.is_some_and(|d| Instant::now() >= d) {
             return Err(Errno::AGAIN);
         }
-        if ctx.wait_ends() {
+        if interrupted {
             return Err(Errno::INTR);
         }
-        std::thread::sleep(
-            WAIT_SLICE
-                .min(deadline.map_or(WAIT_SLICE, |d| d.saturating_duration_since(Instant::now()))),
-        );
+        sleep_until_kicked(deadline);
     }
 }
 
@@ -223,6 +231,8 @@ pub fn read_signalfd(
     let max = (count / signalfd::RECORD_SIZE as u64).min(SIGNALFD_RECORDS_PER_READ) as usize;
     let nonblocking = rustix::fs::fcntl_getfl(fd)?.contains(rustix::fs::OFlags::NONBLOCK);
     loop {
+        // Kicks acknowledged before the look, as in rt_sigtimedwait.
+        let interrupted = !nonblocking && ctx.wait_ends();
         let records = signalfd::take(ctx.guest, ctx.thread, mask, max);
         if !records.is_empty() {
             ctx.write_bytes(buf, &records)?;
@@ -231,10 +241,10 @@ pub fn read_signalfd(
         if nonblocking {
             return Err(Errno::AGAIN);
         }
-        if ctx.wait_ends() {
+        if interrupted {
             return Err(Errno::INTR);
         }
-        std::thread::sleep(WAIT_SLICE);
+        sleep_until_kicked(None);
     }
 }
 

@@ -1,6 +1,6 @@
 //! `--stats`: counters of what the payload cost, printed to km's log when the
 //! process exits or execs (per-syscall counts and host time, exits by kind, time
-//! in KVM_RUN, memslot changes, MMU flushes, range invalidations, kicks (and those sent again), time parked for gdb, and KVM's
+//! in KVM_RUN, memslot changes, MMU flushes, range invalidations, kicks (and those sent again), threads started on spares or new host threads, vCPUs created, time parked for gdb, and KVM's
 //! own statistics read through KVM_GET_STATS_FD). A leaf every layer may use, like
 //! `trace`.
 //!

@@ -48,6 +48,10 @@ pub fn run_thread(guest: &Arc<Guest>, mut thread: Thread, initial_stop: bool) {
     let status = run_until_exit(guest, &mut thread);
     kick::unregister(kick_slot);
     syscalls::thread_exit_cleanup(guest, &thread);
+    // After the wake of a joiner, off its path: the next thread on this vCPU
+    // with the same thread pointer then starts without KVM_SET_MSRS. Without
+    // them (a failed ioctl) it sets its bases, as any thread does.
+    let _ = thread.vcpu.note_segment_bases();
     guest.thread_exited(thread, status);
 }
 

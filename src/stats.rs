@@ -1,6 +1,6 @@
 //! `--stats`: counters of what the payload cost, printed to km's log when the
 //! process exits or execs (per-syscall counts and host time, exits by kind, time
-//! in KVM_RUN, memslot changes, MMU flushes, range invalidations, kicks (and those sent again), time parked for gdb, and KVM's
+//! in KVM_RUN, memslot changes, MMU flushes, range invalidations, kicks (and those sent again), threads started on spares or new host threads, vCPUs created, time parked for gdb, and KVM's
 //! own statistics read through KVM_GET_STATS_FD). A leaf every layer may use, like
 //! `trace`.
 //!
@@ -61,9 +61,15 @@ pub enum Event {
     Kick,
     /// A kick sent again: it had come before the blocking call it was to end.
     Rekick,
+    /// A thread started on a spare host thread that was waiting for it.
+    SpareTaken,
+    /// A thread started on a host thread created for it (no spare waited).
+    HostThreadStarted,
+    /// A vCPU created for a thread (none was parked).
+    VcpuCreated,
 }
 
-const EVENTS: usize = Event::Rekick as usize + 1;
+const EVENTS: usize = Event::VcpuCreated as usize + 1;
 
 const EVENT_NAMES: [&str; EVENTS] = [
     "syscall",
@@ -77,6 +83,9 @@ const EVENT_NAMES: [&str; EVENTS] = [
     "range invalidations",
     "kicks",
     "kicks sent again",
+    "threads on spares",
+    "on new host threads",
+    "vCPUs created",
 ];
 
 static COUNTS: [AtomicU64; EVENTS] = [const { AtomicU64::new(0) }; EVENTS];

@@ -187,6 +187,33 @@ fn relro_mprotects_invalidate_their_pages_without_a_flush() {
     assert!(invalidations.is_some_and(|n| n > 0), "{stderr}");
 }
 
+/// Threads `threads.c` creates: 16 counters, a producer, 3 at a barrier, a futex
+/// waker, 200 in a loop, 50 + 50 + 60 one after another (or two at a time), and
+/// the 2 CPU-affinity probes.
+const THREADS_MADE: u64 = 383;
+
+/// Threads created one after another start on spare host threads waiting for
+/// them and on parked vCPUs: the report's counts add up to the threads made, and
+/// only the first burst of 16 concurrent threads (and the one after the payload
+/// narrows its affinity, when spares stop) needs new host threads and vCPUs.
+#[test]
+fn threads_start_on_spares_and_parked_vcpus() {
+    let exe = payload("threads.musl");
+    let out = run(km().arg("--stats").arg(&exe));
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let report = &reports(&stderr)[0];
+    let count = |label| {
+        report
+            .number("memslot changes", label)
+            .unwrap_or_else(|| panic!("no {label}: {stderr}"))
+    };
+    let (spares, fresh) = (count("threads on spares"), count("on new host threads"));
+    assert_eq!(spares + fresh, THREADS_MADE, "{stderr}");
+    assert!(spares >= 300, "{stderr}");
+    assert!(count("vCPUs created") <= 20, "{stderr}");
+}
+
 #[test]
 fn no_report_without_the_option() {
     let exe = payload("statsload.musl");

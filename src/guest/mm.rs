@@ -935,12 +935,27 @@ impl AddressSpace {
     pub fn discard_anon(&mut self, vm: &Vm, range: Range<u64>) -> Result<(), Errno> {
         self.settle();
         let vmas = self.covering(&range).ok_or(Errno::NOMEM)?;
+        // Neighbouring anonymous mappings in one region go in one piece, as in
+        // munmap: glibc's thread exit advises away its stack's guard page and the
+        // stack's unused part together.
+        let mut pieces: Vec<Range<u64>> = Vec::new();
         for (start, vma) in vmas {
             if vma.kind != VmaKind::File && !vma.shared {
                 let piece = start.max(range.start)..vma.end.min(range.end);
-                vm.mem.discard(piece.clone()).map_err(|_| Errno::NOMEM)?;
-                self.unfill(&piece);
+                match pieces.last_mut() {
+                    Some(last)
+                        if last.end == piece.start
+                            && self.region_for(vm, &(last.start..piece.end)).is_some() =>
+                    {
+                        last.end = piece.end
+                    }
+                    _ => pieces.push(piece),
+                }
             }
+        }
+        for piece in pieces {
+            vm.mem.discard(piece.clone()).map_err(|_| Errno::NOMEM)?;
+            self.unfill(&piece);
         }
         Ok(())
     }

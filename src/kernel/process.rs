@@ -117,11 +117,18 @@ struct Threads {
     idle: Vec<Vcpu>,
     next_vcpu: u32,
     spares: Vec<Arc<Spare>>,
+    /// Spare host threads started that are not waiting yet.
+    starting: usize,
 }
 
 /// Most spare host threads kept waiting for a guest thread: a clone finding one
 /// skips creating a host thread and waiting for it to start.
 const MAX_SPARES: usize = 4;
+/// Spare host threads a thread's end makes sure are waiting or starting: two,
+/// so that a thread created right after another ended (a create+join loop)
+/// takes a spare started one thread earlier, not the one its predecessor's end
+/// is still starting.
+const SPARES_AHEAD: usize = 2;
 
 /// A spare host thread, which has run no guest thread yet, waiting for one.
 pub struct Spare {
@@ -338,6 +345,7 @@ impl Guest {
                 idle: Vec::new(),
                 next_vcpu: 0,
                 spares: Vec::new(),
+                starting: 0,
             }),
             stop: StopAll::default(),
             unimpl_seen: Mutex::new(HashSet::new()),
@@ -435,6 +443,7 @@ impl Guest {
         let id = t.next_vcpu;
         t.next_vcpu += 1;
         drop(t);
+        crate::stats::count(crate::stats::Event::VcpuCreated);
         self.vm.create_vcpu(id)
     }
 
@@ -451,10 +460,28 @@ impl Guest {
         self.debugger.is_none() && !self.threads_differ.load(Ordering::SeqCst)
     }
 
-    /// Whether a spare host thread should be started: fewer than
-    /// [`MAX_SPARES`] wait, and spares are kept (see [`Guest::take_spare`]).
-    pub fn wants_spare(&self) -> bool {
-        self.keeps_spares() && lock(&self.threads).spares.len() < MAX_SPARES
+    /// How many spare host threads to start as a thread ends: one, or up to
+    /// [`SPARES_AHEAD`] waiting or starting, while fewer than [`MAX_SPARES`]
+    /// are and spares are kept (see [`Guest::take_spare`]). Counted as starting
+    /// until each calls [`Guest::wait_for_thread`] (or [`Guest::spare_failed`]).
+    pub fn spares_to_start(&self) -> usize {
+        if !self.keeps_spares() {
+            return 0;
+        }
+        let mut t = lock(&self.threads);
+        let have = t.spares.len() + t.starting;
+        let n = SPARES_AHEAD
+            .saturating_sub(have)
+            .max(1)
+            .min(MAX_SPARES.saturating_sub(have));
+        t.starting += n;
+        n
+    }
+
+    /// A spare counted by [`Guest::spares_to_start`] could not be started.
+    pub fn spare_failed(&self) {
+        let mut t = lock(&self.threads);
+        t.starting = t.starting.saturating_sub(1);
     }
 
     /// Called by a spare host thread: waits for a guest thread to run, or returns
@@ -468,6 +495,7 @@ impl Guest {
         });
         {
             let mut t = lock(&self.threads);
+            t.starting = t.starting.saturating_sub(1);
             if t.spares.len() >= MAX_SPARES || !self.keeps_spares() {
                 return None;
             }

@@ -5,6 +5,7 @@
 use std::cell::Cell;
 use std::ptr::NonNull;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result, bail};
 use kvm_bindings::{Msrs, kvm_msr_entry, kvm_regs, kvm_run, kvm_segment, kvm_xcrs};
@@ -48,6 +49,20 @@ const HW_SYSCALL_MASK: u64 = 0x4_7700;
 
 /// The trap flag in RFLAGS (single-step).
 pub const TF: u64 = 1 << 8;
+
+/// Whether a vCPU of this process may hold a GS base other than 0: km gave one
+/// another base, or made one on which the guest can write it itself
+/// (CR4.FSGSBASE). Until then every GS base is 0, since the guest's only other
+/// way to change it, loading a segment selector, loads a base of 0 from km's
+/// GDT. A fork child, a copy of km, keeps its parent's; execve starts afresh, as
+/// Linux gives the new program a GS base of 0.
+static GS_BASE_MAY_BE_SET: AtomicBool = AtomicBool::new(false);
+
+fn note_gs_base(gs: u64) {
+    if gs != 0 {
+        GS_BASE_MAY_BE_SET.store(true, Ordering::SeqCst);
+    }
+}
 /// The resume flag in RFLAGS: the next instruction runs without its instruction
 /// breakpoint firing (the CPU clears it after that instruction).
 pub const RF: u64 = 1 << 16;
@@ -125,6 +140,12 @@ pub struct KvmVcpu {
     pub id: u32,
     /// The user code and data selectors (from [`CpuSetup`]).
     user: (u16, u16),
+    /// The FS and GS bases the vCPU holds, when km knows them: read once its
+    /// thread has ended ([`KvmVcpu::note_segment_bases`]) or set by km, and
+    /// forgotten when guest code runs (it can change them, with a selector load
+    /// if not otherwise) or km sets segment registers or one base. A new thread
+    /// whose bases are these needs no KVM_SET_MSRS.
+    bases: Cell<Option<(u64, u64)>>,
     /// KVM's single-step is on.
     single_step: bool,
     /// The debug registers KVM programs (none enabled: not used).
@@ -194,6 +215,7 @@ impl KvmVcpu {
         }
         if fsgsbase {
             s.cr4 |= CR4_FSGSBASE;
+            GS_BASE_MAY_BE_SET.store(true, Ordering::SeqCst);
         }
         s.efer = EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE;
         (s.gdt.base, s.gdt.limit) = setup.gdt;
@@ -260,6 +282,7 @@ impl KvmVcpu {
             run,
             sync,
             regs_synced: Cell::new(false),
+            bases: Cell::new(None),
             id: setup.id,
             user: (setup.user_cs, setup.user_ds),
             single_step: false,
@@ -278,19 +301,32 @@ impl KvmVcpu {
     }
 
     pub fn set_fs_base(&self, base: u64) -> Result<()> {
+        self.bases.set(None);
         self.set_msrs(&[msr(MSR_FS_BASE, base)])
             .context("KVM_SET_MSRS FS_BASE")
     }
 
     pub fn set_gs_base(&self, base: u64) -> Result<()> {
+        note_gs_base(base);
+        self.bases.set(None);
         self.set_msrs(&[msr(MSR_GS_BASE, base)])
             .context("KVM_SET_MSRS GS_BASE")
     }
 
-    /// FS and GS bases at once (a new thread's, a restored one's).
+    /// FS and GS bases at once (a new thread's, a restored one's); no ioctl
+    /// when the vCPU is known to hold them already (a parked vCPU whose last
+    /// thread had the same thread pointer: a stack the payload's C library
+    /// cached, or mapped again at the same address).
     pub fn set_segment_bases(&self, fs: u64, gs: u64) -> Result<()> {
+        if self.bases.get() == Some((fs, gs)) {
+            return Ok(());
+        }
+        note_gs_base(gs);
+        self.bases.set(None);
         self.set_msrs(&[msr(MSR_FS_BASE, fs), msr(MSR_GS_BASE, gs)])
-            .context("KVM_SET_MSRS FS_BASE, GS_BASE")
+            .context("KVM_SET_MSRS FS_BASE, GS_BASE")?;
+        self.bases.set(Some((fs, gs)));
+        Ok(())
     }
 
     /// Sets every MSR of `entries`, or fails.
@@ -327,6 +363,21 @@ impl KvmVcpu {
     pub fn segment_bases(&self) -> Result<(u64, u64)> {
         let s = self.fd.get_sregs().context("KVM_GET_SREGS")?;
         Ok((s.fs.base, s.gs.base))
+    }
+
+    /// The vCPU's GS base when km knows it without asking KVM: 0 while no vCPU
+    /// of the process can hold another (see [`GS_BASE_MAY_BE_SET`]).
+    pub fn known_gs_base(&self) -> Option<u64> {
+        (!GS_BASE_MAY_BE_SET.load(Ordering::SeqCst)).then_some(0)
+    }
+
+    /// Reads the FS and GS bases of a vCPU whose thread has ended, so that the
+    /// next thread on it needs no KVM_SET_MSRS when they are its own (see
+    /// [`KvmVcpu::set_segment_bases`]).
+    pub fn note_segment_bases(&self) -> Result<()> {
+        let bases = self.segment_bases()?;
+        self.bases.set(Some(bases));
+        Ok(())
     }
 
     pub fn cr2(&self) -> Result<u64> {
@@ -376,6 +427,7 @@ impl KvmVcpu {
             s.cs = user_segment(self.user.0, true);
             s.ss = user_segment(self.user.1, false);
             self.load_pending_regs()?;
+            self.bases.set(None);
             self.fd.set_sregs(&s).context("KVM_SET_SREGS")?;
         }
         self.set_regs(regs)
@@ -395,6 +447,7 @@ impl KvmVcpu {
     /// Puts back what [`KvmVcpu::save`] saved.
     pub fn restore(&self, saved: &SavedCpu) -> Result<()> {
         self.load_pending_regs()?;
+        self.bases.set(None);
         self.fd.set_sregs(&saved.sregs).context("KVM_SET_SREGS")?;
         self.set_regs(&saved.regs)?;
         self.set_xsave(&saved.xsave)
@@ -472,6 +525,7 @@ impl KvmVcpu {
     /// process limits) is done here, and its failure returned, instead of every
     /// later KVM_RUN failing with EAGAIN.
     pub fn first_run(&mut self) -> Result<()> {
+        self.bases.set(None);
         self.fd.set_kvm_immediate_exit(1);
         let ran = self.fd.run().map(|_| ());
         self.fd.set_kvm_immediate_exit(0);
@@ -508,6 +562,7 @@ impl KvmVcpu {
         let kicked_before =
             unsafe { std::ptr::read_volatile(&raw const self.fd.get_kvm_run().immediate_exit) }
                 != 0;
+        self.bases.set(None);
         let ran = self.fd.run();
         // What the exit is for is looked at from here on (signals at a syscall's
         // entry): earlier kicks need not be sent again.

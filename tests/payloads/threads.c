@@ -1,12 +1,17 @@
 /* Threads: mutex counter, condition variable, __thread, join values, barrier,
  * raw futex wait/wake, 200 threads created and joined in a loop, and what a new
- * thread gets whatever ran before it (km keeps spare host threads): fresh
- * __thread values, its creator's signal mask and CPU affinity, and a tid no
+ * thread gets whatever ran before it (km keeps spare host threads and parked
+ * vCPUs): fresh __thread values, its own thread pointer (FS base) and its
+ * creator's GS base, its creator's signal mask and CPU affinity, and a tid no
  * thread before it had. */
 #define _GNU_SOURCE
 /* musl-gcc has no kernel headers: the futex ABI numbers. */
 #define FUTEX_WAIT_PRIVATE 128
 #define FUTEX_WAKE_PRIVATE 129
+/* And arch_prctl's. */
+#define ARCH_SET_GS 0x1001
+#define ARCH_GET_FS 0x1003
+#define ARCH_GET_GS 0x1004
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -105,6 +110,39 @@ static void *cpus(void *arg) {
     return (void *)(long)CPU_COUNT(&set);
 }
 
+static unsigned long expected_gs;
+
+/* 1 when the thread's FS base is its own thread pointer and its GS base its
+ * creator's. */
+static void *bases(void *arg) {
+    (void)arg;
+    unsigned long fs = 0, gs = 1;
+    syscall(SYS_arch_prctl, ARCH_GET_FS, &fs);
+    syscall(SYS_arch_prctl, ARCH_GET_GS, &gs);
+    return (void *)(long)(fs == (unsigned long)pthread_self() && gs == expected_gs);
+}
+
+/* Creates and joins threads reporting their bases, one alone, then two at a
+ * time (so that a vCPU a thread ended on gets a thread on another stack), `n`
+ * rounds; returns how many were right. */
+static long bases_rounds(int n) {
+    long right = 0;
+    for (int i = 0; i < n; i++) {
+        pthread_t a, b;
+        void *r;
+        pthread_create(&a, NULL, bases, NULL);
+        pthread_join(a, &r);
+        right += (long)r;
+        pthread_create(&a, NULL, bases, NULL);
+        pthread_create(&b, NULL, bases, NULL);
+        pthread_join(a, &r);
+        right += (long)r;
+        pthread_join(b, &r);
+        right += (long)r;
+    }
+    return right;
+}
+
 static long run_one(void *(*fn)(void *)) {
     pthread_t t;
     void *r;
@@ -198,6 +236,16 @@ int main(void) {
     for (int i = 0; i < 50; i++)
         fresh += run_one(inherit);
     printf("50 threads with fresh __thread and their creator's mask: %ld\n", fresh);
+
+    long right = bases_rounds(10);
+    static char gs_area[64];
+    expected_gs = (unsigned long)gs_area;
+    if (syscall(SYS_arch_prctl, ARCH_SET_GS, expected_gs) != 0) {
+        perror("arch_prctl");
+        return 1;
+    }
+    right += bases_rounds(10);
+    printf("60 threads with their own thread pointer and their creator's GS base: %ld\n", right);
 
     /* A thread started after its creator narrowed its affinity has the narrow one. */
     cpu_set_t set;

@@ -28,7 +28,11 @@ use crate::trace::{self, Category};
 pub fn publish(guest: &Guest, thread: &Thread) -> Result<()> {
     let on = guest.debugger.is_none() && !trace::enabled(Category::Hypercall) && !stats::on();
     let values = on.then(|| IN_GUEST.map(|nr| answer(thread, nr)));
-    Ok(thread.vcpu.area.set_answers(&guest.vm.mem, values)?)
+    let actions = on && thread.vfork_child.is_none();
+    Ok(thread
+        .vcpu
+        .area
+        .set_answers(&guest.vm.mem, values, actions)?)
 }
 
 /// What syscall `nr` of [`IN_GUEST`] returns to `thread`.

@@ -14,6 +14,10 @@
 //! words of the request block, which [`lend`] fills before each entry into the
 //! guest and [`take_back`] reads after each exit: inside km the [`Thread`]'s
 //! fields stay the thread's state.
+//!
+//! It also answers rt_sigaction queries from the process's disposition table
+//! (`signals::set_action` keeps it), when [`publish`] says the table is the
+//! thread's: not in a vfork child, whose dispositions are its own.
 
 use anyhow::Result;
 

@@ -7,8 +7,8 @@
 //! | `0x00000`            | GDT (Linux user selectors, one TSS descriptor per vCPU) |
 //! | `0x10000`            | IDT: vectors 0-31 point at the exception stubs           |
 //! | `0x11000`            | exception stubs, 16 bytes per vector                    |
+//! | `0x12000`            | the process's signal dispositions (user read-only, [`write_action`]) |
 //! | `0x20000 + 16K * n`  | vCPU n: syscall pad (user RX), request block (user RW), TSS with I/O bitmap, kernel stack |
-//! | `0x1fff000`          | the process's signal dispositions (user read-only, [`write_action`]) |
 //! | `0x2000000`          | page-table pool (not mapped)                            |
 //!
 //! **Syscalls.** MSR_LSTAR of vCPU n points at its own copy of the pad, which stores
@@ -48,7 +48,8 @@ const CPU_AREA_SIZE: u64 = 4 * PAGE_SIZE;
 /// The process's signal dispositions, which the pad's rt_sigaction reads: a
 /// sequence word, then from [`ACTION_ENTRIES`] on one `struct kernel_sigaction`
 /// (32 bytes) per signal 1-64.
-const ACTIONS: u64 = SYS_BASE + 0x1ff_f000;
+/// Next to the stubs, so that it shares their host huge page and page tables.
+const ACTIONS: u64 = SYS_BASE + 0x12000;
 const ACTION_ENTRIES: u64 = 64;
 /// Page-table pool inside the system region.
 pub const PT_POOL: std::ops::Range<u64> = SYS_BASE + 0x200_0000..SYS_BASE + SYS_SIZE;

@@ -45,6 +45,7 @@ pub fn run_thread(guest: &Arc<Guest>, mut thread: Thread, initial_stop: bool) {
         deliver_signals(guest, &mut thread, Point::Interrupted),
     );
     or_fail(guest, answers::publish(guest, &thread));
+    or_fail(guest, signals::publish_actions(guest).map_err(Into::into));
     let status = run_until_exit(guest, &mut thread);
     kick::unregister(kick_slot);
     syscalls::thread_exit_cleanup(guest, &thread);

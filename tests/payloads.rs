@@ -630,6 +630,19 @@ fn signal_masks_in_the_guest_match_native() {
     }
 }
 
+/// rt_sigaction queries, answered by the landing pad in the guest from the
+/// process's disposition table, against Linux: every signal's disposition after
+/// changes, SA_RESETHAND, bad pointers and arguments, a query racing another
+/// thread's changes, fork and vfork children, execve.
+#[test]
+fn signal_dispositions_in_the_guest_match_native() {
+    for libc in LIBCS {
+        let out =
+            assert_passes_like_native(&payload(&format!("sigactions.{libc}")), &[], None, "done");
+        assert!(out.contains("race: mixed 0, both seen 1"), "{libc}: {out}");
+    }
+}
+
 /// Runs `exe` with `args` under `-V hypercall` and under `--stats`: each must see
 /// `expected` calls of `syscall`.
 fn assert_traced_and_counted(exe: &str, args: &[&str], syscall: &str, expected: usize) {
@@ -656,6 +669,13 @@ fn assert_traced_and_counted(exe: &str, args: &[&str], syscall: &str, expected: 
 #[test]
 fn signal_masks_are_seen_when_tracing_or_counting() {
     assert_traced_and_counted("sigmask.musl", &["loop", "40"], "rt_sigprocmask", 40);
+}
+
+/// With `-V hypercall` and `--stats` the pad answers no rt_sigaction query in
+/// the guest: each one is traced and counted (and musl's start-up makes none).
+#[test]
+fn signal_dispositions_are_seen_when_tracing_or_counting() {
+    assert_traced_and_counted("sigactions.musl", &["loop", "30"], "rt_sigaction", 30);
 }
 
 /// With `-V hypercall` (and `--stats`) every syscall exits, so each getpid the

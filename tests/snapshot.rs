@@ -374,6 +374,7 @@ fn a_python_program_resumes_from_its_snapshot_and_gdb_reads_it() {
     assert_eq!(listed, 2, "{threads}{}", text(&gdb.stderr));
 }
 
+/// Also the dispositions a query in the guest reads.
 #[test]
 fn gs_base_pending_signals_and_an_interval_timer_come_back() {
     let dir = scratch("snapshot-state");
@@ -386,6 +387,8 @@ fn gs_base_pending_signals_and_an_interval_timer_come_back() {
         "interval timer armed, under 600 s left: yes",
         "handled: SIGUSR1 1, SIGUSR2 1, SIGRTMIN 2",
         "alarm had between 1 and 600 s left: yes",
+        "signal 10: 0, handler on_signal",
+        "signal 14: 0, handler on_signal",
     ] {
         assert!(
             expected.contains(line),

@@ -66,6 +66,7 @@ RUN_CASES=(
   "earlykill-glibc 1 sigcompat.glibc earlykill"
   "idcalls-glibc 1 idcalls.glibc"
   "sigmask-glibc 1 sigmask.glibc"
+  "sigactions-glibc 1 sigactions.glibc"
 )
 # gdb cases: "NAME SHORT MODE SCRIPT PAYLOAD ARGS..." (MODE run: km -g; listen: km
 # --gdb-listen, gdb attaches, km then gets SIGTERM and the payload exits 3).

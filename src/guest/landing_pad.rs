@@ -7,6 +7,7 @@
 //! | `0x00000`            | GDT (Linux user selectors, one TSS descriptor per vCPU) |
 //! | `0x10000`            | IDT: vectors 0-31 point at the exception stubs           |
 //! | `0x11000`            | exception stubs, 16 bytes per vector                    |
+//! | `0x12000`            | the process's signal dispositions (user read-only, [`write_action`]) |
 //! | `0x20000 + 16K * n`  | vCPU n: syscall pad (user RX), request block (user RW), TSS with I/O bitmap, kernel stack |
 //! | `0x2000000`          | page-table pool (not mapped)                            |
 //!
@@ -19,7 +20,7 @@
 //! bitmap opens only [`HC_PORT`] and [`SIGMASK_PORT`] to CPL3. A few syscalls are
 //! answered without an exit: [`IN_GUEST`] from the pad page, and, at CPL3 only,
 //! rt_sigprocmask and set_robust_list on the thread's words in the request block
-//! ([`ThreadWords`]).
+//! ([`ThreadWords`]), and rt_sigaction queries from the disposition table.
 //!
 //! **Exceptions.** Each IDT stub (CPL0) pushes a zero error code when the CPU pushed
 //! none, pushes its vector, and executes `out` to [`EXC_PORT`]; the monitor reads the
@@ -44,6 +45,12 @@ const IDT: u64 = SYS_BASE + 0x10000;
 const STUBS: u64 = SYS_BASE + 0x11000;
 const CPU_AREAS: u64 = SYS_BASE + 0x20000;
 const CPU_AREA_SIZE: u64 = 4 * PAGE_SIZE;
+/// The process's signal dispositions, which the pad's rt_sigaction reads: a
+/// sequence word, then from [`ACTION_ENTRIES`] on one `struct kernel_sigaction`
+/// (32 bytes) per signal 1-64.
+/// Next to the stubs, so that it shares their host huge page and page tables.
+const ACTIONS: u64 = SYS_BASE + 0x12000;
+const ACTION_ENTRIES: u64 = 64;
 /// Page-table pool inside the system region.
 pub const PT_POOL: std::ops::Range<u64> = SYS_BASE + 0x200_0000..SYS_BASE + SYS_SIZE;
 pub const MAX_VCPUS: u32 = 1024;
@@ -87,6 +94,8 @@ global_asm!(
     "je 2f",
     "cmp ${sigprocmask}, %rax",
     "je .Lkm_sigmask",
+    "cmp ${sigaction}, %rax",
+    "je .Lkm_sigaction",
     "cmp ${set_robust_list}, %rax",
     "je .Lkm_robust",
     "cmp ${nr0}, %rax",
@@ -183,6 +192,62 @@ global_asm!(
     "9: jmp *%rcx",
     ".globl km_pad_sigmask_end",
     "km_pad_sigmask_end:",
+    // rt_sigaction(sig, NULL, oldact, 8), a query, at CPL3 only, from the
+    // process's disposition table (read-only to the payload) when the pad
+    // page's `actions` word says the table is this thread's. The table's
+    // sequence word is odd while km changes an entry, and changes with each
+    // change: a copy made while it moved is made again on the exit path. Past
+    // the checks RSI (0) and R10 (8) serve as scratch registers and are given
+    // their values back on every way out; a fault or a kick anywhere in the
+    // block takes the exit path, which makes the whole call again.
+    ".balign {block}",
+    ".globl km_pad_sigaction",
+    "km_pad_sigaction:",
+    ".Lkm_sigaction:",
+    "cmpq $0, .Lkm_pad+{answers}+8(%rip)",
+    "jne 2f",
+    "cmpq $0, .Lkm_pad+{answers}+{actions_on}(%rip)",
+    "je 2f",
+    "test %rsi, %rsi",
+    "jnz 2f",
+    "test %rdx, %rdx",
+    "jz 2f",
+    "cmp $8, %r10",
+    "jne 2f",
+    ".globl km_pad_sigaction_checked",
+    "km_pad_sigaction_checked:",
+    "lea -1(%rdi), %eax",
+    "cmp $63, %eax",
+    "ja 11f",
+    "shl $5, %rax",
+    "movabs ${actions}, %rsi",
+    "mov (%rsi), %r10",
+    "test $1, %r10b",
+    "jnz 11f",
+    "mov %r10, .Lkm_pad+{block_page}+{scratch}(%rip)",
+    "lea {entries}(%rsi,%rax), %rsi",
+    "mov (%rsi), %rax",
+    "mov %rax, (%rdx)",
+    "mov 8(%rsi), %rax",
+    "mov %rax, 8(%rdx)",
+    "mov 16(%rsi), %rax",
+    "mov %rax, 16(%rdx)",
+    "mov 24(%rsi), %rax",
+    "mov %rax, 24(%rdx)",
+    "movabs ${actions}, %rsi",
+    "mov (%rsi), %rax",
+    "cmp .Lkm_pad+{block_page}+{scratch}(%rip), %rax",
+    "jne 11f",
+    "xor %esi, %esi",
+    "mov $8, %r10d",
+    "xor %eax, %eax",
+    "jmp *%rcx",
+    "11: xor %esi, %esi",
+    "mov $8, %r10d",
+    "mov ${sigaction}, %eax",
+    "jmp 2f",
+    ".globl km_pad_sigaction_end",
+    "km_pad_sigaction_end:",
     ".balign {block}",
     ".globl km_pad_exit_path",
     "km_pad_exit_path:",
@@ -214,6 +279,10 @@ global_asm!(
     keep = const !UNBLOCKABLE as i64,
     sigmask_port = const SIGMASK_PORT,
     sigprocmask = const libc::SYS_rt_sigprocmask,
+    sigaction = const libc::SYS_rt_sigaction,
+    actions = const ACTIONS,
+    actions_on = const std::mem::offset_of!(Answers, actions),
+    entries = const ACTION_ENTRIES,
     set_robust_list = const libc::SYS_set_robust_list,
     robust = const ROBUST_OFFSET,
     robust_len = const ROBUST_LIST_HEAD_SIZE,
@@ -233,6 +302,9 @@ unsafe extern "C" {
     static km_pad_sigmask: u8;
     static km_pad_sigmask_commit: u8;
     static km_pad_sigmask_end: u8;
+    static km_pad_sigaction: u8;
+    static km_pad_sigaction_checked: u8;
+    static km_pad_sigaction_end: u8;
     static km_pad_exit_path: u8;
     static km_pad_after_out: u8;
     static km_pad_end: u8;
@@ -349,7 +421,25 @@ pub fn install_system(mem: &GuestMemory, pt: &mut PageTables) -> Result<()> {
     pt.set(mem, GDT..GDT + GDT_SIZE, Some(PTE_WRITE | PTE_NX))?;
     pt.set(mem, IDT..IDT + PAGE_SIZE, Some(PTE_NX))?;
     pt.set(mem, STUBS..STUBS + PAGE_SIZE, Some(0))?;
+    pt.set(mem, ACTIONS..ACTIONS + PAGE_SIZE, Some(PTE_USER | PTE_NX))?;
     Ok(())
+}
+
+/// Writes the disposition of signal `sig` (1-64) into the table the pad answers
+/// rt_sigaction queries from, unless it is there already. The caller serializes
+/// the writes (the process's signal lock); the pad reads concurrently, and
+/// retries on the exit path when the sequence word moved or is odd.
+pub fn write_action(mem: &GuestMemory, sig: i32, words: [u64; 4]) -> Result<(), Fault> {
+    assert!((1..=64).contains(&sig));
+    let entry = ACTIONS + ACTION_ENTRIES + (sig as u64 - 1) * 32;
+    if mem.read_obj::<[u64; 4]>(entry)? == words {
+        return Ok(());
+    }
+    // Volatile writes, which x86 keeps in order for other CPUs.
+    let seq = mem.read_obj::<u64>(ACTIONS)?;
+    mem.write_obj(ACTIONS, seq.wrapping_add(1) | 1)?;
+    mem.write_obj(entry, words)?;
+    mem.write_obj(ACTIONS, (seq | 1).wrapping_add(1))
 }
 
 /// Writes `bytes` at `addr` unless they are there already.
@@ -436,7 +526,7 @@ impl CpuArea {
             "the landing pad overlaps its sigreturn trampoline or answers"
         );
         mem.write_bytes(self.pad(), pad_code())?;
-        self.set_answers(mem, None)?;
+        self.set_answers(mem, None, false)?;
         let sigreturn = [0xb8, libc::SYS_rt_sigreturn as u8, 0, 0, 0, 0x0f, 0x05];
         mem.write_bytes(self.sigreturn_trampoline(), &sigreturn)?;
         // The TSS and its GDT entry are the same for every install of this vCPU
@@ -492,6 +582,9 @@ impl CpuArea {
         let sigmask = at(&raw const km_pad_sigmask);
         let commit = at(&raw const km_pad_sigmask_commit);
         let sigmask_end = at(&raw const km_pad_sigmask_end);
+        let sigaction = at(&raw const km_pad_sigaction);
+        let checked = at(&raw const km_pad_sigaction_checked);
+        let sigaction_end = at(&raw const km_pad_sigaction_end);
         let exit_path = at(&raw const km_pad_exit_path);
         let nr = match regs.rip {
             rip if (self.pad()..answers).contains(&rip) => regs.rax,
@@ -504,6 +597,18 @@ impl CpuArea {
                 return Some(kvm_regs {
                     rip: regs.rcx,
                     rax: 0,
+                    ..*regs
+                });
+            }
+            rip if (sigaction..checked).contains(&rip) => libc::SYS_rt_sigaction as u64,
+            // Past the checks: a query (act NULL, size 8), whose act and size
+            // registers the block uses as scratch.
+            rip if (checked..sigaction_end).contains(&rip) => {
+                return Some(kvm_regs {
+                    rip: exit_path,
+                    rax: libc::SYS_rt_sigaction as u64,
+                    rsi: 0,
+                    r10: 8,
                     ..*regs
                 });
             }
@@ -540,16 +645,20 @@ impl CpuArea {
     }
 
     /// Sets what the pad answers in the guest: the answers to [`IN_GUEST`] in its
-    /// order, or `None` to take the exit path for every syscall.
+    /// order, or `None` to take the exit path for every syscall; `actions`: the
+    /// disposition table is the running thread's (not a vfork child's, which
+    /// has dispositions of its own in its parent's memory).
     pub fn set_answers(
         &self,
         mem: &GuestMemory,
         values: Option<[u64; IN_GUEST.len()]>,
+        actions: bool,
     ) -> Result<(), Fault> {
         let answers = Answers {
             on: values.is_some().into(),
             sysret: self.sysret.into(),
             values: values.unwrap_or_default(),
+            actions: actions.into(),
         };
         mem.write_obj(self.pad() + ANSWERS_OFFSET, answers)
     }
@@ -612,6 +721,8 @@ struct Answers {
     sysret: u64,
     /// The answers to [`IN_GUEST`], in its order.
     values: [u64; IN_GUEST.len()],
+    /// Nonzero: rt_sigaction queries are answered from the disposition table.
+    actions: u64,
 }
 
 // SAFETY: plain integers, no padding; any bit pattern is valid.

@@ -14,6 +14,10 @@
 //! words of the request block, which [`lend`] fills before each entry into the
 //! guest and [`take_back`] reads after each exit: inside km the [`Thread`]'s
 //! fields stay the thread's state.
+//!
+//! It also answers rt_sigaction queries from the process's disposition table
+//! (`signals::set_action` keeps it), when [`publish`] says the table is the
+//! thread's: not in a vfork child, whose dispositions are its own.
 
 use anyhow::Result;
 
@@ -28,7 +32,11 @@ use crate::trace::{self, Category};
 pub fn publish(guest: &Guest, thread: &Thread) -> Result<()> {
     let on = guest.debugger.is_none() && !trace::enabled(Category::Hypercall) && !stats::on();
     let values = on.then(|| IN_GUEST.map(|nr| answer(thread, nr)));
-    Ok(thread.vcpu.area.set_answers(&guest.vm.mem, values)?)
+    let actions = on && thread.vfork_child.is_none();
+    Ok(thread
+        .vcpu
+        .area
+        .set_answers(&guest.vm.mem, values, actions)?)
 }
 
 /// What syscall `nr` of [`IN_GUEST`] returns to `thread`.

@@ -19,10 +19,10 @@ use anyhow::Result;
 use kvm_bindings::kvm_regs;
 use rustix::io::Errno;
 
-use crate::guest::landing_pad::{ExceptionFrame, USER_CS, USER_DS};
+use crate::guest::landing_pad::{self, ExceptionFrame, USER_CS, USER_DS};
 use crate::guest::limits;
 use crate::kernel::lock;
-use crate::kernel::process::{Guest, Thread};
+use crate::kernel::process::{Guest, Signals, Thread};
 use crate::kvm::kick;
 use crate::memory;
 use crate::trace;
@@ -36,6 +36,12 @@ pub const SA_RESTART: u64 = 0x1000_0000;
 pub const SA_NODEFER: u64 = 0x4000_0000;
 pub const SA_RESETHAND: u64 = 0x8000_0000;
 pub const SA_RESTORER: u64 = 0x0400_0000;
+/// The flags rt_sigaction keeps (Linux's UAPI_SA_FLAGS on x86-64: SA_NOCLDSTOP,
+/// SA_NOCLDWAIT, SA_SIGINFO, SA_EXPOSE_TAGBITS, SA_RESTORER, SA_ONSTACK,
+/// SA_RESTART, SA_NODEFER, SA_RESETHAND); it clears the others, as glibc's
+/// sign-extended `int` flags show.
+pub const KNOWN_FLAGS: u64 =
+    1 | 2 | SA_SIGINFO | 0x800 | SA_RESTORER | SA_ONSTACK | SA_RESTART | SA_NODEFER | SA_RESETHAND;
 
 pub const SI_USER: i32 = 0;
 pub const SI_QUEUE: i32 = -1;
@@ -150,6 +156,33 @@ impl SigAction {
     pub fn reaps_children(&self) -> bool {
         self.handler == libc::SIG_IGN as u64 || self.flags & libc::SA_NOCLDWAIT as u64 != 0
     }
+}
+
+/// Sets the disposition of `sig` in `signals`, `thread`'s process's (locked by
+/// the caller), and, unless they are a vfork child's, in the table from which
+/// the landing pad answers rt_sigaction queries.
+pub fn set_action(
+    guest: &Guest,
+    thread: &Thread,
+    signals: &mut Signals,
+    sig: i32,
+    action: SigAction,
+) -> Result<(), memory::Fault> {
+    signals.actions[(sig - 1) as usize] = action;
+    if thread.vfork_child.is_some() {
+        return Ok(());
+    }
+    landing_pad::write_action(&guest.vm.mem, sig, action.words())
+}
+
+/// Makes the landing pad's disposition table the process's (when a thread
+/// starts: the first of a process, of a fork child, of a restored snapshot).
+pub fn publish_actions(guest: &Guest) -> Result<(), memory::Fault> {
+    let signals = lock(&guest.signals);
+    for (sig, action) in (1..).zip(&signals.actions) {
+        landing_pad::write_action(&guest.vm.mem, sig, action.words())?;
+    }
+    Ok(())
 }
 
 /// What a signal does when its handler is SIG_DFL.
@@ -621,7 +654,13 @@ fn setup_frame(
         thread.sigmask |= bit(sig);
     }
     if action.flags & SA_RESETHAND != 0 {
-        thread.signals(guest).actions[(sig - 1) as usize] = SigAction::default();
+        // Linux resets the handler only: flags, mask and restorer stay.
+        let mut signals = thread.signals(guest);
+        let reset = SigAction {
+            handler: SIG_DFL,
+            ..signals.actions[(sig - 1) as usize]
+        };
+        set_action(guest, thread, &mut signals, sig, reset)?;
     }
     trace!(
         Category::Kvm,

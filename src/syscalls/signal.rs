@@ -56,9 +56,11 @@ pub fn with_temporary_mask(
     result
 }
 
+/// A signal number argument: Linux takes an `int` (the register's low 32 bits).
 fn check_signal(sig: u64) -> Result<i32, Errno> {
+    let sig = sig as u32 as i32;
     if (1..=64).contains(&sig) {
-        Ok(sig as i32)
+        Ok(sig)
     } else {
         Err(Errno::INVAL)
     }
@@ -82,7 +84,11 @@ pub fn rt_sigaction(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     }
     if let Some(mut new) = new {
         new.mask &= !UNBLOCKABLE;
-        ctx.thread.signals(ctx.guest).actions[slot] = new;
+        new.flags &= signals::KNOWN_FLAGS;
+        let mut process = ctx.thread.signals(ctx.guest);
+        signals::set_action(ctx.guest, ctx.thread, &mut process, sig, new)
+            .map_err(|_| Errno::FAULT)?;
+        drop(process);
         if sig == libc::SIGCHLD {
             kick::mirror_sigchld(new.reaps_children()).map_err(|_| Errno::INVAL)?;
         }

@@ -145,10 +145,13 @@ pub struct Cli {
     #[arg(long = "guest-limits", value_name = "LIMITS", hide = true)]
     pub guest_limits: Option<String>,
 
-    /// Internal: the payload's signal mask and pending signals (MASK:PENDING, bit
-    /// sets) that a km re-executed for its execve takes over.
-    #[arg(long = "exec-signals", value_name = "MASK:PENDING", value_parser = parse_exec_signals, hide = true)]
-    pub exec_signals: Option<(u64, u64)>,
+    /// Internal: the payload's signal mask, pending signals and ignored signals
+    /// (MASK:PENDING:IGNORED, bit sets) that a km re-executed for its execve takes
+    /// over. The ignored set is passed, not read back from the host: Rust's runtime
+    /// ignores SIGPIPE in every process, so km cannot tell an inherited SIG_IGN of
+    /// SIGPIPE from its own.
+    #[arg(long = "exec-signals", value_name = "MASK:PENDING:IGNORED", value_parser = parse_exec_signals, hide = true)]
+    pub exec_signals: Option<(u64, u64, u64)>,
 
     /// Internal: descriptors a km re-executed for execve keeps open (never the
     /// payload's) because the payload holds POSIX record locks on their files.
@@ -289,11 +292,13 @@ pub enum CrashReport {
 
 /// Where the command `argv0` was found: itself when it has a slash, else the
 /// first match on PATH, as a shell or the kernel (a `#!` line) found it.
-/// `--exec-signals`'s MASK:PENDING, two decimal bit sets.
-fn parse_exec_signals(s: &str) -> Result<(u64, u64), String> {
-    let (mask, pending) = s.split_once(':').ok_or("expected MASK:PENDING")?;
+/// `--exec-signals`'s MASK:PENDING:IGNORED, three decimal bit sets.
+fn parse_exec_signals(s: &str) -> Result<(u64, u64, u64), String> {
     let number = |n: &str| n.parse::<u64>().map_err(|e| format!("{n:?}: {e}"));
-    Ok((number(mask)?, number(pending)?))
+    match s.split(':').collect::<Vec<_>>()[..] {
+        [mask, pending, ignored] => Ok((number(mask)?, number(pending)?, number(ignored)?)),
+        _ => Err("expected MASK:PENDING:IGNORED".into()),
+    }
 }
 
 fn command_path(argv0: &OsStr) -> Option<PathBuf> {

@@ -288,16 +288,20 @@ pub fn run(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infalli
         debugger.clone(),
         run::run_thread,
     ));
+    // After an execve, the ignored set the exec'ing km passed (SIGPIPE included).
+    let ignored = cli
+        .exec_signals
+        .map_or(inherited.ignored, |(_, _, ignored)| ignored);
     for sig in 1..=64 {
-        if inherited.ignored & signals::bit(sig) != 0 {
+        if ignored & signals::bit(sig) != 0 {
             lock(&guest.signals).actions[(sig - 1) as usize].handler = libc::SIG_IGN as u64;
         }
     }
-    if inherited.ignored & signals::bit(libc::SIGCHLD) != 0 {
+    if ignored & signals::bit(libc::SIGCHLD) != 0 {
         kick::mirror_sigchld(true)?;
     }
     // An execve keeps the signals pending (their senders' details are not kept).
-    let (sigmask, pending) = cli.exec_signals.unwrap_or((inherited.sigmask, 0));
+    let (sigmask, pending, _) = cli.exec_signals.unwrap_or((inherited.sigmask, 0, 0));
     for sig in (1..=64).filter(|&sig| pending & signals::bit(sig) != 0) {
         signals::send_to_process(&guest, signals::info(sig, signals::SI_USER))
             .context("restoring a pending signal")?;

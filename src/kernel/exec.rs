@@ -349,7 +349,7 @@ pub fn replace(
     }
     let limits = crate::guest::limits::exec_option();
     args.push(CString::new(limits).expect("numbers have no NUL"));
-    let signals = format!("--exec-signals={}:{pending}", thread.sigmask);
+    let signals = format!("--exec-signals={}:{pending}:{ignored}", thread.sigmask);
     args.push(CString::new(signals).expect("numbers have no NUL"));
     // One argument with `=`: an argv[0] may start with '-' (a login shell's does).
     let mut argv0 = b"--argv0=".to_vec();

@@ -133,6 +133,7 @@ int main(int argc, char **argv) {
         sigaddset(&set, SIGUSR2);
         sigprocmask(SIG_BLOCK, &set, NULL);
         signal(SIGUSR1, SIG_IGN);
+        signal(SIGPIPE, SIG_IGN);
         signal(SIGHUP, show_handler);
         char *grep[] = {"grep", "-E", "^Sig(Blk|Ign|Cgt)", "/proc/self/status", NULL};
         execve("/bin/grep", grep, environ);

@@ -133,6 +133,10 @@ impl Table {
     /// child is the host's. When the payload's children are reaped without wait
     /// (`auto_reap`), the host reaps a reported one: no report is kept.
     fn drain(&mut self, auto_reap: bool) {
+        // A vfork child has descriptors of its own under the same numbers.
+        if OWNER.load(Ordering::SeqCst) != own_pid() {
+            return;
+        }
         let mut closed = Vec::new();
         let mut gone = Vec::new();
         for (pid, entry) in self.entries.iter_mut() {
@@ -364,6 +368,17 @@ pub fn waited_for(pid: i32) -> bool {
         .is_some_and(|t| matches!(t.entries.get(&pid), Some(Entry::Consumed)))
 }
 
+/// Set once the payload has used System V semaphores (SEM_UNDO adjustments) or
+/// shared memory (attachments): the host applies or drops those as km's process
+/// ends, which the parent's wait must not return before, so the exit is seen
+/// through the host. A fork child inherits it (and the attachments).
+static EXIT_EFFECTS: AtomicBool = AtomicBool::new(false);
+
+/// The payload uses something whose undoing at km's exit another process sees.
+pub fn exit_has_effects() {
+    EXIT_EFFECTS.store(true, Ordering::Relaxed);
+}
+
 /// In a fork child: forgets the parent's children (none of them is this
 /// process's) and the parent's own pipe to its parent.
 pub fn forked_child() {
@@ -380,6 +395,9 @@ pub fn report_to(pipe: OwnedFd) {
 
 /// Whether this process has a parent to report its exit to.
 pub fn reports() -> bool {
+    if EXIT_EFFECTS.load(Ordering::Relaxed) {
+        return false;
+    }
     let pid = own_pid();
     lock(&TO_PARENT).as_ref().is_some_and(|(p, _)| *p == pid)
 }

@@ -541,6 +541,15 @@ pub fn child_regs(parent: &kvm_regs, stack: u64) -> kvm_regs {
 
 pub fn wait4(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     let (pid, status_addr, options, rusage_addr) = (a[0] as i32, a[1], a[2] as i32, a[3]);
+    let known = libc::WNOHANG
+        | libc::WUNTRACED
+        | libc::WCONTINUED
+        | libc::__WNOTHREAD
+        | libc::__WCLONE
+        | libc::__WALL;
+    if options & !known != 0 {
+        return Err(Errno::INVAL);
+    }
     let select = match pid {
         -1 => Some(Select::Any),
         0 => Some(Select::Group(
@@ -581,6 +590,12 @@ pub fn wait4(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 pub fn waitid(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     let (idtype, id, info_addr, options, rusage_addr) =
         (a[0] as u32, a[1] as u32, a[2], a[3] as i32, a[4]);
+    let events = libc::WEXITED | libc::WSTOPPED | libc::WCONTINUED;
+    let known =
+        events | libc::WNOHANG | libc::WNOWAIT | libc::__WNOTHREAD | libc::__WCLONE | libc::__WALL;
+    if options & !known != 0 || options & events == 0 {
+        return Err(Errno::INVAL);
+    }
     let select = match idtype {
         libc::P_ALL => Some(Select::Any),
         libc::P_PID => Some(Select::Pid(id as i32)),

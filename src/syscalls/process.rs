@@ -9,7 +9,7 @@
 //! A vfork child instead runs in the parent's memory, on the vforking thread's vCPU,
 //! in a host process of its own ([`run_child_in_parent_memory`]).
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::{Arc, Mutex};
 
 use kvm_bindings::kvm_regs;
@@ -606,6 +606,12 @@ pub fn waitid(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
         // P_PIDFD: the host's answer, but never for a child already waited for.
         _ => None,
     };
+    // A pidfd is the payload's descriptor: the host's number stands for it.
+    let pidfd = match idtype {
+        libc::P_PIDFD => Some(ctx.fd(u64::from(id))?),
+        _ => None,
+    };
+    let id = pidfd.as_ref().map_or(id, |fd| fd.as_raw_fd() as u32);
     let exits =
         options & libc::WEXITED != 0 && options & (libc::__WCLONE | libc::__WALL) != libc::__WCLONE;
     let waited = wait_child(

@@ -303,6 +303,27 @@ static void usage(void) {
     printf("rusage: and in RUSAGE_CHILDREN: %d\n", ms >= 90);
 }
 
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+
+static void pidfds(void) {
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    pid_t pid = child_exiting(100, 50);
+    int fd = syscall(SYS_pidfd_open, pid, 0);
+    long r = waitid(P_PIDFD, fd, &si, WEXITED);
+    printf("pidfd: waitid(P_PIDFD): %s %d status %d\n", err(r), si.si_pid == pid, si.si_status);
+    printf("pidfd: again: %s\n", err(waitid(P_PIDFD, fd, &si, WEXITED | WNOHANG)));
+    close(fd);
+    pid = child_exiting(101, 50);
+    fd = syscall(SYS_pidfd_open, pid, 0);
+    int st;
+    waitpid(pid, &st, 0);
+    printf("pidfd: after waitpid, waitid(P_PIDFD): %s\n", err(waitid(P_PIDFD, fd, &si, WEXITED)));
+    close(fd);
+}
+
 static void descriptors(void) {
     int p[2];
     if (pipe(p) != 0)
@@ -340,6 +361,7 @@ int main(void) {
     ignored();
     threads();
     usage();
+    pidfds();
     descriptors();
     printf("reaping done\n");
     return 0;

@@ -26,7 +26,7 @@ use crate::kernel::lock;
 use crate::memory::host;
 
 /// Size of `struct rusage`.
-pub const RUSAGE_SIZE: usize = 144;
+const RUSAGE_SIZE: usize = 144;
 /// An exit report on the pipe: pid, exit code, uid, process group, rusage.
 const REPORT_SIZE: usize = 16 + RUSAGE_SIZE;
 /// At most this many children hold a report pipe at a time (each is a host
@@ -430,9 +430,29 @@ pub fn report_exit(code: i32) {
     if let Ok(REPORT_SIZE) = rustix::io::write(&pipe, &report.bytes()) {
         // The doorbell: the parent km's SIGCHLD handler kicks its threads.
         if let Some(parent) = rustix::process::getppid() {
-            let _ = host::kill(parent.as_raw_nonzero().get(), libc::SIGCHLD);
+            let mut info = [0u8; 128];
+            info[0..4].copy_from_slice(&libc::SIGCHLD.to_ne_bytes());
+            info[8..12].copy_from_slice(&SI_QUEUE.to_ne_bytes());
+            info[16..20].copy_from_slice(&pid.to_ne_bytes());
+            info[20..24].copy_from_slice(&report.uid.to_ne_bytes());
+            info[24..32].copy_from_slice(&DOORBELL.to_ne_bytes());
+            let parent = parent.as_raw_nonzero().get();
+            let _ = host::rt_sigqueueinfo(parent, libc::SIGCHLD, &info);
         }
     }
+}
+
+/// si_code of a signal sent by sigqueue.
+const SI_QUEUE: i32 = -1;
+/// The doorbell's si_value ("kmexitrp").
+const DOORBELL: u64 = 0x6b6d_6578_6974_7270;
+
+/// Whether the host SIGCHLD whose siginfo starts with `info` is a child's
+/// doorbell (which may come before km knows the child: never the payload's).
+pub fn is_doorbell(info: &[u8]) -> bool {
+    info.len() >= 32
+        && i32::from_ne_bytes(info[8..12].try_into().expect("si_code")) == SI_QUEUE
+        && u64::from_ne_bytes(info[24..32].try_into().expect("si_value")) == DOORBELL
 }
 
 fn rusage_words(r: &[u8; RUSAGE_SIZE]) -> [i64; 18] {

@@ -284,7 +284,7 @@ pub fn collect_host_signals(guest: &Guest) {
             let pid = i32::from_ne_bytes(i[16..20].try_into().expect("si_pid"));
             let auto_reap =
                 lock(&guest.signals).actions[(libc::SIGCHLD - 1) as usize].reaps_children();
-            if children::host_sigchld(pid, auto_reap) {
+            if children::host_sigchld(pid, auto_reap) || children::is_doorbell(&i) {
                 continue;
             }
         }

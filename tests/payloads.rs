@@ -685,3 +685,21 @@ fn signal_dispositions_are_seen_when_tracing_or_counting() {
 fn in_guest_answers_are_seen_when_tracing_or_counting() {
     assert_traced_and_counted("idcalls.musl", &["loop", "50"], "getpid", 51);
 }
+
+/// Reaping fork children, which km answers from the child's exit report before
+/// its host process has ended (`kernel::children`): one SIGCHLD per child with its
+/// siginfo, a reaped child gone for wait/kill/pidfd_open, WNOHANG, WNOWAIT, process
+/// groups, stops and continues, killed, exec'd and vfork children, SIGCHLD ignored
+/// and SA_NOCLDWAIT, threads waiting at once, rusage, the child's descriptors
+/// closed when the wait returns.
+#[test]
+fn reaping_children_matches_native() {
+    for libc in LIBCS {
+        assert_passes_like_native(
+            &payload(&format!("reaping.{libc}")),
+            &[],
+            None,
+            "reaping done",
+        );
+    }
+}

@@ -249,6 +249,8 @@ pub fn replace(
     let vfork_child = thread.vfork_child.is_some();
     if !vfork_child {
         guest.stop_others(STOP_TIMEOUT);
+        // The new km does not know which children the payload has waited for.
+        crate::kernel::children::reap_waited();
     }
     crate::stats::report(&guest.config.name, "execve");
     let kept = thread.fds(guest).inherited_by_exec();

@@ -5,6 +5,7 @@
 pub mod aio;
 pub mod answers;
 pub mod backing;
+pub mod children;
 pub mod exec;
 pub mod fdtable;
 pub mod private_fds;

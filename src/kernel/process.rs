@@ -15,6 +15,7 @@ use anyhow::Result;
 use rustix::io::Errno;
 use vm_memory::{ByteValued, VolatileSlice};
 
+use super::children;
 use super::fdtable::FdTable;
 use super::lock;
 use super::ptrace::{Debugger, Event, WatchStep};
@@ -642,5 +643,13 @@ pub fn exit_payload(guest: &Guest, status: i32) -> ! {
     if let Some(d) = &guest.debugger {
         d.report_end(Event::Exited(status & 0xff), Duration::from_secs(2));
     }
+    // A fork child tells its parent km before its teardown (`kernel::children`),
+    // once no other thread runs and the payload's descriptors are closed, as they
+    // are on Linux when the parent's wait returns.
+    if children::reports() && lock(&guest.threads).live.len() <= 1 {
+        lock(&guest.fds).close_range(0..=i32::MAX, false);
+        children::report_exit(status);
+    }
+    children::reap_waited();
     exit_process(status)
 }

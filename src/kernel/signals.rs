@@ -21,6 +21,7 @@ use rustix::io::Errno;
 
 use crate::guest::landing_pad::{self, ExceptionFrame, USER_CS, USER_DS};
 use crate::guest::limits;
+use crate::kernel::children;
 use crate::kernel::lock;
 use crate::kernel::process::{Guest, Signals, Thread};
 use crate::kvm::kick;
@@ -310,7 +311,31 @@ pub fn collect_host_signals(guest: &Guest) {
         let mut i: SigInfo = [0u8; 128];
         put(&mut i, 0, &kick::host_info(sig));
         put(&mut i, 0, &sig.to_ne_bytes());
+        // A child that reported its exit (`kernel::children`) had its SIGCHLD
+        // then; its doorbell and its end on the host are not the payload's.
+        if sig == libc::SIGCHLD {
+            let pid = i32::from_ne_bytes(i[16..20].try_into().expect("si_pid"));
+            let auto_reap =
+                lock(&guest.signals).actions[(libc::SIGCHLD - 1) as usize].reaps_children();
+            if children::host_sigchld(pid, auto_reap) || children::is_doorbell(&i) {
+                continue;
+            }
+        }
         // A queued signal past RLIMIT_SIGPENDING is dropped, as Linux refuses it.
+        let _ = guest.pending.add(i);
+    }
+    raise_reported(guest);
+}
+
+/// Queues the payload's SIGCHLD for each child whose exit report km has read,
+/// with what Linux's would carry (CLD_EXITED, the status, the times).
+pub fn raise_reported(guest: &Guest) {
+    for exited in children::take_fresh() {
+        let mut i = info_from(libc::SIGCHLD, libc::CLD_EXITED, exited.pid, exited.uid);
+        put(&mut i, 24, &exited.code.to_ne_bytes());
+        let (utime, stime) = exited.ticks();
+        put(&mut i, 32, &utime.to_ne_bytes());
+        put(&mut i, 40, &stime.to_ne_bytes());
         let _ = guest.pending.add(i);
     }
 }
@@ -381,7 +406,32 @@ pub enum Point {
 
 /// Whether a signal could be delivered to `thread` now (cheap check).
 pub fn deliverable(guest: &Guest, thread: &Thread) -> bool {
+    // A host SIGCHLD may be a reported child's, which the payload does not get.
+    if thread.vfork_child.is_none() && kick::peek_host_pending() & bit(libc::SIGCHLD) != 0 {
+        collect_host_signals(guest);
+    }
     thread.forced_signal.is_some() || waiting(guest, thread) & !thread.sigmask != 0
+}
+
+/// Whether a blocking call of `thread` ends (EINTR) for a signal: one it can take
+/// that is not ignored. Linux discards an ignored signal when it is sent; km
+/// discards it when it delivers it, so it must not interrupt a wait meanwhile
+/// (another child's SIGCHLD would end a wait for a child with EINTR).
+pub fn interrupts(guest: &Guest, thread: &Thread) -> bool {
+    if !deliverable(guest, thread) {
+        return false;
+    }
+    if thread.forced_signal.is_some() {
+        return true;
+    }
+    let actions = thread.signals(guest).actions;
+    let acting = (1..=64).filter(|sig| {
+        let handler = actions[(*sig - 1) as usize].handler;
+        !(handler == libc::SIG_IGN as u64
+            || handler == libc::SIG_DFL as u64 && default_action(*sig) == DefaultAction::Ignore)
+    });
+    let acting = acting.fold(0u64, |m, sig| m | bit(sig));
+    waiting(guest, thread) & !thread.sigmask & acting != 0
 }
 
 /// The signals waiting for `thread`: its own and its process's pending ones and

@@ -779,6 +779,12 @@ pub fn wait4(pid: i32, options: i32, rusage_len: usize) -> Result<(i32, i32, Vec
     Ok((pid as i32, status, rusage))
 }
 
+/// waitpid without status: the pid reaped (or 0 with WNOHANG).
+pub fn waitpid(pid: i32, options: i32) -> Result<i32, Errno> {
+    // SAFETY: a null status pointer is allowed: the kernel writes nothing then.
+    check(unsafe { libc::waitpid(pid, std::ptr::null_mut(), options) } as _).map(|p| p as i32)
+}
+
 /// waitid with km-side siginfo and rusage buffers.
 pub fn waitid(
     idtype: u32,

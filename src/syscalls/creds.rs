@@ -179,12 +179,21 @@ pub fn getrusage(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     {
         return Err(Errno::INVAL);
     }
+    if who == libc::RUSAGE_CHILDREN {
+        // Children the payload waited for count once their host processes are
+        // reaped (`kernel::children`).
+        crate::kernel::children::reap_waited();
+    }
     let usage = host::getrusage(who)?;
     ctx.write_bytes(a[1], &usage)?;
     Ok(0)
 }
 
 pub fn times(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
+    // The children's times, as for getrusage(RUSAGE_CHILDREN).
+    if a[0] != 0 {
+        crate::kernel::children::reap_waited();
+    }
     let (ticks, tms) = host::times()?;
     if a[0] != 0 {
         ctx.write_bytes(a[0], &tms)?;

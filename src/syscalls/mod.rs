@@ -94,12 +94,13 @@ impl<'a> Ctx<'a> {
         self.guest.user_slice(addr, len, PROT_WRITE)
     }
 
-    /// Whether a wait must end for the thread (EINTR): a signal it can take, or a
-    /// stop request (gdb, a snapshot). A kick with neither lets it wait on.
+    /// Whether a wait must end for the thread (EINTR): a signal it can take and
+    /// does not ignore, or a stop request (gdb, a snapshot). A kick with neither
+    /// lets it wait on.
     pub fn wait_ends(&self) -> bool {
         // A kick that comes after this ends the next host wait (see `kvm::kick`).
         crate::kvm::kick::acknowledge();
-        signals::deliverable(self.guest, self.thread) || self.guest.stop_requested()
+        signals::interrupts(self.guest, self.thread) || self.guest.stop_requested()
     }
 
     /// The host descriptor behind guest fd `fd`.

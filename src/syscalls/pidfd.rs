@@ -14,6 +14,10 @@ pub fn pidfd_open(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     if pid <= 0 || flags & !(libc::O_NONBLOCK as u64) != 0 {
         return Err(Errno::INVAL);
     }
+    // A child the payload has waited for is gone (its host process may be ending).
+    if crate::kernel::children::waited_for(pid) {
+        return Err(Errno::SRCH);
+    }
     let fd = host::fd_syscall(libc::SYS_pidfd_open, [pid as u64, flags])?;
     // A pidfd is always close-on-exec.
     Ok(ctx.thread.fds(ctx.guest).insert(fd, true, 0)? as u64)

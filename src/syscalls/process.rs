@@ -9,7 +9,7 @@
 //! A vfork child instead runs in the parent's memory, on the vforking thread's vCPU,
 //! in a host process of its own ([`run_child_in_parent_memory`]).
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::{Arc, Mutex};
 
 use kvm_bindings::kvm_regs;
@@ -19,6 +19,7 @@ use super::thread::ChildSpec;
 use super::{Ctx, SysResult};
 use crate::guest::vm::Forked;
 use crate::kernel::answers;
+use crate::kernel::children::{self, Exited, Seen, Select};
 use crate::kernel::fdtable::FdTable;
 use crate::kernel::lock;
 use crate::kernel::process::{ForkedChild, Guest, Handover, Signals, Thread, VforkChild};
@@ -201,6 +202,9 @@ pub fn new_process(ctx: &mut Ctx<'_>, spec: ChildSpec, vfork: bool) -> SysResult
     // over, or be served through the parent's stub) on a socket pair of its own,
     // with a copy of gdb's connection.
     let debugger = guest.debugger.as_ref().filter(|d| d.session().is_some());
+    // The child reports its exit to this km (`kernel::children`), but not under gdb
+    // nor to a vfork child (whose table, in its parent's memory, is the parent's).
+    let reports = debugger.is_none() && ctx.thread.vfork_child.is_none();
     let decision = match debugger {
         Some(_) => Some(rustix::net::socketpair(
             rustix::net::AddressFamily::UNIX,
@@ -224,6 +228,9 @@ pub fn new_process(ctx: &mut Ctx<'_>, spec: ChildSpec, vfork: bool) -> SysResult
             drop(mm);
             drop(report_tx);
             child_ready(pid, &report_rx)?;
+            if reports {
+                children::adopt(pid, report_rx);
+            }
             let release = release.map(|(wait, done)| {
                 drop(done);
                 wait
@@ -261,6 +268,7 @@ pub fn new_process(ctx: &mut Ctx<'_>, spec: ChildSpec, vfork: bool) -> SysResult
     };
     // The child km: only this thread exists; everything is rebuilt from the copies.
     drop(report_rx);
+    children::forked_child();
     let vm = *vm.unwrap_or_else(|e| child_failed(&report_tx, &e));
     kick::forget_parent();
     let gdb = match (debugger, decision) {
@@ -298,7 +306,18 @@ pub fn new_process(ctx: &mut Ctx<'_>, spec: ChildSpec, vfork: bool) -> SysResult
     }
     let altstack = ctx.thread.altstack;
     let sigmask = ctx.thread.sigmask;
-    run_child(&child, spec, &xsave, sigmask, altstack, report_tx, gdb)
+    let report = Report {
+        pipe: report_tx,
+        exit_too: reports,
+    };
+    run_child(&child, spec, &xsave, sigmask, altstack, report, gdb)
+}
+
+/// A fork child's pipe to its parent km: its set-up result, and its exit report
+/// too when `exit_too`.
+struct Report {
+    pipe: OwnedFd,
+    exit_too: bool,
 }
 
 /// A fork child under gdb before gdb's decision: the channel it comes on, a
@@ -416,7 +435,7 @@ fn run_child(
     xsave: &[u8],
     sigmask: u64,
     altstack: (u64, u64),
-    report: OwnedFd,
+    report: Report,
     gdb: Option<GdbChild>,
 ) -> ! {
     let tid = rustix::process::getpid().as_raw_nonzero().get();
@@ -428,9 +447,11 @@ fn run_child(
         vcpu.set_xsave(xsave)?;
         Ok(vcpu)
     });
-    let vcpu = started.unwrap_or_else(|e| child_failed(&report, &e));
-    report_to_parent(&report, 0);
-    drop(report);
+    let vcpu = started.unwrap_or_else(|e| child_failed(&report.pipe, &e));
+    report_to_parent(&report.pipe, 0);
+    if report.exit_too {
+        children::report_to(report.pipe);
+    }
     let followed = gdb.is_some_and(|child| follow_by_gdb(guest, child));
     for addr in [spec.set_ptid, spec.set_ctid].into_iter().flatten() {
         let _ = guest.write_user(addr, tid);
@@ -520,15 +541,48 @@ pub fn child_regs(parent: &kvm_regs, stack: u64) -> kvm_regs {
 
 pub fn wait4(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     let (pid, status_addr, options, rusage_addr) = (a[0] as i32, a[1], a[2] as i32, a[3]);
+    let known = libc::WNOHANG
+        | libc::WUNTRACED
+        | libc::WCONTINUED
+        | libc::__WNOTHREAD
+        | libc::__WCLONE
+        | libc::__WALL;
+    if options & !known != 0 {
+        return Err(Errno::INVAL);
+    }
+    let select = match pid {
+        -1 => Some(Select::Any),
+        0 => Some(Select::Group(
+            rustix::process::getpgrp().as_raw_nonzero().get(),
+        )),
+        // i32::MIN has no group: the host's answer (ESRCH) stands.
+        p if p < 0 => p.checked_neg().map(Select::Group),
+        p => Some(Select::Pid(p)),
+    };
+    let clone_only = options & (libc::__WCLONE | libc::__WALL) == libc::__WCLONE;
+    let waited = wait_child(
+        ctx,
+        select.filter(|_| !clone_only),
+        options & libc::WNOHANG != 0,
+        false,
+        |nohang| {
+            let flags = options | if nohang { libc::WNOHANG } else { 0 };
+            let (child, status, rusage) = host::wait4(pid, flags, RUSAGE_SIZE)?;
+            let ended = libc::WIFEXITED(status) || libc::WIFSIGNALED(status);
+            Ok((child, ended, (status, rusage)))
+        },
+    )?;
     // As on Linux, the child is reaped first; a bad pointer is EFAULT afterwards.
-    let (child, status, rusage) = host::wait4(pid, options, RUSAGE_SIZE)?;
-    if child != 0 {
-        if status_addr != 0 {
-            ctx.write_obj(status_addr, status)?;
-        }
-        if rusage_addr != 0 {
-            ctx.write_bytes(rusage_addr, &rusage)?;
-        }
+    let (child, status, rusage) = match waited {
+        Waited::Nothing => return Ok(0),
+        Waited::Host(child, (status, rusage)) => (child, status, rusage),
+        Waited::Report(r) => (r.pid, r.code << 8, r.rusage.to_vec()),
+    };
+    if status_addr != 0 {
+        ctx.write_obj(status_addr, status)?;
+    }
+    if rusage_addr != 0 {
+        ctx.write_bytes(rusage_addr, &rusage)?;
     }
     Ok(child as u64)
 }
@@ -536,7 +590,51 @@ pub fn wait4(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 pub fn waitid(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     let (idtype, id, info_addr, options, rusage_addr) =
         (a[0] as u32, a[1] as u32, a[2], a[3] as i32, a[4]);
-    let (info, rusage) = host::waitid(idtype, id, options, SIGINFO_SIZE, RUSAGE_SIZE)?;
+    let events = libc::WEXITED | libc::WSTOPPED | libc::WCONTINUED;
+    let known =
+        events | libc::WNOHANG | libc::WNOWAIT | libc::__WNOTHREAD | libc::__WCLONE | libc::__WALL;
+    if options & !known != 0 || options & events == 0 {
+        return Err(Errno::INVAL);
+    }
+    let select = match idtype {
+        libc::P_ALL => Some(Select::Any),
+        libc::P_PID => Some(Select::Pid(id as i32)),
+        libc::P_PGID if id == 0 => Some(Select::Group(
+            rustix::process::getpgrp().as_raw_nonzero().get(),
+        )),
+        libc::P_PGID => Some(Select::Group(id as i32)),
+        // P_PIDFD: the host's answer, but never for a child already waited for.
+        _ => None,
+    };
+    // A pidfd is the payload's descriptor: the host's number stands for it.
+    let pidfd = match idtype {
+        libc::P_PIDFD => Some(ctx.fd(u64::from(id))?),
+        _ => None,
+    };
+    let id = pidfd.as_ref().map_or(id, |fd| fd.as_raw_fd() as u32);
+    let exits =
+        options & libc::WEXITED != 0 && options & (libc::__WCLONE | libc::__WALL) != libc::__WCLONE;
+    let waited = wait_child(
+        ctx,
+        select.filter(|_| exits),
+        options & libc::WNOHANG != 0,
+        options & libc::WNOWAIT != 0,
+        |nohang| {
+            let flags = options | if nohang { libc::WNOHANG } else { 0 };
+            let (info, rusage) = host::waitid(idtype, id, flags, SIGINFO_SIZE, RUSAGE_SIZE)?;
+            let word =
+                |at: usize| i32::from_ne_bytes(info[at..at + 4].try_into().expect("4 bytes"));
+            // si_pid is 0 when WNOHANG found nothing.
+            let (child, code) = (word(16), word(8));
+            let ended = matches!(code, libc::CLD_EXITED | libc::CLD_KILLED | libc::CLD_DUMPED);
+            Ok((child, ended, (info, rusage)))
+        },
+    )?;
+    let (info, rusage) = match waited {
+        Waited::Nothing => (vec![0u8; SIGINFO_SIZE], vec![0u8; RUSAGE_SIZE]),
+        Waited::Host(_, found) => found,
+        Waited::Report(r) => (exit_siginfo(&r), r.rusage.to_vec()),
+    };
     if info_addr != 0 {
         ctx.write_bytes(info_addr, &info)?;
     }
@@ -544,6 +642,93 @@ pub fn waitid(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
         ctx.write_bytes(rusage_addr, &rusage)?;
     }
     Ok(0)
+}
+
+/// waitid's siginfo for a child's exit from its report, as the host's would be.
+fn exit_siginfo(r: &Exited) -> Vec<u8> {
+    let mut info = vec![0u8; SIGINFO_SIZE];
+    for (at, word) in [
+        (0, libc::SIGCHLD),
+        (8, libc::CLD_EXITED),
+        (16, r.pid),
+        (20, r.uid as i32),
+        (24, r.code),
+    ] {
+        info[at..at + 4].copy_from_slice(&word.to_ne_bytes());
+    }
+    info
+}
+
+/// What a wait found for the payload.
+enum Waited<T> {
+    /// WNOHANG and no child ready.
+    Nothing,
+    /// The host's answer for child `pid`.
+    Host(i32, T),
+    /// A child's exit report (`kernel::children`).
+    Report(Exited),
+}
+
+/// The payload's wait for the children `select` names (`None`: the host's
+/// answer only, as for stops, P_PIDFD or __WCLONE), with exit reports and the
+/// host's wait `host_wait(nohang)` (child pid or 0, whether it ended, what it
+/// gave) together: a reported child is answered from its report, a child the
+/// payload waited for already is hidden. Blocks, unless `nohang`, until a host
+/// SIGCHLD (a child's state changed, or its report came) or a signal for the
+/// thread; `keep` (WNOWAIT) leaves the child waitable.
+fn wait_child<T>(
+    ctx: &Ctx<'_>,
+    select: Option<Select>,
+    nohang: bool,
+    keep: bool,
+    mut host_wait: impl FnMut(bool) -> Result<(i32, bool, T), Errno>,
+) -> Result<Waited<T>, Errno> {
+    let guest = ctx.guest;
+    // A vfork child's children are its own process's, not those of the table (its
+    // parent's); with SIGCHLD ignored the host reaps every child.
+    let auto_reap = lock(&guest.signals).actions[(libc::SIGCHLD - 1) as usize].reaps_children();
+    if ctx.thread.vfork_child.is_some() || auto_reap {
+        let (pid, _, found) = host_wait(nohang)?;
+        return Ok(if pid == 0 {
+            Waited::Nothing
+        } else {
+            Waited::Host(pid, found)
+        });
+    }
+    loop {
+        let step = kick::with_kick_held(|open| {
+            crate::kernel::signals::collect_host_signals(guest);
+            if let Some(r) = select.and_then(|s| children::take_report(s, keep)) {
+                crate::kernel::signals::raise_reported(guest);
+                return Ok(Some(Waited::Report(r)));
+            }
+            let (pid, ended, found) = host_wait(true)?;
+            crate::kernel::signals::raise_reported(guest);
+            if pid != 0 {
+                return Ok(match children::host_answer(pid, ended, !keep, keep) {
+                    Seen::Hidden => None,
+                    Seen::Report(r) if select.is_some() => Some(Waited::Report(r)),
+                    Seen::Report(_) | Seen::Host => Some(Waited::Host(pid, found)),
+                });
+            }
+            if nohang {
+                // A child waited for already may still be ending on the host:
+                // once it is gone, the host says whether any other is left.
+                return Ok((children::reap_waited() == 0).then_some(Waited::Nothing));
+            }
+            if ctx.wait_ends() {
+                return Err(Errno::INTR);
+            }
+            // Until a kick: a host SIGCHLD kicks every thread.
+            match host::ppoll(&mut [], -1, open) {
+                Ok(_) | Err(Errno::INTR) => Ok(None),
+                Err(e) => Err(e),
+            }
+        })?;
+        if let Some(waited) = step {
+            return Ok(waited);
+        }
+    }
 }
 
 fn pid_arg(v: u64) -> Option<rustix::process::Pid> {

@@ -302,6 +302,9 @@ pub fn kill(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
             to_self(ctx)?;
         }
         i32::MIN => return Err(Errno::SRCH),
+        // A child the payload has waited for is gone, though km may still be
+        // tearing its host process down.
+        p if crate::kernel::children::waited_for(p) => return Err(Errno::SRCH),
         p => host::kill(p, sig)?,
     }
     Ok(0)

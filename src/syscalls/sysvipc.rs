@@ -33,6 +33,8 @@ pub fn shmget(_: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 
 pub fn shmat(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     let (id, addr, flags) = (a[0] as i32, a[1], a[2] as i32);
+    // Attachments are dropped as km's process ends (`kernel::children`).
+    crate::kernel::children::exit_has_effects();
     let known = libc::SHM_RDONLY | libc::SHM_RND | libc::SHM_REMAP | libc::SHM_EXEC;
     if id < 0 || flags & !known != 0 {
         return Err(Errno::INVAL);

@@ -37,6 +37,8 @@ pub fn semop(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
 
 pub fn semtimedop(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
     let (id, sops, nsops) = (a[0] as i32, a[1], a[2] as u32);
+    // SEM_UNDO's adjustments are made as km's process ends (`kernel::children`).
+    crate::kernel::children::exit_has_effects();
     let timeout = match a[3] {
         0 => None,
         addr => Some(ctx.read_obj::<[i64; 2]>(addr)?),

@@ -139,6 +139,12 @@ pub struct Cli {
     #[arg(long = "gdb-session", value_name = "FD,HOW", hide = true)]
     pub gdb_session: Option<String>,
 
+    /// Internal: the pipe a km re-executed for the payload's execve reports the
+    /// payload's exit on to its parent km, as its predecessor would have (a fork
+    /// or vfork child's; see `kernel::children`). It must be a pipe's write end.
+    #[arg(long = "exit-report", value_name = "FD", hide = true)]
+    pub exit_report: Option<i32>,
+
     /// Internal: the payload's RLIMIT_DATA, RLIMIT_AS, RLIMIT_SIGPENDING and
     /// RLIMIT_NOFILE (soft and hard each) that a km re-executed for its execve
     /// takes over.

@@ -65,26 +65,36 @@ pub struct Inherited {
     gdb: Option<std::os::fd::OwnedFd>,
     /// Those named by `--lock-keepers`.
     lock_keepers: Vec<std::os::fd::OwnedFd>,
+    /// The pipe named by `--exit-report`.
+    exit_report: Option<std::os::fd::OwnedFd>,
     sigmask: u64,
     ignored: u64,
 }
 
 impl Inherited {
     /// Takes km's inherited descriptors and signal state; call before km opens
-    /// anything or installs a handler. Descriptors `kvm_fd`, `gdb_fd` and
-    /// `lock_keepers` are km's, not the payload's.
-    pub fn take(kvm_fd: Option<i32>, gdb_fd: Option<i32>, lock_keepers: &[i32]) -> Inherited {
+    /// anything or installs a handler. The descriptors the options named by `cli`
+    /// (`--kvm-fd`, `--lock-keepers`, `--exit-report`) and `gdb_fd` are km's,
+    /// not the payload's.
+    pub fn take(cli: &cli::Cli, gdb_fd: Option<i32>) -> Inherited {
+        let (kvm_fd, report_fd) = (cli.kvm_fd, cli.exit_report);
+        let lock_keepers = &cli.lock_keepers;
         let (own, fds) = memory::host::inherited_fds()
             .into_iter()
             .partition::<Vec<_>, _>(|(n, _)| {
-                Some(*n) == kvm_fd || Some(*n) == gdb_fd || lock_keepers.contains(n)
+                Some(*n) == kvm_fd
+                    || Some(*n) == gdb_fd
+                    || Some(*n) == report_fd
+                    || lock_keepers.contains(n)
             });
-        let (mut kvm, mut gdb, mut keepers) = (None, None, Vec::new());
+        let (mut kvm, mut gdb, mut report, mut keepers) = (None, None, None, Vec::new());
         for (n, fd) in own {
             if Some(n) == kvm_fd {
                 kvm = Some(fd);
             } else if Some(n) == gdb_fd {
                 gdb = Some(fd);
+            } else if Some(n) == report_fd {
+                report = Some(fd);
             } else {
                 keepers.push(fd);
             }
@@ -95,6 +105,7 @@ impl Inherited {
             kvm,
             gdb,
             lock_keepers: keepers,
+            exit_report: report,
             sigmask,
             ignored,
         }
@@ -217,6 +228,12 @@ pub fn run(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infalli
         && inherited.kvm.is_none()
     {
         bail!("--kvm-fd {n}: no such inherited descriptor");
+    }
+    match (cli.exit_report, inherited.exit_report) {
+        (Some(n), None) => bail!("--exit-report {n}: no such inherited descriptor"),
+        (Some(n), Some(pipe)) => kernel::children::report_after_exec(pipe)
+            .map_err(|e| anyhow::anyhow!("--exit-report {n}: {e}"))?,
+        (None, _) => {}
     }
     if let Some(limits) = &cli.guest_limits {
         guest::limits::restore(limits).map_err(anyhow::Error::msg)?;
@@ -495,7 +512,7 @@ pub fn main(cli: cli::Cli) -> u8 {
             return KM_ERROR_STATUS;
         }
     };
-    let inherited = Inherited::take(cli.kvm_fd, session.map(|(fd, ..)| fd), &cli.lock_keepers);
+    let inherited = Inherited::take(&cli, session.map(|(fd, ..)| fd));
     guest::limits::init();
     let payload = cli.command[0].to_string_lossy().into_owned();
     if let Err(e) = trace::init(cli.verbose.as_deref(), &cli.log_to) {

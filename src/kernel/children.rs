@@ -16,7 +16,7 @@
 //! The table lives in km's memory: a vfork child (which shares it) uses none of it.
 
 use std::collections::{HashMap, VecDeque};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
@@ -391,6 +391,44 @@ pub fn forked_child() {
 /// In a fork child: keeps `pipe` to report this process's exit on.
 pub fn report_to(pipe: OwnedFd) {
     *lock(&TO_PARENT) = Some((own_pid(), pipe));
+}
+
+/// Before an execve of km (which keeps the pid, so the payload stays its
+/// parent's direct child): a copy of the pipe to the parent, at a number from
+/// `min` and inherited by that exec only, which the new km reports on
+/// (`--exit-report`). None when this process does not report (also when its exit
+/// has effects another process sees, which an exec keeps).
+pub fn pipe_for_exec(min: i32) -> Result<Option<OwnedFd>, Errno> {
+    if !reports() {
+        return Ok(None);
+    }
+    let guard = lock(&TO_PARENT);
+    let Some((_, pipe)) = guard.as_ref() else {
+        return Ok(None);
+    };
+    inheritable_copy(pipe.as_fd(), min).map(Some)
+}
+
+/// A copy of `fd` at a number from `min`, without close-on-exec.
+fn inheritable_copy(fd: BorrowedFd<'_>, min: i32) -> Result<OwnedFd, Errno> {
+    let copy = rustix::io::fcntl_dupfd_cloexec(fd, min)?;
+    host::keep_on_exec(copy.as_fd())?;
+    Ok(copy)
+}
+
+/// In a km re-executed for the payload's execve: `pipe` (`--exit-report`), the
+/// pipe its predecessor reported on, if it is the write end of a pipe.
+pub fn report_after_exec(pipe: OwnedFd) -> Result<(), String> {
+    let stat = rustix::fs::fstat(&pipe).map_err(|e| e.to_string())?;
+    let mode = rustix::fs::FileType::from_raw_mode(stat.st_mode);
+    let flags = rustix::fs::fcntl_getfl(&pipe).map_err(|e| e.to_string())?;
+    let writes = flags & rustix::fs::OFlags::RWMODE == rustix::fs::OFlags::WRONLY;
+    if mode != rustix::fs::FileType::Fifo || !writes {
+        return Err("not the write end of a pipe".into());
+    }
+    rustix::io::fcntl_setfd(&pipe, rustix::io::FdFlags::CLOEXEC).map_err(|e| e.to_string())?;
+    report_to(pipe);
+    Ok(())
 }
 
 /// Whether this process has a parent to report its exit to.

@@ -280,6 +280,20 @@ pub fn replace(
         Ok(fd) => fd,
         Err(e) => return e,
     };
+    // The pipe a fork or vfork child reports its exit on goes on to the new km
+    // (the exec keeps the pid: the payload stays its parent's child), at a
+    // number no descriptor is placed at.
+    let report = match &thread.vfork_child {
+        Some(child) => child.report.map(|n| {
+            host::dup_cloexec_from(n, 3)
+                .and_then(|copy| host::keep_on_exec(std::os::fd::AsFd::as_fd(&copy)).map(|()| copy))
+        }),
+        None => crate::kernel::children::pipe_for_exec(3).transpose(),
+    };
+    let report = match report.transpose() {
+        Ok(report) => report,
+        Err(e) => return e,
+    };
     let mut temps = Vec::with_capacity(to_place.len());
     for (n, fd) in &to_place {
         match rustix::io::fcntl_dupfd_cloexec(fd, 3) {
@@ -320,6 +334,10 @@ pub fn replace(
     }
     let kvm_fd = format!("--kvm-fd={}", std::os::fd::AsRawFd::as_raw_fd(&kvm));
     args.push(CString::new(kvm_fd).expect("a number has no NUL"));
+    if let Some(pipe) = &report {
+        let option = format!("--exit-report={}", std::os::fd::AsRawFd::as_raw_fd(pipe));
+        args.push(CString::new(option).expect("a number has no NUL"));
+    }
     // Under gdb, the new km goes on with the session and reports the exec.
     let session = match gdb_session(guest) {
         Ok(session) => session,

@@ -97,6 +97,9 @@ pub struct VforkChild {
     pub signals: Mutex<Signals>,
     /// The signals it sent itself (the process's pending ones are its parent's).
     pub pending: PendingQueue,
+    /// Its copy of the pipe its parent km adopted for its exit report, which its
+    /// execve passes on to the new km (`kernel::children`).
+    pub report: Option<std::os::fd::RawFd>,
 }
 
 /// Signal dispositions, shared by all threads.

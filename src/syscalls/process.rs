@@ -131,10 +131,15 @@ fn run_child_in_parent_memory(ctx: &mut Ctx<'_>, spec: ChildSpec) -> SysResult {
     // this process, so the child's copy of km's descriptors has them.
     let fds = thread.fds(guest).clone();
     let signals = thread.signals(guest).clone();
+    // A child that execs reports its exit to this km as a fork child does, on
+    // its copy of this pipe, which its execve passes on (not under gdb, whose
+    // vforks take `new_process`, nor in a vfork child: see `vfork_process`).
+    let report = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+    let report_tx = report.1.as_raw_fd();
     let mut failed = None;
     let forked = host::vfork_sharing_memory(&mut || {
         // In the child's process, with the parent thread suspended.
-        match start_vfork_child(guest, thread, &spec, &fds, &signals) {
+        match start_vfork_child(guest, thread, &spec, &fds, &signals, Some(report_tx)) {
             Ok(()) => crate::kernel::process::run_vfork_child(guest, thread),
             Err(e) => {
                 failed = Some(e);
@@ -144,11 +149,16 @@ fn run_child_in_parent_memory(ctx: &mut Ctx<'_>, spec: ChildSpec) -> SysResult {
     });
     parent.restore(thread, guest);
     drop(fds);
+    let (report_rx, report_tx) = report;
+    drop(report_tx);
     let pid = forked?;
     if let Some(e) = failed {
         reap(pid);
         return Err(e);
     }
+    // The child has exec'd or exited: a child that exited without an exec gave
+    // no report and closed its end (the host's wait sees it).
+    children::adopt(pid, report_rx);
     if let Some(ptid) = spec.set_ptid {
         guest.write_user(ptid, pid)?;
     }
@@ -164,11 +174,13 @@ fn start_vfork_child(
     spec: &ChildSpec,
     fds: &FdTable,
     signals: &Signals,
+    report: Option<std::os::fd::RawFd>,
 ) -> Result<(), Errno> {
     thread.vfork_child = Some(Box::new(VforkChild {
         fds: Mutex::new(fds.vfork_copy()),
         signals: Mutex::new(signals.clone()),
         pending: Default::default(),
+        report,
     }));
     thread
         .vcpu

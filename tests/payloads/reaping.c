@@ -4,12 +4,16 @@
  * its siginfo; a reaped child gone for wait, kill and pidfd_open; WNOHANG, WNOWAIT,
  * process groups, stops and continues, children killed by signals, exec'd and
  * vfork children, SIGCHLD ignored and SA_NOCLDWAIT, two threads waiting at once,
- * rusage, and the child's descriptors closed when the wait returns. */
+ * rusage, and the child's descriptors closed when the wait returns. Children that
+ * exec (this program again: `reaping exit N`, `exec2 N`, `forker N`, `pause`) after
+ * a fork, a vfork or a posix_spawn report their exit too (the exec'd km inherits
+ * the report pipe): each case checks the same. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -223,6 +227,94 @@ static void exec_and_vfork(void) {
     printf("child that reaped its own child: %d code %d\n", got == pid, WEXITSTATUS(st));
 }
 
+extern char **environ;
+static const char *self;
+
+/* The child of `how` (0 fork, 1 vfork, 2 posix_spawn) running this program with
+ * `mode` and `arg`. */
+static pid_t start_self(int how, const char *mode, const char *arg) {
+    char *argv[] = {(char *)self, (char *)mode, (char *)arg, NULL};
+    pid_t pid;
+    if (how == 2)
+        return posix_spawn(&pid, self, NULL, NULL, argv, environ) == 0 ? pid : -1;
+    pid = how == 0 ? fork() : vfork();
+    if (pid == 0) {
+        execve(self, argv, environ);
+        _exit(127);
+    }
+    return pid;
+}
+
+/* An exec'd child's exit seen by waitpid and the SIGCHLD handler, then gone. */
+static void exec_case(const char *name, int how, const char *mode, const char *arg, int code) {
+    handle_chld(0);
+    chld_count = 0;
+    int st = -1;
+    pid_t pid = start_self(how, mode, arg);
+    pid_t got = waitpid(pid, &st, 0);
+    int in_time = chld_count == 1 && chld_code == CLD_EXITED && chld_status == code &&
+                  chld_pid == pid;
+    printf("%s: waitpid is the child %d, exited %d code %d, its SIGCHLD before: %d\n", name,
+           got == pid, WIFEXITED(st), WEXITSTATUS(st), in_time);
+    printf("%s: then kill %s, waitpid %s, wait(WNOHANG) %s\n", name, err(kill(pid, 0)),
+           err(waitpid(pid, &st, WNOHANG)), err(waitpid(-1, &st, WNOHANG)));
+    sleep_ms(100);
+    printf("%s: %d SIGCHLD in all\n", name, (int)chld_count);
+    signal(SIGCHLD, SIG_DFL);
+}
+
+static void exec_reports(void) {
+    static const char *hows[] = {"fork", "vfork", "posix_spawn"};
+    char name[64];
+    for (int how = 0; how < 3; how++) {
+        snprintf(name, sizeof name, "%s+exec", hows[how]);
+        exec_case(name, how, "exit", "73", 73);
+        snprintf(name, sizeof name, "%s+exec twice", hows[how]);
+        exec_case(name, how, "exec2", "74", 74);
+        snprintf(name, sizeof name, "%s+exec of a forker", hows[how]);
+        exec_case(name, how, "forker", "3", 3 * 10 + 6);
+        int st = -1;
+        pid_t pid = start_self(how, "pause", "0");
+        sleep_ms(50);
+        kill(pid, SIGKILL);
+        pid_t got = waitpid(pid, &st, 0);
+        printf("%s+exec killed: %d signaled %d by %d; then kill %s, waitpid %s\n", hows[how],
+               got == pid, WIFSIGNALED(st), WTERMSIG(st), err(kill(pid, 0)),
+               err(waitpid(pid, &st, WNOHANG)));
+    }
+}
+
+/* This program as an exec'd child: `exit N` ends with N, `exec2 N` execs `exit N`,
+ * `forker N` forks N children (each exec'd as `exit I`) and ends with the sum of
+ * their codes plus 10 N, `pause` waits for a signal. */
+static int as_child(char **argv) {
+    int n = atoi(argv[2]);
+    if (strcmp(argv[1], "exit") == 0)
+        return n;
+    if (strcmp(argv[1], "exec2") == 0) {
+        char *again[] = {argv[0], "exit", argv[2], NULL};
+        execve(argv[0], again, environ);
+        return 127;
+    }
+    if (strcmp(argv[1], "forker") == 0) {
+        int sum = 10 * n;
+        for (int i = 1; i <= n; i++) {
+            char code[16];
+            snprintf(code, sizeof code, "%d", i);
+            int st;
+            pid_t pid = start_self(0, "exit", code);
+            if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st))
+                return 126;
+            sum += WEXITSTATUS(st);
+        }
+        if (waitpid(-1, NULL, WNOHANG) != -1 || errno != ECHILD)
+            return 125;
+        return sum;
+    }
+    pause();
+    return 1;
+}
+
 static void ignored(void) {
     int st;
     signal(SIGCHLD, SIG_IGN);
@@ -348,7 +440,10 @@ static void descriptors(void) {
     close(p[0]);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    self = argv[0];
+    if (argc == 3)
+        return as_child(argv);
     setvbuf(stdout, NULL, _IONBF, 0);
     basics();
     one_sigchld_each();
@@ -358,6 +453,7 @@ int main(void) {
     groups();
     killed();
     exec_and_vfork();
+    exec_reports();
     ignored();
     threads();
     usage();

@@ -21,7 +21,8 @@
 //! - signal waits: how long after pthread_kill a thread waiting in sigsuspend,
 //!   sigwaitinfo, sigtimedwait or a signalfd read returns (medians of 300 rounds,
 //!   `tests/payloads/sigwake.c`), native vs km (`-- signals`: only these);
-//! - processes: a fork + _exit + waitpid loop, and the start-up of Debian's dynamically
+//! - processes: a fork + _exit + waitpid loop, fork + execve (of a static program
+//!   that exits at once) + waitpid, posix_spawn + waitpid, and the start-up of Debian's dynamically
 //!   linked `python3 -c pass`, native vs km, and against its budget: native plus 1.2x
 //!   its syscall count (from `km --stats`) times km's per-syscall cost in this run;
 //! - snapshots: a python3 that imported json, asyncio, sqlite3, email and decimal,
@@ -31,7 +32,7 @@
 //!   payload with 1 GiB of touched memory vs one with 10 MiB, with the snapshots'
 //!   write time and size (`cargo bench --bench km -- snapshot`: only these;
 //!   `-- threads`: only the thread create+join and ping-pong lines; `-- forks`:
-//!   only the fork+exit+wait line; `-- python`: only km's forwarded getppid,
+//!   only the fork, exec and spawn lines; `-- python`: only km's forwarded getppid,
 //!   python's RSS and its start-up against the budget).
 //!
 //! - redis: redis-benchmark (native, loopback) against Debian's redis-server under km
@@ -373,15 +374,21 @@ fn thread_rows(km: &std::ffi::OsStr, threads: &Path, bare: f64) {
 }
 
 fn fork_row(km: &std::ffi::OsStr, forks: &Path, bare: f64) {
-    let native = per_iteration_ns(&[], forks, None, FORKS);
-    let under_km = per_iteration_ns(&[km], forks, None, FORKS);
-    println!(
-        "fork+exit+wait (x {FORKS}): native {:.1} us, km {:.1} us ({:.1} bare exits), ratio {:.1}x",
-        native / 1e3,
-        under_km / 1e3,
-        under_km / bare,
-        under_km / native
-    );
+    for (label, mode) in [
+        ("fork+exit+wait", None),
+        ("fork+execve+wait (static)", Some("exec")),
+        ("posix_spawn+wait (static)", Some("spawn")),
+    ] {
+        let native = per_iteration_ns(&[], forks, mode, FORKS);
+        let under_km = per_iteration_ns(&[km], forks, mode, FORKS);
+        println!(
+            "{label} (x {FORKS}): native {:.1} us, km {:.1} us ({:.1} bare exits), ratio {:.1}x",
+            native / 1e3,
+            under_km / 1e3,
+            under_km / bare,
+            under_km / native
+        );
+    }
 }
 
 fn main() {

@@ -9,9 +9,14 @@
 //! result) and sends its parent km a SIGCHLD as a doorbell. The parent's wait4 and
 //! waitid answer from the report, and the host process, which the payload has
 //! then reaped, is reaped by km later: hidden from every wait, ESRCH to kill and
-//! pidfd_open. A child that ends any other way (killed by a signal, or an
-//! execve, which closes its end of the pipe) gives no report and is seen through
-//! the host's wait as before.
+//! pidfd_open. A child that ends any other way (killed by a signal) gives no
+//! report and is seen through the host's wait as before.
+//!
+//! An execve keeps the pid, so the payload stays the parent's child: the exec'ing
+//! km passes the pipe on to the new km (`--exit-report`, a copy inherited by that
+//! exec only), which reports on it in turn. A vfork (or posix_spawn) child gets a
+//! pipe too, whose write end only its execve passes on: its parent adopts the read
+//! end once the child has exec'd or exited (an exit without exec closes it).
 //!
 //! The table lives in km's memory: a vfork child (which shares it) uses none of it.
 

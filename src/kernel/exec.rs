@@ -282,21 +282,28 @@ pub fn replace(
     };
     // The pipe a fork or vfork child reports its exit on goes on to the new km
     // (the exec keeps the pid: the payload stays its parent's child), at a
-    // number no descriptor is placed at.
-    let report = match &thread.vfork_child {
-        Some(child) => child.report.map(|n| {
-            host::dup_cloexec_from(n, 3)
-                .and_then(|copy| host::keep_on_exec(std::os::fd::AsFd::as_fd(&copy)).map(|()| copy))
+    // number no descriptor is placed at. It gives way to the payload's: without
+    // a number for it (a low RLIMIT_NOFILE) the new km reports nothing, and the
+    // parent sees the host's end of the process.
+    let mut report = match &thread.vfork_child {
+        Some(child) => child.report.and_then(|n| {
+            let copy = host::dup_cloexec_from(n, 3).ok()?;
+            host::keep_on_exec(std::os::fd::AsFd::as_fd(&copy))
+                .ok()
+                .map(|()| copy)
         }),
-        None => crate::kernel::children::pipe_for_exec(3).transpose(),
-    };
-    let report = match report.transpose() {
-        Ok(report) => report,
-        Err(e) => return e,
+        None => crate::kernel::children::pipe_for_exec(3).ok().flatten(),
     };
     let mut temps = Vec::with_capacity(to_place.len());
     for (n, fd) in &to_place {
-        match rustix::io::fcntl_dupfd_cloexec(fd, 3) {
+        let copy = match rustix::io::fcntl_dupfd_cloexec(fd, 3) {
+            Err(Errno::MFILE) if report.is_some() => {
+                report = None;
+                rustix::io::fcntl_dupfd_cloexec(fd, 3)
+            }
+            copy => copy,
+        };
+        match copy {
             Ok(t) => temps.push((*n, t)),
             Err(e) => return e,
         }

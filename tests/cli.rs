@@ -68,6 +68,48 @@ fn unknown_option_is_an_error() {
     assert_eq!(none.status.code(), Some(KM_ERROR), "a payload is required");
 }
 
+/// `--exit-report` (what an exec'ing km passes on: see `kernel::children`) names
+/// an inherited pipe's write end; anything else is refused before the payload runs.
+#[test]
+fn exit_report_takes_only_an_inherited_pipes_write_end() {
+    let hello = payload("hello.musl");
+    // km's status, after what it printed, on the output of `cat` (km's fd 3
+    // may be the pipe into it).
+    let under_sh = |redirect: &str, before: &str| {
+        let script =
+            format!("{before}{{ \"$0\" --exit-report=3 \"$1\" {redirect}; echo exit $?; }} | cat");
+        run(std::process::Command::new("sh")
+            .args(["-c", &script])
+            .arg(env!("CARGO_BIN_EXE_km"))
+            .arg(&hello)
+            .stdin(std::process::Stdio::null()))
+    };
+    for (redirect, words) in [
+        ("", "--exit-report 3: no such inherited descriptor"),
+        (
+            "3</dev/null",
+            "--exit-report 3: not the write end of a pipe",
+        ),
+        ("3<&0", "--exit-report 3: not the write end of a pipe"),
+    ] {
+        // `: |` makes the shell's standard input a pipe's read end.
+        let out = under_sh(&format!("{redirect} 2>&1 >/dev/null"), ": | ");
+        assert!(
+            text(&out.stdout).contains(words) && text(&out.stdout).contains("exit 125"),
+            "{redirect}: {}",
+            text(&out.stdout)
+        );
+    }
+    // A pipe's write end is taken, and the payload runs to its end.
+    let out = under_sh("3>&1 >/dev/null", "");
+    assert!(
+        text(&out.stdout).contains("exit 0"),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
 #[test]
 fn bad_payloads_are_refused_clearly() {
     let dir = scratch("bad-elf");

@@ -691,7 +691,9 @@ fn in_guest_answers_are_seen_when_tracing_or_counting() {
 /// siginfo, a reaped child gone for wait/kill/pidfd_open, WNOHANG, WNOWAIT, process
 /// groups, stops and continues, killed, exec'd and vfork children, SIGCHLD ignored
 /// and SA_NOCLDWAIT, threads waiting at once, rusage, the child's descriptors
-/// closed when the wait returns.
+/// closed when the wait returns; fork, vfork and posix_spawn children that exec
+/// (once, twice, a program that forks and waits its own children, one killed),
+/// whose exec'd km reports their exit too.
 #[test]
 fn reaping_children_matches_native() {
     for libc in LIBCS {

@@ -291,6 +291,11 @@ int main(int argc, char **argv) {
         }
         return 0;
     }
+    /* A process group of its own, whose parent (the test) is in another group
+     * of the session: not orphaned, so SIGTSTP stops its members however the
+     * test was started. */
+    if (setpgid(0, 0) != 0)
+        return 1;
     raise_stop();
     nocldstop();
     tstp_handler();

@@ -317,6 +317,9 @@ pub fn run(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infalli
     if ignored & signals::bit(libc::SIGCHLD) != 0 {
         kick::mirror_sigchld(true)?;
     }
+    for sig in (1..=64).filter(|&sig| ignored & signals::bit(sig) != 0) {
+        kick::mirror_job_control(sig, true)?;
+    }
     // An execve keeps the signals pending (their senders' details are not kept).
     let (sigmask, pending, _) = cli.exec_signals.unwrap_or((inherited.sigmask, 0, 0));
     for sig in (1..=64).filter(|&sig| pending & signals::bit(sig) != 0) {
@@ -397,6 +400,10 @@ fn restore(
     )?;
     if lock(&guest.signals).actions[(libc::SIGCHLD - 1) as usize].handler == libc::SIG_IGN as u64 {
         kick::mirror_sigchld(true)?;
+    }
+    let actions = lock(&guest.signals).actions;
+    for (sig, action) in (1..).zip(&actions) {
+        kick::mirror_job_control(sig, action.handler == libc::SIG_IGN as u64)?;
     }
     // The pages come in from here on (--sandbox: once km has dropped its identity,
     // which it must do single-threaded).

@@ -155,8 +155,9 @@ fn exit_kind(exit: Exit) -> Event {
     }
 }
 
-/// After a stop for another thread's snapshot: a blocking syscall the stop
-/// interrupted (and no signal) is made again, as if nothing had happened.
+/// After a stop for another thread's snapshot, or a job-control stop: a blocking
+/// syscall the stop interrupted (and no signal) is made again, as if nothing had
+/// happened.
 fn after_stop(guest: &Guest, thread: &mut Thread, point: Point) -> Result<Point> {
     let Point::Syscall {
         nr, restart: true, ..
@@ -355,7 +356,11 @@ fn deliver_pending(guest: &Guest, thread: &mut Thread, mut point: Point) -> Resu
             }
         };
         match signals::deliver(guest, thread, &info, point)? {
-            signals::Delivery::Ignored => {}
+            // Linux restarts a call that a stop or an ignored signal (SIGCONT
+            // after a stop) interrupted, unless a handler then runs there.
+            signals::Delivery::Ignored | signals::Delivery::Stopped => {
+                point = after_stop(guest, thread, point)?
+            }
             signals::Delivery::Handler => {
                 debug::handler_entered(guest, thread)?;
                 if matches!(point, Point::Exception(_)) || thread.gdb_step {

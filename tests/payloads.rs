@@ -705,3 +705,20 @@ fn reaping_children_matches_native() {
         );
     }
 }
+
+/// Job-control stops (`jobstop.c`): SIGSTOP raised by a child, seen by
+/// waitpid(WUNTRACED), waitid(WSTOPPED|WNOWAIT) and SIGCHLD (CLD_STOPPED, none
+/// under SA_NOCLDSTOP); SIGCONT continues it (WIFCONTINUED, CLD_CONTINUED, its
+/// handler); SIGTSTP's handler; SIGTSTP discarded in an orphaned group; every
+/// thread of a stopped child stopped; a read a stop interrupted goes on.
+#[test]
+fn job_control_stops_match_native() {
+    for libc in LIBCS {
+        assert_passes_like_native(
+            &payload(&format!("jobstop.{libc}")),
+            &[],
+            None,
+            "jobstop done",
+        );
+    }
+}

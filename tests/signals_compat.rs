@@ -263,3 +263,71 @@ fn signals_from_outside_are_never_lost() {
         assert!(!km_early.is_empty());
     }
 }
+
+/// The state letter of process `pid` in /proc/PID/stat ('T': stopped).
+fn proc_state(pid: u32) -> char {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rfind(')').map_or("", |i| &stat[i + 1..]);
+    after.trim_start().chars().next().unwrap_or('?')
+}
+
+/// Waits up to 60 s for process `pid` to be stopped (`stopped`) or not.
+fn await_stopped(pid: u32, stopped: bool, what: &str) {
+    for _ in 0..6000 {
+        if (proc_state(pid) == 'T') == stopped {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!(
+        "{what}: state {} (stopped expected: {stopped})",
+        proc_state(pid)
+    );
+}
+
+/// A payload stopped from outside, as `kill -STOP` and a terminal's Ctrl-Z
+/// (SIGTSTP) do, is seen stopped in /proc/PID/stat and stays so; `kill -CONT`
+/// resumes it and runs its SIGCONT handler, natively and under km. The payload
+/// runs in a process group of its own, whose parent (the test) is in another
+/// group of the session, so that the group is not orphaned and SIGTSTP stops it.
+#[test]
+fn stops_and_continues_from_outside() {
+    use std::io::{BufRead, BufReader, Read};
+    use std::os::unix::process::CommandExt;
+    for libc in ["glibc", "musl"] {
+        let exe = payload(&format!("jobstop.{libc}"));
+        for (who, mut cmd) in [("native", native(&exe)), ("km", km())] {
+            if who == "km" {
+                cmd.arg(&exe);
+            }
+            let mut child = cmd
+                .arg("outside")
+                .process_group(0)
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("spawning");
+            let mut stdout = BufReader::new(child.stdout.take().unwrap());
+            let mut seen = String::new();
+            stdout.read_line(&mut seen).unwrap();
+            assert_eq!(seen, "ready\n", "{who} {libc}");
+            let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+            for stop in [libc::SIGSTOP, libc::SIGTSTP] {
+                let what = format!("{who} {libc}: signal {stop}");
+                let signal = rustix::process::Signal::from_named_raw(stop).unwrap();
+                rustix::process::kill_process(pid, signal).unwrap();
+                await_stopped(child.id(), true, &what);
+                std::thread::sleep(Duration::from_millis(100));
+                assert_eq!(proc_state(child.id()), 'T', "{what}: stays stopped");
+                rustix::process::kill_process(pid, rustix::process::Signal::CONT).unwrap();
+                await_stopped(child.id(), false, &what);
+                // The handler has run before the next stop (a stop signal sent
+                // earlier would discard the SIGCONT still pending).
+                stdout.read_line(&mut seen).unwrap();
+            }
+            let status = wait_for(&mut child, HANG_LIMIT, who);
+            stdout.read_to_string(&mut seen).unwrap();
+            assert!(status.success(), "{who} {libc}: {status:?}");
+            assert_eq!(seen, "ready\ncontinued 1\ncontinued 2\n", "{who} {libc}");
+        }
+    }
+}

@@ -193,6 +193,8 @@ pub enum DefaultAction {
     /// Terminate and write a core file.
     Core,
     Ignore,
+    /// Stop the whole process until SIGCONT (km stops itself on the host).
+    Stop,
 }
 
 pub fn default_action(sig: i32) -> DefaultAction {
@@ -207,15 +209,10 @@ pub fn default_action(sig: i32) -> DefaultAction {
         | libc::SIGSYS
         | libc::SIGXCPU
         | libc::SIGXFSZ => DefaultAction::Core,
-        // Stopping is not supported: the stop signals and SIGCONT are ignored.
-        libc::SIGCHLD
-        | libc::SIGCONT
-        | libc::SIGURG
-        | libc::SIGWINCH
-        | libc::SIGSTOP
-        | libc::SIGTSTP
-        | libc::SIGTTIN
-        | libc::SIGTTOU => DefaultAction::Ignore,
+        libc::SIGSTOP | libc::SIGTSTP | libc::SIGTTIN | libc::SIGTTOU => DefaultAction::Stop,
+        // SIGCONT's continuing is the host's (it resumes the stopped km whatever
+        // its handler); delivered, its default does nothing more.
+        libc::SIGCHLD | libc::SIGCONT | libc::SIGURG | libc::SIGWINCH => DefaultAction::Ignore,
         _ => DefaultAction::Terminate,
     }
 }
@@ -280,6 +277,17 @@ impl PendingQueue {
             .collect()
     }
 
+    /// Drops the pending signals in `mask` (a SIGCONT discards the stop signals
+    /// pending, a stop signal a pending SIGCONT, as on Linux).
+    pub fn discard(&self, mask: u64) {
+        if self.bits() & mask == 0 {
+            return;
+        }
+        let mut map = lock(&self.info);
+        map.retain(|sig, _| bit(*sig) & mask == 0);
+        self.bits.fetch_and(!mask, Ordering::SeqCst);
+    }
+
     /// Takes the lowest pending signal in `allowed`.
     pub fn take(&self, allowed: u64) -> Option<SigInfo> {
         if self.bits() & allowed == 0 {
@@ -315,17 +323,33 @@ pub fn collect_host_signals(guest: &Guest) {
         // then; its doorbell and its end on the host are not the payload's.
         if sig == libc::SIGCHLD {
             let pid = i32::from_ne_bytes(i[16..20].try_into().expect("si_pid"));
-            let auto_reap =
-                lock(&guest.signals).actions[(libc::SIGCHLD - 1) as usize].reaps_children();
-            if children::host_sigchld(pid, auto_reap) || children::is_doorbell(&i) {
+            let action = lock(&guest.signals).actions[(libc::SIGCHLD - 1) as usize];
+            if children::host_sigchld(pid, action.reaps_children()) || children::is_doorbell(&i) {
                 continue;
             }
+            // km's host handler takes every child's stop and continue; the
+            // payload's SA_NOCLDSTOP asks for none of them.
+            let stop_or_continue = matches!(code(&i), libc::CLD_STOPPED | libc::CLD_CONTINUED);
+            if stop_or_continue && action.flags & libc::SA_NOCLDSTOP as u64 != 0 {
+                continue;
+            }
+        }
+        if sig == libc::SIGCONT {
+            guest.pending.discard(STOP_SIGNALS);
+        } else if bit(sig) & STOP_SIGNALS != 0 {
+            guest.pending.discard(bit(libc::SIGCONT));
         }
         // A queued signal past RLIMIT_SIGPENDING is dropped, as Linux refuses it.
         let _ = guest.pending.add(i);
     }
     raise_reported(guest);
 }
+
+/// The signals whose default action stops the process.
+const STOP_SIGNALS: u64 = (1 << (libc::SIGSTOP - 1))
+    | (1 << (libc::SIGTSTP - 1))
+    | (1 << (libc::SIGTTIN - 1))
+    | (1 << (libc::SIGTTOU - 1));
 
 /// Queues the payload's SIGCHLD for each child whose exit report km has read,
 /// with what Linux's would carry (CLD_EXITED, the status, the times).
@@ -492,6 +516,10 @@ pub enum Delivery {
     Ignored,
     /// The thread now runs the signal's handler.
     Handler,
+    /// The process was stopped (on the host) and has been continued since, or
+    /// the host discarded the stop (an orphaned process group's SIGTSTP, SIGTTIN
+    /// or SIGTTOU).
+    Stopped,
     /// The process dies of this signal (the one delivered, or SIGSEGV when its
     /// frame could not be written).
     Fatal(SigInfo),
@@ -510,6 +538,14 @@ pub fn deliver(
         SIG_IGN => Delivery::Ignored,
         SIG_DFL => match default_action(sig) {
             DefaultAction::Ignore => Delivery::Ignored,
+            DefaultAction::Stop => {
+                trace!(
+                    Category::Kvm,
+                    "thread {}: signal {sig} stops km", thread.tid
+                );
+                kick::stop_by(sig);
+                Delivery::Stopped
+            }
             DefaultAction::Terminate | DefaultAction::Core => Delivery::Fatal(*info),
         },
         _ => match setup_frame(guest, thread, info, action, point)? {

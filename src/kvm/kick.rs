@@ -100,6 +100,11 @@ fn forwarded() -> impl Iterator<Item = i32> {
         libc::SIGWINCH,
         libc::SIGIO,
         libc::SIGPWR,
+        // Job control: the payload's handlers, or km stops itself (`stop_by`).
+        libc::SIGTSTP,
+        libc::SIGTTIN,
+        libc::SIGTTOU,
+        libc::SIGCONT,
     ]
     .into_iter()
     .chain(kick_signal() + 1..=libc::SIGRTMAX())
@@ -339,6 +344,22 @@ pub fn mirror_sigchld(auto_reap: bool) -> Result<()> {
     install_handler(libc::SIGCHLD, forwarding_handler(), flags)
 }
 
+/// Mirrors the payload's SIG_IGN of a job-control signal (SIGTSTP, SIGTTIN,
+/// SIGTTOU) on the host, where the terminal driver looks at it: a background
+/// process that ignores SIGTTOU may write to its terminal and set its foreground
+/// group, one that ignores SIGTTIN reads EIO, as a shell under km expects;
+/// otherwise km's forwarding handler takes them for the payload.
+pub fn mirror_job_control(sig: i32, ignored: bool) -> Result<()> {
+    if ![libc::SIGTSTP, libc::SIGTTIN, libc::SIGTTOU].contains(&sig) {
+        return Ok(());
+    }
+    if ignored {
+        raw_handler(sig, Some(libc::SIG_IGN));
+        return Ok(());
+    }
+    install_handler(sig, forwarding_handler(), libc::SA_SIGINFO)
+}
+
 /// si_code of a SIGSYS raised by a seccomp filter (Linux's SYS_SECCOMP).
 const SYS_SECCOMP: i32 = 1;
 
@@ -559,6 +580,41 @@ pub fn die_by(sig: i32) -> ! {
     raise_default(sig);
     // Signals whose host default is not to terminate end here.
     std::process::exit(128 + sig)
+}
+
+/// Stops km (every thread of it) by stop signal `sig` with the host's default
+/// action, as the payload's default action asks; returns once a SIGCONT has
+/// continued it, or at once when the host discards the stop (SIGTSTP, SIGTTIN or
+/// SIGTTOU in an orphaned process group, as Linux discards the payload's). km's
+/// parent and a shell see it stopped by `sig`. While it is stopped, km's
+/// forwarding handler gives way to the default action for `sig`: another `sig`
+/// sent then stops km too.
+pub fn stop_by(sig: i32) {
+    let forwarding = sig != libc::SIGSTOP;
+    if forwarding {
+        raw_handler(sig, Some(libc::SIG_DFL));
+    }
+    // SAFETY: plain signal-mask and signal syscalls on the calling thread; the
+    // mask is read into and restored from a zeroed set.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, sig);
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, &mut old);
+        // Taken on the way back from tgkill: the stop happens before it returns.
+        libc::syscall(
+            libc::SYS_tgkill,
+            libc::getpid(),
+            libc::syscall(libc::SYS_gettid),
+            sig,
+        );
+        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+    }
+    if forwarding {
+        // Failing leaves the default action: a later `sig` stops km directly.
+        let _ = install_handler(sig, forwarding_handler(), libc::SA_SIGINFO);
+    }
 }
 
 /// Raises `sig` on the calling thread with its default action, without a host

@@ -92,6 +92,7 @@ pub fn rt_sigaction(ctx: &mut Ctx<'_>, a: &[u64; 6]) -> SysResult {
         if sig == libc::SIGCHLD {
             kick::mirror_sigchld(new.reaps_children()).map_err(|_| Errno::INVAL)?;
         }
+        kick::mirror_job_control(sig, new.handler == signals::SIG_IGN).map_err(|_| Errno::INVAL)?;
     }
     Ok(0)
 }

@@ -156,7 +156,7 @@ fn per_iteration_ns(prefix: &[&std::ffi::OsStr], exe: &Path, mode: Option<&str>,
 /// Nanoseconds per bare KVM_RUN round trip: a user-mode `out; jmp` loop.
 fn bare_exit_ns() -> f64 {
     const CODE: u64 = 0x40_0000;
-    let mut vm = Vm::new(None).expect("VM");
+    let mut vm = Vm::new(None, None).expect("VM");
     let region = vm
         .reserve(RegionKind::Image, CODE, HUGE_PAGE_SIZE, Growth::Up)
         .expect("region");

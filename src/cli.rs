@@ -145,6 +145,12 @@ pub struct Cli {
     #[arg(long = "exit-report", value_name = "FD", hide = true)]
     pub exit_report: Option<i32>,
 
+    /// Internal: a pipe holding the CPUID entries KVM supports, as the km that
+    /// execve replaced had them (KVM_GET_SUPPORTED_CPUID executes some 75 CPUID
+    /// instructions, each an exit to the host's hypervisor on a nested host).
+    #[arg(long = "kvm-cpuid", value_name = "FD", hide = true)]
+    pub kvm_cpuid: Option<i32>,
+
     /// Internal: the payload's RLIMIT_DATA, RLIMIT_AS, RLIMIT_SIGPENDING and
     /// RLIMIT_NOFILE (soft and hard each) that a km re-executed for its execve
     /// takes over.

@@ -67,6 +67,8 @@ pub struct Inherited {
     lock_keepers: Vec<std::os::fd::OwnedFd>,
     /// The pipe named by `--exit-report`.
     exit_report: Option<std::os::fd::OwnedFd>,
+    /// The pipe named by `--kvm-cpuid`.
+    kvm_cpuid: Option<std::os::fd::OwnedFd>,
     sigmask: u64,
     ignored: u64,
 }
@@ -74,10 +76,10 @@ pub struct Inherited {
 impl Inherited {
     /// Takes km's inherited descriptors and signal state; call before km opens
     /// anything or installs a handler. The descriptors the options named by `cli`
-    /// (`--kvm-fd`, `--lock-keepers`, `--exit-report`) and `gdb_fd` are km's,
-    /// not the payload's.
+    /// (`--kvm-fd`, `--lock-keepers`, `--exit-report`, `--kvm-cpuid`) and
+    /// `gdb_fd` are km's, not the payload's.
     pub fn take(cli: &cli::Cli, gdb_fd: Option<i32>) -> Inherited {
-        let (kvm_fd, report_fd) = (cli.kvm_fd, cli.exit_report);
+        let (kvm_fd, report_fd, cpuid_fd) = (cli.kvm_fd, cli.exit_report, cli.kvm_cpuid);
         let lock_keepers = &cli.lock_keepers;
         let (own, fds) = memory::host::inherited_fds()
             .into_iter()
@@ -85,9 +87,11 @@ impl Inherited {
                 Some(*n) == kvm_fd
                     || Some(*n) == gdb_fd
                     || Some(*n) == report_fd
+                    || Some(*n) == cpuid_fd
                     || lock_keepers.contains(n)
             });
-        let (mut kvm, mut gdb, mut report, mut keepers) = (None, None, None, Vec::new());
+        let (mut kvm, mut gdb, mut report, mut cpuid) = (None, None, None, None);
+        let mut keepers = Vec::new();
         for (n, fd) in own {
             if Some(n) == kvm_fd {
                 kvm = Some(fd);
@@ -95,6 +99,8 @@ impl Inherited {
                 gdb = Some(fd);
             } else if Some(n) == report_fd {
                 report = Some(fd);
+            } else if Some(n) == cpuid_fd {
+                cpuid = Some(fd);
             } else {
                 keepers.push(fd);
             }
@@ -106,9 +112,21 @@ impl Inherited {
             gdb,
             lock_keepers: keepers,
             exit_report: report,
+            kvm_cpuid: cpuid,
             sigmask,
             ignored,
         }
+    }
+}
+
+/// KVM's CPUID as the km that execve replaced passed it (`--kvm-cpuid`).
+fn known_cpuid(cli: &cli::Cli, pipe: Option<std::os::fd::OwnedFd>) -> Result<Option<Vec<u8>>> {
+    match (cli.kvm_cpuid, pipe) {
+        (Some(n), None) => bail!("--kvm-cpuid {n}: no such inherited descriptor"),
+        (Some(n), Some(pipe)) => kvm::vm::cpuid_after_exec(pipe)
+            .map(Some)
+            .map_err(|e| anyhow::anyhow!("--kvm-cpuid {n}: {e}")),
+        (None, _) => Ok(None),
     }
 }
 
@@ -238,7 +256,8 @@ pub fn run(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infalli
     if let Some(limits) = &cli.guest_limits {
         guest::limits::restore(limits).map_err(anyhow::Error::msg)?;
     }
-    let mut vm = Vm::new(inherited.kvm)?;
+    let cpuid = known_cpuid(cli, inherited.kvm_cpuid)?;
+    let mut vm = Vm::new(inherited.kvm, cpuid.as_deref())?;
     // The executable by its absolute path, as Linux names it in a core's NT_FILE.
     let exe = std::fs::canonicalize(&program.path)?;
     let (mut image, mut mm) = loader::load(
@@ -380,7 +399,8 @@ fn restore(
         .map(|a| CString::new(a.as_bytes()).context("an argument with a NUL byte"))
         .collect::<Result<Vec<_>>>()?;
     memory::host::show_command_line(&argv);
-    let mut vm = Vm::new(inherited.kvm)?;
+    let cpuid = known_cpuid(cli, inherited.kvm_cpuid)?;
+    let mut vm = Vm::new(inherited.kvm, cpuid.as_deref())?;
     let mm = snap.address_space(&mut vm)?;
     let fds = snap.descriptors(kernel::fdtable::FdTable::inherited(
         inherited.fds,

@@ -223,3 +223,86 @@ fn km_is_statically_linked() {
         }
     }
 }
+
+/// A km that execve starts takes KVM's CPUID from the km it replaces
+/// (`--kvm-cpuid`, a pipe) rather than asking KVM again, and its payload sees
+/// the same CPU. A `--kvm-cpuid` that is not a pipe's read end is refused
+/// before the payload runs; a pipe without whole entries is noticed, and km
+/// asks KVM; a pipe whose writer is still there does not hold km up.
+#[test]
+fn execve_passes_kvms_cpuid_on() {
+    let dir = scratch("kvmcpuid");
+    let log = dir.join("km.log");
+    let log_to = format!("--km-log-to={}", log.display());
+    let trace = |log: &Path| std::fs::read_to_string(log).unwrap_or_default();
+    for exe in ["cpuidexec.musl", "cpuidexec.glibc"] {
+        let _ = std::fs::remove_file(&log);
+        let out = run(km().args(["-Vkvm", &log_to]).arg(payload(exe)));
+        let stdout = text(&out.stdout);
+        assert!(out.status.success(), "{exe}: {stdout}{}", text(&out.stderr));
+        let leaves = |when: &str| -> Vec<String> {
+            stdout
+                .lines()
+                .filter_map(|l| l.strip_prefix(when))
+                .map(str::to_owned)
+                .collect()
+        };
+        assert_eq!(leaves("before ").len(), 5, "{exe}: {stdout}");
+        assert_eq!(
+            leaves("before "),
+            leaves("after "),
+            "{exe}: the CPU changed"
+        );
+        let trace = trace(&log);
+        assert_eq!(
+            trace.matches("entries from the km execve replaced").count(),
+            1,
+            "{exe}: the exec'd km took the CPUID over: {trace}"
+        );
+    }
+    let hello = payload("hello.musl");
+    let under_bash = |setup: &str| {
+        let _ = std::fs::remove_file(&log);
+        let script =
+            format!("{setup}\"$0\" -Vkvm {log_to} --kvm-cpuid=3 \"$1\" >/dev/null; echo exit $?");
+        run(std::process::Command::new("bash")
+            .args(["-c", &script])
+            .arg(env!("CARGO_BIN_EXE_km"))
+            .arg(&hello)
+            .stdin(std::process::Stdio::null()))
+    };
+    for (setup, words) in [
+        ("", "--kvm-cpuid 3: no such inherited descriptor"),
+        (
+            "exec 3</dev/null; ",
+            "--kvm-cpuid 3: not the read end of a pipe",
+        ),
+    ] {
+        let out = under_bash(setup);
+        assert!(text(&out.stdout).contains("exit 125"), "{setup}");
+        assert!(
+            text(&out.stderr).contains(words),
+            "{setup}: {}",
+            text(&out.stderr)
+        );
+    }
+    // 41 bytes are no whole entry (40 each), and the writer keeps the pipe
+    // open for 20 s more.
+    let started = std::time::Instant::now();
+    let out = under_bash("exec 3< <(head -c 41 /dev/zero; sleep 20 2>/dev/null); ");
+    assert!(
+        text(&out.stdout).contains("exit 0"),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(15),
+        "km waited for the pipe's writer"
+    );
+    assert!(
+        trace(&log).contains("--kvm-cpuid: not whole CPUID entries"),
+        "{}",
+        trace(&log)
+    );
+}

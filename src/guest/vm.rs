@@ -39,9 +39,10 @@ pub struct Vm {
 impl Vm {
     /// Creates the VM (on `kvm`, a /dev/kvm descriptor km inherited, or else on
     /// /dev/kvm opened here) and installs the system region, in the place it has
-    /// between the mmap area and the image (`GuestMemory::new`).
-    pub fn new(kvm: Option<OwnedFd>) -> Result<Self> {
-        let kvm = KvmVm::new(kvm)?;
+    /// between the mmap area and the image (`GuestMemory::new`). `known_cpuid`:
+    /// see [`KvmVm::new`].
+    pub fn new(kvm: Option<OwnedFd>, known_cpuid: Option<&[u8]>) -> Result<Self> {
+        let kvm = KvmVm::new(kvm, known_cpuid)?;
         let mut mem = GuestMemory::new(&[
             (RegionKind::Upper, UPPER_SIZE),
             (RegionKind::System, SYS_SIZE),
@@ -194,8 +195,11 @@ impl Vm {
         self.pt.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Creates vCPU `id` with its landing pad, ready to run user code.
+    /// Creates vCPU `id` with its landing pad, ready to run user code. The
+    /// first one registers what start-up committed with KVM
+    /// ([`GuestMemory::expose`]) before it runs.
     pub fn create_vcpu(&self, id: u32) -> Result<Vcpu> {
+        self.mem.expose(self.kvm.fd())?;
         let area = CpuArea::new(id, self.kvm.backend == Backend::Hardware);
         area.install(&self.mem, &mut self.page_tables())?;
         let mut kvm = self.kvm.create_vcpu(&area.setup(self.page_table_root()))?;

@@ -294,15 +294,20 @@ pub fn replace(
         }),
         None => crate::kernel::children::pipe_for_exec(3).ok().flatten(),
     };
+    // KVM's CPUID for the new km, which then need not ask KVM again (an
+    // optimisation: without a number for it, the new km asks).
+    let mut cpuid = cpuid_for_exec(guest);
     let mut temps = Vec::with_capacity(to_place.len());
     for (n, fd) in &to_place {
-        let copy = match rustix::io::fcntl_dupfd_cloexec(fd, 3) {
-            Err(Errno::MFILE) if report.is_some() => {
+        let mut copy = rustix::io::fcntl_dupfd_cloexec(fd, 3);
+        // The payload's descriptors come first: km's own give way, the CPUID's
+        // then the report's.
+        while matches!(copy, Err(Errno::MFILE)) && (cpuid.is_some() || report.is_some()) {
+            if cpuid.take().is_none() {
                 report = None;
-                rustix::io::fcntl_dupfd_cloexec(fd, 3)
             }
-            copy => copy,
-        };
+            copy = rustix::io::fcntl_dupfd_cloexec(fd, 3);
+        }
         match copy {
             Ok(t) => temps.push((*n, t)),
             Err(e) => return e,
@@ -343,6 +348,10 @@ pub fn replace(
     args.push(CString::new(kvm_fd).expect("a number has no NUL"));
     if let Some(pipe) = &report {
         let option = format!("--exit-report={}", std::os::fd::AsRawFd::as_raw_fd(pipe));
+        args.push(CString::new(option).expect("a number has no NUL"));
+    }
+    if let Some(pipe) = &cpuid {
+        let option = format!("--kvm-cpuid={}", std::os::fd::AsRawFd::as_raw_fd(pipe));
         args.push(CString::new(option).expect("a number has no NUL"));
     }
     // Under gdb, the new km goes on with the session and reports the exec.
@@ -386,6 +395,21 @@ pub fn replace(
     args.push(CString::new(program.path.as_bytes()).expect("resolved paths have no NUL"));
     args.extend(program.argv.iter().skip(1).cloned());
     host::execve(c"/proc/self/exe", &args, envp)
+}
+
+/// A pipe holding KVM's supported CPUID for the km an execve starts
+/// (`--kvm-cpuid`), its read end at a number from 3 up that stays open across
+/// the exec (the write end is closed, so the new km reads to end of file).
+fn cpuid_for_exec(guest: &crate::kernel::process::Guest) -> Option<std::os::fd::OwnedFd> {
+    let bytes = guest.vm.kvm.cpuid_for_exec()?;
+    let (read, write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).ok()?;
+    // A pipe holds 64 KiB, KVM's answer about 3 KiB: the write does not block.
+    if rustix::io::write(&write, &bytes).ok()? != bytes.len() {
+        return None;
+    }
+    let read = rustix::io::fcntl_dupfd_cloexec(&read, 3).ok()?;
+    crate::memory::host::keep_on_exec(std::os::fd::AsFd::as_fd(&read)).ok()?;
+    Some(read)
 }
 
 /// Host descriptors km keeps open, and never closes, for files the payload holds

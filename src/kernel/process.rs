@@ -574,7 +574,11 @@ impl Guest {
     /// Stops the live threads but the `asking` ones (0 or the caller).
     fn stop_threads(&self, timeout: Duration, asking: usize) -> Vec<StoppedThread> {
         self.stop.requested.store(true, Ordering::SeqCst);
-        kick::kick_all();
+        // Alone (a single-threaded payload's execve): nobody to kick, and a
+        // kick of the caller itself would only be one more signal to take.
+        if lock(&self.threads).live.len() > asking {
+            kick::kick_all();
+        }
         let deadline = Instant::now() + timeout;
         let mut reports = lock(&self.stop.reports);
         loop {

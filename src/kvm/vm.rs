@@ -77,6 +77,77 @@ fn keep_stats(kvm_fd: &impl AsRawFd, vcpu: bool) -> Result<()> {
     Ok(())
 }
 
+/// The size of a `kvm_cpuid_entry2`: function, index, flags, the four
+/// registers and three words of padding.
+const CPUID_ENTRY_SIZE: usize = 40;
+
+/// CPUID entries from [`KvmVm::cpuid_for_exec`]'s bytes; None unless they are
+/// whole entries, at least one and at most KVM_MAX_CPUID_ENTRIES of them.
+fn cpuid_from_bytes(bytes: &[u8]) -> Option<CpuId> {
+    if bytes.is_empty()
+        || !bytes.len().is_multiple_of(CPUID_ENTRY_SIZE)
+        || bytes.len() / CPUID_ENTRY_SIZE > KVM_MAX_CPUID_ENTRIES
+    {
+        return None;
+    }
+    let entries: Vec<kvm_bindings::kvm_cpuid_entry2> = bytes
+        .chunks_exact(CPUID_ENTRY_SIZE)
+        .map(|e| {
+            let w =
+                |i: usize| u32::from_ne_bytes(e[i * 4..i * 4 + 4].try_into().unwrap_or_default());
+            kvm_bindings::kvm_cpuid_entry2 {
+                function: w(0),
+                index: w(1),
+                flags: w(2),
+                eax: w(3),
+                ebx: w(4),
+                ecx: w(5),
+                edx: w(6),
+                ..Default::default()
+            }
+        })
+        .collect();
+    CpuId::from_entries(&entries).ok()
+}
+
+/// In a km re-executed for the payload's execve: what `pipe` (`--kvm-cpuid`)
+/// holds, if it is the read end of a pipe. Reads only what is there (its
+/// writer wrote it all before the exec), so a pipe still open for writing
+/// elsewhere cannot hold km up.
+pub fn cpuid_after_exec(pipe: OwnedFd) -> Result<Vec<u8>, String> {
+    use rustix::fs::{FileType, OFlags};
+    let stat = rustix::fs::fstat(&pipe).map_err(|e| e.to_string())?;
+    let flags = rustix::fs::fcntl_getfl(&pipe).map_err(|e| e.to_string())?;
+    if FileType::from_raw_mode(stat.st_mode) != FileType::Fifo
+        || flags & OFlags::RWMODE != OFlags::RDONLY
+    {
+        return Err("not the read end of a pipe".into());
+    }
+    let mut bytes = Vec::new();
+    let mut buf = [0u8; 4096];
+    while bytes.len() < CPUID_BYTES_MAX {
+        let mut ready = [rustix::event::PollFd::new(
+            &pipe,
+            rustix::event::PollFlags::IN,
+        )];
+        let zero = rustix::event::Timespec::default();
+        if rustix::event::poll(&mut ready, Some(&zero)).map_err(|e| e.to_string())? == 0 {
+            break;
+        }
+        match rustix::io::read(&pipe, &mut buf) {
+            Ok(0) => break,
+            Ok(n) => bytes.extend_from_slice(&buf[..n]),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Ok(bytes)
+}
+
+/// More than KVM_MAX_CPUID_ENTRIES entries: a `--kvm-cpuid` pipe is read no
+/// further.
+const CPUID_BYTES_MAX: usize = (KVM_MAX_CPUID_ENTRIES + 1) * CPUID_ENTRY_SIZE;
+
 /// Asks KVM_GET_SUPPORTED_CPUID on a thread of its own, on a copy of `kvm`'s
 /// descriptor, so that km sets up memory and loads the payload meanwhile: KVM
 /// executes `cpuid` for each of some 75 leaves, and on a nested host (these
@@ -117,8 +188,10 @@ pub struct KvmVm {
 
 impl KvmVm {
     /// Creates an empty VM on `kvm` (a /dev/kvm descriptor km inherited) or else on
-    /// /dev/kvm opened here.
-    pub fn new(kvm: Option<OwnedFd>) -> Result<Self> {
+    /// /dev/kvm opened here. `known_cpuid`: KVM's supported CPUID as the km that
+    /// execve replaced had it ([`KvmVm::cpuid_for_exec`]), asked again when it is
+    /// not well-formed.
+    pub fn new(kvm: Option<OwnedFd>, known_cpuid: Option<&[u8]>) -> Result<Self> {
         let kvm = match kvm {
             Some(fd) => kvm_from(fd)?,
             None => Kvm::new().context("opening /dev/kvm")?,
@@ -140,6 +213,22 @@ impl KvmVm {
             cpuid_query: Mutex::new(None),
             debug_registers: OnceLock::new(),
         };
+        match known_cpuid.map(cpuid_from_bytes) {
+            Some(Some(cpuid)) => {
+                trace!(
+                    Category::Kvm,
+                    "CPUID: {} entries from the km execve replaced",
+                    cpuid.as_slice().len()
+                );
+                let _ = vm.cpuid.set(Ok(cpuid));
+                return Ok(vm);
+            }
+            Some(None) => trace!(
+                Category::Kvm,
+                "--kvm-cpuid: not whole CPUID entries; asking KVM"
+            ),
+            None => {}
+        }
         match query_supported_cpuid(vm.kvm_fd()) {
             Ok(query) => *vm.cpuid_query.get_mut().unwrap_or_else(|e| e.into_inner()) = Some(query),
             // No thread to spare (a process limit): asked here.
@@ -172,6 +261,23 @@ impl KvmVm {
             Some(Err(e)) => Err(anyhow!("KVM_GET_SUPPORTED_CPUID: {e}")),
             None => Err(anyhow!("KVM_GET_SUPPORTED_CPUID was never asked")),
         }
+    }
+
+    /// KVM's supported CPUID entries, as the raw `kvm_cpuid_entry2` array a km
+    /// re-executed for the payload's execve takes (`--kvm-cpuid`); None until
+    /// KVM has answered.
+    pub fn cpuid_for_exec(&self) -> Option<Vec<u8>> {
+        let cpuid = self.supported_cpuid().ok()?;
+        let mut bytes = Vec::with_capacity(cpuid.as_slice().len() * CPUID_ENTRY_SIZE);
+        for e in cpuid.as_slice() {
+            let words = [
+                e.function, e.index, e.flags, e.eax, e.ebx, e.ecx, e.edx, 0, 0, 0,
+            ];
+            words
+                .iter()
+                .for_each(|w| bytes.extend_from_slice(&w.to_ne_bytes()));
+        }
+        Some(bytes)
     }
 
     /// In a forked km: a new empty VM like this one (the child cannot use the

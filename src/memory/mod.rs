@@ -192,7 +192,14 @@ pub struct GuestMemory {
     next_slot: AtomicU32,
     next_phys: u64,
     flush_page: MmapRegion,
+    /// Until [`GuestMemory::expose`]: the committed parts (guest-physical range,
+    /// host address) not registered with KVM yet, so that start-up registers the
+    /// parts that follow each other as one memslot, not one per commit.
+    unexposed: std::sync::Mutex<Option<Vec<Part>>>,
 }
+
+/// A committed part of guest memory: its guest-physical range and host address.
+type Part = (Range<u64>, u64);
 
 impl GuestMemory {
     /// Guest memory whose regions of the kinds in `arena` (each with the largest
@@ -220,6 +227,7 @@ impl GuestMemory {
             next_slot: AtomicU32::new(0),
             next_phys: PHYS_BASE + size.next_multiple_of(PHYS_ALIGN),
             flush_page: MmapRegion::new(PAGE_SIZE as usize).context("allocating the flush page")?,
+            unexposed: std::sync::Mutex::new(Some(Vec::new())),
         })
     }
 
@@ -416,15 +424,26 @@ impl GuestMemory {
     }
 
     /// Registers a memslot for guest range `new` of region `r`, which no other
-    /// slot covers.
+    /// slot covers (before [`GuestMemory::expose`]: notes it for then).
     fn add_slot(&self, vm: &VmFd, r: &Region, new: Range<u64>) -> Result<()> {
+        let phys = new.start - r.base + r.phys..new.end - r.base + r.phys;
+        let host = r.host.as_ptr() as u64 + (new.start - r.base);
+        if let Some(parts) = self
+            .unexposed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_mut()
+        {
+            parts.push((phys, host));
+            return Ok(());
+        }
         let next_slot = self.next_slot.load(Ordering::Relaxed);
         let region = kvm_userspace_memory_region {
             slot: next_slot,
             flags: 0,
-            guest_phys_addr: new.start - r.base + r.phys,
-            memory_size: new.end - new.start,
-            userspace_addr: r.host.as_ptr() as u64 + (new.start - r.base),
+            guest_phys_addr: phys.start,
+            memory_size: phys.end - phys.start,
+            userspace_addr: host,
         };
         // SAFETY: the host range lies inside `r.host`, a mapping owned by this region
         // that lives as long as the VM (regions are never dropped before the VM), and
@@ -446,7 +465,7 @@ impl GuestMemory {
     /// their committed parts allow: one for parts that follow each other in both
     /// guest-physical and host memory (the arena's), one for each other part.
     pub fn fork_into(&self, vm: &VmFd) -> Result<GuestMemory> {
-        let mut parts: Vec<(Range<u64>, u64)> = Vec::new();
+        let mut parts: Vec<Part> = Vec::new();
         for r in &self.regions {
             let committed = r.committed();
             let ranges = match r.growth {
@@ -462,38 +481,7 @@ impl GuestMemory {
                 )
             }));
         }
-        parts.sort_by_key(|(phys, _)| phys.start);
-        let mut slots: Vec<(Range<u64>, u64)> = Vec::with_capacity(parts.len());
-        for (phys, host) in parts {
-            match slots.last_mut() {
-                Some((last, last_host))
-                    if last.end == phys.start && *last_host + (last.end - last.start) == host =>
-                {
-                    last.end = phys.end;
-                }
-                _ => slots.push((phys, host)),
-            }
-        }
-        for (slot, (phys, host)) in (0u32..).zip(&slots) {
-            let region = kvm_userspace_memory_region {
-                slot,
-                flags: 0,
-                guest_phys_addr: phys.start,
-                memory_size: phys.end - phys.start,
-                userspace_addr: *host,
-            };
-            // SAFETY: the host range is the committed parts of regions whose
-            // mappings the new regions share ownership of (joined only where they
-            // follow each other in host memory too); regions and a sparse region's
-            // runs do not overlap in guest-physical memory, so neither do the slots.
-            unsafe { vm.set_user_memory_region(region) }.with_context(|| {
-                format!(
-                    "KVM_SET_USER_MEMORY_REGION for the forked guest-physical range {:#x}..{:#x}",
-                    phys.start, phys.end
-                )
-            })?;
-            crate::stats::count(crate::stats::Event::MemslotChange);
-        }
+        let slots = register_joined(vm, parts)?;
         let regions = self
             .regions
             .iter()
@@ -515,12 +503,28 @@ impl GuestMemory {
             })
             .collect();
         Ok(GuestMemory {
-            next_slot: AtomicU32::new(slots.len() as u32),
+            next_slot: AtomicU32::new(slots),
             regions,
             arena: self.arena.clone(),
             next_phys: self.next_phys,
             flush_page: MmapRegion::new(PAGE_SIZE as usize).context("allocating the flush page")?,
+            unexposed: std::sync::Mutex::new(None),
         })
+    }
+
+    /// Registers with KVM, before the guest first runs, what was committed
+    /// since [`GuestMemory::new`]: the parts that follow each other in both
+    /// guest-physical and host memory as one memslot (the arena's, at start-up:
+    /// the stack, the system area and the image). Commits register their own
+    /// memslots from then on. Nothing the second time.
+    pub fn expose(&self, vm: &VmFd) -> Result<()> {
+        let mut unexposed = self.unexposed.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(parts) = unexposed.take() else {
+            return Ok(());
+        };
+        let slots = register_joined(vm, parts)?;
+        self.next_slot.store(slots, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Drops every vCPU's cached guest translations (KVM's shadow page tables on PVM,
@@ -891,6 +895,46 @@ impl GuestMemory {
         }
         Ok(())
     }
+}
+
+/// Registers committed parts `(guest-physical range, host address)` as memslots
+/// 0, 1, ...: one for each run of parts that follow each other in both
+/// guest-physical and host memory. Returns how many slots that took.
+fn register_joined(vm: &VmFd, mut parts: Vec<Part>) -> Result<u32> {
+    parts.sort_by_key(|(phys, _)| phys.start);
+    let mut slots: Vec<Part> = Vec::with_capacity(parts.len());
+    for (phys, host) in parts {
+        match slots.last_mut() {
+            Some((last, last_host))
+                if last.end == phys.start && *last_host + (last.end - last.start) == host =>
+            {
+                last.end = phys.end;
+            }
+            _ => slots.push((phys, host)),
+        }
+    }
+    for (slot, (phys, host)) in (0u32..).zip(&slots) {
+        let region = kvm_userspace_memory_region {
+            slot,
+            flags: 0,
+            guest_phys_addr: phys.start,
+            memory_size: phys.end - phys.start,
+            userspace_addr: *host,
+        };
+        // SAFETY: the host range is the committed parts of regions whose mappings
+        // live as long as the VM (regions are never dropped before it), joined only
+        // where they follow each other in host memory too; regions and a sparse
+        // region's runs do not overlap in guest-physical memory, so neither do the
+        // slots.
+        unsafe { vm.set_user_memory_region(region) }.with_context(|| {
+            format!(
+                "KVM_SET_USER_MEMORY_REGION slot {slot} for the guest-physical range {:#x}..{:#x}",
+                phys.start, phys.end
+            )
+        })?;
+        crate::stats::count(crate::stats::Event::MemslotChange);
+    }
+    Ok(slots.len() as u32)
 }
 
 /// A `size`-byte host reservation for guest memory: private, anonymous, readable

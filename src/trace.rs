@@ -132,6 +132,13 @@ pub fn emit(cat: Category, args: std::fmt::Arguments<'_>) {
     }
 }
 
+/// The trace sink's lock, held by a forking thread across the host fork: a
+/// thread writing a line at that moment would leave it locked in the child.
+pub fn hold_for_fork() -> Option<std::sync::MutexGuard<'static, Box<dyn Write + Send>>> {
+    OUT.get()
+        .map(|out| out.lock().unwrap_or_else(|e| e.into_inner()))
+}
+
 /// Writes one line to stderr with a single write(2), so the lines of concurrent
 /// km processes (a payload's fork children share its stderr) never interleave
 /// mid-line.

@@ -722,3 +722,20 @@ fn job_control_stops_match_native() {
         );
     }
 }
+
+/// Forks while other threads are inside km's calls (`forkbusy.c`: waitid and
+/// open/close in a loop): a lock such a thread held at the fork (the children
+/// table, the descriptor table) would stay locked in the child km, whose
+/// first use of it never returned; every child must start, exit and be waited
+/// for.
+#[test]
+fn forks_while_other_threads_call_km() {
+    for libc in LIBCS {
+        assert_passes_like_native(
+            &payload(&format!("forkbusy.{libc}")),
+            &["300".as_ref()],
+            None,
+            "300 forks done",
+        );
+    }
+}

@@ -45,6 +45,13 @@ fn with_limits<T>(f: impl FnOnce(&mut Limits) -> T) -> T {
     f(limits)
 }
 
+/// The limits' lock, held by a forking thread across the host fork: a thread
+/// checking a limit at that moment (every open does) would leave it locked in
+/// the child for ever. Held while no other lock is taken.
+pub fn hold_for_fork() -> std::sync::MutexGuard<'static, Option<Limits>> {
+    LIMITS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// At km's start, before it opens anything of its own: takes km's limits as the
 /// guest's, then raises km's own soft RLIMIT_NOFILE to its hard one, so that km's
 /// descriptors never run out before the guest's numbers do (a hard limit of

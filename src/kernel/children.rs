@@ -22,8 +22,8 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::{Mutex, MutexGuard};
 
 use rustix::io::Errno;
 
@@ -384,13 +384,32 @@ pub fn exit_has_effects() {
     EXIT_EFFECTS.store(true, Ordering::Relaxed);
 }
 
-/// In a fork child: forgets the parent's children (none of them is this
-/// process's) and the parent's own pipe to its parent.
-pub fn forked_child() {
-    *lock(&TABLE) = None;
-    OWNER.store(0, Ordering::SeqCst);
-    FRESH.store(false, Ordering::SeqCst);
-    *lock(&TO_PARENT) = None;
+/// The children table and the pipe to the parent, held by a forking thread
+/// across the host fork ([`hold_for_fork`]): another thread holding either at
+/// that moment would leave it locked in the child for ever.
+pub struct ForkHold {
+    table: MutexGuard<'static, Option<Table>>,
+    to_parent: MutexGuard<'static, Option<(i32, OwnedFd)>>,
+}
+
+/// Takes the locks the fork child goes on to reset ([`ForkHold::in_child`]).
+/// Neither is held while another lock is taken, so any order is safe.
+pub fn hold_for_fork() -> ForkHold {
+    ForkHold {
+        table: lock(&TABLE),
+        to_parent: lock(&TO_PARENT),
+    }
+}
+
+impl ForkHold {
+    /// In a fork child: forgets the parent's children (none of them is this
+    /// process's) and the parent's own pipe to its parent.
+    pub fn in_child(mut self) {
+        *self.table = None;
+        OWNER.store(0, Ordering::SeqCst);
+        FRESH.store(false, Ordering::SeqCst);
+        *self.to_parent = None;
+    }
 }
 
 /// In a fork child: keeps `pipe` to report this process's exit on.

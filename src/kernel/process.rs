@@ -380,17 +380,17 @@ impl Guest {
     /// The guest of a forked km: a copy of this one's state in the child's own VM,
     /// without threads (the caller adds the forking one) and without a debugger.
     /// The guest of a fork child km; `debugger`: gdb may take it over.
+    /// `unimpl_seen`: the parent's, copied before the fork.
     pub fn forked(
         &self,
         vm: Vm,
         mm: AddressSpace,
-        fds: FdTable,
-        signals: Signals,
+        (fds, signals, unimpl_seen): (FdTable, Signals, HashSet<u64>),
         debugger: Option<Arc<Debugger>>,
     ) -> Guest {
         Guest {
             signals: Mutex::new(signals),
-            unimpl_seen: Mutex::new(lock(&self.unimpl_seen).clone()),
+            unimpl_seen: Mutex::new(unimpl_seen),
             ..Guest::new(self.config.clone(), vm, mm, fds, debugger, self.runner)
         }
     }

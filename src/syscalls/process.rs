@@ -230,14 +230,29 @@ pub fn new_process(ctx: &mut Ctx<'_>, spec: ChildSpec, vfork: bool) -> SysResult
     let mut marks = guest.debugger.as_ref().map(|d| d.marks());
     let fds = ctx.thread.fds(guest).clone();
     let signals = ctx.thread.signals(guest).clone();
+    let unimpl_seen = lock(&guest.unimpl_seen).clone();
+    // Every lock the child goes on to take is held across the host fork
+    // (`host::fork`): one another thread held at that moment would stay locked
+    // in the child for ever. The process's descriptor table first, as code that
+    // holds it may then take the address space's lock, never the reverse.
+    let mut table = lock(&guest.fds);
     // The address space stays still (no other thread maps or unmaps) across the fork.
     let mm = lock(&guest.mm);
     // Nor does the background populate restored pages (the child would not).
     mm.settle();
+    // Locks held while no other is taken (after `settle`, which waits for a
+    // thread that may trace).
+    let kids = children::hold_for_fork();
+    let limits = crate::guest::limits::hold_for_fork();
+    let sink = crate::trace::hold_for_fork();
+    let stderr = std::io::stderr().lock();
     let forked = guest.vm.fork();
+    drop((stderr, sink, limits));
     let vm = match forked {
         Ok(Forked::Parent(pid)) => {
+            drop(kids);
             drop(mm);
+            drop(table);
             drop(report_tx);
             child_ready(pid, &report_rx)?;
             if reports {
@@ -273,6 +288,7 @@ pub fn new_process(ctx: &mut Ctx<'_>, spec: ChildSpec, vfork: bool) -> SysResult
             return Ok(pid as u64);
         }
         Err(e) => {
+            drop((kids, mm, table));
             trace!(Category::Kvm, "fork failed: {e:#}");
             return Err(fork_errno(&e));
         }
@@ -280,7 +296,7 @@ pub fn new_process(ctx: &mut Ctx<'_>, spec: ChildSpec, vfork: bool) -> SysResult
     };
     // The child km: only this thread exists; everything is rebuilt from the copies.
     drop(report_rx);
-    children::forked_child();
+    kids.in_child();
     let vm = *vm.unwrap_or_else(|e| child_failed(&report_tx, &e));
     kick::forget_parent();
     let gdb = match (debugger, decision) {
@@ -298,13 +314,14 @@ pub fn new_process(ctx: &mut Ctx<'_>, spec: ChildSpec, vfork: bool) -> SysResult
     // The parent's descriptor table, copied into this process, must not hold the
     // child's descriptors open (a pipe's write end the child closes must close),
     // nor may copies of the parent's other threads' calls.
-    lock(&guest.fds).close_range(0..=i32::MAX, false);
+    table.close_range(0..=i32::MAX, false);
+    drop(table);
     let mut fds = fds;
     if let Err(e) = fds.own_in_fork_child() {
         child_failed(&report_tx, &anyhow::Error::from(e));
     }
     let child_debugger = gdb.as_ref().map(|_| Arc::new(Debugger::detached()));
-    let child = Arc::new(guest.forked(vm, mm.clone(), fds, signals, child_debugger));
+    let child = Arc::new(guest.forked(vm, mm.clone(), (fds, signals, unimpl_seen), child_debugger));
     drop(mm);
     // gdb takes a vfork child's memory for its parent's, breakpoints included:
     // they stay until gdb's decision (see `follow_by_gdb`).

@@ -68,6 +68,16 @@ fn unknown_option_is_an_error() {
     assert_eq!(none.status.code(), Some(KM_ERROR), "a payload is required");
 }
 
+/// Runs `script` with `shell -c`, `$0` being km and `$1` `payload`: how a test
+/// gives km descriptors at chosen numbers.
+fn km_in_shell(shell: &str, script: &str, payload: &Path) -> std::process::Output {
+    run(std::process::Command::new(shell)
+        .args(["-c", script])
+        .arg(env!("CARGO_BIN_EXE_km"))
+        .arg(payload)
+        .stdin(std::process::Stdio::null()))
+}
+
 /// `--exit-report` (what an exec'ing km passes on: see `kernel::children`) names
 /// an inherited pipe's write end; anything else is refused before the payload runs.
 #[test]
@@ -78,11 +88,7 @@ fn exit_report_takes_only_an_inherited_pipes_write_end() {
     let under_sh = |redirect: &str, before: &str| {
         let script =
             format!("{before}{{ \"$0\" --exit-report=3 \"$1\" {redirect}; echo exit $?; }} | cat");
-        run(std::process::Command::new("sh")
-            .args(["-c", &script])
-            .arg(env!("CARGO_BIN_EXE_km"))
-            .arg(&hello)
-            .stdin(std::process::Stdio::null()))
+        km_in_shell("sh", &script, &hello)
     };
     for (redirect, words) in [
         ("", "--exit-report 3: no such inherited descriptor"),
@@ -265,11 +271,7 @@ fn execve_passes_kvms_cpuid_on() {
         let _ = std::fs::remove_file(&log);
         let script =
             format!("{setup}\"$0\" -Vkvm {log_to} --kvm-cpuid=3 \"$1\" >/dev/null; echo exit $?");
-        run(std::process::Command::new("bash")
-            .args(["-c", &script])
-            .arg(env!("CARGO_BIN_EXE_km"))
-            .arg(&hello)
-            .stdin(std::process::Stdio::null()))
+        km_in_shell("bash", &script, &hello)
     };
     for (setup, words) in [
         ("", "--kvm-cpuid 3: no such inherited descriptor"),

@@ -21,7 +21,7 @@
 //! The table lives in km's memory: a vfork child (which shares it) uses none of it.
 
 use std::collections::{HashMap, VecDeque};
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
@@ -430,14 +430,7 @@ pub fn pipe_for_exec(min: i32) -> Result<Option<OwnedFd>, Errno> {
     let Some((_, pipe)) = guard.as_ref() else {
         return Ok(None);
     };
-    inheritable_copy(pipe.as_fd(), min).map(Some)
-}
-
-/// A copy of `fd` at a number from `min`, without close-on-exec.
-fn inheritable_copy(fd: BorrowedFd<'_>, min: i32) -> Result<OwnedFd, Errno> {
-    let copy = rustix::io::fcntl_dupfd_cloexec(fd, min)?;
-    host::keep_on_exec(copy.as_fd())?;
-    Ok(copy)
+    host::inheritable_copy(pipe.as_fd(), min).map(Some)
 }
 
 /// In a km re-executed for the payload's execve: `pipe` (`--exit-report`), the

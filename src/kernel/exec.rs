@@ -274,9 +274,7 @@ pub fn replace(
         return e;
     }
     // From 3: a number km's closed stdio left free is the new program's to reopen.
-    let kvm = match rustix::io::fcntl_dupfd_cloexec(kvm_fd, 3)
-        .and_then(|fd| rustix::io::fcntl_setfd(&fd, rustix::io::FdFlags::empty()).map(|_| fd))
-    {
+    let kvm = match host::inheritable_copy(kvm_fd, 3) {
         Ok(fd) => fd,
         Err(e) => return e,
     };
@@ -407,9 +405,7 @@ fn cpuid_for_exec(guest: &crate::kernel::process::Guest) -> Option<std::os::fd::
     if rustix::io::write(&write, &bytes).ok()? != bytes.len() {
         return None;
     }
-    let read = rustix::io::fcntl_dupfd_cloexec(&read, 3).ok()?;
-    crate::memory::host::keep_on_exec(std::os::fd::AsFd::as_fd(&read)).ok()?;
-    Some(read)
+    crate::memory::host::inheritable_copy(std::os::fd::AsFd::as_fd(&read), 3).ok()
 }
 
 /// Host descriptors km keeps open, and never closes, for files the payload holds

@@ -865,6 +865,14 @@ pub fn keep_on_exec(fd: BorrowedFd<'_>) -> Result<(), Errno> {
     rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty())
 }
 
+/// A copy of `fd` at a number from `min` that survives execve (what km passes
+/// to the km an execve starts).
+pub fn inheritable_copy(fd: BorrowedFd<'_>, min: RawFd) -> Result<OwnedFd, Errno> {
+    let copy = rustix::io::fcntl_dupfd_cloexec(fd, min)?;
+    keep_on_exec(std::os::fd::AsFd::as_fd(&copy))?;
+    Ok(copy)
+}
+
 pub fn close_on_exec(n: RawFd) {
     // SAFETY: F_SETFD on a plain number only changes its flags (EBADF is harmless).
     unsafe { libc::fcntl(n, libc::F_SETFD, libc::FD_CLOEXEC) };

@@ -438,24 +438,11 @@ impl GuestMemory {
             return Ok(());
         }
         let next_slot = self.next_slot.load(Ordering::Relaxed);
-        let region = kvm_userspace_memory_region {
-            slot: next_slot,
-            flags: 0,
-            guest_phys_addr: phys.start,
-            memory_size: phys.end - phys.start,
-            userspace_addr: host,
-        };
         // SAFETY: the host range lies inside `r.host`, a mapping owned by this region
         // that lives as long as the VM (regions are never dropped before the VM), and
         // the guest range does not overlap any other slot (regions do not overlap and
         // committed parts only grow into uncommitted space).
-        unsafe { vm.set_user_memory_region(region) }.with_context(|| {
-            format!(
-                "KVM_SET_USER_MEMORY_REGION slot {next_slot} for {:#x}..{:#x}",
-                new.start, new.end
-            )
-        })?;
-        crate::stats::count(crate::stats::Event::MemslotChange);
+        unsafe { register_slot(vm, next_slot, &phys, host) }?;
         self.next_slot.store(next_slot + 1, Ordering::Relaxed);
         Ok(())
     }
@@ -914,27 +901,39 @@ fn register_joined(vm: &VmFd, mut parts: Vec<Part>) -> Result<u32> {
         }
     }
     for (slot, (phys, host)) in (0u32..).zip(&slots) {
-        let region = kvm_userspace_memory_region {
-            slot,
-            flags: 0,
-            guest_phys_addr: phys.start,
-            memory_size: phys.end - phys.start,
-            userspace_addr: *host,
-        };
         // SAFETY: the host range is the committed parts of regions whose mappings
         // live as long as the VM (regions are never dropped before it), joined only
         // where they follow each other in host memory too; regions and a sparse
         // region's runs do not overlap in guest-physical memory, so neither do the
         // slots.
-        unsafe { vm.set_user_memory_region(region) }.with_context(|| {
-            format!(
-                "KVM_SET_USER_MEMORY_REGION slot {slot} for the guest-physical range {:#x}..{:#x}",
-                phys.start, phys.end
-            )
-        })?;
-        crate::stats::count(crate::stats::Event::MemslotChange);
+        unsafe { register_slot(vm, slot, phys, *host) }?;
     }
     Ok(slots.len() as u32)
+}
+
+/// Registers memslot `slot`: guest-physical range `phys` backed by host memory
+/// from `host` on.
+///
+/// # Safety
+/// `[host, host + phys.len())` must be mapped for as long as the VM lives, and
+/// `phys` must not overlap another memslot of `vm`.
+unsafe fn register_slot(vm: &VmFd, slot: u32, phys: &Range<u64>, host: u64) -> Result<()> {
+    let region = kvm_userspace_memory_region {
+        slot,
+        flags: 0,
+        guest_phys_addr: phys.start,
+        memory_size: phys.end - phys.start,
+        userspace_addr: host,
+    };
+    // SAFETY: what the caller promises (see above).
+    unsafe { vm.set_user_memory_region(region) }.with_context(|| {
+        format!(
+            "KVM_SET_USER_MEMORY_REGION slot {slot} for the guest-physical range {:#x}..{:#x}",
+            phys.start, phys.end
+        )
+    })?;
+    crate::stats::count(crate::stats::Event::MemslotChange);
+    Ok(())
 }
 
 /// A `size`-byte host reservation for guest memory: private, anonymous, readable

@@ -226,8 +226,7 @@ pub fn run(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infalli
     let path = &cli.command[0];
     let filters = match cli.no_seccomp || cli.seccomp_inherited {
         true => None,
-        // --sandbox wants km single-threaded when it drops its identity.
-        false => Some(seccomp::compile(!cli.sandbox)?),
+        false => Some(seccomp::compile()?),
     };
     if snapshot::restore::is_core(std::path::Path::new(path)) {
         return restore(cli, inherited, filters);
@@ -387,7 +386,7 @@ pub fn run(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infalli
 fn restore(
     cli: &cli::Cli,
     inherited: Inherited,
-    filters: Option<seccomp::Compiling>,
+    filters: Option<seccomp::Filters>,
 ) -> Result<std::convert::Infallible> {
     let path = std::path::Path::new(&cli.command[0]);
     let snap = snapshot::restore::Snapshot::open(path)?;

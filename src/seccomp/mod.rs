@@ -14,11 +14,11 @@
 
 use std::collections::BTreeMap;
 
+mod tree;
+
 use anyhow::{Context, Result};
-use seccompiler::{
-    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
-    SeccompRule,
-};
+use seccompiler::{BpfProgram, SeccompAction, SeccompFilter};
+use tree::ArgRule;
 
 /// `(number, name)` pairs for syscalls allowed whatever their arguments.
 macro_rules! syscalls {
@@ -372,76 +372,65 @@ pub const PRCTLS: &[(i32, &str)] = &[
 /// (Rust's runtime reads the auxiliary vector with it; Linux 6.4).
 const PR_GET_AUXV: i32 = 0x4155_5856;
 
-/// A condition on argument `arg` (its low 32 bits, as the kernel reads an int).
-fn low_word(arg: u8, op: SeccompCmpOp, value: u64) -> Result<SeccompRule> {
-    let cond = SeccompCondition::new(arg, SeccompCmpArgLen::Dword, op, value)
-        .context("building a seccomp condition")?;
-    SeccompRule::new(vec![cond]).context("building a seccomp rule")
+/// ioctl: KVM's requests (by their type byte) and the requests in [`IOCTLS`].
+fn ioctl_rule() -> ArgRule {
+    let mut any_of = vec![(0xff00, (KVM_IOCTL_TYPE << 8) as u32)];
+    any_of.extend(
+        IOCTLS
+            .iter()
+            .map(|(request, _)| (u32::MAX, *request as u32)),
+    );
+    ArgRule { arg: 1, any_of }
 }
 
-fn ioctl_rules() -> Result<Vec<SeccompRule>> {
-    let mut rules = vec![low_word(
-        1,
-        SeccompCmpOp::MaskedEq(0xff00),
-        KVM_IOCTL_TYPE << 8,
-    )?];
-    for (request, _) in IOCTLS {
-        rules.push(low_word(1, SeccompCmpOp::Eq, *request)?);
-    }
-    Ok(rules)
-}
-
-fn prctl_rules() -> Result<Vec<SeccompRule>> {
-    PRCTLS
+/// prctl: the options in [`PRCTLS`].
+fn prctl_rule() -> ArgRule {
+    let any_of = PRCTLS
         .iter()
-        .map(|(option, _)| low_word(0, SeccompCmpOp::Eq, *option as u64))
-        .collect()
+        .map(|(option, _)| (u32::MAX, *option as u32))
+        .collect();
+    ArgRule { arg: 0, any_of }
 }
 
-/// The clone flags that create namespaces: km's clone never passes them.
-const NAMESPACE_FLAGS: u64 = (libc::CLONE_NEWNS
+/// The clone flags that create namespaces: km's clone never passes them (all
+/// in the low 32 bits, which is what clone's flags are).
+const NAMESPACE_FLAGS: u32 = (libc::CLONE_NEWNS
     | libc::CLONE_NEWCGROUP
     | libc::CLONE_NEWUTS
     | libc::CLONE_NEWIPC
     | libc::CLONE_NEWUSER
     | libc::CLONE_NEWPID
     | libc::CLONE_NEWNET
-    | libc::CLONE_NEWTIME) as u64;
+    | libc::CLONE_NEWTIME) as u32;
 
 /// clone (threads, fork) without namespace flags.
-fn clone_rules() -> Result<Vec<SeccompRule>> {
-    let cond = SeccompCondition::new(
-        0,
-        SeccompCmpArgLen::Qword,
-        SeccompCmpOp::MaskedEq(NAMESPACE_FLAGS),
-        0,
-    )
-    .context("building a seccomp condition")?;
-    Ok(vec![
-        SeccompRule::new(vec![cond]).context("building a seccomp rule")?,
-    ])
+fn clone_rule() -> ArgRule {
+    ArgRule {
+        arg: 0,
+        any_of: vec![(NAMESPACE_FLAGS, 0)],
+    }
 }
 
-fn compile_filter(
-    rules: BTreeMap<i64, Vec<SeccompRule>>,
-    mismatch: SeccompAction,
-    matched: SeccompAction,
-) -> Result<BpfProgram> {
-    let filter = SeccompFilter::new(rules, mismatch, matched, seccompiler::TargetArch::x86_64)
-        .context("building km's seccomp filter")?;
-    filter.try_into().context("compiling km's seccomp filter")
+/// The allow-list with the rules its checked calls' arguments must meet.
+fn allowed() -> Vec<(u32, Option<ArgRule>)> {
+    ALLOWED
+        .iter()
+        .flat_map(|g| g.calls)
+        .map(|&(nr, _)| {
+            let rule = match nr {
+                libc::SYS_ioctl => Some(ioctl_rule()),
+                libc::SYS_prctl => Some(prctl_rule()),
+                libc::SYS_clone => Some(clone_rule()),
+                _ => None,
+            };
+            (nr as u32, rule)
+        })
+        .collect()
 }
 
 /// km's filter as a BPF program: the allow-list, SIGSYS for anything else.
 fn program() -> Result<BpfProgram> {
-    let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
-    for (nr, _) in ALLOWED.iter().flat_map(|g| g.calls) {
-        rules.insert(*nr, Vec::new());
-    }
-    rules.insert(libc::SYS_ioctl, ioctl_rules()?);
-    rules.insert(libc::SYS_prctl, prctl_rules()?);
-    rules.insert(libc::SYS_clone, clone_rules()?);
-    compile_filter(rules, SeccompAction::Trap, SeccompAction::Allow)
+    tree::compile(&allowed()).map_err(|e| anyhow::anyhow!("compiling km's seccomp filter: {e}"))
 }
 
 /// A second filter: clone3 fails with ENOSYS. Its flags sit in memory, out of a
@@ -450,56 +439,33 @@ fn program() -> Result<BpfProgram> {
 /// the two filters, so clone3 gets ENOSYS although the allow-list names it.
 fn clone3_refusal() -> Result<BpfProgram> {
     let rules = BTreeMap::from([(libc::SYS_clone3, Vec::new())]);
-    compile_filter(
+    let filter = SeccompFilter::new(
         rules,
         SeccompAction::Allow,
         SeccompAction::Errno(libc::ENOSYS as u32),
+        seccompiler::TargetArch::x86_64,
     )
+    .context("building km's clone3 filter")?;
+    filter.try_into().context("compiling km's clone3 filter")
 }
 
-/// km's two filters, compiled: about a millisecond of CPU, so start-up compiles
-/// them on a thread of its own ([`compile`]) while it builds the VM.
+/// km's two filters, compiled (tens of microseconds) by [`compile`].
 pub struct Filters {
     program: BpfProgram,
     clone3: BpfProgram,
 }
 
-fn filters() -> Result<Filters> {
+/// Compiles km's filters; [`install`] installs them.
+pub fn compile() -> Result<Filters> {
     Ok(Filters {
         program: program()?,
         clone3: clone3_refusal()?,
     })
 }
 
-/// km's filters, compiled or being compiled (see [`compile`]).
-pub enum Compiling {
-    Done(Result<Filters>),
-    Running(std::thread::JoinHandle<Result<Filters>>),
-}
-
-/// Compiles km's filters, on a short-lived thread (`km-seccomp`) when
-/// `in_background` (not when km must stay single-threaded, as `--sandbox`
-/// needs it until it drops its identity); [`install`] takes what it made.
-pub fn compile(in_background: bool) -> Result<Compiling> {
-    if !in_background {
-        return Ok(Compiling::Done(filters()));
-    }
-    let thread = std::thread::Builder::new()
-        .name("km-seccomp".into())
-        .spawn(filters)
-        .context("starting the thread that compiles km's seccomp filter")?;
-    Ok(Compiling::Running(thread))
-}
-
-/// Installs km's filters, once `compiling` made them, on every thread of km
-/// (TSYNC), with the SIGSYS handler that reports a refused call.
-pub fn install(compiling: Compiling) -> Result<()> {
-    let filters = match compiling {
-        Compiling::Done(filters) => filters,
-        Compiling::Running(thread) => thread
-            .join()
-            .map_err(|_| anyhow::anyhow!("compiling km's seccomp filter panicked"))?,
-    }?;
+/// Installs km's filters on every thread of km (TSYNC), with the SIGSYS
+/// handler that reports a refused call.
+pub fn install(filters: Filters) -> Result<()> {
     crate::kvm::kick::install_sigsys_report()?;
     // The allow-list refuses seccomp itself, so it goes last.
     seccompiler::apply_filter_all_threads(&filters.clone3)
@@ -515,7 +481,7 @@ mod tests {
     /// docs/security.md lists exactly the allowed syscalls, ioctls and prctls.
     #[test]
     fn the_documented_allow_list_is_the_filter() {
-        let doc = include_str!("../docs/security.md");
+        let doc = include_str!("../../docs/security.md");
         let documented = |name: &str| doc.contains(&format!("`{name}`"));
         for (_, name) in ALLOWED.iter().flat_map(|g| g.calls) {
             let name = name.strip_prefix("SYS_").unwrap();
@@ -540,6 +506,49 @@ mod tests {
                 "{name} is served but not allowed"
             );
         }
+    }
+
+    /// The compiled filter allows the list, with its argument rules, and nothing
+    /// else; and it stays small (the kernel's install time grows with it).
+    #[test]
+    fn the_filter_allows_the_list_and_nothing_else() {
+        use tree::interpret::run;
+        let program = program().unwrap();
+        assert!(program.len() < 300, "{} instructions", program.len());
+        let x86_64 = 0xc000_003e;
+        let answer = |nr: i64, arg0: u64, arg1: u64| {
+            run(&program, nr as u32, x86_64, [arg0, arg1, 0, 0, 0, 0])
+        };
+        let allowed: Vec<i64> = ALLOWED.iter().flat_map(|g| g.calls).map(|c| c.0).collect();
+        let (allow, trap) = (libc::SECCOMP_RET_ALLOW, libc::SECCOMP_RET_TRAP);
+        for nr in 0..1024 {
+            let plain = allowed.contains(&nr)
+                && ![libc::SYS_ioctl, libc::SYS_prctl, libc::SYS_clone].contains(&nr);
+            let want = if plain { allow } else { trap };
+            assert_eq!(answer(nr, u64::MAX, u64::MAX), want, "syscall {nr}");
+        }
+        let kvm_run = 0xae80;
+        for (request, name) in IOCTLS
+            .iter()
+            .map(|(r, n)| (*r, *n))
+            .chain([(kvm_run, "KVM_RUN")])
+        {
+            assert_eq!(answer(libc::SYS_ioctl, 3, request), allow, "{name}");
+        }
+        assert_eq!(answer(libc::SYS_ioctl, 3, libc::TIOCSTI), trap);
+        for (option, name) in PRCTLS {
+            assert_eq!(answer(libc::SYS_prctl, *option as u64, 0), allow, "{name}");
+        }
+        assert_eq!(
+            answer(libc::SYS_prctl, libc::PR_SET_SECCOMP as u64, 0),
+            trap
+        );
+        let thread = (libc::CLONE_VM | libc::CLONE_THREAD | libc::CLONE_SIGHAND) as u64;
+        assert_eq!(answer(libc::SYS_clone, thread, 0), allow);
+        assert_eq!(answer(libc::SYS_clone, libc::SIGCHLD as u64, 0), allow);
+        let new_user = libc::CLONE_NEWUSER as u64;
+        assert_eq!(answer(libc::SYS_clone, thread | new_user, 0), trap);
+        assert_eq!(run(&program, 0x4000_0000, x86_64, [0; 6]), trap, "x32");
     }
 
     #[test]

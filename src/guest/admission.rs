@@ -112,12 +112,17 @@ fn policy() -> Policy {
     })
 }
 
-/// Total RAM plus swap, read once (no limit if /proc/meminfo is unreadable).
+/// Total RAM plus swap, as Linux's heuristic counts them, read once with
+/// sysinfo(2) (one call, where /proc/meminfo costs two opens and a dozen reads
+/// at every km's start-up).
 fn ram_and_swap() -> u64 {
     static TOTAL: OnceLock<u64> = OnceLock::new();
-    *TOTAL.get_or_init(|| match meminfo("MemTotal:") {
-        Some(ram) => ram.saturating_add(meminfo("SwapTotal:").unwrap_or(0)),
-        None => u64::MAX,
+    *TOTAL.get_or_init(|| {
+        let info = rustix::system::sysinfo();
+        let unit = u64::from(info.mem_unit.max(1));
+        (info.totalram as u64)
+            .saturating_add(info.totalswap as u64)
+            .saturating_mul(unit)
     })
 }
 

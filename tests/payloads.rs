@@ -723,11 +723,11 @@ fn job_control_stops_match_native() {
     }
 }
 
-/// Forks while other threads are inside km's calls (`forkbusy.c`: waitid and
-/// open/close in a loop): a lock such a thread held at the fork (the children
-/// table, the descriptor table) would stay locked in the child km, whose
-/// first use of it never returned; every child must start, exit and be waited
-/// for.
+/// Forks while other threads are inside km's calls (`forkbusy.c`: waitid,
+/// open/close and poll on a signalfd in a loop): a lock such a thread held at
+/// the fork (the children table, the descriptor table, signalfd's list) would
+/// stay locked in the child km, whose first use of it never returned; every
+/// child must start, read the signalfd, exit and be waited for.
 #[test]
 fn forks_while_other_threads_call_km() {
     for libc in LIBCS {

@@ -29,6 +29,13 @@ use super::signals::{self, SigInfo};
 /// Guest ranges hidden to learn a faulting address.
 static HIDDEN: Mutex<Vec<Range<u64>>> = Mutex::new(Vec::new());
 
+/// The hidden ranges' lock, held by a forking thread across the host fork (a
+/// thread hiding or showing pages at that moment would leave it locked in the
+/// child for ever). Taken before the address space's lock, as here.
+pub fn hold_for_fork() -> std::sync::MutexGuard<'static, Vec<Range<u64>>> {
+    lock(&HIDDEN)
+}
+
 thread_local! {
     /// This thread hid pages after KVM_RUN failed and has not faulted on them yet.
     static PROBING: Cell<bool> = const { Cell::new(false) };

@@ -19,7 +19,8 @@ use super::signals::{self, SigInfo, UNBLOCKABLE};
 /// Size of `struct signalfd_siginfo`.
 pub const RECORD_SIZE: usize = 128;
 
-struct SignalFd {
+/// One signalfd: its pipe and mask.
+pub struct SignalFd {
     /// The guest's end (the read end), as its descriptor table holds it.
     read_end: Weak<OwnedFd>,
     /// km's end, non-blocking.
@@ -30,6 +31,13 @@ struct SignalFd {
 }
 
 static SIGNALFDS: Mutex<Vec<SignalFd>> = Mutex::new(Vec::new());
+/// The signalfd list's lock, held by a forking thread across the host fork: a
+/// thread polling a signalfd at that moment would leave it locked in the child
+/// for ever. Held while no other lock is taken.
+pub fn hold_for_fork() -> std::sync::MutexGuard<'static, Vec<SignalFd>> {
+    lock(&SIGNALFDS)
+}
+
 /// Whether any signalfd was ever created (waits skip the lock otherwise).
 static ANY: AtomicBool = AtomicBool::new(false);
 

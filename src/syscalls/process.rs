@@ -236,6 +236,9 @@ pub fn new_process(ctx: &mut Ctx<'_>, spec: ChildSpec, vfork: bool) -> SysResult
     // in the child for ever. The process's descriptor table first, as code that
     // holds it may then take the address space's lock, never the reverse.
     let mut table = lock(&guest.fds);
+    // Pages hidden to find a fault past EOF are hidden and shown with this
+    // held, and the address space's lock taken under it.
+    let hidden = crate::kernel::backing::hold_for_fork();
     // The address space stays still (no other thread maps or unmaps) across the fork.
     let mm = lock(&guest.mm);
     // Nor does the background populate restored pages (the child would not).
@@ -245,9 +248,10 @@ pub fn new_process(ctx: &mut Ctx<'_>, spec: ChildSpec, vfork: bool) -> SysResult
     let kids = children::hold_for_fork();
     let limits = crate::guest::limits::hold_for_fork();
     let sink = crate::trace::hold_for_fork();
+    let signalfds = crate::kernel::signalfd::hold_for_fork();
     let stderr = std::io::stderr().lock();
     let forked = guest.vm.fork();
-    drop((stderr, sink, limits));
+    drop((stderr, signalfds, sink, limits, hidden));
     let vm = match forked {
         Ok(Forked::Parent(pid)) => {
             drop(kids);

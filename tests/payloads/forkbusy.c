@@ -1,6 +1,7 @@
 /* Forks while other threads are inside km's calls: one asks waitid about
- * children (without reaping), one opens and closes a file, one writes to a
- * pipe nobody reads fast. Each child exits at once and is waited for; a child
+ * children (without reaping), one opens and closes a file, one polls a
+ * signalfd. Each child reads the signalfd (nothing pending), then exits at
+ * once and is waited for; a child
  * that stayed stuck (a lock another thread of the parent's held at the fork)
  * would leave the parent waiting, which the alarm turns into a failure. */
 #include <fcntl.h>
@@ -9,6 +10,8 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/signalfd.h>
+#include <poll.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -30,20 +33,43 @@ static void *opener(void *arg) {
     return NULL;
 }
 
+static int sfd;
+
+static void *poller(void *arg) {
+    (void)arg;
+    while (!atomic_load(&done)) {
+        struct pollfd p = {.fd = sfd, .events = POLLIN};
+        poll(&p, 1, 0);
+    }
+    return NULL;
+}
+
 int main(int argc, char **argv) {
     int rounds = argc > 1 ? atoi(argv[1]) : 300;
     alarm(120);
-    pthread_t t[2];
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGUSR1);
+    sigprocmask(SIG_BLOCK, &mask, NULL);
+    sfd = signalfd(-1, &mask, SFD_NONBLOCK);
+    if (sfd < 0) {
+        perror("signalfd");
+        return 1;
+    }
+    pthread_t t[3];
     pthread_create(&t[0], NULL, asker, NULL);
     pthread_create(&t[1], NULL, opener, NULL);
+    pthread_create(&t[2], NULL, poller, NULL);
     for (int i = 0; i < rounds; i++) {
         pid_t pid = fork();
         if (pid < 0) {
             perror("fork");
             return 1;
         }
-        if (pid == 0)
-            _exit(i % 7);
+        if (pid == 0) {
+            struct signalfd_siginfo si;
+            _exit(read(sfd, &si, sizeof si) < 0 ? i % 7 : 99);
+        }
         int st;
         if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != i % 7) {
             fprintf(stderr, "round %d: child %d status %#x\n", i, pid, st);
@@ -53,6 +79,7 @@ int main(int argc, char **argv) {
     atomic_store(&done, 1);
     pthread_join(t[0], NULL);
     pthread_join(t[1], NULL);
+    pthread_join(t[2], NULL);
     printf("%d forks done\n", rounds);
     return 0;
 }

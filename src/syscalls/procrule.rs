@@ -317,12 +317,17 @@ fn is_symlink(fd: BorrowedFd<'_>) -> bool {
 }
 
 /// Whether a failed host resolution may have had the guest's /proc in the way (a
-/// guest descriptor number that km does not have): the directory is in procfs or
-/// the path mentions it.
+/// guest descriptor number that km does not have): the path mentions it, or it
+/// is relative to a directory in procfs. An absolute path starts at km's root,
+/// never in procfs (km does not chroot), so its failure costs no look at `dir`:
+/// a program searching its paths (python's modules, gcc's headers) fails
+/// mostly on absolute ones.
 fn near_proc(dir: BorrowedFd<'_>, path: &CStr) -> bool {
-    path.to_bytes().windows(4).any(|w| w == b"proc")
-        || rustix::fs::openat(dir, c".", OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
-            .is_ok_and(|d| in_procfs(d.as_fd()))
+    let path = path.to_bytes();
+    path.windows(4).any(|w| w == b"proc")
+        || (!path.starts_with(b"/")
+            && rustix::fs::openat(dir, c".", OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
+                .is_ok_and(|d| in_procfs(d.as_fd())))
 }
 
 /// The path the kernel gives for the object behind `fd`.

@@ -58,6 +58,43 @@ fn kvm_from(fd: OwnedFd) -> Result<Kvm> {
     Ok(kvm)
 }
 
+/// Creates an empty VM on `kvm` with an in-kernel local APIC per vCPU
+/// (KVM_CAP_SPLIT_IRQCHIP: no IOAPIC or PIC, no routes) when KVM offers one;
+/// returns the VM and whether its vCPUs have the APIC. km's guests take no
+/// interrupts, so the APIC stays idle: the point is the host's cost. KVM counts
+/// vCPUs without an in-kernel APIC in a global static key, and the host's first
+/// and last such vCPU patch kernel text on every CPU (IPIs, which a nested host
+/// pays dearly for): on this project's machines, creating a VM and a vCPU and
+/// closing them took 0.73 ms without the APIC and 0.52 ms with it, of which the
+/// vCPU's creation 260 µs against 57-128 µs.
+fn create_vm(kvm: &Kvm) -> Result<(VmFd, bool)> {
+    let fd = kvm.create_vm().context("KVM_CREATE_VM")?;
+    let split = kvm_bindings::kvm_enable_cap {
+        cap: kvm_ioctls::Cap::SplitIrqchip as u32,
+        ..Default::default()
+    };
+    // HLT exits stay off for the guest's own (it never halts: CPL3 cannot, the pad
+    // does not): what matters is that KVM then does no asynchronous page faults
+    // for a guest that did not ask for them. Those an in-kernel APIC allows
+    // otherwise never end at a file page past EOF (the vCPU halts and retries
+    // for ever) instead of failing KVM_RUN with EFAULT.
+    let no_hlt_exits = kvm_bindings::kvm_enable_cap {
+        cap: kvm_bindings::KVM_CAP_X86_DISABLE_EXITS,
+        args: [u64::from(kvm_bindings::KVM_X86_DISABLE_EXITS_HLT), 0, 0, 0],
+        ..Default::default()
+    };
+    let lapic = fd
+        .enable_cap(&no_hlt_exits)
+        .and_then(|()| fd.enable_cap(&split));
+    if let Err(e) = &lapic {
+        trace!(
+            Category::Kvm,
+            "no in-kernel local APIC (KVM_CAP_SPLIT_IRQCHIP: {e})"
+        );
+    }
+    Ok((fd, lapic.is_ok()))
+}
+
 /// KVM_GET_STATS_FD: `_IO(KVMIO, 0xce)`, on a VM or a vCPU descriptor.
 const KVM_GET_STATS_FD: libc::c_ulong = 0xae << 8 | 0xce;
 
@@ -177,6 +214,8 @@ pub struct KvmVm {
     /// no longer be allowed to open /dev/kvm: `--sandbox`).
     kvm: Kvm,
     fd: VmFd,
+    /// Whether the vCPUs have an in-kernel local APIC ([`create_vm`]).
+    lapic: bool,
     pub backend: Backend,
     /// KVM_GET_SUPPORTED_CPUID's answer (or why there is none), once known.
     cpuid: OnceLock<Result<CpuId, String>>,
@@ -196,7 +235,7 @@ impl KvmVm {
             Some(fd) => kvm_from(fd)?,
             None => Kvm::new().context("opening /dev/kvm")?,
         };
-        let fd = kvm.create_vm().context("KVM_CREATE_VM")?;
+        let (fd, lapic) = create_vm(&kvm)?;
         let backend = Backend::detect();
         trace!(
             Category::Kvm,
@@ -208,6 +247,7 @@ impl KvmVm {
         let mut vm = KvmVm {
             kvm,
             fd,
+            lapic,
             backend,
             cpuid: OnceLock::new(),
             cpuid_query: Mutex::new(None),
@@ -288,7 +328,7 @@ impl KvmVm {
             .try_clone_to_owned()
             .context("duplicating /dev/kvm's descriptor in the forked km")?;
         let kvm = kvm_from(kvm)?;
-        let fd = kvm.create_vm().context("KVM_CREATE_VM in the forked km")?;
+        let (fd, lapic) = create_vm(&kvm).context("in the forked km")?;
         keep_stats(&fd, false)?;
         // The parent had its answer before any vCPU ran (the thread that asked
         // it does not exist in this process).
@@ -300,6 +340,7 @@ impl KvmVm {
         Ok(KvmVm {
             kvm,
             fd,
+            lapic,
             backend: self.backend,
             cpuid: OnceLock::from(cpuid),
             cpuid_query: Mutex::new(None),
@@ -353,6 +394,15 @@ impl KvmVm {
             .with_context(|| format!("KVM_CREATE_VCPU {}", setup.id))?;
         fd.set_cpuid2(self.supported_cpuid()?)
             .context("KVM_SET_CPUID2")?;
+        // With an in-kernel APIC, every vCPU but the bootstrap one (id 0) would
+        // wait for INIT and SIPI.
+        if self.lapic && setup.id != 0 {
+            let runnable = kvm_bindings::kvm_mp_state {
+                mp_state: kvm_bindings::KVM_MP_STATE_RUNNABLE,
+            };
+            fd.set_mp_state(runnable)
+                .with_context(|| format!("KVM_SET_MP_STATE of vCPU {}", setup.id))?;
+        }
         keep_stats(&fd, true)?;
         KvmVcpu::new(fd, setup, self)
     }

@@ -278,6 +278,12 @@ fn copy_segments(
             // The copy is resident anyway: in huge pages, a large segment costs
             // the payload one KVM fault per 2 MiB instead of one per page.
             vm.mem.prefer_huge_pages(range.clone())?;
+            // The pages the read fills, allocated in one call rather than one
+            // fault at a time inside the read: python's 1.3 MiB took 0.8-1.0 ms
+            // instead of 1.0-1.3. The bss beyond stays untouched.
+            let file_end = page_align_up(seg.vaddr + (seg.file.end - seg.file.start) as u64);
+            vm.mem
+                .populate_writable(range.start..file_end.min(range.end));
             read_segment(vm, file, seg)
                 .with_context(|| format!("{path}: reading the segment at {:#x}", seg.vaddr))?;
         }

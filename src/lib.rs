@@ -358,6 +358,8 @@ pub fn run(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infalli
     if let Some(filters) = filters {
         seccomp::install(filters)?;
     }
+    // Ready to run (a gdb stub, below, may hold the first instruction back).
+    stats::started();
     let stopped = session.is_some() || (cli.gdb_port.is_some() && !cli.gdb_listen);
     if let Some((conn, launched, relay)) = session {
         // The km an execve started under gdb: the session goes on, with the exec.

@@ -103,14 +103,24 @@ pub enum Span {
     Parked,
     /// From the start of counting until a restored snapshot's first instruction.
     Restoring,
+    /// From the start of counting until a program km loaded is ready to run
+    /// (building the VM, loading, the vCPU, the seccomp filter; not the wait for
+    /// gdb under `-g`).
+    Starting,
 }
 
-static SPANS: [AtomicU64; 3] = [const { AtomicU64::new(0) }; 3];
+static SPANS: [AtomicU64; 4] = [const { AtomicU64::new(0) }; 4];
 
 /// Notes that a restored snapshot is about to run its first instruction.
 pub fn restored() {
     let since = SINCE.try_lock().ok().and_then(|s| *s);
     spent(Span::Restoring, since);
+}
+
+/// Notes that a program km loaded is ready to run its first instruction.
+pub fn started() {
+    let since = SINCE.try_lock().ok().and_then(|s| *s);
+    spent(Span::Starting, since);
 }
 
 /// Adds the time since `start` (from [`start`]) to `span`.
@@ -231,8 +241,13 @@ fn render(name: &str, why: &str) -> String {
         .map_or(0.0, |s| s.elapsed().as_secs_f64() * 1e3);
     let ms = |span: Span| SPANS[span as usize].load(Ordering::Relaxed) as f64 / 1e6;
     let counted = |e: usize| COUNTS[e].load(Ordering::Relaxed);
-    let restored = match SPANS[Span::Restoring as usize].load(Ordering::Relaxed) {
-        0 => String::new(),
+    let span = |span: Span| SPANS[span as usize].load(Ordering::Relaxed);
+    let restored = match (span(Span::Restoring), span(Span::Starting)) {
+        (0, 0) => String::new(),
+        (0, _) => format!(
+            "\n  started: first instruction after {:.1} ms",
+            ms(Span::Starting)
+        ),
         _ => format!(
             "\n  restored: first instruction after {:.1} ms",
             ms(Span::Restoring)

@@ -24,6 +24,16 @@ impl Report {
         after.trim_start().split([' ', ',']).next()?.parse().ok()
     }
 
+    /// The milliseconds right after `prefix` on the line starting with it.
+    fn millis(&self, prefix: &str) -> Option<f64> {
+        let line = self
+            .lines
+            .iter()
+            .find(|l| l.trim_start().starts_with(prefix))?;
+        let after = line.trim_start().strip_prefix(prefix)?;
+        after.split_whitespace().next()?.parse().ok()
+    }
+
     /// The count of syscall `name` in the syscall table.
     fn calls(&self, name: &str) -> u64 {
         let row = self
@@ -106,6 +116,15 @@ fn stats_count_the_calls_of_each_process() {
             "{stderr}"
         );
     }
+    // The parent's report says how long km took to make it ready to run (VM,
+    // loading, vCPU, seccomp filter), within its wall time; a fork child's
+    // copy of the program was loaded already.
+    let started = parent
+        .millis("started: first instruction after")
+        .expect("a started line");
+    let wall = parent.millis("wall").expect("a wall line");
+    assert!(started > 0.0 && started < wall, "{stderr}");
+    assert!(forked.millis("started:").is_none(), "{stderr}");
     for report in [parent, forked] {
         let syscall_exits = report.number("exits:", "syscall").expect("syscall exits");
         assert!(syscall_exits >= report.calls("getppid"), "{stderr}");

@@ -239,10 +239,10 @@ fn render(name: &str, why: &str) -> String {
         .ok()
         .and_then(|s| *s)
         .map_or(0.0, |s| s.elapsed().as_secs_f64() * 1e3);
-    let ms = |span: Span| SPANS[span as usize].load(Ordering::Relaxed) as f64 / 1e6;
-    let counted = |e: usize| COUNTS[e].load(Ordering::Relaxed);
     let span = |span: Span| SPANS[span as usize].load(Ordering::Relaxed);
-    let restored = match (span(Span::Restoring), span(Span::Starting)) {
+    let ms = |s: Span| span(s) as f64 / 1e6;
+    let counted = |e: usize| COUNTS[e].load(Ordering::Relaxed);
+    let first_instruction = match (span(Span::Restoring), span(Span::Starting)) {
         (0, 0) => String::new(),
         (0, _) => format!(
             "\n  started: first instruction after {:.1} ms",
@@ -254,7 +254,7 @@ fn render(name: &str, why: &str) -> String {
         ),
     };
     let mut out = format!(
-        "km stats: pid {} {name} ({why})\n  wall {wall:.1} ms, in KVM_RUN {:.1} ms, parked for gdb {:.1} ms{restored}\n  exits:",
+        "km stats: pid {} {name} ({why})\n  wall {wall:.1} ms, in KVM_RUN {:.1} ms, parked for gdb {:.1} ms{first_instruction}\n  exits:",
         std::process::id(),
         ms(Span::InKvmRun),
         ms(Span::Parked)

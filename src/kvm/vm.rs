@@ -64,9 +64,9 @@ fn kvm_from(fd: OwnedFd) -> Result<Kvm> {
 /// interrupts, so the APIC stays idle: the point is the host's cost. KVM counts
 /// vCPUs without an in-kernel APIC in a global static key, and the host's first
 /// and last such vCPU patch kernel text on every CPU (IPIs, which a nested host
-/// pays dearly for): on this project's machines, creating a VM and a vCPU and
-/// closing them took 0.73 ms without the APIC and 0.52 ms with it, of which the
-/// vCPU's creation 260 µs against 57-128 µs.
+/// pays dearly for): with no other VM on one of this project's machines, a
+/// vCPU's creation took 204-388 µs without the APIC and 36-46 µs with it
+/// (docs/architecture.md).
 fn create_vm(kvm: &Kvm) -> Result<(VmFd, bool)> {
     let fd = kvm.create_vm().context("KVM_CREATE_VM")?;
     let split = kvm_bindings::kvm_enable_cap {
@@ -89,7 +89,7 @@ fn create_vm(kvm: &Kvm) -> Result<(VmFd, bool)> {
     if let Err(e) = &lapic {
         trace!(
             Category::Kvm,
-            "no in-kernel local APIC (KVM_CAP_SPLIT_IRQCHIP: {e})"
+            "no in-kernel local APIC (KVM_CAP_X86_DISABLE_EXITS or KVM_CAP_SPLIT_IRQCHIP: {e})"
         );
     }
     Ok((fd, lapic.is_ok()))

@@ -26,7 +26,7 @@ const ARCH_OFFSET: u32 = 4;
 const ARGS_OFFSET: u32 = 16;
 
 /// `AUDIT_ARCH_X86_64`: x86-64's ABI; i386's and x32's numbers are not km's.
-const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+pub(super) const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
 
 /// What a filter answers: a call from another ABI kills km, an allowed call runs,
 /// anything else raises SIGSYS.
@@ -40,7 +40,7 @@ const LEAF: usize = 4;
 /// What an allowed syscall's arguments must be: any of these conditions on
 /// the low 32 bits of argument `arg` (the kernel reads ints and flags there),
 /// each `(value & mask) == expected`.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct ArgRule {
     pub arg: u8,
     pub any_of: Vec<(u32, u32)>,
@@ -48,7 +48,7 @@ pub struct ArgRule {
 
 /// Allowed syscalls: a range of numbers with any arguments, or one number whose
 /// arguments are checked.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 enum Entry {
     Range(u32, u32),
     Checked(u32, ArgRule),

@@ -1,9 +1,9 @@
 /* Forks while other threads are inside km's calls: one asks waitid about
  * children (without reaping), one opens and closes a file, one polls a
  * signalfd. Each child reads the signalfd (nothing pending), then exits at
- * once and is waited for; a child
- * that stayed stuck (a lock another thread of the parent's held at the fork)
- * would leave the parent waiting, which the alarm turns into a failure. */
+ * once and is waited for; a child that stayed stuck (a lock another thread of
+ * the parent's held at the fork) would leave the parent waiting, which the
+ * alarm turns into a failure. */
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>

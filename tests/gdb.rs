@@ -973,6 +973,29 @@ fn breakpoints_stay_with_the_parent_across_fork() {
     );
 }
 
+/// Forks under gdb while other threads are inside km's calls (`forkbusy.c`:
+/// 300 forks, with threads in waitid, open/close and poll): each thread's
+/// syscall exit asks the debugger whether gdb is attached, and a fork that
+/// copied the debugger's state while another thread held it left the child km
+/// hung at its first question (before the fix, every session of this test
+/// did: the alarm ended the payload). Every child now starts and exits, and
+/// the payload exits normally, as under gdbserver.
+#[test]
+fn forks_under_gdb_while_other_threads_call_km() {
+    let expected = &[
+        "[Detaching after fork from child process ",
+        "exited normally]",
+    ];
+    let (shown, status) = both_servers(
+        &payload("forkbusy.glibc"),
+        &["300"],
+        "fork-busy.gdb",
+        expected,
+    );
+    assert!(!shown.contains("SIGALRM"), "km:\n{shown}");
+    assert!(status.success(), "km: {status}\n{shown}");
+}
+
 /// `--gdb-listen` on a payload whose fork child outlives it: once the parent km has
 /// exited, nothing listens on the port (the child km closed its copy of the socket).
 #[test]

@@ -334,6 +334,11 @@ pub struct Debugger {
     relay_turn: Mutex<()>,
 }
 
+/// The debugger's state, held across a host fork ([`Debugger::hold_for_fork`]).
+pub struct ForkHold<'a> {
+    _state: std::sync::MutexGuard<'a, State>,
+}
+
 /// What a parked thread resumes with.
 pub struct Resume {
     pub regs: kvm_regs,
@@ -422,6 +427,18 @@ impl Debugger {
         let s = lock(&self.state);
         let (fd, launched) = s.session.filter(|_| !s.detached)?;
         Some((fd, launched, s.relayed))
+    }
+
+    /// Holds the debugger's state across a host fork of km (see
+    /// `syscalls::process::new_process`): every thread's syscall exit asks it
+    /// whether gdb is attached, and one asking at the moment of the fork would
+    /// leave the child's copy locked for ever (the child then hung at its first
+    /// question). Taken before the other locks a fork holds: gdb's thread
+    /// reads and writes guest memory under it, never the reverse.
+    pub fn hold_for_fork(&self) -> ForkHold<'_> {
+        ForkHold {
+            _state: lock(&self.state),
+        }
     }
 
     /// The turn to answer a relayed request, or to execve (see `relay_turn`).

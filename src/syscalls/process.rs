@@ -233,8 +233,10 @@ pub fn new_process(ctx: &mut Ctx<'_>, spec: ChildSpec, vfork: bool) -> SysResult
     let unimpl_seen = lock(&guest.unimpl_seen).clone();
     // Every lock the child goes on to take is held across the host fork
     // (`host::fork`): one another thread held at that moment would stay locked
-    // in the child for ever. The process's descriptor table first, as code that
+    // in the child for ever. The debugger's state first (gdb's thread takes
+    // the others under it), then the process's descriptor table, as code that
     // holds it may then take the address space's lock, never the reverse.
+    let debugging = guest.debugger.as_ref().map(|d| d.hold_for_fork());
     let mut table = lock(&guest.fds);
     // Pages hidden to find a fault past EOF are hidden and shown with this
     // held, and the address space's lock taken under it.
@@ -251,7 +253,7 @@ pub fn new_process(ctx: &mut Ctx<'_>, spec: ChildSpec, vfork: bool) -> SysResult
     let signalfds = crate::kernel::signalfd::hold_for_fork();
     let stderr = std::io::stderr().lock();
     let forked = guest.vm.fork();
-    drop((stderr, signalfds, sink, limits, hidden));
+    drop((stderr, signalfds, sink, limits, hidden, debugging));
     let vm = match forked {
         Ok(Forked::Parent(pid)) => {
             drop(kids);

@@ -113,14 +113,17 @@ static SPANS: [AtomicU64; 4] = [const { AtomicU64::new(0) }; 4];
 
 /// Notes that a restored snapshot is about to run its first instruction.
 pub fn restored() {
-    let since = SINCE.try_lock().ok().and_then(|s| *s);
-    spent(Span::Restoring, since);
+    spent_since_start(Span::Restoring);
 }
 
 /// Notes that a program km loaded is ready to run its first instruction.
 pub fn started() {
-    let since = SINCE.try_lock().ok().and_then(|s| *s);
-    spent(Span::Starting, since);
+    spent_since_start(Span::Starting);
+}
+
+/// Adds the time since counting started to `span`.
+fn spent_since_start(span: Span) {
+    spent(span, SINCE.try_lock().ok().and_then(|s| *s));
 }
 
 /// Adds the time since `start` (from [`start`]) to `span`.

@@ -14,24 +14,20 @@ struct Report {
 }
 
 impl Report {
-    /// The number after `label` on the line starting with `prefix`.
+    /// The count after `label` on the line starting with `prefix`.
     fn number(&self, prefix: &str, label: &str) -> Option<u64> {
+        self.value(prefix, label)
+    }
+
+    /// The value (a count, or milliseconds) after `label` on the line starting
+    /// with `prefix`.
+    fn value<T: std::str::FromStr>(&self, prefix: &str, label: &str) -> Option<T> {
         let line = self
             .lines
             .iter()
             .find(|l| l.trim_start().starts_with(prefix))?;
         let after = line.split(label).nth(1)?;
         after.trim_start().split([' ', ',']).next()?.parse().ok()
-    }
-
-    /// The milliseconds right after `prefix` on the line starting with it.
-    fn millis(&self, prefix: &str) -> Option<f64> {
-        let line = self
-            .lines
-            .iter()
-            .find(|l| l.trim_start().starts_with(prefix))?;
-        let after = line.trim_start().strip_prefix(prefix)?;
-        after.split_whitespace().next()?.parse().ok()
     }
 
     /// The count of syscall `name` in the syscall table.
@@ -119,12 +115,15 @@ fn stats_count_the_calls_of_each_process() {
     // The parent's report says how long km took to make it ready to run (VM,
     // loading, vCPU, seccomp filter), within its wall time; a fork child's
     // copy of the program was loaded already.
-    let started = parent
-        .millis("started: first instruction after")
+    let started: f64 = parent
+        .value("started:", "first instruction after")
         .expect("a started line");
-    let wall = parent.millis("wall").expect("a wall line");
+    let wall: f64 = parent.value("wall", "wall").expect("a wall line");
     assert!(started > 0.0 && started < wall, "{stderr}");
-    assert!(forked.millis("started:").is_none(), "{stderr}");
+    assert!(
+        forked.value::<f64>("started:", "after").is_none(),
+        "{stderr}"
+    );
     for report in [parent, forked] {
         let syscall_exits = report.number("exits:", "syscall").expect("syscall exits");
         assert!(syscall_exits >= report.calls("getppid"), "{stderr}");

@@ -14,6 +14,12 @@
 //! - clock: clock_gettime(CLOCK_MONOTONIC) from km's vDSO vs Linux's;
 //! - first touch: writing one byte to each page of a fresh 256 MiB anonymous
 //!   mapping, native vs km;
+//! - CPU-bound loops, timed by the payload itself so that start-up is excluded
+//!   (`benches/spin.c`, medians of 5, native and km runs interleaved): integer
+//!   mixing in registers, and a pointer chase through a 64 MiB buffer that misses
+//!   the caches and the TLB, native vs km (`-- cpu`: only these; km maps the
+//!   buffer with 2 MiB pages that the host backs with transparent huge pages,
+//!   while natively, where THP is `madvise` only, it gets 4 KiB pages);
 //! - System V IPC: a semop that does not block, a msgsnd + msgrcv pair, and a
 //!   semaphore ping-pong round trip between two processes (each side blocking in
 //!   semop until the other posts), native vs km (`cargo bench --bench km --
@@ -71,6 +77,12 @@ const RSS_RUNS: usize = 3;
 const PYTHON_RUNS: usize = 10;
 /// 256 MiB of 4 KiB pages.
 const TOUCHED_PAGES: u64 = 65_536;
+/// Runs of each CPU-bound loop, native and under km each.
+const CPU_RUNS: usize = 5;
+/// xorshift rounds of `spin alu`: about 0.4 s natively here.
+const ALU_ROUNDS: u64 = 200_000_000;
+/// Pointer-chase steps of `spin mem`: about 0.4 s natively here.
+const MEM_STEPS: u64 = 2_000_000;
 const SNAPSHOT_RUNS: usize = 10;
 const SMALL_MIB: u64 = 10;
 const LARGE_MIB: u64 = 1024;
@@ -373,6 +385,43 @@ fn thread_rows(km: &std::ffi::OsStr, threads: &Path, bare: f64) {
     }
 }
 
+/// The nanoseconds `cmd` reports on its stdout (it must then exit 0).
+fn reported_ns(cmd: &[&std::ffi::OsStr]) -> f64 {
+    let run = Command::new(cmd[0])
+        .args(&cmd[1..])
+        .output()
+        .expect("spawn");
+    assert!(run.status.success(), "{cmd:?} failed: {}", run.status);
+    String::from_utf8_lossy(&run.stdout)
+        .trim()
+        .parse()
+        .unwrap_or_else(|e| panic!("{cmd:?} reported no nanoseconds: {e}"))
+}
+
+/// The CPU-bound loops of `spin.c`, native vs km, as timed by the payload
+/// (start-up excluded): the median of [`CPU_RUNS`] runs each, interleaved.
+fn cpu_rows(km: &std::ffi::OsStr, spin: &Path) {
+    for (label, mode, n) in [
+        ("alu", "alu", ALU_ROUNDS),
+        ("mem, 64 MiB pointer chase", "mem", MEM_STEPS),
+    ] {
+        let n = n.to_string();
+        let cmd = [spin.as_os_str(), mode.as_ref(), n.as_ref()];
+        let (mut native, mut under_km): (Vec<f64>, Vec<f64>) = (0..CPU_RUNS)
+            .map(|_| (reported_ns(&cmd), reported_ns(&[&[km][..], &cmd].concat())))
+            .unzip();
+        native.sort_by(f64::total_cmp);
+        under_km.sort_by(f64::total_cmp);
+        let (native, under_km) = (native[CPU_RUNS / 2], under_km[CPU_RUNS / 2]);
+        println!(
+            "CPU-bound loop ({label}, x {n}, excluding start-up, median of {CPU_RUNS}): native {:.1} ms, km {:.1} ms, ratio {:.2}x",
+            native / 1e6,
+            under_km / 1e6,
+            under_km / native
+        );
+    }
+}
+
 fn fork_row(km: &std::ffi::OsStr, forks: &Path, bare: f64) {
     for (label, mode) in [
         ("fork+exit+wait", None),
@@ -401,6 +450,7 @@ fn main() {
     let clock = build(&out, "benches/clock.c", "clock");
     let touch = build(&out, "benches/touch.c", "touch");
     let sysvipc = build(&out, "benches/sysvipc.c", "sysvipc");
+    let spin = build(&out, "benches/spin.c", "spin");
     let km = km();
     let km = km.as_os_str();
     // `cargo bench --bench km -- snapshot`: the snapshot lines only.
@@ -434,6 +484,12 @@ fn main() {
         println!("syscall (getppid x {SYSCALLS}): km {km_sc:.0} ns");
         python_rss(km);
         python_startup(km, &out, km_sc);
+        return;
+    }
+
+    // `cargo bench --bench km -- cpu`: the CPU-bound loop lines only.
+    if std::env::args().any(|a| a == "cpu") {
+        cpu_rows(km, &spin);
         return;
     }
 
@@ -513,6 +569,8 @@ fn main() {
         under_km / 1e3,
         under_km / native
     );
+
+    cpu_rows(km, &spin);
 
     fork_row(km, &forks, bare);
 

@@ -102,6 +102,11 @@ pub struct Cli {
     #[arg(long = "seccomp-inherited", hide = true)]
     pub seccomp_inherited: bool,
 
+    /// Internal: the payload's execve always re-executes km, even where km could
+    /// load the new program in place (for tests of the re-executing path).
+    #[arg(long = "exec-reexec", hide = true)]
+    pub exec_reexec: bool,
+
     /// As root: run the payload as an unprivileged user (--sandbox-uid and
     /// --sandbox-gid, default 65534), with no supplementary groups, capabilities or
     /// new privileges. km opens /dev/kvm and reads the payload first.
@@ -249,6 +254,9 @@ impl Cli {
             out.push("--sandbox".into());
             out.push(format!("--sandbox-uid={}", self.sandbox_uid).into());
             out.push(format!("--sandbox-gid={}", self.sandbox_gid).into());
+        }
+        if self.exec_reexec {
+            out.push("--exec-reexec".into());
         }
         out.push(if self.no_seccomp {
             "--no-seccomp".into()

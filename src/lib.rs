@@ -40,7 +40,6 @@ use anyhow::{Context, Result, bail};
 use std::sync::Arc;
 
 use crate::guest::vm::Vm;
-use crate::guest::{loader, stack, vdso};
 use crate::kernel::process::{Config, Guest, Thread};
 use crate::kernel::ptrace::Debugger;
 use crate::kernel::{exec, lock, signals};
@@ -130,19 +129,6 @@ fn known_cpuid(cli: &cli::Cli, pipe: Option<std::os::fd::OwnedFd>) -> Result<Opt
     }
 }
 
-/// Makes km look like the payload to `ps` and /proc: its command line and its name
-/// (the program file's name, at most 15 bytes, as Linux sets it on execve).
-fn show_as(program: &exec::Program) {
-    memory::host::show_command_line(&program.argv);
-    let name = std::path::Path::new(&program.path)
-        .file_name()
-        .map(|n| n.as_bytes()[..n.len().min(15)].to_vec())
-        .and_then(|n| CString::new(n).ok());
-    if let Some(name) = name {
-        let _ = rustix::thread::set_name(&name);
-    }
-}
-
 /// km's policies for the payload from `cli` (the payload's own fields empty).
 fn policies(cli: &cli::Cli) -> Result<Config> {
     let core_file = cli.core_file();
@@ -160,6 +146,8 @@ fn policies(cli: &cli::Cli) -> Result<Config> {
         core_path: core_file.map(|(path, _)| path),
         crash_report: cli.crash_report_sink(std::io::stderr().is_terminal()),
         snapshot_path,
+        vdso: !cli.no_vdso,
+        exec_in_place: cli.mgtpipe.is_none() && !cli.exec_reexec,
     })
 }
 
@@ -240,7 +228,7 @@ pub fn run(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infalli
         argv[0] = cstring(argv0)?;
     }
     let program = exec::resolve(path, argv)?;
-    show_as(&program);
+    exec::show_as(&program);
     if let Some(n) = cli.kvm_fd
         && inherited.kvm.is_none()
     {
@@ -257,20 +245,6 @@ pub fn run(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infalli
     }
     let cpuid = known_cpuid(cli, inherited.kvm_cpuid)?;
     let mut vm = Vm::new(inherited.kvm, cpuid.as_deref())?;
-    // The executable by its absolute path, as Linux names it in a core's NT_FILE.
-    let exe = std::fs::canonicalize(&program.path)?;
-    let (mut image, mut mm) = loader::load(
-        &mut vm,
-        &exe.to_string_lossy(),
-        &program.elf,
-        program.interp.as_ref().map(|(n, elf)| (n.as_str(), elf)),
-    )?;
-    let vdso = if cli.no_vdso {
-        None
-    } else {
-        Some(vdso::map(&vm, &mut mm)?)
-    };
-    image.vdso = vdso.map_or(0, |v| v.base);
     let envp = if cli.putenv.is_empty() {
         std::env::vars_os()
             .map(|(k, v)| cstring(&[k, v].join(std::ffi::OsStr::new("="))))
@@ -279,33 +253,8 @@ pub fn run(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infalli
         cli.putenv.iter().map(cstring).collect::<Result<Vec<_>>>()?
     };
     let execfn = cstring(path)?;
-    let (rsp, auxv) = stack::build(
-        &vm,
-        &image,
-        &stack::Exec {
-            execfn: &execfn,
-            argv: &program.argv,
-            envp: &envp,
-        },
-    )?;
+    let loaded = exec::load(&mut vm, &program, &execfn, &envp, policies(cli)?)?;
     install_handlers()?;
-    let config = Config {
-        name: program.path.to_string_lossy().into_owned(),
-        argv: program
-            .argv
-            .iter()
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect(),
-        exe,
-        environ: envp
-            .iter()
-            .flat_map(|e| e.as_bytes_with_nul())
-            .copied()
-            .collect(),
-        vvar: vdso.map(|v| v.vvar),
-        auxv,
-        ..policies(cli)?
-    };
     let session = match (gdb_session(cli)?, inherited.gdb) {
         (Some((_, launched, relay)), Some(conn)) => Some((conn, launched, relay)),
         (Some((n, ..)), None) => bail!("--gdb-session {n}: no such inherited descriptor"),
@@ -316,9 +265,9 @@ pub fn run(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infalli
     kernel::exec::keep_for_locks(inherited.lock_keepers);
     let fds = kernel::fdtable::FdTable::inherited(inherited.fds, &cli.closed_stdio);
     let guest = Arc::new(Guest::new(
-        config,
+        loaded.config,
         vm,
-        mm,
+        loaded.mm,
         fds,
         debugger.clone(),
         run::run_thread,
@@ -351,7 +300,7 @@ pub fn run(cli: &cli::Cli, inherited: Inherited) -> Result<std::convert::Infalli
     }
     let vcpu = guest.take_vcpu()?;
     guest.start_clocks(&vcpu)?;
-    vcpu.start(image.entry, rsp)?;
+    vcpu.start(loaded.entry, loaded.rsp)?;
     let tid = rustix::process::getpid().as_raw_nonzero().get();
     let handle = guest.thread_started(tid);
     let main = Thread::new(tid, handle, vcpu, sigmask);

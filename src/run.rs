@@ -15,6 +15,7 @@ use crate::debug;
 use crate::guest::landing_pad::{EXC_PORT, HC_PORT, SIGMASK_PORT, SYS_BASE, SYS_SIZE};
 use crate::kernel::answers;
 use crate::kernel::backing::{self, PageFault};
+use crate::kernel::exec::Replacement;
 use crate::kernel::process::{Guest, Thread, exit_payload};
 use crate::kernel::signals::{self, Point};
 use crate::kvm::{Exit, kick};
@@ -25,8 +26,19 @@ use crate::trace;
 use crate::trace::Category;
 
 /// Runs `thread` until it exits; exit_group and fatal signals end the whole process
-/// from here. `initial_stop`: park for gdb before the first instruction.
-pub fn run_thread(guest: &Arc<Guest>, mut thread: Thread, initial_stop: bool) {
+/// from here. `initial_stop`: park for gdb before the first instruction. An execve
+/// that loads its program in place goes on here with the new program's guest
+/// and thread; the old guest goes with its last reference.
+pub fn run_thread(mut guest: Arc<Guest>, mut thread: Thread, mut initial_stop: bool) {
+    while let Some(next) = run_program(&guest, thread, initial_stop) {
+        (guest, thread) = *next;
+        initial_stop = false;
+    }
+}
+
+/// Runs `thread` of `guest` until it exits (`None`), or until it execs a program
+/// in place (the new program's guest and thread).
+fn run_program(guest: &Arc<Guest>, mut thread: Thread, initial_stop: bool) -> Option<Replacement> {
     // Set here rather than by the creator: only this host thread loads the vCPU
     // (a KVM vCPU ioctl from another host thread, on another host CPU, moves it
     // there and back).
@@ -46,28 +58,43 @@ pub fn run_thread(guest: &Arc<Guest>, mut thread: Thread, initial_stop: bool) {
     );
     or_fail(guest, answers::publish(guest, &thread));
     or_fail(guest, signals::publish_actions(guest).map_err(Into::into));
-    let status = run_until_exit(guest, &mut thread);
+    let ended = run_until_exit(guest, &mut thread);
     kick::unregister(kick_slot);
+    let status = match ended {
+        Ended::Exit(status) => status,
+        Ended::Exec(next) => return Some(next),
+    };
     syscalls::thread_exit_cleanup(guest, &thread);
     // After the wake of a joiner, off its path: the next thread on this vCPU
     // with the same thread pointer then starts without KVM_SET_MSRS. Without
     // them (a failed ioctl) it sets its bases, as any thread does.
     let _ = thread.vcpu.note_segment_bases();
     guest.thread_exited(thread, status);
+    None
 }
 
 /// Runs a vfork child on its parent's thread, in the child's own host process,
 /// until it execs (which does not return) or exits: its process ends then, with
 /// no exit handlers, as its memory is its parent's.
 pub fn run_vfork_child(guest: &Arc<Guest>, thread: &mut Thread) -> ! {
-    let status = run_until_exit(guest, thread);
-    crate::memory::host::exit_now(status & 0xff)
+    match run_until_exit(guest, thread) {
+        Ended::Exit(status) => crate::memory::host::exit_now(status & 0xff),
+        Ended::Exec(_) => unreachable!("a vfork child's execve re-executes km"),
+    }
 }
 
-/// Runs `thread` until it exits; returns its exit status. exit_group and fatal
-/// signals end the whole process from here (a vfork child's exit_group is its
-/// only thread's exit).
-fn run_until_exit(guest: &Arc<Guest>, thread: &mut Thread) -> i32 {
+/// How a thread's run ended.
+enum Ended {
+    /// The thread exited with this status.
+    Exit(i32),
+    /// The process exec'd a program in place.
+    Exec(Replacement),
+}
+
+/// Runs `thread` until it exits or execs in place. exit_group and fatal signals
+/// end the whole process from here (a vfork child's exit_group is its only
+/// thread's exit).
+fn run_until_exit(guest: &Arc<Guest>, thread: &mut Thread) -> Ended {
     loop {
         // Under write watchpoints a single-stepping thread runs its instruction
         // alone, so that a change of the watched bytes is its own write.
@@ -84,7 +111,8 @@ fn run_until_exit(guest: &Arc<Guest>, thread: &mut Thread) -> i32 {
         let point = match exit {
             Exit::Io(HC_PORT) => match syscall(guest, thread) {
                 Served::Point(point) => point,
-                Served::ThreadExit(status) => return status,
+                Served::ThreadExit(status) => return Ended::Exit(status),
+                Served::Exec(next) => return Ended::Exec(next),
             },
             Exit::Io(EXC_PORT) => or_fail(guest, exception(guest, thread)),
             // The pad's rt_sigprocmask unblocked a pending signal: delivered as
@@ -193,6 +221,8 @@ enum Served {
     Point(Point),
     /// The thread exited with this status.
     ThreadExit(i32),
+    /// The process exec'd a program in place.
+    Exec(Replacement),
 }
 
 /// The x86 general-protection and page-fault vectors.
@@ -238,6 +268,7 @@ fn syscall(guest: &Arc<Guest>, thread: &mut Thread) -> Served {
         // The handler already set the user context (rt_sigreturn).
         Outcome::Resumed => return Served::Point(Point::Interrupted),
         Outcome::ThreadExit(status) => return Served::ThreadExit(status),
+        Outcome::Exec(next) => return Served::Exec(next),
         Outcome::Exit(status) if thread.vfork_child.is_some() => {
             return Served::ThreadExit(status);
         }

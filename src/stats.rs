@@ -208,6 +208,40 @@ pub fn after_fork() {
     if !on() {
         return;
     }
+    restart_counts();
+    // Another thread of the parent may have held the lock at the fork; it never
+    // unlocks in the child, which then reports without KVM's statistics.
+    match SOURCES.try_lock() {
+        Ok(mut sources) => sources.clear(),
+        Err(_) => SOURCES_LOST.store(true, Ordering::Relaxed),
+    }
+}
+
+/// How many KVM statistics sources are kept now: those of the payload's VM,
+/// before an execve in place builds the next one (see [`after_exec`]).
+pub fn sources_kept() -> usize {
+    if !on() {
+        return 0;
+    }
+    lock_sources().len()
+}
+
+/// An execve replaced payload `name` in place: its report is written, and counts
+/// start again from zero for the new program, whose VM's statistics are the
+/// sources kept after the first `old` (see [`sources_kept`]).
+pub fn after_exec(name: &str, old: usize) {
+    if !on() {
+        return;
+    }
+    report(name, "execve");
+    restart_counts();
+    let mut sources = lock_sources();
+    let old = old.min(sources.len());
+    sources.drain(..old);
+}
+
+/// Every count and span back to zero, and the wall time from now.
+fn restart_counts() {
     COUNTS
         .iter()
         .chain(&SPANS)
@@ -215,12 +249,6 @@ pub fn after_fork() {
     SYSCALLS.iter().for_each(SyscallTimes::reset);
     if let Ok(mut since) = SINCE.try_lock() {
         *since = Some(Instant::now());
-    }
-    // Another thread of the parent may have held the lock at the fork; it never
-    // unlocks in the child, which then reports without KVM's statistics.
-    match SOURCES.try_lock() {
-        Ok(mut sources) => sources.clear(),
-        Err(_) => SOURCES_LOST.store(true, Ordering::Relaxed),
     }
 }
 

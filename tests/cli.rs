@@ -232,7 +232,8 @@ fn km_is_statically_linked() {
 
 /// A km that execve starts takes KVM's CPUID from the km it replaces
 /// (`--kvm-cpuid`, a pipe) rather than asking KVM again, and its payload sees
-/// the same CPU. A `--kvm-cpuid` that is not a pipe's read end is refused
+/// the same CPU; so does a program an execve loads in place (on a VM made like
+/// the old one), whose `--stats` report comes after the first program's. A `--kvm-cpuid` that is not a pipe's read end is refused
 /// before the payload runs; a pipe without whole entries is noticed, and km
 /// asks KVM; a pipe whose writer is still there does not hold km up.
 #[test]
@@ -241,9 +242,16 @@ fn execve_passes_kvms_cpuid_on() {
     let log = dir.join("km.log");
     let log_to = format!("--km-log-to={}", log.display());
     let trace = |log: &Path| std::fs::read_to_string(log).unwrap_or_default();
-    for exe in ["cpuidexec.musl", "cpuidexec.glibc"] {
+    let runs = [
+        ("cpuidexec.musl", "--exec-reexec"),
+        ("cpuidexec.glibc", "--exec-reexec"),
+        ("cpuidexec.musl", "--stats"),
+        ("cpuidexec.glibc", "--stats"),
+    ];
+    for (exe, how) in runs {
+        let reexec = how == "--exec-reexec";
         let _ = std::fs::remove_file(&log);
-        let out = run(km().args(["-Vkvm", &log_to]).arg(payload(exe)));
+        let out = run(km().args(["-Vkvm|load", &log_to, how]).arg(payload(exe)));
         let stdout = text(&out.stdout);
         assert!(out.status.success(), "{exe}: {stdout}{}", text(&out.stderr));
         let leaves = |when: &str| -> Vec<String> {
@@ -262,9 +270,27 @@ fn execve_passes_kvms_cpuid_on() {
         let trace = trace(&log);
         assert_eq!(
             trace.matches("entries from the km execve replaced").count(),
-            1,
-            "{exe}: the exec'd km took the CPUID over: {trace}"
+            usize::from(reexec),
+            "{exe} {how}: the exec'd km took the CPUID over: {trace}"
         );
+        assert_eq!(
+            trace.contains("loaded in place"),
+            !reexec,
+            "{exe} {how}: {trace}"
+        );
+        if !reexec {
+            // --stats reports the first program at its execve, then the second.
+            let reports: Vec<&str> = trace
+                .lines()
+                .filter(|l| l.starts_with("km stats:"))
+                .collect();
+            assert!(
+                reports.len() == 2
+                    && reports[0].ends_with("(execve)")
+                    && reports[1].ends_with("(exit 0)"),
+                "{exe}: {reports:?}"
+            );
+        }
     }
     let hello = payload("hello.musl");
     let under_bash = |setup: &str| {

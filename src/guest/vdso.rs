@@ -217,11 +217,16 @@ impl Clocks {
             return;
         };
         self.started.store(true, Ordering::Relaxed);
-        let owner = Arc::clone(owner);
+        // Not an owner: the thread ends once the guest has gone (an execve
+        // in place replaced it).
+        let owner = Arc::downgrade(owner);
         let spawned = std::thread::Builder::new()
             .name("km-clock".into())
             .spawn(move || {
-                while clock.publish(mem(&owner)).is_ok() {
+                while owner
+                    .upgrade()
+                    .is_some_and(|owner| clock.publish(mem(&owner)).is_ok())
+                {
                     std::thread::sleep(REFRESH);
                 }
             });

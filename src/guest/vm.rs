@@ -42,7 +42,17 @@ impl Vm {
     /// between the mmap area and the image (`GuestMemory::new`). `known_cpuid`:
     /// see [`KvmVm::new`].
     pub fn new(kvm: Option<OwnedFd>, known_cpuid: Option<&[u8]>) -> Result<Self> {
-        let kvm = KvmVm::new(kvm, known_cpuid)?;
+        Self::on(KvmVm::new(kvm, known_cpuid)?)
+    }
+
+    /// A new, empty VM for the program an execve loads in place of this VM's
+    /// (same /dev/kvm, CPUID and backend).
+    pub fn for_exec(&self) -> Result<Self> {
+        Self::on(self.kvm.recreate()?)
+    }
+
+    /// The guest's memory and system region on the new KVM VM `kvm`.
+    fn on(kvm: KvmVm) -> Result<Self> {
         let mut mem = GuestMemory::new(&[
             (RegionKind::Upper, UPPER_SIZE),
             (RegionKind::System, SYS_SIZE),
@@ -169,15 +179,23 @@ impl Vm {
     /// Forks km with the page tables held still. In the child, a new VM is built
     /// over the child's copy of guest memory: same regions, same page tables, no
     /// vCPUs yet; the child gets the error if that fails, and must report it and
-    /// exit (never run on as the parent).
+    /// exit (never run on as the parent). The child lets go of the parent's KVM
+    /// objects the fork copied (`kvm::held`).
     pub fn fork(&self) -> Result<Forked> {
         let pt = self.page_tables();
         let pid = crate::memory::host::fork().context("forking km")?;
         if pid != 0 {
             return Ok(Forked::Parent(pid));
         }
+        // The parent's KVM objects, copied by the fork, go once the child has its
+        // own VM (made from the parent's /dev/kvm descriptor) and nothing points
+        // at the parent's vCPUs any more.
+        let parents = crate::kvm::held::take_all();
         let pt = pt.clone();
-        Ok(Forked::Child(self.child_vm(pt).map(Box::new)))
+        let child = self.child_vm(pt).map(Box::new);
+        crate::kvm::kick::forget_parent();
+        crate::kvm::held::let_go(parents);
+        Ok(Forked::Child(child))
     }
 
     /// In a forked km: a new VM over the child's copy of this VM's memory.

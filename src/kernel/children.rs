@@ -384,6 +384,11 @@ pub fn exit_has_effects() {
     EXIT_EFFECTS.store(true, Ordering::Relaxed);
 }
 
+/// Whether the payload used such a thing (see [`exit_has_effects`]).
+pub fn has_exit_effects() -> bool {
+    EXIT_EFFECTS.load(Ordering::Relaxed)
+}
+
 /// The children table and the pipe to the parent, held by a forking thread
 /// across the host fork ([`hold_for_fork`]): another thread holding either at
 /// that moment would leave it locked in the child for ever.

@@ -2,13 +2,16 @@
 //! dynamic linker it names) or a `#!` script whose interpreter is resolved in turn;
 //! and how a payload's execve replaces it.
 //!
-//! A payload's execve re-executes km itself (`/proc/self/exe`) on the new program,
-//! once the program is known to be loadable: the process keeps its pid, parent,
-//! process group, cwd and limits, and the new km starts from a clean VM. What Linux
-//! carries across execve is handed over the way Linux would hand it to km itself:
-//! descriptors without FD_CLOEXEC at their guest numbers (km adopts its inherited
-//! descriptors at start-up), the signal mask as km's mask, ignored signals as
-//! ignored; km's own options are repeated on the new command line.
+//! A payload's execve loads the new program in place ([`in_place`]) when the
+//! process allows it: a new VM, the same km. The process keeps its pid, parent,
+//! children, process group, cwd, limits, descriptors without FD_CLOEXEC, signal
+//! mask, pending signals and ignored signals, as on Linux. Otherwise (other
+//! threads, gdb, a vfork child...) it re-executes km itself (`/proc/self/exe`)
+//! on the new program ([`replace`]): the new km starts from a clean VM, and what
+//! Linux carries across execve is handed over the way Linux would hand it to km
+//! itself: descriptors without FD_CLOEXEC at their guest numbers (km adopts its
+//! inherited descriptors at start-up), the signal mask as km's mask, ignored
+//! signals as ignored; km's own options are repeated on the new command line.
 
 use std::ffi::{CString, OsStr, OsString};
 use std::fs::File;
@@ -18,7 +21,15 @@ use std::os::unix::ffi::OsStrExt;
 use rustix::fs::{FileType, Mode, OFlags};
 use rustix::io::Errno;
 
+use std::sync::Arc;
+
 use crate::guest::loader::{self, ElfFile};
+use crate::guest::mm::AddressSpace;
+use crate::guest::vm::Vm;
+use crate::guest::{stack, vdso};
+use crate::kernel::process::{Config, Guest, Thread};
+use crate::trace;
+use crate::trace::Category;
 
 /// Linux's BINPRM_BUF_SIZE: how much of a `#!` line counts.
 const SHEBANG_MAX: usize = 256;
@@ -228,6 +239,155 @@ fn shebang(line: &[u8]) -> Result<(CString, Option<CString>), Error> {
     };
     let cstr = |b: &[u8]| CString::new(b).map_err(|_| error(Errno::NOEXEC, "NUL in #! line"));
     Ok((cstr(name)?, arg.map(cstr).transpose()?))
+}
+
+/// A program loaded into a new VM, ready for its first vCPU.
+pub struct Loaded {
+    pub mm: AddressSpace,
+    /// km's configuration for it: the program's part, and the policies given.
+    pub config: Config,
+    pub entry: u64,
+    pub rsp: u64,
+}
+
+/// Loads `program` into `vm` as Linux's execve does: its segments (and its
+/// dynamic linker's), the vDSO unless `policies` leave it out, and the initial
+/// stack with `execfn` (AT_EXECFN), the program's arguments and `envp`.
+/// `policies`: km's part of the configuration.
+pub fn load(
+    vm: &mut Vm,
+    program: &Program,
+    execfn: &CString,
+    envp: &[CString],
+    policies: Config,
+) -> anyhow::Result<Loaded> {
+    // The executable by its absolute path, as Linux names it in a core's NT_FILE.
+    let exe = std::fs::canonicalize(&program.path)?;
+    let (mut image, mut mm) = loader::load(
+        vm,
+        &exe.to_string_lossy(),
+        &program.elf,
+        program.interp.as_ref().map(|(n, elf)| (n.as_str(), elf)),
+    )?;
+    let vdso = match policies.vdso {
+        true => Some(vdso::map(vm, &mut mm)?),
+        false => None,
+    };
+    image.vdso = vdso.map_or(0, |v| v.base);
+    let exec = stack::Exec {
+        execfn,
+        argv: &program.argv,
+        envp,
+    };
+    let (rsp, auxv) = stack::build(vm, &image, &exec)?;
+    let config = Config {
+        name: program.path.to_string_lossy().into_owned(),
+        argv: program
+            .argv
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect(),
+        exe,
+        environ: envp
+            .iter()
+            .flat_map(|e| e.as_bytes_with_nul())
+            .copied()
+            .collect(),
+        vvar: vdso.map(|v| v.vvar),
+        auxv,
+        ..policies
+    };
+    Ok(Loaded {
+        mm,
+        config,
+        entry: image.entry,
+        rsp,
+    })
+}
+
+/// Makes km look like the payload to `ps` and /proc: its command line and its name
+/// (the program file's name, at most 15 bytes, as Linux sets it on execve).
+pub fn show_as(program: &Program) {
+    crate::memory::host::show_command_line(&program.argv);
+    let name = std::path::Path::new(&program.path)
+        .file_name()
+        .map(|n| n.as_bytes()[..n.len().min(15)].to_vec())
+        .and_then(|n| CString::new(n).ok());
+    if let Some(name) = name {
+        let _ = rustix::thread::set_name(&name);
+    }
+}
+
+/// The new program's guest and its only thread, ready to run: what an execve in
+/// place hands the exit loop.
+pub type Replacement = Box<(Arc<Guest>, Thread)>;
+
+/// Replaces the payload by `program` (already resolved) with environment `envp`
+/// in this km, on a new VM, when the process allows it: `thread` is its only
+/// thread and its first (its tid the pid, which the new program's thread keeps),
+/// not a vfork child's, without gdb, a km thread serving it from outside
+/// (`--mgtpipe`), POSIX timers (which the exec must delete), AIO contexts or
+/// System V IPC (whose undoing the host does at km's end). `None` when it does
+/// not: the caller re-executes km. An errno when the new program could not be
+/// loaded: nothing of the process changed, and its execve fails with it.
+pub fn in_place(
+    guest: &Guest,
+    thread: &Thread,
+    program: &Program,
+    envp: &[CString],
+) -> Result<Option<Replacement>, Errno> {
+    let pid = rustix::process::getpid().as_raw_nonzero().get();
+    let eligible = guest.config.exec_in_place
+        && guest.debugger.is_none()
+        && thread.vfork_child.is_none()
+        && thread.tid == pid
+        && guest.thread_ids() == [thread.tid]
+        && guest.posix_timers.load(std::sync::atomic::Ordering::SeqCst) == 0
+        && crate::kernel::lock(&guest.aio).is_empty()
+        && !crate::kernel::children::has_exit_effects();
+    if !eligible {
+        return Ok(None);
+    }
+    let sources = crate::stats::sources_kept();
+    let execfn = CString::new(program.path.as_bytes()).map_err(|_| Errno::NOENT)?;
+    let ready = guest.vm.for_exec().and_then(|mut vm| {
+        let loaded = load(&mut vm, program, &execfn, envp, guest.config.clone())?;
+        let next = guest.for_exec(loaded.config, vm, loaded.mm);
+        let vcpu = next.take_vcpu()?;
+        next.start_clocks(&vcpu)?;
+        vcpu.start(loaded.entry, loaded.rsp)?;
+        Ok((next, vcpu))
+    });
+    let (next, vcpu) = ready.map_err(|e| {
+        trace!(Category::Load, "execve {:?} in place: {e:#}", program.path);
+        load_errno(&e)
+    })?;
+    // The point of no return: the process's state moves to the new program.
+    crate::stats::after_exec(&guest.config.name, sources);
+    next.take_process_state(guest);
+    show_as(program);
+    let handle = next.thread_started(thread.tid);
+    thread.handle.pending.move_to(&handle.pending);
+    let main = Thread::new(thread.tid, handle, vcpu, thread.sigmask);
+    trace!(Category::Load, "execve {:?}: loaded in place", program.path);
+    Ok(Some(Box::new((Arc::new(next), main))))
+}
+
+/// The errno of a failure to build the new program's VM: the host's (ENOMEM
+/// most often) where there is one, ENOEXEC otherwise (the file changed since
+/// it was checked).
+fn load_errno(e: &anyhow::Error) -> Errno {
+    e.chain()
+        .find_map(|cause| {
+            cause.downcast_ref::<Errno>().copied().or_else(|| {
+                cause
+                    .downcast_ref::<std::io::Error>()
+                    .and_then(std::io::Error::raw_os_error)
+                    .or_else(|| cause.downcast_ref::<kvm_ioctls::Error>().map(|e| e.errno()))
+                    .map(Errno::from_raw_os_error)
+            })
+        })
+        .unwrap_or(Errno::NOEXEC)
 }
 
 /// How long other threads get to stop before an execve goes ahead without them.

@@ -19,7 +19,7 @@ struct Entry {
     cloexec: bool,
 }
 
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct FdTable {
     fds: BTreeMap<i32, Entry>,
 }
@@ -72,6 +72,12 @@ impl FdTable {
             );
         }
         table
+    }
+
+    /// An execve in place: the descriptors with FD_CLOEXEC close; the others stay
+    /// at their numbers.
+    pub fn close_on_exec(&mut self) {
+        self.fds.retain(|_, e| !e.cloexec);
     }
 
     /// The descriptors an execve keeps (those without FD_CLOEXEC), by guest number.

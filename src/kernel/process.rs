@@ -29,7 +29,7 @@ use crate::memory::PAGE_SIZE;
 
 /// Runs a guest thread until it exits (`crate::run::run_thread`, given by the layer
 /// above so that the kernel can start threads without knowing the exit loop).
-pub type ThreadRunner = fn(&Arc<Guest>, Thread, bool);
+pub type ThreadRunner = fn(Arc<Guest>, Thread, bool);
 
 /// How a km goes on with a gdb session begun by another km (its fork parent, or
 /// the km it replaced through execve).
@@ -106,6 +106,24 @@ pub struct VforkChild {
 #[derive(Clone)]
 pub struct Signals {
     pub actions: [SigAction; 64],
+}
+
+impl Signals {
+    /// The dispositions an execve leaves: an ignored signal stays ignored, every
+    /// other is the default again, without flags, mask or restorer (Linux's
+    /// flush_signal_handlers).
+    pub fn after_exec(&self) -> Signals {
+        Signals {
+            actions: self.actions.map(|a| SigAction {
+                handler: if a.handler == libc::SIG_IGN as u64 {
+                    a.handler
+                } else {
+                    libc::SIG_DFL as u64
+                },
+                ..SigAction::default()
+            }),
+        }
+    }
 }
 
 /// What other threads may touch of a thread: its id and its pending signals.
@@ -185,6 +203,12 @@ pub struct Config {
     pub crash_report: crate::trace::Sink,
     /// Where a snapshot is written (`--snapshot`, absolute).
     pub snapshot_path: std::path::PathBuf,
+    /// The payload gets the vDSO (not `--no-vdso`).
+    pub vdso: bool,
+    /// An execve may load the new program in place rather than re-execute km:
+    /// no km thread serves this payload from outside (`--mgtpipe`), and not
+    /// `--exec-reexec`.
+    pub exec_in_place: bool,
 }
 
 /// What a thread stopped for a core dump or a snapshot reports.
@@ -408,9 +432,35 @@ impl Guest {
     }
 
     /// Runs `thread` on the calling host thread until it exits (`initial_stop`:
-    /// parked for gdb before its first instruction).
-    pub fn run(self: &Arc<Self>, thread: Thread, initial_stop: bool) {
-        (self.runner)(self, thread, initial_stop)
+    /// parked for gdb before its first instruction), and the programs it execs in
+    /// place after it: this reference goes with the program it belongs to.
+    pub fn run(self: Arc<Self>, thread: Thread, initial_stop: bool) {
+        let runner = self.runner;
+        runner(self, thread, initial_stop)
+    }
+
+    /// The guest of the program an execve loads in place of this one's: the new
+    /// program's `config`, `vm` and `mm`, and nothing of the process's state yet
+    /// (see [`Guest::take_process_state`]).
+    pub fn for_exec(&self, config: Config, vm: Vm, mm: AddressSpace) -> Guest {
+        Guest::new(config, vm, mm, FdTable::default(), None, self.runner)
+    }
+
+    /// An execve in place, past its point of no return: this guest (built by
+    /// [`Guest::for_exec`]) takes what the process keeps from `old`: its
+    /// descriptors (those with FD_CLOEXEC close), its pending signals and its
+    /// ignored ones (every other disposition is the default again). `old`'s
+    /// spare host threads end.
+    pub fn take_process_state(&self, old: &Guest) {
+        let differ = old.threads_differ.load(Ordering::SeqCst);
+        self.threads_differ.store(differ, Ordering::SeqCst);
+        old.host_state_changed();
+        let mut fds = std::mem::take(&mut *lock(&old.fds));
+        fds.close_on_exec();
+        *lock(&self.fds) = fds;
+        let signals = lock(&old.signals).after_exec();
+        *lock(&self.signals) = signals;
+        old.pending.move_to(&self.pending);
     }
 
     /// Hides `page` from the payload (its page-table entry goes, its mapping

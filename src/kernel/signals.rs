@@ -237,6 +237,18 @@ fn queue_limit() -> u64 {
 }
 
 impl PendingQueue {
+    /// Moves every pending signal of this queue to `to`, which nobody uses yet
+    /// (an execve in place keeps them for the new program, siginfo and all).
+    pub fn move_to(&self, to: &PendingQueue) {
+        let mut from = lock(&self.info);
+        let mut into = lock(&to.info);
+        for (sig, queue) in std::mem::take(&mut *from) {
+            into.entry(sig).or_default().extend(queue);
+        }
+        to.bits
+            .fetch_or(self.bits.swap(0, Ordering::SeqCst), Ordering::SeqCst);
+    }
+
     /// Adds a signal: a standard signal already pending is not queued twice; a
     /// real-time one queues behind those pending. Past RLIMIT_SIGPENDING, as on
     /// Linux, a real-time signal not sent by kill is EAGAIN, any other is only

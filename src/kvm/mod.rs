@@ -3,6 +3,7 @@
 //! a running vCPU. Uses only `memory` and `trace`; knows nothing of the guest.
 
 pub mod debugregs;
+pub mod held;
 pub mod kick;
 pub mod vcpu;
 pub mod vm;

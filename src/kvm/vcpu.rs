@@ -3,6 +3,7 @@
 //! threads, signals, syscalls or gdb.
 
 use std::cell::Cell;
+use std::os::fd::AsRawFd;
 use std::ptr::NonNull;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -122,6 +123,13 @@ pub struct SavedCpu {
     regs: kvm_regs,
     sregs: kvm_bindings::kvm_sregs,
     xsave: Vec<u8>,
+}
+
+impl Drop for KvmVcpu {
+    fn drop(&mut self) {
+        super::held::release_fd(self.fd.as_raw_fd());
+        super::held::release_run(self.run.as_ptr() as usize);
+    }
 }
 
 pub struct KvmVcpu {
@@ -277,6 +285,10 @@ impl KvmVcpu {
             fd.set_sync_valid_reg(SyncReg::Register);
         }
         let run = NonNull::from(fd.get_kvm_run());
+        super::held::hold_fd(fd.as_raw_fd());
+        if let Some(len) = vm.run_size() {
+            super::held::hold_run(run.as_ptr() as usize, len);
+        }
         Ok(KvmVcpu {
             fd,
             run,

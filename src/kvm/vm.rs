@@ -58,6 +58,20 @@ fn kvm_from(fd: OwnedFd) -> Result<Kvm> {
     Ok(kvm)
 }
 
+/// Records a new VM's descriptors and its /dev/kvm's (see [`super::held`]);
+/// [`KvmVm`]'s drop forgets them.
+fn held_vm(kvm: &Kvm, fd: &VmFd) {
+    super::held::hold_fd(kvm.as_raw_fd());
+    super::held::hold_fd(fd.as_raw_fd());
+}
+
+impl Drop for KvmVm {
+    fn drop(&mut self) {
+        super::held::release_fd(self.kvm.as_raw_fd());
+        super::held::release_fd(self.fd.as_raw_fd());
+    }
+}
+
 /// Creates an empty VM on `kvm` with an in-kernel local APIC per vCPU
 /// (KVM_CAP_SPLIT_IRQCHIP: no IOAPIC or PIC, no routes) when KVM offers one;
 /// returns the VM and whether its vCPUs have the APIC. km's guests take no
@@ -244,6 +258,7 @@ impl KvmVm {
             kvm.get_api_version()
         );
         keep_stats(&fd, false)?;
+        held_vm(&kvm, &fd);
         let mut vm = KvmVm {
             kvm,
             fd,
@@ -320,23 +335,24 @@ impl KvmVm {
         Some(bytes)
     }
 
-    /// In a forked km: a new empty VM like this one (the child cannot use the
-    /// parent's VM).
+    /// A new empty VM like this one: in a forked km (the child cannot use the
+    /// parent's VM), or for an execve that loads the new program in place.
     pub fn recreate(&self) -> Result<Self> {
         let kvm = self
             .kvm_fd()
             .try_clone_to_owned()
-            .context("duplicating /dev/kvm's descriptor in the forked km")?;
+            .context("duplicating /dev/kvm's descriptor")?;
         let kvm = kvm_from(kvm)?;
-        let (fd, lapic) = create_vm(&kvm).context("in the forked km")?;
+        let (fd, lapic) = create_vm(&kvm).context("creating a VM like the payload's")?;
         keep_stats(&fd, false)?;
-        // The parent had its answer before any vCPU ran (the thread that asked
-        // it does not exist in this process).
+        // This VM had its answer before any vCPU ran (in a forked km, the thread
+        // that asked it does not exist).
         let cpuid = self
             .cpuid
             .get()
             .cloned()
-            .context("forked before KVM_GET_SUPPORTED_CPUID was answered")?;
+            .context("KVM_GET_SUPPORTED_CPUID was not answered before the first vCPU")?;
+        held_vm(&kvm, &fd);
         Ok(KvmVm {
             kvm,
             fd,
@@ -382,6 +398,13 @@ impl KvmVm {
     /// Creates a vCPU set up by `setup`, ready to run user code.
     /// Whether KVM copies a vCPU's general registers to and from its kvm_run
     /// (KVM_CAP_SYNC_REGS with KVM_SYNC_X86_REGS).
+    /// The size of a vCPU's run page mapping (KVM_GET_VCPU_MMAP_SIZE, the same
+    /// for every vCPU), once asked.
+    pub fn run_size(&self) -> Option<usize> {
+        static SIZE: OnceLock<Option<usize>> = OnceLock::new();
+        *SIZE.get_or_init(|| self.kvm.get_vcpu_mmap_size().ok())
+    }
+
     pub fn syncs_regs(&self) -> bool {
         let fields = self.fd.check_extension_int(kvm_ioctls::Cap::SyncRegs);
         fields > 0 && fields as u32 & kvm_bindings::KVM_SYNC_X86_REGS != 0

@@ -33,7 +33,9 @@ use anyhow::{Result, bail};
 const PAGE: usize = 4096;
 
 /// Host ranges of the guest's regions, `[start, end)`; unused slots are empty.
-const MAX_REGIONS: usize = 8;
+/// Room for two guests' (a handful each): an execve in place builds the new
+/// program's before the old one's go.
+const MAX_REGIONS: usize = 16;
 static REGIONS: [[AtomicUsize; 2]; MAX_REGIONS] =
     [const { [const { AtomicUsize::new(0) }, const { AtomicUsize::new(0) }] }; MAX_REGIONS];
 
@@ -92,6 +94,19 @@ pub fn register(start: usize, len: usize) -> Result<()> {
         }
     }
     bail!("more than {MAX_REGIONS} guest regions");
+}
+
+/// Forgets host range `[start, ..)` recorded by [`register`]: that guest memory
+/// is gone (its program exec'd another).
+pub fn unregister(start: usize) {
+    for [s, e] in &REGIONS {
+        if s.load(Ordering::Acquire) == start {
+            // Empty first, then free: a reader never sees another range's end.
+            e.store(0, Ordering::Release);
+            s.store(0, Ordering::Release);
+            return;
+        }
+    }
 }
 
 fn in_guest(addr: usize) -> bool {

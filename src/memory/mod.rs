@@ -147,6 +147,17 @@ pub struct Region {
     chunks: std::sync::Mutex<Vec<bool>>,
 }
 
+impl Drop for Region {
+    /// The last owner of the region's host memory (see
+    /// [`GuestMemory::disown_parent`]) takes its range off the guarded ones
+    /// before the memory is unmapped.
+    fn drop(&mut self) {
+        if Arc::strong_count(&self.host) == 1 {
+            faults::unregister(self.host.as_ptr() as usize);
+        }
+    }
+}
+
 impl Region {
     pub fn reserved(&self) -> Range<u64> {
         self.base..self.base + self.host.size() as u64
@@ -489,14 +500,44 @@ impl GuestMemory {
                 }
             })
             .collect();
-        Ok(GuestMemory {
+        let child = GuestMemory {
             next_slot: AtomicU32::new(slots),
             regions,
             arena: self.arena.clone(),
             next_phys: self.next_phys,
             flush_page: MmapRegion::new(PAGE_SIZE as usize).context("allocating the flush page")?,
             unexposed: std::sync::Mutex::new(None),
-        })
+        };
+        child.disown_parent();
+        Ok(child)
+    }
+
+    /// In a forked km, on the child's copy just built: makes it the only owner of
+    /// the host mappings, so that they are unmapped when it goes (an execve that
+    /// replaces the payload in place), as a process's memory goes at its exec.
+    /// The other references are the parent's, copied by the host fork with its
+    /// memory: its other threads do not exist here, and the forking thread's
+    /// frames that hold them never return in the child.
+    fn disown_parent(&self) {
+        let mut own: std::collections::HashMap<*const MmapRegion, (&Arc<MmapRegion>, usize)> =
+            std::collections::HashMap::new();
+        let arcs = self
+            .regions
+            .iter()
+            .flat_map(|r| std::iter::once(&r.host).chain(r.arena.as_ref()))
+            .chain(self.arena.as_ref().map(|a| &a.map));
+        for arc in arcs {
+            own.entry(Arc::as_ptr(arc)).or_insert((arc, 0)).1 += 1;
+        }
+        for (ptr, (arc, held)) in own {
+            while Arc::strong_count(arc) > held {
+                // SAFETY: `ptr` came from a live Arc (`arc`, held here, so the count
+                // stays above zero); the reference given up is one of the parent's
+                // copies, which (see above) is never dropped or used in this process,
+                // and the child has no other thread that could race the count.
+                unsafe { Arc::decrement_strong_count(ptr) };
+            }
+        }
     }
 
     /// Registers with KVM, before the guest first runs, what was committed

@@ -1,6 +1,7 @@
 //! execve and execveat: the new program is resolved and checked here (so that a
 //! missing file, a bad interpreter or a non-executable file is the caller's errno),
-//! then `exec::replace` re-executes km on it.
+//! then `exec::in_place` loads it in a new VM, or `exec::replace` re-executes km
+//! on it.
 
 use std::ffi::{CString, OsStr};
 use std::os::unix::ffi::OsStrExt;
@@ -52,6 +53,9 @@ fn do_execve(ctx: &mut Ctx<'_>, path: CString, argv: u64, envp: u64) -> Result<O
         Category::Load,
         "execve {path:?}: running {:?}", program.path
     );
+    if let Some(next) = exec::in_place(ctx.guest, ctx.thread, &program, &envp)? {
+        return Ok(Outcome::Exec(next));
+    }
     let errno = exec::replace(ctx.guest, ctx.thread, &program, &envp);
     // Past the point of no return (other threads are gone): end the payload, as
     // Linux does when execve fails that late.

@@ -64,6 +64,8 @@ pub enum Outcome {
     Resumed,
     /// The payload asked for a snapshot (KM_SNAPSHOT), which the exit loop takes.
     Snapshot(snapshot::SnapshotRequest),
+    /// execve loaded the new program in place: the exit loop runs it.
+    Exec(crate::kernel::exec::Replacement),
 }
 
 pub type SysResult = Result<u64, Errno>;

@@ -304,7 +304,6 @@ pub fn new_process(ctx: &mut Ctx<'_>, spec: ChildSpec, vfork: bool) -> SysResult
     drop(report_rx);
     kids.in_child();
     let vm = *vm.unwrap_or_else(|e| child_failed(&report_tx, &e));
-    kick::forget_parent();
     let gdb = match (debugger, decision) {
         (Some(d), Some((listen, tell))) => {
             drop(tell);
@@ -345,7 +344,7 @@ pub fn new_process(ctx: &mut Ctx<'_>, spec: ChildSpec, vfork: bool) -> SysResult
         pipe: report_tx,
         exit_too: reports,
     };
-    run_child(&child, spec, &xsave, sigmask, altstack, report, gdb)
+    run_child(child, spec, &xsave, sigmask, altstack, report, gdb)
 }
 
 /// A fork child's pipe to its parent km: its set-up result, and its exit report
@@ -465,7 +464,7 @@ fn erase_marks(child: &Guest, marks: Marks) -> anyhow::Result<()> {
 /// Runs the forked child's only thread once it is set up, which it reports to the
 /// parent over `report`; never returns.
 fn run_child(
-    guest: &Arc<Guest>,
+    guest: Arc<Guest>,
     spec: ChildSpec,
     xsave: &[u8],
     sigmask: u64,
@@ -487,7 +486,7 @@ fn run_child(
     if report.exit_too {
         children::report_to(report.pipe);
     }
-    let followed = gdb.is_some_and(|child| follow_by_gdb(guest, child));
+    let followed = gdb.is_some_and(|child| follow_by_gdb(&guest, child));
     for addr in [spec.set_ptid, spec.set_ctid].into_iter().flatten() {
         let _ = guest.write_user(addr, tid);
     }

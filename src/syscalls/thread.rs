@@ -337,7 +337,7 @@ fn start_host_thread(guest: &Arc<Guest>, spec: ChildSpec, comm: CString) -> Resu
                 start_bases: Some((spec.fs_base, spec.gs_base)),
                 ..Thread::new(tid, handle, vcpu, spec.sigmask)
             };
-            guest.run(thread, false);
+            Arc::clone(&guest).run(thread, false);
             spawn_spare(&guest);
         })
         .map_err(|_| Errno::AGAIN)?;
@@ -364,7 +364,7 @@ fn spawn_spare(guest: &Arc<Guest>) {
                 // km's name rather than not at all.
                 trace!(Category::Kvm, "thread {tid}: could not rename");
             }
-            spare.run(thread, false);
+            Arc::clone(&spare).run(thread, false);
             spawn_spare(&spare);
         });
         if started.is_err() {

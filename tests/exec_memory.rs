@@ -1,0 +1,132 @@
+//! An execve leaves nothing of the program before it, as on Linux: after a chain
+//! of execs (which km loads in place, on a new VM each time), and after a fork
+//! child's exec, the last program's resident memory is its own, km holds its
+//! VM and vCPU only, and the program holds exactly the descriptors the execs
+//! kept.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{km, native, payload, wait_for};
+
+/// What the last program of a chain shows: its "kept ..." line, its process's
+/// resident set in MiB, and how many KVM VMs and vCPUs the process holds.
+struct Last {
+    kept: String,
+    rss: u64,
+    vms: usize,
+    vcpus: usize,
+}
+
+/// Runs `cmd` (the execchain payload) until its last program says its pid;
+/// returns what it shows, then lets it end and checks it ended well.
+fn last_program(mut cmd: Command, who: &str) -> Last {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("starting the payload");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let kept = lines.next().and_then(Result::ok).unwrap_or_default();
+    let pid_line = lines.next().and_then(Result::ok).unwrap_or_default();
+    let pid: u32 = pid_line
+        .strip_prefix("pid ")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("{who}: no pid line: {kept:?} {pid_line:?}"));
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let rss_kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("{who}: no VmRSS in {status}"));
+    let links: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .map(|l| l.to_string_lossy().into_owned())
+        .collect();
+    let count = |what: &str| links.iter().filter(|l| l.starts_with(what)).count();
+    drop(child.stdin.take());
+    let ended = wait_for(&mut child, Duration::from_secs(60), who);
+    assert!(ended.success(), "{who}: {ended}");
+    Last {
+        kept,
+        rss: rss_kib >> 10,
+        vms: count("anon_inode:kvm-vm"),
+        vcpus: count("anon_inode:kvm-vcpu"),
+    }
+}
+
+/// Twenty programs in a row, each touching 16 MiB: the last one's resident set
+/// stays near one program's (km keeping the earlier programs' memory would
+/// hold over 300 MiB).
+#[test]
+fn an_exec_chain_keeps_no_earlier_programs_memory() {
+    let exe = payload("execchain.musl");
+    let native = last_program(
+        {
+            let mut cmd = native(&exe);
+            cmd.args(["19", "16"]);
+            cmd
+        },
+        "native",
+    );
+    let under_km = last_program(
+        {
+            let mut cmd = km();
+            cmd.arg(&exe).args(["19", "16"]);
+            cmd
+        },
+        "km",
+    );
+    assert_eq!(native.kept, "kept 20 cloexec 1");
+    assert_eq!(under_km.kept, native.kept);
+    assert!(
+        under_km.rss < native.rss + 64,
+        "km {} MiB resident after the chain, native {} MiB",
+        under_km.rss,
+        native.rss
+    );
+    assert_eq!((under_km.vms, under_km.vcpus), (1, 1), "km's VMs and vCPUs");
+}
+
+/// A fork child of a program that touched 128 MiB execs twice: its resident set
+/// no longer holds its copy of its parent's memory.
+#[test]
+fn a_fork_childs_exec_drops_its_copy_of_the_parents_memory() {
+    for exe in ["execchain.musl", "execchain.glibc"] {
+        let exe = payload(exe);
+        let args = ["fork", "2", "128"];
+        let native = last_program(
+            {
+                let mut cmd = native(&exe);
+                cmd.args(args);
+                cmd
+            },
+            "native",
+        );
+        let under_km = last_program(
+            {
+                let mut cmd = km();
+                cmd.arg(&exe).args(args);
+                cmd
+            },
+            "km",
+        );
+        assert_eq!(native.kept, "kept 3 cloexec 1");
+        assert_eq!(under_km.kept, native.kept);
+        assert!(
+            under_km.rss < 64,
+            "{}: the child holds {} MiB",
+            exe.display(),
+            under_km.rss
+        );
+        assert_eq!(
+            (under_km.vms, under_km.vcpus),
+            (1, 1),
+            "the child's VMs and vCPUs"
+        );
+    }
+}

@@ -210,12 +210,24 @@ pub fn wait_for(child: &mut Child, limit: Duration, who: &str) -> ExitStatus {
 }
 
 /// Asserts that `shown` (what `who` printed) has, in order, a line containing
-/// each of `expected`.
+/// each of `expected`. A run of spaces counts as one: gdb pads its tables to
+/// their widest entry (`info threads` to the longest thread id, so to how many
+/// digits the pids have).
 pub fn assert_lines_in_order(shown: &str, who: &str, expected: &[&str]) {
-    let lines: Vec<&str> = shown.lines().collect();
+    let squeeze = |s: &str| {
+        let mut out = String::with_capacity(s.len());
+        for c in s.chars() {
+            if !(c == ' ' && out.ends_with(' ')) {
+                out.push(c);
+            }
+        }
+        out
+    };
+    let lines: Vec<String> = shown.lines().map(squeeze).collect();
     let mut at = 0;
     for want in expected {
-        match lines[at..].iter().position(|l| l.contains(want)) {
+        let want = squeeze(want);
+        match lines[at..].iter().position(|l| l.contains(&want)) {
             Some(i) => at += i + 1,
             None => panic!("{who}: expected a line with {want:?} after line {at} in:\n{shown}"),
         }

@@ -15,7 +15,7 @@ use crate::debug;
 use crate::guest::landing_pad::{EXC_PORT, HC_PORT, SIGMASK_PORT, SYS_BASE, SYS_SIZE};
 use crate::kernel::answers;
 use crate::kernel::backing::{self, PageFault};
-use crate::kernel::exec::Replacement;
+use crate::kernel::exec::{self, Replacement};
 use crate::kernel::process::{Guest, Thread, exit_payload};
 use crate::kernel::signals::{self, Point};
 use crate::kvm::{Exit, kick};
@@ -28,10 +28,12 @@ use crate::trace::Category;
 /// Runs `thread` until it exits; exit_group and fatal signals end the whole process
 /// from here. `initial_stop`: park for gdb before the first instruction. An execve
 /// that loads its program in place goes on here with the new program's guest
-/// and thread; the old guest goes with its last reference.
+/// and thread; the old guest goes on a thread of its own (`exec::retire`).
 pub fn run_thread(mut guest: Arc<Guest>, mut thread: Thread, mut initial_stop: bool) {
     while let Some(next) = run_program(&guest, thread, initial_stop) {
-        (guest, thread) = *next;
+        let (new_guest, new_thread) = *next;
+        exec::retire(std::mem::replace(&mut guest, new_guest));
+        thread = new_thread;
         initial_stop = false;
     }
 }

@@ -236,6 +236,9 @@ pub fn new_process(ctx: &mut Ctx<'_>, spec: ChildSpec, vfork: bool) -> SysResult
     // in the child for ever. The debugger's state first (gdb's thread takes
     // the others under it), then the process's descriptor table, as code that
     // holds it may then take the address space's lock, never the reverse.
+    // An earlier program's guest, which an execve replaced in place, is gone
+    // first: the child would keep its memory (see `exec::retire`).
+    crate::kernel::exec::settle_retired();
     let debugging = guest.debugger.as_ref().map(|d| d.hold_for_fork());
     let mut table = lock(&guest.fds);
     // Pages hidden to find a fault past EOF are hidden and shown with this

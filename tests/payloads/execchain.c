@@ -9,6 +9,10 @@
  *   execchain fork N MIB  closes what its caller left open, touches MIB MiB,
  *                         forks, and the child runs `execchain N 1 chained`;
  *                         the parent waits for it and exits with its status.
+ *   execchain exec-fork MIB  closes what its caller left open, touches MIB
+ *                         MiB, execs `execchain fork-now`, which forks at
+ *                         once: its child is the last program (the parent
+ *                         waits for it).
  *
  * Linux frees each program's memory at its exec (and a fork child's copy of its
  * parent's): the last program's resident set is its own. Each program opens
@@ -49,28 +53,9 @@ static void close_inherited(void) {
         close(fd);
 }
 
-int main(int argc, char **argv) {
-    if (argc == 4 && strcmp(argv[1], "fork") == 0) {
-        close_inherited();
-        touch(atol(argv[3]));
-        pid_t pid = fork();
-        if (pid == 0)
-            exec_self("/proc/self/exe", atol(argv[2]), 1);
-        int status;
-        if (waitpid(pid, &status, 0) != pid)
-            return 4;
-        return WIFEXITED(status) ? WEXITSTATUS(status) : 5;
-    }
-    if (argc == 3)
-        close_inherited();
-    else if (argc != 4)
-        return 2;
-    long n = atol(argv[1]), mib = atol(argv[2]);
-    touch(mib);
-    if (open("/dev/null", O_RDONLY | O_CLOEXEC) < 0 || open("/dev/null", O_RDONLY) < 0)
-        return 6;
-    if (n > 0)
-        exec_self("/proc/self/exe", n - 1, mib);
+/* The last program: says what it holds and its pid, then waits for the end of
+ * stdin. */
+static int last(void) {
     int kept = 0, cloexec = 0;
     for (int fd = 3; fd < 1024; fd++) {
         int flags = fcntl(fd, F_GETFD);
@@ -83,4 +68,53 @@ int main(int argc, char **argv) {
     while (read(0, buf, sizeof buf) > 0) {
     }
     return 0;
+}
+
+/* Forks; the child goes on with `child` (which does not return), the parent
+ * waits for it and returns its status. */
+static int fork_and_wait(void (*child)(long), long arg) {
+    pid_t pid = fork();
+    if (pid == 0)
+        child(arg);
+    int status;
+    if (waitpid(pid, &status, 0) != pid)
+        return 4;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 5;
+}
+
+static void chain_of(long n) {
+    exec_self("/proc/self/exe", n, 1);
+}
+
+static void last_of_fork(long unused) {
+    (void)unused;
+    exit(last());
+}
+
+int main(int argc, char **argv) {
+    if (argc == 4 && strcmp(argv[1], "fork") == 0) {
+        close_inherited();
+        touch(atol(argv[3]));
+        return fork_and_wait(chain_of, atol(argv[2]));
+    }
+    if (argc == 3 && strcmp(argv[1], "exec-fork") == 0) {
+        close_inherited();
+        touch(atol(argv[2]));
+        execl("/proc/self/exe", "execchain", "fork-now", (char *)NULL);
+        perror("execl");
+        return 3;
+    }
+    if (argc == 2 && strcmp(argv[1], "fork-now") == 0)
+        return fork_and_wait(last_of_fork, 0);
+    if (argc == 3)
+        close_inherited();
+    else if (argc != 4)
+        return 2;
+    long n = atol(argv[1]), mib = atol(argv[2]);
+    touch(mib);
+    if (open("/dev/null", O_RDONLY | O_CLOEXEC) < 0 || open("/dev/null", O_RDONLY) < 0)
+        return 6;
+    if (n > 0)
+        exec_self("/proc/self/exe", n - 1, mib);
+    return last();
 }

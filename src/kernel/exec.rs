@@ -17,11 +17,10 @@ use std::ffi::{CString, OsStr, OsString};
 use std::fs::File;
 use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
+use std::sync::{Arc, Condvar, Mutex};
 
 use rustix::fs::{FileType, Mode, OFlags};
 use rustix::io::Errno;
-
-use std::sync::Arc;
 
 use crate::guest::loader::{self, ElfFile};
 use crate::guest::mm::AddressSpace;
@@ -375,8 +374,8 @@ pub fn in_place(
 
 /// Guests of programs an execve replaced in place that [`retire`] is still
 /// letting go, and the wake of a fork that waits for them.
-static RETIRING: std::sync::Mutex<usize> = std::sync::Mutex::new(0);
-static RETIRED: std::sync::Condvar = std::sync::Condvar::new();
+static RETIRING: Mutex<usize> = Mutex::new(0);
+static RETIRED: Condvar = Condvar::new();
 
 /// Lets `old`, the guest of a program an execve replaced in place, go on a
 /// thread of its own: the teardown of its VM and memory (300-450 µs on this

@@ -13,9 +13,10 @@
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// Most objects recorded at once (a VM's three descriptors, two per vCPU, twice
-/// over while an execve in place builds the next VM); beyond, an object is held
-/// unrecorded: a fork child then keeps it.
+/// Most objects recorded at once (two per VM, its descriptor and its /dev/kvm
+/// copy's, and two per vCPU, its descriptor and run page; twice over while an
+/// execve in place builds the next VM); beyond, an object is held unrecorded: a
+/// fork child then keeps it.
 const SLOTS: usize = 1024;
 
 /// One object: `addr` holds a descriptor's key (see [`FD_TAG`]) or a run page

@@ -7,6 +7,7 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -80,28 +81,46 @@ fn sample(pid: u32, who: &str) -> (u64, usize, usize) {
     )
 }
 
+/// The execchain payload `exe` run with `args`, natively (`under_km` false) or
+/// under km: what its last program shows.
+fn last_of(exe: &Path, args: &[&str], under_km: bool) -> Last {
+    let mut cmd = match under_km {
+        true => {
+            let mut cmd = km();
+            cmd.arg(exe);
+            cmd
+        }
+        false => native(exe),
+    };
+    cmd.args(args);
+    last_program(cmd, if under_km { "km" } else { "native" })
+}
+
+/// A fork child under km, the last program of `exe`: it holds under 64 MiB
+/// (none of the 128 MiB a program before it touched) and one VM and vCPU.
+fn assert_child_holds_its_own(exe: &Path, child: &Last) {
+    assert!(
+        child.rss < 64,
+        "{}: the child holds {} MiB",
+        exe.display(),
+        child.rss
+    );
+    assert_eq!(
+        (child.vms, child.vcpus),
+        (1, 1),
+        "{}: the child's VMs and vCPUs",
+        exe.display()
+    );
+}
+
 /// Twenty programs in a row, each touching 16 MiB: the last one's resident set
 /// stays near one program's (km keeping the earlier programs' memory would
 /// hold over 300 MiB).
 #[test]
 fn an_exec_chain_keeps_no_earlier_programs_memory() {
     let exe = payload("execchain.musl");
-    let native = last_program(
-        {
-            let mut cmd = native(&exe);
-            cmd.args(["19", "16"]);
-            cmd
-        },
-        "native",
-    );
-    let under_km = last_program(
-        {
-            let mut cmd = km();
-            cmd.arg(&exe).args(["19", "16"]);
-            cmd
-        },
-        "km",
-    );
+    let native = last_of(&exe, &["19", "16"], false);
+    let under_km = last_of(&exe, &["19", "16"], true);
     assert_eq!(native.kept, "kept 20 cloexec 1");
     assert_eq!(under_km.kept, native.kept);
     assert!(
@@ -120,35 +139,11 @@ fn a_fork_childs_exec_drops_its_copy_of_the_parents_memory() {
     for exe in ["execchain.musl", "execchain.glibc"] {
         let exe = payload(exe);
         let args = ["fork", "2", "128"];
-        let native = last_program(
-            {
-                let mut cmd = native(&exe);
-                cmd.args(args);
-                cmd
-            },
-            "native",
-        );
-        let under_km = last_program(
-            {
-                let mut cmd = km();
-                cmd.arg(&exe).args(args);
-                cmd
-            },
-            "km",
-        );
+        let native = last_of(&exe, &args, false);
+        let under_km = last_of(&exe, &args, true);
         assert_eq!(native.kept, "kept 3 cloexec 1");
         assert_eq!(under_km.kept, native.kept);
-        assert!(
-            under_km.rss < 64,
-            "{}: the child holds {} MiB",
-            exe.display(),
-            under_km.rss
-        );
-        assert_eq!(
-            (under_km.vms, under_km.vcpus),
-            (1, 1),
-            "the child's VMs and vCPUs"
-        );
+        assert_child_holds_its_own(&exe, &under_km);
     }
 }
 
@@ -159,24 +154,7 @@ fn a_fork_childs_exec_drops_its_copy_of_the_parents_memory() {
 fn a_fork_right_after_an_exec_copies_nothing_of_the_program_before() {
     for exe in ["execchain.musl", "execchain.glibc"] {
         let exe = payload(exe);
-        let under_km = last_program(
-            {
-                let mut cmd = km();
-                cmd.arg(&exe).args(["exec-fork", "128"]);
-                cmd
-            },
-            "km",
-        );
-        assert!(
-            under_km.rss < 64,
-            "{}: the child holds {} MiB",
-            exe.display(),
-            under_km.rss
-        );
-        assert_eq!(
-            (under_km.vms, under_km.vcpus),
-            (1, 1),
-            "the child's VMs and vCPUs"
-        );
+        let under_km = last_of(&exe, &["exec-fork", "128"], true);
+        assert_child_holds_its_own(&exe, &under_km);
     }
 }

@@ -19,9 +19,22 @@ pub fn enter(uid: u32, gid: u32) -> Result<()> {
     if !rustix::process::geteuid().is_root() {
         bail!("--sandbox needs root (km gives the payload uid {uid}, gid {gid})");
     }
-    let threads = std::fs::read_dir("/proc/self/task")
-        .context("listing km's threads")?
-        .count();
+    // A thread km has just joined (the one that asked KVM's CPUID) can still be
+    // listed for a moment, until the kernel has released it: looked at again for
+    // up to 100 ms.
+    let count = || -> Result<usize> {
+        Ok(std::fs::read_dir("/proc/self/task")
+            .context("listing km's threads")?
+            .count())
+    };
+    let mut threads = count()?;
+    for _ in 0..50 {
+        if threads == 1 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        threads = count()?;
+    }
     if threads != 1 {
         bail!("--sandbox: km has {threads} threads, not 1, when it drops its identity");
     }

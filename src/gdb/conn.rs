@@ -1,9 +1,10 @@
 //! The connection to gdb: a TCP stream with buffered output and input. gdbstub
 //! writes a reply byte by byte; unbuffered, each byte is a system call and, with
 //! TCP_NODELAY, a TCP segment of its own, which makes large replies (host-I/O reads
-//! of the executable, register sets) slow. Output is sent on flush (the end of each
-//! reply) and before every wait for input, so an acknowledgement never waits for a
-//! reply that has not been written yet.
+//! of the executable, register sets) slow. Output is sent on flush and before
+//! every wait for input. gdbstub flushes each acknowledgement as soon as it is
+//! written (a resume's reply comes later, and an execve under gdb may replace km
+//! before it: the `+` must not be left in this buffer) and each reply at its end.
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;

@@ -166,6 +166,9 @@ impl<T: Target, C: Connection> GdbStubImpl<T, C> {
                 // Acknowledge the command
                 if !self.features.no_ack_mode() {
                     conn.write(b'+').map_err(InternalError::conn_write)?;
+                    // Sent now: a resume may end this process (exec) before the
+                    // reply's flush.
+                    conn.flush().map_err(InternalError::conn_write)?;
                 }
 
                 let mut res = ResponseWriter::new(conn, target.use_rle());

@@ -234,13 +234,23 @@ pub fn assert_lines_in_order(shown: &str, who: &str, expected: &[&str]) {
     }
 }
 
-/// A TCP port on 127.0.0.1 free at the time of asking (for km's gdb stub).
+/// A TCP port on 127.0.0.1 free at the time of asking (for km's gdb stub), and
+/// never one this test process handed out before: the host may give a port just
+/// released to the next bind, and two tests would then race for it.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// Writes an executable file at `path` holding `contents`, extended (sparse) to

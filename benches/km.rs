@@ -28,7 +28,10 @@
 //!   sigwaitinfo, sigtimedwait or a signalfd read returns (medians of 300 rounds,
 //!   `tests/payloads/sigwake.c`), native vs km (`-- signals`: only these);
 //! - processes: a fork + _exit + waitpid loop, fork + execve (of a static program
-//!   that exits at once) + waitpid, posix_spawn + waitpid, and the start-up of Debian's dynamically
+//!   that exits at once) + waitpid, posix_spawn + waitpid, the floor of a fork
+//!   for any monitor with a VM per process (`kvmfork.c`, run natively: the child
+//!   makes a VM, a memslot and a vCPU, and reports as km's children do, before
+//!   their teardown), and the start-up of Debian's dynamically
 //!   linked `python3 -c pass`, native vs km, and against its budget: native plus 1.2x
 //!   its syscall count (from `km --stats`) times km's per-syscall cost in this run;
 //! - snapshots: a python3 that imported json, asyncio, sqlite3, email and decimal,
@@ -422,7 +425,9 @@ fn cpu_rows(km: &std::ffi::OsStr, spin: &Path) {
     }
 }
 
-fn fork_row(km: &std::ffi::OsStr, forks: &Path, bare: f64) {
+fn fork_row(km: &std::ffi::OsStr, forks: &Path, kvmfork: &Path, bare: f64) {
+    let mut fork_native = 0.0;
+    let mut fork_km = 0.0;
     for (label, mode) in [
         ("fork+exit+wait", None),
         ("fork+execve+wait (static)", Some("exec")),
@@ -437,7 +442,17 @@ fn fork_row(km: &std::ffi::OsStr, forks: &Path, bare: f64) {
             under_km / bare,
             under_km / native
         );
+        if mode.is_none() {
+            (fork_native, fork_km) = (native, under_km);
+        }
     }
+    let floor = per_iteration_ns(&[], kvmfork, None, FORKS);
+    println!(
+        "fork floor with a VM per process (kvmfork.c, native: a fork whose child makes a VM, a memslot and a vCPU): {:.1} us, {:.1}x native fork+exit+wait; km's fork+exit+wait {:.1}x the floor",
+        floor / 1e3,
+        floor / fork_native,
+        fork_km / floor
+    );
 }
 
 fn main() {
@@ -447,6 +462,7 @@ fn main() {
     let getppid = build(&out, "benches/getppid.c", "getppid");
     let threads = build(&out, "benches/threads.c", "threads");
     let forks = build(&out, "benches/forks.c", "forks");
+    let kvmfork = build(&out, "benches/kvmfork.c", "kvmfork");
     let clock = build(&out, "benches/clock.c", "clock");
     let touch = build(&out, "benches/touch.c", "touch");
     let sysvipc = build(&out, "benches/sysvipc.c", "sysvipc");
@@ -473,7 +489,7 @@ fn main() {
 
     // `cargo bench --bench km -- forks`: the fork line only.
     if std::env::args().any(|a| a == "forks") {
-        fork_row(km, &forks, bare_exit_ns());
+        fork_row(km, &forks, &kvmfork, bare_exit_ns());
         return;
     }
 
@@ -572,7 +588,7 @@ fn main() {
 
     cpu_rows(km, &spin);
 
-    fork_row(km, &forks, bare);
+    fork_row(km, &forks, &kvmfork, bare);
 
     redis(km);
 

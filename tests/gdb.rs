@@ -871,21 +871,8 @@ fn broken_clients_do_not_hurt_the_payload() {
     let mut line = String::new();
     // Reads until a whole reply packet (`$...#xx`) came, or 5 s passed.
     let read_reply = |s: &mut TcpStream| {
-        let mut got = Vec::new();
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        let mut buf = [0u8; 256];
-        while !got.iter().position(|&b| b == b'$').is_some_and(|d| {
-            got[d..]
-                .iter()
-                .position(|&b| b == b'#')
-                .is_some_and(|h| got.len() >= d + h + 3)
-        }) {
-            match s.read(&mut buf) {
-                Ok(n) if n > 0 => got.extend_from_slice(&buf[..n]),
-                _ => break,
-            }
-        }
-        String::from_utf8_lossy(&got).into_owned()
+        common::read_reply(s)
     };
     let mut first = TcpStream::connect(("127.0.0.1", port)).unwrap();
     first.write_all(&packet("?")).unwrap();

@@ -316,13 +316,8 @@ fn payload_stopped_under_gdb_ends_on_sigterm() {
     let mut client = TcpStream::connect(("127.0.0.1", port)).unwrap();
     client.write_all(b"+$?#3f").unwrap();
     client.set_read_timeout(Some(PROMPT)).unwrap();
-    let mut reply = [0u8; 64];
-    let n = client.read(&mut reply).unwrap();
-    assert!(
-        text(&reply[..n]).contains("$T05"),
-        "{:?}",
-        text(&reply[..n])
-    );
+    let reply = common::read_reply(&mut client);
+    assert!(reply.contains("$T05"), "{reply:?}");
     signal(&child, Signal::TERM);
     assert_killed_by(
         wait_for(&mut child, PROMPT, "km stopped"),

@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Stdio};
@@ -206,20 +206,14 @@ fn packet(body: &str) -> Vec<u8> {
 /// Sends one packet and returns the body of the reply packet.
 fn request(s: &mut TcpStream, body: &str) -> String {
     s.write_all(&packet(body)).unwrap();
-    let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        let start = got.iter().position(|&b| b == b'$');
-        let hash = start.and_then(|d| got[d..].iter().position(|&b| b == b'#').map(|h| d + h));
-        if let (Some(d), Some(h)) = (start, hash)
-            && got.len() >= h + 3
-        {
-            return String::from_utf8_lossy(&got[d + 1..h]).into_owned();
-        }
-        let n = s.read(&mut buf).unwrap();
-        assert!(n > 0, "the stub closed the connection");
-        got.extend_from_slice(&buf[..n]);
-    }
+    let got = common::read_reply(s);
+    let (_, reply) = got
+        .split_once('$')
+        .unwrap_or_else(|| panic!("no reply packet: {got:?}"));
+    let (body, _) = reply
+        .split_once('#')
+        .unwrap_or_else(|| panic!("the stub closed the connection: {got:?}"));
+    body.to_string()
 }
 
 fn hex(s: &str) -> String {

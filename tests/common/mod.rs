@@ -234,6 +234,27 @@ pub fn assert_lines_in_order(shown: &str, who: &str, expected: &[&str]) {
     }
 }
 
+/// What a gdb stub sent on `s` up to the end of its first whole reply packet
+/// (`$...#xx`), acknowledgements included (a stub may send its `+` and the reply
+/// apart), or up to the end of the stream, or the stream's read timeout.
+pub fn read_reply(s: &mut std::net::TcpStream) -> String {
+    use std::io::Read;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !got.iter().position(|&b| b == b'$').is_some_and(|d| {
+        got[d..]
+            .iter()
+            .position(|&b| b == b'#')
+            .is_some_and(|h| got.len() >= d + h + 3)
+    }) {
+        match s.read(&mut buf) {
+            Ok(n) if n > 0 => got.extend_from_slice(&buf[..n]),
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
 /// A TCP port on 127.0.0.1 free at the time of asking (for km's gdb stub), and
 /// never one this test process handed out before: the host may give a port just
 /// released to the next bind, and two tests would then race for it.

@@ -158,3 +158,31 @@ fn a_fork_right_after_an_exec_copies_nothing_of_the_program_before() {
         assert_child_holds_its_own(&exe, &under_km);
     }
 }
+
+/// Six hundred execs in a row on a busy host (two threads of this test spinning):
+/// km lets each old program go on a thread of its own, which the load holds
+/// back, and the next exec must not run out of room for its memory while those
+/// pile up (it failed with ENOEXEC after a few hundred execs).
+#[test]
+fn a_long_exec_chain_on_a_busy_host() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let exe = payload("execchain.musl");
+    let native = last_of(&exe, &["599", "0"], false);
+    let stop = Arc::new(AtomicBool::new(false));
+    let spinners: Vec<_> = (0..2)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::hint::spin_loop();
+                }
+            })
+        })
+        .collect();
+    let under_km = last_of(&exe, &["599", "0"], true);
+    stop.store(true, Ordering::Relaxed);
+    spinners.into_iter().for_each(|t| t.join().unwrap());
+    assert_eq!(native.kept, "kept 600 cloexec 1");
+    assert_eq!(under_km.kept, native.kept);
+}

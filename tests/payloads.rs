@@ -739,3 +739,18 @@ fn forks_while_other_threads_call_km() {
         );
     }
 }
+
+/// execve with a null argv: the new program gets an empty argv[0], as Linux
+/// gives since 5.18, whether km loads it in place or re-executes itself.
+#[test]
+fn exec_with_no_arguments_gets_an_empty_argv0() {
+    for exe in ["argvzero.musl", "argvzero.glibc"] {
+        let exe = payload(exe);
+        let native_out = run(&mut native(&exe));
+        assert_eq!(text(&native_out.stdout), "argc 1 argv[0] \"\"\n");
+        for how in [None, Some("--exec-reexec")] {
+            let km_out = run(km().args(how).arg(&exe));
+            common::assert_runs_alike(&exe, &native_out, &km_out);
+        }
+    }
+}

@@ -313,3 +313,47 @@ fn lowered_memory_limits_survive_execve() {
     );
     assert_eq!(out, "524288\n262144\n");
 }
+
+/// bash's process substitution hands programs `/dev/fd/N`, a path through the
+/// /dev/fd symlink into /proc/self/fd: km resolves it to the payload's descriptor
+/// N whatever host descriptor backs it (after an exec in place, not the same
+/// number), as it does /dev/stdin and /proc/self/fd/N.
+#[test]
+fn bash_process_substitution_and_dev_fd() {
+    let dir = scratch("devfd");
+    std::fs::write(dir.join("file.txt"), "some bytes\n").unwrap();
+    let script = r#"diff <(seq 3) <(seq 4); paste <(seq 2) <(printf 'a\nb\n')
+exec 57<file.txt; cat /dev/fd/57; echo via stdin | cat /dev/stdin
+exec /bin/bash -c 'cat /dev/fd/57; exec 3<file.txt; wc -c /dev/fd/3 </dev/null; cat <(echo after exec)'"#;
+    let out = same_in(&dir, Path::new("/bin/bash"), &os(&["-c", script]));
+    assert!(
+        out == "3a4\n> 4\n1\ta\n2\tb\nsome bytes\nvia stdin\nsome bytes\n11 /dev/fd/3\nafter exec\n",
+        "{out}"
+    );
+}
+
+/// After an exec, `ps` and /proc/PID/cmdline show the new program's whole command
+/// line, also one longer than km's own (which km then re-executes itself for).
+#[test]
+fn a_long_command_line_after_an_exec_shows_whole() {
+    let zeros = vec!["0"; 300].join(" ");
+    let script = format!("exec /bin/sleep 30 {zeros}");
+    let mut child = km()
+        .env_clear()
+        .args(["/bin/sh", "-c", &script])
+        .spawn()
+        .unwrap();
+    let want = format!("/bin/sleep\x0030\x00{}\x00", vec!["0"; 300].join("\x00"));
+    let path = format!("/proc/{}/cmdline", child.id());
+    let mut shown = String::new();
+    for _ in 0..100 {
+        shown = String::from_utf8_lossy(&std::fs::read(&path).unwrap_or_default()).into_owned();
+        if shown.starts_with("/bin/sleep") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(shown.trim_end_matches('\0'), want.trim_end_matches('\0'));
+}

@@ -326,7 +326,8 @@ pub type Replacement = Box<(Arc<Guest>, Thread)>;
 /// thread and its first (its tid the pid, which the new program's thread keeps),
 /// not a vfork child's, without gdb, a km thread serving it from outside
 /// (`--mgtpipe`), POSIX timers (which the exec must delete), AIO contexts or
-/// System V IPC (whose undoing the host does at km's end). `None` when it does
+/// System V IPC (whose undoing the host does at km's end), and with a command
+/// line that fits km's (what `ps` shows is written there). `None` when it does
 /// not: the caller re-executes km. An errno when the new program could not be
 /// loaded: nothing of the process changed, and its execve fails with it.
 pub fn in_place(
@@ -343,10 +344,15 @@ pub fn in_place(
         && guest.thread_ids() == [thread.tid]
         && guest.posix_timers.load(std::sync::atomic::Ordering::SeqCst) == 0
         && crate::kernel::lock(&guest.aio).is_empty()
-        && !crate::kernel::children::has_exit_effects();
+        && !crate::kernel::children::has_exit_effects()
+        && crate::memory::host::command_line_fits(&program.argv);
     if !eligible {
         return Ok(None);
     }
+    // An earlier exec's guest still being let go (its thread behind on a busy
+    // host) keeps its regions in the fault handler's table: at most the old and
+    // the new guest hold them at once.
+    settle_retired();
     let sources = crate::stats::sources_kept();
     let execfn = CString::new(program.path.as_bytes()).map_err(|_| Errno::NOENT)?;
     let ready = guest.vm.for_exec().and_then(|mut vm| {

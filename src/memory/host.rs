@@ -899,26 +899,31 @@ pub fn execve(path: &CStr, argv: &[std::ffi::CString], envp: &[std::ffi::CString
     )
 }
 
+/// km's argument area, `[start, end)`, as the kernel reports it (fields 48 and 49
+/// of /proc/self/stat).
+fn command_line_area() -> Option<(usize, usize)> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name.
+    let (_, tail) = stat.rsplit_once(')')?;
+    let fields: Vec<&str> = tail.split_whitespace().collect();
+    let field = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<usize>().ok());
+    let (start, end) = (field(48)?, field(49)?);
+    (end > start).then_some((start, end))
+}
+
+/// Whether [`show_command_line`] can show all of `argv`.
+pub fn command_line_fits(argv: &[std::ffi::CString]) -> bool {
+    let len: usize = argv.iter().map(|a| a.as_bytes_with_nul().len()).sum();
+    command_line_area().is_some_and(|(start, end)| len <= end - start)
+}
+
 /// Shows `argv` as km's own command line (what `ps` and /proc/PID/cmdline of km
 /// show), written over km's original argument strings: the kernel reads the command
 /// line from that memory. Arguments that do not fit are cut; the rest is zeroed.
 pub fn show_command_line(argv: &[std::ffi::CString]) {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+    let Some((start, end)) = command_line_area() else {
         return;
     };
-    // Fields after the parenthesised command name; arg_start and arg_end are fields
-    // 48 and 49 of the whole line.
-    let Some(tail) = stat.rsplit_once(')').map(|(_, t)| t) else {
-        return;
-    };
-    let fields: Vec<&str> = tail.split_whitespace().collect();
-    let field = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<usize>().ok());
-    let (Some(start), Some(end)) = (field(48), field(49)) else {
-        return;
-    };
-    if end <= start {
-        return;
-    }
     let mut bytes: Vec<u8> = argv
         .iter()
         .flat_map(|a| a.as_bytes_with_nul())

@@ -43,7 +43,11 @@ fn do_execve(ctx: &mut Ctx<'_>, path: CString, argv: u64, envp: u64) -> Result<O
     let path = procrule::exec_path(ctx.guest, &path)?;
     let path = CString::new(path).map_err(|_| Errno::INVAL)?;
     let mut total = 0;
-    let argv = string_array(ctx, argv, &mut total)?;
+    let mut argv = string_array(ctx, argv, &mut total)?;
+    if argv.is_empty() {
+        // As Linux since 5.18: an empty argv gets an empty argv[0].
+        argv.push(CString::default());
+    }
     let envp = string_array(ctx, envp, &mut total)?;
     let program = exec::resolve(OsStr::from_bytes(path.as_bytes()), argv).map_err(|e| {
         trace!(Category::Load, "execve {path:?}: {e}");

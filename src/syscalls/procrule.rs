@@ -317,7 +317,9 @@ fn is_symlink(fd: BorrowedFd<'_>) -> bool {
 }
 
 /// Whether a failed host resolution may have had the guest's /proc in the way (a
-/// guest descriptor number that km does not have): the path mentions it, or it
+/// guest descriptor number that km does not have): the path mentions it, is in
+/// /dev (whose `fd`, `stdin`, `stdout` and `stderr` are symlinks to
+/// /proc/self/fd: bash's process substitution hands programs `/dev/fd/63`), or it
 /// is relative to a directory in procfs. An absolute path starts at km's root,
 /// never in procfs (km does not chroot), so its failure costs no look at `dir`:
 /// a program searching its paths (python's modules, gcc's headers) fails
@@ -325,6 +327,7 @@ fn is_symlink(fd: BorrowedFd<'_>) -> bool {
 fn near_proc(dir: BorrowedFd<'_>, path: &CStr) -> bool {
     let path = path.to_bytes();
     path.windows(4).any(|w| w == b"proc")
+        || path.starts_with(b"/dev/")
         || (!path.starts_with(b"/")
             && rustix::fs::openat(dir, c".", OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
                 .is_ok_and(|d| in_procfs(d.as_fd())))

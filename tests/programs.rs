@@ -336,11 +336,16 @@ exec /bin/bash -c 'cat /dev/fd/57; exec 3<file.txt; wc -c /dev/fd/3 </dev/null; 
 /// line, also one longer than km's own (which km then re-executes itself for).
 #[test]
 fn a_long_command_line_after_an_exec_shows_whole() {
+    // From a script file, with no environment: km's own command line (and the
+    // environment after it) is short.
+    let dir = scratch("longexec");
+    let script = dir.join("longexec.sh");
     let zeros = vec!["0"; 300].join(" ");
-    let script = format!("exec /bin/sleep 30 {zeros}");
+    std::fs::write(&script, format!("exec /bin/sleep 30 {zeros}\n")).unwrap();
     let mut child = km()
         .env_clear()
-        .args(["/bin/sh", "-c", &script])
+        .arg("/bin/sh")
+        .arg(&script)
         .spawn()
         .unwrap();
     let want = format!("/bin/sleep\x0030\x00{}\x00", vec!["0"; 300].join("\x00"));

@@ -43,20 +43,24 @@ impl Conn {
     }
 
     /// Reads what the stream has (waiting for it unless `nonblocking`); false if
-    /// nothing came without waiting.
+    /// nothing came without waiting. A host signal km handles on this thread (a
+    /// fork child's SIGCHLD) interrupts the wait, which then goes on.
     fn fill(&mut self, nonblocking: bool) -> io::Result<bool> {
         self.set_nonblocking(nonblocking)?;
         let mut buf = [0u8; 4096];
-        match Read::read(&mut self.stream, &mut buf) {
-            Ok(0) => Err(io::ErrorKind::UnexpectedEof.into()),
-            Ok(n) => {
-                self.input.clear();
-                self.input.extend_from_slice(&buf[..n]);
-                self.at = 0;
-                Ok(true)
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
-            Err(e) => Err(e),
+        loop {
+            return match Read::read(&mut self.stream, &mut buf) {
+                Ok(0) => Err(io::ErrorKind::UnexpectedEof.into()),
+                Ok(n) => {
+                    self.input.clear();
+                    self.input.extend_from_slice(&buf[..n]);
+                    self.at = 0;
+                    Ok(true)
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
+                Err(e) => Err(e),
+            };
         }
     }
 }

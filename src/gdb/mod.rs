@@ -67,12 +67,16 @@ pub fn listen(addr: &str, payload: &str, waiting: bool) -> Result<Listener> {
     })
 }
 
-/// Waits for gdb to connect.
+/// Waits for gdb to connect (through host signals km handles on this thread,
+/// which interrupt the wait: km's handlers leave SA_RESTART out).
 pub fn accept(listener: &Listener) -> Result<TcpStream> {
-    let (stream, _) = listener
-        .socket
-        .accept()
-        .context("accepting the gdb connection")?;
+    let stream = loop {
+        match listener.socket.accept() {
+            Ok((stream, _)) => break stream,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e).context("accepting the gdb connection"),
+        }
+    };
     stream.set_nodelay(true)?;
     Ok(stream)
 }

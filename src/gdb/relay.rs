@@ -434,12 +434,17 @@ pub fn receive_descriptor(stream: &UnixStream) -> io::Result<OwnedFd> {
     let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
     let mut control = RecvAncillaryBuffer::new(&mut space);
     let mut byte = [0u8; 1];
-    let got = recvmsg(
-        stream.as_fd(),
-        &mut [io::IoSliceMut::new(&mut byte)],
-        &mut control,
-        RecvFlags::CMSG_CLOEXEC,
-    )?;
+    let got = loop {
+        match recvmsg(
+            stream.as_fd(),
+            &mut [io::IoSliceMut::new(&mut byte)],
+            &mut control,
+            RecvFlags::CMSG_CLOEXEC,
+        ) {
+            Err(rustix::io::Errno::INTR) => continue,
+            got => break got?,
+        }
+    };
     if got.bytes == 0 {
         return Err(io::ErrorKind::UnexpectedEof.into());
     }

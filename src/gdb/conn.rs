@@ -48,20 +48,20 @@ impl Conn {
     fn fill(&mut self, nonblocking: bool) -> io::Result<bool> {
         self.set_nonblocking(nonblocking)?;
         let mut buf = [0u8; 4096];
-        loop {
-            return match Read::read(&mut self.stream, &mut buf) {
-                Ok(0) => Err(io::ErrorKind::UnexpectedEof.into()),
-                Ok(n) => {
-                    self.input.clear();
-                    self.input.extend_from_slice(&buf[..n]);
-                    self.at = 0;
-                    Ok(true)
-                }
+        let n = loop {
+            match Read::read(&mut self.stream, &mut buf) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
-                Err(e) => Err(e),
-            };
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                read => break read?,
+            }
+        };
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
         }
+        self.input.clear();
+        self.input.extend_from_slice(&buf[..n]);
+        self.at = 0;
+        Ok(true)
     }
 }
 

@@ -900,15 +900,18 @@ pub fn execve(path: &CStr, argv: &[std::ffi::CString], envp: &[std::ffi::CString
 }
 
 /// km's argument area, `[start, end)`, as the kernel reports it (fields 48 and 49
-/// of /proc/self/stat).
+/// of /proc/self/stat), read once: it stays where the host's execve put it.
 fn command_line_area() -> Option<(usize, usize)> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after the parenthesised command name.
-    let (_, tail) = stat.rsplit_once(')')?;
-    let fields: Vec<&str> = tail.split_whitespace().collect();
-    let field = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<usize>().ok());
-    let (start, end) = (field(48)?, field(49)?);
-    (end > start).then_some((start, end))
+    static AREA: std::sync::OnceLock<Option<(usize, usize)>> = std::sync::OnceLock::new();
+    *AREA.get_or_init(|| {
+        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        // Fields after the parenthesised command name.
+        let (_, tail) = stat.rsplit_once(')')?;
+        let fields: Vec<&str> = tail.split_whitespace().collect();
+        let field = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<usize>().ok());
+        let (start, end) = (field(48)?, field(49)?);
+        (end > start).then_some((start, end))
+    })
 }
 
 /// Whether [`show_command_line`] can show all of `argv`.

@@ -453,6 +453,13 @@ fn fork_row(km: &std::ffi::OsStr, forks: &Path, kvmfork: &Path, bare: f64) {
         floor / fork_native,
         fork_km / floor
     );
+    let running = per_iteration_ns(&[], kvmfork, Some("run"), FORKS);
+    println!(
+        "fork floor with a VM per process that runs (kvmfork.c run: the child also sets CPUID and registers and runs its guest to a first exit, two pages touched): {:.1} us, {:.1}x native fork+exit+wait; km's fork+exit+wait {:.1}x this floor",
+        running / 1e3,
+        running / fork_native,
+        fork_km / running
+    );
 }
 
 fn main() {

@@ -31,7 +31,8 @@
 //!   that exits at once) + waitpid, posix_spawn + waitpid, the floor of a fork
 //!   for any monitor with a VM per process (`kvmfork.c`, run natively: the child
 //!   makes a VM, a memslot and a vCPU, and reports as km's children do, before
-//!   their teardown), and the start-up of Debian's dynamically
+//!   their teardown; `kvmfork.c run`: the child also sets CPUID and registers and
+//!   runs its guest to a first exit), and the start-up of Debian's dynamically
 //!   linked `python3 -c pass`, native vs km, and against its budget: native plus 1.2x
 //!   its syscall count (from `km --stats`) times km's per-syscall cost in this run;
 //! - snapshots: a python3 that imported json, asyncio, sqlite3, email and decimal,

@@ -447,20 +447,24 @@ fn fork_row(km: &std::ffi::OsStr, forks: &Path, kvmfork: &Path, bare: f64) {
             (fork_native, fork_km) = (native, under_km);
         }
     }
-    let floor = per_iteration_ns(&[], kvmfork, None, FORKS);
-    println!(
-        "fork floor with a VM per process (kvmfork.c, native: a fork whose child makes a VM, a memslot and a vCPU): {:.1} us, {:.1}x native fork+exit+wait; km's fork+exit+wait {:.1}x the floor",
-        floor / 1e3,
-        floor / fork_native,
-        fork_km / floor
-    );
-    let running = per_iteration_ns(&[], kvmfork, Some("run"), FORKS);
-    println!(
-        "fork floor with a VM per process that runs (kvmfork.c run: the child also sets CPUID and registers and runs its guest to a first exit, two pages touched): {:.1} us, {:.1}x native fork+exit+wait; km's fork+exit+wait {:.1}x this floor",
-        running / 1e3,
-        running / fork_native,
-        fork_km / running
-    );
+    for (mode, what) in [
+        (
+            None,
+            "fork floor with a VM per process (kvmfork.c, native: a fork whose child makes a VM, a memslot and a vCPU)",
+        ),
+        (
+            Some("run"),
+            "fork floor with a VM per process that runs (kvmfork.c run: the child also sets CPUID and registers and runs its guest to a first exit, two pages touched)",
+        ),
+    ] {
+        let floor = per_iteration_ns(&[], kvmfork, mode, FORKS);
+        println!(
+            "{what}: {:.1} us, {:.1}x native fork+exit+wait; km's fork+exit+wait {:.1}x this floor",
+            floor / 1e3,
+            floor / fork_native,
+            fork_km / floor
+        );
+    }
 }
 
 fn main() {

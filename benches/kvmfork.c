@@ -70,9 +70,10 @@ struct cpuid {
 #define PML4 0x1000
 #define CODE 0x10000
 #define STACK_TOP 0x31000
-#define UNBACKED_VA 0x200000 /* a 2 MiB page at 1 GiB: past the memslot */
+#define UNBACKED_VA 0x200000   /* one 2 MiB page, over: */
+#define UNBACKED_GPA (1ull << 30) /* past the memslot */
 
-/* mov %al,-8(%rsp); mov UNBACKED_VA,%al; jmp . */
+/* mov %al,-8(%rsp); mov UNBACKED_VA,%al (its 4 bytes: 0x00200000); jmp . */
 static const uint8_t guest_code[] = {0x88, 0x44, 0x24, 0xf8, 0x8a, 0x04, 0x25,
                                      0x00, 0x00, 0x20, 0x00, 0xeb, 0xfe};
 
@@ -83,7 +84,7 @@ static void build_guest(char *mem) {
     pml4[0] = (PML4 + 0x1000) | 0x27;
     pdpt[0] = (PML4 + 0x2000) | 0x27;
     pd[0] = (PML4 + 0x3000) | 0x27;
-    pd[1] = (1ull << 30) | 0xe7;
+    pd[UNBACKED_VA >> 21] = UNBACKED_GPA | 0xe7;
     pt[CODE >> 12] = CODE | 0x65;
     pt[(STACK_TOP >> 12) - 1] = (STACK_TOP - 0x1000) | 0x67;
     memcpy(mem + CODE, guest_code, sizeof guest_code);
@@ -122,9 +123,9 @@ static int run_guest(int kvm, int vcpu, struct cpuid *cpuid) {
 }
 
 int main(int argc, char **argv) {
-    int run = argc > 2 && strcmp(argv[1], "run") == 0;
     if (argc < 2)
         return 2;
+    int run = argc > 2 && strcmp(argv[1], "run") == 0;
     long n = atol(argv[argc - 1]);
     int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
     char *mem = mmap(NULL, MEMORY, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
